@@ -1,0 +1,76 @@
+"""The project's own exceptions.
+
+Every error a user can cause is a ``ReconcilerError`` whose ``str()`` is one line naming what is
+wrong and where (file:line, app, cluster, object). Anything else escaping is a bug and may show a
+traceback. Errors from libraries are wrapped with ``raise ... from cause`` so the cause is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ReconcilerError(Exception):
+    """Base of all user-facing errors; ``str(err)`` is a complete one-line message."""
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One located problem in a config repo: ``file:line: field.path: message``."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        field = f" {self.path}:" if self.path else ""
+        return f"{where}:{field} {self.message}"
+
+
+class ConfigError(ReconcilerError):
+    """A config repo failed validation; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class RenderError(ReconcilerError):
+    """Rendering one app for one cluster failed (template, helm, kustomize, override, patch)."""
+
+    def __init__(self, message: str, *, app: str, cluster: str) -> None:
+        self.app = app
+        self.cluster = cluster
+        self.message = message
+        super().__init__(f"app {app}, cluster {cluster}: {message}")
+
+
+class SourceError(ReconcilerError):
+    """The config repo could not be fetched or read at a revision."""
+
+
+class KubeError(ReconcilerError):
+    """A request to a cluster failed."""
+
+    def __init__(self, message: str, *, cluster: str, obj: str | None = None) -> None:
+        self.cluster = cluster
+        self.obj = obj
+        self.message = message
+        where = f"cluster {cluster}" + (f", {obj}" if obj else "")
+        super().__init__(f"{where}: {message}")
+
+
+class ClusterUnreachable(KubeError):
+    """The cluster's API server could not be reached (connection refused, timeout, TLS)."""
+
+
+class ConflictError(KubeError):
+    """Server-side apply conflict: another field manager owns fields we want to set."""
+
+    def __init__(
+        self, message: str, *, cluster: str, obj: str | None, managers: list[str]
+    ) -> None:
+        self.managers = managers
+        super().__init__(message, cluster=cluster, obj=obj)
