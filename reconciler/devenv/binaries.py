@@ -1,0 +1,270 @@
+"""Provision pinned control-plane and rendering binaries.
+
+Order of preference for each binary: ``KUBEBUILDER_ASSETS`` (the envtest convention; etcd,
+kube-apiserver, kubectl only), then a per-user cache keyed by version, then a build from the Go
+module proxy into that cache. Builds are serialized by a file lock so parallel test runs and CLI
+calls never build twice, and land atomically so a killed build never leaves a half binary.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.errors import ReconcilerError
+
+KUBERNETES_VERSION = "v1.36.3"
+ETCD_VERSION = "v3.6.8"  # the etcd that k8s.io/kubernetes v1.36.3 itself requires
+HELM_VERSION = "v3.22.0"
+KUSTOMIZE_VERSION = "v5.8.2"
+
+# Staging modules that are not published on the module proxy and not needed to build binaries.
+_UNPUBLISHED_STAGING = {"k8s.io/sample-cli-plugin"}
+
+
+class ProvisionError(ReconcilerError):
+    """A binary could not be located or built."""
+
+
+@dataclass(frozen=True)
+class Binary:
+    name: str
+    version: str
+    envtest: bool  # may come from KUBEBUILDER_ASSETS
+
+
+BINARIES: dict[str, Binary] = {
+    "etcd": Binary("etcd", ETCD_VERSION, envtest=True),
+    "kube-apiserver": Binary("kube-apiserver", KUBERNETES_VERSION, envtest=True),
+    "kubectl": Binary("kubectl", KUBERNETES_VERSION, envtest=True),
+    "helm": Binary("helm", HELM_VERSION, envtest=False),
+    "kustomize": Binary("kustomize", KUSTOMIZE_VERSION, envtest=False),
+}
+
+
+_VERSION_ARGS = {"kubectl": ["version", "--client"], "helm": ["version"], "kustomize": ["version"]}
+
+
+def cache_root() -> Path:
+    """``$RECONCILER_CACHE``, else ``$XDG_CACHE_HOME/reconciler``, else ``~/.cache/reconciler``."""
+    explicit = os.environ.get("RECONCILER_CACHE")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "reconciler"
+
+
+def cached_path(name: str) -> Path:
+    binary = BINARIES[name]
+    return cache_root() / "bin" / f"{name}-{binary.version}" / name
+
+
+Progress = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def ensure(name: str, progress: Progress = _stderr) -> Path:
+    """Path of a working binary ``name``, building it into the cache if needed."""
+    binary = BINARIES[name]
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets and binary.envtest:
+        candidate = Path(assets) / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    path = cached_path(name)
+    if _works(path):
+        return path
+    lock_path = cache_root() / "build.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it right now
+        if _works(path):
+            return path
+        if path.exists():
+            progress(f"cached {name} at {path} does not run; rebuilding it")
+        _BUILDERS[name](path, progress)
+    if not _works(path):
+        raise ProvisionError(f"built {name} at {path} but it does not run")
+    return path
+
+
+def ensure_all(progress: Progress = _stderr) -> dict[str, Path]:
+    """Provision every binary; returns name -> path."""
+    return {name: ensure(name, progress) for name in BINARIES}
+
+
+def _works(path: Path) -> bool:
+    """A cached binary counts only if it exists and answers ``--version`` (catches corruption)."""
+    if not path.is_file() or not os.access(path, os.X_OK):
+        return False
+    args = [str(path), *_VERSION_ARGS.get(path.name, ["--version"])]
+    try:
+        result = subprocess.run(args, capture_output=True, timeout=30, check=False)
+    except OSError:
+        return False
+    except subprocess.TimeoutExpired:
+        return False
+    return result.returncode == 0
+
+
+def _go() -> str:
+    go = shutil.which("go")
+    if go is None:
+        raise ProvisionError(
+            "Go toolchain not found on PATH: install Go, or set KUBEBUILDER_ASSETS to a "
+            "directory holding etcd, kube-apiserver and kubectl"
+        )
+    return go
+
+
+def _run_go(args: list[str], cwd: Path, log: Path, what: str, env: dict[str, str]) -> None:
+    with log.open("a") as out:
+        out.write(f"$ go {' '.join(args)}\n")
+        out.flush()
+        result = subprocess.run(
+            [_go(), *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, check=False
+        )
+    if result.returncode != 0:
+        raise ProvisionError(f"build of {what} failed (go {args[0]}); see {log}")
+
+
+def _build_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["CGO_ENABLED"] = "0"
+    env.setdefault("GOFLAGS", "-mod=mod")
+    return env
+
+
+def _install_atomically(built: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.copy2(built, tmp)
+    tmp.chmod(0o755)
+    tmp.replace(dest)
+
+
+def _workdir(name: str) -> Path:
+    work = cache_root() / "build" / name
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+def _build_kubernetes_binary(dest: Path, progress: Progress) -> None:
+    """Build kube-apiserver or kubectl from a throwaway module (kubernetes issue #79384)."""
+    name = dest.name
+    work = _workdir(f"kubernetes-{KUBERNETES_VERSION}")
+    log = work / "build.log"
+    progress(
+        f"building {name} {KUBERNETES_VERSION} from the Go module proxy "
+        f"(first time only, takes several minutes; log: {log})"
+    )
+    env = _build_env()
+    go_mod = work / "go.mod"
+    if not go_mod.exists():
+        upstream = _download_go_mod(f"k8s.io/kubernetes@{KUBERNETES_VERSION}", work, log, env)
+        staging_version = "v0." + KUBERNETES_VERSION.split(".", 1)[1]
+        lines = [
+            "module reconciler.local/kubernetes-build",
+            "",
+            "go 1.26",
+            "",
+            f"require k8s.io/kubernetes {KUBERNETES_VERSION}",
+            "",
+        ]
+        for module in _staging_modules(upstream):
+            lines.append(f"replace {module} => {module} {staging_version}")
+        (work / "tools.go").write_text(
+            "//go:build tools\n\npackage tools\n\nimport (\n"
+            '\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n'
+            '\t_ "k8s.io/kubernetes/cmd/kubectl"\n)\n'
+        )
+        go_mod.write_text("\n".join(lines) + "\n")
+        try:
+            _run_go(["mod", "tidy"], work, log, name, env)
+        except ProvisionError:
+            go_mod.unlink()  # only a go.mod that tidied is kept
+            raise
+    out = work / "out" / name
+    _run_go(["build", "-o", str(out), f"k8s.io/kubernetes/cmd/{name}"], work, log, name, env)
+    _install_atomically(out, dest)
+
+
+def _download_go_mod(module: str, work: Path, log: Path, env: dict[str, str]) -> str:
+    with log.open("a") as out:
+        result = subprocess.run(
+            [_go(), "mod", "download", "-json", module],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            env=env | {"GOFLAGS": ""},
+            check=False,
+        )
+        out.write(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise ProvisionError(f"could not download {module} from the Go module proxy; see {log}")
+    info = json.loads(result.stdout)
+    return Path(info["GoMod"]).read_text()
+
+
+def _staging_modules(go_mod: str) -> list[str]:
+    modules = []
+    for line in go_mod.splitlines():
+        parts = line.split()
+        is_staging = len(parts) >= 3 and parts[1] == "=>" and parts[2].startswith("./staging/")
+        if is_staging and parts[0] not in _UNPUBLISHED_STAGING:
+            modules.append(parts[0])
+    return modules
+
+
+def _build_etcd(dest: Path, progress: Progress) -> None:
+    work = _workdir(f"etcd-{ETCD_VERSION}")
+    log = work / "build.log"
+    progress(f"building etcd {ETCD_VERSION} from the Go module proxy (first time only; log: {log})")
+    env = _build_env()
+    (work / "main.go").write_text(
+        'package main\n\nimport (\n\t"os"\n\n'
+        '\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\n'
+        "func main() { etcdmain.Main(os.Args) }\n"
+    )
+    if not (work / "go.sum").exists():
+        (work / "go.mod").write_text(
+            "module reconciler.local/etcd-build\n\ngo 1.26\n\n"
+            f"require go.etcd.io/etcd/server/v3 {ETCD_VERSION}\n"
+        )
+        _run_go(["mod", "tidy"], work, log, "etcd", env)
+    out = work / "out" / "etcd"
+    _run_go(["build", "-o", str(out), "."], work, log, "etcd", env)
+    _install_atomically(out, dest)
+
+
+def _go_install(package: str, version: str) -> Callable[[Path, Progress], None]:
+    def build(dest: Path, progress: Progress) -> None:
+        work = _workdir(f"{dest.name}-{version}")
+        log = work / "build.log"
+        progress(f"building {dest.name} {version} from the Go module proxy (log: {log})")
+        with tempfile.TemporaryDirectory(dir=work) as gobin:
+            env = _build_env() | {"GOBIN": gobin, "GOFLAGS": ""}
+            _run_go(["install", f"{package}@{version}"], work, log, dest.name, env)
+            _install_atomically(Path(gobin) / dest.name, dest)
+
+    return build
+
+
+_BUILDERS: dict[str, Callable[[Path, Progress], None]] = {
+    "etcd": _build_etcd,
+    "kube-apiserver": _build_kubernetes_binary,
+    "kubectl": _build_kubernetes_binary,
+    "helm": _go_install("helm.sh/helm/v3/cmd/helm", HELM_VERSION),
+    "kustomize": _go_install("sigs.k8s.io/kustomize/kustomize/v5", KUSTOMIZE_VERSION),
+}
