@@ -69,8 +69,6 @@ class ClusterUnreachable(KubeError):
 class ConflictError(KubeError):
     """Server-side apply conflict: another field manager owns fields we want to set."""
 
-    def __init__(
-        self, message: str, *, cluster: str, obj: str | None, managers: list[str]
-    ) -> None:
+    def __init__(self, message: str, *, cluster: str, obj: str | None, managers: list[str]) -> None:
         self.managers = managers
         super().__init__(message, cluster=cluster, obj=obj)
