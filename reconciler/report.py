@@ -1,0 +1,309 @@
+"""Pure formatting of state for people and tools: tables, JSON, Markdown.
+
+No store, file or clock access: callers pass rows and print the returned strings. Output is
+deterministic for the same input (rows are sorted here, times are shown in UTC to the second).
+With ``color=True`` tables are rendered by ``rich`` with ANSI colours; with ``color=False`` they
+are plain aligned text, fit for pipes, logs and tests.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from reconciler.store import DriftKind, DriftRow, FieldDrift, State, StatusRow
+
+__all__ = [
+    "drift_json",
+    "drift_markdown",
+    "drift_table",
+    "format_time",
+    "format_value",
+    "status_json",
+    "status_table",
+]
+
+NO_TARGET = "-"  # the app does not target this cluster
+_MAX_VALUE = 120
+
+STATE_STYLE: dict[State, str] = {
+    State.SYNCED: "green",
+    State.OUT_OF_SYNC: "yellow",
+    State.PROGRESSING: "cyan",
+    State.DRIFTED: "magenta",
+    State.FAILED: "bold red",
+    State.UNREACHABLE: "red",
+    State.PAUSED: "dim",
+    State.INVALID_CONFIG: "bold red",
+}
+KIND_STYLE: dict[DriftKind, str] = {
+    DriftKind.MODIFIED: "yellow",
+    DriftKind.MISSING: "red",
+    DriftKind.UNMANAGED: "magenta",
+}
+_QUIET_STATES = {State.SYNCED, State.PAUSED}
+
+
+def format_time(value: datetime | None) -> str:
+    """``2026-11-22T12:03:41Z``; empty for None."""
+    if value is None:
+        return ""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_value(value: Any) -> str:
+    """A field value on one line: JSON (strings quoted), ``(unset)`` for None, long ones cut."""
+    if value is None:
+        return "(unset)"
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1] + "…"
+
+
+def _field_line(f: FieldDrift) -> str:
+    """``spec.replicas: 5 → 7 (kubectl-edit, 2026-11-22T12:03:41Z)``."""
+    line = f"{f.path}: {format_value(f.before)} → {format_value(f.after)}"
+    who = [part for part in (f.manager, format_time(f.changed_at)) if part]
+    return f"{line} ({', '.join(who)})" if who else line
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# -- table rendering --------------------------------------------------------------------------
+
+
+def _plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in [list(headers), *rows]
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _rich_table(headers: Sequence[str], rows: Sequence[Sequence[Text]]) -> str:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for header in headers:
+        table.add_column(header, no_wrap=True, overflow="ignore")
+    for row in rows:
+        table.add_row(*row)
+    out = io.StringIO()
+    console = Console(
+        file=out,
+        force_terminal=True,
+        color_system="standard",
+        width=10_000,  # never wrap: the terminal does that, or `less -S`
+        legacy_windows=False,
+        highlight=False,
+    )
+    console.print(table)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines()) + "\n"
+
+
+# -- status -----------------------------------------------------------------------------------
+
+
+def _sorted_status(rows: Iterable[StatusRow]) -> list[StatusRow]:
+    return sorted(rows, key=lambda r: (r.app, r.cluster))
+
+
+def status_table(rows: Sequence[StatusRow], color: bool) -> str:
+    """App × cluster matrix of states (``-`` where the app does not target the cluster), then
+    one line per app/cluster that needs attention, with its message."""
+    if not rows:
+        return "No status recorded yet.\n"
+    ordered = _sorted_status(rows)
+    apps = sorted({r.app for r in ordered})
+    clusters = sorted({r.cluster for r in ordered})
+    cells = {(r.app, r.cluster): r.state for r in ordered}
+    headers = ["APP", *clusters]
+    if color:
+        styled = [
+            [Text(app), *(_state_text(cells.get((app, c))) for c in clusters)] for app in apps
+        ]
+        table = _rich_table(headers, styled)
+    else:
+        plain = [[app, *(str(cells.get((app, c), NO_TARGET)) for c in clusters)] for app in apps]
+        table = _plain_table(headers, plain)
+    notes = [
+        f"{r.app} on {r.cluster}: {r.state}: {r.message}"
+        for r in ordered
+        if r.message and r.state not in _QUIET_STATES
+    ]
+    return table + ("\n" + "\n".join(notes) + "\n" if notes else "")
+
+
+def _state_text(state: State | None) -> Text:
+    if state is None:
+        return Text(NO_TARGET, style="dim")
+    return Text(str(state), style=STATE_STYLE.get(state, ""))
+
+
+def status_json(rows: Sequence[StatusRow]) -> str:
+    """Status rows as a JSON array sorted by app and cluster."""
+    data = [
+        {
+            "app": r.app,
+            "cluster": r.cluster,
+            "state": str(r.state),
+            "message": r.message,
+            "revision": r.revision,
+            "updated_at": format_time(r.updated_at),
+            "last_synced_at": format_time(r.last_synced_at) or None,
+        }
+        for r in _sorted_status(rows)
+    ]
+    return json.dumps(data, indent=2) + "\n"
+
+
+# -- drift ------------------------------------------------------------------------------------
+
+
+def _sorted_drift(rows: Iterable[DriftRow]) -> list[DriftRow]:
+    """Newest first, like the store returns them; id breaks ties."""
+    return sorted(rows, key=lambda r: (r.detected_at, r.id), reverse=True)
+
+
+def _corrected(row: DriftRow) -> str:
+    return format_time(row.corrected_at) if row.corrected_at else "open"
+
+
+def _managers(row: DriftRow) -> str:
+    return ", ".join(sorted({f.manager for f in row.fields if f.manager}))
+
+
+def drift_table(rows: Sequence[DriftRow], color: bool) -> str:
+    """One line per drift record, newest first."""
+    if not rows:
+        return "No drift recorded.\n"
+    headers = ["ID", "APP", "CLUSTER", "OBJECT", "KIND", "FIELDS", "BY", "DETECTED", "CORRECTED"]
+    ordered = _sorted_drift(rows)
+    plain = [
+        [
+            str(r.id),
+            r.app,
+            r.cluster,
+            r.object,
+            str(r.kind),
+            ", ".join(f.path for f in r.fields),
+            _managers(r),
+            format_time(r.detected_at),
+            _corrected(r),
+        ]
+        for r in ordered
+    ]
+    if not color:
+        return _plain_table(headers, plain)
+    styled = []
+    for r, cells in zip(ordered, plain, strict=True):
+        row = [Text(cell) for cell in cells]
+        row[4].stylize(KIND_STYLE.get(r.kind, ""))
+        row[8].stylize("green" if r.corrected_at else "bold red")
+        styled.append(row)
+    return _rich_table(headers, styled)
+
+
+def drift_json(rows: Sequence[DriftRow]) -> str:
+    """Drift records as a JSON array, newest first, field values as stored (already masked)."""
+    data = [
+        {
+            "id": r.id,
+            "app": r.app,
+            "cluster": r.cluster,
+            "object": r.object,
+            "kind": str(r.kind),
+            "fields": [
+                {
+                    "path": f.path,
+                    "before": f.before,
+                    "after": f.after,
+                    "manager": f.manager,
+                    "changed_at": format_time(f.changed_at) or None,
+                }
+                for f in r.fields
+            ],
+            "revision": r.revision,
+            "detected_at": format_time(r.detected_at),
+            "corrected_at": format_time(r.corrected_at) or None,
+        }
+        for r in _sorted_drift(rows)
+    ]
+    return json.dumps(data, indent=2, sort_keys=False) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _md_code(text: str) -> str:
+    """Inline code that survives backticks inside the text."""
+    fence = "``" if "`" in text else "`"
+    pad = " " if fence == "``" else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+_NO_FIELDS = {
+    DriftKind.MISSING: "the object is missing from the cluster",
+    DriftKind.UNMANAGED: "the object carries our label but is not in Git",
+    DriftKind.MODIFIED: "modified (no field details recorded)",
+}
+
+
+def drift_markdown(rows: Sequence[DriftRow]) -> str:
+    """A drift report ready to paste into an issue: heading, summary, table, field details."""
+    lines = ["## Drift report", ""]
+    if not rows:
+        return "\n".join([*lines, "No drift recorded."]) + "\n"
+    ordered = _sorted_drift(rows)
+    clusters = {r.cluster for r in ordered}
+    still_open = sum(1 for r in ordered if r.corrected_at is None)
+    lines += [
+        f"{_plural(len(ordered), 'drift record')} on {_plural(len(clusters), 'cluster')}"
+        f" ({still_open} open, {len(ordered) - still_open} corrected).",
+        "",
+        "| app | cluster | object | kind | detected | corrected |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        "| "
+        + " | ".join(
+            _md_cell(cell)
+            for cell in (
+                r.app,
+                r.cluster,
+                r.object,
+                str(r.kind),
+                format_time(r.detected_at),
+                _corrected(r),
+            )
+        )
+        + " |"
+        for r in ordered
+    ]
+    for r in ordered:
+        revision = f" at revision {_md_code(r.revision[:12])}" if r.revision else ""
+        lines += ["", f"### #{r.id} {r.app} on {r.cluster}: {_md_code(r.object)} ({r.kind})", ""]
+        lines.append(f"Detected {format_time(r.detected_at)}{revision}; {_status_phrase(r)}.")
+        lines.append("")
+        if r.fields:
+            lines += [f"- {_md_code(_field_line(f))}" for f in r.fields]
+        else:
+            lines.append(f"- {_NO_FIELDS.get(r.kind, str(r.kind))}")
+    return "\n".join(lines) + "\n"
+
+
+def _status_phrase(row: DriftRow) -> str:
+    if row.corrected_at is None:
+        return "still open"
+    return f"corrected {format_time(row.corrected_at)}"

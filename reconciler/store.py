@@ -1,0 +1,565 @@
+"""Embedded SQLite state: revisions seen, last good revision per app, status, drift history.
+
+One file, ``<state_dir>/state.db``, in WAL mode so the CLI can read while the daemon writes.
+The schema is versioned with ``PRAGMA user_version`` and migrated forward on open by the ordered
+``MIGRATIONS`` list (index i takes version i to i+1; never edit a released entry, append one).
+
+The store has no clock: callers pass every timestamp, and every timestamp is timezone-aware and
+stored as fixed-width UTC text, so text order is time order. It never logs. Values in drift
+fields are stored as given (callers mask Secret values before they get here).
+
+Threads: one connection guarded by a lock, so a daemon's worker threads can share one Store.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from reconciler.errors import ReconcilerError
+
+__all__ = [
+    "DB_NAME",
+    "MIGRATIONS",
+    "DriftKey",
+    "DriftKind",
+    "DriftRow",
+    "FieldDrift",
+    "RevisionRow",
+    "State",
+    "StatusRow",
+    "Store",
+    "drift_key",
+]
+
+DB_NAME = "state.db"
+BUSY_TIMEOUT_MS = 5000
+
+
+class State(StrEnum):
+    """State of one app on one cluster.
+
+    ``InvalidConfig`` is kept apart from ``Failed``: the app's config at the newest revision does
+    not load or render, so nothing was applied and the last good revision stays live (the message
+    says why). ``Failed`` means applying to that cluster failed.
+    """
+
+    SYNCED = "Synced"
+    OUT_OF_SYNC = "OutOfSync"
+    PROGRESSING = "Progressing"
+    DRIFTED = "Drifted"
+    FAILED = "Failed"
+    UNREACHABLE = "Unreachable"
+    PAUSED = "Paused"
+    INVALID_CONFIG = "InvalidConfig"
+
+
+class DriftKind(StrEnum):
+    """Live differs from Git (modified), an object we applied is gone (missing), or an object
+    carries our label but is not in Git (unmanaged)."""
+
+    MODIFIED = "modified"
+    MISSING = "missing"
+    UNMANAGED = "unmanaged"
+
+
+@dataclass(frozen=True)
+class RevisionRow:
+    sha: str
+    seen_at: datetime
+    valid: bool
+    error: str | None
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    app: str
+    cluster: str
+    state: State
+    message: str
+    revision: str | None
+    updated_at: datetime
+    last_synced_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FieldDrift:
+    """One drifted field: Git's value (before), the live value (after), who changed it, when."""
+
+    path: str
+    before: Any
+    after: Any
+    manager: str | None = None
+    changed_at: datetime | None = None
+
+
+class DriftKey(NamedTuple):
+    """What makes two drift observations the same drift, within one app and cluster."""
+
+    object: str
+    kind: DriftKind
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DriftRow:
+    id: int
+    app: str
+    cluster: str
+    object: str
+    kind: DriftKind
+    fields: list[FieldDrift] = field(hash=False)
+    revision: str | None
+    detected_at: datetime
+    corrected_at: datetime | None
+
+    @property
+    def key(self) -> DriftKey:
+        return drift_key(self.object, self.kind, self.fields)
+
+    @property
+    def open(self) -> bool:
+        return self.corrected_at is None
+
+
+def drift_key(object: str, kind: str, fields: Iterable[FieldDrift]) -> DriftKey:
+    """The dedupe key of a drift observation: object, kind and the sorted set of field paths."""
+    return DriftKey(object, DriftKind(kind), tuple(sorted({f.path for f in fields})))
+
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: initial schema
+    """
+    CREATE TABLE revisions (
+        sha      TEXT PRIMARY KEY,
+        seen_at  TEXT NOT NULL,
+        valid    INTEGER NOT NULL,
+        error    TEXT
+    );
+    CREATE TABLE last_good (
+        app  TEXT PRIMARY KEY,
+        sha  TEXT NOT NULL
+    );
+    CREATE TABLE status (
+        app             TEXT NOT NULL,
+        cluster         TEXT NOT NULL,
+        state           TEXT NOT NULL,
+        message         TEXT NOT NULL,
+        revision        TEXT,
+        updated_at      TEXT NOT NULL,
+        last_synced_at  TEXT,
+        PRIMARY KEY (app, cluster)
+    );
+    CREATE TABLE drift (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        app           TEXT NOT NULL,
+        cluster       TEXT NOT NULL,
+        object        TEXT NOT NULL,
+        kind          TEXT NOT NULL,
+        paths         TEXT NOT NULL,
+        fields        TEXT NOT NULL,
+        revision      TEXT,
+        detected_at   TEXT NOT NULL,
+        corrected_at  TEXT
+    );
+    """,
+    # 2: one open record per drift, enforced; fast listing newest first
+    """
+    CREATE UNIQUE INDEX drift_open_key ON drift (app, cluster, object, kind, paths)
+        WHERE corrected_at IS NULL;
+    CREATE INDEX drift_detected ON drift (detected_at DESC, id DESC);
+    CREATE INDEX revisions_seen ON revisions (seen_at DESC);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _ts(value: datetime) -> str:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"naive datetime {value.isoformat()}: the store takes timezone-aware times"
+        )
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _opt_ts(value: datetime | None) -> str | None:
+    return None if value is None else _ts(value)
+
+
+def _dt(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _opt_dt(text: str | None) -> datetime | None:
+    return None if text is None else _dt(text)
+
+
+def _fields_json(fields: Sequence[FieldDrift]) -> str:
+    return json.dumps(
+        [
+            {
+                "path": f.path,
+                "before": f.before,
+                "after": f.after,
+                "manager": f.manager,
+                "changed_at": _opt_ts(f.changed_at),
+            }
+            for f in fields
+        ],
+        sort_keys=True,
+    )
+
+
+def _fields_from_json(text: str) -> list[FieldDrift]:
+    return [
+        FieldDrift(
+            path=item["path"],
+            before=item.get("before"),
+            after=item.get("after"),
+            manager=item.get("manager"),
+            changed_at=_opt_dt(item.get("changed_at")),
+        )
+        for item in json.loads(text)
+    ]
+
+
+def _paths_json(key: DriftKey) -> str:
+    return json.dumps(list(key.paths))
+
+
+_DRIFT_COLUMNS = "id, app, cluster, object, kind, fields, revision, detected_at, corrected_at"
+
+
+def _drift_row(row: sqlite3.Row) -> DriftRow:
+    return DriftRow(
+        id=row["id"],
+        app=row["app"],
+        cluster=row["cluster"],
+        object=row["object"],
+        kind=DriftKind(row["kind"]),
+        fields=_fields_from_json(row["fields"]),
+        revision=row["revision"],
+        detected_at=_dt(row["detected_at"]),
+        corrected_at=_opt_dt(row["corrected_at"]),
+    )
+
+
+class Store:
+    """The daemon's state. Open with :meth:`open` (read-write) or :meth:`open_readonly` (CLI)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, *, readonly: bool) -> None:
+        self._conn = conn
+        self._lock = threading.RLock()
+        self.path = path
+        self.readonly = readonly
+
+    # -- opening --------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, state_dir: Path) -> Store:
+        """Open (creating if needed) ``state_dir/state.db`` and migrate it to the current schema."""
+        path = state_dir / DB_NAME
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            conn = cls._connect(str(path), uri=False)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except (OSError, sqlite3.Error) as err:
+            raise ReconcilerError(f"{path}: cannot open state database: {err}") from err
+        store = cls(conn, path, readonly=False)
+        try:
+            store._migrate()
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    @classmethod
+    def open_readonly(cls, state_dir: Path) -> Store:
+        """Open existing state for reading; a clear error when there is none."""
+        path = state_dir / DB_NAME
+        if not path.is_file():
+            raise ReconcilerError(
+                f"no state in {state_dir}: is the daemon running with --state-dir {state_dir}?"
+            )
+        try:
+            conn = cls._connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as err:
+            raise ReconcilerError(f"{path}: cannot read state database: {err}") from err
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise ReconcilerError(
+                f"{path}: state schema version {version}, this reconciler reads version "
+                f"{SCHEMA_VERSION}: run the daemon of this version on it once, or upgrade"
+            )
+        return cls(conn, path, readonly=True)
+
+    @staticmethod
+    def _connect(database: str, *, uri: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            database,
+            uri=uri,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,  # shared by threads, serialised by Store._lock
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return conn
+
+    def _migrate(self) -> None:
+        with self._write():
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise ReconcilerError(
+                    f"{self.path}: state schema version {version} is newer than this reconciler "
+                    f"knows ({SCHEMA_VERSION}): upgrade reconciler or use another --state-dir"
+                )
+            for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in _statements(sql):
+                    self._conn.execute(statement)
+                self._conn.execute(f"PRAGMA user_version = {number}")
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; IMMEDIATE so read-then-write cannot race another writer."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return list(self._conn.execute(sql, params))
+
+    # -- revisions ------------------------------------------------------------------------
+
+    def record_revision(self, sha: str, seen_at: datetime, valid: bool, error: str | None) -> None:
+        """Remember that ``sha`` was seen at ``seen_at`` and whether its config was valid."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO revisions (sha, seen_at, valid, error) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (sha) DO UPDATE SET"
+                " seen_at = excluded.seen_at, valid = excluded.valid, error = excluded.error",
+                (sha, _ts(seen_at), int(valid), error),
+            )
+
+    def last_revision(self) -> RevisionRow | None:
+        """The most recently seen revision."""
+        rows = self._read(
+            "SELECT sha, seen_at, valid, error FROM revisions ORDER BY seen_at DESC, rowid DESC"
+            " LIMIT 1"
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return RevisionRow(row["sha"], _dt(row["seen_at"]), bool(row["valid"]), row["error"])
+
+    # -- last good revision per app -------------------------------------------------------
+
+    def set_last_good(self, app: str, sha: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO last_good (app, sha) VALUES (?, ?)"
+                " ON CONFLICT (app) DO UPDATE SET sha = excluded.sha",
+                (app, sha),
+            )
+
+    def last_good(self, app: str) -> str | None:
+        rows = self._read("SELECT sha FROM last_good WHERE app = ?", (app,))
+        return str(rows[0]["sha"]) if rows else None
+
+    # -- status per app x cluster ---------------------------------------------------------
+
+    def set_status(self, row: StatusRow) -> None:
+        """Upsert the status of ``row.app`` on ``row.cluster``.
+
+        A ``last_synced_at`` of None keeps the previous value: a failure does not erase when the
+        app was last in sync.
+        """
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO status"
+                " (app, cluster, state, message, revision, updated_at, last_synced_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (app, cluster) DO UPDATE SET"
+                " state = excluded.state, message = excluded.message,"
+                " revision = excluded.revision, updated_at = excluded.updated_at,"
+                " last_synced_at = COALESCE(excluded.last_synced_at, status.last_synced_at)",
+                (
+                    row.app,
+                    row.cluster,
+                    State(row.state).value,
+                    row.message,
+                    row.revision,
+                    _ts(row.updated_at),
+                    _opt_ts(row.last_synced_at),
+                ),
+            )
+
+    def list_status(self) -> list[StatusRow]:
+        """All status rows, ordered by app then cluster."""
+        return [
+            StatusRow(
+                app=row["app"],
+                cluster=row["cluster"],
+                state=State(row["state"]),
+                message=row["message"],
+                revision=row["revision"],
+                updated_at=_dt(row["updated_at"]),
+                last_synced_at=_opt_dt(row["last_synced_at"]),
+            )
+            for row in self._read(
+                "SELECT app, cluster, state, message, revision, updated_at, last_synced_at"
+                " FROM status ORDER BY app, cluster"
+            )
+        ]
+
+    def delete_status(self, app: str, cluster: str) -> None:
+        """Forget an app on a cluster (the app no longer targets it)."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM status WHERE app = ? AND cluster = ?", (app, cluster))
+
+    # -- drift history --------------------------------------------------------------------
+
+    def record_drift(
+        self,
+        app: str,
+        cluster: str,
+        object: str,
+        kind: str,
+        fields: Sequence[FieldDrift],
+        revision: str | None,
+        now: datetime,
+    ) -> DriftRow:
+        """Record a drift observation, or return the still-open record of the same drift.
+
+        Same drift = same app, cluster, object, kind and set of field paths. An open record keeps
+        its id, revision and detection time; its field values, managers and change times are
+        refreshed to this latest observation.
+        """
+        key = drift_key(object, kind, fields)
+        fields_json = _fields_json(fields)
+        with self._write() as conn:
+            open_row = conn.execute(
+                f"SELECT {_DRIFT_COLUMNS} FROM drift WHERE app = ? AND cluster = ? AND object = ?"
+                " AND kind = ? AND paths = ? AND corrected_at IS NULL",
+                (app, cluster, object, key.kind.value, _paths_json(key)),
+            ).fetchone()
+            if open_row is not None:
+                conn.execute(
+                    "UPDATE drift SET fields = ? WHERE id = ?", (fields_json, open_row["id"])
+                )
+                drift_id = int(open_row["id"])
+            else:
+                cursor = conn.execute(
+                    "INSERT INTO drift (app, cluster, object, kind, paths, fields, revision,"
+                    " detected_at, corrected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                    (
+                        app,
+                        cluster,
+                        object,
+                        key.kind.value,
+                        _paths_json(key),
+                        fields_json,
+                        revision,
+                        _ts(now),
+                    ),
+                )
+                drift_id = int(cursor.lastrowid or 0)
+            row = conn.execute(
+                f"SELECT {_DRIFT_COLUMNS} FROM drift WHERE id = ?", (drift_id,)
+            ).fetchone()
+        return _drift_row(row)
+
+    def mark_corrected(self, id: int, at: datetime) -> bool:
+        """Close an open drift record; False if it does not exist or was already closed."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE drift SET corrected_at = ? WHERE id = ? AND corrected_at IS NULL",
+                (_ts(at), id),
+            )
+            return cursor.rowcount > 0
+
+    def close_resolved(
+        self, app: str, cluster: str, still_open_keys: Iterable[DriftKey], now: datetime
+    ) -> list[DriftRow]:
+        """Close every open drift of ``app`` on ``cluster`` whose key was not seen in the latest
+        check (``still_open_keys``, see :attr:`DriftRow.key`); return the records closed."""
+        keep = {
+            DriftKey(k.object, DriftKind(k.kind), tuple(sorted(set(k.paths))))
+            for k in still_open_keys
+        }
+        closed: list[DriftRow] = []
+        with self._write() as conn:
+            rows = conn.execute(
+                f"SELECT {_DRIFT_COLUMNS} FROM drift"
+                " WHERE app = ? AND cluster = ? AND corrected_at IS NULL ORDER BY id",
+                (app, cluster),
+            ).fetchall()
+            for row in rows:
+                record = _drift_row(row)
+                if record.key in keep:
+                    continue
+                conn.execute(
+                    "UPDATE drift SET corrected_at = ? WHERE id = ?", (_ts(now), record.id)
+                )
+                closed.append(replace(record, corrected_at=_dt(_ts(now))))
+        return closed
+
+    def list_drift(
+        self,
+        app: str | None = None,
+        cluster: str | None = None,
+        since: datetime | None = None,
+    ) -> list[DriftRow]:
+        """Drift records, newest first; ``since`` keeps those detected at or after it."""
+        where: list[str] = []
+        params: list[Any] = []
+        if app is not None:
+            where.append("app = ?")
+            params.append(app)
+        if cluster is not None:
+            where.append("cluster = ?")
+            params.append(cluster)
+        if since is not None:
+            where.append("detected_at >= ?")
+            params.append(_ts(since))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._read(
+            f"SELECT {_DRIFT_COLUMNS} FROM drift{clause} ORDER BY detected_at DESC, id DESC", params
+        )
+        return [_drift_row(row) for row in rows]
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (our migrations hold no ``;`` in literals)."""
+    return [s.strip() for s in script.split(";") if s.strip()]

@@ -1,0 +1,420 @@
+"""reconciler.store on real SQLite files in tmp_path."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import ReconcilerError
+from reconciler.store import (
+    DB_NAME,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    DriftKey,
+    DriftKind,
+    DriftRow,
+    FieldDrift,
+    RevisionRow,
+    State,
+    StatusRow,
+    Store,
+)
+
+T0 = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+
+
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "state") as opened:
+        yield opened
+
+
+def replicas(after: int, manager: str = "kubectl-edit") -> list[FieldDrift]:
+    return [FieldDrift("spec.replicas", 5, after, manager, at(-1))]
+
+
+# -- opening and migrations -------------------------------------------------------------------
+
+
+def test_open_creates_the_state_dir_and_a_wal_database(tmp_path: Path) -> None:
+    state = tmp_path / "deep" / "state"
+
+    with Store.open(state) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+
+    conn = sqlite3.connect(state / DB_NAME)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    conn.close()
+
+
+def test_open_migrates_an_old_database_and_keeps_its_data(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    old = sqlite3.connect(state / DB_NAME)
+    old.executescript(MIGRATIONS[0])
+    old.execute("PRAGMA user_version = 1")
+    old.execute(
+        "INSERT INTO drift (app, cluster, object, kind, paths, fields, revision, detected_at)"
+        " VALUES ('web', 'c1', 'Deployment/demo/web', 'missing', '[]', '[]', 'abc',"
+        " '2026-11-22T12:00:00.000000Z')"
+    )
+    old.execute("INSERT INTO last_good VALUES ('web', 'abc')")
+    old.commit()
+    old.close()
+
+    with Store.open(state) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.last_good("web") == "abc"
+        [row] = store.list_drift()
+        assert (row.object, row.kind, row.detected_at) == ("Deployment/demo/web", "missing", T0)
+        indexes = {
+            r[0] for r in sqlite3.connect(state / DB_NAME).execute("SELECT name FROM sqlite_master")
+        }
+    assert {"drift_open_key", "drift_detected"} <= indexes
+
+
+def test_open_refuses_a_database_from_a_newer_reconciler(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    conn = sqlite3.connect(state / DB_NAME)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 7}")
+    conn.close()
+
+    with pytest.raises(ReconcilerError, match=r"schema version \d+ is newer than this reconciler"):
+        Store.open(state)
+
+
+def test_a_failed_migration_leaves_the_database_at_its_old_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    Store.open(state).close()
+    from reconciler import store as store_module
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, "CREATE TABLE x (;"))
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+
+    with pytest.raises(sqlite3.OperationalError):
+        Store.open(state)
+
+    conn = sqlite3.connect(state / DB_NAME)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
+def test_open_readonly_without_state_asks_whether_the_daemon_runs(tmp_path: Path) -> None:
+    with pytest.raises(ReconcilerError) as caught:
+        Store.open_readonly(tmp_path)
+
+    assert str(caught.value) == (
+        f"no state in {tmp_path}: is the daemon running with --state-dir {tmp_path}?"
+    )
+
+
+def test_open_readonly_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    conn.executescript(MIGRATIONS[0])
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+
+    with pytest.raises(ReconcilerError, match="state schema version 1, this reconciler reads"):
+        Store.open_readonly(tmp_path)
+
+
+def test_the_cli_reads_committed_state_while_the_daemon_is_writing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    daemon = Store.open(state)
+    daemon.set_status(StatusRow("web", "c1", State.SYNCED, "", "abc", at(0), at(0)))
+    # Another writer holds an open write transaction with uncommitted changes.
+    writer = sqlite3.connect(state / DB_NAME, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE status SET state = 'Failed'")
+    writer.execute("INSERT INTO last_good VALUES ('web', 'def')")
+
+    with Store.open_readonly(state) as cli:
+        rows = cli.list_status()
+        assert cli.last_good("web") is None
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            cli.set_last_good("web", "x")
+
+    assert [r.state for r in rows] == [State.SYNCED]
+    writer.execute("COMMIT")
+    writer.close()
+    with Store.open_readonly(state) as cli:
+        assert cli.list_status()[0].state == State.FAILED
+    daemon.close()
+
+
+# -- revisions, last good -------------------------------------------------------------------
+
+
+def test_last_revision_is_the_most_recently_seen(store: Store) -> None:
+    assert store.last_revision() is None
+    store.record_revision("aaa", at(0), True, None)
+    store.record_revision("bbb", at(1), False, "apps/web/app.yaml:3: spec.x: unknown field")
+
+    assert store.last_revision() == RevisionRow(
+        "bbb", at(1), False, "apps/web/app.yaml:3: spec.x: unknown field"
+    )
+
+    store.record_revision("aaa", at(2), True, None)  # branch reset back to aaa
+    assert store.last_revision() == RevisionRow("aaa", at(2), True, None)
+
+
+def test_last_good_is_kept_per_app_and_overwritten(store: Store) -> None:
+    store.set_last_good("web", "aaa")
+    store.set_last_good("db", "bbb")
+    store.set_last_good("web", "ccc")
+
+    assert (store.last_good("web"), store.last_good("db"), store.last_good("x")) == (
+        "ccc",
+        "bbb",
+        None,
+    )
+
+
+# -- status ---------------------------------------------------------------------------------
+
+
+def test_status_is_one_row_per_app_and_cluster_sorted(store: Store) -> None:
+    store.set_status(StatusRow("web", "c2", State.SYNCED, "", "a", at(0), at(0)))
+    store.set_status(StatusRow("db", "c1", State.PROGRESSING, "", "a", at(0)))
+    store.set_status(StatusRow("web", "c1", State.OUT_OF_SYNC, "2 objects differ", "a", at(0)))
+    store.set_status(StatusRow("web", "c1", State.SYNCED, "", "b", at(1), at(1)))
+
+    assert store.list_status() == [
+        StatusRow("db", "c1", State.PROGRESSING, "", "a", at(0), None),
+        StatusRow("web", "c1", State.SYNCED, "", "b", at(1), at(1)),
+        StatusRow("web", "c2", State.SYNCED, "", "a", at(0), at(0)),
+    ]
+
+
+def test_a_failure_does_not_erase_when_the_app_was_last_synced(store: Store) -> None:
+    store.set_status(StatusRow("web", "c1", State.SYNCED, "", "a", at(0), at(0)))
+    store.set_status(StatusRow("web", "c1", State.UNREACHABLE, "connection refused", "a", at(5)))
+
+    [row] = store.list_status()
+    assert (row.state, row.updated_at, row.last_synced_at) == (State.UNREACHABLE, at(5), at(0))
+
+
+def test_delete_status_forgets_only_that_app_on_that_cluster(store: Store) -> None:
+    for app, cluster in [("web", "c1"), ("web", "c2"), ("db", "c1")]:
+        store.set_status(StatusRow(app, cluster, State.SYNCED, "", "a", at(0)))
+
+    store.delete_status("web", "c1")
+
+    assert [(r.app, r.cluster) for r in store.list_status()] == [("db", "c1"), ("web", "c2")]
+
+
+def test_invalid_config_is_its_own_state(store: Store) -> None:
+    store.set_status(
+        StatusRow("web", "c1", State.INVALID_CONFIG, "apps/web/app.yaml:4: bad", "b", at(0))
+    )
+
+    assert store.list_status()[0].state == "InvalidConfig"
+
+
+def test_times_come_back_in_utc_whatever_zone_they_went_in(store: Store) -> None:
+    plus_two = datetime(2026, 11, 22, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    store.set_status(StatusRow("web", "c1", State.SYNCED, "", "a", plus_two, plus_two))
+
+    [row] = store.list_status()
+    assert row.updated_at == T0
+    assert row.updated_at.tzinfo is UTC
+
+
+def test_naive_times_are_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="naive datetime"):
+        store.record_revision("aaa", datetime(2026, 1, 1), True, None)
+
+
+# -- drift ----------------------------------------------------------------------------------
+
+
+def test_record_drift_round_trips_fields(store: Store) -> None:
+    fields = [
+        FieldDrift("spec.template.spec.containers[0].image", "nginx:1.1", "nginx:1.2", None, None),
+        FieldDrift("data.password", "(masked)", "(masked, changed)", "kubectl-edit", at(-3)),
+        FieldDrift("metadata.labels", {"a": "1"}, None, "helm", at(-2)),
+    ]
+
+    row = store.record_drift("web", "c1", "Deployment/demo/web", "modified", fields, "abc", at(0))
+
+    assert (row.app, row.cluster, row.kind, row.revision) == ("web", "c1", "modified", "abc")
+    assert (row.detected_at, row.corrected_at, row.open) == (at(0), None, True)
+    assert row.fields == fields
+    assert store.list_drift() == [row]
+
+
+def test_record_drift_returns_the_open_record_instead_of_a_duplicate(store: Store) -> None:
+    first = store.record_drift(
+        "web", "c1", "Deployment/demo/web", "modified", replicas(7), "a", at(0)
+    )
+
+    again = store.record_drift(
+        "web", "c1", "Deployment/demo/web", "modified", replicas(9, "kubectl-scale"), "b", at(5)
+    )
+
+    assert again.id == first.id
+    assert (again.detected_at, again.revision) == (at(0), "a")
+    assert again.fields == replicas(9, "kubectl-scale")  # latest observation
+    assert len(store.list_drift()) == 1
+
+
+def test_record_drift_ignores_the_order_of_field_paths(store: Store) -> None:
+    a = FieldDrift("spec.replicas", 1, 2)
+    b = FieldDrift("spec.paused", False, True)
+    first = store.record_drift("web", "c1", "Deployment/demo/web", "modified", [a, b], "x", at(0))
+
+    again = store.record_drift("web", "c1", "Deployment/demo/web", "modified", [b, a], "x", at(1))
+
+    assert again.id == first.id
+
+
+@pytest.mark.parametrize(
+    ("app", "cluster", "obj", "kind", "paths"),
+    [
+        ("db", "c1", "Deployment/demo/web", "modified", ["spec.replicas"]),
+        ("web", "c2", "Deployment/demo/web", "modified", ["spec.replicas"]),
+        ("web", "c1", "Deployment/demo/api", "modified", ["spec.replicas"]),
+        ("web", "c1", "Deployment/demo/web", "missing", []),
+        ("web", "c1", "Deployment/demo/web", "modified", ["spec.replicas", "spec.paused"]),
+    ],
+)
+def test_record_drift_keeps_different_drifts_apart(
+    store: Store, app: str, cluster: str, obj: str, kind: str, paths: list[str]
+) -> None:
+    first = store.record_drift(
+        "web", "c1", "Deployment/demo/web", "modified", replicas(7), "a", at(0)
+    )
+
+    other = store.record_drift(
+        app, cluster, obj, kind, [FieldDrift(p, 1, 2) for p in paths], "a", at(1)
+    )
+
+    assert other.id != first.id
+    assert len(store.list_drift()) == 2
+
+
+def test_the_same_drift_after_correction_is_a_new_record(store: Store) -> None:
+    first = store.record_drift(
+        "web", "c1", "Deployment/demo/web", "modified", replicas(7), "a", at(0)
+    )
+    assert store.mark_corrected(first.id, at(1))
+
+    again = store.record_drift(
+        "web", "c1", "Deployment/demo/web", "modified", replicas(7), "a", at(2)
+    )
+
+    assert again.id != first.id
+    assert [(r.id, r.corrected_at) for r in store.list_drift()] == [
+        (again.id, None),
+        (first.id, at(1)),
+    ]
+
+
+def test_mark_corrected_closes_once(store: Store) -> None:
+    row = store.record_drift("web", "c1", "ConfigMap/demo/x", "missing", [], "a", at(0))
+
+    assert store.mark_corrected(row.id, at(1)) is True
+    assert store.mark_corrected(row.id, at(2)) is False
+    assert store.mark_corrected(9999, at(2)) is False
+    assert store.list_drift()[0].corrected_at == at(1)
+
+
+def test_close_resolved_closes_open_drift_not_seen_in_the_latest_check(store: Store) -> None:
+    gone = store.record_drift("web", "c1", "ConfigMap/demo/x", "unmanaged", [], "a", at(0))
+    kept = store.record_drift(
+        "web", "c1", "Deployment/demo/web", "modified", replicas(7), "a", at(0)
+    )
+    other_cluster = store.record_drift("web", "c2", "ConfigMap/demo/x", "unmanaged", [], "a", at(0))
+    other_app = store.record_drift("db", "c1", "ConfigMap/demo/x", "unmanaged", [], "a", at(0))
+
+    closed = store.close_resolved("web", "c1", [kept.key], at(3))
+
+    assert [(r.id, r.corrected_at) for r in closed] == [(gone.id, at(3))]
+    still_open = {r.id for r in store.list_drift() if r.open}
+    assert still_open == {kept.id, other_cluster.id, other_app.id}
+
+
+def test_close_resolved_matches_keys_whatever_the_path_order(store: Store) -> None:
+    fields = [FieldDrift("spec.replicas", 1, 2), FieldDrift("spec.paused", False, True)]
+    row = store.record_drift("web", "c1", "Deployment/demo/web", "modified", fields, "a", at(0))
+    key = DriftKey("Deployment/demo/web", DriftKind.MODIFIED, ("spec.replicas", "spec.paused"))
+
+    assert store.close_resolved("web", "c1", [key], at(1)) == []
+    assert store.list_drift()[0].id == row.id
+    assert store.list_drift()[0].open
+
+
+def test_list_drift_filters_and_lists_newest_first(store: Store) -> None:
+    a = store.record_drift("web", "c1", "ConfigMap/demo/a", "missing", [], "r", at(0))
+    b = store.record_drift("web", "c2", "ConfigMap/demo/b", "missing", [], "r", at(10))
+    c = store.record_drift("db", "c1", "ConfigMap/demo/c", "missing", [], "r", at(20))
+    d = store.record_drift("web", "c1", "ConfigMap/demo/d", "missing", [], "r", at(20))
+
+    def ids(rows: list[DriftRow]) -> list[int]:
+        return [r.id for r in rows]
+
+    assert ids(store.list_drift()) == [d.id, c.id, b.id, a.id]
+    assert ids(store.list_drift(app="web")) == [d.id, b.id, a.id]
+    assert ids(store.list_drift(cluster="c1")) == [d.id, c.id, a.id]
+    assert ids(store.list_drift(app="web", cluster="c1", since=at(10))) == [d.id]
+    assert ids(store.list_drift(since=at(10))) == [d.id, c.id, b.id]
+
+
+def test_threads_sharing_a_store_record_one_drift_once(store: Store) -> None:
+    ids: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        barrier.wait()
+        row = store.record_drift(
+            "web", "c1", "Deployment/demo/web", "modified", replicas(7), "a", at(0)
+        )
+        ids.append(row.id)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert len(set(ids)) == 1
+    assert len(store.list_drift()) == 1
+
+
+def test_two_connections_writing_the_same_drift_make_one_record(tmp_path: Path) -> None:
+    first, second = Store.open(tmp_path), Store.open(tmp_path)
+    barrier = threading.Barrier(2)
+    ids: list[int] = []
+
+    def worker(s: Store) -> None:
+        barrier.wait()
+        for _ in range(20):
+            ids.append(s.record_drift("web", "c1", "Pod/demo/p", "missing", [], "a", at(0)).id)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert len(set(ids)) == 1
+    first.close()
+    second.close()
+
+
+def test_drift_kind_must_be_one_of_the_three(store: Store) -> None:
+    with pytest.raises(ValueError):
+        store.record_drift("web", "c1", "Pod/demo/p", "changed", [], "a", at(0))
