@@ -1,0 +1,264 @@
+"""Pure diffing: normalize, compare field by field, attribute, mask Secrets.
+
+The diff that matters is *live* vs *server-side-apply dry-run result*: both come from the server,
+so defaults, assigned fields and webhook mutations appear on both sides and never show as change.
+Field paths read like ``spec.template.spec.containers[name=web].image``.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.config import IgnoreRule
+from reconciler.objects import Manifest, ObjectRef
+
+MASK = "(masked)"
+_VOLATILE_METADATA = (
+    "managedFields",
+    "resourceVersion",
+    "uid",
+    "generation",
+    "creationTimestamp",
+    "selfLink",
+)
+_LIST_KEYS = ("name", "containerPort", "port", "mountPath", "devicePath", "ip", "type", "key")
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field that differs: ``before`` (live) -> ``after`` (desired), and who last set it."""
+
+    path: str
+    before: Any
+    after: Any
+    manager: str | None = None
+    time: str | None = None
+
+
+def normalize(obj: Mapping[str, Any]) -> Manifest:
+    """A copy without server bookkeeping: managedFields, resourceVersion, uid, status, ..."""
+    out = copy.deepcopy(dict(obj))
+    out.pop("status", None)
+    meta = out.get("metadata")
+    if isinstance(meta, dict):
+        for key in _VOLATILE_METADATA:
+            meta.pop(key, None)
+    return out
+
+
+def is_secret(obj: Mapping[str, Any]) -> bool:
+    return obj.get("kind") == "Secret" and str(obj.get("apiVersion", "")) == "v1"
+
+
+def mask(obj: Mapping[str, Any]) -> Manifest:
+    """A copy whose Secret values are replaced by ``(masked)``; other kinds unchanged."""
+    out = copy.deepcopy(dict(obj))
+    if is_secret(out):
+        for key in ("data", "stringData"):
+            if isinstance(out.get(key), dict):
+                out[key] = {k: MASK for k in out[key]}
+    return out
+
+
+def mask_changes(obj: Mapping[str, Any], changes: list[FieldChange]) -> list[FieldChange]:
+    """Hide Secret values in field changes; keep that they changed."""
+    if not is_secret(obj):
+        return changes
+    masked = []
+    for change in changes:
+        if change.path.startswith(("data", "stringData")):
+            before = None if change.before is None else MASK
+            after = None if change.after is None else MASK
+            change = FieldChange(change.path, before, after, change.manager, change.time)
+        masked.append(change)
+    return masked
+
+
+def _key(name: str) -> str:
+    return f"[{name}]" if any(c in name for c in "./[]") else f".{name}"
+
+
+def _join(prefix: str, name: str) -> str:
+    piece = _key(name)
+    return (piece[1:] if piece.startswith(".") else piece) if not prefix else prefix + piece
+
+
+def _list_key(items: list[Any]) -> str | None:
+    """The field that identifies entries of a list of objects (``name`` for containers...)."""
+    if not items or not all(isinstance(i, dict) for i in items):
+        return None
+    for key in _LIST_KEYS:
+        values = [i.get(key) for i in items]
+        if all(v is not None for v in values) and len(set(map(str, values))) == len(values):
+            return key
+    return None
+
+
+def field_changes(before: Any, after: Any, prefix: str = "") -> list[FieldChange]:
+    """Every leaf that differs between ``before`` and ``after``, in a stable order."""
+    if before == after:
+        return []
+    if isinstance(before, dict) and isinstance(after, dict):
+        out: list[FieldChange] = []
+        for name in sorted(set(before) | set(after), key=str):
+            out += field_changes(before.get(name), after.get(name), _join(prefix, str(name)))
+        return out
+    if isinstance(before, list) and isinstance(after, list):
+        key = _list_key(before + after)
+        if key is not None and _list_key(before) is not None and _list_key(after) is not None:
+            old = {str(i[key]): i for i in before}
+            new = {str(i[key]): i for i in after}
+            out = []
+            for ident in sorted(set(old) | set(new)):
+                out += field_changes(old.get(ident), new.get(ident), f"{prefix}[{key}={ident}]")
+            return out
+        if len(before) == len(after):
+            out = []
+            for index, (b, a) in enumerate(zip(before, after, strict=True)):
+                out += field_changes(b, a, f"{prefix}[{index}]")
+            return out
+    return [FieldChange(prefix or ".", before, after)]
+
+
+# ---- managedFields: who owns which field ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ownership:
+    manager: str
+    operation: str
+    time: str | None
+
+
+def _fields_paths(fields: Mapping[str, Any], prefix: str = "") -> Iterable[str]:
+    for raw, sub in fields.items():
+        if raw == ".":
+            continue
+        kind, _, name = raw.partition(":")
+        if kind == "f":
+            path = _join(prefix, name)
+        elif kind == "k":
+            try:
+                ident = json.loads(name)
+            except ValueError:
+                ident = {}
+            pairs = ",".join(f"{k}={v}" for k, v in sorted(ident.items()))
+            path = f"{prefix}[{pairs}]"
+        elif kind == "v":
+            path = f"{prefix}[={name}]"
+        elif kind == "i":
+            path = f"{prefix}[{name}]"
+        else:
+            continue
+        yield path
+        if isinstance(sub, Mapping) and sub:
+            yield from _fields_paths(sub, path)
+
+
+def field_owners(live: Mapping[str, Any]) -> dict[str, list[Ownership]]:
+    """Field path -> the managers that own it, from the live object's managedFields."""
+    owners: dict[str, list[Ownership]] = {}
+    meta = live.get("metadata") or {}
+    for entry in meta.get("managedFields") or []:
+        owner = Ownership(
+            manager=str(entry.get("manager", "?")),
+            operation=str(entry.get("operation", "")),
+            time=entry.get("time"),
+        )
+        for path in _fields_paths(entry.get("fieldsV1") or {}):
+            owners.setdefault(path, []).append(owner)
+    return owners
+
+
+def attribute(changes: list[FieldChange], live: Mapping[str, Any], ours: str) -> list[FieldChange]:
+    """Name the manager (and time) that last set each changed field, other than ``ours``.
+
+    A field we set that someone else removed is owned by nobody any more: it is attributed to
+    the most recent Update on the object, the best evidence the server keeps.
+    """
+    owners = field_owners(live)
+    updates = sorted(
+        (o for entries in owners.values() for o in entries if o.operation == "Update"),
+        key=lambda o: o.time or "",
+    )
+    latest_update = updates[-1] if updates else None
+    out = []
+    for change in changes:
+        found = _owner_of(change.path, owners, ours) or latest_update
+        out.append(
+            FieldChange(
+                change.path,
+                change.before,
+                change.after,
+                found.manager if found else None,
+                found.time if found else None,
+            )
+        )
+    return out
+
+
+def _owner_of(path: str, owners: Mapping[str, list[Ownership]], ours: str) -> Ownership | None:
+    # The longest owned prefix wins: ``spec.replicas`` before ``spec``.
+    candidate = path
+    while candidate:
+        others = [o for o in owners.get(candidate, []) if o.manager != ours]
+        if others:
+            return max(others, key=lambda o: o.time or "")
+        cut = max(candidate.rfind("."), candidate.rfind("["))
+        candidate = candidate[:cut] if cut > 0 else ""
+    return None
+
+
+def managers_other_than(live: Mapping[str, Any], ours: str) -> list[str]:
+    meta = live.get("metadata") or {}
+    return sorted({e.get("manager", "?") for e in meta.get("managedFields") or []} - {ours})
+
+
+# ---- ignoreDifferences -------------------------------------------------------------------
+
+
+def _rule_matches(rule: IgnoreRule, ref: ObjectRef) -> bool:
+    return (
+        (rule.group is None or rule.group == ref.group)
+        and (rule.kind is None or rule.kind == ref.kind)
+        and (rule.name is None or fnmatch.fnmatchcase(ref.name, rule.name))
+        and (rule.namespace is None or fnmatch.fnmatchcase(ref.namespace, rule.namespace))
+    )
+
+
+def ignored_pointers(ref: ObjectRef, rules: Iterable[IgnoreRule]) -> list[str]:
+    return [p for rule in rules if _rule_matches(rule, ref) for p in rule.json_pointers]
+
+
+def strip_pointers(obj: Mapping[str, Any], pointers: Iterable[str]) -> Manifest:
+    """A copy without the fields at the given RFC 6901 pointers (absent ones are fine)."""
+    out = copy.deepcopy(dict(obj))
+    for pointer in pointers:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/")]
+        node: Any = out
+        for part in parts[:-1]:
+            if isinstance(node, dict):
+                node = node.get(part)
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                node = None
+            if node is None:
+                break
+        if isinstance(node, dict):
+            node.pop(parts[-1], None)
+        elif isinstance(node, list) and parts[-1].isdigit() and int(parts[-1]) < len(node):
+            node.pop(int(parts[-1]))
+    return out
+
+
+def content_hash(obj: Mapping[str, Any]) -> str:
+    """Stable hash of a desired manifest (what we asked for, not what the server holds)."""
+    canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

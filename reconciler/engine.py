@@ -1,0 +1,173 @@
+"""One reconcile pass over a rendered revision: every cluster concurrently and in isolation.
+
+Per cluster: check it answers, then plan (and apply, unless only diffing) each app placed on it,
+and prune apps that were placed there before but no longer are (found through the inventories
+on the cluster itself, so no local state is needed). A render error for an app never prunes
+anything for it. One unreachable or failing cluster never blocks or fails the others.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from reconciler.config import App, Repo, SyncPolicy
+from reconciler.errors import ClusterUnreachable, KubeError, ReconcilerError
+from reconciler.kube import Cluster
+from reconciler.render import TargetResult
+from reconciler.sync import (
+    ApplyResult,
+    TargetPlan,
+    apply_plan,
+    list_inventories,
+    plan_target,
+    run_isolated,
+)
+
+# An app removed from the repo (or from a cluster) is pruned with these rules.
+_DEPARTED_POLICY = SyncPolicy(allow_empty=True)
+
+
+@dataclass
+class TargetOutcome:
+    """What happened to one app on one cluster."""
+
+    app: str
+    cluster: str
+    plan: TargetPlan | None = None
+    result: ApplyResult | None = None
+    error: ReconcilerError | None = None
+    unreachable: bool = False
+    departed: bool = False  # no longer placed here: everything it had is pruned
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and (self.result is None or self.result.ok)
+
+
+class Clients:
+    """One kube client per cluster context, created on first use and reused. Thread-safe."""
+
+    def __init__(self, kubeconfig: str | None, timeout: float = 10.0) -> None:
+        self.kubeconfig = kubeconfig
+        self.timeout = timeout
+        self._clients: dict[str, Cluster] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str, context: str) -> Cluster:
+        with self._lock:
+            client = self._clients.get(name)
+            if client is None or client.context != context:
+                client = Cluster(
+                    name, context=context, kubeconfig=self.kubeconfig, timeout=self.timeout
+                )
+                self._clients[name] = client
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+
+def reconcile(
+    repo: Repo,
+    rendered: Iterable[TargetResult],
+    clients: Clients,
+    revision: str,
+    *,
+    apply: bool,
+    clusters: Iterable[str] | None = None,
+    prune_departed: bool = True,
+) -> list[TargetOutcome]:
+    """Plan (and apply) every rendered target; returns one outcome per (app, cluster).
+
+    ``clusters`` limits the pass (default: every cluster that is not paused). With
+    ``prune_departed``, apps whose inventory is on a cluster they are no longer placed on are
+    planned as empty (and pruned when applying) — only when the whole repo was rendered.
+    """
+    by_cluster: dict[str, list[TargetResult]] = {}
+    for target in rendered:
+        by_cluster.setdefault(target.cluster, []).append(target)
+    names = list(clusters) if clusters is not None else list(repo.clusters)
+    names = [n for n in names if n in repo.clusters and not repo.clusters[n].paused]
+    for name in names:
+        by_cluster.setdefault(name, [])
+
+    def work(name: str) -> list[TargetOutcome]:
+        return _reconcile_cluster(
+            repo, name, by_cluster[name], clients, revision, apply, prune_departed
+        )
+
+    outcomes: list[TargetOutcome] = []
+    for outcome in run_isolated(sorted(by_cluster), work):
+        if outcome.value is not None:
+            outcomes += outcome.value
+        else:  # the cluster failed before any app was tried
+            assert outcome.error is not None
+            unreachable = isinstance(outcome.error, ClusterUnreachable)
+            for target in by_cluster[outcome.key]:
+                outcomes.append(
+                    TargetOutcome(
+                        target.app, outcome.key, error=outcome.error, unreachable=unreachable
+                    )
+                )
+    return sorted(outcomes, key=lambda o: (o.app, o.cluster))
+
+
+def _reconcile_cluster(
+    repo: Repo,
+    name: str,
+    targets: list[TargetResult],
+    clients: Clients,
+    revision: str,
+    apply: bool,
+    prune_departed: bool,
+) -> list[TargetOutcome]:
+    cluster = clients.get(name, repo.clusters[name].context)
+    cluster.ping()
+    outcomes = []
+    placed = {t.app for t in targets}
+    for target in sorted(targets, key=lambda t: t.app):
+        if target.error is not None or target.rendered is None:
+            outcomes.append(TargetOutcome(target.app, name, error=target.error))
+            continue
+        policy = repo.apps[target.app].sync
+        outcomes.append(_one(cluster, target.app, target.rendered.objects, policy, revision, apply))
+    if prune_departed:
+        for app_name in list_inventories(cluster):
+            if app_name in placed:
+                continue
+            departed: App | None = repo.apps.get(app_name)
+            policy = (
+                _DEPARTED_POLICY
+                if departed is None
+                else departed.sync.model_copy(update={"allow_empty": True})
+            )
+            outcome = _one(cluster, app_name, [], policy, revision, apply)
+            outcome.departed = True
+            outcomes.append(outcome)
+    return outcomes
+
+
+def _one(
+    cluster: Cluster,
+    app: str,
+    objects: list[dict[str, object]],
+    policy: SyncPolicy,
+    revision: str,
+    apply: bool,
+) -> TargetOutcome:
+    outcome = TargetOutcome(app, cluster.name)
+    try:
+        outcome.plan = plan_target(cluster, app, objects, policy, revision)
+        if apply:
+            outcome.result = apply_plan(cluster, outcome.plan, policy)
+    except KubeError as err:
+        outcome.error = err
+        outcome.unreachable = isinstance(err, ClusterUnreachable)
+    except ReconcilerError as err:
+        outcome.error = err
+    return outcome

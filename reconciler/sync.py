@@ -1,0 +1,563 @@
+"""Plan and apply one app on one cluster, and work many clusters concurrently.
+
+Plan, then act (STYLE.md): ``plan_target`` reads live state and server-side-apply dry-runs every
+desired object; ``apply_plan`` writes only what the plan says changed, in stages (CRDs and
+Namespaces first, then the rest in kind order), keeps the inventory, and prunes in reverse order.
+Both return data; nothing here logs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from itertools import groupby
+from typing import Any, Generic, TypeVar
+
+from reconciler import APP_LABEL, FIELD_MANAGER
+from reconciler.config import SyncPolicy
+from reconciler.diff import (
+    FieldChange,
+    attribute,
+    content_hash,
+    field_changes,
+    ignored_pointers,
+    managers_other_than,
+    mask_changes,
+    normalize,
+    strip_pointers,
+)
+from reconciler.errors import ConflictError, KubeError, ReconcilerError
+from reconciler.kube import Cluster, Resource, UnknownKind
+from reconciler.objects import Manifest, ObjectRef, kind_rank
+
+SYSTEM_NAMESPACE = "reconciler-system"
+INVENTORY_LABEL = "reconciler.io/inventory"
+CREATED_FOR_LABEL = "reconciler.io/created-for"
+PRUNE_ANNOTATION = "reconciler.io/prune"
+OBJECT_WORKERS = 8
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+    PRUNE = "prune"
+    KEEP = "keep"  # left Git but kept: prune disabled by annotation or policy
+    CONFLICT = "conflict"  # another manager owns fields and the app may not take them
+
+
+class Drift(StrEnum):
+    MODIFIED = "modified"  # a field we declared differs live
+    MISSING = "missing"  # an object we applied is gone
+    UNMANAGED = "unmanaged"  # carries our label but is not in Git
+
+
+@dataclass
+class Change:
+    """What the plan found for one object. ``fields`` are masked for Secrets."""
+
+    ref: ObjectRef
+    action: Action
+    desired: Manifest | None = None
+    api_version: str = ""
+    fields: list[FieldChange] = field(default_factory=list)
+    drift: Drift | None = None
+    force: bool = False  # applying needs force (fields taken over by another manager)
+    after_crd: bool = False  # its CRD is created by the same sync
+    managers: list[str] = field(default_factory=list)
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class InventoryEntry:
+    api_version: str
+    ref: ObjectRef
+    hash: str
+
+
+@dataclass
+class TargetPlan:
+    app: str
+    cluster: str
+    revision: str
+    changes: list[Change]
+    inventory: dict[ObjectRef, InventoryEntry]
+    inventory_revision: str | None
+    desired_inventory: dict[ObjectRef, InventoryEntry]
+
+    @property
+    def pending(self) -> list[Change]:
+        """Changes that apply would act on (not unchanged)."""
+        return [c for c in self.changes if c.action is not Action.UNCHANGED]
+
+    @property
+    def drifted(self) -> list[Change]:
+        return [c for c in self.changes if c.drift is not None]
+
+    @property
+    def inventory_changed(self) -> bool:
+        return self.inventory != self.desired_inventory
+
+
+@dataclass
+class ApplyResult:
+    app: str
+    cluster: str
+    revision: str
+    created: list[ObjectRef] = field(default_factory=list)
+    configured: list[ObjectRef] = field(default_factory=list)
+    unchanged: list[ObjectRef] = field(default_factory=list)
+    pruned: list[ObjectRef] = field(default_factory=list)
+    skipped: list[tuple[ObjectRef, str]] = field(default_factory=list)
+    failed: list[tuple[ObjectRef, str]] = field(default_factory=list)
+    corrected: list[ObjectRef] = field(default_factory=list)  # drift undone by selfHeal
+    writes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class SyncError(ReconcilerError):
+    """The sync of one app on one cluster was refused or failed as a whole."""
+
+
+# ---- inventory -----------------------------------------------------------------------------
+
+
+def inventory_name(app: str) -> str:
+    return f"inventory-{app}"
+
+
+def read_inventory(
+    cluster: Cluster, app: str
+) -> tuple[dict[ObjectRef, InventoryEntry], str | None]:
+    """Objects this app applied on this cluster, and the revision that wrote the list."""
+    configmaps = cluster.resource("v1", "ConfigMap")
+    live = cluster.get(configmaps, SYSTEM_NAMESPACE, inventory_name(app))
+    if live is None:
+        return {}, None
+    data = live.get("data") or {}
+    entries = {}
+    for raw in json.loads(data.get("objects", "[]")):
+        ref = ObjectRef(raw["group"], raw["kind"], raw["namespace"], raw["name"])
+        entries[ref] = InventoryEntry(raw["apiVersion"], ref, raw.get("hash", ""))
+    return entries, data.get("revision")
+
+
+def list_inventories(cluster: Cluster) -> list[str]:
+    """Apps that have an inventory on this cluster (applied here at some point)."""
+    configmaps = cluster.resource("v1", "ConfigMap")
+    items = cluster.list_objects(configmaps, SYSTEM_NAMESPACE, label_selector=INVENTORY_LABEL)
+    return sorted(str(i["metadata"]["labels"][INVENTORY_LABEL]) for i in items)
+
+
+def _inventory_manifest(app: str, revision: str, entries: Iterable[InventoryEntry]) -> Manifest:
+    objects = [
+        {
+            "apiVersion": e.api_version,
+            "group": e.ref.group,
+            "kind": e.ref.kind,
+            "namespace": e.ref.namespace,
+            "name": e.ref.name,
+            "hash": e.hash,
+        }
+        for e in sorted(entries, key=lambda e: e.ref.sort_key())
+    ]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": inventory_name(app),
+            "namespace": SYSTEM_NAMESPACE,
+            "labels": {INVENTORY_LABEL: app},
+        },
+        "data": {"app": app, "revision": revision, "objects": json.dumps(objects, indent=1)},
+    }
+
+
+# ---- plan ----------------------------------------------------------------------------------
+
+
+def _crd_kinds(objects: Iterable[Manifest]) -> dict[tuple[str, str], str]:
+    """(group, kind) served by each CRD in the render -> the CRD's name."""
+    kinds = {}
+    for obj in objects:
+        if obj.get("kind") == "CustomResourceDefinition":
+            spec = obj.get("spec") or {}
+            kind = (spec.get("names") or {}).get("kind", "")
+            kinds[(str(spec.get("group", "")), str(kind))] = str(obj["metadata"]["name"])
+    return kinds
+
+
+def _map(
+    fn: Callable[[Any], Any], items: Iterable[Any], workers: int = OBJECT_WORKERS
+) -> list[Any]:
+    """``map`` with bounded concurrency; the first exception is re-raised."""
+    items = list(items)
+    if len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def plan_target(
+    cluster: Cluster,
+    app: str,
+    objects: list[Manifest],
+    policy: SyncPolicy,
+    revision: str,
+) -> TargetPlan:
+    """Compare desired objects with live state; read-only (dry-runs change nothing)."""
+    inventory, inventory_revision = read_inventory(cluster, app)
+    if not objects and inventory and not policy.allow_empty:
+        raise SyncError(
+            f"app {app}, cluster {cluster.name}: renders to zero objects; refusing to prune "
+            f"{len(inventory)} applied objects (set sync.allowEmpty: true to allow)"
+        )
+    crd_kinds = _crd_kinds(objects)
+
+    desired: list[tuple[Manifest, ObjectRef, Resource | None]] = []
+    for obj in objects:
+        ref = ObjectRef.of(obj)
+        try:
+            resource: Resource | None = cluster.resource(str(obj["apiVersion"]), ref.kind)
+        except UnknownKind:
+            if (ref.group, ref.kind) not in crd_kinds:
+                raise KubeError(
+                    f"{obj['apiVersion']} {ref.kind} is not served by the cluster and no CRD in "
+                    "the app defines it",
+                    cluster=cluster.name,
+                    obj=str(ref),
+                ) from None
+            resource = None  # created after its CRD
+        desired.append((obj, ref, resource))
+
+    live = _list_live(cluster, [(r, ref.namespace) for _, ref, r in desired if r is not None])
+
+    def plan_one(item: tuple[Manifest, ObjectRef, Resource | None]) -> Change:
+        obj, ref, resource = item
+        return _plan_object(cluster, obj, ref, resource, live, inventory, policy)
+
+    changes: list[Change] = _map(plan_one, desired)
+    desired_refs = {ref for _, ref, _ in desired}
+    changes += _plan_prunes(cluster, inventory, desired_refs, policy)
+    changes += _find_unmanaged(cluster, app, inventory, desired, desired_refs)
+
+    desired_inventory = {
+        ref: InventoryEntry(str(obj["apiVersion"]), ref, content_hash(obj))
+        for obj, ref, _ in desired
+    }
+    for change in changes:  # objects that left Git but stay keep being tracked
+        if change.action is Action.KEEP and change.message == "prune disabled by sync.prune":
+            desired_inventory[change.ref] = inventory[change.ref]
+    changes.sort(key=lambda c: c.ref.sort_key())
+    return TargetPlan(
+        app, cluster.name, revision, changes, inventory, inventory_revision, desired_inventory
+    )
+
+
+def _list_live(cluster: Cluster, wanted: list[tuple[Resource, str]]) -> dict[ObjectRef, Manifest]:
+    """One LIST per (resource, namespace) instead of a GET per object."""
+    unique = sorted(set(wanted), key=lambda rn: (rn[0].group, rn[0].kind, rn[1]))
+
+    def list_one(rn: tuple[Resource, str]) -> list[Manifest]:
+        resource, namespace = rn
+        return cluster.list_objects(resource, namespace if resource.namespaced else "")
+
+    live: dict[ObjectRef, Manifest] = {}
+    for items in _map(list_one, unique):
+        for item in items:
+            live[ObjectRef.of(item)] = item
+    return live
+
+
+def _plan_object(
+    cluster: Cluster,
+    obj: Manifest,
+    ref: ObjectRef,
+    resource: Resource | None,
+    live_objects: Mapping[ObjectRef, Manifest],
+    inventory: Mapping[ObjectRef, InventoryEntry],
+    policy: SyncPolicy,
+) -> Change:
+    api_version = str(obj["apiVersion"])
+    applied = inventory.get(ref)
+    unchanged_in_git = applied is not None and applied.hash == content_hash(obj)
+    live = live_objects.get(ref)
+    if resource is None or live is None:
+        change = Change(ref, Action.CREATE, obj, api_version, after_crd=resource is None)
+        if unchanged_in_git:
+            change.drift = Drift.MISSING
+            change.message = "applied earlier, now missing"
+        return change
+
+    # Existing objects: fields we ignore are not sent, so we never fight their owner (e.g. HPA).
+    pointers = ignored_pointers(ref, policy.ignore_differences)
+    to_apply = strip_pointers(obj, pointers) if pointers else obj
+    ours = applied is not None or FIELD_MANAGER in {
+        e.get("manager") for e in (live.get("metadata") or {}).get("managedFields") or []
+    }
+    force = False
+    try:
+        predicted = cluster.apply(to_apply, dry_run=True)
+    except ConflictError as conflict:
+        if not (ours or policy.force):
+            return Change(
+                ref,
+                Action.CONFLICT,
+                obj,
+                api_version,
+                managers=conflict.managers,
+                message=f"fields owned by {', '.join(conflict.managers)}; set sync.force to "
+                "take them over",
+            )
+        predicted = cluster.apply(to_apply, dry_run=True, force=True)
+        force = True
+
+    fields = field_changes(normalize(live), normalize(predicted))
+    if not fields:
+        return Change(ref, Action.UNCHANGED, obj, api_version)
+    fields = mask_changes(obj, attribute(fields, live, FIELD_MANAGER))
+    change = Change(ref, Action.UPDATE, to_apply, api_version, fields=fields, force=force)
+    # Drift: Git did not change since we applied it, or another manager took fields from us.
+    if unchanged_in_git or force:
+        change.drift = Drift.MODIFIED
+        change.managers = sorted({f.manager for f in fields if f.manager})
+    elif policy.force:
+        change.managers = managers_other_than(live, FIELD_MANAGER)
+    return change
+
+
+def _plan_prunes(
+    cluster: Cluster,
+    inventory: Mapping[ObjectRef, InventoryEntry],
+    desired_refs: set[ObjectRef],
+    policy: SyncPolicy,
+) -> list[Change]:
+    leaving = [e for ref, e in inventory.items() if ref not in desired_refs]
+
+    def check(entry: InventoryEntry) -> Change | None:
+        try:
+            resource = cluster.resource(entry.api_version, entry.ref.kind)
+        except UnknownKind:
+            return None  # its CRD is gone, and with it every object of the kind
+        live = cluster.get(resource, entry.ref.namespace, entry.ref.name)
+        if live is None:
+            return None
+        meta = live.get("metadata") or {}
+        if (meta.get("annotations") or {}).get(PRUNE_ANNOTATION) == "disabled":
+            return Change(
+                entry.ref, Action.KEEP, None, entry.api_version, message="annotated prune: disabled"
+            )
+        if not policy.prune:
+            return Change(
+                entry.ref,
+                Action.KEEP,
+                None,
+                entry.api_version,
+                message="prune disabled by sync.prune",
+            )
+        return Change(entry.ref, Action.PRUNE, None, entry.api_version)
+
+    return [c for c in _map(check, leaving) if c is not None]
+
+
+def _find_unmanaged(
+    cluster: Cluster,
+    app: str,
+    inventory: Mapping[ObjectRef, InventoryEntry],
+    desired: list[tuple[Manifest, ObjectRef, Resource | None]],
+    desired_refs: set[ObjectRef],
+) -> list[Change]:
+    """Objects labelled as this app's that neither Git nor the inventory knows."""
+    resources = {r for _, _, r in desired if r is not None}
+    for entry in inventory.values():
+        try:
+            resources.add(cluster.resource(entry.api_version, entry.ref.kind))
+        except UnknownKind:
+            continue
+    known = desired_refs | set(inventory)
+
+    def list_labelled(resource: Resource) -> list[Manifest]:
+        return cluster.list_objects(resource, "", label_selector=f"{APP_LABEL}={app}")
+
+    found = []
+    ordered = sorted(resources, key=lambda r: (r.group, r.kind))
+    for resource, items in zip(ordered, _map(list_labelled, ordered), strict=True):
+        for item in items:
+            ref = ObjectRef.of(item)
+            if ref not in known:
+                found.append(
+                    Change(
+                        ref,
+                        Action.KEEP,
+                        None,
+                        resource.api_version,
+                        drift=Drift.UNMANAGED,
+                        managers=managers_other_than(item, FIELD_MANAGER),
+                        message=f"labelled {APP_LABEL}={app} but not in Git",
+                    )
+                )
+    return found
+
+
+# ---- apply ---------------------------------------------------------------------------------
+
+
+def apply_plan(cluster: Cluster, plan: TargetPlan, policy: SyncPolicy) -> ApplyResult:
+    """Carry out a plan: namespaces, CRDs, the rest by kind, inventory, then prune.
+
+    A plan with nothing pending and an unchanged inventory sends no write request at all.
+    """
+    result = ApplyResult(plan.app, plan.cluster, plan.revision)
+    to_apply: list[Change] = []
+    for change in plan.changes:
+        if change.action is Action.UNCHANGED:
+            result.unchanged.append(change.ref)
+        elif change.action is Action.CONFLICT:
+            result.skipped.append((change.ref, change.message))
+        elif change.action is Action.KEEP:
+            if change.drift is None:
+                result.skipped.append((change.ref, change.message))
+        elif change.action in (Action.CREATE, Action.UPDATE):
+            if change.drift is not None and not policy.self_heal:
+                result.skipped.append((change.ref, "drifted; selfHeal is off"))
+            else:
+                to_apply.append(change)
+    prunes = [c for c in plan.changes if c.action is Action.PRUNE]
+    if not to_apply and not prunes and not plan.inventory_changed:
+        return result
+
+    _ensure_namespaces(cluster, plan, to_apply, result)
+    first = [c for c in to_apply if c.ref.kind in ("CustomResourceDefinition", "Namespace")]
+    rest = [c for c in to_apply if c not in first]
+    _apply_stage(cluster, first, result)
+    crds = [c.ref.name for c in first if c.ref.kind == "CustomResourceDefinition"]
+    if crds and not result.failed:
+        cluster.wait_established(crds)
+    if result.failed:
+        return result  # dependents of a failed CRD/Namespace would only fail the same way
+    for _, group in groupby(sorted(rest, key=lambda c: c.ref.sort_key()), key=_rank):
+        _apply_stage(cluster, list(group), result)
+
+    if plan.inventory_changed:
+        inventory = dict(plan.desired_inventory)
+        for ref, _ in result.failed:  # what failed to apply keeps its previous entry
+            if ref in plan.inventory:
+                inventory[ref] = plan.inventory[ref]
+            else:
+                inventory.pop(ref, None)
+        _write_inventory(cluster, plan, inventory.values(), result)
+
+    if not result.failed:
+        _prune(cluster, prunes, result)
+    return result
+
+
+def _rank(change: Change) -> int:
+    return kind_rank(change.ref.kind)
+
+
+def _apply_stage(cluster: Cluster, changes: list[Change], result: ApplyResult) -> None:
+    def apply_one(change: Change) -> tuple[Change, str | None]:
+        assert change.desired is not None
+        try:
+            cluster.apply(change.desired, force=change.force)
+        except KubeError as err:
+            return change, err.message
+        return change, None
+
+    for change, error in _map(apply_one, changes):
+        result.writes += 1
+        if error is not None:
+            result.failed.append((change.ref, error))
+            continue
+        (result.created if change.action is Action.CREATE else result.configured).append(change.ref)
+        if change.drift is not None:
+            result.corrected.append(change.ref)
+
+
+def _ensure_namespaces(
+    cluster: Cluster, plan: TargetPlan, changes: list[Change], result: ApplyResult
+) -> None:
+    """Create missing target namespaces (labelled as ours) and the inventory's namespace."""
+    declared = {c.ref.name for c in plan.changes if c.ref.kind == "Namespace" and not c.ref.group}
+    needed = {c.ref.namespace for c in changes if c.ref.namespace} - declared
+    if plan.inventory_changed:
+        needed.add(SYSTEM_NAMESPACE)
+    namespaces = cluster.resource("v1", "Namespace")
+    for name in sorted(needed):
+        if cluster.get(namespaces, "", name) is None:
+            cluster.apply(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {
+                        "name": name,
+                        "labels": {
+                            "app.kubernetes.io/managed-by": FIELD_MANAGER,
+                            CREATED_FOR_LABEL: plan.app,
+                        },
+                    },
+                }
+            )
+            result.writes += 1
+
+
+def _write_inventory(
+    cluster: Cluster, plan: TargetPlan, entries: Iterable[InventoryEntry], result: ApplyResult
+) -> None:
+    cluster.apply(_inventory_manifest(plan.app, plan.revision, entries), force=True)
+    result.writes += 1
+
+
+def _prune(cluster: Cluster, prunes: list[Change], result: ApplyResult) -> None:
+    for change in sorted(prunes, key=lambda c: c.ref.sort_key(), reverse=True):
+        try:
+            resource = cluster.resource(change.api_version, change.ref.kind)
+            cluster.delete(resource, change.ref.namespace, change.ref.name)
+        except KubeError as err:
+            result.failed.append((change.ref, f"prune failed: {err.message}"))
+            continue
+        result.writes += 1
+        result.pruned.append(change.ref)
+
+
+# ---- many clusters -------------------------------------------------------------------------
+
+T = TypeVar("T")
+K = TypeVar("K")
+
+
+@dataclass
+class Outcome(Generic[K, T]):
+    """The result of work on one key (a cluster, a target), or the error that stopped it."""
+
+    key: K
+    value: T | None = None
+    error: ReconcilerError | None = None
+
+
+def run_isolated(
+    keys: Iterable[K], work: Callable[[K], T], max_workers: int = 32
+) -> list[Outcome[K, T]]:
+    """Run ``work`` for every key concurrently; one key's failure never affects the others.
+
+    Only the project's own errors are caught: anything else is a bug and propagates.
+    """
+    keys = list(keys)
+    if not keys:
+        return []
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(keys))) as pool:
+        futures: list[tuple[K, Future[T]]] = [(k, pool.submit(work, k)) for k in keys]
+        outcomes: list[Outcome[K, T]] = []
+        for key, future in futures:
+            try:
+                outcomes.append(Outcome(key, value=future.result()))
+            except ReconcilerError as err:
+                outcomes.append(Outcome(key, error=err))
+    return outcomes
