@@ -41,6 +41,131 @@ def cli() -> None:
     """GitOps delivery of the same applications to many Kubernetes clusters."""
 
 
+# ---- diff / apply: against live clusters ------------------------------------------------------
+
+_kubeconfig_option = click.option(
+    "--kubeconfig",
+    envvar="KUBECONFIG",
+    default=None,
+    help="kubeconfig with one context per cluster (default: $KUBECONFIG).",
+)
+_instance_option = click.option(
+    "--instance",
+    envvar="RECONCILER_INSTANCE",
+    default="default",
+    show_default=True,
+    help="Name of this reconciler's inventories; instances sharing a cluster never prune "
+    "each other's apps.",
+)
+
+
+def _select(repo: Any, app: str | None, cluster: str | None) -> None:
+    from reconciler.errors import ReconcilerError
+
+    if app is not None and app not in repo.apps:
+        known = ", ".join(repo.apps) or "none"
+        raise ReconcilerError(f"unknown app {app!r} (apps: {known})")
+    if cluster is not None and cluster not in repo.clusters:
+        known = ", ".join(repo.clusters) or "none"
+        raise ReconcilerError(f"unknown cluster {cluster!r} (clusters: {known})")
+
+
+def _revision(path: Path) -> str:
+    from reconciler.errors import SourceError
+    from reconciler.source import resolve_rev
+
+    try:
+        return resolve_rev(path, "HEAD")[:12]
+    except SourceError:
+        return "local"
+
+
+def _reconcile_once(
+    repo_path: Path,
+    app: str | None,
+    cluster: str | None,
+    kubeconfig: str | None,
+    instance: str,
+    apply: bool,
+) -> list[Any]:
+    from reconciler.config import load_repo
+    from reconciler.engine import Clients, reconcile
+    from reconciler.render import render_all
+
+    repo = load_repo(repo_path)
+    _select(repo, app, cluster)
+    rendered = render_all(
+        repo, apps=[app] if app else None, clusters=[cluster] if cluster else None
+    )
+    clients = Clients(kubeconfig)
+    try:
+        return reconcile(
+            repo,
+            rendered,
+            clients,
+            _revision(repo_path),
+            apply=apply,
+            clusters=[cluster] if cluster else None,
+            prune_departed=app is None,  # only a whole-repo pass knows what left a cluster
+            instance=instance,
+        )
+    finally:
+        clients.close()
+
+
+@cli.command()
+@click.argument("repo", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--app", default=None, help="Only this app.")
+@click.option("--cluster", default=None, help="Only this cluster.")
+@click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text")
+@_kubeconfig_option
+@_instance_option
+def diff(
+    repo: Path,
+    app: str | None,
+    cluster: str | None,
+    output: str,
+    kubeconfig: str | None,
+    instance: str,
+) -> None:
+    """Show what apply would change on the live clusters (server-side apply dry-run).
+
+    Exit 0: no changes; 1: changes or drift; 2: errors (other clusters are still shown).
+    """
+    from reconciler import outcomes as fmt
+
+    results = _reconcile_once(repo, app, cluster, kubeconfig, instance, apply=False)
+    if output == "json":
+        click.echo(fmt.diff_json(results))
+    elif output == "markdown":
+        click.echo(fmt.diff_markdown(results))
+    else:
+        click.echo(fmt.diff_text(results, color=sys.stdout.isatty()))
+    if fmt.has_errors(results):
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_CHANGES if fmt.has_changes(results) else EXIT_OK)
+
+
+@cli.command()
+@click.argument("repo", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--app", default=None, help="Only this app.")
+@click.option("--cluster", default=None, help="Only this cluster.")
+@_kubeconfig_option
+@_instance_option
+def apply(
+    repo: Path, app: str | None, cluster: str | None, kubeconfig: str | None, instance: str
+) -> None:
+    """One-shot sync: apply what changed, create namespaces, prune what left Git.
+
+    Exit 0: all applied; 2: any error (every other cluster is still synced).
+    """
+    from reconciler import outcomes as fmt
+
+    results = _reconcile_once(repo, app, cluster, kubeconfig, instance, apply=True)
+    click.echo(fmt.apply_text(results, color=sys.stdout.isatty()))
+    sys.exit(EXIT_ERROR if fmt.has_errors(results) else EXIT_OK)
+
+
 # ---- dev: local real clusters ------------------------------------------------------------------
 
 
@@ -118,6 +243,11 @@ def dev_kubeconfig(directory: str | None) -> None:
     if state is None:
         raise controlplane.DevEnvError("local clusters are not running: run `reconciler dev up`")
     click.echo(state.kubeconfig)
+
+
+from reconciler.cli_render import register_render_commands  # noqa: E402
+
+register_render_commands(cli)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from reconciler.errors import ClusterUnreachable, KubeError, ReconcilerError
 from reconciler.kube import Cluster
 from reconciler.render import TargetResult
 from reconciler.sync import (
+    DEFAULT_INSTANCE,
     ApplyResult,
     TargetPlan,
     apply_plan,
@@ -81,12 +82,15 @@ def reconcile(
     apply: bool,
     clusters: Iterable[str] | None = None,
     prune_departed: bool = True,
+    instance: str = DEFAULT_INSTANCE,
 ) -> list[TargetOutcome]:
     """Plan (and apply) every rendered target; returns one outcome per (app, cluster).
 
     ``clusters`` limits the pass (default: every cluster that is not paused). With
     ``prune_departed``, apps whose inventory is on a cluster they are no longer placed on are
     planned as empty (and pruned when applying) — only when the whole repo was rendered.
+    ``instance`` names this reconciler's inventories, so two instances (or two config repos)
+    sharing a cluster never prune each other's apps.
     """
     by_cluster: dict[str, list[TargetResult]] = {}
     for target in rendered:
@@ -98,7 +102,7 @@ def reconcile(
 
     def work(name: str) -> list[TargetOutcome]:
         return _reconcile_cluster(
-            repo, name, by_cluster[name], clients, revision, apply, prune_departed
+            repo, name, by_cluster[name], clients, _Pass(revision, apply, prune_departed, instance)
         )
 
     outcomes: list[TargetOutcome] = []
@@ -117,14 +121,16 @@ def reconcile(
     return sorted(outcomes, key=lambda o: (o.app, o.cluster))
 
 
+@dataclass(frozen=True)
+class _Pass:
+    revision: str
+    apply: bool
+    prune_departed: bool
+    instance: str
+
+
 def _reconcile_cluster(
-    repo: Repo,
-    name: str,
-    targets: list[TargetResult],
-    clients: Clients,
-    revision: str,
-    apply: bool,
-    prune_departed: bool,
+    repo: Repo, name: str, targets: list[TargetResult], clients: Clients, run: _Pass
 ) -> list[TargetOutcome]:
     cluster = clients.get(name, repo.clusters[name].context)
     cluster.ping()
@@ -135,9 +141,9 @@ def _reconcile_cluster(
             outcomes.append(TargetOutcome(target.app, name, error=target.error))
             continue
         policy = repo.apps[target.app].sync
-        outcomes.append(_one(cluster, target.app, target.rendered.objects, policy, revision, apply))
-    if prune_departed:
-        for app_name in list_inventories(cluster):
+        outcomes.append(_one(cluster, target.app, target.rendered.objects, policy, run))
+    if run.prune_departed:
+        for app_name in list_inventories(cluster, run.instance):
             if app_name in placed:
                 continue
             departed: App | None = repo.apps.get(app_name)
@@ -146,7 +152,7 @@ def _reconcile_cluster(
                 if departed is None
                 else departed.sync.model_copy(update={"allow_empty": True})
             )
-            outcome = _one(cluster, app_name, [], policy, revision, apply)
+            outcome = _one(cluster, app_name, [], policy, run)
             outcome.departed = True
             outcomes.append(outcome)
     return outcomes
@@ -157,13 +163,12 @@ def _one(
     app: str,
     objects: list[dict[str, object]],
     policy: SyncPolicy,
-    revision: str,
-    apply: bool,
+    run: _Pass,
 ) -> TargetOutcome:
     outcome = TargetOutcome(app, cluster.name)
     try:
-        outcome.plan = plan_target(cluster, app, objects, policy, revision)
-        if apply:
+        outcome.plan = plan_target(cluster, app, objects, policy, run.revision, run.instance)
+        if run.apply:
             outcome.result = apply_plan(cluster, outcome.plan, policy)
     except KubeError as err:
         outcome.error = err

@@ -35,6 +35,8 @@ from reconciler.objects import Manifest, ObjectRef, kind_rank
 
 SYSTEM_NAMESPACE = "reconciler-system"
 INVENTORY_LABEL = "reconciler.io/inventory"
+INSTANCE_LABEL = "reconciler.io/instance"  # which reconciler instance owns an inventory
+DEFAULT_INSTANCE = "default"
 CREATED_FOR_LABEL = "reconciler.io/created-for"
 PRUNE_ANNOTATION = "reconciler.io/prune"
 OBJECT_WORKERS = 8
@@ -87,6 +89,7 @@ class TargetPlan:
     inventory: dict[ObjectRef, InventoryEntry]
     inventory_revision: str | None
     desired_inventory: dict[ObjectRef, InventoryEntry]
+    instance: str = DEFAULT_INSTANCE
 
     @property
     def pending(self) -> list[Change]:
@@ -148,14 +151,17 @@ def read_inventory(
     return entries, data.get("revision")
 
 
-def list_inventories(cluster: Cluster) -> list[str]:
-    """Apps that have an inventory on this cluster (applied here at some point)."""
+def list_inventories(cluster: Cluster, instance: str = DEFAULT_INSTANCE) -> list[str]:
+    """Apps of this reconciler instance that have an inventory on this cluster."""
     configmaps = cluster.resource("v1", "ConfigMap")
-    items = cluster.list_objects(configmaps, SYSTEM_NAMESPACE, label_selector=INVENTORY_LABEL)
+    selector = f"{INVENTORY_LABEL},{INSTANCE_LABEL}={instance}"
+    items = cluster.list_objects(configmaps, SYSTEM_NAMESPACE, label_selector=selector)
     return sorted(str(i["metadata"]["labels"][INVENTORY_LABEL]) for i in items)
 
 
-def _inventory_manifest(app: str, revision: str, entries: Iterable[InventoryEntry]) -> Manifest:
+def _inventory_manifest(
+    app: str, revision: str, instance: str, entries: Iterable[InventoryEntry]
+) -> Manifest:
     objects = [
         {
             "apiVersion": e.api_version,
@@ -173,7 +179,7 @@ def _inventory_manifest(app: str, revision: str, entries: Iterable[InventoryEntr
         "metadata": {
             "name": inventory_name(app),
             "namespace": SYSTEM_NAMESPACE,
-            "labels": {INVENTORY_LABEL: app},
+            "labels": {INVENTORY_LABEL: app, INSTANCE_LABEL: instance},
         },
         "data": {"app": app, "revision": revision, "objects": json.dumps(objects, indent=1)},
     }
@@ -210,6 +216,7 @@ def plan_target(
     objects: list[Manifest],
     policy: SyncPolicy,
     revision: str,
+    instance: str = DEFAULT_INSTANCE,
 ) -> TargetPlan:
     """Compare desired objects with live state; read-only (dry-runs change nothing)."""
     inventory, inventory_revision = read_inventory(cluster, app)
@@ -256,7 +263,14 @@ def plan_target(
             desired_inventory[change.ref] = inventory[change.ref]
     changes.sort(key=lambda c: c.ref.sort_key())
     return TargetPlan(
-        app, cluster.name, revision, changes, inventory, inventory_revision, desired_inventory
+        app,
+        cluster.name,
+        revision,
+        changes,
+        inventory,
+        inventory_revision,
+        desired_inventory,
+        instance,
     )
 
 
@@ -429,7 +443,8 @@ def apply_plan(cluster: Cluster, plan: TargetPlan, policy: SyncPolicy) -> ApplyR
             else:
                 to_apply.append(change)
     prunes = [c for c in plan.changes if c.action is Action.PRUNE]
-    if not to_apply and not prunes and not plan.inventory_changed:
+    stale_inventory = plan.inventory_revision is not None and not plan.desired_inventory
+    if not to_apply and not prunes and not plan.inventory_changed and not stale_inventory:
         return result
 
     _ensure_namespaces(cluster, plan, to_apply, result)
@@ -444,17 +459,21 @@ def apply_plan(cluster: Cluster, plan: TargetPlan, policy: SyncPolicy) -> ApplyR
     for _, group in groupby(sorted(rest, key=lambda c: c.ref.sort_key()), key=_rank):
         _apply_stage(cluster, list(group), result)
 
-    if plan.inventory_changed:
-        inventory = dict(plan.desired_inventory)
-        for ref, _ in result.failed:  # what failed to apply keeps its previous entry
-            if ref in plan.inventory:
-                inventory[ref] = plan.inventory[ref]
-            else:
-                inventory.pop(ref, None)
+    inventory = dict(plan.desired_inventory)
+    for ref, _ in result.failed:  # what failed to apply keeps its previous entry
+        if ref in plan.inventory:
+            inventory[ref] = plan.inventory[ref]
+        else:
+            inventory.pop(ref, None)
+    if plan.inventory_changed and inventory:
         _write_inventory(cluster, plan, inventory.values(), result)
 
     if not result.failed:
         _prune(cluster, prunes, result)
+    if not inventory and not result.failed:  # nothing left here: forget the app on this cluster
+        configmaps = cluster.resource("v1", "ConfigMap")
+        if cluster.delete(configmaps, SYSTEM_NAMESPACE, inventory_name(plan.app)):
+            result.writes += 1
     return result
 
 
@@ -511,7 +530,8 @@ def _ensure_namespaces(
 def _write_inventory(
     cluster: Cluster, plan: TargetPlan, entries: Iterable[InventoryEntry], result: ApplyResult
 ) -> None:
-    cluster.apply(_inventory_manifest(plan.app, plan.revision, entries), force=True)
+    manifest = _inventory_manifest(plan.app, plan.revision, plan.instance, entries)
+    cluster.apply(manifest, force=True)
     result.writes += 1
 
 

@@ -1,0 +1,229 @@
+"""Pure formatting of reconcile outcomes (``diff`` and ``apply``): text, JSON, Markdown.
+
+Drifted fields read Git → live with who made the live value (``5 → 7 (kubectl-edit, …)``);
+changes from Git read live → Git. Secret values arrive masked from the plan.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import click
+
+from reconciler.diff import FieldChange
+from reconciler.engine import TargetOutcome
+from reconciler.sync import Action, Change
+
+_SYMBOL = {
+    Action.CREATE: ("+", "green"),
+    Action.UPDATE: ("~", "yellow"),
+    Action.PRUNE: ("-", "red"),
+    Action.CONFLICT: ("!", "red"),
+    Action.KEEP: ("=", "blue"),
+    Action.UNCHANGED: (" ", "white"),
+}
+_MAX_VALUE = 80
+
+
+def value(v: Any) -> str:
+    """Compact one-line rendering of a field value."""
+    if v is None:
+        return "(unset)"
+    text = json.dumps(v, sort_keys=True) if not isinstance(v, str) else json.dumps(v)
+    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1] + "…"
+
+
+def _clock(time: str | None) -> str:
+    return time[11:] if time and len(time) >= 20 else (time or "")
+
+
+def _field_line(f: FieldChange, drifted: bool) -> str:
+    before, after = (f.after, f.before) if drifted else (f.before, f.after)
+    who = ""
+    if f.manager:
+        who = f"  ({f.manager}, {_clock(f.time)})" if f.time else f"  ({f.manager})"
+    return f"{f.path}  {value(before)} → {value(after)}{who}"
+
+
+def _headline(change: Change) -> str:
+    if change.drift is not None:
+        verb = {"modified": "drifted", "missing": "missing", "unmanaged": "unmanaged"}[
+            change.drift.value
+        ]
+    elif change.after_crd:
+        verb = "create (after CRD)"
+    else:
+        verb = change.action.value
+    extra = f": {change.message}" if change.message and change.drift is None else ""
+    if change.drift is not None and change.message:
+        extra = f" ({change.message})"
+    return f"{change.ref} {verb}{extra}"
+
+
+def _shown(outcome: TargetOutcome) -> list[Change]:
+    if outcome.plan is None:
+        return []
+    return [c for c in outcome.plan.changes if c.action is not Action.UNCHANGED or c.drift]
+
+
+def has_changes(outcomes: Iterable[TargetOutcome]) -> bool:
+    return any(_shown(o) for o in outcomes)
+
+
+def has_errors(outcomes: Iterable[TargetOutcome]) -> bool:
+    return any(not o.ok for o in outcomes)
+
+
+def _style(text: str, color: bool, fg: str, bold: bool = False) -> str:
+    return click.style(text, fg=fg, bold=bold) if color else text
+
+
+def diff_text(outcomes: Sequence[TargetOutcome], color: bool) -> str:
+    """Human diff, grouped by cluster then app; a summary line last."""
+    lines: list[str] = []
+    for cluster in sorted({o.cluster for o in outcomes}):
+        lines.append(_style(f"cluster {cluster}", color, "cyan", bold=True))
+        for o in (o for o in outcomes if o.cluster == cluster):
+            label = f"  app {o.app}" + (" (no longer placed here)" if o.departed else "")
+            if o.error is not None:
+                lines.append(_style(f"{label}: error: {o.error}", color, "red"))
+                continue
+            shown = _shown(o)
+            if not shown:
+                lines.append(f"{label}: no changes")
+                continue
+            lines.append(label)
+            for change in shown:
+                symbol, fg = ("►", "magenta") if change.drift else _SYMBOL[change.action]
+                lines.append("    " + _style(f"{symbol} {_headline(change)}", color, fg))
+                for f in change.fields:
+                    lines.append("        " + _field_line(f, change.drift is not None))
+    lines.append(diff_summary(outcomes))
+    return "\n".join(lines)
+
+
+def diff_summary(outcomes: Sequence[TargetOutcome]) -> str:
+    changes = sum(len(_shown(o)) for o in outcomes)
+    drifted = sum(1 for o in outcomes for c in _shown(o) if c.drift)
+    errors = [o for o in outcomes if o.error is not None]
+    clusters = len({o.cluster for o in outcomes})
+    parts = [f"{changes} change{'s' if changes != 1 else ''}"]
+    if drifted:
+        parts.append(f"{drifted} drifted")
+    if errors:
+        parts.append(f"{len(errors)} error{'s' if len(errors) != 1 else ''}")
+    apps = len({o.app for o in outcomes})
+    return (
+        f"{apps} app{'s' if apps != 1 else ''} on {clusters} cluster"
+        + ("s" if clusters != 1 else "")
+        + ": "
+        + ", ".join(parts)
+    )
+
+
+def _change_json(change: Change) -> dict[str, Any]:
+    return {
+        "object": str(change.ref),
+        "group": change.ref.group,
+        "kind": change.ref.kind,
+        "namespace": change.ref.namespace,
+        "name": change.ref.name,
+        "action": change.action.value,
+        "drift": change.drift.value if change.drift else None,
+        "afterCRD": change.after_crd,
+        "managers": change.managers,
+        "message": change.message,
+        "fields": [
+            {
+                "path": f.path,
+                "live": f.before,
+                "desired": f.after,
+                "manager": f.manager,
+                "time": f.time,
+            }
+            for f in change.fields
+        ],
+    }
+
+
+def diff_json(outcomes: Sequence[TargetOutcome]) -> str:
+    return json.dumps(
+        [
+            {
+                "app": o.app,
+                "cluster": o.cluster,
+                "departed": o.departed,
+                "error": str(o.error) if o.error else None,
+                "unreachable": o.unreachable,
+                "changes": [_change_json(c) for c in _shown(o)],
+            }
+            for o in outcomes
+        ],
+        indent=2,
+        sort_keys=True,
+        default=str,
+    )
+
+
+def diff_markdown(outcomes: Sequence[TargetOutcome]) -> str:
+    lines = ["## reconciler diff", "", diff_summary(outcomes), ""]
+    for o in outcomes:
+        shown = _shown(o)
+        if o.error is None and not shown:
+            continue
+        lines.append(f"<details><summary><b>{o.app}</b> on <b>{o.cluster}</b></summary>")
+        lines.append("")
+        if o.error is not None:
+            lines.append(f"**error:** `{o.error}`")
+        lines.append("```diff")
+        for change in shown:
+            symbol = "!" if change.drift else _SYMBOL[change.action][0]
+            lines.append(f"{symbol} {_headline(change)}")
+            for f in change.fields:
+                lines.append(f"    {_field_line(f, change.drift is not None)}")
+        lines += ["```", "", "</details>", ""]
+    return "\n".join(lines)
+
+
+def apply_text(outcomes: Sequence[TargetOutcome], color: bool) -> str:
+    """Per cluster and app: what was created, configured, unchanged, pruned; summary last."""
+    lines: list[str] = []
+    totals = {"created": 0, "configured": 0, "unchanged": 0, "pruned": 0, "skipped": 0}
+    failures = 0
+    for cluster in sorted({o.cluster for o in outcomes}):
+        lines.append(_style(f"cluster {cluster}", color, "cyan", bold=True))
+        for o in (o for o in outcomes if o.cluster == cluster):
+            if o.error is not None or o.result is None:
+                failures += 1
+                lines.append(_style(f"  app {o.app}: error: {o.error}", color, "red"))
+                continue
+            r = o.result
+            counts = {
+                "created": len(r.created),
+                "configured": len(r.configured),
+                "unchanged": len(r.unchanged),
+                "pruned": len(r.pruned),
+                "skipped": len(r.skipped),
+            }
+            for key, n in counts.items():
+                totals[key] += n
+            summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+            lines.append(f"  app {o.app}: {summary or 'nothing to do'}")
+            for verb, refs in (("created", r.created), ("configured", r.configured)):
+                for ref in refs:
+                    fixed = " (drift corrected)" if ref in r.corrected else ""
+                    lines.append(_style(f"    {verb} {ref}{fixed}", color, "green"))
+            for ref in r.pruned:
+                lines.append(_style(f"    pruned {ref}", color, "red"))
+            for ref, why in r.skipped:
+                lines.append(_style(f"    skipped {ref}: {why}", color, "yellow"))
+            for ref, why in r.failed:
+                failures += 1
+                lines.append(_style(f"    failed {ref}: {why}", color, "red"))
+    clusters = len({o.cluster for o in outcomes})
+    done = ", ".join(f"{n} {k}" for k, n in totals.items())
+    tail = f"; {failures} error{'s' if failures != 1 else ''}" if failures else ""
+    lines.append(f"applied {len(outcomes)} targets on {clusters} clusters: {done}{tail}")
+    return "\n".join(lines)
