@@ -1,0 +1,349 @@
+"""The sync engine against three real kube-apiservers: exact diffs, staged apply, prune, drift."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from reconciler.config import load_repo
+from reconciler.devenv import controlplane
+from reconciler.engine import Clients, TargetOutcome, reconcile
+from reconciler.render import render_all
+from reconciler.sync import Action, Drift
+from tests.e2e.configrepo import (
+    configmap,
+    crd_and_resource,
+    deployment,
+    secret,
+    service,
+    unique,
+    write_app,
+    write_clusters,
+)
+
+CLUSTERS = ["beijing-1", "beijing-2", "us-west-1"]
+
+
+def run(
+    root: Path, kubeconfig: Path, instance: str, *, apply: bool, timeout: float = 10.0
+) -> list[TargetOutcome]:
+    repo = load_repo(root)
+    clients = Clients(str(kubeconfig), timeout=timeout)
+    try:
+        return reconcile(repo, render_all(repo), clients, "rev", apply=apply, instance=instance)
+    finally:
+        clients.close()
+
+
+def changes(outcomes: list[TargetOutcome]) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(app, cluster) -> [(object, action)] for everything that is not unchanged."""
+    out = {}
+    for o in outcomes:
+        assert o.error is None, o.error
+        assert o.plan is not None
+        out[(o.app, o.cluster)] = [
+            (str(c.ref), c.action.value) for c in o.plan.changes if c.action is not Action.UNCHANGED
+        ]
+    return out
+
+
+@pytest.fixture
+def repo_root(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    write_clusters(root)
+    return root
+
+
+def test_a_fresh_apply_then_diff_shows_zero_changes_on_every_cluster(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    app, ns, group = unique("full"), unique("ns"), f"{unique('g')}.example.com"
+    write_app(
+        repo_root,
+        app,
+        [
+            deployment("web"),
+            service("web"),
+            secret("db", "s3cret"),
+            configmap("settings", {"domain": "${cluster.vars.domain}"}),
+            *crd_and_resource(group, "Widget", "w1"),
+        ],
+        namespace=ns,
+    )
+    preview = run(repo_root, kubeconfig, app, apply=False)
+    plan = preview[0].plan
+    assert plan is not None
+    widget = next(c for c in plan.changes if c.ref.kind == "Widget")
+    assert widget.action is Action.CREATE and widget.after_crd
+
+    applied = run(repo_root, kubeconfig, app, apply=True)
+    for outcome in applied:
+        assert outcome.result is not None and outcome.result.ok, outcome.result
+        assert len(outcome.result.created) == 6
+
+    again = run(repo_root, kubeconfig, app, apply=True)
+    assert changes(again) == {(app, c): [] for c in CLUSTERS}
+    assert all(o.result is not None and o.result.writes == 0 for o in again)
+
+    core = client.CoreV1Api(api_clients["beijing-2"])
+    labels = core.read_namespace(ns).metadata.labels
+    assert labels["app.kubernetes.io/managed-by"] == "reconciler"
+    settings = core.read_namespaced_config_map("settings", ns)
+    assert settings.data == {"domain": "beijing-2.example.com"}
+    assert settings.metadata.labels["reconciler.io/app"] == app
+
+
+def test_an_edit_by_another_field_manager_is_shown_attributed_and_healed(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    app, ns = unique("heal"), unique("ns")
+    write_app(repo_root, app, [deployment("web", replicas=3)], namespace=ns)
+    run(repo_root, kubeconfig, app, apply=True)
+    apps = client.AppsV1Api(api_clients["us-west-1"])
+    apps.patch_namespaced_deployment(
+        "web", ns, {"spec": {"replicas": 7}}, field_manager="kubectl-edit"
+    )
+
+    diff = run(repo_root, kubeconfig, app, apply=False)
+    drifted = {o.cluster: o.plan.drifted for o in diff if o.plan}
+    assert drifted["beijing-1"] == [] and drifted["beijing-2"] == []
+    [change] = drifted["us-west-1"]
+    assert change.drift is Drift.MODIFIED
+    assert [(f.path, f.before, f.after, f.manager) for f in change.fields] == [
+        ("spec.replicas", 7, 3, "kubectl-edit")
+    ]
+    assert change.fields[0].time is not None
+
+    healed = run(repo_root, kubeconfig, app, apply=True)
+    result = next(o.result for o in healed if o.cluster == "us-west-1")
+    assert result is not None and [str(r) for r in result.corrected] == [f"Deployment/{ns}/web"]
+    assert apps.read_namespaced_deployment("web", ns).spec.replicas == 3
+    assert changes(run(repo_root, kubeconfig, app, apply=False))[(app, "us-west-1")] == []
+
+
+def test_self_heal_off_reports_drift_and_never_touches_the_object(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    app, ns = unique("watch"), unique("ns")
+    write_app(
+        repo_root,
+        app,
+        [configmap("cfg", {"mode": "safe"})],
+        namespace=ns,
+        sync={"selfHeal": False},
+    )
+    run(repo_root, kubeconfig, app, apply=True)
+    core = client.CoreV1Api(api_clients["beijing-1"])
+    core.patch_namespaced_config_map(
+        "cfg", ns, {"data": {"mode": "fast"}}, field_manager="ops-script"
+    )
+    before = core.read_namespaced_config_map("cfg", ns).metadata.resource_version
+
+    outcomes = run(repo_root, kubeconfig, app, apply=True)
+    result = next(o for o in outcomes if o.cluster == "beijing-1")
+    assert result.plan is not None and result.result is not None
+    [change] = result.plan.drifted
+    assert [(f.path, f.after, f.before, f.manager) for f in change.fields] == [
+        ("data.mode", "safe", "fast", "ops-script")
+    ]
+    assert result.result.skipped == [(change.ref, "drifted; selfHeal is off")]
+    live = core.read_namespaced_config_map("cfg", ns)
+    assert live.data == {"mode": "fast"}
+    assert live.metadata.resource_version == before
+
+
+def test_an_object_removed_from_git_is_pruned_and_a_prune_disabled_one_is_kept(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    app, ns = unique("prune"), unique("ns")
+    keep = configmap("keep", {"a": "1"})
+    keep["metadata"]["annotations"] = {"reconciler.io/prune": "disabled"}
+    write_app(
+        repo_root,
+        app,
+        [configmap("stay", {"a": "1"}), configmap("go", {"a": "1"}), keep],
+        namespace=ns,
+    )
+    run(repo_root, kubeconfig, app, apply=True)
+    write_app(repo_root, app, [configmap("stay", {"a": "1"})], namespace=ns)
+
+    plan = changes(run(repo_root, kubeconfig, app, apply=False))
+    assert plan[(app, "beijing-1")] == [
+        (f"ConfigMap/{ns}/go", "prune"),
+        (f"ConfigMap/{ns}/keep", "keep"),
+    ]
+    outcomes = run(repo_root, kubeconfig, app, apply=True)
+    assert all(
+        o.result and [str(r) for r in o.result.pruned] == [f"ConfigMap/{ns}/go"] for o in outcomes
+    )
+    core = client.CoreV1Api(api_clients["us-west-1"])
+    names = {c.metadata.name for c in core.list_namespaced_config_map(ns).items}
+    assert {"stay", "keep"} <= names and "go" not in names
+
+
+def test_a_render_error_prunes_nothing_and_keeps_the_last_good_state(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    app, ns = unique("broken"), unique("ns")
+    write_app(
+        repo_root, app, [configmap("a", {"k": "1"}), configmap("b", {"k": "1"})], namespace=ns
+    )
+    run(repo_root, kubeconfig, app, apply=True)
+    # Only us-west-1 has a provider label: the render fails on the beijing clusters alone.
+    write_app(repo_root, app, [configmap("a", {"k": "${cluster.labels.provider}"})], namespace=ns)
+
+    outcomes = {o.cluster: o for o in run(repo_root, kubeconfig, app, apply=True)}
+    for name in ("beijing-1", "beijing-2"):
+        assert outcomes[name].error is not None and outcomes[name].result is None
+        assert "cluster.labels.provider" in str(outcomes[name].error)
+        assert name in str(outcomes[name].error)
+        core = client.CoreV1Api(api_clients[name])
+        assert {c.metadata.name for c in core.list_namespaced_config_map(ns).items} >= {"a", "b"}
+    west = outcomes["us-west-1"].result
+    assert west is not None and [str(r) for r in west.pruned] == [f"ConfigMap/{ns}/b"]
+
+
+def test_an_empty_render_does_not_prune_everything_unless_allowed(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    app, ns = unique("empty"), unique("ns")
+    write_app(repo_root, app, [configmap("a", {"k": "1"})], namespace=ns)
+    run(repo_root, kubeconfig, app, apply=True)
+    write_app(repo_root, app, [], namespace=ns)
+
+    refused = run(repo_root, kubeconfig, app, apply=True)
+    assert all("renders to zero objects" in str(o.error) for o in refused)
+    core = client.CoreV1Api(api_clients["beijing-1"])
+    assert core.read_namespaced_config_map("a", ns).data == {"k": "1"}
+
+    write_app(repo_root, app, [], namespace=ns, sync={"allowEmpty": True})
+    allowed = run(repo_root, kubeconfig, app, apply=True)
+    assert all(o.result and len(o.result.pruned) == 1 for o in allowed)
+    with pytest.raises(ApiException):
+        core.read_namespaced_config_map("a", ns)
+
+
+def test_an_object_owned_by_another_manager_is_a_conflict_not_taken_over(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient], namespace: str
+) -> None:
+    app = unique("conflict")
+    for api in api_clients.values():
+        client.CoreV1Api(api).patch_namespaced_config_map(
+            "shared",
+            namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "shared"},
+                "data": {"k": "theirs"},
+            },
+            field_manager="helm",
+            _content_type="application/apply-patch+yaml",
+        )
+    write_app(repo_root, app, [configmap("shared", {"k": "ours"})], namespace=namespace)
+
+    outcomes = run(repo_root, kubeconfig, app, apply=True)
+    for o in outcomes:
+        assert o.plan is not None and o.result is not None
+        [change] = o.plan.pending
+        assert change.action is Action.CONFLICT and change.managers == ["helm"]
+        assert o.result.skipped and not o.result.configured
+    core = client.CoreV1Api(api_clients["us-west-1"])
+    assert core.read_namespaced_config_map("shared", namespace).data == {"k": "theirs"}
+
+    write_app(
+        repo_root,
+        app,
+        [configmap("shared", {"k": "ours"})],
+        namespace=namespace,
+        sync={"force": True},
+    )
+    forced = run(repo_root, kubeconfig, app, apply=True)
+    assert all(o.result and o.result.configured for o in forced)
+    assert core.read_namespaced_config_map("shared", namespace).data == {"k": "ours"}
+
+
+def test_ignored_differences_are_neither_shown_nor_fought_over(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    app, ns = unique("hpa"), unique("ns")
+    write_app(
+        repo_root,
+        app,
+        [deployment("web", replicas=2)],
+        namespace=ns,
+        sync={"ignoreDifferences": [{"kind": "Deployment", "jsonPointers": ["/spec/replicas"]}]},
+    )
+    run(repo_root, kubeconfig, app, apply=True)
+    apps = client.AppsV1Api(api_clients["beijing-1"])
+    apps.patch_namespaced_deployment(
+        "web", ns, {"spec": {"replicas": 9}}, field_manager="hpa-controller"
+    )
+
+    assert changes(run(repo_root, kubeconfig, app, apply=True))[(app, "beijing-1")] == []
+    assert apps.read_namespaced_deployment("web", ns).spec.replicas == 9
+
+
+def test_an_immutable_field_change_says_which_field_and_what_to_do(
+    repo_root: Path, kubeconfig: Path
+) -> None:
+    app, ns = unique("immutable"), unique("ns")
+    write_app(repo_root, app, [deployment("web")], namespace=ns)
+    run(repo_root, kubeconfig, app, apply=True)
+    changed = deployment("web")
+    changed["spec"]["selector"]["matchLabels"]["tier"] = "front"
+    changed["spec"]["template"]["metadata"]["labels"]["tier"] = "front"
+    write_app(repo_root, app, [changed], namespace=ns)
+
+    outcomes = run(repo_root, kubeconfig, app, apply=True)
+    for o in outcomes:
+        message = str(o.error)
+        assert f"Deployment/{ns}/web" in message and o.cluster in message
+        assert "spec.selector" in message and "immutable" in message
+        assert "delete the object" in message
+
+
+def test_a_stopped_apiserver_is_a_clear_error_and_the_other_clusters_are_synced(
+    tmp_path: Path,
+) -> None:
+    plane = controlplane.start(tmp_path / "plane", ["alive", "stopped"], die_with_parent=True)
+    try:
+        root = tmp_path / "repo"
+        write_clusters(root, {"alive": {"env": "x"}, "stopped": {"env": "x"}})
+        write_app(
+            root,
+            "greeting",
+            [configmap("hello", {"who": "${cluster.name}"})],
+            namespace="hi",
+            placement={"selector": {"matchLabels": {"env": "x"}}},
+        )
+        down = next(c for c in plane.clusters if c.name == "stopped")
+        os.kill(down.pid, signal.SIGKILL)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "reconciler",
+                "apply",
+                str(root),
+                "--kubeconfig",
+                plane.kubeconfig,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "app greeting: 1 created" in result.stdout
+        assert f"cluster stopped: unreachable at https://127.0.0.1:{down.port}" in result.stdout
+        assert "connection refused" in result.stdout
+    finally:
+        controlplane.stop(tmp_path / "plane")
