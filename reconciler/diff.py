@@ -89,13 +89,15 @@ def _join(prefix: str, name: str) -> str:
     return (piece[1:] if piece.startswith(".") else piece) if not prefix else prefix + piece
 
 
-def _list_key(items: list[Any]) -> str | None:
-    """The field that identifies entries of a list of objects (``name`` for containers...)."""
+def _list_key(before: list[Any], after: list[Any]) -> str | None:
+    """The field identifying entries in both lists of objects (``name`` for containers...)."""
+    items = before + after
     if not items or not all(isinstance(i, dict) for i in items):
         return None
     for key in _LIST_KEYS:
-        values = [i.get(key) for i in items]
-        if all(v is not None for v in values) and len(set(map(str, values))) == len(values):
+        if all(key in i for i in items) and all(
+            len({str(i[key]) for i in side}) == len(side) for side in (before, after)
+        ):
             return key
     return None
 
@@ -110,8 +112,8 @@ def field_changes(before: Any, after: Any, prefix: str = "") -> list[FieldChange
             out += field_changes(before.get(name), after.get(name), _join(prefix, str(name)))
         return out
     if isinstance(before, list) and isinstance(after, list):
-        key = _list_key(before + after)
-        if key is not None and _list_key(before) is not None and _list_key(after) is not None:
+        key = _list_key(before, after)
+        if key is not None:
             old = {str(i[key]): i for i in before}
             new = {str(i[key]): i for i in after}
             out = []

@@ -1,0 +1,191 @@
+"""Pure diffing: normalization, field paths, attribution, masking, ignore rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.config import IgnoreRule
+from reconciler.diff import (
+    MASK,
+    FieldChange,
+    attribute,
+    content_hash,
+    field_changes,
+    field_owners,
+    ignored_pointers,
+    mask,
+    mask_changes,
+    normalize,
+    strip_pointers,
+)
+from reconciler.objects import ObjectRef
+
+
+def _deployment(replicas: int, image: str = "web:1") -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "web",
+            "namespace": "demo",
+            "uid": "abc",
+            "resourceVersion": "12",
+            "generation": 3,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "managedFields": [],
+            "labels": {"reconciler.io/app": "web"},
+        },
+        "spec": {
+            "replicas": replicas,
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "web", "image": image},
+                        {"name": "sidecar", "image": "proxy:2"},
+                    ]
+                }
+            },
+        },
+        "status": {"replicas": 1},
+    }
+
+
+def test_normalize_drops_server_bookkeeping_and_status() -> None:
+    out = normalize(_deployment(3))
+    assert "status" not in out
+    assert set(out["metadata"]) == {"name", "namespace", "labels"}
+
+
+def test_identical_objects_have_no_field_changes() -> None:
+    assert field_changes(normalize(_deployment(3)), normalize(_deployment(3))) == []
+
+
+def test_changed_scalar_is_reported_with_its_path_and_both_values() -> None:
+    assert field_changes(_deployment(3), _deployment(5)) == [FieldChange("spec.replicas", 3, 5)]
+
+
+def test_containers_are_matched_by_name_not_position() -> None:
+    before = _deployment(3)
+    after = _deployment(3, image="web:2")
+    after["spec"]["template"]["spec"]["containers"].reverse()
+    assert field_changes(before, after) == [
+        FieldChange("spec.template.spec.containers[name=web].image", "web:1", "web:2")
+    ]
+
+
+def test_keys_with_dots_or_slashes_are_bracketed() -> None:
+    before = {"metadata": {"labels": {"reconciler.io/app": "a"}}}
+    after = {"metadata": {"labels": {"reconciler.io/app": "b"}}}
+    assert field_changes(before, after)[0].path == "metadata.labels[reconciler.io/app]"
+
+
+def test_added_and_removed_fields_show_unset_sides() -> None:
+    changes = field_changes({"data": {"a": "1"}}, {"data": {"b": "2"}})
+    assert changes == [FieldChange("data.a", "1", None), FieldChange("data.b", None, "2")]
+
+
+def test_lists_without_keys_of_different_length_change_as_a_whole() -> None:
+    assert field_changes({"args": ["a"]}, {"args": ["a", "b"]}) == [
+        FieldChange("args", ["a"], ["a", "b"])
+    ]
+
+
+def test_secret_values_are_masked_but_their_change_is_kept() -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "data": {"password": "aHVudGVyMg=="}}
+    assert mask(secret)["data"] == {"password": MASK}
+    changes = mask_changes(secret, [FieldChange("data.password", "b2xk", "bmV3")])
+    assert changes == [FieldChange("data.password", MASK, MASK)]
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"}}
+    assert mask(configmap) == configmap
+
+
+def _managed(manager: str, operation: str, time: str, fields: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "manager": manager,
+        "operation": operation,
+        "time": time,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+    }
+
+
+def test_field_owners_reads_managed_fields_into_paths() -> None:
+    live = {
+        "metadata": {
+            "managedFields": [
+                _managed(
+                    "reconciler",
+                    "Apply",
+                    "2026-11-22T10:00:00Z",
+                    {
+                        "f:spec": {
+                            "f:template": {
+                                "f:spec": {
+                                    "f:containers": {'k:{"name":"web"}': {".": {}, "f:image": {}}}
+                                }
+                            }
+                        }
+                    },
+                ),
+                _managed(
+                    "kubectl-edit", "Update", "2026-11-22T12:03:41Z", {"f:spec": {"f:replicas": {}}}
+                ),
+            ]
+        }
+    }
+    owners = field_owners(live)
+    assert [o.manager for o in owners["spec.replicas"]] == ["kubectl-edit"]
+    assert [o.manager for o in owners["spec.template.spec.containers[name=web].image"]] == [
+        "reconciler"
+    ]
+
+
+def test_attribute_names_the_other_manager_and_time_of_a_drifted_field() -> None:
+    live = {
+        "metadata": {
+            "managedFields": [
+                _managed("reconciler", "Apply", "2026-11-22T10:00:00Z", {"f:data": {"f:a": {}}}),
+                _managed("kubectl-edit", "Update", "2026-11-22T12:03:41Z", {"f:data": {"f:b": {}}}),
+            ]
+        }
+    }
+    [change] = attribute([FieldChange("data.b", "7", "5")], live, "reconciler")
+    assert (change.manager, change.time) == ("kubectl-edit", "2026-11-22T12:03:41Z")
+
+
+def test_a_field_nobody_owns_is_attributed_to_the_latest_update() -> None:
+    live = {
+        "metadata": {
+            "managedFields": [
+                _managed("reconciler", "Apply", "2026-11-22T10:00:00Z", {"f:data": {"f:a": {}}}),
+                _managed("ops", "Update", "2026-11-22T11:00:00Z", {"f:metadata": {}}),
+            ]
+        }
+    }
+    [change] = attribute([FieldChange("data.gone", None, "1")], live, "reconciler")
+    assert change.manager == "ops"
+
+
+def test_ignore_rules_match_kind_and_name_globs_and_strip_pointers() -> None:
+    rules = [
+        IgnoreRule(kind="Deployment", name="we*", json_pointers=["/spec/replicas"]),
+        IgnoreRule(kind="Service", json_pointers=["/spec/clusterIP"]),
+    ]
+    ref = ObjectRef("apps", "Deployment", "demo", "web")
+    pointers = ignored_pointers(ref, rules)
+    assert pointers == ["/spec/replicas"]
+    stripped = strip_pointers(_deployment(3), pointers + ["/spec/absent/field"])
+    assert "replicas" not in stripped["spec"]
+    assert ignored_pointers(ObjectRef("apps", "Deployment", "demo", "api"), rules) == []
+
+
+def test_json_pointer_escapes_are_honoured() -> None:
+    obj = {"metadata": {"annotations": {"a/b": "1", "c": "2"}}}
+    assert strip_pointers(obj, ["/metadata/annotations/a~1b"]) == {
+        "metadata": {"annotations": {"c": "2"}}
+    }
+
+
+def test_content_hash_ignores_key_order_but_not_values() -> None:
+    assert content_hash({"a": 1, "b": 2}) == content_hash({"b": 2, "a": 1})
+    assert content_hash({"a": 1}) != content_hash({"a": 2})
