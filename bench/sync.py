@@ -91,7 +91,7 @@ def raw_apply(
 def reconciler_sync(
     clusters: dict[str, Cluster], namespace: str, per_cluster: int
 ) -> tuple[float, int, int]:
-    """plan_target + apply_plan on every cluster concurrently; returns (seconds, writes, applied)."""
+    """plan + apply on every cluster concurrently; returns (seconds, writes, applied)."""
     policy = SyncPolicy()
     app = f"bench-{namespace}"
     desired = objects(namespace, per_cluster, app)
@@ -133,13 +133,13 @@ def main() -> None:
             rows = []
             for round_ in range(args.rounds):
                 raw = raw_apply(state, f"raw-{round_}", per_cluster, args.workers)
-                first, writes_first, applied = reconciler_sync(
-                    clusters, f"rec-{round_}", per_cluster
-                )
-                again, writes_again, _ = reconciler_sync(clusters, f"rec-{round_}", per_cluster)
+                namespace = f"rec-{round_}"
+                first, writes_first, applied = reconciler_sync(clusters, namespace, per_cluster)
+                again, writes_again, _ = reconciler_sync(clusters, namespace, per_cluster)
                 rows.append((raw, first, again, writes_first, writes_again, applied))
                 print(
-                    f"round {round_ + 1}: raw loop {raw:.2f}s | reconciler first apply {first:.2f}s "
+                    f"round {round_ + 1}: raw loop {raw:.2f}s | "
+                    f"reconciler first apply {first:.2f}s "
                     f"({first / raw:.2f}x, {writes_first} writes, {applied} objects) | "
                     f"no-change sync {again:.2f}s ({again / raw:.2f}x, {writes_again} writes)"
                 )
@@ -149,9 +149,8 @@ def main() -> None:
                 f"\n{per_cluster * len(CLUSTERS)} objects on {len(CLUSTERS)} clusters, "
                 f"{args.workers} workers per cluster"
             )
-            print(
-                f"first apply / raw loop: median {median[1] / median[0]:.2f}x (best {best[1] / best[0]:.2f}x)"
-            )
+            ratio, best_ratio = median[1] / median[0], best[1] / best[0]
+            print(f"first apply / raw loop: median {ratio:.2f}x (best {best_ratio:.2f}x)")
             print(f"no-change sync / raw loop: median {median[2] / median[0]:.2f}x")
             print(f"no-change sync writes: {max(r[4] for r in rows)}")
         finally:
