@@ -196,7 +196,19 @@ def _build_kubernetes_binary(dest: Path, progress: Progress) -> None:
             go_mod.unlink()  # only a go.mod that tidied is kept
             raise
     out = work / "out" / name
-    _run_go(["build", "-o", str(out), f"k8s.io/kubernetes/cmd/{name}"], work, log, name, env)
+    major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
+    ldflags = " ".join(
+        f"-X {pkg}.{var}={value}"
+        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for var, value in (
+            ("gitVersion", KUBERNETES_VERSION),
+            ("gitMajor", major),
+            ("gitMinor", minor),
+            ("gitTreeState", "clean"),
+        )
+    )
+    args = ["build", "-ldflags", ldflags, "-o", str(out), f"k8s.io/kubernetes/cmd/{name}"]
+    _run_go(args, work, log, name, env)
     _install_atomically(out, dest)
 
 
