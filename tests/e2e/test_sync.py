@@ -347,3 +347,82 @@ def test_a_stopped_apiserver_is_a_clear_error_and_the_other_clusters_are_synced(
         assert "connection refused" in result.stdout
     finally:
         controlplane.stop(tmp_path / "plane")
+
+
+def test_a_deleted_object_is_missing_drift_and_an_extra_labelled_one_is_unmanaged(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    app, ns = unique("gone"), unique("ns")
+    write_app(repo_root, app, [configmap("cfg", {"k": "1"})], namespace=ns)
+    run(repo_root, kubeconfig, app, apply=True)
+    core = client.CoreV1Api(api_clients["beijing-1"])
+    core.delete_namespaced_config_map("cfg", ns)
+    core.create_namespaced_config_map(
+        ns,
+        configmap("stray", {"k": "1"})
+        | {"metadata": {"name": "stray", "labels": {"reconciler.io/app": app}}},
+    )
+
+    outcome = next(
+        o for o in run(repo_root, kubeconfig, app, apply=False) if o.cluster == "beijing-1"
+    )
+    assert outcome.plan is not None
+    assert [(str(c.ref), c.drift) for c in outcome.plan.drifted] == [
+        (f"ConfigMap/{ns}/cfg", Drift.MISSING),
+        (f"ConfigMap/{ns}/stray", Drift.UNMANAGED),
+    ]
+    healed = next(
+        o for o in run(repo_root, kubeconfig, app, apply=True) if o.cluster == "beijing-1"
+    )
+    assert healed.result is not None and [str(r) for r in healed.result.corrected] == [
+        f"ConfigMap/{ns}/cfg"
+    ]
+    assert core.read_namespaced_config_map("cfg", ns).data == {"k": "1"}
+    assert core.read_namespaced_config_map("stray", ns).data == {"k": "1"}  # reported, not deleted
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_diff_command_exits_by_what_it_found_and_prints_attributed_drift(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    app, ns = unique("cli"), unique("ns")
+    write_app(
+        repo_root,
+        app,
+        [deployment("web", replicas=3), secret("token", "hunter2-value")],
+        namespace=ns,
+    )
+    common = ["--kubeconfig", str(kubeconfig), "--instance", app]
+    first = _cli("diff", str(repo_root), *common)
+    assert first.returncode == 1 and f"+ Deployment/{ns}/web create" in first.stdout
+    applied = _cli("apply", str(repo_root), *common)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert applied.stdout.rstrip().endswith(
+        "applied 3 targets on 3 clusters: 6 created, 0 configured, 0 unchanged, 0 pruned, 0 skipped"
+    )
+    assert _cli("diff", str(repo_root), *common).returncode == 0
+
+    client.AppsV1Api(api_clients["us-west-1"]).patch_namespaced_deployment(
+        "web", ns, {"spec": {"replicas": 7}}, field_manager="kubectl-edit"
+    )
+    client.CoreV1Api(api_clients["us-west-1"]).patch_namespaced_secret(
+        "token", ns, {"stringData": {"password": "changed-by-hand"}}, field_manager="kubectl-edit"
+    )
+    text = _cli("diff", str(repo_root), "--cluster", "us-west-1", *common)
+    assert text.returncode == 1
+    assert f"► Deployment/{ns}/web drifted" in text.stdout
+    assert "spec.replicas  3 → 7  (kubectl-edit, " in text.stdout
+    assert f"► Secret/{ns}/token drifted" in text.stdout
+    for output in ("text", "json", "markdown"):
+        shown = _cli("diff", str(repo_root), "-o", output, *common)
+        assert "hunter2" not in shown.stdout and "changed-by-hand" not in shown.stdout
+        assert "(masked)" in shown.stdout
