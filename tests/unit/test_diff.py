@@ -174,7 +174,7 @@ def test_ignore_rules_match_kind_and_name_globs_and_strip_pointers() -> None:
     ref = ObjectRef("apps", "Deployment", "demo", "web")
     pointers = ignored_pointers(ref, rules)
     assert pointers == ["/spec/replicas"]
-    stripped = strip_pointers(_deployment(3), pointers + ["/spec/absent/field"])
+    stripped = strip_pointers(_deployment(3), [*pointers, "/spec/absent/field"])
     assert "replicas" not in stripped["spec"]
     assert ignored_pointers(ObjectRef("apps", "Deployment", "demo", "api"), rules) == []
 

@@ -1,0 +1,363 @@
+"""Render one app for one cluster: source, templates, namespace, overrides, ownership label.
+
+Sources are plain manifests (parsed once at load), ``helm template`` or ``kustomize build``
+(the real binaries). Helm renders are shared between targets whose chart, release, namespace
+and final values are identical; a kustomize build has no per-cluster input, so it runs once.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reconciler import APP_LABEL
+from reconciler.config import App, Cluster, Override, Repo, SourceDocument
+from reconciler.devenv.binaries import cached_path
+from reconciler.errors import RenderError
+from reconciler.objects import Manifest, ObjectRef, group_of, is_cluster_scoped, sorted_for_apply
+from reconciler.overrides import (
+    OverrideEffect,
+    OverrideError,
+    apply,
+    deep_merge,
+    matching,
+    merge_values,
+    resolve,
+)
+from reconciler.placement import targets
+from reconciler.templates import Context, SiteError, find_sites, freeze, substitute, thaw
+from reconciler.yamlsrc import YamlError, load_documents, load_fast
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """Paths of the ``helm`` and ``kustomize`` binaries."""
+
+    helm: str
+    kustomize: str
+    timeout: float = 300.0
+
+    @classmethod
+    def default(cls) -> Toolchain:
+        """$RECONCILER_HELM / $RECONCILER_KUSTOMIZE, else the devenv cache, else $PATH.
+
+        The cache paths (and pinned versions) come from the devenv so they are defined once;
+        nothing is built here (rendering never touches the network).
+        """
+
+        def pick(name: str) -> str:
+            explicit = os.environ.get(f"RECONCILER_{name.upper()}")
+            if explicit:
+                return explicit
+            cached = cached_path(name)
+            return str(cached) if cached.is_file() else name
+
+        return cls(helm=pick("helm"), kustomize=pick("kustomize"))
+
+
+@dataclass
+class RenderedTarget:
+    """The desired objects of one app on one cluster, in apply order, and what overrides did."""
+
+    app: str
+    cluster: str
+    objects: list[Manifest]
+    overrides_applied: list[OverrideEffect]
+
+
+@dataclass
+class TargetResult:
+    app: str
+    cluster: str
+    rendered: RenderedTarget | None = None
+    error: RenderError | None = None
+
+
+@dataclass
+class RenderCache:
+    """Tool output shared between targets within one revision; ``runs`` counts tool calls."""
+
+    helm: dict[tuple[str, ...], bytes] = field(default_factory=dict)  # frozen manifests
+    kustomize: dict[str, list[SourceDocument]] = field(default_factory=dict)
+    chart_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runs: int = 0
+
+
+class _Failure(Exception):
+    """A render step failed; the message is located (file:line, override, object)."""
+
+
+def render_all(
+    repo: Repo,
+    apps: Iterable[str] | None = None,
+    clusters: Iterable[str] | None = None,
+    tools: Toolchain | None = None,
+    cache: RenderCache | None = None,
+) -> list[TargetResult]:
+    """Render every (app, target cluster); one failing target never stops the others."""
+    app_names = set(apps) if apps is not None else None
+    cluster_names = set(clusters) if clusters is not None else None
+    cache = cache if cache is not None else RenderCache()
+    results: list[TargetResult] = []
+    with _cyclic_gc_paused():
+        for app in repo.apps.values():
+            if app_names is not None and app.name not in app_names:
+                continue
+            for cluster in targets(repo, app):
+                if cluster_names is not None and cluster.name not in cluster_names:
+                    continue
+                try:
+                    rendered = render_target(repo, app, cluster, tools, cache)
+                    results.append(TargetResult(app.name, cluster.name, rendered=rendered))
+                except RenderError as err:
+                    results.append(TargetResult(app.name, cluster.name, error=err))
+    return results
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while rendering many targets.
+
+    A big render allocates millions of small, acyclic dicts and lists that all survive; the
+    generational GC would rescan them over and over (measured: ~45% of render time at 1,000
+    clusters x 50 apps). Reference counting still frees everything; nothing here makes cycles.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def render_target(
+    repo: Repo,
+    app: App,
+    cluster: Cluster,
+    tools: Toolchain | None = None,
+    cache: RenderCache | None = None,
+) -> RenderedTarget:
+    """Desired objects of ``app`` on ``cluster``; raises RenderError naming what failed where."""
+    try:
+        return _render(repo, app, cluster, tools, cache if cache is not None else RenderCache())
+    except _Failure as err:
+        raise RenderError(str(err), app=app.name, cluster=cluster.name) from err
+
+
+def _render(
+    repo: Repo, app: App, cluster: Cluster, tools: Toolchain | None, cache: RenderCache
+) -> RenderedTarget:
+    ctx = Context(cluster.name, cluster.labels, cluster.vars)
+    overrides: list[tuple[Override, OverrideEffect]] = []
+    for i in matching(repo, app, cluster):
+        try:
+            override = resolve(app, i, ctx)
+        except OverrideError as err:
+            raise _Failure(str(err)) from err
+        overrides.append((override, OverrideEffect(override.name, app.override_where(i))))
+
+    source = app.source
+    if source.helm is not None:
+        objects = _helm(repo, app, ctx, overrides, tools, cache)
+    elif source.kustomize is not None:
+        docs = _kustomize(repo, app, tools, cache)
+        objects = [_substitute(doc, ctx) for doc in docs]
+    else:
+        objects = [_substitute(doc, ctx) for doc in app.manifests]
+    for override, effect in overrides:
+        if override.values and source.helm is None:
+            effect.notes.append("values ignored: the app has no Helm source")
+
+    _default_namespace(app, objects)
+    for override, effect in overrides:
+        try:
+            apply(override, objects, effect)
+        except OverrideError as err:
+            raise _Failure(f"{effect.where}: {err}") from err
+    for obj in objects:
+        _label(obj, app.name)
+    return RenderedTarget(
+        app.name, cluster.name, _in_apply_order(objects), [e for _, e in overrides]
+    )
+
+
+def _substitute(doc: SourceDocument, ctx: Context) -> Manifest:
+    try:
+        value: Manifest = substitute(doc.fresh(), doc.sites, ctx, copy=False)
+    except SiteError as err:
+        raise _Failure(f"{doc.file}:{err.site.line}: {err}") from err
+    return value
+
+
+def _default_namespace(app: App, objects: list[Manifest]) -> None:
+    if app.namespace is None:
+        return
+    crd_scopes: dict[tuple[str, str], bool] = {}
+    for obj in objects:
+        spec = obj.get("spec")
+        if obj.get("kind") == "CustomResourceDefinition" and isinstance(spec, dict):
+            names = spec.get("names")
+            kind = names.get("kind", "") if isinstance(names, dict) else ""
+            crd_scopes[(str(spec.get("group", "")), str(kind))] = spec.get("scope") == "Cluster"
+    for obj in objects:
+        meta = obj.setdefault("metadata", {})
+        if meta.get("namespace"):
+            continue
+        group = group_of(str(obj.get("apiVersion", "")))
+        if not is_cluster_scoped(group, str(obj.get("kind", "")), crd_scopes):
+            # Right after the name, where people look for it in rendered output.
+            obj["metadata"] = {"name": meta.get("name"), "namespace": app.namespace, **meta}
+
+
+def _label(obj: Manifest, app: str) -> None:
+    meta = obj.setdefault("metadata", {})
+    labels = meta.get("labels")
+    if not isinstance(labels, dict):
+        labels = meta["labels"] = {}
+    labels[APP_LABEL] = app
+
+
+def _in_apply_order(objects: list[Manifest]) -> list[Manifest]:
+    """``sorted_for_apply`` order; also rejects two objects with one identity."""
+    seen: set[ObjectRef] = set()
+    for obj in objects:
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict) or not all(
+            isinstance(v, str) and v
+            for v in (obj.get("apiVersion"), obj.get("kind"), meta.get("name"))
+        ):
+            raise _Failure(f"not a valid object after rendering: {str(obj)[:80]}")
+        ref = ObjectRef.of(obj)
+        if ref in seen:
+            raise _Failure(f"duplicate object {ref} in the render")
+        seen.add(ref)
+    return sorted_for_apply(objects)
+
+
+# ---- tools ---------------------------------------------------------------------------------
+
+
+def _helm(
+    repo: Repo,
+    app: App,
+    ctx: Context,
+    overrides: list[tuple[Override, OverrideEffect]],
+    tools: Toolchain | None,
+    cache: RenderCache,
+) -> list[Manifest]:
+    helm = app.source.helm
+    assert helm is not None
+    values: dict[str, Any] = {}
+    for layer in app.helm_values:
+        values = deep_merge(values, _substitute(layer, ctx))
+    chart = (app.dir / helm.chart).resolve()
+    for override, effect in overrides:
+        if override.values:
+            defaults = _chart_defaults(chart, cache)
+            values = merge_values(values, override.values, effect, defaults)
+    release = helm.release_name or app.name
+    values_json = json.dumps(values, sort_keys=True, default=str)
+    key = (str(chart), release, app.namespace or "", values_json)
+    if key not in cache.helm:
+        tools = tools or Toolchain.default()
+        cmd = [tools.helm, "template", release, str(chart), "--include-crds", "--skip-tests"]
+        if app.namespace:
+            cmd += ["--namespace", app.namespace]
+        where = _rel(repo, chart)
+        with tempfile.TemporaryDirectory(prefix="reconciler-helm-") as tmp:
+            values_file = Path(tmp) / "values.json"  # JSON is YAML, and exact
+            values_file.write_text(values_json)
+            env = {
+                f"HELM_{d}_HOME": str(Path(tmp) / d.lower()) for d in ("CACHE", "CONFIG", "DATA")
+            }
+            out = _run([*cmd, "--values", str(values_file)], tools, f"helm template {where}", env)
+        cache.runs += 1
+        try:
+            docs = load_fast(out)
+        except yaml.YAMLError as err:
+            raise _Failure(f"helm template {where}: output is not valid YAML: {err}") from err
+        for doc in docs:
+            if not isinstance(doc, dict) or not isinstance(doc.get("metadata"), dict):
+                raise _Failure(f"helm template {where}: output holds a non-object: {doc!r:.60}")
+        cache.helm[key] = freeze(docs)
+    objects: list[Manifest] = thaw(cache.helm[key])
+    return objects
+
+
+def _chart_defaults(chart: Path, cache: RenderCache) -> dict[str, Any]:
+    key = str(chart)
+    if key not in cache.chart_defaults:
+        try:
+            docs = load_fast((chart / "values.yaml").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            docs = []  # helm itself reports a broken values.yaml
+        cache.chart_defaults[key] = docs[0] if docs and isinstance(docs[0], dict) else {}
+    return cache.chart_defaults[key]
+
+
+def _kustomize(
+    repo: Repo, app: App, tools: Toolchain | None, cache: RenderCache
+) -> list[SourceDocument]:
+    kustomize = app.source.kustomize
+    assert kustomize is not None
+    path = (app.dir / kustomize.path).resolve()
+    key = str(path)
+    if key not in cache.kustomize:
+        tools = tools or Toolchain.default()
+        where = _rel(repo, path)
+        out = _run([tools.kustomize, "build", str(path)], tools, f"kustomize build {where}", {})
+        cache.runs += 1
+        file = f"{where} (kustomize build output)"
+        try:
+            parsed = load_documents(out)
+        except YamlError as err:
+            raise _Failure(f"{file}: not valid YAML: {err}") from err
+        docs = []
+        for doc in parsed:
+            if not isinstance(doc.value, dict) or not isinstance(doc.value.get("metadata"), dict):
+                raise _Failure(f"{file}:{doc.line}: not a Kubernetes object")
+            sites, problems = find_sites(doc)
+            if problems:
+                raise _Failure(f"{file}:{problems[0].line}: {problems[0].message}")
+            docs.append(SourceDocument(file, doc.line, doc.value, tuple(sites)))
+        cache.kustomize[key] = docs
+    return cache.kustomize[key]
+
+
+def _run(cmd: list[str], tools: Toolchain, what: str, env: dict[str, str]) -> str:
+    tool = what.split()[0]
+    try:
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=tools.timeout,
+            env={**os.environ, **env},
+            check=False,
+        )
+    except FileNotFoundError as err:
+        raise _Failure(f"{what}: {cmd[0]} not found (set RECONCILER_{tool.upper()})") from err
+    except subprocess.TimeoutExpired as err:
+        raise _Failure(f"{what}: timed out after {tools.timeout:g}s") from err
+    if proc.returncode != 0:
+        detail = "; ".join(line.strip() for line in proc.stderr.splitlines() if line.strip())
+        raise _Failure(f"{what} failed: {detail or f'exit {proc.returncode}'}")
+    return proc.stdout
+
+
+def _rel(repo: Repo, path: Path) -> str:
+    try:
+        return path.relative_to(repo.root.resolve()).as_posix()
+    except ValueError:
+        return str(path)

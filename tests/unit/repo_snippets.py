@@ -1,0 +1,24 @@
+"""Small YAML building blocks for config repos written by tests."""
+
+from __future__ import annotations
+
+import textwrap
+
+HEADER = "apiVersion: reconciler.io/v1alpha1\n"
+
+
+def cluster(name: str, labels: str = "{}", vars: str = "{}", paused: bool = False) -> str:
+    return (
+        f"{HEADER}kind: Cluster\nmetadata:\n  name: {name}\n  labels: {labels}\n"
+        f"spec:\n  vars: {vars}\n  paused: {str(paused).lower()}\n"
+    )
+
+
+def group(name: str, selector: str) -> str:
+    return f"{HEADER}kind: ClusterGroup\nmetadata:\n  name: {name}\nspec:\n  selector: {selector}\n"
+
+
+def app(name: str, spec: str) -> str:
+    """An App document; ``spec`` is the YAML under ``spec:`` (any indentation)."""
+    body = textwrap.indent(textwrap.dedent(spec).strip("\n"), "  ")
+    return f"{HEADER}kind: App\nmetadata:\n  name: {name}\nspec:\n{body}\n"

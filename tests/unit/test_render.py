@@ -1,0 +1,383 @@
+"""Rendering one app for one cluster: sources, templates, namespace, labels, order, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import RepoFactory
+from repo_snippets import app, cluster
+
+from reconciler import APP_LABEL
+from reconciler.config import Repo, load_repo
+from reconciler.errors import RenderError
+from reconciler.render import RenderCache, Toolchain, render_all, render_target
+
+CLUSTERS = {
+    "clusters/usw-1.yaml": cluster(
+        "usw-1", "{provider: AWS}", "{domain: usw1.example.com, replicas: '4'}"
+    ),
+    "clusters/bj-1.yaml": cluster(
+        "bj-1", "{region: cn-beijing}", "{domain: bj1.example.com, replicas: '2'}"
+    ),
+    "clusters/bj-2.yaml": cluster("bj-2", "{region: cn-beijing}", "{domain: bj2.example.com}"),
+}
+
+MIXED = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: z-config}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: reader}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: demo}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Cluster
+  names: {kind: Widget, plural: widgets}
+  versions: [{name: v1, served: true, storage: true}]
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: global-widget}
+---
+apiVersion: example.com/v1
+kind: Gadget
+metadata: {name: namespaced-gadget}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: a-config, namespace: elsewhere}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: ${cluster.vars.replicas}
+"""
+
+
+def _repo(make_repo: RepoFactory, spec: str, files: dict[str, str] | None = None) -> Repo:
+    return load_repo(make_repo({**CLUSTERS, "apps/x/app.yaml": app("x", spec), **(files or {})}))
+
+
+def _render(repo: Repo, on: str = "usw-1", tools: Toolchain | None = None) -> list[dict[str, Any]]:
+    return render_target(repo, repo.apps["x"], repo.clusters[on], tools).objects
+
+
+def _names(objects: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"{o['kind']}/{o['metadata'].get('namespace', '-')}/{o['metadata']['name']}"
+        for o in objects
+    ]
+
+
+MANIFEST_APP = "namespace: demo\nsource: {manifests: m/}\nplacement: {clusters: [usw-1, bj-1]}\n"
+
+
+def test_objects_come_in_apply_order_with_namespace_only_where_namespaced(
+    make_repo: RepoFactory,
+) -> None:
+    repo = _repo(make_repo, MANIFEST_APP, {"apps/x/m/all.yaml": MIXED})
+    assert _names(_render(repo)) == [
+        "CustomResourceDefinition/-/widgets.example.com",
+        "Namespace/-/demo",
+        "ConfigMap/demo/z-config",
+        "ConfigMap/elsewhere/a-config",  # an explicit namespace is kept
+        "ClusterRole/-/reader",
+        "Deployment/demo/web",
+        "Gadget/demo/namespaced-gadget",  # unknown custom kinds default to namespaced
+        "Widget/-/global-widget",  # the CRD in the render says Cluster scope
+    ]
+
+
+def test_every_object_carries_the_app_label(make_repo: RepoFactory) -> None:
+    repo = _repo(make_repo, MANIFEST_APP, {"apps/x/m/all.yaml": MIXED})
+    assert all(o["metadata"]["labels"][APP_LABEL] == "x" for o in _render(repo))
+
+
+def test_rendering_is_deterministic(make_repo: RepoFactory) -> None:
+    repo = _repo(make_repo, MANIFEST_APP, {"apps/x/m/all.yaml": MIXED})
+    assert _render(repo) == _render(repo)
+
+
+def test_templates_render_per_cluster_and_unquoted_numbers_stay_numbers(
+    make_repo: RepoFactory,
+) -> None:
+    repo = _repo(make_repo, MANIFEST_APP, {"apps/x/m/all.yaml": MIXED})
+    deployment = next(o for o in _render(repo, "bj-1") if o["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+
+
+def test_an_unknown_variable_names_manifest_line_app_and_cluster(make_repo: RepoFactory) -> None:
+    ingress = (
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web}\nspec:\n  rules:\n "
+        " - host: ${cluster.vars.replicas}.example.com\n"
+    )
+    repo = _repo(
+        make_repo,
+        "namespace: demo\nsource: {manifests: m/}\nplacement: {clusters: [bj-2]}\n",
+        {"apps/x/m/ingress.yaml": ingress},
+    )
+    with pytest.raises(RenderError) as err:
+        _render(repo, "bj-2")
+    assert str(err.value) == (
+        "app x, cluster bj-2: apps/x/m/ingress.yaml:6: unknown variable ${cluster.vars.replicas} "
+        "(cluster bj-2 has no var 'replicas')"
+    )
+    assert (err.value.app, err.value.cluster) == ("x", "bj-2")
+
+
+def test_duplicate_objects_in_a_render_are_an_error(make_repo: RepoFactory) -> None:
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: same}\n"
+    repo = _repo(make_repo, MANIFEST_APP, {"apps/x/m/a.yaml": cm, "apps/x/m/b.yaml": cm})
+    with pytest.raises(RenderError, match="duplicate object ConfigMap/demo/same"):
+        _render(repo)
+
+
+def test_render_all_isolates_a_failing_target(make_repo: RepoFactory) -> None:
+    cm = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {n: "
+        "'${cluster.vars.replicas}'}\n"
+    )
+    repo = _repo(
+        make_repo, "source: {manifests: m/}\nplacement: {selector: {}}\n", {"apps/x/m/cm.yaml": cm}
+    )
+    results = render_all(repo)
+    assert [(r.cluster, r.rendered is not None, r.error is not None) for r in results] == [
+        ("bj-1", True, False),
+        ("bj-2", False, True),
+        ("usw-1", True, False),
+    ]
+
+
+def test_render_all_can_be_narrowed_to_apps_and_clusters(make_repo: RepoFactory) -> None:
+    repo = _repo(make_repo, MANIFEST_APP, {"apps/x/m/all.yaml": MIXED})
+    assert [(r.app, r.cluster) for r in render_all(repo, clusters=["bj-1"])] == [("x", "bj-1")]
+    assert render_all(repo, apps=["other"]) == []
+
+
+def test_paused_clusters_are_not_rendered(make_repo: RepoFactory) -> None:
+    files = {
+        "clusters/bj-2.yaml": cluster("bj-2", "{region: cn-beijing}", paused=True),
+        "apps/x/m/.keep": "",
+    }
+    repo = _repo(make_repo, "source: {manifests: m/}\nplacement: {selector: {}}\n", files)
+    assert [r.cluster for r in render_all(repo)] == ["bj-1", "usw-1"]
+
+
+# ---- Helm, with the real binary -------------------------------------------------------------
+
+CHART = {
+    "apps/x/chart/Chart.yaml": "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+    "apps/x/chart/values.yaml": (
+        "replicas: 1\nimage: nginx:1.27\nhost: default.example.com\ntier: none\nextra: keep\n"
+    ),
+    "apps/x/chart/templates/deploy.yaml": (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n"
+        "  annotations: {host: {{ .Values.host | quote }}, tier: {{ .Values.tier | quote }}, "
+        "extra: {{ .Values.extra | quote }}, ns: {{ .Release.Namespace | quote }}}\n"
+        "spec:\n  replicas: {{ .Values.replicas }}\n  template:\n    spec:\n"
+        "      containers: [{name: web, image: {{ .Values.image | quote }}}]\n"
+    ),
+    "apps/x/chart/crds/gizmo.yaml": (
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+        "metadata: {name: gizmos.example.com}\nspec:\n  group: example.com\n  scope: Namespaced\n"
+        "  names: {kind: Gizmo, plural: gizmos}\n  versions: [{name: v1, served: true, storage: "
+        "true}]\n"
+    ),
+    "apps/x/chart/templates/tests/test-pod.yaml": (
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: t\n  annotations: {helm.sh/hook: test}\n"
+        "spec: {containers: [{name: t, image: busybox}]}\n"
+    ),
+    "apps/x/values-prod.yaml": "replicas: 2\ntier: prod\n",
+}
+HELM_APP = """
+namespace: web
+source:
+  helm:
+    chart: chart/
+    releaseName: front
+    valuesFiles: [values-prod.yaml]
+    values: {tier: gold}
+placement: {selector: {}}
+overrides:
+- name: aws-bigger
+  target: {selector: {matchLabels: {provider: AWS}}}
+  values: {replicas: 5}
+- name: host-per-cluster
+  target: {groups: []}
+  values: {host: 'web.${cluster.vars.domain}'}
+"""
+
+
+def _deployment(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(o for o in objects if o["kind"] == "Deployment")
+
+
+def test_helm_renders_with_values_files_values_and_override_values_in_that_order(
+    make_repo: RepoFactory, tools: Toolchain
+) -> None:
+    repo = _repo(make_repo, HELM_APP, CHART)
+    objects = _render(repo, "usw-1", tools)
+    deployment = _deployment(objects)
+    assert deployment["metadata"]["name"] == "front"
+    assert deployment["spec"]["replicas"] == 5  # override beats values-prod.yaml
+    assert deployment["metadata"]["annotations"] == {
+        "host": "web.usw1.example.com",  # templated override value
+        "tier": "gold",  # inline values beat values files
+        "extra": "keep",  # chart default survives the deep merge
+        "ns": "web",  # the app namespace is the release namespace
+    }
+    assert deployment["metadata"]["labels"][APP_LABEL] == "x"
+    assert _deployment(_render(repo, "bj-1", tools))["spec"]["replicas"] == 2
+
+
+def test_helm_output_includes_crds_but_not_test_hooks(
+    make_repo: RepoFactory, tools: Toolchain
+) -> None:
+    repo = _repo(make_repo, HELM_APP, CHART)
+    assert _names(_render(repo, "usw-1", tools)) == [
+        "CustomResourceDefinition/-/gizmos.example.com",
+        "Deployment/web/front",
+    ]
+
+
+def test_helm_value_changes_are_recorded_against_chart_defaults(
+    make_repo: RepoFactory, tools: Toolchain
+) -> None:
+    repo = _repo(make_repo, HELM_APP, CHART)
+    effects = render_target(repo, repo.apps["x"], repo.clusters["usw-1"], tools).overrides_applied
+    assert [[str(c) for c in e.changes] for e in effects] == [
+        ["helm values replicas: 2 -> 5"],
+        ['helm values host: "default.example.com" -> "web.usw1.example.com"'],
+    ]
+
+
+def test_targets_with_identical_chart_and_values_share_one_helm_render(
+    make_repo: RepoFactory, tools: Toolchain
+) -> None:
+    spec = HELM_APP.replace("'web.${cluster.vars.domain}'", "same.example.com")
+    repo = _repo(make_repo, spec, CHART)
+    cache = RenderCache()
+    results = render_all(repo, tools=tools, cache=cache)
+    assert [r.error for r in results] == [None, None, None]
+    assert cache.runs == 2  # bj-1 and bj-2 share one; usw-1 has replicas 5
+    first, second = (r.rendered for r in results[:2])
+    assert first is not None and second is not None
+    assert first.objects == second.objects and first.objects[0] is not second.objects[0]
+
+
+def test_a_failing_chart_names_the_chart_and_helm_error(
+    make_repo: RepoFactory, tools: Toolchain
+) -> None:
+    broken = {**CHART, "apps/x/chart/templates/bad.yaml": "{{ .Values.nope.deeper }}\n"}
+    repo = _repo(make_repo, HELM_APP, broken)
+    with pytest.raises(
+        RenderError,
+        match=r"app x, cluster usw-1: helm template apps/x/chart failed: Error: .*nil pointer",
+    ):
+        _render(repo, "usw-1", tools)
+
+
+def test_a_missing_tool_binary_is_a_clear_render_error(
+    make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    repo = _repo(make_repo, HELM_APP, CHART)
+    missing = Toolchain(helm=str(tmp_path / "no-helm"), kustomize="kustomize")
+    with pytest.raises(RenderError, match="no-helm not found \\(set RECONCILER_HELM\\)"):
+        _render(repo, "usw-1", missing)
+
+
+def test_toolchain_prefers_explicit_environment_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECONCILER_HELM", "/opt/helm")
+    monkeypatch.setenv("RECONCILER_KUSTOMIZE", "/opt/kustomize")
+    assert Toolchain.default() == Toolchain(helm="/opt/helm", kustomize="/opt/kustomize")
+
+
+def test_toolchain_falls_back_to_path_lookup_without_a_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("RECONCILER_HELM", "RECONCILER_KUSTOMIZE", "RECONCILER_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert Toolchain.default() == Toolchain(helm="helm", kustomize="kustomize")
+
+
+# ---- kustomize, with the real binary --------------------------------------------------------
+
+KUSTOMIZATION = {
+    "apps/x/base/kustomization.yaml": "resources: [cm.yaml]\ncommonLabels: {team: a}\n",
+    "apps/x/base/cm.yaml": (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata:\n  domain: "
+        "${cluster.vars.domain}\n"
+    ),
+    "apps/x/overlay/kustomization.yaml": "resources: [../base]\nnamePrefix: prod-\n",
+}
+
+
+def test_kustomize_builds_once_and_templates_apply_per_cluster(
+    make_repo: RepoFactory, tools: Toolchain
+) -> None:
+    repo = _repo(
+        make_repo,
+        "namespace: k\nsource: {kustomize: {path: overlay}}\nplacement: {selector: {}}\n",
+        KUSTOMIZATION,
+    )
+    cache = RenderCache()
+    results = render_all(repo, tools=tools, cache=cache, clusters=["bj-1", "usw-1"])
+    assert cache.runs == 1
+    rendered = [r.rendered for r in results]
+    assert [o.objects[0]["data"]["domain"] for o in rendered if o] == [
+        "bj1.example.com",
+        "usw1.example.com",
+    ]
+    cm = rendered[0].objects[0] if rendered[0] else {}
+    assert cm["metadata"]["name"] == "prod-settings"
+    assert cm["metadata"]["namespace"] == "k"
+    assert cm["metadata"]["labels"] == {"team": "a", APP_LABEL: "x"}
+
+
+def test_a_broken_kustomization_names_its_path(make_repo: RepoFactory, tools: Toolchain) -> None:
+    files = {**KUSTOMIZATION, "apps/x/overlay/kustomization.yaml": "resources: [../missing]\n"}
+    repo = _repo(
+        make_repo, "source: {kustomize: {path: overlay}}\nplacement: {selector: {}}\n", files
+    )
+    with pytest.raises(RenderError, match="kustomize build apps/x/overlay failed: Error: "):
+        _render(repo, "usw-1", tools)
+
+
+def test_an_unknown_variable_in_kustomize_output_names_the_build(
+    make_repo: RepoFactory, tools: Toolchain
+) -> None:
+    repo = _repo(
+        make_repo,
+        "source: {kustomize: {path: overlay}}\nplacement: {selector: {}}\n",
+        KUSTOMIZATION,
+    )
+    objects_ok = _render(repo, "bj-1", tools)
+    assert objects_ok
+    files = {
+        **KUSTOMIZATION,
+        "apps/x/base/cm.yaml": KUSTOMIZATION["apps/x/base/cm.yaml"].replace("domain}", "domian}"),
+    }
+    repo = _repo(
+        make_repo, "source: {kustomize: {path: overlay}}\nplacement: {selector: {}}\n", files
+    )
+    with pytest.raises(
+        RenderError,
+        match=(
+            r"apps/x/overlay \(kustomize build output\):\d+: unknown variable "
+            r"\$\{cluster.vars.domian\}"
+        ),
+    ):
+        _render(repo, "bj-1", tools)
