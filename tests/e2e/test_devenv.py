@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,31 @@ def test_an_apiserver_that_never_becomes_ready_is_stopped_and_named(tmp_path: Pa
     message = str(err.value)
     assert "slow" in message and "log:" in message
     assert controlplane.DevEnvState.load(tmp_path) is None
+
+
+def test_a_killed_test_run_leaves_no_apiserver_or_etcd_behind(tmp_path: Path) -> None:
+    script = (
+        "import sys, pathlib, time\n"
+        "from reconciler.devenv import controlplane\n"
+        "controlplane.start(pathlib.Path(sys.argv[1]), ['orphan'], die_with_parent=True)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    runner = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert runner.stdout is not None and runner.stdout.readline().strip() == "ready"
+        state = controlplane.DevEnvState.load(tmp_path)
+        assert state is not None
+        pids = state.pids()
+        assert all(controlplane._alive(pid) for pid in pids)
+        runner.kill()  # SIGKILL: no cleanup code of the runner runs
+        runner.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(controlplane._alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(controlplane._alive(pid) for pid in pids)
+    finally:
+        runner.kill()
+        controlplane.stop(tmp_path)
