@@ -1,0 +1,91 @@
+"""``reconciler plan``: review a config-repo change (base -> head) before it merges.
+
+Exit codes: 0 no change, 1 changes, 2 errors (an invalid head, a target that does not render,
+a cluster that fails or cannot be reached with ``--live``). The plan is printed in every case,
+so a CI job can post it even when it fails the check.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from reconciler.review import DEFAULT_MAX_CHARS, LiveOptions, plan, to_json, to_markdown, to_text
+
+EXIT_OK = 0
+EXIT_CHANGES = 1
+EXIT_ERROR = 2
+
+
+def register_review_commands(cli_group: click.Group) -> None:
+    """Add ``plan`` to ``cli_group``."""
+    cli_group.add_command(plan_command)
+
+
+@click.command("plan")
+@click.argument(
+    "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="REPO"
+)
+@click.option("--base", required=True, help="Revision merged into (e.g. origin/main).")
+@click.option("--head", default="HEAD", show_default=True, help="Revision under review.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Also dry-run head against the live clusters (needs --kubeconfig): shows what would "
+    "really change there, including drift the merge would overwrite.",
+)
+@click.option(
+    "--kubeconfig",
+    envvar="KUBECONFIG",
+    default=None,
+    help="With --live: kubeconfig with one context per cluster (default: $KUBECONFIG).",
+)
+@click.option(
+    "--instance",
+    envvar="RECONCILER_INSTANCE",
+    default="default",
+    show_default=True,
+    help="With --live: the reconciler instance whose inventories to compare with.",
+)
+@click.option(
+    "--max-chars",
+    type=click.IntRange(min=2000),
+    default=DEFAULT_MAX_CHARS,
+    show_default=True,
+    help="Markdown size cap; sections over it lose their diffs, with a visible note.",
+)
+def plan_command(
+    repo: Path,
+    base: str,
+    head: str,
+    output: str,
+    live: bool,
+    kubeconfig: str | None,
+    instance: str,
+    max_chars: int,
+) -> None:
+    """Show what merging HEAD into BASE changes, offline from Git (no credentials).
+
+    REPO is a local Git work tree (or a folder in one); revisions are exported from Git, so
+    the checkout and its uncommitted changes are never read.
+    """
+    options = LiveOptions(kubeconfig, instance) if live else None
+    review = plan(repo, base, head, live=options)
+    if output == "json":
+        click.echo(to_json(review))
+    elif output == "markdown":
+        click.echo(to_markdown(review, max_chars), nl=False)
+    else:
+        click.echo(to_text(review))
+    if review.has_errors:
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_CHANGES if review.has_changes else EXIT_OK)

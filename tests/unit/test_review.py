@@ -1,0 +1,491 @@
+"""`reconciler plan`: base vs head from real git commits, offline, in every output format."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from reconciler.cli import cli
+from reconciler.review import (
+    AppReview,
+    AppStatus,
+    ClusterReview,
+    ClusterStatus,
+    ObjectAction,
+    Review,
+    plan,
+    to_json,
+    to_markdown,
+    to_text,
+)
+
+BASE_SECRET = "base-password-0xA1"
+HEAD_SECRET = "head-password-0xB2"
+BASE_LABELS = {
+    "beijing-1": {"region": "cn-beijing"},
+    "beijing-2": {"region": "cn-beijing", "provider": "AWS"},
+    "us-west-1": {"region": "us-west", "provider": "AWS"},
+}
+# us-west-1 moves into the selector of app web (a placement change by a Cluster label edit).
+HEAD_LABELS = {**BASE_LABELS, "us-west-1": {"region": "cn-beijing", "provider": "AWS"}}
+
+
+# ---- writing config repos (the real files the loader reads) ----------------------------------
+
+
+def write(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def write_clusters(root: Path, labels: dict[str, dict[str, str]]) -> None:
+    for name, cluster_labels in labels.items():
+        doc = {
+            "apiVersion": "reconciler.io/v1alpha1",
+            "kind": "Cluster",
+            "metadata": {"name": name, "labels": cluster_labels},
+            "spec": {"vars": {"domain": f"{name}.example.com"}},
+        }
+        write(root / "clusters" / f"{name}.yaml", doc)
+
+
+def write_app(
+    root: Path,
+    name: str,
+    manifests: list[dict[str, Any]],
+    *,
+    namespace: str,
+    placement: dict[str, Any] | None = None,
+    overrides: list[dict[str, Any]] | None = None,
+) -> None:
+    spec: dict[str, Any] = {
+        "namespace": namespace,
+        "source": {"manifests": "manifests/"},
+        "placement": placement or {"clusters": list(BASE_LABELS)},
+    }
+    if overrides:
+        spec["overrides"] = overrides
+    app = {"apiVersion": "reconciler.io/v1alpha1", "kind": "App", "metadata": {"name": name}}
+    write(root / "apps" / name / "app.yaml", {**app, "spec": spec})
+    manifest_dir = root / "apps" / name / "manifests"
+    manifest_dir.mkdir(parents=True, exist_ok=True)
+    (manifest_dir / "all.yaml").write_text(yaml.safe_dump_all(manifests, sort_keys=False))
+
+
+def configmap(name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def secret(name: str, password: str) -> dict[str, Any]:
+    meta = {"name": name}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta,
+        "stringData": {"password": password},
+    }
+
+
+def deployment(name: str, replicas: int, image: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "web", "image": image}]},
+            },
+        },
+    }
+
+
+@pytest.fixture(autouse=True)
+def isolated_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the user's git config out; give commits a fixed identity and date."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / "gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for name, value in {
+        "GIT_AUTHOR_NAME": "Ada",
+        "GIT_AUTHOR_EMAIL": "ada@example.com",
+        "GIT_COMMITTER_NAME": "Ada",
+        "GIT_COMMITTER_EMAIL": "ada@example.com",
+        "GIT_AUTHOR_DATE": "2026-11-22T14:03:41+02:00",
+        "GIT_COMMITTER_DATE": "2026-11-22T14:03:41+02:00",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def commit(root: Path, message: str) -> str:
+    git(root, "add", "--all")
+    git(root, "commit", "--quiet", "--allow-empty", "-m", message)
+    return git(root, "rev-parse", "HEAD")
+
+
+def web_app(root: Path, image: str, aws_replicas: int) -> None:
+    write_app(
+        root,
+        "web",
+        [deployment("web", replicas=2, image=image)],
+        namespace="web",
+        placement={"selector": {"matchLabels": {"region": "cn-beijing"}}},
+        overrides=[
+            {
+                "name": "bigger-on-aws",
+                "target": {"selector": {"matchLabels": {"provider": "AWS"}}},
+                "replicas": aws_replicas,
+            }
+        ],
+    )
+
+
+def creds_app(root: Path, password: str) -> None:
+    write_app(
+        root,
+        "creds",
+        [secret("db", password)],
+        namespace="creds",
+        placement={"clusters": ["beijing-1"]},
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """Base (HEAD~1) and head (HEAD): a label edit, an override edit, an image bump, an app
+    removed and a Secret changed."""
+    root = tmp_path / "config"
+    root.mkdir()
+    git(root, "init", "--quiet", "--initial-branch=main")
+    write_clusters(root, BASE_LABELS)
+    web_app(root, "crccheck/hello-world:1.0", aws_replicas=4)
+    write_app(root, "old", [configmap("settings", {"a": "b"})], namespace="old")
+    creds_app(root, BASE_SECRET)
+    commit(root, "base")
+
+    write_clusters(root, HEAD_LABELS)
+    web_app(root, "crccheck/hello-world:1.1", aws_replicas=6)
+    subprocess.run(["rm", "-r", str(root / "apps" / "old")], check=True)
+    creds_app(root, HEAD_SECRET)
+    commit(root, "head")
+    return root
+
+
+def run(*args: str | Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["plan", *(str(a) for a in args)])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def app_of(review: Review, name: str) -> AppReview:
+    return next(a for a in review.apps if a.app == name)
+
+
+def cluster_of(app: AppReview, name: str) -> ClusterReview:
+    return next(c for c in app.clusters if c.cluster == name)
+
+
+def test_a_cluster_label_edit_moves_an_app_and_the_plan_says_why(repo: Path) -> None:
+    review = plan(repo, "HEAD~1", "HEAD")
+    web = app_of(review, "web")
+    gained = cluster_of(web, "us-west-1")
+    assert gained.status is ClusterStatus.GAINED
+    assert gained.reasons == ["matches selector: region=cn-beijing"]
+    assert gained.causes == ["labels of cluster us-west-1 changed: region: us-west → cn-beijing"]
+    assert gained.before[0].startswith("does not match selector: region=cn-beijing")
+    assert [o.action for o in gained.objects] == [ObjectAction.CREATED]
+    assert "cluster us-west-1 labels: region: us-west → cn-beijing" in review.inventory
+    markdown = to_markdown(review)
+    assert "**gained** `us-west-1`" in markdown
+    assert "**because** labels of cluster us-west-1 changed: region: us-west → cn-beijing" in (
+        markdown
+    )
+
+
+def test_a_gained_cluster_lists_the_overrides_that_apply_there(repo: Path) -> None:
+    gained = cluster_of(app_of(plan(repo, "HEAD~1", "HEAD"), "web"), "us-west-1")
+    [override] = gained.overrides
+    assert (override.name, override.status) == ("bigger-on-aws", "applies")
+    assert override.where.startswith("apps/web/app.yaml:")
+    assert override.changes == ("Deployment/web/web spec.replicas: 2 -> 6",)
+
+
+def test_an_override_edit_is_named_as_the_cause_where_it_applies(repo: Path) -> None:
+    web = app_of(plan(repo, "HEAD~1", "HEAD"), "web")
+    [override] = cluster_of(web, "beijing-2").overrides
+    assert (override.name, override.status, override.reason) == (
+        "bigger-on-aws",
+        "changed",
+        "its definition changed",
+    )
+    assert override.changes == ("Deployment/web/web spec.replicas: 2 -> 6",)
+    assert override.before == ("Deployment/web/web spec.replicas: 2 -> 4",)
+    assert cluster_of(web, "beijing-1").overrides == []  # not an AWS cluster
+    assert web.spec_changes == ["overrides[name=bigger-on-aws].replicas changed"]
+
+
+def test_an_override_that_starts_applying_after_a_label_edit_says_which_label(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "config"
+    root.mkdir()
+    git(root, "init", "--quiet")
+    write_clusters(root, BASE_LABELS)
+    web_app(root, "crccheck/hello-world:1.0", aws_replicas=4)
+    commit(root, "base")
+    write_clusters(root, {**BASE_LABELS, "beijing-1": {"region": "cn-beijing", "provider": "AWS"}})
+    commit(root, "beijing-1 runs on AWS now")
+
+    [override] = cluster_of(app_of(plan(root, "HEAD~1", "HEAD"), "web"), "beijing-1").overrides
+    assert override.status == "now applies"
+    assert override.reason == (
+        "its target now selects this cluster: labels of cluster beijing-1 changed: +provider=AWS"
+    )
+
+
+def test_an_image_bump_is_a_unified_yaml_diff_on_every_cluster(repo: Path) -> None:
+    web = app_of(plan(repo, "HEAD~1", "HEAD"), "web")
+    [change] = cluster_of(web, "beijing-1").objects
+    assert (str(change.ref), change.action) == ("Deployment/web/web", ObjectAction.CHANGED)
+    assert "-      - image: crccheck/hello-world:1.0\n+      - image: crccheck/hello-world:1.1" in (
+        change.diff
+    )
+    assert change.diff.startswith("@@ ")
+    assert cluster_of(web, "beijing-1").status is ClusterStatus.CHANGED
+
+
+def test_a_removed_app_loses_every_cluster_and_deletes_its_objects(repo: Path) -> None:
+    review = plan(repo, "HEAD~1", "HEAD")
+    old = app_of(review, "old")
+    assert old.status is AppStatus.REMOVED
+    assert [(c.cluster, c.status) for c in old.clusters] == [
+        ("beijing-1", ClusterStatus.LOST),
+        ("beijing-2", ClusterStatus.LOST),
+        ("us-west-1", ClusterStatus.LOST),
+    ]
+    for c in old.clusters:
+        [gone] = c.objects
+        assert (str(gone.ref), gone.action) == ("ConfigMap/old/settings", ObjectAction.DELETED)
+        assert "-  a: b" in gone.diff
+
+
+def test_the_summary_counts_apps_clusters_and_objects(repo: Path) -> None:
+    _, out, _ = run(repo, "--base", "HEAD~1", "--head", "HEAD", "-o", "text")
+    assert (
+        "apps: 0 added, 1 removed, 2 changed, 0 unchanged; clusters: 1 gained, 3 lost; "
+        "objects: 1 created, 3 deleted, 3 changed"
+    ) in out
+
+
+@pytest.mark.parametrize("output", ["markdown", "json", "text"])
+def test_a_secret_change_is_shown_but_its_values_never_appear(repo: Path, output: str) -> None:
+    code, out, err = run(repo, "--base", "HEAD~1", "--head", "HEAD", "-o", output)
+    assert code == 1, err
+    assert "Secret/creds/db" in out
+    assert "(masked, changed)" in out
+    for value in (BASE_SECRET, HEAD_SECRET):
+        assert value not in out and value not in err
+
+
+def test_a_new_secret_is_created_with_masked_values(tmp_path: Path) -> None:
+    root = tmp_path / "config"
+    root.mkdir()
+    git(root, "init", "--quiet")
+    write_clusters(root, BASE_LABELS)
+    commit(root, "inventory only")
+    creds_app(root, HEAD_SECRET)
+    commit(root, "add creds")
+    review = plan(root, "HEAD~1", "HEAD")
+    [created] = cluster_of(app_of(review, "creds"), "beijing-1").objects
+    assert "+  password: (masked)" in created.diff
+    for text in (to_markdown(review), to_json(review), to_text(review)):
+        assert HEAD_SECRET not in text
+
+
+def test_an_invalid_head_prints_the_blocking_section_first_and_exits_2(repo: Path) -> None:
+    app_yaml = repo / "apps" / "web" / "app.yaml"
+    app_yaml.write_text(app_yaml.read_text().replace("region: cn-beijing", "region: [cn]"))
+    commit(repo, "broken")
+
+    code, out, err = run(repo, "--base", "HEAD~1", "--head", "HEAD", "-o", "markdown")
+    assert code == 2, err
+    lines = out.splitlines()
+    assert lines[0] == "<!-- reconciler-plan -->"
+    assert lines[3].startswith("### :x: Blocking: head does not validate (1 problem)")
+    problem = lines[5]
+    assert problem.startswith("- `apps/web/app.yaml:")
+    assert "spec.placement.selector.matchLabels.region" in problem
+    assert "head is invalid" in out
+
+
+def test_a_target_that_does_not_render_in_head_is_blocking(tmp_path: Path) -> None:
+    root = tmp_path / "config"
+    root.mkdir()
+    git(root, "init", "--quiet")
+    write_clusters(root, BASE_LABELS)
+    write_app(root, "web", [configmap("c", {"k": "v"})], namespace="web")
+    commit(root, "base")
+    write_app(
+        root,
+        "web",
+        [configmap("c", {"k": "v"})],
+        namespace="web",
+        overrides=[{"name": "bad", "patches": [{"json": [{"op": "remove", "path": "/nope"}]}]}],
+    )
+    commit(root, "a patch that cannot apply")
+
+    code, out, _ = run(root, "--base", "HEAD~1", "-o", "text")
+    assert code == 2
+    assert out.splitlines()[1] == "BLOCKING: head does not validate (3 problems)"
+    assert "app web, cluster beijing-1: " in out and "override bad" in out
+
+
+def test_exit_code_is_1_for_changes_and_0_when_base_and_head_are_the_same(repo: Path) -> None:
+    code, _, _ = run(repo, "--base", "HEAD~1", "--head", "HEAD")
+    assert code == 1
+    code, out, _ = run(repo, "--base", "HEAD", "--head", "main", "-o", "markdown")
+    assert code == 0
+    assert "No changes." in out
+
+
+def test_an_unknown_revision_is_one_line_and_exit_2(repo: Path) -> None:
+    code, out, err = run(repo, "--base", "no-such-branch")
+    assert code == 2
+    assert out == ""
+    assert err == f"error: {repo}: unknown revision 'no-such-branch'\n"
+
+
+def test_the_same_input_gives_byte_identical_markdown(repo: Path) -> None:
+    first = run(repo, "--base", "HEAD~1", "--head", "HEAD", "-o", "markdown")
+    second = run(repo, "--base", "HEAD~1", "--head", "HEAD", "-o", "markdown")
+    assert first == second
+    assert "/tmp" not in first[1] and "reconciler-plan-" not in first[1]
+
+
+def test_markdown_over_the_size_cap_drops_diffs_and_says_so(repo: Path) -> None:
+    review = plan(repo, "HEAD~1", "HEAD")
+    full = to_markdown(review)
+    assert "Truncated" not in full
+    capped = to_markdown(review, max_chars=len(full) - 200)
+    assert len(capped) <= len(full) - 200
+    assert "> **Truncated** to stay under" in capped
+    assert "_Diffs omitted to stay under the size cap._" in capped
+    tiny = to_markdown(review, max_chars=2000)
+    assert len(tiny) <= 2000
+    assert "without details" in tiny
+    assert tiny.count("<details>") == tiny.count("</details>")
+    assert tiny.count("```") % 2 == 0
+
+
+def test_markdown_has_one_collapsible_section_per_changed_app(repo: Path) -> None:
+    markdown = to_markdown(plan(repo, "HEAD~1", "HEAD"))
+    summaries = [line for line in markdown.splitlines() if line.startswith("<details>")]
+    assert [s.split("<b>")[1].split("</b>")[0] for s in summaries] == ["creds", "old", "web"]
+    assert "<details><summary><b>old</b> · removed · 3 clusters lost · 3 objects deleted" in (
+        markdown
+    )
+
+
+def test_a_base_that_does_not_load_is_a_note_and_everything_counts_as_added(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "config"
+    root.mkdir()
+    git(root, "init", "--quiet")
+    (root / "clusters").mkdir()
+    (root / "clusters" / "broken.yaml").write_text("kind: Cluster\nmetadata: [\n")
+    commit(root, "broken base")
+    (root / "clusters" / "broken.yaml").unlink()
+    write_clusters(root, BASE_LABELS)
+    write_app(root, "web", [configmap("c", {"k": "v"})], namespace="web")
+    commit(root, "fixed")
+
+    review = plan(root, "HEAD~1", "HEAD")
+    assert review.blocking == []
+    [note] = review.notes
+    assert note.startswith(f"base {review.base.short} does not load (")
+    assert "clusters/broken.yaml:" in note
+    assert "everything in head counts as added" in note
+    [web] = review.apps
+    assert web.status is AppStatus.ADDED
+    assert {c.status for c in web.clusters} == {ClusterStatus.GAINED}
+    code, out, _ = run(root, "--base", "HEAD~1", "-o", "markdown")
+    assert code == 1
+    assert "> **Note:** base" in out
+
+
+def test_the_plan_reads_commits_never_the_checkout(repo: Path) -> None:
+    (repo / "apps" / "web" / "app.yaml").write_text("not: [valid\n")  # uncommitted
+    before = git(repo, "status", "--porcelain")
+    code, out, _ = run(repo, "--base", "HEAD~1", "--head", "HEAD", "-o", "json")
+    assert code == 1
+    assert json.loads(out)["blocking"] == []
+    assert git(repo, "status", "--porcelain") == before
+
+
+def test_a_config_repo_in_a_subfolder_of_the_work_tree_is_planned(tmp_path: Path) -> None:
+    top = tmp_path / "project"
+    root = top / "deploy"
+    root.mkdir(parents=True)
+    git(top, "init", "--quiet")
+    write_clusters(root, BASE_LABELS)
+    write_app(root, "web", [configmap("c", {"k": "v1"})], namespace="web")
+    commit(top, "base")
+    write_app(root, "web", [configmap("c", {"k": "v2"})], namespace="web")
+    commit(top, "head")
+
+    review = plan(root, "HEAD~1", "HEAD")
+    [web] = review.apps
+    assert web.status is AppStatus.CHANGED
+    assert {str(o.ref) for c in web.clusters for o in c.objects} == {"ConfigMap/web/c"}
+
+
+def test_a_paused_cluster_keeps_the_app_and_changes_nothing_there(tmp_path: Path) -> None:
+    root = tmp_path / "config"
+    root.mkdir()
+    git(root, "init", "--quiet")
+    write_clusters(root, BASE_LABELS)
+    write_app(root, "web", [configmap("c", {"k": "v1"})], namespace="web")
+    commit(root, "base")
+    cluster_file = root / "clusters" / "beijing-2.yaml"
+    cluster_file.write_text(cluster_file.read_text().replace("spec:\n", "spec:\n  paused: true\n"))
+    write_app(root, "web", [configmap("c", {"k": "v2"})], namespace="web")
+    commit(root, "pause beijing-2 and change c")
+
+    review = plan(root, "HEAD~1", "HEAD")
+    paused = cluster_of(app_of(review, "web"), "beijing-2")
+    assert paused.status is ClusterStatus.PAUSED
+    assert paused.objects == []
+    assert "cluster beijing-2 paused" in review.inventory
+
+
+def _json(review: Review) -> Any:
+    return json.loads(to_json(review))
+
+
+def test_json_holds_the_whole_plan(repo: Path) -> None:
+    data = _json(plan(repo, "HEAD~1", "HEAD"))
+    assert data["hasChanges"] is True and data["hasErrors"] is False
+    assert data["live"] is None
+    web = next(a for a in data["apps"] if a["app"] == "web")
+    gained = next(c for c in web["clusters"] if c["cluster"] == "us-west-1")
+    assert gained["status"] == "gained"
+    assert gained["objects"][0]["object"] == "Deployment/web/web"
+    assert gained["objects"][0]["action"] == "created"
