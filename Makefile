@@ -28,9 +28,30 @@ lint: setup
 	$(BIN)/mypy --strict reconciler
 	$(BIN)/lint-imports
 
+# Local clusters, then the daemon on a Git copy of sample-repo/ (a plain directory here), made
+# once in $RECONCILER_DEMO_DIR (default ~/.local/state/reconciler-demo) and kept between runs:
+# commit there and watch the daemon apply it. ^C stops the daemon; `make demo-down` the clusters.
 demo: provision
 	$(BIN)/reconciler dev up
-	@echo "run: export KUBECONFIG=$$($(BIN)/reconciler dev kubeconfig)"
+	@set -e; \
+	demo="$${RECONCILER_DEMO_DIR:-$$HOME/.local/state/reconciler-demo}"; \
+	if [ ! -d "$$demo/repo/.git" ]; then \
+		rm -rf "$$demo/repo"; mkdir -p "$$demo"; cp -R sample-repo "$$demo/repo"; \
+		git -C "$$demo/repo" init -q -b main; git -C "$$demo/repo" add -A; \
+		git -C "$$demo/repo" -c user.name=demo -c user.email=demo@example.invalid \
+			commit -q -m "sample-repo"; \
+	fi; \
+	kubeconfig="$$($(BIN)/reconciler dev kubeconfig)"; \
+	echo; \
+	echo "Config repo: $$demo/repo  (commit there; the daemon applies each commit at once)"; \
+	echo "In another shell:"; \
+	echo "  export KUBECONFIG=$$kubeconfig"; \
+	echo "  $(BIN)/reconciler status --state-dir $$demo/state"; \
+	echo "  $(BIN)/reconciler drift --state-dir $$demo/state"; \
+	echo "  curl -s 127.0.0.1:9465/metrics | grep ^reconciler_"; \
+	echo; \
+	exec $(BIN)/reconciler run --repo "$$demo/repo" --state-dir "$$demo/state" \
+		--kubeconfig "$$kubeconfig" --interval 10s --drift-interval 15s
 
 demo-down: setup
 	$(BIN)/reconciler dev down

@@ -246,8 +246,15 @@ def dev_kubeconfig(directory: str | None) -> None:
 
 
 from reconciler.cli_render import register_render_commands  # noqa: E402
+from reconciler.cli_review import register_review_commands  # noqa: E402
 
 register_render_commands(cli)
+register_review_commands(cli)
+
+
+from reconciler.cli_daemon import register_daemon_commands  # noqa: E402
+
+register_daemon_commands(cli)
 
 
 def main() -> None:

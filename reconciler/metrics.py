@@ -1,0 +1,191 @@
+"""The daemon's Prometheus metrics and its small HTTP endpoint: /healthz, /readyz, /metrics.
+
+Metrics live in a registry of their own (never the process-global one), so several daemons in
+one process, as in tests, do not collide. The server binds where it is told (loopback by
+default); port 0 picks a free port, reported by :attr:`HttpEndpoint.port`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from reconciler.errors import ReconcilerError
+
+__all__ = ["DEFAULT_LISTEN", "HttpEndpoint", "Metrics", "parse_listen"]
+
+DEFAULT_LISTEN = "127.0.0.1:9465"
+# Reconcile passes take from milliseconds (nothing to do) to minutes (many objects, slow API).
+_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class Metrics:
+    """Every metric the daemon exports, in one registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.reconcile_duration = Histogram(
+            "reconciler_reconcile_duration_seconds",
+            "Duration of one reconcile pass over one cluster (plan, apply, drift check).",
+            ["cluster"],
+            buckets=_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.objects_applied = Counter(
+            "reconciler_objects_applied",
+            "Objects written to clusters, by action (created, configured, pruned, failed).",
+            ["cluster", "action"],
+            registry=self.registry,
+        )
+        self.drifted_objects = Gauge(
+            "reconciler_drifted_objects",
+            "Objects whose live state differs from Git and was not corrected, per app and cluster.",
+            ["app", "cluster"],
+            registry=self.registry,
+        )
+        self.last_sync = Gauge(
+            "reconciler_last_successful_sync_timestamp_seconds",
+            "Unix time of the last pass that left the app in sync on the cluster.",
+            ["app", "cluster"],
+            registry=self.registry,
+        )
+        self.git_errors = Counter(
+            "reconciler_git_errors",
+            "Failed fetches or reads of the config repo.",
+            registry=self.registry,
+        )
+        self.config_errors = Counter(
+            "reconciler_invalid_revisions",
+            "Revisions whose config failed to load or validate.",
+            registry=self.registry,
+        )
+        self.cluster_up = Gauge(
+            "reconciler_cluster_reachable",
+            "1 when the last pass reached the cluster's API server, 0 when it did not.",
+            ["cluster"],
+            registry=self.registry,
+        )
+
+    def forget_target(self, app: str, cluster: str) -> None:
+        """Drop the series of an app that no longer targets a cluster."""
+        for gauge in (self.drifted_objects, self.last_sync):
+            with contextlib.suppress(KeyError):
+                gauge.remove(app, cluster)
+
+    def exposition(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port`` or a bare ``port`` (loopback) -> (host, port)."""
+    text = value.strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = "127.0.0.1", text
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"--listen {value!r}: expected HOST:PORT, e.g. {DEFAULT_LISTEN}") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--listen {value!r}: port must be 0..65535")
+    return host, port
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        metrics: Metrics,
+        ready: Callable[[], bool],
+        healthy: Callable[[], bool],
+    ) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+        self.metrics = metrics
+        self.ready = ready
+        self.healthy = healthy
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._send(200, self.server.metrics.exposition(), CONTENT_TYPE_LATEST)
+        elif path == "/healthz":
+            ok = self.server.healthy()
+            self._send(200 if ok else 503, b"ok\n" if ok else b"unhealthy\n")
+        elif path == "/readyz":
+            ok = self.server.ready()
+            self._send(200 if ok else 503, b"ok\n" if ok else b"no valid config loaded yet\n")
+        else:
+            self._send(404, b"not found: try /healthz, /readyz or /metrics\n")
+
+    def _send(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Scrapes every few seconds would drown the daemon's own log: stay quiet."""
+
+
+class HttpEndpoint:
+    """/healthz, /readyz and /metrics on one address, served by a background thread."""
+
+    def __init__(
+        self,
+        listen: str,
+        metrics: Metrics,
+        *,
+        ready: Callable[[], bool],
+        healthy: Callable[[], bool] = lambda: True,
+    ) -> None:
+        host, port = parse_listen(listen)
+        try:
+            self._server = _Server((host, port), metrics, ready, healthy)
+        except OSError as err:
+            raise ReconcilerError(f"--listen {listen}: cannot listen: {err.strerror}") from err
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.5},
+            name="reconciler-http",
+            daemon=True,
+        )
+
+    @property
+    def host(self) -> str:
+        return str(self._server.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> HttpEndpoint:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

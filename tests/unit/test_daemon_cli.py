@@ -1,0 +1,180 @@
+"""`reconciler status` and `reconciler drift` on a state dir written by hand; option parsing."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from reconciler.cli import cli
+from reconciler.cli_daemon import default_state_dir, parse_duration, parse_since
+from reconciler.store import FieldDrift, State, StatusRow, Store
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    directory = tmp_path / "state"
+    with Store.open(directory) as store:
+        store.record_revision("a" * 40, NOW, True, None)
+        store.set_status(StatusRow("web", "beijing-1", State.SYNCED, "", "a" * 40, NOW, NOW))
+        store.set_status(
+            StatusRow("web", "us-west-1", State.UNREACHABLE, "connection refused", "a" * 40, NOW)
+        )
+        old = store.record_drift(
+            "web",
+            "beijing-1",
+            "ConfigMap/web/web",
+            "modified",
+            [FieldDrift("data.value", "1", "2", "kubectl-edit", NOW)],
+            "a" * 40,
+            NOW - timedelta(hours=3),
+        )
+        store.mark_corrected(old.id, NOW - timedelta(hours=2))
+        store.record_drift(
+            "api",
+            "us-west-1",
+            "Deployment/api/api",
+            "modified",
+            [FieldDrift("spec.replicas", 2, 7, "kubectl-edit", NOW)],
+            "a" * 40,
+            NOW - timedelta(minutes=10),
+        )
+    return directory
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30s", 30.0),
+        ("1m", 60.0),
+        ("1h30m", 5400.0),
+        ("500ms", 0.5),
+        ("2d", 172800.0),
+        ("45", 45.0),
+    ],
+)
+def test_durations_read_like_go_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "1x", "m", "30s5", "ten seconds"])
+def test_a_malformed_duration_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
+def test_since_takes_a_duration_ago_or_an_iso_time_in_utc_by_default() -> None:
+    assert parse_since("30m", NOW) == NOW - timedelta(minutes=30)
+    assert parse_since("2026-11-22T12:00:00Z", NOW) == datetime(2026, 11, 22, 12, tzinfo=UTC)
+    assert parse_since("2026-11-22 12:00", NOW) == datetime(2026, 11, 22, 12, tzinfo=UTC)
+
+
+def test_the_state_dir_defaults_to_the_xdg_state_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", "/var/lib/x")
+    assert default_state_dir() == Path("/var/lib/x/reconciler")
+    monkeypatch.delenv("XDG_STATE_HOME")
+    assert default_state_dir() == Path.home() / ".local/state/reconciler"
+
+
+def test_status_shows_the_revision_and_a_matrix_with_what_needs_attention(state: Path) -> None:
+    code, out, _ = invoke("status", "--state-dir", str(state))
+
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith(f"Revision {'a' * 12} (seen ")
+    assert lines[0].endswith("): valid")
+    assert lines[2].split() == ["APP", "beijing-1", "us-west-1"]
+    assert lines[3].split() == ["web", "Synced", "Unreachable"]
+    assert "web on us-west-1: Unreachable: connection refused" in out
+
+
+def test_status_of_an_invalid_head_lists_every_located_problem(state: Path) -> None:
+    problems = "apps/web/app.yaml:7: spec.placment: unknown field\nclusters/x.yaml:2: bad"
+    with Store.open(state) as store:
+        store.record_revision("b" * 40, NOW + timedelta(seconds=1), False, problems)
+
+    _, out, _ = invoke("status", "--state-dir", str(state))
+
+    assert out.splitlines()[:3] == [
+        f"Revision {'b' * 12} (seen {out.split('(seen ')[1].split(')')[0]}): INVALID, not applied",
+        "  apps/web/app.yaml:7: spec.placment: unknown field",
+        "  clusters/x.yaml:2: bad",
+    ]
+
+
+def test_status_as_json_is_the_rows(state: Path) -> None:
+    code, out, _ = invoke("status", "--state-dir", str(state), "-o", "json")
+
+    assert code == 0
+    assert [(r["app"], r["cluster"], r["state"]) for r in json.loads(out)] == [
+        ("web", "beijing-1", "Synced"),
+        ("web", "us-west-1", "Unreachable"),
+    ]
+
+
+def test_status_without_state_is_one_error_line_and_exit_2(tmp_path: Path) -> None:
+    code, out, err = invoke("status", "--state-dir", str(tmp_path / "none"))
+
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: no state in {tmp_path / 'none'}")
+    assert len(err.splitlines()) == 1
+
+
+def test_drift_exits_1_when_open_drift_is_listed(state: Path) -> None:
+    code, out, _ = invoke("drift", "--state-dir", str(state))
+
+    assert code == 1
+    assert "Deployment/api/api" in out
+    assert "ConfigMap/web/web" in out
+
+
+def test_drift_exits_0_when_every_listed_drift_was_corrected(state: Path) -> None:
+    code, out, _ = invoke("drift", "--state-dir", str(state), "--app", "web", "-o", "json")
+
+    assert code == 0
+    (record,) = json.loads(out)
+    assert record["object"] == "ConfigMap/web/web"
+    assert record["corrected_at"] is not None
+
+
+def test_drift_since_a_duration_hides_older_records(state: Path) -> None:
+    code, out, _ = invoke("drift", "--state-dir", str(state), "--since", "1h", "-o", "json")
+
+    assert code == 1
+    assert [r["object"] for r in json.loads(out)] == ["Deployment/api/api"]
+
+
+def test_drift_filters_by_cluster_and_writes_markdown(state: Path) -> None:
+    code, out, _ = invoke(
+        "drift", "--state-dir", str(state), "--cluster", "beijing-1", "-o", "markdown"
+    )
+
+    assert code == 0
+    assert out.startswith("## Drift report")
+    assert "Deployment/api/api" not in out
+
+
+def test_drift_with_a_bad_since_is_a_usage_error(state: Path) -> None:
+    code, _, err = invoke("drift", "--state-dir", str(state), "--since", "yesterday")
+
+    assert code == 2
+    assert "neither a duration" in err
+
+
+def test_run_refuses_a_malformed_listen_address(tmp_path: Path) -> None:
+    code, _, err = invoke(
+        "run", "--repo", str(tmp_path), "--state-dir", str(tmp_path / "s"), "--listen", "here:x"
+    )
+
+    assert code == 2
+    assert "--listen" in err
