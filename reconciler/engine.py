@@ -8,6 +8,7 @@ anything for it. One unreachable or failing cluster never blocks or fails the ot
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from reconciler.sync import (
     plan_target,
     run_isolated,
 )
+
+_INSTANCE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 # An app removed from the repo (or from a cluster) is pruned with these rules.
 _DEPARTED_POLICY = SyncPolicy(allow_empty=True)
@@ -92,6 +95,11 @@ def reconcile(
     ``instance`` names this reconciler's inventories, so two instances (or two config repos)
     sharing a cluster never prune each other's apps.
     """
+    if not _INSTANCE_NAME.fullmatch(instance):
+        raise ReconcilerError(
+            f"instance name {instance!r} is not valid: use up to 63 lowercase letters, digits "
+            "and '-', starting and ending with a letter or digit"
+        )
     by_cluster: dict[str, list[TargetResult]] = {}
     for target in rendered:
         by_cluster.setdefault(target.cluster, []).append(target)

@@ -131,16 +131,17 @@ class SyncError(ReconcilerError):
 # ---- inventory -----------------------------------------------------------------------------
 
 
-def inventory_name(app: str) -> str:
-    return f"inventory-{app}"
+def inventory_name(app: str, instance: str) -> str:
+    """``inventory.<instance>.<app>``: dots cannot occur in either name, so names never clash."""
+    return f"inventory.{instance}.{app}"
 
 
 def read_inventory(
-    cluster: Cluster, app: str
+    cluster: Cluster, app: str, instance: str = DEFAULT_INSTANCE
 ) -> tuple[dict[ObjectRef, InventoryEntry], str | None]:
     """Objects this app applied on this cluster, and the revision that wrote the list."""
     configmaps = cluster.resource("v1", "ConfigMap")
-    live = cluster.get(configmaps, SYSTEM_NAMESPACE, inventory_name(app))
+    live = cluster.get(configmaps, SYSTEM_NAMESPACE, inventory_name(app, instance))
     if live is None:
         return {}, None
     data = live.get("data") or {}
@@ -177,7 +178,7 @@ def _inventory_manifest(
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": inventory_name(app),
+            "name": inventory_name(app, instance),
             "namespace": SYSTEM_NAMESPACE,
             "labels": {INVENTORY_LABEL: app, INSTANCE_LABEL: instance},
         },
@@ -219,7 +220,7 @@ def plan_target(
     instance: str = DEFAULT_INSTANCE,
 ) -> TargetPlan:
     """Compare desired objects with live state; read-only (dry-runs change nothing)."""
-    inventory, inventory_revision = read_inventory(cluster, app)
+    inventory, inventory_revision = read_inventory(cluster, app, instance)
     if not objects and inventory and not policy.allow_empty:
         raise SyncError(
             f"app {app}, cluster {cluster.name}: renders to zero objects; refusing to prune "
@@ -472,7 +473,7 @@ def apply_plan(cluster: Cluster, plan: TargetPlan, policy: SyncPolicy) -> ApplyR
         _prune(cluster, prunes, result)
     if not inventory and not result.failed:  # nothing left here: forget the app on this cluster
         configmaps = cluster.resource("v1", "ConfigMap")
-        if cluster.delete(configmaps, SYSTEM_NAMESPACE, inventory_name(plan.app)):
+        if cluster.delete(configmaps, SYSTEM_NAMESPACE, inventory_name(plan.app, plan.instance)):
             result.writes += 1
     return result
 
