@@ -14,13 +14,17 @@ from typing import Any, TypeVar
 import click
 
 from reconciler import __version__
+from reconciler.cli_common import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    instance_option,
+    kubeconfig_option,
+    repo_argument,
+)
 from reconciler.errors import ReconcilerError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_OK = 0
-EXIT_CHANGES = 1
-EXIT_ERROR = 2
 
 
 class ReconcilerGroup(click.Group):
@@ -42,21 +46,6 @@ def cli() -> None:
 
 
 # ---- diff / apply: against live clusters ------------------------------------------------------
-
-_kubeconfig_option = click.option(
-    "--kubeconfig",
-    envvar="KUBECONFIG",
-    default=None,
-    help="kubeconfig with one context per cluster (default: $KUBECONFIG).",
-)
-_instance_option = click.option(
-    "--instance",
-    envvar="RECONCILER_INSTANCE",
-    default="default",
-    show_default=True,
-    help="Name of this reconciler's inventories; instances sharing a cluster never prune "
-    "each other's apps.",
-)
 
 
 def _select(repo: Any, app: str | None, cluster: str | None) -> None:
@@ -114,12 +103,12 @@ def _reconcile_once(
 
 
 @cli.command()
-@click.argument("repo", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@repo_argument
 @click.option("--app", default=None, help="Only this app.")
 @click.option("--cluster", default=None, help="Only this cluster.")
 @click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text")
-@_kubeconfig_option
-@_instance_option
+@kubeconfig_option
+@instance_option
 def diff(
     repo: Path,
     app: str | None,
@@ -147,11 +136,11 @@ def diff(
 
 
 @cli.command()
-@click.argument("repo", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@repo_argument
 @click.option("--app", default=None, help="Only this app.")
 @click.option("--cluster", default=None, help="Only this cluster.")
-@_kubeconfig_option
-@_instance_option
+@kubeconfig_option
+@instance_option
 def apply(
     repo: Path, app: str | None, cluster: str | None, kubeconfig: str | None, instance: str
 ) -> None:

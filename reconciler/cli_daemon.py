@@ -25,6 +25,12 @@ from typing import Any, TextIO
 import click
 import structlog
 
+from reconciler.cli_common import (
+    EXIT_CHANGES,
+    EXIT_OK,
+    instance_option,
+    kubeconfig_option,
+)
 from reconciler.daemon import Backoff, Daemon, Settings
 from reconciler.engine import Clients
 from reconciler.errors import ReconcilerError
@@ -39,11 +45,6 @@ from reconciler.report import (
 )
 from reconciler.source import GitSource
 from reconciler.store import RevisionRow, Store
-from reconciler.sync import DEFAULT_INSTANCE
-
-EXIT_OK = 0
-EXIT_DRIFT = 1
-EXIT_ERROR = 2
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -197,7 +198,7 @@ def _on_signals(daemon: Daemon) -> None:
     help="Check every cluster for drift this often, even without new commits.",
 )
 @_state_dir_option
-@click.option("--kubeconfig", help="Kubeconfig, one context per cluster (default: $KUBECONFIG).")
+@kubeconfig_option
 @click.option(
     "--listen",
     default=DEFAULT_LISTEN,
@@ -220,14 +221,7 @@ def _on_signals(daemon: Daemon) -> None:
     help="A cluster's pass running longer is reported Failed and backed off.",
 )
 @click.option("--no-watch", is_flag=True, help="Poll a local repo instead of watching its refs.")
-@click.option(
-    "--instance",
-    envvar="RECONCILER_INSTANCE",
-    default=DEFAULT_INSTANCE,
-    show_default=True,
-    help="Name of this reconciler's inventories; instances sharing a cluster never prune "
-    "each other's apps.",
-)
+@instance_option
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -365,4 +359,4 @@ def drift_command(
         click.echo(drift_markdown(rows), nl=False)
     else:
         click.echo(drift_table(rows, color=sys.stdout.isatty()), nl=False)
-    sys.exit(EXIT_DRIFT if any(r.open for r in rows) else EXIT_OK)
+    sys.exit(EXIT_CHANGES if any(r.open for r in rows) else EXIT_OK)

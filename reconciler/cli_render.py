@@ -15,17 +15,12 @@ from typing import Any, NoReturn
 import click
 import yaml
 
+from reconciler.cli_common import EXIT_ERROR, repo_argument
 from reconciler.config import App, Repo, load_repo
 from reconciler.errors import ConfigError, RenderError
 from reconciler.overrides import OverrideEffect
 from reconciler.placement import place, select, targets
 from reconciler.render import TargetResult, render_all, render_target
-
-EXIT_ERROR = 2
-
-_repo_arg = click.argument(
-    "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="REPO"
-)
 
 
 def register_render_commands(cli_group: click.Group) -> None:
@@ -56,7 +51,7 @@ def _check_name(kind: str, name: str | None, known: Iterable[str]) -> None:
 
 
 @click.command("render")
-@_repo_arg
+@repo_argument
 @click.option("--app", "app_name", help="Only this app.")
 @click.option("--cluster", "cluster_name", help="Only this cluster.")
 @click.option(
@@ -99,7 +94,7 @@ def render_yaml(results: Iterable[TargetResult]) -> str:
 
 
 @click.command("explain")
-@_repo_arg
+@repo_argument
 @click.option("--app", "app_name", required=True, help="The app.")
 @click.option("--cluster", "cluster_name", required=True, help="The cluster.")
 def explain_command(repo: Path, app_name: str, cluster_name: str) -> None:
@@ -151,7 +146,7 @@ def _explain_overrides(
 
 
 @click.command("validate")
-@_repo_arg
+@repo_argument
 def validate_command(repo: Path) -> None:
     """Check a config repo (schema, references, templates, renders); exit 2 when invalid."""
     loaded = _load(repo)

@@ -12,11 +12,15 @@ from pathlib import Path
 
 import click
 
+from reconciler.cli_common import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    instance_option,
+    kubeconfig_option,
+    repo_argument,
+)
 from reconciler.review import DEFAULT_MAX_CHARS, LiveOptions, plan, to_json, to_markdown, to_text
-
-EXIT_OK = 0
-EXIT_CHANGES = 1
-EXIT_ERROR = 2
 
 
 def register_review_commands(cli_group: click.Group) -> None:
@@ -25,9 +29,7 @@ def register_review_commands(cli_group: click.Group) -> None:
 
 
 @click.command("plan")
-@click.argument(
-    "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="REPO"
-)
+@repo_argument
 @click.option("--base", required=True, help="Revision merged into (e.g. origin/main).")
 @click.option("--head", default="HEAD", show_default=True, help="Revision under review.")
 @click.option(
@@ -43,19 +45,8 @@ def register_review_commands(cli_group: click.Group) -> None:
     help="Also dry-run head against the live clusters (needs --kubeconfig): shows what would "
     "really change there, including drift the merge would overwrite.",
 )
-@click.option(
-    "--kubeconfig",
-    envvar="KUBECONFIG",
-    default=None,
-    help="With --live: kubeconfig with one context per cluster (default: $KUBECONFIG).",
-)
-@click.option(
-    "--instance",
-    envvar="RECONCILER_INSTANCE",
-    default="default",
-    show_default=True,
-    help="With --live: the reconciler instance whose inventories to compare with.",
-)
+@kubeconfig_option
+@instance_option
 @click.option(
     "--max-chars",
     type=click.IntRange(min=2000),
