@@ -912,10 +912,13 @@ class Daemon:
                 # A bug, not a cluster problem: say so loudly, keep the other clusters going.
                 self.log.exception("bug: reconcile pass crashed", cluster=name)
                 crash = f"internal error: {type(err).__name__}: {err}"
-            if schedule is None or (
-                self._desired is not None and name not in self._desired.targets
-            ):
-                continue  # the cluster left the repo meanwhile
+            if schedule is None:
+                continue
+            if self._desired is not None and name not in self._desired.targets:
+                # The cluster left the repo (or was paused) meanwhile: drop its schedule, so a
+                # return later starts afresh instead of inheriting one stuck "running".
+                del self._schedules[name]
+                continue
             if schedule.timed_out:
                 schedule.finish_late()
                 self.log.info("late pass result discarded", cluster=name)

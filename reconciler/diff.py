@@ -11,6 +11,7 @@ import copy
 import fnmatch
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,16 +55,6 @@ def normalize(obj: Mapping[str, Any]) -> Manifest:
 
 def is_secret(obj: Mapping[str, Any]) -> bool:
     return obj.get("kind") == "Secret" and str(obj.get("apiVersion", "")) == "v1"
-
-
-def mask(obj: Mapping[str, Any]) -> Manifest:
-    """A copy whose Secret values are replaced by ``(masked)``; other kinds unchanged."""
-    out = copy.deepcopy(dict(obj))
-    if is_secret(out):
-        for key in ("data", "stringData"):
-            if isinstance(out.get(key), dict):
-                out[key] = {k: MASK for k in out[key]}
-    return out
 
 
 def mask_changes(obj: Mapping[str, Any], changes: list[FieldChange]) -> list[FieldChange]:
@@ -136,6 +127,7 @@ class Ownership:
     manager: str
     operation: str
     time: str | None
+    status_only: bool = False  # an entry for the status subresource (controllers, not people)
 
 
 def _fields_paths(fields: Mapping[str, Any], prefix: str = "") -> Iterable[str]:
@@ -172,6 +164,7 @@ def field_owners(live: Mapping[str, Any]) -> dict[str, list[Ownership]]:
             manager=str(entry.get("manager", "?")),
             operation=str(entry.get("operation", "")),
             time=entry.get("time"),
+            status_only=entry.get("subresource") == "status",
         )
         for path in _fields_paths(entry.get("fieldsV1") or {}):
             owners.setdefault(path, []).append(owner)
@@ -186,7 +179,12 @@ def attribute(changes: list[FieldChange], live: Mapping[str, Any], ours: str) ->
     """
     owners = field_owners(live)
     updates = sorted(
-        (o for entries in owners.values() for o in entries if o.operation == "Update"),
+        (
+            o
+            for entries in owners.values()
+            for o in entries
+            if o.operation == "Update" and o.manager != ours and not o.status_only
+        ),
         key=lambda o: o.time or "",
     )
     latest_update = updates[-1] if updates else None
@@ -205,11 +203,38 @@ def attribute(changes: list[FieldChange], live: Mapping[str, Any], ours: str) ->
     return out
 
 
+_KEYED = re.compile(r"\[([^\]=]+=[^\]]*)\]")
+
+
+def _key_pairs(path: str) -> tuple[str, list[set[str]]]:
+    """``a[name=x].b`` -> (``a[].b``, [{name=x}]): list keys compared as sets of pairs."""
+    pairs = [set(m.group(1).split(",")) for m in _KEYED.finditer(path)]
+    return _KEYED.sub("[]", path), pairs
+
+
+def _lookup(owners: Mapping[str, list[Ownership]], path: str) -> list[Ownership]:
+    """Owners of ``path``; ``[port=80]`` matches ``[port=80,protocol=TCP]`` of managedFields."""
+    exact = owners.get(path)
+    if exact is not None or "[" not in path:
+        return exact or []
+    shape, wanted = _key_pairs(path)
+    found: list[Ownership] = []
+    for candidate, entries in owners.items():
+        cand_shape, have = _key_pairs(candidate)
+        if (
+            cand_shape == shape
+            and len(have) == len(wanted)
+            and all(w <= h for w, h in zip(wanted, have, strict=True))
+        ):
+            found += entries
+    return found
+
+
 def _owner_of(path: str, owners: Mapping[str, list[Ownership]], ours: str) -> Ownership | None:
     # The longest owned prefix wins: ``spec.replicas`` before ``spec``.
     candidate = path
     while candidate:
-        others = [o for o in owners.get(candidate, []) if o.manager != ours]
+        others = [o for o in _lookup(owners, candidate) if o.manager != ours]
         if others:
             return max(others, key=lambda o: o.time or "")
         cut = max(candidate.rfind("."), candidate.rfind("["))
@@ -238,25 +263,66 @@ def ignored_pointers(ref: ObjectRef, rules: Iterable[IgnoreRule]) -> list[str]:
     return [p for rule in rules if _rule_matches(rule, ref) for p in rule.json_pointers]
 
 
+def _pointer_parts(pointer: str) -> list[str]:
+    return [p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/")]
+
+
+def _resolve(obj: Any, parts: list[str]) -> tuple[bool, Any]:
+    node = obj
+    for part in parts:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False, None
+    return True, node
+
+
 def strip_pointers(obj: Mapping[str, Any], pointers: Iterable[str]) -> Manifest:
     """A copy without the fields at the given RFC 6901 pointers (absent ones are fine)."""
     out = copy.deepcopy(dict(obj))
     for pointer in pointers:
-        parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/")]
+        parts = _pointer_parts(pointer)
+        found, parent = _resolve(out, parts[:-1])
+        if not found:
+            continue
+        if isinstance(parent, dict):
+            parent.pop(parts[-1], None)
+        elif isinstance(parent, list) and parts[-1].isdigit() and int(parts[-1]) < len(parent):
+            parent.pop(int(parts[-1]))
+    return out
+
+
+def take_from_live(
+    desired: Mapping[str, Any], live: Mapping[str, Any], pointers: Iterable[str]
+) -> Manifest:
+    """A copy of ``desired`` whose fields at ``pointers`` hold the live values instead.
+
+    Fields absent live are left out. Sending the live value (rather than omitting the field)
+    matters: a field we solely own and stop sending is removed, and the server's default
+    (``replicas: 1``) comes back.
+    """
+    out = copy.deepcopy(dict(desired))
+    for pointer in pointers:
+        parts = _pointer_parts(pointer)
+        found, value = _resolve(live, parts)
+        if not found:
+            out = strip_pointers(out, [pointer])
+            continue
         node: Any = out
         for part in parts[:-1]:
             if isinstance(node, dict):
-                node = node.get(part)
+                node = node.setdefault(part, {})
             elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
                 node = node[int(part)]
             else:
-                node = None
-            if node is None:
                 break
-        if isinstance(node, dict):
-            node.pop(parts[-1], None)
-        elif isinstance(node, list) and parts[-1].isdigit() and int(parts[-1]) < len(node):
-            node.pop(int(parts[-1]))
+        else:
+            if isinstance(node, dict):
+                node[parts[-1]] = copy.deepcopy(value)
+            elif isinstance(node, list) and parts[-1].isdigit() and int(parts[-1]) < len(node):
+                node[int(parts[-1])] = copy.deepcopy(value)
     return out
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from reconciler.config import App, Repo, SyncPolicy
 from reconciler.errors import ClusterUnreachable, KubeError, ReconcilerError
-from reconciler.kube import Cluster
+from reconciler.kube import Cluster, Kubeconfig
 from reconciler.render import TargetResult
 from reconciler.sync import (
     DEFAULT_INSTANCE,
@@ -51,23 +51,40 @@ class TargetOutcome:
 
 
 class Clients:
-    """One kube client per cluster context, created on first use and reused. Thread-safe."""
+    """One kube client per cluster context, created on first use and reused. Thread-safe.
+
+    The kubeconfig is parsed once; clients are built outside the shared lock, so one slow
+    credential plugin delays only its own cluster.
+    """
 
     def __init__(self, kubeconfig: str | None, timeout: float = 10.0) -> None:
         self.kubeconfig = kubeconfig
         self.timeout = timeout
+        self._parsed: Kubeconfig | None = None
         self._clients: dict[str, Cluster] = {}
+        self._building: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str, context: str) -> Cluster:
         with self._lock:
-            client = self._clients.get(name)
-            if client is None or client.context != context:
-                client = Cluster(
-                    name, context=context, kubeconfig=self.kubeconfig, timeout=self.timeout
-                )
+            building = self._building.setdefault(name, threading.Lock())
+        with building:
+            with self._lock:
+                client = self._clients.get(name)
+            if client is not None and client.context == context:
+                return client
+            client = Cluster(
+                name, context=context, kubeconfig=self._kubeconfig(), timeout=self.timeout
+            )
+            with self._lock:
                 self._clients[name] = client
             return client
+
+    def _kubeconfig(self) -> Kubeconfig:
+        with self._lock:
+            if self._parsed is None:
+                self._parsed = Kubeconfig(self.kubeconfig)
+            return self._parsed
 
     def close(self) -> None:
         with self._lock:

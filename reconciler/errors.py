@@ -52,12 +52,15 @@ class SourceError(ReconcilerError):
 
 
 class KubeError(ReconcilerError):
-    """A request to a cluster failed."""
+    """A request to a cluster failed; ``status`` is the HTTP status when the server answered."""
 
-    def __init__(self, message: str, *, cluster: str, obj: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, cluster: str, obj: str | None = None, status: int | None = None
+    ) -> None:
         self.cluster = cluster
         self.obj = obj
         self.message = message
+        self.status = status
         where = f"cluster {cluster}" + (f", {obj}" if obj else "")
         super().__init__(f"{where}: {message}")
 
@@ -71,4 +74,4 @@ class ConflictError(KubeError):
 
     def __init__(self, message: str, *, cluster: str, obj: str | None, managers: list[str]) -> None:
         self.managers = managers
-        super().__init__(message, cluster=cluster, obj=obj)
+        super().__init__(message, cluster=cluster, obj=obj, status=409)

@@ -9,6 +9,7 @@ the client's exception kept as the cause. Nothing here logs; callers do.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -18,16 +19,18 @@ from typing import Any
 from urllib.parse import quote
 
 import urllib3
+import yaml
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
+from kubernetes.config.kube_config import KubeConfigLoader, KubeConfigMerger
 
 from reconciler import FIELD_MANAGER
 from reconciler.errors import ClusterUnreachable, ConflictError, KubeError, ReconcilerError
 from reconciler.objects import Manifest, ObjectRef, group_of
 
 DEFAULT_TIMEOUT = 10.0
+LIST_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -59,13 +62,27 @@ class UnknownKind(KubeError):
 _CONFLICT_MANAGER = re.compile(r'conflicts? with "([^"]+)"')
 
 
-def load_contexts(kubeconfig: str | None) -> list[str]:
-    """Context names in a kubeconfig (``None``: $KUBECONFIG or ~/.kube/config)."""
-    try:
-        contexts, _ = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
-    except (ConfigException, OSError) as err:
-        raise ReconcilerError(f"kubeconfig {kubeconfig or '$KUBECONFIG'}: {err}") from err
-    return [c["name"] for c in contexts]
+class Kubeconfig:
+    """A kubeconfig read once (every file of ``$KUBECONFIG`` merged), shared by all clients.
+
+    Parsing per cluster would cost O(contexts) each, O(clusters²) in all: minutes at 1,000.
+    """
+
+    def __init__(self, path: str | None = None) -> None:
+        location = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        try:
+            self._merged = KubeConfigMerger(location)
+        except (yaml.YAMLError, OSError, ConfigException) as err:
+            raise ReconcilerError(f"kubeconfig {location}: cannot be read: {err}") from err
+        if self._merged.config is None:
+            raise ReconcilerError(f"kubeconfig {location}: no configuration found")
+        self.location = location
+
+    def configure(self, context: str, configuration: k8s.Configuration) -> None:
+        loader = KubeConfigLoader(
+            config_dict=self._merged.config, config_base_path=None, active_context=context
+        )
+        loader.load_and_set(configuration)
 
 
 class Cluster:
@@ -76,23 +93,22 @@ class Cluster:
         name: str,
         *,
         context: str | None = None,
-        kubeconfig: str | None = None,
+        kubeconfig: str | Kubeconfig | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = 16,
     ) -> None:
         self.name = name
         self.context = context or name
         self.timeout = timeout
+        if not isinstance(kubeconfig, Kubeconfig):
+            kubeconfig = Kubeconfig(kubeconfig)
+        configuration = k8s.Configuration()
         try:
-            configuration = k8s.Configuration()
-            k8s_config.load_kube_config(
-                config_file=kubeconfig,
-                context=self.context,
-                client_configuration=configuration,
-            )
+            kubeconfig.configure(self.context, configuration)
         except (ConfigException, OSError, ValueError) as err:
             raise KubeError(
-                f"kubeconfig context {self.context!r} not usable: {err}", cluster=name
+                f"kubeconfig {kubeconfig.location}: context {self.context!r} not usable: {err}",
+                cluster=name,
             ) from err
         configuration.connection_pool_maxsize = max_connections
         configuration.retries = False  # our own backoff decides; a dead cluster fails fast
@@ -137,8 +153,19 @@ class Cluster:
             raise ClusterUnreachable(
                 f"unreachable at {host}: {_reason(err)}", cluster=self.name
             ) from err
+        except ConfigException as err:  # refreshing credentials (exec plugin, token file)
+            raise KubeError(f"credentials: {err}", cluster=self.name) from err
         data = response.data
-        return json.loads(data) if data else None
+        try:
+            return json.loads(data) if data else None
+        except ValueError as err:
+            host = self._api.configuration.host
+            raise KubeError(
+                f"{host} answered {method} {path} with something that is not JSON: is it a "
+                "Kubernetes API server?",
+                cluster=self.name,
+                obj=obj,
+            ) from err
 
     def _auth_headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -151,15 +178,17 @@ class Cluster:
             managers = sorted(set(_CONFLICT_MANAGER.findall(message)))
             return ConflictError(message, cluster=self.name, obj=obj, managers=managers)
         if err.status in (502, 503, 504):
-            return ClusterUnreachable(f"HTTP {err.status}: {message}", cluster=self.name, obj=obj)
-        if err.status == 422 and "immutable" in message:
-            return KubeError(
-                f"{message} (immutable field: delete the object to let it be recreated, "
-                "or revert the change in Git)",
-                cluster=self.name,
-                obj=obj,
+            return ClusterUnreachable(
+                f"HTTP {err.status}: {message}", cluster=self.name, obj=obj, status=err.status
             )
-        return KubeError(f"HTTP {err.status}: {message}", cluster=self.name, obj=obj)
+        if err.status == 422 and "immutable" in message:
+            message += (
+                " (immutable field: delete the object to let it be recreated, "
+                "or revert the change in Git)"
+            )
+        else:
+            message = f"HTTP {err.status}: {message}"
+        return KubeError(message, cluster=self.name, obj=obj, status=err.status)
 
     # ---- discovery -----------------------------------------------------------------------
 
@@ -195,7 +224,7 @@ class Cluster:
             try:
                 listing = self._request("GET", path)
             except KubeError as err:
-                if isinstance(err, ClusterUnreachable) or "HTTP 404" not in err.message:
+                if err.status != 404:
                     raise
                 listing = {"resources": []}
             cached = {
@@ -233,7 +262,7 @@ class Cluster:
                 "GET", resource.path(namespace, name), obj=f"{resource.kind}/{name}"
             )
         except KubeError as err:
-            if isinstance(err, ClusterUnreachable) or "HTTP 404" not in err.message:
+            if err.status != 404:
                 raise
             return None
         return found
@@ -242,9 +271,17 @@ class Cluster:
         self, resource: Resource, namespace: str = "", label_selector: str | None = None
     ) -> list[Manifest]:
         """All objects of a resource (in ``namespace``, or everywhere), optionally filtered."""
-        query = {"labelSelector": label_selector} if label_selector else None
-        body = self._request("GET", resource.path(namespace), query=query)
-        items: list[Manifest] = body.get("items", [])
+        query = {"limit": str(LIST_PAGE)}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        items: list[Manifest] = []
+        while True:  # paged, so a huge namespace never arrives as one response
+            body = self._request("GET", resource.path(namespace), query=query)
+            items += body.get("items", [])
+            token = (body.get("metadata") or {}).get("continue")
+            if not token:
+                break
+            query["continue"] = token
         for item in items:  # list items omit these; callers expect full objects
             item.setdefault("apiVersion", resource.api_version)
             item.setdefault("kind", resource.kind)
@@ -261,7 +298,7 @@ class Cluster:
                 obj=f"{resource.kind}/{namespace + '/' if namespace else ''}{name}",
             )
         except KubeError as err:
-            if isinstance(err, ClusterUnreachable) or "HTTP 404" not in err.message:
+            if err.status != 404:
                 raise
             return False
         return True

@@ -69,7 +69,11 @@ def _shown(outcome: TargetOutcome) -> list[Change]:
 
 
 def has_changes(outcomes: Iterable[TargetOutcome]) -> bool:
-    return any(_shown(o) for o in outcomes)
+    """Anything apply would do, or drift. Objects kept on purpose (prune disabled) are shown
+    but do not count: they would keep a CI gate red forever."""
+    return any(
+        c.action is not Action.KEEP or c.drift is not None for o in outcomes for c in _shown(o)
+    )
 
 
 def has_errors(outcomes: Iterable[TargetOutcome]) -> bool:

@@ -27,7 +27,7 @@ from reconciler.diff import (
     managers_other_than,
     mask_changes,
     normalize,
-    strip_pointers,
+    take_from_live,
 )
 from reconciler.errors import ConflictError, KubeError, ReconcilerError
 from reconciler.kube import Cluster, Resource, UnknownKind
@@ -71,6 +71,7 @@ class Change:
     after_crd: bool = False  # its CRD is created by the same sync
     managers: list[str] = field(default_factory=list)
     message: str = ""
+    tracked: bool = False  # left Git but stays in the inventory (kept while sync.prune is off)
 
 
 @dataclass(frozen=True)
@@ -146,9 +147,16 @@ def read_inventory(
         return {}, None
     data = live.get("data") or {}
     entries = {}
-    for raw in json.loads(data.get("objects", "[]")):
-        ref = ObjectRef(raw["group"], raw["kind"], raw["namespace"], raw["name"])
-        entries[ref] = InventoryEntry(raw["apiVersion"], ref, raw.get("hash", ""))
+    try:
+        for raw in json.loads(data.get("objects", "[]")):
+            ref = ObjectRef(raw["group"], raw["kind"], raw["namespace"], raw["name"])
+            entries[ref] = InventoryEntry(raw["apiVersion"], ref, raw.get("hash", ""))
+    except (ValueError, KeyError, TypeError) as err:
+        raise KubeError(
+            f"inventory ConfigMap {SYSTEM_NAMESPACE}/{inventory_name(app, instance)} is corrupt "
+            f"({err!r}); fix or delete it (deleting it forgets what to prune)",
+            cluster=cluster.name,
+        ) from err
     return entries, data.get("revision")
 
 
@@ -242,26 +250,20 @@ def plan_target(
                     obj=str(ref),
                 ) from None
             resource = None  # created after its CRD
+        if resource is not None:
+            obj, ref = _scoped(cluster, obj, ref, resource)
         desired.append((obj, ref, resource))
 
-    live = _list_live(cluster, [(r, ref.namespace) for _, ref, r in desired if r is not None])
+    live = _read_live(cluster, [(r, ref) for _, ref, r in desired if r is not None])
 
     def plan_one(item: tuple[Manifest, ObjectRef, Resource | None]) -> Change:
         obj, ref, resource = item
-        return _plan_object(cluster, obj, ref, resource, live, inventory, policy)
+        return _plan_object(cluster, app, obj, ref, resource, live, inventory, policy)
 
     changes: list[Change] = _map(plan_one, desired)
     desired_refs = {ref for _, ref, _ in desired}
-    changes += _plan_prunes(cluster, inventory, desired_refs, policy)
+    changes += _plan_prunes(cluster, app, inventory, desired_refs, policy)
     changes += _find_unmanaged(cluster, app, inventory, desired, desired_refs)
-
-    desired_inventory = {
-        ref: InventoryEntry(str(obj["apiVersion"]), ref, content_hash(obj))
-        for obj, ref, _ in desired
-    }
-    for change in changes:  # objects that left Git but stay keep being tracked
-        if change.action is Action.KEEP and change.message == "prune disabled by sync.prune":
-            desired_inventory[change.ref] = inventory[change.ref]
     changes.sort(key=lambda c: c.ref.sort_key())
     return TargetPlan(
         app,
@@ -270,21 +272,78 @@ def plan_target(
         changes,
         inventory,
         inventory_revision,
-        desired_inventory,
+        _next_inventory(desired, changes, inventory),
         instance,
     )
 
 
-def _list_live(cluster: Cluster, wanted: list[tuple[Resource, str]]) -> dict[ObjectRef, Manifest]:
-    """One LIST per (resource, namespace) instead of a GET per object."""
-    unique = sorted(set(wanted), key=lambda rn: (rn[0].group, rn[0].kind, rn[1]))
+def _scoped(
+    cluster: Cluster, obj: Manifest, ref: ObjectRef, resource: Resource
+) -> tuple[Manifest, ObjectRef]:
+    """Make the object's namespace agree with what discovery says of its kind."""
+    if not resource.namespaced and ref.namespace:
+        # Render only knows built-in scopes; a cluster-scoped custom kind got a namespace.
+        obj = {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "namespace"}}
+        return obj, ObjectRef(ref.group, ref.kind, "", ref.name)
+    if resource.namespaced and not ref.namespace:
+        raise KubeError(
+            f"{ref.kind} is namespaced but has no namespace: set metadata.namespace, or "
+            "spec.namespace in the app",
+            cluster=cluster.name,
+            obj=str(ref),
+        )
+    return obj, ref
 
-    def list_one(rn: tuple[Resource, str]) -> list[Manifest]:
-        resource, namespace = rn
-        return cluster.list_objects(resource, namespace if resource.namespaced else "")
+
+def _next_inventory(
+    desired: list[tuple[Manifest, ObjectRef, Resource | None]],
+    changes: list[Change],
+    inventory: Mapping[ObjectRef, InventoryEntry],
+) -> dict[ObjectRef, InventoryEntry]:
+    """What the inventory should list after apply: desired objects we may manage, and objects
+    that left Git but still await (or are kept from) pruning. Conflicts are not ours."""
+    by_ref = {c.ref: c for c in changes}
+    entries = {}
+    for obj, ref, _ in desired:
+        if by_ref[ref].action is Action.CONFLICT:
+            if ref in inventory:
+                entries[ref] = inventory[ref]
+            continue
+        entries[ref] = InventoryEntry(str(obj["apiVersion"]), ref, content_hash(obj))
+    for change in changes:
+        if change.action is Action.PRUNE or change.tracked:
+            entries[change.ref] = inventory[change.ref]
+    return entries
+
+
+_FEW = 3  # up to this many objects of one kind in one namespace: GET each, not LIST all
+
+
+def _read_live(
+    cluster: Cluster, wanted: list[tuple[Resource, ObjectRef]]
+) -> dict[ObjectRef, Manifest]:
+    """Live objects: one LIST per (kind, namespace) with many objects, GETs for a few."""
+    groups: dict[tuple[Resource, str], list[ObjectRef]] = {}
+    for resource, ref in wanted:
+        groups.setdefault((resource, ref.namespace), []).append(ref)
+    work: list[tuple[Resource, str, ObjectRef | None]] = []
+    for (resource, namespace), refs in sorted(
+        groups.items(), key=lambda kv: (kv[0][0].group, kv[0][0].kind, kv[0][1])
+    ):
+        if len(refs) <= _FEW:
+            work += [(resource, namespace, ref) for ref in refs]
+        else:
+            work.append((resource, namespace, None))
+
+    def read(item: tuple[Resource, str, ObjectRef | None]) -> list[Manifest]:
+        resource, namespace, ref = item
+        if ref is None:
+            return cluster.list_objects(resource, namespace)
+        found = cluster.get(resource, namespace, ref.name)
+        return [found] if found is not None else []
 
     live: dict[ObjectRef, Manifest] = {}
-    for items in _map(list_one, unique):
+    for items in _map(read, work):
         for item in items:
             live[ObjectRef.of(item)] = item
     return live
@@ -292,6 +351,7 @@ def _list_live(cluster: Cluster, wanted: list[tuple[Resource, str]]) -> dict[Obj
 
 def _plan_object(
     cluster: Cluster,
+    app: str,
     obj: Manifest,
     ref: ObjectRef,
     resource: Resource | None,
@@ -310,9 +370,20 @@ def _plan_object(
             change.message = "applied earlier, now missing"
         return change
 
-    # Existing objects: fields we ignore are not sent, so we never fight their owner (e.g. HPA).
+    owner = ((live.get("metadata") or {}).get("labels") or {}).get(APP_LABEL)
+    if owner is not None and owner != app and not policy.force:
+        return Change(
+            ref,
+            Action.CONFLICT,
+            obj,
+            api_version,
+            managers=managers_other_than(live, ""),
+            message=f"belongs to app {owner} (labelled {APP_LABEL}={owner})",
+        )
+    # Fields we ignore are sent with their live value: we neither fight their owner (an HPA)
+    # nor, by leaving them out, make the server drop them back to defaults.
     pointers = ignored_pointers(ref, policy.ignore_differences)
-    to_apply = strip_pointers(obj, pointers) if pointers else obj
+    to_apply = take_from_live(obj, live, pointers) if pointers else obj
     ours = applied is not None or FIELD_MANAGER in {
         e.get("manager") for e in (live.get("metadata") or {}).get("managedFields") or []
     }
@@ -336,47 +407,53 @@ def _plan_object(
     fields = field_changes(normalize(live), normalize(predicted))
     if not fields:
         return Change(ref, Action.UNCHANGED, obj, api_version)
-    fields = mask_changes(obj, attribute(fields, live, FIELD_MANAGER))
-    change = Change(ref, Action.UPDATE, to_apply, api_version, fields=fields, force=force)
-    # Drift: Git did not change since we applied it, or another manager took fields from us.
-    if unchanged_in_git or force:
+    change = Change(ref, Action.UPDATE, to_apply, api_version, force=force)
+    # Drift: what we applied was changed since, with Git the same or fields taken from us.
+    if applied is not None and (unchanged_in_git or force):
         change.drift = Drift.MODIFIED
+        fields = attribute(fields, live, FIELD_MANAGER)
         change.managers = sorted({f.manager for f in fields if f.manager})
-    elif policy.force:
+    elif force:
         change.managers = managers_other_than(live, FIELD_MANAGER)
+        change.message = f"taking over fields from {', '.join(change.managers)} (sync.force)"
+    change.fields = mask_changes(obj, fields)
     return change
 
 
 def _plan_prunes(
     cluster: Cluster,
+    app: str,
     inventory: Mapping[ObjectRef, InventoryEntry],
     desired_refs: set[ObjectRef],
     policy: SyncPolicy,
 ) -> list[Change]:
     leaving = [e for ref, e in inventory.items() if ref not in desired_refs]
+    namespaces_in_use = {ref.namespace for ref in desired_refs}
 
     def check(entry: InventoryEntry) -> Change | None:
+        ref = entry.ref
         try:
-            resource = cluster.resource(entry.api_version, entry.ref.kind)
+            resource = cluster.resource(entry.api_version, ref.kind)
         except UnknownKind:
             return None  # its CRD is gone, and with it every object of the kind
-        live = cluster.get(resource, entry.ref.namespace, entry.ref.name)
+        live = cluster.get(resource, ref.namespace, ref.name)
         if live is None:
             return None
         meta = live.get("metadata") or {}
+        owner = (meta.get("labels") or {}).get(APP_LABEL)
+        if owner != app:  # taken over by another app, or unlabelled by hand: not ours now
+            why = f"now labelled {APP_LABEL}={owner}" if owner else f"no {APP_LABEL} label now"
+            return Change(ref, Action.KEEP, None, entry.api_version, message=f"{why}; not pruned")
+        if ref.kind == "Namespace" and not ref.group and ref.name in namespaces_in_use:
+            message = "still holds objects of this app; not pruned"
+            return Change(ref, Action.KEEP, None, entry.api_version, message=message)
         if (meta.get("annotations") or {}).get(PRUNE_ANNOTATION) == "disabled":
-            return Change(
-                entry.ref, Action.KEEP, None, entry.api_version, message="annotated prune: disabled"
-            )
+            message = "annotated prune: disabled"
+            return Change(ref, Action.KEEP, None, entry.api_version, message=message)
         if not policy.prune:
-            return Change(
-                entry.ref,
-                Action.KEEP,
-                None,
-                entry.api_version,
-                message="prune disabled by sync.prune",
-            )
-        return Change(entry.ref, Action.PRUNE, None, entry.api_version)
+            message = "prune disabled by sync.prune"
+            return Change(ref, Action.KEEP, None, entry.api_version, message=message, tracked=True)
+        return Change(ref, Action.PRUNE, None, entry.api_version)
 
     return [c for c in _map(check, leaving) if c is not None]
 
@@ -398,7 +475,12 @@ def _find_unmanaged(
     known = desired_refs | set(inventory)
 
     def list_labelled(resource: Resource) -> list[Manifest]:
-        return cluster.list_objects(resource, "", label_selector=f"{APP_LABEL}={app}")
+        try:
+            return cluster.list_objects(resource, "", label_selector=f"{APP_LABEL}={app}")
+        except KubeError as err:
+            if err.status in (401, 403):  # RBAC scoped to namespaces: a best-effort check
+                return []
+            raise
 
     found = []
     ordered = sorted(resources, key=lambda r: (r.group, r.kind))
@@ -466,15 +548,20 @@ def apply_plan(cluster: Cluster, plan: TargetPlan, policy: SyncPolicy) -> ApplyR
             inventory[ref] = plan.inventory[ref]
         else:
             inventory.pop(ref, None)
-    if plan.inventory_changed and inventory:
+    if inventory and inventory != plan.inventory:  # objects awaiting prune are still listed
         _write_inventory(cluster, plan, inventory.values(), result)
+    if result.failed:
+        return result  # prune only after everything desired is in place
 
-    if not result.failed:
-        _prune(cluster, prunes, result)
-    if not inventory and not result.failed:  # nothing left here: forget the app on this cluster
+    _prune(cluster, prunes, result)
+    for ref in result.pruned:
+        inventory.pop(ref, None)
+    if not inventory:  # nothing left here: forget the app on this cluster
         configmaps = cluster.resource("v1", "ConfigMap")
         if cluster.delete(configmaps, SYSTEM_NAMESPACE, inventory_name(plan.app, plan.instance)):
             result.writes += 1
+    elif result.pruned:
+        _write_inventory(cluster, plan, inventory.values(), result)
     return result
 
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -257,6 +258,9 @@ def test_an_object_owned_by_another_manager_is_a_conflict_not_taken_over(
         assert o.result.skipped and not o.result.configured
     core = client.CoreV1Api(api_clients["us-west-1"])
     assert core.read_namespaced_config_map("shared", namespace).data == {"k": "theirs"}
+    again = run(repo_root, kubeconfig, app, apply=True)  # a conflict never becomes ours later
+    assert all(o.plan and [c.action for c in o.plan.pending] == [Action.CONFLICT] for o in again)
+    assert core.read_namespaced_config_map("shared", namespace).data == {"k": "theirs"}
 
     write_app(
         repo_root,
@@ -283,6 +287,9 @@ def test_ignored_differences_are_neither_shown_nor_fought_over(
     )
     run(repo_root, kubeconfig, app, apply=True)
     apps = client.AppsV1Api(api_clients["beijing-1"])
+    # Leaving an ignored field out of later applies must not drop it back to its default.
+    assert changes(run(repo_root, kubeconfig, app, apply=True))[(app, "beijing-1")] == []
+    assert apps.read_namespaced_deployment("web", ns).spec.replicas == 2
     apps.patch_namespaced_deployment(
         "web", ns, {"spec": {"replicas": 9}}, field_manager="hpa-controller"
     )
@@ -426,3 +433,94 @@ def test_the_diff_command_exits_by_what_it_found_and_prints_attributed_drift(
         shown = _cli("diff", str(repo_root), "-o", output, *common)
         assert "hunter2" not in shown.stdout and "changed-by-hand" not in shown.stdout
         assert "(masked)" in shown.stdout
+
+
+def test_an_object_relabelled_for_another_app_is_neither_pruned_nor_taken_over(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    app, ns = unique("owner"), unique("ns")
+    write_app(
+        repo_root, app, [configmap("a", {"k": "1"}), configmap("moved", {"k": "1"})], namespace=ns
+    )
+    run(repo_root, kubeconfig, app, apply=True)
+    core = client.CoreV1Api(api_clients["beijing-1"])
+    core.patch_namespaced_config_map(
+        "moved", ns, {"metadata": {"labels": {"reconciler.io/app": "someone-else"}}}
+    )
+    write_app(repo_root, app, [configmap("a", {"k": "1"})], namespace=ns)
+
+    outcome = next(
+        o for o in run(repo_root, kubeconfig, app, apply=True) if o.cluster == "beijing-1"
+    )
+    assert outcome.result is not None and outcome.result.pruned == []
+    assert [(str(r), why) for r, why in outcome.result.skipped] == [
+        (f"ConfigMap/{ns}/moved", "now labelled reconciler.io/app=someone-else; not pruned")
+    ]
+    assert core.read_namespaced_config_map("moved", ns).data == {"k": "1"}
+
+
+def test_a_namespace_left_out_of_git_is_not_pruned_while_it_holds_the_apps_objects(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    app, ns = unique("nsprune"), unique("ns")
+    namespace_doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+    write_app(repo_root, app, [namespace_doc, configmap("a", {"k": "1"})], namespace=ns)
+    run(repo_root, kubeconfig, app, apply=True)
+    write_app(repo_root, app, [configmap("a", {"k": "1"})], namespace=ns)
+
+    outcomes = run(repo_root, kubeconfig, app, apply=True)
+    assert all(o.result is not None and o.result.pruned == [] for o in outcomes)
+    core = client.CoreV1Api(api_clients["us-west-1"])
+    assert core.read_namespace(ns).status.phase == "Active"
+
+
+def test_a_removed_object_is_still_pruned_after_a_pass_whose_apply_failed(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    app, ns = unique("retry"), unique("ns")
+    write_app(
+        repo_root, app, [configmap("a", {"k": "1"}), configmap("b", {"k": "1"})], namespace=ns
+    )
+    run(repo_root, kubeconfig, app, apply=True)
+    bad = service("bad")
+    bad["spec"]["ports"][0]["port"] = 99999  # rejected by the API server's validation
+    write_app(repo_root, app, [configmap("a", {"k": "1"}), bad], namespace=ns)
+
+    failed = run(repo_root, kubeconfig, app, apply=True)
+    assert all(o.result is not None and o.result.failed and not o.result.pruned for o in failed)
+    write_app(repo_root, app, [configmap("a", {"k": "1"})], namespace=ns)
+    fixed = run(repo_root, kubeconfig, app, apply=True)
+    assert all(
+        o.result is not None and [str(r) for r in o.result.pruned] == [f"ConfigMap/{ns}/b"]
+        for o in fixed
+    )
+
+
+def test_a_cluster_scoped_custom_kind_gets_no_namespace_and_then_shows_no_diff(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    app, ns, group = unique("scope"), unique("ns"), f"{unique('g')}.example.com"
+    crd, _ = crd_and_resource(group, "Zone", "unused")
+    crd["spec"]["scope"] = "Cluster"
+    for api in api_clients.values():  # installed outside the app, as platform teams do
+        client.ApiextensionsV1Api(api).create_custom_resource_definition(crd)
+        for _ in range(100):
+            live = client.ApiextensionsV1Api(api).read_custom_resource_definition(
+                crd["metadata"]["name"]
+            )
+            if any(
+                c.type == "Established" and c.status == "True" for c in live.status.conditions or []
+            ):
+                break
+            time.sleep(0.1)
+    zone = {
+        "apiVersion": f"{group}/v1",
+        "kind": "Zone",
+        "metadata": {"name": unique("z")},
+        "spec": {},
+    }
+    write_app(repo_root, app, [zone, configmap("a", {"k": "1"})], namespace=ns)
+
+    applied = run(repo_root, kubeconfig, app, apply=True)
+    assert all(o.result is not None and o.result.ok for o in applied), [o.result for o in applied]
+    assert changes(run(repo_root, kubeconfig, app, apply=False)) == {(app, c): [] for c in CLUSTERS}

@@ -710,3 +710,30 @@ def test_a_crashing_pass_marks_its_cluster_failed_and_the_others_carry_on(rig: R
     assert rows["beijing-2"].state is State.FAILED
     assert rows["beijing-2"].message == "internal error: RuntimeError: boom"
     assert rows["beijing-1"].state is State.SYNCED
+
+
+def test_a_cluster_paused_during_its_pass_is_reconciled_again_once_unpaused(
+    tmp_path: Path, store: Store
+) -> None:
+    held = HeldDispatcher()
+    rig = make_rig(tmp_path, store, dispatcher=held)
+    first = rig.source.commit_files(repo_files())
+    rig.tick()
+    for name in ("beijing-1", "us-west-1"):
+        held.release(name)
+    rig.source.commit_files(repo_files(paused=["beijing-2"]))  # while beijing-2's pass runs
+    rig.daemon.poke()
+    rig.tick()
+    held.release("beijing-2")  # its result arrives after it was paused
+    rig.tick()
+    for name in list(held.held):
+        held.release(name)
+    rig.tick()
+
+    third = rig.source.commit_files(repo_files())  # unpaused
+    rig.daemon.poke()
+    rig.tick()
+    held.release("beijing-2")
+    rig.tick()
+    assert rig.clusters.passes("beijing-2") == [first, third]
+    assert rig.states()[("web", "beijing-2")] is State.SYNCED

@@ -13,10 +13,10 @@ from reconciler.diff import (
     field_changes,
     field_owners,
     ignored_pointers,
-    mask,
     mask_changes,
     normalize,
     strip_pointers,
+    take_from_live,
 )
 from reconciler.objects import ObjectRef
 
@@ -92,11 +92,11 @@ def test_lists_without_keys_of_different_length_change_as_a_whole() -> None:
 
 def test_secret_values_are_masked_but_their_change_is_kept() -> None:
     secret = {"apiVersion": "v1", "kind": "Secret", "data": {"password": "aHVudGVyMg=="}}
-    assert mask(secret)["data"] == {"password": MASK}
     changes = mask_changes(secret, [FieldChange("data.password", "b2xk", "bmV3")])
     assert changes == [FieldChange("data.password", MASK, MASK)]
     configmap = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"}}
-    assert mask(configmap) == configmap
+    plain = [FieldChange("data.k", "v", "w")]
+    assert mask_changes(configmap, plain) == plain
 
 
 def _managed(manager: str, operation: str, time: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -189,3 +189,49 @@ def test_json_pointer_escapes_are_honoured() -> None:
 def test_content_hash_ignores_key_order_but_not_values() -> None:
     assert content_hash({"a": 1, "b": 2}) == content_hash({"b": 2, "a": 1})
     assert content_hash({"a": 1}) != content_hash({"a": 2})
+
+
+def test_a_list_key_matches_managed_fields_keys_with_more_pairs() -> None:
+    live = {
+        "metadata": {
+            "managedFields": [
+                _managed("reconciler", "Apply", "2026-11-22T10:00:00Z", {"f:spec": {}}),
+                _managed(
+                    "ops",
+                    "Update",
+                    "2026-11-22T11:00:00Z",
+                    {
+                        "f:spec": {
+                            "f:ports": {'k:{"port":80,"protocol":"TCP"}': {"f:targetPort": {}}}
+                        }
+                    },
+                ),
+            ]
+        }
+    }
+    [change] = attribute([FieldChange("spec.ports[port=80].targetPort", 8080, 8000)], live, "x")
+    assert change.manager == "ops"
+
+
+def test_status_updates_by_controllers_are_never_blamed_for_spec_drift() -> None:
+    live = {
+        "metadata": {
+            "managedFields": [
+                _managed("kubectl-edit", "Update", "2026-11-22T10:00:00Z", {"f:metadata": {}}),
+                _managed(
+                    "kube-controller-manager", "Update", "2026-11-22T12:00:00Z", {"f:status": {}}
+                )
+                | {"subresource": "status"},
+            ]
+        }
+    }
+    [change] = attribute([FieldChange("data.gone", None, "1")], live, "reconciler")
+    assert change.manager == "kubectl-edit"
+
+
+def test_ignored_fields_are_sent_with_their_live_value_or_left_out_when_absent() -> None:
+    desired = {"spec": {"replicas": 2, "paused": False}}
+    live = {"spec": {"replicas": 9}}
+    assert take_from_live(desired, live, ["/spec/replicas", "/spec/paused"]) == {
+        "spec": {"replicas": 9}
+    }
