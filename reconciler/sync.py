@@ -254,7 +254,7 @@ def plan_target(
             obj, ref = _scoped(cluster, obj, ref, resource)
         desired.append((obj, ref, resource))
 
-    live = _read_live(cluster, [(r, ref) for _, ref, r in desired if r is not None])
+    live, listed = _read_live(cluster, [(r, ref) for _, ref, r in desired if r is not None])
 
     def plan_one(item: tuple[Manifest, ObjectRef, Resource | None]) -> Change:
         obj, ref, resource = item
@@ -263,7 +263,7 @@ def plan_target(
     changes: list[Change] = _map(plan_one, desired)
     desired_refs = {ref for _, ref, _ in desired}
     changes += _plan_prunes(cluster, app, inventory, desired_refs, policy)
-    changes += _find_unmanaged(cluster, app, inventory, desired, desired_refs)
+    changes += _find_unmanaged(cluster, app, inventory, desired, live, listed)
     changes.sort(key=lambda c: c.ref.sort_key())
     return TargetPlan(
         app,
@@ -319,24 +319,26 @@ def _next_inventory(
 _FEW = 3  # up to this many objects of one kind in one namespace: GET each, not LIST all
 
 
+Scope = tuple[Resource, str]  # a kind in one namespace ("" for cluster-scoped kinds)
+
+
 def _read_live(
     cluster: Cluster, wanted: list[tuple[Resource, ObjectRef]]
-) -> dict[ObjectRef, Manifest]:
-    """Live objects: one LIST per (kind, namespace) with many objects, GETs for a few."""
-    groups: dict[tuple[Resource, str], list[ObjectRef]] = {}
+) -> tuple[dict[ObjectRef, Manifest], set[Scope]]:
+    """Live objects: one LIST per (kind, namespace) with many objects, GETs for a few.
+
+    Also returns the scopes that were listed whole (the unmanaged scan reuses those lists).
+    """
+    groups: dict[Scope, list[ObjectRef]] = {}
     for resource, ref in wanted:
         groups.setdefault((resource, ref.namespace), []).append(ref)
-    work: list[tuple[Resource, str, ObjectRef | None]] = []
-    for (resource, namespace), refs in sorted(
-        groups.items(), key=lambda kv: (kv[0][0].group, kv[0][0].kind, kv[0][1])
-    ):
-        if len(refs) <= _FEW:
-            work += [(resource, namespace, ref) for ref in refs]
-        else:
-            work.append((resource, namespace, None))
+    listed = {scope for scope, refs in groups.items() if len(refs) > _FEW}
+    work: list[tuple[Scope, ObjectRef | None]] = []
+    for scope, refs in sorted(groups.items(), key=lambda kv: _scope_key(kv[0])):
+        work += [(scope, None)] if scope in listed else [(scope, ref) for ref in refs]
 
-    def read(item: tuple[Resource, str, ObjectRef | None]) -> list[Manifest]:
-        resource, namespace, ref = item
+    def read(item: tuple[Scope, ObjectRef | None]) -> list[Manifest]:
+        (resource, namespace), ref = item
         if ref is None:
             return cluster.list_objects(resource, namespace)
         found = cluster.get(resource, namespace, ref.name)
@@ -346,7 +348,11 @@ def _read_live(
     for items in _map(read, work):
         for item in items:
             live[ObjectRef.of(item)] = item
-    return live
+    return live, listed
+
+
+def _scope_key(scope: Scope) -> tuple[str, str, str]:
+    return (scope[0].group, scope[0].kind, scope[1])
 
 
 def _plan_object(
@@ -463,31 +469,41 @@ def _find_unmanaged(
     app: str,
     inventory: Mapping[ObjectRef, InventoryEntry],
     desired: list[tuple[Manifest, ObjectRef, Resource | None]],
-    desired_refs: set[ObjectRef],
+    live: Mapping[ObjectRef, Manifest],
+    listed: set[Scope],
 ) -> list[Change]:
-    """Objects labelled as this app's that neither Git nor the inventory knows."""
-    resources = {r for _, _, r in desired if r is not None}
+    """Objects labelled as this app's that neither Git nor the inventory knows.
+
+    Looked for in the scopes (kind × namespace) the app uses, never cluster-wide: a labelled
+    LIST across all namespaces costs the API server a scan of every object of the kind.
+    """
+    scopes: set[Scope] = {(r, ref.namespace) for _, ref, r in desired if r is not None}
     for entry in inventory.values():
         try:
-            resources.add(cluster.resource(entry.api_version, entry.ref.kind))
+            scopes.add((cluster.resource(entry.api_version, entry.ref.kind), entry.ref.namespace))
         except UnknownKind:
             continue
-    known = desired_refs | set(inventory)
+    known = {ref for _, ref, _ in desired} | set(inventory)
+    selector = f"{APP_LABEL}={app}"
 
-    def list_labelled(resource: Resource) -> list[Manifest]:
+    def labelled(scope: Scope) -> list[Manifest]:
+        resource, namespace = scope
+        if scope in listed:  # already listed whole for the plan
+            return [o for ref, o in live.items() if (resource, ref.namespace) == scope]
         try:
-            return cluster.list_objects(resource, "", label_selector=f"{APP_LABEL}={app}")
+            return cluster.list_objects(resource, namespace, label_selector=selector)
         except KubeError as err:
-            if err.status in (401, 403):  # RBAC scoped to namespaces: a best-effort check
+            if err.status in (401, 403):  # RBAC narrower than the app: a best-effort check
                 return []
             raise
 
     found = []
-    ordered = sorted(resources, key=lambda r: (r.group, r.kind))
-    for resource, items in zip(ordered, _map(list_labelled, ordered), strict=True):
+    ordered = sorted(scopes, key=_scope_key)
+    for (resource, _), items in zip(ordered, _map(labelled, ordered), strict=True):
         for item in items:
             ref = ObjectRef.of(item)
-            if ref not in known:
+            labels = (item.get("metadata") or {}).get("labels") or {}
+            if ref not in known and labels.get(APP_LABEL) == app:
                 found.append(
                     Change(
                         ref,
@@ -496,7 +512,7 @@ def _find_unmanaged(
                         resource.api_version,
                         drift=Drift.UNMANAGED,
                         managers=managers_other_than(item, FIELD_MANAGER),
-                        message=f"labelled {APP_LABEL}={app} but not in Git",
+                        message=f"labelled {selector} but not in Git",
                     )
                 )
     return found
