@@ -18,7 +18,7 @@ from reconciler.config import load_repo
 from reconciler.devenv import controlplane
 from reconciler.engine import Clients, reconcile
 from reconciler.render import render_all
-from tests.e2e.configrepo import configmap, deployment, unique, write_app, write_clusters
+from tests.configrepo import configmap, deployment, unique, write_app, write_clusters
 
 _GIT_ENV = {
     "GIT_AUTHOR_NAME": "Ada",

@@ -18,7 +18,7 @@ from reconciler.devenv import controlplane
 from reconciler.engine import Clients, TargetOutcome, reconcile
 from reconciler.render import render_all
 from reconciler.sync import Action, Drift
-from tests.e2e.configrepo import (
+from tests.configrepo import (
     configmap,
     crd_and_resource,
     deployment,

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from reconciler.cli import cli
@@ -24,6 +23,7 @@ from reconciler.review import (
     to_markdown,
     to_text,
 )
+from tests.configrepo import configmap, deployment, secret, write_app, write_clusters
 
 BASE_SECRET = "base-password-0xA1"
 HEAD_SECRET = "head-password-0xB2"
@@ -34,78 +34,6 @@ BASE_LABELS = {
 }
 # us-west-1 moves into the selector of app web (a placement change by a Cluster label edit).
 HEAD_LABELS = {**BASE_LABELS, "us-west-1": {"region": "cn-beijing", "provider": "AWS"}}
-
-
-# ---- writing config repos (the real files the loader reads) ----------------------------------
-
-
-def write(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-
-
-def write_clusters(root: Path, labels: dict[str, dict[str, str]]) -> None:
-    for name, cluster_labels in labels.items():
-        doc = {
-            "apiVersion": "reconciler.io/v1alpha1",
-            "kind": "Cluster",
-            "metadata": {"name": name, "labels": cluster_labels},
-            "spec": {"vars": {"domain": f"{name}.example.com"}},
-        }
-        write(root / "clusters" / f"{name}.yaml", doc)
-
-
-def write_app(
-    root: Path,
-    name: str,
-    manifests: list[dict[str, Any]],
-    *,
-    namespace: str,
-    placement: dict[str, Any] | None = None,
-    overrides: list[dict[str, Any]] | None = None,
-) -> None:
-    spec: dict[str, Any] = {
-        "namespace": namespace,
-        "source": {"manifests": "manifests/"},
-        "placement": placement or {"clusters": list(BASE_LABELS)},
-    }
-    if overrides:
-        spec["overrides"] = overrides
-    app = {"apiVersion": "reconciler.io/v1alpha1", "kind": "App", "metadata": {"name": name}}
-    write(root / "apps" / name / "app.yaml", {**app, "spec": spec})
-    manifest_dir = root / "apps" / name / "manifests"
-    manifest_dir.mkdir(parents=True, exist_ok=True)
-    (manifest_dir / "all.yaml").write_text(yaml.safe_dump_all(manifests, sort_keys=False))
-
-
-def configmap(name: str, data: dict[str, str]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
-
-
-def secret(name: str, password: str) -> dict[str, Any]:
-    meta = {"name": name}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": meta,
-        "stringData": {"password": password},
-    }
-
-
-def deployment(name: str, replicas: int, image: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "web", "image": image}]},
-            },
-        },
-    }
 
 
 @pytest.fixture(autouse=True)
