@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reconciler.config import App, Repo, SyncPolicy
-from reconciler.errors import ClusterUnreachable, KubeError, ReconcilerError
+from reconciler.errors import ClusterUnreachable, ReconcilerError
 from reconciler.kube import Cluster, Kubeconfig
 from reconciler.render import TargetResult
 from reconciler.sync import (
@@ -195,9 +195,7 @@ def _one(
         outcome.plan = plan_target(cluster, app, objects, policy, run.revision, run.instance)
         if run.apply:
             outcome.result = apply_plan(cluster, outcome.plan, policy)
-    except KubeError as err:
-        outcome.error = err
-        outcome.unreachable = isinstance(err, ClusterUnreachable)
     except ReconcilerError as err:
         outcome.error = err
+        outcome.unreachable = isinstance(err, ClusterUnreachable)
     return outcome
