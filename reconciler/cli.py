@@ -87,6 +87,7 @@ def _reconcile_once(
         repo, apps=[app] if app else None, clusters=[cluster] if cluster else None
     )
     clients = Clients(kubeconfig)
+    clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
     try:
         return reconcile(
             repo,

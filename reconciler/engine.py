@@ -80,6 +80,10 @@ class Clients:
                 self._clients[name] = client
             return client
 
+    def parse(self) -> Kubeconfig:
+        """Read the kubeconfig now (it is read on first use otherwise)."""
+        return self._kubeconfig()
+
     def _kubeconfig(self) -> Kubeconfig:
         with self._lock:
             if self._parsed is None:

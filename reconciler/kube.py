@@ -23,7 +23,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
-from kubernetes.config.kube_config import KubeConfigLoader, KubeConfigMerger
+from kubernetes.config.kube_config import ConfigNode, KubeConfigLoader, KubeConfigMerger
 
 from reconciler import FIELD_MANAGER
 from reconciler.errors import ClusterUnreachable, ConflictError, KubeError, ReconcilerError
@@ -75,10 +75,20 @@ class Kubeconfig:
         except (yaml.YAMLError, OSError, ConfigException) as err:
             raise ReconcilerError(f"kubeconfig {location}: cannot be read: {err}") from err
         if self._merged.config is None:
-            raise ReconcilerError(f"kubeconfig {location}: no configuration found")
+            raise ReconcilerError(
+                f"kubeconfig {location}: no such file (set --kubeconfig or $KUBECONFIG)"
+            )
         self.location = location
+        entries = self._merged.config.value.get("contexts") or []
+        self.contexts = sorted(
+            str((e.value if isinstance(e, ConfigNode) else e).get("name")) for e in entries
+        )
 
     def configure(self, context: str, configuration: k8s.Configuration) -> None:
+        if context not in self.contexts:
+            raise ConfigException(
+                f"it has no context {context!r} (contexts: {', '.join(self.contexts) or 'none'})"
+            )
         loader = KubeConfigLoader(
             config_dict=self._merged.config, config_base_path=None, active_context=context
         )
@@ -106,10 +116,7 @@ class Cluster:
         try:
             kubeconfig.configure(self.context, configuration)
         except (ConfigException, OSError, ValueError) as err:
-            raise KubeError(
-                f"kubeconfig {kubeconfig.location}: context {self.context!r} not usable: {err}",
-                cluster=name,
-            ) from err
+            raise KubeError(f"kubeconfig {kubeconfig.location}: {err}", cluster=name) from err
         configuration.connection_pool_maxsize = max_connections
         configuration.retries = False  # our own backoff decides; a dead cluster fails fast
         self._api = k8s.ApiClient(configuration)

@@ -84,12 +84,24 @@ def _style(text: str, color: bool, fg: str, bold: bool = False) -> str:
     return click.style(text, fg=fg, bold=bold) if color else text
 
 
+def _cluster_error(outcomes: Sequence[TargetOutcome]) -> str | None:
+    """The one error every app of a cluster failed with (unreachable, no context, ...)."""
+    messages = {str(o.error) if o.error is not None else None for o in outcomes}
+    if len(outcomes) > 1 and len(messages) == 1 and None not in messages:
+        return f"error for all {len(outcomes)} apps: {messages.pop()}"
+    return None
+
+
 def diff_text(outcomes: Sequence[TargetOutcome], color: bool) -> str:
     """Human diff, grouped by cluster then app; a summary line last."""
     lines: list[str] = []
     for cluster in sorted({o.cluster for o in outcomes}):
         lines.append(_style(f"cluster {cluster}", color, "cyan", bold=True))
-        for o in (o for o in outcomes if o.cluster == cluster):
+        mine = [o for o in outcomes if o.cluster == cluster]
+        if (shared := _cluster_error(mine)) is not None:
+            lines.append(_style(f"  {shared}", color, "red"))
+            continue
+        for o in mine:
             label = f"  app {o.app}" + (" (no longer placed here)" if o.departed else "")
             if o.error is not None:
                 lines.append(_style(f"{label}: error: {o.error}", color, "red"))
@@ -198,7 +210,12 @@ def apply_text(outcomes: Sequence[TargetOutcome], color: bool) -> str:
     failures = 0
     for cluster in sorted({o.cluster for o in outcomes}):
         lines.append(_style(f"cluster {cluster}", color, "cyan", bold=True))
-        for o in (o for o in outcomes if o.cluster == cluster):
+        mine = [o for o in outcomes if o.cluster == cluster]
+        if (shared := _cluster_error(mine)) is not None:
+            failures += len(mine)
+            lines.append(_style(f"  {shared}", color, "red"))
+            continue
+        for o in mine:
             if o.error is not None or o.result is None:
                 failures += 1
                 lines.append(_style(f"  app {o.app}: error: {o.error}", color, "red"))
