@@ -40,6 +40,7 @@ from reconciler.report import (
     drift_markdown,
     drift_table,
     format_time,
+    source_line,
     status_json,
     status_table,
 )
@@ -295,10 +296,10 @@ def _revision_header(revision: RevisionRow | None) -> str:
         return ""
     seen = format_time(revision.seen_at)
     if revision.valid:
-        return f"Revision {revision.sha[:12]} (seen {seen}): valid\n\n"
+        return f"Revision {revision.sha[:12]} (seen {seen}): valid\n"
     lines = [f"Revision {revision.sha[:12]} (seen {seen}): INVALID, not applied"]
     lines += [f"  {line}" for line in (revision.error or "").splitlines()]
-    return "\n".join(lines) + "\n\n"
+    return "\n".join(lines) + "\n"
 
 
 @click.command("status")
@@ -307,15 +308,18 @@ def _revision_header(revision: RevisionRow | None) -> str:
     "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 def status_command(state_dir: Path, output: str) -> None:
-    """State of every app on every cluster, as the daemon last saw it."""
+    """How fetching the repo goes, the newest revision, and the state of every app on every
+    cluster, as the daemon last saw them."""
     with Store.open_readonly(state_dir) as store:
         rows = store.list_status()
         revision = store.last_revision()
+        source = store.source_status()
     if output == "json":
-        click.echo(status_json(rows), nl=False)
+        click.echo(status_json(rows, source, revision), nl=False)
         return
     color = sys.stdout.isatty()
-    click.echo(_revision_header(revision) + status_table(rows, color=color), nl=False)
+    header = source_line(source, color=color) + _revision_header(revision)
+    click.echo((header + "\n" if header else "") + status_table(rows, color=color), nl=False)
 
 
 @click.command("drift")

@@ -7,9 +7,9 @@ One main thread decides; worker threads do the slow I/O:
 - one *reconcile pass* per cluster runs when a new revision is published, when the cluster's
   drift interval expires, or when its backoff after a failure expires. Each cluster keeps its
   own schedule, so a slow or dead cluster never holds back the others;
-- results are recorded by the main thread only (status, drift and last good revision in the
-  SQLite store, metrics, logs). Every store call is one transaction, and stopping happens
-  between two ticks, so nothing is ever half written.
+- results are recorded by the main thread only (status, drift, last good revision and how the
+  last fetch went in the SQLite store, metrics, logs). Every store call is one transaction, and
+  stopping happens between two ticks, so nothing is ever half written.
 
 An invalid revision is recorded with its located problems and skipped: the last good revision
 stays applied (and drift-checked) until a later commit loads. A target whose render fails keeps
@@ -46,7 +46,7 @@ from reconciler.errors import ConfigError, ReconcilerError, RenderError
 from reconciler.metrics import Metrics
 from reconciler.placement import place
 from reconciler.render import RenderCache, TargetResult, Toolchain, render_all
-from reconciler.source import CommitInfo
+from reconciler.source import CommitInfo, redact
 from reconciler.store import DriftKey, FieldDrift, State, StatusRow, Store
 from reconciler.sync import DEFAULT_INSTANCE
 
@@ -97,7 +97,8 @@ class SystemClock:
 class Source(Protocol):
     """What the daemon needs of a config repo (``reconciler.source.GitSource``)."""
 
-    display: str
+    display: str  # where the repo is, without credentials
+    branch: str | None  # None: the remote's default branch
 
     def fetch(self) -> str: ...
 
@@ -324,12 +325,22 @@ class _Loaded:
     """The source job's result."""
 
     sha: str
+    fetched_at: datetime  # when the repo was read (wall time)
     unchanged: bool = False
     commit: CommitInfo | None = None
     repo: Repo | None = None
     rendered: list[TargetResult] = field(default_factory=list)
     config_error: ConfigError | None = None
     fallback: _Loaded | None = None  # the last good revision, loaded when nothing runs yet
+
+
+class _SourceFailed(Exception):
+    """The source job could not fetch or read the repo; ``error`` is why, ``at`` when."""
+
+    def __init__(self, error: Exception, at: datetime) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.at = at
 
 
 @dataclass
@@ -655,30 +666,42 @@ class Daemon:
         )
 
     def _fallback_candidates(self) -> list[str]:
-        """Last good revisions the store remembers (a restart whose head is invalid uses them)."""
-        apps = {row.app for row in self.store.list_status()}
-        return sorted({sha for app in apps if (sha := self.store.last_good(app))})
+        """The newest valid revision the store remembers (a restart whose head is invalid runs
+        it). Apps whose render failed there keep their own last good revision (``_build``)."""
+        revision = self.store.last_valid_revision()
+        return [revision.sha] if revision is not None else []
 
     def _source_work(self, head: str | None, fallback: list[str]) -> _Loaded:
-        """Runs on a worker thread: touches the source only, never the store."""
-        sha = self.source.fetch()
+        """Runs on a worker thread: touches the source only, never the store.
+
+        Fetching or reading the fetched commit fails with :class:`_SourceFailed`; a commit
+        whose config does not load is a result (``config_error``), not a failure.
+        """
+        try:
+            sha = self.source.fetch()
+        except Exception as err:
+            raise _SourceFailed(err, self.clock.now()) from err
+        fetched_at = self.clock.now()
         if sha == head:
-            return _Loaded(sha, unchanged=True)
-        loaded = self._load_revision(sha)
+            return _Loaded(sha, fetched_at, unchanged=True)
+        try:
+            loaded = self._load_revision(sha, fetched_at)
+        except Exception as err:
+            raise _SourceFailed(err, self.clock.now()) from err
         if loaded.config_error is not None and fallback:
-            loaded.fallback = self._load_fallback([s for s in fallback if s != sha])
+            loaded.fallback = self._load_fallback([s for s in fallback if s != sha], fetched_at)
         return loaded
 
-    def _load_revision(self, sha: str) -> _Loaded:
+    def _load_revision(self, sha: str, fetched_at: datetime) -> _Loaded:
         commit = self.source.commit(sha)
         tree = self.source.tree(sha)
         try:
             repo = self._load(tree)
         except ConfigError as err:
-            return _Loaded(sha, commit=commit, config_error=err)
-        return _Loaded(sha, commit=commit, repo=repo, rendered=self._render(repo))
+            return _Loaded(sha, fetched_at, commit=commit, config_error=err)
+        return _Loaded(sha, fetched_at, commit=commit, repo=repo, rendered=self._render(repo))
 
-    def _load_fallback(self, candidates: list[str]) -> _Loaded | None:
+    def _load_fallback(self, candidates: list[str], fetched_at: datetime) -> _Loaded | None:
         dated = []
         for sha in candidates:
             try:
@@ -687,7 +710,7 @@ class Daemon:
                 continue  # no longer in the mirror (history rewritten): not a candidate
         for _, sha in sorted(dated, reverse=True):
             try:
-                loaded = self._load_revision(sha)
+                loaded = self._load_revision(sha, fetched_at)
             except ReconcilerError:
                 continue
             if loaded.repo is not None:
@@ -702,17 +725,25 @@ class Daemon:
         self._sources_done += 1
         try:
             loaded = job.result()
-        except ReconcilerError as err:
-            self._source_error = str(err)
+        except Exception as failure:
+            err = failure.error if isinstance(failure, _SourceFailed) else failure
+            at = failure.at if isinstance(failure, _SourceFailed) else self.clock.now()
             self.metrics.git_errors.inc()
-            self.log.warning("cannot read the config repo", error=str(err))
-            return
-        except Exception:
-            self._source_error = "internal error while loading the repo"
-            self.metrics.git_errors.inc()
-            self.log.exception("bug: loading the config repo failed")
+            if isinstance(err, ReconcilerError):
+                message = redact(str(err))
+                self.log.warning("cannot read the config repo", error=message)
+            else:
+                message = redact(
+                    f"internal error while loading the repo: {type(err).__name__}: {err}"
+                )
+                self.log.exception("bug: loading the config repo failed")
+            self._source_error = message
+            self.store.record_fetch_failure(self.source.display, self.source.branch, message, at)
             return
         self._source_error = None
+        self.store.record_fetch_success(
+            self.source.display, self.source.branch, loaded.sha, loaded.fetched_at
+        )
         if not loaded.unchanged:
             self._publish(loaded)
 
@@ -995,8 +1026,8 @@ class Daemon:
     ) -> None:
         """Rows of apps this pass did not report on: gone, or (cluster down) not prunable yet."""
         desired = report.desired
-        for row in self.store.list_status():
-            if row.cluster != cluster or row.app in shown or (row.app, cluster) in desired.paused:
+        for row in self.store.list_status(cluster=cluster):
+            if row.app in shown or (row.app, cluster) in desired.paused:
                 continue
             if kind is PassKind.CLUSTER_FAILED:
                 error = next((o.error for o in report.outcomes if o.unreachable), None)

@@ -19,7 +19,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from reconciler.store import DriftKind, DriftRow, FieldDrift, State, StatusRow
+from reconciler.store import (
+    DriftKind,
+    DriftRow,
+    FieldDrift,
+    RevisionRow,
+    SourceStatus,
+    State,
+    StatusRow,
+)
 
 __all__ = [
     "drift_json",
@@ -27,6 +35,7 @@ __all__ = [
     "drift_table",
     "format_time",
     "format_value",
+    "source_line",
     "status_json",
     "status_table",
 ]
@@ -78,6 +87,11 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def _one_line(text: str) -> str:
+    """The first non-empty line of ``text``, stripped."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
 # -- table rendering --------------------------------------------------------------------------
 
 
@@ -99,7 +113,19 @@ def _rich_table(headers: Sequence[str], rows: Sequence[Sequence[Text]]) -> str:
     for row in rows:
         table.add_row(*row)
     out = io.StringIO()
-    console = Console(
+    _console(out).print(table)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines()) + "\n"
+
+
+def _render_text(text: Text) -> str:
+    """One styled line with ANSI colours, never wrapped."""
+    out = io.StringIO()
+    _console(out).print(text, soft_wrap=True)
+    return out.getvalue()
+
+
+def _console(out: io.StringIO) -> Console:
+    return Console(
         file=out,
         force_terminal=True,
         color_system="standard",
@@ -107,8 +133,55 @@ def _rich_table(headers: Sequence[str], rows: Sequence[Sequence[Text]]) -> str:
         legacy_windows=False,
         highlight=False,
     )
-    console.print(table)
-    return "\n".join(line.rstrip() for line in out.getvalue().splitlines()) + "\n"
+
+
+# -- source -----------------------------------------------------------------------------------
+
+
+def source_line(source: SourceStatus | None, color: bool) -> str:
+    """One line on how fetching the config repo goes, e.g.
+
+    ``Source /srv/repo (branch main): fetch failing since 2026-11-22T12:00:00Z (3 attempts):
+    <error>; last good fetch 2026-11-22T11:58:00Z at 1bf2028cdf11``
+
+    Empty (no line) before the daemon's first fetch.
+    """
+    if source is None:
+        return ""
+    branch = f"branch {source.branch}" if source.branch else "default branch"
+    head = f"Source {source.location} ({branch}): "
+    if source.last_success_at is not None:
+        good = f"{format_time(source.last_success_at)} at {(source.last_success_sha or '')[:12]}"
+    else:
+        good = ""
+    if not source.failing:
+        plain = f"{head}last fetch {good}" if good else f"{head}not fetched yet"
+        return plain + "\n"
+    failing = (
+        f"fetch failing since {format_time(source.failing_since or source.last_error_at)}"
+        f" ({_plural(source.consecutive_failures, 'attempt')})"
+    )
+    tail = f": {_one_line(source.last_error or '')}; " + (
+        f"last good fetch {good}" if good else "no good fetch yet"
+    )
+    if not color:
+        return f"{head}{failing}{tail}\n"
+    return _render_text(Text(head) + Text(failing, style="bold red") + Text(tail))
+
+
+def _source_json(source: SourceStatus | None) -> dict[str, Any] | None:
+    if source is None:
+        return None
+    return {
+        "location": source.location,
+        "branch": source.branch,
+        "last_success_at": format_time(source.last_success_at) or None,
+        "last_success_sha": source.last_success_sha,
+        "last_error": source.last_error,
+        "last_error_at": format_time(source.last_error_at) or None,
+        "failing_since": format_time(source.failing_since) or None,
+        "consecutive_failures": source.consecutive_failures,
+    }
 
 
 # -- status -----------------------------------------------------------------------------------
@@ -150,9 +223,14 @@ def _state_text(state: State | None) -> Text:
     return Text(str(state), style=STATE_STYLE.get(state, ""))
 
 
-def status_json(rows: Sequence[StatusRow]) -> str:
-    """Status rows as a JSON array sorted by app and cluster."""
-    data = [
+def status_json(
+    rows: Sequence[StatusRow],
+    source: SourceStatus | None = None,
+    revision: RevisionRow | None = None,
+) -> str:
+    """``{"source": …, "revision": …, "targets": [...]}``: how fetching the repo goes, the
+    newest revision seen (null before the first fetch) and the rows by app and cluster."""
+    targets = [
         {
             "app": r.app,
             "cluster": r.cluster,
@@ -164,6 +242,15 @@ def status_json(rows: Sequence[StatusRow]) -> str:
         }
         for r in _sorted_status(rows)
     ]
+    newest = None
+    if revision is not None:
+        newest = {
+            "sha": revision.sha,
+            "seen_at": format_time(revision.seen_at),
+            "valid": revision.valid,
+            "error": revision.error,
+        }
+    data = {"source": _source_json(source), "revision": newest, "targets": targets}
     return json.dumps(data, indent=2) + "\n"
 
 

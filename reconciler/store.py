@@ -1,4 +1,5 @@
-"""Embedded SQLite state: revisions seen, last good revision per app, status, drift history.
+"""Embedded SQLite state: revisions seen, last good revision per app, status, drift history,
+and how the last fetches of the config repo went.
 
 One file, ``<state_dir>/state.db``, in WAL mode so the CLI can read while the daemon writes.
 The schema is versioned with ``PRAGMA user_version`` and migrated forward on open by the ordered
@@ -34,6 +35,7 @@ __all__ = [
     "DriftRow",
     "FieldDrift",
     "RevisionRow",
+    "SourceStatus",
     "State",
     "StatusRow",
     "Store",
@@ -77,6 +79,29 @@ class RevisionRow:
     seen_at: datetime
     valid: bool
     error: str | None
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """How reading the config repo goes: the last success, and the current run of failures.
+
+    ``location`` is the credential-free display string of the repo, ``branch`` None means the
+    remote's default branch. A success clears ``last_error``, ``last_error_at``,
+    ``failing_since`` and ``consecutive_failures``; a failure keeps the last success.
+    """
+
+    location: str
+    branch: str | None
+    last_success_at: datetime | None = None
+    last_success_sha: str | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    failing_since: datetime | None = None  # the first failure of the current run
+    consecutive_failures: int = 0
+
+    @property
+    def failing(self) -> bool:
+        return self.consecutive_failures > 0
 
 
 @dataclass(frozen=True)
@@ -178,6 +203,23 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX drift_detected ON drift (detected_at DESC, id DESC);
     CREATE INDEX revisions_seen ON revisions (seen_at DESC);
     """,
+    # 3: how fetching the config repo goes (one row: one daemon, one repo per state dir);
+    # status by cluster (a pass reads its own cluster's rows); newest valid revision
+    """
+    CREATE TABLE source (
+        id                    INTEGER PRIMARY KEY CHECK (id = 1),
+        location              TEXT NOT NULL,
+        branch                TEXT,
+        last_success_at       TEXT,
+        last_success_sha      TEXT,
+        last_error            TEXT,
+        last_error_at         TEXT,
+        failing_since         TEXT,
+        consecutive_failures  INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX status_cluster ON status (cluster, app);
+    CREATE INDEX revisions_valid_seen ON revisions (valid, seen_at DESC);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -236,6 +278,42 @@ def _paths_json(key: DriftKey) -> str:
 
 
 _DRIFT_COLUMNS = "id, app, cluster, object, kind, fields, revision, detected_at, corrected_at"
+
+
+_STATUS_COLUMNS = "app, cluster, state, message, revision, updated_at, last_synced_at"
+_SOURCE_COLUMNS = (
+    "location, branch, last_success_at, last_success_sha, last_error, last_error_at,"
+    " failing_since, consecutive_failures"
+)
+
+
+def _status_row(row: sqlite3.Row) -> StatusRow:
+    return StatusRow(
+        app=row["app"],
+        cluster=row["cluster"],
+        state=State(row["state"]),
+        message=row["message"],
+        revision=row["revision"],
+        updated_at=_dt(row["updated_at"]),
+        last_synced_at=_opt_dt(row["last_synced_at"]),
+    )
+
+
+def _revision_row(row: sqlite3.Row) -> RevisionRow:
+    return RevisionRow(row["sha"], _dt(row["seen_at"]), bool(row["valid"]), row["error"])
+
+
+def _source_status(row: sqlite3.Row) -> SourceStatus:
+    return SourceStatus(
+        location=row["location"],
+        branch=row["branch"],
+        last_success_at=_opt_dt(row["last_success_at"]),
+        last_success_sha=row["last_success_sha"],
+        last_error=row["last_error"],
+        last_error_at=_opt_dt(row["last_error_at"]),
+        failing_since=_opt_dt(row["failing_since"]),
+        consecutive_failures=int(row["consecutive_failures"]),
+    )
 
 
 def _drift_row(row: sqlite3.Row) -> DriftRow:
@@ -378,10 +456,81 @@ class Store:
             "SELECT sha, seen_at, valid, error FROM revisions ORDER BY seen_at DESC, rowid DESC"
             " LIMIT 1"
         )
-        if not rows:
-            return None
-        row = rows[0]
-        return RevisionRow(row["sha"], _dt(row["seen_at"]), bool(row["valid"]), row["error"])
+        return _revision_row(rows[0]) if rows else None
+
+    def last_valid_revision(self) -> RevisionRow | None:
+        """The most recently seen revision whose config was valid (what a restart falls back on
+        when the newest one is not)."""
+        rows = self._read(
+            "SELECT sha, seen_at, valid, error FROM revisions WHERE valid = 1"
+            " ORDER BY seen_at DESC, rowid DESC LIMIT 1"
+        )
+        return _revision_row(rows[0]) if rows else None
+
+    # -- the config repo's fetches ------------------------------------------------------------
+
+    def record_fetch_success(
+        self, location: str, branch: str | None, sha: str, at: datetime
+    ) -> SourceStatus:
+        """The repo was read at ``sha``: remember when, and clear any run of failures."""
+        with self._write() as conn:
+            self._upsert_source(
+                conn,
+                location,
+                branch,
+                last_success_at=_ts(at),
+                last_success_sha=sha,
+                last_error=None,
+                last_error_at=None,
+                failing_since=None,
+                consecutive_failures=0,
+            )
+            return self._source_status(conn)
+
+    def record_fetch_failure(
+        self, location: str, branch: str | None, error: str, at: datetime
+    ) -> SourceStatus:
+        """Reading the repo failed with ``error`` (already free of credentials): one more
+        consecutive failure; the last success is kept."""
+        with self._write() as conn:
+            old = conn.execute(f"SELECT {_SOURCE_COLUMNS} FROM source WHERE id = 1").fetchone()
+            same = old is not None and (old["location"], old["branch"]) == (location, branch)
+            previous = _source_status(old) if same else SourceStatus(location, branch)
+            self._upsert_source(
+                conn,
+                location,
+                branch,
+                last_success_at=_opt_ts(previous.last_success_at),
+                last_success_sha=previous.last_success_sha,
+                last_error=error,
+                last_error_at=_ts(at),
+                failing_since=_ts(previous.failing_since or at),
+                consecutive_failures=previous.consecutive_failures + 1,
+            )
+            return self._source_status(conn)
+
+    def source_status(self) -> SourceStatus | None:
+        """How the last fetches of the config repo went; None before the first one."""
+        rows = self._read(f"SELECT {_SOURCE_COLUMNS} FROM source WHERE id = 1")
+        return _source_status(rows[0]) if rows else None
+
+    @staticmethod
+    def _upsert_source(
+        conn: sqlite3.Connection, location: str, branch: str | None, **values: str | int | None
+    ) -> None:
+        """Replace the one source row (another location or branch starts a new history)."""
+        columns = ["id", "location", "branch", *values]
+        conn.execute(
+            f"INSERT OR REPLACE INTO source ({', '.join(columns)})"
+            f" VALUES ({', '.join('?' for _ in columns)})",
+            (1, location, branch, *values.values()),
+        )
+
+    @staticmethod
+    def _source_status(conn: sqlite3.Connection) -> SourceStatus:
+        return _source_status(
+            conn.execute(f"SELECT {_SOURCE_COLUMNS} FROM source WHERE id = 1").fetchone()
+        )
 
     # -- last good revision per app -------------------------------------------------------
 
@@ -425,23 +574,23 @@ class Store:
                 ),
             )
 
-    def list_status(self) -> list[StatusRow]:
-        """All status rows, ordered by app then cluster."""
-        return [
-            StatusRow(
-                app=row["app"],
-                cluster=row["cluster"],
-                state=State(row["state"]),
-                message=row["message"],
-                revision=row["revision"],
-                updated_at=_dt(row["updated_at"]),
-                last_synced_at=_opt_dt(row["last_synced_at"]),
-            )
-            for row in self._read(
-                "SELECT app, cluster, state, message, revision, updated_at, last_synced_at"
-                " FROM status ORDER BY app, cluster"
-            )
-        ]
+    def list_status(self, cluster: str | None = None, app: str | None = None) -> list[StatusRow]:
+        """Status rows, ordered by app then cluster; only ``cluster``'s and/or ``app``'s if
+        given (filtered by the database, so one cluster's rows cost the same however many
+        clusters there are)."""
+        where: list[str] = []
+        params: list[Any] = []
+        if cluster is not None:
+            where.append("cluster = ?")
+            params.append(cluster)
+        if app is not None:
+            where.append("app = ?")
+            params.append(app)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._read(
+            f"SELECT {_STATUS_COLUMNS} FROM status{clause} ORDER BY app, cluster", params
+        )
+        return [_status_row(row) for row in rows]
 
     def delete_status(self, app: str, cluster: str) -> None:
         """Forget an app on a cluster (the app no longer targets it)."""

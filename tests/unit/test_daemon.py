@@ -29,11 +29,11 @@ from reconciler.daemon import (
 )
 from reconciler.diff import FieldChange
 from reconciler.engine import Clients, TargetOutcome
-from reconciler.errors import ClusterUnreachable, KubeError, RenderError
+from reconciler.errors import ClusterUnreachable, KubeError, RenderError, SourceError
 from reconciler.objects import ObjectRef
 from reconciler.render import TargetResult
 from reconciler.source import CommitInfo
-from reconciler.store import State, Store
+from reconciler.store import SourceStatus, State, StatusRow, Store
 from reconciler.sync import Action, ApplyResult, Change, Drift, TargetPlan
 
 T = TypeVar("T")
@@ -93,15 +93,20 @@ class HeldDispatcher:
 
 
 class FakeSource:
-    """A branch whose head the test moves; each revision is a directory written by the test."""
+    """A branch whose head the test moves; each revision is a directory written by the test.
+
+    While ``fail`` is set, every fetch raises it (an unreachable remote, bad credentials...).
+    """
 
     display = "fake-repo"
+    branch: str | None = "main"
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.trees: dict[str, Path] = {}
         self.head: str | None = None
         self.fetches = 0
+        self.fail: Exception | None = None
 
     def commit_files(self, files: dict[str, str]) -> str:
         sha = f"c{len(self.trees) + 1:03d}".ljust(40, "0")  # distinct in its short form too
@@ -116,6 +121,8 @@ class FakeSource:
 
     def fetch(self) -> str:
         self.fetches += 1
+        if self.fail is not None:
+            raise self.fail
         assert self.head is not None
         return self.head
 
@@ -692,6 +699,117 @@ def test_a_restart_on_an_invalid_head_runs_the_last_good_revision_from_the_store
     assert restarted.daemon.ready
     rows = restarted.store.list_status()
     assert {(r.state, r.revision) for r in rows} == {(State.INVALID_CONFIG, good)}
+
+
+def test_a_restart_runs_the_newest_valid_revision_even_where_no_app_rendered(
+    tmp_path: Path, store: Store
+) -> None:
+    first = make_rig(tmp_path, store)
+    older = first.source.commit_files(repo_files())
+    first.tick()
+    # Valid, but web does not render anywhere: its own last good revision stays the older one.
+    extra = {
+        "apps/web/manifests/cm.yaml": configmap("web", "${cluster.vars.x}"),
+        "clusters/edge.yaml": snip.cluster("edge", vars="{x: '1'}"),  # not a target of web
+    }
+    unrendered = first.source.commit_files(repo_files(extra=extra))
+    first.daemon.poke()
+    first.tick()
+    assert store.last_good("web") == older
+    broken = snip.app("web", "source: {manifests: manifests/}\nplacment: {}\n")
+    first.source.commit_files(repo_files(extra={"apps/web/app.yaml": broken}))
+
+    restarted = make_rig(tmp_path, store)
+    restarted.source = first.source
+    restarted.daemon.source = first.source
+    restarted.tick()
+
+    assert restarted.clusters.passes("beijing-1") == [unrendered]
+    rows = restarted.store.list_status()
+    assert {(r.state, r.revision) for r in rows} == {(State.INVALID_CONFIG, older)}
+    assert all("cluster.vars.x" in r.message for r in rows)
+
+
+def test_a_failing_fetch_is_recorded_for_status_and_the_next_success_clears_it(
+    rig: Rig,
+) -> None:
+    good = rig.source.commit_files(repo_files())
+    rig.tick()
+    assert rig.store.source_status() == SourceStatus("fake-repo", "main", T0, good)
+
+    rig.source.fail = SourceError(
+        "fake-repo: fetch failed: unable to access 'https://deploy:s3cr3t-t0ken@git.example/r/':"
+        " The requested URL returned error: 403"
+    )
+    for _ in range(3):
+        rig.clock.advance(33.0)
+        rig.tick()
+
+    status = rig.store.source_status()
+    assert status is not None
+    assert (status.consecutive_failures, status.failing_since, status.last_error_at) == (
+        3,
+        T0 + timedelta(seconds=33),
+        T0 + timedelta(seconds=99),
+    )
+    assert (status.last_success_at, status.last_success_sha) == (T0, good)
+    assert status.last_error == (
+        "fake-repo: fetch failed: unable to access 'https://git.example/r/':"
+        " The requested URL returned error: 403"
+    )
+    assert rig.daemon.metrics.git_errors._value.get() == 3
+    # The clusters keep being reconciled to what was fetched last.
+    assert rig.clusters.passes("beijing-1") == [good, good]
+    assert set(rig.states().values()) == {State.SYNCED}
+
+    rig.source.fail = None
+    rig.clock.advance(33.0)
+    rig.tick()
+    assert rig.store.source_status() == SourceStatus(
+        "fake-repo", "main", T0 + timedelta(seconds=132), good
+    )
+
+
+def test_a_repo_never_fetched_shows_the_failure_and_no_last_success(rig: Rig) -> None:
+    rig.source.fail = SourceError("fake-repo: branch 'main' not found")
+
+    rig.tick()
+
+    assert rig.store.source_status() == SourceStatus(
+        "fake-repo", "main", None, None, "fake-repo: branch 'main' not found", T0, T0, 1
+    )
+    assert not rig.daemon.ready
+    assert rig.daemon.exit_code() == 2
+
+
+def test_a_bug_while_reading_the_repo_is_recorded_as_a_failed_fetch(rig: Rig) -> None:
+    rig.source.commit_files(repo_files())
+    rig.source.fail = RuntimeError("boom")
+
+    rig.tick()
+
+    status = rig.store.source_status()
+    assert status is not None and status.consecutive_failures == 1
+    assert status.last_error == "internal error while loading the repo: RuntimeError: boom"
+
+
+def test_a_pass_reads_only_its_own_clusters_status_rows(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig.source.commit_files(repo_files())
+    rig.tick()
+    reads: list[tuple[str | None, str | None]] = []
+    real = rig.store.list_status
+
+    def spy(cluster: str | None = None, app: str | None = None) -> list[StatusRow]:
+        reads.append((cluster, app))
+        return real(cluster, app)
+
+    monkeypatch.setattr(rig.store, "list_status", spy)
+    rig.clock.advance(60.0)  # a drift pass on every cluster
+    rig.tick()
+
+    assert sorted(reads) == [(name, None) for name in CLUSTERS]
 
 
 def test_a_crashing_pass_marks_its_cluster_failed_and_the_others_carry_on(rig: Rig) -> None:

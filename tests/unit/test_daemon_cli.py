@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from reconciler.cli import cli
 from reconciler.cli_daemon import default_state_dir, parse_duration, parse_since
+from reconciler.report import format_time
 from reconciler.store import FieldDrift, State, StatusRow, Store
 
 NOW = datetime.now(UTC)
@@ -112,14 +113,46 @@ def test_status_of_an_invalid_head_lists_every_located_problem(state: Path) -> N
     ]
 
 
-def test_status_as_json_is_the_rows(state: Path) -> None:
+def test_status_as_json_is_the_source_and_the_rows(state: Path) -> None:
     code, out, _ = invoke("status", "--state-dir", str(state), "-o", "json")
 
     assert code == 0
-    assert [(r["app"], r["cluster"], r["state"]) for r in json.loads(out)] == [
+    data = json.loads(out)
+    assert data["source"] is None  # no fetch recorded in this state
+    assert [(r["app"], r["cluster"], r["state"]) for r in data["targets"]] == [
         ("web", "beijing-1", "Synced"),
         ("web", "us-west-1", "Unreachable"),
     ]
+
+
+def test_status_heads_with_a_failing_fetch_and_the_last_good_one(state: Path) -> None:
+    first = NOW - timedelta(minutes=5)
+    with Store.open(state) as store:
+        store.record_fetch_success("https://git.example/config", "main", "a" * 40, first)
+        for minutes in (3, 2, 1):
+            store.record_fetch_failure(
+                "https://git.example/config",
+                "main",
+                "https://git.example/config: fetch failed: Authentication failed",
+                NOW - timedelta(minutes=minutes),
+            )
+
+    code, out, _ = invoke("status", "--state-dir", str(state))
+
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == (
+        "Source https://git.example/config (branch main): fetch failing since"
+        f" {format_time(NOW - timedelta(minutes=3))} (3 attempts):"
+        " https://git.example/config: fetch failed: Authentication failed;"
+        f" last good fetch {format_time(first)} at {'a' * 12}"
+    )
+    assert lines[1].startswith(f"Revision {'a' * 12} (seen ")
+    assert (lines[2], lines[3].split()) == ("", ["APP", "beijing-1", "us-west-1"])
+
+    _, out, _ = invoke("status", "--state-dir", str(state), "-o", "json")
+    source = json.loads(out)["source"]
+    assert (source["consecutive_failures"], source["last_success_sha"]) == (3, "a" * 40)
 
 
 def test_status_without_state_is_one_error_line_and_exit_2(tmp_path: Path) -> None:

@@ -13,10 +13,19 @@ from reconciler.report import (
     drift_markdown,
     drift_table,
     format_value,
+    source_line,
     status_json,
     status_table,
 )
-from reconciler.store import DriftKind, DriftRow, FieldDrift, State, StatusRow
+from reconciler.store import (
+    DriftKind,
+    DriftRow,
+    FieldDrift,
+    RevisionRow,
+    SourceStatus,
+    State,
+    StatusRow,
+)
 
 T = datetime(2026, 11, 22, 12, 3, 41, 250000, tzinfo=UTC)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -105,7 +114,7 @@ def test_status_table_without_rows_says_so() -> None:
 
 
 def test_status_json_lists_every_row_with_utc_times() -> None:
-    data = json.loads(status_json(status_rows()))
+    data = json.loads(status_json(status_rows()))["targets"]
 
     assert [(d["app"], d["cluster"]) for d in data] == [
         ("guestbook", "beijing-1"),
@@ -123,6 +132,88 @@ def test_status_json_lists_every_row_with_utc_times() -> None:
         "last_synced_at": "2026-11-22T12:03:41Z",
     }
     assert data[0]["last_synced_at"] is None
+
+
+SHA = "1bf2028cdf11" + "0" * 28
+
+
+def failing_source() -> SourceStatus:
+    return SourceStatus(
+        location="https://git.example/config",
+        branch="main",
+        last_success_at=T - timedelta(hours=1),
+        last_success_sha=SHA,
+        last_error="https://git.example/config: fetch failed: Authentication failed\nhint: more",
+        last_error_at=T,
+        failing_since=T - timedelta(minutes=30),
+        consecutive_failures=3,
+    )
+
+
+def test_status_json_is_an_object_with_the_source_and_the_targets() -> None:
+    data = json.loads(status_json(status_rows(), failing_source()))
+
+    assert list(data) == ["source", "revision", "targets"]
+    assert len(data["targets"]) == 4
+    assert data["source"] == {
+        "location": "https://git.example/config",
+        "branch": "main",
+        "last_success_at": "2026-11-22T11:03:41Z",
+        "last_success_sha": SHA,
+        "last_error": "https://git.example/config: fetch failed: Authentication failed\nhint: more",
+        "last_error_at": "2026-11-22T12:03:41Z",
+        "failing_since": "2026-11-22T11:33:41Z",
+        "consecutive_failures": 3,
+    }
+
+
+def test_status_json_before_any_fetch_has_a_null_source_and_revision() -> None:
+    assert json.loads(status_json([])) == {"source": None, "revision": None, "targets": []}
+
+
+def test_status_json_names_the_newest_revision_and_whether_it_is_valid() -> None:
+    seen = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+    revision = RevisionRow("ab" * 20, seen, False, "apps/web/app.yaml:3: bad")
+    assert json.loads(status_json([], None, revision))["revision"] == {
+        "sha": "ab" * 20,
+        "seen_at": "2026-11-22T12:00:00Z",
+        "valid": False,
+        "error": "apps/web/app.yaml:3: bad",
+    }
+
+
+def test_source_line_of_a_failing_fetch_says_since_when_why_and_what_was_last_good() -> None:
+    assert source_line(failing_source(), color=False) == (
+        "Source https://git.example/config (branch main): fetch failing since"
+        " 2026-11-22T11:33:41Z (3 attempts): https://git.example/config: fetch failed:"
+        " Authentication failed; last good fetch 2026-11-22T11:03:41Z at 1bf2028cdf11\n"
+    )
+
+
+def test_source_line_of_a_first_failure_without_any_good_fetch() -> None:
+    source = SourceStatus("/srv/repo", None, None, None, "/srv/repo: no such directory", T, T, 1)
+
+    assert source_line(source, color=False) == (
+        "Source /srv/repo (default branch): fetch failing since 2026-11-22T12:03:41Z"
+        " (1 attempt): /srv/repo: no such directory; no good fetch yet\n"
+    )
+
+
+def test_source_line_of_a_healthy_fetch_is_short() -> None:
+    source = SourceStatus("/srv/repo", "main", T, SHA)
+
+    assert source_line(source, color=False) == (
+        "Source /srv/repo (branch main): last fetch 2026-11-22T12:03:41Z at 1bf2028cdf11\n"
+    )
+    assert source_line(source, color=True) == source_line(source, color=False)
+    assert source_line(None, color=False) == ""
+
+
+def test_source_line_in_color_paints_the_failure_and_keeps_the_same_text() -> None:
+    out = source_line(failing_source(), color=True)
+
+    assert "\x1b[1;31mfetch failing since 2026-11-22T11:33:41Z (3 attempts)\x1b[0m" in out
+    assert ANSI.sub("", out) == source_line(failing_source(), color=False)
 
 
 # -- drift ------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from reconciler.store import (
     DriftRow,
     FieldDrift,
     RevisionRow,
+    SourceStatus,
     State,
     StatusRow,
     Store,
@@ -81,6 +82,34 @@ def test_open_migrates_an_old_database_and_keeps_its_data(tmp_path: Path) -> Non
             r[0] for r in sqlite3.connect(state / DB_NAME).execute("SELECT name FROM sqlite_master")
         }
     assert {"drift_open_key", "drift_detected"} <= indexes
+
+
+def test_open_migrates_a_database_at_the_previous_version_keeping_its_data(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    old = sqlite3.connect(state / DB_NAME)
+    for migration in MIGRATIONS[:-1]:
+        old.executescript(migration)
+    old.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    old.execute("INSERT INTO revisions VALUES ('aaa', '2026-11-22T12:00:00.000000Z', 1, NULL)")
+    old.execute(
+        "INSERT INTO status VALUES ('web', 'c1', 'Synced', '', 'aaa',"
+        " '2026-11-22T12:00:00.000000Z', NULL)"
+    )
+    old.commit()
+    old.close()
+
+    with Store.open(state) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.source_status() is None
+        assert store.last_valid_revision() == RevisionRow("aaa", T0, True, None)
+        assert [r.cluster for r in store.list_status(cluster="c1")] == ["c1"]
+        store.record_fetch_success("/srv/repo", "main", "aaa", T0)
+        assert store.source_status() == SourceStatus("/srv/repo", "main", T0, "aaa")
+    with Store.open_readonly(state) as cli:
+        assert cli.schema_version() == SCHEMA_VERSION
 
 
 def test_open_refuses_a_database_from_a_newer_reconciler(tmp_path: Path) -> None:
@@ -171,6 +200,20 @@ def test_last_revision_is_the_most_recently_seen(store: Store) -> None:
     assert store.last_revision() == RevisionRow("aaa", at(2), True, None)
 
 
+def test_last_valid_revision_is_the_most_recently_seen_valid_one(store: Store) -> None:
+    assert store.last_valid_revision() is None
+    store.record_revision("bad0", at(0), False, "clusters/x.yaml:1: bad")
+    assert store.last_valid_revision() is None
+
+    store.record_revision("aaa", at(1), True, None)
+    store.record_revision("bbb", at(2), True, None)
+    store.record_revision("bad1", at(3), False, "apps/web/app.yaml:3: spec.x: unknown field")
+    assert store.last_valid_revision() == RevisionRow("bbb", at(2), True, None)
+
+    store.record_revision("aaa", at(4), True, None)  # branch reset back to aaa
+    assert store.last_valid_revision() == RevisionRow("aaa", at(4), True, None)
+
+
 def test_last_good_is_kept_per_app_and_overwritten(store: Store) -> None:
     store.set_last_good("web", "aaa")
     store.set_last_good("db", "bbb")
@@ -197,6 +240,35 @@ def test_status_is_one_row_per_app_and_cluster_sorted(store: Store) -> None:
         StatusRow("web", "c1", State.SYNCED, "", "b", at(1), at(1)),
         StatusRow("web", "c2", State.SYNCED, "", "a", at(0), at(0)),
     ]
+
+
+def test_list_status_filters_by_cluster_and_app(store: Store) -> None:
+    for app in ("db", "web"):
+        for cluster in ("c1", "c2", "c3"):
+            store.set_status(StatusRow(app, cluster, State.SYNCED, "", "a", at(0), at(0)))
+
+    assert [(r.app, r.cluster) for r in store.list_status(cluster="c2")] == [
+        ("db", "c2"),
+        ("web", "c2"),
+    ]
+    assert [(r.app, r.cluster) for r in store.list_status(app="web")] == [
+        ("web", "c1"),
+        ("web", "c2"),
+        ("web", "c3"),
+    ]
+    assert [(r.app, r.cluster) for r in store.list_status("c3", "db")] == [("db", "c3")]
+    assert store.list_status(cluster="nowhere") == []
+    assert len(store.list_status()) == 6
+
+
+def test_list_status_by_cluster_uses_an_index(store: Store) -> None:
+    conn = sqlite3.connect(store.path)
+    plan = conn.execute(
+        "EXPLAIN QUERY PLAN SELECT app FROM status WHERE cluster = ? ORDER BY app, cluster",
+        ("c1",),
+    ).fetchall()
+    conn.close()
+    assert any("status_cluster" in row[-1] for row in plan)
 
 
 def test_a_failure_does_not_erase_when_the_app_was_last_synced(store: Store) -> None:
@@ -418,3 +490,61 @@ def test_two_connections_writing_the_same_drift_make_one_record(tmp_path: Path) 
 def test_drift_kind_must_be_one_of_the_three(store: Store) -> None:
     with pytest.raises(ValueError):
         store.record_drift("web", "c1", "Pod/demo/p", "changed", [], "a", at(0))
+
+
+# -- source: how the fetches go -------------------------------------------------------------
+
+
+def test_there_is_no_source_status_before_the_first_fetch(store: Store) -> None:
+    assert store.source_status() is None
+
+
+def test_fetch_failures_count_up_and_keep_the_last_success(store: Store) -> None:
+    store.record_fetch_success("https://git.example/repo", "main", "aaa", at(0))
+    store.record_fetch_failure("https://git.example/repo", "main", "fetch failed: 403", at(1))
+    status = store.record_fetch_failure(
+        "https://git.example/repo", "main", "fetch failed: timed out", at(2)
+    )
+
+    assert status == store.source_status()
+    assert status == SourceStatus(
+        location="https://git.example/repo",
+        branch="main",
+        last_success_at=at(0),
+        last_success_sha="aaa",
+        last_error="fetch failed: timed out",
+        last_error_at=at(2),
+        failing_since=at(1),
+        consecutive_failures=2,
+    )
+    assert status.failing
+
+
+def test_a_successful_fetch_clears_the_failures(store: Store) -> None:
+    store.record_fetch_failure("/srv/repo", None, "no such directory", at(0))
+    store.record_fetch_failure("/srv/repo", None, "no such directory", at(1))
+    status = store.record_fetch_success("/srv/repo", None, "bbb", at(2))
+
+    assert status == SourceStatus("/srv/repo", None, at(2), "bbb")
+    assert not status.failing
+    again = store.record_fetch_failure("/srv/repo", None, "branch gone", at(3))
+    assert (again.failing_since, again.consecutive_failures) == (at(3), 1)
+
+
+def test_failing_without_any_success_yet_has_no_last_success(store: Store) -> None:
+    status = store.record_fetch_failure("/srv/repo", "main", "no such directory", at(0))
+
+    assert (status.last_success_at, status.last_success_sha) == (None, None)
+    assert (status.failing_since, status.consecutive_failures) == (at(0), 1)
+
+
+def test_another_repo_or_branch_starts_a_new_source_history(store: Store) -> None:
+    store.record_fetch_success("/srv/repo", "main", "aaa", at(0))
+    store.record_fetch_failure("/srv/repo", "main", "broken", at(1))
+
+    other = store.record_fetch_failure("/srv/repo", "release", "branch 'release' not found", at(2))
+    assert other == SourceStatus(
+        "/srv/repo", "release", None, None, "branch 'release' not found", at(2), at(2), 1
+    )
+    moved = store.record_fetch_success("/srv/other", "release", "ccc", at(3))
+    assert moved == SourceStatus("/srv/other", "release", at(3), "ccc")
