@@ -64,6 +64,8 @@ class DevEnvState:
     def save(self) -> None:
         path = Path(self.directory) / STATE_FILE
         tmp = path.with_suffix(".tmp")
+        tmp.touch(mode=0o600)  # it holds the admin token
+        tmp.chmod(0o600)
         tmp.write_text(json.dumps(asdict(self), indent=2))
         tmp.replace(path)
 
@@ -248,7 +250,7 @@ def start(
     for stale in ("etcd-data", "pki"):
         shutil.rmtree(directory / stale, ignore_errors=True)
     pki = directory / "pki"
-    pki.mkdir()
+    pki.mkdir(mode=0o700)
     ca = certs.make_ca(pki)
     token = secrets.token_hex(24)
     (pki / "tokens.csv").write_text(f'{token},reconciler-devenv-admin,admin,"system:masters"\n')

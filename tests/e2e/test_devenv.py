@@ -166,3 +166,11 @@ def test_a_killed_test_run_leaves_no_apiserver_or_etcd_behind(tmp_path: Path) ->
     finally:
         runner.kill()
         controlplane.stop(tmp_path)
+
+
+def test_files_holding_credentials_are_readable_by_their_owner_only(
+    devenv: controlplane.DevEnvState,
+) -> None:
+    directory = Path(devenv.directory)
+    for path in (directory / "devenv.json", Path(devenv.kubeconfig), directory / "pki"):
+        assert path.stat().st_mode & 0o077 == 0, path
