@@ -17,6 +17,7 @@ import yaml
 
 from reconciler.cli_common import EXIT_ERROR, repo_argument
 from reconciler.config import App, Repo, load_repo
+from reconciler.diff import show_override_change
 from reconciler.errors import ConfigError, RenderError
 from reconciler.overrides import OverrideEffect
 from reconciler.placement import place, select, targets
@@ -58,7 +59,11 @@ def _check_name(kind: str, name: str | None, known: Iterable[str]) -> None:
     "-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
 )
 def render_command(repo: Path, app_name: str | None, cluster_name: str | None, output: str) -> None:
-    """Print the desired objects per app and cluster, offline."""
+    """Print the desired objects per app and cluster, offline.
+
+    Secret values are printed as they are in Git (this is the repo's own content, nothing is
+    read from a cluster): mind where the output goes. `explain`, `diff` and `plan` mask them.
+    """
     loaded = _load(repo)
     _check_name("app", app_name, loaded.apps)
     _check_name("cluster", cluster_name, loaded.clusters)
@@ -98,7 +103,10 @@ def render_yaml(results: Iterable[TargetResult]) -> str:
 @click.option("--app", "app_name", required=True, help="The app.")
 @click.option("--cluster", "cluster_name", required=True, help="The cluster.")
 def explain_command(repo: Path, app_name: str, cluster_name: str) -> None:
-    """Why an app is (not) placed on a cluster, and what each override changes there."""
+    """Why an app is (not) placed on a cluster, and what each override changes there.
+
+    Secret values an override sets are masked: only that they changed is shown.
+    """
     loaded = _load(repo)
     _check_name("app", app_name, loaded.apps)
     _check_name("cluster", cluster_name, loaded.clusters)
@@ -138,7 +146,7 @@ def _explain_overrides(
         effect = next(applied)
         click.echo(f"  {i + 1}. {override.name} ({where}): applies, {'; '.join(reasons)}")
         for change in effect.changes:
-            click.echo(f"       {change}")
+            click.echo(f"       {show_override_change(change)}")
         for note in effect.notes:
             click.echo(f"       note: {note}")
         if not effect.changes and not effect.notes:

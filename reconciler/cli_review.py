@@ -52,7 +52,8 @@ def register_review_commands(cli_group: click.Group) -> None:
     type=click.IntRange(min=2000),
     default=DEFAULT_MAX_CHARS,
     show_default=True,
-    help="Markdown size cap; sections over it lose their diffs, with a visible note.",
+    help="Markdown size cap, blocking problems included: what does not fit loses its diffs, "
+    "then its details, or is counted instead of listed, with a visible note.",
 )
 def plan_command(
     repo: Path,
@@ -67,7 +68,8 @@ def plan_command(
     """Show what merging HEAD into BASE changes, offline from Git (no credentials).
 
     REPO is a local Git work tree (or a folder in one); revisions are exported from Git, so
-    the checkout and its uncommitted changes are never read.
+    the checkout and its uncommitted changes are never read. For a folder, only that folder
+    is exported: charts and kustomizations must not reach outside it.
     """
     options = LiveOptions(kubeconfig, instance) if live else None
     review = plan(repo, base, head, live=options)

@@ -8,6 +8,7 @@ problem is collected with file:line and field path; ``load_repo`` raises one ``C
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import types
 import typing
@@ -21,6 +22,7 @@ from pydantic.alias_generators import to_camel
 
 from reconciler import API_VERSION
 from reconciler.errors import ConfigError, Problem
+from reconciler.objects import group_of
 from reconciler.selectors import (
     LabelSelector,
     expression_problems,
@@ -33,6 +35,11 @@ from reconciler.yamlsrc import Path as NodePath
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+APP_FILES = ("app.yaml", "app.yml")
+MAX_FILE_BYTES = 10 * 1024 * 1024  # a YAML file we parse; more is a mistake or an attack
+OWN_GROUP = API_VERSION.partition("/")[0]
+LEAVES_REPO = "symlink leaves the config repo"
+NOT_DEPLOYABLE = "is the reconciler's own config, not a Kubernetes object to deploy"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _CLUSTER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
@@ -311,6 +318,7 @@ def load_repo(root: Path) -> Repo:
 class _Loader:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.real_root = os.path.realpath(root)
         self.problems: list[Problem] = []
         self._known: dict[str, frozenset[str]] = {}
         # (kind, name) of documents too broken to load: references to them are not reported.
@@ -344,28 +352,120 @@ class _Loader:
             self._known[scope] = frozenset(k for t in tables for k in t)
         return self._known[scope]
 
-    def rel(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix()
+    def rel(self, path: Path | str) -> str:
+        """``path`` relative to the repo root (as named, or as resolved), for messages."""
+        for base in (self.root, Path(self.real_root)):
+            try:
+                return Path(path).relative_to(base).as_posix()
+            except ValueError:
+                continue
+        return str(path)
 
-    def _documents(self, path: Path) -> list[Document]:
-        rel = self.rel(path)
+    def inside(self, real: str) -> bool:
+        """Whether a resolved path is in the repo."""
+        return real == self.real_root or real.startswith(self.real_root.rstrip(os.sep) + os.sep)
+
+    def contained(self, path: Path) -> bool:
+        """Whether ``path`` resolves inside the repo; reports it (as a symlink) when not."""
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            self.problem(rel, None, "", f"cannot read: {err}")
+            real = os.path.realpath(path)
+        except (OSError, ValueError) as err:
+            self.problem(self.rel(path), None, "", f"cannot read: {_os_error(err)}")
+            return False
+        if not self.inside(real):
+            self.problem(self.rel(path), None, "", LEAVES_REPO)
+            return False
+        return True
+
+    def read(self, path: Path) -> str | None:
+        """The UTF-8 text of a repo file, or None after reporting why it can not be used."""
+        rel = self.rel(path)
+        if not self.contained(path):
+            return None
+        try:
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                self.problem(rel, None, "", f"file is larger than {_size(MAX_FILE_BYTES)}")
+                return None
+            return path.read_text(encoding="utf-8")
+        except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
+            self.problem(rel, None, "", f"cannot read: {_os_error(err)}")
+            return None
+
+    def documents(self, path: Path, kind: str | None = None) -> list[Document]:
+        """The YAML documents of ``path`` (problems reported); ``kind``: one is required."""
+        before = len(self.problems)
+        rel = self.rel(path)
+        text = self.read(path)
+        if text is None:
             return []
         try:
-            return load_documents(text)
+            docs = load_documents(text)
         except YamlError as err:
             for issue in err.issues:
                 self.problem(rel, issue.line, "", issue.message)
-            return err.documents
+            docs = err.documents
+        if kind is not None and not docs and len(self.problems) == before:
+            # An emptied file must not quietly remove what it defined (and prune it).
+            self.problem(rel, None, "", f"no {kind} document")
+        return docs
+
+    def tree(self, top: Path, *, hidden: bool = True) -> list[tuple[str, Path]]:
+        """Every file under directory ``top``: (path below ``top``, path), sorted, each once.
+
+        Symlinks are followed while they stay in the repo; one that leaves it is reported and
+        skipped. A file or directory reached twice is taken once, preferably by its own name
+        rather than through a symlink. ``hidden=False`` skips dot files and directories.
+        """
+        found: list[tuple[bool, str, Path, str]] = []  # (via a symlink, below top, path, real)
+        walked: set[str] = set()
+        direct = [(top, os.path.realpath(top), "")]
+        linked: list[tuple[Path, str, str]] = []
+        while direct or linked:
+            via_link = not direct
+            folder, real_folder, below = direct.pop() if direct else linked.pop(0)
+            if real_folder in walked:
+                continue
+            walked.add(real_folder)
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError as err:
+                self.problem(self.rel(folder), None, "", f"cannot read: {_os_error(err)}")
+                continue
+            for entry in entries:
+                if not hidden and entry.name.startswith("."):
+                    continue
+                path = folder / entry.name
+                sub = f"{below}/{entry.name}" if below else entry.name
+                try:
+                    link = entry.is_symlink()
+                    real = os.path.realpath(path) if link else os.path.join(real_folder, entry.name)
+                    if link and not self.inside(real):
+                        self.problem(self.rel(path), None, "", LEAVES_REPO)
+                    elif entry.is_dir():
+                        (linked if link or via_link else direct).append((path, real, sub))
+                    elif entry.is_file():
+                        found.append((link or via_link, sub, path, real))
+                except (OSError, ValueError) as err:
+                    self.problem(self.rel(path), None, "", f"cannot read: {_os_error(err)}")
+        seen: set[str] = set()
+        out: list[tuple[str, Path]] = []
+        for _, sub, path, real in sorted(found, key=lambda f: (f[0], f[1])):
+            if real not in seen:
+                seen.add(real)
+                out.append((sub, path))
+        return sorted(out, key=lambda f: f[0])
 
     def _kind_files(self, subdir: str) -> list[Path]:
         base = self.root / subdir
-        if not base.is_dir():
+        if not base.is_dir() or not self.contained(base):
             return []
-        return sorted(p for p in base.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file())
+        try:
+            names = sorted(p for p in base.iterdir() if p.suffix in MANIFEST_SUFFIXES)
+        except OSError as err:
+            self.problem(subdir, None, "", f"cannot read: {_os_error(err)}")
+            return []
+        return [p for p in names if self.contained(p) and p.is_file()]
 
     def _validate(self, model: type[_M], doc: Document, file: str, kind: str) -> _M | None:
         """Schema-check ``doc``; report every error, and return a model of what is left.
@@ -430,7 +530,7 @@ class _Loader:
         clusters: dict[str, Cluster] = {}
         for path in self._kind_files("clusters"):
             file = self.rel(path)
-            for doc in self._documents(path):
+            for doc in self.documents(path, "Cluster"):
                 parsed = self._validate(_ClusterDoc, doc, file, "Cluster")
                 if parsed is None:
                     continue
@@ -456,7 +556,7 @@ class _Loader:
         groups: dict[str, ClusterGroup] = {}
         for path in self._kind_files("groups"):
             file = self.rel(path)
-            for doc in self._documents(path):
+            for doc in self.documents(path, "ClusterGroup"):
                 parsed = self._validate(_GroupDoc, doc, file, "ClusterGroup")
                 if parsed is None:
                     continue
@@ -497,16 +597,16 @@ class _Loader:
     ) -> dict[str, App]:
         apps: dict[str, App] = {}
         base = self.root / "apps"
-        if not base.is_dir():
+        if not base.is_dir() or not self.contained(base):
             return apps
         for app_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-            path = next(
-                (app_dir / n for n in ("app.yaml", "app.yml") if (app_dir / n).is_file()), None
-            )
+            if not self.contained(app_dir):
+                continue
+            path = next((app_dir / n for n in APP_FILES if (app_dir / n).is_file()), None)
             if path is None:
                 self.problem(self.rel(app_dir), None, "", "app directory has no app.yaml")
                 continue
-            docs = self._documents(path)
+            docs = self.documents(path, "App")
             file = self.rel(path)
             if len(docs) > 1:
                 self.problem(file, docs[1].line, "", "app.yaml must hold exactly one App")
@@ -634,13 +734,17 @@ class _AppLoader:
         if Path(rel).is_absolute():
             self.problem(at, f"path {rel!r} must be relative to the app directory")
             return None
-        path = (self.dir / rel).resolve()
-        if not path.is_relative_to(self.loader.root.resolve()):
-            self.problem(at, f"path {rel!r} leaves the config repo")
+        try:
+            path = Path(os.path.realpath(self.dir / rel))
+            if not self.loader.inside(str(path)):
+                self.problem(at, f"path {rel!r} leaves the config repo")
+                return None
+            ok = path.exists() and (
+                want == "any" or (path.is_dir() if want == "dir" else path.is_file())
+            )
+        except (OSError, ValueError) as err:
+            self.problem(at, f"unusable path {rel!r}: {_os_error(err)}")
             return None
-        ok = path.exists() and (
-            want == "any" or (path.is_dir() if want == "dir" else path.is_file())
-        )
         if not ok:
             what = {"file": "file", "dir": "directory", "any": "file or directory"}[want]
             self.problem(at, f"{what} not found: {self.loader.rel(self.dir)}/{rel}")
@@ -649,6 +753,7 @@ class _AppLoader:
 
     def _manifest_files(self, entries: list[str]) -> list[Path]:
         files: list[Path] = []
+        own = os.path.realpath(self.loader.root / self.file)
         for i, rel in enumerate(entries):
             path = self._path(("spec", "source", "manifests", i), rel, "any")
             if path is None:
@@ -656,32 +761,20 @@ class _AppLoader:
             if path.is_file():
                 files.append(path)
                 continue
-            found = [
+            # A directory holding app.yaml itself (`manifests: ./`) does not deploy the App.
+            files.extend(
                 p
-                for p in path.rglob("*")
-                if p.suffix in MANIFEST_SUFFIXES
-                and p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            ]
-            files.extend(sorted(found, key=lambda p: p.relative_to(path).as_posix()))
+                for _, p in self.loader.tree(path, hidden=False)
+                if p.suffix in MANIFEST_SUFFIXES and os.path.realpath(p) != own
+            )
         return files
 
     def _manifests(self, entries: list[str]) -> list[SourceDocument]:
         out: list[SourceDocument] = []
-        root = self.loader.root.resolve()
         for path in self._manifest_files(entries):
-            file = path.relative_to(root).as_posix()
-            try:
-                text = path.read_text(encoding="utf-8")
-                docs = load_documents(text)
-            except (OSError, UnicodeDecodeError) as err:
-                self.problem((), f"cannot read: {err}", file=file, line=1)
-                continue
-            except YamlError as err:
-                for issue in err.issues:
-                    self.problem((), issue.message, file=file, line=issue.line)
-                docs = err.documents  # still check the documents before the broken one
-            for doc in docs:
+            file = self.loader.rel(path)
+            # After a YAML error, the documents before it are still checked.
+            for doc in self.loader.documents(path):
                 if self._manifest_ok(file, doc):
                     out.append(SourceDocument(file, doc.line, doc.value, self._sites(file, doc)))
         return out
@@ -698,6 +791,10 @@ class _AppLoader:
             if not isinstance(value.get(key), str) or not value[key]:
                 self.problem((), f"{key} is required (a string)", file, doc.line)
                 ok = False
+        if ok and group_of(value["apiVersion"]) == OWN_GROUP:
+            line = doc.line_of(("apiVersion",))
+            self.problem(("apiVersion",), f"{value['apiVersion']} {NOT_DEPLOYABLE}", file, line)
+            ok = False
         meta = value.get("metadata")
         if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
             self.problem(
@@ -715,20 +812,19 @@ class _AppLoader:
             return []
         at: NodePath = ("spec", "source", "helm")
         chart = self._path((*at, "chart"), helm.chart, "dir")
-        if chart is not None and not (chart / "Chart.yaml").is_file():
-            self.problem((*at, "chart"), f"no Chart.yaml in {helm.chart}")
+        if chart is not None:
+            if not (chart / "Chart.yaml").is_file():
+                self.problem((*at, "chart"), f"no Chart.yaml in {helm.chart}")
+            self.loader.tree(chart)  # helm reads (and follows symlinks in) all of it
         layers: list[SourceDocument] = []
-        root = self.loader.root.resolve()
         for i, rel in enumerate(helm.values_files):
             path = self._path((*at, "valuesFiles", i), rel, "file")
             if path is None:
                 continue
-            file = path.relative_to(root).as_posix()
-            try:
-                docs = load_documents(path.read_text(encoding="utf-8"))
-            except YamlError as err:
-                for issue in err.issues:
-                    self.problem((), issue.message, file, issue.line)
+            file = self.loader.rel(path)
+            before = len(self.loader.problems)
+            docs = self.loader.documents(path)
+            if len(self.loader.problems) != before:
                 continue
             value = docs[0].value if docs else {}
             if len(docs) > 1 or not isinstance(value, dict):
@@ -744,8 +840,12 @@ class _AppLoader:
     def _kustomize(self, kustomize: KustomizeSource) -> None:
         at: NodePath = ("spec", "source", "kustomize", "path")
         path = self._path(at, kustomize.path, "dir")
-        if path is not None and not any((path / n).is_file() for n in KUSTOMIZATION_FILES):
+        if path is None:
+            return
+        if not any((path / n).is_file() for n in KUSTOMIZATION_FILES):
             self.problem(at, f"no kustomization.yaml in {kustomize.path}")
+            return
+        _KustomizeScan(self.loader).scan(path)
 
     # templates
 
@@ -775,7 +875,125 @@ class _AppLoader:
         return tuple(sites)
 
 
+class _KustomizeScan:
+    """Check every kustomization an app's build reaches, before kustomize ever runs.
+
+    kustomize fetches remote bases (git, HTTP) and follows local paths wherever they point.
+    Rendering must stay offline and inside the repo, so every path-valued field of every
+    kustomization reached through resources/bases/components must be local, and every local
+    path, and every file under a reached directory, must resolve inside the repo.
+    """
+
+    # Entries that may name another kustomization directory (followed) or a file.
+    DIRS = ("resources", "bases", "components", "generators", "transformers", "validators")
+    # Entries that name files (or hold inline YAML, which is skipped).
+    FILES = ("crds", "configurations", "patchesStrategicMerge")
+    # Lists of mappings whose ``path`` names a file.
+    PATHS = ("patches", "patchesJson6902", "replacements")
+    GENERATORS = ("configMapGenerator", "secretGenerator")
+
+    def __init__(self, loader: _Loader) -> None:
+        self.loader = loader
+        self.scanned: set[str] = set()
+
+    def scan(self, top: Path) -> None:
+        pending = [top]
+        while pending:
+            folder = pending.pop()
+            real = os.path.realpath(folder)
+            if real in self.scanned:
+                continue
+            self.scanned.add(real)
+            self.loader.tree(folder)
+            for name in KUSTOMIZATION_FILES:
+                if (folder / name).is_file():
+                    pending.extend(self._file(folder, folder / name))
+
+    def _file(self, folder: Path, path: Path) -> list[Path]:
+        file = self.loader.rel(path)
+        docs = self.loader.documents(path)
+        value = docs[0].value if docs else None
+        if not isinstance(value, dict):
+            return []  # kustomize says what is wrong with it
+        doc = docs[0]
+        follow: list[Path] = []
+        refs: list[tuple[NodePath, Any, bool]] = []
+        for key in self.DIRS + self.FILES:
+            for i, entry in enumerate(_as_list(value.get(key))):
+                refs.append(((key, i), entry, key in self.DIRS))
+        for key in self.PATHS:
+            for i, item in enumerate(_as_list(value.get(key))):
+                if isinstance(item, dict):
+                    refs.append(((key, i, "path"), item.get("path"), False))
+        for key in self.GENERATORS:
+            for i, gen in enumerate(_as_list(value.get(key))):
+                if not isinstance(gen, dict):
+                    continue
+                for j, entry in enumerate(_as_list(gen.get("files"))):
+                    if isinstance(entry, str):  # "path" or "key=path"
+                        entry = entry.partition("=")[2] or entry
+                    refs.append(((key, i, "files", j), entry, False))
+                for j, entry in enumerate(_as_list(gen.get("envs"))):
+                    refs.append(((key, i, "envs", j), entry, False))
+                refs.append(((key, i, "env"), gen.get("env"), False))
+        openapi = value.get("openapi")
+        if isinstance(openapi, dict):
+            refs.append((("openapi", "path"), openapi.get("path"), False))
+        for at, entry, may_be_dir in refs:
+            if not isinstance(entry, str) or not entry or "\n" in entry:
+                continue  # absent, or inline YAML
+            target = self._local(file, doc, at, folder, entry)
+            if target is not None and may_be_dir and target.is_dir():
+                follow.append(target)
+        return follow
+
+    def _local(
+        self, file: str, doc: Document, at: NodePath, folder: Path, entry: str
+    ) -> Path | None:
+        where = format_path(at)
+        line = doc.line_of(at)
+        if _REMOTE.match(entry):
+            self.loader.problem(file, line, where, f"remote {entry!r} is not allowed: {OFFLINE}")
+            return None
+        try:
+            real = os.path.realpath(folder / entry)
+            exists = os.path.exists(real)
+        except (OSError, ValueError) as err:
+            self.loader.problem(file, line, where, f"unusable path {entry!r}: {_os_error(err)}")
+            return None
+        if not self.loader.inside(real):
+            self.loader.problem(file, line, where, f"path {entry!r} leaves the config repo")
+            return None
+        if not exists and _HOSTED.match(entry):
+            self.loader.problem(file, line, where, f"remote {entry!r} is not allowed: {OFFLINE}")
+            return None
+        return Path(real) if exists else None  # a missing local path: kustomize reports it
+
+
+OFFLINE = "rendering never uses the network; vendor it into the repo"
+# URLs (https://, ssh://, git::...), scp-like git addresses (git@host:org/repo).
+_REMOTE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*::|[a-zA-Z][a-zA-Z0-9+.-]*://|[\w.-]+@[\w.-]+:)")
+# What kustomize takes for a git host when no such local path exists (github.com/org/repo).
+_HOSTED = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+(:[0-9]+)?/|.*(\?|&)(ref|version|timeout)=|.*//")
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 # ---- messages ------------------------------------------------------------------------------
+
+
+def _os_error(err: Exception) -> str:
+    """An OSError without the full path it repeats (the message names the file already)."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return str(err)
+
+
+def _size(limit: int) -> str:
+    mib = 1024 * 1024
+    return f"{limit // mib} MiB" if limit % mib == 0 else f"{limit} bytes"
 
 
 _DROP = object()

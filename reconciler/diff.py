@@ -18,6 +18,7 @@ from typing import Any
 
 from reconciler.config import IgnoreRule
 from reconciler.objects import Manifest, ObjectRef
+from reconciler.overrides import FieldChange as OverrideChange
 
 MASK = "(masked)"
 _VOLATILE_METADATA = (
@@ -69,6 +70,27 @@ def mask_changes(obj: Mapping[str, Any], changes: list[FieldChange]) -> list[Fie
             change = FieldChange(change.path, before, after, change.manager, change.time)
         masked.append(change)
     return masked
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether an object named as ``ObjectRef`` prints it (``Secret/ns/name``) is a Secret."""
+    return name.startswith("Secret/")
+
+
+def _is_metadata(path: str) -> bool:
+    return path == "metadata" or path.startswith(("metadata.", "metadata["))
+
+
+def show_override_change(change: OverrideChange) -> str:
+    """One line for a field an override changed, with Secret values masked.
+
+    The one way ``explain`` and ``plan`` show override effects. On a Secret only metadata is
+    shown as is; any other field (``data``, ``stringData``, or whatever a patch replaced) shows
+    only that it changed.
+    """
+    if is_secret_name(change.object) and not _is_metadata(change.path):
+        return f"{change.object} {change.path}: {MASK}"
+    return str(change)
 
 
 def _key(name: str) -> str:

@@ -308,6 +308,18 @@ def target_matches(target: ObjectTarget, obj: Manifest) -> bool:
     return target.group is None or group_of(str(obj.get("apiVersion", ""))) == target.group
 
 
+def _patch_failure(err: Exception) -> str:
+    """Why a JSON patch op failed, without the library's text: it quotes the whole object,
+    Secret values included."""
+    if isinstance(err, jsonpatch.JsonPatchTestFailed):
+        return "its test failed (the value there differs)"
+    if isinstance(err, jsonpatch.JsonPatchConflict | jsonpointer.JsonPointerException | KeyError):
+        return "the path (or its parent) does not exist in the object"
+    if isinstance(err, IndexError):
+        return "the list index is out of range"
+    return f"invalid operation ({type(err).__name__})"
+
+
 def _patch(
     override: Override, index: int, patch: Patch, obj: Manifest, effect: OverrideEffect
 ) -> None:
@@ -331,7 +343,7 @@ def _patch(
         ) as err:
             raise OverrideError(
                 f"override {override.name}: patches[{index}].json[{k}] "
-                f"({op.op} {op.path}) cannot apply to {name}: {err}"
+                f"({op.op} {op.path}) cannot apply to {name}: {_patch_failure(err)}"
             ) from err
         if op.op == "test":
             continue

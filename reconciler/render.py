@@ -3,6 +3,10 @@
 Sources are plain manifests (parsed once at load), ``helm template`` or ``kustomize build``
 (the real binaries). Helm renders are shared between targets whose chart, release, namespace
 and final values are identical; a kustomize build has no per-cluster input, so it runs once.
+
+Rendering never uses the network: the tools run with every proxy variable pointing at a dead
+loopback port and git limited to local repositories (remote bases and paths leaving the repo are
+already rejected when the repo is loaded; a chart's dependencies must be vendored in charts/).
 """
 
 from __future__ import annotations
@@ -18,10 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from reconciler import APP_LABEL
-from reconciler.config import App, Cluster, Override, Repo, SourceDocument
+from reconciler.config import (
+    NOT_DEPLOYABLE,
+    OWN_GROUP,
+    App,
+    Cluster,
+    Override,
+    Repo,
+    SourceDocument,
+)
 from reconciler.devenv.binaries import cached_path
 from reconciler.errors import RenderError
 from reconciler.objects import Manifest, ObjectRef, group_of, is_cluster_scoped, sorted_for_apply
@@ -95,6 +105,20 @@ class RenderCache:
 
 class _Failure(Exception):
     """A render step failed; the message is located (file:line, override, object)."""
+
+
+_DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, connections fail fast
+OFFLINE_ENV = {
+    **{
+        name: _DEAD_PROXY
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy")
+    },
+    "all_proxy": _DEAD_PROXY,
+    "NO_PROXY": "",
+    "no_proxy": "",
+    "GIT_ALLOW_PROTOCOL": "file",  # kustomize fetches remote bases with git
+    "GIT_TERMINAL_PROMPT": "0",
+}
 
 
 def render_all(
@@ -239,6 +263,8 @@ def _in_apply_order(objects: list[Manifest]) -> list[Manifest]:
         ):
             raise _Failure(f"not a valid object after rendering: {str(obj)[:80]}")
         ref = ObjectRef.of(obj)
+        if ref.group == OWN_GROUP:
+            raise _Failure(f"{ref}: {obj['apiVersion']} {NOT_DEPLOYABLE}")
         if ref in seen:
             raise _Failure(f"duplicate object {ref} in the render")
         seen.add(ref)
@@ -285,7 +311,7 @@ def _helm(
         cache.runs += 1
         try:
             docs = load_fast(out)
-        except yaml.YAMLError as err:
+        except YamlError as err:
             raise _Failure(f"helm template {where}: output is not valid YAML: {err}") from err
         for doc in docs:
             if not isinstance(doc, dict) or not isinstance(doc.get("metadata"), dict):
@@ -300,7 +326,7 @@ def _chart_defaults(chart: Path, cache: RenderCache) -> dict[str, Any]:
     if key not in cache.chart_defaults:
         try:
             docs = load_fast((chart / "values.yaml").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        except (OSError, UnicodeDecodeError, YamlError):
             docs = []  # helm itself reports a broken values.yaml
         cache.chart_defaults[key] = docs[0] if docs and isinstance(docs[0], dict) else {}
     return cache.chart_defaults[key]
@@ -343,7 +369,7 @@ def _run(cmd: list[str], tools: Toolchain, what: str, env: dict[str, str]) -> st
             capture_output=True,
             text=True,
             timeout=tools.timeout,
-            env={**os.environ, **env},
+            env={**os.environ, **OFFLINE_ENV, **env},
             check=False,
         )
     except FileNotFoundError as err:

@@ -26,12 +26,11 @@ from typing import Any
 import yaml
 
 from reconciler.config import App, ClusterTarget, Repo, Selector, load_repo
-from reconciler.diff import MASK, field_changes, is_secret
+from reconciler.diff import MASK, field_changes, is_secret, show_override_change
 from reconciler.engine import Clients, TargetOutcome, reconcile
 from reconciler.errors import ConfigError, RenderError
 from reconciler.objects import Manifest, ObjectRef
 from reconciler.outcomes import value as show_value
-from reconciler.overrides import FieldChange as OverrideChange
 from reconciler.overrides import OverrideEffect
 from reconciler.placement import Placement, place
 from reconciler.render import RenderedTarget, TargetResult, Toolchain, render_all
@@ -61,7 +60,9 @@ __all__ = [
 DEFAULT_MAX_CHARS = 60_000
 MARKER = "<!-- reconciler-plan -->"
 CHANGED_SECRET = "(masked, changed)"
-_MAX_BLOCKING = 100  # problems listed in Markdown; the rest are counted
+_MAX_NAMES = 20  # clusters named on one grouped error in Markdown; the rest are counted
+_MAX_LINE = 2000  # one problem or note in Markdown is cut here (text and JSON keep it whole)
+_RESERVE = 600  # Markdown: the truncation note and the "... more" lines
 
 
 class AppStatus(StrEnum):
@@ -248,8 +249,13 @@ def plan(
     with tempfile.TemporaryDirectory(prefix="reconciler-plan-") as tmp:
         loaded: list[tuple[Repo | None, list[TargetResult], list[str]]] = []
         for side, revision in zip(("base", "head"), revisions, strict=True):
-            tree = export_rev(repo_path, revision.sha, Path(tmp) / side)
-            loaded.append(_load_and_render(tree / prefix, tools))
+            # Only the config repo's folder: a monorepo's other files are never written.
+            tree = export_rev(repo_path, revision.sha, Path(tmp) / side, subdir=prefix)
+            if prefix.parts and not any(tree.iterdir()):  # Git has no empty folders
+                missing = f"{prefix.as_posix()}: no such folder in {revision.short}"
+                loaded.append((None, [], [missing]))
+            else:
+                loaded.append(_load_and_render(tree, tools))
         (base_repo, base_results, base_problems), (head_repo, head_results, head_problems) = loaded
         review = compare(
             revisions[0],
@@ -308,7 +314,13 @@ def _load_and_render(
 
 
 def _strip_root(text: str, root: Path) -> str:
-    for form in {str(root), str(root.resolve())}:
+    """``text`` with ``root`` (as given and resolved) made relative: ``apps/x``, ``.``.
+
+    The longer form goes first, always: one may contain the other (a symlinked TMPDIR), and
+    replacing the shorter first would leave the rest of the longer in the text.
+    """
+    forms = sorted({str(root), str(root.resolve())}, key=lambda f: (-len(f), f))
+    for form in forms:
         text = text.replace(form + "/", "").replace(form, ".")
     return text
 
@@ -516,15 +528,9 @@ def _unified(old: Manifest | None, new: Manifest | None) -> str:
 
 
 def _effect_lines(effect: OverrideEffect) -> tuple[str, ...]:
-    lines = [_override_change(c) for c in effect.changes]
+    lines = [show_override_change(c) for c in effect.changes]
     lines += [f"note: {n}" for n in effect.notes]
     return tuple(lines)
-
-
-def _override_change(change: OverrideChange) -> str:
-    if change.object.startswith("Secret/") and not change.path.startswith("metadata"):
-        return f"{change.object} {change.path}: {MASK}"
-    return str(change)
 
 
 def _override_diffs(
@@ -1058,11 +1064,11 @@ def _md_app(app: AppReview, full: bool) -> str:
     if same:
         lines.append("Unchanged on " + ", ".join(_code(c) for c in same) + ".")
         lines.append("")
-    for names, c in _same_details(app.clusters):
+    for names, c in _same_details(app.app, app.clusters):
         lines.append(f"#### {', '.join(_code(n) for n in names)} · {c.status}")
         lines.append("")
         if c.error:
-            lines += [f"**render error:** {_code(c.error)}", ""]
+            lines += [f"**render error:** {_code(_clip(_error_message(app.app, c)))}", ""]
         if c.note:
             lines += [f"_Note: {_html(c.note)}_", ""]
         for o in c.overrides:
@@ -1085,13 +1091,16 @@ def _md_app(app: AppReview, full: bool) -> str:
     return "\n".join(lines)
 
 
-def _same_details(clusters: Sequence[ClusterReview]) -> list[tuple[list[str], ClusterReview]]:
+def _same_details(
+    app: str, clusters: Sequence[ClusterReview]
+) -> list[tuple[list[str], ClusterReview]]:
     """Clusters with identical details, shown once: 100 edge clusters, one diff."""
     groups: dict[Any, tuple[list[str], ClusterReview]] = {}
     for c in clusters:
         if not c.differs or c.status is ClusterStatus.PAUSED:
             continue
-        key = (c.status, tuple(c.objects), tuple(c.overrides), c.error, c.note)
+        error = _error_message(app, c) if c.error else None
+        key = (c.status, tuple(c.objects), tuple(c.overrides), error, c.note)
         groups.setdefault(key, ([], c))[0].append(c.cluster)
     return list(groups.values())
 
@@ -1109,31 +1118,133 @@ def _md_why(c: ClusterReview) -> str:
     return "".join(parts)
 
 
-def _md_live(review: Review, full: bool) -> str:
+def _error_message(app: str, c: ClusterReview) -> str:
+    """A cluster's render error without the ``app A, cluster C:`` that its heading says."""
+    error = c.error or ""
+    prefix = f"app {app}, cluster {c.cluster}: "
+    return error[len(prefix) :] if error.startswith(prefix) else error
+
+
+def _clip(text: str, limit: int = _MAX_LINE) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _size(lines: Sequence[str]) -> int:
+    return sum(len(line) + 1 for line in lines)
+
+
+def _fit(items: Sequence[str], budget: int) -> tuple[list[str], int]:
+    """The leading ``items`` (lines, or blocks of lines) that fit in ``budget`` characters, and
+    how many were left out."""
+    shown: list[str] = []
+    used = 0
+    for item in items:
+        used += len(item) + 1
+        if used > budget:
+            break
+        shown.append(item)
+    return shown, len(items) - len(shown)
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """A blocking problem in Markdown: one config problem, or one render error of an app on
+    every cluster where it is the same."""
+
+    text: str
+    app: str | None = None
+    clusters: tuple[str, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return max(1, len(self.clusters))
+
+    def line(self, limit: int) -> str:
+        if self.app is None:
+            return f"- {_code(_clip(self.text, limit))}"
+        names = ", ".join(_code(c) for c in self.clusters[:_MAX_NAMES])
+        if len(self.clusters) > _MAX_NAMES:
+            names += f" and {len(self.clusters) - _MAX_NAMES} more clusters"
+        return f"- app {_code(self.app)} on {names}: {_code(_clip(self.text, limit))}"
+
+
+def _blocking_problems(review: Review) -> list[_Problem]:
+    """``review.blocking`` in order, identical render errors of an app grouped across clusters."""
+    render: dict[str, tuple[str, str, str]] = {}
+    for a in review.apps:
+        for c in a.clusters:
+            if c.error:
+                render[c.error] = (a.app, c.cluster, _error_message(a.app, c))
+    groups: dict[tuple[str | None, str], list[str]] = {}
+    for problem in review.blocking:
+        if problem in render:
+            app, cluster, message = render[problem]
+            groups.setdefault((app, message), []).append(cluster)
+        else:
+            groups.setdefault((None, problem), [])
+    return [_Problem(text, app, tuple(clusters)) for (app, text), clusters in groups.items()]
+
+
+def _md_blocking(review: Review, budget: int) -> tuple[list[str], int]:
+    """The blocking section within ``budget``, and how many problems it does not list."""
+    problems = _blocking_problems(review)
+    lines = [
+        f"### :x: Blocking: head does not validate ({_plural(len(review.blocking), 'problem')})",
+        "",
+    ]
+    room = budget - _size(lines)
+    limit = min(_MAX_LINE, max(80, room // 4))  # a small cap still shows a few problems
+    shown, missing = _fit([p.line(limit) for p in problems], room)
+    lines += shown
+    hidden = sum(p.count for p in problems[len(shown) :]) if missing else 0
+    if hidden:
+        more = _plural(hidden, "more problem")
+        lines.append(f"- … {more} (size cap: `-o text` lists them all)")
+    lines.append("")
+    return lines, hidden
+
+
+def _md_capped(items: Sequence[str], budget: int, more: str, noun: str) -> tuple[list[str], int]:
+    """``items`` that fit in ``budget``, then ``more`` with the count left out: ``{} notes``."""
+    shown, missing = _fit(items, budget)
+    if missing:
+        shown.append(more.format(_plural(missing, f"more {noun}")))
+    return shown, missing
+
+
+def _md_live(review: Review, full: bool, budget: int | None = None) -> str:
+    """The live section; with ``budget``, the targets that fit and a count of the rest."""
     assert review.live is not None
     lines = [f"### Live dry-run of head (instance {_code(review.live_instance)})", ""]
     if not review.live:
         lines += ["Nothing is placed on any cluster.", ""]
+    items: list[str] = []  # one per unreachable cluster or per target, each a block of lines
     for cluster, targets in _live_by_cluster(review.live).items():
         down = next((t for t in targets if t.unreachable), None)
         if down is not None:
-            lines += [f"- {_code(cluster)}: **unreachable** — {_code(down.error or '')}", ""]
+            error = _clip(down.error or "")
+            items.append(f"- {_code(cluster)}: **unreachable** — {_code(error)}\n")
             continue
         for t in targets:
             label = f"- {_code(cluster)} / {_code(t.app)}"
             if t.departed:
                 label += " (no longer placed here)"
             if t.error:
-                lines.append(f"{label}: **error** {_code(t.error)}")
+                items.append(f"{label}: **error** {_code(_clip(t.error))}")
             elif not t.changes:
-                lines.append(f"{label}: no changes")
+                items.append(f"{label}: no changes")
             else:
                 drifted = sum(1 for c in t.changes if c.drift)
                 extra = f", {drifted} drifted" if drifted else ""
-                lines.append(f"{label}: {_plural(len(t.changes), 'change')}{extra}")
+                block = [f"{label}: {_plural(len(t.changes), 'change')}{extra}"]
                 if full:
                     body = "\n".join(x for c in t.changes for x in _live_lines(c))
-                    lines += ["", *("  " + x for x in _fenced(body)), ""]
+                    block += ["", *("  " + x for x in _fenced(body)), ""]
+                items.append("\n".join(block))
+    if budget is not None:
+        room = budget - _size(lines) - 100
+        items, _ = _md_capped(items, room, "- … {} (size cap)", "target")
+    lines += items
     if not full:
         lines += ["", "_Live diffs omitted to stay under the size cap._"]
     lines.append("")
@@ -1143,62 +1254,75 @@ def _md_live(review: Review, full: bool) -> str:
 def to_markdown(review: Review, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     """A pull-request comment: blocking problems first, summary, one collapsible per app.
 
-    Sections that do not fit in ``max_chars`` lose their diffs first, then are cut to one
-    line; a visible note says so. The same review always gives the same bytes.
+    Everything counts against ``max_chars``: identical render errors are listed once for all
+    their clusters, and what does not fit is counted instead of listed (blocking problems,
+    notes, inventory, live targets); app sections lose their diffs first, then are cut to one
+    line. A visible note says so. The same review always gives the same bytes.
     """
     head = [
         MARKER,
         f"## reconciler plan {_code(review.base.short)} → {_code(review.head.short)}",
         "",
     ]
+    summary_lines = [f"**Summary:** {_html(summary(review))}", ""]
+    budget = max_chars - _size(head) - _size(summary_lines) - _RESERVE
+    left_out: list[str] = []  # for the truncation note
     if review.blocking:
-        head += [
-            f"### :x: Blocking: head does not validate "
-            f"({_plural(len(review.blocking), 'problem')})",
-            "",
-        ]
-        head += [f"- {_code(p)}" for p in review.blocking[:_MAX_BLOCKING]]
-        if len(review.blocking) > _MAX_BLOCKING:
-            head.append(f"- … and {len(review.blocking) - _MAX_BLOCKING} more")
-        head.append("")
-    head += [f"**Summary:** {_html(summary(review))}", ""]
-    for note in review.notes:
-        head += [f"> **Note:** {_html(note)}", ""]
+        blocking, hidden = _md_blocking(review, budget // 2)
+        if hidden:
+            left_out.append(f"{_plural(hidden, 'blocking problem')} not listed")
+        head += blocking
+        budget -= _size(blocking)
+    head += summary_lines
+    limit = min(_MAX_LINE, max(80, budget // 8))  # a small cap still shows a note
+    notes = [f"> **Note:** {_html(_clip(n, limit))}\n" for n in review.notes]
+    more = "> **Note:** … {} (size cap)\n"
+    shown, missing = _md_capped(notes, budget // 4, more, "note")
+    if missing:
+        left_out.append(f"{_plural(missing, 'note')} not listed")
+    head += shown
+    budget -= _size(shown)
     if review.inventory:
-        head += ["**Cluster inventory**", ""]
-        head += [f"- {_html(i)}" for i in review.inventory]
-        head.append("")
+        items = [f"- {_html(_clip(i, limit))}" for i in review.inventory]
+        shown, missing = _md_capped(items, budget // 4, "- … {} (size cap)", "change")
+        if missing:
+            left_out.append(f"{_plural(missing, 'inventory change')} not listed")
+        inventory = ["**Cluster inventory**", "", *shown, ""]
+        head += inventory
+        budget -= _size(inventory)
     if not review.has_changes and not review.blocking:
         head += ["No changes.", ""]
 
-    unchanged = [a.app for a in review.apps if a.status is AppStatus.UNCHANGED]
     tail = []
+    unchanged = [_code(a.app) for a in review.apps if a.status is AppStatus.UNCHANGED]
     if unchanged:
-        tail += ["Unchanged apps: " + ", ".join(_code(a) for a in unchanged), ""]
+        names, missing = _fit([f"{n}, " for n in unchanged], budget // 4)
+        more = f"and {missing} more" if missing else ""
+        tail += [("Unchanged apps: " + "".join(names) + more).removesuffix(", "), ""]
+        budget -= _size(tail)
 
-    reserve = 600  # the truncation note and the closing lines
-    budget = max_chars - len("\n".join(head + tail)) - reserve
     live = ""
     shortened = omitted = 0
     if review.live is not None:
         live = _md_live(review, full=True)
         if len(live) > budget // 2:
-            live = _md_live(review, full=False)
+            live = _md_live(review, full=False, budget=budget // 2)
             shortened += 1
         budget -= len(live)
     sections: list[str] = []
     if review.changed_apps:
         sections += ["### Apps", ""]
+        budget -= _size(sections)
     for app in review.changed_apps:
         full = _md_app(app, full=True)
         if len(full) <= budget:
             sections.append(full)
-            budget -= len(full)
+            budget -= len(full) + 1
             continue
         compact = _md_app(app, full=False)
         if len(compact) <= budget:
             sections.append(compact)
-            budget -= len(compact)
+            budget -= len(compact) + 1
             shortened += 1
             continue
         stub = (
@@ -1206,15 +1330,16 @@ def to_markdown(review: Review, max_chars: int = DEFAULT_MAX_CHARS) -> str:
         )
         if len(stub) <= budget:
             sections.append(stub)
-            budget -= len(stub)
+            budget -= len(stub) + 1
         omitted += 1
     if omitted:
         sections.append("")
-    if shortened or omitted:
+    if shortened or omitted or left_out:
+        also = "".join(f", {x}" for x in left_out)
         note = (
             f"> **Truncated** to stay under {max_chars} characters: "
             f"{_plural(shortened, 'section')} without diffs, {_plural(omitted, 'app')} without "
-            "details. Run `reconciler plan` with `-o text` or `-o json` for the full plan."
+            f"details{also}. Run `reconciler plan` with `-o text` or `-o json` for the full plan."
         )
         head += [note, ""]
     return "\n".join([*head, *sections, live, *tail]).rstrip("\n") + "\n"

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import git
 
@@ -146,19 +146,30 @@ def _git(
     return stdout
 
 
-def _export_tree(git_args: Sequence[str], sha: str, dest: Path, *, where: str) -> None:
+def _export_tree(
+    git_args: Sequence[str],
+    sha: str,
+    dest: Path,
+    *,
+    where: str,
+    tree: str | None = None,
+    empty: bool = False,
+) -> None:
     """Write the tree of commit ``sha`` to ``dest`` (which must not exist) atomically.
 
-    Uses a throwaway index and work tree, so the repo's own index, HEAD and work tree are never
-    touched. Raises FileExistsError if ``dest`` appeared meanwhile (someone else exported it).
+    ``tree`` (a tree id inside that commit) is written instead when given; ``empty`` writes an
+    empty directory. Uses a throwaway index and work tree, so the repo's own index, HEAD and
+    work tree are never touched. Raises FileExistsError if ``dest`` appeared meanwhile (someone
+    else exported it).
     """
     staging = dest.parent / f".tmp-{dest.name}-{uuid.uuid4().hex[:8]}"
     work = staging / "tree"
     work.mkdir(parents=True)
     env = {"GIT_INDEX_FILE": str(staging / "index")}
+    read = ["--empty"] if empty else [tree or sha]
     try:
         try:
-            _git([*git_args, "read-tree", sha], env=env)
+            _git([*git_args, "read-tree", *read], env=env)
             _git([*git_args, f"--work-tree={work}", "checkout-index", "--all", "--force"], env=env)
         except _GitFailed as failed:
             err = SourceError(f"{where}: cannot export {sha[:12]}: {failed.line}")
@@ -183,6 +194,33 @@ def _rev_parse(git_args: Sequence[str], rev: str, *, where: str) -> str:
             raise SourceError(f"{where}: {failed.line}") from failed.cause
         raise SourceError(f"{where}: unknown revision '{rev}'") from failed.cause
     return out.strip()
+
+
+def _tree_path(subdir: str | Path) -> str:
+    """``subdir`` as a path inside a Git tree (``a/b``; ``""`` for the top)."""
+    path = PurePosixPath(Path(subdir).as_posix())
+    if path.is_absolute() or ".." in path.parts:
+        raise SourceError(f"{subdir}: not a folder inside the repository")
+    return "/".join(path.parts)
+
+
+def _subtree(git_args: Sequence[str], sha: str, path: str, *, where: str) -> str | None:
+    """The id of folder ``path`` in commit ``sha``; None when there is no such folder."""
+    try:
+        out = _git(
+            [*git_args, "ls-tree", "--full-tree", "-z", sha, "--", path],
+            env={"GIT_LITERAL_PATHSPECS": "1"},
+        )
+    except _GitFailed as failed:
+        raise SourceError(
+            f"{where}: cannot read {sha[:12]}:{path}: {failed.line}"
+        ) from failed.cause
+    for entry in out.split("\0"):
+        info, _, name = entry.partition("\t")
+        fields = info.split()
+        if name == path and len(fields) == 3 and fields[1] == "tree":
+            return fields[2]
+    return None
 
 
 def _commit_info(git_args: Sequence[str], sha: str, *, where: str) -> CommitInfo:
@@ -215,18 +253,28 @@ def resolve_rev(repo_path: Path, rev: str) -> str:
     return _rev_parse(_local_repo_args(repo_path), rev, where=str(repo_path))
 
 
-def export_rev(repo_path: Path, rev: str, dest: Path) -> Path:
+def export_rev(repo_path: Path, rev: str, dest: Path, *, subdir: str | Path | None = None) -> Path:
     """Export the tree of ``rev`` in a local repo to ``dest`` (must not exist yet); return dest.
 
-    Reads only: the repo's index, HEAD and work tree are left alone.
+    With ``subdir`` (relative to the top of the work tree), only that folder is exported, and
+    its contents land directly in ``dest``; nothing else of the commit is written. A folder
+    that does not exist at ``rev`` (or is not a folder there) exports as an empty ``dest``:
+    Git has no empty folders, so the two are the same. Reads only: the repo's index, HEAD and
+    work tree are left alone.
     """
     args = _local_repo_args(repo_path)
     sha = _rev_parse(args, rev, where=str(repo_path))
     if dest.exists():
         raise SourceError(f"{dest}: already exists; refusing to export {repo_path} @ {rev} over it")
+    tree: str | None = None
+    empty = False
+    path = _tree_path(subdir) if subdir is not None else ""
+    if path:
+        tree = _subtree(args, sha, path, where=str(repo_path))
+        empty = tree is None
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        _export_tree(args, sha, dest, where=str(repo_path))
+        _export_tree(args, sha, dest, where=str(repo_path), tree=tree, empty=empty)
     except FileExistsError as err:
         raise SourceError(f"{dest}: created by someone else while exporting") from err
     return dest

@@ -4,7 +4,8 @@
 
 Substitution is done on parsed string scalars, never on YAML text, so a value can not break the
 document's structure. An unquoted scalar that is exactly one template is re-typed as YAML would
-(``replicas: ${cluster.vars.replicas}`` gives an int); a quoted one stays a string.
+(``replicas: ${cluster.vars.replicas}`` gives an int) when the value reads back as the same text
+(``1.20`` or ``01234`` stay strings); a quoted one always stays a string.
 """
 
 from __future__ import annotations

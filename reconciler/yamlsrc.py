@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,11 +15,49 @@ from yaml.resolver import Resolver
 
 Path = tuple[str | int, ...]
 
-_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CONSTRUCT = SafeConstructor()
-_RESOLVER = Resolver()
 _TAG = "tag:yaml.org,2002:"
 _MAX_DEPTH = 200
+
+# Kubernetes reads YAML with go-yaml v2 (through sigs.k8s.io/yaml): YAML 1.1 types, booleans
+# yes/no/on/off included, but no base-60 numbers, so `12:30` stays a string there. PyYAML's
+# int and float patterns without their sexagesimal alternatives:
+_INT = re.compile(
+    r"""^(?:[-+]?0b[0-1_]+
+    |[-+]?0[0-7_]+
+    |[-+]?(?:0|[1-9][0-9_]*)
+    |[-+]?0x[0-9a-fA-F_]+)$""",
+    re.X,
+)
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+    |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+
+
+def _without_base_60(
+    table: dict[str | None, list[tuple[str, re.Pattern[str]]]],
+) -> dict[str | None, list[tuple[str, re.Pattern[str]]]]:
+    patterns = {_TAG + "int": _INT, _TAG + "float": _FLOAT}
+    return {
+        first: [(tag, patterns.get(tag, regexp)) for tag, regexp in resolvers]
+        for first, resolvers in table.items()
+    }
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    yaml_implicit_resolvers = _without_base_60(_BaseLoader.yaml_implicit_resolvers)
+
+
+class _Resolver(Resolver):
+    yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+
+
+_RESOLVER = _Resolver()
 
 
 @dataclass(frozen=True)
@@ -73,26 +113,52 @@ def format_path(path: Path) -> str:
 def load_documents(text: str) -> list[Document]:
     """Parse every document of ``text`` (empty documents dropped).
 
-    Raises YamlError for syntax errors, duplicate keys, non-scalar keys and alias cycles; its
-    ``documents`` holds the documents that did load, so callers can still check those.
+    Raises YamlError for syntax errors, duplicate keys, non-scalar keys, alias cycles and alias
+    bombs; its ``documents`` holds the documents that did load, so callers can still check those.
     """
     docs: list[Document] = []
     issues: list[YamlIssue] = []
+    for line, builder, value in _load_all(text, issues, track=True):
+        docs.append(Document(value, line, builder.lines, frozenset(builder.plain)))
+    if issues:
+        raise YamlError(issues, docs)
+    return docs
+
+
+def load_fast(text: str) -> list[Any]:
+    """Parse every non-empty document without line tracking (tool output); raises YamlError.
+
+    Values are typed exactly as ``load_documents`` types them: mapping keys are strings and
+    timestamps stay text, as ``kubectl`` reads them.
+    """
+    issues: list[YamlIssue] = []
+    values = [value for _, _, value in _load_all(text, issues, track=False)]
+    if issues:
+        raise YamlError(issues)
+    return values
+
+
+def _load_all(
+    text: str, issues: list[YamlIssue], *, track: bool
+) -> list[tuple[int, _Builder, Any]]:
+    out: list[tuple[int, _Builder, Any]] = []
     try:
         for node in yaml.compose_all(text, Loader=_Loader):
             if node is None or (isinstance(node, ScalarNode) and node.tag == _TAG + "null"):
                 continue
-            builder = _Builder(issues)
+            builder = _Builder(issues, _Budget(), track=track)
             line = node.start_mark.line + 1
-            value = builder.build(node, (), line, 0)
-            docs.append(Document(value, line, builder.lines, frozenset(builder.plain)))
+            try:
+                value = builder.build(node, (), line, 0)
+            except _ExcessiveAliasing as err:
+                issues.append(YamlIssue(err.line, _EXCESSIVE_ALIASING))
+                continue
+            out.append((line, builder, value))
     except yaml.MarkedYAMLError as err:
         issues.append(_syntax_issue(err))
     except yaml.YAMLError as err:
         issues.append(YamlIssue(1, f"invalid YAML: {err}"))
-    if issues:
-        raise YamlError(issues, docs)
-    return docs
+    return out
 
 
 def _syntax_issue(err: yaml.MarkedYAMLError) -> YamlIssue:
@@ -106,29 +172,79 @@ def _syntax_issue(err: yaml.MarkedYAMLError) -> YamlIssue:
     return YamlIssue(line, message)
 
 
-def load_fast(text: str) -> list[Any]:
-    """Parse every non-empty document without line tracking (tool output)."""
-    return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+_EXCESSIVE_ALIASING = "document contains excessive aliasing (anchors expand to too many nodes)"
+
+
+class _ExcessiveAliasing(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+def _allowed_alias_ratio(nodes: int) -> float:
+    """go-yaml v2's limit (which Kubernetes relies on) on nodes that come from alias expansion.
+
+    Up to 400,000 nodes 99% may come from aliases, from 4,000,000 on only 10%, linear between.
+    """
+    low, high = 400_000, 4_000_000
+    if nodes <= low:
+        return 0.99
+    if nodes >= high:
+        return 0.10
+    return 0.99 - 0.89 * (nodes - low) / (high - low)
+
+
+class _Budget:
+    """Counts the nodes of one document as built, and how many of them an alias repeated.
+
+    PyYAML's composer shares an anchored node between its uses, so a few hundred bytes can
+    describe 10^9 nodes (billion laughs); building them would take minutes and gigabytes.
+    """
+
+    __slots__ = ("aliased", "depth", "nodes", "seen")
+
+    def __init__(self) -> None:
+        self.nodes = 0
+        self.aliased = 0
+        self.depth = 0  # > 0 while building a node a second time (through an alias)
+        self.seen: set[int] = set()  # collection nodes built so far
+
+    def count(self, line: int) -> None:
+        self.nodes += 1
+        if self.depth:
+            self.aliased += 1
+            if (
+                self.aliased > 100
+                and self.nodes > 1000
+                and self.aliased / self.nodes > _allowed_alias_ratio(self.nodes)
+            ):
+                raise _ExcessiveAliasing(line)
 
 
 class _Builder:
-    def __init__(self, issues: list[YamlIssue], documents: list[Document] | None = None) -> None:
+    def __init__(self, issues: list[YamlIssue], budget: _Budget, *, track: bool = True) -> None:
         self.issues = issues
-        self.documents = documents or []
+        self.budget = budget
+        self.track = track
         self.lines: dict[Path, int] = {}
         self.plain: set[Path] = set()
         self._stack: set[int] = set()
 
     def build(self, node: Node, path: Path, line: int, depth: int) -> Any:
-        self.lines[path] = line
+        self.budget.count(line)
+        if self.track:
+            self.lines[path] = line
         if isinstance(node, ScalarNode):
             value = _scalar(node)
-            if not node.style and isinstance(value, str) and "$" in value:
+            if self.track and not node.style and isinstance(value, str) and "$" in value:
                 self.plain.add(path)
             return value
         if id(node) in self._stack or depth > _MAX_DEPTH:
             self.issues.append(YamlIssue(line, "alias cycle or nesting too deep"))
             return None
+        budget = self.budget
+        repeated = id(node) in budget.seen
+        budget.seen.add(id(node))
+        budget.depth += repeated
         self._stack.add(id(node))
         try:
             if isinstance(node, SequenceNode):
@@ -141,6 +257,7 @@ class _Builder:
             return None
         finally:
             self._stack.discard(id(node))
+            budget.depth -= repeated
 
     def _mapping(self, node: MappingNode, path: Path, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -153,6 +270,7 @@ class _Builder:
             if not isinstance(key_node, ScalarNode):
                 self.issues.append(YamlIssue(line, "mapping keys must be scalars"))
                 continue
+            self.budget.count(line)
             key = _scalar(key_node)
             # Kubernetes and JSON keys are strings; `1: x` or `true: x` means the text.
             key = key_node.value if not isinstance(key, str) else key
@@ -163,7 +281,8 @@ class _Builder:
         for key, value, line in merged:
             if key not in out:
                 out[key] = value
-                self.lines.setdefault((*path, key), line)
+                if self.track:
+                    self.lines.setdefault((*path, key), line)
         return out
 
     def _merge_source(self, node: Node, path: Path, depth: int) -> list[tuple[str, Any, int]]:
@@ -171,7 +290,9 @@ class _Builder:
         entries: list[tuple[str, Any, int]] = []
         for src in sources:
             line = src.start_mark.line + 1
-            value = _Builder(self.issues).build(src, path, line, depth + 1)
+            value = _Builder(self.issues, self.budget, track=False).build(
+                src, path, line, depth + 1
+            )
             if not isinstance(value, dict):
                 self.issues.append(YamlIssue(line, "merge key '<<' needs a mapping"))
                 continue
@@ -196,6 +317,25 @@ def _scalar(node: ScalarNode) -> Any:
 
 
 def retype_plain(text: str) -> Any:
-    """Type ``text`` the way YAML types an unquoted scalar (int, float, bool, null, else str)."""
+    """Type ``text`` as an unquoted YAML scalar would be, unless that would change the text.
+
+    ``3`` gives 3 and ``true`` gives True, but ``1.20`` (float 1.2), ``01234`` (octal 668),
+    ``yes`` (True) or an empty string (null) stay the strings they are: a template must not
+    silently lose what the cluster's variable says.
+    """
     tag: str = _RESOLVER.resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
-    return _scalar(ScalarNode(tag, text))
+    value = _scalar(ScalarNode(tag, text))
+    return value if _canonical(value) == text else text
+
+
+def _canonical(value: Any) -> str | None:
+    """How YAML (and JSON) writes ``value``; None when it has no exact text form we keep."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else None
+    return value if isinstance(value, str) else None

@@ -208,3 +208,47 @@ def test_an_app_without_targets_is_a_note_not_an_error(
     assert code == 0
     if command == "validate":
         assert err == "note: app x is placed on no cluster\n"
+
+
+def test_explain_masks_secret_values_an_override_changes(make_repo: RepoFactory) -> None:
+    root = make_repo(
+        {
+            "clusters/a.yaml": cluster("a"),
+            "apps/x/app.yaml": app(
+                "x",
+                """
+                namespace: demo
+                source: {manifests: m/}
+                placement: {clusters: [a]}
+                overrides:
+                - name: per-cluster-password
+                  patches:
+                  - target: {kind: Secret}
+                    merge:
+                      metadata: {labels: {rotated: "yes"}}
+                      stringData: {password: s3cr3t-a}
+                  - target: {kind: Secret}
+                    json: [{op: add, path: /data, value: {token: czNjcjN0LWI=}}]
+                """,
+            ),
+            "apps/x/m/secret.yaml": (
+                "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\n"
+                "stringData: {password: base-pass}\n"
+            ),
+        }
+    )
+    code, out, err = run("explain", root, "--app", "x", "--cluster", "a")
+    assert (code, err) == (0, "")
+    for value in ("base-pass", "s3cr3t-a", "czNjcjN0LWI="):
+        assert value not in out
+    assert out.splitlines()[-3:] == [
+        '       Secret/demo/db metadata.labels: <absent> -> {"rotated":"yes"}',
+        "       Secret/demo/db stringData.password: (masked)",
+        "       Secret/demo/db data: (masked)",
+    ]
+
+
+def test_render_help_says_secret_values_are_printed_as_in_git() -> None:
+    code, out, _ = run("render", "--help")
+    assert code == 0
+    assert "Secret values are printed as they are in Git" in " ".join(out.split())

@@ -114,3 +114,20 @@ def test_an_app_with_zero_targets_is_valid(make_repo: RepoFactory) -> None:
 def test_an_empty_repo_is_valid(tmp_path: Path) -> None:
     repo = load_repo(tmp_path)
     assert (repo.clusters, repo.groups, repo.apps) == ({}, {}, {})
+
+
+def test_a_manifest_directory_holding_the_app_definition_skips_it(make_repo: RepoFactory) -> None:
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+    root = make_repo(
+        {
+            "clusters/a.yaml": cluster("a"),
+            "apps/x/app.yaml": app("x", "source: {manifests: ./}\n"),
+            "apps/x/cm.yaml": cm,
+            "apps/x/sub/app.yaml": cm.replace("name: c", "name: app"),  # not the definition
+        }
+    )
+    manifests = load_repo(root).apps["x"].manifests
+    assert [(d.file, d.value["metadata"]["name"]) for d in manifests] == [
+        ("apps/x/cm.yaml", "c"),
+        ("apps/x/sub/app.yaml", "app"),
+    ]

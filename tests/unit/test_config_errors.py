@@ -270,3 +270,332 @@ def test_references_to_a_broken_cluster_are_not_reported_twice(make_repo: RepoFa
 def test_a_missing_repo_root_is_one_problem(tmp_path: Path) -> None:
     problems = _problems(tmp_path / "nope")
     assert problems == [f"{tmp_path / 'nope'}: config repo is not a directory"]
+
+
+# ---- the repo boundary: symlinks, sizes, unreadable files, odd paths --------------------------
+
+CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+CHART_FILES = {
+    "apps/x/app.yaml": app("x", "source:\n  helm: {chart: c/}\n"),
+    "apps/x/c/Chart.yaml": "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+    "apps/x/c/templates/cm.yaml": CM,
+}
+KUSTOMIZE_FILES = {
+    "apps/x/app.yaml": app("x", "source:\n  kustomize: {path: overlay}\n"),
+    "apps/x/overlay/kustomization.yaml": "resources: [../base]\n",
+    "apps/x/base/kustomization.yaml": "resources: [cm.yaml]\n",
+    "apps/x/base/cm.yaml": CM,
+}
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A directory next to the repo (never inside it) holding a secret file and a manifest."""
+    out = tmp_path / "outside"
+    (out / "dir").mkdir(parents=True)
+    (out / "secret.yaml").write_text(CM.replace("name: c", "name: stolen"))
+    (out / "dir" / "cm.yaml").write_text(CM.replace("name: c", "name: stolen-too"))
+    (out / "dir" / "kustomization.yaml").write_text("resources: [cm.yaml]\n")
+    return out
+
+
+def _link(root: Path, rel: str, target: Path | str) -> None:
+    link = root / rel
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+
+
+@pytest.mark.parametrize(
+    ("files", "link", "to", "expected"),
+    [
+        pytest.param(
+            {}, "clusters/evil.yaml", "secret.yaml", "clusters/evil.yaml: ", id="cluster file"
+        ),
+        pytest.param({}, "groups/evil.yaml", "secret.yaml", "groups/evil.yaml: ", id="group file"),
+        pytest.param({}, "apps/evil", "dir", "apps/evil: ", id="app directory"),
+        pytest.param({}, "apps/y/app.yaml", "secret.yaml", "apps/y/app.yaml: ", id="app.yaml"),
+        pytest.param(
+            {"apps/x/app.yaml": app("x", "source: {manifests: m/}\n")},
+            "apps/x/m/evil.yaml",
+            "secret.yaml",
+            "apps/x/m/evil.yaml: ",
+            id="manifest file in a directory",
+        ),
+        pytest.param(
+            {"apps/x/app.yaml": app("x", "source: {manifests: m/}\n")},
+            "apps/x/m/sub",
+            "dir",
+            "apps/x/m/sub: ",
+            id="directory in a manifest directory",
+        ),
+        pytest.param(
+            {"apps/x/app.yaml": app("x", "source: {manifests: [m/evil.yaml]}\n")},
+            "apps/x/m/evil.yaml",
+            "secret.yaml",
+            "apps/x/app.yaml:6: spec.source.manifests[0]: ",
+            id="listed manifest file",
+        ),
+        pytest.param(
+            CHART_FILES,
+            "apps/x/c/templates/evil.yaml",
+            "secret.yaml",
+            "apps/x/c/templates/evil.yaml: ",
+            id="file in a chart",
+        ),
+        pytest.param(
+            CHART_FILES, "apps/x/c/files", "dir", "apps/x/c/files: ", id="directory in a chart"
+        ),
+        pytest.param(
+            {
+                **CHART_FILES,
+                "apps/x/app.yaml": app("x", "source:\n  helm: {chart: c/, valuesFiles: [v.yaml]}"),
+            },
+            "apps/x/v.yaml",
+            "secret.yaml",
+            "apps/x/app.yaml:7: spec.source.helm.valuesFiles[0]: ",
+            id="values file",
+        ),
+        pytest.param(
+            KUSTOMIZE_FILES,
+            "apps/x/base/evil.yaml",
+            "secret.yaml",
+            "apps/x/base/evil.yaml: ",
+            id="file in a kustomize base",
+        ),
+        pytest.param(
+            KUSTOMIZE_FILES,
+            "apps/x/overlay/evil",
+            "dir",
+            "apps/x/overlay/evil: ",
+            id="directory in a kustomize overlay",
+        ),
+    ],
+)
+def test_symlinks_that_leave_the_repo_are_rejected(
+    make_repo: RepoFactory,
+    outside: Path,
+    files: dict[str, str],
+    link: str,
+    to: str,
+    expected: str,
+) -> None:
+    root = make_repo({"clusters/a.yaml": A, **files})
+    _link(root, link, outside / to)
+    problems = _problems(root)
+    assert any(p.startswith(expected) and "leave" in p for p in problems), problems
+    assert not any("stolen" in p for p in problems)
+
+
+def test_symlinks_that_stay_in_the_repo_are_followed(make_repo: RepoFactory) -> None:
+    root = make_repo(
+        {
+            "clusters/a.yaml": A,
+            "apps/x/app.yaml": app("x", "source: {manifests: m/}\n"),
+            "shared/cm.yaml": CM,
+            "shared/more/cm2.yaml": CM.replace("name: c", "name: d"),
+        }
+    )
+    _link(root, "apps/x/m/cm.yaml", root / "shared" / "cm.yaml")
+    _link(root, "apps/x/m/more", "../../../shared/more")
+    _link(root, "apps/x/m/more/loop", "..")  # a cycle is walked once
+    repo = load_repo(root)
+    assert [d.file for d in repo.apps["x"].manifests] == [
+        "apps/x/m/cm.yaml",
+        "apps/x/m/more/cm2.yaml",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kustomization", "expected"),
+    [
+        pytest.param(
+            "resources:\n- https://github.com/example/repo//dir?ref=v1\n",
+            "apps/x/overlay/kustomization.yaml:2: resources[0]: remote",
+            id="remote base",
+        ),
+        pytest.param(
+            "resources:\n- github.com/example/repo/dir?ref=v1\n",
+            "apps/x/overlay/kustomization.yaml:2: resources[0]: remote",
+            id="remote base without scheme",
+        ),
+        pytest.param(
+            "resources: [../base]\ncomponents:\n- git@github.com:example/repo.git\n",
+            "apps/x/overlay/kustomization.yaml:3: components[0]: remote",
+            id="remote component",
+        ),
+        pytest.param(
+            "bases: [../../../../outside/dir]\n",
+            "apps/x/overlay/kustomization.yaml:1: bases[0]: path '../../../../outside/dir' "
+            "leaves the config repo",
+            id="base outside the repo",
+        ),
+        pytest.param(
+            "resources: [../base]\npatches:\n- path: https://example.com/patch.yaml\n",
+            "apps/x/overlay/kustomization.yaml:3: patches[0].path: remote",
+            id="remote patch file",
+        ),
+        pytest.param(
+            "resources: [../base]\nconfigMapGenerator:\n- name: g\n  files: [k=../../../../x]\n",
+            "apps/x/overlay/kustomization.yaml:4: configMapGenerator[0].files[0]: path "
+            "'../../../../x' leaves the config repo",
+            id="generator file outside the repo",
+        ),
+    ],
+)
+def test_kustomizations_may_not_reach_the_network_or_leave_the_repo(
+    make_repo: RepoFactory, outside: Path, kustomization: str, expected: str
+) -> None:
+    files = {**KUSTOMIZE_FILES, "apps/x/overlay/kustomization.yaml": kustomization}
+    problems = _problems(make_repo({"clusters/a.yaml": A, **files}))
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_a_base_reached_through_an_overlay_is_checked_too(make_repo: RepoFactory) -> None:
+    files = {**KUSTOMIZE_FILES, "apps/x/base/kustomization.yaml": "resources: [../../../../x]\n"}
+    problems = _problems(make_repo({"clusters/a.yaml": A, **files}))
+    assert problems == [
+        "apps/x/base/kustomization.yaml:1: resources[0]: path '../../../../x' leaves the "
+        "config repo"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        pytest.param({"apps/y/app.yaml": ""}, "apps/y/app.yaml: no App document", id="empty app"),
+        pytest.param(
+            {"apps/y/app.yaml": "# nothing yet\n---\n"},
+            "apps/y/app.yaml: no App document",
+            id="comment-only app",
+        ),
+        pytest.param(
+            {"clusters/b.yaml": "# b is gone\n"},
+            "clusters/b.yaml: no Cluster document",
+            id="empty cluster file",
+        ),
+        pytest.param(
+            {"groups/g.yaml": ""}, "groups/g.yaml: no ClusterGroup document", id="empty group file"
+        ),
+    ],
+)
+def test_empty_definition_files_are_errors_not_deletions(
+    make_repo: RepoFactory, files: dict[str, str], expected: str
+) -> None:
+    assert _problems(make_repo({"clusters/a.yaml": A, **files})) == [expected]
+
+
+BOMB = "kind: ConfigMap\n" + "".join(
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}' if i else 'x'] * 10)}]\n" for i in range(9)
+)
+
+
+@pytest.mark.timeout(20)
+def test_an_alias_bomb_in_a_manifest_is_a_located_error(make_repo: RepoFactory) -> None:
+    root = make_repo(
+        {
+            "clusters/a.yaml": A,
+            "apps/x/app.yaml": app("x", "source: {manifests: m/}\n"),
+            "apps/x/m/bomb.yaml": BOMB,
+        }
+    )
+    (problem,) = _problems(root)
+    assert problem.startswith("apps/x/m/bomb.yaml:")
+    assert "excessive aliasing" in problem
+
+
+def test_oversized_files_are_located_errors(
+    make_repo: RepoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("reconciler.config.MAX_FILE_BYTES", 1000)
+    root = make_repo(
+        {
+            "clusters/a.yaml": A,
+            "apps/x/app.yaml": app("x", "source: {manifests: m/}\n"),
+            "apps/x/m/big.yaml": CM + "data:\n" + "".join(f"  k{i}: v\n" for i in range(200)),
+        }
+    )
+    assert _problems(root) == ["apps/x/m/big.yaml: file is larger than 1000 bytes"]
+
+
+@pytest.mark.parametrize(
+    ("files", "file"),
+    [
+        pytest.param(
+            {
+                **CHART_FILES,
+                "apps/x/app.yaml": app("x", "source:\n  helm: {chart: c/, valuesFiles: [v.yaml]}"),
+            },
+            "apps/x/v.yaml",
+            id="values file",
+        ),
+        pytest.param(
+            {"apps/x/app.yaml": app("x", "source: {manifests: m/}\n")},
+            "apps/x/m/v.yaml",
+            id="manifest",
+        ),
+        pytest.param({}, "clusters/v.yaml", id="cluster file"),
+    ],
+)
+def test_files_that_are_not_utf8_are_located_errors(
+    make_repo: RepoFactory, files: dict[str, str], file: str
+) -> None:
+    root = make_repo({"clusters/a.yaml": A, **files})
+    (root / file).parent.mkdir(parents=True, exist_ok=True)
+    (root / file).write_bytes(b"a: caf\xe9\n")
+    problems = _problems(root)
+    assert any(p.startswith(f"{file}:") and "cannot read: " in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("manifests", "expected"),
+    [
+        pytest.param('"m\\0/"', "apps/x/app.yaml:6: spec.source.manifests[0]: ", id="null byte"),
+        pytest.param("x" * 300, "apps/x/app.yaml:6: spec.source.manifests[0]: ", id="too long"),
+        pytest.param(
+            f"m/{'x' * 300}/y.yaml", "apps/x/app.yaml:6: spec.source.manifests[0]: ", id="deep"
+        ),
+    ],
+)
+def test_unusable_paths_are_located_errors(
+    make_repo: RepoFactory, manifests: str, expected: str
+) -> None:
+    root = make_repo(
+        {"clusters/a.yaml": A, "apps/x/app.yaml": app("x", f"source: {{manifests: {manifests}}}")}
+    )
+    problems = _problems(root)
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        pytest.param('{helm: {chart: "c\\0"}}', "spec.source.helm.chart: ", id="chart"),
+        pytest.param('{kustomize: {path: "k\\0"}}', "spec.source.kustomize.path: ", id="kustomize"),
+    ],
+)
+def test_unusable_tool_paths_are_located_errors(
+    make_repo: RepoFactory, source: str, expected: str
+) -> None:
+    root = make_repo(
+        {
+            "clusters/a.yaml": A,
+            "apps/x/app.yaml": app("x", f"source: {source}"),
+        }
+    )
+    problems = _problems(root)
+    assert any(p.startswith(f"apps/x/app.yaml:6: {expected}") for p in problems), problems
+
+
+def test_reconciler_definitions_are_not_deployable_manifests(make_repo: RepoFactory) -> None:
+    root = make_repo(
+        {
+            "clusters/a.yaml": A,
+            "apps/x/app.yaml": app("x", "source: {manifests: [m/, c.yaml]}\n"),
+            "apps/x/m/cm.yaml": CM,
+            "apps/x/c.yaml": A,
+        }
+    )
+    assert _problems(root) == [
+        "apps/x/c.yaml:1: apiVersion: reconciler.io/v1alpha1 is the reconciler's own config, "
+        "not a Kubernetes object to deploy"
+    ]

@@ -375,3 +375,29 @@ def test_a_patch_that_removes_an_objects_name_is_an_error(make_repo: RepoFactory
     )
     with pytest.raises(RenderError, match="not a valid object after rendering"):
         _render(make_repo, patch)
+
+
+def test_a_json_patch_failing_on_a_secret_never_quotes_its_values(
+    make_repo: RepoFactory,
+) -> None:
+    root = make_repo(
+        {
+            "clusters/usw-1.yaml": cluster("usw-1", "{provider: AWS}", "{zone: a}"),
+            "apps/web/app.yaml": app(
+                "web",
+                "namespace: demo\nsource: {manifests: m/}\nplacement: {clusters: [usw-1]}\n"
+                "overrides:\n- name: rotate\n  patches:\n  - target: {kind: Secret}\n"
+                "    json: [{op: replace, path: /data/missing, value: eA==}]",
+            ),
+            "apps/web/m/secret.yaml": (
+                "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\n"
+                "stringData: {password: hunter2-do-not-print}\n"
+            ),
+        }
+    )
+    repo = load_repo(root)
+    with pytest.raises(RenderError) as err:
+        render_target(repo, repo.apps["web"], repo.clusters["usw-1"])
+    message = str(err.value)
+    assert "cannot apply to Secret/demo/db: the path (or its parent) does not exist" in message
+    assert "hunter2" not in message

@@ -381,3 +381,144 @@ def test_an_unknown_variable_in_kustomize_output_names_the_build(
         ),
     ):
         _render(repo, "bj-1", tools)
+
+
+# ---- typing like kubectl, own config, the network --------------------------------------------
+
+ODD_DATA = "data:\n  8080: http\n  released: 2024-01-01\n  at: 12:30\n  version: 1.20\n"
+ODD_DATA_RENDERED = {"8080": "http", "released": "2024-01-01", "at": "12:30", "version": 1.2}
+
+
+def test_manifest_keys_dates_and_times_render_as_kubectl_reads_them(
+    make_repo: RepoFactory,
+) -> None:
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n" + ODD_DATA
+    repo = _repo(make_repo, MANIFEST_APP, {"apps/x/m/cm.yaml": cm})
+    (obj,) = _render(repo)
+    assert obj["data"] == ODD_DATA_RENDERED
+
+
+def test_helm_output_with_non_string_keys_and_dates_renders(
+    make_repo: RepoFactory, tools: Toolchain
+) -> None:
+    files = {
+        **CHART,
+        "apps/x/chart/templates/cm.yaml": (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: odd}\n" + ODD_DATA
+        ),
+    }
+    repo = _repo(make_repo, HELM_APP, files)
+    results = render_all(repo, tools=tools)
+    assert [r.error for r in results] == [None, None, None]
+    rendered = results[0].rendered
+    assert rendered is not None
+    cm = next(o for o in rendered.objects if o["kind"] == "ConfigMap")
+    assert cm["data"] == ODD_DATA_RENDERED
+
+
+def test_a_cluster_var_keeps_its_text_when_retyping_would_change_it(
+    make_repo: RepoFactory,
+) -> None:
+    clusters = {
+        "clusters/usw-1.yaml": cluster(
+            "usw-1", "{}", "{k8s: '1.20', n: '3', on: 'true', zip: '01234'}"
+        )
+    }
+    cm = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  k8s: ${cluster.vars.k8s}\n"
+        "  n: ${cluster.vars.n}\n  on: ${cluster.vars.on}\n  zip: ${cluster.vars.zip}\n"
+    )
+    spec = "source: {manifests: m/}\nplacement: {clusters: [usw-1]}\n"
+    repo = load_repo(
+        make_repo({**clusters, "apps/x/app.yaml": app("x", spec), "apps/x/m/c.yaml": cm})
+    )
+    (obj,) = _render(repo)
+    assert obj["data"] == {"k8s": "1.20", "n": 3, "on": True, "zip": "01234"}
+
+
+def test_reconciler_objects_from_a_chart_are_rejected(
+    make_repo: RepoFactory, tools: Toolchain
+) -> None:
+    files = {
+        **CHART,
+        "apps/x/chart/templates/app.yaml": (
+            "apiVersion: reconciler.io/v1alpha1\nkind: App\nmetadata: {name: sneaky}\n"
+            "spec: {source: {manifests: m/}}\n"
+        ),
+    }
+    repo = _repo(make_repo, HELM_APP, files)
+    with pytest.raises(
+        RenderError, match=r"App\.reconciler\.io/.*sneaky: .*reconciler.s own config"
+    ):
+        _render(repo, "usw-1", tools)
+
+
+def test_a_patch_can_not_turn_an_object_into_reconciler_config(make_repo: RepoFactory) -> None:
+    spec = MANIFEST_APP + (
+        "overrides:\n- name: o\n  patches:\n  - json: [{op: replace, path: /apiVersion, "
+        "value: reconciler.io/v1alpha1}]\n"
+    )
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+    repo = _repo(make_repo, spec, {"apps/x/m/cm.yaml": cm})
+    with pytest.raises(RenderError, match="reconciler's own config"):
+        _render(repo)
+
+
+def test_a_chart_with_remote_dependencies_not_vendored_fails_without_fetching(
+    make_repo: RepoFactory, tools: Toolchain
+) -> None:
+    chart_yaml = (
+        "apiVersion: v2\nname: web\nversion: 0.1.0\ndependencies:\n"
+        "- {name: redis, version: 1.0.0, repository: 'https://charts.example.com/'}\n"
+    )
+    repo = _repo(make_repo, HELM_APP, {**CHART, "apps/x/chart/Chart.yaml": chart_yaml})
+    with pytest.raises(RenderError, match="missing in charts/ directory: redis"):
+        _render(repo, "usw-1", tools)
+
+
+ENV_DUMP = """#!/bin/sh
+cat <<EOF
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: env}
+data:
+  HTTP_PROXY: "$HTTP_PROXY"
+  HTTPS_PROXY: "$HTTPS_PROXY"
+  http_proxy: "$http_proxy"
+  https_proxy: "$https_proxy"
+  ALL_PROXY: "$ALL_PROXY"
+  NO_PROXY: "$NO_PROXY"
+  no_proxy: "$no_proxy"
+  GIT_ALLOW_PROTOCOL: "$GIT_ALLOW_PROTOCOL"
+EOF
+"""
+DEAD = "http://127.0.0.1:9"
+
+
+@pytest.mark.parametrize("tool", ["helm", "kustomize"])
+def test_tools_run_with_the_network_pointed_at_a_dead_proxy(
+    make_repo: RepoFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tool: str
+) -> None:
+    monkeypatch.setenv("NO_PROXY", "*")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.example:3128")
+    fake = tmp_path / f"fake-{tool}"
+    fake.write_text(ENV_DUMP)
+    fake.chmod(0o755)
+    if tool == "helm":
+        repo = _repo(make_repo, HELM_APP, CHART)
+        tools = Toolchain(helm=str(fake), kustomize="kustomize")
+    else:
+        spec = "source: {kustomize: {path: overlay}}\nplacement: {selector: {}}\n"
+        repo = _repo(make_repo, spec, KUSTOMIZATION)
+        tools = Toolchain(helm="helm", kustomize=str(fake))
+    (obj,) = _render(repo, "usw-1", tools)
+    assert obj["data"] == {
+        "HTTP_PROXY": DEAD,
+        "HTTPS_PROXY": DEAD,
+        "http_proxy": DEAD,
+        "https_proxy": DEAD,
+        "ALL_PROXY": DEAD,
+        "NO_PROXY": "",
+        "no_proxy": "",
+        "GIT_ALLOW_PROTOCOL": "file",
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -10,19 +11,25 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from reconciler import review as review_module
 from reconciler.cli import cli
+from reconciler.errors import RenderError
 from reconciler.review import (
     AppReview,
     AppStatus,
     ClusterReview,
     ClusterStatus,
+    LiveTarget,
     ObjectAction,
     Review,
+    Revision,
+    _strip_root,
     plan,
     to_json,
     to_markdown,
     to_text,
 )
+from reconciler.source import export_rev
 from tests.configrepo import configmap, deployment, secret, write_app, write_clusters
 
 BASE_SECRET = "base-password-0xA1"
@@ -247,6 +254,42 @@ def test_a_new_secret_is_created_with_masked_values(tmp_path: Path) -> None:
         assert HEAD_SECRET not in text
 
 
+def test_an_override_on_a_secret_reads_as_in_explain_with_its_value_masked(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "config"
+    root.mkdir()
+    git(root, "init", "--quiet")
+    write_clusters(root, BASE_LABELS)
+    creds_app(root, BASE_SECRET)
+    commit(root, "base")
+    write_app(
+        root,
+        "creds",
+        [secret("db", BASE_SECRET)],
+        namespace="creds",
+        placement={"clusters": ["beijing-1"]},
+        overrides=[
+            {
+                "name": "per-cluster-password",
+                "patches": [
+                    {
+                        "target": {"kind": "Secret"},
+                        "merge": {"stringData": {"password": HEAD_SECRET}},
+                    }
+                ],
+            }
+        ],
+    )
+    commit(root, "head")
+
+    review = plan(root, "HEAD~1", "HEAD")
+    [override] = cluster_of(app_of(review, "creds"), "beijing-1").overrides
+    assert override.changes == ("Secret/creds/db stringData.password: (masked)",)
+    for text in (to_markdown(review), to_json(review), to_text(review)):
+        assert HEAD_SECRET not in text and BASE_SECRET not in text
+
+
 def test_an_invalid_head_prints_the_blocking_section_first_and_exits_2(repo: Path) -> None:
     app_yaml = repo / "apps" / "web" / "app.yaml"
     app_yaml.write_text(app_yaml.read_text().replace("region: cn-beijing", "region: [cn]"))
@@ -385,6 +428,64 @@ def test_a_config_repo_in_a_subfolder_of_the_work_tree_is_planned(tmp_path: Path
     assert {str(o.ref) for c in web.clusters for o in c.objects} == {"ConfigMap/web/c"}
 
 
+def test_only_the_config_folder_of_a_monorepo_is_exported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    top = tmp_path / "project"
+    root = top / "deploy"
+    root.mkdir(parents=True)
+    git(top, "init", "--quiet")
+    (top / "src").mkdir()
+    (top / "src" / "service.py").write_text("print('not config')\n")
+    write_clusters(root, BASE_LABELS)
+    write_app(root, "web", [configmap("c", {"k": "v1"})], namespace="web")
+    commit(top, "base")
+    write_app(root, "web", [configmap("c", {"k": "v2"})], namespace="web")
+    commit(top, "head")
+    exported: list[list[str]] = []
+
+    def spy(repo_path: Path, rev: str, dest: Path, **kw: Any) -> Path:
+        out = export_rev(repo_path, rev, dest, **kw)
+        exported.append(sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*")))
+        return out
+
+    monkeypatch.setattr(review_module, "export_rev", spy)
+    review = plan(root, "HEAD~1", "HEAD")
+
+    assert [a.status for a in review.apps] == [AppStatus.CHANGED]
+    expected = [
+        "apps/web/app.yaml",
+        "apps/web/manifests/all.yaml",
+        *(f"clusters/{c}.yaml" for c in sorted(BASE_LABELS)),
+    ]
+    assert exported == [expected, expected]
+
+
+def test_a_config_folder_missing_in_base_or_head_is_named(tmp_path: Path) -> None:
+    top = tmp_path / "project"
+    top.mkdir()
+    git(top, "init", "--quiet")
+    (top / "README").write_text("a monorepo\n")
+    commit(top, "before the config repo")
+    root = top / "deploy"
+    write_clusters(root, BASE_LABELS)
+    write_app(root, "web", [configmap("c", {"k": "v1"})], namespace="web")
+    commit(top, "add deploy/")
+    subprocess.run(["git", "mv", "deploy", "deploy-old"], cwd=top, check=True)
+    commit(top, "move it away")
+    root.mkdir()
+
+    added = plan(root, "HEAD~2", "HEAD~1")
+    short = added.base.short
+    assert added.notes[0].startswith(
+        f"base {short} does not load (1 problem, first: deploy: no such folder in {short})"
+    )
+    assert [a.status for a in added.apps] == [AppStatus.ADDED]
+    gone = plan(root, "HEAD~1", "HEAD")
+    assert gone.blocking == [f"deploy: no such folder in {gone.head.short}"]
+    assert gone.has_errors
+
+
 def test_a_paused_cluster_keeps_the_app_and_changes_nothing_there(tmp_path: Path) -> None:
     root = tmp_path / "config"
     root.mkdir()
@@ -417,3 +518,84 @@ def test_json_holds_the_whole_plan(repo: Path) -> None:
     assert gained["status"] == "gained"
     assert gained["objects"][0]["object"] == "Deployment/web/web"
     assert gained["objects"][0]["action"] == "created"
+
+
+def test_temp_paths_are_stripped_the_same_way_whatever_the_hash_seed(tmp_path: Path) -> None:
+    """A symlinked TMPDIR whose real path contains the link path: the result must not depend on
+    the order in which a set of the two forms iterates (it changes with PYTHONHASHSEED and with
+    the names; 24 names make every order show up under any seed)."""
+    base = tmp_path.resolve()
+    for i in range(24):
+        link = base / f"tmp{i}"
+        real = base / "real" / str(link).lstrip("/")  # the real path contains the link path
+        (real / "head").mkdir(parents=True)
+        link.symlink_to(real)
+        root = link / "head"
+        assert str(root) in str(root.resolve())
+        text = f"helm template {real}/head/apps/web/chart failed; see {root}/apps/x"
+        assert _strip_root(text, root) == "helm template apps/web/chart failed; see apps/x"
+
+
+def _broken_review(apps: int, clusters: int, distinct: bool) -> Review:
+    """Head renders nowhere: every (app, cluster) has a ~1.5 KB error, like a failing chart."""
+    review = Review(Revision("main", "a" * 40), Revision("HEAD", "b" * 40))
+    for a in range(apps):
+        app = AppReview(f"app-{a}", AppStatus.CHANGED)
+        for c in range(clusters):
+            cluster = f"beijing-{c}"
+            detail = f" (on {cluster})" if distinct else ""
+            message = f"helm template apps/app-{a}/chart: {'x' * 1500}{detail}"
+            error = str(RenderError(message, app=app.app, cluster=cluster))
+            review.blocking.append(error)
+            app.clusters.append(ClusterReview(cluster, ClusterStatus.CHANGED, error=error))
+        review.apps.append(app)
+    return review
+
+
+def test_markdown_groups_one_error_shared_by_many_clusters() -> None:
+    markdown = to_markdown(_broken_review(apps=3, clusters=100, distinct=False), max_chars=60_000)
+    assert len(markdown) <= 60_000
+    assert "### :x: Blocking: head does not validate (300 problems)" in markdown
+    lines = [x for x in markdown.splitlines() if x.startswith("- app `app-")]
+    assert len(lines) == 3
+    assert lines[0].startswith(
+        "- app `app-0` on `beijing-0`, `beijing-1`, `beijing-2`, `beijing-3`, "
+    )
+    assert " and 80 more clusters: `helm template apps/app-0/chart: xxx" in lines[0]
+    assert "Truncated" not in markdown.split("**Summary:**")[0]
+
+
+@pytest.mark.parametrize("max_chars", [60_000, 20_000, 2_000])
+def test_markdown_counts_the_blocking_section_against_the_size_cap(max_chars: int) -> None:
+    markdown = to_markdown(_broken_review(apps=3, clusters=100, distinct=True), max_chars)
+    assert len(markdown) <= max_chars
+    assert markdown.index("### :x: Blocking") < markdown.index("**Summary:**")
+    assert "blocking problems not listed" in markdown
+    assert "> **Truncated** to stay under" in markdown
+    listed = sum(1 for x in markdown.splitlines() if x.startswith("- app `app-"))
+    more = next(x for x in markdown.splitlines() if x.startswith("- … "))
+    assert more == f"- … {300 - listed} more problems (size cap: `-o text` lists them all)"
+    assert markdown.count("<details>") == markdown.count("</details>")
+    assert markdown.count("```") % 2 == 0
+
+
+@pytest.mark.parametrize("max_chars", [60_000, 2_000])
+def test_every_part_of_the_markdown_counts_against_the_size_cap(max_chars: int) -> None:
+    review = _broken_review(apps=2, clusters=50, distinct=True)
+    review.notes = [
+        f"base {'b' * 12} does not render: app a, cluster c{i}: {'y' * 900}" for i in range(200)
+    ]
+    review.inventory = [f"cluster edge-{i} labels: zone: {'z' * 300} → b" for i in range(500)]
+    review.apps += [AppReview(f"same-{i:04}", AppStatus.UNCHANGED) for i in range(3000)]
+    review.live = [
+        LiveTarget(f"app-{i}", f"edge-{i:04}", error=f"cluster edge-{i:04}: {'e' * 400}")
+        for i in range(2000)
+    ]
+    markdown = to_markdown(review, max_chars)
+    assert len(markdown) <= max_chars
+    assert "> **Truncated** to stay under" in markdown
+    assert "notes not listed" in markdown and "inventory changes not listed" in markdown
+    assert "more targets (size cap)" in markdown
+    assert re.search(r"^Unchanged apps: `same-0000`.* and \d+ more$", markdown, re.MULTILINE)
+    assert markdown.count("<details>") == markdown.count("</details>")
+    assert markdown.count("```") % 2 == 0

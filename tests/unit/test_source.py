@@ -504,3 +504,45 @@ def test_export_rev_of_a_bad_rev_names_the_repo(repo: Path, tmp_path: Path) -> N
     with pytest.raises(SourceError, match=r"unknown revision 'main~9'$"):
         export_rev(repo, "main~9", tmp_path / "base")
     assert not (tmp_path / "base").exists()
+
+
+def test_export_rev_of_a_subdir_writes_only_that_folder(repo: Path, tmp_path: Path) -> None:
+    commit_files(
+        repo,
+        {"deploy/my conf/clusters/a.yaml": "name: a\n", "src/big.bin": "x" * 1000},
+        "A config repo in a subfolder of a monorepo",
+    )
+    (repo / "deploy/my conf/clusters/a.yaml").write_text("uncommitted\n")
+    before = git(repo, "status", "--porcelain=v1")
+
+    dest = export_rev(repo / "deploy", "HEAD", tmp_path / "head", subdir="deploy/my conf")
+
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == [
+        "clusters",
+        "clusters/a.yaml",
+    ]
+    assert (dest / "clusters/a.yaml").read_text() == "name: a\n"
+    assert git(repo, "status", "--porcelain=v1") == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
+
+
+def test_export_rev_of_a_subdir_missing_at_that_revision_is_an_empty_dir(
+    repo: Path, tmp_path: Path
+) -> None:
+    commit_files(repo, {"deploy/clusters/a.yaml": "name: a\n"}, "Add deploy/")
+
+    dest = export_rev(repo, "HEAD~1", tmp_path / "base", subdir=Path("deploy"))
+    assert dest.is_dir() and list(dest.iterdir()) == []
+    file = export_rev(repo, "HEAD", tmp_path / "file", subdir="deploy/clusters/a.yaml")
+    assert list(file.iterdir()) == []
+    top = export_rev(repo, "HEAD", tmp_path / "top", subdir=".")
+    assert (top / "deploy/clusters/a.yaml").is_file() and (top / "apps/web/app.yaml").is_file()
+
+
+@pytest.mark.parametrize("subdir", ["../elsewhere", "/etc", "deploy/../../x"])
+def test_export_rev_refuses_a_subdir_outside_the_repo(
+    repo: Path, tmp_path: Path, subdir: str
+) -> None:
+    with pytest.raises(SourceError, match="not a folder inside the repository"):
+        export_rev(repo, "HEAD", tmp_path / "out", subdir=subdir)
+    assert not (tmp_path / "out").exists()

@@ -113,3 +113,24 @@ def test_sites_can_be_found_below_a_subtree_with_relative_paths() -> None:
     (doc,) = load_documents("spec:\n  values:\n    host: ${cluster.vars.domain}\n")
     sites, _ = find_sites(doc, ("spec", "values"))
     assert [(s.path, s.line) for s in sites] == [(("host",), 3)]
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("3", 3),
+        ("1.5", 1.5),
+        ("true", True),
+        ("1.20", "1.20"),  # a float would lose the trailing zero
+        ("01234", "01234"),  # an octal int would lose the text
+        ("1e3", "1e3"),
+        ("yes", "yes"),
+        ("", ""),
+    ],
+)
+def test_unquoted_substitution_retypes_only_when_no_text_is_lost(var: str, value: object) -> None:
+    (doc,) = load_documents("v: ${cluster.vars.v}\n")
+    sites, _ = find_sites(doc)
+    out = substitute(doc.value, sites, Context("c", {}, {"v": var}))
+    assert out == {"v": value}
+    assert type(out["v"]) is type(value)
