@@ -147,13 +147,15 @@ def apply(
 ) -> None:
     """One-shot sync: apply what changed, create namespaces, prune what left Git.
 
-    Exit 0: all applied; 2: any error (every other cluster is still synced).
+    Exit 0: all applied; 2: any error or conflict left unapplied (every other cluster and
+    object is still synced).
     """
     from reconciler import outcomes as fmt
 
     results = _reconcile_once(repo, app, cluster, kubeconfig, instance, apply=True)
     click.echo(fmt.apply_text(results, color=sys.stdout.isatty()))
-    sys.exit(EXIT_ERROR if fmt.has_errors(results) else EXIT_OK)
+    failed = fmt.has_errors(results) or fmt.has_conflicts(results)
+    sys.exit(EXIT_ERROR if failed else EXIT_OK)
 
 
 # ---- dev: local real clusters ------------------------------------------------------------------

@@ -80,6 +80,11 @@ def has_errors(outcomes: Iterable[TargetOutcome]) -> bool:
     return any(not o.ok for o in outcomes)
 
 
+def has_conflicts(outcomes: Iterable[TargetOutcome]) -> bool:
+    """Objects left unapplied because another manager or app owns them."""
+    return any(c.action is Action.CONFLICT for o in outcomes if o.plan for c in o.plan.changes)
+
+
 def _style(text: str, color: bool, fg: str, bold: bool = False) -> str:
     return click.style(text, fg=fg, bold=bold) if color else text
 

@@ -258,6 +258,9 @@ def test_an_object_owned_by_another_manager_is_a_conflict_not_taken_over(
         assert o.result.skipped and not o.result.configured
     core = client.CoreV1Api(api_clients["us-west-1"])
     assert core.read_namespaced_config_map("shared", namespace).data == {"k": "theirs"}
+    cli = _cli("apply", str(repo_root), "--kubeconfig", str(kubeconfig), "--instance", app)
+    assert cli.returncode == 2
+    assert f"skipped ConfigMap/{namespace}/shared: fields owned by helm" in cli.stdout
     again = run(repo_root, kubeconfig, app, apply=True)  # a conflict never becomes ours later
     assert all(o.plan and [c.action for c in o.plan.pending] == [Action.CONFLICT] for o in again)
     assert core.read_namespaced_config_map("shared", namespace).data == {"k": "theirs"}
