@@ -248,6 +248,21 @@ def _local_repo_args(repo_path: Path) -> list[str]:
     return ["-C", str(repo_path)]
 
 
+def _current_branch(path: str, display: str) -> str | None:
+    """The branch checked out in a local repo; None when it is not a repo (fetch says so)."""
+    if not Path(path).exists():
+        return None
+    try:
+        ref = _git(["-C", path, "symbolic-ref", "--quiet", "HEAD"]).strip()
+    except _GitFailed as failed:
+        if "not a git repository" in failed.stderr.lower():
+            return None
+        raise SourceError(
+            f"{display}: HEAD is detached; pass --branch to say which branch to follow"
+        ) from failed.cause
+    return ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else ref
+
+
 def resolve_rev(repo_path: Path, rev: str) -> str:
     """Resolve any rev-ish (sha, branch, tag, ``HEAD~1``) in a local repo to a commit sha."""
     return _rev_parse(_local_repo_args(repo_path), rev, where=str(repo_path))
@@ -304,7 +319,9 @@ class GitSource:
             raise SourceError(f"{strip_userinfo(location)}: invalid branch name {branch!r}")
         self.location = location
         self.branch = branch
-        self.cache_dir = cache_dir
+        # Absolute: git runs with other working directories and a relative index path would
+        # silently export empty trees.
+        self.cache_dir = cache_dir = cache_dir.absolute()
         self.keep_trees = keep_trees
         self.fetch_timeout = fetch_timeout
         self.is_local = _is_local_path(location)
@@ -315,6 +332,10 @@ class GitSource:
         else:
             self._url = strip_userinfo(location)
             self.display = self._url
+        if self.is_local and self.branch is None:
+            # Follow the branch checked out now, not HEAD: checking out an old commit or
+            # another branch in the work tree must not deploy it (and prune to match).
+            self.branch = _current_branch(self._url, self.display)
         self._mirror = cache_dir / "mirror.git"
         self._trees = cache_dir / "trees"
         self._cleaned_staging = False
@@ -386,10 +407,18 @@ class GitSource:
         if f"couldn't find remote ref {source_ref}" in failed.stderr:
             if self.branch is None:
                 return f"{self.display}: repository has no commits on its default branch"
-            return f"{self.display}: branch '{self.branch}' not found"
+            return f"{self.display}: branch '{self.branch}' not found or has no commits"
         if self.is_local and not Path(self._url).exists():
             return f"{self.display}: no such directory"
         return f"{self.display}: fetch failed: {failed.line}"
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Whether ``ancestor`` is in the history of ``descendant`` (both fetched)."""
+        try:
+            _git([*self._mirror_args, "merge-base", "--is-ancestor", ancestor, descendant])
+        except _GitFailed:
+            return False
+        return True
 
     def resolve(self, rev: str) -> str:
         """Resolve a rev-ish among fetched commits to a full sha."""

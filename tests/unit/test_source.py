@@ -151,7 +151,7 @@ def test_fetch_of_a_missing_branch_names_the_location_and_branch(
     with pytest.raises(SourceError) as caught:
         src.fetch()
 
-    assert str(caught.value) == f"{repo}: branch 'nope' not found"
+    assert str(caught.value) == f"{repo}: branch 'nope' not found or has no commits"
     assert caught.value.__cause__ is not None
 
 
@@ -167,7 +167,7 @@ def test_fetch_of_an_empty_repo_says_it_has_no_commits(tmp_path: Path) -> None:
     empty.mkdir()
     git(empty, "init", "--quiet")
 
-    with pytest.raises(SourceError, match="has no commits on its default branch"):
+    with pytest.raises(SourceError, match=r"branch '\w+' not found or has no commits$"):
         GitSource(str(empty), None, tmp_path / "cache").fetch()
 
 
@@ -546,3 +546,49 @@ def test_export_rev_refuses_a_subdir_outside_the_repo(
     with pytest.raises(SourceError, match="not a folder inside the repository"):
         export_rev(repo, "HEAD", tmp_path / "out", subdir=subdir)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_local_repo_follows_the_branch_checked_out_at_start_not_head(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "--quiet", "-b", "main")
+    (repo / "f").write_text("1")
+    git(repo, "add", "-A")
+    git(repo, "commit", "--quiet", "-m", "one")
+    first = git(repo, "rev-parse", "HEAD").strip()
+    (repo / "f").write_text("2")
+    git(repo, "commit", "--quiet", "-am", "two")
+    second = git(repo, "rev-parse", "HEAD").strip()
+    src = GitSource(str(repo), None, tmp_path / "cache")
+    git(repo, "checkout", "--quiet", first)  # someone looks at an old commit
+    assert src.branch == "main"
+    assert src.fetch() == second
+    assert src.is_ancestor(first, second) and not src.is_ancestor(second, first)
+
+
+def test_a_relative_cache_dir_still_exports_the_whole_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "--quiet", "-b", "main")
+    (repo / "clusters").mkdir()
+    (repo / "clusters" / "a.yaml").write_text("x: 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "--quiet", "-m", "one")
+    monkeypatch.chdir(tmp_path)
+    src = GitSource(str(repo), None, Path("state"))
+    tree = src.tree(src.fetch())
+    assert (tree / "clusters" / "a.yaml").read_text() == "x: 1\n"
+
+
+def test_a_detached_local_repo_without_a_branch_is_a_clear_error(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "--quiet", "-b", "main")
+    (repo / "f").write_text("1")
+    git(repo, "add", "-A")
+    git(repo, "commit", "--quiet", "-m", "one")
+    git(repo, "checkout", "--quiet", "--detach")
+    with pytest.raises(SourceError, match="HEAD is detached; pass --branch"):
+        GitSource(str(repo), None, tmp_path / "cache")
