@@ -19,8 +19,22 @@ kubeconfig_option = click.option(
     default=None,
     help="kubeconfig with one context per cluster (default: $KUBECONFIG).",
 )
+
+
+def _valid_instance(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from reconciler.engine import check_instance
+    from reconciler.errors import ReconcilerError
+
+    try:
+        check_instance(value)
+    except ReconcilerError as err:
+        raise click.BadParameter(str(err)) from None
+    return value
+
+
 instance_option = click.option(
     "--instance",
+    callback=_valid_instance,
     envvar="RECONCILER_INSTANCE",
     default="default",
     show_default=True,

@@ -138,7 +138,9 @@ def configure_logging(stream: TextIO | None = None, level: str = "info") -> None
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     if tty:
-        processors.append(structlog.dev.ConsoleRenderer(colors=True))
+        # Never show locals in tracebacks: frames hold Secret values and credentials.
+        formatter = structlog.dev.RichTracebackFormatter(show_locals=False)
+        processors.append(structlog.dev.ConsoleRenderer(colors=True, exception_formatter=formatter))
     else:
         processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     structlog.configure(
@@ -152,12 +154,28 @@ def configure_logging(stream: TextIO | None = None, level: str = "info") -> None
 # ---- run ----------------------------------------------------------------------------------------
 
 
+def _daemon_running(state_dir: Path) -> bool:
+    """Whether a daemon holds the state dir's lock (the lock dies with its process)."""
+    try:
+        with (state_dir / "daemon.lock").open("r") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 @contextlib.contextmanager
 def _exclusive(state_dir: Path) -> Iterator[None]:
     """One daemon per state dir: a second one would fight over the store and the mirror."""
-    state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / "daemon.lock"
-    with path.open("a+") as lock:
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        lock_file = path.open("a+")
+    except OSError as err:
+        raise ReconcilerError(f"{state_dir}: cannot use as state dir: {err.strerror}") from err
+    with lock_file as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -222,6 +240,13 @@ def _on_signals(daemon: Daemon) -> None:
     help="A cluster's pass running longer is reported Failed and backed off.",
 )
 @click.option("--no-watch", is_flag=True, help="Poll a local repo instead of watching its refs.")
+@click.option(
+    "--fetch-timeout",
+    type=DURATION,
+    default="10m",
+    show_default=True,
+    help="Give up one git fetch after this long (a large repo's first clone takes a while).",
+)
 @instance_option
 @click.option(
     "--log-level",
@@ -241,6 +266,7 @@ def run_command(
     request_timeout: float,
     cluster_timeout: float,
     no_watch: bool,
+    fetch_timeout: float,
     instance: str,
     log_level: str,
 ) -> None:
@@ -260,7 +286,7 @@ def run_command(
         instance=instance,
     )
     with _exclusive(state_dir), Store.open(state_dir) as store:
-        source = GitSource(repo, branch, state_dir / "source", fetch_timeout=120.0)
+        source = GitSource(repo, branch, state_dir / "source", fetch_timeout=fetch_timeout)
         clients = Clients(kubeconfig, timeout=request_timeout)
         metrics = Metrics()
         daemon = Daemon(source, store, clients, settings=settings, metrics=metrics)
@@ -314,11 +340,16 @@ def status_command(state_dir: Path, output: str) -> None:
         rows = store.list_status()
         revision = store.last_revision()
         source = store.source_status()
+    running = _daemon_running(state_dir)
     if output == "json":
-        click.echo(status_json(rows, source, revision), nl=False)
+        click.echo(status_json(rows, source, revision, running), nl=False)
         return
     color = sys.stdout.isatty()
     header = source_line(source, color=color) + _revision_header(revision)
+    if not running:
+        newest = max((r.updated_at for r in rows), default=None)
+        note = f"Daemon not running: state as of {format_time(newest) or 'never'}\n"
+        header = (click.style(note, fg="yellow") if color else note) + header
     click.echo((header + "\n" if header else "") + status_table(rows, color=color), nl=False)
 
 

@@ -227,6 +227,7 @@ def status_json(
     rows: Sequence[StatusRow],
     source: SourceStatus | None = None,
     revision: RevisionRow | None = None,
+    daemon_running: bool | None = None,
 ) -> str:
     """``{"source": …, "revision": …, "targets": [...]}``: how fetching the repo goes, the
     newest revision seen (null before the first fetch) and the rows by app and cluster."""
@@ -250,7 +251,12 @@ def status_json(
             "valid": revision.valid,
             "error": revision.error,
         }
-    data = {"source": _source_json(source), "revision": newest, "targets": targets}
+    data = {
+        "daemon_running": daemon_running,
+        "source": _source_json(source),
+        "revision": newest,
+        "targets": targets,
+    }
     return json.dumps(data, indent=2) + "\n"
 
 

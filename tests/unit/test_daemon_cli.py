@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +20,8 @@ NOW = datetime.now(UTC)
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> Path:
+def state(tmp_path: Path) -> Iterator[Path]:
+    """A state dir as a running daemon leaves it (the daemon holds its lock)."""
     directory = tmp_path / "state"
     with Store.open(directory) as store:
         store.record_revision("a" * 40, NOW, True, None)
@@ -45,7 +48,20 @@ def state(tmp_path: Path) -> Path:
             "a" * 40,
             NOW - timedelta(minutes=10),
         )
-    return directory
+    with (directory / "daemon.lock").open("a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield directory
+
+
+def test_status_says_when_no_daemon_runs_on_the_state_dir(tmp_path: Path) -> None:
+    directory = tmp_path / "state"
+    with Store.open(directory) as store:
+        store.set_status(StatusRow("web", "beijing-1", State.SYNCED, "", "a" * 40, NOW, NOW))
+    code, out, _ = invoke("status", "--state-dir", str(directory))
+    assert code == 0
+    assert out.splitlines()[0] == f"Daemon not running: state as of {format_time(NOW)}"
+    _, as_json, _ = invoke("status", "--state-dir", str(directory), "-o", "json")
+    assert json.loads(as_json)["daemon_running"] is False
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -211,3 +227,31 @@ def test_run_refuses_a_malformed_listen_address(tmp_path: Path) -> None:
 
     assert code == 2
     assert "--listen" in err
+
+
+def test_an_invalid_instance_name_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--repo",
+            str(tmp_path),
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--instance",
+            "Bad_Name",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "Invalid value for '--instance'" in result.output
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_state_dir_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = CliRunner().invoke(
+        cli, ["run", "--repo", str(tmp_path), "--state-dir", str(blocker / "state"), "--once"]
+    )
+    assert result.exit_code == 2
+    assert f"error: {blocker / 'state'}: cannot use as state dir: " in result.stderr
