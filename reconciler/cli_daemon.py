@@ -385,9 +385,7 @@ def drift_command(
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--since") from None
     with Store.open_readonly(state_dir) as store:
-        rows = store.list_drift(app=app, cluster=cluster, since=since_at)
-    if only_open:
-        rows = [r for r in rows if r.open]
+        rows = store.list_drift(app=app, cluster=cluster, since=since_at, open_only=only_open)
     if output == "json":
         click.echo(drift_json(rows), nl=False)
     elif output == "markdown":

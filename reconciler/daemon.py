@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -73,6 +73,8 @@ TargetKey = tuple[str, str]  # (app, cluster)
 _ERROR_STATES = frozenset({State.FAILED, State.UNREACHABLE, State.INVALID_CONFIG})
 _MAX_SLEEP = 10.0  # the main loop wakes at least this often (health, timeouts)
 _HEALTHY_WITHIN = 60.0  # /healthz fails when the main loop has not ticked for this long
+_FALLBACK_CANDIDATES = 50  # valid revisions from the store a restart on an invalid head tries
+_PRUNE_EVERY = 3600.0  # drift history retention is enforced at most this often
 
 
 # ---- injected edges ----------------------------------------------------------------------------
@@ -107,6 +109,8 @@ class Source(Protocol):
     def tree(self, rev: str) -> Path: ...
 
     def watch_paths(self) -> list[Path]: ...
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool: ...
 
 
 class Dispatcher(Protocol):
@@ -217,6 +221,7 @@ class Settings:
     watch: bool = True  # watch a local repo's refs for commits
     instance: str = DEFAULT_INSTANCE  # names our inventories: other instances' apps are not ours
     max_parallel: int = 32  # cluster passes in flight at once (more wait for a free slot)
+    drift_retention: float = 30 * 86400.0  # corrected drift records older than this are deleted
 
 
 class PassKind(Enum):
@@ -332,6 +337,8 @@ class _Loaded:
     rendered: list[TargetResult] = field(default_factory=list)
     config_error: ConfigError | None = None
     fallback: _Loaded | None = None  # the last good revision, loaded when nothing runs yet
+    # per app whose render failed: its last good revision, if on the followed branch's history
+    last_good: dict[str, str] = field(default_factory=dict)
 
 
 class _SourceFailed(Exception):
@@ -518,6 +525,8 @@ class Daemon:
         self._states: dict[TargetKey, State] = {}
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._known_clusters: set[str] = set()  # the clusters of the installed repo
+        self._next_prune = self.clock.monotonic()
 
     # -- what others may ask or tell ------------------------------------------------------------
 
@@ -592,6 +601,7 @@ class Daemon:
             self._collect_source()  # an inline dispatcher (tests) has finished it already
         self._collect_passes()
         now = self.clock.monotonic()
+        self._maybe_prune(now)
         self._check_timeouts(now)
         if not self._stopping:
             self._dispatch(now)
@@ -622,6 +632,16 @@ class Daemon:
         if self._desired.repo_error:
             return 2
         return 2 if any(s in _ERROR_STATES for s in self._states.values()) else 0
+
+    def _maybe_prune(self, now: float) -> None:
+        """Enforce the drift history's retention, at most once per ``_PRUNE_EVERY``."""
+        if now < self._next_prune or self._stopping:
+            return
+        self._next_prune = now + _PRUNE_EVERY
+        retention = timedelta(seconds=self.settings.drift_retention)
+        pruned = self.store.prune_drift(retention, self.clock.now())
+        if pruned:
+            self.log.info("old drift records deleted", records=pruned, older_than=str(retention))
 
     def _sleep_for(self, now: float) -> float:
         wake = [now + _MAX_SLEEP]
@@ -660,18 +680,21 @@ class Daemon:
         self._poked = False
         self._next_poll = now + self.settings.interval * (1 + self.settings.jitter * self._rand())
         fallback = self._fallback_candidates() if self._desired is None else []
+        last_good = self.store.last_goods()
         head = self._head
         self._source_job = self._dispatcher.submit(
-            lambda: self._source_work(head, fallback), name="reconciler-source"
+            lambda: self._source_work(head, fallback, last_good), name="reconciler-source"
         )
 
     def _fallback_candidates(self) -> list[str]:
-        """The newest valid revision the store remembers (a restart whose head is invalid runs
-        it). Apps whose render failed there keep their own last good revision (``_build``)."""
-        revision = self.store.last_valid_revision()
-        return [revision.sha] if revision is not None else []
+        """The valid revisions the store remembers, most recently seen first (a restart whose
+        head is invalid runs the first one on the branch's history). Apps whose render failed
+        there keep their own last good revision (``_build``)."""
+        return [r.sha for r in self.store.valid_revisions(limit=_FALLBACK_CANDIDATES)]
 
-    def _source_work(self, head: str | None, fallback: list[str]) -> _Loaded:
+    def _source_work(
+        self, head: str | None, fallback: list[str], last_good: Mapping[str, str] | None = None
+    ) -> _Loaded:
         """Runs on a worker thread: touches the source only, never the store.
 
         Fetching or reading the fetched commit fails with :class:`_SourceFailed`; a commit
@@ -689,8 +712,31 @@ class Daemon:
         except Exception as err:
             raise _SourceFailed(err, self.clock.now()) from err
         if loaded.config_error is not None and fallback:
-            loaded.fallback = self._load_fallback([s for s in fallback if s != sha], fetched_at)
+            loaded.fallback = self._load_fallback(
+                [s for s in fallback if s != sha], sha, fetched_at
+            )
+        self._verify_last_good(loaded, sha, last_good or {})
         return loaded
+
+    def _on_branch(self, candidate: str, head: str) -> bool:
+        """Whether ``candidate`` is in the followed branch's history up to ``head`` (a commit
+        left behind by a branch switch or a force-push is not, and is never applied)."""
+        try:
+            return self.source.is_ancestor(candidate, head)
+        except ReconcilerError:
+            return False
+
+    def _verify_last_good(self, loaded: _Loaded, head: str, last_good: Mapping[str, str]) -> None:
+        """Keep the last good revision of each app whose render failed, if it is on the branch."""
+        for result in (loaded, loaded.fallback):
+            if result is None:
+                continue
+            for target in result.rendered:
+                sha = last_good.get(target.app)
+                if target.error is None or sha is None or target.app in result.last_good:
+                    continue
+                if self._on_branch(sha, head):
+                    result.last_good[target.app] = sha
 
     def _load_revision(self, sha: str, fetched_at: datetime) -> _Loaded:
         commit = self.source.commit(sha)
@@ -701,14 +747,13 @@ class Daemon:
             return _Loaded(sha, fetched_at, commit=commit, config_error=err)
         return _Loaded(sha, fetched_at, commit=commit, repo=repo, rendered=self._render(repo))
 
-    def _load_fallback(self, candidates: list[str], fetched_at: datetime) -> _Loaded | None:
-        dated = []
+    def _load_fallback(
+        self, candidates: list[str], head: str, fetched_at: datetime
+    ) -> _Loaded | None:
+        """The first candidate (newest first) on ``head``'s history whose config loads."""
         for sha in candidates:
-            try:
-                dated.append((self.source.commit(sha).committed_at, sha))
-            except ReconcilerError:
-                continue  # no longer in the mirror (history rewritten): not a candidate
-        for _, sha in sorted(dated, reverse=True):
+            if not self._on_branch(sha, head):
+                continue  # another branch, or history rewritten since: never applied
             try:
                 loaded = self._load_revision(sha, fetched_at)
             except ReconcilerError:
@@ -768,6 +813,7 @@ class Daemon:
             )
             if base is None:
                 self._repo_error = message
+                self._show_unapplied(message, wall)
                 return
             self._install(replace(base, head=loaded.sha, repo_error=message))
             self._ready = True
@@ -786,6 +832,22 @@ class Daemon:
         log.info("revision loaded", targets=sum(len(t) for t in desired.targets.values()))
         self._install(desired)
         self._ready = True
+
+    def _show_unapplied(self, message: str, wall: datetime) -> None:
+        """Nothing valid to run (invalid head, no fallback on the branch): every target the
+        store knows shows why, and nothing is applied."""
+        for row in self.store.list_status():
+            if row.state is State.PAUSED:
+                continue
+            self._set_status(
+                replace(
+                    row,
+                    state=State.INVALID_CONFIG,
+                    message=message,
+                    updated_at=wall,
+                    last_synced_at=None,
+                )
+            )
 
     def _build(self, loaded: _Loaded) -> Desired:
         """Desired state from a loaded revision; failed renders keep their previous good render."""
@@ -818,7 +880,7 @@ class Daemon:
                 invalid[key] = f"{target.error}; {_short(good[1])} stays applied"
             else:
                 targets[target.cluster].append(target)
-                revisions[key] = self.store.last_good(target.app)
+                revisions[key] = loaded.last_good.get(target.app)
                 invalid[key] = str(target.error)
         paused = frozenset(
             (app.name, p.cluster)
@@ -845,6 +907,10 @@ class Daemon:
         self._repo_error = None
         wall = self.clock.now()
         clusters = set(desired.repo.clusters)
+        known = set(self._schedules) | set(self._known_clusters)
+        self._known_clusters = clusters
+        for name in sorted(known - clusters):
+            self.metrics.forget_cluster(name)
         for name in list(self._schedules):
             if name not in desired.targets and name not in self._running:
                 del self._schedules[name]
@@ -912,7 +978,8 @@ class Daemon:
                 f"retrying after it returns, in {delay:g}s at the earliest"
             )
             self.log.warning("reconcile pass timed out", cluster=name, timeout=timeout)
-            self.metrics.cluster_up.labels(name).set(0)
+            if name in self._known_clusters:
+                self.metrics.cluster_up.labels(name).set(0)
             wall = self.clock.now()
             for target in running.desired.targets.get(name, ()):
                 key = (target.app, name)
@@ -1004,7 +1071,7 @@ class Daemon:
             )
             self._set_status(row)
             drifted = (
-                self._record_drift(outcome, desired.revision, wall, log)
+                self._record_drift(outcome, row.revision, wall, log)
                 if outcome.plan is not None
                 else None
             )
@@ -1070,7 +1137,11 @@ class Daemon:
         return True
 
     def _record_drift(
-        self, outcome: TargetOutcome, revision: str, wall: datetime, log: FilteringBoundLogger
+        self,
+        outcome: TargetOutcome,
+        revision: str | None,
+        wall: datetime,
+        log: FilteringBoundLogger,
     ) -> int:
         """Drift findings of a plan into the store; returns how many stay open."""
         assert outcome.plan is not None
@@ -1150,6 +1221,9 @@ class Daemon:
         self._states[(row.app, row.cluster)] = row.state
 
     def _forget(self, app: str, cluster: str) -> None:
+        """The app no longer targets the cluster (or the cluster left): its open drift records
+        are closed, since nobody will check them again."""
+        self.store.close_resolved(app, cluster, [], self.clock.now())
         self.store.delete_status(app, cluster)
         self._states.pop((app, cluster), None)
         self.metrics.forget_target(app, cluster)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -28,6 +30,9 @@ __all__ = ["DEFAULT_LISTEN", "HttpEndpoint", "Metrics", "parse_listen"]
 
 DEFAULT_LISTEN = "127.0.0.1:9465"
 # Reconcile passes take from milliseconds (nothing to do) to minutes (many objects, slow API).
+_ACTIONS = ("created", "configured", "pruned", "failed")  # objects_applied's actions
+_REQUEST_TIMEOUT = 10.0  # an idle or slow client is dropped after this many seconds
+_MAX_CONNECTIONS = 32  # connections served at once; more are closed at once
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
@@ -84,6 +89,16 @@ class Metrics:
             with contextlib.suppress(KeyError):
                 gauge.remove(app, cluster)
 
+    def forget_cluster(self, cluster: str) -> None:
+        """Drop the per-cluster series of a cluster that left the repo."""
+        with contextlib.suppress(KeyError):
+            self.cluster_up.remove(cluster)
+        with contextlib.suppress(KeyError):
+            self.reconcile_duration.remove(cluster)
+        for action in _ACTIONS:
+            with contextlib.suppress(KeyError):
+                self.objects_applied.remove(cluster, action)
+
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
@@ -106,7 +121,13 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 class _Server(ThreadingHTTPServer):
+    """One thread per connection, at most ``_MAX_CONNECTIONS`` at once: beyond that a new
+    connection is closed without an answer (scrapers retry), so idle clients cannot pile up
+    threads. Each connection times out after ``_REQUEST_TIMEOUT`` seconds of silence."""
+
     daemon_threads = True
+    max_connections = _MAX_CONNECTIONS
+    request_timeout = _REQUEST_TIMEOUT
 
     def __init__(
         self,
@@ -121,10 +142,37 @@ class _Server(ThreadingHTTPServer):
         self.metrics = metrics
         self.ready = ready
         self.healthy = healthy
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # too many connections: refuse this one
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went silent or away is not worth a traceback on stderr."""
+        if isinstance(sys.exc_info()[1], OSError):  # timeouts and resets included
+            return
+        super().handle_error(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.request_timeout)  # drop an idle client
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -127,11 +127,20 @@ class FieldDrift:
 
 
 class DriftKey(NamedTuple):
-    """What makes two drift observations the same drift, within one app and cluster."""
+    """A drift observation within one app and cluster: object, kind and field paths.
+
+    Two observations are the same drift when object and kind match (:attr:`ident`): when the
+    set of drifted fields changes, the open record is updated in place, not closed.
+    """
 
     object: str
     kind: DriftKind
     paths: tuple[str, ...]
+
+    @property
+    def ident(self) -> tuple[str, DriftKind]:
+        """What identifies an open drift record: object and kind (not the field paths)."""
+        return (self.object, DriftKind(self.kind))
 
 
 @dataclass(frozen=True)
@@ -219,6 +228,24 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX status_cluster ON status (cluster, app);
     CREATE INDEX revisions_valid_seen ON revisions (valid, seen_at DESC);
+    """,
+    # 4: an open drift is identified by object and kind, not by its set of field paths (which
+    # is updated in place); older duplicates of one open drift are closed when the newest was
+    # detected. Pruning corrected records by age uses an index.
+    """
+    DROP INDEX drift_open_key;
+    UPDATE drift SET corrected_at = (
+        SELECT newest.detected_at FROM drift AS newest WHERE newest.id = (
+            SELECT MAX(d.id) FROM drift AS d
+            WHERE d.app = drift.app AND d.cluster = drift.cluster AND d.object = drift.object
+                AND d.kind = drift.kind AND d.corrected_at IS NULL))
+        WHERE corrected_at IS NULL AND id < (
+            SELECT MAX(d.id) FROM drift AS d
+            WHERE d.app = drift.app AND d.cluster = drift.cluster AND d.object = drift.object
+                AND d.kind = drift.kind AND d.corrected_at IS NULL);
+    CREATE UNIQUE INDEX drift_open_object ON drift (app, cluster, object, kind)
+        WHERE corrected_at IS NULL;
+    CREATE INDEX drift_corrected ON drift (corrected_at) WHERE corrected_at IS NOT NULL;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -467,6 +494,16 @@ class Store:
         )
         return _revision_row(rows[0]) if rows else None
 
+    def valid_revisions(self, limit: int = 50) -> list[RevisionRow]:
+        """Revisions whose config was valid, most recently seen first, at most ``limit`` (the
+        candidates a restart on an invalid head may fall back on)."""
+        rows = self._read(
+            "SELECT sha, seen_at, valid, error FROM revisions WHERE valid = 1"
+            " ORDER BY seen_at DESC, rowid DESC LIMIT ?",
+            (max(0, limit),),
+        )
+        return [_revision_row(row) for row in rows]
+
     # -- the config repo's fetches ------------------------------------------------------------
 
     def record_fetch_success(
@@ -546,6 +583,10 @@ class Store:
         rows = self._read("SELECT sha FROM last_good WHERE app = ?", (app,))
         return str(rows[0]["sha"]) if rows else None
 
+    def last_goods(self) -> dict[str, str]:
+        """Every app's last good revision."""
+        return {str(r["app"]): str(r["sha"]) for r in self._read("SELECT app, sha FROM last_good")}
+
     # -- status per app x cluster ---------------------------------------------------------
 
     def set_status(self, row: StatusRow) -> None:
@@ -609,23 +650,24 @@ class Store:
         revision: str | None,
         now: datetime,
     ) -> DriftRow:
-        """Record a drift observation, or return the still-open record of the same drift.
+        """Record a drift observation, or update the still-open record of the same drift.
 
-        Same drift = same app, cluster, object, kind and set of field paths. An open record keeps
-        its id, revision and detection time; its field values, managers and change times are
-        refreshed to this latest observation.
+        Same drift = same app, cluster, object and kind. An open record keeps its id, revision
+        and detection time; its field paths, values, managers and change times are refreshed to
+        this latest observation (a drift whose set of fields changed was not corrected).
         """
         key = drift_key(object, kind, fields)
         fields_json = _fields_json(fields)
         with self._write() as conn:
             open_row = conn.execute(
                 f"SELECT {_DRIFT_COLUMNS} FROM drift WHERE app = ? AND cluster = ? AND object = ?"
-                " AND kind = ? AND paths = ? AND corrected_at IS NULL",
-                (app, cluster, object, key.kind.value, _paths_json(key)),
+                " AND kind = ? AND corrected_at IS NULL",
+                (app, cluster, object, key.kind.value),
             ).fetchone()
             if open_row is not None:
                 conn.execute(
-                    "UPDATE drift SET fields = ? WHERE id = ?", (fields_json, open_row["id"])
+                    "UPDATE drift SET fields = ?, paths = ? WHERE id = ?",
+                    (fields_json, _paths_json(key), open_row["id"]),
                 )
                 drift_id = int(open_row["id"])
             else:
@@ -662,11 +704,9 @@ class Store:
         self, app: str, cluster: str, still_open_keys: Iterable[DriftKey], now: datetime
     ) -> list[DriftRow]:
         """Close every open drift of ``app`` on ``cluster`` whose key was not seen in the latest
-        check (``still_open_keys``, see :attr:`DriftRow.key`); return the records closed."""
-        keep = {
-            DriftKey(k.object, DriftKind(k.kind), tuple(sorted(set(k.paths))))
-            for k in still_open_keys
-        }
+        check (``still_open_keys``, see :attr:`DriftRow.key`; matched on object and kind, see
+        :attr:`DriftKey.ident`); return the records closed."""
+        keep = {DriftKey(*k).ident for k in still_open_keys}
         closed: list[DriftRow] = []
         with self._write() as conn:
             rows = conn.execute(
@@ -676,7 +716,7 @@ class Store:
             ).fetchall()
             for row in rows:
                 record = _drift_row(row)
-                if record.key in keep:
+                if record.key.ident in keep:
                     continue
                 conn.execute(
                     "UPDATE drift SET corrected_at = ? WHERE id = ?", (_ts(now), record.id)
@@ -689,8 +729,11 @@ class Store:
         app: str | None = None,
         cluster: str | None = None,
         since: datetime | None = None,
+        open_only: bool = False,
+        limit: int | None = None,
     ) -> list[DriftRow]:
-        """Drift records, newest first; ``since`` keeps those detected at or after it."""
+        """Drift records, newest first; ``since`` keeps those detected at or after it,
+        ``open_only`` those not corrected yet, ``limit`` at most that many (newest)."""
         where: list[str] = []
         params: list[Any] = []
         if app is not None:
@@ -702,11 +745,26 @@ class Store:
         if since is not None:
             where.append("detected_at >= ?")
             params.append(_ts(since))
+        if open_only:
+            where.append("corrected_at IS NULL")
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        rows = self._read(
-            f"SELECT {_DRIFT_COLUMNS} FROM drift{clause} ORDER BY detected_at DESC, id DESC", params
-        )
+        if limit is not None:
+            clause += " ORDER BY detected_at DESC, id DESC LIMIT ?"
+            params.append(max(0, limit))
+        else:
+            clause += " ORDER BY detected_at DESC, id DESC"
+        rows = self._read(f"SELECT {_DRIFT_COLUMNS} FROM drift{clause}", params)
         return [_drift_row(row) for row in rows]
+
+    def prune_drift(self, older_than: timedelta, now: datetime) -> int:
+        """Delete drift records corrected before ``now - older_than``; open records are always
+        kept. Returns how many were deleted."""
+        cutoff = _ts(now - older_than)
+        with self._write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM drift WHERE corrected_at IS NOT NULL AND corrected_at < ?", (cutoff,)
+            )
+            return cursor.rowcount
 
 
 def _statements(script: str) -> list[str]:

@@ -6,6 +6,7 @@ side (``engine.reconcile``) is replaced by a recorder that can play an unreachab
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
@@ -96,6 +97,8 @@ class FakeSource:
     """A branch whose head the test moves; each revision is a directory written by the test.
 
     While ``fail`` is set, every fetch raises it (an unreachable remote, bad credentials...).
+    Each commit's parent is the head before it; :meth:`orphan` starts an unrelated history
+    (a force-push or a switch to another branch).
     """
 
     display = "fake-repo"
@@ -105,6 +108,7 @@ class FakeSource:
         self.root = root
         self.trees: dict[str, Path] = {}
         self.head: str | None = None
+        self.parents: dict[str, str | None] = {}
         self.fetches = 0
         self.fail: Exception | None = None
 
@@ -116,8 +120,13 @@ class FakeSource:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(textwrap.dedent(text).lstrip("\n"))
         self.trees[sha] = tree
+        self.parents[sha] = self.head
         self.head = sha
         return sha
+
+    def orphan(self) -> None:
+        """The next commit starts a history of its own (what was the branch is left behind)."""
+        self.head = None
 
     def fetch(self) -> str:
         self.fetches += 1
@@ -135,6 +144,14 @@ class FakeSource:
 
     def watch_paths(self) -> list[Path]:
         return []
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        current: str | None = descendant
+        while current is not None:
+            if current == ancestor:
+                return True
+            current = self.parents.get(current)
+        return False
 
 
 @dataclass
@@ -855,3 +872,234 @@ def test_a_cluster_paused_during_its_pass_is_reconciled_again_once_unpaused(
     rig.tick()
     assert rig.clusters.passes("beijing-2") == [first, third]
     assert rig.states()[("web", "beijing-2")] is State.SYNCED
+
+
+# ---- fallbacks only on the followed branch's history ------------------------------------------
+
+
+BROKEN_APP = snip.app("web", "source: {manifests: manifests/}\nplacment: {}\n")
+
+
+def restart(tmp_path: Path, store: Store, source: FakeSource) -> Rig:
+    restarted = make_rig(tmp_path, store)
+    restarted.source = source
+    restarted.daemon.source = source
+    restarted.tick()
+    return restarted
+
+
+def test_a_restart_after_a_force_push_never_falls_back_to_a_commit_off_the_branch(
+    tmp_path: Path, store: Store
+) -> None:
+    first = make_rig(tmp_path, store)
+    left_behind = first.source.commit_files(repo_files())
+    first.tick()
+    first.source.orphan()  # force-pushed: the branch no longer holds left_behind
+    broken = first.source.commit_files(repo_files(extra={"apps/web/app.yaml": BROKEN_APP}))
+
+    restarted = restart(tmp_path, store, first.source)
+
+    assert restarted.clusters.calls == []
+    assert not restarted.daemon.ready
+    rows = restarted.store.list_status()
+    assert {(r.state, r.revision) for r in rows} == {(State.INVALID_CONFIG, left_behind)}
+    assert all(f"revision {broken[:12]} invalid" in r.message for r in rows)
+    assert all("nothing applied yet" in r.message for r in rows)
+    assert restarted.daemon.exit_code() == 2
+
+
+def test_a_restart_falls_back_on_the_newest_valid_revision_on_the_branch(
+    tmp_path: Path, store: Store
+) -> None:
+    first = make_rig(tmp_path, store)
+    on_branch = first.source.commit_files(repo_files())
+    first.tick()
+    first.source.orphan()  # another branch was followed for a while...
+    first.source.commit_files(repo_files(value="2"))
+    first.daemon.poke()
+    first.tick()
+    first.source.head = on_branch  # ...and the branch is back, with a broken commit on top
+    first.source.commit_files(repo_files(extra={"apps/web/app.yaml": BROKEN_APP}))
+
+    restarted = restart(tmp_path, store, first.source)
+
+    assert restarted.clusters.passes("beijing-1") == [on_branch]
+    rows = restarted.store.list_status()
+    assert {(r.state, r.revision) for r in rows} == {(State.INVALID_CONFIG, on_branch)}
+
+
+def test_an_apps_last_good_revision_off_the_branch_is_not_its_fallback(
+    tmp_path: Path, store: Store
+) -> None:
+    first = make_rig(tmp_path, store)
+    left_behind = first.source.commit_files(repo_files())
+    first.tick()
+    assert store.last_good("web") == left_behind
+    first.source.orphan()
+    extra = {
+        "apps/web/manifests/cm.yaml": configmap("web", "${cluster.vars.x}"),
+        "clusters/edge.yaml": snip.cluster("edge", vars="{x: '1'}"),
+    }
+    unrendered = first.source.commit_files(repo_files(extra=extra))  # valid; web fails to render
+    first.daemon.poke()
+    first.tick()
+    first.source.commit_files(repo_files(extra={"apps/web/app.yaml": BROKEN_APP}))
+
+    restarted = restart(tmp_path, store, first.source)
+
+    assert restarted.clusters.passes("beijing-1") == [unrendered]
+    rows = restarted.store.list_status()
+    assert {(r.state, r.revision) for r in rows} == {(State.INVALID_CONFIG, None)}
+
+
+# ---- clusters leaving the repo, drift history -------------------------------------------------
+
+
+def series(rig: Rig, cluster: str) -> list[str]:
+    text = rig.daemon.metrics.exposition().decode()
+    return [line for line in text.splitlines() if f'cluster="{cluster}"' in line]
+
+
+def test_a_cluster_removed_from_the_repo_closes_its_drift_and_drops_its_series(rig: Rig) -> None:
+    change = Change(REF, Action.UPDATE, drift=Drift.MODIFIED, managers=["kubectl-edit"])
+    rig.clusters.drift[("web", "us-west-1")] = [change]
+    rig.source.commit_files(repo_files())
+    rig.tick()
+    rig.daemon.metrics.objects_applied.labels("us-west-1", "created").inc()
+    (record,) = rig.store.list_drift()
+    assert record.open and series(rig, "us-west-1")
+
+    files = repo_files(placement="clusters: [beijing-1, beijing-2]")
+    del files["clusters/us-west-1.yaml"]
+    rig.source.commit_files(files)
+    rig.daemon.poke()
+    rig.clock.advance(1.0)
+    rig.tick()
+
+    (record,) = rig.store.list_drift()
+    assert record.corrected_at == T0 + timedelta(seconds=1)
+    assert series(rig, "us-west-1") == []
+    assert series(rig, "beijing-1")
+    assert set(rig.states()) == {("web", "beijing-1"), ("web", "beijing-2")}
+
+
+def test_drift_of_a_target_on_its_previous_render_is_stamped_with_that_revision(
+    rig: Rig,
+) -> None:
+    good = rig.source.commit_files(repo_files())
+    rig.tick()
+    templated = configmap("web", "${cluster.vars.zone}")
+    files = repo_files(extra={"apps/web/manifests/cm.yaml": templated})
+    for name in ("beijing-2", "us-west-1"):
+        files[f"clusters/{name}.yaml"] = snip.cluster(name, vars="{zone: z}")
+    bad = rig.source.commit_files(files)  # beijing-1 keeps good's render
+    for name in CLUSTERS:
+        change = Change(REF, Action.UPDATE, drift=Drift.MODIFIED, managers=["kubectl-edit"])
+        rig.clusters.drift[("web", name)] = [change]
+    rig.daemon.poke()
+    rig.tick()
+
+    revisions = {r.cluster: r.revision for r in rig.store.list_drift()}
+    assert revisions == {"beijing-1": good, "beijing-2": bad, "us-west-1": bad}
+
+
+def test_corrected_drift_older_than_the_retention_is_deleted_at_most_hourly(
+    tmp_path: Path, store: Store
+) -> None:
+    rig = make_rig(tmp_path, store, settings=replace(SETTINGS, drift_retention=86400.0))
+
+    def corrected(object: str, days_ago: float) -> int:
+        row = store.record_drift(
+            "web", "beijing-1", object, "missing", [], "r", T0 - timedelta(days=days_ago + 1)
+        )
+        store.mark_corrected(row.id, T0 - timedelta(days=days_ago))
+        return row.id
+
+    corrected("ConfigMap/web/old", 2)
+    recent = corrected("ConfigMap/web/recent", 0.5)
+    still_open = store.record_drift(
+        "web", "beijing-1", "ConfigMap/web/open", "missing", [], "r", T0
+    )
+    rig.source.commit_files(repo_files())
+    rig.tick()
+    assert {r.id for r in store.list_drift()} == {recent, still_open.id}
+
+    later = corrected("ConfigMap/web/later", 3)
+    rig.clock.advance(60.0)
+    rig.tick()
+    assert later in {r.id for r in store.list_drift()}  # less than an hour since the last prune
+    rig.clock.advance(3600.0)
+    rig.tick()
+    assert later not in {r.id for r in store.list_drift()}
+
+
+# ---- kube clients follow the kubeconfig file ---------------------------------------------------
+
+
+def kubeconfig_text(*contexts: str, token: str = "t0") -> str:
+    clusters = "".join(
+        f"- name: {c}\n  cluster: {{server: 'https://127.0.0.1:1'}}\n" for c in contexts
+    )
+    ctxs = "".join(f"- name: {c}\n  context: {{cluster: {c}, user: u}}\n" for c in contexts)
+    return (
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters:\n{clusters}contexts:\n{ctxs}"
+        f"users:\n- name: u\n  user: {{token: {token}}}\n"
+    )
+
+
+class Ticker:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_clients_see_a_context_added_to_the_kubeconfig_without_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(kubeconfig_text("one"))
+    ticker = Ticker()
+    clients = Clients(str(path), monotonic=ticker)
+    one = clients.get("one", "one")
+    assert clients.get("one", "one") is one
+
+    path.write_text(kubeconfig_text("one", "two"))
+    ticker.t = 0.5  # within the recheck interval: the file is not looked at yet
+    assert "two" not in clients.parse().contexts
+    ticker.t = 1.5
+    two = clients.get("two", "two")
+    assert two.context == "two"
+    assert "two" in clients.parse().contexts
+    renewed = clients.get("one", "one")
+    assert renewed is not one  # rebuilt from the new kubeconfig (rotated credentials)
+    ticker.t = 3.0
+    assert clients.get("one", "one") is renewed  # unchanged file: kept
+    clients.close()
+
+
+def test_clients_keep_the_last_kubeconfig_while_the_file_does_not_parse(tmp_path: Path) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(kubeconfig_text("one"))
+    ticker = Ticker()
+    clients = Clients(str(path), monotonic=ticker)
+    one = clients.get("one", "one")
+
+    path.write_text("clusters: [")  # half written
+    ticker.t = 2.0
+    assert clients.get("one", "one") is one
+    path.write_text(kubeconfig_text("one", token="t1"))
+    ticker.t = 4.0
+    assert clients.get("one", "one") is not one
+    clients.close()
+
+
+def test_clients_stat_every_file_of_the_kubeconfig_env_var(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.write_text(kubeconfig_text("one"))
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join([str(first), str(second)]))
+    clients = Clients(None)
+
+    assert clients.files() == [first, second]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
+from reconciler import metrics as metrics_module
 from reconciler.errors import ReconcilerError
 from reconciler.metrics import HttpEndpoint, Metrics, parse_listen
 
@@ -114,3 +117,48 @@ def test_listen_addresses_parse(text: str, address: tuple[str, int]) -> None:
 def test_a_busy_port_is_one_clear_error(endpoint: HttpEndpoint, metrics: Metrics) -> None:
     with pytest.raises(ReconcilerError, match=r"cannot listen: Address already in use"):
         HttpEndpoint(f"127.0.0.1:{endpoint.port}", metrics, ready=lambda: True)
+
+
+def idle_connection(endpoint: HttpEndpoint) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", endpoint.port), timeout=5)
+    return sock
+
+
+def test_an_idle_client_is_disconnected_after_the_socket_timeout(
+    metrics: Metrics, flags: Flags, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(metrics_module._Server, "request_timeout", 0.3)
+    server = HttpEndpoint("127.0.0.1:0", metrics, ready=lambda: flags.ready).start()
+    try:
+        with idle_connection(server) as sock:
+            started = time.monotonic()
+            assert sock.recv(1024) == b""  # closed by the server, not by our 5 s timeout
+            assert time.monotonic() - started < 3
+    finally:
+        server.stop()
+
+
+def test_connections_beyond_the_cap_are_closed_and_served_again_once_below_it(
+    metrics: Metrics, flags: Flags, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(metrics_module._Server, "max_connections", 2)
+    server = HttpEndpoint("127.0.0.1:0", metrics, ready=lambda: flags.ready).start()
+    try:
+        idle = [idle_connection(server) for _ in range(2)]
+        with idle_connection(server) as refused:
+            assert refused.recv(1024) == b""  # closed at once instead of holding a thread
+        for sock in idle:
+            sock.close()
+
+        def served() -> bool:
+            try:
+                return get(server, "/healthz") == (200, "ok\n")
+            except OSError:
+                return False
+
+        deadline = time.monotonic() + 5
+        while not served():
+            assert time.monotonic() < deadline, "never served again after idle clients left"
+            time.sleep(0.05)
+    finally:
+        server.stop()

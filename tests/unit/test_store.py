@@ -81,7 +81,7 @@ def test_open_migrates_an_old_database_and_keeps_its_data(tmp_path: Path) -> Non
         indexes = {
             r[0] for r in sqlite3.connect(state / DB_NAME).execute("SELECT name FROM sqlite_master")
         }
-    assert {"drift_open_key", "drift_detected"} <= indexes
+    assert {"drift_open_object", "drift_detected"} <= indexes
 
 
 def test_open_migrates_a_database_at_the_previous_version_keeping_its_data(
@@ -212,6 +212,19 @@ def test_last_valid_revision_is_the_most_recently_seen_valid_one(store: Store) -
 
     store.record_revision("aaa", at(4), True, None)  # branch reset back to aaa
     assert store.last_valid_revision() == RevisionRow("aaa", at(4), True, None)
+
+
+def test_valid_revisions_are_listed_most_recently_seen_first_up_to_a_limit(
+    store: Store,
+) -> None:
+    assert store.valid_revisions() == []
+    store.record_revision("aaa", at(0), True, None)
+    store.record_revision("bbb", at(1), False, "broken")
+    store.record_revision("ccc", at(2), True, None)
+    store.record_revision("ddd", at(3), True, None)
+
+    assert [r.sha for r in store.valid_revisions()] == ["ddd", "ccc", "aaa"]
+    assert [r.sha for r in store.valid_revisions(limit=2)] == ["ddd", "ccc"]
 
 
 def test_last_good_is_kept_per_app_and_overwritten(store: Store) -> None:
@@ -360,7 +373,6 @@ def test_record_drift_ignores_the_order_of_field_paths(store: Store) -> None:
         ("web", "c2", "Deployment/demo/web", "modified", ["spec.replicas"]),
         ("web", "c1", "Deployment/demo/api", "modified", ["spec.replicas"]),
         ("web", "c1", "Deployment/demo/web", "missing", []),
-        ("web", "c1", "Deployment/demo/web", "modified", ["spec.replicas", "spec.paused"]),
     ],
 )
 def test_record_drift_keeps_different_drifts_apart(
@@ -376,6 +388,95 @@ def test_record_drift_keeps_different_drifts_apart(
 
     assert other.id != first.id
     assert len(store.list_drift()) == 2
+
+
+def test_a_changed_set_of_fields_updates_the_open_record_in_place(store: Store) -> None:
+    first = store.record_drift(
+        "web", "c1", "Deployment/demo/web", "modified", replicas(7), "a", at(0)
+    )
+    more = [*replicas(8), FieldDrift("spec.paused", False, True, "kubectl-edit")]
+
+    again = store.record_drift("web", "c1", "Deployment/demo/web", "modified", more, "b", at(1))
+    closed = store.close_resolved("web", "c1", [again.key], at(1))
+
+    assert closed == []
+    assert (again.id, again.detected_at, again.revision) == (first.id, at(0), "a")
+    assert again.fields == more
+    assert again.key.paths == ("spec.paused", "spec.replicas")
+    assert [(r.id, r.open) for r in store.list_drift()] == [(first.id, True)]
+
+
+def test_close_resolved_keeps_a_drift_whose_fields_changed_since_the_key_was_taken(
+    store: Store,
+) -> None:
+    row = store.record_drift(
+        "web", "c1", "Deployment/demo/web", "modified", replicas(7), "a", at(0)
+    )
+    key = DriftKey("Deployment/demo/web", DriftKind.MODIFIED, ("spec.paused",))
+
+    assert store.close_resolved("web", "c1", [key], at(1)) == []
+    assert store.list_drift()[0].id == row.id
+
+
+def test_open_migrates_version_3_closing_older_duplicates_of_one_open_drift(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    old = sqlite3.connect(state / DB_NAME)
+    for migration in MIGRATIONS[:3]:
+        old.executescript(migration)
+    old.execute("PRAGMA user_version = 3")
+    for paths, detected in (
+        ('["spec.replicas"]', "2026-11-22T12:00:00.000000Z"),
+        ('["spec.paused", "spec.replicas"]', "2026-11-22T12:05:00.000000Z"),
+    ):
+        old.execute(
+            "INSERT INTO drift (app, cluster, object, kind, paths, fields, revision, detected_at)"
+            " VALUES ('web', 'c1', 'Deployment/demo/web', 'modified', ?, '[]', 'abc', ?)",
+            (paths, detected),
+        )
+    old.commit()
+    old.close()
+
+    with Store.open(state) as store:
+        assert store.schema_version() == SCHEMA_VERSION == 4
+        newest, oldest = store.list_drift()
+        assert newest.open and newest.detected_at == at(5)
+        assert oldest.corrected_at == at(5)
+        again = store.record_drift(
+            "web", "c1", "Deployment/demo/web", "modified", replicas(7), "x", at(9)
+        )
+        assert again.id == newest.id
+        indexes = {
+            r[0] for r in sqlite3.connect(state / DB_NAME).execute("SELECT name FROM sqlite_master")
+        }
+    assert {"drift_open_object", "drift_corrected"} <= indexes
+    assert "drift_open_key" not in indexes
+
+
+def test_prune_drift_deletes_only_records_corrected_before_the_cutoff(store: Store) -> None:
+    old = store.record_drift("web", "c1", "ConfigMap/demo/a", "missing", [], "r", at(0))
+    store.mark_corrected(old.id, at(1))
+    recent = store.record_drift("web", "c1", "ConfigMap/demo/b", "missing", [], "r", at(0))
+    store.mark_corrected(recent.id, at(100))
+    still_open = store.record_drift("web", "c1", "ConfigMap/demo/c", "missing", [], "r", at(0))
+
+    assert store.prune_drift(timedelta(minutes=60), at(120)) == 1
+    assert {r.id for r in store.list_drift()} == {recent.id, still_open.id}
+    assert store.prune_drift(timedelta(minutes=60), at(120)) == 0
+
+
+def test_list_drift_can_list_only_open_records_and_at_most_a_limit(store: Store) -> None:
+    a = store.record_drift("web", "c1", "ConfigMap/demo/a", "missing", [], "r", at(0))
+    b = store.record_drift("web", "c1", "ConfigMap/demo/b", "missing", [], "r", at(10))
+    c = store.record_drift("web", "c1", "ConfigMap/demo/c", "missing", [], "r", at(20))
+    store.mark_corrected(c.id, at(21))
+
+    assert [r.id for r in store.list_drift(open_only=True)] == [b.id, a.id]
+    assert [r.id for r in store.list_drift(limit=2)] == [c.id, b.id]
+    assert [r.id for r in store.list_drift(open_only=True, limit=1)] == [b.id]
+    assert store.list_drift(limit=0) == []
 
 
 def test_the_same_drift_after_correction_is_a_new_record(store: Store) -> None:
