@@ -293,6 +293,14 @@ def make_rig(
     return Rig(daemon, clock, source, clusters, store)
 
 
+def restart(tmp_path: Path, store: Store, source: FakeSource) -> Rig:
+    restarted = make_rig(tmp_path, store)
+    restarted.source = source
+    restarted.daemon.source = source
+    restarted.tick()
+    return restarted
+
+
 @pytest.fixture
 def rig(tmp_path: Path, store: Store) -> Rig:
     return make_rig(tmp_path, store)
@@ -707,10 +715,7 @@ def test_a_restart_on_an_invalid_head_runs_the_last_good_revision_from_the_store
     broken = snip.app("web", "source: {manifests: manifests/}\nplacment: {}\n")
     first.source.commit_files(repo_files(extra={"apps/web/app.yaml": broken}))
 
-    restarted = make_rig(tmp_path, store)
-    restarted.source = first.source
-    restarted.daemon.source = first.source
-    restarted.tick()
+    restarted = restart(tmp_path, store, first.source)
 
     assert restarted.clusters.passes("beijing-1") == [good]
     assert restarted.daemon.ready
@@ -736,10 +741,7 @@ def test_a_restart_runs_the_newest_valid_revision_even_where_no_app_rendered(
     broken = snip.app("web", "source: {manifests: manifests/}\nplacment: {}\n")
     first.source.commit_files(repo_files(extra={"apps/web/app.yaml": broken}))
 
-    restarted = make_rig(tmp_path, store)
-    restarted.source = first.source
-    restarted.daemon.source = first.source
-    restarted.tick()
+    restarted = restart(tmp_path, store, first.source)
 
     assert restarted.clusters.passes("beijing-1") == [unrendered]
     rows = restarted.store.list_status()
@@ -878,14 +880,6 @@ def test_a_cluster_paused_during_its_pass_is_reconciled_again_once_unpaused(
 
 
 BROKEN_APP = snip.app("web", "source: {manifests: manifests/}\nplacment: {}\n")
-
-
-def restart(tmp_path: Path, store: Store, source: FakeSource) -> Rig:
-    restarted = make_rig(tmp_path, store)
-    restarted.source = source
-    restarted.daemon.source = source
-    restarted.tick()
-    return restarted
 
 
 def test_a_restart_after_a_force_push_never_falls_back_to_a_commit_off_the_branch(
