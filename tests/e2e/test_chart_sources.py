@@ -1,0 +1,183 @@
+"""Charts from real chart sources on loopback: a Helm repository (HTTP, HTTPS + basic auth) and
+the CNCF distribution registry (OCI), through the resolver and its content-addressed cache."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reconciler.charts.cache import ChartCache
+from reconciler.charts.credentials import ChartCredentials
+from reconciler.charts.resolver import ChartResolver, ChartSource, Pin
+from reconciler.errors import ChartError
+from tests.chartservers import (
+    HelmRepoServer,
+    Registry,
+    helm_repo,
+    make_test_ca,
+    oci_registry,
+    package,
+    write_chart,
+)
+
+VERSIONS = ("1.0.0", "1.1.0", "1.2.0", "2.0.0")
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """demo-<v>.tgz for every version, packaged once by the pinned helm."""
+    work = tmp_path_factory.mktemp("charts")
+    out = work / "packages"
+    return {v: package(write_chart(work, "demo", v), out, work / "helm") for v in VERSIONS}
+
+
+@pytest.fixture
+def repo(tmp_path: Path, packaged: dict[str, Path]) -> Iterator[HelmRepoServer]:
+    with helm_repo(tmp_path / "served") as server:
+        for archive in packaged.values():
+            (server.root / archive.name).write_bytes(archive.read_bytes())
+        server.index(tmp_path / "helm")
+        yield server
+
+
+def source(url: str, version: str) -> ChartSource:
+    return ChartSource("repo", url, "demo", version)
+
+
+def test_a_range_resolves_to_the_highest_version_it_allows(
+    tmp_path: Path, repo: HelmRepoServer, packaged: dict[str, Path]
+) -> None:
+    resolver = ChartResolver(ChartCache(tmp_path / "cache"))
+    chart = resolver.resolve(source(repo.url, "^1.0"))
+    assert chart.version == "1.2.0"
+    assert chart.digest == "sha256:" + hashlib.sha256(packaged["1.2.0"].read_bytes()).hexdigest()
+    assert yaml.safe_load((chart.path / "Chart.yaml").read_text())["version"] == "1.2.0"
+    assert chart.note is None
+    assert repo.requests == ["/index.yaml", "/demo-1.2.0.tgz"]
+    # Another app asking for the same chart in the same revision: no request at all.
+    assert resolver.resolve(source(repo.url, ">=1.1 <2")).path == chart.path
+    assert len(repo.requests) == 2
+
+
+def test_a_cached_chart_is_served_without_network(tmp_path: Path, repo: HelmRepoServer) -> None:
+    cache = ChartCache(tmp_path / "cache")
+    first = ChartResolver(cache).resolve(source(repo.url, "1.1.0"))
+    asked = len(repo.requests)
+    again = ChartResolver(cache)
+    assert again.resolve(source(repo.url, "1.1.0")) == first  # exact: the cache answers
+    assert again.requests == 0 and len(repo.requests) == asked
+    repo.stop()
+    # A range needs the source; unreachable, the best cached version still renders.
+    offline = ChartResolver(cache, timeout=5).resolve(source(repo.url, "^1"))
+    assert (offline.version, offline.path) == ("1.1.0", first.path)
+    assert offline.note is not None and "using the cached chart" in offline.note
+    pinned = ChartResolver(cache).resolve(source(repo.url, "^1"), Pin("1.1.0", first.digest))
+    assert pinned == first
+    with pytest.raises(ChartError, match=r"127\.0\.0\.1.*index\.yaml: .*[Cc]onnection refused"):
+        ChartResolver(cache, timeout=5).resolve(source(repo.url, "2.0.0"))
+
+
+def test_a_digest_mismatch_is_refused(
+    tmp_path: Path, repo: HelmRepoServer, packaged: dict[str, Path]
+) -> None:
+    (repo.root / "demo-1.0.0.tgz").write_bytes(packaged["1.1.0"].read_bytes())  # swapped content
+    cache = ChartCache(tmp_path / "cache")
+    with pytest.raises(
+        ChartError, match=r"demo 1\.0\.0: digest mismatch: the source lists sha256:"
+    ):
+        ChartResolver(cache).resolve(source(repo.url, "1.0.0"))
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+
+
+def test_a_missing_version_or_chart_says_what_there_is(
+    tmp_path: Path, repo: HelmRepoServer
+) -> None:
+    resolver = ChartResolver(ChartCache(tmp_path / "cache"))
+    with pytest.raises(ChartError) as err:
+        resolver.resolve(source(repo.url, "~3.1"))
+    assert str(err.value) == (
+        f"{repo.url} chart demo: no version matches '~3.1' (newest: 2.0.0, 1.2.0, 1.1.0, 1.0.0)"
+    )
+    with pytest.raises(ChartError, match="the repository has no chart 'other'"):
+        resolver.resolve(ChartSource("repo", repo.url, "other", "1.0.0"))
+    with pytest.raises(ChartError, match=r"nothing/index\.yaml: HTTP 404 \(not found\)"):
+        resolver.resolve(ChartSource("repo", repo.url + "nothing/", "demo", "1.0.0"))
+
+
+def test_https_with_basic_auth_and_a_custom_ca(tmp_path: Path, packaged: dict[str, Path]) -> None:
+    ca, serving = make_test_ca(tmp_path / "pki")
+    with helm_repo(tmp_path / "served", tls=serving, basic_auth=("deploy", "s3cret")) as repo:
+        (repo.root / packaged["1.0.0"].name).write_bytes(packaged["1.0.0"].read_bytes())
+        repo.index(tmp_path / "helm")
+        cache = ChartCache(tmp_path / "cache")
+        with pytest.raises(ChartError, match=r"TLS certificate not trusted.*set caFile"):
+            ChartResolver(cache).resolve(source(repo.url, "1.0.0"))
+        creds_file = tmp_path / "credentials.yaml"
+        (tmp_path / "password").write_text("s3cret\n")
+        creds_file.write_text(f"{repo.url}:\n  caFile: {ca.cert}\n")
+        with pytest.raises(ChartError, match=r"HTTP 401 \(credentials missing or refused"):
+            ChartResolver(cache, ChartCredentials.load(creds_file)).resolve(source(repo.url, "1"))
+        creds_file.write_text(
+            f"{repo.url}:\n  caFile: {ca.cert}\n  username: deploy\n"
+            f"  passwordFile: {tmp_path / 'password'}\n"
+        )
+        resolver = ChartResolver(cache, ChartCredentials.load(creds_file))
+        assert resolver.resolve(source(repo.url, "1")).version == "1.0.0"
+
+
+# ---- OCI --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def registry(
+    tmp_path_factory: pytest.TempPathFactory, packaged: dict[str, Path]
+) -> Iterator[tuple[Registry, ChartCredentials]]:
+    """The distribution registry (TLS from a test CA) holding demo 1.0.0 ... 2.0.0."""
+    work = tmp_path_factory.mktemp("registry")
+    ca, serving = make_test_ca(work / "pki")
+    with oci_registry(work / "registry", ca, serving) as reg:
+        for archive in packaged.values():
+            reg.push(archive, "team", work / "helm")
+        creds = work / "credentials.yaml"
+        creds.write_text(f"oci://{reg.host}/:\n  caFile: {ca.cert}\n")
+        yield reg, ChartCredentials.load(creds)
+
+
+def oci(reg: Registry, version: str) -> ChartSource:
+    return ChartSource("oci", f"oci://{reg.host}/team/demo", "demo", version)
+
+
+def test_an_oci_chart_resolves_a_range_over_the_tags(
+    tmp_path: Path, registry: tuple[Registry, ChartCredentials], packaged: dict[str, Path]
+) -> None:
+    reg, creds = registry
+    cache = ChartCache(tmp_path / "cache")
+    chart = ChartResolver(cache, creds).resolve(oci(reg, "~1.1"))
+    assert chart.version == "1.1.0"
+    assert chart.digest == "sha256:" + hashlib.sha256(packaged["1.1.0"].read_bytes()).hexdigest()
+    assert (chart.path / "templates" / "configmap.yaml").is_file()
+    exact = ChartResolver(cache, creds)
+    assert exact.resolve(oci(reg, "1.1.0")) == chart
+    assert exact.requests == 0
+    latest = ChartResolver(cache, creds).resolve(oci(reg, ">=1"))
+    assert latest.version == "2.0.0"
+
+
+def test_a_missing_oci_version_is_an_error_naming_it(
+    tmp_path: Path, registry: tuple[Registry, ChartCredentials]
+) -> None:
+    reg, creds = registry
+    resolver = ChartResolver(ChartCache(tmp_path / "cache"), creds)
+    with pytest.raises(ChartError) as err:
+        resolver.resolve(oci(reg, "1.0.1"))
+    assert str(err.value) == (
+        f"oci://{reg.host}/team/demo: no version 1.0.1 (no such tag in the registry)"
+    )
+    with pytest.raises(ChartError, match=r"no version matches '\^3' \(newest: 2\.0\.0, 1\.2\.0"):
+        resolver.resolve(oci(reg, "^3"))
+    with pytest.raises(ChartError, match="repository not found"):
+        resolver.resolve(ChartSource("oci", f"oci://{reg.host}/team/nothing", "nothing", "^1"))
