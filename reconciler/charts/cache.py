@@ -81,7 +81,7 @@ class ChartCache:
                         raise
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-        tgz = base / f"{hex_digest}.tgz"  # kept to verify or re-unpack later; renders do not read it
+        tgz = base / f"{hex_digest}.tgz"  # kept to verify or re-unpack; renders do not read it
         if not tgz.is_file():
             _write_atomically(tgz, archive)
         found = self.chart_dir(digest)
