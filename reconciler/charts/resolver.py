@@ -10,46 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from reconciler.charts import helmrepo
 from reconciler.charts.cache import ChartCache
 from reconciler.charts.credentials import ChartCredentials
 from reconciler.charts.index import IndexEntry
+from reconciler.charts.model import ChartSource, Pin, ResolvedChart
 from reconciler.charts.oci import OciClient, parse_reference, version_of
 from reconciler.charts.versions import Constraint, ConstraintError, parse_constraint, parse_version
 from reconciler.errors import ChartError
-
-
-@dataclass(frozen=True)
-class ChartSource:
-    """A chart as an app asks for it: a Helm repository + name, or an ``oci://`` reference."""
-
-    kind: Literal["repo", "oci"]
-    url: str  # the repository URL, or the full oci:// reference
-    chart: str
-    version: str  # an exact version or a constraint
-
-    def __str__(self) -> str:
-        return f"{self.url} chart {self.chart}" if self.kind == "repo" else self.url
-
-
-@dataclass(frozen=True)
-class ResolvedChart:
-    source: ChartSource
-    version: str
-    digest: str
-    path: Path
-    # Why the source was not asked, or could not answer (a cached version was used).
-    note: str | None = None
-
-
-@dataclass(frozen=True)
-class Pin:
-    """A version and digest recorded earlier (for a revision): render exactly that again."""
-
-    version: str
-    digest: str
 
 
 @dataclass

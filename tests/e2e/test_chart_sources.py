@@ -12,7 +12,8 @@ import yaml
 
 from reconciler.charts.cache import ChartCache
 from reconciler.charts.credentials import ChartCredentials
-from reconciler.charts.resolver import ChartResolver, ChartSource, Pin
+from reconciler.charts.model import ChartSource, Pin
+from reconciler.charts.resolver import ChartResolver
 from reconciler.errors import ChartError
 from tests.chartservers import (
     HelmRepoServer,
