@@ -10,7 +10,10 @@ stopped by its PID.
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import os
+import secrets
 import signal
 import socket
 import ssl
@@ -22,9 +25,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from reconciler.devenv import binaries
 from reconciler.devenv.certs import KeyPair, make_ca, make_serving_cert
@@ -170,6 +179,13 @@ class Registry:
     ca: Path
     log: Path
 
+    def login(self, username: str, password: str, home: Path) -> None:
+        helm(
+            ["registry", "login", self.host, "--username", username, "--password", password,
+             "--ca-file", str(self.ca)],
+            home,
+        )  # fmt: skip
+
     def push(self, archive: Path, path: str, home: Path) -> str:
         """``helm push`` ``archive`` under ``oci://host/path``; the chart's reference."""
         helm(["push", str(archive), f"oci://{self.host}/{path}", "--ca-file", str(self.ca)], home)
@@ -187,18 +203,100 @@ class Registry:
 
 
 @contextmanager
-def oci_registry(directory: Path, ca: KeyPair, serving: KeyPair) -> Iterator[Registry]:
-    """The distribution registry on a loopback port, TLS from the test CA, no auth."""
+def oci_registry(
+    directory: Path, ca: KeyPair, serving: KeyPair, token_auth: tuple[str, str] | None = None
+) -> Iterator[Registry]:
+    """The distribution registry on a loopback port, TLS from the test CA.
+
+    With ``token_auth`` it requires bearer tokens from a token service (in this process) that
+    hands them out for that username and password only, as Docker Hub, GHCR or Harbor do.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = directory / "config.yml"
-    config.write_text(
+    text = (
         "version: 0.1\n"
         "log: {level: warn}\n"
         f"storage: {{filesystem: {{rootdirectory: {directory / 'data'}}}}}\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
         f"  tls: {{certificate: {serving.cert}, key: {serving.key}}}\n"
     )
+    with contextlib.ExitStack() as stack:
+        if token_auth is not None:
+            realm = stack.enter_context(_token_service(serving, token_auth))
+            text += (
+                f"auth:\n  token:\n    realm: {realm}\n    service: {_SERVICE}\n"
+                f"    issuer: {_ISSUER}\n    rootcertbundle: {ca.cert}\n"
+            )
+        config.write_text(text)
+        yield stack.enter_context(_registry_process(directory, config, ca, port))
+
+
+_SERVICE = "test-registry"
+_ISSUER = "test-token-service"
+
+
+@contextmanager
+def _token_service(signer: KeyPair, login: tuple[str, str]) -> Iterator[str]:
+    """A token service: ES256 JWTs with the signer's certificate in ``x5c``; the realm URL."""
+    key = serialization.load_pem_private_key(signer.key.read_bytes(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    cert = x509.load_pem_x509_certificate(signer.cert.read_bytes())
+    x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+    expected = "Basic " + base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    def token(scope: str) -> str:
+        access = []
+        if scope.startswith("repository:"):
+            _, name, actions = scope.split(":", 2)
+            access.append({"type": "repository", "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        header = {"alg": "ES256", "typ": "JWT", "x5c": [x5c]}
+        claims = {
+            "iss": _ISSUER, "sub": login[0], "aud": _SERVICE, "exp": now + 300, "nbf": now - 10,
+            "iat": now, "jti": secrets.token_hex(8), "access": access,
+        }  # fmt: skip
+        signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+        r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+        return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.headers.get("Authorization") != expected:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="token"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            query = parse_qs(urlsplit(self.path).query)
+            scopes = query.get("scope", [""])
+            body = json.dumps({"token": token(scopes[0])}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(signer.cert, signer.key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/token"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def _registry_process(directory: Path, config: Path, ca: KeyPair, port: int) -> Iterator[Registry]:
     log = directory / "registry.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -209,7 +307,7 @@ def oci_registry(directory: Path, ca: KeyPair, serving: KeyPair) -> Iterator[Reg
         )
     registry = Registry(f"127.0.0.1:{port}", process, ca.cert, log)
     try:
-        _wait_ready(f"https://127.0.0.1:{port}/v2/", ca.cert, process, log)
+        _wait_ready(f"https://127.0.0.1:{port}/", ca.cert, process, log)
         yield registry
     finally:
         registry.stop()

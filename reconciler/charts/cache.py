@@ -64,8 +64,7 @@ class ChartCache:
         actual = sha256_digest(archive)
         if actual != digest:
             raise ChartError(
-                f"chart {name} {version}: digest mismatch: the source lists {digest}, "
-                f"the download is {actual}; refusing it"
+                f"digest mismatch: the source lists {digest}, the download is {actual}; refusing it"
             )
         base = self.root / "sha256"
         base.mkdir(parents=True, exist_ok=True)
@@ -86,7 +85,7 @@ class ChartCache:
             _write_atomically(tgz, archive)
         found = self.chart_dir(digest)
         if found is None:
-            raise ChartError(f"chart {name} {version}: cached copy at {unpacked} is damaged")
+            raise ChartError(f"the cached copy at {unpacked} is damaged")
         return found
 
     # ---- what a source said -----------------------------------------------------------------
@@ -130,7 +129,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 def _unpack(archive: bytes, dest: Path, name: str, version: str) -> None:
     """Unpack regular files and directories only, inside ``dest``, within the size budget."""
-    what = f"chart {name} {version}"
+    what = "the download"
     budget = MAX_UNPACKED_BYTES
 
     def only_files(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
@@ -159,4 +158,4 @@ def _unpack(archive: bytes, dest: Path, name: str, version: str) -> None:
         raise ChartError(f"{what}: Chart.yaml is not a mapping")
     got = (str(meta.get("name")), str(meta.get("version")))
     if got != (name, version):
-        raise ChartError(f"{what}: the archive holds chart {got[0]} {got[1]} instead")
+        raise ChartError(f"the archive holds chart {got[0]} {got[1]}, not {name} {version}")

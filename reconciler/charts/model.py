@@ -17,7 +17,7 @@ class ChartSource:
     version: str  # an exact version or a constraint
 
     def __str__(self) -> str:
-        return f"{self.url} chart {self.chart}" if self.kind == "repo" else self.url
+        return f"{self.url} {self.chart}" if self.kind == "repo" else self.url
 
 
 @dataclass(frozen=True)

@@ -91,13 +91,13 @@ class OciClient:
         while url is not None:
             reply = self._get(url, "application/json", MAX_MANIFEST_BYTES)
             if reply.status == 404:
-                raise ChartError(f"{self.ref}: repository not found in the registry")
+                raise ChartError("repository not found in the registry")
             if not reply.ok:
                 raise self._failed("tags", reply)
             try:
                 listed = json.loads(reply.body).get("tags") or []
             except (ValueError, AttributeError) as err:
-                raise ChartError(f"{self.ref}: the registry's tag list is not JSON") from err
+                raise ChartError("the registry's tag list is not JSON") from err
             tags.extend(str(t) for t in listed)
             url = _next_link(url, reply.headers.get("Link"))
         return tags
@@ -112,7 +112,7 @@ class OciClient:
             raise self._failed(f"manifest {version}", reply)
         claimed = reply.headers.get("Docker-Content-Digest")
         if claimed and claimed.startswith("sha256:") and sha256_digest(reply.body) != claimed:
-            raise ChartError(f"{self.ref}:{version}: manifest digest mismatch; refusing it")
+            raise ChartError(f"{version}: manifest digest mismatch; refusing it")
         try:
             manifest = json.loads(reply.body)
             layers = [
@@ -121,9 +121,9 @@ class OciClient:
                 if layer.get("mediaType") == CHART_LAYER
             ]
         except (ValueError, AttributeError, KeyError, TypeError) as err:
-            raise ChartError(f"{self.ref}:{version}: the manifest is not valid JSON") from err
+            raise ChartError(f"{version}: the manifest is not valid JSON") from err
         if len(layers) != 1 or not isinstance(layers[0], str):
-            raise ChartError(f"{self.ref}:{version}: not a Helm chart (no single chart layer)")
+            raise ChartError(f"{version}: not a Helm chart (no single chart layer)")
         return layers[0]
 
     def blob(self, digest: str) -> bytes:
@@ -165,7 +165,7 @@ class OciClient:
         query["scope"] = params.get("scope") or f"repository:{self.ref.repository}:pull"
         realm = params["realm"]
         if not realm.startswith("https://") and not realm.startswith("http://"):
-            raise ChartError(f"{self.ref}: the registry names an unusable token service")
+            raise ChartError("the registry names an unusable token service")
         url = realm + ("&" if "?" in realm else "?") + urlencode(query)
         reply = http.get(
             url,
@@ -175,14 +175,14 @@ class OciClient:
             limit=MAX_MANIFEST_BYTES,
         )
         if not reply.ok:
-            raise self._failed("token", reply)
+            raise self._failed("token service", reply)
         try:
             answer = json.loads(reply.body)
             token = answer.get("token") or answer.get("access_token")
         except (ValueError, AttributeError) as err:
-            raise ChartError(f"{self.ref}: the token service answered no JSON") from err
+            raise ChartError("the token service answered no JSON") from err
         if not isinstance(token, str) or not token:
-            raise ChartError(f"{self.ref}: the token service answered no token")
+            raise ChartError("the token service answered no token")
         return token
 
     def _failed(self, what: str, reply: http.Response) -> ChartError:
@@ -190,9 +190,7 @@ class OciClient:
             401: "credentials missing or refused (see --chart-credentials)",
             403: "access denied",
         }.get(reply.status, "")
-        return ChartError(
-            f"{self.ref}: {what}: HTTP {reply.status}" + (f" ({hint})" if hint else "")
-        )
+        return ChartError(f"{what}: HTTP {reply.status}" + (f" ({hint})" if hint else ""))
 
 
 def _next_link(current: str, link: str | None) -> str | None:

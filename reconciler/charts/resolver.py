@@ -33,7 +33,13 @@ class ChartResolver:
     _failures: dict[str, ChartError] = field(default_factory=dict, repr=False)
 
     def resolve(self, source: ChartSource, pin: Pin | None = None) -> ResolvedChart:
-        """The exact chart for ``source``; raises ChartError saying what failed."""
+        """The exact chart for ``source``; raises ChartError naming the chart and what failed."""
+        try:
+            return self._resolve(source, pin)
+        except ChartError as err:
+            raise ChartError(f"chart {source} {source.version}: {err}") from err
+
+    def _resolve(self, source: ChartSource, pin: Pin | None) -> ResolvedChart:
         try:
             constraint = parse_constraint(source.version)
         except ConstraintError as err:
@@ -53,7 +59,7 @@ class ChartResolver:
         except ChartError as err:
             fallback = self._cached_best(source, constraint)
             if fallback is None:
-                raise
+                raise ChartError(f"{err} (and no cached version matches)") from err
             return ResolvedChart(*fallback, note=f"using the cached chart: {err}")
         return ResolvedChart(source, version, digest, self._download(source, version, digest))
 
@@ -64,7 +70,7 @@ class ChartResolver:
         _, digest = self._lookup(source, parse_constraint(f"={pin.version}"), exact=pin.version)
         if digest != pin.digest:
             raise ChartError(
-                f"{source} {pin.version} changed since it was recorded for this revision "
+                f"{pin.version} changed since it was recorded for this revision "
                 f"({pin.digest}, now {digest}); refusing it"
             )
         return ResolvedChart(
@@ -109,7 +115,7 @@ class ChartResolver:
             )
         entries = self._indexes[source.url].get(source.chart)
         if not entries:
-            raise _NoMatch(f"{source}: the repository has no chart {source.chart!r}")
+            raise _NoMatch(f"the repository has no chart {source.chart!r}")
         by_version = {e.version: e for e in entries}
         version = constraint.best(by_version)
         if version is None:
@@ -117,7 +123,7 @@ class ChartResolver:
         digest = by_version[version].digest
         if digest is None:
             raise ChartError(
-                f"{source} {version}: index.yaml gives no digest; refusing an unverifiable chart"
+                f"index.yaml gives no digest for {version}; refusing an unverifiable chart"
             )
         return version, digest
 
@@ -139,14 +145,14 @@ class ChartResolver:
         self.requests += 1
         digest = client.chart_digest(version)
         if digest is None:
-            raise _NoMatch(f"{source}: no version {version} (no such tag in the registry)")
+            raise _NoMatch(f"no version {version} in the registry (no such tag)")
         return version, digest
 
     def _client(self, source: ChartSource) -> OciClient:
         if source.url not in self._clients:
             ref = parse_reference(source.url)
             if ref is None:
-                raise ChartError(f"{source.url}: not an oci://host/path/name reference")
+                raise ChartError("not an oci://host/path/name reference")
             entry = self.credentials.for_url(source.url)
             self._clients[source.url] = OciClient(ref, entry, self.timeout)
         return self._clients[source.url]
@@ -176,4 +182,4 @@ def _no_version(source: ChartSource, versions: list[str]) -> str:
         (v for v in (parse_version(t) for t in versions) if v is not None), reverse=True
     )
     newest = ", ".join(str(v) for v in parsed[:5]) or "none"
-    return f"{source}: no version matches {source.version!r} (newest: {newest})"
+    return f"no version matches (newest: {newest})"

@@ -101,7 +101,7 @@ def test_a_missing_version_or_chart_says_what_there_is(
     with pytest.raises(ChartError) as err:
         resolver.resolve(source(repo.url, "~3.1"))
     assert str(err.value) == (
-        f"{repo.url} chart demo: no version matches '~3.1' (newest: 2.0.0, 1.2.0, 1.1.0, 1.0.0)"
+        f"chart {repo.url} demo ~3.1: no version matches (newest: 2.0.0, 1.2.0, 1.1.0, 1.0.0)"
     )
     with pytest.raises(ChartError, match="the repository has no chart 'other'"):
         resolver.resolve(ChartSource("repo", repo.url, "other", "1.0.0"))
@@ -176,9 +176,36 @@ def test_a_missing_oci_version_is_an_error_naming_it(
     with pytest.raises(ChartError) as err:
         resolver.resolve(oci(reg, "1.0.1"))
     assert str(err.value) == (
-        f"oci://{reg.host}/team/demo: no version 1.0.1 (no such tag in the registry)"
+        f"chart oci://{reg.host}/team/demo 1.0.1: no version 1.0.1 in the registry (no such tag)"
     )
-    with pytest.raises(ChartError, match=r"no version matches '\^3' \(newest: 2\.0\.0, 1\.2\.0"):
+    with pytest.raises(
+        ChartError, match=r"demo \^3: no version matches \(newest: 2\.0\.0, 1\.2\.0"
+    ):
         resolver.resolve(oci(reg, "^3"))
     with pytest.raises(ChartError, match="repository not found"):
         resolver.resolve(ChartSource("oci", f"oci://{reg.host}/team/nothing", "nothing", "^1"))
+
+
+def test_a_registry_with_token_auth_takes_the_configured_credentials(
+    tmp_path: Path, packaged: dict[str, Path]
+) -> None:
+    ca, serving = make_test_ca(tmp_path / "pki")
+    with oci_registry(tmp_path / "registry", ca, serving, token_auth=("ci", "pa55")) as reg:
+        reg.login("ci", "pa55", tmp_path / "helm")
+        reg.push(packaged["1.2.0"], "private", tmp_path / "helm")
+        chart = ChartSource("oci", f"oci://{reg.host}/private/demo", "demo", "^1")
+        creds = tmp_path / "credentials.yaml"
+        creds.write_text(f"oci://{reg.host}/private/:\n  caFile: {ca.cert}\n")
+        cache = ChartCache(tmp_path / "cache")
+        with pytest.raises(
+            ChartError, match=r"token service: HTTP 401 \(credentials missing or refused"
+        ):
+            ChartResolver(cache, ChartCredentials.load(creds)).resolve(chart)
+        (tmp_path / "password").write_text("pa55\n")
+        creds.write_text(
+            f"oci://{reg.host}/private/:\n  caFile: {ca.cert}\n  username: ci\n"
+            f"  passwordFile: {tmp_path / 'password'}\n"
+        )
+        resolved = ChartResolver(cache, ChartCredentials.load(creds)).resolve(chart)
+        assert resolved.version == "1.2.0"
+        assert (resolved.path / "Chart.yaml").is_file()
