@@ -56,6 +56,11 @@ def write_chart(directory: Path, name: str, version: str, marker: str = "") -> P
     return chart
 
 
+def helm_binary() -> str:
+    """$RECONCILER_HELM (as for rendering), else the pinned helm."""
+    return os.environ.get("RECONCILER_HELM") or str(binaries.ensure("helm"))
+
+
 def helm_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     for part in ("CACHE", "CONFIG", "DATA"):
@@ -66,7 +71,7 @@ def helm_env(home: Path) -> dict[str, str]:
 
 def helm(args: list[str], home: Path) -> str:
     result = subprocess.run(
-        [str(binaries.ensure("helm")), *args],
+        [helm_binary(), *args],
         capture_output=True,
         text=True,
         env=helm_env(home),

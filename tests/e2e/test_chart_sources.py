@@ -77,7 +77,7 @@ def test_a_cached_chart_is_served_without_network(tmp_path: Path, repo: HelmRepo
     assert (offline.version, offline.path) == ("1.1.0", first.path)
     assert offline.note is not None and "using the cached chart" in offline.note
     pinned = ChartResolver(cache).resolve(source(repo.url, "^1"), Pin("1.1.0", first.digest))
-    assert pinned == first
+    assert (pinned.version, pinned.digest, pinned.path) == ("1.1.0", first.digest, first.path)
     with pytest.raises(ChartError, match=r"127\.0\.0\.1.*index\.yaml: .*[Cc]onnection refused"):
         ChartResolver(cache, timeout=5).resolve(source(repo.url, "2.0.0"))
 
@@ -162,7 +162,7 @@ def test_an_oci_chart_resolves_a_range_over_the_tags(
     assert chart.digest == "sha256:" + hashlib.sha256(packaged["1.1.0"].read_bytes()).hexdigest()
     assert (chart.path / "templates" / "configmap.yaml").is_file()
     exact = ChartResolver(cache, creds)
-    assert exact.resolve(oci(reg, "1.1.0")) == chart
+    assert exact.resolve(oci(reg, "1.1.0")).path == chart.path
     assert exact.requests == 0
     latest = ChartResolver(cache, creds).resolve(oci(reg, ">=1"))
     assert latest.version == "2.0.0"
