@@ -16,6 +16,7 @@ from reconciler.store.rows import (
     SourceStatus,
     State,
     StatusRow,
+    TargetRevision,
 )
 
 
@@ -94,8 +95,25 @@ def status_row(row: sqlite3.Row) -> StatusRow:
     )
 
 
+REVISION_COLUMNS = "sha, seen_at, valid, error, held"
+TARGET_COLUMNS = "app, cluster, desired, applied, applied_at, objects"
+
+
 def revision_row(row: sqlite3.Row) -> RevisionRow:
-    return RevisionRow(row["sha"], dt(row["seen_at"]), bool(row["valid"]), row["error"])
+    return RevisionRow(
+        row["sha"], dt(row["seen_at"]), bool(row["valid"]), row["error"], row["held"]
+    )
+
+
+def target_revision(row: sqlite3.Row) -> TargetRevision:
+    return TargetRevision(
+        app=row["app"],
+        cluster=row["cluster"],
+        desired=row["desired"],
+        applied=row["applied"],
+        applied_at=opt_dt(row["applied_at"]),
+        objects=tuple(json.loads(row["objects"])),
+    )
 
 
 def source_row(row: sqlite3.Row) -> SourceStatus:

@@ -1,5 +1,6 @@
-"""Embedded SQLite state: revisions seen, last good revision per app, status, drift history,
-and how the last fetches of the config repo went.
+"""Embedded SQLite state: revisions seen, the revisions each app x cluster target runs and
+should run, last good revision per app, status, drift history, prune-guard releases, and how
+the last fetches of the config repo went.
 
 One file, ``<state_dir>/state.db``, in WAL mode so the CLI can read while the daemon writes.
 The schema is versioned with ``PRAGMA user_version`` and migrated forward on open by the ordered
@@ -10,10 +11,14 @@ stored as fixed-width UTC text, so text order is time order. It never logs. Valu
 fields are stored as given (callers mask Secret values before they get here).
 
 Threads: one connection guarded by a lock, so a daemon's worker threads can share one Store.
+
+Private: the state dir is 0700 and ``state.db`` (hence its ``-wal`` and ``-shm``, which SQLite
+creates with the database's mode) 0600, whatever the umask.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,10 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ReconcilerError
+from reconciler.private import private_dir, private_file
 from reconciler.store.codec import (
     DRIFT_COLUMNS,
+    REVISION_COLUMNS,
     SOURCE_COLUMNS,
     STATUS_COLUMNS,
+    TARGET_COLUMNS,
     drift_row,
     dt,
     fields_json,
@@ -36,6 +44,7 @@ from reconciler.store.codec import (
     revision_row,
     source_row,
     status_row,
+    target_revision,
     ts,
 )
 from reconciler.store.migrations import MIGRATIONS, SCHEMA_VERSION, statements
@@ -43,10 +52,12 @@ from reconciler.store.rows import (
     DriftKey,
     DriftRow,
     FieldDrift,
+    Release,
     RevisionRow,
     SourceStatus,
     State,
     StatusRow,
+    TargetRevision,
     drift_key,
 )
 
@@ -70,7 +81,12 @@ class Store:
         """Open (creating if needed) ``state_dir/state.db`` and migrate it to the current schema."""
         path = state_dir / DB_NAME
         try:
-            state_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(state_dir)
+            private_file(path)
+            for suffix in ("-wal", "-shm"):  # left by an older version, say
+                sidecar = path.with_name(path.name + suffix)
+                if sidecar.exists():
+                    private_file(sidecar)
             conn = cls._connect(str(path), uri=False)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -164,21 +180,111 @@ class Store:
 
     # -- revisions ------------------------------------------------------------------------
 
-    def record_revision(self, sha: str, seen_at: datetime, valid: bool, error: str | None) -> None:
-        """Remember that ``sha`` was seen at ``seen_at`` and whether its config was valid."""
+    def record_revision(
+        self, sha: str, seen_at: datetime, valid: bool, error: str | None, held: str | None = None
+    ) -> None:
+        """Remember that ``sha`` was seen at ``seen_at``, whether its config was valid and
+        whether the prune guard holds it (``held``: why)."""
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO revisions (sha, seen_at, valid, error) VALUES (?, ?, ?, ?)"
+                "INSERT INTO revisions (sha, seen_at, valid, error, held) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (sha) DO UPDATE SET"
-                " seen_at = excluded.seen_at, valid = excluded.valid, error = excluded.error",
-                (sha, ts(seen_at), int(valid), error),
+                " seen_at = excluded.seen_at, valid = excluded.valid, error = excluded.error,"
+                " held = excluded.held",
+                (sha, ts(seen_at), int(valid), error, held),
             )
+
+    def set_held(self, sha: str, held: str | None) -> None:
+        """Set or clear (None) why the prune guard holds the already recorded ``sha``."""
+        with self._write() as conn:
+            conn.execute("UPDATE revisions SET held = ? WHERE sha = ?", (held, sha))
+
+    def revision(self, sha: str) -> RevisionRow | None:
+        """The recorded revision ``sha`` (a full sha)."""
+        rows = self._read(f"SELECT {REVISION_COLUMNS} FROM revisions WHERE sha = ?", (sha,))
+        return revision_row(rows[0]) if rows else None
+
+    def find_revisions(self, prefix: str) -> list[RevisionRow]:
+        """Recorded revisions whose sha starts with ``prefix`` (lowercase hex), newest first."""
+        if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+            return []
+        rows = self._read(
+            f"SELECT {REVISION_COLUMNS} FROM revisions WHERE sha >= ? AND sha < ?"
+            " ORDER BY seen_at DESC, rowid DESC",
+            (prefix, prefix + "g"),
+        )
+        return [revision_row(row) for row in rows]
+
+    # -- prune-guard releases -------------------------------------------------------------
+
+    def release(self, sha: str, user: str, at: datetime) -> Release:
+        """Record that ``user`` released revision ``sha`` from the prune guard at ``at`` (the
+        first release is kept)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO releases (sha, released_by, released_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (sha) DO NOTHING",
+                (sha, user, ts(at)),
+            )
+            row = conn.execute(
+                "SELECT sha, released_by, released_at FROM releases WHERE sha = ?", (sha,)
+            ).fetchone()
+        return Release(row["sha"], row["released_by"], dt(row["released_at"]))
+
+    def released(self, sha: str) -> Release | None:
+        """The release of ``sha``, if someone released it."""
+        rows = self._read(
+            "SELECT sha, released_by, released_at FROM releases WHERE sha = ?", (sha,)
+        )
+        if not rows:
+            return None
+        return Release(rows[0]["sha"], rows[0]["released_by"], dt(rows[0]["released_at"]))
+
+    # -- per-target revisions -------------------------------------------------------------
+
+    def set_desired(self, targets: Iterable[tuple[str, str, str | None]]) -> None:
+        """Record for each (app, cluster, revision) the revision that target should run, in
+        one transaction; what it applied is kept."""
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO targets (app, cluster, desired) VALUES (?, ?, ?)"
+                " ON CONFLICT (app, cluster) DO UPDATE SET desired = excluded.desired",
+                list(targets),
+            )
+
+    def record_applied(
+        self, app: str, cluster: str, revision: str, objects: Iterable[str], at: datetime
+    ) -> None:
+        """A pass applied ``revision`` of ``app`` to ``cluster`` in full: these are its objects."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO targets (app, cluster, desired, applied, applied_at, objects)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (app, cluster) DO UPDATE SET applied = excluded.applied,"
+                " applied_at = excluded.applied_at, objects = excluded.objects",
+                (app, cluster, revision, revision, ts(at), json.dumps(sorted(set(objects)))),
+            )
+
+    def list_targets(self, cluster: str | None = None) -> list[TargetRevision]:
+        """Every target's revisions (only ``cluster``'s if given), by app then cluster."""
+        if cluster is None:
+            rows = self._read(f"SELECT {TARGET_COLUMNS} FROM targets ORDER BY app, cluster")
+        else:
+            rows = self._read(
+                f"SELECT {TARGET_COLUMNS} FROM targets WHERE cluster = ? ORDER BY app",
+                (cluster,),
+            )
+        return [target_revision(row) for row in rows]
+
+    def delete_target(self, app: str, cluster: str) -> None:
+        """Forget a target: the app left the cluster and nothing of it is left there."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM targets WHERE app = ? AND cluster = ?", (app, cluster))
 
     def last_revision(self) -> RevisionRow | None:
         """The most recently seen revision."""
         rows = self._read(
-            "SELECT sha, seen_at, valid, error FROM revisions ORDER BY seen_at DESC, rowid DESC"
-            " LIMIT 1"
+            f"SELECT {REVISION_COLUMNS} FROM revisions ORDER BY seen_at DESC, rowid DESC LIMIT 1"
         )
         return revision_row(rows[0]) if rows else None
 
@@ -186,7 +292,7 @@ class Store:
         """The most recently seen revision whose config was valid (what a restart falls back on
         when the newest one is not)."""
         rows = self._read(
-            "SELECT sha, seen_at, valid, error FROM revisions WHERE valid = 1"
+            f"SELECT {REVISION_COLUMNS} FROM revisions WHERE valid = 1"
             " ORDER BY seen_at DESC, rowid DESC LIMIT 1"
         )
         return revision_row(rows[0]) if rows else None
@@ -195,7 +301,7 @@ class Store:
         """Revisions whose config was valid, most recently seen first, at most ``limit`` (the
         candidates a restart on an invalid head may fall back on)."""
         rows = self._read(
-            "SELECT sha, seen_at, valid, error FROM revisions WHERE valid = 1"
+            f"SELECT {REVISION_COLUMNS} FROM revisions WHERE valid = 1"
             " ORDER BY seen_at DESC, rowid DESC LIMIT ?",
             (max(0, limit),),
         )

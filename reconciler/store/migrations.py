@@ -80,6 +80,26 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE corrected_at IS NULL;
     CREATE INDEX drift_corrected ON drift (corrected_at) WHERE corrected_at IS NOT NULL;
     """,
+    # 5: per-target revisions (what each app x cluster should run, what it last applied and the
+    # objects of that apply); revisions the prune guard holds, and their releases
+    """
+    CREATE TABLE targets (
+        app         TEXT NOT NULL,
+        cluster     TEXT NOT NULL,
+        desired     TEXT,
+        applied     TEXT,
+        applied_at  TEXT,
+        objects     TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (app, cluster)
+    );
+    CREATE INDEX targets_cluster ON targets (cluster, app);
+    ALTER TABLE revisions ADD COLUMN held TEXT;
+    CREATE TABLE releases (
+        sha          TEXT PRIMARY KEY,
+        released_by  TEXT NOT NULL,
+        released_at  TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,4 +1,4 @@
-"""What the store keeps, as frozen rows: revisions, the source, status per target, drift."""
+"""What the store keeps, as frozen rows: revisions, targets, releases, the source, status, drift."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ class State(StrEnum):
 
     ``InvalidConfig`` is kept apart from ``Failed``: the app's config at the newest revision does
     not load or render, so nothing was applied and the last good revision stays live (the message
-    says why). ``Failed`` means applying to that cluster failed.
+    says why). ``Failed`` means applying to that cluster failed. ``Held``: the newest revision
+    would prune too much (the prune guard) and waits for a release; the previous one stays live.
     """
 
     SYNCED = "Synced"
@@ -25,6 +26,7 @@ class State(StrEnum):
     UNREACHABLE = "Unreachable"
     PAUSED = "Paused"
     INVALID_CONFIG = "InvalidConfig"
+    HELD = "Held"
 
 
 class DriftKind(StrEnum):
@@ -38,10 +40,42 @@ class DriftKind(StrEnum):
 
 @dataclass(frozen=True)
 class RevisionRow:
+    """A revision seen: whether its config loaded (``error`` says why not, or which apps did
+    not) and, when the prune guard holds it, why (``held``)."""
+
     sha: str
     seen_at: datetime
     valid: bool
     error: str | None
+    held: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetRevision:
+    """The revisions of one app on one cluster (a *target*).
+
+    ``desired`` is the revision it should run, decided by the daemon on each pass (the newest
+    revision whose config for this target loads and renders; later a rollout or a pin may
+    decide otherwise). ``applied`` is the revision whose objects a pass last applied in full,
+    at ``applied_at``; ``objects`` are the objects of that apply (``Kind/namespace/name``):
+    what this instance manages there, which the prune guard counts.
+    """
+
+    app: str
+    cluster: str
+    desired: str | None
+    applied: str | None = None
+    applied_at: datetime | None = None
+    objects: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Release:
+    """A revision held by the prune guard, released by ``user`` at ``at``."""
+
+    sha: str
+    user: str
+    at: datetime
 
 
 @dataclass(frozen=True)
