@@ -45,5 +45,5 @@ def lock_charts(
         try:
             charts[app.name] = resolver.resolve(source, pin)
         except ChartError as err:
-            errors[app.name] = f"{app.file}:{app.chart_line}: app {app.name}: {err}"
+            errors[app.name] = f"{app.file}:{app.chart_line}: {err}"
     return ChartLock(charts, errors)

@@ -77,6 +77,7 @@ class App:
     # Helm values in merge order: values files, then inline values (overrides come later).
     helm_values: tuple[SourceDocument, ...] = ()
     override_sources: tuple[OverrideSource, ...] = field(default=())
+    chart_line: int = 0  # of spec.source.helm.version (or chart): where a chart error points
 
     def override_where(self, index: int) -> str:
         """``apps/x/app.yaml:31`` of override ``index``."""

@@ -4,16 +4,20 @@ the CNCF distribution registry (OCI), through the resolver and its content-addre
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner, Result
 
 from reconciler.charts.cache import ChartCache
 from reconciler.charts.credentials import ChartCredentials
 from reconciler.charts.model import ChartSource, Pin
 from reconciler.charts.resolver import ChartResolver
+from reconciler.cli.main import cli
 from reconciler.errors import ChartError
 from tests.chartservers import (
     HelmRepoServer,
@@ -24,6 +28,7 @@ from tests.chartservers import (
     package,
     write_chart,
 )
+from tests.configrepo import write, write_clusters
 
 VERSIONS = ("1.0.0", "1.1.0", "1.2.0", "2.0.0")
 
@@ -209,3 +214,110 @@ def test_a_registry_with_token_auth_takes_the_configured_credentials(
         resolved = ChartResolver(cache, ChartCredentials.load(creds)).resolve(chart)
         assert resolved.version == "1.2.0"
         assert (resolved.path / "Chart.yaml").is_file()
+
+
+# ---- through the CLI: validate, render, plan ----------------------------------------------------
+
+
+def remote_chart_repo(root: Path, helm_source: dict[str, Any]) -> Path:
+    write_clusters(root, {"edge-1": {"env": "prod"}, "edge-2": {"env": "prod"}})
+    write(
+        root / "apps" / "web" / "app.yaml",
+        {
+            "apiVersion": "reconciler.io/v1alpha1",
+            "kind": "App",
+            "metadata": {"name": "web"},
+            "spec": {
+                "namespace": "web",
+                "source": {"helm": helm_source},
+                "placement": {"selector": {"matchLabels": {"env": "prod"}}},
+                "overrides": [{"name": "hi", "target": {"clusters": ["edge-2"]},
+                               "values": {"greeting": "hi ${cluster.name}"}}],
+            },
+        },
+    )  # fmt: skip
+    return root
+
+
+def run_cli(*args: object) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def configmaps(output: str) -> dict[str, dict[str, Any]]:
+    """cluster -> the chart's ConfigMap data, from `render` YAML output."""
+    docs = [d for d in yaml.safe_load_all(output) if d]
+    clusters = [line.rsplit(" ", 1)[1] for line in output.splitlines() if line.startswith("# app")]
+    return {name: doc["data"] for name, doc in zip(clusters, docs, strict=True)}
+
+
+def test_render_and_validate_take_a_chart_from_a_helm_repository_and_then_the_cache(
+    tmp_path: Path, repo: HelmRepoServer
+) -> None:
+    root = remote_chart_repo(
+        tmp_path / "config", {"repo": repo.url, "chart": "demo", "version": ">=1.1 <2"}
+    )
+    cache = tmp_path / "chart-cache"
+    result = run_cli("render", root, "--chart-cache", cache)
+    assert result.exit_code == 0, result.output
+    data = configmaps(result.stdout)
+    assert data["edge-1"] == {"chartVersion": "1.2.0", "greeting": "hello", "marker": ""}
+    assert data["edge-2"]["greeting"] == "hi edge-2"
+    assert repo.requests == ["/index.yaml", "/demo-1.2.0.tgz"]  # one download for both clusters
+    assert run_cli("validate", root, "--chart-cache", cache).exit_code == 0
+    repo.stop()
+    offline = run_cli("render", root, "--chart-cache", cache)
+    assert offline.exit_code == 0, offline.output
+    assert configmaps(offline.stdout)["edge-1"]["chartVersion"] == "1.2.0"
+    assert "note: app web: chart" in offline.stderr and "using the cached chart" in offline.stderr
+    failed = run_cli("validate", root, "--chart-cache", tmp_path / "empty-cache")
+    assert failed.exit_code == 2
+    app_yaml = (root / "apps" / "web" / "app.yaml").read_text().splitlines()
+    at = next(i for i, text in enumerate(app_yaml, 1) if text.strip().startswith("version:"))
+    line = (
+        f"error: app web, cluster edge-1: apps/web/app.yaml:{at}: chart {repo.url} demo >=1.1 <2: "
+        f"{repo.url}index.yaml: Connection refused (and no cached version matches)"
+    )
+    assert line in failed.stderr.splitlines(), failed.stderr
+
+
+def test_render_takes_an_oci_chart_with_the_credentials_file(
+    tmp_path: Path, registry: tuple[Registry, ChartCredentials]
+) -> None:
+    reg, _ = registry
+    creds = tmp_path / "credentials.yaml"
+    creds.write_text(f"oci://{reg.host}/:\n  caFile: {reg.ca}\n")
+    root = remote_chart_repo(
+        tmp_path / "config", {"chart": f"oci://{reg.host}/team/demo", "version": "1.0.0"}
+    )
+    result = run_cli(
+        "render", root, "--chart-cache", tmp_path / "cache", "--chart-credentials", creds
+    )
+    assert result.exit_code == 0, result.output
+    assert configmaps(result.stdout)["edge-2"] == {
+        "chartVersion": "1.0.0",
+        "greeting": "hi edge-2",
+        "marker": "",
+    }
+    # Cached: no request, so no credentials needed. Not cached: the registry is not trusted.
+    assert run_cli("render", root, "--chart-cache", tmp_path / "cache").exit_code == 0
+    missing = run_cli("render", root, "--chart-cache", tmp_path / "other-cache")
+    assert missing.exit_code == 2
+    assert f"chart oci://{reg.host}/team/demo 1.0.0: " in missing.stderr
+    assert "TLS certificate not trusted" in missing.stderr
+
+
+def test_plan_shows_a_chart_version_bump(tmp_path: Path, repo: HelmRepoServer) -> None:
+    root = remote_chart_repo(
+        tmp_path / "config", {"repo": repo.url, "chart": "demo", "version": "~1.1"}
+    )
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    app_yaml = root / "apps" / "web" / "app.yaml"
+    app_yaml.write_text(app_yaml.read_text().replace("~1.1", "^1.2"))
+    subprocess.run([*git, "commit", "-qam", "bump"], check=True)
+    result = run_cli("plan", root, "--base", "HEAD~1", "--chart-cache", tmp_path / "cache")
+    assert result.exit_code == 1, result.output
+    assert f"chart {repo.url} demo: 1.1.0 → 1.2.0" in result.stdout
+    assert '-  chartVersion: "1.1.0"' in result.stdout or "1.1.0" in result.stdout
