@@ -39,8 +39,11 @@ __all__ = [
     "DriftKind",
     "DriftRow",
     "FieldDrift",
+    "Pin",
     "Release",
     "RevisionRow",
+    "RolloutCommandRow",
+    "RolloutRow",
     "SourceStatus",
     "State",
     "StatusRow",
@@ -111,6 +114,48 @@ class TargetRevision:
     applied: str | None = None
     applied_at: datetime | None = None
     objects: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RolloutRow:
+    """A rollout of ``revision`` of ``app``; ``data`` is its whole state (rollout.codec)."""
+
+    app: str
+    revision: str
+    phase: str
+    data: dict[str, Any]
+    started_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RolloutCommandRow:
+    """An operator's ``rollout approve|pause|resume|abort`` for the rollout of ``revision``,
+    waiting for the daemon until ``consumed_at``."""
+
+    id: int
+    app: str
+    revision: str
+    kind: str
+    stage: str | None
+    user: str
+    at: datetime
+    consumed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Pin:
+    """``reconciler rollback``: ``app`` on ``cluster`` (``*``: every cluster) runs ``revision``
+    until released."""
+
+    app: str
+    cluster: str
+    revision: str
+    user: str
+    at: datetime
+
+
+ALL_CLUSTERS = "*"
 
 
 @dataclass(frozen=True)
@@ -306,6 +351,39 @@ MIGRATIONS: tuple[str, ...] = (
         sha          TEXT PRIMARY KEY,
         released_by  TEXT NOT NULL,
         released_at  TEXT NOT NULL
+    );
+    """,
+    # 6: progressive rollouts (one row per app and revision, the state as JSON), the operators'
+    # commands waiting for the daemon, and pins (`reconciler rollback --to`)
+    """
+    CREATE TABLE rollouts (
+        app         TEXT NOT NULL,
+        revision    TEXT NOT NULL,
+        phase       TEXT NOT NULL,
+        data        TEXT NOT NULL,
+        started_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        PRIMARY KEY (app, revision)
+    );
+    CREATE INDEX rollouts_started ON rollouts (app, started_at DESC);
+    CREATE TABLE rollout_commands (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        app          TEXT NOT NULL,
+        revision     TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        stage        TEXT,
+        user         TEXT NOT NULL,
+        at           TEXT NOT NULL,
+        consumed_at  TEXT
+    );
+    CREATE INDEX rollout_commands_pending ON rollout_commands (app) WHERE consumed_at IS NULL;
+    CREATE TABLE pins (
+        app       TEXT NOT NULL,
+        cluster   TEXT NOT NULL,
+        revision  TEXT NOT NULL,
+        user      TEXT NOT NULL,
+        at        TEXT NOT NULL,
+        PRIMARY KEY (app, cluster)
     );
     """,
 )
@@ -929,6 +1007,123 @@ class Store:
         rows = self._read(f"SELECT {_DRIFT_COLUMNS} FROM drift{clause}", params)
         return [_drift_row(row) for row in rows]
 
+    # -- rollouts -------------------------------------------------------------------------
+
+    def save_rollout(
+        self,
+        row: RolloutRow,
+        desired: Iterable[tuple[str, str, str | None]] = (),
+        consumed: Iterable[int] = (),
+        at: datetime | None = None,
+    ) -> None:
+        """Write a rollout's state, the revisions its targets should now run and the commands
+        it took, in one transaction: what a step decided is written before it is acted on."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO rollouts (app, revision, phase, data, started_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (app, revision) DO UPDATE SET"
+                " phase = excluded.phase, data = excluded.data, updated_at = excluded.updated_at",
+                (
+                    row.app,
+                    row.revision,
+                    row.phase,
+                    json.dumps(row.data, sort_keys=True),
+                    _ts(row.started_at),
+                    _ts(row.updated_at),
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO targets (app, cluster, desired) VALUES (?, ?, ?)"
+                " ON CONFLICT (app, cluster) DO UPDATE SET desired = excluded.desired",
+                list(desired),
+            )
+            conn.executemany(
+                "UPDATE rollout_commands SET consumed_at = ? WHERE id = ?",
+                [(_ts(at or row.updated_at), id) for id in consumed],
+            )
+
+    def rollout(self, app: str, revision: str) -> RolloutRow | None:
+        rows = self._read("SELECT * FROM rollouts WHERE app = ? AND revision = ?", (app, revision))
+        return _rollout_row(rows[0]) if rows else None
+
+    def latest_rollouts(self, app: str | None = None) -> list[RolloutRow]:
+        """The newest rollout of each app (of ``app`` only if given), by app."""
+        rows = self._read(
+            "SELECT * FROM rollouts r WHERE (? IS NULL OR r.app = ?) AND NOT EXISTS"
+            " (SELECT 1 FROM rollouts n WHERE n.app = r.app AND (n.started_at > r.started_at"
+            " OR (n.started_at = r.started_at AND n.rowid > r.rowid)))"
+            " ORDER BY r.app",
+            (app, app),
+        )
+        return [_rollout_row(row) for row in rows]
+
+    def list_rollouts(self, app: str) -> list[RolloutRow]:
+        """Every rollout of ``app``, newest first."""
+        rows = self._read(
+            "SELECT * FROM rollouts WHERE app = ? ORDER BY started_at DESC, rowid DESC", (app,)
+        )
+        return [_rollout_row(row) for row in rows]
+
+    def add_rollout_command(
+        self, app: str, revision: str, kind: str, stage: str | None, user: str, at: datetime
+    ) -> RolloutCommandRow:
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO rollout_commands (app, revision, kind, stage, user, at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (app, revision, kind, stage, user, _ts(at)),
+            )
+            row = conn.execute(
+                "SELECT * FROM rollout_commands WHERE id = ?", (cursor.lastrowid,)
+            ).fetchone()
+        return _command_row(row)
+
+    def pending_rollout_commands(self) -> list[RolloutCommandRow]:
+        """Commands the daemon has not taken yet, oldest first."""
+        rows = self._read("SELECT * FROM rollout_commands WHERE consumed_at IS NULL ORDER BY id")
+        return [_command_row(row) for row in rows]
+
+    def consume_rollout_commands(self, ids: Iterable[int], at: datetime) -> None:
+        """Mark commands taken without a rollout step (their rollout is gone or finished)."""
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE rollout_commands SET consumed_at = ? WHERE id = ?",
+                [(_ts(at), id) for id in ids],
+            )
+
+    # -- pins -------------------------------------------------------------------------------
+
+    def pin(
+        self, app: str, clusters: Sequence[str], revision: str, user: str, at: datetime
+    ) -> None:
+        """Pin ``app`` on ``clusters`` (``[ALL_CLUSTERS]``: the whole app) to ``revision``."""
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO pins (app, cluster, revision, user, at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (app, cluster) DO UPDATE SET revision = excluded.revision,"
+                " user = excluded.user, at = excluded.at",
+                [(app, c, revision, user, _ts(at)) for c in clusters],
+            )
+
+    def unpin(self, app: str, clusters: Sequence[str] | None = None) -> int:
+        """Release ``app``'s pins (only on ``clusters`` if given); how many were released."""
+        with self._write() as conn:
+            if clusters is None:
+                cursor = conn.execute("DELETE FROM pins WHERE app = ?", (app,))
+            else:
+                cursor = conn.executemany(
+                    "DELETE FROM pins WHERE app = ? AND cluster = ?",
+                    [(app, c) for c in clusters],
+                )
+            return cursor.rowcount
+
+    def list_pins(self, app: str | None = None) -> list[Pin]:
+        if app is None:
+            rows = self._read("SELECT * FROM pins ORDER BY app, cluster")
+        else:
+            rows = self._read("SELECT * FROM pins WHERE app = ? ORDER BY cluster", (app,))
+        return [_pin(row) for row in rows]
+
     def prune_drift(self, older_than: timedelta, now: datetime) -> int:
         """Delete drift records corrected before ``now - older_than``; open records are always
         kept. Returns how many were deleted."""
@@ -938,6 +1133,34 @@ class Store:
                 "DELETE FROM drift WHERE corrected_at IS NOT NULL AND corrected_at < ?", (cutoff,)
             )
             return cursor.rowcount
+
+
+def _rollout_row(row: sqlite3.Row) -> RolloutRow:
+    return RolloutRow(
+        app=row["app"],
+        revision=row["revision"],
+        phase=row["phase"],
+        data=json.loads(row["data"]),
+        started_at=_dt(row["started_at"]),
+        updated_at=_dt(row["updated_at"]),
+    )
+
+
+def _command_row(row: sqlite3.Row) -> RolloutCommandRow:
+    return RolloutCommandRow(
+        id=row["id"],
+        app=row["app"],
+        revision=row["revision"],
+        kind=row["kind"],
+        stage=row["stage"],
+        user=row["user"],
+        at=_dt(row["at"]),
+        consumed_at=_opt_dt(row["consumed_at"]),
+    )
+
+
+def _pin(row: sqlite3.Row) -> Pin:
+    return Pin(row["app"], row["cluster"], row["revision"], row["user"], _dt(row["at"]))
 
 
 def _statements(script: str) -> list[str]:
