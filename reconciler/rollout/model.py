@@ -172,7 +172,7 @@ class Observation:
     """What the daemon knows about one target (app x cluster) at ``now``.
 
     ``health_at`` is when the live objects the health was computed from were read: health
-    read before the new revision was applied (``applied_at``) says nothing about it.
+    read at or before the new revision was applied (``applied_at``) says nothing about it.
     """
 
     applied: str | None  # the revision last applied successfully
