@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from reconciler.store import ALL_CLUSTERS, RolloutRow, Store
+from reconciler.store.db import Store
+from reconciler.store.rows import ALL_CLUSTERS, RolloutRow
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
