@@ -57,8 +57,11 @@ def begin(
         if covered and all(_same(digests, head, latest.revision, c) for c in covered):
             return Begin(reason=f"renders as the rollout of {latest.revision[:12]}")
     bases = {c: running.get(c) for c in plan.clusters}
-    changed = {c for c in plan.clusters if not _same(digests, head, bases[c], c)}
-    if not any(bases[c] is not None for c in changed):
+    # A cluster that runs no revision of the app yet gets head at once.
+    changed = {
+        c for c in plan.clusters if bases[c] is not None and not _same(digests, head, bases[c], c)
+    }
+    if not changed:
         return Begin(reason="no cluster that runs the app renders differently")
     unchanged = frozenset(c for c in plan.clusters if c not in changed)
     state = start(app, head, plan, bases, now, unchanged)

@@ -63,7 +63,9 @@ def start(
                         ClusterPhase.SUCCEEDED,
                         started_at=now,
                         finished_at=now,
-                        reason="unchanged at this revision",
+                        reason="renders the same: at once"
+                        if base is not None
+                        else "not running the app yet: at once",
                         unchanged=True,
                     )
                 )

@@ -5,7 +5,8 @@ Times are seconds since the epoch (floats); the caller owns the clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -90,6 +91,13 @@ class RolloutPlan:
     @property
     def clusters(self) -> tuple[str, ...]:
         return tuple(c for stage in self.stages for c in stage.clusters)
+
+    def only(self, clusters: Collection[str]) -> RolloutPlan:
+        """The plan of just these clusters (stages left empty dropped), for display."""
+        stages = [
+            replace(s, clusters=tuple(c for c in s.clusters if c in clusters)) for s in self.stages
+        ]
+        return RolloutPlan(tuple(s for s in stages if s.clusters), self.warnings)
 
 
 @dataclass(frozen=True)

@@ -66,3 +66,11 @@ def test_a_halt_stands_against_an_unrelated_commit() -> None:
     running = {"c1": R2, "c2": R1, "c3": R1}
     result = begin("web", R3, PLAN, running, digests(r1="aaa", r2="bbb", r3="bbb"), halted, 5.0)
     assert result.started is None
+
+
+def test_a_cluster_that_runs_no_revision_yet_gets_head_at_once() -> None:
+    running = {"c1": R1, "c2": None, "c3": R1}
+    result = begin("web", R2, PLAN, running, digests(r1="aaa", r2="bbb"), None, 0.0)
+    assert result.started is not None
+    c2 = result.started.cluster("c2")
+    assert c2.unchanged and result.started.desired("c2") == R2
