@@ -107,7 +107,8 @@ def test_an_app_without_a_strategy_has_no_plan(make_repo: RepoFactory) -> None:
             "spec.rollout.stages[0].target: stage target names no clusters, groups or selector",
         ),
         (
-            "  stages: [{name: a, target: {clusters: [eu-1]}}, {name: a, target: {clusters: [eu-1]}}]\n",
+            "  stages:\n  - {name: a, target: {clusters: [eu-1]}}\n"
+            "  - {name: a, target: {clusters: [eu-1]}}\n",
             "spec.rollout.stages[1].name: duplicate stage name 'a'",
         ),
         (
