@@ -21,6 +21,7 @@ from reconciler.cli.common import (
     kubeconfig_option,
     lock_charts,
     repo_argument,
+    request_timeout_option,
 )
 
 
@@ -60,9 +61,11 @@ def _reconcile_once(
     apply: bool,
     chart_cache: Path | None = None,
     chart_credentials: Path | None = None,
+    request_timeout: float | None = None,
 ) -> list[Any]:
     from reconciler.config.load import load_repo
     from reconciler.engine import reconcile
+    from reconciler.kube.client import DEFAULT_TIMEOUT
     from reconciler.kube.pool import Clients
     from reconciler.render import render_all
 
@@ -71,7 +74,7 @@ def _reconcile_once(
     apps = [app] if app else None
     charts = lock_charts(repo, chart_resolver(chart_cache, chart_credentials), apps)
     rendered = render_all(repo, apps=apps, clusters=[cluster] if cluster else None, charts=charts)
-    clients = Clients(kubeconfig)
+    clients = Clients(kubeconfig, request_timeout or DEFAULT_TIMEOUT)
     clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
     try:
         return reconcile(
@@ -95,6 +98,7 @@ def _reconcile_once(
 @click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text")
 @kubeconfig_option
 @instance_option
+@request_timeout_option
 @chart_options
 def diff(
     repo: Path,
@@ -103,6 +107,7 @@ def diff(
     output: str,
     kubeconfig: str | None,
     instance: str,
+    request_timeout: float,
     chart_cache: Path | None,
     chart_credentials: Path | None,
 ) -> None:
@@ -113,7 +118,15 @@ def diff(
     from reconciler import outcomes as fmt
 
     results = _reconcile_once(
-        repo, app, cluster, kubeconfig, instance, False, chart_cache, chart_credentials
+        repo,
+        app,
+        cluster,
+        kubeconfig,
+        instance,
+        False,
+        chart_cache,
+        chart_credentials,
+        request_timeout,
     )
     if output == "json":
         click.echo(fmt.diff_json(results))
@@ -132,6 +145,7 @@ def diff(
 @click.option("--cluster", default=None, help="Only this cluster.")
 @kubeconfig_option
 @instance_option
+@request_timeout_option
 @chart_options
 def apply(
     repo: Path,
@@ -139,6 +153,7 @@ def apply(
     cluster: str | None,
     kubeconfig: str | None,
     instance: str,
+    request_timeout: float,
     chart_cache: Path | None,
     chart_credentials: Path | None,
 ) -> None:
@@ -150,7 +165,15 @@ def apply(
     from reconciler import outcomes as fmt
 
     results = _reconcile_once(
-        repo, app, cluster, kubeconfig, instance, True, chart_cache, chart_credentials
+        repo,
+        app,
+        cluster,
+        kubeconfig,
+        instance,
+        True,
+        chart_cache,
+        chart_credentials,
+        request_timeout,
     )
     click.echo(fmt.apply_text(results, color=sys.stdout.isatty()))
     failed = fmt.has_errors(results) or fmt.has_conflicts(results)

@@ -26,6 +26,7 @@ from reconciler.config.load import load_repo
 from reconciler.config.model import Repo
 from reconciler.engine import TargetOutcome, reconcile
 from reconciler.errors import ConfigError, RenderError
+from reconciler.kube.client import DEFAULT_TIMEOUT
 from reconciler.kube.pool import Clients
 from reconciler.render import TargetResult, render_all
 from reconciler.review.compare import compare
@@ -41,7 +42,7 @@ class LiveOptions:
 
     kubeconfig: str | None
     instance: str = DEFAULT_INSTANCE
-    timeout: float = 10.0
+    timeout: float = DEFAULT_TIMEOUT
 
 
 def plan(
