@@ -193,11 +193,15 @@ def field_owners(live: Mapping[str, Any]) -> dict[str, list[Ownership]]:
     return owners
 
 
-def attribute(changes: list[FieldChange], live: Mapping[str, Any], ours: str) -> list[FieldChange]:
+def attribute(
+    changes: list[FieldChange], live: Mapping[str, Any], ours: str, *, unowned: bool = True
+) -> list[FieldChange]:
     """Name the manager (and time) that last set each changed field, other than ``ours``.
 
-    A field we set that someone else removed is owned by nobody any more: it is attributed to
-    the most recent Update on the object, the best evidence the server keeps.
+    A field we set that someone else removed is owned by nobody any more: with ``unowned`` it
+    is attributed to the most recent Update on the object, the best evidence the server keeps;
+    without, it stays unattributed (when Git changed since the last apply, an unowned field is
+    Git's change, not someone's drift).
     """
     owners = field_owners(live)
     updates = sorted(
@@ -209,7 +213,7 @@ def attribute(changes: list[FieldChange], live: Mapping[str, Any], ours: str) ->
         ),
         key=lambda o: o.time or "",
     )
-    latest_update = updates[-1] if updates else None
+    latest_update = updates[-1] if updates and unowned else None
     out = []
     for change in changes:
         found = _owner_of(change.path, owners, ours) or latest_update

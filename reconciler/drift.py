@@ -43,7 +43,7 @@ def findings(plan: TargetPlan) -> list[Finding]:
 def _finding(plan: TargetPlan, change: Change) -> Finding:
     assert change.drift is not None
     fields = tuple(
-        FieldFinding(f.path, f.after, f.before, f.manager, f.time) for f in change.fields
+        FieldFinding(f.path, f.after, f.before, f.manager, f.time) for f in change.drift_fields
     )
     return Finding(
         app=plan.app,

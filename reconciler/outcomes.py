@@ -39,12 +39,15 @@ def _clock(time: str | None) -> str:
     return time[11:] if time and len(time) >= 20 else (time or "")
 
 
-def _field_line(f: FieldChange, drifted: bool) -> str:
+def _field_line(f: FieldChange, change: Change) -> str:
+    """Drift reads Git → live (who made it so); a change reads live → Git."""
+    drifted = change.drifted(f)
     before, after = (f.after, f.before) if drifted else (f.before, f.after)
     who = ""
     if f.manager:
         who = f"  ({f.manager}, {_clock(f.time)})" if f.time else f"  ({f.manager})"
-    return f"{f.path}  {value(before)} → {value(after)}{who}"
+    pending = "  (pending Git change)" if change.drift is not None and not drifted else ""
+    return f"{f.path}  {value(before)} → {value(after)}{who}{pending}"
 
 
 def _headline(change: Change) -> str:
@@ -120,7 +123,7 @@ def diff_text(outcomes: Sequence[TargetOutcome], color: bool) -> str:
                 symbol, fg = ("►", "magenta") if change.drift else _SYMBOL[change.action]
                 lines.append("    " + _style(f"{symbol} {_headline(change)}", color, fg))
                 for f in change.fields:
-                    lines.append("        " + _field_line(f, change.drift is not None))
+                    lines.append("        " + _field_line(f, change))
     lines.append(diff_summary(outcomes))
     return "\n".join(lines)
 
@@ -203,7 +206,7 @@ def diff_markdown(outcomes: Sequence[TargetOutcome]) -> str:
             symbol = "!" if change.drift else _SYMBOL[change.action][0]
             lines.append(f"{symbol} {_headline(change)}")
             for f in change.fields:
-                lines.append(f"    {_field_line(f, change.drift is not None)}")
+                lines.append(f"    {_field_line(f, change)}")
         lines += ["```", "", "</details>", ""]
     return "\n".join(lines)
 

@@ -4,8 +4,6 @@ loopback sockets that misbehave on purpose)."""
 
 from __future__ import annotations
 
-import base64
-import copy
 import datetime
 import ipaddress
 import socket
@@ -18,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,21 +29,7 @@ from reconciler.kube.client import ClusterClient
 from reconciler.kube.pool import Clients
 from reconciler.render import render_all
 from tests.configrepo import configmap, unique, write_app, write_clusters
-
-
-def _kubeconfig_with(base: Path, out: Path, name: str, server: str, ca_pem: bytes | None) -> Path:
-    """A copy of the devenv kubeconfig with one more context ``name`` pointing at ``server``."""
-    config: dict[str, Any] = yaml.safe_load(base.read_text())
-    template = copy.deepcopy(config["clusters"][0])
-    template["name"] = name
-    template["cluster"]["server"] = server
-    if ca_pem is not None:
-        template["cluster"]["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
-    config["clusters"].append(template)
-    user = config["contexts"][0]["context"]["user"]
-    config["contexts"].append({"name": name, "context": {"cluster": name, "user": user}})
-    out.write_text(yaml.safe_dump(config))
-    return out
+from tests.kubeconfigs import with_context
 
 
 @pytest.fixture
@@ -73,8 +56,8 @@ def test_a_server_that_never_answers_is_reported_as_a_timeout_by_diff(
         namespace=unique("ns"),
         placement={"clusters": ["beijing-1", "silent"]},
     )
-    config = _kubeconfig_with(
-        kubeconfig, tmp_path / "kc", "silent", f"https://127.0.0.1:{silent_port}", None
+    config = with_context(
+        kubeconfig, tmp_path / "kc", "silent", server=f"https://127.0.0.1:{silent_port}"
     )
     proc = subprocess.run(
         [
@@ -185,8 +168,8 @@ def test_a_tls_failure_names_its_cause(
     cert, key, ca = _self_signed(tmp_path, case, hosts=hosts, expired=expired)
     port, listener = _tls_server(cert, key)
     try:
-        config = _kubeconfig_with(
-            kubeconfig, tmp_path / "kc", case, f"https://127.0.0.1:{port}", ca
+        config = with_context(
+            kubeconfig, tmp_path / "kc", case, server=f"https://127.0.0.1:{port}", ca_pem=ca
         )
         with pytest.raises(ClusterUnreachable) as err:
             ClusterClient(case, kubeconfig=str(config)).ping()
@@ -201,8 +184,8 @@ def test_a_server_signed_by_another_ca_is_an_unknown_ca(
     other = certs.make_ca(tmp_path)
     port = next(c for c in devenv.clusters if c.name == "beijing-1").port
     server = f"https://127.0.0.1:{port}"
-    config = _kubeconfig_with(
-        kubeconfig, tmp_path / "kc", "other-ca", server, other.cert.read_bytes()
+    config = with_context(
+        kubeconfig, tmp_path / "kc", "other-ca", server=server, ca_pem=other.cert.read_bytes()
     )
     with pytest.raises(ClusterUnreachable) as err:
         ClusterClient("other-ca", kubeconfig=str(config)).ping()
