@@ -328,6 +328,11 @@ def kwok_config() -> str:
             "cidr": POD_CIDR,
             "manageAllNodes": True,
             "nodeLeaseDurationSeconds": NODE_LEASE_SECONDS,
+            # A config file skips kwok's defaulting of these; zero would be refused.
+            "nodeLeaseParallelism": 2,
+            "nodePlayStageParallelism": 2,
+            "podPlayStageParallelism": 4,
+            "podsOnNodeSyncParallelism": 1,
             "enableDebuggingHandlers": False,
             "enableProfilingHandler": False,
         },
@@ -361,6 +366,7 @@ def commands(
             str(binaries["kwok"]),
             f"--kubeconfig={kubeconfig}",
             f"--config={config}",
+            "--v=WARN",  # INFO logs every status patch
         ],
     }
 
