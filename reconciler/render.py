@@ -23,16 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import APP_LABEL
-from reconciler.config import (
-    NOT_DEPLOYABLE,
-    OWN_GROUP,
-    App,
-    Cluster,
-    Override,
-    Repo,
-    SourceDocument,
-)
-from reconciler.devenv.binaries import cached_path
+from reconciler.charts.model import ChartLock
+from reconciler.config.model import NOT_DEPLOYABLE, OWN_GROUP, App, Cluster, Repo, SourceDocument
+from reconciler.config.schema import Override
 from reconciler.errors import RenderError
 from reconciler.objects import Manifest, ObjectRef, group_of, is_cluster_scoped, sorted_for_apply
 from reconciler.overrides import (
@@ -46,33 +39,8 @@ from reconciler.overrides import (
 )
 from reconciler.placement import targets
 from reconciler.templates import Context, SiteError, find_sites, freeze, substitute, thaw
+from reconciler.toolchain import Toolchain
 from reconciler.yamlsrc import YamlError, load_documents, load_fast
-
-
-@dataclass(frozen=True)
-class Toolchain:
-    """Paths of the ``helm`` and ``kustomize`` binaries."""
-
-    helm: str
-    kustomize: str
-    timeout: float = 300.0
-
-    @classmethod
-    def default(cls) -> Toolchain:
-        """$RECONCILER_HELM / $RECONCILER_KUSTOMIZE, else the devenv cache, else $PATH.
-
-        The cache paths (and pinned versions) come from the devenv so they are defined once;
-        nothing is built here (rendering never touches the network).
-        """
-
-        def pick(name: str) -> str:
-            explicit = os.environ.get(f"RECONCILER_{name.upper()}")
-            if explicit:
-                return explicit
-            cached = cached_path(name)
-            return str(cached) if cached.is_file() else name
-
-        return cls(helm=pick("helm"), kustomize=pick("kustomize"))
 
 
 @dataclass
@@ -127,8 +95,13 @@ def render_all(
     clusters: Iterable[str] | None = None,
     tools: Toolchain | None = None,
     cache: RenderCache | None = None,
+    charts: ChartLock | None = None,
 ) -> list[TargetResult]:
-    """Render every (app, target cluster); one failing target never stops the others."""
+    """Render every (app, target cluster); one failing target never stops the others.
+
+    ``charts`` holds the local (cached) chart of every app whose chart comes from a Helm
+    repository or OCI registry (``reconciler.charts.lock``); rendering itself never fetches.
+    """
     app_names = set(apps) if apps is not None else None
     cluster_names = set(clusters) if clusters is not None else None
     cache = cache if cache is not None else RenderCache()
@@ -141,7 +114,7 @@ def render_all(
                 if cluster_names is not None and cluster.name not in cluster_names:
                     continue
                 try:
-                    rendered = render_target(repo, app, cluster, tools, cache)
+                    rendered = render_target(repo, app, cluster, tools, cache, charts)
                     results.append(TargetResult(app.name, cluster.name, rendered=rendered))
                 except RenderError as err:
                     results.append(TargetResult(app.name, cluster.name, error=err))
@@ -171,16 +144,23 @@ def render_target(
     cluster: Cluster,
     tools: Toolchain | None = None,
     cache: RenderCache | None = None,
+    charts: ChartLock | None = None,
 ) -> RenderedTarget:
     """Desired objects of ``app`` on ``cluster``; raises RenderError naming what failed where."""
+    cache = cache if cache is not None else RenderCache()
     try:
-        return _render(repo, app, cluster, tools, cache if cache is not None else RenderCache())
+        return _render(repo, app, cluster, tools, cache, charts or ChartLock())
     except _Failure as err:
         raise RenderError(str(err), app=app.name, cluster=cluster.name) from err
 
 
 def _render(
-    repo: Repo, app: App, cluster: Cluster, tools: Toolchain | None, cache: RenderCache
+    repo: Repo,
+    app: App,
+    cluster: Cluster,
+    tools: Toolchain | None,
+    cache: RenderCache,
+    charts: ChartLock,
 ) -> RenderedTarget:
     ctx = Context(cluster.name, cluster.labels, cluster.vars)
     overrides: list[tuple[Override, OverrideEffect]] = []
@@ -193,7 +173,7 @@ def _render(
 
     source = app.source
     if source.helm is not None:
-        objects = _helm(repo, app, ctx, overrides, tools, cache)
+        objects = _helm(repo, app, ctx, overrides, tools, cache, _chart(app, charts))
     elif source.kustomize is not None:
         docs = _kustomize(repo, app, tools, cache)
         objects = [_substitute(doc, ctx) for doc in docs]
@@ -281,13 +261,15 @@ def _helm(
     overrides: list[tuple[Override, OverrideEffect]],
     tools: Toolchain | None,
     cache: RenderCache,
+    chart_at: tuple[Path, str],
 ) -> list[Manifest]:
     helm = app.source.helm
     assert helm is not None
     values: dict[str, Any] = {}
     for layer in app.helm_values:
         values = deep_merge(values, _substitute(layer, ctx))
-    chart = (app.dir / helm.chart).resolve()
+    chart, where = chart_at
+    where = where or _rel(repo, chart)
     for override, effect in overrides:
         if override.values:
             defaults = _chart_defaults(chart, cache)
@@ -300,7 +282,6 @@ def _helm(
         cmd = [tools.helm, "template", release, str(chart), "--include-crds", "--skip-tests"]
         if app.namespace:
             cmd += ["--namespace", app.namespace]
-        where = _rel(repo, chart)
         with tempfile.TemporaryDirectory(prefix="reconciler-helm-") as tmp:
             values_file = Path(tmp) / "values.json"  # JSON is YAML, and exact
             values_file.write_text(values_json)
@@ -319,6 +300,19 @@ def _helm(
         cache.helm[key] = freeze(docs)
     objects: list[Manifest] = thaw(cache.helm[key])
     return objects
+
+
+def _chart(app: App, charts: ChartLock) -> tuple[Path, str]:
+    """The chart directory to render and how messages name it."""
+    helm = app.source.helm
+    assert helm is not None
+    if not helm.remote:
+        return (app.dir / helm.chart).resolve(), ""
+    resolved = charts.charts.get(app.name)
+    if resolved is None:
+        error = charts.errors.get(app.name)
+        raise _Failure(error or f"chart {helm.chart} {helm.version} was not resolved")
+    return resolved.path, f"{resolved.source} {resolved.version}"
 
 
 def _chart_defaults(chart: Path, cache: RenderCache) -> dict[str, Any]:

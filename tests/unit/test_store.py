@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ReconcilerError
-from reconciler.store import (
-    DB_NAME,
-    MIGRATIONS,
-    SCHEMA_VERSION,
+from reconciler.store.db import DB_NAME, Store
+from reconciler.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from reconciler.store.rows import (
     DriftKey,
     DriftKind,
     DriftRow,
@@ -23,7 +22,6 @@ from reconciler.store import (
     SourceStatus,
     State,
     StatusRow,
-    Store,
 )
 
 T0 = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
@@ -93,7 +91,10 @@ def test_open_migrates_a_database_at_the_previous_version_keeping_its_data(
     for migration in MIGRATIONS[:-1]:
         old.executescript(migration)
     old.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
-    old.execute("INSERT INTO revisions VALUES ('aaa', '2026-11-22T12:00:00.000000Z', 1, NULL)")
+    old.execute(
+        "INSERT INTO revisions (sha, seen_at, valid, error)"
+        " VALUES ('aaa', '2026-11-22T12:00:00.000000Z', 1, NULL)"
+    )
     old.execute(
         "INSERT INTO status VALUES ('web', 'c1', 'Synced', '', 'aaa',"
         " '2026-11-22T12:00:00.000000Z', NULL)"
@@ -128,7 +129,7 @@ def test_a_failed_migration_leaves_the_database_at_its_old_version(
 ) -> None:
     state = tmp_path / "state"
     Store.open(state).close()
-    from reconciler import store as store_module
+    from reconciler.store import db as store_module
 
     monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, "CREATE TABLE x (;"))
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)

@@ -1,0 +1,421 @@
+"""CLI commands of the daemon: ``run`` (the loop), ``status`` and ``drift`` (read its state).
+
+State lives in ``--state-dir``: ``$RECONCILER_STATE_DIR``, else ``$XDG_STATE_HOME/reconciler``,
+else ``~/.local/state/reconciler`` — the same default for every command, from any directory.
+
+Exit codes: ``run`` 0 (stopped cleanly; with ``--once``: everything synced or only drifted),
+2 errors. ``drift`` 1 when open drift is listed, 0 when none. ``status`` 0. Errors: 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import signal
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+import click
+import structlog
+
+from reconciler.charts.cache import ChartCache
+from reconciler.charts.credentials import ChartCredentials
+from reconciler.charts.resolver import ChartResolver
+from reconciler.cli.common import (
+    EXIT_CHANGES,
+    EXIT_OK,
+    instance_option,
+    kubeconfig_option,
+)
+from reconciler.daemon.http import DEFAULT_LISTEN, HttpEndpoint, parse_listen
+from reconciler.daemon.loop import Daemon
+from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.schedule import Backoff, Settings
+from reconciler.errors import ReconcilerError
+from reconciler.kube.pool import Clients
+from reconciler.report import (
+    drift_json,
+    drift_markdown,
+    drift_table,
+    format_time,
+    source_line,
+    status_json,
+    status_table,
+)
+from reconciler.source import GitSource
+from reconciler.store.db import Store
+from reconciler.store.rows import RevisionRow
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+
+
+def register_daemon_commands(cli_group: click.Group) -> None:
+    """Add ``run``, ``status`` and ``drift`` to ``cli_group``."""
+    cli_group.add_command(run_command)
+    cli_group.add_command(status_command)
+    cli_group.add_command(drift_command)
+
+
+# ---- parsing ----------------------------------------------------------------------------------
+
+
+def parse_duration(text: str) -> float:
+    """``30s``, ``1m``, ``1h30m``, ``500ms``, ``2d``, or plain seconds -> seconds."""
+    value = text.strip().lower()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for match in _DURATION.finditer(value):
+        if match.start() != pos:
+            break
+        total += float(match[1]) * _UNITS[match[2]]
+        pos = match.end()
+    if not value or pos != len(value):
+        raise ValueError(f"{text!r} is not a duration (e.g. 30s, 5m, 1h30m)")
+    return total
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """A duration ago (``1h``, ``30m``) or an ISO time; a time without zone is UTC."""
+    with contextlib.suppress(ValueError):
+        return now - timedelta(seconds=parse_duration(text))
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither a duration (1h, 30m) nor an ISO time (2026-11-22T12:00:00Z)"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+class _Duration(click.ParamType[float, Any]):
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float | int):
+            return float(value)
+        try:
+            return parse_duration(str(value))
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
+DURATION = _Duration()
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/reconciler`` or ``~/.local/state/reconciler``."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "reconciler"
+
+
+_state_dir_option = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RECONCILER_STATE_DIR",
+    default=default_state_dir,
+    show_default="$XDG_STATE_HOME/reconciler or ~/.local/state/reconciler",
+    help="Where the daemon keeps its state (SQLite) and its copy of the repo.",
+)
+
+
+# ---- logging ----------------------------------------------------------------------------------
+
+
+def configure_logging(stream: TextIO | None = None, level: str = "info") -> None:
+    """structlog to ``stream`` (stderr): console lines on a terminal, JSON lines otherwise."""
+    out = stream if stream is not None else sys.stderr
+    tty = out.isatty()
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if tty:
+        # Never show locals in tracebacks: frames hold Secret values and credentials.
+        formatter = structlog.dev.RichTracebackFormatter(show_locals=False)
+        processors.append(structlog.dev.ConsoleRenderer(colors=True, exception_formatter=formatter))
+    else:
+        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+
+
+# ---- run ----------------------------------------------------------------------------------------
+
+
+def _daemon_running(state_dir: Path) -> bool:
+    """Whether a daemon holds the state dir's lock (the lock dies with its process)."""
+    try:
+        with (state_dir / "daemon.lock").open("r") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+@contextlib.contextmanager
+def _exclusive(state_dir: Path) -> Iterator[None]:
+    """One daemon per state dir: a second one would fight over the store and the mirror."""
+    path = state_dir / "daemon.lock"
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        lock_file = path.open("a+")
+    except OSError as err:
+        raise ReconcilerError(f"{state_dir}: cannot use as state dir: {err.strerror}") from err
+    with lock_file as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            raise ReconcilerError(
+                f"{state_dir}: another daemon (pid {holder}) runs on this state dir"
+            ) from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        try:
+            yield
+        finally:
+            lock.truncate(0)
+
+
+def _on_signals(daemon: Daemon) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if daemon.stopping:  # asked twice: the user wants out now
+            os._exit(128 + signum)
+        daemon.stop()  # only sets a flag and writes one byte: safe in a signal handler
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+@click.command("run")
+@click.option("--repo", required=True, metavar="URL|PATH", help="Config repo: a Git URL or path.")
+@click.option("--branch", help="Branch to follow (default: the repo's HEAD).")
+@click.option(
+    "--interval", type=DURATION, default="30s", show_default=True, help="Poll the repo this often."
+)
+@click.option(
+    "--drift-interval",
+    type=DURATION,
+    default="60s",
+    show_default=True,
+    help="Check every cluster for drift this often, even without new commits.",
+)
+@_state_dir_option
+@kubeconfig_option
+@click.option(
+    "--listen",
+    default=DEFAULT_LISTEN,
+    show_default=True,
+    help="Address of /healthz, /readyz and /metrics (port 0: any free port).",
+)
+@click.option("--once", is_flag=True, help="One pass over every cluster, then exit: 0 ok, 2 error.")
+@click.option(
+    "--request-timeout",
+    type=DURATION,
+    default="10s",
+    show_default=True,
+    help="Timeout of one request to a cluster.",
+)
+@click.option(
+    "--cluster-timeout",
+    type=DURATION,
+    default="5m",
+    show_default=True,
+    help="A cluster's pass running longer is reported Failed and backed off.",
+)
+@click.option("--no-watch", is_flag=True, help="Poll a local repo instead of watching its refs.")
+@click.option(
+    "--fetch-timeout",
+    type=DURATION,
+    default="10m",
+    show_default=True,
+    help="Give up one git fetch after this long (a large repo's first clone takes a while).",
+)
+@instance_option
+@click.option(
+    "--chart-credentials",
+    envvar="RECONCILER_CHART_CREDENTIALS",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML file: chart source URL prefix -> username/password files, token file, CA file "
+    "(default: $RECONCILER_CHART_CREDENTIALS). Charts are cached in the state dir.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def run_command(
+    repo: str,
+    branch: str | None,
+    interval: float,
+    drift_interval: float,
+    state_dir: Path,
+    kubeconfig: str | None,
+    listen: str,
+    once: bool,
+    request_timeout: float,
+    cluster_timeout: float,
+    no_watch: bool,
+    fetch_timeout: float,
+    instance: str,
+    chart_credentials: Path | None,
+    log_level: str,
+) -> None:
+    """Follow REPO and keep every cluster reconciled to it (the daemon)."""
+    try:
+        parse_listen(listen)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--listen") from None
+    configure_logging(level=log_level)
+    log = structlog.get_logger("reconciler.daemon")
+    settings = Settings(
+        interval=interval,
+        drift_interval=drift_interval,
+        backoff=Backoff(initial=min(2.0, drift_interval), maximum=max(10.0, 5 * drift_interval)),
+        cluster_timeout=cluster_timeout,
+        watch=not no_watch,
+        instance=instance,
+    )
+    with _exclusive(state_dir), Store.open(state_dir) as store:
+        source = GitSource(repo, branch, state_dir / "source", fetch_timeout=fetch_timeout)
+        clients = Clients(kubeconfig, timeout=request_timeout)
+        metrics = Metrics()
+        credentials = (
+            ChartCredentials.load(chart_credentials) if chart_credentials else ChartCredentials()
+        )
+        chart_cache = ChartCache(state_dir / "charts")
+        daemon = Daemon(
+            source,
+            store,
+            clients,
+            settings=settings,
+            metrics=metrics,
+            charts=lambda: ChartResolver(chart_cache, credentials),
+        )
+        endpoint = None
+        if not once:
+            endpoint = HttpEndpoint(
+                listen, metrics, ready=lambda: daemon.ready, healthy=lambda: daemon.healthy
+            ).start()
+            log.info("listening", url=f"http://{endpoint.host}:{endpoint.port}", port=endpoint.port)
+        log.info("state", state_dir=str(state_dir), repo=source.display, branch=branch)
+        _on_signals(daemon)
+        try:
+            code = daemon.run(once=once)
+        finally:
+            if endpoint is not None:
+                endpoint.stop()
+            daemon.close()
+    if daemon.busy:
+        # A pass is stuck on a slow cluster. The store is closed and nothing is half written;
+        # skip the interpreter's join of the client's worker threads, which would wait for it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    clients.close()
+    sys.exit(code)
+
+
+# ---- status and drift ---------------------------------------------------------------------------
+
+
+def _revision_header(revision: RevisionRow | None) -> str:
+    if revision is None:
+        return ""
+    seen = format_time(revision.seen_at)
+    if revision.valid:
+        return f"Revision {revision.sha[:12]} (seen {seen}): valid\n"
+    lines = [f"Revision {revision.sha[:12]} (seen {seen}): INVALID, not applied"]
+    lines += [f"  {line}" for line in (revision.error or "").splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+@click.command("status")
+@_state_dir_option
+@click.option(
+    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def status_command(state_dir: Path, output: str) -> None:
+    """How fetching the repo goes, the newest revision, and the state of every app on every
+    cluster, as the daemon last saw them."""
+    with Store.open_readonly(state_dir) as store:
+        rows = store.list_status()
+        revision = store.last_revision()
+        source = store.source_status()
+    running = _daemon_running(state_dir)
+    if output == "json":
+        click.echo(status_json(rows, source, revision, running), nl=False)
+        return
+    color = sys.stdout.isatty()
+    header = source_line(source, color=color) + _revision_header(revision)
+    if not running:
+        newest = max((r.updated_at for r in rows), default=None)
+        note = f"Daemon not running: state as of {format_time(newest) or 'never'}\n"
+        header = (click.style(note, fg="yellow") if color else note) + header
+    click.echo((header + "\n" if header else "") + status_table(rows, color=color), nl=False)
+
+
+@click.command("drift")
+@_state_dir_option
+@click.option("--app", help="Only this app.")
+@click.option("--cluster", help="Only this cluster.")
+@click.option("--since", help="Detected since: a duration ago (1h, 30m) or an ISO time.")
+@click.option("--open", "only_open", is_flag=True, help="Only drift that is still open.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json", "markdown"]),
+    default="table",
+    show_default=True,
+)
+def drift_command(
+    state_dir: Path,
+    app: str | None,
+    cluster: str | None,
+    since: str | None,
+    only_open: bool,
+    output: str,
+) -> None:
+    """Drift history: what differed from Git, who changed it, when, and whether it was corrected.
+
+    Exit code 1 when any listed drift is still open, 0 when none is.
+    """
+    since_at = None
+    if since is not None:
+        try:
+            since_at = parse_since(since, datetime.now(UTC))
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--since") from None
+    with Store.open_readonly(state_dir) as store:
+        rows = store.list_drift(app=app, cluster=cluster, since=since_at, open_only=only_open)
+    if output == "json":
+        click.echo(drift_json(rows), nl=False)
+    elif output == "markdown":
+        click.echo(drift_markdown(rows), nl=False)
+    else:
+        click.echo(drift_table(rows, color=sys.stdout.isatty()), nl=False)
+    sys.exit(EXIT_CHANGES if any(r.open for r in rows) else EXIT_OK)

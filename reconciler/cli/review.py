@@ -1,0 +1,93 @@
+"""``reconciler plan``: review a config-repo change (base -> head) before it merges.
+
+Exit codes: 0 no change, 1 changes, 2 errors (an invalid head, a target that does not render,
+a cluster that fails or cannot be reached with ``--live``). The plan is printed in every case,
+so a CI job can post it even when it fails the check.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from reconciler.cli.common import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    chart_options,
+    chart_resolver,
+    instance_option,
+    kubeconfig_option,
+    repo_argument,
+)
+from reconciler.review.json import to_json
+from reconciler.review.markdown import DEFAULT_MAX_CHARS, to_markdown
+from reconciler.review.plan import LiveOptions, plan
+from reconciler.review.text import to_text
+
+
+def register_review_commands(cli_group: click.Group) -> None:
+    """Add ``plan`` to ``cli_group``."""
+    cli_group.add_command(plan_command)
+
+
+@click.command("plan")
+@repo_argument
+@click.option("--base", required=True, help="Revision merged into (e.g. origin/main).")
+@click.option("--head", default="HEAD", show_default=True, help="Revision under review.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Also dry-run head against the live clusters (needs --kubeconfig): shows what would "
+    "really change there, including drift the merge would overwrite.",
+)
+@kubeconfig_option
+@instance_option
+@click.option(
+    "--max-chars",
+    type=click.IntRange(min=2000),
+    default=DEFAULT_MAX_CHARS,
+    show_default=True,
+    help="Markdown size cap, blocking problems included: what does not fit loses its diffs, "
+    "then its details, or is counted instead of listed, with a visible note.",
+)
+@chart_options
+def plan_command(
+    repo: Path,
+    base: str,
+    head: str,
+    output: str,
+    live: bool,
+    kubeconfig: str | None,
+    instance: str,
+    max_chars: int,
+    chart_cache: Path | None,
+    chart_credentials: Path | None,
+) -> None:
+    """Show what merging HEAD into BASE changes, offline from Git (no credentials).
+
+    REPO is a local Git work tree (or a folder in one); revisions are exported from Git, so
+    the checkout and its uncommitted changes are never read. For a folder, only that folder
+    is exported: charts and kustomizations must not reach outside it.
+    """
+    options = LiveOptions(kubeconfig, instance) if live else None
+    resolver = chart_resolver(chart_cache, chart_credentials)
+    review = plan(repo, base, head, live=options, charts=resolver)
+    if output == "json":
+        click.echo(to_json(review))
+    elif output == "markdown":
+        click.echo(to_markdown(review, max_chars), nl=False)
+    else:
+        click.echo(to_text(review))
+    if review.has_errors:
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_CHANGES if review.has_changes else EXIT_OK)
