@@ -52,6 +52,7 @@ STATE_STYLE: dict[State, str] = {
     State.UNREACHABLE: "red",
     State.PAUSED: "dim",
     State.INVALID_CONFIG: "bold red",
+    State.HELD: "bold yellow",
 }
 KIND_STYLE: dict[DriftKind, str] = {
     DriftKind.MODIFIED: "yellow",

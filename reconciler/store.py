@@ -1,5 +1,6 @@
-"""Embedded SQLite state: revisions seen, last good revision per app, status, drift history,
-and how the last fetches of the config repo went.
+"""Embedded SQLite state: revisions seen, the revisions each app x cluster target runs and
+should run, last good revision per app, status, drift history, prune-guard releases, and how
+the last fetches of the config repo went.
 
 One file, ``<state_dir>/state.db``, in WAL mode so the CLI can read while the daemon writes.
 The schema is versioned with ``PRAGMA user_version`` and migrated forward on open by the ordered
@@ -10,6 +11,9 @@ stored as fixed-width UTC text, so text order is time order. It never logs. Valu
 fields are stored as given (callers mask Secret values before they get here).
 
 Threads: one connection guarded by a lock, so a daemon's worker threads can share one Store.
+
+Private: the state dir is 0700 and ``state.db`` (hence its ``-wal`` and ``-shm``, which SQLite
+creates with the database's mode) 0600, whatever the umask.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from reconciler.errors import ReconcilerError
+from reconciler.private import private_dir, private_file
 
 __all__ = [
     "DB_NAME",
@@ -34,11 +39,13 @@ __all__ = [
     "DriftKind",
     "DriftRow",
     "FieldDrift",
+    "Release",
     "RevisionRow",
     "SourceStatus",
     "State",
     "StatusRow",
     "Store",
+    "TargetRevision",
     "drift_key",
 ]
 
@@ -51,7 +58,8 @@ class State(StrEnum):
 
     ``InvalidConfig`` is kept apart from ``Failed``: the app's config at the newest revision does
     not load or render, so nothing was applied and the last good revision stays live (the message
-    says why). ``Failed`` means applying to that cluster failed.
+    says why). ``Failed`` means applying to that cluster failed. ``Held``: the newest revision
+    would prune too much (the prune guard) and waits for a release; the previous one stays live.
     """
 
     SYNCED = "Synced"
@@ -62,6 +70,7 @@ class State(StrEnum):
     UNREACHABLE = "Unreachable"
     PAUSED = "Paused"
     INVALID_CONFIG = "InvalidConfig"
+    HELD = "Held"
 
 
 class DriftKind(StrEnum):
@@ -75,10 +84,42 @@ class DriftKind(StrEnum):
 
 @dataclass(frozen=True)
 class RevisionRow:
+    """A revision seen: whether its config loaded (``error`` says why not, or which apps did
+    not) and, when the prune guard holds it, why (``held``)."""
+
     sha: str
     seen_at: datetime
     valid: bool
     error: str | None
+    held: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetRevision:
+    """The revisions of one app on one cluster (a *target*).
+
+    ``desired`` is the revision it should run, decided by the daemon on each pass (the newest
+    revision whose config for this target loads and renders; later a rollout or a pin may
+    decide otherwise). ``applied`` is the revision whose objects a pass last applied in full,
+    at ``applied_at``; ``objects`` are the objects of that apply (``Kind/namespace/name``):
+    what this instance manages there, which the prune guard counts.
+    """
+
+    app: str
+    cluster: str
+    desired: str | None
+    applied: str | None = None
+    applied_at: datetime | None = None
+    objects: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Release:
+    """A revision held by the prune guard, released by ``user`` at ``at``."""
+
+    sha: str
+    user: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -247,6 +288,26 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE corrected_at IS NULL;
     CREATE INDEX drift_corrected ON drift (corrected_at) WHERE corrected_at IS NOT NULL;
     """,
+    # 5: per-target revisions (what each app x cluster should run, what it last applied and the
+    # objects of that apply); revisions the prune guard holds, and their releases
+    """
+    CREATE TABLE targets (
+        app         TEXT NOT NULL,
+        cluster     TEXT NOT NULL,
+        desired     TEXT,
+        applied     TEXT,
+        applied_at  TEXT,
+        objects     TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (app, cluster)
+    );
+    CREATE INDEX targets_cluster ON targets (cluster, app);
+    ALTER TABLE revisions ADD COLUMN held TEXT;
+    CREATE TABLE releases (
+        sha          TEXT PRIMARY KEY,
+        released_by  TEXT NOT NULL,
+        released_at  TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -326,8 +387,25 @@ def _status_row(row: sqlite3.Row) -> StatusRow:
     )
 
 
+_REVISION_COLUMNS = "sha, seen_at, valid, error, held"
+_TARGET_COLUMNS = "app, cluster, desired, applied, applied_at, objects"
+
+
 def _revision_row(row: sqlite3.Row) -> RevisionRow:
-    return RevisionRow(row["sha"], _dt(row["seen_at"]), bool(row["valid"]), row["error"])
+    return RevisionRow(
+        row["sha"], _dt(row["seen_at"]), bool(row["valid"]), row["error"], row["held"]
+    )
+
+
+def _target_revision(row: sqlite3.Row) -> TargetRevision:
+    return TargetRevision(
+        app=row["app"],
+        cluster=row["cluster"],
+        desired=row["desired"],
+        applied=row["applied"],
+        applied_at=_opt_dt(row["applied_at"]),
+        objects=tuple(json.loads(row["objects"])),
+    )
 
 
 def _source_status(row: sqlite3.Row) -> SourceStatus:
@@ -373,7 +451,12 @@ class Store:
         """Open (creating if needed) ``state_dir/state.db`` and migrate it to the current schema."""
         path = state_dir / DB_NAME
         try:
-            state_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(state_dir)
+            private_file(path)
+            for suffix in ("-wal", "-shm"):  # left by an older version, say
+                sidecar = path.with_name(path.name + suffix)
+                if sidecar.exists():
+                    private_file(sidecar)
             conn = cls._connect(str(path), uri=False)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -467,21 +550,111 @@ class Store:
 
     # -- revisions ------------------------------------------------------------------------
 
-    def record_revision(self, sha: str, seen_at: datetime, valid: bool, error: str | None) -> None:
-        """Remember that ``sha`` was seen at ``seen_at`` and whether its config was valid."""
+    def record_revision(
+        self, sha: str, seen_at: datetime, valid: bool, error: str | None, held: str | None = None
+    ) -> None:
+        """Remember that ``sha`` was seen at ``seen_at``, whether its config was valid and
+        whether the prune guard holds it (``held``: why)."""
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO revisions (sha, seen_at, valid, error) VALUES (?, ?, ?, ?)"
+                "INSERT INTO revisions (sha, seen_at, valid, error, held) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (sha) DO UPDATE SET"
-                " seen_at = excluded.seen_at, valid = excluded.valid, error = excluded.error",
-                (sha, _ts(seen_at), int(valid), error),
+                " seen_at = excluded.seen_at, valid = excluded.valid, error = excluded.error,"
+                " held = excluded.held",
+                (sha, _ts(seen_at), int(valid), error, held),
             )
+
+    def set_held(self, sha: str, held: str | None) -> None:
+        """Set or clear (None) why the prune guard holds the already recorded ``sha``."""
+        with self._write() as conn:
+            conn.execute("UPDATE revisions SET held = ? WHERE sha = ?", (held, sha))
+
+    def revision(self, sha: str) -> RevisionRow | None:
+        """The recorded revision ``sha`` (a full sha)."""
+        rows = self._read(f"SELECT {_REVISION_COLUMNS} FROM revisions WHERE sha = ?", (sha,))
+        return _revision_row(rows[0]) if rows else None
+
+    def find_revisions(self, prefix: str) -> list[RevisionRow]:
+        """Recorded revisions whose sha starts with ``prefix`` (lowercase hex), newest first."""
+        if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+            return []
+        rows = self._read(
+            f"SELECT {_REVISION_COLUMNS} FROM revisions WHERE sha >= ? AND sha < ?"
+            " ORDER BY seen_at DESC, rowid DESC",
+            (prefix, prefix + "g"),
+        )
+        return [_revision_row(row) for row in rows]
+
+    # -- prune-guard releases -------------------------------------------------------------
+
+    def release(self, sha: str, user: str, at: datetime) -> Release:
+        """Record that ``user`` released revision ``sha`` from the prune guard at ``at`` (the
+        first release is kept)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO releases (sha, released_by, released_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (sha) DO NOTHING",
+                (sha, user, _ts(at)),
+            )
+            row = conn.execute(
+                "SELECT sha, released_by, released_at FROM releases WHERE sha = ?", (sha,)
+            ).fetchone()
+        return Release(row["sha"], row["released_by"], _dt(row["released_at"]))
+
+    def released(self, sha: str) -> Release | None:
+        """The release of ``sha``, if someone released it."""
+        rows = self._read(
+            "SELECT sha, released_by, released_at FROM releases WHERE sha = ?", (sha,)
+        )
+        if not rows:
+            return None
+        return Release(rows[0]["sha"], rows[0]["released_by"], _dt(rows[0]["released_at"]))
+
+    # -- per-target revisions -------------------------------------------------------------
+
+    def set_desired(self, targets: Iterable[tuple[str, str, str | None]]) -> None:
+        """Record for each (app, cluster, revision) the revision that target should run, in
+        one transaction; what it applied is kept."""
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO targets (app, cluster, desired) VALUES (?, ?, ?)"
+                " ON CONFLICT (app, cluster) DO UPDATE SET desired = excluded.desired",
+                list(targets),
+            )
+
+    def record_applied(
+        self, app: str, cluster: str, revision: str, objects: Iterable[str], at: datetime
+    ) -> None:
+        """A pass applied ``revision`` of ``app`` to ``cluster`` in full: these are its objects."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO targets (app, cluster, desired, applied, applied_at, objects)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (app, cluster) DO UPDATE SET applied = excluded.applied,"
+                " applied_at = excluded.applied_at, objects = excluded.objects",
+                (app, cluster, revision, revision, _ts(at), json.dumps(sorted(set(objects)))),
+            )
+
+    def list_targets(self, cluster: str | None = None) -> list[TargetRevision]:
+        """Every target's revisions (only ``cluster``'s if given), by app then cluster."""
+        if cluster is None:
+            rows = self._read(f"SELECT {_TARGET_COLUMNS} FROM targets ORDER BY app, cluster")
+        else:
+            rows = self._read(
+                f"SELECT {_TARGET_COLUMNS} FROM targets WHERE cluster = ? ORDER BY app",
+                (cluster,),
+            )
+        return [_target_revision(row) for row in rows]
+
+    def delete_target(self, app: str, cluster: str) -> None:
+        """Forget a target: the app left the cluster and nothing of it is left there."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM targets WHERE app = ? AND cluster = ?", (app, cluster))
 
     def last_revision(self) -> RevisionRow | None:
         """The most recently seen revision."""
         rows = self._read(
-            "SELECT sha, seen_at, valid, error FROM revisions ORDER BY seen_at DESC, rowid DESC"
-            " LIMIT 1"
+            f"SELECT {_REVISION_COLUMNS} FROM revisions ORDER BY seen_at DESC, rowid DESC LIMIT 1"
         )
         return _revision_row(rows[0]) if rows else None
 
@@ -489,7 +662,7 @@ class Store:
         """The most recently seen revision whose config was valid (what a restart falls back on
         when the newest one is not)."""
         rows = self._read(
-            "SELECT sha, seen_at, valid, error FROM revisions WHERE valid = 1"
+            f"SELECT {_REVISION_COLUMNS} FROM revisions WHERE valid = 1"
             " ORDER BY seen_at DESC, rowid DESC LIMIT 1"
         )
         return _revision_row(rows[0]) if rows else None
@@ -498,7 +671,7 @@ class Store:
         """Revisions whose config was valid, most recently seen first, at most ``limit`` (the
         candidates a restart on an invalid head may fall back on)."""
         rows = self._read(
-            "SELECT sha, seen_at, valid, error FROM revisions WHERE valid = 1"
+            f"SELECT {_REVISION_COLUMNS} FROM revisions WHERE valid = 1"
             " ORDER BY seen_at DESC, rowid DESC LIMIT ?",
             (max(0, limit),),
         )
