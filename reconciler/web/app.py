@@ -95,7 +95,9 @@ def create_app(
 
     async def readyz(request: Request) -> Response:
         ok = ready()
-        return PlainTextResponse("ok\n" if ok else "no valid config loaded yet\n", 200 if ok else 503)
+        return PlainTextResponse(
+            "ok\n" if ok else "no valid config loaded yet\n", 200 if ok else 503
+        )
 
     def metrics(request: Request) -> Response:
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
@@ -142,11 +144,11 @@ def create_app(
         row = snapshot.target(app, cluster)
         if row is None:
             return PlainTextResponse(f"app {app} has no status on cluster {cluster}\n", 404)
-        history = cache.store.list_drift(app=app, cluster=cluster, limit=20)
-        return _json(
-            {"version": snapshot.version}
-            | target_detail(row, snapshot.fleet, json.loads(drift_json(history)))
-        )
+        store = cache.store
+        history = json.loads(drift_json(store.list_drift(app=app, cluster=cluster, limit=20)))
+        revisions = next((t for t in store.list_targets(cluster) if t.app == app), None)
+        detail = target_detail(row, snapshot.fleet, history, revisions)
+        return _json({"version": snapshot.version} | detail)
 
     async def events(request: Request) -> Response:
         return StreamingResponse(

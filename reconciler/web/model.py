@@ -17,6 +17,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.report import format_time
+from reconciler.store import TargetRevision
+
 __all__ = [
     "MAX_CLUSTER_COLUMNS",
     "MAX_DRIFT",
@@ -324,14 +327,15 @@ def target_detail(
     target: Mapping[str, Any],
     fleet: Fleet | None,
     drift: Sequence[Mapping[str, Any]],
+    revisions: TargetRevision | None,
 ) -> dict[str, Any]:
     """One app on one cluster: its status (every field of ``status -o json``), the cluster's
-    labels, the objects the current revision renders for it, and its drift records."""
+    labels, the revision it should run and the one it last applied with that apply's objects,
+    and its drift records."""
     app, cluster = str(target["app"]), str(target["cluster"])
     info = next((c for c in (fleet.clusters if fleet else ()) if c.name == cluster), None)
     health, health_reason = health_of(target)
     phase, phase_reason = phase_of(target)
-    objects = fleet.objects.get((app, cluster)) if fleet else None
     return {
         "target": dict(target),
         "health": health,
@@ -339,6 +343,9 @@ def target_detail(
         "phase": phase,
         "phase_reason": phase_reason,
         "labels": dict(info.labels) if info else {},
-        "objects": None if objects is None else list(objects),
+        "desired": revisions.desired if revisions else None,
+        "applied": revisions.applied if revisions else None,
+        "applied_at": format_time(revisions.applied_at) or None if revisions else None,
+        "objects": list(revisions.objects) if revisions else None,
         "drift": [d for d in drift if d["app"] == app and d["cluster"] == cluster],
     }

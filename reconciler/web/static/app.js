@@ -252,6 +252,8 @@ async function renderDetail() {
     d.health ? ["Health", h("span", {}, badge("h", d.health), d.health_reason ? ` ${d.health_reason}` : "")] : null,
     d.phase ? ["Rollout", h("span", {}, d.phase, d.phase_reason ? ` — ${d.phase_reason}` : "")] : null,
     ["Revision", h("span", { class: "mono" }, t.revision ? t.revision.slice(0, 12) : "none")],
+    d.desired && d.desired !== t.revision ? ["Should run", h("span", { class: "mono" }, d.desired.slice(0, 12))] : null,
+    ["Last applied", d.applied ? h("span", {}, h("span", { class: "mono" }, d.applied.slice(0, 12)), ` ${fmtTime(d.applied_at)}`) : "never"],
     ["Last synced", fmtTime(t.last_synced_at)],
     ["Updated", fmtTime(t.updated_at)],
   ].filter(Boolean);
@@ -265,7 +267,8 @@ async function renderDetail() {
     h("h3", {}, bad ? "Last error" : "Last message"),
     h("div", { class: `message${bad ? " bad" : ""}`, id: "detail-message" }, t.message || "—"),
     h("h3", {}, `Objects${d.objects ? ` (${d.objects.length})` : ""}`),
-    d.objects ? h("ul", { class: "mono" }, d.objects.map((o) => h("li", {}, o))) : h("div", { class: "count" }, "not known until the daemon loads a revision"),
+    d.objects && d.objects.length ? h("ul", { class: "mono", id: "detail-objects" }, d.objects.map((o) => h("li", {}, o)))
+      : h("div", { class: "count" }, "none applied yet"),
     h("h3", {}, `Open drift (${open.length})`),
     open.length ? h("div", {}, open.map((r) => h("div", {}, h("div", { class: "mono" }, r.object, " ", h("span", { class: `kind kind-${r.kind}` }, r.kind)), fieldRows(r))))
       : h("div", { class: "count" }, "none"),
