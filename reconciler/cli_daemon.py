@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +35,7 @@ from reconciler.cli_common import (
 from reconciler.daemon import Backoff, Daemon, Settings
 from reconciler.engine import Clients
 from reconciler.errors import ReconcilerError
-from reconciler.metrics import DEFAULT_LISTEN, HttpEndpoint, Metrics, parse_listen
+from reconciler.metrics import Metrics
 from reconciler.report import (
     drift_json,
     drift_markdown,
@@ -46,6 +47,10 @@ from reconciler.report import (
 )
 from reconciler.source import GitSource
 from reconciler.store import RevisionRow, Store
+from reconciler.web.app import create_app
+from reconciler.web.model import ClusterInfo, Fleet
+from reconciler.web.server import DEFAULT_LISTEN, HttpServer, parse_listen
+from reconciler.web.snapshot import SnapshotCache
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -222,7 +227,8 @@ def _on_signals(daemon: Daemon) -> None:
     "--listen",
     default=DEFAULT_LISTEN,
     show_default=True,
-    help="Address of /healthz, /readyz and /metrics (port 0: any free port).",
+    help="Address of the fleet page (/), its JSON API (/api/), /healthz, /readyz and /metrics; "
+    "loopback by default (port 0: any free port). Put it behind authentication when exposed.",
 )
 @click.option("--once", is_flag=True, help="One pass over every cluster, then exit: 0 ok, 2 error.")
 @click.option(
@@ -285,16 +291,15 @@ def run_command(
         watch=not no_watch,
         instance=instance,
     )
-    with _exclusive(state_dir), Store.open(state_dir) as store:
+    with _exclusive(state_dir), Store.open(state_dir) as store, contextlib.ExitStack() as web:
         source = GitSource(repo, branch, state_dir / "source", fetch_timeout=fetch_timeout)
         clients = Clients(kubeconfig, timeout=request_timeout)
         metrics = Metrics()
         daemon = Daemon(source, store, clients, settings=settings, metrics=metrics)
         endpoint = None
         if not once:
-            endpoint = HttpEndpoint(
-                listen, metrics, ready=lambda: daemon.ready, healthy=lambda: daemon.healthy
-            ).start()
+            page_store = web.enter_context(Store.open_readonly(state_dir))
+            endpoint = _serve(listen, daemon, metrics, page_store)
             log.info("listening", url=f"http://{endpoint.host}:{endpoint.port}", port=endpoint.port)
         log.info("state", state_dir=str(state_dir), repo=source.display, branch=branch)
         _on_signals(daemon)
@@ -312,6 +317,32 @@ def run_command(
         os._exit(code)
     clients.close()
     sys.exit(code)
+
+
+def _fleet(daemon: Daemon) -> Fleet | None:
+    """The clusters of the revision the daemon runs, for the page's labels and grouping."""
+    desired = daemon.desired
+    if desired is None:
+        return None
+    clusters = tuple(
+        ClusterInfo(c.name, dict(c.labels), c.paused) for c in desired.repo.clusters.values()
+    )
+    return Fleet(clusters, version=str(desired.generation))
+
+
+def _serve(listen: str, daemon: Daemon, metrics: Metrics, store: Store) -> HttpServer:
+    """Probes, metrics, the page and its API on ``listen``; the page reads the state through
+    ``store``, a read-only connection of its own, so it never waits on the daemon's writes."""
+    stopping = threading.Event()
+    cache = SnapshotCache(store, lambda: _fleet(daemon))
+    app = create_app(
+        cache,
+        metrics.registry,
+        ready=lambda: daemon.ready,
+        healthy=lambda: daemon.healthy,
+        stopping=stopping,
+    )
+    return HttpServer(listen, app, stopping=stopping).start()
 
 
 # ---- status and drift ---------------------------------------------------------------------------

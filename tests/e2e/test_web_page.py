@@ -143,9 +143,7 @@ def fleet(
 
         def settled() -> bool:
             targets = _get_json(f"{url}/api/status")["targets"]
-            return len(targets) == 9 and all(
-                t["state"] in ("Synced", "Failed") for t in targets
-            )
+            return len(targets) == 9 and all(t["state"] in ("Synced", "Failed") for t in targets)
 
         _until(settled, WAIT, "every target synced or failed")
         yield Fleet(url, namespace, web, cfg, bad, kubeconfig)
