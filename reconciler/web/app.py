@@ -32,7 +32,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reconciler.report import drift_json
+from reconciler.report import drift_document, drift_json
 from reconciler.web.deadline import RequestDeadline
 from reconciler.web.model import Filters, open_drift, page_model, target_detail
 from reconciler.web.snapshot import SnapshotCache
@@ -145,7 +145,7 @@ def create_app(
         if row is None:
             return PlainTextResponse(f"app {app} has no status on cluster {cluster}\n", 404)
         store = cache.store
-        history = json.loads(drift_json(store.list_drift(app=app, cluster=cluster, limit=20)))
+        history = drift_document(store.list_drift(app=app, cluster=cluster, limit=20))
         revisions = next((t for t in store.list_targets(cluster) if t.app == app), None)
         detail = target_detail(row, snapshot.fleet, history, revisions)
         return _json({"version": snapshot.version} | detail)

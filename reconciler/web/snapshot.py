@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.report import drift_json, status_json
+from reconciler.report import drift_document, status_document
 from reconciler.store import Store
 from reconciler.web.model import Fleet
 
@@ -43,7 +43,9 @@ class Snapshot:
 
 
 class SnapshotCache:
-    """Reads the store (and the daemon's fleet) at most once per ``max_age`` seconds."""
+    """Reads the store (and the daemon's fleet) again only when something changed, and at most
+    once per ``max_age`` seconds — or per three times the last read's duration, whichever is
+    longer, so a large fleet's page never keeps the daemon's CPU busy."""
 
     def __init__(
         self,
@@ -61,38 +63,40 @@ class SnapshotCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._current: Snapshot | None = None
-        self._taken_at = 0.0
+        self._seen: tuple[int, str] | None = None  # the store's data version, the fleet's
+        self._next_read = 0.0
 
     @property
     def store(self) -> Store:
         return self._store
 
     def get(self) -> Snapshot:
-        """The current snapshot, read again when older than ``max_age``. Thread-safe; one
-        reader at a time, the others wait for its result."""
+        """The current snapshot. Thread-safe; one reader at a time, the others wait for its
+        result."""
         with self._lock:
             now = self._clock()
-            if self._current is None or now - self._taken_at >= self._max_age:
-                self._current = self._read()
-                self._taken_at = now
+            if self._current is not None and now < self._next_read:
+                return self._current
+            fleet = self._fleet()
+            seen = (self._store.data_version(), fleet.version if fleet else "")
+            if self._current is None or seen != self._seen:
+                self._current = self._read(fleet)
+                self._seen = seen
+            took = self._clock() - now
+            self._next_read = now + max(self._max_age, 3 * took)
             return self._current
 
-    def _read(self) -> Snapshot:
+    def _read(self, fleet: Fleet | None) -> Snapshot:
         store = self._store
-        status_text = status_json(
+        status = status_document(
             store.list_status(),
             store.source_status(),
             store.last_revision(),
             self._daemon_running,
         )
-        drift_text = drift_json(store.list_drift(open_only=True, limit=OPEN_DRIFT_LIMIT))
-        fleet = self._fleet()
-        digest = hashlib.sha256(status_text.encode())
-        digest.update(drift_text.encode())
+        drift = drift_document(store.list_drift(open_only=True, limit=OPEN_DRIFT_LIMIT))
+        digest = hashlib.sha256(json.dumps([status, drift], separators=(",", ":")).encode())
         digest.update(b"-" if fleet is None else f"{fleet.version}/{fleet.clusters!r}".encode())
         return Snapshot(
-            status=json.loads(status_text),
-            open_drift=json.loads(drift_text),
-            fleet=fleet,
-            version=digest.hexdigest()[:16],
+            status=status, open_drift=drift, fleet=fleet, version=digest.hexdigest()[:16]
         )

@@ -211,3 +211,21 @@ def test_events_announce_the_current_version_at_once(client: TestClient) -> None
         body = "".join(stream.iter_text())  # the stream ends after its (short) lifetime
 
     assert f"event: change\ndata: {version}\n\n" in body
+
+
+def test_the_snapshot_is_read_again_only_when_the_store_changed(state: Path) -> None:
+    now = [0.0]
+    with Store.open(state) as writer, Store.open_readonly(state) as reader:
+        cache = SnapshotCache(reader, max_age=1.0, clock=lambda: now[0])
+        first = cache.get()
+        writer.set_status(StatusRow("web", "beijing-2", State.SYNCED, "", SHA, NOW, NOW))
+
+        assert cache.get() is first  # within max_age: the same snapshot, no read
+        now[0] += 1.5
+        second = cache.get()
+        assert second is not first
+        assert second.version != first.version
+        assert second.target("web", "beijing-2") is not None
+
+        now[0] += 1.5
+        assert cache.get() is second  # nothing changed: no read either
