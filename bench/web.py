@@ -22,7 +22,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from reconciler.store import FieldDrift, State, StatusRow, Store
+from reconciler.store.db import Store
+from reconciler.store.rows import FieldDrift, State, StatusRow
 from reconciler.web.app import create_app
 from reconciler.web.model import ClusterInfo, Fleet
 from reconciler.web.server import HttpServer

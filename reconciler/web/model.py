@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.report import format_time
-from reconciler.store import TargetRevision
+from reconciler.store.rows import TargetRevision
 
 __all__ = [
     "MAX_CLUSTER_COLUMNS",

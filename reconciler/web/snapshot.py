@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.report import drift_document, status_document
-from reconciler.store import Store
+from reconciler.store.db import Store
 from reconciler.web.model import Fleet
 
 __all__ = ["Snapshot", "SnapshotCache"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.metrics import Metrics
+from reconciler.daemon.metrics import Metrics
 
 
 def test_metrics_are_exposed_in_the_prometheus_text_format() -> None:

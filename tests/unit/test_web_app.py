@@ -14,8 +14,9 @@ from click.testing import CliRunner
 from prometheus_client import CollectorRegistry, Counter
 from starlette.testclient import TestClient
 
-from reconciler.cli import cli
-from reconciler.store import FieldDrift, State, StatusRow, Store
+from reconciler.cli.main import cli
+from reconciler.store.db import Store
+from reconciler.store.rows import FieldDrift, State, StatusRow
 from reconciler.web.app import create_app
 from reconciler.web.model import ClusterInfo, Fleet
 from reconciler.web.snapshot import SnapshotCache

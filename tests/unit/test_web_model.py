@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.store import TargetRevision
+from reconciler.store.rows import TargetRevision
 from reconciler.web.model import (
     ClusterInfo,
     Filters,

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from starlette.types import Receive, Scope, Send
 
 from reconciler.errors import ReconcilerError
-from reconciler.store import Store
+from reconciler.store.db import Store
 from reconciler.web.app import create_app
 from reconciler.web.deadline import RequestDeadline
 from reconciler.web.server import HttpServer, parse_listen

@@ -9,18 +9,10 @@ from __future__ import annotations
 
 import contextlib
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
-
-__all__ = ["Metrics"]
 
 # Reconcile passes take from milliseconds (nothing to do) to minutes (many objects, slow API).
 _ACTIONS = ("created", "configured", "pruned", "failed")  # objects_applied's actions

@@ -26,16 +26,17 @@ from typing import Any, TextIO
 import click
 import structlog
 
-from reconciler.cli_common import (
+from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_OK,
     instance_option,
     kubeconfig_option,
 )
-from reconciler.daemon import Backoff, Daemon, Settings
-from reconciler.engine import Clients
+from reconciler.daemon.loop import Daemon
+from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.errors import ReconcilerError
-from reconciler.metrics import Metrics
+from reconciler.kube.pool import Clients
 from reconciler.report import (
     drift_json,
     drift_markdown,
@@ -46,7 +47,8 @@ from reconciler.report import (
     status_table,
 )
 from reconciler.source import GitSource
-from reconciler.store import RevisionRow, Store
+from reconciler.store.db import Store
+from reconciler.store.rows import RevisionRow
 from reconciler.web.app import create_app
 from reconciler.web.model import ClusterInfo, Fleet
 from reconciler.web.server import DEFAULT_LISTEN, HttpServer, parse_listen
