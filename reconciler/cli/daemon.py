@@ -17,8 +17,9 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -32,11 +33,13 @@ from reconciler.cli.common import (
     instance_option,
     kubeconfig_option,
 )
+from reconciler.daemon.desired import Desired
 from reconciler.daemon.loop import Daemon
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.errors import ReconcilerError
 from reconciler.kube.pool import Clients
+from reconciler.objects import ObjectRef
 from reconciler.report import (
     drift_json,
     drift_markdown,
@@ -321,22 +324,42 @@ def run_command(
     sys.exit(code)
 
 
-def _fleet(daemon: Daemon) -> Fleet | None:
-    """The clusters of the revision the daemon runs, for the page's labels and grouping."""
-    desired = daemon.desired
-    if desired is None:
-        return None
-    clusters = tuple(
-        ClusterInfo(c.name, dict(c.labels), c.paused) for c in desired.repo.clusters.values()
-    )
-    return Fleet(clusters, version=str(desired.generation))
+def _fleet(daemon: Daemon) -> Callable[[], Fleet | None]:
+    """The clusters of the revision the daemon runs (for the page's labels and grouping) and
+    the objects it renders per target; built once per generation."""
+    built: dict[int, Fleet] = {}
+
+    def fleet() -> Fleet | None:
+        desired = daemon.desired
+        if desired is None:
+            return None
+        if desired.generation not in built:
+            built.clear()
+            built[desired.generation] = Fleet(
+                tuple(
+                    ClusterInfo(c.name, dict(c.labels), c.paused)
+                    for c in desired.repo.clusters.values()
+                ),
+                version=str(desired.generation),
+                objects=partial(_rendered_objects, desired),
+            )
+        return built[desired.generation]
+
+    return fleet
+
+
+def _rendered_objects(desired: Desired, app: str, cluster: str) -> tuple[str, ...] | None:
+    for target in desired.targets.get(cluster, ()):
+        if target.app == app and target.rendered is not None:
+            return tuple(str(ObjectRef.of(m)) for m in target.rendered.objects)
+    return None
 
 
 def _serve(listen: str, daemon: Daemon, metrics: Metrics, store: Store) -> HttpServer:
     """Probes, metrics, the page and its API on ``listen``; the page reads the state through
     ``store``, a read-only connection of its own, so it never waits on the daemon's writes."""
     stopping = threading.Event()
-    cache = SnapshotCache(store, lambda: _fleet(daemon))
+    cache = SnapshotCache(store, _fleet(daemon))
     app = create_app(
         cache,
         metrics.registry,

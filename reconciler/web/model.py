@@ -13,7 +13,7 @@ Targets are the dicts of ``reconciler status -o json``, so fields other helpers 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,14 +62,19 @@ class ClusterInfo:
     paused: bool = False
 
 
+def _no_objects(app: str, cluster: str) -> tuple[str, ...] | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Fleet:
-    """What only the running daemon knows: the inventory's clusters and, per target (app,
-    cluster), the objects the current revision renders for it (``Kind/namespace/name``)."""
+    """What only the running daemon knows: the inventory's clusters with their labels, and the
+    objects (``Kind/namespace/name``) its current revision renders for a target, looked up
+    only when asked (a detail), never for every target."""
 
     clusters: tuple[ClusterInfo, ...] = ()
-    objects: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
-    version: str = ""  # changes whenever the above change (e.g. the daemon's generation)
+    version: str = ""  # changes whenever the clusters change (e.g. the daemon's generation)
+    objects: Callable[[str, str], tuple[str, ...] | None] = _no_objects
 
 
 @dataclass(frozen=True)
@@ -330,12 +335,16 @@ def target_detail(
     revisions: TargetRevision | None,
 ) -> dict[str, Any]:
     """One app on one cluster: its status (every field of ``status -o json``), the cluster's
-    labels, the revision it should run and the one it last applied with that apply's objects,
-    and its drift records."""
+    labels, the revision it should run and the one it last applied, its objects (those of the
+    last apply, else those its current revision renders) and its drift records."""
     app, cluster = str(target["app"]), str(target["cluster"])
     info = next((c for c in (fleet.clusters if fleet else ()) if c.name == cluster), None)
     health, health_reason = health_of(target)
     phase, phase_reason = phase_of(target)
+    objects: Sequence[str] | None = revisions.objects if revisions else None
+    objects_from = "last apply"
+    if not objects and fleet is not None:
+        objects, objects_from = fleet.objects(app, cluster), "Git"
     return {
         "target": dict(target),
         "health": health,
@@ -346,6 +355,7 @@ def target_detail(
         "desired": revisions.desired if revisions else None,
         "applied": revisions.applied if revisions else None,
         "applied_at": format_time(revisions.applied_at) or None if revisions else None,
-        "objects": list(revisions.objects) if revisions else None,
+        "objects": list(objects) if objects is not None else None,
+        "objects_from": objects_from,
         "drift": [d for d in drift if d["app"] == app and d["cluster"] == cluster],
     }

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from reconciler.devenv import binaries
@@ -188,41 +188,93 @@ def screenshot(browser: WebDriver, name: str) -> Path:
 
 
 def wait_for(browser: WebDriver, check: Callable[[WebDriver], Any], what: str) -> Any:
-    return WebDriverWait(browser, WAIT, poll_frequency=0.2).until(check, message=what)
-
-
-def cell(browser: WebDriver, app: str, cluster: str) -> WebElement | None:
-    found = browser.find_elements(
-        By.CSS_SELECTOR, f'.cell[data-app="{app}"][data-cluster="{cluster}"]'
+    """Poll ``check``; the page redraws on every change, so an element found a moment ago may
+    be gone (stale): that is one more poll, not a failure."""
+    wait = WebDriverWait(
+        browser, WAIT, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException]
     )
-    return found[0] if found else None
+    return wait.until(check, message=what)
+
+
+_MATRIX_JS = """
+const cells = {};
+for (const el of document.querySelectorAll('#matrix .cell')) {
+  cells[el.dataset.app + '/' + el.dataset.cluster] = {state: el.dataset.state, text: el.innerText};
+}
+for (const el of document.querySelectorAll('#matrix .group-cell')) {
+  cells[el.dataset.app + '/' + el.dataset.group] = {state: el.dataset.worst, text: el.innerText};
+}
+return {
+  rows: [...document.querySelectorAll('#matrix tbody tr[data-app]')].map(r => r.dataset.app),
+  columns: [...document.querySelectorAll('#matrix thead th:not(.app)')]
+    .map(c => c.dataset.cluster || c.dataset.group),
+  cells: cells,
+};
+"""
+
+
+def matrix(browser: WebDriver) -> dict[str, Any]:
+    """Rows, columns and cells (state and visible text) of the matrix, read in one go."""
+    return dict(browser.execute_script(_MATRIX_JS))
+
+
+def rows(browser: WebDriver) -> list[str]:
+    return list(matrix(browser)["rows"])
+
+
+def columns(browser: WebDriver) -> list[str]:
+    return list(matrix(browser)["columns"])
 
 
 def cell_state(app: str, cluster: str) -> Callable[[WebDriver], str | None]:
     def check(browser: WebDriver) -> str | None:
-        found = cell(browser, app, cluster)
-        return found.get_attribute("data-state") if found else None
+        found = matrix(browser)["cells"].get(f"{app}/{cluster}")
+        return found["state"] if found else None
 
     return check
 
 
+def click(browser: WebDriver, css: str) -> None:
+    """Click what ``css`` selects, again if a redraw replaced it in between."""
+
+    def clicked(b: WebDriver) -> bool:
+        b.find_element(By.CSS_SELECTOR, css).click()
+        return True
+
+    wait_for(browser, clicked, f"click {css}")
+
+
+def detail_text(title: str) -> Callable[[WebDriver], str | None]:
+    """The detail panel's text once it shows ``title`` (the panel stays, its content redraws)."""
+
+    def check(browser: WebDriver) -> str | None:
+        text = str(browser.find_element(By.ID, "detail").text)
+        return text if title in text else None
+
+    return check
+
+
+def drift_rows(browser: WebDriver) -> dict[str, str]:
+    """Object -> visible text of each row of the open drift table."""
+    return dict(
+        browser.execute_script(
+            "return Object.fromEntries([...document.querySelectorAll('#drift tr[data-object]')]"
+            ".map(r => [r.dataset.object, r.innerText]))"
+        )
+    )
+
+
+def select(browser: WebDriver, element_id: str, value: str) -> None:
+    def selected(b: WebDriver) -> bool:
+        Select(b.find_element(By.ID, element_id)).select_by_value(value)
+        return True
+
+    wait_for(browser, selected, f"select {value} in #{element_id}")
+
+
 def open_page(browser: WebDriver, fleet: Fleet, query: str = "") -> None:
     browser.get(f"{fleet.url}/{query}")
-    wait_for(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#matrix tbody tr"), "matrix")
-
-
-def rows(browser: WebDriver) -> list[str]:
-    return [
-        str(r.get_attribute("data-app"))
-        for r in browser.find_elements(By.CSS_SELECTOR, "#matrix tbody tr[data-app]")
-    ]
-
-
-def columns(browser: WebDriver) -> list[str]:
-    return [
-        str(c.get_attribute("data-cluster") or c.get_attribute("data-group"))
-        for c in browser.find_elements(By.CSS_SELECTOR, "#matrix thead th:not(.app)")
-    ]
+    wait_for(browser, lambda b: rows(b), "the matrix")
 
 
 def test_the_page_shows_every_app_on_every_cluster_with_state_as_text_and_the_source(
@@ -230,13 +282,14 @@ def test_the_page_shows_every_app_on_every_cluster_with_state_as_text_and_the_so
 ) -> None:
     open_page(browser, fleet)
 
-    assert sorted(rows(browser)) == sorted([fleet.web, fleet.cfg, fleet.bad])
-    assert columns(browser) == ["beijing-1", "beijing-2", "us-west-1"]
+    shown = matrix(browser)
+    assert sorted(shown["rows"]) == sorted([fleet.web, fleet.cfg, fleet.bad])
+    assert shown["columns"] == ["beijing-1", "beijing-2", "us-west-1"]
     for app in (fleet.web, fleet.cfg):
-        for cluster in columns(browser):
-            found = cell(browser, app, cluster)
-            assert found is not None
-            assert "Synced" in found.text  # the state is written, not only coloured
+        for cluster in shown["columns"]:
+            found = shown["cells"][f"{app}/{cluster}"]
+            assert found["state"] == "Synced"
+            assert "Synced" in found["text"]  # the state is written, not only coloured
     source = browser.find_element(By.ID, "source").text
     assert "branch main" in source
     assert "last fetch" in source
@@ -249,33 +302,21 @@ def test_the_page_shows_every_app_on_every_cluster_with_state_as_text_and_the_so
 def test_a_failed_target_shows_its_error_in_the_detail(fleet: Fleet, browser: WebDriver) -> None:
     open_page(browser, fleet)
     assert wait_for(browser, cell_state(fleet.bad, "us-west-1"), "the bad cell") == "Failed"
-    assert cell_state(fleet.bad, "beijing-1")(browser) == "Synced"
-    failed = cell(browser, fleet.bad, "us-west-1")
-    assert failed is not None
-    assert "Failed" in failed.text
+    shown = matrix(browser)["cells"]
+    assert shown[f"{fleet.bad}/beijing-1"]["state"] == "Synced"
+    assert "Failed" in shown[f"{fleet.bad}/us-west-1"]["text"]
 
-    failed.click()
-    message = wait_for(
-        browser,
-        lambda b: b.find_elements(By.ID, "detail-message") and b.find_element(By.ID, "detail"),
-        "the detail panel",
-    )
-    text = message.text
-    assert f"{fleet.bad} on us-west-1" in text
+    click(browser, f'.cell[data-app="{fleet.bad}"][data-cluster="us-west-1"]')
+    text = wait_for(browser, detail_text(f"{fleet.bad} on us-west-1"), "the detail panel")
     assert "Last error" in text
-    assert "not a key!" in browser.find_element(By.ID, "detail-message").text
+    assert "not a key!" in text
     assert "target=" in browser.current_url  # the open detail survives a reload
     screenshot(browser, "page-failed-target.png")
 
-    synced = cell(browser, fleet.cfg, "beijing-1")
-    assert synced is not None
-    synced.click()
-    objects = wait_for(
-        browser,
-        lambda b: b.find_elements(By.CSS_SELECTOR, "#detail-objects li"),
-        "the objects of a synced target",
-    )
-    assert f"ConfigMap/{fleet.namespace}/{fleet.cfg}" in [o.text for o in objects]
+    click(browser, f'.cell[data-app="{fleet.cfg}"][data-cluster="beijing-1"]')
+    text = wait_for(browser, detail_text(f"{fleet.cfg} on beijing-1"), "the synced target")
+    assert "Objects (1)" in text  # from the last apply, or as the revision renders them
+    assert f"ConfigMap/{fleet.namespace}/{fleet.cfg}" in text
 
 
 def test_a_drift_made_with_kubectl_scale_appears_without_reload_and_secrets_stay_masked(
@@ -299,25 +340,21 @@ def test_a_drift_made_with_kubectl_scale_appears_without_reload_and_secrets_stay
     )
 
     wait_for(browser, lambda b: cell_state(fleet.web, "beijing-2")(b) == "Drifted", "Drifted")
-    deployment_row = wait_for(
+    scaled = wait_for(
         browser,
-        lambda b: b.find_elements(
-            By.CSS_SELECTOR, f'#drift tr[data-object="Deployment/{fleet.namespace}/{fleet.web}"]'
-        ),
+        lambda b: drift_rows(b).get(f"Deployment/{fleet.namespace}/{fleet.web}"),
         "the scale in the drift table",
-    )[0]
-    assert "spec.replicas" in deployment_row.text
-    assert "Git 2" in deployment_row.text and "live 5" in deployment_row.text
-    assert "kubectl" in deployment_row.text  # the manager that changed it
+    )
+    assert "spec.replicas" in scaled
+    assert "Git 2" in scaled and "live 5" in scaled
+    assert "kubectl" in scaled  # the manager that changed it
     assert browser.execute_script("return window.performance.timeOrigin") == marker  # no reload
-    secret_row = wait_for(
+    edited = wait_for(
         browser,
-        lambda b: b.find_elements(
-            By.CSS_SELECTOR, f'#drift tr[data-object="Secret/{fleet.namespace}/{fleet.web}-creds"]'
-        ),
+        lambda b: drift_rows(b).get(f"Secret/{fleet.namespace}/{fleet.web}-creds"),
         "the Secret's drift",
-    )[0]
-    assert "(masked)" in secret_row.text
+    )
+    assert "(masked)" in edited
     screenshot(browser, "page-drift.png")
 
     for text in (browser.page_source, *(_raw(fleet, p) for p in API_PATHS)):
@@ -342,29 +379,26 @@ def test_filters_narrow_by_app_cluster_and_label_and_columns_group_by_a_label(
     wait_for(browser, lambda b: rows(b) == [fleet.cfg], "only the cfg row")
     assert f"app={fleet.cfg}" in browser.current_url
 
-    browser.find_element(By.ID, "f-clear").click()
+    click(browser, "#f-clear")
     wait_for(browser, lambda b: len(rows(b)) == 3, "every row again")
 
     browser.find_element(By.ID, "f-cluster").send_keys("beijing")
     wait_for(browser, lambda b: columns(b) == ["beijing-1", "beijing-2"], "beijing columns")
-    browser.find_element(By.ID, "f-clear").click()
+    click(browser, "#f-clear")
 
-    Select(browser.find_element(By.ID, "f-label")).select_by_value("region=us-west")
+    select(browser, "f-label", "region=us-west")
     wait_for(browser, lambda b: columns(b) == ["us-west-1"], "the us-west column")
-    browser.find_element(By.ID, "f-clear").click()
+    click(browser, "#f-clear")
     wait_for(browser, lambda b: len(columns(b)) == 3, "every column again")
 
-    Select(browser.find_element(By.ID, "f-group")).select_by_value("region")
+    select(browser, "f-group", "region")
     wait_for(
         browser,
         lambda b: columns(b) == ["region=cn-beijing", "region=us-west"],
         "one column per region",
     )
-    group = browser.find_element(
-        By.CSS_SELECTOR, f'.group-cell[data-app="{fleet.bad}"][data-group="region=us-west"]'
-    )
-    assert "1 Failed" in group.text
+    assert "1 Failed" in matrix(browser)["cells"][f"{fleet.bad}/region=us-west"]["text"]
     screenshot(browser, "page-grouped.png")
 
-    browser.find_element(By.CSS_SELECTOR, 'th[data-group="region=cn-beijing"]').click()
+    click(browser, 'th[data-group="region=cn-beijing"]')
     wait_for(browser, lambda b: columns(b) == ["beijing-1", "beijing-2"], "the region's clusters")

@@ -205,4 +205,15 @@ def test_a_target_detail_has_labels_objects_and_its_own_drift_only() -> None:
     assert (d["desired"], d["applied"], d["applied_at"]) == ("2222", "1111", "2026-11-22T12:00:00Z")
     assert [r["cluster"] for r in d["drift"]] == ["us-west-1"]
     assert d["target"]["state"] == "Drifted"
+    assert d["objects_from"] == "last apply"
     assert target_detail(TARGETS[0], None, [], None)["objects"] is None
+
+
+def test_without_an_applied_record_the_objects_are_those_the_running_revision_renders() -> None:
+    rendered = {("web", "beijing-1"): ("ConfigMap/demo/web",)}
+    fleet = Fleet(FLEET.clusters, "1", objects=lambda app, cluster: rendered.get((app, cluster)))
+
+    d = target_detail(TARGETS[0], fleet, [], None)
+
+    assert (d["objects"], d["objects_from"]) == (["ConfigMap/demo/web"], "Git")
+    assert target_detail(TARGETS[1], fleet, [], None)["objects"] is None

@@ -50,6 +50,8 @@ function fmtValue(v) {
   return text.length > 120 ? text.slice(0, 119) + "…" : text;
 }
 
+function plural(n, word) { return `${n} ${word}${n === 1 ? "" : "s"}`; }
+
 function badge(kind, value, count) {
   return h("span", { class: `badge ${kind}-${value}`, "data-state": value },
     kind === "s" && STATE_ICON[value] ? STATE_ICON[value] + " " : "", value,
@@ -100,8 +102,8 @@ function renderSummary(m) {
   const el = document.getElementById("summary");
   const s = m.summary;
   el.replaceChildren(
-    h("strong", {}, `${s.targets} targets`),
-    h("span", { class: "label" }, `${m.apps.length} apps × ${m.shown_clusters} of ${m.cluster_count} clusters`),
+    h("strong", {}, plural(s.targets, "target")),
+    h("span", { class: "label" }, `${plural(m.apps.length, "app")} × ${m.shown_clusters} of ${plural(m.cluster_count, "cluster")}`),
     h("span", { class: "label" }, "Sync:"),
     ...Object.entries(s.states).map(([k, n]) => badge("s", k, n)),
   );
@@ -166,7 +168,7 @@ function groupCell(app, column, cell) {
     type: "button", class: `group-cell w-${cell.worst}`, "data-app": app, "data-group": column.id, "data-worst": cell.worst || "",
     title: `${app} on ${column.clusters} clusters with ${column.key}=${column.name}: click to show them`,
     onclick: () => { view.filters.label = column.id; view.filters.app = app; view.filters.group_by = ""; refresh(); },
-  }, h("strong", {}, `${cell.total} targets`), bar, counts);
+  }, h("strong", {}, plural(cell.total, "target")), bar, counts);
 }
 
 function renderMatrix(m) {
@@ -181,7 +183,7 @@ function renderMatrix(m) {
     ...m.columns.map((c) => grouped
       ? h("th", { class: "group", "data-group": c.id, title: `Show the ${c.clusters} clusters with ${c.id}`,
           onclick: () => { view.filters.label = c.id; view.filters.group_by = ""; refresh(); } },
-          c.name, h("span", { class: "labels" }, `${c.clusters} clusters`))
+          c.name, h("span", { class: "labels" }, plural(c.clusters, "cluster")))
       : h("th", { "data-cluster": c.id }, c.name, c.paused ? " (paused)" : "",
           h("span", { class: "labels" }, Object.entries(c.labels).map(([k, v]) => `${k}=${v}`).join(" ")))));
   const body = m.apps.map((app) => h("tr", { "data-app": app }, h("th", { class: "app" }, app),
@@ -266,7 +268,8 @@ async function renderDetail() {
     h("dl", {}, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
     h("h3", {}, bad ? "Last error" : "Last message"),
     h("div", { class: `message${bad ? " bad" : ""}`, id: "detail-message" }, t.message || "—"),
-    h("h3", {}, `Objects${d.objects ? ` (${d.objects.length})` : ""}`),
+    h("h3", {}, `Objects${d.objects ? ` (${d.objects.length})` : ""}`,
+      d.objects && d.objects.length ? h("span", { class: "count" }, ` · ${d.objects_from === "Git" ? "as the running revision renders them" : "of the last apply"}`) : null),
     d.objects && d.objects.length ? h("ul", { class: "mono", id: "detail-objects" }, d.objects.map((o) => h("li", {}, o)))
       : h("div", { class: "count" }, "none applied yet"),
     h("h3", {}, `Open drift (${open.length})`),
