@@ -45,6 +45,7 @@ STATE_ORDER = (
     "InvalidConfig",
     "Unreachable",
     "Drifted",
+    "Held",
     "OutOfSync",
     "Progressing",
     "Synced",

@@ -4,7 +4,7 @@
 
 const STATE_ICON = {
   Synced: "✓", OutOfSync: "↻", Progressing: "…", Drifted: "≠", Failed: "✗",
-  InvalidConfig: "✗", Unreachable: "⚠", Paused: "⏸",
+  InvalidConfig: "✗", Unreachable: "⚠", Paused: "⏸", Held: "✋",
 };
 const params = new URLSearchParams(location.search);
 const view = {
@@ -185,7 +185,7 @@ function renderMatrix(m) {
           onclick: () => { view.filters.label = c.id; view.filters.group_by = ""; refresh(); } },
           c.name, h("span", { class: "labels" }, plural(c.clusters, "cluster")))
       : h("th", { "data-cluster": c.id }, c.name, c.paused ? " (paused)" : "",
-          h("span", { class: "labels" }, Object.entries(c.labels).map(([k, v]) => `${k}=${v}`).join(" ")))));
+          h("span", { class: "labels" }, Object.entries(c.labels).map(([k, v]) => h("span", {}, `${k}=${v}`))))));
   const body = m.apps.map((app) => h("tr", { "data-app": app }, h("th", { class: "app" }, app),
     ...m.columns.map((c) => {
       const cell = (m.cells[app] || {})[c.id];
@@ -248,7 +248,8 @@ async function renderDetail() {
   if (!response.ok) { panel.hidden = true; return; }
   const d = await response.json();
   const t = d.target;
-  const bad = ["Failed", "InvalidConfig", "Unreachable", "Drifted", "OutOfSync"].includes(t.state);
+  const bad = ["Failed", "InvalidConfig", "Unreachable"].includes(t.state);
+  const warn = ["Drifted", "OutOfSync", "Held", "Progressing"].includes(t.state);
   const rows = [
     ["Sync", badge("s", t.state)],
     d.health ? ["Health", h("span", {}, badge("h", d.health), d.health_reason ? ` ${d.health_reason}` : "")] : null,
@@ -267,7 +268,7 @@ async function renderDetail() {
     h("div", { class: "tags" }, Object.entries(d.labels).map(([k, v]) => h("span", {}, `${k}=${v}`))),
     h("dl", {}, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
     h("h3", {}, bad ? "Last error" : "Last message"),
-    h("div", { class: `message${bad ? " bad" : ""}`, id: "detail-message" }, t.message || "—"),
+    h("div", { class: `message${bad ? " bad" : warn ? " warn" : ""}`, id: "detail-message" }, t.message || "—"),
     h("h3", {}, `Objects${d.objects ? ` (${d.objects.length})` : ""}`,
       d.objects && d.objects.length ? h("span", { class: "count" }, ` · ${d.objects_from === "Git" ? "as the running revision renders them" : "of the last apply"}`) : null),
     d.objects && d.objects.length ? h("ul", { class: "mono", id: "detail-objects" }, d.objects.map((o) => h("li", {}, o)))
