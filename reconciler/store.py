@@ -1,6 +1,6 @@
 """Embedded SQLite state: revisions seen, the revisions each app x cluster target runs and
-should run, last good revision per app, status, drift history, prune-guard releases, and how
-the last fetches of the config repo went.
+should run, last good revision per app, status, health and its transitions, drift history,
+prune-guard releases, and how the last fetches of the config repo went.
 
 One file, ``<state_dir>/state.db``, in WAL mode so the CLI can read while the daemon writes.
 The schema is versioned with ``PRAGMA user_version`` and migrated forward on open by the ordered
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from reconciler.errors import ReconcilerError
+from reconciler.health import Health, TargetHealth
 from reconciler.private import private_dir, private_file
 
 __all__ = [
@@ -39,6 +40,8 @@ __all__ = [
     "DriftKind",
     "DriftRow",
     "FieldDrift",
+    "HealthChange",
+    "HealthRow",
     "Release",
     "RevisionRow",
     "SourceStatus",
@@ -154,6 +157,33 @@ class StatusRow:
     revision: str | None
     updated_at: datetime
     last_synced_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class HealthRow:
+    """The health of one app on one cluster as last judged (at ``assessed_at``, on the live
+    state of ``revision``), and since when it has been in that state."""
+
+    app: str
+    cluster: str
+    health: TargetHealth
+    revision: str | None
+    assessed_at: datetime
+    since: datetime
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    """A target's health turned from ``previous`` (None: first judged) to ``health``."""
+
+    id: int
+    app: str
+    cluster: str
+    health: Health
+    reason: str
+    previous: Health | None
+    revision: str | None
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -308,6 +338,32 @@ MIGRATIONS: tuple[str, ...] = (
         released_at  TEXT NOT NULL
     );
     """,
+    # 6: health per target (the worst object's, with every object judged, as JSON) and its
+    # transitions
+    """
+    CREATE TABLE health (
+        app          TEXT NOT NULL,
+        cluster      TEXT NOT NULL,
+        health       TEXT NOT NULL,
+        detail       TEXT NOT NULL,
+        revision     TEXT,
+        assessed_at  TEXT NOT NULL,
+        since        TEXT NOT NULL,
+        PRIMARY KEY (app, cluster)
+    );
+    CREATE INDEX health_cluster ON health (cluster, app);
+    CREATE TABLE health_history (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        app       TEXT NOT NULL,
+        cluster   TEXT NOT NULL,
+        health    TEXT NOT NULL,
+        reason    TEXT NOT NULL,
+        previous  TEXT,
+        revision  TEXT,
+        at        TEXT NOT NULL
+    );
+    CREATE INDEX health_history_at ON health_history (at DESC, id DESC);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -405,6 +461,34 @@ def _target_revision(row: sqlite3.Row) -> TargetRevision:
         applied=row["applied"],
         applied_at=_opt_dt(row["applied_at"]),
         objects=tuple(json.loads(row["objects"])),
+    )
+
+
+_HEALTH_COLUMNS = "app, cluster, detail, revision, assessed_at, since"
+_HEALTH_HISTORY_COLUMNS = "id, app, cluster, health, reason, previous, revision, at"
+
+
+def _health_row(row: sqlite3.Row) -> HealthRow:
+    return HealthRow(
+        app=row["app"],
+        cluster=row["cluster"],
+        health=TargetHealth.from_json(json.loads(row["detail"])),
+        revision=row["revision"],
+        assessed_at=_dt(row["assessed_at"]),
+        since=_dt(row["since"]),
+    )
+
+
+def _health_change(row: sqlite3.Row) -> HealthChange:
+    return HealthChange(
+        id=row["id"],
+        app=row["app"],
+        cluster=row["cluster"],
+        health=Health(row["health"]),
+        reason=row["reason"],
+        previous=Health(row["previous"]) if row["previous"] else None,
+        revision=row["revision"],
+        at=_dt(row["at"]),
     )
 
 
@@ -807,9 +891,121 @@ class Store:
         return [_status_row(row) for row in rows]
 
     def delete_status(self, app: str, cluster: str) -> None:
-        """Forget an app on a cluster (the app no longer targets it)."""
+        """Forget an app on a cluster (the app no longer targets it): status and health."""
         with self._write() as conn:
             conn.execute("DELETE FROM status WHERE app = ? AND cluster = ?", (app, cluster))
+            conn.execute("DELETE FROM health WHERE app = ? AND cluster = ?", (app, cluster))
+
+    # -- health per app x cluster ---------------------------------------------------------
+
+    def set_health(
+        self, app: str, cluster: str, health: TargetHealth, revision: str | None, now: datetime
+    ) -> HealthChange | None:
+        """Record a target's health; a change of state (Healthy, Degraded, ...) is also kept as
+        a transition, which is returned. A new reason in the same state is no transition."""
+        with self._write() as conn:
+            old = conn.execute(
+                "SELECT health, since FROM health WHERE app = ? AND cluster = ?", (app, cluster)
+            ).fetchone()
+            previous = Health(old["health"]) if old is not None else None
+            changed = previous is not health.health
+            since = _ts(now) if changed else old["since"]
+            conn.execute(
+                "INSERT INTO health (app, cluster, health, detail, revision, assessed_at, since)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (app, cluster) DO UPDATE SET health = excluded.health,"
+                " detail = excluded.detail, revision = excluded.revision,"
+                " assessed_at = excluded.assessed_at, since = excluded.since",
+                (
+                    app,
+                    cluster,
+                    health.health.value,
+                    json.dumps(health.to_json(), sort_keys=True),
+                    revision,
+                    _ts(now),
+                    since,
+                ),
+            )
+            if not changed:
+                return None
+            cursor = conn.execute(
+                "INSERT INTO health_history (app, cluster, health, reason, previous, revision, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    app,
+                    cluster,
+                    health.health.value,
+                    health.reason,
+                    previous.value if previous is not None else None,
+                    revision,
+                    _ts(now),
+                ),
+            )
+            assert cursor.lastrowid is not None
+            return HealthChange(
+                cursor.lastrowid,
+                app,
+                cluster,
+                health.health,
+                health.reason,
+                previous,
+                revision,
+                _dt(_ts(now)),
+            )
+
+    def list_health(self, cluster: str | None = None, app: str | None = None) -> list[HealthRow]:
+        """Health per target, ordered by app then cluster; only ``cluster``'s and/or ``app``'s."""
+        where: list[str] = []
+        params: list[Any] = []
+        if cluster is not None:
+            where.append("cluster = ?")
+            params.append(cluster)
+        if app is not None:
+            where.append("app = ?")
+            params.append(app)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._read(
+            f"SELECT {_HEALTH_COLUMNS} FROM health{clause} ORDER BY app, cluster", params
+        )
+        return [_health_row(row) for row in rows]
+
+    def health_history(
+        self,
+        app: str | None = None,
+        cluster: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[HealthChange]:
+        """Health transitions, newest first."""
+        where: list[str] = []
+        params: list[Any] = []
+        if app is not None:
+            where.append("app = ?")
+            params.append(app)
+        if cluster is not None:
+            where.append("cluster = ?")
+            params.append(cluster)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(_ts(since))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        clause += " ORDER BY at DESC, id DESC"
+        if limit is not None:
+            clause += " LIMIT ?"
+            params.append(max(0, limit))
+        rows = self._read(f"SELECT {_HEALTH_HISTORY_COLUMNS} FROM health_history{clause}", params)
+        return [_health_change(row) for row in rows]
+
+    def prune_health_history(self, older_than: timedelta, now: datetime) -> int:
+        """Delete transitions older than ``now - older_than``, except each target's latest."""
+        cutoff = _ts(now - older_than)
+        with self._write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM health_history WHERE at < ? AND id NOT IN"
+                " (SELECT MAX(id) FROM health_history GROUP BY app, cluster)",
+                (cutoff,),
+            )
+            return cursor.rowcount
 
     # -- drift history --------------------------------------------------------------------
 

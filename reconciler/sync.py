@@ -91,6 +91,7 @@ class TargetPlan:
     inventory_revision: str | None
     desired_inventory: dict[ObjectRef, InventoryEntry]
     instance: str = DEFAULT_INSTANCE
+    live: dict[ObjectRef, Manifest] = field(default_factory=dict)  # what the plan read
 
     @property
     def pending(self) -> list[Change]:
@@ -119,6 +120,7 @@ class ApplyResult:
     failed: list[tuple[ObjectRef, str]] = field(default_factory=list)
     corrected: list[ObjectRef] = field(default_factory=list)  # drift undone by selfHeal
     writes: int = 0
+    live: dict[ObjectRef, Manifest] = field(default_factory=dict)  # the server's answers
 
     @property
     def ok(self) -> bool:
@@ -251,10 +253,10 @@ def plan_target(
                 ) from None
             resource = None  # created after its CRD
         if resource is not None:
-            obj, ref = _scoped(cluster, obj, ref, resource)
+            obj, ref = scoped(cluster, obj, ref, resource)
         desired.append((obj, ref, resource))
 
-    live, listed = _read_live(cluster, [(r, ref) for _, ref, r in desired if r is not None])
+    live, listed = read_live(cluster, [(r, ref) for _, ref, r in desired if r is not None])
 
     def plan_one(item: tuple[Manifest, ObjectRef, Resource | None]) -> Change:
         obj, ref, resource = item
@@ -274,10 +276,11 @@ def plan_target(
         inventory_revision,
         _next_inventory(desired, changes, inventory),
         instance,
+        live,
     )
 
 
-def _scoped(
+def scoped(
     cluster: Cluster, obj: Manifest, ref: ObjectRef, resource: Resource
 ) -> tuple[Manifest, ObjectRef]:
     """Make the object's namespace agree with what discovery says of its kind."""
@@ -322,7 +325,7 @@ _FEW = 3  # up to this many objects of one kind in one namespace: GET each, not 
 Scope = tuple[Resource, str]  # a kind in one namespace ("" for cluster-scoped kinds)
 
 
-def _read_live(
+def read_live(
     cluster: Cluster, wanted: list[tuple[Resource, ObjectRef]]
 ) -> tuple[dict[ObjectRef, Manifest], set[Scope]]:
     """Live objects: one LIST per (kind, namespace) with many objects, GETs for a few.
@@ -581,24 +584,36 @@ def apply_plan(cluster: Cluster, plan: TargetPlan, policy: SyncPolicy) -> ApplyR
     return result
 
 
+def live_after(plan: TargetPlan, result: ApplyResult | None) -> dict[ObjectRef, Manifest | None]:
+    """Every desired object's live state after a pass (``None``: not on the cluster), from
+    what the pass already read and wrote: the plan's GETs and LISTs, and the server's answer to
+    each apply. Health is judged on it without a request of its own."""
+    written = result.live if result is not None else {}
+    return {
+        c.ref: written.get(c.ref, plan.live.get(c.ref))
+        for c in plan.changes
+        if c.desired is not None and c.action is not Action.PRUNE
+    }
+
+
 def _rank(change: Change) -> int:
     return kind_rank(change.ref.kind)
 
 
 def _apply_stage(cluster: Cluster, changes: list[Change], result: ApplyResult) -> None:
-    def apply_one(change: Change) -> tuple[Change, str | None]:
+    def apply_one(change: Change) -> tuple[Change, Manifest | str]:
         assert change.desired is not None
         try:
-            cluster.apply(change.desired, force=change.force)
+            return change, cluster.apply(change.desired, force=change.force)
         except KubeError as err:
             return change, err.message
-        return change, None
 
-    for change, error in _map(apply_one, changes):
+    for change, answer in _map(apply_one, changes):
         result.writes += 1
-        if error is not None:
-            result.failed.append((change.ref, error))
+        if isinstance(answer, str):
+            result.failed.append((change.ref, answer))
             continue
+        result.live[change.ref] = answer
         (result.created if change.action is Action.CREATE else result.configured).append(change.ref)
         if change.drift is not None:
             result.corrected.append(change.ref)
