@@ -21,11 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.errors import ReconcilerError
+from reconciler.toolchain import (
+    HELM_FLAVOUR,
+    HELM_VERSION,
+    KUBERNETES_VERSION,
+    KUSTOMIZE_VERSION,
+    cache_root,
+    cached_binary,
+)
 
-KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.8"  # the etcd that k8s.io/kubernetes v1.36.3 itself requires
-HELM_VERSION = "v3.22.0"
-KUSTOMIZE_VERSION = "v5.8.2"
 KWOK_VERSION = "v0.8.0"
 REGISTRY_VERSION = "v3.1.2"  # CNCF distribution registry, for OCI chart sources in tests
 
@@ -70,7 +75,7 @@ BINARIES: dict[str, Binary] = {
         "helm",
         HELM_VERSION,
         envtest=False,
-        flavour=f"k8s{_K8S_MAJOR}.{_K8S_MINOR}",
+        flavour=HELM_FLAVOUR,
         expect=f'Version:"{HELM_VERSION}"',
     ),
     "kustomize": Binary("kustomize", KUSTOMIZE_VERSION, envtest=False),
@@ -93,19 +98,9 @@ _HELM_LDFLAGS = " ".join(
 )
 
 
-def cache_root() -> Path:
-    """``$RECONCILER_CACHE``, else ``$XDG_CACHE_HOME/reconciler``, else ``~/.cache/reconciler``."""
-    explicit = os.environ.get("RECONCILER_CACHE")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "reconciler"
-
-
 def cached_path(name: str) -> Path:
     binary = BINARIES[name]
-    key = f"{name}-{binary.version}" + (f"-{binary.flavour}" if binary.flavour else "")
-    return cache_root() / "bin" / key / name
+    return cached_binary(name, binary.version, binary.flavour)
 
 
 Progress = Callable[[str], None]

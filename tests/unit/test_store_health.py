@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.health import Health, ObjectHealth, TargetHealth
 from reconciler.objects import ObjectRef
-from reconciler.store import Store
+from reconciler.store.db import Store
 
 T0 = datetime(2026, 12, 2, 6, 0, 0, tzinfo=UTC)
 DEPLOY = ObjectRef("apps", "Deployment", "demo", "web")

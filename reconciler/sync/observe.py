@@ -1,7 +1,7 @@
 """Re-read a target's live objects to judge its health between passes.
 
 A health re-check is the plan's read step alone: one LIST per (kind, namespace) holding more
-than a few of the target's objects, a GET each below that (``sync.read_live``); no inventory
+than a few of the target's objects, a GET each below that (``plan.read_live``); no inventory
 read, no dry-run, no unmanaged scan. The daemon runs it for targets whose health is not final
 yet (Progressing, Missing, Unknown), so a fresh rollout turns Healthy or Degraded without
 waiting for the next full pass.
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from reconciler.errors import KubeError
 from reconciler.health import HealthRule, TargetHealth, target_health
-from reconciler.kube import Cluster, Resource, UnknownKind
+from reconciler.kube.client import ClusterClient, Resource, UnknownKind
 from reconciler.objects import Manifest, ObjectRef
-from reconciler.sync import read_live, scoped
+from reconciler.sync.plan import read_live, scoped
 
 
-def read_target(cluster: Cluster, objects: list[Manifest]) -> dict[ObjectRef, Manifest | None]:
+def read_target(cluster: ClusterClient, objects: list[Manifest]) -> dict[ObjectRef, Manifest | None]:
     """Each desired object's live state (``None``: not on the cluster, or its kind not served)."""
     wanted: list[tuple[Resource, ObjectRef]] = []
     found: dict[ObjectRef, Manifest | None] = {}
@@ -40,6 +40,6 @@ def read_target(cluster: Cluster, objects: list[Manifest]) -> dict[ObjectRef, Ma
 
 
 def check_target(
-    cluster: Cluster, objects: list[Manifest], rules: tuple[HealthRule, ...]
+    cluster: ClusterClient, objects: list[Manifest], rules: tuple[HealthRule, ...]
 ) -> TargetHealth:
     return target_health(read_target(cluster, objects), rules)
