@@ -9,6 +9,7 @@ from typing import Any
 
 from reconciler import API_VERSION
 from reconciler.config.schema import ClusterTarget, Override, Selector, Source, SyncPolicy
+from reconciler.health import HealthRule
 from reconciler.templates import Site, freeze, thaw
 
 # Objects of our own API group are config, never deployed (a render holding one is an error).
@@ -77,6 +78,7 @@ class App:
     # Helm values in merge order: values files, then inline values (overrides come later).
     helm_values: tuple[SourceDocument, ...] = ()
     override_sources: tuple[OverrideSource, ...] = field(default=())
+    health: tuple[HealthRule, ...] = ()  # the app's own health rules (spec.health), in order
 
     def override_where(self, index: int) -> str:
         """``apps/x/app.yaml:31`` of override ``index``."""

@@ -16,7 +16,9 @@ from reconciler.objects import Manifest, ObjectRef
 from reconciler.sync.plan import read_live, scoped
 
 
-def read_target(cluster: ClusterClient, objects: list[Manifest]) -> dict[ObjectRef, Manifest | None]:
+def read_target(
+    cluster: ClusterClient, objects: list[Manifest]
+) -> dict[ObjectRef, Manifest | None]:
     """Each desired object's live state (``None``: not on the cluster, or its kind not served)."""
     wanted: list[tuple[Resource, ObjectRef]] = []
     found: dict[ObjectRef, Manifest | None] = {}
