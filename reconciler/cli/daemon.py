@@ -42,6 +42,9 @@ from reconciler.report import (
     drift_markdown,
     drift_table,
     format_time,
+    health_changes_json,
+    health_changes_markdown,
+    health_changes_table,
     source_line,
     status_json,
     status_table,
@@ -219,6 +222,13 @@ def _on_signals(daemon: Daemon) -> None:
     show_default=True,
     help="Check every cluster for drift this often, even without new commits.",
 )
+@click.option(
+    "--health-interval",
+    type=DURATION,
+    default="5s",
+    show_default=True,
+    help="Re-read targets whose health is not final yet (Progressing, ...) this often.",
+)
 @_state_dir_option
 @kubeconfig_option
 @click.option(
@@ -262,6 +272,7 @@ def run_command(
     branch: str | None,
     interval: float,
     drift_interval: float,
+    health_interval: float,
     state_dir: Path,
     kubeconfig: str | None,
     listen: str,
@@ -287,6 +298,7 @@ def run_command(
         cluster_timeout=cluster_timeout,
         watch=not no_watch,
         instance=instance,
+        health_interval=health_interval,
     )
     with _exclusive(state_dir), Store.open(state_dir) as store:
         source = GitSource(repo, branch, state_dir / "source", fetch_timeout=fetch_timeout)
@@ -343,9 +355,10 @@ def status_command(state_dir: Path, output: str) -> None:
         rows = store.list_status()
         revision = store.last_revision()
         source = store.source_status()
+        health = {(h.app, h.cluster): h for h in store.list_health()}
     running = _daemon_running(state_dir)
     if output == "json":
-        click.echo(status_json(rows, source, revision, running), nl=False)
+        click.echo(status_json(rows, source, revision, running, health), nl=False)
         return
     color = sys.stdout.isatty()
     header = source_line(source, color=color) + _revision_header(revision)
@@ -353,7 +366,8 @@ def status_command(state_dir: Path, output: str) -> None:
         newest = max((r.updated_at for r in rows), default=None)
         note = f"Daemon not running: state as of {format_time(newest) or 'never'}\n"
         header = (click.style(note, fg="yellow") if color else note) + header
-    click.echo((header + "\n" if header else "") + status_table(rows, color=color), nl=False)
+    table = status_table(rows, color=color, health=health)
+    click.echo((header + "\n" if header else "") + table, nl=False)
 
 
 @click.command("drift")
@@ -362,6 +376,12 @@ def status_command(state_dir: Path, output: str) -> None:
 @click.option("--cluster", help="Only this cluster.")
 @click.option("--since", help="Detected since: a duration ago (1h, 30m) or an ISO time.")
 @click.option("--open", "only_open", is_flag=True, help="Only drift that is still open.")
+@click.option(
+    "--health",
+    "health_changes",
+    is_flag=True,
+    help="List the targets' health changes (Healthy, Progressing, Degraded, ...) instead.",
+)
 @click.option(
     "-o",
     "--output",
@@ -375,11 +395,13 @@ def drift_command(
     cluster: str | None,
     since: str | None,
     only_open: bool,
+    health_changes: bool,
     output: str,
 ) -> None:
     """Drift history: what differed from Git, who changed it, when, and whether it was corrected.
+    With --health, the history of the targets' health instead.
 
-    Exit code 1 when any listed drift is still open, 0 when none is.
+    Exit code 1 when any listed drift is still open, 0 when none is (always 0 with --health).
     """
     since_at = None
     if since is not None:
@@ -387,6 +409,16 @@ def drift_command(
             since_at = parse_since(since, datetime.now(UTC))
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--since") from None
+    if health_changes:
+        with Store.open_readonly(state_dir) as store:
+            changes = store.health_history(app=app, cluster=cluster, since=since_at)
+        if output == "json":
+            click.echo(health_changes_json(changes), nl=False)
+        elif output == "markdown":
+            click.echo(health_changes_markdown(changes), nl=False)
+        else:
+            click.echo(health_changes_table(changes, color=sys.stdout.isatty()), nl=False)
+        sys.exit(EXIT_OK)
     with Store.open_readonly(state_dir) as store:
         rows = store.list_drift(app=app, cluster=cluster, since=since_at, open_only=only_open)
     if output == "json":
