@@ -27,6 +27,7 @@ from reconciler.config.model import (
     SourceDocument,
 )
 from reconciler.config.schema import (
+    CANARY,
     AppDoc,
     ClusterTarget,
     HealthCheck,
@@ -35,6 +36,7 @@ from reconciler.config.schema import (
     JsonOp,
     KustomizeSource,
     Override,
+    RolloutSpec,
 )
 from reconciler.health import HealthRule, RuleError, compile_rule
 from reconciler.health.rules import compile_expression
@@ -85,6 +87,8 @@ class AppLoader:
         self._target(("spec", "placement"), spec.placement)
         self._overrides(spec.overrides)
         self._ignore_rules(spec.sync.ignore_differences)
+        if spec.rollout is not None:
+            self._rollout(spec.rollout)
         manifests = self._manifests(spec.source.manifests or [])
         helm_values = self._helm(spec.source.helm)
         if spec.source.kustomize is not None:
@@ -104,6 +108,7 @@ class AppLoader:
             helm_values=tuple(helm_values),
             override_sources=tuple(override_sources),
             health=self._health_rules(spec.health),
+            rollout=spec.rollout,
         )
 
     def _health_rules(self, checks: list[HealthCheck]) -> tuple[HealthRule, ...]:
@@ -134,6 +139,28 @@ class AppLoader:
                 self.problem((*at, "groups", i), unknown("group", name, self.groups))
         if target.selector is not None:
             selector_problems(self.loader, self.file, self.doc, (*at, "selector"), target.selector)
+
+    def _rollout(self, rollout: RolloutSpec) -> None:
+        """Stage names unique DNS labels, targets that name something, known clusters."""
+        seen: set[str] = set()
+        if rollout.canary is not None:
+            seen.add(CANARY)
+            for i, name in enumerate(rollout.canary.clusters):
+                if name not in self.clusters and ("Cluster", name) not in self.loader.unloaded:
+                    at: NodePath = ("spec", "rollout", "canary", "clusters", i)
+                    self.problem(at, unknown("cluster", name, self.clusters))
+        for i, stage in enumerate(rollout.stages):
+            at = ("spec", "rollout", "stages", i)
+            if not DNS_LABEL.match(stage.name):
+                self.problem((*at, "name"), f"invalid stage name {stage.name!r}: use a DNS label")
+            elif stage.name in seen:
+                clash = " (the canary's name)" if stage.name == CANARY and rollout.canary else ""
+                self.problem((*at, "name"), f"duplicate stage name {stage.name!r}{clash}")
+            seen.add(stage.name)
+            target = stage.target
+            if not (target.clusters or target.groups or target.selector is not None):
+                self.problem((*at, "target"), "stage target names no clusters, groups or selector")
+            self._target((*at, "target"), target)
 
     def _overrides(self, overrides: list[Override]) -> None:
         seen: set[str] = set()

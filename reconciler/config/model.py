@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import API_VERSION
-from reconciler.config.schema import ClusterTarget, Override, Selector, Source, SyncPolicy
+from reconciler.config.schema import (
+    ClusterTarget,
+    Override,
+    RolloutSpec,
+    Selector,
+    Source,
+    SyncPolicy,
+)
 from reconciler.health import HealthRule
 from reconciler.templates import Site, freeze, thaw
 
@@ -79,6 +86,7 @@ class App:
     helm_values: tuple[SourceDocument, ...] = ()
     override_sources: tuple[OverrideSource, ...] = field(default=())
     health: tuple[HealthRule, ...] = ()  # the app's own health rules (spec.health), in order
+    rollout: RolloutSpec | None = None  # spec.rollout: how a change reaches its clusters
 
     def override_where(self, index: int) -> str:
         """``apps/x/app.yaml:31`` of override ``index``."""

@@ -30,6 +30,7 @@ from reconciler.review.model import (
     Revision,
 )
 from reconciler.review.summary import plural
+from reconciler.rollout.strategy import plan_for
 
 
 def compare(
@@ -128,7 +129,23 @@ def _review_app(
         status = AppStatus.CHANGED
     else:
         status = AppStatus.UNCHANGED
-    return AppReview(name, status, spec, clusters)
+    result = AppReview(name, status, spec, clusters)
+    if status is AppStatus.CHANGED and head_app is not None:
+        _rollout(result, head_repo, head_app)
+    return result
+
+
+def _rollout(review: AppReview, repo: Repo, app: App) -> None:
+    """The rollout merging this starts: the clusters whose render changes go stage by stage;
+    clusters that do not run the app yet take head at once (as the daemon does)."""
+    plan = plan_for(repo, app)
+    if plan is None:
+        return
+    changed = {c.cluster for c in review.clusters if c.status is ClusterStatus.CHANGED}
+    if not changed:
+        return
+    review.rollout = plan.only(changed)
+    review.at_once = tuple(c.cluster for c in review.clusters if c.status is ClusterStatus.GAINED)
 
 
 def _placements(repo: Repo | None, app: App | None) -> dict[str, Placement]:
@@ -405,7 +422,7 @@ def _spec_changes(base: App | None, head: App | None) -> list[str]:
     if base is None or head is None:
         return []
     out = []
-    for part in ("namespace", "source", "placement", "overrides", "sync"):
+    for part in ("namespace", "source", "placement", "overrides", "sync", "rollout"):
         old, new = getattr(base, part), getattr(head, part)
         for change in field_changes(_plain(old), _plain(new), part):
             if part in _PATHS_ONLY:

@@ -15,7 +15,10 @@ from reconciler.store.rows import (
     FieldDrift,
     HealthChange,
     HealthRow,
+    Pin,
     RevisionRow,
+    RolloutCommandRow,
+    RolloutRow,
     SourceStatus,
     State,
     StatusRow,
@@ -176,3 +179,31 @@ def health_change(row: sqlite3.Row) -> HealthChange:
         revision=row["revision"],
         at=dt(row["at"]),
     )
+
+
+def rollout_row(row: sqlite3.Row) -> RolloutRow:
+    return RolloutRow(
+        app=row["app"],
+        revision=row["revision"],
+        phase=row["phase"],
+        data=json.loads(row["data"]),
+        started_at=dt(row["started_at"]),
+        updated_at=dt(row["updated_at"]),
+    )
+
+
+def command_row(row: sqlite3.Row) -> RolloutCommandRow:
+    return RolloutCommandRow(
+        id=row["id"],
+        app=row["app"],
+        revision=row["revision"],
+        kind=row["kind"],
+        stage=row["stage"],
+        user=row["user"],
+        at=dt(row["at"]),
+        consumed_at=opt_dt(row["consumed_at"]),
+    )
+
+
+def pin_row(row: sqlite3.Row) -> Pin:
+    return Pin(row["app"], row["cluster"], row["revision"], row["user"], dt(row["at"]))
