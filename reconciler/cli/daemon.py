@@ -115,13 +115,23 @@ class _Duration(click.ParamType[float, Any]):
 DURATION = _Duration()
 
 
+def format_duration(seconds: float) -> str:
+    """``5m``, ``1m30s``, ``45s``, ``1.5s``: the way durations are written on the command line."""
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 or seconds == int(seconds) else f"{seconds:.1f}s"
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + (f"{rest}s" if rest else "")
+
+
 def default_state_dir() -> Path:
     """``$XDG_STATE_HOME/reconciler`` or ``~/.local/state/reconciler``."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "reconciler"
 
 
-_state_dir_option = click.option(
+state_dir_option = click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="RECONCILER_STATE_DIR",
@@ -160,7 +170,7 @@ def configure_logging(stream: TextIO | None = None, level: str = "info") -> None
 # ---- run ----------------------------------------------------------------------------------------
 
 
-def _daemon_running(state_dir: Path) -> bool:
+def daemon_running(state_dir: Path) -> bool:
     """Whether a daemon holds the state dir's lock (the lock dies with its process)."""
     try:
         with (state_dir / "daemon.lock").open("r") as lock:
@@ -229,7 +239,7 @@ def _on_signals(daemon: Daemon) -> None:
     show_default=True,
     help="Re-read targets whose health is not final yet (Progressing, ...) this often.",
 )
-@_state_dir_option
+@state_dir_option
 @kubeconfig_option
 @click.option(
     "--listen",
@@ -344,7 +354,7 @@ def _revision_header(revision: RevisionRow | None) -> str:
 
 
 @click.command("status")
-@_state_dir_option
+@state_dir_option
 @click.option(
     "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
@@ -356,7 +366,7 @@ def status_command(state_dir: Path, output: str) -> None:
         revision = store.last_revision()
         source = store.source_status()
         health = {(h.app, h.cluster): h for h in store.list_health()}
-    running = _daemon_running(state_dir)
+    running = daemon_running(state_dir)
     if output == "json":
         click.echo(status_json(rows, source, revision, running, health), nl=False)
         return
@@ -371,7 +381,7 @@ def status_command(state_dir: Path, output: str) -> None:
 
 
 @click.command("drift")
-@_state_dir_option
+@state_dir_option
 @click.option("--app", help="Only this app.")
 @click.option("--cluster", help="Only this cluster.")
 @click.option("--since", help="Detected since: a duration ago (1h, 30m) or an ISO time.")
