@@ -34,6 +34,7 @@ from reconciler.store.rows import (
 
 __all__ = [
     "HEALTH_STYLE",
+    "drift_document",
     "drift_json",
     "drift_markdown",
     "drift_table",
@@ -43,6 +44,7 @@ __all__ = [
     "health_changes_markdown",
     "health_changes_table",
     "source_line",
+    "status_document",
     "status_json",
     "status_table",
 ]
@@ -284,6 +286,18 @@ def status_json(
     """``{"source": …, "revision": …, "targets": [...]}``: how fetching the repo goes, the
     newest revision seen (null before the first fetch) and the rows by app and cluster, each
     with its ``health`` (null until judged)."""
+    document = status_document(rows, source, revision, daemon_running, health)
+    return json.dumps(document, indent=2) + "\n"
+
+
+def status_document(
+    rows: Sequence[StatusRow],
+    source: SourceStatus | None = None,
+    revision: RevisionRow | None = None,
+    daemon_running: bool | None = None,
+    health: Mapping[tuple[str, str], HealthRow] | None = None,
+) -> dict[str, Any]:
+    """What :func:`status_json` prints, as data (the web API serves the same)."""
     health = health or {}
     targets = [
         {
@@ -306,13 +320,12 @@ def status_json(
             "valid": revision.valid,
             "error": revision.error,
         }
-    data = {
+    return {
         "daemon_running": daemon_running,
         "source": _source_json(source),
         "revision": newest,
         "targets": targets,
     }
-    return json.dumps(data, indent=2) + "\n"
 
 
 # -- drift ------------------------------------------------------------------------------------
@@ -364,7 +377,12 @@ def drift_table(rows: Sequence[DriftRow], color: bool) -> str:
 
 def drift_json(rows: Sequence[DriftRow]) -> str:
     """Drift records as a JSON array, newest first, field values as stored (already masked)."""
-    data = [
+    return json.dumps(drift_document(rows), indent=2, sort_keys=False) + "\n"
+
+
+def drift_document(rows: Sequence[DriftRow]) -> list[dict[str, Any]]:
+    """What :func:`drift_json` prints, as data (the web API serves the same)."""
+    return [
         {
             "id": r.id,
             "app": r.app,
@@ -387,7 +405,6 @@ def drift_json(rows: Sequence[DriftRow]) -> str:
         }
         for r in _sorted_drift(rows)
     ]
-    return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
 def _md_cell(text: str) -> str:

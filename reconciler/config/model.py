@@ -86,6 +86,7 @@ class App:
     helm_values: tuple[SourceDocument, ...] = ()
     override_sources: tuple[OverrideSource, ...] = field(default=())
     health: tuple[HealthRule, ...] = ()  # the app's own health rules (spec.health), in order
+    chart_line: int = 0  # of spec.source.helm.version (or chart): where a chart error points
     rollout: RolloutSpec | None = None  # spec.rollout: how a change reaches its clusters
 
     def override_where(self, index: int) -> str:

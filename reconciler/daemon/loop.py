@@ -32,6 +32,8 @@ from typing import Protocol
 
 import structlog
 
+from reconciler.charts.model import ChartLock, Pin
+from reconciler.charts.resolver import ChartResolver
 from reconciler.config.load import load_repo
 from reconciler.config.model import Repo
 from reconciler.daemon.desired import Desired, build_desired
@@ -112,7 +114,8 @@ class Daemon:
         clock: Clock | None = None,
         dispatcher: Dispatcher | None = None,
         load: Callable[[Path], Repo] = load_repo,
-        render: Callable[[Repo], list[TargetResult]] | None = None,
+        render: Callable[[Repo, ChartLock], list[TargetResult]] | None = None,
+        charts: Callable[[], ChartResolver] | None = None,
         reconcile_fn: ReconcileFn = reconcile,
         check_fn: CheckFn = check_health,
         tools: Toolchain | None = None,
@@ -130,7 +133,13 @@ class Daemon:
             source,
             self.clock,
             load,
-            render or (lambda repo: render_all(repo, tools=tools, cache=RenderCache())),
+            render
+            or (
+                lambda repo, charts: render_all(
+                    repo, tools=tools, cache=RenderCache(), charts=charts
+                )
+            ),
+            charts,
         )
         self._reconcile = reconcile_fn
         self._check = check_fn
@@ -312,9 +321,13 @@ class Daemon:
         self._next_poll = now + self.settings.interval * (1 + self.settings.jitter * self._rand())
         fallback = self._fallback_candidates() if self._desired is None else []
         last_good = self.store.last_goods()
+        pins = {
+            sha: {app: Pin(*pin) for app, pin in apps.items()}
+            for sha, apps in self.store.chart_pins(limit=_FALLBACK_CANDIDATES).items()
+        }
         head = self._head
         self._source_job = self._dispatcher.submit(
-            lambda: self._follower.work(head, fallback, last_good), name="reconciler-source"
+            lambda: self._follower.work(head, fallback, last_good, pins), name="reconciler-source"
         )
 
     def _fallback_candidates(self) -> list[str]:
@@ -380,6 +393,19 @@ class Daemon:
             self._ready = True
             return
         self.store.record_revision(loaded.sha, wall, True, None)
+        self.store.record_charts(
+            loaded.sha,
+            {a: (str(c.source), c.version, c.digest) for a, c in loaded.charts.charts.items()},
+        )
+        for app, chart in sorted(loaded.charts.charts.items()):
+            if chart.note:
+                log.warning(
+                    "chart source not usable, rendering the cached chart",
+                    app=app,
+                    chart=str(chart.source),
+                    version=chart.version,
+                    reason=chart.note,
+                )
         desired = build_desired(loaded, self._desired, self._generation)
         failed_apps = {t.app for t in loaded.rendered if t.error is not None}
         for app in desired.repo.apps:
