@@ -577,6 +577,7 @@ def up(
     base_port: int | None = None,
     workloads: bool = True,
     timeout: float = 120.0,
+    die_with_parent: bool = False,
     progress: Progress = _quiet,
 ) -> UpResult:
     """Idempotent start for ``reconciler dev up``.
@@ -597,7 +598,7 @@ def up(
                 "run `reconciler dev down` first to change them"
             )
         if same and _restartable(state):
-            restarted = _repair(state, workloads, timeout, progress)
+            restarted = _repair(state, workloads, timeout, die_with_parent, progress)
             return UpResult(state, False, restarted)
     stop(directory)  # stale or unusable state: start anew
     state = start(
@@ -607,6 +608,7 @@ def up(
         progress=progress,
         workloads=workloads,
         timeout=timeout,
+        die_with_parent=die_with_parent,
     )
     return UpResult(state, True, [])
 
@@ -622,7 +624,11 @@ def _restartable(state: DevEnvState) -> bool:
 
 
 def _repair(
-    state: DevEnvState, with_workloads: bool, timeout: float, progress: Progress
+    state: DevEnvState,
+    with_workloads: bool,
+    timeout: float,
+    die_with_parent: bool,
+    progress: Progress,
 ) -> list[str]:
     """Restart what died of a recorded control plane; returns what was (re)started.
 
@@ -633,7 +639,7 @@ def _repair(
     if not _running_as(state.etcd_pid, "etcd"):
         _check_port_free(state.etcd_port, "etcd")
         _check_port_free(state.etcd_peer_port, "etcd peers")
-        etcd = _spawn_etcd(state, binaries.ensure("etcd", progress), die_with_parent=False)
+        etcd = _spawn_etcd(state, binaries.ensure("etcd", progress), die_with_parent)
         state.etcd_pid = etcd.pid
         state.save()
         restarted.append("etcd")
@@ -645,7 +651,7 @@ def _repair(
         _stop_workers(state, info)  # they come back with their apiserver
         _check_port_free(info.port, f"cluster {info.name}")
         apiserver_bin = binaries.ensure("kube-apiserver", progress)
-        proc = _spawn_apiserver(state, info, apiserver_bin, die_with_parent=False)
+        proc = _spawn_apiserver(state, info, apiserver_bin, die_with_parent)
         info.pid = proc.pid
         state.save()
         procs[info.name] = proc
@@ -653,7 +659,7 @@ def _repair(
     _write_kubeconfig(state)
     _wait_apiservers(state, procs, deadline, timeout)
     if with_workloads:
-        restarted += _start_workers(state, _worker_binaries(progress), die_with_parent=False)
+        restarted += _start_workers(state, _worker_binaries(progress), die_with_parent)
     else:
         for info in state.clusters:
             _stop_workers(state, info)
