@@ -17,7 +17,7 @@ from itertools import groupby
 from typing import Any, Generic, TypeVar
 
 from reconciler import APP_LABEL, FIELD_MANAGER
-from reconciler.config import SyncPolicy
+from reconciler.config.schema import SyncPolicy
 from reconciler.diff import (
     FieldChange,
     attribute,
@@ -30,7 +30,7 @@ from reconciler.diff import (
     take_from_live,
 )
 from reconciler.errors import ConflictError, KubeError, ReconcilerError
-from reconciler.kube import Cluster, Resource, UnknownKind
+from reconciler.kube.client import ClusterClient, Resource, UnknownKind
 from reconciler.objects import Manifest, ObjectRef, kind_rank
 
 SYSTEM_NAMESPACE = "reconciler-system"
@@ -138,7 +138,7 @@ def inventory_name(app: str, instance: str) -> str:
 
 
 def read_inventory(
-    cluster: Cluster, app: str, instance: str = DEFAULT_INSTANCE
+    cluster: ClusterClient, app: str, instance: str = DEFAULT_INSTANCE
 ) -> tuple[dict[ObjectRef, InventoryEntry], str | None]:
     """Objects this app applied on this cluster, and the revision that wrote the list."""
     configmaps = cluster.resource("v1", "ConfigMap")
@@ -160,7 +160,7 @@ def read_inventory(
     return entries, data.get("revision")
 
 
-def list_inventories(cluster: Cluster, instance: str = DEFAULT_INSTANCE) -> list[str]:
+def list_inventories(cluster: ClusterClient, instance: str = DEFAULT_INSTANCE) -> list[str]:
     """Apps of this reconciler instance that have an inventory on this cluster."""
     configmaps = cluster.resource("v1", "ConfigMap")
     selector = f"{INVENTORY_LABEL},{INSTANCE_LABEL}={instance}"
@@ -220,7 +220,7 @@ def _map(
 
 
 def plan_target(
-    cluster: Cluster,
+    cluster: ClusterClient,
     app: str,
     objects: list[Manifest],
     policy: SyncPolicy,
@@ -278,7 +278,7 @@ def plan_target(
 
 
 def _scoped(
-    cluster: Cluster, obj: Manifest, ref: ObjectRef, resource: Resource
+    cluster: ClusterClient, obj: Manifest, ref: ObjectRef, resource: Resource
 ) -> tuple[Manifest, ObjectRef]:
     """Make the object's namespace agree with what discovery says of its kind."""
     if not resource.namespaced and ref.namespace:
@@ -323,7 +323,7 @@ Scope = tuple[Resource, str]  # a kind in one namespace ("" for cluster-scoped k
 
 
 def _read_live(
-    cluster: Cluster, wanted: list[tuple[Resource, ObjectRef]]
+    cluster: ClusterClient, wanted: list[tuple[Resource, ObjectRef]]
 ) -> tuple[dict[ObjectRef, Manifest], set[Scope]]:
     """Live objects: one LIST per (kind, namespace) with many objects, GETs for a few.
 
@@ -356,7 +356,7 @@ def _scope_key(scope: Scope) -> tuple[str, str, str]:
 
 
 def _plan_object(
-    cluster: Cluster,
+    cluster: ClusterClient,
     app: str,
     obj: Manifest,
     ref: ObjectRef,
@@ -427,7 +427,7 @@ def _plan_object(
 
 
 def _plan_prunes(
-    cluster: Cluster,
+    cluster: ClusterClient,
     app: str,
     inventory: Mapping[ObjectRef, InventoryEntry],
     desired_refs: set[ObjectRef],
@@ -465,7 +465,7 @@ def _plan_prunes(
 
 
 def _find_unmanaged(
-    cluster: Cluster,
+    cluster: ClusterClient,
     app: str,
     inventory: Mapping[ObjectRef, InventoryEntry],
     desired: list[tuple[Manifest, ObjectRef, Resource | None]],
@@ -521,7 +521,7 @@ def _find_unmanaged(
 # ---- apply ---------------------------------------------------------------------------------
 
 
-def apply_plan(cluster: Cluster, plan: TargetPlan, policy: SyncPolicy) -> ApplyResult:
+def apply_plan(cluster: ClusterClient, plan: TargetPlan, policy: SyncPolicy) -> ApplyResult:
     """Carry out a plan: namespaces, CRDs, the rest by kind, inventory, then prune.
 
     A plan with nothing pending and an unchanged inventory sends no write request at all.
@@ -585,7 +585,7 @@ def _rank(change: Change) -> int:
     return kind_rank(change.ref.kind)
 
 
-def _apply_stage(cluster: Cluster, changes: list[Change], result: ApplyResult) -> None:
+def _apply_stage(cluster: ClusterClient, changes: list[Change], result: ApplyResult) -> None:
     def apply_one(change: Change) -> tuple[Change, str | None]:
         assert change.desired is not None
         try:
@@ -605,7 +605,7 @@ def _apply_stage(cluster: Cluster, changes: list[Change], result: ApplyResult) -
 
 
 def _ensure_namespaces(
-    cluster: Cluster, plan: TargetPlan, changes: list[Change], result: ApplyResult
+    cluster: ClusterClient, plan: TargetPlan, changes: list[Change], result: ApplyResult
 ) -> None:
     """Create missing target namespaces (labelled as ours) and the inventory's namespace."""
     declared = {c.ref.name for c in plan.changes if c.ref.kind == "Namespace" and not c.ref.group}
@@ -632,14 +632,14 @@ def _ensure_namespaces(
 
 
 def _write_inventory(
-    cluster: Cluster, plan: TargetPlan, entries: Iterable[InventoryEntry], result: ApplyResult
+    cluster: ClusterClient, plan: TargetPlan, entries: Iterable[InventoryEntry], result: ApplyResult
 ) -> None:
     manifest = _inventory_manifest(plan.app, plan.revision, plan.instance, entries)
     cluster.apply(manifest, force=True)
     result.writes += 1
 
 
-def _prune(cluster: Cluster, prunes: list[Change], result: ApplyResult) -> None:
+def _prune(cluster: ClusterClient, prunes: list[Change], result: ApplyResult) -> None:
     for change in sorted(prunes, key=lambda c: c.ref.sort_key(), reverse=True):
         try:
             resource = cluster.resource(change.api_version, change.ref.kind)

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.errors import ReconcilerError
+from reconciler.toolchain import HELM_VERSION, KUSTOMIZE_VERSION, cache_root, cached_binary
 
 KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.8"  # the etcd that k8s.io/kubernetes v1.36.3 itself requires
-HELM_VERSION = "v3.22.0"
-KUSTOMIZE_VERSION = "v5.8.2"
 
 # Staging modules that are not published on the module proxy and not needed to build binaries.
 _UNPUBLISHED_STAGING = {"k8s.io/sample-cli-plugin"}
@@ -53,18 +52,8 @@ BINARIES: dict[str, Binary] = {
 _VERSION_ARGS = {"kubectl": ["version", "--client"], "helm": ["version"], "kustomize": ["version"]}
 
 
-def cache_root() -> Path:
-    """``$RECONCILER_CACHE``, else ``$XDG_CACHE_HOME/reconciler``, else ``~/.cache/reconciler``."""
-    explicit = os.environ.get("RECONCILER_CACHE")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "reconciler"
-
-
 def cached_path(name: str) -> Path:
-    binary = BINARIES[name]
-    return cache_root() / "bin" / f"{name}-{binary.version}" / name
+    return cached_binary(name, BINARIES[name].version)
 
 
 Progress = Callable[[str], None]

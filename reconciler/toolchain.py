@@ -1,0 +1,49 @@
+"""The rendering tools: pinned helm and kustomize versions, where the cache keeps them, and the
+binaries a render runs. Rendering never builds or fetches them (the devenv does)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HELM_VERSION = "v3.22.0"
+KUSTOMIZE_VERSION = "v5.8.2"
+PINNED = {"helm": HELM_VERSION, "kustomize": KUSTOMIZE_VERSION}
+
+
+def cache_root() -> Path:
+    """``$RECONCILER_CACHE``, else ``$XDG_CACHE_HOME/reconciler``, else ``~/.cache/reconciler``."""
+    explicit = os.environ.get("RECONCILER_CACHE")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "reconciler"
+
+
+def cached_binary(name: str, version: str) -> Path:
+    """Where the cache keeps binary ``name`` at ``version`` (it may not be there)."""
+    return cache_root() / "bin" / f"{name}-{version}" / name
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """Paths of the ``helm`` and ``kustomize`` binaries."""
+
+    helm: str
+    kustomize: str
+    timeout: float = 300.0
+
+    @classmethod
+    def default(cls) -> Toolchain:
+        """$RECONCILER_HELM / $RECONCILER_KUSTOMIZE, else the pinned version in the cache, else
+        $PATH. Nothing is built here (rendering never touches the network)."""
+
+        def pick(name: str) -> str:
+            explicit = os.environ.get(f"RECONCILER_{name.upper()}")
+            if explicit:
+                return explicit
+            cached = cached_binary(name, PINNED[name])
+            return str(cached) if cached.is_file() else name
+
+        return cls(helm=pick("helm"), kustomize=pick("kustomize"))
