@@ -61,15 +61,16 @@ def test_a_broken_app_stays_at_its_revision_while_a_good_change_goes_live(
             assert config_data(api_clients[cluster], namespace, good) == {"v": "2"}
         for app in (typo, bad_yaml):
             eventually(
-                lambda app=app: statuses(state, app)
-                == {c: (State.INVALID_CONFIG, first) for c in CLUSTERS}
+                lambda app=app: (
+                    statuses(state, app) == {c: (State.INVALID_CONFIG, first) for c in CLUSTERS}
+                )
             )
             for cluster in CLUSTERS:
                 assert config_data(api_clients[cluster], namespace, app) == {"v": "1"}
         located = f"apps/{typo}/app.yaml:{line_of(typo_file, 'placment:')}: spec.placment"
         assert located in status_row_message(state, typo, "beijing-1")
         assert f"{first[:12]} stays applied" in status_row_message(state, typo, "beijing-1")
-        assert f"apps/{bad_yaml}/manifests/config.yaml:2" in status_row_message(
+        assert f"apps/{bad_yaml}/manifests/config.yaml:3: invalid YAML" in status_row_message(
             state, bad_yaml, "us-west-1"
         )
         shown = CliRunner().invoke(cli, ["status", "--state-dir", str(state)])
@@ -105,9 +106,7 @@ def test_a_broken_cluster_file_holds_only_that_cluster(
         healthy = ("beijing-1", "us-west-1")
         eventually(lambda: {c: statuses(state, app).get(c) for c in healthy}
                    == {c: (State.SYNCED, second) for c in healthy})  # fmt: skip
-        eventually(
-            lambda: statuses(state, app).get("beijing-2") == (State.INVALID_CONFIG, first)
-        )
+        eventually(lambda: statuses(state, app).get("beijing-2") == (State.INVALID_CONFIG, first))
         assert "clusters/beijing-2.yaml" in status_row_message(state, app, "beijing-2")
         for cluster in healthy:
             assert config_data(api_clients[cluster], namespace, app) == {"v": "2"}
@@ -174,9 +173,7 @@ def test_removing_every_app_prunes_nothing_until_released(
 
         repo.write("reconciler.yaml", settings(allow_empty=True))
         allowed = repo.commit("no apps, on purpose")
-        eventually(
-            lambda: statuses(state, app) == {c: (State.HELD, first) for c in CLUSTERS}
-        )
+        eventually(lambda: statuses(state, app) == {c: (State.HELD, first) for c in CLUSTERS})
         message = status_row_message(state, app, "us-west-1")
         assert f"revision {allowed[:12]} held: would prune 12 of 12 objects on 3 clusters" in (
             message

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.prune_guard import DEFAULT_LIMITS, PruneLimits, estimate, held_message
+from reconciler.daemon.guard import DEFAULT_LIMITS, PruneLimits, estimate, held_message
 
 
 def objects(app: str, n: int) -> set[str]:
