@@ -24,7 +24,10 @@ import yaml
 from reconciler.config.schema import SyncPolicy
 from reconciler.devenv import controlplane
 from reconciler.kube.client import ClusterClient
-from reconciler.sync import OBJECT_WORKERS, apply_plan, plan_target, run_isolated
+from reconciler.sync.apply import apply_plan
+from reconciler.sync.isolated import run_isolated
+from reconciler.sync.model import OBJECT_WORKERS
+from reconciler.sync.plan import plan_target
 
 CLUSTERS = ["bench-1", "bench-2", "bench-3"]
 

@@ -18,15 +18,11 @@ from reconciler.errors import ClusterUnreachable, ReconcilerError
 from reconciler.kube.client import ClusterClient
 from reconciler.kube.pool import Clients
 from reconciler.render import TargetResult
-from reconciler.sync import (
-    DEFAULT_INSTANCE,
-    ApplyResult,
-    TargetPlan,
-    apply_plan,
-    list_inventories,
-    plan_target,
-    run_isolated,
-)
+from reconciler.sync.apply import apply_plan
+from reconciler.sync.inventory import list_inventories
+from reconciler.sync.isolated import run_isolated
+from reconciler.sync.model import DEFAULT_INSTANCE, ApplyResult, TargetPlan
+from reconciler.sync.plan import plan_target
 
 _INSTANCE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 

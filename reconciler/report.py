@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from reconciler.store import (
+from reconciler.store.rows import (
     DriftKind,
     DriftRow,
     FieldDrift,

@@ -7,9 +7,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+# The Kubernetes version renders target: helm is stamped with it (Capabilities.KubeVersion,
+# kubeVersion checks), and the devenv runs it.
+KUBERNETES_VERSION = "v1.36.3"
 HELM_VERSION = "v3.22.0"
 KUSTOMIZE_VERSION = "v5.8.2"
-PINNED = {"helm": HELM_VERSION, "kustomize": KUSTOMIZE_VERSION}
+HELM_FLAVOUR = "k8s" + ".".join(KUBERNETES_VERSION.lstrip("v").split(".")[:2])
+# name -> (version, flavour): where the cache keeps the binary a render runs.
+PINNED = {"helm": (HELM_VERSION, HELM_FLAVOUR), "kustomize": (KUSTOMIZE_VERSION, "")}
 
 
 def cache_root() -> Path:
@@ -21,9 +26,11 @@ def cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "reconciler"
 
 
-def cached_binary(name: str, version: str) -> Path:
-    """Where the cache keeps binary ``name`` at ``version`` (it may not be there)."""
-    return cache_root() / "bin" / f"{name}-{version}" / name
+def cached_binary(name: str, version: str, flavour: str = "") -> Path:
+    """Where the cache keeps binary ``name`` at ``version`` built as ``flavour`` (it may not be
+    there: the devenv builds it)."""
+    key = f"{name}-{version}" + (f"-{flavour}" if flavour else "")
+    return cache_root() / "bin" / key / name
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,7 @@ class Toolchain:
             explicit = os.environ.get(f"RECONCILER_{name.upper()}")
             if explicit:
                 return explicit
-            cached = cached_binary(name, PINNED[name])
+            cached = cached_binary(name, *PINNED[name])
             return str(cached) if cached.is_file() else name
 
         return cls(helm=pick("helm"), kustomize=pick("kustomize"))

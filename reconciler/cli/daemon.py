@@ -47,7 +47,8 @@ from reconciler.report import (
     status_table,
 )
 from reconciler.source import GitSource
-from reconciler.store import RevisionRow, Store
+from reconciler.store.db import Store
+from reconciler.store.rows import RevisionRow
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")

@@ -59,7 +59,7 @@ def dev_up(clusters: str, port: int | None, directory: str | None) -> None:
 
 @dev.command("provision")
 def dev_provision() -> None:
-    """Locate or build the pinned etcd, kube-apiserver, kubectl, helm and kustomize."""
+    """Locate or build every pinned binary (control plane, kwok, helm, kustomize, registry)."""
     from reconciler.devenv import binaries
 
     for name, path in binaries.ensure_all(lambda msg: click.echo(msg, err=True)).items():

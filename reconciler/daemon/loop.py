@@ -55,8 +55,9 @@ from reconciler.errors import ReconcilerError
 from reconciler.kube.pool import Clients
 from reconciler.render import RenderCache, TargetResult, render_all
 from reconciler.source import redact
-from reconciler.store import State, StatusRow, Store
-from reconciler.sync import DEFAULT_INSTANCE
+from reconciler.store.db import Store
+from reconciler.store.rows import State, StatusRow
+from reconciler.sync.model import DEFAULT_INSTANCE
 from reconciler.toolchain import Toolchain
 
 _MAX_SLEEP = 10.0  # the main loop wakes at least this often (health, timeouts)

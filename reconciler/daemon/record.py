@@ -16,7 +16,8 @@ from reconciler.daemon.schedule import Clock, PassKind, classify
 from reconciler.daemon.status import drift_fields, first, short, target_status
 from reconciler.drift import findings
 from reconciler.engine import TargetOutcome
-from reconciler.store import DriftKey, State, StatusRow, Store
+from reconciler.store.db import Store
+from reconciler.store.rows import DriftKey, State, StatusRow
 
 ERROR_STATES = frozenset({State.FAILED, State.UNREACHABLE, State.INVALID_CONFIG})
 

@@ -17,7 +17,7 @@ from typing import Protocol, TypeVar
 
 from reconciler.engine import TargetOutcome
 from reconciler.errors import RenderError
-from reconciler.sync import DEFAULT_INSTANCE
+from reconciler.sync.model import DEFAULT_INSTANCE
 
 T = TypeVar("T")
 

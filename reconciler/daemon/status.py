@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from reconciler.drift import Finding
 from reconciler.engine import TargetOutcome
 from reconciler.errors import ConfigError, RenderError
-from reconciler.store import FieldDrift, State, StatusRow
+from reconciler.store.rows import FieldDrift, State, StatusRow
 
 
 def short(sha: str | None) -> str:

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.objects import ObjectRef
-from reconciler.sync import DEFAULT_INSTANCE, Action
+from reconciler.sync.model import DEFAULT_INSTANCE, Action
 
 CHANGED_SECRET = "(masked, changed)"
 

@@ -28,7 +28,7 @@ from reconciler.render import TargetResult, render_all
 from reconciler.review.compare import compare
 from reconciler.review.model import LiveChange, LiveField, LiveTarget, Review, Revision
 from reconciler.source import export_rev, resolve_rev
-from reconciler.sync import DEFAULT_INSTANCE, Action, Change
+from reconciler.sync.model import DEFAULT_INSTANCE, Action, Change
 from reconciler.toolchain import Toolchain
 
 

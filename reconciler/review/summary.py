@@ -17,7 +17,7 @@ from reconciler.review.model import (
     OverrideDiff,
     Review,
 )
-from reconciler.sync import Action
+from reconciler.sync.model import Action
 
 
 def plural(n: int, word: str) -> str:

@@ -36,7 +36,8 @@ from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.devenv import controlplane
 from reconciler.kube.pool import Clients
 from reconciler.source import GitSource
-from reconciler.store import DriftRow, State, Store
+from reconciler.store.db import Store
+from reconciler.store.rows import DriftRow, State
 
 T = TypeVar("T")
 CLUSTERS = ("beijing-1", "beijing-2", "us-west-1")

@@ -18,7 +18,7 @@ from reconciler.devenv import controlplane
 from reconciler.engine import TargetOutcome, reconcile
 from reconciler.kube.pool import Clients
 from reconciler.render import render_all
-from reconciler.sync import Action, Drift
+from reconciler.sync.model import Action, Drift
 from tests.configrepo import (
     configmap,
     crd_and_resource,

@@ -29,8 +29,9 @@ from reconciler.kube.pool import Clients
 from reconciler.objects import ObjectRef
 from reconciler.render import TargetResult
 from reconciler.source import CommitInfo
-from reconciler.store import SourceStatus, State, StatusRow, Store
-from reconciler.sync import Action, ApplyResult, Change, Drift, TargetPlan
+from reconciler.store.db import Store
+from reconciler.store.rows import SourceStatus, State, StatusRow
+from reconciler.sync.model import Action, ApplyResult, Change, Drift, TargetPlan
 
 T = TypeVar("T")
 T0 = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ReconcilerError
-from reconciler.store import (
-    DB_NAME,
-    MIGRATIONS,
-    SCHEMA_VERSION,
+from reconciler.store.db import DB_NAME, Store
+from reconciler.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from reconciler.store.rows import (
     DriftKey,
     DriftKind,
     DriftRow,
@@ -23,7 +22,6 @@ from reconciler.store import (
     SourceStatus,
     State,
     StatusRow,
-    Store,
 )
 
 T0 = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
@@ -128,7 +126,7 @@ def test_a_failed_migration_leaves_the_database_at_its_old_version(
 ) -> None:
     state = tmp_path / "state"
     Store.open(state).close()
-    from reconciler import store as store_module
+    from reconciler.store import db as store_module
 
     monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, "CREATE TABLE x (;"))
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)

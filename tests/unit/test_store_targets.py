@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.store import DB_NAME, MIGRATIONS, Release, Store, TargetRevision
+from reconciler.store.db import DB_NAME, Store
+from reconciler.store.migrations import MIGRATIONS
+from reconciler.store.rows import Release, TargetRevision
 
 T0 = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 SHA_A = "a" * 40
@@ -101,7 +103,7 @@ def test_the_state_dir_and_database_files_are_private_whatever_the_umask(tmp_pat
         import json, os, stat
         from datetime import UTC, datetime
         from pathlib import Path
-        from reconciler.store import Store
+        from reconciler.store.db import Store
         os.umask(0o022)
         state = Path({str(state)!r})
         with Store.open(state) as store:
