@@ -84,6 +84,17 @@ class _Loader:
         # Everything took part in the checks (duplicates, references, "did you mean"), so the
         # problems are those of a whole load; what a broken unit defines is left out now.
         left_out = {(b.kind, name) for b in self.broken for name in b.names}
+        group_problem = {
+            name: b.problems[0] for b in self.broken if b.kind == "ClusterGroup" for name in b.names
+        }
+        dependents: list[tuple[str, Problem]] = []
+        for app in apps.values():
+            named = [*app.placement.groups]
+            named += [g for o in app.overrides if o.target is not None for g in o.target.groups]
+            broken_group = next((g for g in named if g in group_problem), None)
+            if broken_group is not None and ("App", app.name) not in left_out:
+                dependents.append((app.name, group_problem[broken_group]))
+                left_out.add(("App", app.name))
         return PartialRepo(
             Repo(
                 root=self.root,
@@ -98,6 +109,7 @@ class _Loader:
             ),
             broken=tuple(self.broken),
             repo_problems=tuple(dict.fromkeys(self.repo_problems)),
+            dependents=tuple(dependents),
         )
 
     def _repo_wide(self, step: Callable[[], _T]) -> _T:

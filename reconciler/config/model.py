@@ -128,6 +128,9 @@ class PartialRepo:
     repo: Repo
     broken: tuple[Broken, ...] = ()
     repo_problems: tuple[Problem, ...] = ()
+    # apps that loaded but name a broken group (placement or an override target): left out
+    # of ``repo`` too, with the group's first problem, since where they go is not known
+    dependents: tuple[tuple[str, Problem], ...] = ()
 
     @property
     def problems(self) -> list[Problem]:

@@ -63,12 +63,6 @@ def _names_at(broken: Broken, previous: Repo | None) -> set[str]:
     return names
 
 
-def _uses_group(app: App, group: str) -> bool:
-    if group in app.placement.groups:
-        return True
-    return any(o.target is not None and group in o.target.groups for o in app.overrides)
-
-
 def holds(partial: PartialRepo, previous: Repo | None) -> Holds:
     """What the broken parts of ``partial`` hold, given the ``previous`` revision's repo."""
     if partial.repo_problems:
@@ -91,11 +85,11 @@ def holds(partial: PartialRepo, previous: Repo | None) -> Holds:
             for name in names:
                 clusters.setdefault(name, why)
         elif broken.kind == "ClusterGroup":
-            for app in partial.repo.apps.values():
-                if any(_uses_group(app, name) for name in names):
-                    apps.setdefault(app.name, why)
+            pass  # the apps naming it are ``partial.dependents``
         else:
             return Holds(everything=why)
+    for name, problem in partial.dependents:
+        apps.setdefault(name, str(problem))
     if unnamed_app is not None and previous is not None:
         # An app folder whose App cannot be read may be an existing app, renamed or moved:
         # no app that disappears in this revision is removed while one cannot be read.

@@ -14,8 +14,9 @@ import yaml
 from click.testing import CliRunner
 from kubernetes import client
 
-from reconciler.cli import cli
-from reconciler.store import State, Store
+from reconciler.cli.main import cli
+from reconciler.store.db import Store
+from reconciler.store.rows import State
 from tests.e2e.test_daemon import (
     API,
     CLUSTERS,

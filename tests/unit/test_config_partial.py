@@ -88,7 +88,7 @@ def test_a_broken_group_holds_the_apps_that_name_it(make_repo: RepoFactory) -> N
 
     partial = load(make_repo, files)
 
-    assert sorted(partial.repo.apps) == ["by-group", "by-name"]
+    assert sorted(partial.repo.apps) == ["by-name"]  # where by-group goes is not known
     found = holds(partial, None)
     assert list(found.apps) == ["by-group"] and not found.clusters and not found.everything
 
