@@ -70,6 +70,48 @@ class TargetRevision:
 
 
 @dataclass(frozen=True)
+class RolloutRow:
+    """A rollout of ``revision`` of ``app``; ``data`` is its whole state (rollout.codec)."""
+
+    app: str
+    revision: str
+    phase: str
+    data: dict[str, Any]
+    started_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RolloutCommandRow:
+    """An operator's ``rollout approve|pause|resume|abort`` for the rollout of ``revision``,
+    waiting for the daemon until ``consumed_at``."""
+
+    id: int
+    app: str
+    revision: str
+    kind: str
+    stage: str | None
+    user: str
+    at: datetime
+    consumed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Pin:
+    """``reconciler rollback``: ``app`` on ``cluster`` (``*``: every cluster) runs ``revision``
+    until released."""
+
+    app: str
+    cluster: str
+    revision: str
+    user: str
+    at: datetime
+
+
+ALL_CLUSTERS = "*"
+
+
+@dataclass(frozen=True)
 class Release:
     """A revision held by the prune guard, released by ``user`` at ``at``."""
 
