@@ -26,6 +26,9 @@ from typing import Any, TextIO
 import click
 import structlog
 
+from reconciler.charts.cache import ChartCache
+from reconciler.charts.credentials import ChartCredentials
+from reconciler.charts.resolver import ChartResolver
 from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_OK,
@@ -270,6 +273,14 @@ def _on_signals(daemon: Daemon) -> None:
     help="... more than this % of the objects managed, until released (reconciler.yaml wins).",
 )
 @click.option(
+    "--chart-credentials",
+    envvar="RECONCILER_CHART_CREDENTIALS",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML file: chart source URL prefix -> username/password files, token file, CA file "
+    "(default: $RECONCILER_CHART_CREDENTIALS). Charts are cached in the state dir.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -291,6 +302,7 @@ def run_command(
     instance: str,
     max_prune_objects: int,
     max_prune_percent: float,
+    chart_credentials: Path | None,
     log_level: str,
 ) -> None:
     """Follow REPO and keep every cluster reconciled to it (the daemon)."""
@@ -313,7 +325,18 @@ def run_command(
         source = GitSource(repo, branch, state_dir / "source", fetch_timeout=fetch_timeout)
         clients = Clients(kubeconfig, timeout=request_timeout)
         metrics = Metrics()
-        daemon = Daemon(source, store, clients, settings=settings, metrics=metrics)
+        credentials = (
+            ChartCredentials.load(chart_credentials) if chart_credentials else ChartCredentials()
+        )
+        chart_cache = ChartCache(state_dir / "charts")
+        daemon = Daemon(
+            source,
+            store,
+            clients,
+            settings=settings,
+            metrics=metrics,
+            charts=lambda: ChartResolver(chart_cache, credentials),
+        )
         endpoint = None
         if not once:
             endpoint = HttpEndpoint(

@@ -17,6 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from reconciler.charts.lock import lock_charts
+from reconciler.charts.model import ChartLock, Pin
+from reconciler.charts.resolver import ChartResolver
 from reconciler.config.model import PartialRepo, Repo
 from reconciler.daemon.schedule import Clock
 from reconciler.errors import ConfigError, ReconcilerError
@@ -53,6 +56,7 @@ class Loaded:
     commit: CommitInfo | None = None
     repo: Repo | None = None
     rendered: list[TargetResult] = field(default_factory=list)
+    charts: ChartLock = field(default_factory=ChartLock)  # the remote charts it rendered
     config_error: ConfigError | None = None
     partial: PartialRepo | None = None  # what did not load (``repo`` is what did)
     # older revisions that targets should still run, loaded (restart: nothing in memory yet)
@@ -79,18 +83,22 @@ class Follower:
         source: Source,
         clock: Clock,
         load: Callable[[Path], PartialRepo],
-        render: Callable[[Repo], list[TargetResult]],
+        render: Callable[[Repo, ChartLock], list[TargetResult]],
+        charts: Callable[[], ChartResolver] | None = None,
     ) -> None:
         self.source = source
         self.clock = clock
         self._load = load
         self._render = render
+        self._charts = charts
+        self._pins: Mapping[str, Mapping[str, Pin]] = {}
 
     def work(
         self,
         head: str | None,
         fallback: list[str],
         last_good: Mapping[str, str] | None = None,
+        pins: Mapping[str, Mapping[str, Pin]] | None = None,
         others: tuple[str, ...] = (),
     ) -> Loaded:
         """Runs on a worker thread: touches the source only, never the store.
@@ -105,6 +113,7 @@ class Follower:
         fetched_at = self.clock.now()
         if sha == head:
             return Loaded(sha, fetched_at, unchanged=True)
+        self._pins = pins or {}
         try:
             loaded = self._load_revision(sha, fetched_at)
         except Exception as err:
@@ -153,11 +162,23 @@ class Follower:
             if partial.repo_problems:
                 err = ConfigError(partial.problems)
                 return Loaded(sha, fetched_at, commit=commit, config_error=err, partial=partial)
-            rendered = self._render(partial.repo)
+            repo = partial.repo
+            charts = ChartLock()
+            if self._charts is not None:
+                # One resolver per revision: a range is resolved against the source once, fresh
+                # for a new commit; a revision seen before renders the charts recorded for it.
+                charts = lock_charts(repo, self._charts(), self._pins.get(sha))
+            rendered = self._render(repo, charts)
         finally:
             self.source.drop_tree(sha)  # rendered: nothing needs its files any more
         return Loaded(
-            sha, fetched_at, commit=commit, repo=partial.repo, rendered=rendered, partial=partial
+            sha,
+            fetched_at,
+            commit=commit,
+            repo=repo,
+            rendered=rendered,
+            charts=charts,
+            partial=partial,
         )
 
     def _load_fallback(

@@ -39,6 +39,8 @@ from typing import Protocol
 import structlog
 from structlog.typing import FilteringBoundLogger
 
+from reconciler.charts.model import ChartLock, Pin
+from reconciler.charts.resolver import ChartResolver
 from reconciler.config.load import load_partial
 from reconciler.config.model import PartialRepo, Repo
 from reconciler.daemon.blast import holds
@@ -113,7 +115,8 @@ class Daemon:
         clock: Clock | None = None,
         dispatcher: Dispatcher | None = None,
         load: Callable[[Path], PartialRepo] = load_partial,
-        render: Callable[[Repo], list[TargetResult]] | None = None,
+        render: Callable[[Repo, ChartLock], list[TargetResult]] | None = None,
+        charts: Callable[[], ChartResolver] | None = None,
         reconcile_fn: ReconcileFn = reconcile,
         tools: Toolchain | None = None,
         rand: Callable[[], float] = random.random,
@@ -130,7 +133,13 @@ class Daemon:
             source,
             self.clock,
             load,
-            render or (lambda repo: render_all(repo, tools=tools, cache=RenderCache())),
+            render
+            or (
+                lambda repo, charts: render_all(
+                    repo, tools=tools, cache=RenderCache(), charts=charts
+                )
+            ),
+            charts,
         )
         self._reconcile = reconcile_fn
         self._rand = rand
@@ -309,6 +318,10 @@ class Daemon:
         self._next_poll = now + self.settings.interval * (1 + self.settings.jitter * self._rand())
         fallback = self._fallback_candidates() if self._desired is None else []
         last_good = self.store.last_goods()
+        pins = {
+            sha: {app: Pin(*pin) for app, pin in apps.items()}
+            for sha, apps in self.store.chart_pins(limit=_FALLBACK_CANDIDATES).items()
+        }
         head = self._head
         # After a restart, the revisions targets should run (held ones may not be the head's).
         others = (
@@ -317,7 +330,7 @@ class Daemon:
             else ()
         )
         self._source_job = self._dispatcher.submit(
-            lambda: self._follower.work(head, fallback, last_good, others),
+            lambda: self._follower.work(head, fallback, last_good, pins, others),
             name="reconciler-source",
         )
 
@@ -393,6 +406,19 @@ class Daemon:
         self.store.record_revision(loaded.sha, wall, True, error)
         for problem in problems:
             log.error("invalid config", problem=str(problem))
+        self.store.record_charts(
+            loaded.sha,
+            {a: (str(c.source), c.version, c.digest) for a, c in loaded.charts.charts.items()},
+        )
+        for app, chart in sorted(loaded.charts.charts.items()):
+            if chart.note:
+                log.warning(
+                    "chart source not usable, rendering the cached chart",
+                    app=app,
+                    chart=str(chart.source),
+                    version=chart.version,
+                    reason=chart.note,
+                )
         stored = {(t.app, t.cluster): t.desired for t in self.store.list_targets()}
         desired = build_desired(loaded, self._desired, self._generation, held, stored)
         failed_apps = {t.app for t in loaded.rendered if t.error is not None}
