@@ -17,8 +17,10 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -35,13 +37,14 @@ from reconciler.cli.common import (
     instance_option,
     kubeconfig_option,
 )
+from reconciler.daemon.desired import Desired
 from reconciler.daemon.guard import DEFAULT_LIMITS, PruneLimits
-from reconciler.daemon.http import DEFAULT_LISTEN, HttpEndpoint, parse_listen
 from reconciler.daemon.loop import Daemon
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.errors import ReconcilerError
 from reconciler.kube.pool import Clients
+from reconciler.objects import ObjectRef
 from reconciler.private import private_dir, private_file
 from reconciler.report import (
     drift_json,
@@ -55,6 +58,10 @@ from reconciler.report import (
 from reconciler.source import GitSource
 from reconciler.store.db import DB_NAME, Store
 from reconciler.store.rows import RevisionRow
+from reconciler.web.app import create_app
+from reconciler.web.model import ClusterInfo, Fleet
+from reconciler.web.server import DEFAULT_LISTEN, HttpServer, parse_listen
+from reconciler.web.snapshot import SnapshotCache
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -232,7 +239,8 @@ def _on_signals(daemon: Daemon) -> None:
     "--listen",
     default=DEFAULT_LISTEN,
     show_default=True,
-    help="Address of /healthz, /readyz and /metrics (port 0: any free port).",
+    help="Address of the fleet page (/), its JSON API (/api/), /healthz, /readyz and /metrics; "
+    "loopback by default (port 0: any free port). Put it behind authentication when exposed.",
 )
 @click.option("--once", is_flag=True, help="One pass over every cluster, then exit: 0 ok, 2 error.")
 @click.option(
@@ -321,7 +329,7 @@ def run_command(
         instance=instance,
         prune_limits=PruneLimits(max_prune_objects, max_prune_percent),
     )
-    with _exclusive(state_dir), Store.open(state_dir) as store:
+    with _exclusive(state_dir), Store.open(state_dir) as store, contextlib.ExitStack() as web:
         source = GitSource(repo, branch, state_dir / "source", fetch_timeout=fetch_timeout)
         clients = Clients(kubeconfig, timeout=request_timeout)
         metrics = Metrics()
@@ -339,9 +347,8 @@ def run_command(
         )
         endpoint = None
         if not once:
-            endpoint = HttpEndpoint(
-                listen, metrics, ready=lambda: daemon.ready, healthy=lambda: daemon.healthy
-            ).start()
+            page_store = web.enter_context(Store.open_readonly(state_dir))
+            endpoint = _serve(listen, daemon, metrics, page_store)
             log.info("listening", url=f"http://{endpoint.host}:{endpoint.port}", port=endpoint.port)
         log.info("state", state_dir=str(state_dir), repo=source.display, branch=branch)
         _on_signals(daemon)
@@ -359,6 +366,52 @@ def run_command(
         os._exit(code)
     clients.close()
     sys.exit(code)
+
+
+def _fleet(daemon: Daemon) -> Callable[[], Fleet | None]:
+    """The clusters of the revision the daemon runs (for the page's labels and grouping) and
+    the objects it renders per target; built once per generation."""
+    built: dict[int, Fleet] = {}
+
+    def fleet() -> Fleet | None:
+        desired = daemon.desired
+        if desired is None:
+            return None
+        if desired.generation not in built:
+            built.clear()
+            built[desired.generation] = Fleet(
+                tuple(
+                    ClusterInfo(c.name, dict(c.labels), c.paused)
+                    for c in desired.repo.clusters.values()
+                ),
+                version=str(desired.generation),
+                objects=partial(_rendered_objects, desired),
+            )
+        return built[desired.generation]
+
+    return fleet
+
+
+def _rendered_objects(desired: Desired, app: str, cluster: str) -> tuple[str, ...] | None:
+    for target in desired.targets.get(cluster, ()):
+        if target.app == app and target.rendered is not None:
+            return tuple(str(ObjectRef.of(m)) for m in target.rendered.objects)
+    return None
+
+
+def _serve(listen: str, daemon: Daemon, metrics: Metrics, store: Store) -> HttpServer:
+    """Probes, metrics, the page and its API on ``listen``; the page reads the state through
+    ``store``, a read-only connection of its own, so it never waits on the daemon's writes."""
+    stopping = threading.Event()
+    cache = SnapshotCache(store, _fleet(daemon))
+    app = create_app(
+        cache,
+        metrics.registry,
+        ready=lambda: daemon.ready,
+        healthy=lambda: daemon.healthy,
+        stopping=stopping,
+    )
+    return HttpServer(listen, app, stopping=stopping).start()
 
 
 # ---- status and drift ---------------------------------------------------------------------------
