@@ -130,6 +130,7 @@ class Settings:
     drift_retention: float = 30 * 86400.0  # corrected drift records older than this are deleted
     # a revision pruning more is held until released (reconciler.yaml's spec.pruneGuard wins)
     prune_limits: PruneLimits = DEFAULT_LIMITS
+    health_interval: float = 5.0  # re-read targets whose health is not final this often
 
 
 class PassKind(Enum):
@@ -158,6 +159,7 @@ class ClusterSchedule:
     failures: int = 0
     running_since: float | None = None
     timed_out: bool = False
+    next_health: float = float("inf")  # next health re-check (some target not final yet)
 
     @property
     def running(self) -> bool:
@@ -174,7 +176,7 @@ class ClusterSchedule:
             return float("inf") if self.timed_out else self.running_since + timeout
         if generation != self.generation:
             return self.blocked_until
-        return max(self.blocked_until, self.next_check)
+        return max(self.blocked_until, min(self.next_check, self.next_health))
 
     def start(self, now: float) -> None:
         self.running_since = now
