@@ -39,7 +39,7 @@ from reconciler.config.model import Repo
 from reconciler.daemon.desired import Desired, build_desired
 from reconciler.daemon.follow import Follower, Loaded, Source, SourceFailed
 from reconciler.daemon.metrics import Metrics
-from reconciler.daemon.record import ERROR_STATES, PassReport, Recorder
+from reconciler.daemon.record import ERROR_STATES, HealthReport, PassReport, Recorder
 from reconciler.daemon.schedule import (
     Clock,
     ClusterSchedule,
@@ -52,8 +52,9 @@ from reconciler.daemon.schedule import (
 )
 from reconciler.daemon.status import invalid_revision_message, short
 from reconciler.daemon.watch import RepoWatcher
-from reconciler.engine import TargetOutcome, reconcile
+from reconciler.engine import TargetOutcome, check_health, reconcile
 from reconciler.errors import ReconcilerError
+from reconciler.health import TargetHealth
 from reconciler.kube.pool import Clients
 from reconciler.render import RenderCache, TargetResult, render_all
 from reconciler.source import redact
@@ -85,6 +86,14 @@ class ReconcileFn(Protocol):
     ) -> list[TargetOutcome]: ...
 
 
+class CheckFn(Protocol):
+    """``engine.check_health``'s signature (injected like ``ReconcileFn``)."""
+
+    def __call__(
+        self, repo: Repo, targets: Iterable[TargetResult], clients: Clients, cluster: str
+    ) -> dict[str, TargetHealth]: ...
+
+
 @dataclass
 class _Running:
     future: Future[PassReport]
@@ -108,6 +117,7 @@ class Daemon:
         render: Callable[[Repo, ChartLock], list[TargetResult]] | None = None,
         charts: Callable[[], ChartResolver] | None = None,
         reconcile_fn: ReconcileFn = reconcile,
+        check_fn: CheckFn = check_health,
         tools: Toolchain | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -132,6 +142,8 @@ class Daemon:
             charts,
         )
         self._reconcile = reconcile_fn
+        self._check = check_fn
+        self._checks: dict[str, Future[HealthReport]] = {}
         self._rand = rand
         self.log = structlog.get_logger("reconciler.daemon").bind(repo=source.display)
 
@@ -226,12 +238,15 @@ class Daemon:
             self._maybe_fetch(now)
             self._collect_source()  # an inline dispatcher (tests) has finished it already
         self._collect_passes()
+        self._collect_checks()
         now = self.clock.monotonic()
         self._maybe_prune(now)
         self._check_timeouts(now)
         if not self._stopping:
             self._dispatch(now)
             self._collect_passes()  # an inline dispatcher (tests) has finished them already
+            self._dispatch_checks(now)
+            self._collect_checks()
         return self._sleep_for(now)
 
     def once_done(self) -> bool:
@@ -446,7 +461,9 @@ class Daemon:
         if desired is None:
             return
         schedules = [self._schedules.setdefault(n, ClusterSchedule(n)) for n in desired.targets]
-        due = [s for s in schedules if s.due(now, desired.generation)]
+        due = [
+            s for s in schedules if s.due(now, desired.generation) and s.cluster not in self._checks
+        ]
         # Longest waiting first, so a bounded pool serves every cluster in turn.
         due.sort(key=lambda s: (s.wake_at(desired.generation, 0.0), s.cluster))
         for schedule in due[: max(0, self.settings.max_parallel - len(self._running))]:
@@ -455,6 +472,58 @@ class Daemon:
             job = functools.partial(self._pass, desired, name)
             future = self._dispatcher.submit(job, name=f"reconciler-{name}")
             self._running[name] = _Running(future, desired)
+
+    def _dispatch_checks(self, now: float) -> None:
+        """Re-read targets whose health is not final, on clusters with no pass due or running:
+        a fresh rollout turns Healthy or Degraded without waiting for the drift interval."""
+        desired = self._desired
+        if desired is None:
+            return
+        for name in desired.targets:
+            schedule = self._schedules.get(name)
+            if schedule is None or name in self._checks or now < schedule.next_health:
+                continue
+            if schedule.running or schedule.due(now, desired.generation):
+                continue  # the pass judges health anyway
+            schedule.next_health = float("inf")  # set again when the check is collected
+            apps = set(self.recorder.unsettled(name))
+            targets = [t for t in desired.targets[name] if t.app in apps]
+            if not targets:
+                continue
+            job = functools.partial(self._health_check, desired, name, targets)
+            self._checks[name] = self._dispatcher.submit(job, name=f"health-{name}")
+
+    def _health_check(
+        self, desired: Desired, cluster: str, targets: list[TargetResult]
+    ) -> HealthReport:
+        """Runs on a worker thread: reads one cluster, never the store."""
+        return HealthReport(
+            cluster, desired, self._check(desired.repo, targets, self.clients, cluster)
+        )
+
+    def _collect_checks(self) -> None:
+        for name, future in list(self._checks.items()):
+            if not future.done():
+                continue
+            del self._checks[name]
+            try:
+                report = future.result()
+            except Exception:
+                self.log.exception("bug: health check crashed", cluster=name)
+                continue
+            desired = self._desired
+            if desired is None or desired.generation != report.desired.generation:
+                continue  # a newer revision: its pass judges health
+            self.recorder.record_check(report)
+            self._schedule_health(name)
+
+    def _schedule_health(self, cluster: str) -> None:
+        schedule = self._schedules.get(cluster)
+        if schedule is None:
+            return
+        unsettled = self.recorder.unsettled(cluster)
+        now = self.clock.monotonic()
+        schedule.next_health = now + self.settings.health_interval if unsettled else float("inf")
 
     def _pass(self, desired: Desired, cluster: str) -> PassReport:
         """Runs on a worker thread: talks to one cluster, never to the store."""
@@ -535,6 +604,7 @@ class Daemon:
                 continue
             kind = self.recorder.record_pass(report)
             schedule.finish(now, report.desired.generation, kind, self.settings)
+            self._schedule_health(name)
             if kind is PassKind.CLUSTER_FAILED:
                 self.log.warning(
                     "cluster unreachable",
