@@ -55,6 +55,7 @@ LABELS = {
     "fleet-4": {"region": "us-west", "provider": "AWS"},
     "fleet-5": {"region": "eu"},
 }
+EVERYWHERE = {"clusters": list(LABELS)}
 FAILED_ON, DEGRADED_ON, DRIFTED_ON = "fleet-3", "fleet-4", "fleet-2"
 
 
@@ -86,13 +87,16 @@ def _events(log: Path) -> list[dict[str, Any]]:
     return events
 
 
-def _until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+def _until(check: Callable[[], Any], timeout: float, what: str | Callable[[], str]) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
-        assert time.monotonic() < deadline, f"not within {timeout:g}s: {what}"
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"not within {timeout:g}s: {what if isinstance(what, str) else what()}"
+            )
         time.sleep(0.2)
 
 
@@ -114,14 +118,16 @@ def served(tmp_path_factory: pytest.TempPathFactory, fleet_kubeconfig: Path) -> 
         web,
         [waits.deployment(web, replicas=2), secret(f"{web}-creds", GIT_PASSWORD)],
         namespace=namespace,
+        placement=EVERYWHERE,
         sync={"selfHeal": False},
     )
-    write_app(root, cfg, [configmap(cfg, {"v": "1"})], namespace=namespace)
+    write_app(root, cfg, [configmap(cfg, {"v": "1"})], namespace=namespace, placement=EVERYWHERE)
     write_app(
         root,
         bad,
         [configmap(bad, {"v": "1"})],
         namespace=namespace,
+        placement=EVERYWHERE,
         overrides=[
             {
                 "name": "invalid-here",
@@ -137,6 +143,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, fleet_kubeconfig: Path) -> 
         sick,
         [waits.deployment(sick, replicas=2, progress_deadline=3)],
         namespace=namespace,
+        placement=EVERYWHERE,
         overrides=[
             {
                 "name": "failing-image-here",
@@ -166,9 +173,11 @@ def served(tmp_path_factory: pytest.TempPathFactory, fleet_kubeconfig: Path) -> 
 
         def settled() -> bool:
             targets = _get_json(f"{url}/api/status")["targets"]
+            seen.append(sorted((t["app"], t["cluster"], t["state"], t["message"]) for t in targets))
             return len(targets) == 20 and all(t["state"] in ("Synced", "Failed") for t in targets)
 
-        _until(settled, WAIT, "every target synced or failed")
+        seen: list[Any] = []
+        _until(settled, WAIT, lambda: f"every target synced or failed: {seen[-1:]}")
         yield Served(url, namespace, web, cfg, bad, sick, fleet_kubeconfig)
     finally:
         process.terminate()
@@ -403,7 +412,7 @@ def test_filters_narrow_by_app_cluster_and_label_and_columns_group_by_a_label(
     assert f"app={served.cfg}" in browser.current_url
 
     click(browser, "#f-clear")
-    wait_for(browser, lambda b: len(rows(b)) == 3, "every row again")
+    wait_for(browser, lambda b: len(rows(b)) == 4, "every row again")
 
     browser.find_element(By.ID, "f-cluster").send_keys("fleet-5")
     wait_for(browser, lambda b: columns(b) == ["fleet-5"], "the fleet-5 column")
@@ -412,7 +421,7 @@ def test_filters_narrow_by_app_cluster_and_label_and_columns_group_by_a_label(
     select(browser, "f-label", "region=us-west")
     wait_for(browser, lambda b: columns(b) == ["fleet-3", "fleet-4"], "the us-west columns")
     click(browser, "#f-clear")
-    wait_for(browser, lambda b: len(columns(b)) == 3, "every column again")
+    wait_for(browser, lambda b: len(columns(b)) == 5, "every column again")
 
     select(browser, "f-group", "region")
     wait_for(
