@@ -10,7 +10,7 @@ from reconciler import FIELD_MANAGER
 from reconciler.config.schema import SyncPolicy
 from reconciler.errors import KubeError
 from reconciler.kube.client import ClusterClient
-from reconciler.objects import kind_rank
+from reconciler.objects import Manifest, kind_rank
 from reconciler.sync.inventory import inventory_manifest, inventory_name, legacy_inventory_name
 from reconciler.sync.isolated import bounded_map
 from reconciler.sync.listrepair import REPAIR_MANAGER, ListRepair, without_manager
@@ -92,28 +92,27 @@ def _rank(change: Change) -> int:
 
 
 def _apply_stage(cluster: ClusterClient, changes: list[Change], result: ApplyResult) -> None:
-    def apply_one(change: Change) -> tuple[Change, str | None]:
+    def apply_one(change: Change) -> tuple[Change, Manifest | str]:
         assert change.desired is not None
         try:
             if change.repair is not None:
-                _repair(cluster, change, change.repair)
-            else:
-                cluster.apply(change.desired, force=change.force)
+                return change, _repair(cluster, change, change.repair)
+            return change, cluster.apply(change.desired, force=change.force)
         except KubeError as err:
             return change, err.message
-        return change, None
 
-    for change, error in bounded_map(apply_one, changes):
+    for change, answer in bounded_map(apply_one, changes):
         result.writes += 1 if change.repair is None else 3
-        if error is not None:
-            result.failed.append((change.ref, error))
+        if isinstance(answer, str):
+            result.failed.append((change.ref, answer))
             continue
+        result.live[change.ref] = answer
         (result.created if change.action is Action.CREATE else result.configured).append(change.ref)
         if change.drift is not None:
             result.corrected.append(change.ref)
 
 
-def _repair(cluster: ClusterClient, change: Change, repair: ListRepair) -> None:
+def _repair(cluster: ClusterClient, change: Change, repair: ListRepair) -> Manifest:
     """Replace the re-keyed list, apply, then leave the list to our apply alone (listrepair)."""
     assert change.desired is not None
     ref = change.ref
@@ -123,7 +122,7 @@ def _repair(cluster: ClusterClient, change: Change, repair: ListRepair) -> None:
     )
     applied = cluster.apply(change.desired, force=True)
     version = str(applied["metadata"]["resourceVersion"])
-    cluster.patch_json(
+    return cluster.patch_json(
         resource,
         ref.namespace,
         ref.name,
