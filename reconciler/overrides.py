@@ -62,6 +62,7 @@ class OverrideEffect:
     where: str
     changes: list[FieldChange] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unmatched_patches: list[int] = field(default_factory=list)  # patches that matched nothing
 
 
 class OverrideError(Exception):
@@ -179,6 +180,7 @@ def apply(override: Override, objects: list[Manifest], effect: OverrideEffect) -
         hits = [obj for obj in objects if target_matches(patch.target, obj)]
         if not hits:
             effect.notes.append(f"patches[{i}] matched no object")
+            effect.unmatched_patches.append(i)
         for obj in hits:
             _patch(override, i, patch, obj, effect)
 
@@ -397,3 +399,30 @@ def merge_patch(
 
 def _name(obj: Manifest) -> str:
     return str(ObjectRef.of(obj))
+
+
+def describe_target(target: ObjectTarget) -> str:
+    """``kind=Service name=web`` (what a patch looks for)."""
+    parts = [
+        f"{name}={value}"
+        for name, value in (
+            ("group", target.group),
+            ("kind", target.kind),
+            ("name", target.name),
+            ("namespace", target.namespace),
+        )
+        if value is not None
+    ]
+    return " ".join(parts) or "any object"
+
+
+def unplaced_overrides(repo: Repo, app: App, placed: list[Cluster]) -> list[str]:
+    """Located warnings for overrides whose target selects none of the app's clusters."""
+    warnings = []
+    for i, override in enumerate(app.overrides):
+        if not any(select(repo, override.target, c, "target")[0] for c in placed):
+            warnings.append(
+                f"{app.override_where(i)}: app {app.name}: override {override.name} selects "
+                "none of the clusters the app is placed on"
+            )
+    return warnings

@@ -27,7 +27,7 @@ from reconciler.config.load import load_repo
 from reconciler.config.model import App, Repo
 from reconciler.diff import show_override_change
 from reconciler.errors import ChartError, ConfigError, RenderError
-from reconciler.overrides import OverrideEffect
+from reconciler.overrides import OverrideEffect, unplaced_overrides
 from reconciler.placement import place, select, targets
 from reconciler.render import TargetResult, render_all, render_target
 
@@ -160,6 +160,21 @@ def explain_command(
         _fail([str(err)])
     click.echo(f"renders {len(rendered.objects)} object(s)")
     _explain_overrides(loaded, app, cluster_name, rendered.overrides_applied)
+    for warning in [*unplaced_overrides(loaded, app, targets(loaded, app)), *rendered.warnings]:
+        click.echo(f"warning: {warning}", err=True)
+
+
+def grouped_warnings(results: Iterable[TargetResult]) -> list[str]:
+    """Render warnings, one line per patch however many clusters it misses on."""
+    clusters: dict[str, list[str]] = {}
+    for result in results:
+        for warning in result.rendered.warnings if result.rendered else []:
+            head, _, cluster = warning.rpartition(" on cluster ")
+            clusters.setdefault(head, []).append(cluster)
+    return [
+        f"{head} on cluster{'s' if len(names) > 1 else ''} {', '.join(sorted(names))}"
+        for head, names in sorted(clusters.items())
+    ]
 
 
 def _explain_overrides(
@@ -202,8 +217,14 @@ def validate_command(repo: Path, chart_cache: Path | None, chart_credentials: Pa
     if errors:
         _fail([*errors, f"{len(errors)} target(s) failed to render"])
     for app in loaded.apps.values():
-        if not targets(loaded, app):
+        placed = targets(loaded, app)
+        if not placed:
             click.echo(f"note: app {app.name} is placed on no cluster", err=True)
+            continue
+        for warning in unplaced_overrides(loaded, app, placed):
+            click.echo(f"warning: {warning}", err=True)
+    for warning in grouped_warnings(results):
+        click.echo(f"warning: {warning}", err=True)
     click.echo(
         f"valid: {len(loaded.clusters)} cluster(s), {len(loaded.groups)} group(s), "
         f"{len(loaded.apps)} app(s), {len(results)} target(s) rendered"

@@ -64,6 +64,7 @@ def _reconcile_once(
     request_timeout: float | None = None,
 ) -> list[Any]:
     from reconciler.config.load import load_repo
+    from reconciler.discovery import cluster_capabilities
     from reconciler.engine import reconcile
     from reconciler.kube.client import DEFAULT_TIMEOUT
     from reconciler.kube.pool import Clients
@@ -73,10 +74,15 @@ def _reconcile_once(
     _select(repo, app, cluster)
     apps = [app] if app else None
     charts = lock_charts(repo, chart_resolver(chart_cache, chart_credentials), apps)
-    rendered = render_all(repo, apps=apps, clusters=[cluster] if cluster else None, charts=charts)
     clients = Clients(kubeconfig, request_timeout or DEFAULT_TIMEOUT)
     clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
+    only = [cluster] if cluster else None
     try:
+        # Helm renders per cluster as that cluster would be seen by helm install.
+        capabilities = cluster_capabilities(repo, clients, only)
+        rendered = render_all(
+            repo, apps=apps, clusters=only, charts=charts, capabilities=capabilities
+        )
         return reconcile(
             repo,
             rendered,

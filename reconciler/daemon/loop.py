@@ -61,6 +61,7 @@ from reconciler.daemon.schedule import (
 )
 from reconciler.daemon.status import invalid_revision_message, short
 from reconciler.daemon.watch import RepoWatcher
+from reconciler.discovery import cluster_capabilities
 from reconciler.engine import TargetOutcome, check_health, reconcile
 from reconciler.errors import ReconcilerError
 from reconciler.health import TargetHealth
@@ -146,7 +147,11 @@ class Daemon:
             render
             or (
                 lambda repo, charts: render_all(
-                    repo, tools=tools, cache=RenderCache(), charts=charts
+                    repo,
+                    tools=tools,
+                    cache=RenderCache(),
+                    charts=charts,
+                    capabilities=cluster_capabilities(repo, clients),
                 )
             ),
             charts,

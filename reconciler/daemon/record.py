@@ -103,6 +103,14 @@ class Recorder:
                 problem=desired.problem(key),
                 now=wall,
                 held=desired.hold is not None,
+                warnings=next(
+                    (
+                        t.rendered.warnings
+                        for t in desired.targets.get(name, ())
+                        if t.app == outcome.app and t.rendered is not None
+                    ),
+                    [],
+                ),
             )
             self.set_status(row)
             self._record_applied(desired, outcome, row.revision, wall)

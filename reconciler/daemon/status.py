@@ -66,15 +66,19 @@ def target_status(
     problem: str | None,
     now: datetime,
     held: bool = False,
+    warnings: Sequence[str] = (),
 ) -> StatusRow:
     """The status row of one app on one cluster after a pass.
 
     ``problem`` says why the newest config is not applied to this target (invalid revision or
     failed render; with ``held``, the prune guard holds the newest revision): the state is then
     InvalidConfig (Held) whatever the cluster says, and the message keeps what else is wrong.
-    ``last_synced_at`` moves only when the target is in sync.
+    ``last_synced_at`` moves only when the target is in sync. Render ``warnings`` (a patch
+    that matched nothing) follow the message.
     """
     state, message = _state_of(outcome)
+    if warnings:
+        message = "; ".join(m for m in (message, first(warnings, "warning")) if m)
     synced_at = now if state is State.SYNCED else None
     if problem is not None:
         if state not in (State.SYNCED, State.INVALID_CONFIG):

@@ -63,6 +63,10 @@ class UnknownKind(KubeError):
     """The cluster does not serve this apiVersion/kind (yet: maybe its CRD is not installed)."""
 
 
+# Aggregated discovery (every group, version and resource in one answer), else plain JSON.
+_AGGREGATED = (
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+)
 _CONFLICT_MANAGER = re.compile(r'conflicts? with "([^"]+)"')
 
 
@@ -95,6 +99,7 @@ class ClusterClient:
         self._lock = threading.Lock()
         self._groups: dict[str, str] | None = None  # group -> preferred version
         self._resources: dict[tuple[str, str], dict[str, Resource]] = {}  # (group, version)
+        self._capabilities: tuple[str, tuple[str, ...]] | None = None
 
     # ---- low level -----------------------------------------------------------------------
 
@@ -108,12 +113,13 @@ class ClusterClient:
         content_type: str = "application/json",
         obj: str | None = None,
         read_timeout: float | None = None,
+        accept: str = "application/json",
     ) -> Any:
         host = self._api.configuration.host
         read = read_timeout or self.timeout
         url = host + path + (f"?{urlencode(query)}" if query else "")
         payload = None if body is None else json.dumps(body).encode()
-        headers = {"Accept": "application/json", **self._auth_headers()}
+        headers = {"Accept": accept, **self._auth_headers()}
         if payload is not None:
             headers["Content-Type"] = content_type
         timeout = urllib3.Timeout(connect=min(read, 5.0), read=read)
@@ -244,6 +250,38 @@ class ClusterClient:
         with self._lock:
             self._groups = None
             self._resources.clear()
+            self._capabilities = None
+
+    def capabilities(self) -> tuple[str, tuple[str, ...]]:
+        """What the cluster is, as Helm asks: its version and every served ``group/version``
+        and ``group/version/Kind`` (cached until discovery is forgotten)."""
+        with self._lock:
+            cached = self._capabilities
+        if cached is not None:
+            return cached
+        version = self.ping()
+        served: set[str] = set()
+        for path in ("/api", "/apis"):
+            listing = self._request("GET", path, accept=_AGGREGATED)
+            if (listing or {}).get("kind") == "APIGroupDiscoveryList":
+                for group in listing.get("items") or []:
+                    name = (group.get("metadata") or {}).get("name") or ""
+                    for entry in group.get("versions") or []:
+                        gv = f"{name}/{entry['version']}" if name else str(entry["version"])
+                        served.add(gv)
+                        for res in entry.get("resources") or []:
+                            kind = (res.get("responseKind") or {}).get("kind")
+                            if kind:
+                                served.add(f"{gv}/{kind}")
+            elif path == "/api":  # a server without aggregated discovery: versions only
+                served.update(str(v) for v in (listing or {}).get("versions") or [])
+            else:
+                for group in (listing or {}).get("groups") or []:
+                    served.update(str(v["groupVersion"]) for v in group.get("versions") or [])
+        found = (version, tuple(sorted(served)))
+        with self._lock:
+            self._capabilities = found
+        return found
 
     def _lookup(self, group: str, version: str, kind: str, refresh: bool) -> Resource | None:
         key = (group, version)

@@ -386,6 +386,19 @@ def test_a_conflict_left_unapplied_is_out_of_sync_naming_the_other_manager() -> 
     assert row.last_synced_at is None
 
 
+def test_a_patch_that_matched_nothing_is_a_located_warning_in_the_status() -> None:
+    warning = (
+        "apps/web/app.yaml:15: app web: override gold: patches[1] (kind=Service name=web) "
+        "matches no object on cluster b"
+    )
+    result = ApplyResult("web", "b", "abc", created=[REF])
+    row = target_status(
+        outcome_with([], result), revision="abc", problem=None, now=T0, warnings=[warning]
+    )
+    assert row.state is State.SYNCED
+    assert row.message == f"created 1; 1 warning: {warning}"
+
+
 def test_drift_that_was_not_corrected_is_drifted_and_names_the_manager() -> None:
     edited = Change(REF, Action.UPDATE, drift=Drift.MODIFIED, managers=["kubectl-edit"])
     result = ApplyResult("web", "b", "abc", skipped=[(REF, "drifted; selfHeal is off")])
