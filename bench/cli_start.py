@@ -34,7 +34,7 @@ def timed(argv: list[str]) -> float:
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 15
     times: dict[str, list[float]] = {name: [] for name, _ in CASES}
-    for name, argv in CASES:  # warm the page cache and .pyc files once
+    for _name, argv in CASES:  # warm the page cache and .pyc files once
         timed(argv)
     for _ in range(rounds):
         for name, argv in CASES:

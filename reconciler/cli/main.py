@@ -97,6 +97,14 @@ def load_command(name: str) -> click.Command:
     return command
 
 
+def _shorten(text: str, limit: int) -> str:
+    """``text`` cut at a word to fit ``limit`` with "...", as click shortens a command's help."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 3].rsplit(" ", 1)[0].rstrip(",;:")
+    return cut + "..."
+
+
 class ReconcilerGroup(click.Group):
     """Loads each command on first use; turns every ReconcilerError into one line on stderr
     and exit code 2."""
@@ -120,7 +128,7 @@ class ReconcilerGroup(click.Group):
                 rows.append((name, command.get_short_help_str(limit)))
             else:
                 help_text = LAZY_COMMANDS[name][2]
-                rows.append((name, click.utils.make_default_short_help(help_text, limit)))
+                rows.append((name, _shorten(help_text, limit)))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
