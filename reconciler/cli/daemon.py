@@ -30,6 +30,7 @@ from reconciler.cli.common import (
     EXIT_OK,
     instance_option,
     kubeconfig_option,
+    state_dir_option,
 )
 from reconciler.daemon.http import DEFAULT_LISTEN, HttpEndpoint, parse_listen
 from reconciler.daemon.loop import Daemon
@@ -110,22 +111,6 @@ class _Duration(click.ParamType[float, Any]):
 
 
 DURATION = _Duration()
-
-
-def default_state_dir() -> Path:
-    """``$XDG_STATE_HOME/reconciler`` or ``~/.local/state/reconciler``."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "reconciler"
-
-
-_state_dir_option = click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="RECONCILER_STATE_DIR",
-    default=default_state_dir,
-    show_default="$XDG_STATE_HOME/reconciler or ~/.local/state/reconciler",
-    help="Where the daemon keeps its state (SQLite) and its copy of the repo.",
-)
 
 
 # ---- logging ----------------------------------------------------------------------------------
@@ -219,7 +204,7 @@ def _on_signals(daemon: Daemon) -> None:
     show_default=True,
     help="Check every cluster for drift this often, even without new commits.",
 )
-@_state_dir_option
+@state_dir_option
 @kubeconfig_option
 @click.option(
     "--listen",
@@ -332,7 +317,7 @@ def _revision_header(revision: RevisionRow | None) -> str:
 
 
 @click.command("status")
-@_state_dir_option
+@state_dir_option
 @click.option(
     "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
@@ -357,7 +342,7 @@ def status_command(state_dir: Path, output: str) -> None:
 
 
 @click.command("drift")
-@_state_dir_option
+@state_dir_option
 @click.option("--app", help="Only this app.")
 @click.option("--cluster", help="Only this cluster.")
 @click.option("--since", help="Detected since: a duration ago (1h, 30m) or an ISO time.")

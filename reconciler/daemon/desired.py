@@ -3,12 +3,15 @@ for targets whose render failed (pure)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import hashlib
+import json
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from reconciler.config.model import Repo
 from reconciler.daemon.follow import Loaded
 from reconciler.daemon.status import short
+from reconciler.errors import RenderError
 from reconciler.placement import place
 from reconciler.render import TargetResult
 
@@ -80,4 +83,72 @@ def build_desired(loaded: Loaded, previous: Desired | None, generation: int) -> 
         revisions=revisions,
         invalid=invalid,
         paused=paused,
+    )
+
+
+def digest(target: TargetResult) -> str | None:
+    """A hash of the objects a target renders (None when it did not render)."""
+    if target.rendered is None:
+        return None
+    text = json.dumps(target.rendered.objects, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class RenderBook:
+    """The renders of each revision some target may run (head, a rollout's bases, pins)."""
+
+    renders: dict[str, dict[TargetKey, TargetResult]] = field(default_factory=dict)
+    _digests: dict[tuple[str, TargetKey], str | None] = field(default_factory=dict)
+
+    def add(self, revision: str, rendered: Iterable[TargetResult]) -> None:
+        self.renders[revision] = {(t.app, t.cluster): t for t in rendered}
+
+    def has(self, revision: str) -> bool:
+        return revision in self.renders
+
+    def get(self, revision: str, key: TargetKey) -> TargetResult | None:
+        return self.renders.get(revision, {}).get(key)
+
+    def digest(self, revision: str, key: TargetKey) -> str | None:
+        if (revision, key) not in self._digests:
+            target = self.get(revision, key)
+            self._digests[(revision, key)] = digest(target) if target is not None else None
+        return self._digests[(revision, key)]
+
+    def keep(self, revisions: Collection[str]) -> None:
+        """Forget every revision but these (memory stays bounded as commits go by)."""
+        for sha in list(self.renders):
+            if sha not in revisions:
+                del self.renders[sha]
+        self._digests = {k: v for k, v in self._digests.items() if k[0] in revisions}
+
+
+def with_revisions(desired: Desired, chosen: Mapping[TargetKey, str], book: RenderBook) -> Desired:
+    """``desired`` with each target in ``chosen`` rendered from that revision instead.
+
+    A revision whose render is not loaded (yet) makes the target an error: nothing is applied
+    or pruned for it until it is, never the head's objects in its place.
+    """
+    targets = {cluster: list(results) for cluster, results in desired.targets.items()}
+    revisions = dict(desired.revisions)
+    invalid = dict(desired.invalid)
+    for (app, cluster), revision in sorted(chosen.items()):
+        if cluster not in targets or revisions.get((app, cluster)) == revision:
+            continue
+        render = book.get(revision, (app, cluster))
+        if render is None or render.rendered is None:
+            why = f"revision {short(revision)} is not loaded yet: nothing is applied until it is"
+            render = TargetResult(app, cluster, error=RenderError(why, app=app, cluster=cluster))
+            invalid[(app, cluster)] = why
+        else:
+            invalid.pop((app, cluster), None)
+        results = [t for t in targets[cluster] if t.app != app]
+        targets[cluster] = sorted([*results, render], key=lambda t: t.app)
+        revisions[(app, cluster)] = revision
+    return replace(
+        desired,
+        targets={name: tuple(results) for name, results in targets.items()},
+        revisions=revisions,
+        invalid=invalid,
     )

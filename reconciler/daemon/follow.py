@@ -4,7 +4,7 @@ source only, never the store."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +48,8 @@ class Loaded:
     fallback: Loaded | None = None  # the last good revision, loaded when nothing runs yet
     # per app whose render failed: its last good revision, if on the followed branch's history
     last_good: dict[str, str] = field(default_factory=dict)
+    # older revisions some targets still run (a rollout's bases, pins), loaded on request
+    others: dict[str, Loaded] = field(default_factory=dict)
 
 
 class SourceFailed(Exception):
@@ -75,12 +77,17 @@ class Follower:
         self._render = render
 
     def work(
-        self, head: str | None, fallback: list[str], last_good: Mapping[str, str] | None = None
+        self,
+        head: str | None,
+        fallback: list[str],
+        last_good: Mapping[str, str] | None = None,
+        others: Collection[str] = (),
     ) -> Loaded:
         """Runs on a worker thread: touches the source only, never the store.
 
         Fetching or reading the fetched commit fails with :class:`SourceFailed`; a commit
-        whose config does not load is a result (``config_error``), not a failure.
+        whose config does not load is a result (``config_error``), not a failure. ``others``
+        are older revisions to load and render too (those that do not load are left out).
         """
         try:
             sha = self.source.fetch()
@@ -88,16 +95,26 @@ class Follower:
             raise SourceFailed(err, self.clock.now()) from err
         fetched_at = self.clock.now()
         if sha == head:
-            return Loaded(sha, fetched_at, unchanged=True)
-        try:
-            loaded = self._load_revision(sha, fetched_at)
-        except Exception as err:
-            raise SourceFailed(err, self.clock.now()) from err
-        if loaded.config_error is not None and fallback:
-            loaded.fallback = self._load_fallback(
-                [s for s in fallback if s != sha], sha, fetched_at
-            )
-        self._verify_last_good(loaded, sha, last_good or {})
+            loaded = Loaded(sha, fetched_at, unchanged=True)
+        else:
+            try:
+                loaded = self._load_revision(sha, fetched_at)
+            except Exception as err:
+                raise SourceFailed(err, self.clock.now()) from err
+            if loaded.config_error is not None and fallback:
+                loaded.fallback = self._load_fallback(
+                    [s for s in fallback if s != sha], sha, fetched_at
+                )
+            self._verify_last_good(loaded, sha, last_good or {})
+        for other in others:
+            if other == sha:
+                continue
+            try:
+                older = self._load_revision(other, fetched_at)
+            except ReconcilerError:
+                continue  # gone from the repo: its targets keep waiting, the log says so
+            if older.repo is not None:
+                loaded.others[other] = older
         return loaded
 
     def _on_branch(self, candidate: str, head: str) -> bool:

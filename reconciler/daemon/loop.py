@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -34,10 +34,11 @@ import structlog
 
 from reconciler.config.load import load_repo
 from reconciler.config.model import Repo
-from reconciler.daemon.desired import Desired, build_desired
+from reconciler.daemon.desired import Desired, RenderBook, TargetKey, build_desired, with_revisions
 from reconciler.daemon.follow import Follower, Loaded, Source, SourceFailed
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.record import ERROR_STATES, PassReport, Recorder
+from reconciler.daemon.rollouts import Rollouts
 from reconciler.daemon.schedule import (
     Clock,
     ClusterSchedule,
@@ -64,6 +65,7 @@ _MAX_SLEEP = 10.0  # the main loop wakes at least this often (health, timeouts)
 _HEALTHY_WITHIN = 60.0  # /healthz fails when the main loop has not ticked for this long
 _FALLBACK_CANDIDATES = 50  # valid revisions from the store a restart on an invalid head tries
 _PRUNE_EVERY = 3600.0  # drift history retention is enforced at most this often
+_ROLLOUT_TICK = 1.0  # while a rollout runs, the loop reads operators' commands this often
 
 
 class ReconcileFn(Protocol):
@@ -80,6 +82,7 @@ class ReconcileFn(Protocol):
         clusters: Iterable[str] | None = None,
         prune_departed: bool = True,
         instance: str = DEFAULT_INSTANCE,
+        revisions: Mapping[tuple[str, str], str | None] | None = None,
     ) -> list[TargetOutcome]: ...
 
 
@@ -127,7 +130,13 @@ class Daemon:
         self.log = structlog.get_logger("reconciler.daemon").bind(repo=source.display)
 
         self._desired: Desired | None = None
+        self._head_desired: Desired | None = None  # head's renders, before rollouts and pins
         self._generation = 0
+        self.book = RenderBook()  # renders of every revision some target may run
+        self.rollouts = Rollouts(store, self.metrics, self.log)
+        self._wanted: set[str] = set()  # older revisions to load (rollout bases, pins)
+        self._running_before: dict[TargetKey, str | None] = {}
+        self._repass: set[str] = set()  # clusters whose revision changed: pass them again
         self._head: str | None = None
         self._source_job: Future[Loaded] | None = None
         self._source_error: str | None = None
@@ -217,6 +226,8 @@ class Daemon:
             self._maybe_fetch(now)
             self._collect_source()  # an inline dispatcher (tests) has finished it already
         self._collect_passes()
+        if not self._stopping:
+            self._step_rollouts()
         now = self.clock.monotonic()
         self._maybe_prune(now)
         self._check_timeouts(now)
@@ -263,7 +274,13 @@ class Daemon:
     def _sleep_for(self, now: float) -> float:
         wake = [now + _MAX_SLEEP]
         if self._source_job is None:
-            wake.append(now if self._poked else self._next_poll)
+            wake.append(now if self._poked or self._wanted else self._next_poll)
+        if self.rollouts.active():
+            # Operators' commands arrive through the store: look often while a rollout runs.
+            wake.append(now + _ROLLOUT_TICK)
+            at = self.rollouts.wake_at()
+            if at is not None:
+                wake.append(now + max(0.0, at - self.clock.now().timestamp()))
         desired = self._desired
         if desired is not None:
             for name in desired.targets:
@@ -291,15 +308,22 @@ class Daemon:
     # -- source: fetch, load, render -------------------------------------------------------------
 
     def _maybe_fetch(self, now: float) -> None:
-        if self._source_job is not None or not (self._poked or now >= self._next_poll):
+        due = self._poked or now >= self._next_poll or bool(self._wanted)
+        if self._source_job is not None or not due:
             return
         self._poked = False
         self._next_poll = now + self.settings.interval * (1 + self.settings.jitter * self._rand())
         fallback = self._fallback_candidates() if self._desired is None else []
         last_good = self.store.last_goods()
         head = self._head
+        if self._desired is None:
+            # A restart: the revisions rollouts and pins keep targets on are loaded with head.
+            self._wanted |= self.rollouts.needed()
+        others = sorted(r for r in self._wanted if not self.book.has(r))
+        self._wanted.clear()
         self._source_job = self._dispatcher.submit(
-            lambda: self._follower.work(head, fallback, last_good), name="reconciler-source"
+            lambda: self._follower.work(head, fallback, last_good, others),
+            name="reconciler-source",
         )
 
     def _fallback_candidates(self) -> list[str]:
@@ -335,8 +359,22 @@ class Daemon:
         self.store.record_fetch_success(
             self.source.display, self.source.branch, loaded.sha, loaded.fetched_at
         )
+        for sha, older in loaded.others.items():
+            self.book.add(sha, older.rendered)
         if not loaded.unchanged:
             self._publish(loaded)
+        elif loaded.others and self._head_desired is not None:
+            # Older renders arrived: decide the apps that waited for them.
+            missing = self.rollouts.on_head(
+                self._head_desired.repo,
+                loaded.sha,
+                self.book,
+                self._running_before,
+                self.clock.now(),
+                apps=set(self.rollouts.pending),
+            )
+            self._want(missing, loaded.others)
+            self._rechoose()
 
     def _publish(self, loaded: Loaded) -> None:
         wall = self.clock.now()
@@ -366,6 +404,14 @@ class Daemon:
             return
         self.store.record_revision(loaded.sha, wall, True, None)
         desired = build_desired(loaded, self._desired, self._generation)
+        self.book.add(loaded.sha, loaded.rendered)
+        self._running_before = self._running_revisions()
+        self._head_desired = desired
+        missing = self.rollouts.on_head(
+            desired.repo, loaded.sha, self.book, self._running_before, wall
+        )
+        self._want(missing, loaded.others)
+        desired = self._choose(desired)
         failed_apps = {t.app for t in loaded.rendered if t.error is not None}
         for app in desired.repo.apps:
             if app not in failed_apps:
@@ -378,6 +424,75 @@ class Daemon:
         log.info("revision loaded", targets=sum(len(t) for t in desired.targets.values()))
         self._install(desired)
         self._ready = True
+
+    # -- rollouts and pins: which revision each target runs --------------------------------------
+
+    def _running_revisions(self) -> dict[TargetKey, str | None]:
+        """What each target runs before a new head: the current desired state, else (after a
+        restart) what the store says it should run or last ran."""
+        if self._desired is not None:
+            return dict(self._desired.revisions)
+        out: dict[TargetKey, str | None] = {
+            (r.app, r.cluster): r.revision for r in self.store.list_status() if r.revision
+        }
+        for target in self.store.list_targets():
+            if target.desired is not None:
+                out[(target.app, target.cluster)] = target.desired
+        return out
+
+    def _want(self, revisions: set[str], tried: Mapping[str, object]) -> None:
+        """Ask the source job for these renders, once each (one that did not load is said)."""
+        for sha in sorted(revisions):
+            if self.book.has(sha):
+                continue
+            if sha in tried or sha == self._head:
+                self.log.warning("revision could not be loaded", revision=short(sha))
+                continue
+            self._wanted.add(sha)
+
+    def _choose(self, head: Desired) -> Desired:
+        """``head`` with the targets that pins and rollouts keep elsewhere rendered from there;
+        apps waiting for older renders keep what they run."""
+        keys = [(t.app, t.cluster) for results in head.targets.values() for t in results]
+        chosen = self.rollouts.chosen(keys)
+        for key in keys:
+            if key[0] in self.rollouts.pending and key not in chosen:
+                before = self._running_before.get(key)
+                if before is not None:
+                    chosen[key] = before
+        self._want({r for r in chosen.values() if not self.book.has(r)}, {})
+        desired = with_revisions(head, chosen, self.book)
+        self.store.set_desired(
+            (app, cluster, desired.revisions.get((app, cluster)) or desired.revision)
+            for app, cluster in keys
+        )
+        return desired
+
+    def _rechoose(self) -> None:
+        """Rollouts or pins moved some targets: same generation, only those clusters repass."""
+        current = self._desired
+        if current is None or self._head_desired is None:
+            return
+        desired = replace(self._choose(self._head_desired), generation=current.generation)
+        desired = replace(desired, head=current.head, repo_error=current.repo_error)
+        moved = {
+            cluster
+            for cluster, results in desired.targets.items()
+            for t in results
+            if desired.revisions.get((t.app, cluster)) != current.revisions.get((t.app, cluster))
+        }
+        self._desired = desired
+        self._repass |= moved
+
+    def _step_rollouts(self) -> None:
+        moved = self.rollouts.tick(self.clock.now())
+        if moved:
+            self._rechoose()
+        self.book.keep(
+            self.rollouts.needed()
+            | {r for r in (self._desired.revisions.values() if self._desired else ()) if r}
+            | ({self._head} if self._head else set())
+        )
 
     def _install(self, desired: Desired) -> None:
         """Make ``desired`` current: every cluster gets a pass; paused and gone ones are shown."""
@@ -419,6 +534,13 @@ class Daemon:
         desired = self._desired
         if desired is None:
             return
+        for name in sorted(self._repass):
+            schedule = self._schedules.get(name)
+            if schedule is not None and not schedule.running:
+                schedule.next_check = min(schedule.next_check, now)
+                self._repass.discard(name)
+            elif schedule is None:
+                self._repass.discard(name)
         schedules = [self._schedules.setdefault(n, ClusterSchedule(n)) for n in desired.targets]
         due = [s for s in schedules if s.due(now, desired.generation)]
         # Longest waiting first, so a bounded pool serves every cluster in turn.
@@ -441,8 +563,23 @@ class Daemon:
             apply=True,
             clusters=[cluster],
             instance=self.settings.instance,
+            revisions={k: r for k, r in desired.revisions.items() if k[1] == cluster},
         )
         return PassReport(cluster, desired, outcomes, self.clock.monotonic() - started)
+
+    def _observe(self, report: PassReport) -> None:
+        """Tell the rollouts what a pass saw of each target: applied, reachable, healthy."""
+        started = self.clock.now() - timedelta(seconds=report.duration)
+        for outcome in report.outcomes:
+            if outcome.departed:
+                continue
+            key = (outcome.app, report.cluster)
+            revision = report.desired.revisions.get(key, report.desired.revision)
+            applied = outcome.ok and outcome.result is not None
+            health, reason = target_health(outcome, applied)
+            self.rollouts.observe(
+                key, revision, started, applied, outcome.unreachable, health, reason
+            )
 
     def _check_timeouts(self, now: float) -> None:
         timeout = self.settings.cluster_timeout
@@ -509,6 +646,12 @@ class Daemon:
                 continue
             kind = self.recorder.record_pass(report)
             schedule.finish(now, report.desired.generation, kind, self.settings)
+            self._observe(report)
+            watched = {c for _, c in self.rollouts.watched()}
+            if name in watched:
+                # A gate waits on this cluster: read it again soon (its health, its apply).
+                poll = now + min(self.settings.rollout_poll, self.settings.drift_interval)
+                schedule.next_check = min(schedule.next_check, max(poll, schedule.blocked_until))
             if kind is PassKind.CLUSTER_FAILED:
                 self.log.warning(
                     "cluster unreachable",
@@ -516,3 +659,16 @@ class Daemon:
                     retry_in=round(schedule.blocked_until - now, 3),
                     failures=schedule.failures,
                 )
+
+
+def target_health(outcome: TargetOutcome, applied: bool) -> tuple[str | None, str]:
+    """The health a rollout gate reads for one target after a pass (None: not judged).
+
+    Until workload health is assessed per target, a target whose revision applied in full
+    counts as Healthy and one that failed to apply as Progressing (the deadline decides).
+    """
+    if outcome.unreachable:
+        return None, ""
+    if applied:
+        return "Healthy", "applied"
+    return "Progressing", str(outcome.error) if outcome.error else "not applied"

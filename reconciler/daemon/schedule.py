@@ -127,6 +127,7 @@ class Settings:
     instance: str = DEFAULT_INSTANCE  # names our inventories: other instances' apps are not ours
     max_parallel: int = 32  # cluster passes in flight at once (more wait for a free slot)
     drift_retention: float = 30 * 86400.0  # corrected drift records older than this are deleted
+    rollout_poll: float = 5.0  # a cluster a rollout gate waits on gets a pass this often
 
 
 class PassKind(Enum):
