@@ -84,6 +84,7 @@ class App:
     # Helm values in merge order: values files, then inline values (overrides come later).
     helm_values: tuple[SourceDocument, ...] = ()
     override_sources: tuple[OverrideSource, ...] = field(default=())
+    chart_line: int = 0  # of spec.source.helm.version (or chart): where a chart error points
     rollout: RolloutSpec | None = None  # spec.rollout: how a change reaches its clusters
 
     def override_where(self, index: int) -> str:

@@ -66,10 +66,20 @@ class ClusterTarget(SchemaModel):
 
 
 class HelmSource(SchemaModel):
+    """A chart in the config repo (``chart: path``), in a Helm repository (``repo`` + ``chart``
+    name + ``version``) or in an OCI registry (``chart: oci://host/path/name`` + ``version``)."""
+
     chart: str
+    repo: str | None = None
+    version: str | None = None
     release_name: str | None = None
     values: dict[str, Any] = {}
     values_files: list[str] = []
+
+    @property
+    def remote(self) -> bool:
+        """Fetched from a Helm repository or OCI registry, not read from the config repo."""
+        return self.repo is not None or self.chart.startswith("oci://")
 
 
 class KustomizeSource(SchemaModel):
