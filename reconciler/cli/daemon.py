@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +49,9 @@ from reconciler.report import (
     status_json,
     status_table,
 )
+from reconciler.rollout.codec import state_from_data
+from reconciler.rollout.report import pins_data, status_section
+from reconciler.rollout.report import status_data as rollout_status
 from reconciler.source import GitSource
 from reconciler.store.db import Store
 from reconciler.store.rows import RevisionRow
@@ -328,9 +333,15 @@ def status_command(state_dir: Path, output: str) -> None:
         rows = store.list_status()
         revision = store.last_revision()
         source = store.source_status()
+        rollouts = [state_from_data(r.data) for r in store.latest_rollouts()]
+        pins = [(p.app, p.cluster, p.revision, p.user, p.at.timestamp()) for p in store.list_pins()]
     running = _daemon_running(state_dir)
+    now = time.time()
     if output == "json":
-        click.echo(status_json(rows, source, revision, running), nl=False)
+        data = json.loads(status_json(rows, source, revision, running))
+        data["rollouts"] = [rollout_status(s, now) for s in rollouts]
+        data["pins"] = pins_data(pins)
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
     color = sys.stdout.isatty()
     header = source_line(source, color=color) + _revision_header(revision)
@@ -338,7 +349,13 @@ def status_command(state_dir: Path, output: str) -> None:
         newest = max((r.updated_at for r in rows), default=None)
         note = f"Daemon not running: state as of {format_time(newest) or 'never'}\n"
         header = (click.style(note, fg="yellow") if color else note) + header
-    click.echo((header + "\n" if header else "") + status_table(rows, color=color), nl=False)
+    section = status_section(rollouts, pins, now)
+    click.echo(
+        (header + "\n" if header else "")
+        + status_table(rows, color=color)
+        + ("\n" + section if section else ""),
+        nl=False,
+    )
 
 
 @click.command("drift")
