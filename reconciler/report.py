@@ -23,19 +23,23 @@ from reconciler.store.rows import (
     DriftKind,
     DriftRow,
     FieldDrift,
+    Pin,
     RevisionRow,
+    RolloutRow,
     SourceStatus,
     State,
     StatusRow,
 )
 
 __all__ = [
+    "drift_document",
     "drift_json",
     "drift_markdown",
     "drift_table",
     "format_time",
     "format_value",
     "source_line",
+    "status_document",
     "status_json",
     "status_table",
 ]
@@ -229,9 +233,25 @@ def status_json(
     source: SourceStatus | None = None,
     revision: RevisionRow | None = None,
     daemon_running: bool | None = None,
+    rollouts: Sequence[RolloutRow] = (),
+    pins: Sequence[Pin] = (),
 ) -> str:
-    """``{"source": …, "revision": …, "targets": [...]}``: how fetching the repo goes, the
-    newest revision seen (null before the first fetch) and the rows by app and cluster."""
+    """``{"source": …, "revision": …, "targets": [...], "rollouts": [...], "pins": [...]}``:
+    how fetching the repo goes, the newest revision seen (null before the first fetch), the
+    rows by app and cluster, each app's newest rollout and the pins."""
+    document = status_document(rows, source, revision, daemon_running, rollouts, pins)
+    return json.dumps(document, indent=2) + "\n"
+
+
+def status_document(
+    rows: Sequence[StatusRow],
+    source: SourceStatus | None = None,
+    revision: RevisionRow | None = None,
+    daemon_running: bool | None = None,
+    rollouts: Sequence[RolloutRow] = (),
+    pins: Sequence[Pin] = (),
+) -> dict[str, Any]:
+    """What :func:`status_json` prints, as data (the web API serves the same)."""
     targets = [
         {
             "app": r.app,
@@ -252,13 +272,23 @@ def status_json(
             "valid": revision.valid,
             "error": revision.error,
         }
-    data = {
+    return {
         "daemon_running": daemon_running,
         "source": _source_json(source),
         "revision": newest,
         "targets": targets,
+        "rollouts": [r.data for r in sorted(rollouts, key=lambda r: r.app)],
+        "pins": [
+            {
+                "app": p.app,
+                "cluster": p.cluster,
+                "revision": p.revision,
+                "user": p.user,
+                "at": format_time(p.at),
+            }
+            for p in sorted(pins, key=lambda p: (p.app, p.cluster))
+        ],
     }
-    return json.dumps(data, indent=2) + "\n"
 
 
 # -- drift ------------------------------------------------------------------------------------
@@ -310,7 +340,12 @@ def drift_table(rows: Sequence[DriftRow], color: bool) -> str:
 
 def drift_json(rows: Sequence[DriftRow]) -> str:
     """Drift records as a JSON array, newest first, field values as stored (already masked)."""
-    data = [
+    return json.dumps(drift_document(rows), indent=2, sort_keys=False) + "\n"
+
+
+def drift_document(rows: Sequence[DriftRow]) -> list[dict[str, Any]]:
+    """What :func:`drift_json` prints, as data (the web API serves the same)."""
+    return [
         {
             "id": r.id,
             "app": r.app,
@@ -333,7 +368,6 @@ def drift_json(rows: Sequence[DriftRow]) -> str:
         }
         for r in _sorted_drift(rows)
     ]
-    return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
 def _md_cell(text: str) -> str:

@@ -10,6 +10,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from reconciler.charts.lock import lock_charts
+from reconciler.charts.model import ChartLock, Pin
+from reconciler.charts.resolver import ChartResolver
 from reconciler.config.model import Repo
 from reconciler.daemon.schedule import Clock
 from reconciler.errors import ConfigError, ReconcilerError
@@ -44,6 +47,7 @@ class Loaded:
     commit: CommitInfo | None = None
     repo: Repo | None = None
     rendered: list[TargetResult] = field(default_factory=list)
+    charts: ChartLock = field(default_factory=ChartLock)  # the remote charts it rendered
     config_error: ConfigError | None = None
     fallback: Loaded | None = None  # the last good revision, loaded when nothing runs yet
     # per app whose render failed: its last good revision, if on the followed branch's history
@@ -69,18 +73,22 @@ class Follower:
         source: Source,
         clock: Clock,
         load: Callable[[Path], Repo],
-        render: Callable[[Repo], list[TargetResult]],
+        render: Callable[[Repo, ChartLock], list[TargetResult]],
+        charts: Callable[[], ChartResolver] | None = None,
     ) -> None:
         self.source = source
         self.clock = clock
         self._load = load
         self._render = render
+        self._charts = charts
+        self._pins: Mapping[str, Mapping[str, Pin]] = {}
 
     def work(
         self,
         head: str | None,
         fallback: list[str],
         last_good: Mapping[str, str] | None = None,
+        pins: Mapping[str, Mapping[str, Pin]] | None = None,
         others: Collection[str] = (),
     ) -> Loaded:
         """Runs on a worker thread: touches the source only, never the store.
@@ -97,6 +105,7 @@ class Follower:
         if sha == head:
             loaded = Loaded(sha, fetched_at, unchanged=True)
         else:
+            self._pins = pins or {}
             try:
                 loaded = self._load_revision(sha, fetched_at)
             except Exception as err:
@@ -106,6 +115,7 @@ class Follower:
                     [s for s in fallback if s != sha], sha, fetched_at
                 )
             self._verify_last_good(loaded, sha, last_good or {})
+        self._pins = pins or {}
         for other in others:
             if other == sha:
                 continue
@@ -144,7 +154,13 @@ class Follower:
             repo = self._load(tree)
         except ConfigError as err:
             return Loaded(sha, fetched_at, commit=commit, config_error=err)
-        return Loaded(sha, fetched_at, commit=commit, repo=repo, rendered=self._render(repo))
+        charts = ChartLock()
+        if self._charts is not None:
+            # One resolver per revision: a range is resolved against the source once, fresh
+            # for a new commit; a revision seen before renders the charts recorded for it.
+            charts = lock_charts(repo, self._charts(), self._pins.get(sha))
+        rendered = self._render(repo, charts)
+        return Loaded(sha, fetched_at, commit=commit, repo=repo, rendered=rendered, charts=charts)
 
     def _load_fallback(
         self, candidates: list[str], head: str, fetched_at: datetime

@@ -32,6 +32,8 @@ from typing import Protocol
 
 import structlog
 
+from reconciler.charts.model import ChartLock, Pin
+from reconciler.charts.resolver import ChartResolver
 from reconciler.config.load import load_repo
 from reconciler.config.model import Repo
 from reconciler.daemon.desired import Desired, RenderBook, TargetKey, build_desired, with_revisions
@@ -106,7 +108,8 @@ class Daemon:
         clock: Clock | None = None,
         dispatcher: Dispatcher | None = None,
         load: Callable[[Path], Repo] = load_repo,
-        render: Callable[[Repo], list[TargetResult]] | None = None,
+        render: Callable[[Repo, ChartLock], list[TargetResult]] | None = None,
+        charts: Callable[[], ChartResolver] | None = None,
         reconcile_fn: ReconcileFn = reconcile,
         tools: Toolchain | None = None,
         rand: Callable[[], float] = random.random,
@@ -123,7 +126,13 @@ class Daemon:
             source,
             self.clock,
             load,
-            render or (lambda repo: render_all(repo, tools=tools, cache=RenderCache())),
+            render
+            or (
+                lambda repo, charts: render_all(
+                    repo, tools=tools, cache=RenderCache(), charts=charts
+                )
+            ),
+            charts,
         )
         self._reconcile = reconcile_fn
         self._rand = rand
@@ -315,6 +324,10 @@ class Daemon:
         self._next_poll = now + self.settings.interval * (1 + self.settings.jitter * self._rand())
         fallback = self._fallback_candidates() if self._desired is None else []
         last_good = self.store.last_goods()
+        pins = {
+            sha: {app: Pin(*pin) for app, pin in apps.items()}
+            for sha, apps in self.store.chart_pins(limit=_FALLBACK_CANDIDATES).items()
+        }
         head = self._head
         if self._desired is None:
             # A restart: the revisions rollouts and pins keep targets on are loaded with head.
@@ -322,7 +335,7 @@ class Daemon:
         others = sorted(r for r in self._wanted if not self.book.has(r))
         self._wanted.clear()
         self._source_job = self._dispatcher.submit(
-            lambda: self._follower.work(head, fallback, last_good, others),
+            lambda: self._follower.work(head, fallback, last_good, pins, others),
             name="reconciler-source",
         )
 
@@ -403,6 +416,19 @@ class Daemon:
             self._ready = True
             return
         self.store.record_revision(loaded.sha, wall, True, None)
+        self.store.record_charts(
+            loaded.sha,
+            {a: (str(c.source), c.version, c.digest) for a, c in loaded.charts.charts.items()},
+        )
+        for app, chart in sorted(loaded.charts.charts.items()):
+            if chart.note:
+                log.warning(
+                    "chart source not usable, rendering the cached chart",
+                    app=app,
+                    chart=str(chart.source),
+                    version=chart.version,
+                    reason=chart.note,
+                )
         desired = build_desired(loaded, self._desired, self._generation)
         self.book.add(loaded.sha, loaded.rendered)
         self._running_before = self._running_revisions()

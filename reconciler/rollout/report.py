@@ -148,9 +148,3 @@ def status_section(
         )
     return "\n".join(lines) + "\n" if lines else ""
 
-
-def pins_data(pins: Sequence[tuple[str, str, str, str, float]]) -> list[dict[str, Any]]:
-    return [
-        {"app": a, "cluster": c, "revision": r, "user": u, "at": _time(at)}
-        for a, c, r, u, at in sorted(pins)
-    ]
