@@ -50,6 +50,9 @@ from reconciler.report import (
     drift_markdown,
     drift_table,
     format_time,
+    health_changes_json,
+    health_changes_markdown,
+    health_changes_table,
     source_line,
     status_json,
     status_table,
@@ -126,6 +129,16 @@ class _Duration(click.ParamType[float, Any]):
 DURATION = _Duration()
 
 
+def format_duration(seconds: float) -> str:
+    """``5m``, ``1m30s``, ``45s``, ``1.5s``: the way durations are written on the command line."""
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 or seconds == int(seconds) else f"{seconds:.1f}s"
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + (f"{rest}s" if rest else "")
+
+
 # ---- logging ----------------------------------------------------------------------------------
 
 
@@ -155,7 +168,7 @@ def configure_logging(stream: TextIO | None = None, level: str = "info") -> None
 # ---- run ----------------------------------------------------------------------------------------
 
 
-def _daemon_running(state_dir: Path) -> bool:
+def daemon_running(state_dir: Path) -> bool:
     """Whether a daemon holds the state dir's lock (the lock dies with its process)."""
     try:
         with (state_dir / "daemon.lock").open("r") as lock:
@@ -217,6 +230,13 @@ def _on_signals(daemon: Daemon) -> None:
     show_default=True,
     help="Check every cluster for drift this often, even without new commits.",
 )
+@click.option(
+    "--health-interval",
+    type=DURATION,
+    default="5s",
+    show_default=True,
+    help="Re-read targets whose health is not final yet (Progressing, ...) this often.",
+)
 @state_dir_option
 @kubeconfig_option
 @click.option(
@@ -269,6 +289,7 @@ def run_command(
     branch: str | None,
     interval: float,
     drift_interval: float,
+    health_interval: float,
     state_dir: Path,
     kubeconfig: str | None,
     listen: str,
@@ -295,6 +316,7 @@ def run_command(
         cluster_timeout=cluster_timeout,
         watch=not no_watch,
         instance=instance,
+        health_interval=health_interval,
     )
     with _exclusive(state_dir), Store.open(state_dir) as store, contextlib.ExitStack() as web:
         source = GitSource(repo, branch, state_dir / "source", fetch_timeout=fetch_timeout)
@@ -407,11 +429,13 @@ def status_command(state_dir: Path, output: str) -> None:
         rows = store.list_status()
         revision = store.last_revision()
         source = store.source_status()
+        health = {(h.app, h.cluster): h for h in store.list_health()}
         rollout_rows = store.latest_rollouts()
         pin_rows = store.list_pins()
-    running = _daemon_running(state_dir)
+    running = daemon_running(state_dir)
     if output == "json":
-        click.echo(status_json(rows, source, revision, running, rollout_rows, pin_rows), nl=False)
+        document = status_json(rows, source, revision, running, health, rollout_rows, pin_rows)
+        click.echo(document, nl=False)
         return
     now = time.time()
     rollouts = [state_from_data(r.data) for r in rollout_rows]
@@ -422,11 +446,10 @@ def status_command(state_dir: Path, output: str) -> None:
         newest = max((r.updated_at for r in rows), default=None)
         note = f"Daemon not running: state as of {format_time(newest) or 'never'}\n"
         header = (click.style(note, fg="yellow") if color else note) + header
+    table = status_table(rows, color=color, health=health)
     section = status_section(rollouts, pins, now)
     click.echo(
-        (header + "\n" if header else "")
-        + status_table(rows, color=color)
-        + ("\n" + section if section else ""),
+        (header + "\n" if header else "") + table + ("\n" + section if section else ""),
         nl=False,
     )
 
@@ -437,6 +460,12 @@ def status_command(state_dir: Path, output: str) -> None:
 @click.option("--cluster", help="Only this cluster.")
 @click.option("--since", help="Detected since: a duration ago (1h, 30m) or an ISO time.")
 @click.option("--open", "only_open", is_flag=True, help="Only drift that is still open.")
+@click.option(
+    "--health",
+    "health_changes",
+    is_flag=True,
+    help="List the targets' health changes (Healthy, Progressing, Degraded, ...) instead.",
+)
 @click.option(
     "-o",
     "--output",
@@ -450,11 +479,13 @@ def drift_command(
     cluster: str | None,
     since: str | None,
     only_open: bool,
+    health_changes: bool,
     output: str,
 ) -> None:
     """Drift history: what differed from Git, who changed it, when, and whether it was corrected.
+    With --health, the history of the targets' health instead.
 
-    Exit code 1 when any listed drift is still open, 0 when none is.
+    Exit code 1 when any listed drift is still open, 0 when none is (always 0 with --health).
     """
     since_at = None
     if since is not None:
@@ -462,6 +493,16 @@ def drift_command(
             since_at = parse_since(since, datetime.now(UTC))
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--since") from None
+    if health_changes:
+        with Store.open_readonly(state_dir) as store:
+            changes = store.health_history(app=app, cluster=cluster, since=since_at)
+        if output == "json":
+            click.echo(health_changes_json(changes), nl=False)
+        elif output == "markdown":
+            click.echo(health_changes_markdown(changes), nl=False)
+        else:
+            click.echo(health_changes_table(changes, color=sys.stdout.isatty()), nl=False)
+        sys.exit(EXIT_OK)
     with Store.open_readonly(state_dir) as store:
         rows = store.list_drift(app=app, cluster=cluster, since=since_at, open_only=only_open)
     if output == "json":

@@ -16,6 +16,7 @@ from reconciler.config.schema import (
     Source,
     SyncPolicy,
 )
+from reconciler.health import HealthRule
 from reconciler.templates import Site, freeze, thaw
 
 # Objects of our own API group are config, never deployed (a render holding one is an error).
@@ -84,6 +85,7 @@ class App:
     # Helm values in merge order: values files, then inline values (overrides come later).
     helm_values: tuple[SourceDocument, ...] = ()
     override_sources: tuple[OverrideSource, ...] = field(default=())
+    health: tuple[HealthRule, ...] = ()  # the app's own health rules (spec.health), in order
     chart_line: int = 0  # of spec.source.helm.version (or chart): where a chart error points
     rollout: RolloutSpec | None = None  # spec.rollout: how a change reaches its clusters
 

@@ -26,7 +26,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -39,7 +39,7 @@ from reconciler.config.model import Repo
 from reconciler.daemon.desired import Desired, RenderBook, TargetKey, build_desired, with_revisions
 from reconciler.daemon.follow import Follower, Loaded, Source, SourceFailed
 from reconciler.daemon.metrics import Metrics
-from reconciler.daemon.record import ERROR_STATES, PassReport, Recorder
+from reconciler.daemon.record import ERROR_STATES, HealthReport, PassReport, Recorder
 from reconciler.daemon.rollouts import Rollouts
 from reconciler.daemon.schedule import (
     Clock,
@@ -53,8 +53,9 @@ from reconciler.daemon.schedule import (
 )
 from reconciler.daemon.status import invalid_revision_message, short
 from reconciler.daemon.watch import RepoWatcher
-from reconciler.engine import TargetOutcome, reconcile
+from reconciler.engine import TargetOutcome, check_health, reconcile
 from reconciler.errors import ReconcilerError
+from reconciler.health import TargetHealth
 from reconciler.kube.pool import Clients
 from reconciler.render import RenderCache, TargetResult, render_all
 from reconciler.source import redact
@@ -88,6 +89,14 @@ class ReconcileFn(Protocol):
     ) -> list[TargetOutcome]: ...
 
 
+class CheckFn(Protocol):
+    """``engine.check_health``'s signature (injected like ``ReconcileFn``)."""
+
+    def __call__(
+        self, repo: Repo, targets: Iterable[TargetResult], clients: Clients, cluster: str
+    ) -> dict[str, TargetHealth]: ...
+
+
 @dataclass
 class _Running:
     future: Future[PassReport]
@@ -111,6 +120,7 @@ class Daemon:
         render: Callable[[Repo, ChartLock], list[TargetResult]] | None = None,
         charts: Callable[[], ChartResolver] | None = None,
         reconcile_fn: ReconcileFn = reconcile,
+        check_fn: CheckFn = check_health,
         tools: Toolchain | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -135,6 +145,9 @@ class Daemon:
             charts,
         )
         self._reconcile = reconcile_fn
+        self._check = check_fn
+        self._checks: dict[str, Future[HealthReport]] = {}
+        self._check_started: dict[str, datetime] = {}  # wall time each check was dispatched
         self._rand = rand
         self.log = structlog.get_logger("reconciler.daemon").bind(repo=source.display)
 
@@ -235,6 +248,7 @@ class Daemon:
             self._maybe_fetch(now)
             self._collect_source()  # an inline dispatcher (tests) has finished it already
         self._collect_passes()
+        self._collect_checks()
         if not self._stopping:
             self._step_rollouts()
         now = self.clock.monotonic()
@@ -243,6 +257,8 @@ class Daemon:
         if not self._stopping:
             self._dispatch(now)
             self._collect_passes()  # an inline dispatcher (tests) has finished them already
+            self._dispatch_checks(now)
+            self._collect_checks()
         return self._sleep_for(now)
 
     def once_done(self) -> bool:
@@ -568,7 +584,9 @@ class Daemon:
             elif schedule is None:
                 self._repass.discard(name)
         schedules = [self._schedules.setdefault(n, ClusterSchedule(n)) for n in desired.targets]
-        due = [s for s in schedules if s.due(now, desired.generation)]
+        due = [
+            s for s in schedules if s.due(now, desired.generation) and s.cluster not in self._checks
+        ]
         # Longest waiting first, so a bounded pool serves every cluster in turn.
         due.sort(key=lambda s: (s.wake_at(desired.generation, 0.0), s.cluster))
         for schedule in due[: max(0, self.settings.max_parallel - len(self._running))]:
@@ -577,6 +595,71 @@ class Daemon:
             job = functools.partial(self._pass, desired, name)
             future = self._dispatcher.submit(job, name=f"reconciler-{name}")
             self._running[name] = _Running(future, desired)
+
+    def _dispatch_checks(self, now: float) -> None:
+        """Re-read targets whose health is not final, on clusters with no pass due or running:
+        a fresh rollout turns Healthy or Degraded without waiting for the drift interval."""
+        desired = self._desired
+        if desired is None:
+            return
+        for name in desired.targets:
+            schedule = self._schedules.get(name)
+            if schedule is None or name in self._checks or now < schedule.next_health:
+                continue
+            if schedule.running or schedule.due(now, desired.generation):
+                continue  # the pass judges health anyway
+            schedule.next_health = float("inf")  # set again when the check is collected
+            apps = set(self.recorder.unsettled(name)) | self._watched(name)
+            targets = [t for t in desired.targets[name] if t.app in apps]
+            if not targets:
+                continue
+            self._check_started[name] = self.clock.now()
+            job = functools.partial(self._health_check, desired, name, targets)
+            self._checks[name] = self._dispatcher.submit(job, name=f"health-{name}")
+
+    def _health_check(
+        self, desired: Desired, cluster: str, targets: list[TargetResult]
+    ) -> HealthReport:
+        """Runs on a worker thread: reads one cluster, never the store."""
+        return HealthReport(
+            cluster, desired, self._check(desired.repo, targets, self.clients, cluster)
+        )
+
+    def _collect_checks(self) -> None:
+        for name, future in list(self._checks.items()):
+            if not future.done():
+                continue
+            del self._checks[name]
+            try:
+                report = future.result()
+            except Exception:
+                self.log.exception("bug: health check crashed", cluster=name)
+                continue
+            desired = self._desired
+            if desired is None or desired.generation != report.desired.generation:
+                continue  # a newer revision: its pass judges health
+            self.recorder.record_check(report)
+            read_after = self._check_started.pop(name, None) or self.clock.now()
+            for app, health in report.health.items():
+                key = (app, name)
+                revision = report.desired.revisions.get(key, report.desired.revision)
+                self.rollouts.observe_health(
+                    key, revision, str(health.health), health.reason, read_after
+                )
+            self._schedule_health(name)
+
+    def _schedule_health(self, cluster: str) -> None:
+        schedule = self._schedules.get(cluster)
+        if schedule is None:
+            return
+        # A gate waits on watched targets: read them even when their health looks final.
+        unsettled = self.recorder.unsettled(cluster) or self._watched(cluster)
+        now = self.clock.monotonic()
+        schedule.next_health = now + self.settings.health_interval if unsettled else float("inf")
+
+    def _watched(self, cluster: str) -> set[str]:
+        """Apps on ``cluster`` a rollout gate waits on."""
+        return {app for app, name in self.rollouts.watched() if name == cluster}
 
     def _pass(self, desired: Desired, cluster: str) -> PassReport:
         """Runs on a worker thread: talks to one cluster, never to the store."""
@@ -594,17 +677,26 @@ class Daemon:
         return PassReport(cluster, desired, outcomes, self.clock.monotonic() - started)
 
     def _observe(self, report: PassReport) -> None:
-        """Tell the rollouts what a pass saw of each target: applied, reachable, healthy."""
-        started = self.clock.now() - timedelta(seconds=report.duration)
+        """Tell the rollouts what a pass saw of each target: applied, reachable, healthy (as
+        judged on what the pass read and the apply answered, after it applied)."""
+        ended = self.clock.now()
+        started = ended - timedelta(seconds=report.duration)
         for outcome in report.outcomes:
             if outcome.departed:
                 continue
             key = (outcome.app, report.cluster)
             revision = report.desired.revisions.get(key, report.desired.revision)
             applied = outcome.ok and outcome.result is not None
-            health, reason = target_health(outcome, applied)
+            health = outcome.health
             self.rollouts.observe(
-                key, revision, started, applied, outcome.unreachable, health, reason
+                key,
+                revision,
+                started,
+                ended,
+                applied,
+                outcome.unreachable,
+                str(health.health) if health is not None else None,
+                health.reason if health is not None else "",
             )
 
     def _check_timeouts(self, now: float) -> None:
@@ -673,11 +765,7 @@ class Daemon:
             kind = self.recorder.record_pass(report)
             schedule.finish(now, report.desired.generation, kind, self.settings)
             self._observe(report)
-            watched = {c for _, c in self.rollouts.watched()}
-            if name in watched:
-                # A gate waits on this cluster: read it again soon (its health, its apply).
-                poll = now + min(self.settings.rollout_poll, self.settings.drift_interval)
-                schedule.next_check = min(schedule.next_check, max(poll, schedule.blocked_until))
+            self._schedule_health(name)
             if kind is PassKind.CLUSTER_FAILED:
                 self.log.warning(
                     "cluster unreachable",
@@ -685,16 +773,3 @@ class Daemon:
                     retry_in=round(schedule.blocked_until - now, 3),
                     failures=schedule.failures,
                 )
-
-
-def target_health(outcome: TargetOutcome, applied: bool) -> tuple[str | None, str]:
-    """The health a rollout gate reads for one target after a pass (None: not judged).
-
-    Until workload health is assessed per target, a target whose revision applied in full
-    counts as Healthy and one that failed to apply as Progressing (the deadline decides).
-    """
-    if outcome.unreachable:
-        return None, ""
-    if applied:
-        return "Healthy", "applied"
-    return "Progressing", str(outcome.error) if outcome.error else "not applied"

@@ -1,4 +1,5 @@
-"""Writes what the loop decided: status rows, drift records, departed apps, metrics, logs.
+"""Writes what the loop decided: status rows, health, drift records, departed apps, metrics,
+logs.
 
 Only the main thread calls it; every store call is one transaction.
 """
@@ -16,6 +17,7 @@ from reconciler.daemon.schedule import Clock, PassKind, classify
 from reconciler.daemon.status import drift_fields, first, short, target_status
 from reconciler.drift import findings
 from reconciler.engine import TargetOutcome
+from reconciler.health import Health, TargetHealth
 from reconciler.store.db import Store
 from reconciler.store.rows import DriftKey, State, StatusRow
 
@@ -30,6 +32,15 @@ class PassReport:
     duration: float
 
 
+@dataclass
+class HealthReport:
+    """A health re-check of some targets on one cluster (reads only, between passes)."""
+
+    cluster: str
+    desired: Desired
+    health: dict[str, TargetHealth]  # by app; a target whose read failed is left out
+
+
 class Recorder:
     """Records passes and their drift in the store and metrics; remembers each target's state."""
 
@@ -41,6 +52,7 @@ class Recorder:
         self.clock = clock
         self.log = log
         self.states: dict[TargetKey, State] = {}
+        self.health: dict[TargetKey, TargetHealth] = {}  # the latest health of each target
 
     def show_unapplied(self, message: str, wall: datetime) -> None:
         """Nothing valid to run (invalid head, no fallback on the branch): every target the
@@ -91,6 +103,8 @@ class Recorder:
                 now=wall,
             )
             self.set_status(row)
+            if outcome.health is not None:
+                self.record_health(outcome.app, name, outcome.health, row.revision, wall)
             drifted = (
                 self._record_drift(outcome, row.revision, wall, log)
                 if outcome.plan is not None
@@ -235,6 +249,41 @@ class Recorder:
                 fields["drifted"] = drifted
             log.info("reconciled", state=str(row.state), **fields)
 
+    def record_health(
+        self, app: str, cluster: str, health: TargetHealth, revision: str | None, wall: datetime
+    ) -> None:
+        """A target's health (after a pass or a re-check): stored, exported, and logged when
+        its state changes."""
+        self.health[(app, cluster)] = health
+        self.metrics.set_health(app, cluster, health.health)
+        change = self.store.set_health(app, cluster, health, revision, wall)
+        if change is None:
+            return
+        log = self.log.bind(app=app, cluster=cluster, revision=short(revision))
+        fields = {"health": str(health.health), "reason": health.reason}
+        if change.previous is not None:
+            fields["was"] = str(change.previous)
+        if health.health is Health.DEGRADED:
+            log.warning("health changed", **fields)
+        else:
+            log.info("health changed", **fields)
+
+    def record_check(self, report: HealthReport) -> None:
+        wall = self.clock.now()
+        self.metrics.health_checks.labels(report.cluster).inc()
+        for app, health in report.health.items():
+            key = (app, report.cluster)
+            if key not in self.states:
+                continue  # forgotten meanwhile
+            revision = report.desired.revisions.get(key, report.desired.revision)
+            self.record_health(app, report.cluster, health, revision, wall)
+
+    def unsettled(self, cluster: str) -> list[str]:
+        """Apps on ``cluster`` whose health is not final (Progressing, Missing, Unknown)."""
+        return sorted(
+            app for (app, c), h in self.health.items() if c == cluster and not h.health.final
+        )
+
     def set_status(self, row: StatusRow) -> None:
         self.store.set_status(row)
         self.states[(row.app, row.cluster)] = row.state
@@ -245,4 +294,5 @@ class Recorder:
         self.store.close_resolved(app, cluster, [], self.clock.now())
         self.store.delete_status(app, cluster)
         self.states.pop((app, cluster), None)
+        self.health.pop((app, cluster), None)
         self.metrics.forget_target(app, cluster)

@@ -15,6 +15,7 @@ on every tick.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from structlog.typing import FilteringBoundLogger
@@ -126,10 +127,7 @@ class Rollouts:
             plan = plan_for(repo, app)
             if plan is None:
                 if latest is not None and not latest.finished:
-                    stopped = supersede(latest, head, at)
-                    stopped = stopped.__class__(
-                        **{**stopped.__dict__, "reason": "spec.rollout removed"}
-                    )
+                    stopped = replace(supersede(latest, head, at), reason="spec.rollout removed")
                     self.states[app.name] = stopped
                     self._save(stopped, (), now)
                     log.info("rollout stopped: spec.rollout removed", stopped=latest.revision[:12])
@@ -247,31 +245,41 @@ class Rollouts:
         key: TargetKey,
         revision: str | None,
         started: datetime,
+        ended: datetime,
         applied: bool,
         unreachable: bool,
         health: str | None,
         health_reason: str = "",
-        health_since: datetime | None = None,
     ) -> None:
-        """A pass that started at ``started`` reconciled ``key`` at ``revision``: ``applied``
-        when everything of it is applied; ``health`` as judged after the pass (None: not
-        judged)."""
-        at = started.timestamp()
+        """A pass from ``started`` to ``ended`` reconciled ``key`` at ``revision``: ``applied``
+        when all of it is applied; ``health`` as judged after its apply (None: not judged)."""
         old = self.observed.get(key, Observation(None))
         applied_rev, applied_at = old.applied, old.applied_at
         if applied and revision is not None and revision != applied_rev:
-            applied_rev, applied_at = revision, at
-        since = health_since.timestamp() if health_since is not None else None
-        if health is not None and since is None:
-            since = old.health_since if health == old.health and old.health_since else at
-        self.observed[key] = Observation(
-            applied=applied_rev,
-            applied_at=applied_at,
-            health=health or "Unknown",
+            applied_rev, applied_at = revision, started.timestamp()
+        self.observed[key] = replace(
+            old, applied=applied_rev, applied_at=applied_at, reachable=not unreachable
+        )
+        if health is not None and not unreachable and revision == applied_rev:
+            self.observe_health(key, revision, health, health_reason, ended)
+
+    def observe_health(
+        self, key: TargetKey, revision: str | None, health: str, reason: str, read_after: datetime
+    ) -> None:
+        """``key`` running ``revision`` was judged ``health`` from objects read after
+        ``read_after`` (health of another revision than the one applied is ignored)."""
+        old = self.observed.get(key, Observation(None))
+        if revision is None or revision != old.applied:
+            return
+        at = read_after.timestamp()
+        since = old.health_since if health == old.health and old.health_since else at
+        self.observed[key] = replace(
+            old,
+            health=health,
             health_since=since,
-            health_at=at if health is not None else None,
-            health_reason=health_reason,
-            reachable=not unreachable,
+            health_at=at,
+            health_reason=reason,
+            reachable=True,
         )
 
     def _observation(self, app: str, cluster: str) -> Observation:

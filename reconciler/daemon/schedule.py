@@ -127,7 +127,7 @@ class Settings:
     instance: str = DEFAULT_INSTANCE  # names our inventories: other instances' apps are not ours
     max_parallel: int = 32  # cluster passes in flight at once (more wait for a free slot)
     drift_retention: float = 30 * 86400.0  # corrected drift records older than this are deleted
-    rollout_poll: float = 5.0  # a cluster a rollout gate waits on gets a pass this often
+    health_interval: float = 5.0  # re-read targets whose health is not final this often
 
 
 class PassKind(Enum):
@@ -156,6 +156,7 @@ class ClusterSchedule:
     failures: int = 0
     running_since: float | None = None
     timed_out: bool = False
+    next_health: float = float("inf")  # next health re-check (some target not final yet)
 
     @property
     def running(self) -> bool:
@@ -172,7 +173,7 @@ class ClusterSchedule:
             return float("inf") if self.timed_out else self.running_since + timeout
         if generation != self.generation:
             return self.blocked_until
-        return max(self.blocked_until, self.next_check)
+        return max(self.blocked_until, min(self.next_check, self.next_health))
 
     def start(self, now: float) -> None:
         self.running_since = now

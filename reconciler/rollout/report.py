@@ -147,4 +147,3 @@ def status_section(
             f" (reconciler rollback {app} --release)"
         )
     return "\n".join(lines) + "\n" if lines else ""
-

@@ -93,6 +93,7 @@ class SnapshotCache:
             store.source_status(),
             store.last_revision(),
             self._daemon_running,
+            {(h.app, h.cluster): h for h in store.list_health()},
             store.latest_rollouts(),
             store.list_pins(),
         )

@@ -8,8 +8,21 @@ from pathlib import Path
 
 import pytest
 import repo_snippets as snip
-from test_daemon import CLUSTERS, T0, Rig, configmap, make_rig, restart
+from test_daemon import (
+    CLUSTERS,
+    SETTINGS,
+    T0,
+    FakeClock,
+    FakeSource,
+    InlineDispatcher,
+    Rig,
+    configmap,
+)
+from test_daemon_health import Workloads, judged
 
+from reconciler.daemon.loop import Daemon
+from reconciler.health import Health
+from reconciler.kube.pool import Clients
 from reconciler.rollout.codec import state_from_data
 from reconciler.rollout.model import ClusterPhase, RolloutPhase, RolloutState
 from reconciler.store.db import Store
@@ -19,6 +32,31 @@ from reconciler.store.db import Store
 def store(tmp_path: Path) -> Iterator[Store]:
     with Store.open(tmp_path / "state") as opened:
         yield opened
+
+
+def make_rig(tmp_path: Path, store: Store, source: FakeSource | None = None) -> Rig:
+    """Clusters whose targets are Healthy after every pass and every re-check."""
+    clock = FakeClock()
+    source = source or FakeSource(tmp_path / "trees")
+    workloads = Workloads(health=judged(Health.HEALTHY, 3))
+    daemon = Daemon(
+        source,
+        store,
+        Clients(None),
+        settings=SETTINGS,
+        clock=clock,
+        dispatcher=InlineDispatcher(),
+        reconcile_fn=workloads,
+        check_fn=workloads.check,
+        rand=lambda: 0.5,
+    )
+    return Rig(daemon, clock, source, workloads, store)
+
+
+def restart(tmp_path: Path, store: Store, source: FakeSource) -> Rig:
+    restarted = make_rig(tmp_path, store, source)
+    restarted.tick()
+    return restarted
 
 
 @pytest.fixture
@@ -175,3 +213,21 @@ def test_a_pin_to_a_revision_not_loaded_is_loaded_first(tmp_path: Path, store: S
     again.store.pin("web", ["*"], first, "carol", T0)
     settle(again, 3)
     assert revisions(again) == dict.fromkeys(CLUSTERS, first)
+
+
+def test_a_degraded_canary_halts_and_the_others_keep_their_revision(rig: Rig) -> None:
+    first = rig.source.commit_files(files("1"))
+    rig.tick()
+    assert isinstance(rig.clusters, Workloads)
+    rig.clusters.health = judged(Health.DEGRADED, 0)
+    second = rig.source.commit_files(files("2"))
+    rig.daemon.poke()
+    settle(rig)
+    state = rollout(rig)
+    assert state.phase == RolloutPhase.HALTED
+    assert state.cluster("beijing-1").phase == ClusterPhase.FAILED
+    assert "Degraded" in state.cluster("beijing-1").reason
+    assert revisions(rig) == {"beijing-1": second, "beijing-2": first, "us-west-1": first}
+    metrics = rig.daemon.metrics.exposition().decode()
+    assert 'reconciler_rollout_cluster_failures_total{app="web"} 1.0' in metrics
+    assert 'reconciler_rollout_in_progress{app="web"} 0.0' in metrics
