@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import getpass
 import logging
 import os
 import re
@@ -39,12 +40,14 @@ from reconciler.cli.common import (
     state_dir_option,
 )
 from reconciler.daemon.desired import Desired
+from reconciler.daemon.guard import DEFAULT_LIMITS, PruneLimits
 from reconciler.daemon.loop import Daemon
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.errors import ReconcilerError
 from reconciler.kube.pool import Clients
 from reconciler.objects import ObjectRef
+from reconciler.private import private_dir, private_file
 from reconciler.report import (
     drift_json,
     drift_markdown,
@@ -60,7 +63,7 @@ from reconciler.report import (
 from reconciler.rollout.codec import state_from_data
 from reconciler.rollout.report import status_section
 from reconciler.source import GitSource
-from reconciler.store.db import Store
+from reconciler.store.db import DB_NAME, Store
 from reconciler.store.rows import RevisionRow
 from reconciler.web.app import create_app
 from reconciler.web.model import ClusterInfo, Fleet
@@ -72,8 +75,9 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 
 def register_daemon_commands(cli_group: click.Group) -> None:
-    """Add ``run``, ``status`` and ``drift`` to ``cli_group``."""
+    """Add ``run``, ``status``, ``drift`` and ``release`` to ``cli_group``."""
     cli_group.add_command(run_command)
+    cli_group.add_command(release_command)
     cli_group.add_command(status_command)
     cli_group.add_command(drift_command)
 
@@ -185,8 +189,8 @@ def _exclusive(state_dir: Path) -> Iterator[None]:
     """One daemon per state dir: a second one would fight over the store and the mirror."""
     path = state_dir / "daemon.lock"
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        lock_file = path.open("a+")
+        private_dir(state_dir)
+        lock_file = private_file(path).open("a+")
     except OSError as err:
         raise ReconcilerError(f"{state_dir}: cannot use as state dir: {err.strerror}") from err
     with lock_file as lock:
@@ -271,6 +275,20 @@ def _on_signals(daemon: Daemon) -> None:
 )
 @instance_option
 @click.option(
+    "--max-prune-objects",
+    type=click.IntRange(min=0),
+    default=DEFAULT_LIMITS.max_objects,
+    show_default=True,
+    help="Hold a revision pruning more objects than this and ...",
+)
+@click.option(
+    "--max-prune-percent",
+    type=click.FloatRange(min=0, max=100),
+    default=DEFAULT_LIMITS.max_percent,
+    show_default=True,
+    help="... more than this % of the objects managed, until released (reconciler.yaml wins).",
+)
+@click.option(
     "--chart-credentials",
     envvar="RECONCILER_CHART_CREDENTIALS",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -299,6 +317,8 @@ def run_command(
     no_watch: bool,
     fetch_timeout: float,
     instance: str,
+    max_prune_objects: int,
+    max_prune_percent: float,
     chart_credentials: Path | None,
     log_level: str,
 ) -> None:
@@ -316,6 +336,7 @@ def run_command(
         cluster_timeout=cluster_timeout,
         watch=not no_watch,
         instance=instance,
+        prune_limits=PruneLimits(max_prune_objects, max_prune_percent),
         health_interval=health_interval,
     )
     with _exclusive(state_dir), Store.open(state_dir) as store, contextlib.ExitStack() as web:
@@ -410,11 +431,43 @@ def _revision_header(revision: RevisionRow | None) -> str:
     if revision is None:
         return ""
     seen = format_time(revision.seen_at)
+    if revision.held:
+        return f"Revision {revision.sha[:12]} (seen {seen}): HELD, not applied\n  {revision.held}\n"
+    if revision.valid and revision.error:
+        lines = [f"Revision {revision.sha[:12]} (seen {seen}): applied except where it is broken"]
+        lines += [f"  {line}" for line in revision.error.splitlines()]
+        return "\n".join(lines) + "\n"
     if revision.valid:
         return f"Revision {revision.sha[:12]} (seen {seen}): valid\n"
     lines = [f"Revision {revision.sha[:12]} (seen {seen}): INVALID, not applied"]
     lines += [f"  {line}" for line in (revision.error or "").splitlines()]
     return "\n".join(lines) + "\n"
+
+
+@click.command("release")
+@click.argument("revision")
+@state_dir_option
+def release_command(revision: str, state_dir: Path) -> None:
+    """Let a revision the prune guard holds apply (recorded with your user name and the time).
+
+    REVISION is its sha or a unique prefix, as `reconciler status` shows it.
+    """
+    if not (state_dir / DB_NAME).is_file():
+        raise ReconcilerError(f"no state in {state_dir}: is the daemon running with --state-dir?")
+    with Store.open(state_dir) as store:
+        found = store.find_revisions(revision.strip().lower())
+        if not found:
+            raise ReconcilerError(f"{revision}: no such revision seen by the daemon")
+        if len({r.sha for r in found}) > 1:
+            raise ReconcilerError(f"{revision}: ambiguous, matches {len(found)} revisions")
+        row = found[0]
+        if row.held is None:
+            raise ReconcilerError(f"revision {row.sha[:12]} is not held: nothing to release")
+        done = store.release(row.sha, getpass.getuser(), datetime.now(UTC))
+    click.echo(
+        f"revision {row.sha[:12]} released by {done.user} at {format_time(done.at)}; "
+        "the daemon applies it within seconds"
+    )
 
 
 @click.command("status")

@@ -323,3 +323,25 @@ class GroupDoc(Doc):
 
 class AppDoc(Doc):
     spec: AppSpec
+
+
+class PruneGuardSpec(SchemaModel):
+    """A revision that would prune more than ``maxObjects`` objects and more than ``maxPercent``
+    % of those the instance manages is held until released."""
+
+    max_objects: int | None = Field(default=None, ge=0)
+    max_percent: float | None = Field(default=None, ge=0, le=100)
+
+
+class SettingsSpec(SchemaModel):
+    allow_empty: bool = False  # a repo without clusters or without apps is meant
+    prune_guard: PruneGuardSpec = PruneGuardSpec()
+
+
+class SettingsDoc(SchemaModel):
+    """``reconciler.yaml`` at the top of the repo (optional; metadata too)."""
+
+    api_version: str
+    kind: str
+    metadata: Metadata | None = None
+    spec: SettingsSpec = SettingsSpec()

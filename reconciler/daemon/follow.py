@@ -1,6 +1,13 @@
 """Follow the config repo: fetch the branch, load and render a new revision; when it is invalid,
 fall back to the last good revision on the branch's history. Runs on a worker thread: touches the
-source only, never the store."""
+source only, never the store.
+
+A revision is loaded as far as it goes (``load_partial``): broken apps, clusters and groups are
+left out and listed, and only problems no unit owns make it invalid as a whole. Older revisions
+some targets still run (``others``: after a restart, what the store says they should run) are
+loaded too, so a target held on its revision is rendered from that revision. Each exported tree
+is deleted as soon as its revision is rendered: it holds plaintext Secrets from Git.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ from typing import Protocol
 from reconciler.charts.lock import lock_charts
 from reconciler.charts.model import ChartLock, Pin
 from reconciler.charts.resolver import ChartResolver
-from reconciler.config.model import Repo
+from reconciler.config.model import PartialRepo, Repo
 from reconciler.daemon.schedule import Clock
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.render import TargetResult
@@ -36,6 +43,8 @@ class Source(Protocol):
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool: ...
 
+    def drop_tree(self, sha: str) -> None: ...
+
 
 @dataclass
 class Loaded:
@@ -49,11 +58,13 @@ class Loaded:
     rendered: list[TargetResult] = field(default_factory=list)
     charts: ChartLock = field(default_factory=ChartLock)  # the remote charts it rendered
     config_error: ConfigError | None = None
+    partial: PartialRepo | None = None  # what did not load (``repo`` is what did)
+    # older revisions targets should still run: after a restart, what the store says they
+    # run; a rollout's bases and pins on request
+    others: dict[str, Loaded] = field(default_factory=dict)
     fallback: Loaded | None = None  # the last good revision, loaded when nothing runs yet
     # per app whose render failed: its last good revision, if on the followed branch's history
     last_good: dict[str, str] = field(default_factory=dict)
-    # older revisions some targets still run (a rollout's bases, pins), loaded on request
-    others: dict[str, Loaded] = field(default_factory=dict)
 
 
 class SourceFailed(Exception):
@@ -72,7 +83,7 @@ class Follower:
         self,
         source: Source,
         clock: Clock,
-        load: Callable[[Path], Repo],
+        load: Callable[[Path], PartialRepo],
         render: Callable[[Repo, ChartLock], list[TargetResult]],
         charts: Callable[[], ChartResolver] | None = None,
     ) -> None:
@@ -117,7 +128,8 @@ class Follower:
             self._verify_last_good(loaded, sha, last_good or {})
         self._pins = pins or {}
         for other in others:
-            if other == sha:
+            # Only revisions on the followed branch's history (never a left-behind commit).
+            if other == sha or not self._on_branch(other, sha):
                 continue
             try:
                 older = self._load_revision(other, fetched_at)
@@ -151,16 +163,28 @@ class Follower:
         commit = self.source.commit(sha)
         tree = self.source.tree(sha)
         try:
-            repo = self._load(tree)
-        except ConfigError as err:
-            return Loaded(sha, fetched_at, commit=commit, config_error=err)
-        charts = ChartLock()
-        if self._charts is not None:
-            # One resolver per revision: a range is resolved against the source once, fresh
-            # for a new commit; a revision seen before renders the charts recorded for it.
-            charts = lock_charts(repo, self._charts(), self._pins.get(sha))
-        rendered = self._render(repo, charts)
-        return Loaded(sha, fetched_at, commit=commit, repo=repo, rendered=rendered, charts=charts)
+            partial = self._load(tree)
+            if partial.repo_problems:
+                err = ConfigError(partial.problems)
+                return Loaded(sha, fetched_at, commit=commit, config_error=err, partial=partial)
+            repo = partial.repo
+            charts = ChartLock()
+            if self._charts is not None:
+                # One resolver per revision: a range is resolved against the source once, fresh
+                # for a new commit; a revision seen before renders the charts recorded for it.
+                charts = lock_charts(repo, self._charts(), self._pins.get(sha))
+            rendered = self._render(repo, charts)
+        finally:
+            self.source.drop_tree(sha)  # rendered: nothing needs its files any more
+        return Loaded(
+            sha,
+            fetched_at,
+            commit=commit,
+            repo=repo,
+            rendered=rendered,
+            charts=charts,
+            partial=partial,
+        )
 
     def _load_fallback(
         self, candidates: list[str], head: str, fetched_at: datetime

@@ -11,9 +11,15 @@ One main thread decides; worker threads do the slow I/O:
   last fetch went in the SQLite store, metrics, logs). Every store call is one transaction, and
   stopping happens between two ticks, so nothing is ever half written.
 
-An invalid revision is recorded with its located problems and skipped: the last good revision
-stays applied (and drift-checked) until a later commit loads. A target whose render fails keeps
-its previous good render the same way.
+Each target (app x cluster) runs its own revision (``desired``). A revision whose files are
+broken in places moves every target it can: a broken app's targets, a broken cluster's targets,
+the apps of a broken group stay on the revision they run, with the located problem in their
+status (``blast``); only problems no unit owns (the repo, ``reconciler.yaml``) hold everything,
+as an invalid revision. A target whose render fails keeps its previous good render the same way.
+
+A revision that would prune more than the prune limits allow (``guard``) is held: nothing of it
+is applied, every target shows ``Held`` and why, until ``reconciler release REV`` records a
+release in the store (checked every tick) or a later commit changes things.
 
 Time, randomness and thread dispatch are injected (``Clock``, ``rand``, ``Dispatcher``): unit
 tests drive :meth:`Daemon.tick` with a fake clock and run passes inline.
@@ -31,13 +37,22 @@ from pathlib import Path
 from typing import Protocol
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 from reconciler.charts.model import ChartLock, Pin
 from reconciler.charts.resolver import ChartResolver
-from reconciler.config.load import load_repo
-from reconciler.config.model import Repo
-from reconciler.daemon.desired import Desired, RenderBook, TargetKey, build_desired, with_revisions
+from reconciler.config.load import load_partial
+from reconciler.config.model import PartialRepo, Repo
+from reconciler.daemon.blast import holds
+from reconciler.daemon.desired import (
+    Desired,
+    RenderBook,
+    TargetKey,
+    build_desired,
+    with_revisions,
+)
 from reconciler.daemon.follow import Follower, Loaded, Source, SourceFailed
+from reconciler.daemon.guard import PruneLimits, estimate, held_message
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.record import ERROR_STATES, HealthReport, PassReport, Recorder
 from reconciler.daemon.rollouts import Rollouts
@@ -57,6 +72,7 @@ from reconciler.engine import TargetOutcome, check_health, reconcile
 from reconciler.errors import ReconcilerError
 from reconciler.health import TargetHealth
 from reconciler.kube.pool import Clients
+from reconciler.objects import ObjectRef
 from reconciler.render import RenderCache, TargetResult, render_all
 from reconciler.source import redact
 from reconciler.store.db import Store
@@ -116,7 +132,7 @@ class Daemon:
         metrics: Metrics | None = None,
         clock: Clock | None = None,
         dispatcher: Dispatcher | None = None,
-        load: Callable[[Path], Repo] = load_repo,
+        load: Callable[[Path], PartialRepo] = load_partial,
         render: Callable[[Repo, ChartLock], list[TargetResult]] | None = None,
         charts: Callable[[], ChartResolver] | None = None,
         reconcile_fn: ReconcileFn = reconcile,
@@ -174,6 +190,8 @@ class Daemon:
         self.recorder = Recorder(store, self.metrics, self.clock, self.log)
         self._watcher = RepoWatcher(source.watch_paths, self.poke, self.log)
         self._known_clusters: set[str] = set()  # the clusters of the installed repo
+        self._pending: Desired | None = None  # held by the prune guard until released
+        self._pending_loaded: Loaded | None = None  # what it was built from (for rollouts)
         self._next_prune = self.clock.monotonic()
 
     # -- what others may ask or tell ------------------------------------------------------------
@@ -248,6 +266,7 @@ class Daemon:
             self._maybe_fetch(now)
             self._collect_source()  # an inline dispatcher (tests) has finished it already
         self._collect_passes()
+        self._maybe_release()
         self._collect_checks()
         if not self._stopping:
             self._step_rollouts()
@@ -346,7 +365,9 @@ class Daemon:
         }
         head = self._head
         if self._desired is None:
-            # A restart: the revisions rollouts and pins keep targets on are loaded with head.
+            # A restart: the revisions the store says targets run, and those rollouts and pins
+            # keep targets on, are loaded with head.
+            self._wanted |= {t.desired for t in self.store.list_targets() if t.desired}
             self._wanted |= self.rollouts.needed()
         others = sorted(r for r in self._wanted if not self.book.has(r))
         self._wanted.clear()
@@ -389,7 +410,7 @@ class Daemon:
             self.source.display, self.source.branch, loaded.sha, loaded.fetched_at
         )
         for sha, older in loaded.others.items():
-            self.book.add(sha, older.rendered)
+            self.book.add(sha, older.rendered, older.repo)
         if not loaded.unchanged:
             self._publish(loaded)
         elif loaded.others and self._head_desired is not None:
@@ -431,7 +452,16 @@ class Daemon:
             self._install(replace(base, head=loaded.sha, repo_error=message))
             self._ready = True
             return
-        self.store.record_revision(loaded.sha, wall, True, None)
+        partial = loaded.partial or PartialRepo(loaded.repo or Repo(Path("."), {}, {}, {}))
+        held = holds(partial, self._previous_repo(loaded))
+        if held.everything is not None:
+            self._hold_everything(loaded, held.everything, wall, log)
+            return
+        problems = partial.problems
+        error = "\n".join(str(p) for p in problems) if problems else None
+        self.store.record_revision(loaded.sha, wall, True, error)
+        for problem in problems:
+            log.error("invalid config", problem=str(problem))
         self.store.record_charts(
             loaded.sha,
             {a: (str(c.source), c.version, c.digest) for a, c in loaded.charts.charts.items()},
@@ -445,15 +475,8 @@ class Daemon:
                     version=chart.version,
                     reason=chart.note,
                 )
-        desired = build_desired(loaded, self._desired, self._generation)
-        self.book.add(loaded.sha, loaded.rendered)
-        self._running_before = self._running_revisions()
-        self._head_desired = desired
-        missing = self.rollouts.on_head(
-            desired.repo, loaded.sha, self.book, self._running_before, wall
-        )
-        self._want(missing, loaded.others)
-        desired = self._choose(desired)
+        stored = {(t.app, t.cluster): t.desired for t in self.store.list_targets()}
+        desired = build_desired(loaded, self._desired, self._generation, held, stored)
         failed_apps = {t.app for t in loaded.rendered if t.error is not None}
         for app in desired.repo.apps:
             if app not in failed_apps:
@@ -463,9 +486,124 @@ class Daemon:
                 log.error(
                     "render failed", app=target.app, cluster=target.cluster, error=str(target.error)
                 )
+        for key, why in sorted(desired.invalid.items()):
+            if held.reason(key) is not None:
+                log.warning("target held on its revision", app=key[0], cluster=key[1], why=why)
         log.info("revision loaded", targets=sum(len(t) for t in desired.targets.values()))
-        self._install(desired)
         self._ready = True
+        hold = self._prune_hold(desired)
+        if hold is not None:
+            self.store.set_held(loaded.sha, hold)
+            log.error("revision held", reason=hold)
+            self._pending = desired
+            self._pending_loaded = loaded
+            base = self._desired
+            if base is None:
+                self._repo_error = hold
+                self.recorder.show_unapplied(hold, wall, held=True)
+                return
+            self._install(replace(base, head=loaded.sha, hold=hold, repo_error=None))
+            return
+        self._pending = None
+        self._install(self._start_rollouts(loaded, desired, wall))
+
+    def _start_rollouts(self, loaded: Loaded, desired: Desired, wall: datetime) -> Desired:
+        """Start the rollouts ``loaded`` calls for; ``desired`` as rollouts and pins choose."""
+        self.book.add(loaded.sha, loaded.rendered, loaded.repo)
+        self._running_before = self._running_revisions()
+        self._head_desired = desired
+        missing = self.rollouts.on_head(
+            desired.repo, loaded.sha, self.book, self._running_before, wall
+        )
+        self._want(missing, loaded.others)
+        return self._choose(desired)
+
+    def _previous_repo(self, loaded: Loaded) -> Repo | None:
+        """The repo of what runs now (or, after a restart, of a revision targets should run):
+        what a broken file defined before."""
+        if self._desired is not None:
+            return self._desired.repo
+        return next((o.repo for o in loaded.others.values() if o.repo is not None), None)
+
+    def _hold_everything(
+        self, loaded: Loaded, why: str, wall: datetime, log: FilteringBoundLogger
+    ) -> None:
+        """A broken file whose reach is not known: the revision is not applied anywhere."""
+        self.metrics.config_errors.inc()
+        self.store.record_revision(loaded.sha, wall, False, why)
+        log.error("invalid config", problem=why)
+        base = self._desired
+        applied = base.revision if base is not None else None
+        stays = f"; {short(applied)} stays applied" if applied else "; nothing applied yet"
+        message = f"revision {short(loaded.sha)} invalid: {why}{stays}"
+        if base is None:
+            self._repo_error = message
+            self.recorder.show_unapplied(message, wall)
+            return
+        self._install(replace(base, head=loaded.sha, repo_error=message, hold=None))
+        self._ready = True
+
+    def _limits(self, repo: Repo) -> PruneLimits:
+        """The daemon's prune limits, with the repo's ``reconciler.yaml`` winning."""
+        limits, settings = self.settings.prune_limits, repo.settings
+        return PruneLimits(
+            max_objects=limits.max_objects
+            if settings.max_prune_objects is None
+            else settings.max_prune_objects,
+            max_percent=limits.max_percent
+            if settings.max_prune_percent is None
+            else settings.max_prune_percent,
+        )
+
+    def _prune_hold(self, desired: Desired) -> str | None:
+        """Why the prune guard holds ``desired`` (None: it may apply)."""
+        managed = {(t.app, t.cluster): t.objects for t in self.store.list_targets() if t.objects}
+        if not managed or self.store.released(desired.revision) is not None:
+            return None
+        after: dict[TargetKey, tuple[str, ...] | list[str]] = {}
+        for name, results in desired.targets.items():
+            view = desired.view(name)
+            for target in results:
+                key = (target.app, name)
+                app = view.apps.get(target.app)
+                kept = managed.get(key, ())
+                if target.rendered is None or app is None or not app.sync.prune:
+                    after[key] = kept
+                elif not target.rendered.objects and not app.sync.allow_empty:
+                    after[key] = kept  # an empty render prunes nothing without allowEmpty
+                else:
+                    after[key] = [str(ObjectRef.of(o)) for o in target.rendered.objects]
+        for key, objects in managed.items():
+            app = desired.repo.apps.get(key[0])
+            if key not in after and app is not None and not app.sync.prune:
+                after[key] = objects
+        found = estimate(managed, after, reconciled=set(desired.targets))
+        limits = self._limits(desired.repo)
+        if not found.exceeds(limits):
+            return None
+        return held_message(desired.revision, found, limits)
+
+    def _maybe_release(self) -> None:
+        """Apply the held revision once someone released it (``reconciler release``)."""
+        pending = self._pending
+        if pending is None or self._stopping:
+            return
+        release = self.store.released(pending.revision)
+        if release is None:
+            return
+        self._pending = None
+        self.store.set_held(pending.revision, None)
+        self.log.warning(
+            "held revision released",
+            revision=short(pending.revision),
+            released_by=release.user,
+            released_at=release.at.isoformat(),
+        )
+        loaded, self._pending_loaded = self._pending_loaded, None
+        released = replace(pending, hold=None)
+        if loaded is not None:
+            released = self._start_rollouts(loaded, released, self.clock.now())
+        self._install(released)
 
     # -- rollouts and pins: which revision each target runs --------------------------------------
 
@@ -503,28 +641,31 @@ class Daemon:
                 if before is not None:
                     chosen[key] = before
         self._want({r for r in chosen.values() if not self.book.has(r)}, {})
-        desired = with_revisions(head, chosen, self.book)
-        self.store.set_desired(
-            (app, cluster, desired.revisions.get((app, cluster)) or desired.revision)
-            for app, cluster in keys
-        )
-        return desired
+        return with_revisions(head, chosen, self.book)
 
     def _rechoose(self) -> None:
         """Rollouts or pins moved some targets: same generation, only those clusters repass."""
         current = self._desired
         if current is None or self._head_desired is None:
             return
-        desired = replace(self._choose(self._head_desired), generation=current.generation)
-        desired = replace(desired, head=current.head, repo_error=current.repo_error)
+        desired = replace(
+            self._choose(self._head_desired),
+            generation=current.generation,
+            head=current.head,
+            repo_error=current.repo_error,
+            hold=current.hold,
+        )
         moved = {
-            cluster
+            (t.app, cluster)
             for cluster, results in desired.targets.items()
             for t in results
             if desired.revisions.get((t.app, cluster)) != current.revisions.get((t.app, cluster))
         }
         self._desired = desired
-        self._repass |= moved
+        self.store.set_desired(
+            (app, cluster, desired.revisions.get((app, cluster))) for app, cluster in moved
+        )
+        self._repass |= {cluster for _, cluster in moved}
 
     def _step_rollouts(self) -> None:
         moved = self.rollouts.tick(self.clock.now())
@@ -543,7 +684,11 @@ class Daemon:
         self._desired = desired
         self._repo_error = None
         wall = self.clock.now()
-        clusters = set(desired.repo.clusters)
+        if desired.hold is None and desired.repo_error is None:
+            self.store.set_desired(
+                (app, cluster, revision) for (app, cluster), revision in desired.revisions.items()
+            )
+        clusters = set(desired.repo.clusters) | set(desired.targets)
         known = set(self._schedules) | set(self._known_clusters)
         self._known_clusters = clusters
         for name in sorted(known - clusters):
@@ -665,7 +810,7 @@ class Daemon:
         """Runs on a worker thread: talks to one cluster, never to the store."""
         started = self.clock.monotonic()
         outcomes = self._reconcile(
-            desired.repo,
+            desired.view(cluster),
             desired.targets.get(cluster, ()),
             self.clients,
             desired.revision,

@@ -18,6 +18,7 @@ from reconciler.daemon.status import drift_fields, first, short, target_status
 from reconciler.drift import findings
 from reconciler.engine import TargetOutcome
 from reconciler.health import Health, TargetHealth
+from reconciler.objects import ObjectRef
 from reconciler.store.db import Store
 from reconciler.store.rows import DriftKey, State, StatusRow
 
@@ -54,16 +55,16 @@ class Recorder:
         self.states: dict[TargetKey, State] = {}
         self.health: dict[TargetKey, TargetHealth] = {}  # the latest health of each target
 
-    def show_unapplied(self, message: str, wall: datetime) -> None:
-        """Nothing valid to run (invalid head, no fallback on the branch): every target the
-        store knows shows why, and nothing is applied."""
+    def show_unapplied(self, message: str, wall: datetime, *, held: bool = False) -> None:
+        """Nothing valid to run (invalid or held head, no fallback on the branch): every target
+        the store knows shows why, and nothing is applied."""
         for row in self.store.list_status():
             if row.state is State.PAUSED:
                 continue
             self.set_status(
                 replace(
                     row,
-                    state=State.INVALID_CONFIG,
+                    state=State.HELD if held else State.INVALID_CONFIG,
                     message=message,
                     updated_at=wall,
                     last_synced_at=None,
@@ -101,8 +102,10 @@ class Recorder:
                 revision=desired.revisions.get(key, desired.revision),
                 problem=desired.problem(key),
                 now=wall,
+                held=desired.hold is not None,
             )
             self.set_status(row)
+            self._record_applied(desired, outcome, row.revision, wall)
             if outcome.health is not None:
                 self.record_health(outcome.app, name, outcome.health, row.revision, wall)
             drifted = (
@@ -122,6 +125,19 @@ class Recorder:
             result=kind.value,
         )
         return kind
+
+    def _record_applied(
+        self, desired: Desired, outcome: TargetOutcome, revision: str | None, wall: datetime
+    ) -> None:
+        """A target applied in full: its revision and objects (what the prune guard counts)."""
+        result = outcome.result
+        if revision is None or outcome.error is not None or result is None or result.failed:
+            return
+        runs = desired.runs((outcome.app, outcome.cluster))
+        if runs is None or runs[0].rendered is None:
+            return
+        objects = [str(ObjectRef.of(o)) for o in runs[0].rendered.objects]
+        self.store.record_applied(outcome.app, outcome.cluster, revision, objects, wall)
 
     def _tidy_rows(
         self, cluster: str, shown: set[str], kind: PassKind, wall: datetime, report: PassReport
@@ -293,6 +309,7 @@ class Recorder:
         are closed, since nobody will check them again."""
         self.store.close_resolved(app, cluster, [], self.clock.now())
         self.store.delete_status(app, cluster)
+        self.store.delete_target(app, cluster)
         self.states.pop((app, cluster), None)
         self.health.pop((app, cluster), None)
         self.metrics.forget_target(app, cluster)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Protocol, TypeVar
 
+from reconciler.daemon.guard import DEFAULT_LIMITS, PruneLimits
 from reconciler.engine import TargetOutcome
 from reconciler.errors import RenderError
 from reconciler.sync.model import DEFAULT_INSTANCE
@@ -127,6 +128,8 @@ class Settings:
     instance: str = DEFAULT_INSTANCE  # names our inventories: other instances' apps are not ours
     max_parallel: int = 32  # cluster passes in flight at once (more wait for a free slot)
     drift_retention: float = 30 * 86400.0  # corrected drift records older than this are deleted
+    # a revision pruning more is held until released (reconciler.yaml's spec.pruneGuard wins)
+    prune_limits: PruneLimits = DEFAULT_LIMITS
     health_interval: float = 5.0  # re-read targets whose health is not final this often
 
 

@@ -107,6 +107,7 @@ class FakeSource:
         self.parents: dict[str, str | None] = {}
         self.fetches = 0
         self.fail: Exception | None = None
+        self.dropped: list[str] = []
 
     def commit_files(self, files: dict[str, str]) -> str:
         sha = f"c{len(self.trees) + 1:03d}".ljust(40, "0")  # distinct in its short form too
@@ -140,6 +141,9 @@ class FakeSource:
 
     def watch_paths(self) -> list[Path]:
         return []
+
+    def drop_tree(self, sha: str) -> None:
+        self.dropped.append(sha)  # the test's own directories stay
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         current: str | None = descendant
@@ -571,15 +575,17 @@ def test_an_invalid_commit_keeps_the_last_good_revision_and_the_next_good_one_ap
     rig.daemon.poke()
     rig.tick()
 
-    assert rig.clusters.passes("beijing-1") == [good, good]  # still the last good revision
+    # A problem in the app's own file holds that app's targets on their revision.
+    assert len(rig.clusters.passes("beijing-1")) == 2
     rows = rig.store.list_status()
     assert {r.state for r in rows} == {State.INVALID_CONFIG}
     assert {r.revision for r in rows} == {good}
     assert "apps/web/app.yaml:7: spec.placment: unknown field 'placment'" in rows[0].message
-    assert f"revision {bad[:12]} invalid" in rows[0].message
     assert f"{good[:12]} stays applied" in rows[0].message
+    assert {t.desired for t in rig.store.list_targets()} == {good}
     revision = rig.store.last_revision()
-    assert revision is not None and (revision.sha, revision.valid) == (bad, False)
+    assert revision is not None and (revision.sha, revision.valid) == (bad, True)
+    assert "apps/web/app.yaml:7: spec.placment" in (revision.error or "")
     assert rig.store.last_good("web") == good
 
     fixed = rig.source.commit_files(repo_files(value="3"))
@@ -708,8 +714,7 @@ def test_a_restart_on_an_invalid_head_runs_the_last_good_revision_from_the_store
     first = make_rig(tmp_path, store)
     good = first.source.commit_files(repo_files())
     first.tick()
-    broken = snip.app("web", "source: {manifests: manifests/}\nplacment: {}\n")
-    first.source.commit_files(repo_files(extra={"apps/web/app.yaml": broken}))
+    first.source.commit_files(repo_files(extra=BROKEN_REPO))
 
     restarted = restart(tmp_path, store, first.source)
 
@@ -734,8 +739,7 @@ def test_a_restart_runs_the_newest_valid_revision_even_where_no_app_rendered(
     first.daemon.poke()
     first.tick()
     assert store.last_good("web") == older
-    broken = snip.app("web", "source: {manifests: manifests/}\nplacment: {}\n")
-    first.source.commit_files(repo_files(extra={"apps/web/app.yaml": broken}))
+    first.source.commit_files(repo_files(extra=BROKEN_REPO))
 
     restarted = restart(tmp_path, store, first.source)
 
@@ -875,7 +879,8 @@ def test_a_cluster_paused_during_its_pass_is_reconciled_again_once_unpaused(
 # ---- fallbacks only on the followed branch's history ------------------------------------------
 
 
-BROKEN_APP = snip.app("web", "source: {manifests: manifests/}\nplacment: {}\n")
+# A problem no unit owns: the whole revision is invalid (a broken app holds only that app).
+BROKEN_REPO = {"reconciler.yaml": snip.settings("allowEmty: true")}
 
 
 def test_a_restart_after_a_force_push_never_falls_back_to_a_commit_off_the_branch(
@@ -885,7 +890,7 @@ def test_a_restart_after_a_force_push_never_falls_back_to_a_commit_off_the_branc
     left_behind = first.source.commit_files(repo_files())
     first.tick()
     first.source.orphan()  # force-pushed: the branch no longer holds left_behind
-    broken = first.source.commit_files(repo_files(extra={"apps/web/app.yaml": BROKEN_APP}))
+    broken = first.source.commit_files(repo_files(extra=BROKEN_REPO))
 
     restarted = restart(tmp_path, store, first.source)
 
@@ -909,7 +914,7 @@ def test_a_restart_falls_back_on_the_newest_valid_revision_on_the_branch(
     first.daemon.poke()
     first.tick()
     first.source.head = on_branch  # ...and the branch is back, with a broken commit on top
-    first.source.commit_files(repo_files(extra={"apps/web/app.yaml": BROKEN_APP}))
+    first.source.commit_files(repo_files(extra=BROKEN_REPO))
 
     restarted = restart(tmp_path, store, first.source)
 
@@ -933,7 +938,7 @@ def test_an_apps_last_good_revision_off_the_branch_is_not_its_fallback(
     unrendered = first.source.commit_files(repo_files(extra=extra))  # valid; web fails to render
     first.daemon.poke()
     first.tick()
-    first.source.commit_files(repo_files(extra={"apps/web/app.yaml": BROKEN_APP}))
+    first.source.commit_files(repo_files(extra=BROKEN_REPO))
 
     restarted = restart(tmp_path, store, first.source)
 
