@@ -227,9 +227,10 @@ def test_a_good_image_goes_stage_by_stage_gated_and_survives_sigkill(
             time.sleep(4)
             assert phase_is(state, app, RolloutPhase.WAITING_APPROVAL)
             assert images(fleet_clients, app, namespace) == waiting
+            asked = time.time()
             approved = cli("rollout", "approve", app, "--state-dir", str(state), "--user", "ops")
             assert approved.returncode == 0, approved.stderr
-            approved_at = time.time()
+            answered = time.time()
             eventually(
                 lambda: phase_is(state, app, RolloutPhase.SUCCEEDED), timeout=180, what="done"
             )
@@ -267,7 +268,7 @@ def test_a_good_image_goes_stage_by_stage_gated_and_survives_sigkill(
     # The approval, with who and when.
     approval = done.approved("late")
     assert approval is not None and approval.user == "ops"
-    assert abs(approval.at - approved_at) < 10
+    assert asked <= approval.at <= answered  # recorded when the command ran
     assert (started["fleet-4"] or 0) >= approval.at
 
 
@@ -311,7 +312,8 @@ def test_a_failing_image_halts_at_the_canary_or_rolls_it_back(
     halted = latest(state, halt)
     assert halted is not None
     assert halted.cluster("fleet-1").phase == ClusterPhase.FAILED
-    assert "after the progress deadline" in halted.cluster("fleet-1").reason
+    reason = halted.cluster("fleet-1").reason
+    assert "after the progress deadline" in reason or reason.startswith("Degraded"), reason
     assert all(halted.cluster(c).phase == ClusterPhase.PENDING for c in FLEET[1:])
     rolled = latest(state, back)
     assert rolled is not None and rolled.cluster("fleet-1").phase == ClusterPhase.ROLLED_BACK
