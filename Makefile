@@ -54,7 +54,8 @@ demo: provision
 	echo "In another shell:"; \
 	echo "  export KUBECONFIG=$$kubeconfig"; \
 	echo "  $(BIN)/reconciler status --state-dir $$demo/state"; \
-	echo "  $(BIN)/reconciler drift --state-dir $$demo/state"; \
+	echo "  $(BIN)/reconciler drift --state-dir $$demo/state      (--health: health changes)"; \
+	echo "  $(BIN)/reconciler wait --app hello-world --state-dir $$demo/state"; \
 	echo "A staged rollout: change the hello-world image in $$demo/repo and commit; then"; \
 	echo "  $(BIN)/reconciler rollout status --state-dir $$demo/state"; \
 	echo "  $(BIN)/reconciler rollout approve hello-world --state-dir $$demo/state"; \
