@@ -81,6 +81,16 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "wait_command",
         "Wait until every target of --app is synced or healthy, reading the daemon's state.",
     ),
+    "rollout": (
+        "reconciler.cli.rollout",
+        "rollout_group",
+        "Progressive rollouts: see, approve, pause, resume or abort them.",
+    ),
+    "rollback": (
+        "reconciler.cli.rollout",
+        "rollback_command",
+        "Pin APP (or some of its clusters) to an older revision until ``--release``.",
+    ),
     "dev": (
         "reconciler.cli.dev",
         "dev",
