@@ -204,8 +204,16 @@ def _on_signals(daemon: Daemon) -> None:
 
 
 @click.command("run")
-@click.option("--repo", required=True, metavar="URL|PATH", help="Config repo: a Git URL or path.")
-@click.option("--branch", help="Branch to follow (default: the repo's HEAD).")
+@click.option(
+    "--repo",
+    required=True,
+    envvar="RECONCILER_REPO",
+    metavar="URL|PATH",
+    help="Config repo: a Git URL or path ($RECONCILER_REPO).",
+)
+@click.option(
+    "--branch", envvar="RECONCILER_BRANCH", help="Branch to follow (default: the repo's HEAD)."
+)
 @click.option(
     "--interval", type=DURATION, default="30s", show_default=True, help="Poll the repo this often."
 )

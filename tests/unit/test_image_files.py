@@ -1,0 +1,28 @@
+"""The Dockerfile pins the helm and kustomize the devenv and the tests use."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from reconciler.devenv import binaries
+
+DOCKERFILE = Path(__file__).resolve().parents[2] / "Dockerfile"
+
+
+def _arg(name: str) -> str:
+    found = re.findall(rf"^ARG {name}=(\S+)$", DOCKERFILE.read_text(), flags=re.MULTILINE)
+    assert len(found) == 1, f"Dockerfile: expected one `ARG {name}=...`, found {found}"
+    return found[0]
+
+
+def test_dockerfile_pins_the_devenv_helm_and_kustomize() -> None:
+    assert _arg("HELM_VERSION") == binaries.HELM_VERSION
+    assert _arg("KUSTOMIZE_VERSION") == binaries.KUSTOMIZE_VERSION
+
+
+def test_dockerfile_takes_its_base_images_as_build_arguments() -> None:
+    text = DOCKERFILE.read_text()
+    assert _arg("PYTHON_IMAGE") and _arg("GO_IMAGE")
+    froms = re.findall(r"^FROM (\S+)", text, flags=re.MULTILINE)
+    assert froms and all(image in ("${PYTHON_IMAGE}", "${GO_IMAGE}") for image in froms)
