@@ -14,7 +14,8 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-# Builds etcd, kube-apiserver, kubectl, helm, kustomize once (minutes), then reuses the cache.
+# Builds etcd, the Kubernetes control plane, kubectl, kwok, helm, kustomize and an OCI registry
+# once (minutes), then reuses the cache.
 provision: setup
 	$(BIN)/reconciler dev provision
 

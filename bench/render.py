@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reconciler.config import load_repo
+from reconciler.config.load import load_repo
 from reconciler.render import render_all
 
 REGIONS = 10

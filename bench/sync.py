@@ -21,10 +21,13 @@ from typing import Any
 import urllib3
 import yaml
 
-from reconciler.config import SyncPolicy
+from reconciler.config.schema import SyncPolicy
 from reconciler.devenv import controlplane
-from reconciler.kube import Cluster
-from reconciler.sync import OBJECT_WORKERS, apply_plan, plan_target, run_isolated
+from reconciler.kube.client import ClusterClient
+from reconciler.sync.apply import apply_plan
+from reconciler.sync.isolated import run_isolated
+from reconciler.sync.model import OBJECT_WORKERS
+from reconciler.sync.plan import plan_target
 
 CLUSTERS = ["bench-1", "bench-2", "bench-3"]
 
@@ -89,7 +92,7 @@ def raw_apply(
 
 
 def reconciler_sync(
-    clusters: dict[str, Cluster], namespace: str, per_cluster: int
+    clusters: dict[str, ClusterClient], namespace: str, per_cluster: int
 ) -> tuple[float, int, int]:
     """plan + apply on every cluster concurrently; returns (seconds, writes, applied)."""
     policy = SyncPolicy()
@@ -126,7 +129,7 @@ def main() -> None:
         try:
             kubeconfig = yaml.safe_load(Path(state.kubeconfig).read_text())
             assert kubeconfig["contexts"]
-            clusters = {n: Cluster(n, kubeconfig=state.kubeconfig) for n in CLUSTERS}
+            clusters = {n: ClusterClient(n, kubeconfig=state.kubeconfig) for n in CLUSTERS}
             for c in clusters.values():  # warm discovery and connections, as a daemon would be
                 c.ping()
                 c.resource("v1", "ConfigMap")

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.config import IgnoreRule
+from reconciler.config.schema import IgnoreRule
 from reconciler.objects import Manifest, ObjectRef
 from reconciler.overrides import FieldChange as OverrideChange
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.sync import Change, Drift, TargetPlan
+from reconciler.sync.model import Change, Drift, TargetPlan
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import click
 
 from reconciler.diff import FieldChange
 from reconciler.engine import TargetOutcome
-from reconciler.sync import Action, Change
+from reconciler.sync.model import Action, Change
 
 _SYMBOL = {
     Action.CREATE: ("+", "green"),

@@ -16,7 +16,8 @@ import jsonpatch
 import jsonpointer
 from pydantic import ValidationError
 
-from reconciler.config import App, Cluster, ImageOverride, ObjectTarget, Override, Patch, Repo
+from reconciler.config.model import App, Cluster, Repo
+from reconciler.config.schema import ImageOverride, ObjectTarget, Override, Patch
 from reconciler.objects import Manifest, ObjectRef, group_of
 from reconciler.placement import select
 from reconciler.templates import Context, SiteError, copy_tree, substitute

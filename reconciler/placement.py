@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.config import App, Cluster, ClusterTarget, Repo
+from reconciler.config.model import App, Cluster, Repo
+from reconciler.config.schema import ClusterTarget
 from reconciler.selectors import Requirement
 
 

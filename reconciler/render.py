@@ -23,16 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import APP_LABEL
-from reconciler.config import (
-    NOT_DEPLOYABLE,
-    OWN_GROUP,
-    App,
-    Cluster,
-    Override,
-    Repo,
-    SourceDocument,
-)
-from reconciler.devenv.binaries import cached_path
+from reconciler.config.model import NOT_DEPLOYABLE, OWN_GROUP, App, Cluster, Repo, SourceDocument
+from reconciler.config.schema import Override
 from reconciler.errors import RenderError
 from reconciler.objects import Manifest, ObjectRef, group_of, is_cluster_scoped, sorted_for_apply
 from reconciler.overrides import (
@@ -46,33 +38,8 @@ from reconciler.overrides import (
 )
 from reconciler.placement import targets
 from reconciler.templates import Context, SiteError, find_sites, freeze, substitute, thaw
+from reconciler.toolchain import Toolchain
 from reconciler.yamlsrc import YamlError, load_documents, load_fast
-
-
-@dataclass(frozen=True)
-class Toolchain:
-    """Paths of the ``helm`` and ``kustomize`` binaries."""
-
-    helm: str
-    kustomize: str
-    timeout: float = 300.0
-
-    @classmethod
-    def default(cls) -> Toolchain:
-        """$RECONCILER_HELM / $RECONCILER_KUSTOMIZE, else the devenv cache, else $PATH.
-
-        The cache paths (and pinned versions) come from the devenv so they are defined once;
-        nothing is built here (rendering never touches the network).
-        """
-
-        def pick(name: str) -> str:
-            explicit = os.environ.get(f"RECONCILER_{name.upper()}")
-            if explicit:
-                return explicit
-            cached = cached_path(name)
-            return str(cached) if cached.is_file() else name
-
-        return cls(helm=pick("helm"), kustomize=pick("kustomize"))
 
 
 @dataclass

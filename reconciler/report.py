@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from reconciler.store import (
+from reconciler.store.rows import (
     DriftKind,
     DriftRow,
     FieldDrift,
@@ -52,6 +52,7 @@ STATE_STYLE: dict[State, str] = {
     State.UNREACHABLE: "red",
     State.PAUSED: "dim",
     State.INVALID_CONFIG: "bold red",
+    State.HELD: "bold yellow",
 }
 KIND_STYLE: dict[DriftKind, str] = {
     DriftKind.MODIFIED: "yellow",

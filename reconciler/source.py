@@ -6,6 +6,10 @@ local repo are never deployed: only commits are. Trees are exported into
 ``cache_dir/trees/<sha>`` atomically (built in a temp dir, then renamed), so a directory under a
 sha name is always complete.
 
+Everything written here is private (folders 0700, files 0600, whatever the umask): the mirror
+and the trees hold what Git holds, plaintext Secrets included. A tree is deleted with
+:meth:`GitSource.drop_tree` once nothing needs it (the daemon: once a revision is rendered).
+
 Credentials come from git's own config, the ssh agent or the environment, or from the URL
 itself (``https://user:token@host/repo``). URL credentials never appear on a command line, in a
 log or in an error: git receives them through an ``insteadOf`` rewrite passed in its environment,
@@ -30,6 +34,7 @@ from pathlib import Path, PurePosixPath
 import git
 
 from reconciler.errors import SourceError
+from reconciler.private import DIR_MODE, private_dir, private_tree
 
 __all__ = [
     "CommitInfo",
@@ -164,7 +169,8 @@ def _export_tree(
     """
     staging = dest.parent / f".tmp-{dest.name}-{uuid.uuid4().hex[:8]}"
     work = staging / "tree"
-    work.mkdir(parents=True)
+    staging.mkdir(mode=DIR_MODE)
+    work.mkdir(mode=DIR_MODE)
     env = {"GIT_INDEX_FILE": str(staging / "index")}
     read = ["--empty"] if empty else [tree or sha]
     try:
@@ -174,6 +180,7 @@ def _export_tree(
         except _GitFailed as failed:
             err = SourceError(f"{where}: cannot export {sha[:12]}: {failed.line}")
             raise err from failed.cause
+        private_tree(work)  # before it appears under its final name
         work.rename(dest)
     except OSError:
         if not dest.is_dir():
@@ -339,6 +346,7 @@ class GitSource:
         self._mirror = cache_dir / "mirror.git"
         self._trees = cache_dir / "trees"
         self._cleaned_staging = False
+        self._mirror_checked = False
         self._tree_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -352,16 +360,43 @@ class GitSource:
 
     def _ensure_mirror(self) -> None:
         if (self._mirror / "HEAD").is_file():
+            if not self._mirror_checked:
+                self._make_private()
             return
         # A half-created mirror (crash during init) is just cache: start over.
         shutil.rmtree(self._mirror, ignore_errors=True)
-        self._mirror.parent.mkdir(parents=True, exist_ok=True)
         try:
-            _git(["init", "--bare", "--quiet", str(self._mirror)])
+            private_dir(self._mirror.parent)
+        except OSError as err:
+            raise SourceError(
+                f"{self.display}: cannot create {self._mirror.parent}: {err.strerror}"
+            ) from err
+        try:
+            # --shared=0600: git writes every file 0600 and folder 0700, whatever the umask.
+            _git(["init", "--bare", "--quiet", "--shared=0600", str(self._mirror)])
         except _GitFailed as failed:
             raise SourceError(
                 f"{self.display}: cannot create mirror in {self._mirror}: {failed.line}"
             ) from failed.cause
+        self._mirror_checked = True
+
+    def _make_private(self) -> None:
+        """A mirror made by an older version (umask modes): make it private, once per process."""
+        try:
+            _git([*self._mirror_args, "config", "core.sharedRepository", "0600"])
+            private_dir(self.cache_dir)
+            private_tree(self._mirror)
+            if self._trees.is_dir():
+                private_tree(self._trees)
+        except _GitFailed as failed:
+            raise SourceError(
+                f"{self.display}: cannot configure mirror {self._mirror}: {failed.line}"
+            ) from failed.cause
+        except OSError as err:
+            raise SourceError(
+                f"{self.display}: cannot make {self.cache_dir} private: {err.strerror}"
+            ) from err
+        self._mirror_checked = True
 
     def _credential_env(self) -> dict[str, str]:
         """Hand URL credentials to git via an insteadOf rewrite, never via argv."""
@@ -437,7 +472,7 @@ class GitSource:
             sha = rev if _SHA.match(rev) and (self._trees / rev).is_dir() else self.resolve(rev)
             final = self._trees / sha
             try:
-                self._trees.mkdir(parents=True, exist_ok=True)
+                private_dir(self._trees)
                 if not self._cleaned_staging:
                     # Leftovers of a crashed process; no export of ours is running yet.
                     self._remove_staging(prefixes=(".tmp-", ".trash-"))
@@ -454,6 +489,33 @@ class GitSource:
                 ) from err
             return final
 
+    def drop_tree(self, sha: str) -> None:
+        """Delete the exported tree of ``sha`` (it holds plaintext Secrets): nothing needs it
+        any more. A tree that is not there is fine."""
+        if not _SHA.match(sha):
+            raise ValueError(f"not a full sha: {sha!r}")
+        with self._tree_lock:
+            self._discard(self._trees / sha)
+
+    def drop_trees(self) -> None:
+        """Delete every exported tree (a daemon starting: trees left by a crash)."""
+        with self._tree_lock:
+            if not self._trees.is_dir():
+                return
+            for entry in self._trees.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    self._discard(entry)
+
+    @staticmethod
+    def _discard(tree: Path) -> None:
+        # Rename first: a directory under a sha name must never be half-deleted.
+        trash = tree.with_name(f".trash-{tree.name}-{uuid.uuid4().hex[:8]}")
+        try:
+            tree.rename(trash)
+        except OSError:
+            return
+        shutil.rmtree(trash, ignore_errors=True)
+
     def _remove_staging(self, prefixes: tuple[str, ...]) -> None:
         for entry in self._trees.iterdir():
             if entry.name.startswith(prefixes):
@@ -467,13 +529,7 @@ class GitSource:
         ]
         trees.sort(key=lambda entry: (entry.stat().st_mtime_ns, entry.name), reverse=True)
         for old in trees[self.keep_trees - 1 :]:
-            # Rename first: a directory under a sha name must never be half-deleted.
-            trash = old.with_name(f".trash-{old.name}-{uuid.uuid4().hex[:8]}")
-            try:
-                old.rename(trash)
-            except OSError:
-                continue
-            shutil.rmtree(trash, ignore_errors=True)
+            self._discard(old)
 
     # -- commits and watching -------------------------------------------------------------
 

@@ -29,6 +29,7 @@ import yaml
 
 from reconciler.devenv import binaries, certs
 from reconciler.errors import ReconcilerError
+from reconciler.toolchain import cache_root
 
 DEFAULT_CLUSTERS = ("beijing-1", "beijing-2", "us-west-1")
 STATE_FILE = "devenv.json"
@@ -83,7 +84,7 @@ class DevEnvState:
 
 
 def default_dir() -> Path:
-    return binaries.cache_root() / "devenv"
+    return cache_root() / "devenv"
 
 
 def free_port() -> int:

@@ -30,12 +30,14 @@ from click.testing import CliRunner
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from reconciler.cli import cli
-from reconciler.daemon import Backoff, Daemon, Settings
+from reconciler.cli.main import cli
+from reconciler.daemon.loop import Daemon
+from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.devenv import controlplane
-from reconciler.engine import Clients
+from reconciler.kube.pool import Clients
 from reconciler.source import GitSource
-from reconciler.store import DriftRow, State, Store
+from reconciler.store.db import Store
+from reconciler.store.rows import DriftRow, State
 
 T = TypeVar("T")
 CLUSTERS = ("beijing-1", "beijing-2", "us-west-1")

@@ -13,10 +13,11 @@ from typing import Any
 from click.testing import CliRunner
 from kubernetes import client
 
-from reconciler.cli import cli
-from reconciler.config import load_repo
+from reconciler.cli.main import cli
+from reconciler.config.load import load_repo
 from reconciler.devenv import controlplane
-from reconciler.engine import Clients, reconcile
+from reconciler.engine import reconcile
+from reconciler.kube.pool import Clients
 from reconciler.render import render_all
 from tests.configrepo import configmap, deployment, unique, write_app, write_clusters
 

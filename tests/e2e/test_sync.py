@@ -13,11 +13,12 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from reconciler.config import load_repo
+from reconciler.config.load import load_repo
 from reconciler.devenv import controlplane
-from reconciler.engine import Clients, TargetOutcome, reconcile
+from reconciler.engine import TargetOutcome, reconcile
+from reconciler.kube.pool import Clients
 from reconciler.render import render_all
-from reconciler.sync import Action, Drift
+from reconciler.sync.model import Action, Drift
 from tests.configrepo import (
     configmap,
     crd_and_resource,

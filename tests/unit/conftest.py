@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.render import Toolchain
+from reconciler.toolchain import Toolchain
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_REPO = ROOT / "sample-repo"

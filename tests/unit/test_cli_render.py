@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from conftest import FIXTURES, SAMPLE_REPO, RepoFactory
 from repo_snippets import app, cluster
 
-from reconciler.cli_render import register_render_commands
-from reconciler.render import Toolchain
+from reconciler.cli.render import register_render_commands
+from reconciler.toolchain import Toolchain
 
 
 @click.group()

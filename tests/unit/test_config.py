@@ -9,7 +9,7 @@ import pytest
 from conftest import SAMPLE_REPO, RepoFactory
 from repo_snippets import app, cluster
 
-from reconciler.config import load_repo
+from reconciler.config.load import load_repo
 
 
 def test_sample_repo_loads_with_everything_sorted_by_name() -> None:

@@ -8,7 +8,7 @@ import pytest
 from conftest import FIXTURES, RepoFactory
 from repo_snippets import app, cluster, group
 
-from reconciler.config import load_repo
+from reconciler.config.load import load_repo
 from reconciler.errors import ConfigError
 
 # tests/fixtures/bad-repo holds one instance of each error; bad-repo.expected lists every
@@ -506,7 +506,7 @@ def test_an_alias_bomb_in_a_manifest_is_a_located_error(make_repo: RepoFactory) 
 def test_oversized_files_are_located_errors(
     make_repo: RepoFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("reconciler.config.MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr("reconciler.config.files.MAX_FILE_BYTES", 1000)
     root = make_repo(
         {
             "clusters/a.yaml": A,

@@ -18,24 +18,20 @@ from typing import Any, TypeVar
 import pytest
 import repo_snippets as snip
 
-from reconciler.config import Repo
-from reconciler.daemon import (
-    Backoff,
-    ClusterSchedule,
-    Daemon,
-    PassKind,
-    Settings,
-    classify,
-    target_status,
-)
+from reconciler.config.model import Repo
+from reconciler.daemon.loop import Daemon
+from reconciler.daemon.schedule import Backoff, ClusterSchedule, PassKind, Settings, classify
+from reconciler.daemon.status import target_status
 from reconciler.diff import FieldChange
-from reconciler.engine import Clients, TargetOutcome
+from reconciler.engine import TargetOutcome
 from reconciler.errors import ClusterUnreachable, KubeError, RenderError, SourceError
+from reconciler.kube.pool import Clients
 from reconciler.objects import ObjectRef
 from reconciler.render import TargetResult
 from reconciler.source import CommitInfo
-from reconciler.store import SourceStatus, State, StatusRow, Store
-from reconciler.sync import Action, ApplyResult, Change, Drift, TargetPlan
+from reconciler.store.db import Store
+from reconciler.store.rows import SourceStatus, State, StatusRow
+from reconciler.sync.model import Action, ApplyResult, Change, Drift, TargetPlan
 
 T = TypeVar("T")
 T0 = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
@@ -276,9 +272,10 @@ def make_rig(
     dispatcher: Any = None,
     settings: Settings = SETTINGS,
     rand: Callable[[], float] = lambda: 0.5,
+    source: FakeSource | None = None,
 ) -> Rig:
     clock = FakeClock()
-    source = FakeSource(tmp_path / "trees")
+    source = source or FakeSource(tmp_path / "trees")
     clusters = FakeClusters()
     daemon = Daemon(
         source,
@@ -294,9 +291,7 @@ def make_rig(
 
 
 def restart(tmp_path: Path, store: Store, source: FakeSource) -> Rig:
-    restarted = make_rig(tmp_path, store)
-    restarted.source = source
-    restarted.daemon.source = source
+    restarted = make_rig(tmp_path, store, source=source)
     restarted.tick()
     return restarted
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reconciler.cli import cli
-from reconciler.cli_daemon import default_state_dir, parse_duration, parse_since
+from reconciler.cli.daemon import default_state_dir, parse_duration, parse_since
+from reconciler.cli.main import cli
 from reconciler.report import format_time
-from reconciler.store import FieldDrift, State, StatusRow, Store
+from reconciler.store.db import Store
+from reconciler.store.rows import FieldDrift, State, StatusRow
 
 NOW = datetime.now(UTC)
 

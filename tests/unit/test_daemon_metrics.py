@@ -10,9 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from reconciler import metrics as metrics_module
+from reconciler.daemon import http as metrics_module
+from reconciler.daemon.http import HttpEndpoint, parse_listen
+from reconciler.daemon.metrics import Metrics
 from reconciler.errors import ReconcilerError
-from reconciler.metrics import HttpEndpoint, Metrics, parse_listen
 
 
 class Flags:

@@ -50,3 +50,45 @@ def test_a_build_failure_names_the_binary_and_its_log(
     assert str(err.value) == f"build of kustomize failed (go install); see {log}"
     assert log.exists()
     assert not binaries.cached_path("kustomize").exists()
+
+
+def _fake_binary(path: Path, output: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\necho '{output}'\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_a_cached_helm_without_the_version_stamp_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECONCILER_CACHE", str(tmp_path))
+    built: list[Path] = []
+
+    def build(dest: Path, progress: binaries.Progress) -> None:
+        built.append(dest)
+        _fake_binary(dest, f'version.BuildInfo{{Version:"{binaries.HELM_VERSION}"}}')
+
+    monkeypatch.setitem(binaries._BUILDERS, "helm", build)
+    path = binaries.cached_path("helm")
+    # What an unstamped `go install` of helm says about itself.
+    _fake_binary(path, 'version.BuildInfo{Version:"v3.22", GitCommit:""}')
+    assert binaries.ensure("helm", progress=lambda _: None) == path
+    assert built == [path]
+    assert binaries.ensure("helm", progress=lambda _: None) == path
+    assert built == [path]  # the stamped one is reused
+
+
+def test_helm_is_cached_per_pinned_kubernetes_version_and_stamped_with_it() -> None:
+    major, minor = binaries.KUBERNETES_VERSION.lstrip("v").split(".")[:2]
+    assert binaries.cached_path("helm").parent.name.endswith(f"-k8s{major}.{minor}")
+    assert f"pkg/chartutil.k8sVersionMinor={minor}" in binaries._HELM_LDFLAGS
+    assert f"pkg/lint/rules.k8sVersionMajor={major}" in binaries._HELM_LDFLAGS
+    assert f"internal/version.version={binaries.HELM_VERSION}" in binaries._HELM_LDFLAGS
+
+
+def test_one_kubernetes_build_module_holds_every_control_plane_command() -> None:
+    tools = binaries._kubernetes_tools_go()
+    for name in ("kube-apiserver", "kubectl", "kube-controller-manager", "kube-scheduler"):
+        assert f'"k8s.io/kubernetes/cmd/{name}"' in tools
+        assert binaries._BUILDERS[name] is binaries._build_kubernetes_binary

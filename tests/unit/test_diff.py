@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.config import IgnoreRule
+from reconciler.config.schema import IgnoreRule
 from reconciler.diff import (
     MASK,
     FieldChange,

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLE_REPO
 
-from reconciler.cli_render import render_yaml
-from reconciler.config import load_repo
-from reconciler.render import Toolchain, render_all
+from reconciler.cli.render import render_yaml
+from reconciler.config.load import load_repo
+from reconciler.render import render_all
+from reconciler.toolchain import Toolchain
 
 GOLDEN = Path(__file__).parent / "golden" / "sample-repo"
 CLUSTERS = ["beijing-1", "beijing-2", "us-west-1"]

@@ -9,7 +9,8 @@ import pytest
 from conftest import RepoFactory
 from repo_snippets import app, cluster
 
-from reconciler.config import ImageOverride, ObjectTarget, load_repo
+from reconciler.config.load import load_repo
+from reconciler.config.schema import ImageOverride, ObjectTarget
 from reconciler.errors import RenderError
 from reconciler.overrides import rewrite_image, split_image, target_matches
 from reconciler.render import RenderedTarget, render_target

@@ -7,7 +7,8 @@ from pathlib import Path
 from conftest import SAMPLE_REPO, RepoFactory
 from repo_snippets import app, cluster, group
 
-from reconciler.config import Repo, load_repo
+from reconciler.config.load import load_repo
+from reconciler.config.model import Repo
 from reconciler.placement import Placement, place, targets
 
 

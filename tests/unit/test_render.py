@@ -10,9 +10,11 @@ from conftest import RepoFactory
 from repo_snippets import app, cluster
 
 from reconciler import APP_LABEL
-from reconciler.config import Repo, load_repo
+from reconciler.config.load import load_repo
+from reconciler.config.model import Repo
 from reconciler.errors import RenderError
-from reconciler.render import RenderCache, Toolchain, render_all, render_target
+from reconciler.render import RenderCache, render_all, render_target
+from reconciler.toolchain import Toolchain
 
 CLUSTERS = {
     "clusters/usw-1.yaml": cluster(

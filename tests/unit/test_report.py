@@ -17,7 +17,7 @@ from reconciler.report import (
     status_json,
     status_table,
 )
-from reconciler.store import (
+from reconciler.store.rows import (
     DriftKind,
     DriftRow,
     FieldDrift,

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from reconciler import review as review_module
-from reconciler.cli import cli
+import reconciler.review.plan as review_module
+from reconciler.cli.main import cli
 from reconciler.errors import RenderError
-from reconciler.review import (
+from reconciler.review.json import to_json
+from reconciler.review.markdown import to_markdown
+from reconciler.review.model import (
     AppReview,
     AppStatus,
     ClusterReview,
@@ -23,12 +25,9 @@ from reconciler.review import (
     ObjectAction,
     Review,
     Revision,
-    _strip_root,
-    plan,
-    to_json,
-    to_markdown,
-    to_text,
 )
+from reconciler.review.plan import _strip_root, plan
+from reconciler.review.text import to_text
 from reconciler.source import export_rev
 from tests.configrepo import configmap, deployment, secret, write_app, write_clusters
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import http.server
 import os
+import stat
 import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -592,3 +594,73 @@ def test_a_detached_local_repo_without_a_branch_is_a_clear_error(tmp_path: Path)
     git(repo, "checkout", "--quiet", "--detach")
     with pytest.raises(SourceError, match="HEAD is detached; pass --branch"):
         GitSource(str(repo), None, tmp_path / "cache")
+
+
+def modes_under(top: Path) -> dict[str, int]:
+    return {
+        str(p.relative_to(top)): stat.S_IMODE(p.lstat().st_mode)
+        for p in [top, *top.rglob("*")]
+        if not p.is_symlink()
+    }
+
+
+def test_mirror_and_trees_are_private_whatever_the_umask(repo: Path, tmp_path: Path) -> None:
+    (repo / "bin").mkdir()
+    (repo / "bin/render.sh").write_text("#!/bin/sh\n")
+    (repo / "bin/render.sh").chmod(0o755)
+    commit_files(repo, {"apps/web/secret.yaml": "kind: Secret\n"}, "A secret and a script")
+    cache = tmp_path / "state" / "source"
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from reconciler.source import GitSource\n"
+        "os.umask(0o022)\n"
+        "src = GitSource(sys.argv[1], None, Path(sys.argv[2]))\n"
+        "print(src.tree(src.fetch()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(repo), str(cache)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    tree = Path(done.stdout.strip())
+
+    found = modes_under(cache)
+    assert found["."] == found["mirror.git"] == found["trees"] == 0o700
+    tree_rel = str(tree.relative_to(cache))
+    assert found[tree_rel] == 0o700
+    assert found[f"{tree_rel}/apps/web/secret.yaml"] == 0o600
+    assert found[f"{tree_rel}/bin/render.sh"] == 0o700  # still executable, by its owner only
+    loose = {name: oct(mode) for name, mode in found.items() if mode & 0o077}
+    assert loose == {}
+
+
+def test_an_older_world_readable_mirror_is_made_private(repo: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    GitSource(str(repo), None, cache).fetch()
+    for path in [cache, *cache.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+    src = GitSource(str(repo), None, cache)
+    src.tree(src.fetch())
+
+    assert {n: oct(m) for n, m in modes_under(cache).items() if m & 0o077} == {}
+
+
+def test_drop_tree_deletes_an_exported_tree_and_drop_trees_all_of_them(
+    repo: Path, tmp_path: Path
+) -> None:
+    src = GitSource(str(repo), None, tmp_path / "cache", keep_trees=5)
+    head = src.fetch()
+    first, second = src.tree(git(repo, "rev-parse", "HEAD~1")), src.tree(head)
+
+    src.drop_tree(head)
+    assert not second.exists()
+    assert first.is_dir()
+    src.drop_tree(head)  # gone already: fine
+
+    src.drop_trees()
+    assert list((tmp_path / "cache" / "trees").iterdir()) == []
+    assert src.tree(head).is_dir()  # exported again when asked

@@ -1,6 +1,6 @@
-"""The one module that talks to Kubernetes.
+"""A client for one cluster: the module that speaks the Kubernetes API.
 
-A ``Cluster`` wraps one kubeconfig context: cached discovery (kind -> resource, scope),
+A ``ClusterClient`` wraps one kubeconfig context: cached discovery (kind -> resource, scope),
 server-side apply (real and dry-run are the same call with one flag), get, list, delete.
 Responses are plain dicts; errors are the project's own (``KubeError`` and subclasses) with
 the client's exception kept as the cause. Nothing here logs; callers do.
@@ -9,7 +9,6 @@ the client's exception kept as the cause. Nothing here logs; callers do.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -19,14 +18,13 @@ from typing import Any
 from urllib.parse import quote
 
 import urllib3
-import yaml
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
-from kubernetes.config.kube_config import ConfigNode, KubeConfigLoader, KubeConfigMerger
 
 from reconciler import FIELD_MANAGER
-from reconciler.errors import ClusterUnreachable, ConflictError, KubeError, ReconcilerError
+from reconciler.errors import ClusterUnreachable, ConflictError, KubeError
+from reconciler.kube.kubeconfig import Kubeconfig
 from reconciler.objects import Manifest, ObjectRef, group_of
 
 DEFAULT_TIMEOUT = 10.0
@@ -62,40 +60,7 @@ class UnknownKind(KubeError):
 _CONFLICT_MANAGER = re.compile(r'conflicts? with "([^"]+)"')
 
 
-class Kubeconfig:
-    """A kubeconfig read once (every file of ``$KUBECONFIG`` merged), shared by all clients.
-
-    Parsing per cluster would cost O(contexts) each, O(clusters²) in all: minutes at 1,000.
-    """
-
-    def __init__(self, path: str | None = None) -> None:
-        location = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
-        try:
-            self._merged = KubeConfigMerger(location)
-        except (yaml.YAMLError, OSError, ConfigException) as err:
-            raise ReconcilerError(f"kubeconfig {location}: cannot be read: {err}") from err
-        if self._merged.config is None:
-            raise ReconcilerError(
-                f"kubeconfig {location}: no such file (set --kubeconfig or $KUBECONFIG)"
-            )
-        self.location = location
-        entries = self._merged.config.value.get("contexts") or []
-        self.contexts = sorted(
-            str((e.value if isinstance(e, ConfigNode) else e).get("name")) for e in entries
-        )
-
-    def configure(self, context: str, configuration: k8s.Configuration) -> None:
-        if context not in self.contexts:
-            raise ConfigException(
-                f"it has no context {context!r} (contexts: {', '.join(self.contexts) or 'none'})"
-            )
-        loader = KubeConfigLoader(
-            config_dict=self._merged.config, config_base_path=None, active_context=context
-        )
-        loader.load_and_set(configuration)
-
-
-class Cluster:
+class ClusterClient:
     """A client for one cluster (one kubeconfig context). Thread-safe."""
 
     def __init__(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli_common import (
+from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
@@ -20,7 +20,10 @@ from reconciler.cli_common import (
     kubeconfig_option,
     repo_argument,
 )
-from reconciler.review import DEFAULT_MAX_CHARS, LiveOptions, plan, to_json, to_markdown, to_text
+from reconciler.review.json import to_json
+from reconciler.review.markdown import DEFAULT_MAX_CHARS, to_markdown
+from reconciler.review.plan import LiveOptions, plan
+from reconciler.review.text import to_text
 
 
 def register_review_commands(cli_group: click.Group) -> None:

@@ -25,16 +25,18 @@ from typing import Any, TextIO
 import click
 import structlog
 
-from reconciler.cli_common import (
+from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_OK,
     instance_option,
     kubeconfig_option,
 )
-from reconciler.daemon import Backoff, Daemon, Settings
-from reconciler.engine import Clients
+from reconciler.daemon.http import DEFAULT_LISTEN, HttpEndpoint, parse_listen
+from reconciler.daemon.loop import Daemon
+from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.errors import ReconcilerError
-from reconciler.metrics import DEFAULT_LISTEN, HttpEndpoint, Metrics, parse_listen
+from reconciler.kube.pool import Clients
 from reconciler.report import (
     drift_json,
     drift_markdown,
@@ -45,7 +47,8 @@ from reconciler.report import (
     status_table,
 )
 from reconciler.source import GitSource
-from reconciler.store import RevisionRow, Store
+from reconciler.store.db import Store
+from reconciler.store.rows import RevisionRow
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")

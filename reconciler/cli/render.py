@@ -15,8 +15,9 @@ from typing import Any, NoReturn
 import click
 import yaml
 
-from reconciler.cli_common import EXIT_ERROR, repo_argument
-from reconciler.config import App, Repo, load_repo
+from reconciler.cli.common import EXIT_ERROR, repo_argument
+from reconciler.config.load import load_repo
+from reconciler.config.model import App, Repo
 from reconciler.diff import show_override_change
 from reconciler.errors import ConfigError, RenderError
 from reconciler.overrides import OverrideEffect

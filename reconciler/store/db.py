@@ -1,5 +1,6 @@
-"""Embedded SQLite state: revisions seen, last good revision per app, status, drift history,
-and how the last fetches of the config repo went.
+"""Embedded SQLite state: revisions seen, the revisions each app x cluster target runs and
+should run, last good revision per app, status, drift history, prune-guard releases, and how
+the last fetches of the config repo went.
 
 One file, ``<state_dir>/state.db``, in WAL mode so the CLI can read while the daemon writes.
 The schema is versioned with ``PRAGMA user_version`` and migrated forward on open by the ordered
@@ -10,6 +11,9 @@ stored as fixed-width UTC text, so text order is time order. It never logs. Valu
 fields are stored as given (callers mask Secret values before they get here).
 
 Threads: one connection guarded by a lock, so a daemon's worker threads can share one Store.
+
+Private: the state dir is 0700 and ``state.db`` (hence its ``-wal`` and ``-shm``, which SQLite
+creates with the database's mode) 0600, whatever the umask.
 """
 
 from __future__ import annotations
@@ -19,342 +23,46 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from reconciler.errors import ReconcilerError
-
-__all__ = [
-    "DB_NAME",
-    "MIGRATIONS",
-    "DriftKey",
-    "DriftKind",
-    "DriftRow",
-    "FieldDrift",
-    "RevisionRow",
-    "SourceStatus",
-    "State",
-    "StatusRow",
-    "Store",
-    "drift_key",
-]
+from reconciler.private import private_dir, private_file
+from reconciler.store.codec import (
+    DRIFT_COLUMNS,
+    REVISION_COLUMNS,
+    SOURCE_COLUMNS,
+    STATUS_COLUMNS,
+    TARGET_COLUMNS,
+    drift_row,
+    dt,
+    fields_json,
+    opt_ts,
+    paths_json,
+    revision_row,
+    source_row,
+    status_row,
+    target_revision,
+    ts,
+)
+from reconciler.store.migrations import MIGRATIONS, SCHEMA_VERSION, statements
+from reconciler.store.rows import (
+    DriftKey,
+    DriftRow,
+    FieldDrift,
+    Release,
+    RevisionRow,
+    SourceStatus,
+    State,
+    StatusRow,
+    TargetRevision,
+    drift_key,
+)
 
 DB_NAME = "state.db"
 BUSY_TIMEOUT_MS = 5000
-
-
-class State(StrEnum):
-    """State of one app on one cluster.
-
-    ``InvalidConfig`` is kept apart from ``Failed``: the app's config at the newest revision does
-    not load or render, so nothing was applied and the last good revision stays live (the message
-    says why). ``Failed`` means applying to that cluster failed.
-    """
-
-    SYNCED = "Synced"
-    OUT_OF_SYNC = "OutOfSync"
-    PROGRESSING = "Progressing"
-    DRIFTED = "Drifted"
-    FAILED = "Failed"
-    UNREACHABLE = "Unreachable"
-    PAUSED = "Paused"
-    INVALID_CONFIG = "InvalidConfig"
-
-
-class DriftKind(StrEnum):
-    """Live differs from Git (modified), an object we applied is gone (missing), or an object
-    carries our label but is not in Git (unmanaged)."""
-
-    MODIFIED = "modified"
-    MISSING = "missing"
-    UNMANAGED = "unmanaged"
-
-
-@dataclass(frozen=True)
-class RevisionRow:
-    sha: str
-    seen_at: datetime
-    valid: bool
-    error: str | None
-
-
-@dataclass(frozen=True)
-class SourceStatus:
-    """How reading the config repo goes: the last success, and the current run of failures.
-
-    ``location`` is the credential-free display string of the repo, ``branch`` None means the
-    remote's default branch. A success clears ``last_error``, ``last_error_at``,
-    ``failing_since`` and ``consecutive_failures``; a failure keeps the last success.
-    """
-
-    location: str
-    branch: str | None
-    last_success_at: datetime | None = None
-    last_success_sha: str | None = None
-    last_error: str | None = None
-    last_error_at: datetime | None = None
-    failing_since: datetime | None = None  # the first failure of the current run
-    consecutive_failures: int = 0
-
-    @property
-    def failing(self) -> bool:
-        return self.consecutive_failures > 0
-
-
-@dataclass(frozen=True)
-class StatusRow:
-    app: str
-    cluster: str
-    state: State
-    message: str
-    revision: str | None
-    updated_at: datetime
-    last_synced_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class FieldDrift:
-    """One drifted field: Git's value (before), the live value (after), who changed it, when."""
-
-    path: str
-    before: Any
-    after: Any
-    manager: str | None = None
-    changed_at: datetime | None = None
-
-
-class DriftKey(NamedTuple):
-    """A drift observation within one app and cluster: object, kind and field paths.
-
-    Two observations are the same drift when object and kind match (:attr:`ident`): when the
-    set of drifted fields changes, the open record is updated in place, not closed.
-    """
-
-    object: str
-    kind: DriftKind
-    paths: tuple[str, ...]
-
-    @property
-    def ident(self) -> tuple[str, DriftKind]:
-        """What identifies an open drift record: object and kind (not the field paths)."""
-        return (self.object, DriftKind(self.kind))
-
-
-@dataclass(frozen=True)
-class DriftRow:
-    id: int
-    app: str
-    cluster: str
-    object: str
-    kind: DriftKind
-    fields: list[FieldDrift] = field(hash=False)
-    revision: str | None
-    detected_at: datetime
-    corrected_at: datetime | None
-
-    @property
-    def key(self) -> DriftKey:
-        return drift_key(self.object, self.kind, self.fields)
-
-    @property
-    def open(self) -> bool:
-        return self.corrected_at is None
-
-
-def drift_key(object: str, kind: str, fields: Iterable[FieldDrift]) -> DriftKey:
-    """The dedupe key of a drift observation: object, kind and the sorted set of field paths."""
-    return DriftKey(object, DriftKind(kind), tuple(sorted({f.path for f in fields})))
-
-
-MIGRATIONS: tuple[str, ...] = (
-    # 1: initial schema
-    """
-    CREATE TABLE revisions (
-        sha      TEXT PRIMARY KEY,
-        seen_at  TEXT NOT NULL,
-        valid    INTEGER NOT NULL,
-        error    TEXT
-    );
-    CREATE TABLE last_good (
-        app  TEXT PRIMARY KEY,
-        sha  TEXT NOT NULL
-    );
-    CREATE TABLE status (
-        app             TEXT NOT NULL,
-        cluster         TEXT NOT NULL,
-        state           TEXT NOT NULL,
-        message         TEXT NOT NULL,
-        revision        TEXT,
-        updated_at      TEXT NOT NULL,
-        last_synced_at  TEXT,
-        PRIMARY KEY (app, cluster)
-    );
-    CREATE TABLE drift (
-        id            INTEGER PRIMARY KEY AUTOINCREMENT,
-        app           TEXT NOT NULL,
-        cluster       TEXT NOT NULL,
-        object        TEXT NOT NULL,
-        kind          TEXT NOT NULL,
-        paths         TEXT NOT NULL,
-        fields        TEXT NOT NULL,
-        revision      TEXT,
-        detected_at   TEXT NOT NULL,
-        corrected_at  TEXT
-    );
-    """,
-    # 2: one open record per drift, enforced; fast listing newest first
-    """
-    CREATE UNIQUE INDEX drift_open_key ON drift (app, cluster, object, kind, paths)
-        WHERE corrected_at IS NULL;
-    CREATE INDEX drift_detected ON drift (detected_at DESC, id DESC);
-    CREATE INDEX revisions_seen ON revisions (seen_at DESC);
-    """,
-    # 3: how fetching the config repo goes (one row: one daemon, one repo per state dir);
-    # status by cluster (a pass reads its own cluster's rows); newest valid revision
-    """
-    CREATE TABLE source (
-        id                    INTEGER PRIMARY KEY CHECK (id = 1),
-        location              TEXT NOT NULL,
-        branch                TEXT,
-        last_success_at       TEXT,
-        last_success_sha      TEXT,
-        last_error            TEXT,
-        last_error_at         TEXT,
-        failing_since         TEXT,
-        consecutive_failures  INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX status_cluster ON status (cluster, app);
-    CREATE INDEX revisions_valid_seen ON revisions (valid, seen_at DESC);
-    """,
-    # 4: an open drift is identified by object and kind, not by its set of field paths (which
-    # is updated in place); older duplicates of one open drift are closed when the newest was
-    # detected. Pruning corrected records by age uses an index.
-    """
-    DROP INDEX drift_open_key;
-    UPDATE drift SET corrected_at = (
-        SELECT newest.detected_at FROM drift AS newest WHERE newest.id = (
-            SELECT MAX(d.id) FROM drift AS d
-            WHERE d.app = drift.app AND d.cluster = drift.cluster AND d.object = drift.object
-                AND d.kind = drift.kind AND d.corrected_at IS NULL))
-        WHERE corrected_at IS NULL AND id < (
-            SELECT MAX(d.id) FROM drift AS d
-            WHERE d.app = drift.app AND d.cluster = drift.cluster AND d.object = drift.object
-                AND d.kind = drift.kind AND d.corrected_at IS NULL);
-    CREATE UNIQUE INDEX drift_open_object ON drift (app, cluster, object, kind)
-        WHERE corrected_at IS NULL;
-    CREATE INDEX drift_corrected ON drift (corrected_at) WHERE corrected_at IS NOT NULL;
-    """,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def _ts(value: datetime) -> str:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"naive datetime {value.isoformat()}: the store takes timezone-aware times"
-        )
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _opt_ts(value: datetime | None) -> str | None:
-    return None if value is None else _ts(value)
-
-
-def _dt(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-
-def _opt_dt(text: str | None) -> datetime | None:
-    return None if text is None else _dt(text)
-
-
-def _fields_json(fields: Sequence[FieldDrift]) -> str:
-    return json.dumps(
-        [
-            {
-                "path": f.path,
-                "before": f.before,
-                "after": f.after,
-                "manager": f.manager,
-                "changed_at": _opt_ts(f.changed_at),
-            }
-            for f in fields
-        ],
-        sort_keys=True,
-    )
-
-
-def _fields_from_json(text: str) -> list[FieldDrift]:
-    return [
-        FieldDrift(
-            path=item["path"],
-            before=item.get("before"),
-            after=item.get("after"),
-            manager=item.get("manager"),
-            changed_at=_opt_dt(item.get("changed_at")),
-        )
-        for item in json.loads(text)
-    ]
-
-
-def _paths_json(key: DriftKey) -> str:
-    return json.dumps(list(key.paths))
-
-
-_DRIFT_COLUMNS = "id, app, cluster, object, kind, fields, revision, detected_at, corrected_at"
-
-
-_STATUS_COLUMNS = "app, cluster, state, message, revision, updated_at, last_synced_at"
-_SOURCE_COLUMNS = (
-    "location, branch, last_success_at, last_success_sha, last_error, last_error_at,"
-    " failing_since, consecutive_failures"
-)
-
-
-def _status_row(row: sqlite3.Row) -> StatusRow:
-    return StatusRow(
-        app=row["app"],
-        cluster=row["cluster"],
-        state=State(row["state"]),
-        message=row["message"],
-        revision=row["revision"],
-        updated_at=_dt(row["updated_at"]),
-        last_synced_at=_opt_dt(row["last_synced_at"]),
-    )
-
-
-def _revision_row(row: sqlite3.Row) -> RevisionRow:
-    return RevisionRow(row["sha"], _dt(row["seen_at"]), bool(row["valid"]), row["error"])
-
-
-def _source_status(row: sqlite3.Row) -> SourceStatus:
-    return SourceStatus(
-        location=row["location"],
-        branch=row["branch"],
-        last_success_at=_opt_dt(row["last_success_at"]),
-        last_success_sha=row["last_success_sha"],
-        last_error=row["last_error"],
-        last_error_at=_opt_dt(row["last_error_at"]),
-        failing_since=_opt_dt(row["failing_since"]),
-        consecutive_failures=int(row["consecutive_failures"]),
-    )
-
-
-def _drift_row(row: sqlite3.Row) -> DriftRow:
-    return DriftRow(
-        id=row["id"],
-        app=row["app"],
-        cluster=row["cluster"],
-        object=row["object"],
-        kind=DriftKind(row["kind"]),
-        fields=_fields_from_json(row["fields"]),
-        revision=row["revision"],
-        detected_at=_dt(row["detected_at"]),
-        corrected_at=_opt_dt(row["corrected_at"]),
-    )
 
 
 class Store:
@@ -373,7 +81,12 @@ class Store:
         """Open (creating if needed) ``state_dir/state.db`` and migrate it to the current schema."""
         path = state_dir / DB_NAME
         try:
-            state_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(state_dir)
+            private_file(path)
+            for suffix in ("-wal", "-shm"):  # left by an older version, say
+                sidecar = path.with_name(path.name + suffix)
+                if sidecar.exists():
+                    private_file(sidecar)
             conn = cls._connect(str(path), uri=False)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -430,7 +143,7 @@ class Store:
                     f"knows ({SCHEMA_VERSION}): upgrade reconciler or use another --state-dir"
                 )
             for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in _statements(sql):
+                for statement in statements(sql):
                     self._conn.execute(statement)
                 self._conn.execute(f"PRAGMA user_version = {number}")
 
@@ -467,42 +180,132 @@ class Store:
 
     # -- revisions ------------------------------------------------------------------------
 
-    def record_revision(self, sha: str, seen_at: datetime, valid: bool, error: str | None) -> None:
-        """Remember that ``sha`` was seen at ``seen_at`` and whether its config was valid."""
+    def record_revision(
+        self, sha: str, seen_at: datetime, valid: bool, error: str | None, held: str | None = None
+    ) -> None:
+        """Remember that ``sha`` was seen at ``seen_at``, whether its config was valid and
+        whether the prune guard holds it (``held``: why)."""
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO revisions (sha, seen_at, valid, error) VALUES (?, ?, ?, ?)"
+                "INSERT INTO revisions (sha, seen_at, valid, error, held) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (sha) DO UPDATE SET"
-                " seen_at = excluded.seen_at, valid = excluded.valid, error = excluded.error",
-                (sha, _ts(seen_at), int(valid), error),
+                " seen_at = excluded.seen_at, valid = excluded.valid, error = excluded.error,"
+                " held = excluded.held",
+                (sha, ts(seen_at), int(valid), error, held),
             )
+
+    def set_held(self, sha: str, held: str | None) -> None:
+        """Set or clear (None) why the prune guard holds the already recorded ``sha``."""
+        with self._write() as conn:
+            conn.execute("UPDATE revisions SET held = ? WHERE sha = ?", (held, sha))
+
+    def revision(self, sha: str) -> RevisionRow | None:
+        """The recorded revision ``sha`` (a full sha)."""
+        rows = self._read(f"SELECT {REVISION_COLUMNS} FROM revisions WHERE sha = ?", (sha,))
+        return revision_row(rows[0]) if rows else None
+
+    def find_revisions(self, prefix: str) -> list[RevisionRow]:
+        """Recorded revisions whose sha starts with ``prefix`` (lowercase hex), newest first."""
+        if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+            return []
+        rows = self._read(
+            f"SELECT {REVISION_COLUMNS} FROM revisions WHERE sha >= ? AND sha < ?"
+            " ORDER BY seen_at DESC, rowid DESC",
+            (prefix, prefix + "g"),
+        )
+        return [revision_row(row) for row in rows]
+
+    # -- prune-guard releases -------------------------------------------------------------
+
+    def release(self, sha: str, user: str, at: datetime) -> Release:
+        """Record that ``user`` released revision ``sha`` from the prune guard at ``at`` (the
+        first release is kept)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO releases (sha, released_by, released_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (sha) DO NOTHING",
+                (sha, user, ts(at)),
+            )
+            row = conn.execute(
+                "SELECT sha, released_by, released_at FROM releases WHERE sha = ?", (sha,)
+            ).fetchone()
+        return Release(row["sha"], row["released_by"], dt(row["released_at"]))
+
+    def released(self, sha: str) -> Release | None:
+        """The release of ``sha``, if someone released it."""
+        rows = self._read(
+            "SELECT sha, released_by, released_at FROM releases WHERE sha = ?", (sha,)
+        )
+        if not rows:
+            return None
+        return Release(rows[0]["sha"], rows[0]["released_by"], dt(rows[0]["released_at"]))
+
+    # -- per-target revisions -------------------------------------------------------------
+
+    def set_desired(self, targets: Iterable[tuple[str, str, str | None]]) -> None:
+        """Record for each (app, cluster, revision) the revision that target should run, in
+        one transaction; what it applied is kept."""
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO targets (app, cluster, desired) VALUES (?, ?, ?)"
+                " ON CONFLICT (app, cluster) DO UPDATE SET desired = excluded.desired",
+                list(targets),
+            )
+
+    def record_applied(
+        self, app: str, cluster: str, revision: str, objects: Iterable[str], at: datetime
+    ) -> None:
+        """A pass applied ``revision`` of ``app`` to ``cluster`` in full: these are its objects."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO targets (app, cluster, desired, applied, applied_at, objects)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (app, cluster) DO UPDATE SET applied = excluded.applied,"
+                " applied_at = excluded.applied_at, objects = excluded.objects",
+                (app, cluster, revision, revision, ts(at), json.dumps(sorted(set(objects)))),
+            )
+
+    def list_targets(self, cluster: str | None = None) -> list[TargetRevision]:
+        """Every target's revisions (only ``cluster``'s if given), by app then cluster."""
+        if cluster is None:
+            rows = self._read(f"SELECT {TARGET_COLUMNS} FROM targets ORDER BY app, cluster")
+        else:
+            rows = self._read(
+                f"SELECT {TARGET_COLUMNS} FROM targets WHERE cluster = ? ORDER BY app",
+                (cluster,),
+            )
+        return [target_revision(row) for row in rows]
+
+    def delete_target(self, app: str, cluster: str) -> None:
+        """Forget a target: the app left the cluster and nothing of it is left there."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM targets WHERE app = ? AND cluster = ?", (app, cluster))
 
     def last_revision(self) -> RevisionRow | None:
         """The most recently seen revision."""
         rows = self._read(
-            "SELECT sha, seen_at, valid, error FROM revisions ORDER BY seen_at DESC, rowid DESC"
-            " LIMIT 1"
+            f"SELECT {REVISION_COLUMNS} FROM revisions ORDER BY seen_at DESC, rowid DESC LIMIT 1"
         )
-        return _revision_row(rows[0]) if rows else None
+        return revision_row(rows[0]) if rows else None
 
     def last_valid_revision(self) -> RevisionRow | None:
         """The most recently seen revision whose config was valid (what a restart falls back on
         when the newest one is not)."""
         rows = self._read(
-            "SELECT sha, seen_at, valid, error FROM revisions WHERE valid = 1"
+            f"SELECT {REVISION_COLUMNS} FROM revisions WHERE valid = 1"
             " ORDER BY seen_at DESC, rowid DESC LIMIT 1"
         )
-        return _revision_row(rows[0]) if rows else None
+        return revision_row(rows[0]) if rows else None
 
     def valid_revisions(self, limit: int = 50) -> list[RevisionRow]:
         """Revisions whose config was valid, most recently seen first, at most ``limit`` (the
         candidates a restart on an invalid head may fall back on)."""
         rows = self._read(
-            "SELECT sha, seen_at, valid, error FROM revisions WHERE valid = 1"
+            f"SELECT {REVISION_COLUMNS} FROM revisions WHERE valid = 1"
             " ORDER BY seen_at DESC, rowid DESC LIMIT ?",
             (max(0, limit),),
         )
-        return [_revision_row(row) for row in rows]
+        return [revision_row(row) for row in rows]
 
     # -- the config repo's fetches ------------------------------------------------------------
 
@@ -515,7 +318,7 @@ class Store:
                 conn,
                 location,
                 branch,
-                last_success_at=_ts(at),
+                last_success_at=ts(at),
                 last_success_sha=sha,
                 last_error=None,
                 last_error_at=None,
@@ -530,26 +333,26 @@ class Store:
         """Reading the repo failed with ``error`` (already free of credentials): one more
         consecutive failure; the last success is kept."""
         with self._write() as conn:
-            old = conn.execute(f"SELECT {_SOURCE_COLUMNS} FROM source WHERE id = 1").fetchone()
+            old = conn.execute(f"SELECT {SOURCE_COLUMNS} FROM source WHERE id = 1").fetchone()
             same = old is not None and (old["location"], old["branch"]) == (location, branch)
-            previous = _source_status(old) if same else SourceStatus(location, branch)
+            previous = source_row(old) if same else SourceStatus(location, branch)
             self._upsert_source(
                 conn,
                 location,
                 branch,
-                last_success_at=_opt_ts(previous.last_success_at),
+                last_success_at=opt_ts(previous.last_success_at),
                 last_success_sha=previous.last_success_sha,
                 last_error=error,
-                last_error_at=_ts(at),
-                failing_since=_ts(previous.failing_since or at),
+                last_error_at=ts(at),
+                failing_since=ts(previous.failing_since or at),
                 consecutive_failures=previous.consecutive_failures + 1,
             )
             return self._source_status(conn)
 
     def source_status(self) -> SourceStatus | None:
         """How the last fetches of the config repo went; None before the first one."""
-        rows = self._read(f"SELECT {_SOURCE_COLUMNS} FROM source WHERE id = 1")
-        return _source_status(rows[0]) if rows else None
+        rows = self._read(f"SELECT {SOURCE_COLUMNS} FROM source WHERE id = 1")
+        return source_row(rows[0]) if rows else None
 
     @staticmethod
     def _upsert_source(
@@ -565,8 +368,8 @@ class Store:
 
     @staticmethod
     def _source_status(conn: sqlite3.Connection) -> SourceStatus:
-        return _source_status(
-            conn.execute(f"SELECT {_SOURCE_COLUMNS} FROM source WHERE id = 1").fetchone()
+        return source_row(
+            conn.execute(f"SELECT {SOURCE_COLUMNS} FROM source WHERE id = 1").fetchone()
         )
 
     # -- last good revision per app -------------------------------------------------------
@@ -610,8 +413,8 @@ class Store:
                     State(row.state).value,
                     row.message,
                     row.revision,
-                    _ts(row.updated_at),
-                    _opt_ts(row.last_synced_at),
+                    ts(row.updated_at),
+                    opt_ts(row.last_synced_at),
                 ),
             )
 
@@ -629,9 +432,9 @@ class Store:
             params.append(app)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = self._read(
-            f"SELECT {_STATUS_COLUMNS} FROM status{clause} ORDER BY app, cluster", params
+            f"SELECT {STATUS_COLUMNS} FROM status{clause} ORDER BY app, cluster", params
         )
-        return [_status_row(row) for row in rows]
+        return [status_row(row) for row in rows]
 
     def delete_status(self, app: str, cluster: str) -> None:
         """Forget an app on a cluster (the app no longer targets it)."""
@@ -657,17 +460,17 @@ class Store:
         this latest observation (a drift whose set of fields changed was not corrected).
         """
         key = drift_key(object, kind, fields)
-        fields_json = _fields_json(fields)
+        encoded = fields_json(fields)
         with self._write() as conn:
             open_row = conn.execute(
-                f"SELECT {_DRIFT_COLUMNS} FROM drift WHERE app = ? AND cluster = ? AND object = ?"
+                f"SELECT {DRIFT_COLUMNS} FROM drift WHERE app = ? AND cluster = ? AND object = ?"
                 " AND kind = ? AND corrected_at IS NULL",
                 (app, cluster, object, key.kind.value),
             ).fetchone()
             if open_row is not None:
                 conn.execute(
                     "UPDATE drift SET fields = ?, paths = ? WHERE id = ?",
-                    (fields_json, _paths_json(key), open_row["id"]),
+                    (encoded, paths_json(key), open_row["id"]),
                 )
                 drift_id = int(open_row["id"])
             else:
@@ -679,24 +482,24 @@ class Store:
                         cluster,
                         object,
                         key.kind.value,
-                        _paths_json(key),
-                        fields_json,
+                        paths_json(key),
+                        encoded,
                         revision,
-                        _ts(now),
+                        ts(now),
                     ),
                 )
                 drift_id = int(cursor.lastrowid or 0)
             row = conn.execute(
-                f"SELECT {_DRIFT_COLUMNS} FROM drift WHERE id = ?", (drift_id,)
+                f"SELECT {DRIFT_COLUMNS} FROM drift WHERE id = ?", (drift_id,)
             ).fetchone()
-        return _drift_row(row)
+        return drift_row(row)
 
     def mark_corrected(self, id: int, at: datetime) -> bool:
         """Close an open drift record; False if it does not exist or was already closed."""
         with self._write() as conn:
             cursor = conn.execute(
                 "UPDATE drift SET corrected_at = ? WHERE id = ? AND corrected_at IS NULL",
-                (_ts(at), id),
+                (ts(at), id),
             )
             return cursor.rowcount > 0
 
@@ -710,18 +513,16 @@ class Store:
         closed: list[DriftRow] = []
         with self._write() as conn:
             rows = conn.execute(
-                f"SELECT {_DRIFT_COLUMNS} FROM drift"
+                f"SELECT {DRIFT_COLUMNS} FROM drift"
                 " WHERE app = ? AND cluster = ? AND corrected_at IS NULL ORDER BY id",
                 (app, cluster),
             ).fetchall()
             for row in rows:
-                record = _drift_row(row)
+                record = drift_row(row)
                 if record.key.ident in keep:
                     continue
-                conn.execute(
-                    "UPDATE drift SET corrected_at = ? WHERE id = ?", (_ts(now), record.id)
-                )
-                closed.append(replace(record, corrected_at=_dt(_ts(now))))
+                conn.execute("UPDATE drift SET corrected_at = ? WHERE id = ?", (ts(now), record.id))
+                closed.append(replace(record, corrected_at=dt(ts(now))))
         return closed
 
     def list_drift(
@@ -744,7 +545,7 @@ class Store:
             params.append(cluster)
         if since is not None:
             where.append("detected_at >= ?")
-            params.append(_ts(since))
+            params.append(ts(since))
         if open_only:
             where.append("corrected_at IS NULL")
         clause = f" WHERE {' AND '.join(where)}" if where else ""
@@ -753,20 +554,15 @@ class Store:
             params.append(max(0, limit))
         else:
             clause += " ORDER BY detected_at DESC, id DESC"
-        rows = self._read(f"SELECT {_DRIFT_COLUMNS} FROM drift{clause}", params)
-        return [_drift_row(row) for row in rows]
+        rows = self._read(f"SELECT {DRIFT_COLUMNS} FROM drift{clause}", params)
+        return [drift_row(row) for row in rows]
 
     def prune_drift(self, older_than: timedelta, now: datetime) -> int:
         """Delete drift records corrected before ``now - older_than``; open records are always
         kept. Returns how many were deleted."""
-        cutoff = _ts(now - older_than)
+        cutoff = ts(now - older_than)
         with self._write() as conn:
             cursor = conn.execute(
                 "DELETE FROM drift WHERE corrected_at IS NOT NULL AND corrected_at < ?", (cutoff,)
             )
             return cursor.rowcount
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration script into statements (our migrations hold no ``;`` in literals)."""
-    return [s.strip() for s in script.split(";") if s.strip()]

@@ -1,0 +1,88 @@
+"""``dev``: local real Kubernetes API servers (etcd + kube-apiserver) for the demo and tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def register_dev_commands(cli_group: click.Group) -> None:
+    """Add the ``dev`` group to ``cli_group``."""
+    cli_group.add_command(dev)
+
+
+@click.group()
+def dev() -> None:
+    """Local real Kubernetes API servers (etcd + kube-apiserver) for the demo and tests."""
+
+
+def _devenv_dir(value: str | None) -> Path:
+    from reconciler.devenv import controlplane
+
+    return Path(value) if value else controlplane.default_dir()
+
+
+_dir_option = click.option(
+    "--dir",
+    "directory",
+    envvar="RECONCILER_DEVENV_DIR",
+    help="Where the local control plane keeps its state (default: cache dir).",
+)
+
+
+@dev.command("up")
+@click.option(
+    "--clusters",
+    default="beijing-1,beijing-2,us-west-1",
+    show_default=True,
+    help="Comma-separated cluster names; one kube-apiserver and kubeconfig context each.",
+)
+@click.option("--port", type=int, default=None, help="First apiserver port (default: free ports).")
+@_dir_option
+def dev_up(clusters: str, port: int | None, directory: str | None) -> None:
+    """Start the local clusters in the background (idempotent)."""
+    from reconciler.devenv import controlplane
+
+    names = [n.strip() for n in clusters.split(",") if n.strip()]
+    state, started = controlplane.up(
+        _devenv_dir(directory),
+        names,
+        base_port=port,
+        progress=lambda msg: click.echo(msg, err=True),
+    )
+    verb = "started" if started else "already running:"
+    for c in state.clusters:
+        click.echo(f"{verb} cluster {c.name} at {c.server}", err=True)
+    click.echo(f"export KUBECONFIG={state.kubeconfig}")
+
+
+@dev.command("provision")
+def dev_provision() -> None:
+    """Locate or build every pinned binary (control plane, kwok, helm, kustomize, registry)."""
+    from reconciler.devenv import binaries
+
+    for name, path in binaries.ensure_all(lambda msg: click.echo(msg, err=True)).items():
+        click.echo(f"{name}\t{path}")
+
+
+@dev.command("down")
+@_dir_option
+def dev_down(directory: str | None) -> None:
+    """Stop the local clusters started by `dev up`."""
+    from reconciler.devenv import controlplane
+
+    stopped = controlplane.stop(_devenv_dir(directory))
+    click.echo(f"stopped {len(stopped)} processes" if stopped else "nothing was running", err=True)
+
+
+@dev.command("kubeconfig")
+@_dir_option
+def dev_kubeconfig(directory: str | None) -> None:
+    """Print the path of the local clusters' kubeconfig."""
+    from reconciler.devenv import controlplane
+
+    state = controlplane.running(_devenv_dir(directory))
+    if state is None:
+        raise controlplane.DevEnvError("local clusters are not running: run `reconciler dev up`")
+    click.echo(state.kubeconfig)

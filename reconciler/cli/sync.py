@@ -1,0 +1,138 @@
+"""``diff`` and ``apply``: one pass against the live clusters, printed; exit code from the outcome.
+
+Exit codes: 0 success / no change, 1 changes found (diff), 2 and above errors.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler.cli.common import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    instance_option,
+    kubeconfig_option,
+    repo_argument,
+)
+
+
+def register_sync_commands(cli_group: click.Group) -> None:
+    """Add ``diff`` and ``apply`` to ``cli_group``."""
+    cli_group.add_command(diff)
+    cli_group.add_command(apply)
+
+
+def _select(repo: Any, app: str | None, cluster: str | None) -> None:
+    from reconciler.errors import ReconcilerError
+
+    if app is not None and app not in repo.apps:
+        known = ", ".join(repo.apps) or "none"
+        raise ReconcilerError(f"unknown app {app!r} (apps: {known})")
+    if cluster is not None and cluster not in repo.clusters:
+        known = ", ".join(repo.clusters) or "none"
+        raise ReconcilerError(f"unknown cluster {cluster!r} (clusters: {known})")
+
+
+def _revision(path: Path) -> str:
+    from reconciler.errors import SourceError
+    from reconciler.source import resolve_rev
+
+    try:
+        return resolve_rev(path, "HEAD")[:12]
+    except SourceError:
+        return "local"
+
+
+def _reconcile_once(
+    repo_path: Path,
+    app: str | None,
+    cluster: str | None,
+    kubeconfig: str | None,
+    instance: str,
+    apply: bool,
+) -> list[Any]:
+    from reconciler.config.load import load_repo
+    from reconciler.engine import reconcile
+    from reconciler.kube.pool import Clients
+    from reconciler.render import render_all
+
+    repo = load_repo(repo_path)
+    _select(repo, app, cluster)
+    rendered = render_all(
+        repo, apps=[app] if app else None, clusters=[cluster] if cluster else None
+    )
+    clients = Clients(kubeconfig)
+    clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
+    try:
+        return reconcile(
+            repo,
+            rendered,
+            clients,
+            _revision(repo_path),
+            apply=apply,
+            clusters=[cluster] if cluster else None,
+            prune_departed=app is None,  # only a whole-repo pass knows what left a cluster
+            instance=instance,
+        )
+    finally:
+        clients.close()
+
+
+@click.command()
+@repo_argument
+@click.option("--app", default=None, help="Only this app.")
+@click.option("--cluster", default=None, help="Only this cluster.")
+@click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text")
+@kubeconfig_option
+@instance_option
+def diff(
+    repo: Path,
+    app: str | None,
+    cluster: str | None,
+    output: str,
+    kubeconfig: str | None,
+    instance: str,
+) -> None:
+    """Show what apply would change on the live clusters (server-side apply dry-run).
+
+    Exit 0: no changes; 1: changes or drift; 2: errors (other clusters are still shown).
+    """
+    from reconciler import outcomes as fmt
+
+    results = _reconcile_once(repo, app, cluster, kubeconfig, instance, apply=False)
+    if output == "json":
+        click.echo(fmt.diff_json(results))
+    elif output == "markdown":
+        click.echo(fmt.diff_markdown(results))
+    else:
+        click.echo(fmt.diff_text(results, color=sys.stdout.isatty()))
+    if fmt.has_errors(results):
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_CHANGES if fmt.has_changes(results) else EXIT_OK)
+
+
+@click.command()
+@repo_argument
+@click.option("--app", default=None, help="Only this app.")
+@click.option("--cluster", default=None, help="Only this cluster.")
+@kubeconfig_option
+@instance_option
+def apply(
+    repo: Path, app: str | None, cluster: str | None, kubeconfig: str | None, instance: str
+) -> None:
+    """One-shot sync: apply what changed, create namespaces, prune what left Git.
+
+    Exit 0: all applied; 2: any error or conflict left unapplied (every other cluster and
+    object is still synced).
+    """
+    from reconciler import outcomes as fmt
+
+    results = _reconcile_once(repo, app, cluster, kubeconfig, instance, apply=True)
+    click.echo(fmt.apply_text(results, color=sys.stdout.isatty()))
+    failed = fmt.has_errors(results) or fmt.has_conflicts(results)
+    sys.exit(EXIT_ERROR if failed else EXIT_OK)

@@ -1,0 +1,1 @@
+"""The config repo: its schema, files, loading and validation into frozen types."""

@@ -1,0 +1,298 @@
+"""Load one app.yaml: semantic checks (references, overrides, JSON pointers) and its sources
+(manifests, Helm values, the kustomize scan), template sites found once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from reconciler.config.checks import (
+    DNS_LABEL,
+    labels_problems,
+    name_problem,
+    selector_problems,
+    validate,
+)
+from reconciler.config.files import KUSTOMIZATION_FILES, MANIFEST_SUFFIXES, RepoFiles
+from reconciler.config.kustomize import KustomizeScan
+from reconciler.config.messages import did_you_mean, os_error, type_name, unknown
+from reconciler.config.model import (
+    NOT_DEPLOYABLE,
+    OWN_GROUP,
+    App,
+    Cluster,
+    ClusterGroup,
+    OverrideSource,
+    SourceDocument,
+)
+from reconciler.config.schema import (
+    AppDoc,
+    ClusterTarget,
+    HelmSource,
+    IgnoreRule,
+    JsonOp,
+    KustomizeSource,
+    Override,
+)
+from reconciler.objects import group_of
+from reconciler.templates import Site, find_sites
+from reconciler.yamlsrc import Document
+from reconciler.yamlsrc import Path as NodePath
+
+
+def is_pointer(text: str) -> bool:
+    return text == "" or text.startswith("/")
+
+
+class AppLoader:
+    """Semantic checks and source loading for one app.yaml."""
+
+    def __init__(
+        self,
+        loader: RepoFiles,
+        file: str,
+        doc: Document,
+        app_dir: Path,
+        clusters: dict[str, Cluster],
+        groups: dict[str, ClusterGroup],
+        known: dict[str, frozenset[str]],
+    ) -> None:
+        self.loader = loader
+        self.file = file
+        self.doc = doc
+        self.dir = app_dir
+        self.clusters = clusters
+        self.groups = groups
+        self.known = known  # label and var keys some cluster defines (template typo check)
+
+    def problem(self, path: NodePath, message: str, file: str | None = None, line: int = 0) -> None:
+        at_line = line or self.doc.line_of(path)
+        self.loader.problem(file or self.file, at_line, path, message)
+
+    def load(self) -> App | None:
+        parsed = validate(self.loader, AppDoc, self.doc, self.file, "App")
+        if parsed is None:
+            return None
+        spec = parsed.spec
+        name = parsed.metadata.name
+        name_problem(self.loader, self.file, self.doc, name, DNS_LABEL)
+        if spec.namespace is not None and not DNS_LABEL.match(spec.namespace):
+            self.problem(("spec", "namespace"), f"invalid namespace {spec.namespace!r}")
+        self._target(("spec", "placement"), spec.placement)
+        self._overrides(spec.overrides)
+        self._ignore_rules(spec.sync.ignore_differences)
+        manifests = self._manifests(spec.source.manifests or [])
+        helm_values = self._helm(spec.source.helm)
+        if spec.source.kustomize is not None:
+            self._kustomize(spec.source.kustomize)
+        override_sources = self._override_sources(spec.overrides)
+        return App(
+            name=name,
+            file=self.file,
+            dir=self.dir,
+            namespace=spec.namespace,
+            source=spec.source,
+            placement=spec.placement,
+            overrides=list(spec.overrides),
+            sync=spec.sync,
+            line=self.doc.line_of(("metadata", "name")),
+            manifests=tuple(manifests),
+            helm_values=tuple(helm_values),
+            override_sources=tuple(override_sources),
+        )
+
+    # references and selectors
+
+    def _target(self, at: NodePath, target: ClusterTarget) -> None:
+        for field_name in ("clusters", "exclude"):
+            for i, name in enumerate(getattr(target, field_name)):
+                if name not in self.clusters and ("Cluster", name) not in self.loader.unloaded:
+                    self.problem((*at, field_name, i), unknown("cluster", name, self.clusters))
+        for i, name in enumerate(target.groups):
+            if name not in self.groups and ("ClusterGroup", name) not in self.loader.unloaded:
+                self.problem((*at, "groups", i), unknown("group", name, self.groups))
+        if target.selector is not None:
+            selector_problems(self.loader, self.file, self.doc, (*at, "selector"), target.selector)
+
+    def _overrides(self, overrides: list[Override]) -> None:
+        seen: set[str] = set()
+        for i, ov in enumerate(overrides):
+            at: NodePath = ("spec", "overrides", i)
+            if not ov.name:
+                self.problem((*at, "name"), "override name must not be empty")
+            elif ov.name in seen:
+                self.problem((*at, "name"), f"duplicate override name {ov.name!r}")
+            seen.add(ov.name)
+            if ov.target is not None:
+                self._target((*at, "target"), ov.target)
+            for j, image in enumerate(ov.images):
+                if image.new_name is None and image.new_tag is None and image.digest is None:
+                    self.problem((*at, "images", j), "set at least one of newName, newTag, digest")
+                if image.new_tag is not None and image.digest is not None:
+                    self.problem((*at, "images", j), "set newTag or digest, not both")
+            labels_problems(self.loader, self.file, self.doc, (*at, "labels"), ov.labels)
+            for j, patch in enumerate(ov.patches):
+                for k, op in enumerate(patch.json_ or []):
+                    self._json_op((*at, "patches", j, "json", k), op)
+
+    def _json_op(self, at: NodePath, op: JsonOp) -> None:
+        if not is_pointer(op.path):
+            self.problem((*at, "path"), f"not a JSON pointer: {op.path!r} (must start with /)")
+        if op.op in ("add", "replace", "test") and "value" not in op.model_fields_set:
+            self.problem(at, f"op {op.op} needs a value")
+        if op.op in ("move", "copy") and (op.from_ is None or not is_pointer(op.from_)):
+            self.problem(at, f"op {op.op} needs 'from' (a JSON pointer)")
+
+    def _ignore_rules(self, rules: list[IgnoreRule]) -> None:
+        for i, rule in enumerate(rules):
+            for j, pointer in enumerate(rule.json_pointers):
+                if not is_pointer(pointer):
+                    at = ("spec", "sync", "ignoreDifferences", i, "jsonPointers", j)
+                    self.problem(at, f"not a JSON pointer: {pointer!r} (must start with /)")
+
+    # sources
+
+    def _path(self, at: NodePath, rel: str, want: Literal["file", "dir", "any"]) -> Path | None:
+        if Path(rel).is_absolute():
+            self.problem(at, f"path {rel!r} must be relative to the app directory")
+            return None
+        try:
+            path = Path(os.path.realpath(self.dir / rel))
+            if not self.loader.inside(str(path)):
+                self.problem(at, f"path {rel!r} leaves the config repo")
+                return None
+            ok = path.exists() and (
+                want == "any" or (path.is_dir() if want == "dir" else path.is_file())
+            )
+        except (OSError, ValueError) as err:
+            self.problem(at, f"unusable path {rel!r}: {os_error(err)}")
+            return None
+        if not ok:
+            what = {"file": "file", "dir": "directory", "any": "file or directory"}[want]
+            self.problem(at, f"{what} not found: {self.loader.rel(self.dir)}/{rel}")
+            return None
+        return path
+
+    def _manifest_files(self, entries: list[str]) -> list[Path]:
+        files: list[Path] = []
+        own = os.path.realpath(self.loader.root / self.file)
+        for i, rel in enumerate(entries):
+            path = self._path(("spec", "source", "manifests", i), rel, "any")
+            if path is None:
+                continue
+            if path.is_file():
+                files.append(path)
+                continue
+            # A directory holding app.yaml itself (`manifests: ./`) does not deploy the App.
+            files.extend(
+                p
+                for _, p in self.loader.tree(path, hidden=False)
+                if p.suffix in MANIFEST_SUFFIXES and os.path.realpath(p) != own
+            )
+        return files
+
+    def _manifests(self, entries: list[str]) -> list[SourceDocument]:
+        out: list[SourceDocument] = []
+        for path in self._manifest_files(entries):
+            file = self.loader.rel(path)
+            # After a YAML error, the documents before it are still checked.
+            for doc in self.loader.documents(path):
+                if self._manifest_ok(file, doc):
+                    out.append(SourceDocument(file, doc.line, doc.value, self._sites(file, doc)))
+        return out
+
+    def _manifest_ok(self, file: str, doc: Document) -> bool:
+        value = doc.value
+        if not isinstance(value, dict):
+            self.problem(
+                (), f"expected a Kubernetes object, got {type_name(value)}", file, doc.line
+            )
+            return False
+        ok = True
+        for key in ("apiVersion", "kind"):
+            if not isinstance(value.get(key), str) or not value[key]:
+                self.problem((), f"{key} is required (a string)", file, doc.line)
+                ok = False
+        if ok and group_of(value["apiVersion"]) == OWN_GROUP:
+            line = doc.line_of(("apiVersion",))
+            self.problem(("apiVersion",), f"{value['apiVersion']} {NOT_DEPLOYABLE}", file, line)
+            ok = False
+        meta = value.get("metadata")
+        if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+            self.problem(
+                (), "metadata.name is required (a string)", file, doc.line_of(("metadata",))
+            )
+            ok = False
+        elif not isinstance(meta.get("namespace", ""), str):
+            line = doc.line_of(("metadata", "namespace"))
+            self.problem((), "metadata.namespace must be a string", file, line)
+            ok = False
+        return ok
+
+    def _helm(self, helm: HelmSource | None) -> list[SourceDocument]:
+        if helm is None:
+            return []
+        at: NodePath = ("spec", "source", "helm")
+        chart = self._path((*at, "chart"), helm.chart, "dir")
+        if chart is not None:
+            if not (chart / "Chart.yaml").is_file():
+                self.problem((*at, "chart"), f"no Chart.yaml in {helm.chart}")
+            self.loader.tree(chart)  # helm reads (and follows symlinks in) all of it
+        layers: list[SourceDocument] = []
+        for i, rel in enumerate(helm.values_files):
+            path = self._path((*at, "valuesFiles", i), rel, "file")
+            if path is None:
+                continue
+            file = self.loader.rel(path)
+            before = len(self.loader.problems)
+            docs = self.loader.documents(path)
+            if len(self.loader.problems) != before:
+                continue
+            value = docs[0].value if docs else {}
+            if len(docs) > 1 or not isinstance(value, dict):
+                self.problem((), "a values file must be one YAML mapping", file, 1)
+                continue
+            sites = self._sites(file, docs[0]) if docs else ()
+            layers.append(SourceDocument(file, 1, value, sites))
+        values_at = (*at, "values")
+        sites = self._sites(self.file, self.doc, values_at) if helm.values else ()
+        layers.append(SourceDocument(self.file, self.doc.line_of(values_at), helm.values, sites))
+        return layers
+
+    def _kustomize(self, kustomize: KustomizeSource) -> None:
+        at: NodePath = ("spec", "source", "kustomize", "path")
+        path = self._path(at, kustomize.path, "dir")
+        if path is None:
+            return
+        if not any((path / n).is_file() for n in KUSTOMIZATION_FILES):
+            self.problem(at, f"no kustomization.yaml in {kustomize.path}")
+            return
+        KustomizeScan(self.loader).scan(path)
+
+    # templates
+
+    def _override_sources(self, overrides: list[Override]) -> list[OverrideSource]:
+        raw_list = self.doc.value["spec"].get("overrides") or []
+        out = []
+        for i, _ in enumerate(overrides):
+            at = ("spec", "overrides", i)
+            sites = self._sites(self.file, self.doc, at)
+            out.append(OverrideSource(raw_list[i], self.doc.line_of(at), sites))
+        return out
+
+    def _sites(self, file: str, doc: Document, base: NodePath = ()) -> tuple[Site, ...]:
+        sites, problems = find_sites(doc, base)
+        for p in problems:
+            self.problem(p.path, p.message, file, p.line)
+        for site in sites:
+            for ref in site.template.refs:
+                if ref.scope == "name":
+                    continue
+                known = self.known.get(ref.scope, frozenset())
+                if ref.key not in known:
+                    what = "label" if ref.scope == "labels" else "var"
+                    hint = did_you_mean(ref.key, known)
+                    msg = f"unknown variable {ref}: no cluster defines {what} {ref.key!r}{hint}"
+                    self.problem((*base, *site.path), msg, file, site.line)
+        return tuple(sites)

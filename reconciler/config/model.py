@@ -1,0 +1,95 @@
+"""The loaded config repo: frozen types every later stage reads (clusters, groups, apps)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from reconciler import API_VERSION
+from reconciler.config.schema import ClusterTarget, Override, Selector, Source, SyncPolicy
+from reconciler.templates import Site, freeze, thaw
+
+# Objects of our own API group are config, never deployed (a render holding one is an error).
+OWN_GROUP = API_VERSION.partition("/")[0]
+NOT_DEPLOYABLE = "is the reconciler's own config, not a Kubernetes object to deploy"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    labels: dict[str, str]
+    context: str
+    vars: dict[str, str]
+    paused: bool
+    file: str
+    line: int = 1
+
+
+@dataclass(frozen=True)
+class ClusterGroup:
+    name: str
+    selector: Selector
+    file: str
+    line: int = 1
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """A parsed manifest (or values file) with its template sites, parsed once per repo load."""
+
+    file: str
+    line: int
+    value: Any
+    sites: tuple[Site, ...] = ()
+
+    @cached_property
+    def _frozen(self) -> bytes:
+        return freeze(self.value)
+
+    def fresh(self) -> Any:
+        """An independent copy of ``value``, to render into (fast: called per target)."""
+        return thaw(self._frozen)
+
+
+@dataclass(frozen=True)
+class OverrideSource:
+    """An override as written (for per-cluster templating) and where it is."""
+
+    raw: dict[str, Any]
+    line: int
+    sites: tuple[Site, ...] = ()
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    file: str
+    dir: Path
+    namespace: str | None
+    source: Source
+    placement: ClusterTarget
+    overrides: list[Override]
+    sync: SyncPolicy
+    line: int = 1
+    manifests: tuple[SourceDocument, ...] = ()
+    # Helm values in merge order: values files, then inline values (overrides come later).
+    helm_values: tuple[SourceDocument, ...] = ()
+    override_sources: tuple[OverrideSource, ...] = field(default=())
+
+    def override_where(self, index: int) -> str:
+        """``apps/x/app.yaml:31`` of override ``index``."""
+        line = self.override_sources[index].line if self.override_sources else self.line
+        return f"{self.file}:{line}"
+
+
+@dataclass(frozen=True)
+class Repo:
+    root: Path
+    clusters: dict[str, Cluster]
+    groups: dict[str, ClusterGroup]
+    apps: dict[str, App]
+
+
+# ---- loading -------------------------------------------------------------------------------

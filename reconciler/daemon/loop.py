@@ -1,0 +1,518 @@
+"""The daemon: follow a branch of a config repo and keep every cluster reconciled to it.
+
+One main thread decides; worker threads do the slow I/O:
+
+- the *source job* (fetch, load + validate, render) runs when the poll interval (plus jitter)
+  expires or, for a local repo, as soon as its refs change (watchfiles);
+- one *reconcile pass* per cluster runs when a new revision is published, when the cluster's
+  drift interval expires, or when its backoff after a failure expires. Each cluster keeps its
+  own schedule, so a slow or dead cluster never holds back the others;
+- results are recorded by the main thread only (status, drift, last good revision and how the
+  last fetch went in the SQLite store, metrics, logs). Every store call is one transaction, and
+  stopping happens between two ticks, so nothing is ever half written.
+
+An invalid revision is recorded with its located problems and skipped: the last good revision
+stays applied (and drift-checked) until a later commit loads. A target whose render fails keeps
+its previous good render the same way.
+
+Time, randomness and thread dispatch are injected (``Clock``, ``rand``, ``Dispatcher``): unit
+tests drive :meth:`Daemon.tick` with a fake clock and run passes inline.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from reconciler.config.load import load_repo
+from reconciler.config.model import Repo
+from reconciler.daemon.desired import Desired, build_desired
+from reconciler.daemon.follow import Follower, Loaded, Source, SourceFailed
+from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.record import ERROR_STATES, PassReport, Recorder
+from reconciler.daemon.schedule import (
+    Clock,
+    ClusterSchedule,
+    Dispatcher,
+    PassKind,
+    Settings,
+    SystemClock,
+    ThreadDispatcher,
+    Waker,
+)
+from reconciler.daemon.status import invalid_revision_message, short
+from reconciler.daemon.watch import RepoWatcher
+from reconciler.engine import TargetOutcome, reconcile
+from reconciler.errors import ReconcilerError
+from reconciler.kube.pool import Clients
+from reconciler.render import RenderCache, TargetResult, render_all
+from reconciler.source import redact
+from reconciler.store.db import Store
+from reconciler.store.rows import State, StatusRow
+from reconciler.sync.model import DEFAULT_INSTANCE
+from reconciler.toolchain import Toolchain
+
+_MAX_SLEEP = 10.0  # the main loop wakes at least this often (health, timeouts)
+_HEALTHY_WITHIN = 60.0  # /healthz fails when the main loop has not ticked for this long
+_FALLBACK_CANDIDATES = 50  # valid revisions from the store a restart on an invalid head tries
+_PRUNE_EVERY = 3600.0  # drift history retention is enforced at most this often
+
+
+class ReconcileFn(Protocol):
+    """``engine.reconcile``'s signature (injected so scheduling is testable without clusters)."""
+
+    def __call__(
+        self,
+        repo: Repo,
+        rendered: Iterable[TargetResult],
+        clients: Clients,
+        revision: str,
+        *,
+        apply: bool,
+        clusters: Iterable[str] | None = None,
+        prune_departed: bool = True,
+        instance: str = DEFAULT_INSTANCE,
+    ) -> list[TargetOutcome]: ...
+
+
+@dataclass
+class _Running:
+    future: Future[PassReport]
+    desired: Desired
+
+
+class Daemon:
+    """Follows a config repo and reconciles every cluster to it; see the module docstring."""
+
+    def __init__(
+        self,
+        source: Source,
+        store: Store,
+        clients: Clients,
+        *,
+        settings: Settings | None = None,
+        metrics: Metrics | None = None,
+        clock: Clock | None = None,
+        dispatcher: Dispatcher | None = None,
+        load: Callable[[Path], Repo] = load_repo,
+        render: Callable[[Repo], list[TargetResult]] | None = None,
+        reconcile_fn: ReconcileFn = reconcile,
+        tools: Toolchain | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.source = source
+        self.store = store
+        self.clients = clients
+        self.settings = settings or Settings()
+        self.metrics = metrics or Metrics()
+        self.clock = clock or SystemClock()
+        self.waker = Waker()
+        self._dispatcher = dispatcher or ThreadDispatcher(self.waker.wake)
+        self._follower = Follower(
+            source,
+            self.clock,
+            load,
+            render or (lambda repo: render_all(repo, tools=tools, cache=RenderCache())),
+        )
+        self._reconcile = reconcile_fn
+        self._rand = rand
+        self.log = structlog.get_logger("reconciler.daemon").bind(repo=source.display)
+
+        self._desired: Desired | None = None
+        self._generation = 0
+        self._head: str | None = None
+        self._source_job: Future[Loaded] | None = None
+        self._source_error: str | None = None
+        self._repo_error: str | None = None  # head invalid and nothing to fall back on
+        self._sources_done = 0
+        self._next_poll = 0.0
+        self._poked = False
+        self._stopping = False
+        self._ready = False
+        self._last_tick = self.clock.monotonic()
+        self._schedules: dict[str, ClusterSchedule] = {}
+        self._running: dict[str, _Running] = {}
+        self.recorder = Recorder(store, self.metrics, self.clock, self.log)
+        self._watcher = RepoWatcher(source.watch_paths, self.poke, self.log)
+        self._known_clusters: set[str] = set()  # the clusters of the installed repo
+        self._next_prune = self.clock.monotonic()
+
+    # -- what others may ask or tell ------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True once a valid config has been loaded (and so something can be applied)."""
+        return self._ready
+
+    @property
+    def healthy(self) -> bool:
+        return self.clock.monotonic() - self._last_tick < _HEALTHY_WITHIN
+
+    @property
+    def desired(self) -> Desired | None:
+        return self._desired
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
+    def busy(self) -> list[str]:
+        """Clusters whose pass is still in flight."""
+        return sorted(self._running)
+
+    def poke(self) -> None:
+        """Fetch now (a commit may have landed). Safe from any thread."""
+        self._poked = True
+        self.waker.wake()
+
+    def stop(self) -> None:
+        """Ask the loop to stop. Safe from signal handlers: sets a flag and writes one byte."""
+        self._stopping = True
+        self.waker.wake()
+
+    def close(self) -> None:
+        """Release the wake-up pipe; the store and the clients belong to the caller."""
+        self.waker.close()
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self, *, once: bool = False) -> int:
+        """Run until :meth:`stop` (or, with ``once``, until every cluster had one pass).
+
+        Returns the exit code: 0, or with ``once`` 2 when anything failed.
+        """
+        self.log.info(
+            "daemon started",
+            interval=self.settings.interval,
+            drift_interval=self.settings.drift_interval,
+            once=once,
+        )
+        if self.settings.watch and not once:
+            self._watcher.start()
+        try:
+            while not self._stopping:
+                delay = self.tick()
+                if once and self.once_done():
+                    break
+                self.waker.wait(delay)
+        finally:
+            self._shutdown()
+        return self.exit_code() if once else 0
+
+    def tick(self) -> float:
+        """Record what finished, start what is due; return how long to sleep at most."""
+        now = self.clock.monotonic()
+        self._last_tick = now
+        self._collect_source()
+        if not self._stopping:
+            self._maybe_fetch(now)
+            self._collect_source()  # an inline dispatcher (tests) has finished it already
+        self._collect_passes()
+        now = self.clock.monotonic()
+        self._maybe_prune(now)
+        self._check_timeouts(now)
+        if not self._stopping:
+            self._dispatch(now)
+            self._collect_passes()  # an inline dispatcher (tests) has finished them already
+        return self._sleep_for(now)
+
+    def once_done(self) -> bool:
+        """After one load, every cluster of the desired revision finished (or timed out) once."""
+        if self._sources_done == 0 or self._source_job is not None:
+            return False
+        desired = self._desired
+        if desired is None:
+            return True
+        for name in desired.targets:
+            schedule = self._schedules.get(name)
+            if schedule is None:
+                return False
+            if schedule.running and not schedule.timed_out:
+                return False
+            if not schedule.running and schedule.generation != desired.generation:
+                return False
+        return True
+
+    def exit_code(self) -> int:
+        """2 when the repo could not be read or loaded or any target is in an error state."""
+        if self._source_error or self._repo_error or self._desired is None:
+            return 2
+        if self._desired.repo_error:
+            return 2
+        return 2 if any(s in ERROR_STATES for s in self.recorder.states.values()) else 0
+
+    def _maybe_prune(self, now: float) -> None:
+        """Enforce the drift history's retention, at most once per ``_PRUNE_EVERY``."""
+        if now < self._next_prune or self._stopping:
+            return
+        self._next_prune = now + _PRUNE_EVERY
+        retention = timedelta(seconds=self.settings.drift_retention)
+        pruned = self.store.prune_drift(retention, self.clock.now())
+        if pruned:
+            self.log.info("old drift records deleted", records=pruned, older_than=str(retention))
+
+    def _sleep_for(self, now: float) -> float:
+        wake = [now + _MAX_SLEEP]
+        if self._source_job is None:
+            wake.append(now if self._poked else self._next_poll)
+        desired = self._desired
+        if desired is not None:
+            for name in desired.targets:
+                schedule = self._schedules.get(name)
+                if schedule is None:
+                    return 0.0
+                wake.append(schedule.wake_at(desired.generation, self.settings.cluster_timeout))
+        return max(0.0, min(wake) - now)
+
+    def _shutdown(self) -> None:
+        self._stopping = True
+        self._watcher.stop()
+        deadline = self.clock.monotonic() + self.settings.shutdown_grace
+        while self._running and self.clock.monotonic() < deadline:
+            self._collect_passes()
+            if self._running:
+                self.waker.wait(min(0.1, max(0.0, deadline - self.clock.monotonic())))
+        self._collect_passes()
+        self._watcher.join()
+        if self.busy:
+            self.log.warning("daemon stopped; passes abandoned in flight", clusters=self.busy)
+        else:
+            self.log.info("daemon stopped")
+
+    # -- source: fetch, load, render -------------------------------------------------------------
+
+    def _maybe_fetch(self, now: float) -> None:
+        if self._source_job is not None or not (self._poked or now >= self._next_poll):
+            return
+        self._poked = False
+        self._next_poll = now + self.settings.interval * (1 + self.settings.jitter * self._rand())
+        fallback = self._fallback_candidates() if self._desired is None else []
+        last_good = self.store.last_goods()
+        head = self._head
+        self._source_job = self._dispatcher.submit(
+            lambda: self._follower.work(head, fallback, last_good), name="reconciler-source"
+        )
+
+    def _fallback_candidates(self) -> list[str]:
+        """The valid revisions the store remembers, most recently seen first (a restart whose
+        head is invalid runs the first one on the branch's history). Apps whose render failed
+        there keep their own last good revision (``_build``)."""
+        return [r.sha for r in self.store.valid_revisions(limit=_FALLBACK_CANDIDATES)]
+
+    def _collect_source(self) -> None:
+        job = self._source_job
+        if job is None or not job.done():
+            return
+        self._source_job = None
+        self._sources_done += 1
+        try:
+            loaded = job.result()
+        except Exception as failure:
+            err = failure.error if isinstance(failure, SourceFailed) else failure
+            at = failure.at if isinstance(failure, SourceFailed) else self.clock.now()
+            self.metrics.git_errors.inc()
+            if isinstance(err, ReconcilerError):
+                message = redact(str(err))
+                self.log.warning("cannot read the config repo", error=message)
+            else:
+                message = redact(
+                    f"internal error while loading the repo: {type(err).__name__}: {err}"
+                )
+                self.log.exception("bug: loading the config repo failed")
+            self._source_error = message
+            self.store.record_fetch_failure(self.source.display, self.source.branch, message, at)
+            return
+        self._source_error = None
+        self.store.record_fetch_success(
+            self.source.display, self.source.branch, loaded.sha, loaded.fetched_at
+        )
+        if not loaded.unchanged:
+            self._publish(loaded)
+
+    def _publish(self, loaded: Loaded) -> None:
+        wall = self.clock.now()
+        log = self.log.bind(revision=short(loaded.sha))
+        self._head = loaded.sha
+        if loaded.commit is not None:
+            log = log.bind(author=loaded.commit.author, subject=loaded.commit.message_first_line)
+        err = loaded.config_error
+        if err is not None:
+            self.metrics.config_errors.inc()
+            self.store.record_revision(loaded.sha, wall, False, str(err))
+            for problem in err.problems:
+                log.error("invalid config", problem=str(problem))
+            base = self._desired
+            if base is None and loaded.fallback is not None:
+                base = build_desired(loaded.fallback, self._desired, self._generation)
+                log.info("running the last good revision", applied=short(base.revision))
+            message = invalid_revision_message(
+                loaded.sha, err, base.revision if base is not None else None
+            )
+            if base is None:
+                self._repo_error = message
+                self.recorder.show_unapplied(message, wall)
+                return
+            self._install(replace(base, head=loaded.sha, repo_error=message))
+            self._ready = True
+            return
+        self.store.record_revision(loaded.sha, wall, True, None)
+        desired = build_desired(loaded, self._desired, self._generation)
+        failed_apps = {t.app for t in loaded.rendered if t.error is not None}
+        for app in desired.repo.apps:
+            if app not in failed_apps:
+                self.store.set_last_good(app, loaded.sha)
+        for target in loaded.rendered:
+            if target.error is not None:
+                log.error(
+                    "render failed", app=target.app, cluster=target.cluster, error=str(target.error)
+                )
+        log.info("revision loaded", targets=sum(len(t) for t in desired.targets.values()))
+        self._install(desired)
+        self._ready = True
+
+    def _install(self, desired: Desired) -> None:
+        """Make ``desired`` current: every cluster gets a pass; paused and gone ones are shown."""
+        self._generation += 1
+        desired = replace(desired, generation=self._generation)
+        self._desired = desired
+        self._repo_error = None
+        wall = self.clock.now()
+        clusters = set(desired.repo.clusters)
+        known = set(self._schedules) | set(self._known_clusters)
+        self._known_clusters = clusters
+        for name in sorted(known - clusters):
+            self.metrics.forget_cluster(name)
+        for name in list(self._schedules):
+            if name not in desired.targets and name not in self._running:
+                del self._schedules[name]
+        existing = {(r.app, r.cluster): r for r in self.store.list_status()}
+        for app, cluster in existing:
+            gone = cluster not in clusters
+            paused = cluster not in desired.targets
+            if gone or (paused and (app, cluster) not in desired.paused):
+                self.recorder.forget(app, cluster)
+        for app, cluster in sorted(desired.paused):
+            old = existing.get((app, cluster))
+            self.recorder.set_status(
+                StatusRow(
+                    app=app,
+                    cluster=cluster,
+                    state=State.PAUSED,
+                    message="cluster paused (spec.paused: true): nothing is applied or pruned",
+                    revision=old.revision if old is not None else None,
+                    updated_at=wall,
+                )
+            )
+
+    # -- clusters: dispatch, time out, record ----------------------------------------------------
+
+    def _dispatch(self, now: float) -> None:
+        desired = self._desired
+        if desired is None:
+            return
+        schedules = [self._schedules.setdefault(n, ClusterSchedule(n)) for n in desired.targets]
+        due = [s for s in schedules if s.due(now, desired.generation)]
+        # Longest waiting first, so a bounded pool serves every cluster in turn.
+        due.sort(key=lambda s: (s.wake_at(desired.generation, 0.0), s.cluster))
+        for schedule in due[: max(0, self.settings.max_parallel - len(self._running))]:
+            name = schedule.cluster
+            schedule.start(now)
+            job = functools.partial(self._pass, desired, name)
+            future = self._dispatcher.submit(job, name=f"reconciler-{name}")
+            self._running[name] = _Running(future, desired)
+
+    def _pass(self, desired: Desired, cluster: str) -> PassReport:
+        """Runs on a worker thread: talks to one cluster, never to the store."""
+        started = self.clock.monotonic()
+        outcomes = self._reconcile(
+            desired.repo,
+            desired.targets.get(cluster, ()),
+            self.clients,
+            desired.revision,
+            apply=True,
+            clusters=[cluster],
+            instance=self.settings.instance,
+        )
+        return PassReport(cluster, desired, outcomes, self.clock.monotonic() - started)
+
+    def _check_timeouts(self, now: float) -> None:
+        timeout = self.settings.cluster_timeout
+        for name, running in self._running.items():
+            schedule = self._schedules.get(name)
+            if schedule is None or schedule.timed_out or schedule.running_since is None:
+                continue
+            if now - schedule.running_since < timeout:
+                continue
+            delay = schedule.time_out(now, self.settings)
+            message = (
+                f"cluster {name}: the reconcile pass did not finish within {timeout:g}s; "
+                f"retrying after it returns, in {delay:g}s at the earliest"
+            )
+            self.log.warning("reconcile pass timed out", cluster=name, timeout=timeout)
+            if name in self._known_clusters:
+                self.metrics.cluster_up.labels(name).set(0)
+            wall = self.clock.now()
+            for target in running.desired.targets.get(name, ()):
+                key = (target.app, name)
+                problem = running.desired.problem(key)
+                self.recorder.set_status(
+                    StatusRow(
+                        app=target.app,
+                        cluster=name,
+                        state=State.INVALID_CONFIG if problem else State.FAILED,
+                        message=f"{problem} (meanwhile: {message})" if problem else message,
+                        revision=running.desired.revisions.get(key),
+                        updated_at=wall,
+                    )
+                )
+
+    def _collect_passes(self) -> None:
+        for name, running in list(self._running.items()):
+            if not running.future.done():
+                continue
+            del self._running[name]
+            schedule = self._schedules.get(name)
+            now = self.clock.monotonic()
+            report: PassReport | None = None
+            crash = ""
+            try:
+                report = running.future.result()
+            except Exception as err:
+                # A bug, not a cluster problem: say so loudly, keep the other clusters going.
+                self.log.exception("bug: reconcile pass crashed", cluster=name)
+                crash = f"internal error: {type(err).__name__}: {err}"
+            if schedule is None:
+                continue
+            if self._desired is not None and name not in self._desired.targets:
+                # The cluster left the repo (or was paused) meanwhile: drop its schedule, so a
+                # return later starts afresh instead of inheriting one stuck "running".
+                del self._schedules[name]
+                continue
+            if schedule.timed_out:
+                schedule.finish_late()
+                self.log.info("late pass result discarded", cluster=name)
+                continue
+            if report is None:
+                self.recorder.record_crash(running.desired, name, crash)
+                schedule.finish(
+                    now, running.desired.generation, PassKind.APPS_FAILED, self.settings
+                )
+                continue
+            kind = self.recorder.record_pass(report)
+            schedule.finish(now, report.desired.generation, kind, self.settings)
+            if kind is PassKind.CLUSTER_FAILED:
+                self.log.warning(
+                    "cluster unreachable",
+                    cluster=name,
+                    retry_in=round(schedule.blocked_until - now, 3),
+                    failures=schedule.failures,
+                )

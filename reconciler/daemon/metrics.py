@@ -1,0 +1,83 @@
+"""The daemon's Prometheus metrics (exposed by ``http``).
+
+Metrics live in a registry of their own (never the process-global one), so several daemons in
+one process, as in tests, do not collide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# Reconcile passes take from milliseconds (nothing to do) to minutes (many objects, slow API).
+_ACTIONS = ("created", "configured", "pruned", "failed")  # objects_applied's actions
+_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class Metrics:
+    """Every metric the daemon exports, in one registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.reconcile_duration = Histogram(
+            "reconciler_reconcile_duration_seconds",
+            "Duration of one reconcile pass over one cluster (plan, apply, drift check).",
+            ["cluster"],
+            buckets=_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.objects_applied = Counter(
+            "reconciler_objects_applied",
+            "Objects written to clusters, by action (created, configured, pruned, failed).",
+            ["cluster", "action"],
+            registry=self.registry,
+        )
+        self.drifted_objects = Gauge(
+            "reconciler_drifted_objects",
+            "Objects whose live state differs from Git and was not corrected, per app and cluster.",
+            ["app", "cluster"],
+            registry=self.registry,
+        )
+        self.last_sync = Gauge(
+            "reconciler_last_successful_sync_timestamp_seconds",
+            "Unix time of the last pass that left the app in sync on the cluster.",
+            ["app", "cluster"],
+            registry=self.registry,
+        )
+        self.git_errors = Counter(
+            "reconciler_git_errors",
+            "Failed fetches or reads of the config repo.",
+            registry=self.registry,
+        )
+        self.config_errors = Counter(
+            "reconciler_invalid_revisions",
+            "Revisions whose config failed to load or validate.",
+            registry=self.registry,
+        )
+        self.cluster_up = Gauge(
+            "reconciler_cluster_reachable",
+            "1 when the last pass reached the cluster's API server, 0 when it did not.",
+            ["cluster"],
+            registry=self.registry,
+        )
+
+    def forget_target(self, app: str, cluster: str) -> None:
+        """Drop the series of an app that no longer targets a cluster."""
+        for gauge in (self.drifted_objects, self.last_sync):
+            with contextlib.suppress(KeyError):
+                gauge.remove(app, cluster)
+
+    def forget_cluster(self, cluster: str) -> None:
+        """Drop the per-cluster series of a cluster that left the repo."""
+        with contextlib.suppress(KeyError):
+            self.cluster_up.remove(cluster)
+        with contextlib.suppress(KeyError):
+            self.reconcile_duration.remove(cluster)
+        for action in _ACTIONS:
+            with contextlib.suppress(KeyError):
+                self.objects_applied.remove(cluster, action)
+
+    def exposition(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,248 @@
+"""Writes what the loop decided: status rows, drift records, departed apps, metrics, logs.
+
+Only the main thread calls it; every store call is one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from structlog.typing import FilteringBoundLogger
+
+from reconciler.daemon.desired import Desired, TargetKey
+from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.schedule import Clock, PassKind, classify
+from reconciler.daemon.status import drift_fields, first, short, target_status
+from reconciler.drift import findings
+from reconciler.engine import TargetOutcome
+from reconciler.store.db import Store
+from reconciler.store.rows import DriftKey, State, StatusRow
+
+ERROR_STATES = frozenset({State.FAILED, State.UNREACHABLE, State.INVALID_CONFIG})
+
+
+@dataclass
+class PassReport:
+    cluster: str
+    desired: Desired
+    outcomes: list[TargetOutcome]
+    duration: float
+
+
+class Recorder:
+    """Records passes and their drift in the store and metrics; remembers each target's state."""
+
+    def __init__(
+        self, store: Store, metrics: Metrics, clock: Clock, log: FilteringBoundLogger
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self.log = log
+        self.states: dict[TargetKey, State] = {}
+
+    def show_unapplied(self, message: str, wall: datetime) -> None:
+        """Nothing valid to run (invalid head, no fallback on the branch): every target the
+        store knows shows why, and nothing is applied."""
+        for row in self.store.list_status():
+            if row.state is State.PAUSED:
+                continue
+            self.set_status(
+                replace(
+                    row,
+                    state=State.INVALID_CONFIG,
+                    message=message,
+                    updated_at=wall,
+                    last_synced_at=None,
+                )
+            )
+
+    def record_crash(self, desired: Desired, cluster: str, message: str) -> None:
+        wall = self.clock.now()
+        for target in desired.targets.get(cluster, ()):
+            key = (target.app, cluster)
+            self.set_status(
+                StatusRow(
+                    target.app, cluster, State.FAILED, message, desired.revisions.get(key), wall
+                )
+            )
+
+    def record_pass(self, report: PassReport) -> PassKind:
+        desired, name = report.desired, report.cluster
+        wall = self.clock.now()
+        kind = classify(report.outcomes)
+        self.metrics.reconcile_duration.labels(name).observe(report.duration)
+        self.metrics.cluster_up.labels(name).set(0 if kind is PassKind.CLUSTER_FAILED else 1)
+        shown: set[str] = set()
+        for outcome in report.outcomes:
+            log = self.log.bind(app=outcome.app, cluster=name, revision=short(desired.revision))
+            self._count_writes(outcome)
+            if outcome.departed:
+                if self._record_departed(outcome, wall, log):
+                    shown.add(outcome.app)
+                continue
+            shown.add(outcome.app)
+            key = (outcome.app, name)
+            row = target_status(
+                outcome,
+                revision=desired.revisions.get(key, desired.revision),
+                problem=desired.problem(key),
+                now=wall,
+            )
+            self.set_status(row)
+            drifted = (
+                self._record_drift(outcome, row.revision, wall, log)
+                if outcome.plan is not None
+                else None
+            )
+            if row.state is State.SYNCED and outcome.result is not None:
+                self.metrics.last_sync.labels(outcome.app, name).set(wall.timestamp())
+            self._log_outcome(log, outcome, row, drifted)
+        self._tidy_rows(name, shown, kind, wall, report)
+        self.log.debug(
+            "pass finished",
+            cluster=name,
+            revision=short(desired.revision),
+            duration_ms=round(report.duration * 1000, 1),
+            result=kind.value,
+        )
+        return kind
+
+    def _tidy_rows(
+        self, cluster: str, shown: set[str], kind: PassKind, wall: datetime, report: PassReport
+    ) -> None:
+        """Rows of apps this pass did not report on: gone, or (cluster down) not prunable yet."""
+        desired = report.desired
+        for row in self.store.list_status(cluster=cluster):
+            if row.app in shown or (row.app, cluster) in desired.paused:
+                continue
+            if kind is PassKind.CLUSTER_FAILED:
+                error = next((o.error for o in report.outcomes if o.unreachable), None)
+                self.set_status(
+                    replace(
+                        row,
+                        state=State.UNREACHABLE,
+                        message=f"no longer placed here; pruned once reachable: {error}",
+                        updated_at=wall,
+                        last_synced_at=None,
+                    )
+                )
+            else:
+                self.forget(row.app, cluster)
+
+    def _record_departed(
+        self, outcome: TargetOutcome, wall: datetime, log: FilteringBoundLogger
+    ) -> bool:
+        """An app that left this cluster; True when its row stays (something is left there)."""
+        name = outcome.cluster
+        if outcome.error is not None:
+            state = State.UNREACHABLE if outcome.unreachable else State.FAILED
+            message = f"no longer placed here; pruning failed: {outcome.error}"
+        elif outcome.result is not None and outcome.result.failed:
+            state = State.FAILED
+            failed = [f"{ref}: {why}" for ref, why in outcome.result.failed]
+            message = f"no longer placed here; {first(failed, 'object')}"
+        elif outcome.result is not None and outcome.result.skipped:
+            state = State.OUT_OF_SYNC
+            kept = [f"{ref}: {why}" for ref, why in outcome.result.skipped]
+            message = f"no longer placed here; {first(kept, 'object')} kept"
+        else:
+            if outcome.result is not None and outcome.result.pruned:
+                log.info("app pruned from cluster", objects=len(outcome.result.pruned))
+            self.store.close_resolved(outcome.app, name, [], wall)
+            self.forget(outcome.app, name)
+            return False
+        self.set_status(StatusRow(outcome.app, name, state, message, None, wall))
+        log.warning("departed app not fully pruned", state=str(state), message=message)
+        return True
+
+    def _record_drift(
+        self,
+        outcome: TargetOutcome,
+        revision: str | None,
+        wall: datetime,
+        log: FilteringBoundLogger,
+    ) -> int:
+        """Drift findings of a plan into the store; returns how many stay open."""
+        assert outcome.plan is not None
+        corrected = {str(ref) for ref in outcome.result.corrected} if outcome.result else set()
+        still_open: list[DriftKey] = []
+        for finding in findings(outcome.plan):
+            row = self.store.record_drift(
+                outcome.app,
+                outcome.cluster,
+                finding.object,
+                finding.kind.value,
+                drift_fields(finding),
+                revision,
+                wall,
+            )
+            details = {
+                "object": finding.object,
+                "drift": finding.kind.value,
+                "fields": list(finding.paths) or None,
+                "managers": list(finding.managers) or None,
+                "drift_id": row.id,
+            }
+            if finding.object in corrected:
+                self.store.mark_corrected(row.id, wall)
+                log.info("drift corrected", **details)
+            else:
+                still_open.append(row.key)
+                if row.detected_at == wall:
+                    log.warning("drift detected", **details)
+        for closed in self.store.close_resolved(outcome.app, outcome.cluster, still_open, wall):
+            log.info("drift gone", object=closed.object, drift_id=closed.id)
+        self.metrics.drifted_objects.labels(outcome.app, outcome.cluster).set(len(still_open))
+        return len(still_open)
+
+    def _count_writes(self, outcome: TargetOutcome) -> None:
+        result = outcome.result
+        if result is None:
+            return
+        counter = self.metrics.objects_applied
+        for action, count in (
+            ("created", len(result.created)),
+            ("configured", len(result.configured)),
+            ("pruned", len(result.pruned)),
+            ("failed", len(result.failed)),
+        ):
+            if count:
+                counter.labels(outcome.cluster, action).inc(count)
+
+    def _log_outcome(
+        self, log: FilteringBoundLogger, outcome: TargetOutcome, row: StatusRow, drifted: int | None
+    ) -> None:
+        result = outcome.result
+        counts = {}
+        if result is not None:
+            counts = {
+                "created": len(result.created),
+                "configured": len(result.configured),
+                "pruned": len(result.pruned),
+                "failed": len(result.failed),
+            }
+        wrote = any(counts.values())
+        previous = self.states.get((outcome.app, outcome.cluster))
+        self.states[(outcome.app, outcome.cluster)] = row.state
+        fields = {k: v for k, v in counts.items() if v}
+        if row.state in ERROR_STATES:
+            if row.state is not previous:
+                log.error("reconcile failed", state=str(row.state), message=row.message)
+        elif wrote or row.state is not previous:
+            if drifted:
+                fields["drifted"] = drifted
+            log.info("reconciled", state=str(row.state), **fields)
+
+    def set_status(self, row: StatusRow) -> None:
+        self.store.set_status(row)
+        self.states[(row.app, row.cluster)] = row.state
+
+    def forget(self, app: str, cluster: str) -> None:
+        """The app no longer targets the cluster (or the cluster left): its open drift records
+        are closed, since nobody will check them again."""
+        self.store.close_resolved(app, cluster, [], self.clock.now())
+        self.store.delete_status(app, cluster)
+        self.states.pop((app, cluster), None)
+        self.metrics.forget_target(app, cluster)

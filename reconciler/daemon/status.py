@@ -1,0 +1,117 @@
+"""Pure decisions about status: a pass outcome as a status row, drift fields as stored, the
+one-line messages of an invalid revision."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from reconciler.drift import Finding
+from reconciler.engine import TargetOutcome
+from reconciler.errors import ConfigError, RenderError
+from reconciler.store.rows import FieldDrift, State, StatusRow
+
+
+def short(sha: str | None) -> str:
+    return sha[:12] if sha else "none"
+
+
+def first(items: Sequence[str], noun: str) -> str:
+    more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}: {items[0]}{more}"
+
+
+def _state_of(outcome: TargetOutcome) -> tuple[State, str]:
+    if outcome.unreachable:
+        return State.UNREACHABLE, str(outcome.error)
+    if outcome.error is not None:
+        state = State.INVALID_CONFIG if isinstance(outcome.error, RenderError) else State.FAILED
+        return state, str(outcome.error)
+    result, plan = outcome.result, outcome.plan
+    if result is not None and result.failed:
+        return State.FAILED, first([f"{ref}: {why}" for ref, why in result.failed], "object")
+    corrected = set(result.corrected) if result is not None else set()
+    drifted = [c for c in plan.changes if c.drift is not None] if plan is not None else []
+    left = [c for c in drifted if c.ref not in corrected]
+    if left:
+        described = [
+            f"{c.ref} {c.drift}" + (f" by {', '.join(c.managers)}" if c.managers else "")
+            for c in left
+        ]
+        return State.DRIFTED, first(described, "drifted object")
+    if result is not None and result.skipped:
+        return State.OUT_OF_SYNC, first([f"{ref}: {why}" for ref, why in result.skipped], "object")
+    if result is None and plan is not None and plan.pending:
+        return State.OUT_OF_SYNC, first([str(c.ref) for c in plan.pending], "pending change")
+    if result is None:
+        return State.SYNCED, ""
+    done = [
+        f"{verb} {len(refs)}"
+        for verb, refs in (
+            ("created", result.created),
+            ("configured", result.configured),
+            ("pruned", result.pruned),
+        )
+        if refs
+    ]
+    if result.corrected:
+        done.append(f"corrected drift on {len(result.corrected)}")
+    return State.SYNCED, ", ".join(done)
+
+
+def target_status(
+    outcome: TargetOutcome, *, revision: str | None, problem: str | None, now: datetime
+) -> StatusRow:
+    """The status row of one app on one cluster after a pass.
+
+    ``problem`` says why the newest config is not applied to this target (invalid revision or
+    failed render): the state is then InvalidConfig whatever the cluster says, and the message
+    keeps what else is wrong. ``last_synced_at`` moves only when the target is in sync.
+    """
+    state, message = _state_of(outcome)
+    synced_at = now if state is State.SYNCED else None
+    if problem is not None:
+        if state not in (State.SYNCED, State.INVALID_CONFIG):
+            problem = f"{problem} (meanwhile {state}: {message})"
+        state, message = State.INVALID_CONFIG, problem
+    return StatusRow(
+        app=outcome.app,
+        cluster=outcome.cluster,
+        state=state,
+        message=message,
+        revision=revision,
+        updated_at=now,
+        last_synced_at=synced_at,
+    )
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def drift_fields(finding: Finding) -> list[FieldDrift]:
+    """A finding's fields as stored: before = Git's value, after = the live value."""
+    return [
+        FieldDrift(
+            path=f.path,
+            before=f.desired,
+            after=f.live,
+            manager=f.manager,
+            changed_at=_parse_time(f.time),
+        )
+        for f in finding.fields
+    ]
+
+
+def invalid_revision_message(sha: str, err: ConfigError, applied: str | None) -> str:
+    """One line for status: which revision is skipped, its first located problem, what runs."""
+    problems = [str(p) for p in err.problems] or [str(err)]
+    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+    stays = f"; {short(applied)} stays applied" if applied else "; nothing applied yet"
+    return f"revision {short(sha)} invalid: {problems[0]}{more}{stays}"

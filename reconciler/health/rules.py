@@ -1,0 +1,168 @@
+"""Health rules written by users as CEL expressions over the live object, per kind.
+
+The only module that imports ``cel`` (common-expression-language). An app declares, per kind::
+
+    health:
+    - kind: Widget
+      group: example.com          # optional: any group when left out
+      degraded: "has(object.status.phase) && object.status.phase == 'Failed'"
+      healthy: "has(object.status.phase) && object.status.phase == 'Ready'"
+      suspended: "has(object.spec.paused) && object.spec.paused"
+      message: "object.status.message"
+
+The object is the variable ``object``. ``degraded`` is checked first, then ``suspended``, then
+``healthy`` (Progressing while it is false; Healthy when it is left out). Reading a field the
+object does not have counts as false, so a rule does not need ``has()`` before the status
+exists; any other evaluation error makes the object Unknown, with the error as its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import cel
+
+from reconciler.health.model import Assessment, Health
+
+VARIABLE = "object"
+_TRIAL = {VARIABLE: {"apiVersion": "", "kind": "", "metadata": {}, "spec": {}, "status": {}}}
+
+
+class RuleError(ValueError):
+    """A health rule that does not compile; ``str()`` is one line (without file:line)."""
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A compiled CEL expression and its source text."""
+
+    source: str
+    program: cel.Program = field(compare=False, repr=False)
+
+
+def compile_expression(source: str) -> Expression:
+    """Compile once at load time; a syntax error or an unknown variable is a ``RuleError``."""
+    if not isinstance(source, str) or not source.strip():
+        raise RuleError("must be a non-empty CEL expression")
+    try:
+        program = cel.compile(source)
+    except ValueError as err:
+        raise RuleError(_one_line(str(err))) from None
+    try:
+        program.execute(_TRIAL)
+    except RuntimeError as err:  # undefined variable or function: a typo, not missing data
+        raise RuleError(_one_line(str(err))) from None
+    except Exception:  # missing fields, types: judged on the live object
+        pass
+    return Expression(source, program)
+
+
+def _one_line(message: str) -> str:
+    """The CEL library's multi-line error as ``1:5: Syntax error: ...``."""
+    for line in message.splitlines():
+        if "ERROR: <input>:" in line:
+            return line.split("ERROR: <input>:", 1)[1].strip()
+    return " ".join(message.split())
+
+
+@dataclass(frozen=True)
+class HealthRule:
+    """A user's rule for one kind (of one group, or of any group when ``group`` is None)."""
+
+    kind: str
+    group: str | None = None
+    healthy: Expression | None = None
+    degraded: Expression | None = None
+    suspended: Expression | None = None
+    message: Expression | None = None
+
+    def matches(self, group: str, kind: str) -> bool:
+        return kind == self.kind and (self.group is None or group == self.group)
+
+
+def compile_rule(
+    kind: str,
+    group: str | None = None,
+    *,
+    healthy: str | None = None,
+    degraded: str | None = None,
+    suspended: str | None = None,
+    message: str | None = None,
+) -> HealthRule:
+    """Build a rule; the ``RuleError`` names the field whose expression is wrong."""
+    if healthy is None and degraded is None and suspended is None:
+        raise RuleError("needs at least one of healthy, degraded, suspended")
+    compiled: dict[str, Expression | None] = {}
+    for name, source in (
+        ("healthy", healthy),
+        ("degraded", degraded),
+        ("suspended", suspended),
+        ("message", message),
+    ):
+        try:
+            compiled[name] = None if source is None else compile_expression(source)
+        except RuleError as err:
+            raise RuleError(f"{name}: {err}") from None
+    return HealthRule(kind, group, **compiled)
+
+
+def find_rule(rules: tuple[HealthRule, ...], group: str, kind: str) -> HealthRule | None:
+    """The first rule for this kind: one naming the group wins over one for any group."""
+    exact = [r for r in rules if r.group is not None and r.matches(group, kind)]
+    anywhere = [r for r in rules if r.group is None and r.matches(group, kind)]
+    found = exact or anywhere
+    return found[0] if found else None
+
+
+class _Failed(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _check(name: str, expr: Expression | None, context: Mapping[str, Any]) -> bool | None:
+    if expr is None:
+        return None
+    try:
+        value = expr.program.execute(dict(context))
+    except (KeyError, IndexError):
+        return False  # a field the object does not have (yet)
+    except Exception as err:  # the library raises plain Python errors
+        raise _Failed(f"health rule {name} failed: {_one_line(str(err))}") from None
+    if not isinstance(value, bool):
+        raise _Failed(f"health rule {name} gave {type(value).__name__} {value!r}, not a bool")
+    return value
+
+
+def evaluate(rule: HealthRule, obj: Mapping[str, Any]) -> Assessment:
+    """Judge a live object with a user's rule."""
+    context = {VARIABLE: obj}
+    try:
+        if _check("degraded", rule.degraded, context):
+            health, source = Health.DEGRADED, rule.degraded
+        elif _check("suspended", rule.suspended, context):
+            health, source = Health.SUSPENDED, rule.suspended
+        else:
+            ok = _check("healthy", rule.healthy, context)
+            health = Health.PROGRESSING if ok is False else Health.HEALTHY
+            source = rule.healthy
+    except _Failed as failed:
+        return Assessment(Health.UNKNOWN, failed.reason)
+    return Assessment(health, _message(rule, context, health, source))
+
+
+def _message(
+    rule: HealthRule, context: Mapping[str, Any], health: Health, source: Expression | None
+) -> str:
+    if rule.message is not None:
+        try:
+            value = rule.message.program.execute(dict(context))
+        except Exception:  # a message that cannot be built falls back
+            value = None
+        if isinstance(value, str) and value.strip():
+            return " ".join(value.split())
+    if source is None:
+        return "by health rule"
+    verdict = "false" if health is Health.PROGRESSING else "true"
+    return f"health rule: {source.source} is {verdict}"

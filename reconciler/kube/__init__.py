@@ -1,0 +1,1 @@
+"""The kube layer: the only package that imports `kubernetes` (client, kubeconfig, client pool)."""

@@ -1,0 +1,82 @@
+"""A plan as JSON: everything in it (object bodies never: only masked diffs)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from reconciler.objects import ObjectRef
+from reconciler.review.model import Review
+from reconciler.review.summary import summary
+
+
+def to_json(review: Review) -> str:
+    """Everything in the plan as JSON (object bodies never: only masked diffs)."""
+
+    def ref(r: ObjectRef) -> dict[str, str]:
+        return {"object": str(r), **asdict(r)}
+
+    data: dict[str, Any] = {
+        "base": {"rev": review.base.rev, "sha": review.base.sha},
+        "head": {"rev": review.head.rev, "sha": review.head.sha},
+        "blocking": review.blocking,
+        "notes": review.notes,
+        "summary": summary(review),
+        "hasChanges": review.has_changes,
+        "hasErrors": review.has_errors,
+        "inventory": review.inventory,
+        "apps": [
+            {
+                "app": a.app,
+                "status": a.status.value,
+                "specChanges": a.spec_changes,
+                "clusters": [
+                    {
+                        "cluster": c.cluster,
+                        "status": c.status.value,
+                        "reasons": c.reasons,
+                        "before": c.before,
+                        "causes": c.causes,
+                        "error": c.error,
+                        "note": c.note,
+                        "overrides": [asdict(o) for o in c.overrides],
+                        "objects": [
+                            {**ref(o.ref), "action": o.action.value, "diff": o.diff, "note": o.note}
+                            for o in c.objects
+                        ],
+                    }
+                    for c in a.clusters
+                ],
+            }
+            for a in review.apps
+        ],
+        "live": None,
+    }
+    if review.live is not None:
+        data["live"] = {
+            "instance": review.live_instance,
+            "targets": [
+                {
+                    "app": t.app,
+                    "cluster": t.cluster,
+                    "departed": t.departed,
+                    "unreachable": t.unreachable,
+                    "error": t.error,
+                    "changes": [
+                        {
+                            **ref(c.ref),
+                            "action": c.action.value,
+                            "drift": c.drift,
+                            "message": c.message,
+                            "managers": list(c.managers),
+                            "selfHeal": c.self_heal,
+                            "fields": [asdict(f) for f in c.fields],
+                        }
+                        for c in t.changes
+                    ],
+                }
+                for t in review.live
+            ],
+        }
+    return json.dumps(data, indent=2, sort_keys=True, default=str, ensure_ascii=False)

@@ -1,0 +1,343 @@
+"""A plan as a pull-request comment in Markdown, under a size cap, byte-stable."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.review.model import AppReview, AppStatus, ClusterReview, ClusterStatus, Review
+from reconciler.review.summary import app_headline, live_by_cluster, live_lines, plural, summary
+
+# GitHub rejects comments over 65536 characters; leave room for a CI's own header.
+DEFAULT_MAX_CHARS = 60_000
+MARKER = "<!-- reconciler-plan -->"
+_MAX_NAMES = 20  # clusters named on one grouped error in Markdown; the rest are counted
+_MAX_LINE = 2000  # one problem or note in Markdown is cut here (text and JSON keep it whole)
+_RESERVE = 600  # Markdown: the truncation note and the "... more" lines
+
+
+def _longest_backtick_run(text: str) -> int:
+    longest = current = 0
+    for ch in text:
+        current = current + 1 if ch == "`" else 0
+        longest = max(longest, current)
+    return longest
+
+
+def _code(text: str) -> str:
+    """Inline code that survives backticks in the text."""
+    text = text.replace("\n", " ")
+    fence = "`" * (_longest_backtick_run(text) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _fenced(body: str, lang: str = "diff") -> list[str]:
+    fence = "`" * max(3, _longest_backtick_run(body) + 1)
+    return [f"{fence}{lang}", *body.splitlines(), fence]
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _md_app(app: AppReview, full: bool) -> str:
+    lines = [
+        f"<details><summary><b>{_html(app.app)}</b> · {_html(app_headline(app))}</summary>",
+        "",
+    ]
+    if app.spec_changes:
+        lines.append("**app.yaml:** " + ", ".join(_code(s) for s in app.spec_changes))
+        lines.append("")
+    placement = [c for c in app.clusters if c.status is not ClusterStatus.CHANGED]
+    moved = [c for c in placement if c.status is not ClusterStatus.UNCHANGED]
+    if moved:
+        lines.append("**Placement**")
+        lines.append("")
+        for c in moved:
+            lines.append(f"- **{c.status}** {_code(c.cluster)}" + _md_why(c))
+        lines.append("")
+    same = [c.cluster for c in app.clusters if c.status is ClusterStatus.UNCHANGED]
+    if same:
+        lines.append("Unchanged on " + ", ".join(_code(c) for c in same) + ".")
+        lines.append("")
+    for names, c in _same_details(app.app, app.clusters):
+        lines.append(f"#### {', '.join(_code(n) for n in names)} · {c.status}")
+        lines.append("")
+        if c.error:
+            lines += [f"**render error:** {_code(_clip(_error_message(app.app, c)))}", ""]
+        if c.note:
+            lines += [f"_Note: {_html(c.note)}_", ""]
+        for o in c.overrides:
+            reason = f" — {_html(o.reason)}" if o.reason else ""
+            lines.append(f"- override {_code(o.name)} ({_code(o.where)}) **{o.status}**{reason}")
+            lines += [f"  - {_code(x)}" for x in o.changes]
+            lines += [f"  - was: {_code(x)}" for x in o.before]
+        if c.overrides:
+            lines.append("")
+        for obj in c.objects:
+            note = f" — {_html(obj.note)}" if obj.note else ""
+            lines.append(f"- **{obj.action}** {_code(str(obj.ref))}{note}")
+            if full and obj.diff:
+                lines.append("")
+                lines += ["  " + x if x else x for x in _fenced(obj.diff)]
+        lines.append("")
+    if not full and any(c.objects for c in app.clusters):
+        lines += ["_Diffs omitted to stay under the size cap._", ""]
+    lines += ["</details>", ""]
+    return "\n".join(lines)
+
+
+def _same_details(
+    app: str, clusters: Sequence[ClusterReview]
+) -> list[tuple[list[str], ClusterReview]]:
+    """Clusters with identical details, shown once: 100 edge clusters, one diff."""
+    groups: dict[Any, tuple[list[str], ClusterReview]] = {}
+    for c in clusters:
+        if not c.differs or c.status is ClusterStatus.PAUSED:
+            continue
+        error = _error_message(app, c) if c.error else None
+        key = (c.status, tuple(c.objects), tuple(c.overrides), error, c.note)
+        groups.setdefault(key, ([], c))[0].append(c.cluster)
+    return list(groups.values())
+
+
+def _md_why(c: ClusterReview) -> str:
+    parts = []
+    if c.reasons:
+        parts.append(": " + _html("; ".join(c.reasons)))
+    if c.causes:
+        parts.append(" — **because** " + _html("; ".join(c.causes)))
+    if c.before:
+        parts.append(" (before: " + _html("; ".join(c.before)) + ")")
+    if c.note:
+        parts.append(f" _{_html(c.note)}_")
+    return "".join(parts)
+
+
+def _error_message(app: str, c: ClusterReview) -> str:
+    """A cluster's render error without the ``app A, cluster C:`` that its heading says."""
+    error = c.error or ""
+    prefix = f"app {app}, cluster {c.cluster}: "
+    return error[len(prefix) :] if error.startswith(prefix) else error
+
+
+def _clip(text: str, limit: int = _MAX_LINE) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _size(lines: Sequence[str]) -> int:
+    return sum(len(line) + 1 for line in lines)
+
+
+def _fit(items: Sequence[str], budget: int) -> tuple[list[str], int]:
+    """The leading ``items`` (lines, or blocks of lines) that fit in ``budget`` characters, and
+    how many were left out."""
+    shown: list[str] = []
+    used = 0
+    for item in items:
+        used += len(item) + 1
+        if used > budget:
+            break
+        shown.append(item)
+    return shown, len(items) - len(shown)
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """A blocking problem in Markdown: one config problem, or one render error of an app on
+    every cluster where it is the same."""
+
+    text: str
+    app: str | None = None
+    clusters: tuple[str, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return max(1, len(self.clusters))
+
+    def line(self, limit: int) -> str:
+        if self.app is None:
+            return f"- {_code(_clip(self.text, limit))}"
+        names = ", ".join(_code(c) for c in self.clusters[:_MAX_NAMES])
+        if len(self.clusters) > _MAX_NAMES:
+            names += f" and {len(self.clusters) - _MAX_NAMES} more clusters"
+        return f"- app {_code(self.app)} on {names}: {_code(_clip(self.text, limit))}"
+
+
+def _blocking_problems(review: Review) -> list[_Problem]:
+    """``review.blocking`` in order, identical render errors of an app grouped across clusters."""
+    render: dict[str, tuple[str, str, str]] = {}
+    for a in review.apps:
+        for c in a.clusters:
+            if c.error:
+                render[c.error] = (a.app, c.cluster, _error_message(a.app, c))
+    groups: dict[tuple[str | None, str], list[str]] = {}
+    for problem in review.blocking:
+        if problem in render:
+            app, cluster, message = render[problem]
+            groups.setdefault((app, message), []).append(cluster)
+        else:
+            groups.setdefault((None, problem), [])
+    return [_Problem(text, app, tuple(clusters)) for (app, text), clusters in groups.items()]
+
+
+def _md_blocking(review: Review, budget: int) -> tuple[list[str], int]:
+    """The blocking section within ``budget``, and how many problems it does not list."""
+    problems = _blocking_problems(review)
+    lines = [
+        f"### :x: Blocking: head does not validate ({plural(len(review.blocking), 'problem')})",
+        "",
+    ]
+    room = budget - _size(lines)
+    limit = min(_MAX_LINE, max(80, room // 4))  # a small cap still shows a few problems
+    shown, missing = _fit([p.line(limit) for p in problems], room)
+    lines += shown
+    hidden = sum(p.count for p in problems[len(shown) :]) if missing else 0
+    if hidden:
+        more = plural(hidden, "more problem")
+        lines.append(f"- … {more} (size cap: `-o text` lists them all)")
+    lines.append("")
+    return lines, hidden
+
+
+def _md_capped(items: Sequence[str], budget: int, more: str, noun: str) -> tuple[list[str], int]:
+    """``items`` that fit in ``budget``, then ``more`` with the count left out: ``{} notes``."""
+    shown, missing = _fit(items, budget)
+    if missing:
+        shown.append(more.format(plural(missing, f"more {noun}")))
+    return shown, missing
+
+
+def _md_live(review: Review, full: bool, budget: int | None = None) -> str:
+    """The live section; with ``budget``, the targets that fit and a count of the rest."""
+    assert review.live is not None
+    lines = [f"### Live dry-run of head (instance {_code(review.live_instance)})", ""]
+    if not review.live:
+        lines += ["Nothing is placed on any cluster.", ""]
+    items: list[str] = []  # one per unreachable cluster or per target, each a block of lines
+    for cluster, targets in live_by_cluster(review.live).items():
+        down = next((t for t in targets if t.unreachable), None)
+        if down is not None:
+            error = _clip(down.error or "")
+            items.append(f"- {_code(cluster)}: **unreachable** — {_code(error)}\n")
+            continue
+        for t in targets:
+            label = f"- {_code(cluster)} / {_code(t.app)}"
+            if t.departed:
+                label += " (no longer placed here)"
+            if t.error:
+                items.append(f"{label}: **error** {_code(_clip(t.error))}")
+            elif not t.changes:
+                items.append(f"{label}: no changes")
+            else:
+                drifted = sum(1 for c in t.changes if c.drift)
+                extra = f", {drifted} drifted" if drifted else ""
+                block = [f"{label}: {plural(len(t.changes), 'change')}{extra}"]
+                if full:
+                    body = "\n".join(x for c in t.changes for x in live_lines(c))
+                    block += ["", *("  " + x for x in _fenced(body)), ""]
+                items.append("\n".join(block))
+    if budget is not None:
+        room = budget - _size(lines) - 100
+        items, _ = _md_capped(items, room, "- … {} (size cap)", "target")
+    lines += items
+    if not full:
+        lines += ["", "_Live diffs omitted to stay under the size cap._"]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def to_markdown(review: Review, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    """A pull-request comment: blocking problems first, summary, one collapsible per app.
+
+    Everything counts against ``max_chars``: identical render errors are listed once for all
+    their clusters, and what does not fit is counted instead of listed (blocking problems,
+    notes, inventory, live targets); app sections lose their diffs first, then are cut to one
+    line. A visible note says so. The same review always gives the same bytes.
+    """
+    head = [
+        MARKER,
+        f"## reconciler plan {_code(review.base.short)} → {_code(review.head.short)}",
+        "",
+    ]
+    summary_lines = [f"**Summary:** {_html(summary(review))}", ""]
+    budget = max_chars - _size(head) - _size(summary_lines) - _RESERVE
+    left_out: list[str] = []  # for the truncation note
+    if review.blocking:
+        blocking, hidden = _md_blocking(review, budget // 2)
+        if hidden:
+            left_out.append(f"{plural(hidden, 'blocking problem')} not listed")
+        head += blocking
+        budget -= _size(blocking)
+    head += summary_lines
+    limit = min(_MAX_LINE, max(80, budget // 8))  # a small cap still shows a note
+    notes = [f"> **Note:** {_html(_clip(n, limit))}\n" for n in review.notes]
+    more = "> **Note:** … {} (size cap)\n"
+    shown, missing = _md_capped(notes, budget // 4, more, "note")
+    if missing:
+        left_out.append(f"{plural(missing, 'note')} not listed")
+    head += shown
+    budget -= _size(shown)
+    if review.inventory:
+        items = [f"- {_html(_clip(i, limit))}" for i in review.inventory]
+        shown, missing = _md_capped(items, budget // 4, "- … {} (size cap)", "change")
+        if missing:
+            left_out.append(f"{plural(missing, 'inventory change')} not listed")
+        inventory = ["**Cluster inventory**", "", *shown, ""]
+        head += inventory
+        budget -= _size(inventory)
+    if not review.has_changes and not review.blocking:
+        head += ["No changes.", ""]
+
+    tail = []
+    unchanged = [_code(a.app) for a in review.apps if a.status is AppStatus.UNCHANGED]
+    if unchanged:
+        names, missing = _fit([f"{n}, " for n in unchanged], budget // 4)
+        more = f"and {missing} more" if missing else ""
+        tail += [("Unchanged apps: " + "".join(names) + more).removesuffix(", "), ""]
+        budget -= _size(tail)
+
+    live = ""
+    shortened = omitted = 0
+    if review.live is not None:
+        live = _md_live(review, full=True)
+        if len(live) > budget // 2:
+            live = _md_live(review, full=False, budget=budget // 2)
+            shortened += 1
+        budget -= len(live)
+    sections: list[str] = []
+    if review.changed_apps:
+        sections += ["### Apps", ""]
+        budget -= _size(sections)
+    for app in review.changed_apps:
+        full = _md_app(app, full=True)
+        if len(full) <= budget:
+            sections.append(full)
+            budget -= len(full) + 1
+            continue
+        compact = _md_app(app, full=False)
+        if len(compact) <= budget:
+            sections.append(compact)
+            budget -= len(compact) + 1
+            shortened += 1
+            continue
+        stub = (
+            f"- **{_html(app.app)}** · {_html(app_headline(app))} _(details omitted: size cap)_\n"
+        )
+        if len(stub) <= budget:
+            sections.append(stub)
+            budget -= len(stub) + 1
+        omitted += 1
+    if omitted:
+        sections.append("")
+    if shortened or omitted or left_out:
+        also = "".join(f", {x}" for x in left_out)
+        note = (
+            f"> **Truncated** to stay under {max_chars} characters: "
+            f"{plural(shortened, 'section')} without diffs, {plural(omitted, 'app')} without "
+            f"details{also}. Run `reconciler plan` with `-o text` or `-o json` for the full plan."
+        )
+        head += [note, ""]
+    return "\n".join([*head, *sections, live, *tail]).rstrip("\n") + "\n"

@@ -1,0 +1,392 @@
+"""The rollout state machine: (state, observations, commands, now) -> (state, actions, events).
+
+Pure and deterministic: the caller supplies the clock and persists the returned state before it
+acts on it, so a restart resumes from exactly the last step. What each cluster should run is a
+function of the state (``RolloutState.desired``); the actions only name the changes of a step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from reconciler.rollout.model import (
+    IN_FLIGHT,
+    REACHED,
+    Approval,
+    ClusterPhase,
+    ClusterState,
+    Command,
+    CommandKind,
+    Event,
+    Observation,
+    OnFailure,
+    PlannedStage,
+    RolloutPhase,
+    RolloutPlan,
+    RolloutState,
+    SetRevision,
+    Step,
+)
+
+HEALTHY = "Healthy"
+DEGRADED = "Degraded"
+_UNSEEN = Observation(applied=None, reachable=False, health_reason="no observation")
+
+
+def start(
+    app: str,
+    revision: str,
+    plan: RolloutPlan,
+    bases: Mapping[str, str | None],
+    now: float,
+    unchanged: frozenset[str] = frozenset(),
+) -> RolloutState:
+    """A new rollout of ``revision``: every planned cluster Pending at its base revision.
+
+    Clusters in ``unchanged`` render the same at ``revision`` as at their base: they move at
+    once and take no place in a batch.
+    """
+    clusters: list[ClusterState] = []
+    for index, stage in enumerate(plan.stages):
+        changed = [c for c in stage.clusters if c not in unchanged]
+        size = max(1, stage.max_concurrent)
+        for cluster in stage.clusters:
+            base = bases.get(cluster)
+            if cluster in unchanged:
+                clusters.append(
+                    ClusterState(
+                        cluster,
+                        index,
+                        -1,
+                        base,
+                        ClusterPhase.SUCCEEDED,
+                        started_at=now,
+                        finished_at=now,
+                        reason="unchanged at this revision",
+                        unchanged=True,
+                    )
+                )
+            else:
+                clusters.append(ClusterState(cluster, index, changed.index(cluster) // size, base))
+    return RolloutState(app, revision, plan, tuple(clusters), started_at=now, updated_at=now)
+
+
+def supersede(state: RolloutState, by: str, now: float) -> RolloutState:
+    """Stop ``state`` for a newer revision. Its clusters keep what they were told to run; the
+    newer rollout starts from its first stage with those as its bases."""
+    if state.finished:
+        return state
+    return replace(
+        state,
+        phase=RolloutPhase.SUPERSEDED,
+        reason=f"superseded by {by[:12]}",
+        finished_at=now,
+        updated_at=now,
+    )
+
+
+def step(
+    state: RolloutState,
+    observations: Mapping[str, Observation],
+    commands: Sequence[Command],
+    now: float,
+) -> Step:
+    """Advance ``state`` as far as ``now`` and the observations allow."""
+    run = _Run(state, observations, now)
+    for command in commands:
+        run.command(command)
+    if run.state.phase == RolloutPhase.ROLLING_BACK:
+        run.watch_rollback()
+    elif not run.state.finished:
+        run.judge(run.observe())
+        if run.may_advance():
+            run.advance()
+    return run.result(state)
+
+
+class _Run:
+    """One step's working copy of the state."""
+
+    def __init__(self, state: RolloutState, observations: Mapping[str, Observation], now: float):
+        self.state = state
+        self.obs = observations
+        self.now = now
+        self.clusters = {c.cluster: c for c in state.clusters}
+        self.actions: list[SetRevision] = []
+        self.events: list[Event] = []
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _stage_name(self, index: int) -> str | None:
+        stages = self.state.plan.stages
+        return stages[index].name if 0 <= index < len(stages) else None
+
+    def _set(self, cluster: ClusterState, **changes: object) -> ClusterState:
+        updated = replace(cluster, **changes)  # type: ignore[arg-type]
+        self.clusters[cluster.cluster] = updated
+        return updated
+
+    def _event(
+        self, message: str, cluster: ClusterState | None = None, level: str = "info"
+    ) -> None:
+        stage = cluster.stage if cluster is not None else self.state.stage
+        name = cluster.cluster if cluster is not None else None
+        self.events.append(Event(message, self._stage_name(stage), name, level))
+
+    def _finish(self, phase: RolloutPhase, reason: str) -> None:
+        self.state = replace(self.state, phase=phase, reason=reason, finished_at=self.now)
+
+    def _sync_clusters(self) -> None:
+        self.state = replace(
+            self.state, clusters=tuple(self.clusters[c.cluster] for c in self.state.clusters)
+        )
+
+    def may_advance(self) -> bool:
+        return not self.state.finished and self.state.phase != RolloutPhase.ROLLING_BACK
+
+    # -- operator commands --------------------------------------------------------------------
+
+    def command(self, command: Command) -> None:
+        state = self.state
+        if state.finished:
+            self._event(f"{command.kind} by {command.user} ignored: rollout {state.phase}", None)
+            return
+        if command.kind == CommandKind.APPROVE:
+            stage = command.stage
+            if stage is None:
+                waiting = state.phase == RolloutPhase.WAITING_APPROVAL
+                stage = self._stage_name(state.stage) if waiting else None
+            if stage is None or stage not in {s.name for s in state.plan.stages}:
+                what = f"stage {command.stage}" if command.stage else "no stage waits"
+                self._event(f"approval by {command.user} ignored: {what}", None, "warning")
+                return
+            if state.approved(stage) is None:
+                approval = Approval(stage, command.user, command.at)
+                self.state = replace(state, approvals=(*state.approvals, approval))
+                self.events.append(Event(f"approved by {command.user}", stage))
+        elif command.kind == CommandKind.PAUSE:
+            self.state = replace(state, paused=True)
+            self._event(f"paused by {command.user}")
+        elif command.kind == CommandKind.RESUME:
+            self.state = replace(state, paused=False)
+            self._event(f"resumed by {command.user}")
+        elif command.kind == CommandKind.ABORT:
+            self._finish(RolloutPhase.ABORTED, f"aborted by {command.user}")
+            self._event(f"aborted by {command.user}; clusters keep what they run", None, "warning")
+
+    # -- clusters in flight -------------------------------------------------------------------
+
+    def observe(self) -> list[ClusterState]:
+        """Move in-flight clusters on by what is observed; return those that failed now."""
+        failed: list[ClusterState] = []
+        for cluster in list(self.clusters.values()):
+            if cluster.phase not in IN_FLIGHT:
+                continue
+            stage = self.state.plan.stages[cluster.stage]
+            updated = self._observe_one(cluster, stage, self.obs.get(cluster.cluster, _UNSEEN))
+            if updated.phase == ClusterPhase.FAILED:
+                failed.append(updated)
+        self._sync_clusters()
+        return failed
+
+    def _observe_one(self, c: ClusterState, stage: PlannedStage, o: Observation) -> ClusterState:
+        now = self.now
+        if o.pinned:
+            self._event("pinned: skipped by the rollout", c)
+            return self._set(c, phase=ClusterPhase.SKIPPED, finished_at=now, reason="pinned")
+        applied = o.applied == self.state.revision
+        # Health read before the apply describes the old objects.
+        fresh = (
+            applied
+            and o.reachable
+            and o.health_at is not None
+            and (o.applied_at is None or o.health_at >= o.applied_at)
+        )
+        if fresh and o.health == DEGRADED:
+            reason = f"Degraded: {o.health_reason}".rstrip(": ")
+            self._event(f"failed: {reason}", c, "warning")
+            return self._set(c, phase=ClusterPhase.FAILED, finished_at=now, reason=reason)
+        if fresh and o.health == HEALTHY:
+            marks = [t for t in (o.health_since, o.applied_at, c.started_at) if t is not None]
+            since = max(marks) if marks else now
+            if c.phase != ClusterPhase.SOAKING:
+                c = self._set(c, phase=ClusterPhase.SOAKING, healthy_since=since, reason="")
+                if stage.min_healthy_time > 0:
+                    self._event(f"healthy; soaking {stage.min_healthy_time:g}s", c)
+            if now >= (c.healthy_since or since) + stage.min_healthy_time:
+                self._event("succeeded", c)
+                return self._set(c, phase=ClusterPhase.SUCCEEDED, finished_at=now, reason="")
+            return c
+        why = _waiting_for(o, applied, self.state.revision)
+        if c.phase == ClusterPhase.SOAKING:
+            self._event(f"no longer healthy ({why}); soak restarts", c, "warning")
+            c = self._set(c, phase=ClusterPhase.PROGRESSING, healthy_since=None)
+        started = c.started_at if c.started_at is not None else now
+        if now >= started + stage.progress_deadline:
+            reason = f"{why} after the progress deadline ({stage.progress_deadline:g}s)"
+            self._event(f"failed: {reason}", c, "warning")
+            return self._set(c, phase=ClusterPhase.FAILED, finished_at=now, reason=reason)
+        return self._set(c, reason=why)
+
+    # -- failure policy -----------------------------------------------------------------------
+
+    def judge(self, newly_failed: list[ClusterState]) -> None:
+        """Apply the failure policy of the stage whose clusters just failed."""
+        for index in sorted({c.stage for c in newly_failed}):
+            if self.state.finished or self.state.phase == RolloutPhase.ROLLING_BACK:
+                return
+            stage = self.state.plan.stages[index]
+            failed = [
+                c
+                for c in self.clusters.values()
+                if c.stage == index and c.phase == ClusterPhase.FAILED
+            ]
+            if len(failed) <= stage.max_failures:
+                continue
+            names = ", ".join(c.cluster for c in failed)
+            summary = (
+                f"stage {stage.name}: {len(failed)} failed ({names}), "
+                f"maxFailures {stage.max_failures}"
+            )
+            if stage.on_failure == OnFailure.CONTINUE:
+                self.events.append(Event(f"{summary}; continuing", stage.name, level="warning"))
+            elif stage.on_failure == OnFailure.HALT:
+                self._finish(RolloutPhase.HALTED, summary)
+                self.events.append(Event(f"{summary}; halted", stage.name, level="warning"))
+            else:
+                self.events.append(Event(f"{summary}; rolling back", stage.name, level="warning"))
+                self.roll_back(summary)
+
+    def roll_back(self, reason: str) -> None:
+        rolling = False
+        for c in list(self.clusters.values()):
+            if c.phase not in REACHED or c.unchanged:
+                continue
+            if c.base is None:
+                self._event("no earlier revision to roll back to: left as it is", c, "warning")
+                continue
+            if c.base == self.state.revision:
+                continue
+            self._set(c, phase=ClusterPhase.ROLLING_BACK, reason=f"rolling back to {c.base[:12]}")
+            self.actions.append(SetRevision(c.cluster, c.base, "rollback"))
+            self._event(f"rolling back to {c.base[:12]}", c, "warning")
+            rolling = True
+        self._sync_clusters()
+        if rolling:
+            self.state = replace(self.state, phase=RolloutPhase.ROLLING_BACK, reason=reason)
+        else:
+            self._finish(RolloutPhase.ROLLED_BACK, reason)
+
+    def watch_rollback(self) -> None:
+        for c in list(self.clusters.values()):
+            if c.phase != ClusterPhase.ROLLING_BACK:
+                continue
+            o = self.obs.get(c.cluster, _UNSEEN)
+            if o.applied is not None and o.applied == c.base:
+                self._set(c, phase=ClusterPhase.ROLLED_BACK, finished_at=self.now, reason="")
+                self._event("rolled back", c)
+        self._sync_clusters()
+        if not any(c.phase == ClusterPhase.ROLLING_BACK for c in self.clusters.values()):
+            self._finish(RolloutPhase.ROLLED_BACK, self.state.reason)
+            self._event("rolled back", None, "warning")
+
+    # -- moving on ----------------------------------------------------------------------------
+
+    def advance(self) -> None:
+        while True:
+            state = self.state
+            stages = state.plan.stages
+            if state.stage >= len(stages):
+                self._finish(RolloutPhase.SUCCEEDED, "")
+                self._event("succeeded")
+                return
+            stage = stages[state.stage]
+            batches = state.batch_count(state.stage)
+            if state.batch >= batches:
+                self._next_stage(stage, batches)
+                continue
+            if not state.batch_started:
+                if state.batch == 0 and stage.approval and state.approved(stage.name) is None:
+                    if state.phase != RolloutPhase.WAITING_APPROVAL:
+                        self._event("waits for manual approval (reconciler rollout approve)")
+                    self.state = replace(state, phase=RolloutPhase.WAITING_APPROVAL)
+                    return
+                if state.next_at is not None and self.now < state.next_at:
+                    self.state = replace(state, phase=RolloutPhase.WAITING)
+                    return
+                if state.paused:
+                    return
+                self._start_batch(stage)
+                continue
+            members = state.batch_members(state.stage, state.batch)
+            if any(c.phase in IN_FLIGHT for c in members):
+                self.state = replace(state, phase=RolloutPhase.PROGRESSING)
+                return
+            # The batch is done: the next one waits out the interval.
+            last = state.batch + 1 >= batches
+            wait = None if last or stage.interval <= 0 else self.now + stage.interval
+            self.state = replace(state, batch=state.batch + 1, batch_started=False, next_at=wait)
+
+    def _next_stage(self, stage: PlannedStage, batches: int) -> None:
+        if batches:
+            self._event("stage done")
+        else:
+            self._event("nothing to change in this stage")
+        self.state = replace(
+            self.state, stage=self.state.stage + 1, batch=0, batch_started=False, next_at=None
+        )
+
+    def _start_batch(self, stage: PlannedStage) -> None:
+        state = self.state
+        number = f"batch {state.batch + 1}/{state.batch_count(state.stage)}"
+        for c in state.batch_members(state.stage, state.batch):
+            o = self.obs.get(c.cluster)
+            if o is not None and o.pinned:
+                self._set(c, phase=ClusterPhase.SKIPPED, finished_at=self.now, reason="pinned")
+                self._event("pinned: skipped by the rollout", c)
+                continue
+            self._set(c, phase=ClusterPhase.PROGRESSING, started_at=self.now, reason="applying")
+            self.actions.append(SetRevision(c.cluster, state.revision, f"{stage.name} {number}"))
+            self._event(f"{number}: applying {state.revision[:12]}", c)
+        self._sync_clusters()
+        self.state = replace(
+            self.state, batch_started=True, next_at=None, phase=RolloutPhase.PROGRESSING
+        )
+
+    # -- result -------------------------------------------------------------------------------
+
+    def result(self, before: RolloutState) -> Step:
+        self._sync_clusters()
+        state = self.state
+        changed = state != before
+        if changed:
+            state = replace(state, updated_at=self.now)
+        return Step(state, tuple(self.actions), tuple(self.events), _wake_at(state), changed)
+
+
+def _waiting_for(o: Observation, applied: bool, revision: str) -> str:
+    if not o.reachable:
+        return "unreachable"
+    if not applied:
+        return f"not yet applied ({revision[:12]})"
+    if o.health_at is None or (o.applied_at is not None and o.health_at < o.applied_at):
+        return "health not yet read"
+    reason = f": {o.health_reason}" if o.health_reason else ""
+    return f"{o.health}{reason}"
+
+
+def _wake_at(state: RolloutState) -> float | None:
+    """When the clock alone could next change this rollout (a deadline, a soak, an interval)."""
+    if state.finished or state.phase == RolloutPhase.ROLLING_BACK:
+        return None
+    times: list[float] = []
+    if state.next_at is not None and not state.batch_started:
+        times.append(state.next_at)
+    for c in state.clusters:
+        stage = state.plan.stages[c.stage]
+        if c.phase == ClusterPhase.PROGRESSING and c.started_at is not None:
+            times.append(c.started_at + stage.progress_deadline)
+        elif c.phase == ClusterPhase.SOAKING and c.healthy_since is not None:
+            times.append(c.healthy_since + stage.min_healthy_time)
+    return min(times) if times else None

@@ -1,0 +1,1 @@
+"""Embedded SQLite state of the daemon: revisions, status, drift history, the source."""

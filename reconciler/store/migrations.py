@@ -1,0 +1,109 @@
+"""The schema, as ordered migrations: index i takes version i to i+1 (append, never edit)."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: initial schema
+    """
+    CREATE TABLE revisions (
+        sha      TEXT PRIMARY KEY,
+        seen_at  TEXT NOT NULL,
+        valid    INTEGER NOT NULL,
+        error    TEXT
+    );
+    CREATE TABLE last_good (
+        app  TEXT PRIMARY KEY,
+        sha  TEXT NOT NULL
+    );
+    CREATE TABLE status (
+        app             TEXT NOT NULL,
+        cluster         TEXT NOT NULL,
+        state           TEXT NOT NULL,
+        message         TEXT NOT NULL,
+        revision        TEXT,
+        updated_at      TEXT NOT NULL,
+        last_synced_at  TEXT,
+        PRIMARY KEY (app, cluster)
+    );
+    CREATE TABLE drift (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        app           TEXT NOT NULL,
+        cluster       TEXT NOT NULL,
+        object        TEXT NOT NULL,
+        kind          TEXT NOT NULL,
+        paths         TEXT NOT NULL,
+        fields        TEXT NOT NULL,
+        revision      TEXT,
+        detected_at   TEXT NOT NULL,
+        corrected_at  TEXT
+    );
+    """,
+    # 2: one open record per drift, enforced; fast listing newest first
+    """
+    CREATE UNIQUE INDEX drift_open_key ON drift (app, cluster, object, kind, paths)
+        WHERE corrected_at IS NULL;
+    CREATE INDEX drift_detected ON drift (detected_at DESC, id DESC);
+    CREATE INDEX revisions_seen ON revisions (seen_at DESC);
+    """,
+    # 3: how fetching the config repo goes (one row: one daemon, one repo per state dir);
+    # status by cluster (a pass reads its own cluster's rows); newest valid revision
+    """
+    CREATE TABLE source (
+        id                    INTEGER PRIMARY KEY CHECK (id = 1),
+        location              TEXT NOT NULL,
+        branch                TEXT,
+        last_success_at       TEXT,
+        last_success_sha      TEXT,
+        last_error            TEXT,
+        last_error_at         TEXT,
+        failing_since         TEXT,
+        consecutive_failures  INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX status_cluster ON status (cluster, app);
+    CREATE INDEX revisions_valid_seen ON revisions (valid, seen_at DESC);
+    """,
+    # 4: an open drift is identified by object and kind, not by its set of field paths (which
+    # is updated in place); older duplicates of one open drift are closed when the newest was
+    # detected. Pruning corrected records by age uses an index.
+    """
+    DROP INDEX drift_open_key;
+    UPDATE drift SET corrected_at = (
+        SELECT newest.detected_at FROM drift AS newest WHERE newest.id = (
+            SELECT MAX(d.id) FROM drift AS d
+            WHERE d.app = drift.app AND d.cluster = drift.cluster AND d.object = drift.object
+                AND d.kind = drift.kind AND d.corrected_at IS NULL))
+        WHERE corrected_at IS NULL AND id < (
+            SELECT MAX(d.id) FROM drift AS d
+            WHERE d.app = drift.app AND d.cluster = drift.cluster AND d.object = drift.object
+                AND d.kind = drift.kind AND d.corrected_at IS NULL);
+    CREATE UNIQUE INDEX drift_open_object ON drift (app, cluster, object, kind)
+        WHERE corrected_at IS NULL;
+    CREATE INDEX drift_corrected ON drift (corrected_at) WHERE corrected_at IS NOT NULL;
+    """,
+    # 5: per-target revisions (what each app x cluster should run, what it last applied and the
+    # objects of that apply); revisions the prune guard holds, and their releases
+    """
+    CREATE TABLE targets (
+        app         TEXT NOT NULL,
+        cluster     TEXT NOT NULL,
+        desired     TEXT,
+        applied     TEXT,
+        applied_at  TEXT,
+        objects     TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (app, cluster)
+    );
+    CREATE INDEX targets_cluster ON targets (cluster, app);
+    ALTER TABLE revisions ADD COLUMN held TEXT;
+    CREATE TABLE releases (
+        sha          TEXT PRIMARY KEY,
+        released_by  TEXT NOT NULL,
+        released_at  TEXT NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def statements(script: str) -> list[str]:
+    """Split a migration script into statements (our migrations hold no ``;`` in literals)."""
+    return [s.strip() for s in script.split(";") if s.strip()]

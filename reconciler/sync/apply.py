@@ -1,0 +1,154 @@
+"""Apply a plan: write only what changed, in stages (CRDs and Namespaces first), keep the
+inventory, prune in reverse order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import groupby
+
+from reconciler import FIELD_MANAGER
+from reconciler.config.schema import SyncPolicy
+from reconciler.errors import KubeError
+from reconciler.kube.client import ClusterClient
+from reconciler.objects import kind_rank
+from reconciler.sync.inventory import inventory_manifest, inventory_name
+from reconciler.sync.isolated import bounded_map
+from reconciler.sync.model import (
+    CREATED_FOR_LABEL,
+    SYSTEM_NAMESPACE,
+    Action,
+    ApplyResult,
+    Change,
+    InventoryEntry,
+    TargetPlan,
+)
+
+
+def apply_plan(cluster: ClusterClient, plan: TargetPlan, policy: SyncPolicy) -> ApplyResult:
+    """Carry out a plan: namespaces, CRDs, the rest by kind, inventory, then prune.
+
+    A plan with nothing pending and an unchanged inventory sends no write request at all.
+    """
+    result = ApplyResult(plan.app, plan.cluster, plan.revision)
+    to_apply: list[Change] = []
+    for change in plan.changes:
+        if change.action is Action.UNCHANGED:
+            result.unchanged.append(change.ref)
+        elif change.action is Action.CONFLICT:
+            result.skipped.append((change.ref, change.message))
+        elif change.action is Action.KEEP:
+            if change.drift is None:
+                result.skipped.append((change.ref, change.message))
+        elif change.action in (Action.CREATE, Action.UPDATE):
+            if change.drift is not None and not policy.self_heal:
+                result.skipped.append((change.ref, "drifted; selfHeal is off"))
+            else:
+                to_apply.append(change)
+    prunes = [c for c in plan.changes if c.action is Action.PRUNE]
+    stale_inventory = plan.inventory_revision is not None and not plan.desired_inventory
+    if not to_apply and not prunes and not plan.inventory_changed and not stale_inventory:
+        return result
+
+    _ensure_namespaces(cluster, plan, to_apply, result)
+    first = [c for c in to_apply if c.ref.kind in ("CustomResourceDefinition", "Namespace")]
+    rest = [c for c in to_apply if c not in first]
+    _apply_stage(cluster, first, result)
+    crds = [c.ref.name for c in first if c.ref.kind == "CustomResourceDefinition"]
+    if crds and not result.failed:
+        cluster.wait_established(crds)
+    if result.failed:
+        return result  # dependents of a failed CRD/Namespace would only fail the same way
+    for _, group in groupby(sorted(rest, key=lambda c: c.ref.sort_key()), key=_rank):
+        _apply_stage(cluster, list(group), result)
+
+    inventory = dict(plan.desired_inventory)
+    for ref, _ in result.failed:  # what failed to apply keeps its previous entry
+        if ref in plan.inventory:
+            inventory[ref] = plan.inventory[ref]
+        else:
+            inventory.pop(ref, None)
+    if inventory and inventory != plan.inventory:  # objects awaiting prune are still listed
+        _write_inventory(cluster, plan, inventory.values(), result)
+    if result.failed:
+        return result  # prune only after everything desired is in place
+
+    _prune(cluster, prunes, result)
+    for ref in result.pruned:
+        inventory.pop(ref, None)
+    if not inventory:  # nothing left here: forget the app on this cluster
+        configmaps = cluster.resource("v1", "ConfigMap")
+        if cluster.delete(configmaps, SYSTEM_NAMESPACE, inventory_name(plan.app, plan.instance)):
+            result.writes += 1
+    elif result.pruned:
+        _write_inventory(cluster, plan, inventory.values(), result)
+    return result
+
+
+def _rank(change: Change) -> int:
+    return kind_rank(change.ref.kind)
+
+
+def _apply_stage(cluster: ClusterClient, changes: list[Change], result: ApplyResult) -> None:
+    def apply_one(change: Change) -> tuple[Change, str | None]:
+        assert change.desired is not None
+        try:
+            cluster.apply(change.desired, force=change.force)
+        except KubeError as err:
+            return change, err.message
+        return change, None
+
+    for change, error in bounded_map(apply_one, changes):
+        result.writes += 1
+        if error is not None:
+            result.failed.append((change.ref, error))
+            continue
+        (result.created if change.action is Action.CREATE else result.configured).append(change.ref)
+        if change.drift is not None:
+            result.corrected.append(change.ref)
+
+
+def _ensure_namespaces(
+    cluster: ClusterClient, plan: TargetPlan, changes: list[Change], result: ApplyResult
+) -> None:
+    """Create missing target namespaces (labelled as ours) and the inventory's namespace."""
+    declared = {c.ref.name for c in plan.changes if c.ref.kind == "Namespace" and not c.ref.group}
+    needed = {c.ref.namespace for c in changes if c.ref.namespace} - declared
+    if plan.inventory_changed:
+        needed.add(SYSTEM_NAMESPACE)
+    namespaces = cluster.resource("v1", "Namespace")
+    for name in sorted(needed):
+        if cluster.get(namespaces, "", name) is None:
+            cluster.apply(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {
+                        "name": name,
+                        "labels": {
+                            "app.kubernetes.io/managed-by": FIELD_MANAGER,
+                            CREATED_FOR_LABEL: plan.app,
+                        },
+                    },
+                }
+            )
+            result.writes += 1
+
+
+def _write_inventory(
+    cluster: ClusterClient, plan: TargetPlan, entries: Iterable[InventoryEntry], result: ApplyResult
+) -> None:
+    manifest = inventory_manifest(plan.app, plan.revision, plan.instance, entries)
+    cluster.apply(manifest, force=True)
+    result.writes += 1
+
+
+def _prune(cluster: ClusterClient, prunes: list[Change], result: ApplyResult) -> None:
+    for change in sorted(prunes, key=lambda c: c.ref.sort_key(), reverse=True):
+        try:
+            resource = cluster.resource(change.api_version, change.ref.kind)
+            cluster.delete(resource, change.ref.namespace, change.ref.name)
+        except KubeError as err:
+            result.failed.append((change.ref, f"prune failed: {err.message}"))
+            continue
+        result.writes += 1
+        result.pruned.append(change.ref)

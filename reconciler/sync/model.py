@@ -1,0 +1,107 @@
+"""What a plan and an apply say: actions, drift, changes per object, the inventory, results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from reconciler.diff import (
+    FieldChange,
+)
+from reconciler.errors import ReconcilerError
+from reconciler.objects import Manifest, ObjectRef
+
+SYSTEM_NAMESPACE = "reconciler-system"
+INVENTORY_LABEL = "reconciler.io/inventory"
+INSTANCE_LABEL = "reconciler.io/instance"  # which reconciler instance owns an inventory
+DEFAULT_INSTANCE = "default"
+CREATED_FOR_LABEL = "reconciler.io/created-for"
+PRUNE_ANNOTATION = "reconciler.io/prune"
+OBJECT_WORKERS = 8
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+    PRUNE = "prune"
+    KEEP = "keep"  # left Git but kept: prune disabled by annotation or policy
+    CONFLICT = "conflict"  # another manager owns fields and the app may not take them
+
+
+class Drift(StrEnum):
+    MODIFIED = "modified"  # a field we declared differs live
+    MISSING = "missing"  # an object we applied is gone
+    UNMANAGED = "unmanaged"  # carries our label but is not in Git
+
+
+@dataclass
+class Change:
+    """What the plan found for one object. ``fields`` are masked for Secrets."""
+
+    ref: ObjectRef
+    action: Action
+    desired: Manifest | None = None
+    api_version: str = ""
+    fields: list[FieldChange] = field(default_factory=list)
+    drift: Drift | None = None
+    force: bool = False  # applying needs force (fields taken over by another manager)
+    after_crd: bool = False  # its CRD is created by the same sync
+    managers: list[str] = field(default_factory=list)
+    message: str = ""
+    tracked: bool = False  # left Git but stays in the inventory (kept while sync.prune is off)
+
+
+@dataclass(frozen=True)
+class InventoryEntry:
+    api_version: str
+    ref: ObjectRef
+    hash: str
+
+
+@dataclass
+class TargetPlan:
+    app: str
+    cluster: str
+    revision: str
+    changes: list[Change]
+    inventory: dict[ObjectRef, InventoryEntry]
+    inventory_revision: str | None
+    desired_inventory: dict[ObjectRef, InventoryEntry]
+    instance: str = DEFAULT_INSTANCE
+
+    @property
+    def pending(self) -> list[Change]:
+        """Changes that apply would act on (not unchanged)."""
+        return [c for c in self.changes if c.action is not Action.UNCHANGED]
+
+    @property
+    def drifted(self) -> list[Change]:
+        return [c for c in self.changes if c.drift is not None]
+
+    @property
+    def inventory_changed(self) -> bool:
+        return self.inventory != self.desired_inventory
+
+
+@dataclass
+class ApplyResult:
+    app: str
+    cluster: str
+    revision: str
+    created: list[ObjectRef] = field(default_factory=list)
+    configured: list[ObjectRef] = field(default_factory=list)
+    unchanged: list[ObjectRef] = field(default_factory=list)
+    pruned: list[ObjectRef] = field(default_factory=list)
+    skipped: list[tuple[ObjectRef, str]] = field(default_factory=list)
+    failed: list[tuple[ObjectRef, str]] = field(default_factory=list)
+    corrected: list[ObjectRef] = field(default_factory=list)  # drift undone by selfHeal
+    writes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class SyncError(ReconcilerError):
+    """The sync of one app on one cluster was refused or failed as a whole."""

@@ -1,0 +1,349 @@
+"""Plan one app on one cluster: read live state, dry-run each desired object, find prunes, drift.
+
+Plan, then act (STYLE.md): ``plan_target`` reads live state and server-side-apply dry-runs every
+desired object; ``apply_plan`` writes only what the plan says changed, in stages (CRDs and
+Namespaces first, then the rest in kind order), keeps the inventory, and prunes in reverse order.
+Both return data; nothing here logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from reconciler import APP_LABEL, FIELD_MANAGER
+from reconciler.config.schema import SyncPolicy
+from reconciler.diff import (
+    attribute,
+    content_hash,
+    field_changes,
+    ignored_pointers,
+    managers_other_than,
+    mask_changes,
+    normalize,
+    take_from_live,
+)
+from reconciler.errors import ConflictError, KubeError
+from reconciler.kube.client import ClusterClient, Resource, UnknownKind
+from reconciler.objects import Manifest, ObjectRef
+from reconciler.sync.inventory import read_inventory
+from reconciler.sync.isolated import bounded_map
+from reconciler.sync.model import (
+    DEFAULT_INSTANCE,
+    PRUNE_ANNOTATION,
+    Action,
+    Change,
+    Drift,
+    InventoryEntry,
+    SyncError,
+    TargetPlan,
+)
+
+
+def _crd_kinds(objects: Iterable[Manifest]) -> dict[tuple[str, str], str]:
+    """(group, kind) served by each CRD in the render -> the CRD's name."""
+    kinds = {}
+    for obj in objects:
+        if obj.get("kind") == "CustomResourceDefinition":
+            spec = obj.get("spec") or {}
+            kind = (spec.get("names") or {}).get("kind", "")
+            kinds[(str(spec.get("group", "")), str(kind))] = str(obj["metadata"]["name"])
+    return kinds
+
+
+def plan_target(
+    cluster: ClusterClient,
+    app: str,
+    objects: list[Manifest],
+    policy: SyncPolicy,
+    revision: str,
+    instance: str = DEFAULT_INSTANCE,
+) -> TargetPlan:
+    """Compare desired objects with live state; read-only (dry-runs change nothing)."""
+    inventory, inventory_revision = read_inventory(cluster, app, instance)
+    if not objects and inventory and not policy.allow_empty:
+        raise SyncError(
+            f"app {app}, cluster {cluster.name}: renders to zero objects; refusing to prune "
+            f"{len(inventory)} applied objects (set sync.allowEmpty: true to allow)"
+        )
+    crd_kinds = _crd_kinds(objects)
+
+    desired: list[tuple[Manifest, ObjectRef, Resource | None]] = []
+    for obj in objects:
+        ref = ObjectRef.of(obj)
+        try:
+            resource: Resource | None = cluster.resource(str(obj["apiVersion"]), ref.kind)
+        except UnknownKind:
+            if (ref.group, ref.kind) not in crd_kinds:
+                raise KubeError(
+                    f"{obj['apiVersion']} {ref.kind} is not served by the cluster and no CRD in "
+                    "the app defines it",
+                    cluster=cluster.name,
+                    obj=str(ref),
+                ) from None
+            resource = None  # created after its CRD
+        if resource is not None:
+            obj, ref = _scoped(cluster, obj, ref, resource)
+        desired.append((obj, ref, resource))
+
+    live, listed = _read_live(cluster, [(r, ref) for _, ref, r in desired if r is not None])
+
+    def plan_one(item: tuple[Manifest, ObjectRef, Resource | None]) -> Change:
+        obj, ref, resource = item
+        return _plan_object(cluster, app, obj, ref, resource, live, inventory, policy)
+
+    changes: list[Change] = bounded_map(plan_one, desired)
+    desired_refs = {ref for _, ref, _ in desired}
+    changes += _plan_prunes(cluster, app, inventory, desired_refs, policy)
+    changes += _find_unmanaged(cluster, app, inventory, desired, live, listed)
+    changes.sort(key=lambda c: c.ref.sort_key())
+    return TargetPlan(
+        app,
+        cluster.name,
+        revision,
+        changes,
+        inventory,
+        inventory_revision,
+        _next_inventory(desired, changes, inventory),
+        instance,
+    )
+
+
+def _scoped(
+    cluster: ClusterClient, obj: Manifest, ref: ObjectRef, resource: Resource
+) -> tuple[Manifest, ObjectRef]:
+    """Make the object's namespace agree with what discovery says of its kind."""
+    if not resource.namespaced and ref.namespace:
+        # Render only knows built-in scopes; a cluster-scoped custom kind got a namespace.
+        obj = {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "namespace"}}
+        return obj, ObjectRef(ref.group, ref.kind, "", ref.name)
+    if resource.namespaced and not ref.namespace:
+        raise KubeError(
+            f"{ref.kind} is namespaced but has no namespace: set metadata.namespace, or "
+            "spec.namespace in the app",
+            cluster=cluster.name,
+            obj=str(ref),
+        )
+    return obj, ref
+
+
+def _next_inventory(
+    desired: list[tuple[Manifest, ObjectRef, Resource | None]],
+    changes: list[Change],
+    inventory: Mapping[ObjectRef, InventoryEntry],
+) -> dict[ObjectRef, InventoryEntry]:
+    """What the inventory should list after apply: desired objects we may manage, and objects
+    that left Git but still await (or are kept from) pruning. Conflicts are not ours."""
+    by_ref = {c.ref: c for c in changes}
+    entries = {}
+    for obj, ref, _ in desired:
+        if by_ref[ref].action is Action.CONFLICT:
+            if ref in inventory:
+                entries[ref] = inventory[ref]
+            continue
+        entries[ref] = InventoryEntry(str(obj["apiVersion"]), ref, content_hash(obj))
+    for change in changes:
+        if change.action is Action.PRUNE or change.tracked:
+            entries[change.ref] = inventory[change.ref]
+    return entries
+
+
+_FEW = 3  # up to this many objects of one kind in one namespace: GET each, not LIST all
+
+
+Scope = tuple[Resource, str]  # a kind in one namespace ("" for cluster-scoped kinds)
+
+
+def _read_live(
+    cluster: ClusterClient, wanted: list[tuple[Resource, ObjectRef]]
+) -> tuple[dict[ObjectRef, Manifest], set[Scope]]:
+    """Live objects: one LIST per (kind, namespace) with many objects, GETs for a few.
+
+    Also returns the scopes that were listed whole (the unmanaged scan reuses those lists).
+    """
+    groups: dict[Scope, list[ObjectRef]] = {}
+    for resource, ref in wanted:
+        groups.setdefault((resource, ref.namespace), []).append(ref)
+    listed = {scope for scope, refs in groups.items() if len(refs) > _FEW}
+    work: list[tuple[Scope, ObjectRef | None]] = []
+    for scope, refs in sorted(groups.items(), key=lambda kv: _scope_key(kv[0])):
+        work += [(scope, None)] if scope in listed else [(scope, ref) for ref in refs]
+
+    def read(item: tuple[Scope, ObjectRef | None]) -> list[Manifest]:
+        (resource, namespace), ref = item
+        if ref is None:
+            return cluster.list_objects(resource, namespace)
+        found = cluster.get(resource, namespace, ref.name)
+        return [found] if found is not None else []
+
+    live: dict[ObjectRef, Manifest] = {}
+    for items in bounded_map(read, work):
+        for item in items:
+            live[ObjectRef.of(item)] = item
+    return live, listed
+
+
+def _scope_key(scope: Scope) -> tuple[str, str, str]:
+    return (scope[0].group, scope[0].kind, scope[1])
+
+
+def _plan_object(
+    cluster: ClusterClient,
+    app: str,
+    obj: Manifest,
+    ref: ObjectRef,
+    resource: Resource | None,
+    live_objects: Mapping[ObjectRef, Manifest],
+    inventory: Mapping[ObjectRef, InventoryEntry],
+    policy: SyncPolicy,
+) -> Change:
+    api_version = str(obj["apiVersion"])
+    applied = inventory.get(ref)
+    unchanged_in_git = applied is not None and applied.hash == content_hash(obj)
+    live = live_objects.get(ref)
+    if resource is None or live is None:
+        change = Change(ref, Action.CREATE, obj, api_version, after_crd=resource is None)
+        if unchanged_in_git:
+            change.drift = Drift.MISSING
+            change.message = "applied earlier, now missing"
+        return change
+
+    owner = ((live.get("metadata") or {}).get("labels") or {}).get(APP_LABEL)
+    if owner is not None and owner != app and not policy.force:
+        return Change(
+            ref,
+            Action.CONFLICT,
+            obj,
+            api_version,
+            managers=managers_other_than(live, ""),
+            message=f"belongs to app {owner} (labelled {APP_LABEL}={owner})",
+        )
+    # Fields we ignore are sent with their live value: we neither fight their owner (an HPA)
+    # nor, by leaving them out, make the server drop them back to defaults.
+    pointers = ignored_pointers(ref, policy.ignore_differences)
+    to_apply = take_from_live(obj, live, pointers) if pointers else obj
+    ours = applied is not None or FIELD_MANAGER in {
+        e.get("manager") for e in (live.get("metadata") or {}).get("managedFields") or []
+    }
+    force = False
+    try:
+        predicted = cluster.apply(to_apply, dry_run=True)
+    except ConflictError as conflict:
+        if not (ours or policy.force):
+            return Change(
+                ref,
+                Action.CONFLICT,
+                obj,
+                api_version,
+                managers=conflict.managers,
+                message=f"fields owned by {', '.join(conflict.managers)}; set sync.force to "
+                "take them over",
+            )
+        predicted = cluster.apply(to_apply, dry_run=True, force=True)
+        force = True
+
+    fields = field_changes(normalize(live), normalize(predicted))
+    if not fields:
+        return Change(ref, Action.UNCHANGED, obj, api_version)
+    change = Change(ref, Action.UPDATE, to_apply, api_version, force=force)
+    # Drift: what we applied was changed since, with Git the same or fields taken from us.
+    if applied is not None and (unchanged_in_git or force):
+        change.drift = Drift.MODIFIED
+        fields = attribute(fields, live, FIELD_MANAGER)
+        change.managers = sorted({f.manager for f in fields if f.manager})
+    elif force:
+        change.managers = managers_other_than(live, FIELD_MANAGER)
+        change.message = f"taking over fields from {', '.join(change.managers)} (sync.force)"
+    change.fields = mask_changes(obj, fields)
+    return change
+
+
+def _plan_prunes(
+    cluster: ClusterClient,
+    app: str,
+    inventory: Mapping[ObjectRef, InventoryEntry],
+    desired_refs: set[ObjectRef],
+    policy: SyncPolicy,
+) -> list[Change]:
+    leaving = [e for ref, e in inventory.items() if ref not in desired_refs]
+    namespaces_in_use = {ref.namespace for ref in desired_refs}
+
+    def check(entry: InventoryEntry) -> Change | None:
+        ref = entry.ref
+        try:
+            resource = cluster.resource(entry.api_version, ref.kind)
+        except UnknownKind:
+            return None  # its CRD is gone, and with it every object of the kind
+        live = cluster.get(resource, ref.namespace, ref.name)
+        if live is None:
+            return None
+        meta = live.get("metadata") or {}
+        owner = (meta.get("labels") or {}).get(APP_LABEL)
+        if owner != app:  # taken over by another app, or unlabelled by hand: not ours now
+            why = f"now labelled {APP_LABEL}={owner}" if owner else f"no {APP_LABEL} label now"
+            return Change(ref, Action.KEEP, None, entry.api_version, message=f"{why}; not pruned")
+        if ref.kind == "Namespace" and not ref.group and ref.name in namespaces_in_use:
+            message = "still holds objects of this app; not pruned"
+            return Change(ref, Action.KEEP, None, entry.api_version, message=message)
+        if (meta.get("annotations") or {}).get(PRUNE_ANNOTATION) == "disabled":
+            message = "annotated prune: disabled"
+            return Change(ref, Action.KEEP, None, entry.api_version, message=message)
+        if not policy.prune:
+            message = "prune disabled by sync.prune"
+            return Change(ref, Action.KEEP, None, entry.api_version, message=message, tracked=True)
+        return Change(ref, Action.PRUNE, None, entry.api_version)
+
+    return [c for c in bounded_map(check, leaving) if c is not None]
+
+
+def _find_unmanaged(
+    cluster: ClusterClient,
+    app: str,
+    inventory: Mapping[ObjectRef, InventoryEntry],
+    desired: list[tuple[Manifest, ObjectRef, Resource | None]],
+    live: Mapping[ObjectRef, Manifest],
+    listed: set[Scope],
+) -> list[Change]:
+    """Objects labelled as this app's that neither Git nor the inventory knows.
+
+    Looked for in the scopes (kind × namespace) the app uses, never cluster-wide: a labelled
+    LIST across all namespaces costs the API server a scan of every object of the kind.
+    """
+    scopes: set[Scope] = {(r, ref.namespace) for _, ref, r in desired if r is not None}
+    for entry in inventory.values():
+        try:
+            scopes.add((cluster.resource(entry.api_version, entry.ref.kind), entry.ref.namespace))
+        except UnknownKind:
+            continue
+    known = {ref for _, ref, _ in desired} | set(inventory)
+    selector = f"{APP_LABEL}={app}"
+
+    def labelled(scope: Scope) -> list[Manifest]:
+        resource, namespace = scope
+        if scope in listed:  # already listed whole for the plan
+            return [o for ref, o in live.items() if (resource, ref.namespace) == scope]
+        try:
+            return cluster.list_objects(resource, namespace, label_selector=selector)
+        except KubeError as err:
+            if err.status in (401, 403):  # RBAC narrower than the app: a best-effort check
+                return []
+            raise
+
+    found = []
+    ordered = sorted(scopes, key=_scope_key)
+    for (resource, _), items in zip(ordered, bounded_map(labelled, ordered), strict=True):
+        for item in items:
+            ref = ObjectRef.of(item)
+            labels = (item.get("metadata") or {}).get("labels") or {}
+            if ref not in known and labels.get(APP_LABEL) == app:
+                found.append(
+                    Change(
+                        ref,
+                        Action.KEEP,
+                        None,
+                        resource.api_version,
+                        drift=Drift.UNMANAGED,
+                        managers=managers_other_than(item, FIELD_MANAGER),
+                        message=f"labelled {selector} but not in Git",
+                    )
+                )
+    return found

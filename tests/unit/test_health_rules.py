@@ -1,0 +1,110 @@
+"""Users' health rules: CEL expressions over the live object, per kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from reconciler.health import Health, RuleError, compile_rule, object_health, target_health
+from reconciler.objects import ObjectRef
+
+WIDGET = ObjectRef("example.com", "Widget", "demo", "blue")
+
+
+def _widget(phase: str | None = None, **status: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "blue", "namespace": "demo", "generation": 1},
+        "spec": {"size": 3},
+    }
+    if phase is not None:
+        obj["status"] = {"phase": phase, **status}
+    return obj
+
+
+RULE = compile_rule(
+    "Widget",
+    "example.com",
+    healthy="object.status.phase == 'Ready'",
+    degraded="object.status.phase == 'Failed'",
+    suspended="has(object.spec.paused) && object.spec.paused",
+    message="object.status.message",
+)
+
+
+@pytest.mark.parametrize(
+    ("obj", "health", "reason"),
+    [
+        (_widget("Ready", message="all 3 parts up"), Health.HEALTHY, "all 3 parts up"),
+        (_widget("Failed", message="part 2 broke"), Health.DEGRADED, "part 2 broke"),
+        (
+            _widget("Building"),
+            Health.PROGRESSING,
+            "health rule: object.status.phase == 'Ready' is false",
+        ),
+        # No status yet: reading a missing field counts as false, not as an error.
+        (_widget(), Health.PROGRESSING, "health rule: object.status.phase == 'Ready' is false"),
+        (
+            {**_widget("Ready"), "spec": {"paused": True}},
+            Health.SUSPENDED,
+            "health rule: has(object.spec.paused) && object.spec.paused is true",
+        ),
+    ],
+)
+def test_a_rule_decides_its_kind(obj: dict[str, Any], health: Health, reason: str) -> None:
+    judged = object_health(WIDGET, obj, (RULE,))
+    assert (judged.health, judged.reason) == (health, reason)
+
+
+def test_a_rule_wins_over_the_built_in_rule_and_only_for_its_kind() -> None:
+    always = compile_rule("Deployment", "apps", healthy="true", message='"by the team\'s rule"')
+    deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}}
+    ref = ObjectRef.of(deploy)
+    assert object_health(ref, deploy, (always,)).reason == "by the team's rule"
+    assert object_health(ref, deploy).health is Health.PROGRESSING  # no status yet
+    other_group = ObjectRef("other.io", "Widget", "demo", "blue")
+    assert object_health(other_group, _widget("Failed"), (RULE,)).health is Health.HEALTHY
+
+
+def test_a_rule_naming_its_group_wins_over_one_for_any_group() -> None:
+    anywhere = compile_rule("Widget", healthy="false")
+    assert object_health(WIDGET, _widget("Ready"), (anywhere, RULE)).health is Health.HEALTHY
+    other = ObjectRef("other.io", "Widget", "demo", "blue")
+    assert object_health(other, _widget("Ready"), (anywhere, RULE)).health is Health.PROGRESSING
+
+
+def test_a_rule_that_fails_at_run_time_makes_the_object_unknown() -> None:
+    rule = compile_rule("Widget", healthy="object.spec.size > 'three'")
+    judged = object_health(WIDGET, _widget("Ready"), (rule,))
+    assert judged.health is Health.UNKNOWN
+    assert judged.reason.startswith("health rule healthy failed: No such overload")
+    not_bool = compile_rule("Widget", healthy="object.spec.size")
+    assert object_health(WIDGET, _widget("Ready"), (not_bool,)).reason == (
+        "health rule healthy gave int 3, not a bool"
+    )
+
+
+def test_the_target_shows_the_rules_verdict() -> None:
+    health = target_health({WIDGET: _widget("Failed", message="part 2 broke")}, (RULE,))
+    assert str(health) == "Degraded: Widget.example.com/demo/blue part 2 broke"
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"healthy": "object.status.phase =="}, "healthy: 1:23: Syntax error: mismatched input"),
+        ({"degraded": "obj.status.failed"}, "degraded: Undefined variable or function: 'obj'"),
+        ({"healthy": "  "}, "healthy: must be a non-empty CEL expression"),
+        (
+            {"message": "object.status.message"},
+            "needs at least one of healthy, degraded, suspended",
+        ),
+    ],
+)
+def test_a_rule_that_does_not_compile_is_an_error(fields: dict[str, str], error: str) -> None:
+    with pytest.raises(RuleError) as raised:
+        compile_rule("Widget", "example.com", **fields)
+    assert str(raised.value).startswith(error)
+    assert "\n" not in str(raised.value)
