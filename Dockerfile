@@ -9,14 +9,24 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG GO_IMAGE=golang:1.26-bookworm
 
 # ---- helm and kustomize, pinned to the versions the devenv and tests use --------------------
-# (reconciler/devenv/binaries.py; tests/unit/test_image_files.py keeps them equal.)
+# (reconciler/toolchain.py; tests/unit/test_image_files.py keeps them equal.) helm is stamped
+# like its release build and like the devenv's: `helm version` and the Kubernetes version a
+# chart sees (Capabilities.KubeVersion) are the pinned ones, so renders match the CLI's.
 FROM ${GO_IMAGE} AS tools
 ARG HELM_VERSION=v3.22.0
 ARG KUSTOMIZE_VERSION=v5.8.2
+ARG KUBERNETES_VERSION=v1.36.3
 ENV CGO_ENABLED=0 GOBIN=/out GOFLAGS=-buildvcs=false GOMODCACHE=/go/pkg/mod \
     GOCACHE=/root/.cache/go-build
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go install -trimpath -ldflags=-s helm.sh/helm/v3/cmd/helm@${HELM_VERSION} \
+    k8s=${KUBERNETES_VERSION#v}; major=${k8s%%.*}; minor=${k8s#*.}; minor=${minor%%.*}; \
+    flags="-s -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"; \
+    flags="$flags -X helm.sh/helm/v3/internal/version.gitTreeState=clean"; \
+    for pkg in chartutil lint/rules; do \
+      flags="$flags -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMajor=$major"; \
+      flags="$flags -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMinor=$minor"; \
+    done; \
+    go install -trimpath -ldflags="$flags" helm.sh/helm/v3/cmd/helm@${HELM_VERSION} \
  && go install -trimpath -ldflags=-s sigs.k8s.io/kustomize/kustomize/v5@${KUSTOMIZE_VERSION}
 
 # ---- the Python package in a virtualenv ------------------------------------------------------
@@ -26,16 +36,20 @@ RUN python3 -m venv /opt/reconciler
 # Dependencies first, from pyproject.toml alone, so a code change reuses this layer.
 COPY pyproject.toml README.md /src/
 RUN mkdir /src/reconciler && touch /src/reconciler/__init__.py \
- && /opt/reconciler/bin/pip install /src && /opt/reconciler/bin/pip uninstall -y reconciler
+ && /opt/reconciler/bin/pip install /src && /opt/reconciler/bin/pip uninstall -y reconciler \
+ && rm -rf /src/reconciler /src/build /src/*.egg-info
 COPY reconciler /src/reconciler
 RUN /opt/reconciler/bin/pip install --no-deps /src \
- && /opt/reconciler/bin/reconciler --version
+ && /opt/reconciler/bin/pip uninstall -y pip setuptools
 
 # ---- the final image: Python, git, ssh, helm, kustomize; no compilers -----------------------
 FROM ${PYTHON_IMAGE}
-RUN apt-get update \
+RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-exclude=/usr/share/man/*' \
+        'path-exclude=/usr/share/locale/*' 'path-include=/usr/share/doc/*/copyright' \
+        > /etc/dpkg/dpkg.cfg.d/reconciler-slim \
+ && apt-get update \
  && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/reconciler \
         --shell /usr/sbin/nologin reconciler \
  && install -d -o 10001 -g 10001 -m 0750 /var/lib/reconciler

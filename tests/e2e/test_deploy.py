@@ -8,7 +8,6 @@ namespaced member us-west-1. Applying the same manifests again in another test i
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,37 +17,15 @@ from click.testing import CliRunner
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from reconciler.cli import cli
-from reconciler.devenv import binaries, controlplane
+from reconciler.cli.main import cli
+from reconciler.devenv import controlplane
 from tests import configrepo
-from tests.serviceaccounts import request_token, token_kubeconfig
+from tests.clusteraccess import DEPLOY, apply_kustomization, request_token, token_kubeconfig
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
 SYSTEM = "reconciler-system"
 ApiCall = Callable[[], Any]
-
-
-def kubectl(kubeconfig: Path, context: str, *args: str) -> str:
-    result = subprocess.run(
-        [str(binaries.ensure("kubectl")), f"--kubeconfig={kubeconfig}", f"--context={context}", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, f"kubectl {' '.join(args)}:\n{result.stdout}{result.stderr}"
-    return result.stdout
-
-
-def apply_kustomization(kubeconfig: Path, context: str, directory: Path) -> str:
-    """What README says: `kubectl apply --server-side -k DIR`, dry-run on the server first."""
-    dry = kubectl(
-        kubeconfig, context, "apply", "--server-side", "--dry-run=server", "-k", str(directory)
-    )
-    assert "serverside-applied (server dry run)" in dry
-    return kubectl(kubeconfig, context, "apply", "--server-side", "-k", str(directory))
 
 
 def sa_client(
@@ -122,17 +99,18 @@ def test_management_role_allows_the_reconcilers_own_calls_and_nothing_else(
     sa, _ = sa_client(devenv, api_clients, management, tmp_path / "kubeconfig")
     core, leases = client.CoreV1Api(sa), client.CoordinationV1Api(sa)
     credentials = "reconciler.io/cluster-credentials"
+    watch = {"watch": True, "timeout_seconds": 1, "_preload_content": False}  # raw event stream
 
     # Its own calls: member credentials (listed and watched by label), Leases, status ConfigMaps.
     assert status_of(lambda: core.list_namespaced_secret(SYSTEM, label_selector=credentials)) == 200
-    assert status_of(lambda: core.list_namespaced_secret(SYSTEM, watch=True, timeout_seconds=1)) == 200
+    assert status_of(lambda: core.list_namespaced_secret(SYSTEM, **watch)) == 200
     lease = {"metadata": {"name": f"lease-{namespace}"}, "spec": {"holderIdentity": "r-0"}}
     assert status_of(lambda: leases.create_namespaced_lease(SYSTEM, lease)) == 200
     assert status_of(lambda: leases.delete_namespaced_lease(f"lease-{namespace}", SYSTEM)) == 200
     status = {"metadata": {"name": f"status-{namespace}"}, "data": {"k": "v"}}
     assert status_of(lambda: core.create_namespaced_config_map(SYSTEM, status)) == 200
 
-    # No more: nothing outside its namespace, no writes to Secrets, no workloads, nothing cluster-wide.
+    # No more: nothing outside its namespace, no Secret writes, no workloads, nothing cluster-wide.
     assert status_of(lambda: core.read_namespaced_secret("other", namespace)) == 403
     assert status_of(lambda: core.list_secret_for_all_namespaces()) == 403
     assert status_of(lambda: core.list_namespaced_config_map(namespace)) == 403
@@ -156,10 +134,10 @@ def _app_repo(root: Path, app: str, namespace: str) -> Path:
     return root
 
 
-def _apply(repo: Path, cluster: str, kubeconfig: Path) -> tuple[int, str]:
-    result = CliRunner().invoke(
-        cli, ["apply", str(repo), "--cluster", cluster, "--kubeconfig", str(kubeconfig)]
-    )
+def _apply(repo: Path, cluster: str, kubeconfig: Path, instance: str) -> tuple[int, str]:
+    """`reconciler apply` with its own instance, so it never prunes other tests' apps."""
+    args = ["apply", str(repo), "--cluster", cluster, "--kubeconfig", str(kubeconfig)]
+    result = CliRunner().invoke(cli, [*args, "--instance", instance])
     return result.exit_code, result.output
 
 
@@ -174,16 +152,18 @@ def test_member_clusterrole_lets_the_reconciler_apply_and_prune_an_app(
     app, namespace = configrepo.unique("member"), configrepo.unique("member-ns")
     repo = _app_repo(tmp_path / "repo", app, namespace)
 
-    code, output = _apply(repo, "beijing-2", sa_kubeconfig)
+    code, output = _apply(repo, "beijing-2", sa_kubeconfig, app)
     assert code == 0, output
     admin = client.AppsV1Api(api_clients["beijing-2"])
-    assert admin.read_namespaced_deployment(app, namespace).metadata.labels["reconciler.io/app"] == app
+    assert (
+        admin.read_namespaced_deployment(app, namespace).metadata.labels["reconciler.io/app"] == app
+    )
 
     # Prune: the ConfigMap leaves Git and is deleted with the same token.
     configrepo.write_app(
         repo, app, [configrepo.deployment(app), configrepo.service(app)], namespace=namespace
     )
-    code, output = _apply(repo, "beijing-2", sa_kubeconfig)
+    code, output = _apply(repo, "beijing-2", sa_kubeconfig, app)
     assert code == 0, output
     core = client.CoreV1Api(api_clients["beijing-2"])
     assert status_of(lambda: core.read_namespaced_config_map(app, namespace)) == 404
@@ -192,7 +172,11 @@ def test_member_clusterrole_lets_the_reconciler_apply_and_prune_an_app(
     assert status_of(lambda: client.CoreV1Api(sa).list_node()) == 403
     binding = {
         "metadata": {"name": f"{app}-admin"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "admin",
+        },
         "subjects": [{"kind": "User", "name": "mallory"}],
     }
     rbac = client.RbacAuthorizationV1Api(sa)
@@ -212,13 +196,15 @@ def test_namespaced_member_role_confines_the_reconciler_to_bound_namespaces(
     sa, sa_kubeconfig = sa_client(devenv, api_clients, "us-west-1", tmp_path / "kubeconfig")
 
     app = configrepo.unique("confined")
-    code, output = _apply(_app_repo(tmp_path / "ok", app, "apps"), "us-west-1", sa_kubeconfig)
+    ok = _app_repo(tmp_path / "ok", app, "apps")
+    code, output = _apply(ok, "us-west-1", sa_kubeconfig, app)
     assert code == 0, output
     assert client.AppsV1Api(api_clients["us-west-1"]).read_namespaced_deployment(app, "apps")
 
     # An app in a namespace that is not bound fails, naming the object; nothing is written there.
     other = configrepo.unique("outside")
-    code, output = _apply(_app_repo(tmp_path / "no", other, namespace), "us-west-1", sa_kubeconfig)
+    outside = _app_repo(tmp_path / "no", other, namespace)
+    code, output = _apply(outside, "us-west-1", sa_kubeconfig, other)
     assert code == 2
     assert "forbidden" in output.lower() and other in output
     admin = client.AppsV1Api(api_clients["us-west-1"])

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from reconciler.devenv import binaries
+from reconciler import toolchain
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # a cold base build takes minutes
 
@@ -97,9 +97,9 @@ def test_image_has_reconciler_pinned_helm_and_kustomize_and_no_compilers(
     assert version.returncode == 0 and "reconciler, version" in version.stdout, version.stderr
     assert container.run("id", "-u").stdout.strip() == UID
     helm = container.run("helm", "version", "--short")
-    assert helm.stdout.startswith(binaries.HELM_VERSION), helm.stdout + helm.stderr
+    assert helm.stdout.startswith(toolchain.HELM_VERSION), helm.stdout + helm.stderr
     kustomize = container.run("kustomize", "version")
-    assert binaries.KUSTOMIZE_VERSION in kustomize.stdout, kustomize.stdout + kustomize.stderr
+    assert toolchain.KUSTOMIZE_VERSION in kustomize.stdout, kustomize.stdout + kustomize.stderr
     found = container.run("sh", "-c", "command -v gcc cc c++ clang go make pip3 || true")
     assert found.stdout.strip() == ""
 

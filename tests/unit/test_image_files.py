@@ -1,11 +1,11 @@
-"""The Dockerfile pins the helm and kustomize the devenv and the tests use."""
+"""The Dockerfile pins the helm, kustomize and Kubernetes versions the devenv and renders use."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from reconciler.devenv import binaries
+from reconciler import toolchain
 
 DOCKERFILE = Path(__file__).resolve().parents[2] / "Dockerfile"
 
@@ -16,9 +16,10 @@ def _arg(name: str) -> str:
     return found[0]
 
 
-def test_dockerfile_pins_the_devenv_helm_and_kustomize() -> None:
-    assert _arg("HELM_VERSION") == binaries.HELM_VERSION
-    assert _arg("KUSTOMIZE_VERSION") == binaries.KUSTOMIZE_VERSION
+def test_dockerfile_pins_the_toolchain_versions() -> None:
+    assert _arg("HELM_VERSION") == toolchain.HELM_VERSION
+    assert _arg("KUSTOMIZE_VERSION") == toolchain.KUSTOMIZE_VERSION
+    assert _arg("KUBERNETES_VERSION") == toolchain.KUBERNETES_VERSION
 
 
 def test_dockerfile_takes_its_base_images_as_build_arguments() -> None:
