@@ -8,11 +8,13 @@ namespaced member us-west-1. Applying the same manifests again in another test i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -20,7 +22,13 @@ from kubernetes.client.rest import ApiException
 from reconciler.cli.main import cli
 from reconciler.devenv import controlplane
 from tests import configrepo
-from tests.clusteraccess import DEPLOY, apply_kustomization, request_token, token_kubeconfig
+from tests.clusteraccess import (
+    DEPLOY,
+    apply_kustomization,
+    kubectl,
+    request_token,
+    token_kubeconfig,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -214,3 +222,30 @@ def test_namespaced_member_role_confines_the_reconciler_to_bound_namespaces(
     assert status_of(lambda: core.list_namespaced_secret("kube-system")) == 403
     assert status_of(lambda: core.list_namespaced_secret(namespace)) == 403
     assert status_of(lambda: core.create_namespace({"metadata": {"name": f"{app}-x"}})) == 403
+
+
+@pytest.mark.parametrize("component", ["git-ssh", "git-token"])
+def test_the_readme_overlay_with_a_git_component_applies_and_mounts_the_credentials(
+    management: str, kubeconfig: Path, tmp_path: Path, component: str
+) -> None:
+    base = os.path.relpath(DEPLOY, tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "resources": [base],
+                "components": [f"{base}/{component}"],
+                "images": [{"name": "reconciler", "newName": "registry.example/r", "newTag": "1"}],
+            }
+        )
+    )
+    rendered = kubectl(kubeconfig, management, "kustomize", str(tmp_path))
+    (deployment,) = [d for d in yaml.safe_load_all(rendered) if d["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    wanted = {"git-ssh": "RECONCILER_GIT_SSH_KEY_FILE", "git-token": "RECONCILER_GIT_TOKEN_FILE"}
+    assert env[wanted[component]].startswith("/etc/reconciler/git/")
+    assert container["image"] == "registry.example/r:1"
+    dry = kubectl(
+        kubeconfig, management, "apply", "--server-side", "--dry-run=server", "-k", str(tmp_path)
+    )
+    assert "deployment.apps/reconciler serverside-applied (server dry run)" in dry
