@@ -15,8 +15,11 @@ from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
+    chart_options,
+    chart_resolver,
     instance_option,
     kubeconfig_option,
+    lock_charts,
     repo_argument,
 )
 
@@ -55,6 +58,8 @@ def _reconcile_once(
     kubeconfig: str | None,
     instance: str,
     apply: bool,
+    chart_cache: Path | None = None,
+    chart_credentials: Path | None = None,
 ) -> list[Any]:
     from reconciler.config.load import load_repo
     from reconciler.engine import reconcile
@@ -63,9 +68,9 @@ def _reconcile_once(
 
     repo = load_repo(repo_path)
     _select(repo, app, cluster)
-    rendered = render_all(
-        repo, apps=[app] if app else None, clusters=[cluster] if cluster else None
-    )
+    apps = [app] if app else None
+    charts = lock_charts(repo, chart_resolver(chart_cache, chart_credentials), apps)
+    rendered = render_all(repo, apps=apps, clusters=[cluster] if cluster else None, charts=charts)
     clients = Clients(kubeconfig)
     clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
     try:
@@ -90,6 +95,7 @@ def _reconcile_once(
 @click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text")
 @kubeconfig_option
 @instance_option
+@chart_options
 def diff(
     repo: Path,
     app: str | None,
@@ -97,6 +103,8 @@ def diff(
     output: str,
     kubeconfig: str | None,
     instance: str,
+    chart_cache: Path | None,
+    chart_credentials: Path | None,
 ) -> None:
     """Show what apply would change on the live clusters (server-side apply dry-run).
 
@@ -104,7 +112,9 @@ def diff(
     """
     from reconciler import outcomes as fmt
 
-    results = _reconcile_once(repo, app, cluster, kubeconfig, instance, apply=False)
+    results = _reconcile_once(
+        repo, app, cluster, kubeconfig, instance, False, chart_cache, chart_credentials
+    )
     if output == "json":
         click.echo(fmt.diff_json(results))
     elif output == "markdown":
@@ -122,8 +132,15 @@ def diff(
 @click.option("--cluster", default=None, help="Only this cluster.")
 @kubeconfig_option
 @instance_option
+@chart_options
 def apply(
-    repo: Path, app: str | None, cluster: str | None, kubeconfig: str | None, instance: str
+    repo: Path,
+    app: str | None,
+    cluster: str | None,
+    kubeconfig: str | None,
+    instance: str,
+    chart_cache: Path | None,
+    chart_credentials: Path | None,
 ) -> None:
     """One-shot sync: apply what changed, create namespaces, prune what left Git.
 
@@ -132,7 +149,9 @@ def apply(
     """
     from reconciler import outcomes as fmt
 
-    results = _reconcile_once(repo, app, cluster, kubeconfig, instance, apply=True)
+    results = _reconcile_once(
+        repo, app, cluster, kubeconfig, instance, True, chart_cache, chart_credentials
+    )
     click.echo(fmt.apply_text(results, color=sys.stdout.isatty()))
     failed = fmt.has_errors(results) or fmt.has_conflicts(results)
     sys.exit(EXIT_ERROR if failed else EXIT_OK)

@@ -1,6 +1,6 @@
 """Embedded SQLite state: revisions seen, the revisions each app x cluster target runs and
-should run, last good revision per app, status, drift history, prune-guard releases, and how
-the last fetches of the config repo went.
+should run, last good revision per app, status, health and its transitions, drift history,
+prune-guard releases, and how the last fetches of the config repo went.
 
 One file, ``<state_dir>/state.db``, in WAL mode so the CLI can read while the daemon writes.
 The schema is versioned with ``PRAGMA user_version`` and migrated forward on open by the ordered
@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -29,19 +29,28 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ReconcilerError
+from reconciler.health import Health, TargetHealth
 from reconciler.private import private_dir, private_file
 from reconciler.store.codec import (
     DRIFT_COLUMNS,
+    HEALTH_COLUMNS,
+    HEALTH_HISTORY_COLUMNS,
     REVISION_COLUMNS,
     SOURCE_COLUMNS,
     STATUS_COLUMNS,
     TARGET_COLUMNS,
+    command_row,
     drift_row,
     dt,
     fields_json,
+    health_change,
+    health_json,
+    health_row,
     opt_ts,
     paths_json,
+    pin_row,
     revision_row,
+    rollout_row,
     source_row,
     status_row,
     target_revision,
@@ -52,8 +61,13 @@ from reconciler.store.rows import (
     DriftKey,
     DriftRow,
     FieldDrift,
+    HealthChange,
+    HealthRow,
+    Pin,
     Release,
     RevisionRow,
+    RolloutCommandRow,
+    RolloutRow,
     SourceStatus,
     State,
     StatusRow,
@@ -150,6 +164,12 @@ class Store:
     def schema_version(self) -> int:
         with self._lock:
             return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def data_version(self) -> int:
+        """A number that changes when another connection commits to the database (SQLite's
+        ``PRAGMA data_version``): a reader learns cheaply whether anything changed."""
+        with self._lock:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
@@ -297,6 +317,40 @@ class Store:
         )
         return revision_row(rows[0]) if rows else None
 
+    def record_charts(self, sha: str, charts: Mapping[str, tuple[str, str, str]]) -> None:
+        """Remember app -> (source, version, digest) of the remote charts ``sha`` rendered."""
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO revision_charts (sha, app, source, version, digest)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (sha, app) DO UPDATE SET"
+                " source = excluded.source, version = excluded.version, digest = excluded.digest",
+                [(sha, app, *chart) for app, chart in sorted(charts.items())],
+            )
+
+    def revision_charts(self, sha: str) -> dict[str, tuple[str, str, str]]:
+        """app -> (source, version, digest) recorded for ``sha``."""
+        rows = self._read(
+            "SELECT app, source, version, digest FROM revision_charts WHERE sha = ?", (sha,)
+        )
+        return {
+            str(r["app"]): (str(r["source"]), str(r["version"]), str(r["digest"])) for r in rows
+        }
+
+    def chart_pins(self, limit: int = 50) -> dict[str, dict[str, tuple[str, str]]]:
+        """sha -> app -> (version, digest) for the ``limit`` revisions seen last."""
+        rows = self._read(
+            "SELECT sha, app, version, digest FROM revision_charts WHERE sha IN"
+            " (SELECT sha FROM revisions ORDER BY seen_at DESC, rowid DESC LIMIT ?)",
+            (max(0, limit),),
+        )
+        pins: dict[str, dict[str, tuple[str, str]]] = {}
+        for r in rows:
+            pins.setdefault(str(r["sha"]), {})[str(r["app"])] = (
+                str(r["version"]),
+                str(r["digest"]),
+            )
+        return pins
+
     def valid_revisions(self, limit: int = 50) -> list[RevisionRow]:
         """Revisions whose config was valid, most recently seen first, at most ``limit`` (the
         candidates a restart on an invalid head may fall back on)."""
@@ -437,9 +491,121 @@ class Store:
         return [status_row(row) for row in rows]
 
     def delete_status(self, app: str, cluster: str) -> None:
-        """Forget an app on a cluster (the app no longer targets it)."""
+        """Forget an app on a cluster (the app no longer targets it): status and health."""
         with self._write() as conn:
             conn.execute("DELETE FROM status WHERE app = ? AND cluster = ?", (app, cluster))
+            conn.execute("DELETE FROM health WHERE app = ? AND cluster = ?", (app, cluster))
+
+    # -- health per app x cluster ---------------------------------------------------------
+
+    def set_health(
+        self, app: str, cluster: str, health: TargetHealth, revision: str | None, now: datetime
+    ) -> HealthChange | None:
+        """Record a target's health; a change of state (Healthy, Degraded, ...) is also kept as
+        a transition, which is returned. A new reason in the same state is no transition."""
+        with self._write() as conn:
+            old = conn.execute(
+                "SELECT health, since FROM health WHERE app = ? AND cluster = ?", (app, cluster)
+            ).fetchone()
+            previous = Health(old["health"]) if old is not None else None
+            changed = previous is not health.health
+            since = ts(now) if changed else old["since"]
+            conn.execute(
+                "INSERT INTO health (app, cluster, health, detail, revision, assessed_at, since)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (app, cluster) DO UPDATE SET health = excluded.health,"
+                " detail = excluded.detail, revision = excluded.revision,"
+                " assessed_at = excluded.assessed_at, since = excluded.since",
+                (
+                    app,
+                    cluster,
+                    health.health.value,
+                    health_json(health),
+                    revision,
+                    ts(now),
+                    since,
+                ),
+            )
+            if not changed:
+                return None
+            cursor = conn.execute(
+                "INSERT INTO health_history (app, cluster, health, reason, previous, revision, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    app,
+                    cluster,
+                    health.health.value,
+                    health.reason,
+                    previous.value if previous is not None else None,
+                    revision,
+                    ts(now),
+                ),
+            )
+            assert cursor.lastrowid is not None
+            return HealthChange(
+                cursor.lastrowid,
+                app,
+                cluster,
+                health.health,
+                health.reason,
+                previous,
+                revision,
+                dt(ts(now)),
+            )
+
+    def list_health(self, cluster: str | None = None, app: str | None = None) -> list[HealthRow]:
+        """Health per target, ordered by app then cluster; only ``cluster``'s and/or ``app``'s."""
+        where: list[str] = []
+        params: list[Any] = []
+        if cluster is not None:
+            where.append("cluster = ?")
+            params.append(cluster)
+        if app is not None:
+            where.append("app = ?")
+            params.append(app)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._read(
+            f"SELECT {HEALTH_COLUMNS} FROM health{clause} ORDER BY app, cluster", params
+        )
+        return [health_row(row) for row in rows]
+
+    def health_history(
+        self,
+        app: str | None = None,
+        cluster: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[HealthChange]:
+        """Health transitions, newest first."""
+        where: list[str] = []
+        params: list[Any] = []
+        if app is not None:
+            where.append("app = ?")
+            params.append(app)
+        if cluster is not None:
+            where.append("cluster = ?")
+            params.append(cluster)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(ts(since))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        clause += " ORDER BY at DESC, id DESC"
+        if limit is not None:
+            clause += " LIMIT ?"
+            params.append(max(0, limit))
+        rows = self._read(f"SELECT {HEALTH_HISTORY_COLUMNS} FROM health_history{clause}", params)
+        return [health_change(row) for row in rows]
+
+    def prune_health_history(self, older_than: timedelta, now: datetime) -> int:
+        """Delete transitions older than ``now - older_than``, except each target's latest."""
+        cutoff = ts(now - older_than)
+        with self._write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM health_history WHERE at < ? AND id NOT IN"
+                " (SELECT MAX(id) FROM health_history GROUP BY app, cluster)",
+                (cutoff,),
+            )
+            return cursor.rowcount
 
     # -- drift history --------------------------------------------------------------------
 
@@ -556,6 +722,123 @@ class Store:
             clause += " ORDER BY detected_at DESC, id DESC"
         rows = self._read(f"SELECT {DRIFT_COLUMNS} FROM drift{clause}", params)
         return [drift_row(row) for row in rows]
+
+    # -- rollouts -------------------------------------------------------------------------
+
+    def save_rollout(
+        self,
+        row: RolloutRow,
+        desired: Iterable[tuple[str, str, str | None]] = (),
+        consumed: Iterable[int] = (),
+        at: datetime | None = None,
+    ) -> None:
+        """Write a rollout's state, the revisions its targets should now run and the commands
+        it took, in one transaction: what a step decided is written before it is acted on."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO rollouts (app, revision, phase, data, started_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (app, revision) DO UPDATE SET"
+                " phase = excluded.phase, data = excluded.data, updated_at = excluded.updated_at",
+                (
+                    row.app,
+                    row.revision,
+                    row.phase,
+                    json.dumps(row.data, sort_keys=True),
+                    ts(row.started_at),
+                    ts(row.updated_at),
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO targets (app, cluster, desired) VALUES (?, ?, ?)"
+                " ON CONFLICT (app, cluster) DO UPDATE SET desired = excluded.desired",
+                list(desired),
+            )
+            conn.executemany(
+                "UPDATE rollout_commands SET consumed_at = ? WHERE id = ?",
+                [(ts(at or row.updated_at), id) for id in consumed],
+            )
+
+    def rollout(self, app: str, revision: str) -> RolloutRow | None:
+        rows = self._read("SELECT * FROM rollouts WHERE app = ? AND revision = ?", (app, revision))
+        return rollout_row(rows[0]) if rows else None
+
+    def latest_rollouts(self, app: str | None = None) -> list[RolloutRow]:
+        """The newest rollout of each app (of ``app`` only if given), by app."""
+        rows = self._read(
+            "SELECT * FROM rollouts r WHERE (? IS NULL OR r.app = ?) AND NOT EXISTS"
+            " (SELECT 1 FROM rollouts n WHERE n.app = r.app AND (n.started_at > r.started_at"
+            " OR (n.started_at = r.started_at AND n.rowid > r.rowid)))"
+            " ORDER BY r.app",
+            (app, app),
+        )
+        return [rollout_row(row) for row in rows]
+
+    def list_rollouts(self, app: str) -> list[RolloutRow]:
+        """Every rollout of ``app``, newest first."""
+        rows = self._read(
+            "SELECT * FROM rollouts WHERE app = ? ORDER BY started_at DESC, rowid DESC", (app,)
+        )
+        return [rollout_row(row) for row in rows]
+
+    def add_rollout_command(
+        self, app: str, revision: str, kind: str, stage: str | None, user: str, at: datetime
+    ) -> RolloutCommandRow:
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO rollout_commands (app, revision, kind, stage, user, at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (app, revision, kind, stage, user, ts(at)),
+            )
+            row = conn.execute(
+                "SELECT * FROM rollout_commands WHERE id = ?", (cursor.lastrowid,)
+            ).fetchone()
+        return command_row(row)
+
+    def pending_rollout_commands(self) -> list[RolloutCommandRow]:
+        """Commands the daemon has not taken yet, oldest first."""
+        rows = self._read("SELECT * FROM rollout_commands WHERE consumed_at IS NULL ORDER BY id")
+        return [command_row(row) for row in rows]
+
+    def consume_rollout_commands(self, ids: Iterable[int], at: datetime) -> None:
+        """Mark commands taken without a rollout step (their rollout is gone or finished)."""
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE rollout_commands SET consumed_at = ? WHERE id = ?",
+                [(ts(at), id) for id in ids],
+            )
+
+    # -- pins -------------------------------------------------------------------------------
+
+    def pin(
+        self, app: str, clusters: Sequence[str], revision: str, user: str, at: datetime
+    ) -> None:
+        """Pin ``app`` on ``clusters`` (``[ALL_CLUSTERS]``: the whole app) to ``revision``."""
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO pins (app, cluster, revision, user, at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (app, cluster) DO UPDATE SET revision = excluded.revision,"
+                " user = excluded.user, at = excluded.at",
+                [(app, c, revision, user, ts(at)) for c in clusters],
+            )
+
+    def unpin(self, app: str, clusters: Sequence[str] | None = None) -> int:
+        """Release ``app``'s pins (only on ``clusters`` if given); how many were released."""
+        with self._write() as conn:
+            if clusters is None:
+                cursor = conn.execute("DELETE FROM pins WHERE app = ?", (app,))
+            else:
+                cursor = conn.executemany(
+                    "DELETE FROM pins WHERE app = ? AND cluster = ?",
+                    [(app, c) for c in clusters],
+                )
+            return cursor.rowcount
+
+    def list_pins(self, app: str | None = None) -> list[Pin]:
+        if app is None:
+            rows = self._read("SELECT * FROM pins ORDER BY app, cluster")
+        else:
+            rows = self._read("SELECT * FROM pins WHERE app = ? ORDER BY cluster", (app,))
+        return [pin_row(row) for row in rows]
 
     def prune_drift(self, older_than: timedelta, now: datetime) -> int:
         """Delete drift records corrected before ``now - older_than``; open records are always

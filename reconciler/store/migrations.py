@@ -100,6 +100,77 @@ MIGRATIONS: tuple[str, ...] = (
         released_at  TEXT NOT NULL
     );
     """,
+    # 6: progressive rollouts (one row per app and revision, the state as JSON), the operators'
+    # commands waiting for the daemon, and pins (`reconciler rollback --to`)
+    """
+    CREATE TABLE rollouts (
+        app         TEXT NOT NULL,
+        revision    TEXT NOT NULL,
+        phase       TEXT NOT NULL,
+        data        TEXT NOT NULL,
+        started_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        PRIMARY KEY (app, revision)
+    );
+    CREATE INDEX rollouts_started ON rollouts (app, started_at DESC);
+    CREATE TABLE rollout_commands (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        app          TEXT NOT NULL,
+        revision     TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        stage        TEXT,
+        user         TEXT NOT NULL,
+        at           TEXT NOT NULL,
+        consumed_at  TEXT
+    );
+    CREATE INDEX rollout_commands_pending ON rollout_commands (app) WHERE consumed_at IS NULL;
+    CREATE TABLE pins (
+        app       TEXT NOT NULL,
+        cluster   TEXT NOT NULL,
+        revision  TEXT NOT NULL,
+        user      TEXT NOT NULL,
+        at        TEXT NOT NULL,
+        PRIMARY KEY (app, cluster)
+    );
+    """,
+    # 7: the exact chart (version, digest) each remote-chart app resolved to, per revision: a
+    # restart or a fallback renders a revision with the same charts
+    """
+    CREATE TABLE revision_charts (
+        sha      TEXT NOT NULL,
+        app      TEXT NOT NULL,
+        source   TEXT NOT NULL,
+        version  TEXT NOT NULL,
+        digest   TEXT NOT NULL,
+        PRIMARY KEY (sha, app)
+    );
+    """,
+    # 8: health per target (the worst object's, with every object judged, as JSON) and its
+    # transitions
+    """
+    CREATE TABLE health (
+        app          TEXT NOT NULL,
+        cluster      TEXT NOT NULL,
+        health       TEXT NOT NULL,
+        detail       TEXT NOT NULL,
+        revision     TEXT,
+        assessed_at  TEXT NOT NULL,
+        since        TEXT NOT NULL,
+        PRIMARY KEY (app, cluster)
+    );
+    CREATE INDEX health_cluster ON health (cluster, app);
+    CREATE TABLE health_history (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        app       TEXT NOT NULL,
+        cluster   TEXT NOT NULL,
+        health    TEXT NOT NULL,
+        reason    TEXT NOT NULL,
+        previous  TEXT,
+        revision  TEXT,
+        at        TEXT NOT NULL
+    );
+    CREATE INDEX health_history_at ON health_history (at DESC, id DESC);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

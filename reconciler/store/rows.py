@@ -1,4 +1,5 @@
-"""What the store keeps, as frozen rows: revisions, targets, releases, the source, status, drift."""
+"""What the store keeps, as frozen rows: revisions, targets, releases, the source, status,
+health, drift."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
+
+from reconciler.health import Health, TargetHealth
 
 
 class State(StrEnum):
@@ -67,6 +70,48 @@ class TargetRevision:
     applied: str | None = None
     applied_at: datetime | None = None
     objects: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RolloutRow:
+    """A rollout of ``revision`` of ``app``; ``data`` is its whole state (rollout.codec)."""
+
+    app: str
+    revision: str
+    phase: str
+    data: dict[str, Any]
+    started_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RolloutCommandRow:
+    """An operator's ``rollout approve|pause|resume|abort`` for the rollout of ``revision``,
+    waiting for the daemon until ``consumed_at``."""
+
+    id: int
+    app: str
+    revision: str
+    kind: str
+    stage: str | None
+    user: str
+    at: datetime
+    consumed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Pin:
+    """``reconciler rollback``: ``app`` on ``cluster`` (``*``: every cluster) runs ``revision``
+    until released."""
+
+    app: str
+    cluster: str
+    revision: str
+    user: str
+    at: datetime
+
+
+ALL_CLUSTERS = "*"
 
 
 @dataclass(frozen=True)
@@ -164,3 +209,30 @@ class DriftRow:
 def drift_key(object: str, kind: str, fields: Iterable[FieldDrift]) -> DriftKey:
     """The dedupe key of a drift observation: object, kind and the sorted set of field paths."""
     return DriftKey(object, DriftKind(kind), tuple(sorted({f.path for f in fields})))
+
+
+@dataclass(frozen=True)
+class HealthRow:
+    """The health of one app on one cluster as last judged (at ``assessed_at``, on the live
+    state of ``revision``), and since when it has been in that state."""
+
+    app: str
+    cluster: str
+    health: TargetHealth
+    revision: str | None
+    assessed_at: datetime
+    since: datetime
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    """A target's health turned from ``previous`` (None: first judged) to ``health``."""
+
+    id: int
+    app: str
+    cluster: str
+    health: Health
+    reason: str
+    previous: Health | None
+    revision: str | None
+    at: datetime

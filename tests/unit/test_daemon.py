@@ -19,6 +19,7 @@ import pytest
 import repo_snippets as snip
 
 from reconciler.config.model import Repo
+from reconciler.daemon.guard import PruneLimits
 from reconciler.daemon.loop import Daemon
 from reconciler.daemon.schedule import Backoff, ClusterSchedule, PassKind, Settings, classify
 from reconciler.daemon.status import target_status
@@ -107,6 +108,7 @@ class FakeSource:
         self.parents: dict[str, str | None] = {}
         self.fetches = 0
         self.fail: Exception | None = None
+        self.dropped: list[str] = []
 
     def commit_files(self, files: dict[str, str]) -> str:
         sha = f"c{len(self.trees) + 1:03d}".ljust(40, "0")  # distinct in its short form too
@@ -140,6 +142,9 @@ class FakeSource:
 
     def watch_paths(self) -> list[Path]:
         return []
+
+    def drop_tree(self, sha: str) -> None:
+        self.dropped.append(sha)  # the test's own directories stay
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         current: str | None = descendant
@@ -570,15 +575,17 @@ def test_an_invalid_commit_keeps_the_last_good_revision_and_the_next_good_one_ap
     rig.daemon.poke()
     rig.tick()
 
-    assert rig.clusters.passes("beijing-1") == [good, good]  # still the last good revision
+    # A problem in the app's own file holds that app's targets on their revision.
+    assert len(rig.clusters.passes("beijing-1")) == 2
     rows = rig.store.list_status()
     assert {r.state for r in rows} == {State.INVALID_CONFIG}
     assert {r.revision for r in rows} == {good}
     assert "apps/web/app.yaml:7: spec.placment: unknown field 'placment'" in rows[0].message
-    assert f"revision {bad[:12]} invalid" in rows[0].message
     assert f"{good[:12]} stays applied" in rows[0].message
+    assert {t.desired for t in rig.store.list_targets()} == {good}
     revision = rig.store.last_revision()
-    assert revision is not None and (revision.sha, revision.valid) == (bad, False)
+    assert revision is not None and (revision.sha, revision.valid) == (bad, True)
+    assert "apps/web/app.yaml:7: spec.placment" in (revision.error or "")
     assert rig.store.last_good("web") == good
 
     fixed = rig.source.commit_files(repo_files(value="3"))
@@ -707,8 +714,7 @@ def test_a_restart_on_an_invalid_head_runs_the_last_good_revision_from_the_store
     first = make_rig(tmp_path, store)
     good = first.source.commit_files(repo_files())
     first.tick()
-    broken = snip.app("web", "source: {manifests: manifests/}\nplacment: {}\n")
-    first.source.commit_files(repo_files(extra={"apps/web/app.yaml": broken}))
+    first.source.commit_files(repo_files(extra=BROKEN_REPO))
 
     restarted = restart(tmp_path, store, first.source)
 
@@ -733,8 +739,7 @@ def test_a_restart_runs_the_newest_valid_revision_even_where_no_app_rendered(
     first.daemon.poke()
     first.tick()
     assert store.last_good("web") == older
-    broken = snip.app("web", "source: {manifests: manifests/}\nplacment: {}\n")
-    first.source.commit_files(repo_files(extra={"apps/web/app.yaml": broken}))
+    first.source.commit_files(repo_files(extra=BROKEN_REPO))
 
     restarted = restart(tmp_path, store, first.source)
 
@@ -874,7 +879,8 @@ def test_a_cluster_paused_during_its_pass_is_reconciled_again_once_unpaused(
 # ---- fallbacks only on the followed branch's history ------------------------------------------
 
 
-BROKEN_APP = snip.app("web", "source: {manifests: manifests/}\nplacment: {}\n")
+# A problem no unit owns: the whole revision is invalid (a broken app holds only that app).
+BROKEN_REPO = {"reconciler.yaml": snip.settings("allowEmty: true")}
 
 
 def test_a_restart_after_a_force_push_never_falls_back_to_a_commit_off_the_branch(
@@ -884,7 +890,7 @@ def test_a_restart_after_a_force_push_never_falls_back_to_a_commit_off_the_branc
     left_behind = first.source.commit_files(repo_files())
     first.tick()
     first.source.orphan()  # force-pushed: the branch no longer holds left_behind
-    broken = first.source.commit_files(repo_files(extra={"apps/web/app.yaml": BROKEN_APP}))
+    broken = first.source.commit_files(repo_files(extra=BROKEN_REPO))
 
     restarted = restart(tmp_path, store, first.source)
 
@@ -908,7 +914,7 @@ def test_a_restart_falls_back_on_the_newest_valid_revision_on_the_branch(
     first.daemon.poke()
     first.tick()
     first.source.head = on_branch  # ...and the branch is back, with a broken commit on top
-    first.source.commit_files(repo_files(extra={"apps/web/app.yaml": BROKEN_APP}))
+    first.source.commit_files(repo_files(extra=BROKEN_REPO))
 
     restarted = restart(tmp_path, store, first.source)
 
@@ -932,7 +938,7 @@ def test_an_apps_last_good_revision_off_the_branch_is_not_its_fallback(
     unrendered = first.source.commit_files(repo_files(extra=extra))  # valid; web fails to render
     first.daemon.poke()
     first.tick()
-    first.source.commit_files(repo_files(extra={"apps/web/app.yaml": BROKEN_APP}))
+    first.source.commit_files(repo_files(extra=BROKEN_REPO))
 
     restarted = restart(tmp_path, store, first.source)
 
@@ -1092,3 +1098,65 @@ def test_clients_stat_every_file_of_the_kubeconfig_env_var(
     clients = Clients(None)
 
     assert clients.files() == [first, second]
+
+
+# ---- per-target revisions and the prune guard -----------------------------------------------
+
+
+def other_app(name: str = "other") -> dict[str, str]:
+    spec = "namespace: o\nsource: {manifests: manifests/}\nplacement: {clusters: [beijing-1]}\n"
+    return {f"apps/{name}/app.yaml": snip.app(name, spec),
+            f"apps/{name}/manifests/cm.yaml": configmap(name)}  # fmt: skip
+
+
+def test_a_broken_app_stays_on_its_revision_while_another_app_moves(rig: Rig) -> None:
+    first = rig.source.commit_files(repo_files(extra=other_app()))
+    rig.tick()
+    broken = snip.app("other", "source: {manifests: manifests/}\nplacment: {}\n")
+    second = rig.source.commit_files(
+        repo_files(value="2", extra={**other_app(), "apps/other/app.yaml": broken})
+    )
+    rig.daemon.poke()
+    rig.tick()
+
+    rows = {(r.app, r.cluster): (r.state, r.revision) for r in rig.store.list_status()}
+    assert rows[("other", "beijing-1")] == (State.INVALID_CONFIG, first)
+    assert {rows[("web", c)] for c in CLUSTERS} == {(State.SYNCED, second)}
+    desired = rig.daemon.desired
+    assert desired is not None
+    (kept,) = [t for t in desired.targets["beijing-1"] if t.app == "other"]
+    assert kept.rendered is not None  # still rendered from the first revision
+    assert {(t.app, t.cluster, t.desired) for t in rig.store.list_targets()} == {
+        ("other", "beijing-1", first),
+        *(("web", c, second) for c in CLUSTERS),
+    }
+
+
+def test_a_revision_pruning_too_much_is_held_until_released(tmp_path: Path, store: Store) -> None:
+    limits = PruneLimits(max_objects=1, max_percent=25)
+    rig = make_rig(tmp_path, store, settings=replace(SETTINGS, prune_limits=limits))
+    first = rig.source.commit_files(repo_files(extra=other_app()))
+    rig.tick()
+    assert sum(len(t.objects) for t in store.list_targets()) == 4  # web on 3 clusters, other
+
+    files = repo_files()
+    del files["apps/web/app.yaml"], files["apps/web/manifests/cm.yaml"]
+    removed = rig.source.commit_files({**files, **other_app()})
+    rig.daemon.poke()
+    rig.tick()
+
+    rows = store.list_status()
+    assert {r.state for r in rows} == {State.HELD}
+    assert {r.revision for r in rows} == {first}
+    message = rows[0].message
+    assert message.startswith(
+        f"revision {removed[:12]} held: would prune 3 of 4 objects on 3 clusters"
+    )
+    assert f"reconciler release {removed[:12]}" in message
+    held = store.revision(removed)
+    assert held is not None and held.held == message
+
+    store.release(removed, "alice", T0)
+    rig.tick()
+    assert store.revision(removed).held is None  # type: ignore[union-attr]
+    assert {(r.app, r.state) for r in store.list_status()} == {("other", State.SYNCED)}
