@@ -390,7 +390,7 @@ def run_command(
         health_interval=health_interval,
     )
     with _exclusive(state_dir), Store.open(state_dir) as store, contextlib.ExitStack() as web:
-        credentials = GitCredentials(
+        git_credentials = GitCredentials(
             ssh_key_file=git_ssh_key_file,
             known_hosts_file=git_known_hosts_file,
             token_file=git_token_file,
@@ -401,7 +401,7 @@ def run_command(
             branch,
             state_dir / "source",
             fetch_timeout=fetch_timeout,
-            credentials=credentials,
+            credentials=git_credentials,
         )
         clients = Clients(kubeconfig, timeout=request_timeout)
         metrics = Metrics()
