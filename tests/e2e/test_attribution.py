@@ -73,10 +73,11 @@ def test_a_scale_plus_a_git_annotation_change_names_only_what_kubectl_changed(
     outcome = _pass(repo_root, kubeconfig, app, apply=False)
     assert outcome.plan is not None
     (finding,) = findings(outcome.plan)
+    # kubectl scale writes through the scale subresource as manager "kubectl".
     assert [(f.path, f.desired, f.live, f.manager) for f in finding.fields] == [
-        ("spec.replicas", 2, 9, "kubectl-scale")
+        ("spec.replicas", 2, 9, "kubectl")
     ]
-    assert finding.managers == ("kubectl-scale",)
+    assert finding.managers == ("kubectl",)
     (change,) = outcome.plan.drifted
     pending = [f.path for f in change.fields if not change.drifted(f)]
     assert pending == ["metadata.annotations[example.com/note]"]  # Git's change: pending
