@@ -50,12 +50,15 @@ demo: provision
 	fi; \
 	kubeconfig="$$($(BIN)/reconciler dev kubeconfig)"; \
 	echo; \
-	echo "Config repo: $$demo/repo  (commit there; the daemon applies each commit at once)"; \
+	echo "Config repo: $$demo/repo  (commit there; the daemon applies each commit: hello-world stage by stage)"; \
 	echo "In another shell:"; \
 	echo "  export KUBECONFIG=$$kubeconfig"; \
 	echo "  $(BIN)/reconciler status --state-dir $$demo/state"; \
 	echo "  $(BIN)/reconciler drift --state-dir $$demo/state      (--health: health changes)"; \
 	echo "  $(BIN)/reconciler wait --app hello-world --state-dir $$demo/state"; \
+	echo "A staged rollout: change the hello-world image in $$demo/repo and commit; then"; \
+	echo "  $(BIN)/reconciler rollout status --state-dir $$demo/state"; \
+	echo "  $(BIN)/reconciler rollout approve hello-world --state-dir $$demo/state"; \
 	echo "  curl -s 127.0.0.1:9465/metrics | grep ^reconciler_"; \
 	echo; \
 	exec $(BIN)/reconciler run --repo "$$demo/repo" --state-dir "$$demo/state" \

@@ -18,6 +18,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -36,6 +37,7 @@ from reconciler.cli.common import (
     EXIT_OK,
     instance_option,
     kubeconfig_option,
+    state_dir_option,
 )
 from reconciler.daemon.desired import Desired
 from reconciler.daemon.guard import DEFAULT_LIMITS, PruneLimits
@@ -58,6 +60,8 @@ from reconciler.report import (
     status_json,
     status_table,
 )
+from reconciler.rollout.codec import state_from_data
+from reconciler.rollout.report import status_section
 from reconciler.source import GitSource
 from reconciler.store.db import DB_NAME, Store
 from reconciler.store.rows import RevisionRow
@@ -137,22 +141,6 @@ def format_duration(seconds: float) -> str:
     hours, minutes = divmod(minutes, 60)
     text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
     return text + (f"{rest}s" if rest else "")
-
-
-def default_state_dir() -> Path:
-    """``$XDG_STATE_HOME/reconciler`` or ``~/.local/state/reconciler``."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "reconciler"
-
-
-state_dir_option = click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="RECONCILER_STATE_DIR",
-    default=default_state_dir,
-    show_default="$XDG_STATE_HOME/reconciler or ~/.local/state/reconciler",
-    help="Where the daemon keeps its state (SQLite) and its copy of the repo.",
-)
 
 
 # ---- logging ----------------------------------------------------------------------------------
@@ -495,10 +483,16 @@ def status_command(state_dir: Path, output: str) -> None:
         revision = store.last_revision()
         source = store.source_status()
         health = {(h.app, h.cluster): h for h in store.list_health()}
+        rollout_rows = store.latest_rollouts()
+        pin_rows = store.list_pins()
     running = daemon_running(state_dir)
     if output == "json":
-        click.echo(status_json(rows, source, revision, running, health), nl=False)
+        document = status_json(rows, source, revision, running, health, rollout_rows, pin_rows)
+        click.echo(document, nl=False)
         return
+    now = time.time()
+    rollouts = [state_from_data(r.data) for r in rollout_rows]
+    pins = [(p.app, p.cluster, p.revision, p.user, p.at.timestamp()) for p in pin_rows]
     color = sys.stdout.isatty()
     header = source_line(source, color=color) + _revision_header(revision)
     if not running:
@@ -506,7 +500,11 @@ def status_command(state_dir: Path, output: str) -> None:
         note = f"Daemon not running: state as of {format_time(newest) or 'never'}\n"
         header = (click.style(note, fg="yellow") if color else note) + header
     table = status_table(rows, color=color, health=health)
-    click.echo((header + "\n" if header else "") + table, nl=False)
+    section = status_section(rollouts, pins, now)
+    click.echo(
+        (header + "\n" if header else "") + table + ("\n" + section if section else ""),
+        nl=False,
+    )
 
 
 @click.command("drift")

@@ -20,6 +20,7 @@ from reconciler.cli.daemon import register_daemon_commands
 from reconciler.cli.dev import register_dev_commands
 from reconciler.cli.render import register_render_commands
 from reconciler.cli.review import register_review_commands
+from reconciler.cli.rollout import register_rollout_commands
 from reconciler.cli.sync import register_sync_commands
 from reconciler.cli.wait import register_wait_command
 from reconciler.errors import ReconcilerError
@@ -51,6 +52,7 @@ register_review_commands(cli)
 register_daemon_commands(cli)
 register_wait_command(cli)
 register_dev_commands(cli)
+register_rollout_commands(cli)
 
 
 def main() -> None:

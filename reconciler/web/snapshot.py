@@ -91,6 +91,8 @@ class SnapshotCache:
             store.last_revision(),
             self._daemon_running,
             {(h.app, h.cluster): h for h in store.list_health()},
+            store.latest_rollouts(),
+            store.list_pins(),
         )
         drift = drift_document(store.list_drift(open_only=True, limit=OPEN_DRIFT_LIMIT))
         digest = hashlib.sha256(json.dumps([status, drift], separators=(",", ":")).encode())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -175,6 +175,7 @@ class FakeClusters:
         clusters: Iterable[str] | None = None,
         prune_departed: bool = True,
         instance: str = "default",
+        revisions: Mapping[tuple[str, str], str | None] | None = None,
     ) -> list[TargetOutcome]:
         assert apply and clusters is not None and instance == "default"
         (name,) = list(clusters)
