@@ -45,6 +45,7 @@ from reconciler.daemon.loop import Daemon
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.errors import ReconcilerError
+from reconciler.gitcredentials import GitCredentials
 from reconciler.kube.pool import Clients
 from reconciler.objects import ObjectRef
 from reconciler.private import private_dir, private_file
@@ -222,8 +223,16 @@ def _on_signals(daemon: Daemon) -> None:
 
 
 @click.command("run")
-@click.option("--repo", required=True, metavar="URL|PATH", help="Config repo: a Git URL or path.")
-@click.option("--branch", help="Branch to follow (default: the repo's HEAD).")
+@click.option(
+    "--repo",
+    required=True,
+    envvar="RECONCILER_REPO",
+    metavar="URL|PATH",
+    help="Config repo: a Git URL or path ($RECONCILER_REPO).",
+)
+@click.option(
+    "--branch", envvar="RECONCILER_BRANCH", help="Branch to follow (default: the repo's HEAD)."
+)
 @click.option(
     "--interval", type=DURATION, default="30s", show_default=True, help="Poll the repo this often."
 )
@@ -273,6 +282,31 @@ def _on_signals(daemon: Daemon) -> None:
     show_default=True,
     help="Give up one git fetch after this long (a large repo's first clone takes a while).",
 )
+@click.option(
+    "--git-ssh-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="RECONCILER_GIT_SSH_KEY_FILE",
+    help="Private key for an ssh:// repo (needs --git-known-hosts-file).",
+)
+@click.option(
+    "--git-known-hosts-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="RECONCILER_GIT_KNOWN_HOSTS_FILE",
+    help="The ssh server's pinned host keys; nothing else is trusted.",
+)
+@click.option(
+    "--git-token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="RECONCILER_GIT_TOKEN_FILE",
+    help="Token for an https:// repo, read at each fetch (rotation needs no restart).",
+)
+@click.option(
+    "--git-username",
+    default="git",
+    show_default=True,
+    envvar="RECONCILER_GIT_USERNAME",
+    help="User name sent with --git-token-file (GitLab: oauth2, Bitbucket: x-token-auth).",
+)
 @instance_option
 @click.option(
     "--max-prune-objects",
@@ -316,6 +350,10 @@ def run_command(
     cluster_timeout: float,
     no_watch: bool,
     fetch_timeout: float,
+    git_ssh_key_file: Path | None,
+    git_known_hosts_file: Path | None,
+    git_token_file: Path | None,
+    git_username: str,
     instance: str,
     max_prune_objects: int,
     max_prune_percent: float,
@@ -340,7 +378,19 @@ def run_command(
         health_interval=health_interval,
     )
     with _exclusive(state_dir), Store.open(state_dir) as store, contextlib.ExitStack() as web:
-        source = GitSource(repo, branch, state_dir / "source", fetch_timeout=fetch_timeout)
+        git_credentials = GitCredentials(
+            ssh_key_file=git_ssh_key_file,
+            known_hosts_file=git_known_hosts_file,
+            token_file=git_token_file,
+            username=git_username,
+        )
+        source = GitSource(
+            repo,
+            branch,
+            state_dir / "source",
+            fetch_timeout=fetch_timeout,
+            credentials=git_credentials,
+        )
         clients = Clients(kubeconfig, timeout=request_timeout)
         metrics = Metrics()
         credentials = (
