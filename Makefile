@@ -2,8 +2,9 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
+IMAGE ?= localhost/reconciler:dev
 
-.PHONY: setup provision browser demo demo-down test lint
+.PHONY: setup provision browser demo demo-down test lint image image-tools
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,3 +67,13 @@ demo: provision
 
 demo-down: setup
 	$(BIN)/reconciler dev down
+
+# The container image (Dockerfile) built with buildah from Debian bases made here with debootstrap
+# (cached in the container storage; no registry needed), then smoke-tested against local clusters:
+# --version, validate sample-repo, run --once (tests/e2e/test_image.py). Prints size and time.
+image: provision image-tools
+	image/build.sh $(IMAGE)
+	RECONCILER_IMAGE=$(IMAGE) $(BIN)/pytest tests/e2e/test_image.py -q -p no:cacheprovider
+
+image-tools:
+	image/install-tools.sh
