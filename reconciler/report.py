@@ -366,7 +366,7 @@ def drift_table(rows: Sequence[DriftRow], color: bool) -> str:
     """One line per drift record, newest first."""
     if not rows:
         return "No drift recorded.\n"
-    headers = ["ID", "APP", "CLUSTER", "OBJECT", "KIND", "FIELDS", "BY", "DETECTED", "CORRECTED"]
+    headers = ["ID", "APP", "CLUSTER", "OBJECT", "DRIFT", "FIELDS", "BY", "DETECTED", "CORRECTED"]
     ordered = _sorted_drift(rows)
     plain = [
         [

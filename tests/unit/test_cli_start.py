@@ -53,3 +53,21 @@ def test_every_command_runs_through_the_lazy_group() -> None:
     assert set(LAZY_COMMANDS) <= set(cli.list_commands(ctx))
     for name in LAZY_COMMANDS:
         assert cli.get_command(ctx, name) is load_command(name)
+
+
+def test_every_registered_command_is_in_the_lazy_table() -> None:
+    """A command module's ``register_*`` function adds nothing main.py does not list."""
+    import importlib
+    import pkgutil
+
+    import reconciler.cli
+
+    group = click.Group()
+    for info in pkgutil.iter_modules(reconciler.cli.__path__):
+        module = importlib.import_module(f"reconciler.cli.{info.name}")
+        for name in dir(module):
+            if name.startswith("register_"):
+                getattr(module, name)(group)
+    assert set(group.commands) <= set(LAZY_COMMANDS)
+    for name, command in group.commands.items():
+        assert load_command(name) is command

@@ -292,7 +292,7 @@ def test_source_line_in_color_paints_the_failure_and_keeps_the_same_text() -> No
 
 def test_drift_table_lists_records_newest_first_aligned() -> None:
     lines = drift_table(drift_rows(), color=False).splitlines()
-    headers = ["ID", "APP", "CLUSTER", "OBJECT", "KIND", "FIELDS", "BY", "DETECTED", "CORRECTED"]
+    headers = ["ID", "APP", "CLUSTER", "OBJECT", "DRIFT", "FIELDS", "BY", "DETECTED", "CORRECTED"]
     offsets = [lines[0].index(h) for h in headers]
 
     def cells(line: str) -> list[str]:
