@@ -34,7 +34,7 @@ from reconciler.rollout.model import (
     RolloutPhase,
     RolloutState,
 )
-from reconciler.rollout.strategy import plan_for
+from reconciler.rollout.strategy import plan_for, strategy_of
 from reconciler.store.db import Store
 from reconciler.store.rows import ALL_CLUSTERS, Pin, RolloutCommandRow, RolloutRow
 
@@ -116,7 +116,7 @@ class Rollouts:
         """Start (or supersede) the rollout of every app (of ``apps``) whose render changes at
         ``head``; return the revisions whose renders are needed to decide for the others."""
         at = now.timestamp()
-        self.strategic = {a.name for a in repo.apps.values() if a.rollout is not None}
+        self.strategic = {a.name for a in repo.apps.values() if strategy_of(repo, a) is not None}
         missing: set[str] = set()
         for app in repo.apps.values():
             if apps is not None and app.name not in apps:
