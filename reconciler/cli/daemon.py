@@ -37,11 +37,11 @@ from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.errors import ReconcilerError
 from reconciler.kube.pool import Clients
+from reconciler.presentation import format_time
 from reconciler.report import (
     drift_json,
     drift_markdown,
     drift_table,
-    format_time,
     source_line,
     status_json,
     status_table,

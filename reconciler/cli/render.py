@@ -18,11 +18,12 @@ import yaml
 from reconciler.cli.common import EXIT_ERROR, repo_argument
 from reconciler.config.load import load_repo
 from reconciler.config.model import App, Repo
-from reconciler.diff import show_override_change
 from reconciler.errors import ConfigError, RenderError
+from reconciler.loading import load_and_render
+from reconciler.masking import show_override_change
 from reconciler.overrides import OverrideEffect
 from reconciler.placement import place, select, targets
-from reconciler.render import TargetResult, render_all, render_target
+from reconciler.render import TargetResult, render_target
 
 
 def register_render_commands(cli_group: click.Group) -> None:
@@ -42,7 +43,20 @@ def _load(root: Path) -> Repo:
     try:
         return load_repo(root)
     except ConfigError as err:
-        _fail([*(str(p) for p in err.problems), f"{len(err.problems)} problem(s) in {root}"])
+        _fail_config(root, err)
+
+
+def _load_and_render(
+    root: Path, apps: list[str] | None = None, clusters: list[str] | None = None
+) -> tuple[Repo, list[TargetResult]]:
+    try:
+        return load_and_render(root, apps=apps, clusters=clusters)
+    except ConfigError as err:
+        _fail_config(root, err)
+
+
+def _fail_config(root: Path, err: ConfigError) -> NoReturn:
+    _fail([*(str(p) for p in err.problems), f"{len(err.problems)} problem(s) in {root}"])
 
 
 def _check_name(kind: str, name: str | None, known: Iterable[str]) -> None:
@@ -65,12 +79,11 @@ def render_command(repo: Path, app_name: str | None, cluster_name: str | None, o
     Secret values are printed as they are in Git (this is the repo's own content, nothing is
     read from a cluster): mind where the output goes. `explain`, `diff` and `plan` mask them.
     """
-    loaded = _load(repo)
-    _check_name("app", app_name, loaded.apps)
-    _check_name("cluster", cluster_name, loaded.clusters)
     apps = [app_name] if app_name else None
     clusters = [cluster_name] if cluster_name else None
-    results = render_all(loaded, apps=apps, clusters=clusters)
+    loaded, results = _load_and_render(repo, apps, clusters)
+    _check_name("app", app_name, loaded.apps)
+    _check_name("cluster", cluster_name, loaded.clusters)
     good = [r for r in results if r.rendered is not None]
     if output == "json":
         click.echo(json.dumps([_as_json(r) for r in good], indent=2))
@@ -158,8 +171,7 @@ def _explain_overrides(
 @repo_argument
 def validate_command(repo: Path) -> None:
     """Check a config repo (schema, references, templates, renders); exit 2 when invalid."""
-    loaded = _load(repo)
-    results = render_all(loaded)
+    loaded, results = _load_and_render(repo)
     errors = [str(r.error) for r in results if r.error is not None]
     if errors:
         _fail([*errors, f"{len(errors)} target(s) failed to render"])

@@ -56,16 +56,14 @@ def _reconcile_once(
     instance: str,
     apply: bool,
 ) -> list[Any]:
-    from reconciler.config.load import load_repo
     from reconciler.engine import reconcile
     from reconciler.kube.pool import Clients
-    from reconciler.render import render_all
+    from reconciler.loading import load_and_render
 
-    repo = load_repo(repo_path)
-    _select(repo, app, cluster)
-    rendered = render_all(
-        repo, apps=[app] if app else None, clusters=[cluster] if cluster else None
+    repo, rendered = load_and_render(
+        repo_path, apps=[app] if app else None, clusters=[cluster] if cluster else None
     )
+    _select(repo, app, cluster)
     clients = Clients(kubeconfig)
     clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
     try:

@@ -66,13 +66,11 @@ class Follower:
         self,
         source: Source,
         clock: Clock,
-        load: Callable[[Path], Repo],
-        render: Callable[[Repo], list[TargetResult]],
+        load_and_render: Callable[[Path], tuple[Repo, list[TargetResult]]],
     ) -> None:
         self.source = source
         self.clock = clock
-        self._load = load
-        self._render = render
+        self._load_and_render = load_and_render
 
     def work(
         self, head: str | None, fallback: list[str], last_good: Mapping[str, str] | None = None
@@ -124,10 +122,10 @@ class Follower:
         commit = self.source.commit(sha)
         tree = self.source.tree(sha)
         try:
-            repo = self._load(tree)
+            repo, rendered = self._load_and_render(tree)
         except ConfigError as err:
             return Loaded(sha, fetched_at, commit=commit, config_error=err)
-        return Loaded(sha, fetched_at, commit=commit, repo=repo, rendered=self._render(repo))
+        return Loaded(sha, fetched_at, commit=commit, repo=repo, rendered=rendered)
 
     def _load_fallback(
         self, candidates: list[str], head: str, fetched_at: datetime

@@ -27,12 +27,10 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Protocol
 
 import structlog
 
-from reconciler.config.load import load_repo
 from reconciler.config.model import Repo
 from reconciler.daemon.desired import Desired, build_desired
 from reconciler.daemon.follow import Follower, Loaded, Source, SourceFailed
@@ -53,7 +51,8 @@ from reconciler.daemon.watch import RepoWatcher
 from reconciler.engine import TargetOutcome, reconcile
 from reconciler.errors import ReconcilerError
 from reconciler.kube.pool import Clients
-from reconciler.render import RenderCache, TargetResult, render_all
+from reconciler.loading import load_and_render
+from reconciler.render import RenderCache, TargetResult
 from reconciler.source import redact
 from reconciler.store.db import Store
 from reconciler.store.rows import State, StatusRow
@@ -102,8 +101,6 @@ class Daemon:
         metrics: Metrics | None = None,
         clock: Clock | None = None,
         dispatcher: Dispatcher | None = None,
-        load: Callable[[Path], Repo] = load_repo,
-        render: Callable[[Repo], list[TargetResult]] | None = None,
         reconcile_fn: ReconcileFn = reconcile,
         tools: Toolchain | None = None,
         rand: Callable[[], float] = random.random,
@@ -116,11 +113,11 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.waker = Waker()
         self._dispatcher = dispatcher or ThreadDispatcher(self.waker.wake)
+        # Each revision renders with a fresh cache: tool output is shared within one revision.
         self._follower = Follower(
             source,
             self.clock,
-            load,
-            render or (lambda repo: render_all(repo, tools=tools, cache=RenderCache())),
+            lambda tree: load_and_render(tree, tools=tools, cache=RenderCache()),
         )
         self._reconcile = reconcile_fn
         self._rand = rand

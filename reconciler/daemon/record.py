@@ -13,7 +13,7 @@ from structlog.typing import FilteringBoundLogger
 from reconciler.daemon.desired import Desired, TargetKey
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.schedule import Clock, PassKind, classify
-from reconciler.daemon.status import drift_fields, first, short, target_status
+from reconciler.daemon.status import first, short, target_status
 from reconciler.drift import findings
 from reconciler.engine import TargetOutcome
 from reconciler.store.db import Store
@@ -174,7 +174,7 @@ class Recorder:
                 outcome.cluster,
                 finding.object,
                 finding.kind.value,
-                drift_fields(finding),
+                finding.fields,
                 revision,
                 wall,
             )

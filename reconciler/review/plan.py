@@ -19,14 +19,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.config.load import load_repo
 from reconciler.config.model import Repo
 from reconciler.engine import TargetOutcome, reconcile
 from reconciler.errors import ConfigError, RenderError
 from reconciler.kube.pool import Clients
-from reconciler.render import TargetResult, render_all
+from reconciler.loading import load_and_render
+from reconciler.render import TargetResult
 from reconciler.review.compare import compare
-from reconciler.review.model import LiveChange, LiveField, LiveTarget, Review, Revision
+from reconciler.review.model import LiveChange, LiveTarget, Review, Revision
 from reconciler.source import export_rev, resolve_rev
 from reconciler.sync.model import DEFAULT_INSTANCE, Action, Change
 from reconciler.toolchain import Toolchain
@@ -70,7 +70,7 @@ def plan(
                 missing = f"{prefix.as_posix()}: no such folder in {revision.short}"
                 loaded.append((None, [], [missing]))
             else:
-                loaded.append(_load_and_render(tree, tools))
+                loaded.append(_load_side(tree, tools))
         (base_repo, base_results, base_problems), (head_repo, head_results, head_problems) = loaded
         review = compare(
             revisions[0],
@@ -112,14 +112,14 @@ def _prefix_in_work_tree(path: Path) -> Path:
     return Path()
 
 
-def _load_and_render(
+def _load_side(
     root: Path, tools: Toolchain | None
 ) -> tuple[Repo | None, list[TargetResult], list[str]]:
+    """One exported revision, loaded and rendered; problems instead of an exception."""
     try:
-        repo = load_repo(root)
+        repo, results = load_and_render(root, tools=tools)
     except ConfigError as err:
         return None, [], [str(p) for p in err.problems]
-    results = render_all(repo, tools=tools)
     for result in results:
         if result.error is not None:
             # Tool output may name the temp export: keep output stable and paths repo-relative.
@@ -169,8 +169,6 @@ def _live_change(change: Change, self_heal: bool) -> LiveChange:
         drift=change.drift.value if change.drift else None,
         message=change.message,
         managers=tuple(change.managers),
-        fields=tuple(
-            LiveField(f.path, f.before, f.after, f.manager, f.time) for f in change.fields
-        ),
+        fields=tuple(change.fields),
         self_heal=self_heal,
     )

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ReconcilerError
+from reconciler.fields import FieldChange
 from reconciler.private import private_dir, private_file
 from reconciler.store.codec import (
     DRIFT_COLUMNS,
@@ -51,7 +52,6 @@ from reconciler.store.migrations import MIGRATIONS, SCHEMA_VERSION, statements
 from reconciler.store.rows import (
     DriftKey,
     DriftRow,
-    FieldDrift,
     Release,
     RevisionRow,
     SourceStatus,
@@ -449,7 +449,7 @@ class Store:
         cluster: str,
         object: str,
         kind: str,
-        fields: Sequence[FieldDrift],
+        fields: Sequence[FieldChange],
         revision: str | None,
         now: datetime,
     ) -> DriftRow:

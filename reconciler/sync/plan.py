@@ -18,12 +18,12 @@ from reconciler.diff import (
     field_changes,
     ignored_pointers,
     managers_other_than,
-    mask_changes,
     normalize,
     take_from_live,
 )
 from reconciler.errors import ConflictError, KubeError
 from reconciler.kube.client import ClusterClient, Resource, UnknownKind
+from reconciler.masking import mask_changes
 from reconciler.objects import Manifest, ObjectRef
 from reconciler.sync.inventory import read_inventory
 from reconciler.sync.isolated import bounded_map
@@ -241,7 +241,7 @@ def _plan_object(
         predicted = cluster.apply(to_apply, dry_run=True, force=True)
         force = True
 
-    fields = field_changes(normalize(live), normalize(predicted))
+    fields = field_changes(normalize(predicted), normalize(live))
     if not fields:
         return Change(ref, Action.UNCHANGED, obj, api_version)
     change = Change(ref, Action.UPDATE, to_apply, api_version, force=force)

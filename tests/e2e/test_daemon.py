@@ -337,9 +337,9 @@ def test_an_edit_on_a_cluster_becomes_drift_with_manager_and_field_and_self_heal
         for record in (corrected[0], open_drift):
             assert (record.cluster, record.kind, record.revision) == ("beijing-2", "modified", sha)
             (field,) = record.fields
-            assert (field.path, field.before, field.after) == ("data.mode", "git", "edited")
+            assert (field.path, field.git, field.live) == ("data.mode", "git", "edited")
             assert field.manager == "kubectl-edit"
-            assert field.changed_at is not None
+            assert field.time is not None
         assert open_drift.open
         assert open_drift.object == f"ConfigMap/{namespace}/{kept}"
 

@@ -22,9 +22,9 @@ from reconciler.config.model import Repo
 from reconciler.daemon.loop import Daemon
 from reconciler.daemon.schedule import Backoff, ClusterSchedule, PassKind, Settings, classify
 from reconciler.daemon.status import target_status
-from reconciler.diff import FieldChange
 from reconciler.engine import TargetOutcome
 from reconciler.errors import ClusterUnreachable, KubeError, RenderError, SourceError
+from reconciler.fields import FieldChange
 from reconciler.kube.pool import Clients
 from reconciler.objects import ObjectRef
 from reconciler.render import TargetResult
@@ -632,7 +632,9 @@ def test_a_paused_cluster_shows_paused_and_is_never_reconciled(rig: Rig) -> None
 
 
 def test_drift_is_recorded_once_and_closed_when_it_is_gone(rig: Rig) -> None:
-    edit = FieldChange("data.value", "edited", "1", "kubectl-edit", "2026-11-22T11:59:00Z")
+    edit = FieldChange(
+        "data.value", "1", "edited", "kubectl-edit", datetime(2026, 11, 22, 11, 59, tzinfo=UTC)
+    )
     change = Change(
         REF, Action.UPDATE, fields=[edit], drift=Drift.MODIFIED, managers=["kubectl-edit"]
     )
@@ -650,8 +652,8 @@ def test_drift_is_recorded_once_and_closed_when_it_is_gone(rig: Rig) -> None:
         sha,
     )
     (f,) = record.fields
-    assert (f.path, f.before, f.after, f.manager) == ("data.value", "1", "edited", "kubectl-edit")
-    assert f.changed_at == datetime(2026, 11, 22, 11, 59, tzinfo=UTC)
+    assert (f.path, f.git, f.live, f.manager) == ("data.value", "1", "edited", "kubectl-edit")
+    assert f.time == datetime(2026, 11, 22, 11, 59, tzinfo=UTC)
     assert record.open and record.detected_at == T0
     assert rig.states()[("web", "beijing-1")] is State.DRIFTED
 

@@ -1,0 +1,29 @@
+"""Load and render a config tree: the one way the CLI, the daemon and ``plan`` get from a
+directory of files to every target's desired objects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from reconciler.config.load import load_repo
+from reconciler.config.model import Repo
+from reconciler.render import RenderCache, TargetResult, render_all
+from reconciler.toolchain import Toolchain
+
+
+def load_and_render(
+    root: Path,
+    *,
+    apps: Iterable[str] | None = None,
+    clusters: Iterable[str] | None = None,
+    tools: Toolchain | None = None,
+    cache: RenderCache | None = None,
+) -> tuple[Repo, list[TargetResult]]:
+    """The repo at ``root`` and its rendered targets (only ``apps`` x ``clusters`` if given).
+
+    Raises ``ConfigError`` (every located problem) when the repo does not load; a target that
+    does not render is a result with its ``RenderError``, never an exception.
+    """
+    repo = load_repo(root)
+    return repo, render_all(repo, apps=apps, clusters=clusters, tools=tools, cache=cache)
