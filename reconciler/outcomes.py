@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from reconciler.engine import TargetOutcome
-from reconciler.presentation import field_line, format_time
+from reconciler.presentation import field_line, fields_json
 from reconciler.sync.model import Action, Change
 
 _SYMBOL = {
@@ -135,16 +135,7 @@ def _change_json(change: Change) -> dict[str, Any]:
         "afterCRD": change.after_crd,
         "managers": change.managers,
         "message": change.message,
-        "fields": [
-            {
-                "path": f.path,
-                "live": f.live,
-                "desired": f.git,
-                "manager": f.manager,
-                "time": format_time(f.time) or None,
-            }
-            for f in change.fields
-        ],
+        "fields": fields_json(change.fields, git="desired", live="live"),
     }
 
 

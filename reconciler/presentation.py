@@ -5,6 +5,7 @@ that survive backticks and pipes in the text. Pure; no reconciler imports but ``
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +55,23 @@ def field_line(change: FieldChange) -> str:
         return line
     when = f" at {format_time(change.time)}" if change.time else ""
     return f"{line} (live set by {change.manager}{when})"
+
+
+def fields_json(
+    changes: Iterable[FieldChange], *, git: str, live: str, time: str = "time"
+) -> list[dict[str, Any]]:
+    """Field changes for JSON output, under the key names each format released with (``diff``
+    says ``desired``/``live``, ``drift`` ``before``/``after``, ``plan`` ``head``/``live``)."""
+    return [
+        {
+            "path": f.path,
+            git: f.git,
+            live: f.live,
+            "manager": f.manager,
+            time: format_time(f.time) or None,
+        }
+        for f in changes
+    ]
 
 
 # ---- Markdown ------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from reconciler.presentation import (
     field_line,
+    fields_json,
     format_time,
     md_cell,
     md_code,
@@ -293,16 +294,7 @@ def drift_json(rows: Sequence[DriftRow]) -> str:
             "cluster": r.cluster,
             "object": r.object,
             "kind": str(r.kind),
-            "fields": [
-                {
-                    "path": f.path,
-                    "before": f.git,
-                    "after": f.live,
-                    "manager": f.manager,
-                    "changed_at": format_time(f.time) or None,
-                }
-                for f in r.fields
-            ],
+            "fields": fields_json(r.fields, git="before", live="after", time="changed_at"),
             "revision": r.revision,
             "detected_at": format_time(r.detected_at),
             "corrected_at": format_time(r.corrected_at) or None,

@@ -7,6 +7,7 @@ problem is collected with file:line and field path; ``load_repo`` raises one ``C
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from reconciler.config.apps import AppLoader
@@ -22,7 +23,9 @@ from reconciler.config.checks import (
 from reconciler.config.files import APP_FILES, RepoFiles
 from reconciler.config.model import App, Cluster, ClusterGroup, Repo
 from reconciler.config.schema import ClusterDoc, GroupDoc
+from reconciler.config.schema import Doc as _Doc
 from reconciler.errors import ConfigError, Problem
+from reconciler.yamlsrc import Document
 
 
 def load_repo(root: Path) -> Repo:
@@ -50,49 +53,52 @@ class _Loader:
             apps=dict(sorted(apps.items())),
         )
 
+    def _documents(
+        self, subdir: str, kind: str, model: type[_Doc]
+    ) -> Iterator[tuple[str, Document, _Doc, int]]:
+        """Each schema-valid ``kind`` document under ``subdir``: its file, the document, the
+        parsed model and the line of its name."""
+        files = self.files
+        for path in files.kind_files(subdir):
+            file = files.rel(path)
+            for doc in files.documents(path, kind):
+                parsed = validate(files, model, doc, file, kind)
+                if parsed is not None:
+                    yield file, doc, parsed, doc.line_of(("metadata", "name"))
+
     def _load_clusters(self) -> dict[str, Cluster]:
         files = self.files
         clusters: dict[str, Cluster] = {}
-        for path in files.kind_files("clusters"):
-            file = files.rel(path)
-            for doc in files.documents(path, "Cluster"):
-                parsed = validate(files, ClusterDoc, doc, file, "Cluster")
-                if parsed is None:
-                    continue
-                name = parsed.metadata.name
-                line = doc.line_of(("metadata", "name"))
-                labels_problems(files, file, doc, ("metadata", "labels"), parsed.metadata.labels)
-                name_problem(files, file, doc, name, CLUSTER_NAME)
-                if duplicate(files, "cluster", name, clusters, file, line):
-                    continue
-                spec = parsed.spec
-                clusters[name] = Cluster(
-                    name=name,
-                    labels=dict(parsed.metadata.labels),
-                    context=spec.context or name,
-                    vars=dict(spec.vars),
-                    paused=spec.paused,
-                    file=file,
-                    line=line,
-                )
+        for file, doc, parsed, line in self._documents("clusters", "Cluster", ClusterDoc):
+            assert isinstance(parsed, ClusterDoc)
+            name = parsed.metadata.name
+            labels_problems(files, file, doc, ("metadata", "labels"), parsed.metadata.labels)
+            name_problem(files, file, doc, name, CLUSTER_NAME)
+            if duplicate(files, "cluster", name, clusters, file, line):
+                continue
+            spec = parsed.spec
+            clusters[name] = Cluster(
+                name=name,
+                labels=dict(parsed.metadata.labels),
+                context=spec.context or name,
+                vars=dict(spec.vars),
+                paused=spec.paused,
+                file=file,
+                line=line,
+            )
         return clusters
 
     def _load_groups(self) -> dict[str, ClusterGroup]:
         files = self.files
         groups: dict[str, ClusterGroup] = {}
-        for path in files.kind_files("groups"):
-            file = files.rel(path)
-            for doc in files.documents(path, "ClusterGroup"):
-                parsed = validate(files, GroupDoc, doc, file, "ClusterGroup")
-                if parsed is None:
-                    continue
-                name = parsed.metadata.name
-                line = doc.line_of(("metadata", "name"))
-                selector_problems(files, file, doc, ("spec", "selector"), parsed.spec.selector)
-                name_problem(files, file, doc, name, DNS_LABEL)
-                if duplicate(files, "group", name, groups, file, line):
-                    continue
-                groups[name] = ClusterGroup(name, parsed.spec.selector, file, line)
+        for file, doc, parsed, line in self._documents("groups", "ClusterGroup", GroupDoc):
+            assert isinstance(parsed, GroupDoc)
+            name = parsed.metadata.name
+            selector_problems(files, file, doc, ("spec", "selector"), parsed.spec.selector)
+            name_problem(files, file, doc, name, DNS_LABEL)
+            if duplicate(files, "group", name, groups, file, line):
+                continue
+            groups[name] = ClusterGroup(name, parsed.spec.selector, file, line)
         return groups
 
     def _load_apps(

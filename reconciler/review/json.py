@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from reconciler.objects import ObjectRef
-from reconciler.presentation import format_time
+from reconciler.presentation import fields_json
 from reconciler.review.model import Review
 from reconciler.review.summary import summary
 
@@ -72,16 +72,7 @@ def to_json(review: Review) -> str:
                             "message": c.message,
                             "managers": list(c.managers),
                             "selfHeal": c.self_heal,
-                            "fields": [
-                                {
-                                    "path": f.path,
-                                    "live": f.live,
-                                    "head": f.git,
-                                    "manager": f.manager,
-                                    "time": format_time(f.time) or None,
-                                }
-                                for f in c.fields
-                            ],
+                            "fields": fields_json(c.fields, git="head", live="live"),
                         }
                         for c in t.changes
                     ],
