@@ -75,3 +75,7 @@ class ConflictError(KubeError):
     def __init__(self, message: str, *, cluster: str, obj: str | None, managers: list[str]) -> None:
         self.managers = managers
         super().__init__(message, cluster=cluster, obj=obj, status=409)
+
+
+class ChartError(ReconcilerError):
+    """A chart from a Helm repository or OCI registry could not be resolved, fetched or verified."""

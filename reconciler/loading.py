@@ -3,13 +3,21 @@ directory of files to every target's desired objects."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import NamedTuple
 
+from reconciler.charts.model import ChartLock
 from reconciler.config.load import load_repo
 from reconciler.config.model import Repo
 from reconciler.render import RenderCache, TargetResult, render_all
 from reconciler.toolchain import Toolchain
+
+
+class Rendered(NamedTuple):
+    repo: Repo
+    targets: list[TargetResult]
+    charts: ChartLock  # the remote charts the render used (empty without ``lock``)
 
 
 def load_and_render(
@@ -19,11 +27,17 @@ def load_and_render(
     clusters: Iterable[str] | None = None,
     tools: Toolchain | None = None,
     cache: RenderCache | None = None,
-) -> tuple[Repo, list[TargetResult]]:
-    """The repo at ``root`` and its rendered targets (only ``apps`` x ``clusters`` if given).
+    lock: Callable[[Repo], ChartLock] | None = None,
+) -> Rendered:
+    """The repo at ``root`` and its rendered targets (only ``apps`` x ``clusters`` if given);
+    ``lock`` resolves the repo's remote charts first.
 
     Raises ``ConfigError`` (every located problem) when the repo does not load; a target that
     does not render is a result with its ``RenderError``, never an exception.
     """
     repo = load_repo(root)
-    return repo, render_all(repo, apps=apps, clusters=clusters, tools=tools, cache=cache)
+    charts = lock(repo) if lock is not None else ChartLock()
+    targets = render_all(
+        repo, apps=apps, clusters=clusters, tools=tools, cache=cache, charts=charts
+    )
+    return Rendered(repo, targets, charts)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import APP_LABEL
+from reconciler.charts.model import ChartLock
 from reconciler.config.model import NOT_DEPLOYABLE, OWN_GROUP, App, Cluster, Repo, SourceDocument
 from reconciler.config.schema import Override
 from reconciler.errors import RenderError
@@ -94,8 +95,13 @@ def render_all(
     clusters: Iterable[str] | None = None,
     tools: Toolchain | None = None,
     cache: RenderCache | None = None,
+    charts: ChartLock | None = None,
 ) -> list[TargetResult]:
-    """Render every (app, target cluster); one failing target never stops the others."""
+    """Render every (app, target cluster); one failing target never stops the others.
+
+    ``charts`` holds the local (cached) chart of every app whose chart comes from a Helm
+    repository or OCI registry (``reconciler.charts.lock``); rendering itself never fetches.
+    """
     app_names = set(apps) if apps is not None else None
     cluster_names = set(clusters) if clusters is not None else None
     cache = cache if cache is not None else RenderCache()
@@ -108,7 +114,7 @@ def render_all(
                 if cluster_names is not None and cluster.name not in cluster_names:
                     continue
                 try:
-                    rendered = render_target(repo, app, cluster, tools, cache)
+                    rendered = render_target(repo, app, cluster, tools, cache, charts)
                     results.append(TargetResult(app.name, cluster.name, rendered=rendered))
                 except RenderError as err:
                     results.append(TargetResult(app.name, cluster.name, error=err))
@@ -138,16 +144,23 @@ def render_target(
     cluster: Cluster,
     tools: Toolchain | None = None,
     cache: RenderCache | None = None,
+    charts: ChartLock | None = None,
 ) -> RenderedTarget:
     """Desired objects of ``app`` on ``cluster``; raises RenderError naming what failed where."""
+    cache = cache if cache is not None else RenderCache()
     try:
-        return _render(repo, app, cluster, tools, cache if cache is not None else RenderCache())
+        return _render(repo, app, cluster, tools, cache, charts or ChartLock())
     except _Failure as err:
         raise RenderError(str(err), app=app.name, cluster=cluster.name) from err
 
 
 def _render(
-    repo: Repo, app: App, cluster: Cluster, tools: Toolchain | None, cache: RenderCache
+    repo: Repo,
+    app: App,
+    cluster: Cluster,
+    tools: Toolchain | None,
+    cache: RenderCache,
+    charts: ChartLock,
 ) -> RenderedTarget:
     ctx = Context(cluster.name, cluster.labels, cluster.vars)
     overrides: list[tuple[Override, OverrideEffect]] = []
@@ -160,7 +173,7 @@ def _render(
 
     source = app.source
     if source.helm is not None:
-        objects = _helm(repo, app, ctx, overrides, tools, cache)
+        objects = _helm(repo, app, ctx, overrides, tools, cache, _chart(app, charts))
     elif source.kustomize is not None:
         docs = _kustomize(repo, app, tools, cache)
         objects = [_substitute(doc, ctx) for doc in docs]
@@ -248,13 +261,15 @@ def _helm(
     overrides: list[tuple[Override, OverrideEffect]],
     tools: Toolchain | None,
     cache: RenderCache,
+    chart_at: tuple[Path, str],
 ) -> list[Manifest]:
     helm = app.source.helm
     assert helm is not None
     values: dict[str, Any] = {}
     for layer in app.helm_values:
         values = deep_merge(values, _substitute(layer, ctx))
-    chart = (app.dir / helm.chart).resolve()
+    chart, where = chart_at
+    where = where or _rel(repo, chart)
     for override, effect in overrides:
         if override.values:
             defaults = _chart_defaults(chart, cache)
@@ -267,7 +282,6 @@ def _helm(
         cmd = [tools.helm, "template", release, str(chart), "--include-crds", "--skip-tests"]
         if app.namespace:
             cmd += ["--namespace", app.namespace]
-        where = _rel(repo, chart)
         with tempfile.TemporaryDirectory(prefix="reconciler-helm-") as tmp:
             values_file = Path(tmp) / "values.json"  # JSON is YAML, and exact
             values_file.write_text(values_json)
@@ -286,6 +300,19 @@ def _helm(
         cache.helm[key] = freeze(docs)
     objects: list[Manifest] = thaw(cache.helm[key])
     return objects
+
+
+def _chart(app: App, charts: ChartLock) -> tuple[Path, str]:
+    """The chart directory to render and how messages name it."""
+    helm = app.source.helm
+    assert helm is not None
+    if not helm.remote:
+        return (app.dir / helm.chart).resolve(), ""
+    resolved = charts.charts.get(app.name)
+    if resolved is None:
+        error = charts.errors.get(app.name)
+        raise _Failure(error or f"chart {helm.chart} {helm.version} was not resolved")
+    return resolved.path, f"{resolved.source} {resolved.version}"
 
 
 def _chart_defaults(chart: Path, cache: RenderCache) -> dict[str, Any]:

@@ -42,6 +42,7 @@ def write_app(
     placement: dict[str, Any] | None = None,
     sync: dict[str, Any] | None = None,
     overrides: list[dict[str, Any]] | None = None,
+    rollout: dict[str, Any] | None = None,
 ) -> None:
     spec: dict[str, Any] = {
         "source": {"manifests": "manifests/"},
@@ -53,6 +54,8 @@ def write_app(
         spec["sync"] = sync
     if overrides:
         spec["overrides"] = overrides
+    if rollout is not None:
+        spec["rollout"] = rollout
     app_dir = root / "apps" / name
     write(
         app_dir / "app.yaml",

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from reconciler.charts.model import ChartLock
+    from reconciler.charts.resolver import ChartResolver
+    from reconciler.config.model import Repo
 
 EXIT_OK = 0
 EXIT_CHANGES = 1  # diff, plan, drift: something to look at
@@ -41,3 +48,52 @@ instance_option = click.option(
     help="Name of this reconciler's inventories; instances sharing a cluster never prune "
     "each other's apps.",
 )
+
+
+def chart_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--chart-cache`` and ``--chart-credentials``: where remote charts are kept and how
+    their sources are reached (never from the config repo)."""
+    command = click.option(
+        "--chart-credentials",
+        envvar="RECONCILER_CHART_CREDENTIALS",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="YAML file: chart source URL prefix -> username/password files, token file, "
+        "CA file (default: $RECONCILER_CHART_CREDENTIALS).",
+    )(command)
+    return click.option(
+        "--chart-cache",
+        envvar="RECONCILER_CHART_CACHE",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Cache of charts from Helm repositories and OCI registries "
+        "(default: ~/.cache/reconciler/charts).",
+    )(command)
+
+
+def chart_resolver(chart_cache: Path | None, chart_credentials: Path | None) -> ChartResolver:
+    """A resolver over the chart cache; a bad credentials file is a ChartError."""
+    from reconciler.charts.cache import ChartCache
+    from reconciler.charts.credentials import ChartCredentials
+    from reconciler.charts.resolver import ChartResolver
+    from reconciler.toolchain import cache_root
+
+    credentials = (
+        ChartCredentials.load(chart_credentials) if chart_credentials else ChartCredentials()
+    )
+    return ChartResolver(ChartCache(chart_cache or cache_root() / "charts"), credentials)
+
+
+def lock_charts(
+    repo: Repo, resolver: ChartResolver, apps: Iterable[str] | None = None
+) -> ChartLock:
+    """Resolve the repo's remote charts; a chart served from the cache is noted on stderr."""
+    from reconciler.charts.lock import lock_charts as lock
+
+    charts = lock(repo, resolver, apps=apps)
+    for app, chart in sorted(charts.charts.items()):
+        if chart.note:
+            click.echo(
+                f"note: app {app}: chart {chart.source} {chart.version}: {chart.note}", err=True
+            )
+    return charts

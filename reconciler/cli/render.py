@@ -8,17 +8,24 @@ from __future__ import annotations
 import difflib
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 import yaml
 
-from reconciler.cli.common import EXIT_ERROR, repo_argument
+from reconciler.charts.model import ChartLock
+from reconciler.cli.common import (
+    EXIT_ERROR,
+    chart_options,
+    chart_resolver,
+    lock_charts,
+    repo_argument,
+)
 from reconciler.config.load import load_repo
 from reconciler.config.model import App, Repo
-from reconciler.errors import ConfigError, RenderError
+from reconciler.errors import ChartError, ConfigError, RenderError
 from reconciler.loading import load_and_render
 from reconciler.masking import show_override_change
 from reconciler.overrides import OverrideEffect
@@ -47,16 +54,38 @@ def _load(root: Path) -> Repo:
 
 
 def _load_and_render(
-    root: Path, apps: list[str] | None = None, clusters: list[str] | None = None
+    root: Path,
+    chart_cache: Path | None,
+    chart_credentials: Path | None,
+    apps: list[str] | None = None,
+    clusters: list[str] | None = None,
+    check: Callable[[Repo], None] | None = None,
 ) -> tuple[Repo, list[TargetResult]]:
+    """Load, ``check`` the loaded repo (names asked for), lock its charts, render; or fail."""
+
+    def lock(repo: Repo) -> ChartLock:
+        if check is not None:
+            check(repo)
+        return _charts(repo, chart_cache, chart_credentials, apps)
+
     try:
-        return load_and_render(root, apps=apps, clusters=clusters)
+        repo, results, _ = load_and_render(root, apps=apps, clusters=clusters, lock=lock)
     except ConfigError as err:
         _fail_config(root, err)
+    return repo, results
 
 
 def _fail_config(root: Path, err: ConfigError) -> NoReturn:
     _fail([*(str(p) for p in err.problems), f"{len(err.problems)} problem(s) in {root}"])
+
+
+def _charts(
+    repo: Repo, cache: Path | None, credentials: Path | None, apps: Iterable[str] | None = None
+) -> ChartLock:
+    try:
+        return lock_charts(repo, chart_resolver(cache, credentials), apps)
+    except ChartError as err:
+        _fail([str(err)])
 
 
 def _check_name(kind: str, name: str | None, known: Iterable[str]) -> None:
@@ -73,7 +102,15 @@ def _check_name(kind: str, name: str | None, known: Iterable[str]) -> None:
 @click.option(
     "-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
 )
-def render_command(repo: Path, app_name: str | None, cluster_name: str | None, output: str) -> None:
+@chart_options
+def render_command(
+    repo: Path,
+    app_name: str | None,
+    cluster_name: str | None,
+    output: str,
+    chart_cache: Path | None,
+    chart_credentials: Path | None,
+) -> None:
     """Print the desired objects per app and cluster, offline.
 
     Secret values are printed as they are in Git (this is the repo's own content, nothing is
@@ -81,9 +118,12 @@ def render_command(repo: Path, app_name: str | None, cluster_name: str | None, o
     """
     apps = [app_name] if app_name else None
     clusters = [cluster_name] if cluster_name else None
-    loaded, results = _load_and_render(repo, apps, clusters)
-    _check_name("app", app_name, loaded.apps)
-    _check_name("cluster", cluster_name, loaded.clusters)
+
+    def check(loaded: Repo) -> None:
+        _check_name("app", app_name, loaded.apps)
+        _check_name("cluster", cluster_name, loaded.clusters)
+
+    _, results = _load_and_render(repo, chart_cache, chart_credentials, apps, clusters, check)
     good = [r for r in results if r.rendered is not None]
     if output == "json":
         click.echo(json.dumps([_as_json(r) for r in good], indent=2))
@@ -116,7 +156,14 @@ def render_yaml(results: Iterable[TargetResult]) -> str:
 @repo_argument
 @click.option("--app", "app_name", required=True, help="The app.")
 @click.option("--cluster", "cluster_name", required=True, help="The cluster.")
-def explain_command(repo: Path, app_name: str, cluster_name: str) -> None:
+@chart_options
+def explain_command(
+    repo: Path,
+    app_name: str,
+    cluster_name: str,
+    chart_cache: Path | None,
+    chart_credentials: Path | None,
+) -> None:
     """Why an app is (not) placed on a cluster, and what each override changes there.
 
     Secret values an override sets are masked: only that they changed is shown.
@@ -135,7 +182,8 @@ def explain_command(repo: Path, app_name: str, cluster_name: str) -> None:
     if not placement.placed:
         return
     try:
-        rendered = render_target(loaded, app, cluster)
+        charts = _charts(loaded, chart_cache, chart_credentials, [app_name])
+        rendered = render_target(loaded, app, cluster, charts=charts)
     except RenderError as err:
         _fail([str(err)])
     click.echo(f"renders {len(rendered.objects)} object(s)")
@@ -169,9 +217,14 @@ def _explain_overrides(
 
 @click.command("validate")
 @repo_argument
-def validate_command(repo: Path) -> None:
-    """Check a config repo (schema, references, templates, renders); exit 2 when invalid."""
-    loaded, results = _load_and_render(repo)
+@chart_options
+def validate_command(repo: Path, chart_cache: Path | None, chart_credentials: Path | None) -> None:
+    """Check a config repo (schema, references, templates, charts, renders); exit 2 when invalid.
+
+    Charts from Helm repositories and OCI registries are resolved and fetched (into the chart
+    cache) exactly as for rendering.
+    """
+    loaded, results = _load_and_render(repo, chart_cache, chart_credentials)
     errors = [str(r.error) for r in results if r.error is not None]
     if errors:
         _fail([*errors, f"{len(errors)} target(s) failed to render"])

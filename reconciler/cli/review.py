@@ -16,6 +16,8 @@ from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
+    chart_options,
+    chart_resolver,
     instance_option,
     kubeconfig_option,
     repo_argument,
@@ -58,6 +60,7 @@ def register_review_commands(cli_group: click.Group) -> None:
     help="Markdown size cap, blocking problems included: what does not fit loses its diffs, "
     "then its details, or is counted instead of listed, with a visible note.",
 )
+@chart_options
 def plan_command(
     repo: Path,
     base: str,
@@ -67,6 +70,8 @@ def plan_command(
     kubeconfig: str | None,
     instance: str,
     max_chars: int,
+    chart_cache: Path | None,
+    chart_credentials: Path | None,
 ) -> None:
     """Show what merging HEAD into BASE changes, offline from Git (no credentials).
 
@@ -75,7 +80,8 @@ def plan_command(
     is exported: charts and kustomizations must not reach outside it.
     """
     options = LiveOptions(kubeconfig, instance) if live else None
-    review = plan(repo, base, head, live=options)
+    resolver = chart_resolver(chart_cache, chart_credentials)
+    review = plan(repo, base, head, live=options, charts=resolver)
     if output == "json":
         click.echo(to_json(review))
     elif output == "markdown":

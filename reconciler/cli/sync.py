@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,10 +15,17 @@ from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
+    chart_options,
+    chart_resolver,
     instance_option,
     kubeconfig_option,
+    lock_charts,
     repo_argument,
 )
+
+if TYPE_CHECKING:
+    from reconciler.charts.model import ChartLock
+    from reconciler.config.model import Repo
 
 
 def register_sync_commands(cli_group: click.Group) -> None:
@@ -55,15 +62,22 @@ def _reconcile_once(
     kubeconfig: str | None,
     instance: str,
     apply: bool,
+    chart_cache: Path | None = None,
+    chart_credentials: Path | None = None,
 ) -> list[Any]:
     from reconciler.engine import reconcile
     from reconciler.kube.pool import Clients
     from reconciler.loading import load_and_render
 
-    repo, rendered = load_and_render(
-        repo_path, apps=[app] if app else None, clusters=[cluster] if cluster else None
+    apps = [app] if app else None
+
+    def lock(repo: Repo) -> ChartLock:
+        _select(repo, app, cluster)  # names first: no chart is fetched for a typo
+        return lock_charts(repo, chart_resolver(chart_cache, chart_credentials), apps)
+
+    repo, rendered, _ = load_and_render(
+        repo_path, apps=apps, clusters=[cluster] if cluster else None, lock=lock
     )
-    _select(repo, app, cluster)
     clients = Clients(kubeconfig)
     clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
     try:
@@ -88,6 +102,7 @@ def _reconcile_once(
 @click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text")
 @kubeconfig_option
 @instance_option
+@chart_options
 def diff(
     repo: Path,
     app: str | None,
@@ -95,6 +110,8 @@ def diff(
     output: str,
     kubeconfig: str | None,
     instance: str,
+    chart_cache: Path | None,
+    chart_credentials: Path | None,
 ) -> None:
     """Show what apply would change on the live clusters (server-side apply dry-run).
 
@@ -102,7 +119,9 @@ def diff(
     """
     from reconciler import outcomes as fmt
 
-    results = _reconcile_once(repo, app, cluster, kubeconfig, instance, apply=False)
+    results = _reconcile_once(
+        repo, app, cluster, kubeconfig, instance, False, chart_cache, chart_credentials
+    )
     if output == "json":
         click.echo(fmt.diff_json(results))
     elif output == "markdown":
@@ -120,8 +139,15 @@ def diff(
 @click.option("--cluster", default=None, help="Only this cluster.")
 @kubeconfig_option
 @instance_option
+@chart_options
 def apply(
-    repo: Path, app: str | None, cluster: str | None, kubeconfig: str | None, instance: str
+    repo: Path,
+    app: str | None,
+    cluster: str | None,
+    kubeconfig: str | None,
+    instance: str,
+    chart_cache: Path | None,
+    chart_credentials: Path | None,
 ) -> None:
     """One-shot sync: apply what changed, create namespaces, prune what left Git.
 
@@ -130,7 +156,9 @@ def apply(
     """
     from reconciler import outcomes as fmt
 
-    results = _reconcile_once(repo, app, cluster, kubeconfig, instance, apply=True)
+    results = _reconcile_once(
+        repo, app, cluster, kubeconfig, instance, True, chart_cache, chart_credentials
+    )
     click.echo(fmt.apply_text(results, color=sys.stdout.isatty()))
     failed = fmt.has_errors(results) or fmt.has_conflicts(results)
     sys.exit(EXIT_ERROR if failed else EXIT_OK)

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from reconciler.config.checks import (
     DNS_LABEL,
@@ -27,6 +29,7 @@ from reconciler.config.model import (
     SourceDocument,
 )
 from reconciler.config.schema import (
+    CANARY,
     AppDoc,
     ClusterTarget,
     HelmSource,
@@ -34,11 +37,15 @@ from reconciler.config.schema import (
     JsonOp,
     KustomizeSource,
     Override,
+    RolloutSpec,
 )
 from reconciler.objects import group_of
 from reconciler.templates import Site, find_sites
 from reconciler.yamlsrc import Document
 from reconciler.yamlsrc import Path as NodePath
+
+_OCI_CHART = re.compile(r"^oci://[A-Za-z0-9.-]+(:\d+)?/[a-z0-9._-]+(/[a-z0-9._-]+)*$")
+_CHART_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def is_pointer(text: str) -> bool:
@@ -82,6 +89,8 @@ class AppLoader:
         self._target(("spec", "placement"), spec.placement)
         self._overrides(spec.overrides)
         self._ignore_rules(spec.sync.ignore_differences)
+        if spec.rollout is not None:
+            self._rollout(spec.rollout)
         manifests = self._manifests(spec.source.manifests or [])
         helm_values = self._helm(spec.source.helm)
         if spec.source.kustomize is not None:
@@ -100,6 +109,8 @@ class AppLoader:
             manifests=tuple(manifests),
             helm_values=tuple(helm_values),
             override_sources=tuple(override_sources),
+            chart_line=self._chart_line(spec.source.helm),
+            rollout=spec.rollout,
         )
 
     # references and selectors
@@ -114,6 +125,28 @@ class AppLoader:
                 self.problem((*at, "groups", i), unknown("group", name, self.groups))
         if target.selector is not None:
             selector_problems(self.loader, self.file, self.doc, (*at, "selector"), target.selector)
+
+    def _rollout(self, rollout: RolloutSpec) -> None:
+        """Stage names unique DNS labels, targets that name something, known clusters."""
+        seen: set[str] = set()
+        if rollout.canary is not None:
+            seen.add(CANARY)
+            for i, name in enumerate(rollout.canary.clusters):
+                if name not in self.clusters and ("Cluster", name) not in self.loader.unloaded:
+                    at: NodePath = ("spec", "rollout", "canary", "clusters", i)
+                    self.problem(at, unknown("cluster", name, self.clusters))
+        for i, stage in enumerate(rollout.stages):
+            at = ("spec", "rollout", "stages", i)
+            if not DNS_LABEL.match(stage.name):
+                self.problem((*at, "name"), f"invalid stage name {stage.name!r}: use a DNS label")
+            elif stage.name in seen:
+                clash = " (the canary's name)" if stage.name == CANARY and rollout.canary else ""
+                self.problem((*at, "name"), f"duplicate stage name {stage.name!r}{clash}")
+            seen.add(stage.name)
+            target = stage.target
+            if not (target.clusters or target.groups or target.selector is not None):
+                self.problem((*at, "target"), "stage target names no clusters, groups or selector")
+            self._target((*at, "target"), target)
 
     def _overrides(self, overrides: list[Override]) -> None:
         seen: set[str] = set()
@@ -234,11 +267,20 @@ class AppLoader:
         if helm is None:
             return []
         at: NodePath = ("spec", "source", "helm")
-        chart = self._path((*at, "chart"), helm.chart, "dir")
-        if chart is not None:
-            if not (chart / "Chart.yaml").is_file():
-                self.problem((*at, "chart"), f"no Chart.yaml in {helm.chart}")
-            self.loader.tree(chart)  # helm reads (and follows symlinks in) all of it
+        if helm.remote:
+            self._remote_chart(at, helm)
+        elif helm.version is not None:
+            self.problem(
+                (*at, "version"),
+                "version is for a chart from a Helm repository (repo:) or an oci:// registry; "
+                "a chart in the config repo has the version its Chart.yaml says",
+            )
+        else:
+            chart = self._path((*at, "chart"), helm.chart, "dir")
+            if chart is not None:
+                if not (chart / "Chart.yaml").is_file():
+                    self.problem((*at, "chart"), f"no Chart.yaml in {helm.chart}")
+                self.loader.tree(chart)  # helm reads (and follows symlinks in) all of it
         layers: list[SourceDocument] = []
         for i, rel in enumerate(helm.values_files):
             path = self._path((*at, "valuesFiles", i), rel, "file")
@@ -259,6 +301,43 @@ class AppLoader:
         sites = self._sites(self.file, self.doc, values_at) if helm.values else ()
         layers.append(SourceDocument(self.file, self.doc.line_of(values_at), helm.values, sites))
         return layers
+
+    def _remote_chart(self, at: NodePath, helm: HelmSource) -> None:
+        """Shape only: the version constraint is read, and the chart found, by reconciler.charts."""
+        if helm.chart.startswith("oci://"):
+            if helm.repo is not None:
+                self.problem((*at, "repo"), "an oci:// chart takes no repo (the URL says it all)")
+            if not _OCI_CHART.match(helm.chart) or "//" in helm.chart[len("oci://") :]:
+                self.problem((*at, "chart"), f"not an oci://host/path/name reference: {helm.chart}")
+        elif helm.repo is not None:
+            repo = urlsplit(helm.repo)
+            if repo.scheme not in ("https", "http") or not repo.hostname:
+                self.problem((*at, "repo"), f"not an https:// or http:// URL: {helm.repo}")
+            elif repo.username is not None or repo.password is not None:
+                self.problem(
+                    (*at, "repo"),
+                    "credentials never live in the config repo: give them to the reconciler "
+                    "with --chart-credentials",
+                )
+            elif repo.query or repo.fragment:
+                self.problem((*at, "repo"), "a Helm repository URL has no query or fragment")
+            if not _CHART_NAME.match(helm.chart):
+                self.problem(
+                    (*at, "chart"),
+                    f"with repo, chart is the chart's name in that repository, not {helm.chart!r}",
+                )
+        if helm.version is None or not helm.version.strip():
+            self.problem(
+                at,
+                "version is required for a chart from a repository or registry: an exact "
+                'version ("1.2.3") or a range ("^1.2", "~1.2.3", ">=1.0 <2.0")',
+            )
+
+    def _chart_line(self, helm: HelmSource | None) -> int:
+        at: NodePath = ("spec", "source", "helm")
+        if helm is None:
+            return 0
+        return self.doc.line_of((*at, "version") if helm.version is not None else (*at, "chart"))
 
     def _kustomize(self, kustomize: KustomizeSource) -> None:
         at: NodePath = ("spec", "source", "kustomize", "path")

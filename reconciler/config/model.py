@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import API_VERSION
-from reconciler.config.schema import ClusterTarget, Override, Selector, Source, SyncPolicy
+from reconciler.config.schema import (
+    ClusterTarget,
+    Override,
+    RolloutSpec,
+    Selector,
+    Source,
+    SyncPolicy,
+)
 from reconciler.templates import Site, freeze, thaw
 
 # Objects of our own API group are config, never deployed (a render holding one is an error).
@@ -77,6 +84,8 @@ class App:
     # Helm values in merge order: values files, then inline values (overrides come later).
     helm_values: tuple[SourceDocument, ...] = ()
     override_sources: tuple[OverrideSource, ...] = field(default=())
+    chart_line: int = 0  # of spec.source.helm.version (or chart): where a chart error points
+    rollout: RolloutSpec | None = None  # spec.rollout: how a change reaches its clusters
 
     def override_where(self, index: int) -> str:
         """``apps/x/app.yaml:31`` of override ``index``."""

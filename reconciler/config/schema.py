@@ -6,10 +6,18 @@ a number belongs is reported, not guessed at.
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from reconciler.selectors import LabelSelector
@@ -58,10 +66,20 @@ class ClusterTarget(SchemaModel):
 
 
 class HelmSource(SchemaModel):
+    """A chart in the config repo (``chart: path``), in a Helm repository (``repo`` + ``chart``
+    name + ``version``) or in an OCI registry (``chart: oci://host/path/name`` + ``version``)."""
+
     chart: str
+    repo: str | None = None
+    version: str | None = None
     release_name: str | None = None
     values: dict[str, Any] = {}
     values_files: list[str] = []
+
+    @property
+    def remote(self) -> bool:
+        """Fetched from a Helm repository or OCI registry, not read from the config repo."""
+        return self.repo is not None or self.chart.startswith("oci://")
 
 
 class KustomizeSource(SchemaModel):
@@ -159,6 +177,92 @@ class SyncPolicy(SchemaModel):
     ignore_differences: list[IgnoreRule] = []
 
 
+# ---- progressive rollouts ------------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_QUANTITY = re.compile(r"^\d+%$")
+
+
+def _duration(value: Any) -> Any:
+    """``20s``, ``10m``, ``1h30m``, ``250ms`` (or a number of seconds) -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration (e.g. 30s, 5m, 1h30m)")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"{value} is negative")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        parts = _DURATION_PART.findall(text)
+        if not text or "".join(n + u for n, u in parts) != text:
+            raise ValueError(f"{value!r} is not a duration (e.g. 30s, 5m, 1h30m)")
+        return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    return value
+
+
+def _quantity(value: Any) -> Any:
+    """A count (``2``) or a percentage (``"25%"``, at most 100%), kept as written."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a count or a percentage (e.g. 2 or 25%)")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{value} is negative")
+        return value
+    if isinstance(value, str):
+        if not _QUANTITY.match(value.strip()):
+            raise ValueError(f"{value!r} is not a count or a percentage (e.g. 2 or 25%)")
+        if int(value.strip()[:-1]) > 100:
+            raise ValueError(f"{value!r} is more than 100%")
+        return value.strip()
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+Quantity = Annotated[int | str, BeforeValidator(_quantity)]
+
+
+class RolloutGates(SchemaModel):
+    """The pace and gates of a stage; on a strategy, the defaults of its stages."""
+
+    max_concurrent: Quantity | None = None
+    min_healthy_time: Duration | None = None
+    interval: Duration | None = None
+    progress_deadline: Duration | None = None
+    max_failures: Quantity | None = None
+    on_failure: Literal["halt", "rollback", "continue"] | None = None
+
+
+CANARY = "canary"  # the name of the stage ``spec.rollout.canary`` makes
+
+
+class RolloutCanary(RolloutGates):
+    """The first stage, ``canary``: the named clusters, or the first ``count`` by name."""
+
+    count: int | None = Field(default=None, ge=1)
+    clusters: list[str] = []
+    approval: Literal["manual"] | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> RolloutCanary:
+        if (self.count is None) == (not self.clusters):
+            raise ValueError("set exactly one of count, clusters")
+        return self
+
+
+class RolloutStage(RolloutGates):
+    name: str
+    target: ClusterTarget
+    approval: Literal["manual"] | None = None
+
+
+class RolloutSpec(RolloutGates):
+    """``spec.rollout``: ordered stages; clusters no stage matches go last."""
+
+    canary: RolloutCanary | None = None
+    stages: list[RolloutStage] = []
+
+
 class ClusterSpec(SchemaModel):
     context: str | None = None
     vars: dict[str, str] = {}
@@ -175,6 +279,7 @@ class AppSpec(SchemaModel):
     placement: ClusterTarget = ClusterTarget()
     overrides: list[Override] = []
     sync: SyncPolicy = SyncPolicy()
+    rollout: RolloutSpec | None = None
 
 
 class Doc(SchemaModel):

@@ -13,6 +13,7 @@ from typing import Protocol
 from reconciler.config.model import Repo
 from reconciler.daemon.schedule import Clock
 from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.loading import Rendered
 from reconciler.render import TargetResult
 from reconciler.source import CommitInfo
 
@@ -66,7 +67,7 @@ class Follower:
         self,
         source: Source,
         clock: Clock,
-        load_and_render: Callable[[Path], tuple[Repo, list[TargetResult]]],
+        load_and_render: Callable[[Path], Rendered],
     ) -> None:
         self.source = source
         self.clock = clock
@@ -122,7 +123,7 @@ class Follower:
         commit = self.source.commit(sha)
         tree = self.source.tree(sha)
         try:
-            repo, rendered = self._load_and_render(tree)
+            repo, rendered, _ = self._load_and_render(tree)
         except ConfigError as err:
             return Loaded(sha, fetched_at, commit=commit, config_error=err)
         return Loaded(sha, fetched_at, commit=commit, repo=repo, rendered=rendered)

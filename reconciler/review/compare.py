@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from reconciler.charts.model import ChartLock
 from reconciler.config.model import App, Repo
 from reconciler.config.schema import ClusterTarget, Selector
 from reconciler.diff import differences
@@ -29,6 +30,7 @@ from reconciler.review.model import (
     Review,
     Revision,
 )
+from reconciler.rollout.strategy import plan_for
 
 
 def compare(
@@ -41,6 +43,8 @@ def compare(
     *,
     base_problems: Sequence[str] = (),
     head_problems: Sequence[str] = (),
+    base_charts: ChartLock | None = None,
+    head_charts: ChartLock | None = None,
 ) -> Review:
     """The offline plan of base -> head (pure). A missing base counts everything as added."""
     review = Review(base, head)
@@ -71,9 +75,24 @@ def compare(
                 head_repo.apps.get(name),
                 base_by,
                 head_by,
+                _chart_change(name, base_charts or ChartLock(), head_charts or ChartLock()),
             )
         )
     return review
+
+
+def _chart_change(app: str, base: ChartLock, head: ChartLock) -> str | None:
+    """``chart https://… redis: 1.2.0 → 1.3.0`` when the resolved chart differs."""
+    was, now = base.charts.get(app), head.charts.get(app)
+    if now is None or (was is not None and (was.version, was.digest) == (now.version, now.digest)):
+        return None
+    if was is None:
+        return f"chart {now.source}: {now.source.version} resolves to {now.version}"
+    if was.source.url != now.source.url or was.source.chart != now.source.chart:
+        return f"chart {was.source} {was.version} → {now.source} {now.version}"
+    if was.version != now.version:
+        return f"chart {now.source}: {was.version} → {now.version}"
+    return f"chart {now.source} {now.version}: content changed ({was.digest} → {now.digest})"
 
 
 def _review_app(
@@ -84,6 +103,7 @@ def _review_app(
     head_app: App | None,
     base_by: Mapping[tuple[str, str], TargetResult],
     head_by: Mapping[tuple[str, str], TargetResult],
+    chart_change: str | None = None,
 ) -> AppReview:
     pair = _Pair(base_repo, head_repo, base_app, head_app)
     base_place = _placements(base_repo, base_app)
@@ -119,6 +139,8 @@ def _review_app(
             review.status = ClusterStatus.CHANGED
         clusters.append(review)
     spec = _spec_changes(base_app, head_app)
+    if chart_change is not None and head_app is not None:
+        spec.append(chart_change)
     if base_app is None:
         status = AppStatus.ADDED
     elif head_app is None:
@@ -127,7 +149,23 @@ def _review_app(
         status = AppStatus.CHANGED
     else:
         status = AppStatus.UNCHANGED
-    return AppReview(name, status, spec, clusters)
+    result = AppReview(name, status, spec, clusters)
+    if status is AppStatus.CHANGED and head_app is not None:
+        _rollout(result, head_repo, head_app)
+    return result
+
+
+def _rollout(review: AppReview, repo: Repo, app: App) -> None:
+    """The rollout merging this starts: the clusters whose render changes go stage by stage;
+    clusters that do not run the app yet take head at once (as the daemon does)."""
+    plan = plan_for(repo, app)
+    if plan is None:
+        return
+    changed = {c.cluster for c in review.clusters if c.status is ClusterStatus.CHANGED}
+    if not changed:
+        return
+    review.rollout = plan.only(changed)
+    review.at_once = tuple(c.cluster for c in review.clusters if c.status is ClusterStatus.GAINED)
 
 
 def _placements(repo: Repo | None, app: App | None) -> dict[str, Placement]:
@@ -373,7 +411,7 @@ def _spec_changes(base: App | None, head: App | None) -> list[str]:
     if base is None or head is None:
         return []
     out = []
-    for part in ("namespace", "source", "placement", "overrides", "sync"):
+    for part in ("namespace", "source", "placement", "overrides", "sync", "rollout"):
         old, new = getattr(base, part), getattr(head, part)
         for path, was, now in differences(_plain(old), _plain(new), part):
             if part in _PATHS_ONLY:

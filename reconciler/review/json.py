@@ -10,6 +10,8 @@ from reconciler.objects import ObjectRef
 from reconciler.presentation import fields_json
 from reconciler.review.model import Review
 from reconciler.review.summary import summary
+from reconciler.rollout import describe
+from reconciler.rollout.codec import plan_to_data
 
 
 def to_json(review: Review) -> str:
@@ -32,6 +34,13 @@ def to_json(review: Review) -> str:
                 "app": a.app,
                 "status": a.status.value,
                 "specChanges": a.spec_changes,
+                "rollout": None
+                if a.rollout is None
+                else {
+                    "summary": describe.summary(a.rollout),
+                    **plan_to_data(a.rollout),
+                    "atOnce": list(a.at_once),
+                },
                 "clusters": [
                     {
                         "cluster": c.cluster,

@@ -9,6 +9,7 @@ from typing import Any
 from reconciler.presentation import html, md_code, md_fence, plural
 from reconciler.review.model import AppReview, AppStatus, ClusterReview, ClusterStatus, Review
 from reconciler.review.summary import app_headline, live_by_cluster, live_lines, summary
+from reconciler.rollout import describe
 
 # GitHub rejects comments over 65536 characters; leave room for a CI's own header.
 DEFAULT_MAX_CHARS = 60_000
@@ -25,6 +26,15 @@ def _md_app(app: AppReview, full: bool) -> str:
     ]
     if app.spec_changes:
         lines.append("**app.yaml:** " + ", ".join(md_code(s) for s in app.spec_changes))
+        lines.append("")
+    if app.rollout is not None:
+        lines.append(f"**Rollout:** {html(describe.summary(app.rollout))}")
+        lines.append("")
+        lines += [f"- {html(line)}" for line in describe.stage_lines(app.rollout)]
+        if app.at_once:
+            at_once = ", ".join(md_code(c) for c in app.at_once)
+            lines.append(f"- at once (not running the app yet): {at_once}")
+        lines += [f"- warning: {html(w)}" for w in app.rollout.warnings]
         lines.append("")
     placement = [c for c in app.clusters if c.status is not ClusterStatus.CHANGED]
     moved = [c for c in placement if c.status is not ClusterStatus.UNCHANGED]

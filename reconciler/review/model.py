@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from reconciler.fields import FieldChange
 from reconciler.objects import ObjectRef
+from reconciler.rollout.model import RolloutPlan
 from reconciler.sync.model import DEFAULT_INSTANCE, Action
 
 
@@ -84,6 +85,10 @@ class AppReview:
     status: AppStatus
     spec_changes: list[str] = field(default_factory=list)
     clusters: list[ClusterReview] = field(default_factory=list)
+    # The rollout a merge starts (spec.rollout): the clusters whose render changes, by stage;
+    # ``at_once`` are those that take head without a stage (they do not run the app yet).
+    rollout: RolloutPlan | None = None
+    at_once: tuple[str, ...] = ()
 
     def with_status(self, status: ClusterStatus) -> list[ClusterReview]:
         return [c for c in self.clusters if c.status is status]

@@ -19,6 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.charts.lock import lock_charts
+from reconciler.charts.model import ChartLock
+from reconciler.charts.resolver import ChartResolver
 from reconciler.config.model import Repo
 from reconciler.engine import TargetOutcome, reconcile
 from reconciler.errors import ConfigError, RenderError
@@ -48,12 +51,15 @@ def plan(
     *,
     live: LiveOptions | None = None,
     tools: Toolchain | None = None,
+    charts: ChartResolver | None = None,
 ) -> Review:
     """Export ``base`` and ``head`` of the local Git repo, render both, compare; dry-run head.
 
     ``repo_path`` may be a directory inside the work tree (a config repo kept in a subfolder).
     Raises SourceError when a revision does not exist; an invalid head is reported in
-    ``Review.blocking``, an invalid base in ``Review.notes``.
+    ``Review.blocking``, an invalid base in ``Review.notes``. Charts from Helm repositories
+    and OCI registries are resolved for both sides now, through ``charts`` (as the daemon would
+    for a new commit); without a resolver such apps fail to render.
     """
     repo_path = Path(repo_path)
     prefix = _prefix_in_work_tree(repo_path)
@@ -62,16 +68,17 @@ def plan(
         Revision(head, resolve_rev(repo_path, head)),
     )
     with tempfile.TemporaryDirectory(prefix="reconciler-plan-") as tmp:
-        loaded: list[tuple[Repo | None, list[TargetResult], list[str]]] = []
+        loaded: list[tuple[Repo | None, list[TargetResult], list[str], ChartLock]] = []
         for side, revision in zip(("base", "head"), revisions, strict=True):
             # Only the config repo's folder: a monorepo's other files are never written.
             tree = export_rev(repo_path, revision.sha, Path(tmp) / side, subdir=prefix)
             if prefix.parts and not any(tree.iterdir()):  # Git has no empty folders
                 missing = f"{prefix.as_posix()}: no such folder in {revision.short}"
-                loaded.append((None, [], [missing]))
+                loaded.append((None, [], [missing], ChartLock()))
             else:
-                loaded.append(_load_side(tree, tools))
-        (base_repo, base_results, base_problems), (head_repo, head_results, head_problems) = loaded
+                loaded.append(_load_side(tree, tools, charts))
+        base_repo, base_results, base_problems, base_charts = loaded[0]
+        head_repo, head_results, head_problems, head_charts = loaded[1]
         review = compare(
             revisions[0],
             revisions[1],
@@ -81,6 +88,8 @@ def plan(
             head_results,
             base_problems=base_problems,
             head_problems=head_problems,
+            base_charts=base_charts,
+            head_charts=head_charts,
         )
         if live is not None:
             review.live_instance = live.instance
@@ -113,19 +122,23 @@ def _prefix_in_work_tree(path: Path) -> Path:
 
 
 def _load_side(
-    root: Path, tools: Toolchain | None
-) -> tuple[Repo | None, list[TargetResult], list[str]]:
+    root: Path, tools: Toolchain | None, resolver: ChartResolver | None
+) -> tuple[Repo | None, list[TargetResult], list[str], ChartLock]:
     """One exported revision, loaded and rendered; problems instead of an exception."""
+
+    def lock(repo: Repo) -> ChartLock:
+        return lock_charts(repo, resolver) if resolver is not None else ChartLock()
+
     try:
-        repo, results = load_and_render(root, tools=tools)
+        repo, results, charts = load_and_render(root, tools=tools, lock=lock)
     except ConfigError as err:
-        return None, [], [str(p) for p in err.problems]
+        return None, [], [str(p) for p in err.problems], ChartLock()
     for result in results:
         if result.error is not None:
             # Tool output may name the temp export: keep output stable and paths repo-relative.
             message = _strip_root(result.error.message, root)
             result.error = RenderError(message, app=result.app, cluster=result.cluster)
-    return repo, results, []
+    return repo, results, [], charts
 
 
 def _strip_root(text: str, root: Path) -> str:

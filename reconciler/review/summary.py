@@ -17,6 +17,7 @@ from reconciler.review.model import (
     OverrideDiff,
     Review,
 )
+from reconciler.rollout import describe
 from reconciler.sync.model import Action
 
 
@@ -123,3 +124,16 @@ def live_by_cluster(live: Sequence[LiveTarget]) -> dict[str, list[LiveTarget]]:
     for target in live:
         out.setdefault(target.cluster, []).append(target)
     return dict(sorted(out.items()))
+
+
+def rollout_lines(app: AppReview) -> list[str]:
+    """``rollout: canary beijing-1, then ...`` and one line per stage with its gates."""
+    plan = app.rollout
+    if plan is None:
+        return []
+    lines = [f"rollout: {describe.summary(plan)}"]
+    lines += [f"  {line}" for line in describe.stage_lines(plan)]
+    if app.at_once:
+        lines.append(f"  at once (not running the app yet): {', '.join(app.at_once)}")
+    lines += [f"  warning: {w}" for w in plan.warnings]
+    return lines

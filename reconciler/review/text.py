@@ -13,6 +13,7 @@ from reconciler.review.summary import (
     object_headline,
     override_headline,
     placement_line,
+    rollout_lines,
     summary,
 )
 
@@ -33,6 +34,7 @@ def to_text(review: Review) -> str:
     for app in review.changed_apps:
         lines.append(f"app {app.app}: {app_headline(app)}")
         lines += [f"  app.yaml: {s}" for s in app.spec_changes]
+        lines += [f"  {line}" for line in rollout_lines(app)]
         for c in app.clusters:
             if not c.differs:
                 lines.append(f"  cluster {c.cluster}: unchanged")

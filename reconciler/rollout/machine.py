@@ -63,7 +63,9 @@ def start(
                         ClusterPhase.SUCCEEDED,
                         started_at=now,
                         finished_at=now,
-                        reason="unchanged at this revision",
+                        reason="renders the same: at once"
+                        if base is not None
+                        else "not running the app yet: at once",
                         unchanged=True,
                     )
                 )
@@ -201,7 +203,7 @@ class _Run:
             applied
             and o.reachable
             and o.health_at is not None
-            and (o.applied_at is None or o.health_at >= o.applied_at)
+            and (o.applied_at is None or o.health_at > o.applied_at)
         )
         if fresh and o.health == DEGRADED:
             reason = f"Degraded: {o.health_reason}".rstrip(": ")
@@ -370,7 +372,7 @@ def _waiting_for(o: Observation, applied: bool, revision: str) -> str:
         return "unreachable"
     if not applied:
         return f"not yet applied ({revision[:12]})"
-    if o.health_at is None or (o.applied_at is not None and o.health_at < o.applied_at):
+    if o.health_at is None or (o.applied_at is not None and o.health_at <= o.applied_at):
         return "health not yet read"
     reason = f": {o.health_reason}" if o.health_reason else ""
     return f"{o.health}{reason}"

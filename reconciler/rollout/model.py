@@ -5,7 +5,8 @@ Times are seconds since the epoch (floats); the caller owns the clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -91,6 +92,13 @@ class RolloutPlan:
     def clusters(self) -> tuple[str, ...]:
         return tuple(c for stage in self.stages for c in stage.clusters)
 
+    def only(self, clusters: Collection[str]) -> RolloutPlan:
+        """The plan of just these clusters (stages left empty dropped), for display."""
+        stages = [
+            replace(s, clusters=tuple(c for c in s.clusters if c in clusters)) for s in self.stages
+        ]
+        return RolloutPlan(tuple(s for s in stages if s.clusters), self.warnings)
+
 
 @dataclass(frozen=True)
 class ClusterState:
@@ -172,7 +180,7 @@ class Observation:
     """What the daemon knows about one target (app x cluster) at ``now``.
 
     ``health_at`` is when the live objects the health was computed from were read: health
-    read before the new revision was applied (``applied_at``) says nothing about it.
+    read at or before the new revision was applied (``applied_at``) says nothing about it.
     """
 
     applied: str | None  # the revision last applied successfully

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from reconciler.rollout.model import OnFailure, PlannedStage, RolloutPlan
 
 REMAINING = "remaining"
-CANARY = "canary"
 _QUANTITY = re.compile(r"^(\d+)%$")
 
 

@@ -12,7 +12,10 @@ from reconciler.store.rows import (
     DriftKey,
     DriftKind,
     DriftRow,
+    Pin,
     RevisionRow,
+    RolloutCommandRow,
+    RolloutRow,
     SourceStatus,
     State,
     StatusRow,
@@ -143,3 +146,31 @@ def drift_row(row: sqlite3.Row) -> DriftRow:
         detected_at=dt(row["detected_at"]),
         corrected_at=opt_dt(row["corrected_at"]),
     )
+
+
+def rollout_row(row: sqlite3.Row) -> RolloutRow:
+    return RolloutRow(
+        app=row["app"],
+        revision=row["revision"],
+        phase=row["phase"],
+        data=json.loads(row["data"]),
+        started_at=dt(row["started_at"]),
+        updated_at=dt(row["updated_at"]),
+    )
+
+
+def command_row(row: sqlite3.Row) -> RolloutCommandRow:
+    return RolloutCommandRow(
+        id=row["id"],
+        app=row["app"],
+        revision=row["revision"],
+        kind=row["kind"],
+        stage=row["stage"],
+        user=row["user"],
+        at=dt(row["at"]),
+        consumed_at=opt_dt(row["consumed_at"]),
+    )
+
+
+def pin_row(row: sqlite3.Row) -> Pin:
+    return Pin(row["app"], row["cluster"], row["revision"], row["user"], dt(row["at"]))

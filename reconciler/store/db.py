@@ -37,12 +37,15 @@ from reconciler.store.codec import (
     SOURCE_COLUMNS,
     STATUS_COLUMNS,
     TARGET_COLUMNS,
+    command_row,
     drift_row,
     dt,
     fields_json,
     opt_ts,
     paths_json,
+    pin_row,
     revision_row,
+    rollout_row,
     source_row,
     status_row,
     target_revision,
@@ -52,8 +55,11 @@ from reconciler.store.migrations import MIGRATIONS, SCHEMA_VERSION, statements
 from reconciler.store.rows import (
     DriftKey,
     DriftRow,
+    Pin,
     Release,
     RevisionRow,
+    RolloutCommandRow,
+    RolloutRow,
     SourceStatus,
     State,
     StatusRow,
@@ -556,6 +562,123 @@ class Store:
             clause += " ORDER BY detected_at DESC, id DESC"
         rows = self._read(f"SELECT {DRIFT_COLUMNS} FROM drift{clause}", params)
         return [drift_row(row) for row in rows]
+
+    # -- rollouts -------------------------------------------------------------------------
+
+    def save_rollout(
+        self,
+        row: RolloutRow,
+        desired: Iterable[tuple[str, str, str | None]] = (),
+        consumed: Iterable[int] = (),
+        at: datetime | None = None,
+    ) -> None:
+        """Write a rollout's state, the revisions its targets should now run and the commands
+        it took, in one transaction: what a step decided is written before it is acted on."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO rollouts (app, revision, phase, data, started_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (app, revision) DO UPDATE SET"
+                " phase = excluded.phase, data = excluded.data, updated_at = excluded.updated_at",
+                (
+                    row.app,
+                    row.revision,
+                    row.phase,
+                    json.dumps(row.data, sort_keys=True),
+                    ts(row.started_at),
+                    ts(row.updated_at),
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO targets (app, cluster, desired) VALUES (?, ?, ?)"
+                " ON CONFLICT (app, cluster) DO UPDATE SET desired = excluded.desired",
+                list(desired),
+            )
+            conn.executemany(
+                "UPDATE rollout_commands SET consumed_at = ? WHERE id = ?",
+                [(ts(at or row.updated_at), id) for id in consumed],
+            )
+
+    def rollout(self, app: str, revision: str) -> RolloutRow | None:
+        rows = self._read("SELECT * FROM rollouts WHERE app = ? AND revision = ?", (app, revision))
+        return rollout_row(rows[0]) if rows else None
+
+    def latest_rollouts(self, app: str | None = None) -> list[RolloutRow]:
+        """The newest rollout of each app (of ``app`` only if given), by app."""
+        rows = self._read(
+            "SELECT * FROM rollouts r WHERE (? IS NULL OR r.app = ?) AND NOT EXISTS"
+            " (SELECT 1 FROM rollouts n WHERE n.app = r.app AND (n.started_at > r.started_at"
+            " OR (n.started_at = r.started_at AND n.rowid > r.rowid)))"
+            " ORDER BY r.app",
+            (app, app),
+        )
+        return [rollout_row(row) for row in rows]
+
+    def list_rollouts(self, app: str) -> list[RolloutRow]:
+        """Every rollout of ``app``, newest first."""
+        rows = self._read(
+            "SELECT * FROM rollouts WHERE app = ? ORDER BY started_at DESC, rowid DESC", (app,)
+        )
+        return [rollout_row(row) for row in rows]
+
+    def add_rollout_command(
+        self, app: str, revision: str, kind: str, stage: str | None, user: str, at: datetime
+    ) -> RolloutCommandRow:
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO rollout_commands (app, revision, kind, stage, user, at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (app, revision, kind, stage, user, ts(at)),
+            )
+            row = conn.execute(
+                "SELECT * FROM rollout_commands WHERE id = ?", (cursor.lastrowid,)
+            ).fetchone()
+        return command_row(row)
+
+    def pending_rollout_commands(self) -> list[RolloutCommandRow]:
+        """Commands the daemon has not taken yet, oldest first."""
+        rows = self._read("SELECT * FROM rollout_commands WHERE consumed_at IS NULL ORDER BY id")
+        return [command_row(row) for row in rows]
+
+    def consume_rollout_commands(self, ids: Iterable[int], at: datetime) -> None:
+        """Mark commands taken without a rollout step (their rollout is gone or finished)."""
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE rollout_commands SET consumed_at = ? WHERE id = ?",
+                [(ts(at), id) for id in ids],
+            )
+
+    # -- pins -------------------------------------------------------------------------------
+
+    def pin(
+        self, app: str, clusters: Sequence[str], revision: str, user: str, at: datetime
+    ) -> None:
+        """Pin ``app`` on ``clusters`` (``[ALL_CLUSTERS]``: the whole app) to ``revision``."""
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO pins (app, cluster, revision, user, at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (app, cluster) DO UPDATE SET revision = excluded.revision,"
+                " user = excluded.user, at = excluded.at",
+                [(app, c, revision, user, ts(at)) for c in clusters],
+            )
+
+    def unpin(self, app: str, clusters: Sequence[str] | None = None) -> int:
+        """Release ``app``'s pins (only on ``clusters`` if given); how many were released."""
+        with self._write() as conn:
+            if clusters is None:
+                cursor = conn.execute("DELETE FROM pins WHERE app = ?", (app,))
+            else:
+                cursor = conn.executemany(
+                    "DELETE FROM pins WHERE app = ? AND cluster = ?",
+                    [(app, c) for c in clusters],
+                )
+            return cursor.rowcount
+
+    def list_pins(self, app: str | None = None) -> list[Pin]:
+        if app is None:
+            rows = self._read("SELECT * FROM pins ORDER BY app, cluster")
+        else:
+            rows = self._read("SELECT * FROM pins WHERE app = ? ORDER BY cluster", (app,))
+        return [pin_row(row) for row in rows]
 
     def prune_drift(self, older_than: timedelta, now: datetime) -> int:
         """Delete drift records corrected before ``now - older_than``; open records are always

@@ -100,6 +100,39 @@ MIGRATIONS: tuple[str, ...] = (
         released_at  TEXT NOT NULL
     );
     """,
+    # 6: progressive rollouts (one row per app and revision, the state as JSON), the operators'
+    # commands waiting for the daemon, and pins (`reconciler rollback --to`)
+    """
+    CREATE TABLE rollouts (
+        app         TEXT NOT NULL,
+        revision    TEXT NOT NULL,
+        phase       TEXT NOT NULL,
+        data        TEXT NOT NULL,
+        started_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        PRIMARY KEY (app, revision)
+    );
+    CREATE INDEX rollouts_started ON rollouts (app, started_at DESC);
+    CREATE TABLE rollout_commands (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        app          TEXT NOT NULL,
+        revision     TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        stage        TEXT,
+        user         TEXT NOT NULL,
+        at           TEXT NOT NULL,
+        consumed_at  TEXT
+    );
+    CREATE INDEX rollout_commands_pending ON rollout_commands (app) WHERE consumed_at IS NULL;
+    CREATE TABLE pins (
+        app       TEXT NOT NULL,
+        cluster   TEXT NOT NULL,
+        revision  TEXT NOT NULL,
+        user      TEXT NOT NULL,
+        at        TEXT NOT NULL,
+        PRIMARY KEY (app, cluster)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

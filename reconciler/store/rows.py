@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from reconciler.fields import FieldChange
 
@@ -69,6 +69,48 @@ class TargetRevision:
     applied: str | None = None
     applied_at: datetime | None = None
     objects: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RolloutRow:
+    """A rollout of ``revision`` of ``app``; ``data`` is its whole state (rollout.codec)."""
+
+    app: str
+    revision: str
+    phase: str
+    data: dict[str, Any]
+    started_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RolloutCommandRow:
+    """An operator's ``rollout approve|pause|resume|abort`` for the rollout of ``revision``,
+    waiting for the daemon until ``consumed_at``."""
+
+    id: int
+    app: str
+    revision: str
+    kind: str
+    stage: str | None
+    user: str
+    at: datetime
+    consumed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Pin:
+    """``reconciler rollback``: ``app`` on ``cluster`` (``*``: every cluster) runs ``revision``
+    until released."""
+
+    app: str
+    cluster: str
+    revision: str
+    user: str
+    at: datetime
+
+
+ALL_CLUSTERS = "*"
 
 
 @dataclass(frozen=True)

@@ -598,3 +598,53 @@ def test_every_part_of_the_markdown_counts_against_the_size_cap(max_chars: int) 
     assert re.search(r"^Unchanged apps: `same-0000`.* and \d+ more$", markdown, re.MULTILINE)
     assert markdown.count("<details>") == markdown.count("</details>")
     assert markdown.count("```") % 2 == 0
+
+
+def test_the_plan_shows_the_rollout_a_change_starts(tmp_path: Path) -> None:
+    root = tmp_path / "config"
+    root.mkdir()
+    git(root, "init", "--quiet", "--initial-branch=main")
+    write_clusters(root, BASE_LABELS)
+    strategy = {
+        "canary": {"clusters": ["beijing-1"], "minHealthyTime": "1m"},
+        "stages": [
+            {
+                "name": "prod-eu",
+                "target": {"clusters": ["beijing-2"]},
+                "approval": "manual",
+            }
+        ],
+    }
+
+    def app(image: str, clusters: list[str]) -> None:
+        write_app(
+            root,
+            "web",
+            [deployment("web", image=image)],
+            namespace="web",
+            placement={"clusters": clusters},
+            rollout=strategy,
+        )
+
+    app("crccheck/hello-world:1.0", ["beijing-1", "beijing-2"])
+    commit(root, "base")
+    app("crccheck/hello-world:1.1", ["beijing-1", "beijing-2", "us-west-1"])
+    commit(root, "head")
+    review = plan(root, "HEAD~1", "HEAD")
+    text = to_text(review)
+    assert (
+        "  rollout: canary beijing-1, then prod-eu beijing-2 waits for manual approval after "
+        "canary beijing-1\n"
+        "    1. canary: beijing-1 — soak 1m; healthy within 10m; halts on a failure\n"
+        "    2. prod-eu: beijing-2 — waits for manual approval; healthy within 10m; halts on a "
+        "failure\n"
+        "    at once (not running the app yet): us-west-1\n"
+    ) in text
+    markdown = to_markdown(review)
+    assert (
+        "**Rollout:** canary beijing-1, then prod-eu beijing-2 waits for manual approval "
+        "after canary beijing-1"
+    ) in markdown
+    data = json.loads(to_json(review))["apps"][0]["rollout"]
+    assert [s["name"] for s in data["stages"]] == ["canary", "prod-eu"]
+    assert data["atOnce"] == ["us-west-1"]

@@ -91,7 +91,10 @@ def test_open_migrates_a_database_at_the_previous_version_keeping_its_data(
     for migration in MIGRATIONS[:-1]:
         old.executescript(migration)
     old.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
-    old.execute("INSERT INTO revisions VALUES ('aaa', '2026-11-22T12:00:00.000000Z', 1, NULL)")
+    old.execute(
+        "INSERT INTO revisions (sha, seen_at, valid, error)"
+        " VALUES ('aaa', '2026-11-22T12:00:00.000000Z', 1, NULL)"
+    )
     old.execute(
         "INSERT INTO status VALUES ('web', 'c1', 'Synced', '', 'aaa',"
         " '2026-11-22T12:00:00.000000Z', NULL)"

@@ -1,0 +1,82 @@
+"""When a new revision starts a rollout, and which revision each target runs meanwhile (pure).
+
+The unit is what a target renders, not the commit: a commit that leaves an app's render the
+same on a cluster changes nothing for it. A rollout starts when the newest revision renders
+differently on at least one cluster that already runs the app; clusters that do not run it yet
+(a new app, a newly placed cluster) get the newest revision at once.
+
+Supersede, from the start: a newer revision that changes the app again while a rollout runs
+stops that rollout where it is and starts a new one from the first stage, with each cluster's
+base being what the old rollout left it running. Canaries see every new render first; approvals
+are per rollout and asked again. A newer revision that renders the same as the running
+rollout's does not disturb it, nor does it restart a halted or rolled back one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from reconciler.rollout.machine import start, supersede
+from reconciler.rollout.model import RolloutPlan, RolloutState
+
+Digest = str  # a hash of one target's rendered objects
+
+
+@dataclass(frozen=True)
+class Begin:
+    """What a new head revision does to one app's rollouts."""
+
+    started: RolloutState | None = None  # a new rollout to save and step
+    superseded: RolloutState | None = None  # the old one, stopped, to save
+    reason: str = ""
+
+
+def begin(
+    app: str,
+    head: str,
+    plan: RolloutPlan,
+    running: Mapping[str, str | None],
+    digests: Mapping[tuple[str, str], Digest],
+    latest: RolloutState | None,
+    now: float,
+) -> Begin:
+    """Decide whether ``head`` starts a rollout of ``app``.
+
+    ``running`` maps each planned cluster to the revision it should run now (None: none yet),
+    as the latest rollout left it; ``digests`` maps (revision, cluster) to the render digest,
+    for ``head``, every revision in ``running`` and the latest rollout's; a missing digest
+    counts as different.
+    """
+    if latest is not None:
+        if latest.revision == head:
+            return Begin(reason="a rollout of this revision exists")
+        # Same render as the latest rollout (running, done or stopped): nothing new to roll
+        # out, and a halt or rollback of that render stands.
+        covered = [c for c in plan.clusters if _in(latest, c)]
+        if covered and all(_same(digests, head, latest.revision, c) for c in covered):
+            return Begin(reason=f"renders as the rollout of {latest.revision[:12]}")
+    bases = {c: running.get(c) for c in plan.clusters}
+    # A cluster that runs no revision of the app yet gets head at once.
+    changed = {
+        c for c in plan.clusters if bases[c] is not None and not _same(digests, head, bases[c], c)
+    }
+    if not changed:
+        return Begin(reason="no cluster that runs the app renders differently")
+    unchanged = frozenset(c for c in plan.clusters if c not in changed)
+    state = start(app, head, plan, bases, now, unchanged)
+    old = supersede(latest, head, now) if latest is not None and not latest.finished else None
+    return Begin(started=state, superseded=old, reason="renders differently")
+
+
+def _in(state: RolloutState, cluster: str) -> bool:
+    return any(c.cluster == cluster for c in state.clusters)
+
+
+def _same(digests: Mapping[tuple[str, str], Digest], a: str, b: str | None, cluster: str) -> bool:
+    if b is None:
+        return False
+    if a == b:
+        return True
+    left, right = digests.get((a, cluster)), digests.get((b, cluster))
+    return left is not None and left == right
