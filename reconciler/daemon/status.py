@@ -1,5 +1,5 @@
-"""Pure decisions about status: a pass outcome as a status row, drift fields as stored, the
-one-line messages of an invalid revision."""
+"""Pure decisions about status: a pass outcome as a status row, the one-line messages of an
+invalid revision."""
 
 from __future__ import annotations
 
