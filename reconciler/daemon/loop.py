@@ -32,7 +32,13 @@ from typing import Protocol
 import structlog
 
 from reconciler.config.model import Repo
-from reconciler.daemon.desired import Desired, build_desired
+from reconciler.daemon.desired import (
+    Desired,
+    build_desired,
+    crashed_rows,
+    paused_rows,
+    timed_out_rows,
+)
 from reconciler.daemon.follow import Follower, Loaded, Source, SourceFailed
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.record import ERROR_STATES, PassReport, Recorder
@@ -55,7 +61,6 @@ from reconciler.loading import load_and_render
 from reconciler.render import RenderCache, TargetResult
 from reconciler.source import redact
 from reconciler.store.db import Store
-from reconciler.store.rows import State, StatusRow
 from reconciler.sync.model import DEFAULT_INSTANCE
 from reconciler.toolchain import Toolchain
 
@@ -397,18 +402,7 @@ class Daemon:
             paused = cluster not in desired.targets
             if gone or (paused and (app, cluster) not in desired.paused):
                 self.recorder.forget(app, cluster)
-        for app, cluster in sorted(desired.paused):
-            old = existing.get((app, cluster))
-            self.recorder.set_status(
-                StatusRow(
-                    app=app,
-                    cluster=cluster,
-                    state=State.PAUSED,
-                    message="cluster paused (spec.paused: true): nothing is applied or pruned",
-                    revision=old.revision if old is not None else None,
-                    updated_at=wall,
-                )
-            )
+        self.recorder.write(paused_rows(desired, existing, wall))
 
     # -- clusters: dispatch, time out, record ----------------------------------------------------
 
@@ -457,20 +451,7 @@ class Daemon:
             self.log.warning("reconcile pass timed out", cluster=name, timeout=timeout)
             if name in self._known_clusters:
                 self.metrics.cluster_up.labels(name).set(0)
-            wall = self.clock.now()
-            for target in running.desired.targets.get(name, ()):
-                key = (target.app, name)
-                problem = running.desired.problem(key)
-                self.recorder.set_status(
-                    StatusRow(
-                        app=target.app,
-                        cluster=name,
-                        state=State.INVALID_CONFIG if problem else State.FAILED,
-                        message=f"{problem} (meanwhile: {message})" if problem else message,
-                        revision=running.desired.revisions.get(key),
-                        updated_at=wall,
-                    )
-                )
+            self.recorder.write(timed_out_rows(running.desired, name, message, self.clock.now()))
 
     def _collect_passes(self) -> None:
         for name, running in list(self._running.items()):
@@ -499,7 +480,7 @@ class Daemon:
                 self.log.info("late pass result discarded", cluster=name)
                 continue
             if report is None:
-                self.recorder.record_crash(running.desired, name, crash)
+                self.recorder.write(crashed_rows(running.desired, name, crash, self.clock.now()))
                 schedule.finish(
                     now, running.desired.generation, PassKind.APPS_FAILED, self.settings
                 )

@@ -5,6 +5,7 @@ Only the main thread calls it; every store call is one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -58,15 +59,10 @@ class Recorder:
                 )
             )
 
-    def record_crash(self, desired: Desired, cluster: str, message: str) -> None:
-        wall = self.clock.now()
-        for target in desired.targets.get(cluster, ()):
-            key = (target.app, cluster)
-            self.set_status(
-                StatusRow(
-                    target.app, cluster, State.FAILED, message, desired.revisions.get(key), wall
-                )
-            )
+    def write(self, rows: Iterable[StatusRow]) -> None:
+        """Status rows the loop decided on, one transaction each."""
+        for row in rows:
+            self.set_status(row)
 
     def record_pass(self, report: PassReport) -> PassKind:
         desired, name = report.desired, report.cluster
