@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: setup provision demo demo-down test lint
+.PHONY: setup provision browser demo demo-down test lint
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,14 @@ setup: $(BIN)/.installed
 provision: setup
 	$(BIN)/reconciler dev provision
 
+# Debian's chromium and chromedriver for the fleet page's browser tests (never a browser download).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update -q && $$sudo apt-get install -y -q chromium chromium-driver; }
+
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
-test: provision
+test: provision browser
 	@$(BIN)/pytest tests -q -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

@@ -36,10 +36,12 @@ from reconciler.store.rows import (
 )
 
 __all__ = [
+    "drift_document",
     "drift_json",
     "drift_markdown",
     "drift_table",
     "source_line",
+    "status_document",
     "status_json",
     "status_table",
 ]
@@ -209,6 +211,16 @@ def status_json(
 ) -> str:
     """``{"source": …, "revision": …, "targets": [...]}``: how fetching the repo goes, the
     newest revision seen (null before the first fetch) and the rows by app and cluster."""
+    return json.dumps(status_document(rows, source, revision, daemon_running), indent=2) + "\n"
+
+
+def status_document(
+    rows: Sequence[StatusRow],
+    source: SourceStatus | None = None,
+    revision: RevisionRow | None = None,
+    daemon_running: bool | None = None,
+) -> dict[str, Any]:
+    """What :func:`status_json` prints, as data (the web API serves the same)."""
     targets = [
         {
             "app": r.app,
@@ -229,13 +241,12 @@ def status_json(
             "valid": revision.valid,
             "error": revision.error,
         }
-    data = {
+    return {
         "daemon_running": daemon_running,
         "source": _source_json(source),
         "revision": newest,
         "targets": targets,
     }
-    return json.dumps(data, indent=2) + "\n"
 
 
 # -- drift ------------------------------------------------------------------------------------
@@ -287,7 +298,12 @@ def drift_table(rows: Sequence[DriftRow], color: bool) -> str:
 
 def drift_json(rows: Sequence[DriftRow]) -> str:
     """Drift records as a JSON array, newest first, field values as stored (already masked)."""
-    data = [
+    return json.dumps(drift_document(rows), indent=2, sort_keys=False) + "\n"
+
+
+def drift_document(rows: Sequence[DriftRow]) -> list[dict[str, Any]]:
+    """What :func:`drift_json` prints, as data (the web API serves the same)."""
+    return [
         {
             "id": r.id,
             "app": r.app,
@@ -301,7 +317,6 @@ def drift_json(rows: Sequence[DriftRow]) -> str:
         }
         for r in _sorted_drift(rows)
     ]
-    return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
 _NO_FIELDS = {

@@ -16,8 +16,10 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -25,18 +27,22 @@ from typing import Any, TextIO
 import click
 import structlog
 
+from reconciler.charts.cache import ChartCache
+from reconciler.charts.credentials import ChartCredentials
+from reconciler.charts.resolver import ChartResolver
 from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_OK,
     instance_option,
     kubeconfig_option,
 )
-from reconciler.daemon.http import DEFAULT_LISTEN, HttpEndpoint, parse_listen
+from reconciler.daemon.desired import Desired
 from reconciler.daemon.loop import Daemon
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.errors import ReconcilerError
 from reconciler.kube.pool import Clients
+from reconciler.objects import ObjectRef
 from reconciler.presentation import format_time
 from reconciler.report import (
     drift_json,
@@ -49,6 +55,10 @@ from reconciler.report import (
 from reconciler.source import GitSource
 from reconciler.store.db import Store
 from reconciler.store.rows import RevisionRow
+from reconciler.web.app import create_app
+from reconciler.web.model import ClusterInfo, Fleet
+from reconciler.web.server import DEFAULT_LISTEN, HttpServer, parse_listen
+from reconciler.web.snapshot import SnapshotCache
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -225,7 +235,8 @@ def _on_signals(daemon: Daemon) -> None:
     "--listen",
     default=DEFAULT_LISTEN,
     show_default=True,
-    help="Address of /healthz, /readyz and /metrics (port 0: any free port).",
+    help="Address of the fleet page (/), its JSON API (/api/), /healthz, /readyz and /metrics; "
+    "loopback by default (port 0: any free port). Put it behind authentication when exposed.",
 )
 @click.option("--once", is_flag=True, help="One pass over every cluster, then exit: 0 ok, 2 error.")
 @click.option(
@@ -252,6 +263,14 @@ def _on_signals(daemon: Daemon) -> None:
 )
 @instance_option
 @click.option(
+    "--chart-credentials",
+    envvar="RECONCILER_CHART_CREDENTIALS",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML file: chart source URL prefix -> username/password files, token file, CA file "
+    "(default: $RECONCILER_CHART_CREDENTIALS). Charts are cached in the state dir.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -271,6 +290,7 @@ def run_command(
     no_watch: bool,
     fetch_timeout: float,
     instance: str,
+    chart_credentials: Path | None,
     log_level: str,
 ) -> None:
     """Follow REPO and keep every cluster reconciled to it (the daemon)."""
@@ -288,16 +308,26 @@ def run_command(
         watch=not no_watch,
         instance=instance,
     )
-    with _exclusive(state_dir), Store.open(state_dir) as store:
+    with _exclusive(state_dir), Store.open(state_dir) as store, contextlib.ExitStack() as web:
         source = GitSource(repo, branch, state_dir / "source", fetch_timeout=fetch_timeout)
         clients = Clients(kubeconfig, timeout=request_timeout)
         metrics = Metrics()
-        daemon = Daemon(source, store, clients, settings=settings, metrics=metrics)
+        credentials = (
+            ChartCredentials.load(chart_credentials) if chart_credentials else ChartCredentials()
+        )
+        chart_cache = ChartCache(state_dir / "charts")
+        daemon = Daemon(
+            source,
+            store,
+            clients,
+            settings=settings,
+            metrics=metrics,
+            charts=lambda: ChartResolver(chart_cache, credentials),
+        )
         endpoint = None
         if not once:
-            endpoint = HttpEndpoint(
-                listen, metrics, ready=lambda: daemon.ready, healthy=lambda: daemon.healthy
-            ).start()
+            page_store = web.enter_context(Store.open_readonly(state_dir))
+            endpoint = _serve(listen, daemon, metrics, page_store)
             log.info("listening", url=f"http://{endpoint.host}:{endpoint.port}", port=endpoint.port)
         log.info("state", state_dir=str(state_dir), repo=source.display, branch=branch)
         _on_signals(daemon)
@@ -315,6 +345,52 @@ def run_command(
         os._exit(code)
     clients.close()
     sys.exit(code)
+
+
+def _fleet(daemon: Daemon) -> Callable[[], Fleet | None]:
+    """The clusters of the revision the daemon runs (for the page's labels and grouping) and
+    the objects it renders per target; built once per generation."""
+    built: dict[int, Fleet] = {}
+
+    def fleet() -> Fleet | None:
+        desired = daemon.desired
+        if desired is None:
+            return None
+        if desired.generation not in built:
+            built.clear()
+            built[desired.generation] = Fleet(
+                tuple(
+                    ClusterInfo(c.name, dict(c.labels), c.paused)
+                    for c in desired.repo.clusters.values()
+                ),
+                version=str(desired.generation),
+                objects=partial(_rendered_objects, desired),
+            )
+        return built[desired.generation]
+
+    return fleet
+
+
+def _rendered_objects(desired: Desired, app: str, cluster: str) -> tuple[str, ...] | None:
+    for target in desired.targets.get(cluster, ()):
+        if target.app == app and target.rendered is not None:
+            return tuple(str(ObjectRef.of(m)) for m in target.rendered.objects)
+    return None
+
+
+def _serve(listen: str, daemon: Daemon, metrics: Metrics, store: Store) -> HttpServer:
+    """Probes, metrics, the page and its API on ``listen``; the page reads the state through
+    ``store``, a read-only connection of its own, so it never waits on the daemon's writes."""
+    stopping = threading.Event()
+    cache = SnapshotCache(store, _fleet(daemon))
+    app = create_app(
+        cache,
+        metrics.registry,
+        ready=lambda: daemon.ready,
+        healthy=lambda: daemon.healthy,
+        stopping=stopping,
+    )
+    return HttpServer(listen, app, stopping=stopping).start()
 
 
 # ---- status and drift ---------------------------------------------------------------------------

@@ -10,6 +10,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from reconciler.charts.lock import lock_charts
+from reconciler.charts.model import ChartLock, Pin
+from reconciler.charts.resolver import ChartResolver
 from reconciler.config.model import Repo
 from reconciler.daemon.schedule import Clock
 from reconciler.errors import ConfigError, ReconcilerError
@@ -45,6 +48,7 @@ class Loaded:
     commit: CommitInfo | None = None
     repo: Repo | None = None
     rendered: list[TargetResult] = field(default_factory=list)
+    charts: ChartLock = field(default_factory=ChartLock)  # the remote charts it rendered
     config_error: ConfigError | None = None
     fallback: Loaded | None = None  # the last good revision, loaded when nothing runs yet
     # per app whose render failed: its last good revision, if on the followed branch's history
@@ -67,14 +71,21 @@ class Follower:
         self,
         source: Source,
         clock: Clock,
-        load_and_render: Callable[[Path], Rendered],
+        load_and_render: Callable[[Path, Callable[[Repo], ChartLock]], Rendered],
+        charts: Callable[[], ChartResolver] | None = None,
     ) -> None:
         self.source = source
         self.clock = clock
-        self._load_and_render = load_and_render
+        self._load_and_render = load_and_render  # (tree, lock the loaded repo's charts)
+        self._charts = charts
+        self._pins: Mapping[str, Mapping[str, Pin]] = {}
 
     def work(
-        self, head: str | None, fallback: list[str], last_good: Mapping[str, str] | None = None
+        self,
+        head: str | None,
+        fallback: list[str],
+        last_good: Mapping[str, str] | None = None,
+        pins: Mapping[str, Mapping[str, Pin]] | None = None,
     ) -> Loaded:
         """Runs on a worker thread: touches the source only, never the store.
 
@@ -88,6 +99,7 @@ class Follower:
         fetched_at = self.clock.now()
         if sha == head:
             return Loaded(sha, fetched_at, unchanged=True)
+        self._pins = pins or {}
         try:
             loaded = self._load_revision(sha, fetched_at)
         except Exception as err:
@@ -122,11 +134,19 @@ class Follower:
     def _load_revision(self, sha: str, fetched_at: datetime) -> Loaded:
         commit = self.source.commit(sha)
         tree = self.source.tree(sha)
+
+        def lock(repo: Repo) -> ChartLock:
+            if self._charts is None:
+                return ChartLock()
+            # One resolver per revision: a range is resolved against the source once, fresh
+            # for a new commit; a revision seen before renders the charts recorded for it.
+            return lock_charts(repo, self._charts(), self._pins.get(sha))
+
         try:
-            repo, rendered, _ = self._load_and_render(tree)
+            repo, rendered, charts = self._load_and_render(tree, lock)
         except ConfigError as err:
             return Loaded(sha, fetched_at, commit=commit, config_error=err)
-        return Loaded(sha, fetched_at, commit=commit, repo=repo, rendered=rendered)
+        return Loaded(sha, fetched_at, commit=commit, repo=repo, rendered=rendered, charts=charts)
 
     def _load_fallback(
         self, candidates: list[str], head: str, fetched_at: datetime

@@ -31,6 +31,8 @@ from typing import Protocol
 
 import structlog
 
+from reconciler.charts.model import Pin
+from reconciler.charts.resolver import ChartResolver
 from reconciler.config.model import Repo
 from reconciler.daemon.desired import (
     Desired,
@@ -106,6 +108,7 @@ class Daemon:
         metrics: Metrics | None = None,
         clock: Clock | None = None,
         dispatcher: Dispatcher | None = None,
+        charts: Callable[[], ChartResolver] | None = None,
         reconcile_fn: ReconcileFn = reconcile,
         tools: Toolchain | None = None,
         rand: Callable[[], float] = random.random,
@@ -122,7 +125,8 @@ class Daemon:
         self._follower = Follower(
             source,
             self.clock,
-            lambda tree: load_and_render(tree, tools=tools, cache=RenderCache()),
+            lambda tree, lock: load_and_render(tree, tools=tools, cache=RenderCache(), lock=lock),
+            charts,
         )
         self._reconcile = reconcile_fn
         self._rand = rand
@@ -299,9 +303,13 @@ class Daemon:
         self._next_poll = now + self.settings.interval * (1 + self.settings.jitter * self._rand())
         fallback = self._fallback_candidates() if self._desired is None else []
         last_good = self.store.last_goods()
+        pins = {
+            sha: {app: Pin(*pin) for app, pin in apps.items()}
+            for sha, apps in self.store.chart_pins(limit=_FALLBACK_CANDIDATES).items()
+        }
         head = self._head
         self._source_job = self._dispatcher.submit(
-            lambda: self._follower.work(head, fallback, last_good), name="reconciler-source"
+            lambda: self._follower.work(head, fallback, last_good, pins), name="reconciler-source"
         )
 
     def _fallback_candidates(self) -> list[str]:
@@ -367,6 +375,19 @@ class Daemon:
             self._ready = True
             return
         self.store.record_revision(loaded.sha, wall, True, None)
+        self.store.record_charts(
+            loaded.sha,
+            {a: (str(c.source), c.version, c.digest) for a, c in loaded.charts.charts.items()},
+        )
+        for app, chart in sorted(loaded.charts.charts.items()):
+            if chart.note:
+                log.warning(
+                    "chart source not usable, rendering the cached chart",
+                    app=app,
+                    chart=str(chart.source),
+                    version=chart.version,
+                    reason=chart.note,
+                )
         desired = build_desired(loaded, self._desired, self._generation)
         failed_apps = {t.app for t in loaded.rendered if t.error is not None}
         for app in desired.repo.apps:

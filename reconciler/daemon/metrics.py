@@ -1,7 +1,8 @@
-"""The daemon's Prometheus metrics (exposed by ``http``).
+"""The daemon's Prometheus metrics (served at /metrics by ``reconciler.web``).
 
 Metrics live in a registry of their own (never the process-global one), so several daemons in
-one process, as in tests, do not collide.
+one process, as in tests, do not collide; the registry also holds prometheus_client's standard
+collectors (``process_*``, ``python_info``, ``python_gc_*``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 import contextlib
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 
 # Reconcile passes take from milliseconds (nothing to do) to minutes (many objects, slow API).
 _ACTIONS = ("created", "configured", "pruned", "failed")  # objects_applied's actions
@@ -20,6 +24,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.reconcile_duration = Histogram(
             "reconciler_reconcile_duration_seconds",
             "Duration of one reconcile pass over one cluster (plan, apply, drift check).",

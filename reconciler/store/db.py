@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -156,6 +156,12 @@ class Store:
     def schema_version(self) -> int:
         with self._lock:
             return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def data_version(self) -> int:
+        """A number that changes when another connection commits to the database (SQLite's
+        ``PRAGMA data_version``): a reader learns cheaply whether anything changed."""
+        with self._lock:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
@@ -302,6 +308,40 @@ class Store:
             " ORDER BY seen_at DESC, rowid DESC LIMIT 1"
         )
         return revision_row(rows[0]) if rows else None
+
+    def record_charts(self, sha: str, charts: Mapping[str, tuple[str, str, str]]) -> None:
+        """Remember app -> (source, version, digest) of the remote charts ``sha`` rendered."""
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO revision_charts (sha, app, source, version, digest)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (sha, app) DO UPDATE SET"
+                " source = excluded.source, version = excluded.version, digest = excluded.digest",
+                [(sha, app, *chart) for app, chart in sorted(charts.items())],
+            )
+
+    def revision_charts(self, sha: str) -> dict[str, tuple[str, str, str]]:
+        """app -> (source, version, digest) recorded for ``sha``."""
+        rows = self._read(
+            "SELECT app, source, version, digest FROM revision_charts WHERE sha = ?", (sha,)
+        )
+        return {
+            str(r["app"]): (str(r["source"]), str(r["version"]), str(r["digest"])) for r in rows
+        }
+
+    def chart_pins(self, limit: int = 50) -> dict[str, dict[str, tuple[str, str]]]:
+        """sha -> app -> (version, digest) for the ``limit`` revisions seen last."""
+        rows = self._read(
+            "SELECT sha, app, version, digest FROM revision_charts WHERE sha IN"
+            " (SELECT sha FROM revisions ORDER BY seen_at DESC, rowid DESC LIMIT ?)",
+            (max(0, limit),),
+        )
+        pins: dict[str, dict[str, tuple[str, str]]] = {}
+        for r in rows:
+            pins.setdefault(str(r["sha"]), {})[str(r["app"])] = (
+                str(r["version"]),
+                str(r["digest"]),
+            )
+        return pins
 
     def valid_revisions(self, limit: int = 50) -> list[RevisionRow]:
         """Revisions whose config was valid, most recently seen first, at most ``limit`` (the

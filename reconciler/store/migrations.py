@@ -133,6 +133,18 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (app, cluster)
     );
     """,
+    # 7: the exact chart (version, digest) each remote-chart app resolved to, per revision: a
+    # restart or a fallback renders a revision with the same charts
+    """
+    CREATE TABLE revision_charts (
+        sha      TEXT NOT NULL,
+        app      TEXT NOT NULL,
+        source   TEXT NOT NULL,
+        version  TEXT NOT NULL,
+        digest   TEXT NOT NULL,
+        PRIMARY KEY (sha, app)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,0 +1,206 @@
+"""The daemon's HTTP application: probes, metrics, the read-only fleet page and its JSON API.
+
+Routes (all GET; nothing here changes state):
+
+``/healthz`` ``/readyz``   probes; never touch the store, so they answer while it is busy
+``/metrics``               Prometheus text or OpenMetrics, as the scraper's Accept asks
+``/``                      the page (``static/``: HTML, CSS, JS shipped in the package)
+``/api/status``            ``reconciler status -o json``
+``/api/drift``             ``reconciler drift -o json``; ``?app= &cluster= &open=1 &since=ISO``
+``/api/page``              the page's matrix for ``?app= &cluster= &label=k=v &group_by=k``
+``/api/targets/A/C``       one app on one cluster: status, objects, drift
+``/api/events``            server-sent events: ``change`` whenever the state changes
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from importlib.resources import files
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reconciler.report import drift_document, drift_json
+from reconciler.web.deadline import RequestDeadline
+from reconciler.web.model import Filters, open_drift, page_model, target_detail
+from reconciler.web.snapshot import SnapshotCache
+
+__all__ = ["create_app"]
+
+REQUEST_DEADLINE = 10.0  # seconds for a whole answer (streams excepted)
+STREAM_LIFETIME = 300.0  # an event stream ends after this; browsers reconnect by themselves
+STREAM_POLL = 1.0  # how often a stream looks for a change
+STREAM_PING = 15.0  # a comment line this often keeps proxies from closing an idle stream
+_STATIC = ("reconciler.web", "static")
+_NOT_FOUND = "not found: try /, /api/status, /api/drift, /healthz, /readyz or /metrics\n"
+# The page loads only its own files; no other origin may frame it.
+_SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+def _json(data: Any) -> Response:
+    body = json.dumps(data, indent=2) + "\n"
+    return Response(body, media_type="application/json", headers={"cache-control": "no-store"})
+
+
+class _SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *_SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
+
+
+def create_app(
+    cache: SnapshotCache,
+    registry: CollectorRegistry,
+    *,
+    ready: Callable[[], bool],
+    healthy: Callable[[], bool] = lambda: True,
+    stopping: threading.Event | None = None,
+    request_deadline: float = REQUEST_DEADLINE,
+    stream_lifetime: float = STREAM_LIFETIME,
+    stream_poll: float = STREAM_POLL,
+) -> ASGIApp:
+    """The ASGI application. ``stopping`` set ends open event streams (at the next poll)."""
+    stop = stopping or threading.Event()
+
+    async def healthz(request: Request) -> Response:
+        ok = healthy()
+        return PlainTextResponse("ok\n" if ok else "unhealthy\n", 200 if ok else 503)
+
+    async def readyz(request: Request) -> Response:
+        ok = ready()
+        return PlainTextResponse(
+            "ok\n" if ok else "no valid config loaded yet\n", 200 if ok else 503
+        )
+
+    def metrics(request: Request) -> Response:
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(registry), headers={"content-type": content_type})
+
+    def status(request: Request) -> Response:
+        return _json(cache.get().status)
+
+    def drift(request: Request) -> Response:
+        query = request.query_params
+        since = None
+        if query.get("since"):
+            try:
+                since = datetime.fromisoformat(query["since"].replace("Z", "+00:00"))
+            except ValueError:
+                return PlainTextResponse(f"since={query['since']!r}: expected an ISO time\n", 400)
+            if since.tzinfo is None:
+                return PlainTextResponse("since: give a time zone, e.g. 2026-11-22T12:00Z\n", 400)
+        rows = cache.store.list_drift(
+            app=query.get("app") or None,
+            cluster=query.get("cluster") or None,
+            since=since,
+            open_only=query.get("open", "") not in ("", "0", "false"),
+        )
+        return Response(drift_json(rows), media_type="application/json")
+
+    def page(request: Request) -> Response:
+        snapshot = cache.get()
+        filters = Filters.of(request.query_params)
+        return _json(
+            {
+                "version": snapshot.version,
+                "daemon_ready": ready(),
+                "source": snapshot.status["source"],
+                "revision": snapshot.status["revision"],
+                "matrix": page_model(snapshot.targets, snapshot.fleet, filters),
+                "drift": open_drift(snapshot.open_drift, snapshot.targets, snapshot.fleet, filters),
+            }
+        )
+
+    def target(request: Request) -> Response:
+        app, cluster = request.path_params["app"], request.path_params["cluster"]
+        snapshot = cache.get()
+        row = snapshot.target(app, cluster)
+        if row is None:
+            return PlainTextResponse(f"app {app} has no status on cluster {cluster}\n", 404)
+        store = cache.store
+        history = drift_document(store.list_drift(app=app, cluster=cluster, limit=20))
+        revisions = next((t for t in store.list_targets(cluster) if t.app == app), None)
+        detail = target_detail(row, snapshot.fleet, history, revisions)
+        return _json({"version": snapshot.version} | detail)
+
+    async def events(request: Request) -> Response:
+        return StreamingResponse(
+            _changes(cache, stop, stream_lifetime, stream_poll),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+        )
+
+    async def index(request: Request) -> Response:
+        return FileResponse(_static_file("index.html"), headers={"cache-control": "no-store"})
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse(_NOT_FOUND, 404)
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+            Route("/", index),
+            Route("/api/status", status),
+            Route("/api/drift", drift),
+            Route("/api/page", page),
+            Route("/api/targets/{app}/{cluster}", target),
+            Route("/api/events", events),
+            Mount("/static", StaticFiles(packages=[_STATIC]), name="static"),
+        ],
+        exception_handlers={404: not_found},
+    )
+    return _SecurityHeaders(RequestDeadline(app, request_deadline, exempt=("/api/events",)))
+
+
+def _static_file(name: str) -> str:
+    return str(files(_STATIC[0]).joinpath(_STATIC[1], name))
+
+
+async def _changes(
+    cache: SnapshotCache, stop: threading.Event, lifetime: float, poll: float
+) -> AsyncIterator[str]:
+    """``change`` events carrying the state's version: one at once, then one per change."""
+    loop = asyncio.get_running_loop()
+    started = last_sent = loop.time()
+    yield "retry: 2000\n\n"
+    version = None
+    while not stop.is_set() and loop.time() - started < lifetime:
+        snapshot = await run_in_threadpool(cache.get)
+        now = loop.time()
+        if snapshot.version != version:
+            version = snapshot.version
+            last_sent = now
+            yield f"event: change\ndata: {version}\n\n"
+        elif now - last_sent >= STREAM_PING:
+            last_sent = now
+            yield ": ping\n\n"
+        await asyncio.sleep(poll)

@@ -1,0 +1,102 @@
+"""One read of the daemon's state for the page and the API, shared by every client.
+
+The status and drift documents are exactly what ``reconciler status -o json`` and
+``reconciler drift -o json`` print (made by the same report functions), so the API and the
+CLI cannot disagree. A snapshot is reused for ``max_age`` seconds: a hundred open pages cost one
+read of the store per second, not a hundred. Drift values of Secrets are masked before they
+reach the store, so nothing here can show one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.report import drift_document, status_document
+from reconciler.store.db import Store
+from reconciler.web.model import Fleet
+
+__all__ = ["Snapshot", "SnapshotCache"]
+
+OPEN_DRIFT_LIMIT = 5000  # open drift records read per snapshot (newest first)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    status: dict[str, Any]  # `status -o json`
+    open_drift: list[dict[str, Any]]  # `drift --open -o json`, newest first
+    fleet: Fleet | None
+    version: str  # changes when anything above changes
+
+    @property
+    def targets(self) -> list[dict[str, Any]]:
+        targets: list[dict[str, Any]] = self.status["targets"]
+        return targets
+
+    def target(self, app: str, cluster: str) -> dict[str, Any] | None:
+        return next((t for t in self.targets if (t["app"], t["cluster"]) == (app, cluster)), None)
+
+
+class SnapshotCache:
+    """Reads the store (and the daemon's fleet) again only when something changed, and at most
+    once per ``max_age`` seconds — or per three times the last read's duration, whichever is
+    longer, so a large fleet's page never keeps the daemon's CPU busy."""
+
+    def __init__(
+        self,
+        store: Store,
+        fleet: Callable[[], Fleet | None] = lambda: None,
+        *,
+        daemon_running: bool | None = True,
+        max_age: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._fleet = fleet
+        self._daemon_running = daemon_running
+        self._max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._current: Snapshot | None = None
+        self._seen: tuple[int, str] | None = None  # the store's data version, the fleet's
+        self._next_read = 0.0
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def get(self) -> Snapshot:
+        """The current snapshot. Thread-safe; one reader at a time, the others wait for its
+        result."""
+        with self._lock:
+            now = self._clock()
+            if self._current is not None and now < self._next_read:
+                return self._current
+            fleet = self._fleet()
+            seen = (self._store.data_version(), fleet.version if fleet else "")
+            if self._current is None or seen != self._seen:
+                self._current = self._read(fleet)
+                self._seen = seen
+            took = self._clock() - now
+            self._next_read = now + max(self._max_age, 3 * took)
+            return self._current
+
+    def _read(self, fleet: Fleet | None) -> Snapshot:
+        store = self._store
+        status = status_document(
+            store.list_status(),
+            store.source_status(),
+            store.last_revision(),
+            self._daemon_running,
+        )
+        drift = drift_document(store.list_drift(open_only=True, limit=OPEN_DRIFT_LIMIT))
+        digest = hashlib.sha256(json.dumps([status, drift], separators=(",", ":")).encode())
+        digest.update(b"-" if fleet is None else f"{fleet.version}/{fleet.clusters!r}".encode())
+        return Snapshot(
+            status=status, open_drift=drift, fleet=fleet, version=digest.hexdigest()[:16]
+        )

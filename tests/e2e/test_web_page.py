@@ -1,0 +1,404 @@
+"""The fleet page in a real headless browser (Debian's chromium, driven by selenium), served by a
+real `reconciler run` on real API servers.
+
+Screenshots are written to ``$RECONCILER_TEST_ARTIFACTS`` (default ``test-artifacts/`` in the
+repo, git-ignored); each test prints where.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from reconciler.devenv import binaries
+from tests.configrepo import (
+    configmap,
+    deployment,
+    secret,
+    unique,
+    write_app,
+    write_clusters,
+)
+
+pytestmark = pytest.mark.e2e
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("RECONCILER_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts"))
+GIT_PASSWORD = "git-s3cret-value"
+LIVE_PASSWORD = "live-s3cret-value"
+WAIT = 40.0
+
+
+@dataclass
+class Fleet:
+    url: str
+    namespace: str
+    web: str  # a Deployment and a Secret, selfHeal off: drift stays open
+    cfg: str  # a ConfigMap
+    bad: str  # fails on us-west-1 (the API server rejects a ConfigMap key)
+    kubeconfig: Path
+
+
+def _git(root: Path, *args: str) -> None:
+    identity = ["-c", "user.name=test", "-c", "user.email=test@example.test"]
+    subprocess.run(["git", "-C", str(root), *identity, *args], check=True, capture_output=True)
+
+
+def _events(log: Path) -> list[dict[str, Any]]:
+    events = []
+    for line in log.read_text().splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
+
+
+def _until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not within {timeout:g}s: {what}"
+        time.sleep(0.2)
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def fleet(
+    tmp_path_factory: pytest.TempPathFactory,
+    kubeconfig: Path,
+    api_clients: dict[str, client.ApiClient],
+) -> Iterator[Fleet]:
+    """`reconciler run` on a config repo of three apps over the three e2e clusters."""
+    tmp = tmp_path_factory.mktemp("web")
+    root, state, log = tmp / "repo", tmp / "state", tmp / "daemon.log"
+    namespace = unique("page")
+    web, cfg, bad = unique("web"), unique("cfg"), unique("bad")
+    write_clusters(root)
+    write_app(
+        root,
+        web,
+        [deployment(web, replicas=2), secret(f"{web}-creds", GIT_PASSWORD)],
+        namespace=namespace,
+        sync={"selfHeal": False},
+    )
+    write_app(root, cfg, [configmap(cfg, {"v": "1"})], namespace=namespace)
+    write_app(
+        root,
+        bad,
+        [configmap(bad, {"v": "1"})],
+        namespace=namespace,
+        overrides=[
+            {
+                "name": "invalid-on-us-west",
+                "target": {"clusters": ["us-west-1"]},
+                "patches": [
+                    {"target": {"kind": "ConfigMap"}, "merge": {"data": {"not a key!": "x"}}}
+                ],
+            }
+        ],
+    )
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "three apps")
+    with log.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "run", "--repo", str(root),
+             "--state-dir", str(state), "--kubeconfig", str(kubeconfig), "--instance", web,
+             "--listen", "127.0.0.1:0", "--interval", "1s", "--drift-interval", "1s"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )  # fmt: skip
+    try:
+        port = _until(
+            lambda: next((e["port"] for e in _events(log) if "port" in e), None),
+            WAIT,
+            "the daemon listens",
+        )
+        url = f"http://127.0.0.1:{port}"
+
+        def settled() -> bool:
+            targets = _get_json(f"{url}/api/status")["targets"]
+            return len(targets) == 9 and all(t["state"] in ("Synced", "Failed") for t in targets)
+
+        _until(settled, WAIT, "every target synced or failed")
+        yield Fleet(url, namespace, web, cfg, bad, kubeconfig)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.fail("chromium and chromedriver are needed: `make browser` installs Debian's")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,1000",
+        "--force-device-scale-factor=1",
+    ):
+        options.add_argument(arg)
+    chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    try:
+        yield chrome
+    finally:
+        chrome.quit()
+
+
+def screenshot(browser: WebDriver, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    browser.save_screenshot(str(path))
+    print(f"screenshot: {path}")
+    return path
+
+
+def wait_for(browser: WebDriver, check: Callable[[WebDriver], Any], what: str) -> Any:
+    """Poll ``check``; the page redraws on every change, so an element found a moment ago may
+    be gone (stale): that is one more poll, not a failure."""
+    wait = WebDriverWait(
+        browser, WAIT, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException]
+    )
+    return wait.until(check, message=what)
+
+
+_MATRIX_JS = """
+const cells = {};
+for (const el of document.querySelectorAll('#matrix .cell')) {
+  cells[el.dataset.app + '/' + el.dataset.cluster] = {state: el.dataset.state, text: el.innerText};
+}
+for (const el of document.querySelectorAll('#matrix .group-cell')) {
+  cells[el.dataset.app + '/' + el.dataset.group] = {state: el.dataset.worst, text: el.innerText};
+}
+return {
+  rows: [...document.querySelectorAll('#matrix tbody tr[data-app]')].map(r => r.dataset.app),
+  columns: [...document.querySelectorAll('#matrix thead th:not(.app)')]
+    .map(c => c.dataset.cluster || c.dataset.group),
+  cells: cells,
+};
+"""
+
+
+def matrix(browser: WebDriver) -> dict[str, Any]:
+    """Rows, columns and cells (state and visible text) of the matrix, read in one go."""
+    return dict(browser.execute_script(_MATRIX_JS))
+
+
+def rows(browser: WebDriver) -> list[str]:
+    return list(matrix(browser)["rows"])
+
+
+def columns(browser: WebDriver) -> list[str]:
+    return list(matrix(browser)["columns"])
+
+
+def cell_state(app: str, cluster: str) -> Callable[[WebDriver], str | None]:
+    def check(browser: WebDriver) -> str | None:
+        found = matrix(browser)["cells"].get(f"{app}/{cluster}")
+        return found["state"] if found else None
+
+    return check
+
+
+def click(browser: WebDriver, css: str) -> None:
+    """Click what ``css`` selects, again if a redraw replaced it in between."""
+
+    def clicked(b: WebDriver) -> bool:
+        b.find_element(By.CSS_SELECTOR, css).click()
+        return True
+
+    wait_for(browser, clicked, f"click {css}")
+
+
+def detail_text(title: str) -> Callable[[WebDriver], str | None]:
+    """The detail panel's text once it shows ``title`` (the panel stays, its content redraws)."""
+
+    def check(browser: WebDriver) -> str | None:
+        text = str(browser.find_element(By.ID, "detail").text)
+        return text if title in text else None
+
+    return check
+
+
+def drift_rows(browser: WebDriver) -> dict[str, str]:
+    """Object -> visible text of each row of the open drift table."""
+    return dict(
+        browser.execute_script(
+            "return Object.fromEntries([...document.querySelectorAll('#drift tr[data-object]')]"
+            ".map(r => [r.dataset.object, r.innerText]))"
+        )
+    )
+
+
+def select(browser: WebDriver, element_id: str, value: str) -> None:
+    def selected(b: WebDriver) -> bool:
+        Select(b.find_element(By.ID, element_id)).select_by_value(value)
+        return True
+
+    wait_for(browser, selected, f"select {value} in #{element_id}")
+
+
+def open_page(browser: WebDriver, fleet: Fleet, query: str = "") -> None:
+    browser.get(f"{fleet.url}/{query}")
+    wait_for(browser, lambda b: rows(b), "the matrix")
+
+
+def test_the_page_shows_every_app_on_every_cluster_with_state_as_text_and_the_source(
+    fleet: Fleet, browser: WebDriver
+) -> None:
+    open_page(browser, fleet)
+
+    shown = matrix(browser)
+    assert sorted(shown["rows"]) == sorted([fleet.web, fleet.cfg, fleet.bad])
+    assert shown["columns"] == ["beijing-1", "beijing-2", "us-west-1"]
+    for app in (fleet.web, fleet.cfg):
+        for cluster in shown["columns"]:
+            found = shown["cells"][f"{app}/{cluster}"]
+            assert found["state"] == "Synced"
+            assert "Synced" in found["text"]  # the state is written, not only coloured
+    source = browser.find_element(By.ID, "source").text
+    assert "branch main" in source
+    assert "last fetch" in source
+    revision = _get_json(f"{fleet.url}/api/status")["revision"]["sha"]
+    assert revision[:12] in source
+    assert "live" in browser.find_element(By.ID, "live").text
+    screenshot(browser, "page-matrix.png")
+
+
+def test_a_failed_target_shows_its_error_in_the_detail(fleet: Fleet, browser: WebDriver) -> None:
+    open_page(browser, fleet)
+    assert wait_for(browser, cell_state(fleet.bad, "us-west-1"), "the bad cell") == "Failed"
+    shown = matrix(browser)["cells"]
+    assert shown[f"{fleet.bad}/beijing-1"]["state"] == "Synced"
+    assert "Failed" in shown[f"{fleet.bad}/us-west-1"]["text"]
+
+    click(browser, f'.cell[data-app="{fleet.bad}"][data-cluster="us-west-1"]')
+    text = wait_for(browser, detail_text(f"{fleet.bad} on us-west-1"), "the detail panel")
+    assert "Last error" in text
+    assert "not a key!" in text
+    assert "target=" in browser.current_url  # the open detail survives a reload
+    screenshot(browser, "page-failed-target.png")
+
+    click(browser, f'.cell[data-app="{fleet.cfg}"][data-cluster="beijing-1"]')
+    text = wait_for(browser, detail_text(f"{fleet.cfg} on beijing-1"), "the synced target")
+    assert "Objects (1)" in text  # from the last apply, or as the revision renders them
+    assert f"ConfigMap/{fleet.namespace}/{fleet.cfg}" in text
+
+
+def test_a_drift_made_with_kubectl_scale_appears_without_reload_and_secrets_stay_masked(
+    fleet: Fleet, browser: WebDriver, api_clients: dict[str, client.ApiClient]
+) -> None:
+    open_page(browser, fleet)
+    assert cell_state(fleet.web, "beijing-2")(browser) == "Synced"
+    marker = browser.execute_script("return window.performance.timeOrigin")
+
+    kubectl = binaries.ensure("kubectl")
+    subprocess.run(
+        [str(kubectl), "--kubeconfig", str(fleet.kubeconfig), "--context", "beijing-2",
+         "-n", fleet.namespace, "scale", f"deployment/{fleet.web}", "--replicas=5"],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    client.CoreV1Api(api_clients["beijing-2"]).patch_namespaced_secret(
+        f"{fleet.web}-creds",
+        fleet.namespace,
+        {"stringData": {"password": LIVE_PASSWORD}},
+        field_manager="kubectl-edit",
+    )
+
+    wait_for(browser, lambda b: cell_state(fleet.web, "beijing-2")(b) == "Drifted", "Drifted")
+    scaled = wait_for(
+        browser,
+        lambda b: drift_rows(b).get(f"Deployment/{fleet.namespace}/{fleet.web}"),
+        "the scale in the drift table",
+    )
+    assert "spec.replicas" in scaled
+    assert "Git 2" in scaled and "live 5" in scaled
+    assert "kubectl" in scaled  # the manager that changed it
+    assert browser.execute_script("return window.performance.timeOrigin") == marker  # no reload
+    edited = wait_for(
+        browser,
+        lambda b: drift_rows(b).get(f"Secret/{fleet.namespace}/{fleet.web}-creds"),
+        "the Secret's drift",
+    )
+    assert "(masked)" in edited
+    screenshot(browser, "page-drift.png")
+
+    for text in (browser.page_source, *(_raw(fleet, p) for p in API_PATHS)):
+        assert GIT_PASSWORD not in text and LIVE_PASSWORD not in text
+
+
+API_PATHS = ("/api/status", "/api/drift", "/api/page", "/api/targets/{web}/beijing-2")
+
+
+def _raw(fleet: Fleet, path: str) -> str:
+    with urllib.request.urlopen(fleet.url + path.format(web=fleet.web), timeout=5) as response:
+        return str(response.read().decode())
+
+
+def test_filters_narrow_by_app_cluster_and_label_and_columns_group_by_a_label(
+    fleet: Fleet, browser: WebDriver
+) -> None:
+    open_page(browser, fleet)
+
+    app_filter = browser.find_element(By.ID, "f-app")
+    app_filter.send_keys(fleet.cfg)
+    wait_for(browser, lambda b: rows(b) == [fleet.cfg], "only the cfg row")
+    assert f"app={fleet.cfg}" in browser.current_url
+
+    click(browser, "#f-clear")
+    wait_for(browser, lambda b: len(rows(b)) == 3, "every row again")
+
+    browser.find_element(By.ID, "f-cluster").send_keys("beijing")
+    wait_for(browser, lambda b: columns(b) == ["beijing-1", "beijing-2"], "beijing columns")
+    click(browser, "#f-clear")
+
+    select(browser, "f-label", "region=us-west")
+    wait_for(browser, lambda b: columns(b) == ["us-west-1"], "the us-west column")
+    click(browser, "#f-clear")
+    wait_for(browser, lambda b: len(columns(b)) == 3, "every column again")
+
+    select(browser, "f-group", "region")
+    wait_for(
+        browser,
+        lambda b: columns(b) == ["region=cn-beijing", "region=us-west"],
+        "one column per region",
+    )
+    assert "1 Failed" in matrix(browser)["cells"][f"{fleet.bad}/region=us-west"]["text"]
+    screenshot(browser, "page-grouped.png")
+
+    click(browser, 'th[data-group="region=cn-beijing"]')
+    wait_for(browser, lambda b: columns(b) == ["beijing-1", "beijing-2"], "the region's clusters")
