@@ -54,7 +54,8 @@ demo: provision
 	echo "In another shell:"; \
 	echo "  export KUBECONFIG=$$kubeconfig"; \
 	echo "  $(BIN)/reconciler status --state-dir $$demo/state"; \
-	echo "  $(BIN)/reconciler drift --state-dir $$demo/state"; \
+	echo "  $(BIN)/reconciler drift --state-dir $$demo/state      (--health: health changes)"; \
+	echo "  $(BIN)/reconciler wait --app hello-world --state-dir $$demo/state"; \
 	echo "  curl -s 127.0.0.1:9465/metrics | grep ^reconciler_"; \
 	echo; \
 	exec $(BIN)/reconciler run --repo "$$demo/repo" --state-dir "$$demo/state" \

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from reconciler.config.model import App, Repo
 from reconciler.config.schema import SyncPolicy
 from reconciler.errors import ClusterUnreachable, ReconcilerError
+from reconciler.health import NO_RULES, HealthRule, TargetHealth, target_health
 from reconciler.kube.client import ClusterClient
 from reconciler.kube.pool import Clients
 from reconciler.render import TargetResult
 from reconciler.sync.apply import apply_plan
 from reconciler.sync.inventory import list_inventories
 from reconciler.sync.isolated import run_isolated
-from reconciler.sync.model import DEFAULT_INSTANCE, ApplyResult, TargetPlan
+from reconciler.sync.model import DEFAULT_INSTANCE, ApplyResult, TargetPlan, live_after
+from reconciler.sync.observe import check_target
 from reconciler.sync.plan import plan_target
 
 _INSTANCE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -41,6 +43,7 @@ class TargetOutcome:
     error: ReconcilerError | None = None
     unreachable: bool = False
     departed: bool = False  # no longer placed here: everything it had is pruned
+    health: TargetHealth | None = None  # judged on what the pass read and wrote
 
     @property
     def ok(self) -> bool:
@@ -125,7 +128,8 @@ def _reconcile_cluster(
             outcomes.append(TargetOutcome(target.app, name, error=target.error))
             continue
         policy = repo.apps[target.app].sync
-        outcomes.append(_one(cluster, target.app, target.rendered.objects, policy, run))
+        rules = repo.apps[target.app].health
+        outcomes.append(_one(cluster, target.app, target.rendered.objects, policy, run, rules))
     if run.prune_departed:
         for app_name in list_inventories(cluster, run.instance):
             if app_name in placed:
@@ -148,6 +152,7 @@ def _one(
     objects: list[dict[str, object]],
     policy: SyncPolicy,
     run: _Pass,
+    rules: tuple[HealthRule, ...] = NO_RULES,
 ) -> TargetOutcome:
     outcome = TargetOutcome(app, cluster.name)
     try:
@@ -157,4 +162,26 @@ def _one(
     except ReconcilerError as err:
         outcome.error = err
         outcome.unreachable = isinstance(err, ClusterUnreachable)
+        return outcome
+    outcome.health = target_health(live_after(outcome.plan, outcome.result), rules)
     return outcome
+
+
+def check_health(
+    repo: Repo, targets: Iterable[TargetResult], clients: Clients, cluster: str
+) -> dict[str, TargetHealth]:
+    """Re-judge the health of some targets on one cluster from a fresh read of their objects
+    (reads only: no dry-run, no write). A target whose read fails is left out: the next pass
+    reports the cluster's trouble."""
+    client = clients.get(cluster, repo.clusters[cluster].context)
+    judged: dict[str, TargetHealth] = {}
+    for target in targets:
+        if target.rendered is None or target.app not in repo.apps:
+            continue
+        try:
+            judged[target.app] = check_target(
+                client, target.rendered.objects, repo.apps[target.app].health
+            )
+        except ReconcilerError:
+            continue
+    return judged

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rich import box
@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from reconciler.health import Health
 from reconciler.presentation import (
     field_line,
     fields_json,
@@ -29,6 +30,8 @@ from reconciler.presentation import (
 from reconciler.store.rows import (
     DriftKind,
     DriftRow,
+    HealthChange,
+    HealthRow,
     RevisionRow,
     SourceStatus,
     State,
@@ -36,10 +39,14 @@ from reconciler.store.rows import (
 )
 
 __all__ = [
+    "HEALTH_STYLE",
     "drift_document",
     "drift_json",
     "drift_markdown",
     "drift_table",
+    "health_changes_json",
+    "health_changes_markdown",
+    "health_changes_table",
     "source_line",
     "status_document",
     "status_json",
@@ -58,6 +65,14 @@ STATE_STYLE: dict[State, str] = {
     State.PAUSED: "dim",
     State.INVALID_CONFIG: "bold red",
     State.HELD: "bold yellow",
+}
+HEALTH_STYLE: dict[Health, str] = {
+    Health.HEALTHY: "green",
+    Health.SUSPENDED: "dim",
+    Health.PROGRESSING: "cyan",
+    Health.UNKNOWN: "yellow",
+    Health.MISSING: "red",
+    Health.DEGRADED: "bold red",
 }
 KIND_STYLE: dict[DriftKind, str] = {
     DriftKind.MODIFIED: "yellow",
@@ -171,30 +186,65 @@ def _sorted_status(rows: Iterable[StatusRow]) -> list[StatusRow]:
     return sorted(rows, key=lambda r: (r.app, r.cluster))
 
 
-def status_table(rows: Sequence[StatusRow], color: bool) -> str:
-    """App × cluster matrix of states (``-`` where the app does not target the cluster), then
-    one line per app/cluster that needs attention, with its message."""
+def status_table(
+    rows: Sequence[StatusRow],
+    color: bool,
+    health: Mapping[tuple[str, str], HealthRow] | None = None,
+) -> str:
+    """One line per target (app × cluster), sync and health side by side, like ``vela status``:
+    ``web  beijing-1  Synced  Healthy  3/3  1a2b3c4d5e6f``; then one line per target that needs
+    attention, with its message or its health's reason."""
     if not rows:
         return "No status recorded yet.\n"
+    health = health or {}
     ordered = _sorted_status(rows)
-    apps = sorted({r.app for r in ordered})
-    clusters = sorted({r.cluster for r in ordered})
-    cells = {(r.app, r.cluster): r.state for r in ordered}
-    headers = ["APP", *clusters]
+    headers = ["APP", "CLUSTER", "SYNC", "HEALTH", "READY", "REVISION"]
+    plain: list[list[str]] = []
+    for r in ordered:
+        judged = health.get((r.app, r.cluster))
+        plain.append(
+            [
+                r.app,
+                r.cluster,
+                str(r.state),
+                str(judged.health.health) if judged is not None else NO_TARGET,
+                judged.health.ready_text if judged is not None else NO_TARGET,
+                (r.revision or NO_TARGET)[:12],
+            ]
+        )
     if color:
-        styled = [
-            [Text(app), *(_state_text(cells.get((app, c))) for c in clusters)] for app in apps
-        ]
+        styled = []
+        for r, cells in zip(ordered, plain, strict=True):
+            line = [Text(cell) for cell in cells]
+            line[2] = _state_text(r.state)
+            judged = health.get((r.app, r.cluster))
+            if judged is not None:
+                line[3].stylize(HEALTH_STYLE.get(judged.health.health, ""))
+            else:
+                line[3].stylize("dim")
+            styled.append(line)
         table = _rich_table(headers, styled)
     else:
-        plain = [[app, *(str(cells.get((app, c), NO_TARGET)) for c in clusters)] for app in apps]
         table = _plain_table(headers, plain)
-    notes = [
-        f"{r.app} on {r.cluster}: {r.state}: {r.message}"
-        for r in ordered
-        if r.message and r.state not in _QUIET_STATES
-    ]
+    notes = []
+    for r in ordered:
+        if r.message and r.state not in _QUIET_STATES:
+            notes.append(f"{r.app} on {r.cluster}: {r.state}: {r.message}")
+        judged = health.get((r.app, r.cluster))
+        if judged is not None and judged.health.health is not Health.HEALTHY:
+            notes.append(f"{r.app} on {r.cluster}: {judged.health}")
     return table + ("\n" + "\n".join(notes) + "\n" if notes else "")
+
+
+def _health_json(row: HealthRow | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        **row.health.to_json(),
+        "revision": row.revision,
+        "assessed_at": format_time(row.assessed_at),
+        "since": format_time(row.since),
+    }
 
 
 def _state_text(state: State | None) -> Text:
@@ -208,10 +258,13 @@ def status_json(
     source: SourceStatus | None = None,
     revision: RevisionRow | None = None,
     daemon_running: bool | None = None,
+    health: Mapping[tuple[str, str], HealthRow] | None = None,
 ) -> str:
     """``{"source": …, "revision": …, "targets": [...]}``: how fetching the repo goes, the
-    newest revision seen (null before the first fetch) and the rows by app and cluster."""
-    return json.dumps(status_document(rows, source, revision, daemon_running), indent=2) + "\n"
+    newest revision seen (null before the first fetch) and the rows by app and cluster, each
+    with its ``health`` (null until judged)."""
+    document = status_document(rows, source, revision, daemon_running, health)
+    return json.dumps(document, indent=2) + "\n"
 
 
 def status_document(
@@ -219,8 +272,10 @@ def status_document(
     source: SourceStatus | None = None,
     revision: RevisionRow | None = None,
     daemon_running: bool | None = None,
+    health: Mapping[tuple[str, str], HealthRow] | None = None,
 ) -> dict[str, Any]:
     """What :func:`status_json` prints, as data (the web API serves the same)."""
+    health = health or {}
     targets = [
         {
             "app": r.app,
@@ -230,6 +285,7 @@ def status_document(
             "revision": r.revision,
             "updated_at": format_time(r.updated_at),
             "last_synced_at": format_time(r.last_synced_at) or None,
+            "health": _health_json(health.get((r.app, r.cluster))),
         }
         for r in _sorted_status(rows)
     ]
@@ -373,3 +429,76 @@ def _status_phrase(row: DriftRow) -> str:
     if row.corrected_at is None:
         return "still open"
     return f"corrected {format_time(row.corrected_at)}"
+
+
+# -- health transitions -------------------------------------------------------------------------
+
+
+def _sorted_changes(rows: Iterable[HealthChange]) -> list[HealthChange]:
+    return sorted(rows, key=lambda r: (r.at, r.id), reverse=True)
+
+
+def _was(row: HealthChange) -> str:
+    return str(row.previous) if row.previous is not None else NO_TARGET
+
+
+def health_changes_table(rows: Sequence[HealthChange], color: bool) -> str:
+    """One line per health transition of a target, newest first."""
+    if not rows:
+        return "No health changes recorded.\n"
+    headers = ["AT", "APP", "CLUSTER", "WAS", "NOW", "REVISION", "REASON"]
+    ordered = _sorted_changes(rows)
+    plain = [
+        [
+            format_time(r.at),
+            r.app,
+            r.cluster,
+            _was(r),
+            str(r.health),
+            (r.revision or NO_TARGET)[:12],
+            _one_line(r.reason),
+        ]
+        for r in ordered
+    ]
+    if not color:
+        return _plain_table(headers, plain)
+    styled = []
+    for r, cells in zip(ordered, plain, strict=True):
+        line = [Text(cell) for cell in cells]
+        line[4].stylize(HEALTH_STYLE.get(r.health, ""))
+        styled.append(line)
+    return _rich_table(headers, styled)
+
+
+def health_changes_json(rows: Sequence[HealthChange]) -> str:
+    data = [
+        {
+            "id": r.id,
+            "app": r.app,
+            "cluster": r.cluster,
+            "previous": str(r.previous) if r.previous is not None else None,
+            "health": str(r.health),
+            "reason": r.reason,
+            "revision": r.revision,
+            "at": format_time(r.at),
+        }
+        for r in _sorted_changes(rows)
+    ]
+    return json.dumps(data, indent=2) + "\n"
+
+
+def health_changes_markdown(rows: Sequence[HealthChange]) -> str:
+    lines = ["## Health changes", ""]
+    if not rows:
+        return "\n".join([*lines, "No health changes recorded."]) + "\n"
+    lines += ["| at | app | cluster | was | now | reason |", "|---|---|---|---|---|---|"]
+    lines += [
+        "| "
+        + " | ".join(
+            md_cell(c)
+            for c in (format_time(r.at), r.app, r.cluster, _was(r), str(r.health), r.reason)
+        )
+        + " |"
+        for r in _sorted_changes(rows)
+    ]
+    return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import getpass
 import logging
 import os
 import re
@@ -37,6 +38,7 @@ from reconciler.cli.common import (
     kubeconfig_option,
 )
 from reconciler.daemon.desired import Desired
+from reconciler.daemon.guard import DEFAULT_LIMITS, PruneLimits
 from reconciler.daemon.loop import Daemon
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.schedule import Backoff, Settings
@@ -44,16 +46,20 @@ from reconciler.errors import ReconcilerError
 from reconciler.kube.pool import Clients
 from reconciler.objects import ObjectRef
 from reconciler.presentation import format_time
+from reconciler.private import private_dir, private_file
 from reconciler.report import (
     drift_json,
     drift_markdown,
     drift_table,
+    health_changes_json,
+    health_changes_markdown,
+    health_changes_table,
     source_line,
     status_json,
     status_table,
 )
 from reconciler.source import GitSource
-from reconciler.store.db import Store
+from reconciler.store.db import DB_NAME, Store
 from reconciler.store.rows import RevisionRow
 from reconciler.web.app import create_app
 from reconciler.web.model import ClusterInfo, Fleet
@@ -65,8 +71,9 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 
 def register_daemon_commands(cli_group: click.Group) -> None:
-    """Add ``run``, ``status`` and ``drift`` to ``cli_group``."""
+    """Add ``run``, ``status``, ``drift`` and ``release`` to ``cli_group``."""
     cli_group.add_command(run_command)
+    cli_group.add_command(release_command)
     cli_group.add_command(status_command)
     cli_group.add_command(drift_command)
 
@@ -122,13 +129,23 @@ class _Duration(click.ParamType[float, Any]):
 DURATION = _Duration()
 
 
+def format_duration(seconds: float) -> str:
+    """``5m``, ``1m30s``, ``45s``, ``1.5s``: the way durations are written on the command line."""
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 or seconds == int(seconds) else f"{seconds:.1f}s"
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + (f"{rest}s" if rest else "")
+
+
 def default_state_dir() -> Path:
     """``$XDG_STATE_HOME/reconciler`` or ``~/.local/state/reconciler``."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "reconciler"
 
 
-_state_dir_option = click.option(
+state_dir_option = click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="RECONCILER_STATE_DIR",
@@ -167,7 +184,7 @@ def configure_logging(stream: TextIO | None = None, level: str = "info") -> None
 # ---- run ----------------------------------------------------------------------------------------
 
 
-def _daemon_running(state_dir: Path) -> bool:
+def daemon_running(state_dir: Path) -> bool:
     """Whether a daemon holds the state dir's lock (the lock dies with its process)."""
     try:
         with (state_dir / "daemon.lock").open("r") as lock:
@@ -184,8 +201,8 @@ def _exclusive(state_dir: Path) -> Iterator[None]:
     """One daemon per state dir: a second one would fight over the store and the mirror."""
     path = state_dir / "daemon.lock"
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        lock_file = path.open("a+")
+        private_dir(state_dir)
+        lock_file = private_file(path).open("a+")
     except OSError as err:
         raise ReconcilerError(f"{state_dir}: cannot use as state dir: {err.strerror}") from err
     with lock_file as lock:
@@ -229,7 +246,14 @@ def _on_signals(daemon: Daemon) -> None:
     show_default=True,
     help="Check every cluster for drift this often, even without new commits.",
 )
-@_state_dir_option
+@click.option(
+    "--health-interval",
+    type=DURATION,
+    default="5s",
+    show_default=True,
+    help="Re-read targets whose health is not final yet (Progressing, ...) this often.",
+)
+@state_dir_option
 @kubeconfig_option
 @click.option(
     "--listen",
@@ -263,6 +287,20 @@ def _on_signals(daemon: Daemon) -> None:
 )
 @instance_option
 @click.option(
+    "--max-prune-objects",
+    type=click.IntRange(min=0),
+    default=DEFAULT_LIMITS.max_objects,
+    show_default=True,
+    help="Hold a revision pruning more objects than this and ...",
+)
+@click.option(
+    "--max-prune-percent",
+    type=click.FloatRange(min=0, max=100),
+    default=DEFAULT_LIMITS.max_percent,
+    show_default=True,
+    help="... more than this % of the objects managed, until released (reconciler.yaml wins).",
+)
+@click.option(
     "--chart-credentials",
     envvar="RECONCILER_CHART_CREDENTIALS",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -281,6 +319,7 @@ def run_command(
     branch: str | None,
     interval: float,
     drift_interval: float,
+    health_interval: float,
     state_dir: Path,
     kubeconfig: str | None,
     listen: str,
@@ -290,6 +329,8 @@ def run_command(
     no_watch: bool,
     fetch_timeout: float,
     instance: str,
+    max_prune_objects: int,
+    max_prune_percent: float,
     chart_credentials: Path | None,
     log_level: str,
 ) -> None:
@@ -307,6 +348,8 @@ def run_command(
         cluster_timeout=cluster_timeout,
         watch=not no_watch,
         instance=instance,
+        prune_limits=PruneLimits(max_prune_objects, max_prune_percent),
+        health_interval=health_interval,
     )
     with _exclusive(state_dir), Store.open(state_dir) as store, contextlib.ExitStack() as web:
         source = GitSource(repo, branch, state_dir / "source", fetch_timeout=fetch_timeout)
@@ -400,6 +443,12 @@ def _revision_header(revision: RevisionRow | None) -> str:
     if revision is None:
         return ""
     seen = format_time(revision.seen_at)
+    if revision.held:
+        return f"Revision {revision.sha[:12]} (seen {seen}): HELD, not applied\n  {revision.held}\n"
+    if revision.valid and revision.error:
+        lines = [f"Revision {revision.sha[:12]} (seen {seen}): applied except where it is broken"]
+        lines += [f"  {line}" for line in revision.error.splitlines()]
+        return "\n".join(lines) + "\n"
     if revision.valid:
         return f"Revision {revision.sha[:12]} (seen {seen}): valid\n"
     lines = [f"Revision {revision.sha[:12]} (seen {seen}): INVALID, not applied"]
@@ -407,8 +456,34 @@ def _revision_header(revision: RevisionRow | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+@click.command("release")
+@click.argument("revision")
+@state_dir_option
+def release_command(revision: str, state_dir: Path) -> None:
+    """Let a revision the prune guard holds apply (recorded with your user name and the time).
+
+    REVISION is its sha or a unique prefix, as `reconciler status` shows it.
+    """
+    if not (state_dir / DB_NAME).is_file():
+        raise ReconcilerError(f"no state in {state_dir}: is the daemon running with --state-dir?")
+    with Store.open(state_dir) as store:
+        found = store.find_revisions(revision.strip().lower())
+        if not found:
+            raise ReconcilerError(f"{revision}: no such revision seen by the daemon")
+        if len({r.sha for r in found}) > 1:
+            raise ReconcilerError(f"{revision}: ambiguous, matches {len(found)} revisions")
+        row = found[0]
+        if row.held is None:
+            raise ReconcilerError(f"revision {row.sha[:12]} is not held: nothing to release")
+        done = store.release(row.sha, getpass.getuser(), datetime.now(UTC))
+    click.echo(
+        f"revision {row.sha[:12]} released by {done.user} at {format_time(done.at)}; "
+        "the daemon applies it within seconds"
+    )
+
+
 @click.command("status")
-@_state_dir_option
+@state_dir_option
 @click.option(
     "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
@@ -419,9 +494,10 @@ def status_command(state_dir: Path, output: str) -> None:
         rows = store.list_status()
         revision = store.last_revision()
         source = store.source_status()
-    running = _daemon_running(state_dir)
+        health = {(h.app, h.cluster): h for h in store.list_health()}
+    running = daemon_running(state_dir)
     if output == "json":
-        click.echo(status_json(rows, source, revision, running), nl=False)
+        click.echo(status_json(rows, source, revision, running, health), nl=False)
         return
     color = sys.stdout.isatty()
     header = source_line(source, color=color) + _revision_header(revision)
@@ -429,15 +505,22 @@ def status_command(state_dir: Path, output: str) -> None:
         newest = max((r.updated_at for r in rows), default=None)
         note = f"Daemon not running: state as of {format_time(newest) or 'never'}\n"
         header = (click.style(note, fg="yellow") if color else note) + header
-    click.echo((header + "\n" if header else "") + status_table(rows, color=color), nl=False)
+    table = status_table(rows, color=color, health=health)
+    click.echo((header + "\n" if header else "") + table, nl=False)
 
 
 @click.command("drift")
-@_state_dir_option
+@state_dir_option
 @click.option("--app", help="Only this app.")
 @click.option("--cluster", help="Only this cluster.")
 @click.option("--since", help="Detected since: a duration ago (1h, 30m) or an ISO time.")
 @click.option("--open", "only_open", is_flag=True, help="Only drift that is still open.")
+@click.option(
+    "--health",
+    "health_changes",
+    is_flag=True,
+    help="List the targets' health changes (Healthy, Progressing, Degraded, ...) instead.",
+)
 @click.option(
     "-o",
     "--output",
@@ -451,11 +534,13 @@ def drift_command(
     cluster: str | None,
     since: str | None,
     only_open: bool,
+    health_changes: bool,
     output: str,
 ) -> None:
     """Drift history: what differed from Git, who changed it, when, and whether it was corrected.
+    With --health, the history of the targets' health instead.
 
-    Exit code 1 when any listed drift is still open, 0 when none is.
+    Exit code 1 when any listed drift is still open, 0 when none is (always 0 with --health).
     """
     since_at = None
     if since is not None:
@@ -463,6 +548,16 @@ def drift_command(
             since_at = parse_since(since, datetime.now(UTC))
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--since") from None
+    if health_changes:
+        with Store.open_readonly(state_dir) as store:
+            changes = store.health_history(app=app, cluster=cluster, since=since_at)
+        if output == "json":
+            click.echo(health_changes_json(changes), nl=False)
+        elif output == "markdown":
+            click.echo(health_changes_markdown(changes), nl=False)
+        else:
+            click.echo(health_changes_table(changes, color=sys.stdout.isatty()), nl=False)
+        sys.exit(EXIT_OK)
     with Store.open_readonly(state_dir) as store:
         rows = store.list_drift(app=app, cluster=cluster, since=since_at, open_only=only_open)
     if output == "json":

@@ -1,4 +1,4 @@
-"""``dev``: local real Kubernetes API servers (etcd + kube-apiserver) for the demo and tests."""
+"""``dev``: local real Kubernetes clusters (apiservers, controllers, kwok) for demo and tests."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def register_dev_commands(cli_group: click.Group) -> None:
 
 @click.group()
 def dev() -> None:
-    """Local real Kubernetes API servers (etcd + kube-apiserver) for the demo and tests."""
+    """Local real Kubernetes clusters (etcd, apiservers, controllers, kwok) for demo and tests."""
 
 
 def _devenv_dir(value: str | None) -> Path:
@@ -39,22 +39,30 @@ _dir_option = click.option(
     help="Comma-separated cluster names; one kube-apiserver and kubeconfig context each.",
 )
 @click.option("--port", type=int, default=None, help="First apiserver port (default: free ports).")
+@click.option(
+    "--light",
+    is_flag=True,
+    help="API servers only: no controllers, scheduler or kwok nodes (nothing runs workloads).",
+)
 @_dir_option
-def dev_up(clusters: str, port: int | None, directory: str | None) -> None:
-    """Start the local clusters in the background (idempotent)."""
+def dev_up(clusters: str, port: int | None, light: bool, directory: str | None) -> None:
+    """Start the local clusters in the background (idempotent; restarts only what died)."""
     from reconciler.devenv import controlplane
 
     names = [n.strip() for n in clusters.split(",") if n.strip()]
-    state, started = controlplane.up(
+    result = controlplane.up(
         _devenv_dir(directory),
         names,
         base_port=port,
+        workloads=not light,
         progress=lambda msg: click.echo(msg, err=True),
     )
-    verb = "started" if started else "already running:"
-    for c in state.clusters:
+    for what in result.restarted:
+        click.echo(f"restarted {what}", err=True)
+    verb = "started" if result.fresh else "running" if result.restarted else "already running:"
+    for c in result.state.clusters:
         click.echo(f"{verb} cluster {c.name} at {c.server}", err=True)
-    click.echo(f"export KUBECONFIG={state.kubeconfig}")
+    click.echo(f"export KUBECONFIG={result.state.kubeconfig}")
 
 
 @dev.command("provision")

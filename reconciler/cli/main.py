@@ -21,6 +21,7 @@ from reconciler.cli.dev import register_dev_commands
 from reconciler.cli.render import register_render_commands
 from reconciler.cli.review import register_review_commands
 from reconciler.cli.sync import register_sync_commands
+from reconciler.cli.wait import register_wait_command
 from reconciler.errors import ReconcilerError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,6 +49,7 @@ register_sync_commands(cli)
 register_render_commands(cli)
 register_review_commands(cli)
 register_daemon_commands(cli)
+register_wait_command(cli)
 register_dev_commands(cli)
 
 

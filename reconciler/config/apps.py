@@ -32,6 +32,7 @@ from reconciler.config.schema import (
     CANARY,
     AppDoc,
     ClusterTarget,
+    HealthCheck,
     HelmSource,
     IgnoreRule,
     JsonOp,
@@ -39,6 +40,8 @@ from reconciler.config.schema import (
     Override,
     RolloutSpec,
 )
+from reconciler.health import HealthRule, RuleError, compile_rule
+from reconciler.health.rules import compile_expression
 from reconciler.objects import group_of
 from reconciler.templates import Site, find_sites
 from reconciler.yamlsrc import Document
@@ -109,9 +112,26 @@ class AppLoader:
             manifests=tuple(manifests),
             helm_values=tuple(helm_values),
             override_sources=tuple(override_sources),
+            health=self._health_rules(spec.health),
             chart_line=self._chart_line(spec.source.helm),
             rollout=spec.rollout,
         )
+
+    def _health_rules(self, checks: list[HealthCheck]) -> tuple[HealthRule, ...]:
+        """Compile each CEL expression of ``spec.health``; one that does not is located."""
+        rules = []
+        for i, check in enumerate(checks):
+            ok = True
+            for name, source in check.expressions.items():
+                try:
+                    compile_expression(source)
+                except RuleError as err:
+                    self.problem(("spec", "health", i, name), f"CEL: {err}")
+                    ok = False
+            if ok:
+                expressions = check.expressions
+                rules.append(compile_rule(check.kind, check.group, **expressions))
+        return tuple(rules)
 
     # references and selectors
 

@@ -17,6 +17,7 @@ from reconciler.yamlsrc import Path as NodePath
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 APP_FILES = ("app.yaml", "app.yml")
+SETTINGS_FILES = ("reconciler.yaml", "reconciler.yml")
 MAX_FILE_BYTES = 10 * 1024 * 1024  # a YAML file we parse; more is a mistake or an attack
 LEAVES_REPO = "symlink leaves the config repo"
 

@@ -16,6 +16,8 @@ from reconciler.config.schema import (
     Source,
     SyncPolicy,
 )
+from reconciler.errors import Problem
+from reconciler.health import HealthRule
 from reconciler.templates import Site, freeze, thaw
 
 # Objects of our own API group are config, never deployed (a render holding one is an error).
@@ -84,6 +86,7 @@ class App:
     # Helm values in merge order: values files, then inline values (overrides come later).
     helm_values: tuple[SourceDocument, ...] = ()
     override_sources: tuple[OverrideSource, ...] = field(default=())
+    health: tuple[HealthRule, ...] = ()  # the app's own health rules (spec.health), in order
     chart_line: int = 0  # of spec.source.helm.version (or chart): where a chart error points
     rollout: RolloutSpec | None = None  # spec.rollout: how a change reaches its clusters
 
@@ -94,11 +97,57 @@ class App:
 
 
 @dataclass(frozen=True)
+class RepoSettings:
+    """``reconciler.yaml`` (kind Settings): repo-wide choices; None means the daemon's default."""
+
+    allow_empty: bool = False
+    max_prune_objects: int | None = None
+    max_prune_percent: float | None = None
+    file: str | None = None
+
+
+@dataclass(frozen=True)
 class Repo:
     root: Path
     clusters: dict[str, Cluster]
     groups: dict[str, ClusterGroup]
     apps: dict[str, App]
+    settings: RepoSettings = field(default_factory=RepoSettings)
+
+
+@dataclass(frozen=True)
+class Broken:
+    """One unit of the repo that did not load, with its located problems.
+
+    ``kind`` is App, Cluster or ClusterGroup; ``file`` the cluster or group file, or the app's
+    folder (``apps/<dir>``); ``names`` what it defines, as far as it could be read (a file that
+    does not parse names nothing).
+    """
+
+    kind: str
+    file: str
+    names: tuple[str, ...]
+    problems: tuple[Problem, ...]
+
+
+@dataclass(frozen=True)
+class PartialRepo:
+    """A repo loaded as far as it goes: ``repo`` holds every cluster, group and app that loaded
+    without a problem; ``broken`` the units that did not; ``repo_problems`` those no single unit
+    owns (the repo itself, ``reconciler.yaml``, a repo with no clusters or apps)."""
+
+    repo: Repo
+    broken: tuple[Broken, ...] = ()
+    repo_problems: tuple[Problem, ...] = ()
+    # apps that loaded but name a broken group (placement or an override target): left out
+    # of ``repo`` too, with the group's first problem, since where they go is not known
+    dependents: tuple[tuple[str, Problem], ...] = ()
+
+    @property
+    def problems(self) -> list[Problem]:
+        """Every problem, each once, sorted (what ``validate`` reports)."""
+        found = [*self.repo_problems, *(p for b in self.broken for p in b.problems)]
+        return sorted(dict.fromkeys(found))
 
 
 # ---- loading -------------------------------------------------------------------------------

@@ -177,6 +177,29 @@ class SyncPolicy(SchemaModel):
     ignore_differences: list[IgnoreRule] = []
 
 
+class HealthCheck(SchemaModel):
+    """A health rule for one kind: CEL expressions over the live object (``object``)."""
+
+    kind: str = Field(min_length=1)
+    group: str | None = None
+    healthy: str | None = None
+    degraded: str | None = None
+    suspended: str | None = None
+    message: str | None = None
+
+    @model_validator(mode="after")
+    def _decides(self) -> HealthCheck:
+        if self.healthy is None and self.degraded is None and self.suspended is None:
+            raise ValueError("set at least one of healthy, degraded, suspended")
+        return self
+
+    @property
+    def expressions(self) -> dict[str, str]:
+        """The CEL expressions given, by field name."""
+        fields = ("healthy", "degraded", "suspended", "message")
+        return {f: getattr(self, f) for f in fields if getattr(self, f) is not None}
+
+
 # ---- progressive rollouts ------------------------------------------------------------------
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -279,6 +302,8 @@ class AppSpec(SchemaModel):
     placement: ClusterTarget = ClusterTarget()
     overrides: list[Override] = []
     sync: SyncPolicy = SyncPolicy()
+    health: list[HealthCheck] = []
+
     rollout: RolloutSpec | None = None
 
 
@@ -298,3 +323,25 @@ class GroupDoc(Doc):
 
 class AppDoc(Doc):
     spec: AppSpec
+
+
+class PruneGuardSpec(SchemaModel):
+    """A revision that would prune more than ``maxObjects`` objects and more than ``maxPercent``
+    % of those the instance manages is held until released."""
+
+    max_objects: int | None = Field(default=None, ge=0)
+    max_percent: float | None = Field(default=None, ge=0, le=100)
+
+
+class SettingsSpec(SchemaModel):
+    allow_empty: bool = False  # a repo without clusters or without apps is meant
+    prune_guard: PruneGuardSpec = PruneGuardSpec()
+
+
+class SettingsDoc(SchemaModel):
+    """``reconciler.yaml`` at the top of the repo (optional; metadata too)."""
+
+    api_version: str
+    kind: str
+    metadata: Metadata | None = None
+    spec: SettingsSpec = SettingsSpec()

@@ -1,6 +1,13 @@
 """Follow the config repo: fetch the branch, load and render a new revision; when it is invalid,
 fall back to the last good revision on the branch's history. Runs on a worker thread: touches the
-source only, never the store."""
+source only, never the store.
+
+A revision is loaded as far as it goes (``load_partial``): broken apps, clusters and groups are
+left out and listed, and only problems no unit owns make it invalid as a whole. Older revisions
+some targets still run (``others``: after a restart, what the store says they should run) are
+loaded too, so a target held on its revision is rendered from that revision. Each exported tree
+is deleted as soon as its revision is rendered: it holds plaintext Secrets from Git.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +20,9 @@ from typing import Protocol
 from reconciler.charts.lock import lock_charts
 from reconciler.charts.model import ChartLock, Pin
 from reconciler.charts.resolver import ChartResolver
-from reconciler.config.model import Repo
+from reconciler.config.model import PartialRepo, Repo
 from reconciler.daemon.schedule import Clock
 from reconciler.errors import ConfigError, ReconcilerError
-from reconciler.loading import Rendered
 from reconciler.render import TargetResult
 from reconciler.source import CommitInfo
 
@@ -37,6 +43,8 @@ class Source(Protocol):
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool: ...
 
+    def drop_tree(self, sha: str) -> None: ...
+
 
 @dataclass
 class Loaded:
@@ -50,6 +58,9 @@ class Loaded:
     rendered: list[TargetResult] = field(default_factory=list)
     charts: ChartLock = field(default_factory=ChartLock)  # the remote charts it rendered
     config_error: ConfigError | None = None
+    partial: PartialRepo | None = None  # what did not load (``repo`` is what did)
+    # older revisions that targets should still run, loaded (restart: nothing in memory yet)
+    others: dict[str, Loaded] = field(default_factory=dict)
     fallback: Loaded | None = None  # the last good revision, loaded when nothing runs yet
     # per app whose render failed: its last good revision, if on the followed branch's history
     last_good: dict[str, str] = field(default_factory=dict)
@@ -71,12 +82,14 @@ class Follower:
         self,
         source: Source,
         clock: Clock,
-        load_and_render: Callable[[Path, Callable[[Repo], ChartLock]], Rendered],
+        load: Callable[[Path], PartialRepo],
+        render: Callable[[Repo, ChartLock], list[TargetResult]],
         charts: Callable[[], ChartResolver] | None = None,
     ) -> None:
         self.source = source
         self.clock = clock
-        self._load_and_render = load_and_render  # (tree, lock the loaded repo's charts)
+        self._load = load
+        self._render = render
         self._charts = charts
         self._pins: Mapping[str, Mapping[str, Pin]] = {}
 
@@ -86,6 +99,7 @@ class Follower:
         fallback: list[str],
         last_good: Mapping[str, str] | None = None,
         pins: Mapping[str, Mapping[str, Pin]] | None = None,
+        others: tuple[str, ...] = (),
     ) -> Loaded:
         """Runs on a worker thread: touches the source only, never the store.
 
@@ -109,6 +123,15 @@ class Follower:
                 [s for s in fallback if s != sha], sha, fetched_at
             )
         self._verify_last_good(loaded, sha, last_good or {})
+        for other in others:
+            if other == sha or not self._on_branch(other, sha):
+                continue
+            try:
+                extra = self._load_revision(other, fetched_at)
+            except ReconcilerError:
+                continue
+            if extra.repo is not None:
+                loaded.others[other] = extra
         return loaded
 
     def _on_branch(self, candidate: str, head: str) -> bool:
@@ -134,19 +157,29 @@ class Follower:
     def _load_revision(self, sha: str, fetched_at: datetime) -> Loaded:
         commit = self.source.commit(sha)
         tree = self.source.tree(sha)
-
-        def lock(repo: Repo) -> ChartLock:
-            if self._charts is None:
-                return ChartLock()
-            # One resolver per revision: a range is resolved against the source once, fresh
-            # for a new commit; a revision seen before renders the charts recorded for it.
-            return lock_charts(repo, self._charts(), self._pins.get(sha))
-
         try:
-            repo, rendered, charts = self._load_and_render(tree, lock)
-        except ConfigError as err:
-            return Loaded(sha, fetched_at, commit=commit, config_error=err)
-        return Loaded(sha, fetched_at, commit=commit, repo=repo, rendered=rendered, charts=charts)
+            partial = self._load(tree)
+            if partial.repo_problems:
+                err = ConfigError(partial.problems)
+                return Loaded(sha, fetched_at, commit=commit, config_error=err, partial=partial)
+            repo = partial.repo
+            charts = ChartLock()
+            if self._charts is not None:
+                # One resolver per revision: a range is resolved against the source once, fresh
+                # for a new commit; a revision seen before renders the charts recorded for it.
+                charts = lock_charts(repo, self._charts(), self._pins.get(sha))
+            rendered = self._render(repo, charts)
+        finally:
+            self.source.drop_tree(sha)  # rendered: nothing needs its files any more
+        return Loaded(
+            sha,
+            fetched_at,
+            commit=commit,
+            repo=repo,
+            rendered=rendered,
+            charts=charts,
+            partial=partial,
+        )
 
     def _load_fallback(
         self, candidates: list[str], head: str, fetched_at: datetime

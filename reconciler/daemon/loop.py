@@ -11,9 +11,15 @@ One main thread decides; worker threads do the slow I/O:
   last fetch went in the SQLite store, metrics, logs). Every store call is one transaction, and
   stopping happens between two ticks, so nothing is ever half written.
 
-An invalid revision is recorded with its located problems and skipped: the last good revision
-stays applied (and drift-checked) until a later commit loads. A target whose render fails keeps
-its previous good render the same way.
+Each target (app x cluster) runs its own revision (``desired``). A revision whose files are
+broken in places moves every target it can: a broken app's targets, a broken cluster's targets,
+the apps of a broken group stay on the revision they run, with the located problem in their
+status (``blast``); only problems no unit owns (the repo, ``reconciler.yaml``) hold everything,
+as an invalid revision. A target whose render fails keeps its previous good render the same way.
+
+A revision that would prune more than the prune limits allow (``guard``) is held: nothing of it
+is applied, every target shows ``Held`` and why, until ``reconciler release REV`` records a
+release in the store (checked every tick) or a later commit changes things.
 
 Time, randomness and thread dispatch are injected (``Clock``, ``rand``, ``Dispatcher``): unit
 tests drive :meth:`Daemon.tick` with a fake clock and run passes inline.
@@ -26,24 +32,30 @@ import random
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
-from reconciler.charts.model import Pin
+from reconciler.charts.model import ChartLock, Pin
 from reconciler.charts.resolver import ChartResolver
-from reconciler.config.model import Repo
+from reconciler.config.load import load_partial
+from reconciler.config.model import PartialRepo, Repo
+from reconciler.daemon.blast import holds
 from reconciler.daemon.desired import (
     Desired,
+    TargetKey,
     build_desired,
     crashed_rows,
     paused_rows,
     timed_out_rows,
 )
 from reconciler.daemon.follow import Follower, Loaded, Source, SourceFailed
+from reconciler.daemon.guard import PruneLimits, estimate, held_message
 from reconciler.daemon.metrics import Metrics
-from reconciler.daemon.record import ERROR_STATES, PassReport, Recorder
+from reconciler.daemon.record import ERROR_STATES, HealthReport, PassReport, Recorder
 from reconciler.daemon.schedule import (
     Clock,
     ClusterSchedule,
@@ -56,11 +68,12 @@ from reconciler.daemon.schedule import (
 )
 from reconciler.daemon.status import invalid_revision_message, short
 from reconciler.daemon.watch import RepoWatcher
-from reconciler.engine import TargetOutcome, reconcile
+from reconciler.engine import TargetOutcome, check_health, reconcile
 from reconciler.errors import ReconcilerError
+from reconciler.health import TargetHealth
 from reconciler.kube.pool import Clients
-from reconciler.loading import load_and_render
-from reconciler.render import RenderCache, TargetResult
+from reconciler.objects import ObjectRef
+from reconciler.render import RenderCache, TargetResult, render_all
 from reconciler.source import redact
 from reconciler.store.db import Store
 from reconciler.sync.model import DEFAULT_INSTANCE
@@ -89,6 +102,14 @@ class ReconcileFn(Protocol):
     ) -> list[TargetOutcome]: ...
 
 
+class CheckFn(Protocol):
+    """``engine.check_health``'s signature (injected like ``ReconcileFn``)."""
+
+    def __call__(
+        self, repo: Repo, targets: Iterable[TargetResult], clients: Clients, cluster: str
+    ) -> dict[str, TargetHealth]: ...
+
+
 @dataclass
 class _Running:
     future: Future[PassReport]
@@ -108,8 +129,11 @@ class Daemon:
         metrics: Metrics | None = None,
         clock: Clock | None = None,
         dispatcher: Dispatcher | None = None,
+        load: Callable[[Path], PartialRepo] = load_partial,
+        render: Callable[[Repo, ChartLock], list[TargetResult]] | None = None,
         charts: Callable[[], ChartResolver] | None = None,
         reconcile_fn: ReconcileFn = reconcile,
+        check_fn: CheckFn = check_health,
         tools: Toolchain | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -125,10 +149,18 @@ class Daemon:
         self._follower = Follower(
             source,
             self.clock,
-            lambda tree, lock: load_and_render(tree, tools=tools, cache=RenderCache(), lock=lock),
+            load,
+            render
+            or (
+                lambda repo, charts: render_all(
+                    repo, tools=tools, cache=RenderCache(), charts=charts
+                )
+            ),
             charts,
         )
         self._reconcile = reconcile_fn
+        self._check = check_fn
+        self._checks: dict[str, Future[HealthReport]] = {}
         self._rand = rand
         self.log = structlog.get_logger("reconciler.daemon").bind(repo=source.display)
 
@@ -149,6 +181,7 @@ class Daemon:
         self.recorder = Recorder(store, self.metrics, self.clock, self.log)
         self._watcher = RepoWatcher(source.watch_paths, self.poke, self.log)
         self._known_clusters: set[str] = set()  # the clusters of the installed repo
+        self._pending: Desired | None = None  # held by the prune guard until released
         self._next_prune = self.clock.monotonic()
 
     # -- what others may ask or tell ------------------------------------------------------------
@@ -223,12 +256,16 @@ class Daemon:
             self._maybe_fetch(now)
             self._collect_source()  # an inline dispatcher (tests) has finished it already
         self._collect_passes()
+        self._maybe_release()
+        self._collect_checks()
         now = self.clock.monotonic()
         self._maybe_prune(now)
         self._check_timeouts(now)
         if not self._stopping:
             self._dispatch(now)
             self._collect_passes()  # an inline dispatcher (tests) has finished them already
+            self._dispatch_checks(now)
+            self._collect_checks()
         return self._sleep_for(now)
 
     def once_done(self) -> bool:
@@ -308,8 +345,15 @@ class Daemon:
             for sha, apps in self.store.chart_pins(limit=_FALLBACK_CANDIDATES).items()
         }
         head = self._head
+        # After a restart, the revisions targets should run (held ones may not be the head's).
+        others = (
+            tuple(sorted({t.desired for t in self.store.list_targets() if t.desired}))
+            if self._desired is None
+            else ()
+        )
         self._source_job = self._dispatcher.submit(
-            lambda: self._follower.work(head, fallback, last_good, pins), name="reconciler-source"
+            lambda: self._follower.work(head, fallback, last_good, pins, others),
+            name="reconciler-source",
         )
 
     def _fallback_candidates(self) -> list[str]:
@@ -374,7 +418,16 @@ class Daemon:
             self._install(replace(base, head=loaded.sha, repo_error=message))
             self._ready = True
             return
-        self.store.record_revision(loaded.sha, wall, True, None)
+        partial = loaded.partial or PartialRepo(loaded.repo or Repo(Path("."), {}, {}, {}))
+        held = holds(partial, self._previous_repo(loaded))
+        if held.everything is not None:
+            self._hold_everything(loaded, held.everything, wall, log)
+            return
+        problems = partial.problems
+        error = "\n".join(str(p) for p in problems) if problems else None
+        self.store.record_revision(loaded.sha, wall, True, error)
+        for problem in problems:
+            log.error("invalid config", problem=str(problem))
         self.store.record_charts(
             loaded.sha,
             {a: (str(c.source), c.version, c.digest) for a, c in loaded.charts.charts.items()},
@@ -388,7 +441,8 @@ class Daemon:
                     version=chart.version,
                     reason=chart.note,
                 )
-        desired = build_desired(loaded, self._desired, self._generation)
+        stored = {(t.app, t.cluster): t.desired for t in self.store.list_targets()}
+        desired = build_desired(loaded, self._desired, self._generation, held, stored)
         failed_apps = {t.app for t in loaded.rendered if t.error is not None}
         for app in desired.repo.apps:
             if app not in failed_apps:
@@ -398,9 +452,108 @@ class Daemon:
                 log.error(
                     "render failed", app=target.app, cluster=target.cluster, error=str(target.error)
                 )
+        for key, why in sorted(desired.invalid.items()):
+            if held.reason(key) is not None:
+                log.warning("target held on its revision", app=key[0], cluster=key[1], why=why)
         log.info("revision loaded", targets=sum(len(t) for t in desired.targets.values()))
-        self._install(desired)
         self._ready = True
+        hold = self._prune_hold(desired)
+        if hold is not None:
+            self.store.set_held(loaded.sha, hold)
+            log.error("revision held", reason=hold)
+            self._pending = desired
+            base = self._desired
+            if base is None:
+                self._repo_error = hold
+                self.recorder.show_unapplied(hold, wall, held=True)
+                return
+            self._install(replace(base, head=loaded.sha, hold=hold, repo_error=None))
+            return
+        self._pending = None
+        self._install(desired)
+
+    def _previous_repo(self, loaded: Loaded) -> Repo | None:
+        """The repo of what runs now (or, after a restart, of a revision targets should run):
+        what a broken file defined before."""
+        if self._desired is not None:
+            return self._desired.repo
+        return next((o.repo for o in loaded.others.values() if o.repo is not None), None)
+
+    def _hold_everything(
+        self, loaded: Loaded, why: str, wall: datetime, log: FilteringBoundLogger
+    ) -> None:
+        """A broken file whose reach is not known: the revision is not applied anywhere."""
+        self.metrics.config_errors.inc()
+        self.store.record_revision(loaded.sha, wall, False, why)
+        log.error("invalid config", problem=why)
+        base = self._desired
+        applied = base.revision if base is not None else None
+        stays = f"; {short(applied)} stays applied" if applied else "; nothing applied yet"
+        message = f"revision {short(loaded.sha)} invalid: {why}{stays}"
+        if base is None:
+            self._repo_error = message
+            self.recorder.show_unapplied(message, wall)
+            return
+        self._install(replace(base, head=loaded.sha, repo_error=message, hold=None))
+        self._ready = True
+
+    def _limits(self, repo: Repo) -> PruneLimits:
+        """The daemon's prune limits, with the repo's ``reconciler.yaml`` winning."""
+        limits, settings = self.settings.prune_limits, repo.settings
+        return PruneLimits(
+            max_objects=limits.max_objects
+            if settings.max_prune_objects is None
+            else settings.max_prune_objects,
+            max_percent=limits.max_percent
+            if settings.max_prune_percent is None
+            else settings.max_prune_percent,
+        )
+
+    def _prune_hold(self, desired: Desired) -> str | None:
+        """Why the prune guard holds ``desired`` (None: it may apply)."""
+        managed = {(t.app, t.cluster): t.objects for t in self.store.list_targets() if t.objects}
+        if not managed or self.store.released(desired.revision) is not None:
+            return None
+        after: dict[TargetKey, tuple[str, ...] | list[str]] = {}
+        for name, results in desired.targets.items():
+            view = desired.view(name)
+            for target in results:
+                key = (target.app, name)
+                app = view.apps.get(target.app)
+                kept = managed.get(key, ())
+                if target.rendered is None or app is None or not app.sync.prune:
+                    after[key] = kept
+                elif not target.rendered.objects and not app.sync.allow_empty:
+                    after[key] = kept  # an empty render prunes nothing without allowEmpty
+                else:
+                    after[key] = [str(ObjectRef.of(o)) for o in target.rendered.objects]
+        for key, objects in managed.items():
+            app = desired.repo.apps.get(key[0])
+            if key not in after and app is not None and not app.sync.prune:
+                after[key] = objects
+        found = estimate(managed, after, reconciled=set(desired.targets))
+        limits = self._limits(desired.repo)
+        if not found.exceeds(limits):
+            return None
+        return held_message(desired.revision, found, limits)
+
+    def _maybe_release(self) -> None:
+        """Apply the held revision once someone released it (``reconciler release``)."""
+        pending = self._pending
+        if pending is None or self._stopping:
+            return
+        release = self.store.released(pending.revision)
+        if release is None:
+            return
+        self._pending = None
+        self.store.set_held(pending.revision, None)
+        self.log.warning(
+            "held revision released",
+            revision=short(pending.revision),
+            released_by=release.user,
+            released_at=release.at.isoformat(),
+        )
+        self._install(replace(pending, hold=None))
 
     def _install(self, desired: Desired) -> None:
         """Make ``desired`` current: every cluster gets a pass; paused and gone ones are shown."""
@@ -409,7 +562,11 @@ class Daemon:
         self._desired = desired
         self._repo_error = None
         wall = self.clock.now()
-        clusters = set(desired.repo.clusters)
+        if desired.hold is None and desired.repo_error is None:
+            self.store.set_desired(
+                (app, cluster, revision) for (app, cluster), revision in desired.revisions.items()
+            )
+        clusters = set(desired.repo.clusters) | set(desired.targets)
         known = set(self._schedules) | set(self._known_clusters)
         self._known_clusters = clusters
         for name in sorted(known - clusters):
@@ -432,7 +589,9 @@ class Daemon:
         if desired is None:
             return
         schedules = [self._schedules.setdefault(n, ClusterSchedule(n)) for n in desired.targets]
-        due = [s for s in schedules if s.due(now, desired.generation)]
+        due = [
+            s for s in schedules if s.due(now, desired.generation) and s.cluster not in self._checks
+        ]
         # Longest waiting first, so a bounded pool serves every cluster in turn.
         due.sort(key=lambda s: (s.wake_at(desired.generation, 0.0), s.cluster))
         for schedule in due[: max(0, self.settings.max_parallel - len(self._running))]:
@@ -442,11 +601,63 @@ class Daemon:
             future = self._dispatcher.submit(job, name=f"reconciler-{name}")
             self._running[name] = _Running(future, desired)
 
+    def _dispatch_checks(self, now: float) -> None:
+        """Re-read targets whose health is not final, on clusters with no pass due or running:
+        a fresh rollout turns Healthy or Degraded without waiting for the drift interval."""
+        desired = self._desired
+        if desired is None:
+            return
+        for name in desired.targets:
+            schedule = self._schedules.get(name)
+            if schedule is None or name in self._checks or now < schedule.next_health:
+                continue
+            if schedule.running or schedule.due(now, desired.generation):
+                continue  # the pass judges health anyway
+            schedule.next_health = float("inf")  # set again when the check is collected
+            apps = set(self.recorder.unsettled(name))
+            targets = [t for t in desired.targets[name] if t.app in apps]
+            if not targets:
+                continue
+            job = functools.partial(self._health_check, desired, name, targets)
+            self._checks[name] = self._dispatcher.submit(job, name=f"health-{name}")
+
+    def _health_check(
+        self, desired: Desired, cluster: str, targets: list[TargetResult]
+    ) -> HealthReport:
+        """Runs on a worker thread: reads one cluster, never the store."""
+        return HealthReport(
+            cluster, desired, self._check(desired.repo, targets, self.clients, cluster)
+        )
+
+    def _collect_checks(self) -> None:
+        for name, future in list(self._checks.items()):
+            if not future.done():
+                continue
+            del self._checks[name]
+            try:
+                report = future.result()
+            except Exception:
+                self.log.exception("bug: health check crashed", cluster=name)
+                continue
+            desired = self._desired
+            if desired is None or desired.generation != report.desired.generation:
+                continue  # a newer revision: its pass judges health
+            self.recorder.record_check(report)
+            self._schedule_health(name)
+
+    def _schedule_health(self, cluster: str) -> None:
+        schedule = self._schedules.get(cluster)
+        if schedule is None:
+            return
+        unsettled = self.recorder.unsettled(cluster)
+        now = self.clock.monotonic()
+        schedule.next_health = now + self.settings.health_interval if unsettled else float("inf")
+
     def _pass(self, desired: Desired, cluster: str) -> PassReport:
         """Runs on a worker thread: talks to one cluster, never to the store."""
         started = self.clock.monotonic()
         outcomes = self._reconcile(
-            desired.repo,
+            desired.view(cluster),
             desired.targets.get(cluster, ()),
             self.clients,
             desired.revision,
@@ -508,6 +719,7 @@ class Daemon:
                 continue
             kind = self.recorder.record_pass(report)
             schedule.finish(now, report.desired.generation, kind, self.settings)
+            self._schedule_health(name)
             if kind is PassKind.CLUSTER_FAILED:
                 self.log.warning(
                     "cluster unreachable",

@@ -14,6 +14,8 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from reconciler.health import Health
+
 # Reconcile passes take from milliseconds (nothing to do) to minutes (many objects, slow API).
 _ACTIONS = ("created", "configured", "pruned", "failed")  # objects_applied's actions
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -69,11 +71,32 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.target_health = Gauge(
+            "reconciler_target_health",
+            "1 for the health the app has on the cluster (Healthy, Progressing, Degraded, "
+            "Missing, Suspended, Unknown), 0 for the others.",
+            ["app", "cluster", "health"],
+            registry=self.registry,
+        )
+        self.health_checks = Counter(
+            "reconciler_health_checks",
+            "Health re-checks of targets whose health was not final (reads only, no pass).",
+            ["cluster"],
+            registry=self.registry,
+        )
+
+    def set_health(self, app: str, cluster: str, health: Health) -> None:
+        for state in Health:
+            self.target_health.labels(app, cluster, state.value).set(1 if state is health else 0)
+
     def forget_target(self, app: str, cluster: str) -> None:
         """Drop the series of an app that no longer targets a cluster."""
         for gauge in (self.drifted_objects, self.last_sync):
             with contextlib.suppress(KeyError):
                 gauge.remove(app, cluster)
+        for state in Health:
+            with contextlib.suppress(KeyError):
+                self.target_health.remove(app, cluster, state.value)
 
     def forget_cluster(self, cluster: str) -> None:
         """Drop the per-cluster series of a cluster that left the repo."""
@@ -84,6 +107,8 @@ class Metrics:
         for action in _ACTIONS:
             with contextlib.suppress(KeyError):
                 self.objects_applied.remove(cluster, action)
+        with contextlib.suppress(KeyError):
+            self.health_checks.remove(cluster)
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""

@@ -1,4 +1,5 @@
-"""Writes what the loop decided: status rows, drift records, departed apps, metrics, logs.
+"""Writes what the loop decided: status rows, health, drift records, departed apps, metrics,
+logs.
 
 Only the main thread calls it; every store call is one transaction.
 """
@@ -17,6 +18,8 @@ from reconciler.daemon.schedule import Clock, PassKind, classify
 from reconciler.daemon.status import first, short, target_status
 from reconciler.drift import findings
 from reconciler.engine import TargetOutcome
+from reconciler.health import Health, TargetHealth
+from reconciler.objects import ObjectRef
 from reconciler.store.db import Store
 from reconciler.store.rows import DriftKey, State, StatusRow
 
@@ -31,6 +34,15 @@ class PassReport:
     duration: float
 
 
+@dataclass
+class HealthReport:
+    """A health re-check of some targets on one cluster (reads only, between passes)."""
+
+    cluster: str
+    desired: Desired
+    health: dict[str, TargetHealth]  # by app; a target whose read failed is left out
+
+
 class Recorder:
     """Records passes and their drift in the store and metrics; remembers each target's state."""
 
@@ -42,17 +54,18 @@ class Recorder:
         self.clock = clock
         self.log = log
         self.states: dict[TargetKey, State] = {}
+        self.health: dict[TargetKey, TargetHealth] = {}  # the latest health of each target
 
-    def show_unapplied(self, message: str, wall: datetime) -> None:
-        """Nothing valid to run (invalid head, no fallback on the branch): every target the
-        store knows shows why, and nothing is applied."""
+    def show_unapplied(self, message: str, wall: datetime, *, held: bool = False) -> None:
+        """Nothing valid to run (invalid or held head, no fallback on the branch): every target
+        the store knows shows why, and nothing is applied."""
         for row in self.store.list_status():
             if row.state is State.PAUSED:
                 continue
             self.set_status(
                 replace(
                     row,
-                    state=State.INVALID_CONFIG,
+                    state=State.HELD if held else State.INVALID_CONFIG,
                     message=message,
                     updated_at=wall,
                     last_synced_at=None,
@@ -85,8 +98,12 @@ class Recorder:
                 revision=desired.revisions.get(key, desired.revision),
                 problem=desired.problem(key),
                 now=wall,
+                held=desired.hold is not None,
             )
             self.set_status(row)
+            self._record_applied(desired, outcome, row.revision, wall)
+            if outcome.health is not None:
+                self.record_health(outcome.app, name, outcome.health, row.revision, wall)
             drifted = (
                 self._record_drift(outcome, row.revision, wall, log)
                 if outcome.plan is not None
@@ -104,6 +121,19 @@ class Recorder:
             result=kind.value,
         )
         return kind
+
+    def _record_applied(
+        self, desired: Desired, outcome: TargetOutcome, revision: str | None, wall: datetime
+    ) -> None:
+        """A target applied in full: its revision and objects (what the prune guard counts)."""
+        result = outcome.result
+        if revision is None or outcome.error is not None or result is None or result.failed:
+            return
+        runs = desired.runs((outcome.app, outcome.cluster))
+        if runs is None or runs[0].rendered is None:
+            return
+        objects = [str(ObjectRef.of(o)) for o in runs[0].rendered.objects]
+        self.store.record_applied(outcome.app, outcome.cluster, revision, objects, wall)
 
     def _tidy_rows(
         self, cluster: str, shown: set[str], kind: PassKind, wall: datetime, report: PassReport
@@ -231,6 +261,41 @@ class Recorder:
                 fields["drifted"] = drifted
             log.info("reconciled", state=str(row.state), **fields)
 
+    def record_health(
+        self, app: str, cluster: str, health: TargetHealth, revision: str | None, wall: datetime
+    ) -> None:
+        """A target's health (after a pass or a re-check): stored, exported, and logged when
+        its state changes."""
+        self.health[(app, cluster)] = health
+        self.metrics.set_health(app, cluster, health.health)
+        change = self.store.set_health(app, cluster, health, revision, wall)
+        if change is None:
+            return
+        log = self.log.bind(app=app, cluster=cluster, revision=short(revision))
+        fields = {"health": str(health.health), "reason": health.reason}
+        if change.previous is not None:
+            fields["was"] = str(change.previous)
+        if health.health is Health.DEGRADED:
+            log.warning("health changed", **fields)
+        else:
+            log.info("health changed", **fields)
+
+    def record_check(self, report: HealthReport) -> None:
+        wall = self.clock.now()
+        self.metrics.health_checks.labels(report.cluster).inc()
+        for app, health in report.health.items():
+            key = (app, report.cluster)
+            if key not in self.states:
+                continue  # forgotten meanwhile
+            revision = report.desired.revisions.get(key, report.desired.revision)
+            self.record_health(app, report.cluster, health, revision, wall)
+
+    def unsettled(self, cluster: str) -> list[str]:
+        """Apps on ``cluster`` whose health is not final (Progressing, Missing, Unknown)."""
+        return sorted(
+            app for (app, c), h in self.health.items() if c == cluster and not h.health.final
+        )
+
     def set_status(self, row: StatusRow) -> None:
         self.store.set_status(row)
         self.states[(row.app, row.cluster)] = row.state
@@ -240,5 +305,7 @@ class Recorder:
         are closed, since nobody will check them again."""
         self.store.close_resolved(app, cluster, [], self.clock.now())
         self.store.delete_status(app, cluster)
+        self.store.delete_target(app, cluster)
         self.states.pop((app, cluster), None)
+        self.health.pop((app, cluster), None)
         self.metrics.forget_target(app, cluster)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Protocol, TypeVar
 
+from reconciler.daemon.guard import DEFAULT_LIMITS, PruneLimits
 from reconciler.engine import TargetOutcome
 from reconciler.errors import RenderError
 from reconciler.sync.model import DEFAULT_INSTANCE
@@ -127,6 +128,9 @@ class Settings:
     instance: str = DEFAULT_INSTANCE  # names our inventories: other instances' apps are not ours
     max_parallel: int = 32  # cluster passes in flight at once (more wait for a free slot)
     drift_retention: float = 30 * 86400.0  # corrected drift records older than this are deleted
+    # a revision pruning more is held until released (reconciler.yaml's spec.pruneGuard wins)
+    prune_limits: PruneLimits = DEFAULT_LIMITS
+    health_interval: float = 5.0  # re-read targets whose health is not final this often
 
 
 class PassKind(Enum):
@@ -155,6 +159,7 @@ class ClusterSchedule:
     failures: int = 0
     running_since: float | None = None
     timed_out: bool = False
+    next_health: float = float("inf")  # next health re-check (some target not final yet)
 
     @property
     def running(self) -> bool:
@@ -171,7 +176,7 @@ class ClusterSchedule:
             return float("inf") if self.timed_out else self.running_since + timeout
         if generation != self.generation:
             return self.blocked_until
-        return max(self.blocked_until, self.next_check)
+        return max(self.blocked_until, min(self.next_check, self.next_health))
 
     def start(self, now: float) -> None:
         self.running_since = now

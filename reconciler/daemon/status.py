@@ -59,20 +59,26 @@ def _state_of(outcome: TargetOutcome) -> tuple[State, str]:
 
 
 def target_status(
-    outcome: TargetOutcome, *, revision: str | None, problem: str | None, now: datetime
+    outcome: TargetOutcome,
+    *,
+    revision: str | None,
+    problem: str | None,
+    now: datetime,
+    held: bool = False,
 ) -> StatusRow:
     """The status row of one app on one cluster after a pass.
 
     ``problem`` says why the newest config is not applied to this target (invalid revision or
-    failed render): the state is then InvalidConfig whatever the cluster says, and the message
-    keeps what else is wrong. ``last_synced_at`` moves only when the target is in sync.
+    failed render; with ``held``, the prune guard holds the newest revision): the state is then
+    InvalidConfig (Held) whatever the cluster says, and the message keeps what else is wrong.
+    ``last_synced_at`` moves only when the target is in sync.
     """
     state, message = _state_of(outcome)
     synced_at = now if state is State.SYNCED else None
     if problem is not None:
         if state not in (State.SYNCED, State.INVALID_CONFIG):
             problem = f"{problem} (meanwhile {state}: {message})"
-        state, message = State.INVALID_CONFIG, problem
+        state, message = (State.HELD if held else State.INVALID_CONFIG), problem
     return StatusRow(
         app=outcome.app,
         cluster=outcome.cluster,

@@ -54,9 +54,10 @@ def deployment(obj: Obj) -> Assessment:
         and progressing.get("status") == "False"
         and progressing.get("reason") == "ProgressDeadlineExceeded"
     ):
-        return Assessment(
-            Health.DEGRADED, f"{available}/{desired} available (ProgressDeadlineExceeded)", **counts
-        )
+        updated = number(st.get("updatedReplicas"))
+        stuck = f", {updated}/{desired} updated" if updated < desired else ""
+        text = f"{available}/{desired} available{stuck} (ProgressDeadlineExceeded)"
+        return Assessment(Health.DEGRADED, text, **counts)
     updated = number(st.get("updatedReplicas"))
     if updated < desired:
         return Assessment(Health.PROGRESSING, f"{updated}/{desired} updated", **counts)

@@ -8,10 +8,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from reconciler.fields import FieldChange
+from reconciler.health import Health, TargetHealth
 from reconciler.store.rows import (
     DriftKey,
     DriftKind,
     DriftRow,
+    HealthChange,
+    HealthRow,
     Pin,
     RevisionRow,
     RolloutCommandRow,
@@ -146,6 +149,38 @@ def drift_row(row: sqlite3.Row) -> DriftRow:
         revision=row["revision"],
         detected_at=dt(row["detected_at"]),
         corrected_at=opt_dt(row["corrected_at"]),
+    )
+
+
+HEALTH_COLUMNS = "app, cluster, detail, revision, assessed_at, since"
+HEALTH_HISTORY_COLUMNS = "id, app, cluster, health, reason, previous, revision, at"
+
+
+def health_json(health: TargetHealth) -> str:
+    return json.dumps(health.to_json(), sort_keys=True)
+
+
+def health_row(row: sqlite3.Row) -> HealthRow:
+    return HealthRow(
+        app=row["app"],
+        cluster=row["cluster"],
+        health=TargetHealth.from_json(json.loads(row["detail"])),
+        revision=row["revision"],
+        assessed_at=dt(row["assessed_at"]),
+        since=dt(row["since"]),
+    )
+
+
+def health_change(row: sqlite3.Row) -> HealthChange:
+    return HealthChange(
+        id=row["id"],
+        app=row["app"],
+        cluster=row["cluster"],
+        health=Health(row["health"]),
+        reason=row["reason"],
+        previous=Health(row["previous"]) if row["previous"] else None,
+        revision=row["revision"],
+        at=dt(row["at"]),
     )
 
 

@@ -1,6 +1,6 @@
 """Embedded SQLite state: revisions seen, the revisions each app x cluster target runs and
-should run, last good revision per app, status, drift history, prune-guard releases, and how
-the last fetches of the config repo went.
+should run, last good revision per app, status, health and its transitions, drift history,
+prune-guard releases, and how the last fetches of the config repo went.
 
 One file, ``<state_dir>/state.db``, in WAL mode so the CLI can read while the daemon writes.
 The schema is versioned with ``PRAGMA user_version`` and migrated forward on open by the ordered
@@ -30,9 +30,12 @@ from typing import Any
 
 from reconciler.errors import ReconcilerError
 from reconciler.fields import FieldChange
+from reconciler.health import Health, TargetHealth
 from reconciler.private import private_dir, private_file
 from reconciler.store.codec import (
     DRIFT_COLUMNS,
+    HEALTH_COLUMNS,
+    HEALTH_HISTORY_COLUMNS,
     REVISION_COLUMNS,
     SOURCE_COLUMNS,
     STATUS_COLUMNS,
@@ -41,6 +44,9 @@ from reconciler.store.codec import (
     drift_row,
     dt,
     fields_json,
+    health_change,
+    health_json,
+    health_row,
     opt_ts,
     paths_json,
     pin_row,
@@ -55,6 +61,8 @@ from reconciler.store.migrations import MIGRATIONS, SCHEMA_VERSION, statements
 from reconciler.store.rows import (
     DriftKey,
     DriftRow,
+    HealthChange,
+    HealthRow,
     Pin,
     Release,
     RevisionRow,
@@ -483,9 +491,121 @@ class Store:
         return [status_row(row) for row in rows]
 
     def delete_status(self, app: str, cluster: str) -> None:
-        """Forget an app on a cluster (the app no longer targets it)."""
+        """Forget an app on a cluster (the app no longer targets it): status and health."""
         with self._write() as conn:
             conn.execute("DELETE FROM status WHERE app = ? AND cluster = ?", (app, cluster))
+            conn.execute("DELETE FROM health WHERE app = ? AND cluster = ?", (app, cluster))
+
+    # -- health per app x cluster ---------------------------------------------------------
+
+    def set_health(
+        self, app: str, cluster: str, health: TargetHealth, revision: str | None, now: datetime
+    ) -> HealthChange | None:
+        """Record a target's health; a change of state (Healthy, Degraded, ...) is also kept as
+        a transition, which is returned. A new reason in the same state is no transition."""
+        with self._write() as conn:
+            old = conn.execute(
+                "SELECT health, since FROM health WHERE app = ? AND cluster = ?", (app, cluster)
+            ).fetchone()
+            previous = Health(old["health"]) if old is not None else None
+            changed = previous is not health.health
+            since = ts(now) if changed else old["since"]
+            conn.execute(
+                "INSERT INTO health (app, cluster, health, detail, revision, assessed_at, since)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (app, cluster) DO UPDATE SET health = excluded.health,"
+                " detail = excluded.detail, revision = excluded.revision,"
+                " assessed_at = excluded.assessed_at, since = excluded.since",
+                (
+                    app,
+                    cluster,
+                    health.health.value,
+                    health_json(health),
+                    revision,
+                    ts(now),
+                    since,
+                ),
+            )
+            if not changed:
+                return None
+            cursor = conn.execute(
+                "INSERT INTO health_history (app, cluster, health, reason, previous, revision, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    app,
+                    cluster,
+                    health.health.value,
+                    health.reason,
+                    previous.value if previous is not None else None,
+                    revision,
+                    ts(now),
+                ),
+            )
+            assert cursor.lastrowid is not None
+            return HealthChange(
+                cursor.lastrowid,
+                app,
+                cluster,
+                health.health,
+                health.reason,
+                previous,
+                revision,
+                dt(ts(now)),
+            )
+
+    def list_health(self, cluster: str | None = None, app: str | None = None) -> list[HealthRow]:
+        """Health per target, ordered by app then cluster; only ``cluster``'s and/or ``app``'s."""
+        where: list[str] = []
+        params: list[Any] = []
+        if cluster is not None:
+            where.append("cluster = ?")
+            params.append(cluster)
+        if app is not None:
+            where.append("app = ?")
+            params.append(app)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._read(
+            f"SELECT {HEALTH_COLUMNS} FROM health{clause} ORDER BY app, cluster", params
+        )
+        return [health_row(row) for row in rows]
+
+    def health_history(
+        self,
+        app: str | None = None,
+        cluster: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[HealthChange]:
+        """Health transitions, newest first."""
+        where: list[str] = []
+        params: list[Any] = []
+        if app is not None:
+            where.append("app = ?")
+            params.append(app)
+        if cluster is not None:
+            where.append("cluster = ?")
+            params.append(cluster)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(ts(since))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        clause += " ORDER BY at DESC, id DESC"
+        if limit is not None:
+            clause += " LIMIT ?"
+            params.append(max(0, limit))
+        rows = self._read(f"SELECT {HEALTH_HISTORY_COLUMNS} FROM health_history{clause}", params)
+        return [health_change(row) for row in rows]
+
+    def prune_health_history(self, older_than: timedelta, now: datetime) -> int:
+        """Delete transitions older than ``now - older_than``, except each target's latest."""
+        cutoff = ts(now - older_than)
+        with self._write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM health_history WHERE at < ? AND id NOT IN"
+                " (SELECT MAX(id) FROM health_history GROUP BY app, cluster)",
+                (cutoff,),
+            )
+            return cursor.rowcount
 
     # -- drift history --------------------------------------------------------------------
 

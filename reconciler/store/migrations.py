@@ -145,6 +145,32 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (sha, app)
     );
     """,
+    # 8: health per target (the worst object's, with every object judged, as JSON) and its
+    # transitions
+    """
+    CREATE TABLE health (
+        app          TEXT NOT NULL,
+        cluster      TEXT NOT NULL,
+        health       TEXT NOT NULL,
+        detail       TEXT NOT NULL,
+        revision     TEXT,
+        assessed_at  TEXT NOT NULL,
+        since        TEXT NOT NULL,
+        PRIMARY KEY (app, cluster)
+    );
+    CREATE INDEX health_cluster ON health (cluster, app);
+    CREATE TABLE health_history (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        app       TEXT NOT NULL,
+        cluster   TEXT NOT NULL,
+        health    TEXT NOT NULL,
+        reason    TEXT NOT NULL,
+        previous  TEXT,
+        revision  TEXT,
+        at        TEXT NOT NULL
+    );
+    CREATE INDEX health_history_at ON health_history (at DESC, id DESC);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

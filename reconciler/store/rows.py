@@ -1,4 +1,5 @@
-"""What the store keeps, as frozen rows: revisions, targets, releases, the source, status, drift."""
+"""What the store keeps, as frozen rows: revisions, targets, releases, the source, status,
+health, drift."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from reconciler.fields import FieldChange
+from reconciler.health import Health, TargetHealth
 
 
 class State(StrEnum):
@@ -197,3 +199,30 @@ class DriftRow:
 def drift_key(object: str, kind: str, fields: Iterable[FieldChange]) -> DriftKey:
     """The dedupe key of a drift observation: object, kind and the sorted set of field paths."""
     return DriftKey(object, DriftKind(kind), tuple(sorted({f.path for f in fields})))
+
+
+@dataclass(frozen=True)
+class HealthRow:
+    """The health of one app on one cluster as last judged (at ``assessed_at``, on the live
+    state of ``revision``), and since when it has been in that state."""
+
+    app: str
+    cluster: str
+    health: TargetHealth
+    revision: str | None
+    assessed_at: datetime
+    since: datetime
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    """A target's health turned from ``previous`` (None: first judged) to ``health``."""
+
+    id: int
+    app: str
+    cluster: str
+    health: Health
+    reason: str
+    previous: Health | None
+    revision: str | None
+    at: datetime

@@ -10,7 +10,7 @@ from reconciler import FIELD_MANAGER
 from reconciler.config.schema import SyncPolicy
 from reconciler.errors import KubeError
 from reconciler.kube.client import ClusterClient
-from reconciler.objects import kind_rank
+from reconciler.objects import Manifest, kind_rank
 from reconciler.sync.inventory import inventory_manifest, inventory_name
 from reconciler.sync.isolated import bounded_map
 from reconciler.sync.model import (
@@ -89,19 +89,19 @@ def _rank(change: Change) -> int:
 
 
 def _apply_stage(cluster: ClusterClient, changes: list[Change], result: ApplyResult) -> None:
-    def apply_one(change: Change) -> tuple[Change, str | None]:
+    def apply_one(change: Change) -> tuple[Change, Manifest | str]:
         assert change.desired is not None
         try:
-            cluster.apply(change.desired, force=change.force)
+            return change, cluster.apply(change.desired, force=change.force)
         except KubeError as err:
             return change, err.message
-        return change, None
 
-    for change, error in bounded_map(apply_one, changes):
+    for change, answer in bounded_map(apply_one, changes):
         result.writes += 1
-        if error is not None:
-            result.failed.append((change.ref, error))
+        if isinstance(answer, str):
+            result.failed.append((change.ref, answer))
             continue
+        result.live[change.ref] = answer
         (result.created if change.action is Action.CREATE else result.configured).append(change.ref)
         if change.drift is not None:
             result.corrected.append(change.ref)

@@ -67,6 +67,7 @@ class TargetPlan:
     inventory_revision: str | None
     desired_inventory: dict[ObjectRef, InventoryEntry]
     instance: str = DEFAULT_INSTANCE
+    live: dict[ObjectRef, Manifest] = field(default_factory=dict)  # what the plan read
 
     @property
     def pending(self) -> list[Change]:
@@ -95,10 +96,23 @@ class ApplyResult:
     failed: list[tuple[ObjectRef, str]] = field(default_factory=list)
     corrected: list[ObjectRef] = field(default_factory=list)  # drift undone by selfHeal
     writes: int = 0
+    live: dict[ObjectRef, Manifest] = field(default_factory=dict)  # the server's answers
 
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+def live_after(plan: TargetPlan, result: ApplyResult | None) -> dict[ObjectRef, Manifest | None]:
+    """Every desired object's live state after a pass (``None``: not on the cluster), from
+    what the pass already read and wrote: the plan's GETs and LISTs, and the server's answer to
+    each apply. Health is judged on it without a request of its own."""
+    written = result.live if result is not None else {}
+    return {
+        c.ref: written.get(c.ref, plan.live.get(c.ref))
+        for c in plan.changes
+        if c.desired is not None and c.action is not Action.PRUNE
+    }
 
 
 class SyncError(ReconcilerError):

@@ -82,10 +82,10 @@ def plan_target(
                 ) from None
             resource = None  # created after its CRD
         if resource is not None:
-            obj, ref = _scoped(cluster, obj, ref, resource)
+            obj, ref = scoped(cluster, obj, ref, resource)
         desired.append((obj, ref, resource))
 
-    live, listed = _read_live(cluster, [(r, ref) for _, ref, r in desired if r is not None])
+    live, listed = read_live(cluster, [(r, ref) for _, ref, r in desired if r is not None])
 
     def plan_one(item: tuple[Manifest, ObjectRef, Resource | None]) -> Change:
         obj, ref, resource = item
@@ -105,10 +105,11 @@ def plan_target(
         inventory_revision,
         _next_inventory(desired, changes, inventory),
         instance,
+        live,
     )
 
 
-def _scoped(
+def scoped(
     cluster: ClusterClient, obj: Manifest, ref: ObjectRef, resource: Resource
 ) -> tuple[Manifest, ObjectRef]:
     """Make the object's namespace agree with what discovery says of its kind."""
@@ -153,7 +154,7 @@ _FEW = 3  # up to this many objects of one kind in one namespace: GET each, not 
 Scope = tuple[Resource, str]  # a kind in one namespace ("" for cluster-scoped kinds)
 
 
-def _read_live(
+def read_live(
     cluster: ClusterClient, wanted: list[tuple[Resource, ObjectRef]]
 ) -> tuple[dict[ObjectRef, Manifest], set[Scope]]:
     """Live objects: one LIST per (kind, namespace) with many objects, GETs for a few.

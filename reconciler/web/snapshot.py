@@ -93,6 +93,7 @@ class SnapshotCache:
             store.source_status(),
             store.last_revision(),
             self._daemon_running,
+            {(h.app, h.cluster): h for h in store.list_health()},
         )
         drift = drift_document(store.list_drift(open_only=True, limit=OPEN_DRIFT_LIMIT))
         digest = hashlib.sha256(json.dumps([status, drift], separators=(",", ":")).encode())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -95,14 +96,15 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def test_dev_up_is_idempotent_and_dev_down_leaves_no_process(tmp_path: Path) -> None:
     env = dict(os.environ, RECONCILER_DEVENV_DIR=str(tmp_path / "dev"))
-    first = _cli("dev", "up", "--clusters", "edge-1,edge-2", env=env)
+    first = _cli("dev", "up", "--light", "--clusters", "edge-1,edge-2", env=env)
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("export KUBECONFIG=")
     state = controlplane.DevEnvState.load(tmp_path / "dev")
     assert state is not None
+    assert not state.workloads and all(not c.workers for c in state.clusters)
     pids = state.pids()
     try:
-        second = _cli("dev", "up", "--clusters", "edge-1,edge-2", env=env)
+        second = _cli("dev", "up", "--light", "--clusters", "edge-1,edge-2", env=env)
         assert second.returncode == 0, second.stderr
         assert "already running" in second.stderr
         again = controlplane.DevEnvState.load(tmp_path / "dev")
@@ -144,7 +146,8 @@ def test_a_killed_test_run_leaves_no_apiserver_or_etcd_behind(tmp_path: Path) ->
     script = (
         "import sys, pathlib, time\n"
         "from reconciler.devenv import controlplane\n"
-        "controlplane.start(pathlib.Path(sys.argv[1]), ['orphan'], die_with_parent=True)\n"
+        "controlplane.start(pathlib.Path(sys.argv[1]), ['orphan'], die_with_parent=True,\n"
+        "                   workloads=True)\n"
         "print('ready', flush=True)\n"
         "time.sleep(600)\n"
     )
@@ -157,6 +160,7 @@ def test_a_killed_test_run_leaves_no_apiserver_or_etcd_behind(tmp_path: Path) ->
         assert state is not None
         pids = state.pids()
         assert all(controlplane._alive(pid) for pid in pids)
+        assert len(pids) == 5  # etcd, kube-apiserver, controller manager, scheduler, kwok
         runner.kill()  # SIGKILL: no cleanup code of the runner runs
         runner.wait(timeout=10)
         deadline = time.monotonic() + 10
@@ -174,3 +178,60 @@ def test_files_holding_credentials_are_readable_by_their_owner_only(
     directory = Path(devenv.directory)
     for path in (directory / "devenv.json", Path(devenv.kubeconfig), directory / "pki"):
         assert path.stat().st_mode & 0o077 == 0, path
+
+
+def _uids(kubeconfig: str, names: list[str]) -> dict[str, str]:
+    uids = {}
+    for name in names:
+        api = config.new_client_from_config(config_file=kubeconfig, context=name)
+        live = client.CoreV1Api(api).read_namespaced_config_map("marker", "default")
+        uids[name] = live.metadata.uid
+    return uids
+
+
+def test_dev_up_restarts_only_the_apiserver_that_died_with_its_objects_and_port(
+    tmp_path: Path,
+) -> None:
+    env = dict(os.environ, RECONCILER_DEVENV_DIR=str(tmp_path / "dev"))
+    names = ["east", "west", "north"]
+    first = _cli("dev", "up", "--clusters", ",".join(names), env=env)
+    assert first.returncode == 0, first.stderr
+    before = controlplane.DevEnvState.load(tmp_path / "dev")
+    assert before is not None and before.workloads
+    all_pids = before.pids()
+    try:
+        for name in names:
+            api = config.new_client_from_config(config_file=before.kubeconfig, context=name)
+            client.CoreV1Api(api).create_namespaced_config_map(
+                "default", _configmap("marker", "default", {"cluster": name})
+            )
+        uids = _uids(before.kubeconfig, names)
+        victim = before.clusters[1]
+        os.kill(victim.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while controlplane._alive(victim.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        again = _cli("dev", "up", "--clusters", ",".join(names), env=env)
+        assert again.returncode == 0, again.stderr
+        after = controlplane.DevEnvState.load(tmp_path / "dev")
+        assert after is not None
+        all_pids += after.pids()
+        restarted = sorted(line for line in again.stderr.splitlines() if "restarted" in line)
+        assert restarted == sorted(
+            f"restarted {what} of west"
+            for what in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+        )
+        assert after.etcd_pid == before.etcd_pid
+        for old, new in zip(before.clusters, after.clusters, strict=True):
+            assert new.port == old.port
+            if old.name == "west":
+                assert new.pid != old.pid
+                assert not set(new.workers.values()) & set(old.workers.values())
+            else:
+                assert (new.pid, new.workers) == (old.pid, old.workers)
+        assert _uids(after.kubeconfig, names) == uids
+    finally:
+        down = _cli("dev", "down", env=env)
+    assert down.returncode == 0, down.stderr
+    assert not any(controlplane._alive(pid) for pid in all_pids)

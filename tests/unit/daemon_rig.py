@@ -104,6 +104,7 @@ class FakeSource:
         self.parents: dict[str, str | None] = {}
         self.fetches = 0
         self.fail: Exception | None = None
+        self.dropped: list[str] = []
 
     def commit_files(self, files: dict[str, str]) -> str:
         sha = f"c{len(self.trees) + 1:03d}".ljust(40, "0")  # distinct in its short form too
@@ -137,6 +138,9 @@ class FakeSource:
 
     def watch_paths(self) -> list[Path]:
         return []
+
+    def drop_tree(self, sha: str) -> None:
+        self.dropped.append(sha)  # the test's own directories stay
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         current: str | None = descendant
@@ -289,7 +293,8 @@ def outcome_with(changes: list[Change], result: ApplyResult | None) -> TargetOut
     return TargetOutcome("web", "b", plan=plan, result=result)
 
 
-BROKEN_APP = snip.app("web", "source: {manifests: manifests/}\nplacment: {}\n")
+# A problem no unit owns: the whole revision is invalid (a broken app holds only that app).
+BROKEN_REPO = {"reconciler.yaml": snip.settings("allowEmty: true")}
 
 
 def series(rig: Rig, cluster: str) -> list[str]:

@@ -22,3 +22,8 @@ def app(name: str, spec: str) -> str:
     """An App document; ``spec`` is the YAML under ``spec:`` (any indentation)."""
     body = textwrap.indent(textwrap.dedent(spec).strip("\n"), "  ")
     return f"{HEADER}kind: App\nmetadata:\n  name: {name}\nspec:\n{body}\n"
+
+
+def settings(spec: str = "allowEmpty: true") -> str:
+    """``reconciler.yaml``; ``spec`` is the YAML under ``spec:`` (flow style or one line)."""
+    return f"{HEADER}kind: Settings\nspec: {{{spec}}}\n"

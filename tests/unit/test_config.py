@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from conftest import SAMPLE_REPO, RepoFactory
-from repo_snippets import app, cluster
+from repo_snippets import app, cluster, settings
 
 from reconciler.config.load import load_repo
+from reconciler.errors import ConfigError
 
 
 def test_sample_repo_loads_with_everything_sorted_by_name() -> None:
@@ -29,7 +30,7 @@ def test_clusters_expose_inventory_fields_in_snake_case() -> None:
 
 
 def test_context_defaults_to_the_cluster_name(make_repo: RepoFactory) -> None:
-    root = make_repo({"clusters/a.yaml": cluster("a")})
+    root = make_repo({"clusters/a.yaml": cluster("a"), "reconciler.yaml": settings()})
     assert load_repo(root).clusters["a"].context == "a"
 
 
@@ -111,9 +112,18 @@ def test_an_app_with_zero_targets_is_valid(make_repo: RepoFactory) -> None:
     assert load_repo(root).apps["x"].placement.clusters == []
 
 
-def test_an_empty_repo_is_valid(tmp_path: Path) -> None:
+def test_an_empty_repo_is_an_error_unless_settings_allow_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_repo(tmp_path)
+    assert [str(p).partition(";")[0] for p in err.value.problems] == [
+        "apps: no apps: every app would be pruned",
+        "clusters: no clusters: every app would leave every cluster",
+    ]
+
+    (tmp_path / "reconciler.yaml").write_text(settings())
     repo = load_repo(tmp_path)
     assert (repo.clusters, repo.groups, repo.apps) == ({}, {}, {})
+    assert repo.settings.allow_empty
 
 
 def test_a_manifest_directory_holding_the_app_definition_skips_it(make_repo: RepoFactory) -> None:

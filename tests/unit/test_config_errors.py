@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, RepoFactory
 from repo_snippets import app, cluster, group
+from repo_snippets import settings as snip_settings
 
 from reconciler.config.load import load_repo
 from reconciler.errors import ConfigError
@@ -481,7 +482,8 @@ def test_a_base_reached_through_an_overlay_is_checked_too(make_repo: RepoFactory
 def test_empty_definition_files_are_errors_not_deletions(
     make_repo: RepoFactory, files: dict[str, str], expected: str
 ) -> None:
-    assert _problems(make_repo({"clusters/a.yaml": A, **files})) == [expected]
+    allowed = {"reconciler.yaml": snip_settings()}  # no apps is meant here
+    assert _problems(make_repo({"clusters/a.yaml": A, **allowed, **files})) == [expected]
 
 
 BOMB = "kind: ConfigMap\n" + "".join(

@@ -9,7 +9,7 @@ import repo_snippets as snip
 
 from reconciler.store.db import Store
 from reconciler.store.rows import State
-from tests.unit.daemon_rig import BROKEN_APP, Rig, configmap, make_rig, repo_files, restart
+from tests.unit.daemon_rig import BROKEN_REPO, Rig, configmap, make_rig, repo_files, restart
 
 
 def test_an_invalid_commit_keeps_the_last_good_revision_and_the_next_good_one_applies(
@@ -22,15 +22,17 @@ def test_an_invalid_commit_keeps_the_last_good_revision_and_the_next_good_one_ap
     rig.daemon.poke()
     rig.tick()
 
-    assert rig.clusters.passes("beijing-1") == [good, good]  # still the last good revision
+    # A problem in the app's own file holds that app's targets on their revision.
+    assert len(rig.clusters.passes("beijing-1")) == 2
     rows = rig.store.list_status()
     assert {r.state for r in rows} == {State.INVALID_CONFIG}
     assert {r.revision for r in rows} == {good}
     assert "apps/web/app.yaml:7: spec.placment: unknown field 'placment'" in rows[0].message
-    assert f"revision {bad[:12]} invalid" in rows[0].message
     assert f"{good[:12]} stays applied" in rows[0].message
+    assert {t.desired for t in rig.store.list_targets()} == {good}
     revision = rig.store.last_revision()
-    assert revision is not None and (revision.sha, revision.valid) == (bad, False)
+    assert revision is not None and (revision.sha, revision.valid) == (bad, True)
+    assert "apps/web/app.yaml:7: spec.placment" in (revision.error or "")
     assert rig.store.last_good("web") == good
 
     fixed = rig.source.commit_files(repo_files(value="3"))
@@ -81,8 +83,7 @@ def test_a_restart_on_an_invalid_head_runs_the_last_good_revision_from_the_store
     first = make_rig(tmp_path, store)
     good = first.source.commit_files(repo_files())
     first.tick()
-    broken = snip.app("web", "source: {manifests: manifests/}\nplacment: {}\n")
-    first.source.commit_files(repo_files(extra={"apps/web/app.yaml": broken}))
+    first.source.commit_files(repo_files(extra=BROKEN_REPO))
 
     restarted = restart(tmp_path, store, first.source)
 
@@ -107,8 +108,7 @@ def test_a_restart_runs_the_newest_valid_revision_even_where_no_app_rendered(
     first.daemon.poke()
     first.tick()
     assert store.last_good("web") == older
-    broken = snip.app("web", "source: {manifests: manifests/}\nplacment: {}\n")
-    first.source.commit_files(repo_files(extra={"apps/web/app.yaml": broken}))
+    first.source.commit_files(repo_files(extra=BROKEN_REPO))
 
     restarted = restart(tmp_path, store, first.source)
 
@@ -125,7 +125,7 @@ def test_a_restart_after_a_force_push_never_falls_back_to_a_commit_off_the_branc
     left_behind = first.source.commit_files(repo_files())
     first.tick()
     first.source.orphan()  # force-pushed: the branch no longer holds left_behind
-    broken = first.source.commit_files(repo_files(extra={"apps/web/app.yaml": BROKEN_APP}))
+    broken = first.source.commit_files(repo_files(extra=BROKEN_REPO))
 
     restarted = restart(tmp_path, store, first.source)
 
@@ -149,7 +149,7 @@ def test_a_restart_falls_back_on_the_newest_valid_revision_on_the_branch(
     first.daemon.poke()
     first.tick()
     first.source.head = on_branch  # ...and the branch is back, with a broken commit on top
-    first.source.commit_files(repo_files(extra={"apps/web/app.yaml": BROKEN_APP}))
+    first.source.commit_files(repo_files(extra=BROKEN_REPO))
 
     restarted = restart(tmp_path, store, first.source)
 
@@ -173,7 +173,7 @@ def test_an_apps_last_good_revision_off_the_branch_is_not_its_fallback(
     unrendered = first.source.commit_files(repo_files(extra=extra))  # valid; web fails to render
     first.daemon.poke()
     first.tick()
-    first.source.commit_files(repo_files(extra={"apps/web/app.yaml": BROKEN_APP}))
+    first.source.commit_files(repo_files(extra=BROKEN_REPO))
 
     restarted = restart(tmp_path, store, first.source)
 

@@ -9,11 +9,16 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from reconciler.fields import FieldChange
+from reconciler.health import Health, ObjectHealth, TargetHealth
+from reconciler.objects import ObjectRef
 from reconciler.presentation import format_value
 from reconciler.report import (
     drift_json,
     drift_markdown,
     drift_table,
+    health_changes_json,
+    health_changes_markdown,
+    health_changes_table,
     source_line,
     status_json,
     status_table,
@@ -21,6 +26,8 @@ from reconciler.report import (
 from reconciler.store.rows import (
     DriftKind,
     DriftRow,
+    HealthChange,
+    HealthRow,
     RevisionRow,
     SourceStatus,
     State,
@@ -44,6 +51,14 @@ def status_rows() -> list[StatusRow]:
         StatusRow("guestbook", "beijing-1", State.OUT_OF_SYNC, "2 objects differ", "abc", T),
         StatusRow("guestbook", "beijing-2", State.PAUSED, "cluster paused", "abc", T),
     ]
+
+
+def health_rows() -> dict[tuple[str, str], HealthRow]:
+    deploy = ObjectRef("apps", "Deployment", "demo", "hello-world")
+    obj = ObjectHealth(deploy, Health.DEGRADED, "1/3 available (ProgressDeadlineExceeded)", 1, 3)
+    judged = TargetHealth(Health.DEGRADED, obj.describe(), 1, 3, (obj,))
+    row = HealthRow("hello-world", "us-west-1", judged, "abc123", T, T - timedelta(minutes=1))
+    return {("hello-world", "us-west-1"): row}
 
 
 def drift_rows() -> list[DriftRow]:
@@ -79,14 +94,18 @@ def drift_rows() -> list[DriftRow]:
 # -- status -----------------------------------------------------------------------------------
 
 
-def test_status_table_is_an_aligned_app_by_cluster_matrix_with_notes() -> None:
-    assert status_table(status_rows(), color=False) == (
-        "APP          beijing-1    beijing-2  us-west-1\n"
-        "guestbook    OutOfSync    Paused     -\n"
-        "hello-world  Unreachable  -          Synced\n"
+def test_status_table_has_one_line_per_target_with_sync_and_health_side_by_side() -> None:
+    assert status_table(status_rows(), color=False, health=health_rows()) == (
+        "APP          CLUSTER    SYNC         HEALTH    READY  REVISION\n"
+        "guestbook    beijing-1  OutOfSync    -         -      abc\n"
+        "guestbook    beijing-2  Paused       -         -      abc\n"
+        "hello-world  beijing-1  Unreachable  -         -      abc\n"
+        "hello-world  us-west-1  Synced       Degraded  1/3    abc123\n"
         "\n"
         "guestbook on beijing-1: OutOfSync: 2 objects differ\n"
         "hello-world on beijing-1: Unreachable: connection refused\n"
+        "hello-world on us-west-1: Degraded: Deployment/demo/hello-world 1/3 available"
+        " (ProgressDeadlineExceeded)\n"
     )
 
 
@@ -104,8 +123,8 @@ def test_status_table_in_color_paints_each_state_and_keeps_the_same_text() -> No
     assert "\x1b[31mUnreachable\x1b[0m" in out
     assert "\x1b[33mOutOfSync\x1b[0m" in out
     plain = ANSI.sub("", out)
-    assert re.search(r"^guestbook\s+OutOfSync\s+Paused\s+-$", plain, re.M)
-    assert re.search(r"^hello-world\s+Unreachable\s+-\s+Synced$", plain, re.M)
+    assert re.search(r"^guestbook\s+beijing-1\s+OutOfSync\s+-\s+-\s+abc$", plain, re.M)
+    assert re.search(r"^hello-world\s+us-west-1\s+Synced\s+-\s+-\s+abc123$", plain, re.M)
     assert "hello-world on beijing-1: Unreachable: connection refused" in plain
 
 
@@ -130,8 +149,53 @@ def test_status_json_lists_every_row_with_utc_times() -> None:
         "revision": "abc123",
         "updated_at": "2026-11-22T12:03:41Z",
         "last_synced_at": "2026-11-22T12:03:41Z",
+        "health": None,
     }
     assert data[0]["last_synced_at"] is None
+    assert data[0]["health"] is None
+
+
+def test_status_json_carries_each_targets_health() -> None:
+    data = json.loads(status_json(status_rows(), health=health_rows()))["targets"]
+    health = data[3]["health"]
+    assert (health["health"], health["ready"], health["desired"]) == ("Degraded", 1, 3)
+    assert health["reason"] == (
+        "Deployment/demo/hello-world 1/3 available (ProgressDeadlineExceeded)"
+    )
+    assert (health["since"], health["revision"]) == ("2026-11-22T12:02:41Z", "abc123")
+    assert health["objects"][0]["kind"] == "Deployment"
+
+
+def test_health_changes_read_newest_first_in_every_format() -> None:
+    changes = [
+        HealthChange(
+            1, "web", "c1", Health.PROGRESSING, "Deployment/web/web 0/3 available", None, "abc", T
+        ),
+        HealthChange(
+            2,
+            "web",
+            "c1",
+            Health.HEALTHY,
+            "1 object healthy",
+            Health.PROGRESSING,
+            "abc",
+            T + timedelta(seconds=9),
+        ),
+    ]
+    assert health_changes_table(changes, color=False) == (
+        "AT                    APP  CLUSTER  WAS          NOW          REVISION  REASON\n"
+        "2026-11-22T12:03:50Z  web  c1       Progressing  Healthy      abc       1 object healthy\n"
+        "2026-11-22T12:03:41Z  web  c1       -            Progressing  abc       "
+        "Deployment/web/web 0/3 available\n"
+    )
+    assert [c["health"] for c in json.loads(health_changes_json(changes))] == [
+        "Healthy",
+        "Progressing",
+    ]
+    assert "| 2026-11-22T12:03:50Z | web | c1 | Progressing | Healthy | 1 object healthy |" in (
+        health_changes_markdown(changes)
+    )
+    assert health_changes_table([], color=False) == "No health changes recorded.\n"
 
 
 SHA = "1bf2028cdf11" + "0" * 28

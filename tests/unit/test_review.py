@@ -381,6 +381,9 @@ def test_a_base_that_does_not_load_is_a_note_and_everything_counts_as_added(
     git(root, "init", "--quiet")
     (root / "clusters").mkdir()
     (root / "clusters" / "broken.yaml").write_text("kind: Cluster\nmetadata: [\n")
+    (root / "reconciler.yaml").write_text(
+        "apiVersion: reconciler.io/v1alpha1\nkind: Settings\nspec: {allowEmpty: true}\n"
+    )
     commit(root, "broken base")
     (root / "clusters" / "broken.yaml").unlink()
     write_clusters(root, BASE_LABELS)
