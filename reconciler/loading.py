@@ -1,5 +1,6 @@
-"""Load and render a config tree: the one way the CLI, the daemon and ``plan`` get from a
-directory of files to every target's desired objects."""
+"""Load and render a config tree: how the CLI commands and ``plan`` get from a directory of
+files to every target's desired objects (the daemon loads unit by unit with
+``config.load.load_partial``, so one broken app holds only itself, then renders the same way)."""
 
 from __future__ import annotations
 
