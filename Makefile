@@ -2,8 +2,9 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
+IMAGE ?= localhost/reconciler:dev
 
-.PHONY: setup provision browser demo demo-down test lint
+.PHONY: setup provision browser demo demo-down test lint image image-tools
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,12 +51,15 @@ demo: provision
 	fi; \
 	kubeconfig="$$($(BIN)/reconciler dev kubeconfig)"; \
 	echo; \
-	echo "Config repo: $$demo/repo  (commit there; the daemon applies each commit at once)"; \
+	echo "Config repo: $$demo/repo  (commit there; the daemon applies each commit: hello-world stage by stage)"; \
 	echo "In another shell:"; \
 	echo "  export KUBECONFIG=$$kubeconfig"; \
 	echo "  $(BIN)/reconciler status --state-dir $$demo/state"; \
 	echo "  $(BIN)/reconciler drift --state-dir $$demo/state      (--health: health changes)"; \
 	echo "  $(BIN)/reconciler wait --app hello-world --state-dir $$demo/state"; \
+	echo "A staged rollout: change the hello-world image in $$demo/repo and commit; then"; \
+	echo "  $(BIN)/reconciler rollout status --state-dir $$demo/state"; \
+	echo "  $(BIN)/reconciler rollout approve hello-world --state-dir $$demo/state"; \
 	echo "  curl -s 127.0.0.1:9465/metrics | grep ^reconciler_"; \
 	echo; \
 	exec $(BIN)/reconciler run --repo "$$demo/repo" --state-dir "$$demo/state" \
@@ -63,3 +67,13 @@ demo: provision
 
 demo-down: setup
 	$(BIN)/reconciler dev down
+
+# The container image (Dockerfile) built with buildah from Debian bases made here with debootstrap
+# (cached in the container storage; no registry needed), then smoke-tested against local clusters:
+# --version, validate sample-repo, run --once (tests/e2e/test_image.py). Prints size and time.
+image: provision image-tools
+	image/build.sh $(IMAGE)
+	RECONCILER_IMAGE=$(IMAGE) $(BIN)/pytest tests/e2e/test_image.py -q -p no:cacheprovider
+
+image-tools:
+	image/install-tools.sh

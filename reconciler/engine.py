@@ -9,8 +9,8 @@ anything for it. One unreachable or failing cluster never blocks or fails the ot
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from reconciler.config.model import App, Repo
 from reconciler.config.schema import SyncPolicy
@@ -69,6 +69,7 @@ def reconcile(
     clusters: Iterable[str] | None = None,
     prune_departed: bool = True,
     instance: str = DEFAULT_INSTANCE,
+    revisions: Mapping[tuple[str, str], str | None] | None = None,
 ) -> list[TargetOutcome]:
     """Plan (and apply) every rendered target; returns one outcome per (app, cluster).
 
@@ -76,7 +77,9 @@ def reconcile(
     ``prune_departed``, apps whose inventory is on a cluster they are no longer placed on are
     planned as empty (and pruned when applying) — only when the whole repo was rendered.
     ``instance`` names this reconciler's inventories, so two instances (or two config repos)
-    sharing a cluster never prune each other's apps.
+    sharing a cluster never prune each other's apps. ``revisions`` names, per (app, cluster),
+    the revision a target's objects come from when it is not ``revision`` (a rollout or a pin
+    keeps some targets on an older one); inventories record it.
     """
     check_instance(instance)
     by_cluster: dict[str, list[TargetResult]] = {}
@@ -89,7 +92,11 @@ def reconcile(
 
     def work(name: str) -> list[TargetOutcome]:
         return _reconcile_cluster(
-            repo, name, by_cluster[name], clients, _Pass(revision, apply, prune_departed, instance)
+            repo,
+            name,
+            by_cluster[name],
+            clients,
+            _Pass(revision, apply, prune_departed, instance, dict(revisions or {})),
         )
 
     outcomes: list[TargetOutcome] = []
@@ -114,6 +121,10 @@ class _Pass:
     apply: bool
     prune_departed: bool
     instance: str
+    revisions: Mapping[tuple[str, str], str | None] = field(default_factory=dict)
+
+    def revision_of(self, app: str, cluster: str) -> str:
+        return self.revisions.get((app, cluster)) or self.revision
 
 
 def _reconcile_cluster(
@@ -156,7 +167,9 @@ def _one(
 ) -> TargetOutcome:
     outcome = TargetOutcome(app, cluster.name)
     try:
-        outcome.plan = plan_target(cluster, app, objects, policy, run.revision, run.instance)
+        outcome.plan = plan_target(
+            cluster, app, objects, policy, run.revision_of(app, cluster.name), run.instance
+        )
         if run.apply:
             outcome.result = apply_plan(cluster, outcome.plan, policy)
     except ReconcilerError as err:

@@ -32,7 +32,9 @@ from reconciler.store.rows import (
     DriftRow,
     HealthChange,
     HealthRow,
+    Pin,
     RevisionRow,
+    RolloutRow,
     SourceStatus,
     State,
     StatusRow,
@@ -259,11 +261,14 @@ def status_json(
     revision: RevisionRow | None = None,
     daemon_running: bool | None = None,
     health: Mapping[tuple[str, str], HealthRow] | None = None,
+    rollouts: Sequence[RolloutRow] = (),
+    pins: Sequence[Pin] = (),
 ) -> str:
-    """``{"source": …, "revision": …, "targets": [...]}``: how fetching the repo goes, the
-    newest revision seen (null before the first fetch) and the rows by app and cluster, each
-    with its ``health`` (null until judged)."""
-    document = status_document(rows, source, revision, daemon_running, health)
+    """``{"source": …, "revision": …, "targets": [...], "rollouts": [...], "pins": [...]}``:
+    how fetching the repo goes, the newest revision seen (null before the first fetch), the
+    rows by app and cluster, each with its ``health`` (null until judged), each app's newest
+    rollout and the pins."""
+    document = status_document(rows, source, revision, daemon_running, health, rollouts, pins)
     return json.dumps(document, indent=2) + "\n"
 
 
@@ -273,6 +278,8 @@ def status_document(
     revision: RevisionRow | None = None,
     daemon_running: bool | None = None,
     health: Mapping[tuple[str, str], HealthRow] | None = None,
+    rollouts: Sequence[RolloutRow] = (),
+    pins: Sequence[Pin] = (),
 ) -> dict[str, Any]:
     """What :func:`status_json` prints, as data (the web API serves the same)."""
     health = health or {}
@@ -302,6 +309,17 @@ def status_document(
         "source": _source_json(source),
         "revision": newest,
         "targets": targets,
+        "rollouts": [r.data for r in sorted(rollouts, key=lambda r: r.app)],
+        "pins": [
+            {
+                "app": p.app,
+                "cluster": p.cluster,
+                "revision": p.revision,
+                "user": p.user,
+                "at": format_time(p.at),
+            }
+            for p in sorted(pins, key=lambda p: (p.app, p.cluster))
+        ],
     }
 
 
@@ -325,7 +343,7 @@ def drift_table(rows: Sequence[DriftRow], color: bool) -> str:
     """One line per drift record, newest first."""
     if not rows:
         return "No drift recorded.\n"
-    headers = ["ID", "APP", "CLUSTER", "OBJECT", "KIND", "FIELDS", "BY", "DETECTED", "CORRECTED"]
+    headers = ["ID", "APP", "CLUSTER", "OBJECT", "DRIFT", "FIELDS", "BY", "DETECTED", "CORRECTED"]
     ordered = _sorted_drift(rows)
     plain = [
         [

@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 import git
 
 from reconciler.errors import SourceError
+from reconciler.gitcredentials import GitCredentials
 from reconciler.private import DIR_MODE, private_dir, private_tree
 
 __all__ = [
@@ -275,6 +276,18 @@ def resolve_rev(repo_path: Path, rev: str) -> str:
     return _rev_parse(_local_repo_args(repo_path), rev, where=str(repo_path))
 
 
+def merge_base(repo_path: Path, base: str, head: str) -> str:
+    """The commit a pull request of ``head`` into ``base`` diffs from (``git merge-base``);
+    ``base``'s own commit when the two share no history."""
+    args = _local_repo_args(repo_path)
+    base_sha = _rev_parse(args, base, where=str(repo_path))
+    head_sha = _rev_parse(args, head, where=str(repo_path))
+    try:
+        return _git([*args, "merge-base", base_sha, head_sha]).strip() or base_sha
+    except _GitFailed:
+        return base_sha
+
+
 def export_rev(repo_path: Path, rev: str, dest: Path, *, subdir: str | Path | None = None) -> Path:
     """Export the tree of ``rev`` in a local repo to ``dest`` (must not exist yet); return dest.
 
@@ -317,6 +330,7 @@ class GitSource:
         *,
         keep_trees: int = 3,
         fetch_timeout: float | None = 300.0,
+        credentials: GitCredentials | None = None,
     ) -> None:
         if keep_trees < 1:
             raise ValueError("keep_trees must be at least 1")
@@ -333,6 +347,11 @@ class GitSource:
         self.fetch_timeout = fetch_timeout
         self.is_local = _is_local_path(location)
         self._secrets = _url_secrets(location)
+        self.credentials = credentials or GitCredentials()
+        if not self.credentials.empty:
+            if self.is_local:
+                raise SourceError(f"{location}: Git credentials are for remote repositories")
+            self.credentials.check(strip_userinfo(location))
         if self.is_local:
             self._url = str(Path(location).expanduser().resolve())
             self.display = self._url
@@ -399,14 +418,19 @@ class GitSource:
         self._mirror_checked = True
 
     def _credential_env(self) -> dict[str, str]:
-        """Hand URL credentials to git via an insteadOf rewrite, never via argv."""
-        if self.is_local or self._url == self.location:
+        """Hand URL credentials to git via an insteadOf rewrite, never via argv, and the
+        credential files' settings (ssh command, token helper) via the environment."""
+        if self.is_local:
             return {}
-        return {
-            "GIT_CONFIG_COUNT": "1",
-            "GIT_CONFIG_KEY_0": f"url.{self.location}.insteadOf",
-            "GIT_CONFIG_VALUE_0": self._url,
-        }
+        entries = self.credentials.config()
+        if self._url != self.location:
+            entries.append((f"url.{self.location}.insteadOf", self._url))
+        env = self.credentials.environment()
+        if entries:
+            env["GIT_CONFIG_COUNT"] = str(len(entries))
+            for i, (key, value) in enumerate(entries):
+                env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"] = key, value
+        return env
 
     def fetch(self) -> str:
         """Update the mirror and return the sha the branch (default: remote HEAD) points at."""
@@ -431,7 +455,7 @@ class GitSource:
             _git(
                 args,
                 env=self._credential_env(),
-                secrets=self._secrets,
+                secrets=[*self._secrets, *self.credentials.secrets()],
                 timeout=self.fetch_timeout,
             )
         except _GitFailed as failed:

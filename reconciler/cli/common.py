@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,22 @@ instance_option = click.option(
     show_default=True,
     help="Name of this reconciler's inventories; instances sharing a cluster never prune "
     "each other's apps.",
+)
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/reconciler`` or ``~/.local/state/reconciler``."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "reconciler"
+
+
+state_dir_option = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RECONCILER_STATE_DIR",
+    default=default_state_dir,
+    show_default="$XDG_STATE_HOME/reconciler or ~/.local/state/reconciler",
+    help="Where the daemon keeps its state (SQLite) and its copy of the repo.",
 )
 
 

@@ -18,6 +18,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -36,6 +37,7 @@ from reconciler.cli.common import (
     EXIT_OK,
     instance_option,
     kubeconfig_option,
+    state_dir_option,
 )
 from reconciler.daemon.desired import Desired
 from reconciler.daemon.guard import DEFAULT_LIMITS, PruneLimits
@@ -43,6 +45,8 @@ from reconciler.daemon.loop import Daemon
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.errors import ReconcilerError
+from reconciler.gitcredentials import GitCredentials
+from reconciler.health.model import Health
 from reconciler.kube.pool import Clients
 from reconciler.objects import ObjectRef
 from reconciler.presentation import format_time
@@ -58,9 +62,11 @@ from reconciler.report import (
     status_json,
     status_table,
 )
+from reconciler.rollout.codec import state_from_data
+from reconciler.rollout.report import status_section
 from reconciler.source import GitSource
 from reconciler.store.db import DB_NAME, Store
-from reconciler.store.rows import RevisionRow
+from reconciler.store.rows import RevisionRow, State
 from reconciler.web.app import create_app
 from reconciler.web.model import ClusterInfo, Fleet
 from reconciler.web.server import DEFAULT_LISTEN, HttpServer, parse_listen
@@ -100,7 +106,13 @@ def parse_duration(text: str) -> float:
 
 
 def parse_since(text: str, now: datetime) -> datetime:
-    """A duration ago (``1h``, ``30m``) or an ISO time; a time without zone is UTC."""
+    """A duration ago (``1h``, ``30m``) or an ISO time; a time without zone is UTC. A bare
+    number is refused: seconds, minutes or hours ago would be a guess."""
+    if re.fullmatch(r"\s*\d+(\.\d+)?\s*", text):
+        raise ValueError(
+            f"{text!r} has no unit: write a duration (90s, 30m, 1h) or an ISO time "
+            "(2026-11-22T12:00:00Z)"
+        )
     with contextlib.suppress(ValueError):
         return now - timedelta(seconds=parse_duration(text))
     try:
@@ -137,22 +149,6 @@ def format_duration(seconds: float) -> str:
     hours, minutes = divmod(minutes, 60)
     text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
     return text + (f"{rest}s" if rest else "")
-
-
-def default_state_dir() -> Path:
-    """``$XDG_STATE_HOME/reconciler`` or ``~/.local/state/reconciler``."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "reconciler"
-
-
-state_dir_option = click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="RECONCILER_STATE_DIR",
-    default=default_state_dir,
-    show_default="$XDG_STATE_HOME/reconciler or ~/.local/state/reconciler",
-    help="Where the daemon keeps its state (SQLite) and its copy of the repo.",
-)
 
 
 # ---- logging ----------------------------------------------------------------------------------
@@ -234,8 +230,16 @@ def _on_signals(daemon: Daemon) -> None:
 
 
 @click.command("run")
-@click.option("--repo", required=True, metavar="URL|PATH", help="Config repo: a Git URL or path.")
-@click.option("--branch", help="Branch to follow (default: the repo's HEAD).")
+@click.option(
+    "--repo",
+    required=True,
+    envvar="RECONCILER_REPO",
+    metavar="URL|PATH",
+    help="Config repo: a Git URL or path ($RECONCILER_REPO).",
+)
+@click.option(
+    "--branch", envvar="RECONCILER_BRANCH", help="Branch to follow (default: the repo's HEAD)."
+)
 @click.option(
     "--interval", type=DURATION, default="30s", show_default=True, help="Poll the repo this often."
 )
@@ -285,6 +289,31 @@ def _on_signals(daemon: Daemon) -> None:
     show_default=True,
     help="Give up one git fetch after this long (a large repo's first clone takes a while).",
 )
+@click.option(
+    "--git-ssh-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="RECONCILER_GIT_SSH_KEY_FILE",
+    help="Private key for an ssh:// repo (needs --git-known-hosts-file).",
+)
+@click.option(
+    "--git-known-hosts-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="RECONCILER_GIT_KNOWN_HOSTS_FILE",
+    help="The ssh server's pinned host keys; nothing else is trusted.",
+)
+@click.option(
+    "--git-token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="RECONCILER_GIT_TOKEN_FILE",
+    help="Token for an https:// repo, read at each fetch (rotation needs no restart).",
+)
+@click.option(
+    "--git-username",
+    default="git",
+    show_default=True,
+    envvar="RECONCILER_GIT_USERNAME",
+    help="User name sent with --git-token-file (GitLab: oauth2, Bitbucket: x-token-auth).",
+)
 @instance_option
 @click.option(
     "--max-prune-objects",
@@ -328,6 +357,10 @@ def run_command(
     cluster_timeout: float,
     no_watch: bool,
     fetch_timeout: float,
+    git_ssh_key_file: Path | None,
+    git_known_hosts_file: Path | None,
+    git_token_file: Path | None,
+    git_username: str,
     instance: str,
     max_prune_objects: int,
     max_prune_percent: float,
@@ -352,7 +385,19 @@ def run_command(
         health_interval=health_interval,
     )
     with _exclusive(state_dir), Store.open(state_dir) as store, contextlib.ExitStack() as web:
-        source = GitSource(repo, branch, state_dir / "source", fetch_timeout=fetch_timeout)
+        git_credentials = GitCredentials(
+            ssh_key_file=git_ssh_key_file,
+            known_hosts_file=git_known_hosts_file,
+            token_file=git_token_file,
+            username=git_username,
+        )
+        source = GitSource(
+            repo,
+            branch,
+            state_dir / "source",
+            fetch_timeout=fetch_timeout,
+            credentials=git_credentials,
+        )
         clients = Clients(kubeconfig, timeout=request_timeout)
         metrics = Metrics()
         credentials = (
@@ -482,12 +527,36 @@ def release_command(revision: str, state_dir: Path) -> None:
     )
 
 
+_FAILING = (State.FAILED, State.UNREACHABLE, State.INVALID_CONFIG, State.HELD)
+_UNHEALTHY = (Health.DEGRADED, Health.MISSING)
+
+
+def _echo_data(text_json: str) -> None:
+    """A JSON document printed as YAML (``-o yaml``), keys in the same snake_case."""
+    import json
+
+    import yaml
+
+    click.echo(yaml.safe_dump(json.loads(text_json), sort_keys=False), nl=False)
+
+
 @click.command("status")
 @state_dir_option
 @click.option(
-    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
+    "-o",
+    "--output",
+    type=click.Choice(["table", "wide", "json", "yaml"]),
+    default="table",
+    show_default=True,
+    help="wide: the table with every message in full.",
 )
-def status_command(state_dir: Path, output: str) -> None:
+@click.option(
+    "--exit-code",
+    is_flag=True,
+    help="Exit 1 when a target is failing (Failed, Unreachable, InvalidConfig, Held) or "
+    "unhealthy (Degraded, Missing).",
+)
+def status_command(state_dir: Path, output: str, exit_code: bool) -> None:
     """How fetching the repo goes, the newest revision, and the state of every app on every
     cluster, as the daemon last saw them."""
     with Store.open_readonly(state_dir) as store:
@@ -495,10 +564,20 @@ def status_command(state_dir: Path, output: str) -> None:
         revision = store.last_revision()
         source = store.source_status()
         health = {(h.app, h.cluster): h for h in store.list_health()}
+        rollout_rows = store.latest_rollouts()
+        pin_rows = store.list_pins()
     running = daemon_running(state_dir)
-    if output == "json":
-        click.echo(status_json(rows, source, revision, running, health), nl=False)
-        return
+    failing = any(r.state in _FAILING for r in rows) or any(
+        h.health.health in _UNHEALTHY for h in health.values()
+    )
+    code = EXIT_CHANGES if exit_code and failing else EXIT_OK
+    if output in ("json", "yaml"):
+        document = status_json(rows, source, revision, running, health, rollout_rows, pin_rows)
+        click.echo(document, nl=False) if output == "json" else _echo_data(document)
+        sys.exit(code)
+    now = time.time()
+    rollouts = [state_from_data(r.data) for r in rollout_rows]
+    pins = [(p.app, p.cluster, p.revision, p.user, p.at.timestamp()) for p in pin_rows]
     color = sys.stdout.isatty()
     header = source_line(source, color=color) + _revision_header(revision)
     if not running:
@@ -506,14 +585,41 @@ def status_command(state_dir: Path, output: str) -> None:
         note = f"Daemon not running: state as of {format_time(newest) or 'never'}\n"
         header = (click.style(note, fg="yellow") if color else note) + header
     table = status_table(rows, color=color, health=health)
-    click.echo((header + "\n" if header else "") + table, nl=False)
+    section = status_section(rollouts, pins, now)
+    click.echo(
+        (header + "\n" if header else "") + table + ("\n" + section if section else ""),
+        nl=False,
+    )
+    if output == "wide":
+        for r in rows:
+            if r.message:
+                click.echo(f"{r.app}/{r.cluster}: {r.message}")
+    sys.exit(code)
+
+
+def _known(store: Store, app: str | None, cluster: str | None) -> None:
+    """``--app`` and ``--cluster`` must name what the daemon has seen: a typo is an error
+    listing what exists, not an empty history."""
+    rows = store.list_status()
+    drift = store.list_drift()
+    for flag, given, seen in (
+        ("app", app, {r.app for r in rows} | {d.app for d in drift}),
+        ("cluster", cluster, {r.cluster for r in rows} | {d.cluster for d in drift}),
+    ):
+        if given is not None and given not in seen:
+            known = ", ".join(sorted(seen)) or "none yet"
+            raise ReconcilerError(
+                f"--{flag} {given}: the daemon has seen no such {flag} ({flag}s: {known})"
+            )
 
 
 @click.command("drift")
 @state_dir_option
 @click.option("--app", help="Only this app.")
 @click.option("--cluster", help="Only this cluster.")
-@click.option("--since", help="Detected since: a duration ago (1h, 30m) or an ISO time.")
+@click.option(
+    "--since", help="Detected since: a duration ago with its unit (1h, 30m, 90s) or an ISO time."
+)
 @click.option("--open", "only_open", is_flag=True, help="Only drift that is still open.")
 @click.option(
     "--health",
@@ -524,9 +630,10 @@ def status_command(state_dir: Path, output: str) -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Choice(["table", "json", "markdown"]),
+    type=click.Choice(["table", "wide", "json", "yaml", "markdown"]),
     default="table",
     show_default=True,
+    help="wide: the same table as table.",
 )
 def drift_command(
     state_dir: Path,
@@ -548,11 +655,15 @@ def drift_command(
             since_at = parse_since(since, datetime.now(UTC))
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--since") from None
+    with Store.open_readonly(state_dir) as store:
+        _known(store, app, cluster)
     if health_changes:
         with Store.open_readonly(state_dir) as store:
             changes = store.health_history(app=app, cluster=cluster, since=since_at)
         if output == "json":
             click.echo(health_changes_json(changes), nl=False)
+        elif output == "yaml":
+            _echo_data(health_changes_json(changes))
         elif output == "markdown":
             click.echo(health_changes_markdown(changes), nl=False)
         else:
@@ -562,6 +673,8 @@ def drift_command(
         rows = store.list_drift(app=app, cluster=cluster, since=since_at, open_only=only_open)
     if output == "json":
         click.echo(drift_json(rows), nl=False)
+    elif output == "yaml":
+        _echo_data(drift_json(rows))
     elif output == "markdown":
         click.echo(drift_markdown(rows), nl=False)
     else:

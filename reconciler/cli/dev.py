@@ -58,7 +58,7 @@ def dev_up(clusters: str, port: int | None, light: bool, directory: str | None) 
         progress=lambda msg: click.echo(msg, err=True),
     )
     for what in result.restarted:
-        click.echo(f"restarted {what}", err=True)
+        click.echo(what, err=True)
     verb = "started" if result.fresh else "running" if result.restarted else "already running:"
     for c in result.state.clusters:
         click.echo(f"{verb} cluster {c.name} at {c.server}", err=True)

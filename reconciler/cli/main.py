@@ -2,35 +2,150 @@
 
 Exit codes: 0 success / no change, 1 changes found (diff, plan, drift), 2 and above errors.
 A user error is one line on stderr, never a traceback.
+
+Start-up is kept cheap: this module imports click and nothing heavy. Each command's module
+(and with it the kubernetes client, pydantic, rich, the review code) is imported only when
+that command runs; ``--help`` lists the commands from the table below without importing them
+(tests/unit/test_cli_start.py checks the table against the commands).
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from reconciler import __version__
-from reconciler.cli.common import (
-    EXIT_ERROR,
-)
-from reconciler.cli.daemon import register_daemon_commands
-from reconciler.cli.dev import register_dev_commands
-from reconciler.cli.render import register_render_commands
-from reconciler.cli.review import register_review_commands
-from reconciler.cli.sync import register_sync_commands
-from reconciler.cli.wait import register_wait_command
-from reconciler.errors import ReconcilerError
 
-F = TypeVar("F", bound=Callable[..., Any])
+EXIT_ERROR = 2  # reconciler.cli.common.EXIT_ERROR, without importing it
+
+# name -> (module, attribute, short help as `reconciler --help` lists it)
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "apply": (
+        "reconciler.cli.sync",
+        "apply",
+        "One-shot sync: apply what changed, create namespaces, prune what left Git.",
+    ),
+    "diff": (
+        "reconciler.cli.sync",
+        "diff",
+        "Show what apply would change on the live clusters (server-side apply dry-run).",
+    ),
+    "render": (
+        "reconciler.cli.render",
+        "render_command",
+        "Print the desired objects per app and cluster, offline.",
+    ),
+    "explain": (
+        "reconciler.cli.render",
+        "explain_command",
+        "Why an app is (not) placed on a cluster, and what each override changes there.",
+    ),
+    "validate": (
+        "reconciler.cli.render",
+        "validate_command",
+        "Check a config repo (schema, references, templates, charts, renders); "
+        "exit 2 when invalid.",
+    ),
+    "plan": (
+        "reconciler.cli.review",
+        "plan_command",
+        "Show what merging HEAD into BASE changes, offline from Git (no credentials).",
+    ),
+    "run": (
+        "reconciler.cli.daemon",
+        "run_command",
+        "Follow REPO and keep every cluster reconciled to it (the daemon).",
+    ),
+    "release": (
+        "reconciler.cli.daemon",
+        "release_command",
+        "Let a revision the prune guard holds apply (recorded with your user name and the time).",
+    ),
+    "status": (
+        "reconciler.cli.daemon",
+        "status_command",
+        "How fetching the repo goes, the newest revision, and the state of every app on "
+        "every cluster, as the daemon last saw them.",
+    ),
+    "drift": (
+        "reconciler.cli.daemon",
+        "drift_command",
+        "Drift history: what differed from Git, who changed it, when, and whether it was "
+        "corrected.",
+    ),
+    "wait": (
+        "reconciler.cli.wait",
+        "wait_command",
+        "Wait until every target of --app is synced or healthy, reading the daemon's state.",
+    ),
+    "rollout": (
+        "reconciler.cli.rollout",
+        "rollout_group",
+        "Progressive rollouts: see, approve, pause, resume or abort them.",
+    ),
+    "rollback": (
+        "reconciler.cli.rollout",
+        "rollback_command",
+        "Pin APP (or some of its clusters) to an older revision until ``--release``.",
+    ),
+    "dev": (
+        "reconciler.cli.dev",
+        "dev",
+        "Local real Kubernetes clusters (etcd, apiservers, controllers, kwok) for demo and tests.",
+    ),
+}
+
+
+def load_command(name: str) -> click.Command:
+    """The command ``name`` of LAZY_COMMANDS, importing its module."""
+    module, attribute, _ = LAZY_COMMANDS[name]
+    command = getattr(importlib.import_module(module), attribute)
+    assert isinstance(command, click.Command)
+    return command
+
+
+def _shorten(text: str, limit: int) -> str:
+    """``text`` cut at a word to fit ``limit`` with "...", as click shortens a command's help."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 3].rsplit(" ", 1)[0].rstrip(",;:")
+    return cut + "..."
 
 
 class ReconcilerGroup(click.Group):
-    """Turns every ReconcilerError into one line on stderr and exit code 2."""
+    """Loads each command on first use; turns every ReconcilerError into one line on stderr
+    and exit code 2."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            self.add_command(load_command(cmd_name), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                command = self.commands[name]
+                if command.hidden:
+                    continue
+                rows.append((name, command.get_short_help_str(limit)))
+            else:
+                help_text = LAZY_COMMANDS[name][2]
+                rows.append((name, _shorten(help_text, limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
+        from reconciler.errors import ReconcilerError
+
         try:
             return super().invoke(ctx)
         except ReconcilerError as err:
@@ -45,12 +160,51 @@ def cli() -> None:
     """GitOps delivery of the same applications to many Kubernetes clusters."""
 
 
-register_sync_commands(cli)
-register_render_commands(cli)
-register_review_commands(cli)
-register_daemon_commands(cli)
-register_wait_command(cli)
-register_dev_commands(cli)
+@cli.command("version")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json", "yaml"]),
+    default="table",
+    show_default=True,
+)
+def version_command(output: str) -> None:
+    """Print the client's version and the pinned versions of the tools it runs."""
+    import json
+    import platform
+
+    from reconciler.devenv.binaries import BINARIES
+
+    tools = {name: binary.version for name, binary in sorted(BINARIES.items())}
+    data = {"reconciler": __version__, "python": platform.python_version(), "tools": tools}
+    if output == "json":
+        click.echo(json.dumps(data, indent=2))
+    elif output == "yaml":
+        click.echo(f"reconciler: {__version__}\npython: {data['python']}\ntools:")
+        for name, version in tools.items():
+            click.echo(f"  {name}: {version}")
+    else:
+        click.echo(f"reconciler {__version__} (python {data['python']})")
+        click.echo("pinned tools:")
+        for name, version in tools.items():
+            click.echo(f"  {name:24} {version}")
+
+
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion_command(shell: str) -> None:
+    """Print the shell completion script for SHELL.
+
+    \b
+    bash:  eval "$(reconciler completion bash)"   (e.g. in ~/.bashrc)
+    zsh:   eval "$(reconciler completion zsh)"    (e.g. in ~/.zshrc)
+    fish:  reconciler completion fish > ~/.config/fish/completions/reconciler.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    completion = get_completion_class(shell)
+    assert completion is not None
+    click.echo(completion(cli, {}, "reconciler", "_RECONCILER_COMPLETE").source())
 
 
 def main() -> None:

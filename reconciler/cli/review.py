@@ -35,7 +35,12 @@ def register_review_commands(cli_group: click.Group) -> None:
 
 @click.command("plan")
 @repo_argument
-@click.option("--base", required=True, help="Revision merged into (e.g. origin/main).")
+@click.option(
+    "--base",
+    required=True,
+    help="Revision merged into (e.g. origin/main); diffed from its merge base with --head, as "
+    "a pull request is. BASE...HEAD sets both.",
+)
 @click.option("--head", default="HEAD", show_default=True, help="Revision under review.")
 @click.option(
     "-o",
@@ -79,6 +84,13 @@ def plan_command(
     the checkout and its uncommitted changes are never read. For a folder, only that folder
     is exported: charts and kustomizations must not reach outside it.
     """
+    if "..." in base:
+        base, _, given_head = base.partition("...")
+        if not base or not given_head:
+            raise click.BadParameter(
+                f"{base}...{given_head}: write BASE...HEAD", param_hint="--base"
+            )
+        head = given_head
     options = LiveOptions(kubeconfig, instance) if live else None
     resolver = chart_resolver(chart_cache, chart_credentials)
     review = plan(repo, base, head, live=options, charts=resolver)

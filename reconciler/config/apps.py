@@ -93,7 +93,7 @@ class AppLoader:
         self._overrides(spec.overrides)
         self._ignore_rules(spec.sync.ignore_differences)
         if spec.rollout is not None:
-            self._rollout(spec.rollout)
+            self.check_rollout(spec.rollout)
         manifests = self._manifests(spec.source.manifests or [])
         helm_values = self._helm(spec.source.helm)
         if spec.source.kustomize is not None:
@@ -146,7 +146,7 @@ class AppLoader:
         if target.selector is not None:
             selector_problems(self.loader, self.file, self.doc, (*at, "selector"), target.selector)
 
-    def _rollout(self, rollout: RolloutSpec) -> None:
+    def check_rollout(self, rollout: RolloutSpec) -> None:
         """Stage names unique DNS labels, targets that name something, known clusters."""
         seen: set[str] = set()
         if rollout.canary is not None:

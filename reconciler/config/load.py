@@ -71,6 +71,7 @@ class _Loader:
         self.files = RepoFiles(root)
         self.broken: list[Broken] = []
         self.repo_problems: list[Problem] = []
+        self._settings_doc: Document | None = None
 
     def load(self) -> PartialRepo:
         if not self.root.is_dir():
@@ -79,6 +80,7 @@ class _Loader:
         settings = self._repo_wide(self._load_settings)
         clusters = self._load_clusters()
         groups = self._load_groups()
+        self._repo_wide(lambda: self._check_default_rollout(settings, clusters, groups))
         apps = self._load_apps(clusters, groups)
         self._repo_wide(lambda: self._emptiness(settings))
         # Everything took part in the checks (duplicates, references, "did you mean"), so the
@@ -140,13 +142,25 @@ class _Loader:
         parsed = validate(files, SettingsDoc, docs[0], file, "Settings") if docs else None
         if parsed is None:
             return RepoSettings(file=file)
+        self._settings_doc = docs[0]
         guard = parsed.spec.prune_guard
         return RepoSettings(
             allow_empty=parsed.spec.allow_empty,
             max_prune_objects=guard.max_objects,
             max_prune_percent=guard.max_percent,
             file=file,
+            rollout=parsed.spec.rollout,
         )
+
+    def _check_default_rollout(
+        self, settings: RepoSettings, clusters: dict[str, Cluster], groups: dict[str, ClusterGroup]
+    ) -> None:
+        """The repo-wide strategy's stages name known clusters and groups (as an app's do)."""
+        doc = self._settings_doc
+        if settings.rollout is None or doc is None or settings.file is None:
+            return
+        checker = AppLoader(self.files, settings.file, doc, self.root, clusters, groups, {})
+        checker.check_rollout(settings.rollout)
 
     def _emptiness(self, settings: RepoSettings) -> None:
         """No cluster files or no app folders would remove every app: an error unless meant."""

@@ -104,6 +104,7 @@ class RepoSettings:
     max_prune_objects: int | None = None
     max_prune_percent: float | None = None
     file: str | None = None
+    rollout: RolloutSpec | None = None  # spec.rollout: apps without their own roll out this way
 
 
 @dataclass(frozen=True)

@@ -336,6 +336,7 @@ class PruneGuardSpec(SchemaModel):
 class SettingsSpec(SchemaModel):
     allow_empty: bool = False  # a repo without clusters or without apps is meant
     prune_guard: PruneGuardSpec = PruneGuardSpec()
+    rollout: RolloutSpec | None = None  # the strategy of every app without its own
 
 
 class SettingsDoc(SchemaModel):

@@ -16,8 +16,10 @@ of the revisions its targets run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import hashlib
+import json
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from reconciler.config.model import App, Cluster, Repo
@@ -201,6 +203,84 @@ def build_desired(
         revisions=revisions,
         invalid=invalid,
         paused=paused,
+        views=views,
+    )
+
+
+def digest(target: TargetResult) -> str | None:
+    """A hash of the objects a target renders (None when it did not render)."""
+    if target.rendered is None:
+        return None
+    text = json.dumps(target.rendered.objects, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class RenderBook:
+    """The renders of each revision some target may run (head, a rollout's bases, pins)."""
+
+    renders: dict[str, dict[TargetKey, TargetResult]] = field(default_factory=dict)
+    repos: dict[str, Repo] = field(default_factory=dict)
+    _digests: dict[tuple[str, TargetKey], str | None] = field(default_factory=dict)
+
+    def add(self, revision: str, rendered: Iterable[TargetResult], repo: Repo | None) -> None:
+        self.renders[revision] = {(t.app, t.cluster): t for t in rendered}
+        if repo is not None:
+            self.repos[revision] = repo
+
+    def has(self, revision: str) -> bool:
+        return revision in self.renders
+
+    def get(self, revision: str, key: TargetKey) -> TargetResult | None:
+        return self.renders.get(revision, {}).get(key)
+
+    def digest(self, revision: str, key: TargetKey) -> str | None:
+        if (revision, key) not in self._digests:
+            target = self.get(revision, key)
+            self._digests[(revision, key)] = digest(target) if target is not None else None
+        return self._digests[(revision, key)]
+
+    def keep(self, revisions: Collection[str]) -> None:
+        """Forget every revision but these (memory stays bounded as commits go by)."""
+        for sha in list(self.renders):
+            if sha not in revisions:
+                del self.renders[sha]
+                self.repos.pop(sha, None)
+        self._digests = {k: v for k, v in self._digests.items() if k[0] in revisions}
+
+
+def with_revisions(desired: Desired, chosen: Mapping[TargetKey, str], book: RenderBook) -> Desired:
+    """``desired`` with each target in ``chosen`` rendered from that revision instead.
+
+    A revision whose render is not loaded (yet) makes the target an error: nothing is applied
+    or pruned for it until it is, never the head's objects in its place.
+    """
+    targets = {cluster: list(results) for cluster, results in desired.targets.items()}
+    revisions = dict(desired.revisions)
+    invalid = dict(desired.invalid)
+    views = dict(desired.views)
+    for (app, cluster), revision in sorted(chosen.items()):
+        if cluster not in targets or revisions.get((app, cluster)) == revision:
+            continue
+        render = book.get(revision, (app, cluster))
+        older = book.repos.get(revision)
+        if render is None or render.rendered is None or older is None:
+            why = f"revision {short(revision)} is not loaded yet: nothing is applied until it is"
+            render = TargetResult(app, cluster, error=RenderError(why, app=app, cluster=cluster))
+            invalid[(app, cluster)] = why
+        else:
+            invalid.pop((app, cluster), None)
+            view = desired.view(cluster)
+            if app in older.apps:  # the app as of the revision it runs (its sync policy)
+                views[cluster] = replace(view, apps={**view.apps, app: older.apps[app]})
+        results = [t for t in targets[cluster] if t.app != app]
+        targets[cluster] = sorted([*results, render], key=lambda t: t.app)
+        revisions[(app, cluster)] = revision
+    return replace(
+        desired,
+        targets={name: tuple(results) for name, results in targets.items()},
+        revisions=revisions,
+        invalid=invalid,
         views=views,
     )
 

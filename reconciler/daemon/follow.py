@@ -11,7 +11,7 @@ is deleted as soon as its revision is rendered: it holds plaintext Secrets from 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -59,7 +59,8 @@ class Loaded:
     charts: ChartLock = field(default_factory=ChartLock)  # the remote charts it rendered
     config_error: ConfigError | None = None
     partial: PartialRepo | None = None  # what did not load (``repo`` is what did)
-    # older revisions that targets should still run, loaded (restart: nothing in memory yet)
+    # older revisions targets should still run: after a restart, what the store says they
+    # run; a rollout's bases and pins on request
     others: dict[str, Loaded] = field(default_factory=dict)
     fallback: Loaded | None = None  # the last good revision, loaded when nothing runs yet
     # per app whose render failed: its last good revision, if on the followed branch's history
@@ -99,12 +100,13 @@ class Follower:
         fallback: list[str],
         last_good: Mapping[str, str] | None = None,
         pins: Mapping[str, Mapping[str, Pin]] | None = None,
-        others: tuple[str, ...] = (),
+        others: Collection[str] = (),
     ) -> Loaded:
         """Runs on a worker thread: touches the source only, never the store.
 
         Fetching or reading the fetched commit fails with :class:`SourceFailed`; a commit
-        whose config does not load is a result (``config_error``), not a failure.
+        whose config does not load is a result (``config_error``), not a failure. ``others``
+        are older revisions to load and render too (those that do not load are left out).
         """
         try:
             sha = self.source.fetch()
@@ -112,26 +114,29 @@ class Follower:
             raise SourceFailed(err, self.clock.now()) from err
         fetched_at = self.clock.now()
         if sha == head:
-            return Loaded(sha, fetched_at, unchanged=True)
+            loaded = Loaded(sha, fetched_at, unchanged=True)
+        else:
+            self._pins = pins or {}
+            try:
+                loaded = self._load_revision(sha, fetched_at)
+            except Exception as err:
+                raise SourceFailed(err, self.clock.now()) from err
+            if loaded.config_error is not None and fallback:
+                loaded.fallback = self._load_fallback(
+                    [s for s in fallback if s != sha], sha, fetched_at
+                )
+            self._verify_last_good(loaded, sha, last_good or {})
         self._pins = pins or {}
-        try:
-            loaded = self._load_revision(sha, fetched_at)
-        except Exception as err:
-            raise SourceFailed(err, self.clock.now()) from err
-        if loaded.config_error is not None and fallback:
-            loaded.fallback = self._load_fallback(
-                [s for s in fallback if s != sha], sha, fetched_at
-            )
-        self._verify_last_good(loaded, sha, last_good or {})
         for other in others:
+            # Only revisions on the followed branch's history (never a left-behind commit).
             if other == sha or not self._on_branch(other, sha):
                 continue
             try:
-                extra = self._load_revision(other, fetched_at)
+                older = self._load_revision(other, fetched_at)
             except ReconcilerError:
-                continue
-            if extra.repo is not None:
-                loaded.others[other] = extra
+                continue  # gone from the repo: its targets keep waiting, the log says so
+            if older.repo is not None:
+                loaded.others[other] = older
         return loaded
 
     def _on_branch(self, candidate: str, head: str) -> bool:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -46,16 +46,19 @@ from reconciler.config.model import PartialRepo, Repo
 from reconciler.daemon.blast import holds
 from reconciler.daemon.desired import (
     Desired,
+    RenderBook,
     TargetKey,
     build_desired,
     crashed_rows,
     paused_rows,
     timed_out_rows,
+    with_revisions,
 )
 from reconciler.daemon.follow import Follower, Loaded, Source, SourceFailed
 from reconciler.daemon.guard import PruneLimits, estimate, held_message
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.record import ERROR_STATES, HealthReport, PassReport, Recorder
+from reconciler.daemon.rollouts import Rollouts
 from reconciler.daemon.schedule import (
     Clock,
     ClusterSchedule,
@@ -83,6 +86,7 @@ _MAX_SLEEP = 10.0  # the main loop wakes at least this often (health, timeouts)
 _HEALTHY_WITHIN = 60.0  # /healthz fails when the main loop has not ticked for this long
 _FALLBACK_CANDIDATES = 50  # valid revisions from the store a restart on an invalid head tries
 _PRUNE_EVERY = 3600.0  # drift history retention is enforced at most this often
+_ROLLOUT_TICK = 1.0  # while a rollout runs, the loop reads operators' commands this often
 
 
 class ReconcileFn(Protocol):
@@ -99,6 +103,7 @@ class ReconcileFn(Protocol):
         clusters: Iterable[str] | None = None,
         prune_departed: bool = True,
         instance: str = DEFAULT_INSTANCE,
+        revisions: Mapping[tuple[str, str], str | None] | None = None,
     ) -> list[TargetOutcome]: ...
 
 
@@ -161,11 +166,18 @@ class Daemon:
         self._reconcile = reconcile_fn
         self._check = check_fn
         self._checks: dict[str, Future[HealthReport]] = {}
+        self._check_started: dict[str, datetime] = {}  # wall time each check was dispatched
         self._rand = rand
         self.log = structlog.get_logger("reconciler.daemon").bind(repo=source.display)
 
         self._desired: Desired | None = None
+        self._head_desired: Desired | None = None  # head's renders, before rollouts and pins
         self._generation = 0
+        self.book = RenderBook()  # renders of every revision some target may run
+        self.rollouts = Rollouts(store, self.metrics, self.log)
+        self._wanted: set[str] = set()  # older revisions to load (rollout bases, pins)
+        self._running_before: dict[TargetKey, str | None] = {}
+        self._repass: set[str] = set()  # clusters whose revision changed: pass them again
         self._head: str | None = None
         self._source_job: Future[Loaded] | None = None
         self._source_error: str | None = None
@@ -182,6 +194,7 @@ class Daemon:
         self._watcher = RepoWatcher(source.watch_paths, self.poke, self.log)
         self._known_clusters: set[str] = set()  # the clusters of the installed repo
         self._pending: Desired | None = None  # held by the prune guard until released
+        self._pending_loaded: Loaded | None = None  # what it was built from (for rollouts)
         self._next_prune = self.clock.monotonic()
 
     # -- what others may ask or tell ------------------------------------------------------------
@@ -258,6 +271,8 @@ class Daemon:
         self._collect_passes()
         self._maybe_release()
         self._collect_checks()
+        if not self._stopping:
+            self._step_rollouts()
         now = self.clock.monotonic()
         self._maybe_prune(now)
         self._check_timeouts(now)
@@ -306,7 +321,13 @@ class Daemon:
     def _sleep_for(self, now: float) -> float:
         wake = [now + _MAX_SLEEP]
         if self._source_job is None:
-            wake.append(now if self._poked else self._next_poll)
+            wake.append(now if self._poked or self._wanted else self._next_poll)
+        if self.rollouts.active():
+            # Operators' commands arrive through the store: look often while a rollout runs.
+            wake.append(now + _ROLLOUT_TICK)
+            at = self.rollouts.wake_at()
+            if at is not None:
+                wake.append(now + max(0.0, at - self.clock.now().timestamp()))
         desired = self._desired
         if desired is not None:
             for name in desired.targets:
@@ -334,7 +355,8 @@ class Daemon:
     # -- source: fetch, load, render -------------------------------------------------------------
 
     def _maybe_fetch(self, now: float) -> None:
-        if self._source_job is not None or not (self._poked or now >= self._next_poll):
+        due = self._poked or now >= self._next_poll or bool(self._wanted)
+        if self._source_job is not None or not due:
             return
         self._poked = False
         self._next_poll = now + self.settings.interval * (1 + self.settings.jitter * self._rand())
@@ -345,12 +367,13 @@ class Daemon:
             for sha, apps in self.store.chart_pins(limit=_FALLBACK_CANDIDATES).items()
         }
         head = self._head
-        # After a restart, the revisions targets should run (held ones may not be the head's).
-        others = (
-            tuple(sorted({t.desired for t in self.store.list_targets() if t.desired}))
-            if self._desired is None
-            else ()
-        )
+        if self._desired is None:
+            # A restart: the revisions the store says targets run, and those rollouts and pins
+            # keep targets on, are loaded with head.
+            self._wanted |= {t.desired for t in self.store.list_targets() if t.desired}
+            self._wanted |= self.rollouts.needed()
+        others = sorted(r for r in self._wanted if not self.book.has(r))
+        self._wanted.clear()
         self._source_job = self._dispatcher.submit(
             lambda: self._follower.work(head, fallback, last_good, pins, others),
             name="reconciler-source",
@@ -389,8 +412,22 @@ class Daemon:
         self.store.record_fetch_success(
             self.source.display, self.source.branch, loaded.sha, loaded.fetched_at
         )
+        for sha, older in loaded.others.items():
+            self.book.add(sha, older.rendered, older.repo)
         if not loaded.unchanged:
             self._publish(loaded)
+        elif loaded.others and self._head_desired is not None:
+            # Older renders arrived: decide the apps that waited for them.
+            missing = self.rollouts.on_head(
+                self._head_desired.repo,
+                loaded.sha,
+                self.book,
+                self._running_before,
+                self.clock.now(),
+                apps=set(self.rollouts.pending),
+            )
+            self._want(missing, loaded.others)
+            self._rechoose()
 
     def _publish(self, loaded: Loaded) -> None:
         wall = self.clock.now()
@@ -462,6 +499,7 @@ class Daemon:
             self.store.set_held(loaded.sha, hold)
             log.error("revision held", reason=hold)
             self._pending = desired
+            self._pending_loaded = loaded
             base = self._desired
             if base is None:
                 self._repo_error = hold
@@ -470,7 +508,18 @@ class Daemon:
             self._install(replace(base, head=loaded.sha, hold=hold, repo_error=None))
             return
         self._pending = None
-        self._install(desired)
+        self._install(self._start_rollouts(loaded, desired, wall))
+
+    def _start_rollouts(self, loaded: Loaded, desired: Desired, wall: datetime) -> Desired:
+        """Start the rollouts ``loaded`` calls for; ``desired`` as rollouts and pins choose."""
+        self.book.add(loaded.sha, loaded.rendered, loaded.repo)
+        self._running_before = self._running_revisions()
+        self._head_desired = desired
+        missing = self.rollouts.on_head(
+            desired.repo, loaded.sha, self.book, self._running_before, wall
+        )
+        self._want(missing, loaded.others)
+        return self._choose(desired)
 
     def _previous_repo(self, loaded: Loaded) -> Repo | None:
         """The repo of what runs now (or, after a restart, of a revision targets should run):
@@ -553,7 +602,83 @@ class Daemon:
             released_by=release.user,
             released_at=release.at.isoformat(),
         )
-        self._install(replace(pending, hold=None))
+        loaded, self._pending_loaded = self._pending_loaded, None
+        released = replace(pending, hold=None)
+        if loaded is not None:
+            released = self._start_rollouts(loaded, released, self.clock.now())
+        self._install(released)
+
+    # -- rollouts and pins: which revision each target runs --------------------------------------
+
+    def _running_revisions(self) -> dict[TargetKey, str | None]:
+        """What each target runs before a new head: the current desired state, else (after a
+        restart) what the store says it should run or last ran."""
+        if self._desired is not None:
+            return dict(self._desired.revisions)
+        out: dict[TargetKey, str | None] = {
+            (r.app, r.cluster): r.revision for r in self.store.list_status() if r.revision
+        }
+        for target in self.store.list_targets():
+            if target.desired is not None:
+                out[(target.app, target.cluster)] = target.desired
+        return out
+
+    def _want(self, revisions: set[str], tried: Mapping[str, object]) -> None:
+        """Ask the source job for these renders, once each (one that did not load is said)."""
+        for sha in sorted(revisions):
+            if self.book.has(sha):
+                continue
+            if sha in tried or sha == self._head:
+                self.log.warning("revision could not be loaded", revision=short(sha))
+                continue
+            self._wanted.add(sha)
+
+    def _choose(self, head: Desired) -> Desired:
+        """``head`` with the targets that pins and rollouts keep elsewhere rendered from there;
+        apps waiting for older renders keep what they run."""
+        keys = [(t.app, t.cluster) for results in head.targets.values() for t in results]
+        chosen = self.rollouts.chosen(keys)
+        for key in keys:
+            if key[0] in self.rollouts.pending and key not in chosen:
+                before = self._running_before.get(key)
+                if before is not None:
+                    chosen[key] = before
+        self._want({r for r in chosen.values() if not self.book.has(r)}, {})
+        return with_revisions(head, chosen, self.book)
+
+    def _rechoose(self) -> None:
+        """Rollouts or pins moved some targets: same generation, only those clusters repass."""
+        current = self._desired
+        if current is None or self._head_desired is None:
+            return
+        desired = replace(
+            self._choose(self._head_desired),
+            generation=current.generation,
+            head=current.head,
+            repo_error=current.repo_error,
+            hold=current.hold,
+        )
+        moved = {
+            (t.app, cluster)
+            for cluster, results in desired.targets.items()
+            for t in results
+            if desired.revisions.get((t.app, cluster)) != current.revisions.get((t.app, cluster))
+        }
+        self._desired = desired
+        self.store.set_desired(
+            (app, cluster, desired.revisions.get((app, cluster))) for app, cluster in moved
+        )
+        self._repass |= {cluster for _, cluster in moved}
+
+    def _step_rollouts(self) -> None:
+        moved = self.rollouts.tick(self.clock.now())
+        if moved:
+            self._rechoose()
+        self.book.keep(
+            self.rollouts.needed()
+            | {r for r in (self._desired.revisions.values() if self._desired else ()) if r}
+            | ({self._head} if self._head else set())
+        )
 
     def _install(self, desired: Desired) -> None:
         """Make ``desired`` current: every cluster gets a pass; paused and gone ones are shown."""
@@ -588,6 +713,13 @@ class Daemon:
         desired = self._desired
         if desired is None:
             return
+        for name in sorted(self._repass):
+            schedule = self._schedules.get(name)
+            if schedule is not None and not schedule.running:
+                schedule.next_check = min(schedule.next_check, now)
+                self._repass.discard(name)
+            elif schedule is None:
+                self._repass.discard(name)
         schedules = [self._schedules.setdefault(n, ClusterSchedule(n)) for n in desired.targets]
         due = [
             s for s in schedules if s.due(now, desired.generation) and s.cluster not in self._checks
@@ -614,10 +746,11 @@ class Daemon:
             if schedule.running or schedule.due(now, desired.generation):
                 continue  # the pass judges health anyway
             schedule.next_health = float("inf")  # set again when the check is collected
-            apps = set(self.recorder.unsettled(name))
+            apps = set(self.recorder.unsettled(name)) | self._watched(name)
             targets = [t for t in desired.targets[name] if t.app in apps]
             if not targets:
                 continue
+            self._check_started[name] = self.clock.now()
             job = functools.partial(self._health_check, desired, name, targets)
             self._checks[name] = self._dispatcher.submit(job, name=f"health-{name}")
 
@@ -643,15 +776,27 @@ class Daemon:
             if desired is None or desired.generation != report.desired.generation:
                 continue  # a newer revision: its pass judges health
             self.recorder.record_check(report)
+            read_after = self._check_started.pop(name, None) or self.clock.now()
+            for app, health in report.health.items():
+                key = (app, name)
+                revision = report.desired.revisions.get(key, report.desired.revision)
+                self.rollouts.observe_health(
+                    key, revision, str(health.health), health.reason, read_after
+                )
             self._schedule_health(name)
 
     def _schedule_health(self, cluster: str) -> None:
         schedule = self._schedules.get(cluster)
         if schedule is None:
             return
-        unsettled = self.recorder.unsettled(cluster)
+        # A gate waits on watched targets: read them even when their health looks final.
+        unsettled = self.recorder.unsettled(cluster) or self._watched(cluster)
         now = self.clock.monotonic()
         schedule.next_health = now + self.settings.health_interval if unsettled else float("inf")
+
+    def _watched(self, cluster: str) -> set[str]:
+        """Apps on ``cluster`` a rollout gate waits on."""
+        return {app for app, name in self.rollouts.watched() if name == cluster}
 
     def _pass(self, desired: Desired, cluster: str) -> PassReport:
         """Runs on a worker thread: talks to one cluster, never to the store."""
@@ -664,8 +809,32 @@ class Daemon:
             apply=True,
             clusters=[cluster],
             instance=self.settings.instance,
+            revisions={k: r for k, r in desired.revisions.items() if k[1] == cluster},
         )
         return PassReport(cluster, desired, outcomes, self.clock.monotonic() - started)
+
+    def _observe(self, report: PassReport) -> None:
+        """Tell the rollouts what a pass saw of each target: applied, reachable, healthy (as
+        judged on what the pass read and the apply answered, after it applied)."""
+        ended = self.clock.now()
+        started = ended - timedelta(seconds=report.duration)
+        for outcome in report.outcomes:
+            if outcome.departed:
+                continue
+            key = (outcome.app, report.cluster)
+            revision = report.desired.revisions.get(key, report.desired.revision)
+            applied = outcome.ok and outcome.result is not None
+            health = outcome.health
+            self.rollouts.observe(
+                key,
+                revision,
+                started,
+                ended,
+                applied,
+                outcome.unreachable,
+                str(health.health) if health is not None else None,
+                health.reason if health is not None else "",
+            )
 
     def _check_timeouts(self, now: float) -> None:
         timeout = self.settings.cluster_timeout
@@ -719,6 +888,7 @@ class Daemon:
                 continue
             kind = self.recorder.record_pass(report)
             schedule.finish(now, report.desired.generation, kind, self.settings)
+            self._observe(report)
             self._schedule_health(name)
             if kind is PassKind.CLUSTER_FAILED:
                 self.log.warning(

@@ -71,6 +71,30 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.rollout_in_progress = Gauge(
+            "reconciler_rollout_in_progress",
+            "1 while the app's newest rollout runs (or rolls back), else 0.",
+            ["app"],
+            registry=self.registry,
+        )
+        self.rollout_stage = Gauge(
+            "reconciler_rollout_stage",
+            "The stage (1-based) the app's running rollout is at; 0 when none runs.",
+            ["app"],
+            registry=self.registry,
+        )
+        self.rollout_waiting_approval = Gauge(
+            "reconciler_rollout_waiting_approval",
+            "1 while the app's rollout waits for a manual approval.",
+            ["app"],
+            registry=self.registry,
+        )
+        self.rollout_failures = Counter(
+            "reconciler_rollout_cluster_failures",
+            "Clusters that failed a rollout's gate (unhealthy or unreachable past the deadline).",
+            ["app"],
+            registry=self.registry,
+        )
         self.target_health = Gauge(
             "reconciler_target_health",
             "1 for the health the app has on the cluster (Healthy, Progressing, Degraded, "

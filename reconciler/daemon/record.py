@@ -23,7 +23,7 @@ from reconciler.objects import ObjectRef
 from reconciler.store.db import Store
 from reconciler.store.rows import DriftKey, State, StatusRow
 
-ERROR_STATES = frozenset({State.FAILED, State.UNREACHABLE, State.INVALID_CONFIG})
+ERROR_STATES = frozenset({State.FAILED, State.UNREACHABLE, State.INVALID_CONFIG, State.HELD})
 
 
 @dataclass

@@ -444,7 +444,7 @@ def _cluster_kubeconfig(state: DevEnvState, info: ClusterInfo) -> Path:
 def _start_workers(
     state: DevEnvState, worker_bins: dict[str, Path], die_with_parent: bool
 ) -> list[str]:
-    """Start each cluster's missing workers; returns what was started ("kwok of beijing-1")."""
+    """Start each cluster's missing workers; returns what it did ("started kwok of east")."""
     config = Path(state.directory) / "kwok.yaml"
     config.write_text(workloads.kwok_config())
     started = []
@@ -458,9 +458,10 @@ def _start_workers(
         )
         for worker in missing:
             proc = _spawn(commands[worker], _worker_log(state, info.name, worker), die_with_parent)
+            verb = "restarted" if worker in info.workers else "started"
             info.workers[worker] = proc.pid
             state.save()
-            started.append(f"{worker} of {info.name}")
+            started.append(f"{verb} {worker} of {info.name}")
     return started
 
 
@@ -567,7 +568,7 @@ def running(directory: Path) -> DevEnvState | None:
 class UpResult:
     state: DevEnvState
     fresh: bool  # everything was started anew (no state, or other names/ports)
-    restarted: list[str]  # what `up` restarted or added: "kube-apiserver of beijing-2", ...
+    restarted: list[str]  # what `up` did: "restarted kube-apiserver of west", ...
 
 
 def up(
@@ -577,6 +578,7 @@ def up(
     base_port: int | None = None,
     workloads: bool = True,
     timeout: float = 120.0,
+    die_with_parent: bool = False,
     progress: Progress = _quiet,
 ) -> UpResult:
     """Idempotent start for ``reconciler dev up``.
@@ -597,7 +599,7 @@ def up(
                 "run `reconciler dev down` first to change them"
             )
         if same and _restartable(state):
-            restarted = _repair(state, workloads, timeout, progress)
+            restarted = _repair(state, workloads, timeout, die_with_parent, progress)
             return UpResult(state, False, restarted)
     stop(directory)  # stale or unusable state: start anew
     state = start(
@@ -607,6 +609,7 @@ def up(
         progress=progress,
         workloads=workloads,
         timeout=timeout,
+        die_with_parent=die_with_parent,
     )
     return UpResult(state, True, [])
 
@@ -622,7 +625,11 @@ def _restartable(state: DevEnvState) -> bool:
 
 
 def _repair(
-    state: DevEnvState, with_workloads: bool, timeout: float, progress: Progress
+    state: DevEnvState,
+    with_workloads: bool,
+    timeout: float,
+    die_with_parent: bool,
+    progress: Progress,
 ) -> list[str]:
     """Restart what died of a recorded control plane; returns what was (re)started.
 
@@ -633,27 +640,27 @@ def _repair(
     if not _running_as(state.etcd_pid, "etcd"):
         _check_port_free(state.etcd_port, "etcd")
         _check_port_free(state.etcd_peer_port, "etcd peers")
-        etcd = _spawn_etcd(state, binaries.ensure("etcd", progress), die_with_parent=False)
+        etcd = _spawn_etcd(state, binaries.ensure("etcd", progress), die_with_parent)
         state.etcd_pid = etcd.pid
         state.save()
-        restarted.append("etcd")
+        restarted.append("restarted etcd")
         _wait_etcd(state.etcd_port, etcd, Path(state.etcd_log), deadline)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     for info in state.clusters:
         if _running_as(info.pid, "kube-apiserver"):
             continue
-        _stop_workers(state, info)  # they come back with their apiserver
+        _terminate(list(info.workers.values()), grace=10.0)  # they come back with it
         _check_port_free(info.port, f"cluster {info.name}")
         apiserver_bin = binaries.ensure("kube-apiserver", progress)
-        proc = _spawn_apiserver(state, info, apiserver_bin, die_with_parent=False)
+        proc = _spawn_apiserver(state, info, apiserver_bin, die_with_parent)
         info.pid = proc.pid
         state.save()
         procs[info.name] = proc
-        restarted.append(f"kube-apiserver of {info.name}")
+        restarted.append(f"restarted kube-apiserver of {info.name}")
     _write_kubeconfig(state)
     _wait_apiservers(state, procs, deadline, timeout)
     if with_workloads:
-        restarted += _start_workers(state, _worker_binaries(progress), die_with_parent=False)
+        restarted += _start_workers(state, _worker_binaries(progress), die_with_parent)
     else:
         for info in state.clusters:
             _stop_workers(state, info)

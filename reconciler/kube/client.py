@@ -24,6 +24,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from reconciler import FIELD_MANAGER
 from reconciler.errors import ClusterUnreachable, ConflictError, KubeError
+from reconciler.kube.credentials import Credentials
 from reconciler.kube.kubeconfig import Kubeconfig
 from reconciler.objects import Manifest, ObjectRef, group_of
 
@@ -68,20 +69,20 @@ class ClusterClient:
         name: str,
         *,
         context: str | None = None,
-        kubeconfig: str | Kubeconfig | None = None,
+        kubeconfig: str | Credentials | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = 16,
     ) -> None:
         self.name = name
         self.context = context or name
         self.timeout = timeout
-        if not isinstance(kubeconfig, Kubeconfig):
+        if kubeconfig is None or isinstance(kubeconfig, str):
             kubeconfig = Kubeconfig(kubeconfig)
         configuration = k8s.Configuration()
         try:
             kubeconfig.configure(self.context, configuration)
         except (ConfigException, OSError, ValueError) as err:
-            raise KubeError(f"kubeconfig {kubeconfig.location}: {err}", cluster=name) from err
+            raise KubeError(f"{kubeconfig.origin}: {err}", cluster=name) from err
         configuration.connection_pool_maxsize = max_connections
         configuration.retries = False  # our own backoff decides; a dead cluster fails fast
         self._api = k8s.ApiClient(configuration)

@@ -29,6 +29,7 @@ class Kubeconfig:
                 f"kubeconfig {location}: no such file (set --kubeconfig or $KUBECONFIG)"
             )
         self.location = location
+        self.origin = f"kubeconfig {location}"
         entries = self._merged.config.value.get("contexts") or []
         self.contexts = sorted(
             str((e.value if isinstance(e, ConfigNode) else e).get("name")) for e in entries

@@ -1,27 +1,29 @@
-"""The client pool: one client per cluster context, rebuilt when the kubeconfig changes."""
+"""The client pool: one client per cluster context, rebuilt when the credentials change."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 from reconciler.errors import ReconcilerError
 from reconciler.kube.client import ClusterClient
-from reconciler.kube.kubeconfig import Kubeconfig
+from reconciler.kube.credentials import Credentials, CredentialSource
+from reconciler.kube.login import credential_source
 
 
 class Clients:
     """One kube client per cluster context, created on first use and reused. Thread-safe.
 
-    The kubeconfig is parsed once and re-read when it changes: before handing out a client, its
-    files (``kubeconfig``, else each entry of ``$KUBECONFIG``, else ``~/.kube/config``) are
-    stat'ed, at most once per ``recheck`` seconds; when one's mtime or size changed (a context
-    added, credentials rotated) it is parsed again and every cached client is rebuilt on next
-    use. Replaced clients are closed at the next change or on :meth:`close` (a pass may still be
-    using one). A kubeconfig that does not parse after a change keeps the previous one.
+    Credentials come from ``source`` (default: :func:`credential_source` — the kubeconfig, or
+    in a pod without one, the ServiceAccount and member Secrets). They are read once and again
+    when they change: before handing out a client the source is asked, at most once per
+    ``recheck`` seconds and by one thread at a time (outside the shared lock, others go on with
+    the clients they have), whether they changed (a kubeconfig's files stat'ed; member Secrets
+    listed); when they did they are read again and every cached client is rebuilt on next use.
+    Replaced clients are closed at the next change or on :meth:`close` (a pass may still be
+    using one). Credentials that do not read after a change keep the previous ones.
 
     Clients are built outside the shared lock, so one slow credential plugin delays only its
     own cluster.
@@ -34,23 +36,26 @@ class Clients:
         *,
         recheck: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
+        source: CredentialSource | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
         self.timeout = timeout
         self.recheck = recheck
         self._monotonic = monotonic
-        self._parsed: Kubeconfig | None = None
+        self._source = source or credential_source(kubeconfig, timeout=timeout)
+        self._parsed: Credentials | None = None
         self._generation = 0  # counts parses: a client of an older one is rebuilt
-        self._stamp: tuple[tuple[str, int | None, int | None], ...] = ()
+        self._stamp: Hashable = None
         self._checked_at = 0.0
+        self._refreshing = False
         self._clients: dict[str, tuple[ClusterClient, int]] = {}
         self._retired: list[ClusterClient] = []
         self._building: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str, context: str) -> ClusterClient:
+        self._refresh()
         with self._lock:
-            self._refresh()
             building = self._building.setdefault(name, threading.Lock())
         with building:
             with self._lock:
@@ -60,9 +65,9 @@ class Clients:
                 client, built_from = cached
                 if client.context == context and built_from == generation:
                     return client
-            kubeconfig, generation = self._current()
+            credentials, generation = self._current()
             client = ClusterClient(
-                name, context=context, kubeconfig=kubeconfig, timeout=self.timeout
+                name, context=context, kubeconfig=credentials, timeout=self.timeout
             )
             with self._lock:
                 old = self._clients.get(name)
@@ -71,56 +76,47 @@ class Clients:
                 self._clients[name] = (client, generation)
             return client
 
-    def parse(self) -> Kubeconfig:
-        """Read the kubeconfig now (it is read on first use otherwise)."""
+    def parse(self) -> Credentials:
+        """Read the credentials now (they are read on first use otherwise)."""
         return self._current()[0]
 
     def files(self) -> list[Path]:
-        """The kubeconfig files read, as ``Kubeconfig`` finds them."""
-        location = self.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-        return [Path(p).expanduser() for p in location.split(os.pathsep) if p]
+        """The kubeconfig files read (none in a pod that reads member Secrets)."""
+        return self._source.files()
 
-    def _current(self) -> tuple[Kubeconfig, int]:
+    def _current(self) -> tuple[Credentials, int]:
         with self._lock:
             if self._parsed is None:
-                stamp = self._stat()
-                self._parsed = Kubeconfig(self.kubeconfig)
+                stamp = self._source.stamp()
+                self._parsed = self._source.load()
                 self._stamp, self._checked_at = stamp, self._monotonic()
                 self._generation += 1
             return self._parsed, self._generation
 
-    def _stat(self) -> tuple[tuple[str, int | None, int | None], ...]:
-        stamp: list[tuple[str, int | None, int | None]] = []
-        for path in self.files():
-            try:
-                st = path.stat()
-            except OSError:
-                stamp.append((str(path), None, None))
-            else:
-                stamp.append((str(path), st.st_mtime_ns, st.st_size))
-        return tuple(stamp)
-
     def _refresh(self) -> None:
-        """Re-read the kubeconfig if its files changed (called holding the lock)."""
-        if self._parsed is None:
-            return
-        now = self._monotonic()
-        if now - self._checked_at < self.recheck:
-            return
-        self._checked_at = now
-        stamp = self._stat()
-        if stamp == self._stamp:
-            return
+        """Read the credentials again if they changed (one thread, outside the lock)."""
+        with self._lock:
+            now = self._monotonic()
+            if self._parsed is None or self._refreshing or now - self._checked_at < self.recheck:
+                return
+            self._checked_at, self._refreshing = now, True
+        parsed: Credentials | None = None
         try:
-            parsed = Kubeconfig(self.kubeconfig)
+            stamp = self._source.stamp()
+            if stamp != self._stamp:
+                parsed = self._source.load()
         except ReconcilerError:
-            return  # half written, say: keep the last one, look again at the next check
-        self._parsed, self._stamp = parsed, stamp
-        self._generation += 1
-        for client in self._retired:
-            client.close()
-        self._retired = [client for client, _ in self._clients.values()]
-        self._clients.clear()
+            pass  # half written or unreachable, say: keep the last ones, look again later
+        with self._lock:
+            self._refreshing = False
+            if parsed is None:
+                return
+            self._parsed, self._stamp = parsed, stamp
+            self._generation += 1
+            for client in self._retired:
+                client.close()
+            self._retired = [client for client, _ in self._clients.values()]
+            self._clients.clear()
 
     def close(self) -> None:
         with self._lock:
@@ -128,3 +124,4 @@ class Clients:
                 client.close()
             self._retired.clear()
             self._clients.clear()
+        self._source.close()

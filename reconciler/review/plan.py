@@ -30,7 +30,7 @@ from reconciler.loading import load_and_render
 from reconciler.render import TargetResult
 from reconciler.review.compare import compare
 from reconciler.review.model import LiveChange, LiveTarget, Review, Revision
-from reconciler.source import export_rev, resolve_rev
+from reconciler.source import export_rev, merge_base, resolve_rev
 from reconciler.sync.model import DEFAULT_INSTANCE, Action, Change
 from reconciler.toolchain import Toolchain
 
@@ -56,6 +56,8 @@ def plan(
     """Export ``base`` and ``head`` of the local Git repo, render both, compare; dry-run head.
 
     ``repo_path`` may be a directory inside the work tree (a config repo kept in a subfolder).
+    ``base`` counts from its merge base with ``head``, as a pull request does: changes made
+    on ``base`` since ``head`` branched off are not shown as the head's.
     Raises SourceError when a revision does not exist; an invalid head is reported in
     ``Review.blocking``, an invalid base in ``Review.notes``. Charts from Helm repositories
     and OCI registries are resolved for both sides now, through ``charts`` (as the daemon would
@@ -64,7 +66,7 @@ def plan(
     repo_path = Path(repo_path)
     prefix = _prefix_in_work_tree(repo_path)
     revisions = (
-        Revision(base, resolve_rev(repo_path, base)),
+        Revision(base, merge_base(repo_path, base, head)),  # what a pull request diffs from
         Revision(head, resolve_rev(repo_path, head)),
     )
     with tempfile.TemporaryDirectory(prefix="reconciler-plan-") as tmp:

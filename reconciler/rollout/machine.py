@@ -364,7 +364,7 @@ class _Run:
         changed = state != before
         if changed:
             state = replace(state, updated_at=self.now)
-        return Step(state, tuple(self.actions), tuple(self.events), _wake_at(state), changed)
+        return Step(state, tuple(self.actions), tuple(self.events), wake_at(state), changed)
 
 
 def _waiting_for(o: Observation, applied: bool, revision: str) -> str:
@@ -378,7 +378,7 @@ def _waiting_for(o: Observation, applied: bool, revision: str) -> str:
     return f"{o.health}{reason}"
 
 
-def _wake_at(state: RolloutState) -> float | None:
+def wake_at(state: RolloutState) -> float | None:
     """When the clock alone could next change this rollout (a deadline, a soak, an interval)."""
     if state.finished or state.phase == RolloutPhase.ROLLING_BACK:
         return None

@@ -115,3 +115,35 @@ def status_data(state: RolloutState, now: float) -> dict[str, Any]:
 def status_json(states: Sequence[RolloutState], now: float) -> str:
     items = [status_data(s, now) for s in sorted(states, key=lambda s: s.app)]
     return json.dumps({"rollouts": items}, indent=2, sort_keys=True)
+
+
+def status_section(
+    states: Sequence[RolloutState], pins: Sequence[tuple[str, str, str, str, float]], now: float
+) -> str:
+    """What `reconciler status` adds below its table: running rollouts and their targets'
+    phases, and pins ``(app, cluster, revision, user, at)``. Empty when there is neither."""
+    lines: list[str] = []
+    for state in sorted(states, key=lambda s: s.app):
+        if state.finished and state.phase == RolloutPhase.SUCCEEDED:
+            continue
+        stage = state.current_stage
+        where = (
+            f" at stage {stage.name} ({state.stage + 1}/{len(state.plan.stages)})" if stage else ""
+        )
+        lines.append(f"rollout {state.app} {state.revision[:12]}: {state.phase}{where}")
+        lines.append(f"  {waiting_for(state, now)}")
+        phases = ", ".join(
+            f"{c.cluster} {c.phase}" for c in state.clusters if c.phase != ClusterPhase.PENDING
+        )
+        pending = [c.cluster for c in state.clusters if c.phase == ClusterPhase.PENDING]
+        if phases:
+            lines.append(f"  {phases}")
+        if pending:
+            lines.append(f"  not reached yet (run their earlier revision): {', '.join(pending)}")
+    for app, cluster, revision, user, at in sorted(pins):
+        where = "every cluster" if cluster == "*" else cluster
+        lines.append(
+            f"pinned: {app} on {where} to {revision[:12]} by {user} at {_time(at)}"
+            f" (reconciler rollback {app} --release)"
+        )
+    return "\n".join(lines) + "\n" if lines else ""

@@ -12,14 +12,14 @@ from reconciler.rollout.stages import Policy, Quantity, StageSpec, canary_cluste
 BUILTIN = Policy()
 
 
-def strategy_of(app: App, default: RolloutSpec | None = None) -> RolloutSpec | None:
-    """The app's own strategy, else the repo-wide default, else None (no rollout)."""
-    return app.rollout if app.rollout is not None else default
+def strategy_of(repo: Repo, app: App) -> RolloutSpec | None:
+    """The app's own strategy, else the repo-wide one (``reconciler.yaml``), else None."""
+    return app.rollout if app.rollout is not None else repo.settings.rollout
 
 
-def plan_for(repo: Repo, app: App, default: RolloutSpec | None = None) -> RolloutPlan | None:
+def plan_for(repo: Repo, app: App) -> RolloutPlan | None:
     """The rollout plan of ``app`` over its placed, unpaused clusters; None without a strategy."""
-    spec = strategy_of(app, default)
+    spec = strategy_of(repo, app)
     if spec is None:
         return None
     placed = [c.name for c in targets(repo, app)]

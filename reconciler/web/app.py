@@ -133,7 +133,9 @@ def create_app(
                 "daemon_ready": ready(),
                 "source": snapshot.status["source"],
                 "revision": snapshot.status["revision"],
-                "matrix": page_model(snapshot.targets, snapshot.fleet, filters),
+                "matrix": page_model(
+                    snapshot.targets, snapshot.fleet, filters, rollouts=snapshot.rollouts
+                ),
                 "drift": open_drift(snapshot.open_drift, snapshot.targets, snapshot.fleet, filters),
             }
         )
@@ -148,7 +150,8 @@ def create_app(
         history = drift_document(store.list_drift(app=app, cluster=cluster, limit=20))
         revisions = next((t for t in store.list_targets(cluster) if t.app == app), None)
         detail = target_detail(row, snapshot.fleet, history, revisions)
-        return _json({"version": snapshot.version} | detail)
+        rollout = {"app_rollout": snapshot.rollouts.get(app)}
+        return _json({"version": snapshot.version} | detail | rollout)
 
     async def events(request: Request) -> Response:
         return StreamingResponse(

@@ -29,8 +29,11 @@ __all__ = [
     "Filters",
     "Fleet",
     "health_of",
+    "joined_targets",
     "page_model",
     "phase_of",
+    "ready_of",
+    "rollouts_by_app",
     "target_detail",
 ]
 
@@ -149,18 +152,84 @@ def _short(sha: Any) -> str:
     return str(sha)[:7] if sha else ""
 
 
+def ready_of(target: Mapping[str, Any]) -> str:
+    """``ready/desired`` pods of the target's workloads (``1/3``), if its health counts them."""
+    health = target.get("health")
+    if isinstance(health, Mapping) and health.get("desired") is not None:
+        return f"{health.get('ready') or 0}/{health['desired']}"
+    return ""
+
+
 def _cell(target: Mapping[str, Any]) -> dict[str, Any]:
     health, health_reason = health_of(target)
     phase, phase_reason = phase_of(target)
+    pin = target.get("pin")
     return {
         "state": target.get("state"),
         "health": health,
         "health_reason": health_reason,
+        "ready": ready_of(target),
         "phase": phase,
         "phase_reason": phase_reason,
+        "pinned": _short(pin.get("revision")) if isinstance(pin, Mapping) else "",
         "revision": _short(target.get("revision")),
         "message": target.get("message") or "",
     }
+
+
+# Rollouts in these phases are over: their clusters' phases are history, not news.
+_QUIET_ROLLOUTS = frozenset({"Succeeded", "Superseded", "Aborted"})
+
+
+def _stage_name(rollout: Mapping[str, Any], index: Any) -> str | None:
+    stages = (rollout.get("plan") or {}).get("stages") or []
+    if isinstance(index, int) and 0 <= index < len(stages):
+        return str(stages[index].get("name") or f"stage {index + 1}")
+    return None
+
+
+def rollouts_by_app(status: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each app's rollout that is still going on (or halted): phase, stage, reason, revision,
+    from the ``rollouts`` of ``status -o json``."""
+    found: dict[str, dict[str, Any]] = {}
+    for rollout in status.get("rollouts") or ():
+        if rollout.get("phase") in _QUIET_ROLLOUTS:
+            continue
+        found[str(rollout["app"])] = {
+            "phase": rollout.get("phase"),
+            "stage": _stage_name(rollout, rollout.get("stage")),
+            "reason": rollout.get("reason") or "",
+            "revision": _short(rollout.get("revision")),
+            "paused": bool(rollout.get("paused")),
+        }
+    return found
+
+
+def joined_targets(status: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The targets of ``status -o json``, each with its cluster's phase in its app's ongoing
+    rollout (``rollout``: phase, reason, stage) and its pin (``pin``), when it has them."""
+    phases: dict[tuple[str, str], dict[str, Any]] = {}
+    for rollout in status.get("rollouts") or ():
+        if rollout.get("phase") in _QUIET_ROLLOUTS:
+            continue
+        for cluster in rollout.get("clusters") or ():
+            phases[(str(rollout["app"]), str(cluster["cluster"]))] = {
+                "phase": cluster.get("phase"),
+                "reason": cluster.get("reason") or "",
+                "stage": _stage_name(rollout, cluster.get("stage")),
+            }
+    pins = {(str(p["app"]), p.get("cluster")): p for p in status.get("pins") or ()}
+    joined = []
+    for target in status.get("targets") or ():
+        key = (str(target["app"]), str(target["cluster"]))
+        extra: dict[str, Any] = {}
+        if key in phases and "rollout" not in target:
+            extra["rollout"] = phases[key]
+        pin = pins.get(key) or pins.get((key[0], None))
+        if pin is not None and "pin" not in target:
+            extra["pin"] = pin
+        joined.append({**target, **extra} if extra else target)
+    return joined
 
 
 def _clusters(targets: Iterable[Mapping[str, Any]], fleet: Fleet | None) -> list[ClusterInfo]:
@@ -226,11 +295,13 @@ def page_model(
     fleet: Fleet | None,
     filters: Filters,
     *,
+    rollouts: Mapping[str, Mapping[str, Any]] | None = None,
     max_cluster_columns: int = MAX_CLUSTER_COLUMNS,
     max_group_columns: int = MAX_GROUP_COLUMNS,
 ) -> dict[str, Any]:
     """The matrix the page draws for ``filters``: per-cluster columns, or per-label-value
-    columns with counts when more than ``max_cluster_columns`` clusters are shown."""
+    columns with counts when more than ``max_cluster_columns`` clusters are shown; with each
+    shown app's ongoing rollout (see :func:`rollouts_by_app`)."""
     every_cluster = _clusters(targets, fleet)
     clusters = [c for c in every_cluster if filters.cluster_matches(c)]
     shown = {c.name for c in clusters}
@@ -251,6 +322,7 @@ def page_model(
         "shown_clusters": len(clusters),
         "apps": apps,
         "summary": _summary(rows),
+        "rollouts": {app: dict(rollouts[app]) for app in apps if rollouts and app in rollouts},
         "has_health": any(health_of(t)[0] for t in targets),
         "has_phase": any(phase_of(t)[0] for t in targets),
     }
@@ -329,6 +401,25 @@ def open_drift(
     return {"total": len(rows), "records": list(rows[:limit])}
 
 
+def _object_health(target: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``Kind/namespace/name`` -> health, reason, ready/desired of each object the target's
+    health assessed (empty when the status carries no health)."""
+    health = target.get("health")
+    if not isinstance(health, Mapping):
+        return {}
+    found = {}
+    for item in health.get("objects") or ():
+        parts = [item.get("kind"), item.get("namespace"), item.get("name")]
+        name = "/".join(str(p) for p in parts if p)
+        ready = f"{item.get('ready') or 0}/{item['desired']}" if item.get("desired") else ""
+        found[name] = {
+            "health": item.get("health"),
+            "reason": item.get("reason") or "",
+            "ready": ready,
+        }
+    return found
+
+
 def target_detail(
     target: Mapping[str, Any],
     fleet: Fleet | None,
@@ -346,6 +437,9 @@ def target_detail(
     objects_from = "last apply"
     if not objects and fleet is not None:
         objects, objects_from = fleet.objects(app, cluster), "Git"
+    object_health = _object_health(target)
+    if not objects and object_health:
+        objects, objects_from = list(object_health), "health"
     return {
         "target": dict(target),
         "health": health,
@@ -356,7 +450,9 @@ def target_detail(
         "desired": revisions.desired if revisions else None,
         "applied": revisions.applied if revisions else None,
         "applied_at": format_time(revisions.applied_at) or None if revisions else None,
+        "ready": ready_of(target),
         "objects": list(objects) if objects is not None else None,
         "objects_from": objects_from,
+        "object_health": object_health,
         "drift": [d for d in drift if d["app"] == app and d["cluster"] == cluster],
     }

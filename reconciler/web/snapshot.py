@@ -19,7 +19,7 @@ from typing import Any
 
 from reconciler.report import drift_document, status_document
 from reconciler.store.db import Store
-from reconciler.web.model import Fleet
+from reconciler.web.model import Fleet, joined_targets, rollouts_by_app
 
 __all__ = ["Snapshot", "SnapshotCache"]
 
@@ -32,11 +32,8 @@ class Snapshot:
     open_drift: list[dict[str, Any]]  # `drift --open -o json`, newest first
     fleet: Fleet | None
     version: str  # changes when anything above changes
-
-    @property
-    def targets(self) -> list[dict[str, Any]]:
-        targets: list[dict[str, Any]] = self.status["targets"]
-        return targets
+    targets: list[dict[str, Any]]  # the status targets with their rollout phase and pin
+    rollouts: dict[str, dict[str, Any]]  # app -> its ongoing rollout
 
     def target(self, app: str, cluster: str) -> dict[str, Any] | None:
         return next((t for t in self.targets if (t["app"], t["cluster"]) == (app, cluster)), None)
@@ -94,10 +91,17 @@ class SnapshotCache:
             store.last_revision(),
             self._daemon_running,
             {(h.app, h.cluster): h for h in store.list_health()},
+            store.latest_rollouts(),
+            store.list_pins(),
         )
         drift = drift_document(store.list_drift(open_only=True, limit=OPEN_DRIFT_LIMIT))
         digest = hashlib.sha256(json.dumps([status, drift], separators=(",", ":")).encode())
         digest.update(b"-" if fleet is None else f"{fleet.version}/{fleet.clusters!r}".encode())
         return Snapshot(
-            status=status, open_drift=drift, fleet=fleet, version=digest.hexdigest()[:16]
+            status=status,
+            open_drift=drift,
+            fleet=fleet,
+            version=digest.hexdigest()[:16],
+            targets=joined_targets(status),
+            rollouts=rollouts_by_app(status),
         )

@@ -94,7 +94,7 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_dev_up_is_idempotent_and_dev_down_leaves_no_process(tmp_path: Path) -> None:
+def test_dev_up_is_idempotent_adds_workloads_and_dev_down_leaves_no_process(tmp_path: Path) -> None:
     env = dict(os.environ, RECONCILER_DEVENV_DIR=str(tmp_path / "dev"))
     first = _cli("dev", "up", "--light", "--clusters", "edge-1,edge-2", env=env)
     assert first.returncode == 0, first.stderr
@@ -114,6 +114,19 @@ def test_dev_up_is_idempotent_and_dev_down_leaves_no_process(tmp_path: Path) -> 
         api = config.new_client_from_config(config_file=path, context="edge-2")
         names = [ns.metadata.name for ns in client.CoreV1Api(api).list_namespace().items]
         assert "default" in names and "kube-system" in names
+        assert client.CoreV1Api(api).list_node().items == []
+
+        full = _cli("dev", "up", "--clusters", "edge-1,edge-2", env=env)  # adds the workloads
+        assert full.returncode == 0, full.stderr
+        assert "started kwok of edge-2" in full.stderr.splitlines()
+        added = controlplane.DevEnvState.load(tmp_path / "dev")
+        assert added is not None and added.workloads
+        assert [(c.pid, c.port) for c in added.clusters] == [
+            (c.pid, c.port) for c in state.clusters
+        ]
+        pids = added.pids()
+        nodes = client.CoreV1Api(api).list_node().items
+        assert sorted(n.metadata.name for n in nodes) == ["node-1", "node-2", "node-3"]
     finally:
         down = _cli("dev", "down", env=env)
     assert down.returncode == 0, down.stderr

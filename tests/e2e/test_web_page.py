@@ -1,5 +1,5 @@
 """The fleet page in a real headless browser (Debian's chromium, driven by selenium), served by a
-real `reconciler run` on real API servers.
+real `reconciler run` on the e2e clusters that run workloads (so health is real too).
 
 Screenshots are written to ``$RECONCILER_TEST_ARTIFACTS`` (default ``test-artifacts/`` in the
 repo, git-ignored); each test prints where.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,12 +32,12 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from reconciler.devenv import binaries
 from tests.configrepo import (
     configmap,
-    deployment,
     secret,
     unique,
     write_app,
     write_clusters,
 )
+from tests.e2e import workload_waits as waits
 
 pytestmark = pytest.mark.e2e
 
@@ -47,13 +48,27 @@ LIVE_PASSWORD = "live-s3cret-value"
 WAIT = 40.0
 
 
+LABELS = {
+    "fleet-1": {"region": "cn-beijing"},
+    "fleet-2": {"region": "cn-beijing"},
+    "fleet-3": {"region": "us-west", "provider": "AWS"},
+    "fleet-4": {"region": "us-west", "provider": "AWS"},
+    "fleet-5": {"region": "eu"},
+}
+EVERYWHERE = {"clusters": list(LABELS)}
+FAILED_ON, DEGRADED_ON, DRIFTED_ON = "fleet-3", "fleet-4", "fleet-2"
+
+
 @dataclass
-class Fleet:
+class Served:
+    """A daemon serving the page for four apps on the five workload clusters."""
+
     url: str
     namespace: str
     web: str  # a Deployment and a Secret, selfHeal off: drift stays open
     cfg: str  # a ConfigMap
-    bad: str  # fails on us-west-1 (the API server rejects a ConfigMap key)
+    bad: str  # fails on FAILED_ON (the API server rejects a ConfigMap key)
+    sick: str  # a Deployment whose image fails on DEGRADED_ON: Synced but Degraded
     kubeconfig: Path
 
 
@@ -72,13 +87,16 @@ def _events(log: Path) -> list[dict[str, Any]]:
     return events
 
 
-def _until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+def _until(check: Callable[[], Any], timeout: float, what: str | Callable[[], str]) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
-        assert time.monotonic() < deadline, f"not within {timeout:g}s: {what}"
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"not within {timeout:g}s: {what if isinstance(what, str) else what()}"
+            )
         time.sleep(0.2)
 
 
@@ -88,37 +106,49 @@ def _get_json(url: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def fleet(
-    tmp_path_factory: pytest.TempPathFactory,
-    kubeconfig: Path,
-    api_clients: dict[str, client.ApiClient],
-) -> Iterator[Fleet]:
-    """`reconciler run` on a config repo of three apps over the three e2e clusters."""
+def served(tmp_path_factory: pytest.TempPathFactory, fleet_kubeconfig: Path) -> Iterator[Served]:
+    """`reconciler run` on a config repo of four apps over the five workload clusters."""
     tmp = tmp_path_factory.mktemp("web")
     root, state, log = tmp / "repo", tmp / "state", tmp / "daemon.log"
     namespace = unique("page")
-    web, cfg, bad = unique("web"), unique("cfg"), unique("bad")
-    write_clusters(root)
+    web, cfg, bad, sick = unique("web"), unique("cfg"), unique("bad"), unique("sick")
+    write_clusters(root, LABELS)
     write_app(
         root,
         web,
-        [deployment(web, replicas=2), secret(f"{web}-creds", GIT_PASSWORD)],
+        [waits.deployment(web, replicas=2), secret(f"{web}-creds", GIT_PASSWORD)],
         namespace=namespace,
+        placement=EVERYWHERE,
         sync={"selfHeal": False},
     )
-    write_app(root, cfg, [configmap(cfg, {"v": "1"})], namespace=namespace)
+    write_app(root, cfg, [configmap(cfg, {"v": "1"})], namespace=namespace, placement=EVERYWHERE)
     write_app(
         root,
         bad,
         [configmap(bad, {"v": "1"})],
         namespace=namespace,
+        placement=EVERYWHERE,
         overrides=[
             {
-                "name": "invalid-on-us-west",
-                "target": {"clusters": ["us-west-1"]},
+                "name": "invalid-here",
+                "target": {"clusters": [FAILED_ON]},
                 "patches": [
                     {"target": {"kind": "ConfigMap"}, "merge": {"data": {"not a key!": "x"}}}
                 ],
+            }
+        ],
+    )
+    write_app(
+        root,
+        sick,
+        [waits.deployment(sick, replicas=2, progress_deadline=3)],
+        namespace=namespace,
+        placement=EVERYWHERE,
+        overrides=[
+            {
+                "name": "failing-image-here",
+                "target": {"clusters": [DEGRADED_ON]},
+                "images": [{"name": waits.IMAGE.split(":")[0], "newTag": "fail"}],
             }
         ],
     )
@@ -128,7 +158,7 @@ def fleet(
     with log.open("w") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "reconciler", "run", "--repo", str(root),
-             "--state-dir", str(state), "--kubeconfig", str(kubeconfig), "--instance", web,
+             "--state-dir", str(state), "--kubeconfig", str(fleet_kubeconfig), "--instance", web,
              "--listen", "127.0.0.1:0", "--interval", "1s", "--drift-interval", "1s"],
             stdout=subprocess.DEVNULL,
             stderr=err,
@@ -143,10 +173,12 @@ def fleet(
 
         def settled() -> bool:
             targets = _get_json(f"{url}/api/status")["targets"]
-            return len(targets) == 9 and all(t["state"] in ("Synced", "Failed") for t in targets)
+            seen.append(sorted((t["app"], t["cluster"], t["state"], t["message"]) for t in targets))
+            return len(targets) == 20 and all(t["state"] in ("Synced", "Failed") for t in targets)
 
-        _until(settled, WAIT, "every target synced or failed")
-        yield Fleet(url, namespace, web, cfg, bad, kubeconfig)
+        seen: list[Any] = []
+        _until(settled, WAIT, lambda: f"every target synced or failed: {seen[-1:]}")
+        yield Served(url, namespace, web, cfg, bad, sick, fleet_kubeconfig)
     finally:
         process.terminate()
         try:
@@ -272,20 +304,20 @@ def select(browser: WebDriver, element_id: str, value: str) -> None:
     wait_for(browser, selected, f"select {value} in #{element_id}")
 
 
-def open_page(browser: WebDriver, fleet: Fleet, query: str = "") -> None:
-    browser.get(f"{fleet.url}/{query}")
+def open_page(browser: WebDriver, served: Served, query: str = "") -> None:
+    browser.get(f"{served.url}/{query}")
     wait_for(browser, lambda b: rows(b), "the matrix")
 
 
 def test_the_page_shows_every_app_on_every_cluster_with_state_as_text_and_the_source(
-    fleet: Fleet, browser: WebDriver
+    served: Served, browser: WebDriver
 ) -> None:
-    open_page(browser, fleet)
+    open_page(browser, served)
 
     shown = matrix(browser)
-    assert sorted(shown["rows"]) == sorted([fleet.web, fleet.cfg, fleet.bad])
-    assert shown["columns"] == ["beijing-1", "beijing-2", "us-west-1"]
-    for app in (fleet.web, fleet.cfg):
+    assert sorted(shown["rows"]) == sorted([served.web, served.cfg, served.bad, served.sick])
+    assert shown["columns"] == list(LABELS)
+    for app in (served.web, served.cfg):
         for cluster in shown["columns"]:
             found = shown["cells"][f"{app}/{cluster}"]
             assert found["state"] == "Synced"
@@ -293,56 +325,56 @@ def test_the_page_shows_every_app_on_every_cluster_with_state_as_text_and_the_so
     source = browser.find_element(By.ID, "source").text
     assert "branch main" in source
     assert "last fetch" in source
-    revision = _get_json(f"{fleet.url}/api/status")["revision"]["sha"]
+    revision = _get_json(f"{served.url}/api/status")["revision"]["sha"]
     assert revision[:12] in source
     assert "live" in browser.find_element(By.ID, "live").text
     screenshot(browser, "page-matrix.png")
 
 
-def test_a_failed_target_shows_its_error_in_the_detail(fleet: Fleet, browser: WebDriver) -> None:
-    open_page(browser, fleet)
-    assert wait_for(browser, cell_state(fleet.bad, "us-west-1"), "the bad cell") == "Failed"
+def test_a_failed_target_shows_its_error_in_the_detail(served: Served, browser: WebDriver) -> None:
+    open_page(browser, served)
+    assert wait_for(browser, cell_state(served.bad, FAILED_ON), "the bad cell") == "Failed"
     shown = matrix(browser)["cells"]
-    assert shown[f"{fleet.bad}/beijing-1"]["state"] == "Synced"
-    assert "Failed" in shown[f"{fleet.bad}/us-west-1"]["text"]
+    assert shown[f"{served.bad}/fleet-1"]["state"] == "Synced"
+    assert "Failed" in shown[f"{served.bad}/{FAILED_ON}"]["text"]
 
-    click(browser, f'.cell[data-app="{fleet.bad}"][data-cluster="us-west-1"]')
-    text = wait_for(browser, detail_text(f"{fleet.bad} on us-west-1"), "the detail panel")
+    click(browser, f'.cell[data-app="{served.bad}"][data-cluster="{FAILED_ON}"]')
+    text = wait_for(browser, detail_text(f"{served.bad} on {FAILED_ON}"), "the detail panel")
     assert "Last error" in text
     assert "not a key!" in text
     assert "target=" in browser.current_url  # the open detail survives a reload
     screenshot(browser, "page-failed-target.png")
 
-    click(browser, f'.cell[data-app="{fleet.cfg}"][data-cluster="beijing-1"]')
-    text = wait_for(browser, detail_text(f"{fleet.cfg} on beijing-1"), "the synced target")
+    click(browser, f'.cell[data-app="{served.cfg}"][data-cluster="fleet-1"]')
+    text = wait_for(browser, detail_text(f"{served.cfg} on fleet-1"), "the synced target")
     assert "Objects (1)" in text  # from the last apply, or as the revision renders them
-    assert f"ConfigMap/{fleet.namespace}/{fleet.cfg}" in text
+    assert f"ConfigMap/{served.namespace}/{served.cfg}" in text
 
 
 def test_a_drift_made_with_kubectl_scale_appears_without_reload_and_secrets_stay_masked(
-    fleet: Fleet, browser: WebDriver, api_clients: dict[str, client.ApiClient]
+    served: Served, browser: WebDriver, fleet_clients: dict[str, client.ApiClient]
 ) -> None:
-    open_page(browser, fleet)
-    assert cell_state(fleet.web, "beijing-2")(browser) == "Synced"
+    open_page(browser, served)
+    assert cell_state(served.web, DRIFTED_ON)(browser) == "Synced"
     marker = browser.execute_script("return window.performance.timeOrigin")
 
     kubectl = binaries.ensure("kubectl")
     subprocess.run(
-        [str(kubectl), "--kubeconfig", str(fleet.kubeconfig), "--context", "beijing-2",
-         "-n", fleet.namespace, "scale", f"deployment/{fleet.web}", "--replicas=5"],
+        [str(kubectl), "--kubeconfig", str(served.kubeconfig), "--context", DRIFTED_ON,
+         "-n", served.namespace, "scale", f"deployment/{served.web}", "--replicas=5"],
         check=True, capture_output=True, timeout=30,
     )  # fmt: skip
-    client.CoreV1Api(api_clients["beijing-2"]).patch_namespaced_secret(
-        f"{fleet.web}-creds",
-        fleet.namespace,
+    client.CoreV1Api(fleet_clients[DRIFTED_ON]).patch_namespaced_secret(
+        f"{served.web}-creds",
+        served.namespace,
         {"stringData": {"password": LIVE_PASSWORD}},
         field_manager="kubectl-edit",
     )
 
-    wait_for(browser, lambda b: cell_state(fleet.web, "beijing-2")(b) == "Drifted", "Drifted")
+    wait_for(browser, lambda b: cell_state(served.web, DRIFTED_ON)(b) == "Drifted", "Drifted")
     scaled = wait_for(
         browser,
-        lambda b: drift_rows(b).get(f"Deployment/{fleet.namespace}/{fleet.web}"),
+        lambda b: drift_rows(b).get(f"Deployment/{served.namespace}/{served.web}"),
         "the scale in the drift table",
     )
     assert "spec.replicas" in scaled
@@ -351,54 +383,78 @@ def test_a_drift_made_with_kubectl_scale_appears_without_reload_and_secrets_stay
     assert browser.execute_script("return window.performance.timeOrigin") == marker  # no reload
     edited = wait_for(
         browser,
-        lambda b: drift_rows(b).get(f"Secret/{fleet.namespace}/{fleet.web}-creds"),
+        lambda b: drift_rows(b).get(f"Secret/{served.namespace}/{served.web}-creds"),
         "the Secret's drift",
     )
     assert "(masked)" in edited
     screenshot(browser, "page-drift.png")
 
-    for text in (browser.page_source, *(_raw(fleet, p) for p in API_PATHS)):
+    for text in (browser.page_source, *(_raw(served, p) for p in API_PATHS)):
         assert GIT_PASSWORD not in text and LIVE_PASSWORD not in text
 
 
-API_PATHS = ("/api/status", "/api/drift", "/api/page", "/api/targets/{web}/beijing-2")
+API_PATHS = ("/api/status", "/api/drift", "/api/page", f"/api/targets/{{web}}/{DRIFTED_ON}")
 
 
-def _raw(fleet: Fleet, path: str) -> str:
-    with urllib.request.urlopen(fleet.url + path.format(web=fleet.web), timeout=5) as response:
+def _raw(served: Served, path: str) -> str:
+    with urllib.request.urlopen(served.url + path.format(web=served.web), timeout=5) as response:
         return str(response.read().decode())
 
 
 def test_filters_narrow_by_app_cluster_and_label_and_columns_group_by_a_label(
-    fleet: Fleet, browser: WebDriver
+    served: Served, browser: WebDriver
 ) -> None:
-    open_page(browser, fleet)
+    open_page(browser, served)
 
     app_filter = browser.find_element(By.ID, "f-app")
-    app_filter.send_keys(fleet.cfg)
-    wait_for(browser, lambda b: rows(b) == [fleet.cfg], "only the cfg row")
-    assert f"app={fleet.cfg}" in browser.current_url
+    app_filter.send_keys(served.cfg)
+    wait_for(browser, lambda b: rows(b) == [served.cfg], "only the cfg row")
+    assert f"app={served.cfg}" in browser.current_url
 
     click(browser, "#f-clear")
-    wait_for(browser, lambda b: len(rows(b)) == 3, "every row again")
+    wait_for(browser, lambda b: len(rows(b)) == 4, "every row again")
 
-    browser.find_element(By.ID, "f-cluster").send_keys("beijing")
-    wait_for(browser, lambda b: columns(b) == ["beijing-1", "beijing-2"], "beijing columns")
+    browser.find_element(By.ID, "f-cluster").send_keys("fleet-5")
+    wait_for(browser, lambda b: columns(b) == ["fleet-5"], "the fleet-5 column")
     click(browser, "#f-clear")
 
     select(browser, "f-label", "region=us-west")
-    wait_for(browser, lambda b: columns(b) == ["us-west-1"], "the us-west column")
+    wait_for(browser, lambda b: columns(b) == ["fleet-3", "fleet-4"], "the us-west columns")
     click(browser, "#f-clear")
-    wait_for(browser, lambda b: len(columns(b)) == 3, "every column again")
+    wait_for(browser, lambda b: len(columns(b)) == 5, "every column again")
 
     select(browser, "f-group", "region")
     wait_for(
         browser,
-        lambda b: columns(b) == ["region=cn-beijing", "region=us-west"],
+        lambda b: columns(b) == ["region=cn-beijing", "region=eu", "region=us-west"],
         "one column per region",
     )
-    assert "1 Failed" in matrix(browser)["cells"][f"{fleet.bad}/region=us-west"]["text"]
+    assert "1 Failed" in matrix(browser)["cells"][f"{served.bad}/region=us-west"]["text"]
     screenshot(browser, "page-grouped.png")
 
     click(browser, 'th[data-group="region=cn-beijing"]')
-    wait_for(browser, lambda b: columns(b) == ["beijing-1", "beijing-2"], "the region's clusters")
+    wait_for(browser, lambda b: columns(b) == ["fleet-1", "fleet-2"], "the region's clusters")
+
+
+def test_a_synced_target_whose_workload_fails_is_visibly_degraded_with_its_reason(
+    served: Served, browser: WebDriver
+) -> None:
+    open_page(browser, served)
+
+    key = f"{served.sick}/{DEGRADED_ON}"
+    cell = wait_for(
+        browser,
+        lambda b: (c := matrix(b)["cells"].get(key)) and "Degraded" in c["text"] and c,
+        "the Degraded cell",
+    )
+    assert cell["state"] == "Synced"  # applied fine: the sync state and health are apart
+    assert re.search(r"Degraded \d/2", cell["text"]), cell["text"]
+    assert "Healthy 2/2" in matrix(browser)["cells"][f"{served.sick}/fleet-1"]["text"]
+    assert "Degraded" in browser.find_element(By.ID, "summary").text
+
+    click(browser, f'.cell[data-app="{served.sick}"][data-cluster="{DEGRADED_ON}"]')
+    text = wait_for(browser, detail_text(f"{served.sick} on {DEGRADED_ON}"), "the detail")
+    assert "Degraded" in text
+    assert f"Deployment/{served.namespace}/{served.sick}" in text
+    assert "ProgressDeadlineExceeded" in text
+    screenshot(browser, "page-degraded-target.png")

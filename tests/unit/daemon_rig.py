@@ -7,7 +7,7 @@ side (``engine.reconcile``) is replaced by a recorder that can play an unreachab
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -171,6 +171,7 @@ class FakeClusters:
         clusters: Iterable[str] | None = None,
         prune_departed: bool = True,
         instance: str = "default",
+        revisions: Mapping[tuple[str, str], str | None] | None = None,
     ) -> list[TargetOutcome]:
         assert apply and clusters is not None and instance == "default"
         (name,) = list(clusters)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reconciler.cli.daemon import default_state_dir, parse_duration, parse_since
+from reconciler.cli.common import default_state_dir
+from reconciler.cli.daemon import parse_duration, parse_since
 from reconciler.cli.main import cli
 from reconciler.fields import FieldChange
 from reconciler.presentation import format_time

@@ -217,7 +217,7 @@ def failing_source() -> SourceStatus:
 def test_status_json_is_an_object_with_the_source_and_the_targets() -> None:
     data = json.loads(status_json(status_rows(), failing_source()))
 
-    assert list(data) == ["daemon_running", "source", "revision", "targets"]
+    assert list(data) == ["daemon_running", "source", "revision", "targets", "rollouts", "pins"]
     assert len(data["targets"]) == 4
     assert data["source"] == {
         "location": "https://git.example/config",
@@ -237,6 +237,8 @@ def test_status_json_before_any_fetch_has_a_null_source_and_revision() -> None:
         "source": None,
         "revision": None,
         "targets": [],
+        "rollouts": [],
+        "pins": [],
     }
 
 
@@ -290,7 +292,7 @@ def test_source_line_in_color_paints_the_failure_and_keeps_the_same_text() -> No
 
 def test_drift_table_lists_records_newest_first_aligned() -> None:
     lines = drift_table(drift_rows(), color=False).splitlines()
-    headers = ["ID", "APP", "CLUSTER", "OBJECT", "KIND", "FIELDS", "BY", "DETECTED", "CORRECTED"]
+    headers = ["ID", "APP", "CLUSTER", "OBJECT", "DRIFT", "FIELDS", "BY", "DETECTED", "CORRECTED"]
     offsets = [lines[0].index(h) for h in headers]
 
     def cells(line: str) -> list[str]:

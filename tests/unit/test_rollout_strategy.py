@@ -131,3 +131,48 @@ def test_strategy_errors_are_located(make_repo: RepoFactory, rollout: str, probl
     problems = [str(p) for p in err.value.problems]
     assert any(problem in p for p in problems), problems
     assert all(p.startswith("apps/web/app.yaml:") for p in problems), problems
+
+
+def _settings(rollout: str) -> str:
+    return f"apiVersion: reconciler.io/v1alpha1\nkind: Settings\nspec:\n  rollout:\n{rollout}"
+
+
+def test_a_repo_wide_strategy_applies_to_apps_without_their_own(make_repo: RepoFactory) -> None:
+    files = {
+        "reconciler.yaml": _settings("    canary: {count: 1}\n    maxConcurrent: 1\n"),
+        "clusters/a.yaml": cluster("a"),
+        "clusters/b.yaml": cluster("b"),
+        "apps/plain/app.yaml": app(
+            "plain", "source: {manifests: []}\nplacement: {clusters: [a, b]}\n"
+        ),
+        "apps/own/app.yaml": app(
+            "own",
+            "source: {manifests: []}\nplacement: {clusters: [a, b]}\n"
+            "rollout:\n  stages: [{name: b-first, target: {clusters: [b]}}]\n",
+        ),
+    }
+    repo = load_repo(make_repo(files))
+    plain = plan_for(repo, repo.apps["plain"])
+    own = plan_for(repo, repo.apps["own"])
+    assert plain is not None and [(s.name, s.clusters) for s in plain.stages] == [
+        ("canary", ("a",)),
+        ("remaining", ("b",)),
+    ]
+    assert own is not None and [s.name for s in own.stages] == ["b-first", "remaining"]
+
+
+def test_a_repo_wide_strategy_naming_an_unknown_group_is_a_located_error(
+    make_repo: RepoFactory,
+) -> None:
+    files = {
+        "reconciler.yaml": _settings("    stages: [{name: x, target: {groups: [nope]}}]\n"),
+        "clusters/a.yaml": cluster("a"),
+        "apps/plain/app.yaml": app(
+            "plain", "source: {manifests: []}\nplacement: {clusters: [a]}\n"
+        ),
+    }
+    with pytest.raises(ConfigError) as err:
+        load_repo(make_repo(files))
+    assert [str(p) for p in err.value.problems] == [
+        "reconciler.yaml:5: spec.rollout.stages[0].target.groups[0]: unknown group 'nope'"
+    ]

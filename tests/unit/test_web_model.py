@@ -11,9 +11,12 @@ from reconciler.web.model import (
     Filters,
     Fleet,
     health_of,
+    joined_targets,
     open_drift,
     page_model,
     phase_of,
+    ready_of,
+    rollouts_by_app,
     target_detail,
 )
 
@@ -217,3 +220,86 @@ def test_without_an_applied_record_the_objects_are_those_the_running_revision_re
 
     assert (d["objects"], d["objects_from"]) == (["ConfigMap/demo/web"], "Git")
     assert target_detail(TARGETS[1], fleet, [], None)["objects"] is None
+
+
+ROLLOUT = {
+    "app": "web",
+    "revision": "2222222222aa",
+    "plan": {"stages": [{"name": "canary"}, {"name": "rest"}]},
+    "clusters": [
+        {"cluster": "beijing-1", "stage": 0, "phase": "Soaking", "reason": "healthy for 5s"},
+        {"cluster": "us-west-1", "stage": 1, "phase": "Pending", "reason": None},
+    ],
+    "phase": "Progressing",
+    "stage": 0,
+    "paused": False,
+    "reason": None,
+}
+
+
+def test_rollout_phases_and_pins_join_the_targets_of_the_status_document() -> None:
+    status = {
+        "targets": TARGETS,
+        "rollouts": [ROLLOUT, {**ROLLOUT, "app": "db", "phase": "Succeeded"}],
+        "pins": [{"app": "db", "cluster": "us-west-1", "revision": "0ld0ld0ld", "user": "ana"}],
+    }
+
+    joined = {(t["app"], t["cluster"]): t for t in joined_targets(status)}
+
+    assert phase_of(joined[("web", "beijing-1")]) == ("Soaking", "healthy for 5s")
+    assert joined[("web", "beijing-1")]["rollout"]["stage"] == "canary"
+    assert phase_of(joined[("web", "us-west-1")]) == ("Pending", "")
+    assert phase_of(joined[("db", "us-west-1")]) == (None, "")  # its rollout is over
+    assert joined[("db", "us-west-1")]["pin"]["revision"] == "0ld0ld0ld"
+    assert rollouts_by_app(status) == {
+        "web": {
+            "phase": "Progressing",
+            "stage": "canary",
+            "reason": "",
+            "revision": "2222222",
+            "paused": False,
+        }
+    }
+
+    m = page_model(joined_targets(status), FLEET, Filters(), rollouts=rollouts_by_app(status))
+    assert m["has_phase"] is True
+    assert m["rollouts"] == {"web": rollouts_by_app(status)["web"]}
+    assert m["cells"]["web"]["beijing-1"]["phase"] == "Soaking"
+    assert m["cells"]["db"]["us-west-1"]["pinned"] == "0ld0ld0"
+    assert joined_targets({"targets": TARGETS}) == TARGETS  # nothing to join: unchanged
+
+
+def test_health_as_the_status_carries_it_gives_ready_counts_and_per_object_health() -> None:
+    health = {
+        "health": "Degraded",
+        "reason": "Deployment/demo/web 1/3 available (ProgressDeadlineExceeded)",
+        "ready": 1,
+        "desired": 3,
+        "objects": [
+            {
+                "group": "apps",
+                "kind": "Deployment",
+                "namespace": "demo",
+                "name": "web",
+                "health": "Degraded",
+                "reason": "1/3 available",
+                "ready": 1,
+                "desired": 3,
+            },
+            {"group": "", "kind": "ConfigMap", "namespace": "demo", "name": "web",
+             "health": "Healthy", "reason": ""},
+        ],
+    }  # fmt: skip
+    degraded = target("web", "beijing-1", health=health)
+
+    assert ready_of(degraded) == "1/3"
+    cell = page_model([degraded], FLEET, Filters())["cells"]["web"]["beijing-1"]
+    assert (cell["health"], cell["ready"]) == ("Degraded", "1/3")
+    assert cell["health_reason"].startswith("Deployment/demo/web 1/3")
+    detail = target_detail(degraded, FLEET, [], None)
+    assert detail["object_health"]["Deployment/demo/web"] == {
+        "health": "Degraded",
+        "reason": "1/3 available",
+        "ready": "1/3",
+    }
+    assert detail["object_health"]["ConfigMap/demo/web"]["health"] == "Healthy"

@@ -142,15 +142,16 @@ function renderFilters(m) {
 function clusterCell(app, column, cell, m) {
   const key = `${app}/${column.id}`;
   const meta = [];
-  if (cell.health) meta.push(h("span", { class: `hl h-${cell.health}` }, cell.health));
-  if (cell.phase) meta.push(h("span", {}, `rollout ${cell.phase}`));
-  if (cell.revision) meta.push(h("span", { class: "mono" }, `@${cell.revision}`));
+  if (cell.health) meta.push(h("span", { class: `hl h-${cell.health}` }, cell.health + (cell.ready ? ` ${cell.ready}` : "")));
+  if (cell.phase) meta.push(h("span", { class: "phase" }, `rollout ${cell.phase}`));
+  if (cell.pinned) meta.push(h("span", { class: "phase" }, `pinned @${cell.pinned}`));
+  else if (cell.revision) meta.push(h("span", { class: "mono" }, `@${cell.revision}`));
   const parts = [];
   meta.forEach((node, i) => { if (i) parts.push(" · "); parts.push(node); });
   const title = [cell.state, cell.health && `health ${cell.health}${cell.health_reason ? ": " + cell.health_reason : ""}`,
     cell.phase && `rollout ${cell.phase}${cell.phase_reason ? ": " + cell.phase_reason : ""}`, cell.message].filter(Boolean).join("\n");
   return h("button", {
-    type: "button", class: `cell s-${cell.state}${view.target === key ? " selected" : ""}`,
+    type: "button", class: `cell s-${cell.state} hd-${cell.health || "none"}${view.target === key ? " selected" : ""}`,
     "data-app": app, "data-cluster": column.id, "data-state": cell.state, "data-health": cell.health || "",
     title, onclick: () => openTarget(app, column.id),
   }, h("span", { class: "state" }, `${STATE_ICON[cell.state] || ""} ${cell.state}`), h("span", { class: "meta" }, parts));
@@ -186,7 +187,13 @@ function renderMatrix(m) {
           c.name, h("span", { class: "labels" }, plural(c.clusters, "cluster")))
       : h("th", { "data-cluster": c.id }, c.name, c.paused ? " (paused)" : "",
           h("span", { class: "labels" }, Object.entries(c.labels).map(([k, v]) => h("span", {}, `${k}=${v}`))))));
-  const body = m.apps.map((app) => h("tr", { "data-app": app }, h("th", { class: "app" }, app),
+  const rolloutOf = (app) => {
+    const r = (m.rollouts || {})[app];
+    if (!r) return null;
+    const text = [`rollout ${r.phase}`, r.stage && `stage ${r.stage}`, r.paused && "paused"].filter(Boolean).join(" · ");
+    return h("span", { class: "rollout", title: r.reason || text }, text);
+  };
+  const body = m.apps.map((app) => h("tr", { "data-app": app }, h("th", { class: "app" }, app, rolloutOf(app)),
     ...m.columns.map((c) => {
       const cell = (m.cells[app] || {})[c.id];
       if (!cell) return h("td", { class: "none", title: `${app} is not placed here` }, "–");
@@ -252,8 +259,11 @@ async function renderDetail() {
   const warn = ["Drifted", "OutOfSync", "Held", "Progressing"].includes(t.state);
   const rows = [
     ["Sync", badge("s", t.state)],
-    d.health ? ["Health", h("span", {}, badge("h", d.health), d.health_reason ? ` ${d.health_reason}` : "")] : null,
-    d.phase ? ["Rollout", h("span", {}, d.phase, d.phase_reason ? ` — ${d.phase_reason}` : "")] : null,
+    d.health ? ["Health", h("span", {}, badge("h", d.health), d.ready ? ` ${d.ready} ready` : "", d.health_reason ? ` — ${d.health_reason}` : "")] : null,
+    d.app_rollout ? ["App rollout", h("span", {}, [d.app_rollout.phase, d.app_rollout.stage && `stage ${d.app_rollout.stage}`,
+      d.app_rollout.revision && `to @${d.app_rollout.revision}`].filter(Boolean).join(" · "), d.app_rollout.reason ? ` — ${d.app_rollout.reason}` : "")] : null,
+    d.phase ? ["Here", h("span", {}, `rollout ${d.phase}`, d.phase_reason ? ` — ${d.phase_reason}` : "")] : null,
+    t.pin ? ["Pinned", h("span", { class: "mono" }, `${String(t.pin.revision).slice(0, 12)}`, ` by ${t.pin.user || "?"} ${fmtTime(t.pin.at)}`)] : null,
     ["Revision", h("span", { class: "mono" }, t.revision ? t.revision.slice(0, 12) : "none")],
     d.desired && d.desired !== t.revision ? ["Should run", h("span", { class: "mono" }, d.desired.slice(0, 12))] : null,
     ["Last applied", d.applied ? h("span", {}, h("span", { class: "mono" }, d.applied.slice(0, 12)), ` ${fmtTime(d.applied_at)}`) : "never"],
@@ -270,8 +280,12 @@ async function renderDetail() {
     h("h3", {}, bad ? "Last error" : "Last message"),
     h("div", { class: `message${bad ? " bad" : warn ? " warn" : ""}`, id: "detail-message" }, t.message || "—"),
     h("h3", {}, `Objects${d.objects ? ` (${d.objects.length})` : ""}`,
-      d.objects && d.objects.length ? h("span", { class: "count" }, ` · ${d.objects_from === "Git" ? "as the running revision renders them" : "of the last apply"}`) : null),
-    d.objects && d.objects.length ? h("ul", { class: "mono", id: "detail-objects" }, d.objects.map((o) => h("li", {}, o)))
+      d.objects && d.objects.length ? h("span", { class: "count" }, ` · ${{ Git: "as the running revision renders them", health: "as their health was last assessed" }[d.objects_from] || "of the last apply"}`) : null),
+    d.objects && d.objects.length ? h("ul", { class: "mono", id: "detail-objects" }, d.objects.map((o) => {
+      const oh = (d.object_health || {})[o];
+      return h("li", {}, o, oh ? h("span", { class: `hl h-${oh.health}`, title: oh.reason }, ` ${oh.health}${oh.ready ? " " + oh.ready : ""}`) : null,
+        oh && oh.reason && oh.health !== "Healthy" ? h("span", { class: "count" }, ` — ${oh.reason}`) : null);
+    }))
       : h("div", { class: "count" }, "none applied yet"),
     h("h3", {}, `Open drift (${open.length})`),
     open.length ? h("div", {}, open.map((r) => h("div", {}, h("div", { class: "mono" }, r.object, " ", h("span", { class: `kind kind-${r.kind}` }, r.kind)), fieldRows(r))))

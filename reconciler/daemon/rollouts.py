@@ -1,0 +1,332 @@
+"""Rollouts in the daemon: which revision each target runs, rollouts started when a new head
+renders differently, and stepped on every tick from what passes saw and operators asked.
+
+Main thread only. What a step decides (the rollout's state, the revisions its targets should
+run, the operators' commands it took) is written in one transaction before any pass acts on
+it, so a daemon killed at any point resumes from exactly there: nothing done is redone and no
+gate is skipped. A gate counts health read by a pass that started after the revision was
+applied; a soak cut short by a restart starts again (never shortened).
+
+Operators reach a running daemon through the same store: ``reconciler rollout approve`` and
+the others add a command row that the next tick takes; pins (``reconciler rollback``) are read
+on every tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from structlog.typing import FilteringBoundLogger
+
+from reconciler.config.model import Repo
+from reconciler.daemon.desired import RenderBook, TargetKey
+from reconciler.daemon.metrics import Metrics
+from reconciler.rollout.begin import begin
+from reconciler.rollout.codec import state_from_data, state_to_data
+from reconciler.rollout.machine import step, supersede, wake_at
+from reconciler.rollout.model import (
+    ClusterPhase,
+    Command,
+    CommandKind,
+    Observation,
+    RolloutPhase,
+    RolloutState,
+)
+from reconciler.rollout.strategy import plan_for, strategy_of
+from reconciler.store.db import Store
+from reconciler.store.rows import ALL_CLUSTERS, Pin, RolloutCommandRow, RolloutRow
+
+# Phases in which a cluster waits for a pass to read it.
+_WATCHED = frozenset({ClusterPhase.PROGRESSING, ClusterPhase.SOAKING, ClusterPhase.ROLLING_BACK})
+
+
+class Rollouts:
+    """Every app's latest rollout, what passes saw of its targets, and the pins."""
+
+    def __init__(self, store: Store, metrics: Metrics, log: FilteringBoundLogger) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.log = log
+        self.states: dict[str, RolloutState] = {
+            row.app: state_from_data(row.data) for row in store.latest_rollouts()
+        }
+        self.strategic: set[str] | None = None  # apps with a strategy at head (None: unknown)
+        self.pending: set[str] = set()  # apps whose decision waits for older renders
+        self.observed: dict[TargetKey, Observation] = {}
+        for target in store.list_targets():
+            if target.applied is not None and target.applied_at is not None:
+                key = (target.app, target.cluster)
+                self.observed[key] = Observation(target.applied, target.applied_at.timestamp())
+        self.pins: list[Pin] = store.list_pins()
+        for state in self.states.values():
+            self._gauge(state)
+
+    # -- which revision each target runs ----------------------------------------------------
+
+    def pin_of(self, app: str, cluster: str) -> Pin | None:
+        whole = None
+        for pin in self.pins:
+            if pin.app == app and pin.cluster == cluster:
+                return pin
+            if pin.app == app and pin.cluster == ALL_CLUSTERS:
+                whole = pin
+        return whole
+
+    def revision_of(self, app: str, cluster: str) -> str | None:
+        """What a pin, or the app's latest rollout, says ``cluster`` runs (None: head)."""
+        pin = self.pin_of(app, cluster)
+        if pin is not None:
+            return pin.revision
+        if self.strategic is not None and app not in self.strategic:
+            return None
+        state = self.states.get(app)
+        if state is not None and any(c.cluster == cluster for c in state.clusters):
+            return state.desired(cluster)
+        return None
+
+    def chosen(self, keys: Iterable[TargetKey]) -> dict[TargetKey, str]:
+        out = {}
+        for app, cluster in keys:
+            revision = self.revision_of(app, cluster)
+            if revision is not None:
+                out[(app, cluster)] = revision
+        return out
+
+    def needed(self) -> set[str]:
+        """Revisions some target may run by a pin or a rollout: their renders stay loaded."""
+        out = {pin.revision for pin in self.pins}
+        for state in self.states.values():
+            out.add(state.revision)
+            out.update(c.base for c in state.clusters if c.base is not None)
+        return out
+
+    # -- a new head --------------------------------------------------------------------------
+
+    def on_head(
+        self,
+        repo: Repo,
+        head: str,
+        book: RenderBook,
+        running: Mapping[TargetKey, str | None],
+        now: datetime,
+        apps: Collection[str] | None = None,
+    ) -> set[str]:
+        """Start (or supersede) the rollout of every app (of ``apps``) whose render changes at
+        ``head``; return the revisions whose renders are needed to decide for the others."""
+        at = now.timestamp()
+        self.strategic = {a.name for a in repo.apps.values() if strategy_of(repo, a) is not None}
+        missing: set[str] = set()
+        for app in repo.apps.values():
+            if apps is not None and app.name not in apps:
+                continue
+            self.pending.discard(app.name)
+            log = self.log.bind(app=app.name, revision=head[:12])
+            latest = self.states.get(app.name)
+            plan = plan_for(repo, app)
+            if plan is None:
+                if latest is not None and not latest.finished:
+                    stopped = replace(supersede(latest, head, at), reason="spec.rollout removed")
+                    self.states[app.name] = stopped
+                    self._save(stopped, (), now)
+                    log.info("rollout stopped: spec.rollout removed", stopped=latest.revision[:12])
+                continue
+            mine = {c: running.get((app.name, c)) for c in plan.clusters}
+            revisions = {head, *(r for r in mine.values() if r is not None)}
+            if latest is not None:
+                revisions.add(latest.revision)
+            absent = {r for r in revisions if not book.has(r)}
+            if absent:
+                missing |= absent
+                self.pending.add(app.name)
+                continue
+            for warning in plan.warnings:
+                log.warning("rollout plan: " + warning)
+            digests = {
+                (rev, c): d
+                for rev in revisions
+                for c in plan.clusters
+                if (d := book.digest(rev, (app.name, c))) is not None
+            }
+            decided = begin(app.name, head, plan, mine, digests, latest, at)
+            if decided.superseded is not None:
+                self._save(decided.superseded, (), now)
+                log.info("rollout superseded", superseded=decided.superseded.revision[:12])
+            if decided.started is not None:
+                state = decided.started
+                self.states[app.name] = state
+                self._save(state, (), now)
+                log.info(
+                    "rollout started",
+                    stages=[f"{s.name}: {', '.join(s.clusters)}" for s in plan.stages],
+                    at_once=[c.cluster for c in state.clusters if c.unchanged],
+                )
+        return missing
+
+    # -- every tick --------------------------------------------------------------------------
+
+    def tick(self, now: datetime) -> bool:
+        """Read pins and operators' commands, step every running rollout; return whether some
+        target's revision may have changed (pins or a step moved it)."""
+        before = self.chosen_all()
+        pins = self.store.list_pins()
+        pins_moved = pins != self.pins
+        self.pins = pins
+        commands = self.store.pending_rollout_commands()
+        by_rollout: dict[tuple[str, str], list[RolloutCommandRow]] = {}
+        stale: list[int] = []
+        for row in commands:
+            state = self.states.get(row.app)
+            if state is None or state.revision != row.revision:
+                self.log.warning(
+                    "rollout command ignored: that rollout is not the app's newest",
+                    app=row.app,
+                    revision=row.revision[:12],
+                    command=row.kind,
+                    user=row.user,
+                )
+                stale.append(row.id)
+            else:
+                by_rollout.setdefault((row.app, row.revision), []).append(row)
+        if stale:
+            self.store.consume_rollout_commands(stale, now)
+        at = now.timestamp()
+        for app, state in sorted(self.states.items()):
+            rows = by_rollout.get((app, state.revision), [])
+            if app in self.pending or (state.finished and not rows):
+                continue  # commands for a pending app wait until it is decided
+            observations = {c.cluster: self._observation(app, c.cluster) for c in state.clusters}
+            commands_in = [
+                Command(CommandKind(r.kind), r.user, r.at.timestamp(), r.stage) for r in rows
+            ]
+            result = step(state, observations, commands_in, at)
+            if not result.changed and not rows:
+                continue
+            self.states[app] = result.state
+            self._save(result.state, [r.id for r in rows], now)
+            log = self.log.bind(app=app, revision=result.state.revision[:12])
+            for event in result.events:
+                emit = log.warning if event.level == "warning" else log.info
+                emit("rollout: " + event.message, stage=event.stage, cluster=event.cluster)
+                if event.cluster is not None and event.message.startswith("failed"):
+                    self.metrics.rollout_failures.labels(app).inc()
+        return pins_moved or before != self.chosen_all()
+
+    def chosen_all(self) -> dict[TargetKey, str]:
+        keys = {(app, c.cluster) for app, s in self.states.items() for c in s.clusters}
+        keys |= {(p.app, p.cluster) for p in self.pins if p.cluster != ALL_CLUSTERS}
+        return self.chosen(keys)
+
+    def wake_at(self) -> float | None:
+        """The next wall time (epoch seconds) a running rollout could move by the clock alone."""
+        times = [t for s in self.states.values() if (t := wake_at(s)) is not None]
+        return min(times) if times else None
+
+    def active(self) -> bool:
+        return any(
+            not s.finished or s.phase == RolloutPhase.ROLLING_BACK for s in self.states.values()
+        )
+
+    def watched(self) -> set[TargetKey]:
+        """Targets a gate waits on: they want passes, to read whether they are healthy."""
+        return {
+            (app, c.cluster)
+            for app, state in self.states.items()
+            if _running(state)
+            for c in state.clusters
+            if c.phase in _WATCHED
+        }
+
+    # -- what passes saw ---------------------------------------------------------------------
+
+    def observe(
+        self,
+        key: TargetKey,
+        revision: str | None,
+        started: datetime,
+        ended: datetime,
+        applied: bool,
+        unreachable: bool,
+        health: str | None,
+        health_reason: str = "",
+    ) -> None:
+        """A pass from ``started`` to ``ended`` reconciled ``key`` at ``revision``: ``applied``
+        when all of it is applied; ``health`` as judged after its apply (None: not judged)."""
+        old = self.observed.get(key, Observation(None))
+        applied_rev, applied_at = old.applied, old.applied_at
+        if applied and revision is not None and revision != applied_rev:
+            applied_rev, applied_at = revision, started.timestamp()
+        self.observed[key] = replace(
+            old, applied=applied_rev, applied_at=applied_at, reachable=not unreachable
+        )
+        if health is not None and not unreachable and revision == applied_rev:
+            self.observe_health(key, revision, health, health_reason, ended)
+
+    def observe_health(
+        self, key: TargetKey, revision: str | None, health: str, reason: str, read_after: datetime
+    ) -> None:
+        """``key`` running ``revision`` was judged ``health`` from objects read after
+        ``read_after`` (health of another revision than the one applied is ignored)."""
+        old = self.observed.get(key, Observation(None))
+        if revision is None or revision != old.applied:
+            return
+        at = read_after.timestamp()
+        since = old.health_since if health == old.health and old.health_since else at
+        self.observed[key] = replace(
+            old,
+            health=health,
+            health_since=since,
+            health_at=at,
+            health_reason=reason,
+            reachable=True,
+        )
+
+    def _observation(self, app: str, cluster: str) -> Observation:
+        seen = self.observed.get((app, cluster), Observation(None, reachable=False))
+        pinned = self.pin_of(app, cluster) is not None
+        if pinned == seen.pinned:
+            return seen
+        return Observation(
+            seen.applied,
+            seen.applied_at,
+            seen.health,
+            seen.health_since,
+            seen.health_at,
+            seen.health_reason,
+            seen.reachable,
+            pinned,
+        )
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _save(self, state: RolloutState, consumed: Iterable[int], now: datetime) -> None:
+        row = RolloutRow(
+            app=state.app,
+            revision=state.revision,
+            phase=str(state.phase),
+            data=state_to_data(state),
+            started_at=datetime.fromtimestamp(state.started_at, UTC),
+            updated_at=now,
+        )
+        desired = [
+            (
+                state.app,
+                c.cluster,
+                self.revision_of(state.app, c.cluster) or state.desired(c.cluster),
+            )
+            for c in state.clusters
+        ]
+        self.store.save_rollout(row, desired, consumed, now)
+        self._gauge(state)
+
+    def _gauge(self, state: RolloutState) -> None:
+        running = _running(state)
+        self.metrics.rollout_in_progress.labels(state.app).set(1 if running else 0)
+        self.metrics.rollout_stage.labels(state.app).set(state.stage + 1 if running else 0)
+        waiting = state.phase == RolloutPhase.WAITING_APPROVAL
+        self.metrics.rollout_waiting_approval.labels(state.app).set(1 if waiting else 0)
+
+
+def _running(state: RolloutState) -> bool:
+    return not state.finished or state.phase == RolloutPhase.ROLLING_BACK

@@ -1,0 +1,233 @@
+"""The daemon runs rollouts: per-target revisions, stages, approvals, restarts (fake clusters)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import repo_snippets as snip
+from test_daemon import (
+    CLUSTERS,
+    SETTINGS,
+    T0,
+    FakeClock,
+    FakeSource,
+    InlineDispatcher,
+    Rig,
+    configmap,
+)
+from test_daemon_health import Workloads, judged
+
+from reconciler.daemon.loop import Daemon
+from reconciler.health import Health
+from reconciler.kube.pool import Clients
+from reconciler.rollout.codec import state_from_data
+from reconciler.rollout.model import ClusterPhase, RolloutPhase, RolloutState
+from reconciler.store.db import Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "state") as opened:
+        yield opened
+
+
+def make_rig(tmp_path: Path, store: Store, source: FakeSource | None = None) -> Rig:
+    """Clusters whose targets are Healthy after every pass and every re-check."""
+    clock = FakeClock()
+    source = source or FakeSource(tmp_path / "trees")
+    workloads = Workloads(health=judged(Health.HEALTHY, 3))
+    daemon = Daemon(
+        source,
+        store,
+        Clients(None),
+        settings=SETTINGS,
+        clock=clock,
+        dispatcher=InlineDispatcher(),
+        reconcile_fn=workloads,
+        check_fn=workloads.check,
+        rand=lambda: 0.5,
+    )
+    return Rig(daemon, clock, source, workloads, store)
+
+
+def restart(tmp_path: Path, store: Store, source: FakeSource) -> Rig:
+    restarted = make_rig(tmp_path, store, source)
+    restarted.tick()
+    return restarted
+
+
+@pytest.fixture
+def rig(tmp_path: Path, store: Store) -> Rig:
+    return make_rig(tmp_path, store)
+
+
+STRATEGY = """
+rollout:
+  canary: {clusters: [beijing-1]}
+  stages:
+  - name: prod
+    target: {clusters: [beijing-2]}
+    approval: manual
+"""
+
+
+def files(value: str, strategy: str = STRATEGY) -> dict[str, str]:
+    out = {f"clusters/{name}.yaml": snip.cluster(name) for name in CLUSTERS}
+    out["apps/web/app.yaml"] = snip.app(
+        "web",
+        "namespace: web\nsource: {manifests: manifests/}\n"
+        "placement: {clusters: [beijing-1, beijing-2, us-west-1]}\n" + strategy,
+    )
+    out["apps/web/manifests/cm.yaml"] = configmap("web", value)
+    return out
+
+
+def revisions(rig: Rig) -> dict[str, str | None]:
+    return {r.cluster: r.revision for r in rig.store.list_status(app="web")}
+
+
+def rollout(rig: Rig) -> RolloutState:
+    (row,) = rig.store.latest_rollouts("web")
+    return state_from_data(row.data)
+
+
+def settle(rig: Rig, seconds: int = 20) -> None:
+    for _ in range(seconds):
+        rig.clock.advance(1.0)
+        rig.tick()
+
+
+def test_a_first_deploy_goes_everywhere_at_once(rig: Rig) -> None:
+    first = rig.source.commit_files(files("1"))
+    rig.tick()
+    assert revisions(rig) == dict.fromkeys(CLUSTERS, first)
+    assert rig.store.latest_rollouts() == []
+
+
+def test_a_change_goes_stage_by_stage_and_waits_for_approval(rig: Rig) -> None:
+    first = rig.source.commit_files(files("1"))
+    rig.tick()
+    second = rig.source.commit_files(files("2"))
+    rig.daemon.poke()
+    rig.tick()
+    assert revisions(rig) == {"beijing-1": second, "beijing-2": first, "us-west-1": first}
+    settle(rig)
+    state = rollout(rig)
+    assert state.phase == RolloutPhase.WAITING_APPROVAL
+    assert state.cluster("beijing-1").phase == ClusterPhase.SUCCEEDED
+    assert revisions(rig) == {"beijing-1": second, "beijing-2": first, "us-west-1": first}
+    rig.store.add_rollout_command("web", second, "approve", "prod", "alice", T0)
+    settle(rig)
+    state = rollout(rig)
+    assert state.phase == RolloutPhase.SUCCEEDED
+    assert revisions(rig) == dict.fromkeys(CLUSTERS, second)
+    approval = state.approved("prod")
+    assert approval is not None and approval.user == "alice"
+    assert rig.store.pending_rollout_commands() == []
+    # Each target's inventory names the revision its objects came from.
+    passes = [c for c in rig.clusters.calls if c[0] == "beijing-2"]
+    assert passes
+
+
+def test_a_restart_mid_rollout_resumes_at_the_same_stage(
+    tmp_path: Path, store: Store, rig: Rig
+) -> None:
+    first = rig.source.commit_files(files("1"))
+    rig.tick()
+    second = rig.source.commit_files(files("2"))
+    rig.daemon.poke()
+    settle(rig)
+    assert rollout(rig).phase == RolloutPhase.WAITING_APPROVAL
+    again = restart(tmp_path, store, rig.source)
+    settle(again)
+    state = rollout(again)
+    assert state.phase == RolloutPhase.WAITING_APPROVAL and state.stage == 1
+    assert revisions(again) == {"beijing-1": second, "beijing-2": first, "us-west-1": first}
+    again.store.add_rollout_command("web", second, "approve", None, "bob", T0)
+    settle(again)
+    assert rollout(again).phase == RolloutPhase.SUCCEEDED
+    assert revisions(again) == dict.fromkeys(CLUSTERS, second)
+
+
+def test_an_unrelated_commit_leaves_a_waiting_rollout_alone(rig: Rig) -> None:
+    first = rig.source.commit_files(files("1"))
+    rig.tick()
+    second = rig.source.commit_files(files("2"))
+    rig.daemon.poke()
+    settle(rig)
+    other = files("2")
+    other["apps/other/app.yaml"] = snip.app(
+        "other", "source: {manifests: manifests/}\nplacement: {clusters: [beijing-1]}\n"
+    )
+    other["apps/other/manifests/cm.yaml"] = configmap("other")
+    rig.source.commit_files(other)
+    rig.daemon.poke()
+    settle(rig)
+    state = rollout(rig)
+    assert state.revision == second and state.phase == RolloutPhase.WAITING_APPROVAL
+    assert revisions(rig) == {"beijing-1": second, "beijing-2": first, "us-west-1": first}
+
+
+def test_a_newer_change_supersedes_from_the_first_stage(rig: Rig) -> None:
+    first = rig.source.commit_files(files("1"))
+    rig.tick()
+    second = rig.source.commit_files(files("2"))
+    rig.daemon.poke()
+    settle(rig)
+    third = rig.source.commit_files(files("3"))
+    rig.daemon.poke()
+    settle(rig)
+    old, new = (state_from_data(r.data) for r in reversed(rig.store.list_rollouts("web")))
+    assert (old.revision, old.phase) == (second, RolloutPhase.SUPERSEDED)
+    assert (new.revision, new.phase) == (third, RolloutPhase.WAITING_APPROVAL)
+    assert new.cluster("beijing-2").base == first
+    assert revisions(rig) == {"beijing-1": third, "beijing-2": first, "us-west-1": first}
+
+
+def test_a_pin_holds_targets_and_its_release_lets_them_go(rig: Rig) -> None:
+    first = rig.source.commit_files(files("1", strategy=""))
+    rig.tick()
+    second = rig.source.commit_files(files("2", strategy=""))
+    rig.daemon.poke()
+    rig.tick()
+    assert revisions(rig) == dict.fromkeys(CLUSTERS, second)
+    rig.store.pin("web", ["us-west-1"], first, "carol", T0 + timedelta(minutes=1))
+    settle(rig, 3)
+    assert revisions(rig) == {"beijing-1": second, "beijing-2": second, "us-west-1": first}
+    rig.store.unpin("web")
+    settle(rig, 3)
+    assert revisions(rig) == dict.fromkeys(CLUSTERS, second)
+
+
+def test_a_pin_to_a_revision_not_loaded_is_loaded_first(tmp_path: Path, store: Store) -> None:
+    rig = make_rig(tmp_path, store)
+    first = rig.source.commit_files(files("1", strategy=""))
+    rig.tick()
+    rig.source.commit_files(files("2", strategy=""))
+    rig.daemon.poke()
+    rig.tick()
+    again = restart(tmp_path, store, rig.source)  # only head is loaded now
+    again.store.pin("web", ["*"], first, "carol", T0)
+    settle(again, 3)
+    assert revisions(again) == dict.fromkeys(CLUSTERS, first)
+
+
+def test_a_degraded_canary_halts_and_the_others_keep_their_revision(rig: Rig) -> None:
+    first = rig.source.commit_files(files("1"))
+    rig.tick()
+    assert isinstance(rig.clusters, Workloads)
+    rig.clusters.health = judged(Health.DEGRADED, 0)
+    second = rig.source.commit_files(files("2"))
+    rig.daemon.poke()
+    settle(rig)
+    state = rollout(rig)
+    assert state.phase == RolloutPhase.HALTED
+    assert state.cluster("beijing-1").phase == ClusterPhase.FAILED
+    assert "Degraded" in state.cluster("beijing-1").reason
+    assert revisions(rig) == {"beijing-1": second, "beijing-2": first, "us-west-1": first}
+    metrics = rig.daemon.metrics.exposition().decode()
+    assert 'reconciler_rollout_cluster_failures_total{app="web"} 1.0' in metrics
+    assert 'reconciler_rollout_in_progress{app="web"} 0.0' in metrics
