@@ -52,12 +52,12 @@ from reconciler.gitcredentials import GitCredentials
 from reconciler.health.model import Health
 from reconciler.kube.pool import Clients
 from reconciler.objects import ObjectRef
+from reconciler.presentation import format_time
 from reconciler.private import private_dir, private_file
 from reconciler.report import (
     drift_json,
     drift_markdown,
     drift_table,
-    format_time,
     health_changes_json,
     health_changes_markdown,
     health_changes_table,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,6 +23,10 @@ from reconciler.cli.common import (
     repo_argument,
     request_timeout_option,
 )
+
+if TYPE_CHECKING:
+    from reconciler.charts.model import ChartLock
+    from reconciler.config.model import Repo
 
 
 def register_sync_commands(cli_group: click.Group) -> None:
@@ -63,25 +67,29 @@ def _reconcile_once(
     chart_credentials: Path | None = None,
     request_timeout: float | None = None,
 ) -> list[Any]:
-    from reconciler.config.load import load_repo
     from reconciler.discovery import cluster_capabilities
     from reconciler.engine import reconcile
     from reconciler.kube.client import DEFAULT_TIMEOUT
     from reconciler.kube.pool import Clients
-    from reconciler.render import render_all
+    from reconciler.loading import load_and_render
 
-    repo = load_repo(repo_path)
-    _select(repo, app, cluster)
     apps = [app] if app else None
-    charts = lock_charts(repo, chart_resolver(chart_cache, chart_credentials), apps)
-    clients = Clients(kubeconfig, request_timeout or DEFAULT_TIMEOUT)
-    clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
+
+    def lock(repo: Repo) -> ChartLock:
+        _select(repo, app, cluster)  # names first: no chart is fetched for a typo
+        return lock_charts(repo, chart_resolver(chart_cache, chart_credentials), apps)
+
     only = [cluster] if cluster else None
+    clients = Clients(kubeconfig, request_timeout or DEFAULT_TIMEOUT)
     try:
+        clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
         # Helm renders per cluster as that cluster would be seen by helm install.
-        capabilities = cluster_capabilities(repo, clients, only)
-        rendered = render_all(
-            repo, apps=apps, clusters=only, charts=charts, capabilities=capabilities
+        repo, rendered, _ = load_and_render(
+            repo_path,
+            apps=apps,
+            clusters=only,
+            lock=lock,
+            capabilities=lambda repo: cluster_capabilities(repo, clients, only),
         )
         return reconcile(
             repo,

@@ -1,15 +1,14 @@
-"""Pure decisions about status: a pass outcome as a status row, drift fields as stored, the
-one-line messages of an invalid revision."""
+"""Pure decisions about status: a pass outcome as a status row, the one-line messages of an
+invalid revision."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
-from reconciler.drift import Finding
 from reconciler.engine import TargetOutcome
 from reconciler.errors import ConfigError, RenderError
-from reconciler.store.rows import FieldDrift, State, StatusRow
+from reconciler.store.rows import State, StatusRow
 
 
 def short(sha: str | None) -> str:
@@ -93,30 +92,6 @@ def target_status(
         updated_at=now,
         last_synced_at=synced_at,
     )
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def drift_fields(finding: Finding) -> list[FieldDrift]:
-    """A finding's fields as stored: before = Git's value, after = the live value."""
-    return [
-        FieldDrift(
-            path=f.path,
-            before=f.desired,
-            after=f.live,
-            manager=f.manager,
-            changed_at=_parse_time(f.time),
-        )
-        for f in finding.fields
-    ]
 
 
 def invalid_revision_message(sha: str, err: ConfigError, applied: str | None) -> str:

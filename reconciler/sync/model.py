@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from reconciler.diff import (
-    FieldChange,
-)
 from reconciler.errors import ReconcilerError
+from reconciler.fields import FieldChange
 from reconciler.objects import Manifest, ObjectRef
 from reconciler.sync.listrepair import ListRepair
 

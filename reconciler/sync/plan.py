@@ -13,18 +13,18 @@ from collections.abc import Iterable, Mapping
 from reconciler import APP_LABEL, FIELD_MANAGER
 from reconciler.config.schema import SyncPolicy
 from reconciler.diff import (
-    FieldChange,
     attribute,
     content_hash,
     field_changes,
     ignored_pointers,
     managers_other_than,
-    mask_changes,
     normalize,
     take_from_live,
 )
 from reconciler.errors import ConflictError, KubeError
+from reconciler.fields import FieldChange
 from reconciler.kube.client import ClusterClient, Resource, UnknownKind
+from reconciler.masking import mask_changes
 from reconciler.objects import Manifest, ObjectRef
 from reconciler.sync.inventory import read_inventory
 from reconciler.sync.isolated import bounded_map
@@ -285,7 +285,7 @@ def _plan_object(
         )
         force = True
 
-    fields = field_changes(normalize(live), normalize(predicted))
+    fields = field_changes(normalize(predicted), normalize(live))
     if not fields:
         return Change(ref, Action.UNCHANGED, obj, api_version)
     change = Change(ref, Action.UPDATE, to_apply, api_version, force=force, repair=repair)
@@ -422,5 +422,5 @@ def _find_unmanaged(
 
 def _unmanaged_fields(live: Manifest, app: str) -> list[FieldChange]:
     """The label that makes an object Git does not hold ours, with who set it and when."""
-    label = FieldChange(f"metadata.labels[{APP_LABEL}]", app, None)
+    label = FieldChange(f"metadata.labels[{APP_LABEL}]", git=None, live=app)
     return attribute([label], live, FIELD_MANAGER)

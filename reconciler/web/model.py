@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.objects import ObjectRef
-from reconciler.report import format_time
+from reconciler.presentation import format_time
 from reconciler.store.rows import TargetRevision
 
 __all__ = [

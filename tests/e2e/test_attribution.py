@@ -74,7 +74,7 @@ def test_a_scale_plus_a_git_annotation_change_names_only_what_kubectl_changed(
     assert outcome.plan is not None
     (finding,) = findings(outcome.plan)
     # kubectl scale writes through the scale subresource as manager "kubectl".
-    assert [(f.path, f.desired, f.live, f.manager) for f in finding.fields] == [
+    assert [(f.path, f.git, f.live, f.manager) for f in finding.fields] == [
         ("spec.replicas", 2, 9, "kubectl")
     ]
     assert finding.managers == ("kubectl",)
@@ -120,7 +120,7 @@ def test_a_service_port_another_manager_rekeyed_is_drift_that_self_heal_repairs(
     outcome = _pass(repo_root, kubeconfig, app, apply=False)  # no "Duplicate value" failure
     assert outcome.plan is not None
     (finding,) = findings(outcome.plan)
-    assert [(f.path, f.desired, f.live, f.manager) for f in finding.fields] == [
+    assert [(f.path, f.git, f.live, f.manager) for f in finding.fields] == [
         ("spec.ports[name=http].port", 80, 8080, "kubectl-patch")
     ]
 
