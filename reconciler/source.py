@@ -99,9 +99,25 @@ def _is_local_path(location: str) -> bool:
     return not colon or "/" in head
 
 
+def _ssh_reason(line: str) -> bool:
+    """A line of ssh's own (git's line after it only says "Could not read from remote
+    repository")."""
+    if line.startswith(("fatal:", "error:", "warning:")):
+        return False
+    return (
+        line.startswith("ssh:")
+        or line.startswith("Host key verification failed")
+        or "Permission denied (" in line
+    )
+
+
 def _error_line(stderr: str) -> str:
-    """The one line of git's stderr that says what went wrong, without its ``fatal:`` prefix."""
+    """The one line of git's stderr that says what went wrong, without its ``fatal:`` prefix
+    (ssh's reason, when ssh failed)."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if _ssh_reason(line):
+            return f"ssh: {line.removeprefix('ssh:').strip()}"
     for line in lines:
         for prefix in ("fatal:", "error:"):
             if line.startswith(prefix):
