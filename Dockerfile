@@ -33,11 +33,12 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python3 -m venv /opt/reconciler
-# Dependencies first, from pyproject.toml alone, so a code change reuses this layer.
-COPY pyproject.toml README.md /src/
-RUN mkdir /src/reconciler && touch /src/reconciler/__init__.py \
+# Dependencies first, from pyproject.toml alone, so a code or README change reuses this layer.
+COPY pyproject.toml /src/
+RUN mkdir /src/reconciler && touch /src/reconciler/__init__.py /src/README.md \
  && /opt/reconciler/bin/pip install /src && /opt/reconciler/bin/pip uninstall -y reconciler \
- && rm -rf /src/reconciler /src/build /src/*.egg-info
+ && rm -rf /src/reconciler /src/build /src/*.egg-info /src/README.md
+COPY README.md /src/
 COPY reconciler /src/reconciler
 RUN /opt/reconciler/bin/pip install --no-deps /src \
  && /opt/reconciler/bin/pip uninstall -y pip setuptools

@@ -22,8 +22,9 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from reconciler.fields import FieldChange
 from reconciler.store.db import Store
-from reconciler.store.rows import FieldDrift, State, StatusRow
+from reconciler.store.rows import State, StatusRow
 from reconciler.web.app import create_app
 from reconciler.web.model import ClusterInfo, Fleet
 from reconciler.web.server import HttpServer
@@ -53,7 +54,7 @@ def fill(state: Path, clusters: list[ClusterInfo], apps: int) -> None:
                 clusters[i].name,
                 "Deployment/demo/app-00",
                 "modified",
-                [FieldDrift("spec.replicas", 2, 5, "kubectl-scale", now)],
+                [FieldChange("spec.replicas", 2, 5, "kubectl-scale", now)],
                 sha,
                 now,
             )

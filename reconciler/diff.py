@@ -1,4 +1,4 @@
-"""Pure diffing: normalize, compare field by field, attribute, mask Secrets.
+"""Pure diffing: normalize, compare field by field, attribute, ignore differences.
 
 The diff that matters is *live* vs *server-side-apply dry-run result*: both come from the server,
 so defaults, assigned fields and webhook mutations appear on both sides and never show as change.
@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.config.schema import IgnoreRule
+from reconciler.fields import FieldChange, parse_time
 from reconciler.objects import Manifest, ObjectRef
-from reconciler.overrides import FieldChange as OverrideChange
 
-MASK = "(masked)"
 _VOLATILE_METADATA = (
     "managedFields",
     "resourceVersion",
@@ -32,17 +31,6 @@ _VOLATILE_METADATA = (
 _LIST_KEYS = ("name", "containerPort", "port", "mountPath", "devicePath", "ip", "type", "key")
 
 
-@dataclass(frozen=True)
-class FieldChange:
-    """One field that differs: ``before`` (live) -> ``after`` (desired), and who last set it."""
-
-    path: str
-    before: Any
-    after: Any
-    manager: str | None = None
-    time: str | None = None
-
-
 def normalize(obj: Mapping[str, Any]) -> Manifest:
     """A copy without server bookkeeping: managedFields, resourceVersion, uid, status, ..."""
     out = copy.deepcopy(dict(obj))
@@ -52,45 +40,6 @@ def normalize(obj: Mapping[str, Any]) -> Manifest:
         for key in _VOLATILE_METADATA:
             meta.pop(key, None)
     return out
-
-
-def is_secret(obj: Mapping[str, Any]) -> bool:
-    return obj.get("kind") == "Secret" and str(obj.get("apiVersion", "")) == "v1"
-
-
-def mask_changes(obj: Mapping[str, Any], changes: list[FieldChange]) -> list[FieldChange]:
-    """Hide Secret values in field changes; keep that they changed."""
-    if not is_secret(obj):
-        return changes
-    masked = []
-    for change in changes:
-        if change.path.startswith(("data", "stringData")):
-            before = None if change.before is None else MASK
-            after = None if change.after is None else MASK
-            change = FieldChange(change.path, before, after, change.manager, change.time)
-        masked.append(change)
-    return masked
-
-
-def is_secret_name(name: str) -> bool:
-    """Whether an object named as ``ObjectRef`` prints it (``Secret/ns/name``) is a Secret."""
-    return name.startswith("Secret/")
-
-
-def _is_metadata(path: str) -> bool:
-    return path == "metadata" or path.startswith(("metadata.", "metadata["))
-
-
-def show_override_change(change: OverrideChange) -> str:
-    """One line for a field an override changed, with Secret values masked.
-
-    The one way ``explain`` and ``plan`` show override effects. On a Secret only metadata is
-    shown as is; any other field (``data``, ``stringData``, or whatever a patch replaced) shows
-    only that it changed.
-    """
-    if is_secret_name(change.object) and not _is_metadata(change.path):
-        return f"{change.object} {change.path}: {MASK}"
-    return str(change)
 
 
 def _key(name: str) -> str:
@@ -115,30 +64,36 @@ def _list_key(before: list[Any], after: list[Any]) -> str | None:
     return None
 
 
-def field_changes(before: Any, after: Any, prefix: str = "") -> list[FieldChange]:
-    """Every leaf that differs between ``before`` and ``after``, in a stable order."""
-    if before == after:
+def differences(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """Every leaf that differs between ``a`` and ``b`` as (path, value in a, value in b), in a
+    stable order; lists of objects are matched by their identifying field (``name``...)."""
+    if a == b:
         return []
-    if isinstance(before, dict) and isinstance(after, dict):
-        out: list[FieldChange] = []
-        for name in sorted(set(before) | set(after), key=str):
-            out += field_changes(before.get(name), after.get(name), _join(prefix, str(name)))
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[tuple[str, Any, Any]] = []
+        for name in sorted(set(a) | set(b), key=str):
+            out += differences(a.get(name), b.get(name), _join(prefix, str(name)))
         return out
-    if isinstance(before, list) and isinstance(after, list):
-        key = _list_key(before, after)
+    if isinstance(a, list) and isinstance(b, list):
+        key = _list_key(a, b)
         if key is not None:
-            old = {str(i[key]): i for i in before}
-            new = {str(i[key]): i for i in after}
+            old = {str(i[key]): i for i in a}
+            new = {str(i[key]): i for i in b}
             out = []
             for ident in sorted(set(old) | set(new)):
-                out += field_changes(old.get(ident), new.get(ident), f"{prefix}[{key}={ident}]")
+                out += differences(old.get(ident), new.get(ident), f"{prefix}[{key}={ident}]")
             return out
-        if len(before) == len(after):
+        if len(a) == len(b):
             out = []
-            for index, (b, a) in enumerate(zip(before, after, strict=True)):
-                out += field_changes(b, a, f"{prefix}[{index}]")
+            for index, (x, y) in enumerate(zip(a, b, strict=True)):
+                out += differences(x, y, f"{prefix}[{index}]")
             return out
-    return [FieldChange(prefix or ".", before, after)]
+    return [(prefix or ".", a, b)]
+
+
+def field_changes(git: Any, live: Any, prefix: str = "") -> list[FieldChange]:
+    """Every field where ``git`` (the desired object) and ``live`` differ."""
+    return [FieldChange(path, g, v) for path, g, v in differences(git, live, prefix)]
 
 
 # ---- managedFields: who owns which field ---------------------------------------------------
@@ -193,11 +148,15 @@ def field_owners(live: Mapping[str, Any]) -> dict[str, list[Ownership]]:
     return owners
 
 
-def attribute(changes: list[FieldChange], live: Mapping[str, Any], ours: str) -> list[FieldChange]:
+def attribute(
+    changes: list[FieldChange], live: Mapping[str, Any], ours: str, *, unowned: bool = True
+) -> list[FieldChange]:
     """Name the manager (and time) that last set each changed field, other than ``ours``.
 
-    A field we set that someone else removed is owned by nobody any more: it is attributed to
-    the most recent Update on the object, the best evidence the server keeps.
+    A field we set that someone else removed is owned by nobody any more: with ``unowned`` it
+    is attributed to the most recent Update on the object, the best evidence the server keeps;
+    without, it stays unattributed (when Git changed since the last apply, an unowned field is
+    Git's change, not someone's drift).
     """
     owners = field_owners(live)
     updates = sorted(
@@ -209,17 +168,17 @@ def attribute(changes: list[FieldChange], live: Mapping[str, Any], ours: str) ->
         ),
         key=lambda o: o.time or "",
     )
-    latest_update = updates[-1] if updates else None
+    latest_update = updates[-1] if updates and unowned else None
     out = []
     for change in changes:
         found = _owner_of(change.path, owners, ours) or latest_update
         out.append(
             FieldChange(
                 change.path,
-                change.before,
-                change.after,
+                change.git,
+                change.live,
                 found.manager if found else None,
-                found.time if found else None,
+                parse_time(found.time) if found else None,
             )
         )
     return out

@@ -1,23 +1,15 @@
 """Drift findings from a plan: what differs from Git, who changed it, when (pure).
 
-In a finding, ``desired`` is what Git says and ``live`` what the cluster holds, so a report reads
-``spec.replicas: 5 → 7 (kubectl-edit, 12:03:41Z)``: Git wanted 5, kubectl-edit made it 7.
+A finding's fields are the plan's ``FieldChange`` values as they are (Git's value, the live value,
+who set the live one, when): what the store records, unchanged.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reconciler.fields import FieldChange
 from reconciler.sync.model import Change, Drift, TargetPlan
-
-
-@dataclass(frozen=True)
-class FieldFinding:
-    path: str
-    desired: object
-    live: object
-    manager: str | None
-    time: str | None
 
 
 @dataclass(frozen=True)
@@ -26,7 +18,7 @@ class Finding:
     cluster: str
     object: str
     kind: Drift
-    fields: tuple[FieldFinding, ...]
+    fields: tuple[FieldChange, ...]
     managers: tuple[str, ...]
     message: str
 
@@ -42,15 +34,12 @@ def findings(plan: TargetPlan) -> list[Finding]:
 
 def _finding(plan: TargetPlan, change: Change) -> Finding:
     assert change.drift is not None
-    fields = tuple(
-        FieldFinding(f.path, f.after, f.before, f.manager, f.time) for f in change.fields
-    )
     return Finding(
         app=plan.app,
         cluster=plan.cluster,
         object=str(change.ref),
         kind=change.drift,
-        fields=fields,
+        fields=tuple(change.drift_fields),  # Git's own pending changes are not drift
         managers=tuple(change.managers),
         message=change.message,
     )

@@ -69,6 +69,10 @@ class ClusterUnreachable(KubeError):
     """The cluster's API server could not be reached (connection refused, timeout, TLS)."""
 
 
+class RequestTimeout(KubeError):
+    """A request got no answer within the request timeout (the server may be slow, not down)."""
+
+
 class ConflictError(KubeError):
     """Server-side apply conflict: another field manager owns fields we want to set."""
 

@@ -1,7 +1,7 @@
 """Pure formatting of reconcile outcomes (``diff`` and ``apply``): text, JSON, Markdown.
 
-Drifted fields read Git → live with who made the live value (``5 → 7 (kubectl-edit, …)``);
-changes from Git read live → Git. Secret values arrive masked from the plan.
+Every field line names its sides (``spec.replicas: git 5, live 7 (live set by kubectl-edit
+at …)``), pending change or drift alike. Secret values arrive masked from the plan.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from typing import Any
 
 import click
 
-from reconciler.diff import FieldChange
 from reconciler.engine import TargetOutcome
+from reconciler.fields import FieldChange
+from reconciler.presentation import field_line, fields_json
 from reconciler.sync.model import Action, Change
 
 _SYMBOL = {
@@ -24,27 +25,12 @@ _SYMBOL = {
     Action.KEEP: ("=", "blue"),
     Action.UNCHANGED: (" ", "white"),
 }
-_MAX_VALUE = 80
 
 
-def value(v: Any) -> str:
-    """Compact one-line rendering of a field value."""
-    if v is None:
-        return "(unset)"
-    text = json.dumps(v, sort_keys=True) if not isinstance(v, str) else json.dumps(v)
-    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1] + "…"
-
-
-def _clock(time: str | None) -> str:
-    return time[11:] if time and len(time) >= 20 else (time or "")
-
-
-def _field_line(f: FieldChange, drifted: bool) -> str:
-    before, after = (f.after, f.before) if drifted else (f.before, f.after)
-    who = ""
-    if f.manager:
-        who = f"  ({f.manager}, {_clock(f.time)})" if f.time else f"  ({f.manager})"
-    return f"{f.path}  {value(before)} → {value(after)}{who}"
+def _line(f: FieldChange, change: Change) -> str:
+    """A field line; in a drifted object, Git's own changes since the last apply say so."""
+    pending = change.drift is not None and not change.drifted(f)
+    return field_line(f) + ("  (pending Git change)" if pending else "")
 
 
 def _headline(change: Change) -> str:
@@ -120,7 +106,7 @@ def diff_text(outcomes: Sequence[TargetOutcome], color: bool) -> str:
                 symbol, fg = ("►", "magenta") if change.drift else _SYMBOL[change.action]
                 lines.append("    " + _style(f"{symbol} {_headline(change)}", color, fg))
                 for f in change.fields:
-                    lines.append("        " + _field_line(f, change.drift is not None))
+                    lines.append("        " + _line(f, change))
     lines.append(diff_summary(outcomes))
     return "\n".join(lines)
 
@@ -156,16 +142,7 @@ def _change_json(change: Change) -> dict[str, Any]:
         "afterCRD": change.after_crd,
         "managers": change.managers,
         "message": change.message,
-        "fields": [
-            {
-                "path": f.path,
-                "live": f.before,
-                "desired": f.after,
-                "manager": f.manager,
-                "time": f.time,
-            }
-            for f in change.fields
-        ],
+        "fields": fields_json(change.fields, git="desired", live="live"),
     }
 
 
@@ -203,7 +180,7 @@ def diff_markdown(outcomes: Sequence[TargetOutcome]) -> str:
             symbol = "!" if change.drift else _SYMBOL[change.action][0]
             lines.append(f"{symbol} {_headline(change)}")
             for f in change.fields:
-                lines.append(f"    {_field_line(f, change.drift is not None)}")
+                lines.append(f"    {_line(f, change)}")
         lines += ["```", "", "</details>", ""]
     return "\n".join(lines)
 

@@ -6,7 +6,6 @@ returns what it changed (``OverrideEffect``) so ``explain`` can show it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -20,6 +19,7 @@ from reconciler.config.model import App, Cluster, Repo
 from reconciler.config.schema import ImageOverride, ObjectTarget, Override, Patch
 from reconciler.objects import Manifest, ObjectRef, group_of
 from reconciler.placement import select
+from reconciler.presentation import format_compact
 from reconciler.templates import Context, SiteError, copy_tree, substitute
 from reconciler.yamlsrc import Path, format_path
 
@@ -42,8 +42,9 @@ ABSENT: Any = _Absent()
 
 
 @dataclass(frozen=True)
-class FieldChange:
-    """One field an override changed on one object (or in the Helm values)."""
+class OverrideChange:
+    """One field an override changed on one object (or in the Helm values): ``before`` the
+    override, ``after`` it (a different fact from a Git-vs-live ``OverrideChange``)."""
 
     object: str
     path: str
@@ -60,8 +61,9 @@ class OverrideEffect:
 
     override: str
     where: str
-    changes: list[FieldChange] = field(default_factory=list)
+    changes: list[OverrideChange] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unmatched_patches: list[int] = field(default_factory=list)  # patches that matched nothing
 
 
 class OverrideError(Exception):
@@ -69,10 +71,7 @@ class OverrideError(Exception):
 
 
 def _show(value: Any) -> str:
-    if value is ABSENT:
-        return "<absent>"
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return "<absent>" if value is ABSENT else format_compact(value)
 
 
 # ---- which overrides, resolved for a cluster -----------------------------------------------
@@ -140,7 +139,7 @@ def merge_values(
         if before is ABSENT and chart_defaults:
             before = _get(chart_defaults, path)
         if before != after:
-            effect.changes.append(FieldChange(HELM_VALUES, format_path(path), before, after))
+            effect.changes.append(OverrideChange(HELM_VALUES, format_path(path), before, after))
     return merged
 
 
@@ -179,6 +178,7 @@ def apply(override: Override, objects: list[Manifest], effect: OverrideEffect) -
         hits = [obj for obj in objects if target_matches(patch.target, obj)]
         if not hits:
             effect.notes.append(f"patches[{i}] matched no object")
+            effect.unmatched_patches.append(i)
         for obj in hits:
             _patch(override, i, patch, obj, effect)
 
@@ -191,7 +191,7 @@ def _replicas(replicas: int, objects: list[Manifest], effect: OverrideEffect) ->
         before = spec.get("replicas", ABSENT)
         if before != replicas:
             spec["replicas"] = replicas
-            effect.changes.append(FieldChange(_name(obj), "spec.replicas", before, replicas))
+            effect.changes.append(OverrideChange(_name(obj), "spec.replicas", before, replicas))
 
 
 def split_image(image: str) -> tuple[str, str | None, str | None]:
@@ -241,7 +241,7 @@ def _image(image: ImageOverride, objects: list[Manifest], effect: OverrideEffect
                     if new is not None and new != old:
                         container["image"] = new
                         where = format_path((*path, list_name, i, "image"))
-                        effect.changes.append(FieldChange(_name(obj), where, old, new))
+                        effect.changes.append(OverrideChange(_name(obj), where, old, new))
 
 
 def _metadata(
@@ -275,7 +275,7 @@ def _set_entries(
         if before != value:
             table[key] = value
             where = f"{format_path((*path, section))}[{key}]"
-            effect.changes.append(FieldChange(name, where, before, value))
+            effect.changes.append(OverrideChange(name, where, before, value))
 
 
 def _mapping(obj: Manifest, path: Path, effect: OverrideEffect) -> dict[str, Any]:
@@ -349,11 +349,13 @@ def _patch(
         if op.op == "test":
             continue
         if op.op == "move" and op.from_ is not None:
-            moved = FieldChange(name, pointer_path(op.from_), _pointer_get(obj, op.from_), ABSENT)
+            moved = OverrideChange(
+                name, pointer_path(op.from_), _pointer_get(obj, op.from_), ABSENT
+            )
             effect.changes.append(moved)
         after = _pointer_get(obj, op.path)
         if before != after:
-            effect.changes.append(FieldChange(name, pointer_path(op.path), before, after))
+            effect.changes.append(OverrideChange(name, pointer_path(op.path), before, after))
 
 
 def pointer_path(pointer: str) -> str:
@@ -372,7 +374,11 @@ def _pointer_get(obj: Manifest, pointer: str) -> Any:
 
 
 def merge_patch(
-    target: dict[str, Any], patch: dict[str, Any], path: Path, name: str, changes: list[FieldChange]
+    target: dict[str, Any],
+    patch: dict[str, Any],
+    path: Path,
+    name: str,
+    changes: list[OverrideChange],
 ) -> None:
     """RFC 7386 JSON merge patch of ``target`` in place: null deletes, mappings merge."""
     for key, value in patch.items():
@@ -381,19 +387,46 @@ def merge_patch(
         if value is None:
             if key in target:
                 del target[key]
-                changes.append(FieldChange(name, format_path(here), old, ABSENT))
+                changes.append(OverrideChange(name, format_path(here), old, ABSENT))
         elif isinstance(value, dict):
             if not isinstance(old, dict):
                 fresh: dict[str, Any] = {}
                 merge_patch(fresh, value, here, name, [])
                 target[key] = fresh
-                changes.append(FieldChange(name, format_path(here), old, copy_tree(fresh)))
+                changes.append(OverrideChange(name, format_path(here), old, copy_tree(fresh)))
             else:
                 merge_patch(old, value, here, name, changes)
         elif old != value:
             target[key] = copy_tree(value)
-            changes.append(FieldChange(name, format_path(here), old, value))
+            changes.append(OverrideChange(name, format_path(here), old, value))
 
 
 def _name(obj: Manifest) -> str:
     return str(ObjectRef.of(obj))
+
+
+def describe_target(target: ObjectTarget) -> str:
+    """``kind=Service name=web`` (what a patch looks for)."""
+    parts = [
+        f"{name}={value}"
+        for name, value in (
+            ("group", target.group),
+            ("kind", target.kind),
+            ("name", target.name),
+            ("namespace", target.namespace),
+        )
+        if value is not None
+    ]
+    return " ".join(parts) or "any object"
+
+
+def unplaced_overrides(repo: Repo, app: App, placed: list[Cluster]) -> list[str]:
+    """Located warnings for overrides whose target selects none of the app's clusters."""
+    warnings = []
+    for i, override in enumerate(app.overrides):
+        if not any(select(repo, override.target, c, "target")[0] for c in placed):
+            warnings.append(
+                f"{app.override_where(i)}: app {app.name}: override {override.name} selects "
+                "none of the clusters the app is placed on"
+            )
+    return warnings

@@ -16,7 +16,7 @@ import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Any
 
 from reconciler import APP_LABEL
 from reconciler.charts.model import ChartLock
+from reconciler.config.files import KUSTOMIZATION_FILES
 from reconciler.config.model import NOT_DEPLOYABLE, OWN_GROUP, App, Cluster, Repo, SourceDocument
 from reconciler.config.schema import Override
 from reconciler.errors import RenderError
@@ -33,14 +34,32 @@ from reconciler.overrides import (
     OverrideError,
     apply,
     deep_merge,
+    describe_target,
     matching,
     merge_values,
     resolve,
 )
 from reconciler.placement import targets
 from reconciler.templates import Context, SiteError, find_sites, freeze, substitute, thaw
-from reconciler.toolchain import Toolchain
+from reconciler.toolchain import KUBERNETES_VERSION, Toolchain
 from reconciler.yamlsrc import YamlError, load_documents, load_fast
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a cluster tells Helm it is: ``--kube-version`` and ``--api-versions`` (``apps/v1``,
+    ``apps/v1/Deployment``). An input of the render, so rendering stays pure: live commands and
+    the daemon take it from the cluster's discovery; offline renders from ``spec.kubeVersion``
+    or the pinned Kubernetes version."""
+
+    kube_version: str
+    api_versions: tuple[str, ...] = ()
+
+
+def offline_capabilities(cluster: Cluster) -> Capabilities:
+    """What an offline render assumes of a cluster: its ``spec.kubeVersion``, else the pinned
+    Kubernetes version (and only Helm's built-in API versions)."""
+    return Capabilities(cluster.kube_version or KUBERNETES_VERSION)
 
 
 @dataclass
@@ -51,6 +70,7 @@ class RenderedTarget:
     cluster: str
     objects: list[Manifest]
     overrides_applied: list[OverrideEffect]
+    warnings: list[str] = field(default_factory=list)  # located: a patch that matched nothing
 
 
 @dataclass
@@ -96,11 +116,14 @@ def render_all(
     tools: Toolchain | None = None,
     cache: RenderCache | None = None,
     charts: ChartLock | None = None,
+    capabilities: Mapping[str, Capabilities] | None = None,
 ) -> list[TargetResult]:
     """Render every (app, target cluster); one failing target never stops the others.
 
     ``charts`` holds the local (cached) chart of every app whose chart comes from a Helm
     repository or OCI registry (``reconciler.charts.lock``); rendering itself never fetches.
+    ``capabilities`` per cluster name (what Helm is told the cluster is); a cluster missing
+    there gets ``offline_capabilities``.
     """
     app_names = set(apps) if apps is not None else None
     cluster_names = set(clusters) if clusters is not None else None
@@ -113,8 +136,9 @@ def render_all(
             for cluster in targets(repo, app):
                 if cluster_names is not None and cluster.name not in cluster_names:
                     continue
+                caps = (capabilities or {}).get(cluster.name)
                 try:
-                    rendered = render_target(repo, app, cluster, tools, cache, charts)
+                    rendered = render_target(repo, app, cluster, tools, cache, charts, caps)
                     results.append(TargetResult(app.name, cluster.name, rendered=rendered))
                 except RenderError as err:
                     results.append(TargetResult(app.name, cluster.name, error=err))
@@ -145,11 +169,13 @@ def render_target(
     tools: Toolchain | None = None,
     cache: RenderCache | None = None,
     charts: ChartLock | None = None,
+    capabilities: Capabilities | None = None,
 ) -> RenderedTarget:
     """Desired objects of ``app`` on ``cluster``; raises RenderError naming what failed where."""
     cache = cache if cache is not None else RenderCache()
+    caps = capabilities or offline_capabilities(cluster)
     try:
-        return _render(repo, app, cluster, tools, cache, charts or ChartLock())
+        return _render(repo, app, cluster, tools, cache, charts or ChartLock(), caps)
     except _Failure as err:
         raise RenderError(str(err), app=app.name, cluster=cluster.name) from err
 
@@ -161,10 +187,12 @@ def _render(
     tools: Toolchain | None,
     cache: RenderCache,
     charts: ChartLock,
+    caps: Capabilities,
 ) -> RenderedTarget:
     ctx = Context(cluster.name, cluster.labels, cluster.vars)
     overrides: list[tuple[Override, OverrideEffect]] = []
-    for i in matching(repo, app, cluster):
+    indexes = matching(repo, app, cluster)
+    for i in indexes:
         try:
             override = resolve(app, i, ctx)
         except OverrideError as err:
@@ -173,7 +201,7 @@ def _render(
 
     source = app.source
     if source.helm is not None:
-        objects = _helm(repo, app, ctx, overrides, tools, cache, _chart(app, charts))
+        objects = _helm(repo, app, ctx, overrides, tools, cache, _chart(app, charts), caps)
     elif source.kustomize is not None:
         docs = _kustomize(repo, app, tools, cache)
         objects = [_substitute(doc, ctx) for doc in docs]
@@ -191,8 +219,16 @@ def _render(
             raise _Failure(f"{effect.where}: {err}") from err
     for obj in objects:
         _label(obj, app.name)
+    warnings = []
+    for i, (override, effect) in zip(indexes, overrides, strict=True):
+        for k in effect.unmatched_patches:
+            warnings.append(
+                f"{app.patch_where(i, k)}: app {app.name}: override {override.name}: "
+                f"patches[{k}] ({describe_target(override.patches[k].target)}) matches no "
+                f"object on cluster {cluster.name}"
+            )
     return RenderedTarget(
-        app.name, cluster.name, _in_apply_order(objects), [e for _, e in overrides]
+        app.name, cluster.name, _in_apply_order(objects), [e for _, e in overrides], warnings
     )
 
 
@@ -262,6 +298,7 @@ def _helm(
     tools: Toolchain | None,
     cache: RenderCache,
     chart_at: tuple[Path, str],
+    caps: Capabilities,
 ) -> list[Manifest]:
     helm = app.source.helm
     assert helm is not None
@@ -276,10 +313,14 @@ def _helm(
             values = merge_values(values, override.values, effect, defaults)
     release = helm.release_name or app.name
     values_json = json.dumps(values, sort_keys=True, default=str)
-    key = (str(chart), release, app.namespace or "", values_json)
+    api_versions = ",".join(caps.api_versions)
+    key = (str(chart), release, app.namespace or "", values_json, caps.kube_version, api_versions)
     if key not in cache.helm:
         tools = tools or Toolchain.default()
         cmd = [tools.helm, "template", release, str(chart), "--include-crds", "--skip-tests"]
+        cmd += ["--kube-version", caps.kube_version]
+        if api_versions:
+            cmd += ["--api-versions", api_versions]
         if app.namespace:
             cmd += ["--namespace", app.namespace]
         with tempfile.TemporaryDirectory(prefix="reconciler-helm-") as tmp:
@@ -336,7 +377,9 @@ def _kustomize(
     if key not in cache.kustomize:
         tools = tools or Toolchain.default()
         where = _rel(repo, path)
-        out = _run([tools.kustomize, "build", str(path)], tools, f"kustomize build {where}", {})
+        named = next((path / n for n in KUSTOMIZATION_FILES if (path / n).is_file()), path)
+        what = f"kustomize build {_rel(repo, named)}"
+        out = _run([tools.kustomize, "build", str(path)], tools, what, {}, repo.root)
         cache.runs += 1
         file = f"{where} (kustomize build output)"
         try:
@@ -355,7 +398,11 @@ def _kustomize(
     return cache.kustomize[key]
 
 
-def _run(cmd: list[str], tools: Toolchain, what: str, env: dict[str, str]) -> str:
+def _run(
+    cmd: list[str], tools: Toolchain, what: str, env: dict[str, str], root: Path | None = None
+) -> str:
+    """Run a render tool; a failure is one line, with paths shown relative to the repo (not
+    the state dir's export of it)."""
     tool = what.split()[0]
     try:
         proc = subprocess.run(
@@ -372,6 +419,9 @@ def _run(cmd: list[str], tools: Toolchain, what: str, env: dict[str, str]) -> st
         raise _Failure(f"{what}: timed out after {tools.timeout:g}s") from err
     if proc.returncode != 0:
         detail = "; ".join(line.strip() for line in proc.stderr.splitlines() if line.strip())
+        if root is not None:
+            for prefix in {str(root.resolve()), str(root)}:
+                detail = detail.replace(prefix + "/", "").replace(prefix, ".")
         raise _Failure(f"{what} failed: {detail or f'exit {proc.returncode}'}")
     return proc.stdout
 

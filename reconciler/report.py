@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from rich import box
@@ -20,10 +19,17 @@ from rich.table import Table
 from rich.text import Text
 
 from reconciler.health import Health
+from reconciler.presentation import (
+    field_line,
+    fields_json,
+    format_time,
+    md_cell,
+    md_code,
+    plural,
+)
 from reconciler.store.rows import (
     DriftKind,
     DriftRow,
-    FieldDrift,
     HealthChange,
     HealthRow,
     Pin,
@@ -40,8 +46,6 @@ __all__ = [
     "drift_json",
     "drift_markdown",
     "drift_table",
-    "format_time",
-    "format_value",
     "health_changes_json",
     "health_changes_markdown",
     "health_changes_table",
@@ -52,7 +56,6 @@ __all__ = [
 ]
 
 NO_TARGET = "-"  # the app does not target this cluster
-_MAX_VALUE = 120
 
 STATE_STYLE: dict[State, str] = {
     State.SYNCED: "green",
@@ -79,32 +82,6 @@ KIND_STYLE: dict[DriftKind, str] = {
     DriftKind.UNMANAGED: "magenta",
 }
 _QUIET_STATES = {State.SYNCED, State.PAUSED}
-
-
-def format_time(value: datetime | None) -> str:
-    """``2026-11-22T12:03:41Z``; empty for None."""
-    if value is None:
-        return ""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def format_value(value: Any) -> str:
-    """A field value on one line: JSON (strings quoted), ``(unset)`` for None, long ones cut."""
-    if value is None:
-        return "(unset)"
-    text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
-    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1] + "…"
-
-
-def _field_line(f: FieldDrift) -> str:
-    """``spec.replicas: 5 → 7 (kubectl-edit, 2026-11-22T12:03:41Z)``."""
-    line = f"{f.path}: {format_value(f.before)} → {format_value(f.after)}"
-    who = [part for part in (f.manager, format_time(f.changed_at)) if part]
-    return f"{line} ({', '.join(who)})" if who else line
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _one_line(text: str) -> str:
@@ -179,7 +156,7 @@ def source_line(source: SourceStatus | None, color: bool) -> str:
         return plain + "\n"
     failing = (
         f"fetch failing since {format_time(source.failing_since or source.last_error_at)}"
-        f" ({_plural(source.consecutive_failures, 'attempt')})"
+        f" ({plural(source.consecutive_failures, 'attempt')})"
     )
     tail = f": {_one_line(source.last_error or '')}; " + (
         f"last good fetch {good}" if good else "no good fetch yet"
@@ -407,33 +384,13 @@ def drift_document(rows: Sequence[DriftRow]) -> list[dict[str, Any]]:
             "cluster": r.cluster,
             "object": r.object,
             "kind": str(r.kind),
-            "fields": [
-                {
-                    "path": f.path,
-                    "before": f.before,
-                    "after": f.after,
-                    "manager": f.manager,
-                    "changed_at": format_time(f.changed_at) or None,
-                }
-                for f in r.fields
-            ],
+            "fields": fields_json(r.fields, git="before", live="after", time="changed_at"),
             "revision": r.revision,
             "detected_at": format_time(r.detected_at),
             "corrected_at": format_time(r.corrected_at) or None,
         }
         for r in _sorted_drift(rows)
     ]
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
-def _md_code(text: str) -> str:
-    """Inline code that survives backticks inside the text."""
-    fence = "``" if "`" in text else "`"
-    pad = " " if fence == "``" else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 _NO_FIELDS = {
@@ -452,7 +409,7 @@ def drift_markdown(rows: Sequence[DriftRow]) -> str:
     clusters = {r.cluster for r in ordered}
     still_open = sum(1 for r in ordered if r.corrected_at is None)
     lines += [
-        f"{_plural(len(ordered), 'drift record')} on {_plural(len(clusters), 'cluster')}"
+        f"{plural(len(ordered), 'drift record')} on {plural(len(clusters), 'cluster')}"
         f" ({still_open} open, {len(ordered) - still_open} corrected).",
         "",
         "| app | cluster | object | kind | detected | corrected |",
@@ -461,7 +418,7 @@ def drift_markdown(rows: Sequence[DriftRow]) -> str:
     lines += [
         "| "
         + " | ".join(
-            _md_cell(cell)
+            md_cell(cell)
             for cell in (
                 r.app,
                 r.cluster,
@@ -475,12 +432,12 @@ def drift_markdown(rows: Sequence[DriftRow]) -> str:
         for r in ordered
     ]
     for r in ordered:
-        revision = f" at revision {_md_code(r.revision[:12])}" if r.revision else ""
-        lines += ["", f"### #{r.id} {r.app} on {r.cluster}: {_md_code(r.object)} ({r.kind})", ""]
+        revision = f" at revision {md_code(r.revision[:12])}" if r.revision else ""
+        lines += ["", f"### #{r.id} {r.app} on {r.cluster}: {md_code(r.object)} ({r.kind})", ""]
         lines.append(f"Detected {format_time(r.detected_at)}{revision}; {_status_phrase(r)}.")
         lines.append("")
         if r.fields:
-            lines += [f"- {_md_code(_field_line(f))}" for f in r.fields]
+            lines += [f"- {md_code(field_line(f))}" for f in r.fields]
         else:
             lines.append(f"- {_NO_FIELDS.get(r.kind, str(r.kind))}")
     return "\n".join(lines) + "\n"
@@ -556,7 +513,7 @@ def health_changes_markdown(rows: Sequence[HealthChange]) -> str:
     lines += [
         "| "
         + " | ".join(
-            _md_cell(c)
+            md_cell(c)
             for c in (format_time(r.at), r.app, r.cluster, _was(r), str(r.health), r.reason)
         )
         + " |"

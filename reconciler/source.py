@@ -276,6 +276,18 @@ def resolve_rev(repo_path: Path, rev: str) -> str:
     return _rev_parse(_local_repo_args(repo_path), rev, where=str(repo_path))
 
 
+def merge_base(repo_path: Path, base: str, head: str) -> str:
+    """The commit a pull request of ``head`` into ``base`` diffs from (``git merge-base``);
+    ``base``'s own commit when the two share no history."""
+    args = _local_repo_args(repo_path)
+    base_sha = _rev_parse(args, base, where=str(repo_path))
+    head_sha = _rev_parse(args, head, where=str(repo_path))
+    try:
+        return _git([*args, "merge-base", base_sha, head_sha]).strip() or base_sha
+    except _GitFailed:
+        return base_sha
+
+
 def export_rev(repo_path: Path, rev: str, dest: Path, *, subdir: str | Path | None = None) -> Path:
     """Export the tree of ``rev`` in a local repo to ``dest`` (must not exist yet); return dest.
 

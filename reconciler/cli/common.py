@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,54 @@ EXIT_ERROR = 2
 repo_argument = click.argument(
     "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="REPO"
 )
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+
+
+def parse_duration(text: str) -> float:
+    """``30s``, ``1m``, ``1h30m``, ``500ms``, ``2d``, or plain seconds -> seconds."""
+    value = text.strip().lower()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for match in _DURATION.finditer(value):
+        if match.start() != pos:
+            break
+        total += float(match[1]) * _UNITS[match[2]]
+        pos = match.end()
+    if not value or pos != len(value):
+        raise ValueError(f"{text!r} is not a duration (e.g. 30s, 5m, 1h30m)")
+    return total
+
+
+class _Duration(click.ParamType[float, Any]):
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float | int):
+            return float(value)
+        try:
+            return parse_duration(str(value))
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
+DURATION = _Duration()
+
+
+REQUEST_TIMEOUT = "60s"  # kube.client.DEFAULT_TIMEOUT: fits a ~1 MB CRD on a busy server
+request_timeout_option = click.option(
+    "--request-timeout",
+    type=DURATION,
+    default=REQUEST_TIMEOUT,
+    show_default=True,
+    help="Timeout of one request to a cluster (a big CRD on a busy server takes seconds).",
+)
+
 kubeconfig_option = click.option(
     "--kubeconfig",
     envvar="KUBECONFIG",

@@ -33,10 +33,13 @@ from reconciler.charts.cache import ChartCache
 from reconciler.charts.credentials import ChartCredentials
 from reconciler.charts.resolver import ChartResolver
 from reconciler.cli.common import (
+    DURATION,
     EXIT_CHANGES,
     EXIT_OK,
+    REQUEST_TIMEOUT,
     instance_option,
     kubeconfig_option,
+    parse_duration,
     state_dir_option,
 )
 from reconciler.daemon.desired import Desired
@@ -49,12 +52,12 @@ from reconciler.gitcredentials import GitCredentials
 from reconciler.health.model import Health
 from reconciler.kube.pool import Clients
 from reconciler.objects import ObjectRef
+from reconciler.presentation import format_time
 from reconciler.private import private_dir, private_file
 from reconciler.report import (
     drift_json,
     drift_markdown,
     drift_table,
-    format_time,
     health_changes_json,
     health_changes_markdown,
     health_changes_table,
@@ -72,9 +75,6 @@ from reconciler.web.model import ClusterInfo, Fleet
 from reconciler.web.server import DEFAULT_LISTEN, HttpServer, parse_listen
 from reconciler.web.snapshot import SnapshotCache
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-
 
 def register_daemon_commands(cli_group: click.Group) -> None:
     """Add ``run``, ``status``, ``drift`` and ``release`` to ``cli_group``."""
@@ -85,24 +85,6 @@ def register_daemon_commands(cli_group: click.Group) -> None:
 
 
 # ---- parsing ----------------------------------------------------------------------------------
-
-
-def parse_duration(text: str) -> float:
-    """``30s``, ``1m``, ``1h30m``, ``500ms``, ``2d``, or plain seconds -> seconds."""
-    value = text.strip().lower()
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(value):
-        if match.start() != pos:
-            break
-        total += float(match[1]) * _UNITS[match[2]]
-        pos = match.end()
-    if not value or pos != len(value):
-        raise ValueError(f"{text!r} is not a duration (e.g. 30s, 5m, 1h30m)")
-    return total
 
 
 def parse_since(text: str, now: datetime) -> datetime:
@@ -122,23 +104,6 @@ def parse_since(text: str, now: datetime) -> datetime:
             f"{text!r} is neither a duration (1h, 30m) nor an ISO time (2026-11-22T12:00:00Z)"
         ) from None
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
-class _Duration(click.ParamType[float, Any]):
-    name = "duration"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, float | int):
-            return float(value)
-        try:
-            return parse_duration(str(value))
-        except ValueError as err:
-            self.fail(str(err), param, ctx)
-
-
-DURATION = _Duration()
 
 
 def format_duration(seconds: float) -> str:
@@ -270,7 +235,7 @@ def _on_signals(daemon: Daemon) -> None:
 @click.option(
     "--request-timeout",
     type=DURATION,
-    default="10s",
+    default=REQUEST_TIMEOUT,
     show_default=True,
     help="Timeout of one request to a cluster.",
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -25,11 +25,12 @@ from reconciler.cli.common import (
 )
 from reconciler.config.load import load_repo
 from reconciler.config.model import App, Repo
-from reconciler.diff import show_override_change
 from reconciler.errors import ChartError, ConfigError, RenderError
-from reconciler.overrides import OverrideEffect
+from reconciler.loading import load_and_render
+from reconciler.masking import show_override_change
+from reconciler.overrides import OverrideEffect, unplaced_overrides
 from reconciler.placement import place, select, targets
-from reconciler.render import TargetResult, render_all, render_target
+from reconciler.render import TargetResult, render_target
 
 
 def register_render_commands(cli_group: click.Group) -> None:
@@ -49,7 +50,33 @@ def _load(root: Path) -> Repo:
     try:
         return load_repo(root)
     except ConfigError as err:
-        _fail([*(str(p) for p in err.problems), f"{len(err.problems)} problem(s) in {root}"])
+        _fail_config(root, err)
+
+
+def _load_and_render(
+    root: Path,
+    chart_cache: Path | None,
+    chart_credentials: Path | None,
+    apps: list[str] | None = None,
+    clusters: list[str] | None = None,
+    check: Callable[[Repo], None] | None = None,
+) -> tuple[Repo, list[TargetResult]]:
+    """Load, ``check`` the loaded repo (names asked for), lock its charts, render; or fail."""
+
+    def lock(repo: Repo) -> ChartLock:
+        if check is not None:
+            check(repo)
+        return _charts(repo, chart_cache, chart_credentials, apps)
+
+    try:
+        repo, results, _ = load_and_render(root, apps=apps, clusters=clusters, lock=lock)
+    except ConfigError as err:
+        _fail_config(root, err)
+    return repo, results
+
+
+def _fail_config(root: Path, err: ConfigError) -> NoReturn:
+    _fail([*(str(p) for p in err.problems), f"{len(err.problems)} problem(s) in {root}"])
 
 
 def _charts(
@@ -89,13 +116,14 @@ def render_command(
     Secret values are printed as they are in Git (this is the repo's own content, nothing is
     read from a cluster): mind where the output goes. `explain`, `diff` and `plan` mask them.
     """
-    loaded = _load(repo)
-    _check_name("app", app_name, loaded.apps)
-    _check_name("cluster", cluster_name, loaded.clusters)
     apps = [app_name] if app_name else None
     clusters = [cluster_name] if cluster_name else None
-    charts = _charts(loaded, chart_cache, chart_credentials, apps)
-    results = render_all(loaded, apps=apps, clusters=clusters, charts=charts)
+
+    def check(loaded: Repo) -> None:
+        _check_name("app", app_name, loaded.apps)
+        _check_name("cluster", cluster_name, loaded.clusters)
+
+    _, results = _load_and_render(repo, chart_cache, chart_credentials, apps, clusters, check)
     good = [r for r in results if r.rendered is not None]
     if output == "json":
         click.echo(json.dumps([_as_json(r) for r in good], indent=2))
@@ -160,6 +188,21 @@ def explain_command(
         _fail([str(err)])
     click.echo(f"renders {len(rendered.objects)} object(s)")
     _explain_overrides(loaded, app, cluster_name, rendered.overrides_applied)
+    for warning in [*unplaced_overrides(loaded, app, targets(loaded, app)), *rendered.warnings]:
+        click.echo(f"warning: {warning}", err=True)
+
+
+def grouped_warnings(results: Iterable[TargetResult]) -> list[str]:
+    """Render warnings, one line per patch however many clusters it misses on."""
+    clusters: dict[str, list[str]] = {}
+    for result in results:
+        for warning in result.rendered.warnings if result.rendered else []:
+            head, _, cluster = warning.rpartition(" on cluster ")
+            clusters.setdefault(head, []).append(cluster)
+    return [
+        f"{head} on cluster{'s' if len(names) > 1 else ''} {', '.join(sorted(names))}"
+        for head, names in sorted(clusters.items())
+    ]
 
 
 def _explain_overrides(
@@ -196,14 +239,19 @@ def validate_command(repo: Path, chart_cache: Path | None, chart_credentials: Pa
     Charts from Helm repositories and OCI registries are resolved and fetched (into the chart
     cache) exactly as for rendering.
     """
-    loaded = _load(repo)
-    results = render_all(loaded, charts=_charts(loaded, chart_cache, chart_credentials))
+    loaded, results = _load_and_render(repo, chart_cache, chart_credentials)
     errors = [str(r.error) for r in results if r.error is not None]
     if errors:
         _fail([*errors, f"{len(errors)} target(s) failed to render"])
     for app in loaded.apps.values():
-        if not targets(loaded, app):
+        placed = targets(loaded, app)
+        if not placed:
             click.echo(f"note: app {app.name} is placed on no cluster", err=True)
+            continue
+        for warning in unplaced_overrides(loaded, app, placed):
+            click.echo(f"warning: {warning}", err=True)
+    for warning in grouped_warnings(results):
+        click.echo(f"warning: {warning}", err=True)
     click.echo(
         f"valid: {len(loaded.clusters)} cluster(s), {len(loaded.groups)} group(s), "
         f"{len(loaded.apps)} app(s), {len(results)} target(s) rendered"

@@ -21,6 +21,7 @@ from reconciler.cli.common import (
     instance_option,
     kubeconfig_option,
     repo_argument,
+    request_timeout_option,
 )
 from reconciler.review.json import to_json
 from reconciler.review.markdown import DEFAULT_MAX_CHARS, to_markdown
@@ -35,7 +36,12 @@ def register_review_commands(cli_group: click.Group) -> None:
 
 @click.command("plan")
 @repo_argument
-@click.option("--base", required=True, help="Revision merged into (e.g. origin/main).")
+@click.option(
+    "--base",
+    required=True,
+    help="Revision merged into (e.g. origin/main); diffed from its merge base with --head, as "
+    "a pull request is. BASE...HEAD sets both.",
+)
 @click.option("--head", default="HEAD", show_default=True, help="Revision under review.")
 @click.option(
     "-o",
@@ -52,6 +58,7 @@ def register_review_commands(cli_group: click.Group) -> None:
 )
 @kubeconfig_option
 @instance_option
+@request_timeout_option
 @click.option(
     "--max-chars",
     type=click.IntRange(min=2000),
@@ -69,6 +76,7 @@ def plan_command(
     live: bool,
     kubeconfig: str | None,
     instance: str,
+    request_timeout: float,
     max_chars: int,
     chart_cache: Path | None,
     chart_credentials: Path | None,
@@ -79,7 +87,14 @@ def plan_command(
     the checkout and its uncommitted changes are never read. For a folder, only that folder
     is exported: charts and kustomizations must not reach outside it.
     """
-    options = LiveOptions(kubeconfig, instance) if live else None
+    if "..." in base:
+        base, _, given_head = base.partition("...")
+        if not base or not given_head:
+            raise click.BadParameter(
+                f"{base}...{given_head}: write BASE...HEAD", param_hint="--base"
+            )
+        head = given_head
+    options = LiveOptions(kubeconfig, instance, request_timeout) if live else None
     resolver = chart_resolver(chart_cache, chart_credentials)
     review = plan(repo, base, head, live=options, charts=resolver)
     if output == "json":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,7 +21,12 @@ from reconciler.cli.common import (
     kubeconfig_option,
     lock_charts,
     repo_argument,
+    request_timeout_option,
 )
+
+if TYPE_CHECKING:
+    from reconciler.charts.model import ChartLock
+    from reconciler.config.model import Repo
 
 
 def register_sync_commands(cli_group: click.Group) -> None:
@@ -60,20 +65,32 @@ def _reconcile_once(
     apply: bool,
     chart_cache: Path | None = None,
     chart_credentials: Path | None = None,
+    request_timeout: float | None = None,
 ) -> list[Any]:
-    from reconciler.config.load import load_repo
+    from reconciler.discovery import cluster_capabilities
     from reconciler.engine import reconcile
+    from reconciler.kube.client import DEFAULT_TIMEOUT
     from reconciler.kube.pool import Clients
-    from reconciler.render import render_all
+    from reconciler.loading import load_and_render
 
-    repo = load_repo(repo_path)
-    _select(repo, app, cluster)
     apps = [app] if app else None
-    charts = lock_charts(repo, chart_resolver(chart_cache, chart_credentials), apps)
-    rendered = render_all(repo, apps=apps, clusters=[cluster] if cluster else None, charts=charts)
-    clients = Clients(kubeconfig)
-    clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
+
+    def lock(repo: Repo) -> ChartLock:
+        _select(repo, app, cluster)  # names first: no chart is fetched for a typo
+        return lock_charts(repo, chart_resolver(chart_cache, chart_credentials), apps)
+
+    only = [cluster] if cluster else None
+    clients = Clients(kubeconfig, request_timeout or DEFAULT_TIMEOUT)
     try:
+        clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
+        # Helm renders per cluster as that cluster would be seen by helm install.
+        repo, rendered, _ = load_and_render(
+            repo_path,
+            apps=apps,
+            clusters=only,
+            lock=lock,
+            capabilities=lambda repo: cluster_capabilities(repo, clients, only),
+        )
         return reconcile(
             repo,
             rendered,
@@ -95,6 +112,7 @@ def _reconcile_once(
 @click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text")
 @kubeconfig_option
 @instance_option
+@request_timeout_option
 @chart_options
 def diff(
     repo: Path,
@@ -103,6 +121,7 @@ def diff(
     output: str,
     kubeconfig: str | None,
     instance: str,
+    request_timeout: float,
     chart_cache: Path | None,
     chart_credentials: Path | None,
 ) -> None:
@@ -113,7 +132,15 @@ def diff(
     from reconciler import outcomes as fmt
 
     results = _reconcile_once(
-        repo, app, cluster, kubeconfig, instance, False, chart_cache, chart_credentials
+        repo,
+        app,
+        cluster,
+        kubeconfig,
+        instance,
+        False,
+        chart_cache,
+        chart_credentials,
+        request_timeout,
     )
     if output == "json":
         click.echo(fmt.diff_json(results))
@@ -132,6 +159,7 @@ def diff(
 @click.option("--cluster", default=None, help="Only this cluster.")
 @kubeconfig_option
 @instance_option
+@request_timeout_option
 @chart_options
 def apply(
     repo: Path,
@@ -139,6 +167,7 @@ def apply(
     cluster: str | None,
     kubeconfig: str | None,
     instance: str,
+    request_timeout: float,
     chart_cache: Path | None,
     chart_credentials: Path | None,
 ) -> None:
@@ -150,7 +179,15 @@ def apply(
     from reconciler import outcomes as fmt
 
     results = _reconcile_once(
-        repo, app, cluster, kubeconfig, instance, True, chart_cache, chart_credentials
+        repo,
+        app,
+        cluster,
+        kubeconfig,
+        instance,
+        True,
+        chart_cache,
+        chart_credentials,
+        request_timeout,
     )
     click.echo(fmt.apply_text(results, color=sys.stdout.isatty()))
     failed = fmt.has_errors(results) or fmt.has_conflicts(results)

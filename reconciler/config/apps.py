@@ -374,10 +374,13 @@ class AppLoader:
     def _override_sources(self, overrides: list[Override]) -> list[OverrideSource]:
         raw_list = self.doc.value["spec"].get("overrides") or []
         out = []
-        for i, _ in enumerate(overrides):
+        for i, override in enumerate(overrides):
             at = ("spec", "overrides", i)
             sites = self._sites(self.file, self.doc, at)
-            out.append(OverrideSource(raw_list[i], self.doc.line_of(at), sites))
+            patches = tuple(
+                self.doc.line_of((*at, "patches", j)) for j in range(len(override.patches))
+            )
+            out.append(OverrideSource(raw_list[i], self.doc.line_of(at), sites, patches))
         return out
 
     def _sites(self, file: str, doc: Document, base: NodePath = ()) -> tuple[Site, ...]:

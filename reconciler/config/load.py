@@ -209,6 +209,7 @@ class _Loader:
                     paused=spec.paused,
                     file=file,
                     line=line,
+                    kube_version=spec.kube_version,
                 )
             self._unit("Cluster", file, names, before)
         return clusters

@@ -34,6 +34,7 @@ class Cluster:
     paused: bool
     file: str
     line: int = 1
+    kube_version: str | None = None  # spec.kubeVersion: what offline renders assume
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class OverrideSource:
     raw: dict[str, Any]
     line: int
     sites: tuple[Site, ...] = ()
+    patch_lines: tuple[int, ...] = ()  # of each entry of its patches
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,13 @@ class App:
         """``apps/x/app.yaml:31`` of override ``index``."""
         line = self.override_sources[index].line if self.override_sources else self.line
         return f"{self.file}:{line}"
+
+    def patch_where(self, index: int, patch: int) -> str:
+        """``apps/x/app.yaml:36`` of patch ``patch`` of override ``index``."""
+        source = self.override_sources[index] if self.override_sources else None
+        if source is None or patch >= len(source.patch_lines):
+            return self.override_where(index)
+        return f"{self.file}:{source.patch_lines[patch]}"
 
 
 @dataclass(frozen=True)

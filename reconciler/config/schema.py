@@ -286,10 +286,23 @@ class RolloutSpec(RolloutGates):
     stages: list[RolloutStage] = []
 
 
+_KUBE_VERSION = re.compile(r"v?\d+\.\d+(\.\d+)?([-+][0-9A-Za-z.+-]*)?")
+
+
 class ClusterSpec(SchemaModel):
     context: str | None = None
     vars: dict[str, str] = {}
     paused: bool = False
+    # What offline renders (render, validate, plan) tell Helm the cluster runs; live
+    # commands and the daemon ask the cluster itself.
+    kube_version: str | None = None
+
+    @field_validator("kube_version")
+    @classmethod
+    def _kube_version(cls, value: str | None) -> str | None:
+        if value is not None and not _KUBE_VERSION.fullmatch(value):
+            raise ValueError(f"{value!r} is not a Kubernetes version (e.g. v1.30.2)")
+        return value
 
 
 class GroupSpec(SchemaModel):

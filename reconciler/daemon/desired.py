@@ -20,6 +20,7 @@ import hashlib
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from reconciler.config.model import App, Cluster, Repo
 from reconciler.daemon.blast import Holds
@@ -28,6 +29,7 @@ from reconciler.daemon.status import short
 from reconciler.errors import RenderError
 from reconciler.placement import place
 from reconciler.render import TargetResult
+from reconciler.store.rows import State, StatusRow
 
 TargetKey = tuple[str, str]  # (app, cluster)
 # (target, the newest revision it can run, the revision it runs now) -> the one it should run
@@ -281,3 +283,60 @@ def with_revisions(desired: Desired, chosen: Mapping[TargetKey, str], book: Rend
         invalid=invalid,
         views=views,
     )
+
+
+# ---- status rows a decision about desired state implies (pure; ``record`` writes them) ------
+
+
+def timed_out_rows(desired: Desired, cluster: str, message: str, now: datetime) -> list[StatusRow]:
+    """The cluster's targets after its pass overran: failed, or still invalid (and why)."""
+    rows = []
+    for target in desired.targets.get(cluster, ()):
+        key = (target.app, cluster)
+        problem = desired.problem(key)
+        rows.append(
+            StatusRow(
+                app=target.app,
+                cluster=cluster,
+                state=State.INVALID_CONFIG if problem else State.FAILED,
+                message=f"{problem} (meanwhile: {message})" if problem else message,
+                revision=desired.revisions.get(key),
+                updated_at=now,
+            )
+        )
+    return rows
+
+
+def crashed_rows(desired: Desired, cluster: str, message: str, now: datetime) -> list[StatusRow]:
+    """The cluster's targets after its pass crashed (a bug): failed with ``message``."""
+    return [
+        StatusRow(
+            target.app,
+            cluster,
+            State.FAILED,
+            message,
+            desired.revisions.get((target.app, cluster)),
+            now,
+        )
+        for target in desired.targets.get(cluster, ())
+    ]
+
+
+def paused_rows(
+    desired: Desired, previous: Mapping[TargetKey, StatusRow], now: datetime
+) -> list[StatusRow]:
+    """Targets on paused clusters: shown paused, with the revision they last ran."""
+    rows = []
+    for app, cluster in sorted(desired.paused):
+        old = previous.get((app, cluster))
+        rows.append(
+            StatusRow(
+                app=app,
+                cluster=cluster,
+                state=State.PAUSED,
+                message="cluster paused (spec.paused: true): nothing is applied or pruned",
+                revision=old.revision if old is not None else None,
+                updated_at=now,
+            )
+        )
+    return rows

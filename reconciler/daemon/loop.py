@@ -49,6 +49,9 @@ from reconciler.daemon.desired import (
     RenderBook,
     TargetKey,
     build_desired,
+    crashed_rows,
+    paused_rows,
+    timed_out_rows,
     with_revisions,
 )
 from reconciler.daemon.follow import Follower, Loaded, Source, SourceFailed
@@ -68,6 +71,7 @@ from reconciler.daemon.schedule import (
 )
 from reconciler.daemon.status import invalid_revision_message, short
 from reconciler.daemon.watch import RepoWatcher
+from reconciler.discovery import cluster_capabilities
 from reconciler.engine import TargetOutcome, check_health, reconcile
 from reconciler.errors import ReconcilerError
 from reconciler.health import TargetHealth
@@ -76,7 +80,6 @@ from reconciler.objects import ObjectRef
 from reconciler.render import RenderCache, TargetResult, render_all
 from reconciler.source import redact
 from reconciler.store.db import Store
-from reconciler.store.rows import State, StatusRow
 from reconciler.sync.model import DEFAULT_INSTANCE
 from reconciler.toolchain import Toolchain
 
@@ -148,6 +151,7 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.waker = Waker()
         self._dispatcher = dispatcher or ThreadDispatcher(self.waker.wake)
+        # Each revision renders with a fresh cache: tool output is shared within one revision.
         self._follower = Follower(
             source,
             self.clock,
@@ -155,7 +159,11 @@ class Daemon:
             render
             or (
                 lambda repo, charts: render_all(
-                    repo, tools=tools, cache=RenderCache(), charts=charts
+                    repo,
+                    tools=tools,
+                    cache=RenderCache(),
+                    charts=charts,
+                    capabilities=cluster_capabilities(repo, clients),
                 )
             ),
             charts,
@@ -702,18 +710,7 @@ class Daemon:
             paused = cluster not in desired.targets
             if gone or (paused and (app, cluster) not in desired.paused):
                 self.recorder.forget(app, cluster)
-        for app, cluster in sorted(desired.paused):
-            old = existing.get((app, cluster))
-            self.recorder.set_status(
-                StatusRow(
-                    app=app,
-                    cluster=cluster,
-                    state=State.PAUSED,
-                    message="cluster paused (spec.paused: true): nothing is applied or pruned",
-                    revision=old.revision if old is not None else None,
-                    updated_at=wall,
-                )
-            )
+        self.recorder.write(paused_rows(desired, existing, wall))
 
     # -- clusters: dispatch, time out, record ----------------------------------------------------
 
@@ -860,20 +857,7 @@ class Daemon:
             self.log.warning("reconcile pass timed out", cluster=name, timeout=timeout)
             if name in self._known_clusters:
                 self.metrics.cluster_up.labels(name).set(0)
-            wall = self.clock.now()
-            for target in running.desired.targets.get(name, ()):
-                key = (target.app, name)
-                problem = running.desired.problem(key)
-                self.recorder.set_status(
-                    StatusRow(
-                        app=target.app,
-                        cluster=name,
-                        state=State.INVALID_CONFIG if problem else State.FAILED,
-                        message=f"{problem} (meanwhile: {message})" if problem else message,
-                        revision=running.desired.revisions.get(key),
-                        updated_at=wall,
-                    )
-                )
+            self.recorder.write(timed_out_rows(running.desired, name, message, self.clock.now()))
 
     def _collect_passes(self) -> None:
         for name, running in list(self._running.items()):
@@ -902,7 +886,7 @@ class Daemon:
                 self.log.info("late pass result discarded", cluster=name)
                 continue
             if report is None:
-                self.recorder.record_crash(running.desired, name, crash)
+                self.recorder.write(crashed_rows(running.desired, name, crash, self.clock.now()))
                 schedule.finish(
                     now, running.desired.generation, PassKind.APPS_FAILED, self.settings
                 )

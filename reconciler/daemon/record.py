@@ -6,6 +6,7 @@ Only the main thread calls it; every store call is one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -14,7 +15,7 @@ from structlog.typing import FilteringBoundLogger
 from reconciler.daemon.desired import Desired, TargetKey
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.schedule import Clock, PassKind, classify
-from reconciler.daemon.status import drift_fields, first, short, target_status
+from reconciler.daemon.status import first, short, target_status
 from reconciler.drift import findings
 from reconciler.engine import TargetOutcome
 from reconciler.health import Health, TargetHealth
@@ -71,15 +72,10 @@ class Recorder:
                 )
             )
 
-    def record_crash(self, desired: Desired, cluster: str, message: str) -> None:
-        wall = self.clock.now()
-        for target in desired.targets.get(cluster, ()):
-            key = (target.app, cluster)
-            self.set_status(
-                StatusRow(
-                    target.app, cluster, State.FAILED, message, desired.revisions.get(key), wall
-                )
-            )
+    def write(self, rows: Iterable[StatusRow]) -> None:
+        """Status rows the loop decided on, one transaction each."""
+        for row in rows:
+            self.set_status(row)
 
     def record_pass(self, report: PassReport) -> PassKind:
         desired, name = report.desired, report.cluster
@@ -103,6 +99,14 @@ class Recorder:
                 problem=desired.problem(key),
                 now=wall,
                 held=desired.hold is not None,
+                warnings=next(
+                    (
+                        t.rendered.warnings
+                        for t in desired.targets.get(name, ())
+                        if t.app == outcome.app and t.rendered is not None
+                    ),
+                    [],
+                ),
             )
             self.set_status(row)
             self._record_applied(desired, outcome, row.revision, wall)
@@ -204,7 +208,7 @@ class Recorder:
                 outcome.cluster,
                 finding.object,
                 finding.kind.value,
-                drift_fields(finding),
+                finding.fields,
                 revision,
                 wall,
             )

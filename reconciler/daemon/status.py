@@ -1,15 +1,14 @@
-"""Pure decisions about status: a pass outcome as a status row, drift fields as stored, the
-one-line messages of an invalid revision."""
+"""Pure decisions about status: a pass outcome as a status row, the one-line messages of an
+invalid revision."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
-from reconciler.drift import Finding
 from reconciler.engine import TargetOutcome
 from reconciler.errors import ConfigError, RenderError
-from reconciler.store.rows import FieldDrift, State, StatusRow
+from reconciler.store.rows import State, StatusRow
 
 
 def short(sha: str | None) -> str:
@@ -66,15 +65,19 @@ def target_status(
     problem: str | None,
     now: datetime,
     held: bool = False,
+    warnings: Sequence[str] = (),
 ) -> StatusRow:
     """The status row of one app on one cluster after a pass.
 
     ``problem`` says why the newest config is not applied to this target (invalid revision or
     failed render; with ``held``, the prune guard holds the newest revision): the state is then
     InvalidConfig (Held) whatever the cluster says, and the message keeps what else is wrong.
-    ``last_synced_at`` moves only when the target is in sync.
+    ``last_synced_at`` moves only when the target is in sync. Render ``warnings`` (a patch
+    that matched nothing) follow the message.
     """
     state, message = _state_of(outcome)
+    if warnings:
+        message = "; ".join(m for m in (message, first(warnings, "warning")) if m)
     synced_at = now if state is State.SYNCED else None
     if problem is not None:
         if state not in (State.SYNCED, State.INVALID_CONFIG):
@@ -89,30 +92,6 @@ def target_status(
         updated_at=now,
         last_synced_at=synced_at,
     )
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def drift_fields(finding: Finding) -> list[FieldDrift]:
-    """A finding's fields as stored: before = Git's value, after = the live value."""
-    return [
-        FieldDrift(
-            path=f.path,
-            before=f.desired,
-            after=f.live,
-            manager=f.manager,
-            changed_at=_parse_time(f.time),
-        )
-        for f in finding.fields
-    ]
 
 
 def invalid_revision_message(sha: str, err: ConfigError, applied: str | None) -> str:

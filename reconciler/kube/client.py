@@ -8,27 +8,33 @@ the client's exception kept as the cause. Nothing here logs; callers do.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import urllib3
 from kubernetes import client as k8s
-from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from reconciler import FIELD_MANAGER
-from reconciler.errors import ClusterUnreachable, ConflictError, KubeError
+from reconciler.errors import ClusterUnreachable, ConflictError, KubeError, RequestTimeout
 from reconciler.kube.credentials import Credentials
 from reconciler.kube.kubeconfig import Kubeconfig
 from reconciler.objects import Manifest, ObjectRef, group_of
 
-DEFAULT_TIMEOUT = 10.0
+# An SSA of a ~1 MB CRD took up to 21 s on a 2-core machine at load 15 (measured): a default
+# that leaves room for that on a busy server.
+DEFAULT_TIMEOUT = 60.0
+PING_TIMEOUT = 15.0  # /version is tiny: a server silent this long is as good as down
+LARGE_BODY = 1 << 20  # bodies above this are sent so that a refusal (413) can still be read
 LIST_PAGE = 500
 
 
@@ -58,6 +64,10 @@ class UnknownKind(KubeError):
     """The cluster does not serve this apiVersion/kind (yet: maybe its CRD is not installed)."""
 
 
+# Aggregated discovery (every group, version and resource in one answer), else plain JSON.
+_AGGREGATED = (
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+)
 _CONFLICT_MANAGER = re.compile(r'conflicts? with "([^"]+)"')
 
 
@@ -86,9 +96,11 @@ class ClusterClient:
         configuration.connection_pool_maxsize = max_connections
         configuration.retries = False  # our own backoff decides; a dead cluster fails fast
         self._api = k8s.ApiClient(configuration)
+        self._pool: urllib3.PoolManager = self._api.rest_client.pool_manager
         self._lock = threading.Lock()
         self._groups: dict[str, str] | None = None  # group -> preferred version
         self._resources: dict[tuple[str, str], dict[str, Resource]] = {}  # (group, version)
+        self._capabilities: tuple[str, tuple[str, ...]] | None = None
 
     # ---- low level -----------------------------------------------------------------------
 
@@ -101,38 +113,62 @@ class ClusterClient:
         body: Any = None,
         content_type: str = "application/json",
         obj: str | None = None,
+        read_timeout: float | None = None,
+        accept: str = "application/json",
     ) -> Any:
+        host = self._api.configuration.host
+        read = read_timeout or self.timeout
+        url = host + path + (f"?{urlencode(query)}" if query else "")
+        payload = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": accept, **self._auth_headers()}
+        if payload is not None:
+            headers["Content-Type"] = content_type
+        timeout = urllib3.Timeout(connect=min(read, 5.0), read=read)
         try:
-            response = self._api.rest_client.request(
-                method,
-                self._api.configuration.host + path,
-                query_params=query,
-                headers={
-                    "Accept": "application/json",
-                    "Content-Type": content_type,
-                    **self._auth_headers(),
-                },
-                body=body,
-                _request_timeout=(min(self.timeout, 5.0), self.timeout),
-            )
-        except ApiException as err:
-            if err.status == 0:  # the client's way of saying TLS failed
-                raise ClusterUnreachable(
-                    f"TLS to {self._api.configuration.host} failed", cluster=self.name
-                ) from err
-            raise self._wrap(err, obj) from err
+            if payload is not None and len(payload) > LARGE_BODY:
+                status, data = self._send_large(method, url, payload, headers, read)
+            else:
+                response = self._pool.request(
+                    method,
+                    url,
+                    body=payload,
+                    headers=headers,
+                    timeout=timeout,
+                    retries=False,
+                    redirect=False,
+                )
+                status, data = response.status, response.data
+        except urllib3.exceptions.NewConnectionError as err:  # a subclass of the next one
+            raise ClusterUnreachable(
+                f"unreachable at {host}: {_reason(err)}", cluster=self.name
+            ) from err
+        except urllib3.exceptions.ConnectTimeoutError as err:
+            raise ClusterUnreachable(
+                f"connecting to {host} timed out after {min(read, 5.0):g}s",
+                cluster=self.name,
+            ) from err
+        except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as err:
+            raise RequestTimeout(
+                f"{method} {path} timed out after {read:g}s waiting for {host} "
+                "(raise --request-timeout for slow servers or big objects)",
+                cluster=self.name,
+                obj=obj,
+            ) from err
+        except (urllib3.exceptions.SSLError, ssl.SSLError) as err:
+            raise ClusterUnreachable(
+                f"TLS to {host} failed: {tls_reason(err)}", cluster=self.name
+            ) from err
         except (urllib3.exceptions.HTTPError, OSError) as err:
-            host = self._api.configuration.host
             raise ClusterUnreachable(
                 f"unreachable at {host}: {_reason(err)}", cluster=self.name
             ) from err
         except ConfigException as err:  # refreshing credentials (exec plugin, token file)
             raise KubeError(f"credentials: {err}", cluster=self.name) from err
-        data = response.data
+        if not 200 <= status <= 299:
+            raise self._wrap(status, data, obj)
         try:
             return json.loads(data) if data else None
         except ValueError as err:
-            host = self._api.configuration.host
             raise KubeError(
                 f"{host} answered {method} {path} with something that is not JSON: is it a "
                 "Kubernetes API server?",
@@ -140,34 +176,64 @@ class ClusterClient:
                 obj=obj,
             ) from err
 
+    def _send_large(
+        self,
+        method: str,
+        url: str,
+        payload: bytes,
+        headers: dict[str, str],
+        timeout: float,
+    ) -> tuple[int, bytes]:
+        """Send a big body on a connection of its own and read the answer even when the server
+        stops reading early: an API server refusing a body over its limit answers 413 and closes
+        the connection while the body is still being sent (over TLS the send then fails with an
+        EOF before the response is read)."""
+        pool = self._pool.connection_from_url(url)
+        conn = pool._new_conn()  # never pooled: it is closed below
+        conn.timeout = timeout  # connect, send and each read
+        try:
+            target = urllib3.util.parse_url(url).request_uri
+            # If the server closed while we were sending, its answer may still be there.
+            with contextlib.suppress(
+                ssl.SSLEOFError, ssl.SSLZeroReturnError, BrokenPipeError, ConnectionResetError
+            ):
+                conn.request(method, target, body=payload, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.data
+        finally:
+            conn.close()
+
     def _auth_headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
         self._api.update_params_for_auth(headers, [], ["BearerToken"])
         return headers
 
-    def _wrap(self, err: ApiException, obj: str | None) -> KubeError:
-        message = _status_message(err)
-        if err.status == 409 and "conflict" in message.lower() and "apply" in message.lower():
+    def _wrap(self, status: int, data: bytes, obj: str | None) -> KubeError:
+        message = _status_message(status, data)
+        if status == 409 and "conflict" in message.lower() and "apply" in message.lower():
             managers = sorted(set(_CONFLICT_MANAGER.findall(message)))
             return ConflictError(message, cluster=self.name, obj=obj, managers=managers)
-        if err.status in (502, 503, 504):
+        if status in (502, 503, 504):
             return ClusterUnreachable(
-                f"HTTP {err.status}: {message}", cluster=self.name, obj=obj, status=err.status
+                f"HTTP {status}: {message}", cluster=self.name, obj=obj, status=status
             )
-        if err.status == 422 and "immutable" in message:
+        if status == 422 and "immutable" in message:
             message += (
                 " (immutable field: delete the object to let it be recreated, "
                 "or revert the change in Git)"
             )
         else:
-            message = f"HTTP {err.status}: {message}"
-        return KubeError(message, cluster=self.name, obj=obj, status=err.status)
+            message = f"HTTP {status}: {message}"
+        return KubeError(message, cluster=self.name, obj=obj, status=status)
 
     # ---- discovery -----------------------------------------------------------------------
 
     def ping(self) -> str:
         """Server version (``v1.36.3``); raises ClusterUnreachable when the cluster is down."""
-        info = self._request("GET", "/version")
+        try:
+            info = self._request("GET", "/version", read_timeout=min(self.timeout, PING_TIMEOUT))
+        except RequestTimeout as err:  # not even /version answers: as good as unreachable
+            raise ClusterUnreachable(err.message, cluster=self.name) from err
         return str(info.get("gitVersion", "?"))
 
     def resource(self, api_version: str, kind: str) -> Resource:
@@ -185,6 +251,38 @@ class ClusterClient:
         with self._lock:
             self._groups = None
             self._resources.clear()
+            self._capabilities = None
+
+    def capabilities(self) -> tuple[str, tuple[str, ...]]:
+        """What the cluster is, as Helm asks: its version and every served ``group/version``
+        and ``group/version/Kind`` (cached until discovery is forgotten)."""
+        with self._lock:
+            cached = self._capabilities
+        if cached is not None:
+            return cached
+        version = self.ping()
+        served: set[str] = set()
+        for path in ("/api", "/apis"):
+            listing = self._request("GET", path, accept=_AGGREGATED)
+            if (listing or {}).get("kind") == "APIGroupDiscoveryList":
+                for group in listing.get("items") or []:
+                    name = (group.get("metadata") or {}).get("name") or ""
+                    for entry in group.get("versions") or []:
+                        gv = f"{name}/{entry['version']}" if name else str(entry["version"])
+                        served.add(gv)
+                        for res in entry.get("resources") or []:
+                            kind = (res.get("responseKind") or {}).get("kind")
+                            if kind:
+                                served.add(f"{gv}/{kind}")
+            elif path == "/api":  # a server without aggregated discovery: versions only
+                served.update(str(v) for v in (listing or {}).get("versions") or [])
+            else:
+                for group in (listing or {}).get("groups") or []:
+                    served.update(str(v["groupVersion"]) for v in group.get("versions") or [])
+        found = (version, tuple(sorted(served)))
+        with self._lock:
+            self._capabilities = found
+        return found
 
     def _lookup(self, group: str, version: str, kind: str, refresh: bool) -> Resource | None:
         key = (group, version)
@@ -225,6 +323,30 @@ class ClusterClient:
             body=manifest,
             content_type="application/apply-patch+yaml",
             obj=str(ref),
+        )
+        return result
+
+    def patch_json(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        operations: list[dict[str, Any]],
+        *,
+        field_manager: str = FIELD_MANAGER,
+        dry_run: bool = False,
+    ) -> Manifest:
+        """An RFC 6902 JSON patch (an Update by ``field_manager``); ``dry_run`` changes nothing."""
+        query = {"fieldManager": field_manager}
+        if dry_run:
+            query["dryRun"] = "All"
+        result: Manifest = self._request(
+            "PATCH",
+            resource.path(namespace, name),
+            query=query,
+            body=operations,
+            content_type="application/json-patch+json",
+            obj=f"{resource.kind}/{namespace + '/' if namespace else ''}{name}",
         )
         return result
 
@@ -306,12 +428,54 @@ class ClusterClient:
         self._api.close()
 
 
-def _status_message(err: ApiException) -> str:
+def _status_message(status: int, data: bytes) -> str:
+    """The ``message`` of a Status answer, else the HTTP reason phrase."""
     try:
-        body = json.loads(err.body or "{}")
+        body = json.loads(data or b"{}")
     except (TypeError, ValueError):
-        return str(err.reason or err.status)
-    return str(body.get("message") or err.reason or err.status)
+        body = None
+    message = body.get("message") if isinstance(body, dict) else None
+    if message:
+        return str(message)
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return str(status)
+
+
+_TLS_CAUSES = (
+    ("unable to get local issuer certificate", "unknown CA"),
+    ("self-signed certificate", "unknown CA"),
+    ("certificate signature failure", "unknown CA"),
+    ("self signed certificate", "unknown CA"),
+    ("unable to get issuer certificate", "unknown CA"),
+    ("hostname mismatch", "hostname mismatch"),
+    ("ip address mismatch", "hostname mismatch"),
+    ("certificate has expired", "certificate expired"),
+    ("certificate is not yet valid", "certificate not yet valid"),
+    ("wrong version number", "the server does not speak TLS"),
+    ("eof occurred in violation of protocol", "the server closed the connection"),
+)
+
+
+def tls_reason(err: BaseException) -> str:
+    """Why a TLS handshake failed, named: ``certificate verify failed: unknown CA (...)``."""
+    cause: BaseException = err
+    while isinstance(cause, urllib3.exceptions.HTTPError) and cause.__context__ is not None:
+        cause = cause.__context__
+    text = str(getattr(cause, "verify_message", None) or cause)
+    detail = re.sub(r"^\[[^\]]*\]\s*", "", text)  # "[SSL: CERTIFICATE_VERIFY_FAILED] "
+    detail = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", detail).strip()
+    lowered = detail.lower()
+    for marker, name in _TLS_CAUSES:
+        if marker in lowered:
+            verify = (
+                "certificate verify failed: "
+                if "verify" in lowered or name.startswith(("unknown", "hostname", "certificate"))
+                else ""
+            )
+            return f"{verify}{name} ({detail})" if detail.lower() != name else f"{verify}{name}"
+    return detail[:160] or type(cause).__name__
 
 
 def _reason(err: BaseException) -> str:

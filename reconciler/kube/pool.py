@@ -8,7 +8,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 
 from reconciler.errors import ReconcilerError
-from reconciler.kube.client import ClusterClient
+from reconciler.kube.client import DEFAULT_TIMEOUT, ClusterClient
 from reconciler.kube.credentials import Credentials, CredentialSource
 from reconciler.kube.login import credential_source
 
@@ -32,7 +32,7 @@ class Clients:
     def __init__(
         self,
         kubeconfig: str | None,
-        timeout: float = 10.0,
+        timeout: float = DEFAULT_TIMEOUT,
         *,
         recheck: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,

@@ -12,14 +12,14 @@ import yaml
 from reconciler.charts.model import ChartLock
 from reconciler.config.model import App, Repo
 from reconciler.config.schema import ClusterTarget, Selector
-from reconciler.diff import MASK, field_changes, is_secret, show_override_change
+from reconciler.diff import differences
+from reconciler.masking import mask_pair, show_override_change
 from reconciler.objects import Manifest, ObjectRef
-from reconciler.outcomes import value as show_value
 from reconciler.overrides import OverrideEffect
 from reconciler.placement import Placement, place
+from reconciler.presentation import format_value, plural
 from reconciler.render import RenderedTarget, TargetResult
 from reconciler.review.model import (
-    CHANGED_SECRET,
     AppReview,
     AppStatus,
     ClusterReview,
@@ -30,7 +30,6 @@ from reconciler.review.model import (
     Review,
     Revision,
 )
-from reconciler.review.summary import plural
 from reconciler.rollout.strategy import plan_for
 
 
@@ -217,7 +216,7 @@ def object_diffs(
         old, new = before.get(ref), after.get(ref)
         if old == new:
             continue
-        shown_old, shown_new = _mask_pair(old, new)
+        shown_old, shown_new = mask_pair(old, new)
         text = _unified(shown_old, shown_new)
         if old is None:
             out.append(ObjectDiff(ref, ObjectAction.CREATED, text))
@@ -226,37 +225,6 @@ def object_diffs(
             out.append(ObjectDiff(ref, ObjectAction.DELETED, text, note))
         else:
             out.append(ObjectDiff(ref, ObjectAction.CHANGED, text))
-    return out
-
-
-def _mask_pair(
-    old: Manifest | None, new: Manifest | None
-) -> tuple[Manifest | None, Manifest | None]:
-    """Secret values replaced by a marker; a value that changed gets a different marker."""
-    if not any(o is not None and is_secret(o) for o in (old, new)):
-        return old, new
-    shown_old = _mask_secret(old, None)
-    shown_new = _mask_secret(new, old)
-    return shown_old, shown_new
-
-
-def _mask_secret(obj: Manifest | None, compared_to: Manifest | None) -> Manifest | None:
-    if obj is None:
-        return None
-    out = dict(obj)
-    for key in ("data", "stringData"):
-        if key not in out:
-            continue
-        values = out[key]
-        other = (compared_to or {}).get(key)
-        if not isinstance(values, dict):
-            out[key] = MASK
-            continue
-        masked = {}
-        for name, secret in values.items():
-            changed = isinstance(other, dict) and name in other and other[name] != secret
-            masked[name] = CHANGED_SECRET if changed else MASK
-        out[key] = masked
     return out
 
 
@@ -445,13 +413,11 @@ def _spec_changes(base: App | None, head: App | None) -> list[str]:
     out = []
     for part in ("namespace", "source", "placement", "overrides", "sync", "rollout"):
         old, new = getattr(base, part), getattr(head, part)
-        for change in field_changes(_plain(old), _plain(new), part):
+        for path, was, now in differences(_plain(old), _plain(new), part):
             if part in _PATHS_ONLY:
-                out.append(f"{change.path} changed")
+                out.append(f"{path} changed")
             else:
-                out.append(
-                    f"{change.path}: {show_value(change.before)} → {show_value(change.after)}"
-                )
+                out.append(f"{path}: base {format_value(was)}, head {format_value(now)}")
     return out
 
 

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from reconciler.objects import ObjectRef
+from reconciler.presentation import fields_json
 from reconciler.review.model import Review
 from reconciler.review.summary import summary
 from reconciler.rollout import describe
@@ -80,7 +81,7 @@ def to_json(review: Review) -> str:
                             "message": c.message,
                             "managers": list(c.managers),
                             "selfHeal": c.self_heal,
-                            "fields": [asdict(f) for f in c.fields],
+                            "fields": fields_json(c.fields, git="head", live="live"),
                         }
                         for c in t.changes
                     ],

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.presentation import html, md_code, md_fence, plural
 from reconciler.review.model import AppReview, AppStatus, ClusterReview, ClusterStatus, Review
-from reconciler.review.summary import app_headline, live_by_cluster, live_lines, plural, summary
+from reconciler.review.summary import app_headline, live_by_cluster, live_lines, summary
 from reconciler.rollout import describe
 
 # GitHub rejects comments over 65536 characters; leave room for a CI's own header.
@@ -18,47 +19,22 @@ _MAX_LINE = 2000  # one problem or note in Markdown is cut here (text and JSON k
 _RESERVE = 600  # Markdown: the truncation note and the "... more" lines
 
 
-def _longest_backtick_run(text: str) -> int:
-    longest = current = 0
-    for ch in text:
-        current = current + 1 if ch == "`" else 0
-        longest = max(longest, current)
-    return longest
-
-
-def _code(text: str) -> str:
-    """Inline code that survives backticks in the text."""
-    text = text.replace("\n", " ")
-    fence = "`" * (_longest_backtick_run(text) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def _fenced(body: str, lang: str = "diff") -> list[str]:
-    fence = "`" * max(3, _longest_backtick_run(body) + 1)
-    return [f"{fence}{lang}", *body.splitlines(), fence]
-
-
-def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _md_app(app: AppReview, full: bool) -> str:
     lines = [
-        f"<details><summary><b>{_html(app.app)}</b> · {_html(app_headline(app))}</summary>",
+        f"<details><summary><b>{html(app.app)}</b> · {html(app_headline(app))}</summary>",
         "",
     ]
     if app.spec_changes:
-        lines.append("**app.yaml:** " + ", ".join(_code(s) for s in app.spec_changes))
+        lines.append("**app.yaml:** " + ", ".join(md_code(s) for s in app.spec_changes))
         lines.append("")
     if app.rollout is not None:
-        lines.append(f"**Rollout:** {_html(describe.summary(app.rollout))}")
+        lines.append(f"**Rollout:** {html(describe.summary(app.rollout))}")
         lines.append("")
-        lines += [f"- {_html(line)}" for line in describe.stage_lines(app.rollout)]
+        lines += [f"- {html(line)}" for line in describe.stage_lines(app.rollout)]
         if app.at_once:
-            at_once = ", ".join(_code(c) for c in app.at_once)
+            at_once = ", ".join(md_code(c) for c in app.at_once)
             lines.append(f"- at once (not running the app yet): {at_once}")
-        lines += [f"- warning: {_html(w)}" for w in app.rollout.warnings]
+        lines += [f"- warning: {html(w)}" for w in app.rollout.warnings]
         lines.append("")
     placement = [c for c in app.clusters if c.status is not ClusterStatus.CHANGED]
     moved = [c for c in placement if c.status is not ClusterStatus.UNCHANGED]
@@ -66,32 +42,34 @@ def _md_app(app: AppReview, full: bool) -> str:
         lines.append("**Placement**")
         lines.append("")
         for c in moved:
-            lines.append(f"- **{c.status}** {_code(c.cluster)}" + _md_why(c))
+            lines.append(f"- **{c.status}** {md_code(c.cluster)}" + _md_why(c))
         lines.append("")
     same = [c.cluster for c in app.clusters if c.status is ClusterStatus.UNCHANGED]
     if same:
-        lines.append("Unchanged on " + ", ".join(_code(c) for c in same) + ".")
+        lines.append("Unchanged on " + ", ".join(md_code(c) for c in same) + ".")
         lines.append("")
     for names, c in _same_details(app.app, app.clusters):
-        lines.append(f"#### {', '.join(_code(n) for n in names)} · {c.status}")
+        lines.append(f"#### {', '.join(md_code(n) for n in names)} · {c.status}")
         lines.append("")
         if c.error:
-            lines += [f"**render error:** {_code(_clip(_error_message(app.app, c)))}", ""]
+            lines += [f"**render error:** {md_code(_clip(_error_message(app.app, c)))}", ""]
         if c.note:
-            lines += [f"_Note: {_html(c.note)}_", ""]
+            lines += [f"_Note: {html(c.note)}_", ""]
         for o in c.overrides:
-            reason = f" — {_html(o.reason)}" if o.reason else ""
-            lines.append(f"- override {_code(o.name)} ({_code(o.where)}) **{o.status}**{reason}")
-            lines += [f"  - {_code(x)}" for x in o.changes]
-            lines += [f"  - was: {_code(x)}" for x in o.before]
+            reason = f" — {html(o.reason)}" if o.reason else ""
+            lines.append(
+                f"- override {md_code(o.name)} ({md_code(o.where)}) **{o.status}**{reason}"
+            )
+            lines += [f"  - {md_code(x)}" for x in o.changes]
+            lines += [f"  - was: {md_code(x)}" for x in o.before]
         if c.overrides:
             lines.append("")
         for obj in c.objects:
-            note = f" — {_html(obj.note)}" if obj.note else ""
-            lines.append(f"- **{obj.action}** {_code(str(obj.ref))}{note}")
+            note = f" — {html(obj.note)}" if obj.note else ""
+            lines.append(f"- **{obj.action}** {md_code(str(obj.ref))}{note}")
             if full and obj.diff:
                 lines.append("")
-                lines += ["  " + x if x else x for x in _fenced(obj.diff)]
+                lines += ["  " + x if x else x for x in md_fence(obj.diff, "diff")]
         lines.append("")
     if not full and any(c.objects for c in app.clusters):
         lines += ["_Diffs omitted to stay under the size cap._", ""]
@@ -116,13 +94,13 @@ def _same_details(
 def _md_why(c: ClusterReview) -> str:
     parts = []
     if c.reasons:
-        parts.append(": " + _html("; ".join(c.reasons)))
+        parts.append(": " + html("; ".join(c.reasons)))
     if c.causes:
-        parts.append(" — **because** " + _html("; ".join(c.causes)))
+        parts.append(" — **because** " + html("; ".join(c.causes)))
     if c.before:
-        parts.append(" (before: " + _html("; ".join(c.before)) + ")")
+        parts.append(" (before: " + html("; ".join(c.before)) + ")")
     if c.note:
-        parts.append(f" _{_html(c.note)}_")
+        parts.append(f" _{html(c.note)}_")
     return "".join(parts)
 
 
@@ -169,11 +147,11 @@ class _Problem:
 
     def line(self, limit: int) -> str:
         if self.app is None:
-            return f"- {_code(_clip(self.text, limit))}"
-        names = ", ".join(_code(c) for c in self.clusters[:_MAX_NAMES])
+            return f"- {md_code(_clip(self.text, limit))}"
+        names = ", ".join(md_code(c) for c in self.clusters[:_MAX_NAMES])
         if len(self.clusters) > _MAX_NAMES:
             names += f" and {len(self.clusters) - _MAX_NAMES} more clusters"
-        return f"- app {_code(self.app)} on {names}: {_code(_clip(self.text, limit))}"
+        return f"- app {md_code(self.app)} on {names}: {md_code(_clip(self.text, limit))}"
 
 
 def _blocking_problems(review: Review) -> list[_Problem]:
@@ -223,7 +201,7 @@ def _md_capped(items: Sequence[str], budget: int, more: str, noun: str) -> tuple
 def _md_live(review: Review, full: bool, budget: int | None = None) -> str:
     """The live section; with ``budget``, the targets that fit and a count of the rest."""
     assert review.live is not None
-    lines = [f"### Live dry-run of head (instance {_code(review.live_instance)})", ""]
+    lines = [f"### Live dry-run of head (instance {md_code(review.live_instance)})", ""]
     if not review.live:
         lines += ["Nothing is placed on any cluster.", ""]
     items: list[str] = []  # one per unreachable cluster or per target, each a block of lines
@@ -231,14 +209,14 @@ def _md_live(review: Review, full: bool, budget: int | None = None) -> str:
         down = next((t for t in targets if t.unreachable), None)
         if down is not None:
             error = _clip(down.error or "")
-            items.append(f"- {_code(cluster)}: **unreachable** — {_code(error)}\n")
+            items.append(f"- {md_code(cluster)}: **unreachable** — {md_code(error)}\n")
             continue
         for t in targets:
-            label = f"- {_code(cluster)} / {_code(t.app)}"
+            label = f"- {md_code(cluster)} / {md_code(t.app)}"
             if t.departed:
                 label += " (no longer placed here)"
             if t.error:
-                items.append(f"{label}: **error** {_code(_clip(t.error))}")
+                items.append(f"{label}: **error** {md_code(_clip(t.error))}")
             elif not t.changes:
                 items.append(f"{label}: no changes")
             else:
@@ -247,7 +225,7 @@ def _md_live(review: Review, full: bool, budget: int | None = None) -> str:
                 block = [f"{label}: {plural(len(t.changes), 'change')}{extra}"]
                 if full:
                     body = "\n".join(x for c in t.changes for x in live_lines(c))
-                    block += ["", *("  " + x for x in _fenced(body)), ""]
+                    block += ["", *("  " + x for x in md_fence(body, "diff")), ""]
                 items.append("\n".join(block))
     if budget is not None:
         room = budget - _size(lines) - 100
@@ -269,10 +247,10 @@ def to_markdown(review: Review, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     """
     head = [
         MARKER,
-        f"## reconciler plan {_code(review.base.short)} → {_code(review.head.short)}",
+        f"## reconciler plan {md_code(review.base.short)} → {md_code(review.head.short)}",
         "",
     ]
-    summary_lines = [f"**Summary:** {_html(summary(review))}", ""]
+    summary_lines = [f"**Summary:** {html(summary(review))}", ""]
     budget = max_chars - _size(head) - _size(summary_lines) - _RESERVE
     left_out: list[str] = []  # for the truncation note
     if review.blocking:
@@ -283,7 +261,7 @@ def to_markdown(review: Review, max_chars: int = DEFAULT_MAX_CHARS) -> str:
         budget -= _size(blocking)
     head += summary_lines
     limit = min(_MAX_LINE, max(80, budget // 8))  # a small cap still shows a note
-    notes = [f"> **Note:** {_html(_clip(n, limit))}\n" for n in review.notes]
+    notes = [f"> **Note:** {html(_clip(n, limit))}\n" for n in review.notes]
     more = "> **Note:** … {} (size cap)\n"
     shown, missing = _md_capped(notes, budget // 4, more, "note")
     if missing:
@@ -291,7 +269,7 @@ def to_markdown(review: Review, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     head += shown
     budget -= _size(shown)
     if review.inventory:
-        items = [f"- {_html(_clip(i, limit))}" for i in review.inventory]
+        items = [f"- {html(_clip(i, limit))}" for i in review.inventory]
         shown, missing = _md_capped(items, budget // 4, "- … {} (size cap)", "change")
         if missing:
             left_out.append(f"{plural(missing, 'inventory change')} not listed")
@@ -302,7 +280,7 @@ def to_markdown(review: Review, max_chars: int = DEFAULT_MAX_CHARS) -> str:
         head += ["No changes.", ""]
 
     tail = []
-    unchanged = [_code(a.app) for a in review.apps if a.status is AppStatus.UNCHANGED]
+    unchanged = [md_code(a.app) for a in review.apps if a.status is AppStatus.UNCHANGED]
     if unchanged:
         names, missing = _fit([f"{n}, " for n in unchanged], budget // 4)
         more = f"and {missing} more" if missing else ""
@@ -333,9 +311,7 @@ def to_markdown(review: Review, max_chars: int = DEFAULT_MAX_CHARS) -> str:
             budget -= len(compact) + 1
             shortened += 1
             continue
-        stub = (
-            f"- **{_html(app.app)}** · {_html(app_headline(app))} _(details omitted: size cap)_\n"
-        )
+        stub = f"- **{html(app.app)}** · {html(app_headline(app))} _(details omitted: size cap)_\n"
         if len(stub) <= budget:
             sections.append(stub)
             budget -= len(stub) + 1

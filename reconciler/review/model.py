@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
+from reconciler.fields import FieldChange
 from reconciler.objects import ObjectRef
 from reconciler.rollout.model import RolloutPlan
 from reconciler.sync.model import DEFAULT_INSTANCE, Action
-
-CHANGED_SECRET = "(masked, changed)"
 
 
 class AppStatus(StrEnum):
@@ -107,15 +105,6 @@ class Revision:
 
 
 @dataclass(frozen=True)
-class LiveField:
-    path: str
-    live: Any
-    head: Any
-    manager: str | None
-    time: str | None
-
-
-@dataclass(frozen=True)
 class LiveChange:
     """What the dry-run of head found for one live object (fields are masked for Secrets)."""
 
@@ -124,7 +113,7 @@ class LiveChange:
     drift: str | None
     message: str
     managers: tuple[str, ...]
-    fields: tuple[LiveField, ...]
+    fields: tuple[FieldChange, ...]  # git: head's dry-run; live: the cluster
     self_heal: bool = True
 
 

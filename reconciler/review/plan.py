@@ -22,15 +22,16 @@ from pathlib import Path
 from reconciler.charts.lock import lock_charts
 from reconciler.charts.model import ChartLock
 from reconciler.charts.resolver import ChartResolver
-from reconciler.config.load import load_repo
 from reconciler.config.model import Repo
 from reconciler.engine import TargetOutcome, reconcile
 from reconciler.errors import ConfigError, RenderError
+from reconciler.kube.client import DEFAULT_TIMEOUT
 from reconciler.kube.pool import Clients
-from reconciler.render import TargetResult, render_all
+from reconciler.loading import load_and_render
+from reconciler.render import TargetResult
 from reconciler.review.compare import compare
-from reconciler.review.model import LiveChange, LiveField, LiveTarget, Review, Revision
-from reconciler.source import export_rev, resolve_rev
+from reconciler.review.model import LiveChange, LiveTarget, Review, Revision
+from reconciler.source import export_rev, merge_base, resolve_rev
 from reconciler.sync.model import DEFAULT_INSTANCE, Action, Change
 from reconciler.toolchain import Toolchain
 
@@ -41,7 +42,7 @@ class LiveOptions:
 
     kubeconfig: str | None
     instance: str = DEFAULT_INSTANCE
-    timeout: float = 10.0
+    timeout: float = DEFAULT_TIMEOUT
 
 
 def plan(
@@ -56,6 +57,8 @@ def plan(
     """Export ``base`` and ``head`` of the local Git repo, render both, compare; dry-run head.
 
     ``repo_path`` may be a directory inside the work tree (a config repo kept in a subfolder).
+    ``base`` counts from its merge base with ``head``, as a pull request does: changes made
+    on ``base`` since ``head`` branched off are not shown as the head's.
     Raises SourceError when a revision does not exist; an invalid head is reported in
     ``Review.blocking``, an invalid base in ``Review.notes``. Charts from Helm repositories
     and OCI registries are resolved for both sides now, through ``charts`` (as the daemon would
@@ -64,7 +67,7 @@ def plan(
     repo_path = Path(repo_path)
     prefix = _prefix_in_work_tree(repo_path)
     revisions = (
-        Revision(base, resolve_rev(repo_path, base)),
+        Revision(base, merge_base(repo_path, base, head)),  # what a pull request diffs from
         Revision(head, resolve_rev(repo_path, head)),
     )
     with tempfile.TemporaryDirectory(prefix="reconciler-plan-") as tmp:
@@ -76,7 +79,7 @@ def plan(
                 missing = f"{prefix.as_posix()}: no such folder in {revision.short}"
                 loaded.append((None, [], [missing], ChartLock()))
             else:
-                loaded.append(_load_and_render(tree, tools, charts))
+                loaded.append(_load_side(tree, tools, charts))
         base_repo, base_results, base_problems, base_charts = loaded[0]
         head_repo, head_results, head_problems, head_charts = loaded[1]
         review = compare(
@@ -121,15 +124,18 @@ def _prefix_in_work_tree(path: Path) -> Path:
     return Path()
 
 
-def _load_and_render(
+def _load_side(
     root: Path, tools: Toolchain | None, resolver: ChartResolver | None
 ) -> tuple[Repo | None, list[TargetResult], list[str], ChartLock]:
+    """One exported revision, loaded and rendered; problems instead of an exception."""
+
+    def lock(repo: Repo) -> ChartLock:
+        return lock_charts(repo, resolver) if resolver is not None else ChartLock()
+
     try:
-        repo = load_repo(root)
+        repo, results, charts = load_and_render(root, tools=tools, lock=lock)
     except ConfigError as err:
         return None, [], [str(p) for p in err.problems], ChartLock()
-    charts = lock_charts(repo, resolver) if resolver is not None else ChartLock()
-    results = render_all(repo, tools=tools, charts=charts)
     for result in results:
         if result.error is not None:
             # Tool output may name the temp export: keep output stable and paths repo-relative.
@@ -179,8 +185,6 @@ def _live_change(change: Change, self_heal: bool) -> LiveChange:
         drift=change.drift.value if change.drift else None,
         message=change.message,
         managers=tuple(change.managers),
-        fields=tuple(
-            LiveField(f.path, f.before, f.after, f.manager, f.time) for f in change.fields
-        ),
+        fields=tuple(change.fields),
         self_heal=self_heal,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reconciler.outcomes import value as show_value
+from reconciler.presentation import field_line, plural
 from reconciler.review.model import (
     AppReview,
     AppStatus,
@@ -19,12 +19,6 @@ from reconciler.review.model import (
 )
 from reconciler.rollout import describe
 from reconciler.sync.model import Action
-
-
-def plural(n: int, word: str) -> str:
-    if n == 1:
-        return f"1 {word}"
-    return f"{n} {word[:-1] + 'ies' if word.endswith('y') else word + 's'}"
 
 
 def summary(review: Review) -> str:
@@ -121,11 +115,7 @@ def live_lines(change: LiveChange) -> list[str]:
     symbol = "!" if change.drift else LIVE_SYMBOL[change.action]
     message = f" ({change.message})" if change.message and change.drift != "missing" else ""
     lines = [f"{symbol} {change.ref} {verb}{message}"]
-    for f in change.fields:
-        who = ""
-        if f.manager:
-            who = f"  (live value set by {f.manager}" + (f" at {f.time})" if f.time else ")")
-        lines.append(f"    {f.path}: live {show_value(f.live)} → head {show_value(f.head)}{who}")
+    lines += [f"    {field_line(f)}" for f in change.fields]
     return lines
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from reconciler.presentation import plural
 from reconciler.review.model import AppStatus, ClusterStatus, LiveTarget, Review
 from reconciler.review.summary import (
     app_headline,
@@ -12,7 +13,6 @@ from reconciler.review.summary import (
     object_headline,
     override_headline,
     placement_line,
-    plural,
     rollout_lines,
     summary,
 )

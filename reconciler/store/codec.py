@@ -7,12 +7,12 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from reconciler.fields import FieldChange
 from reconciler.health import Health, TargetHealth
 from reconciler.store.rows import (
     DriftKey,
     DriftKind,
     DriftRow,
-    FieldDrift,
     HealthChange,
     HealthRow,
     Pin,
@@ -47,15 +47,17 @@ def opt_dt(text: str | None) -> datetime | None:
     return None if text is None else dt(text)
 
 
-def fields_json(fields: Sequence[FieldDrift]) -> str:
+# Stored keys predate FieldChange: before = Git's value, after = the live value (kept as they are
+# so state.db files stay readable).
+def fields_json(fields: Sequence[FieldChange]) -> str:
     return json.dumps(
         [
             {
                 "path": f.path,
-                "before": f.before,
-                "after": f.after,
+                "before": f.git,
+                "after": f.live,
                 "manager": f.manager,
-                "changed_at": opt_ts(f.changed_at),
+                "changed_at": opt_ts(f.time),
             }
             for f in fields
         ],
@@ -63,14 +65,14 @@ def fields_json(fields: Sequence[FieldDrift]) -> str:
     )
 
 
-def fields_from_json(text: str) -> list[FieldDrift]:
+def fields_from_json(text: str) -> list[FieldChange]:
     return [
-        FieldDrift(
+        FieldChange(
             path=item["path"],
-            before=item.get("before"),
-            after=item.get("after"),
+            git=item.get("before"),
+            live=item.get("after"),
             manager=item.get("manager"),
-            changed_at=opt_dt(item.get("changed_at")),
+            time=opt_dt(item.get("changed_at")),
         )
         for item in json.loads(text)
     ]

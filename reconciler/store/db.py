@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ReconcilerError
+from reconciler.fields import FieldChange
 from reconciler.health import Health, TargetHealth
 from reconciler.private import private_dir, private_file
 from reconciler.store.codec import (
@@ -60,7 +61,6 @@ from reconciler.store.migrations import MIGRATIONS, SCHEMA_VERSION, statements
 from reconciler.store.rows import (
     DriftKey,
     DriftRow,
-    FieldDrift,
     HealthChange,
     HealthRow,
     Pin,
@@ -615,7 +615,7 @@ class Store:
         cluster: str,
         object: str,
         kind: str,
-        fields: Sequence[FieldDrift],
+        fields: Sequence[FieldChange],
         revision: str | None,
         now: datetime,
     ) -> DriftRow:

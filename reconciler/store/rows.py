@@ -9,6 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from reconciler.fields import FieldChange
 from reconciler.health import Health, TargetHealth
 
 
@@ -157,17 +158,6 @@ class StatusRow:
     last_synced_at: datetime | None = None
 
 
-@dataclass(frozen=True)
-class FieldDrift:
-    """One drifted field: Git's value (before), the live value (after), who changed it, when."""
-
-    path: str
-    before: Any
-    after: Any
-    manager: str | None = None
-    changed_at: datetime | None = None
-
-
 class DriftKey(NamedTuple):
     """A drift observation within one app and cluster: object, kind and field paths.
 
@@ -192,7 +182,7 @@ class DriftRow:
     cluster: str
     object: str
     kind: DriftKind
-    fields: list[FieldDrift] = field(hash=False)
+    fields: list[FieldChange] = field(hash=False)
     revision: str | None
     detected_at: datetime
     corrected_at: datetime | None
@@ -206,7 +196,7 @@ class DriftRow:
         return self.corrected_at is None
 
 
-def drift_key(object: str, kind: str, fields: Iterable[FieldDrift]) -> DriftKey:
+def drift_key(object: str, kind: str, fields: Iterable[FieldChange]) -> DriftKey:
     """The dedupe key of a drift observation: object, kind and the sorted set of field paths."""
     return DriftKey(object, DriftKind(kind), tuple(sorted({f.path for f in fields})))
 

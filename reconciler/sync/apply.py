@@ -11,8 +11,9 @@ from reconciler.config.schema import SyncPolicy
 from reconciler.errors import KubeError
 from reconciler.kube.client import ClusterClient
 from reconciler.objects import Manifest, kind_rank
-from reconciler.sync.inventory import inventory_manifest, inventory_name
+from reconciler.sync.inventory import inventory_manifest, inventory_name, legacy_inventory_name
 from reconciler.sync.isolated import bounded_map
+from reconciler.sync.listrepair import REPAIR_MANAGER, ListRepair, without_manager
 from reconciler.sync.model import (
     CREATED_FOR_LABEL,
     SYSTEM_NAMESPACE,
@@ -67,8 +68,10 @@ def apply_plan(cluster: ClusterClient, plan: TargetPlan, policy: SyncPolicy) -> 
             inventory[ref] = plan.inventory[ref]
         else:
             inventory.pop(ref, None)
-    if inventory and inventory != plan.inventory:  # objects awaiting prune are still listed
-        _write_inventory(cluster, plan, inventory.values(), result)
+    if inventory and (inventory != plan.inventory or plan.legacy_inventory):
+        _write_inventory(cluster, plan, inventory.values(), result)  # awaiting prune: listed
+        if plan.legacy_inventory:  # now under its per-cluster name: the old one goes
+            _delete_inventory(cluster, legacy_inventory_name(plan.app, plan.instance), result)
     if result.failed:
         return result  # prune only after everything desired is in place
 
@@ -76,9 +79,9 @@ def apply_plan(cluster: ClusterClient, plan: TargetPlan, policy: SyncPolicy) -> 
     for ref in result.pruned:
         inventory.pop(ref, None)
     if not inventory:  # nothing left here: forget the app on this cluster
-        configmaps = cluster.resource("v1", "ConfigMap")
-        if cluster.delete(configmaps, SYSTEM_NAMESPACE, inventory_name(plan.app, plan.instance)):
-            result.writes += 1
+        _delete_inventory(cluster, inventory_name(plan.app, plan.instance, plan.cluster), result)
+        if plan.legacy_inventory:
+            _delete_inventory(cluster, legacy_inventory_name(plan.app, plan.instance), result)
     elif result.pruned:
         _write_inventory(cluster, plan, inventory.values(), result)
     return result
@@ -92,12 +95,14 @@ def _apply_stage(cluster: ClusterClient, changes: list[Change], result: ApplyRes
     def apply_one(change: Change) -> tuple[Change, Manifest | str]:
         assert change.desired is not None
         try:
+            if change.repair is not None:
+                return change, _repair(cluster, change, change.repair)
             return change, cluster.apply(change.desired, force=change.force)
         except KubeError as err:
             return change, err.message
 
     for change, answer in bounded_map(apply_one, changes):
-        result.writes += 1
+        result.writes += 1 if change.repair is None else 3
         if isinstance(answer, str):
             result.failed.append((change.ref, answer))
             continue
@@ -105,6 +110,31 @@ def _apply_stage(cluster: ClusterClient, changes: list[Change], result: ApplyRes
         (result.created if change.action is Action.CREATE else result.configured).append(change.ref)
         if change.drift is not None:
             result.corrected.append(change.ref)
+
+
+def _repair(cluster: ClusterClient, change: Change, repair: ListRepair) -> Manifest:
+    """Replace the re-keyed list, apply, then leave the list to our apply alone (listrepair)."""
+    assert change.desired is not None
+    ref = change.ref
+    resource = cluster.resource(change.api_version, ref.kind)
+    cluster.patch_json(
+        resource, ref.namespace, ref.name, repair.operations(), field_manager=REPAIR_MANAGER
+    )
+    applied = cluster.apply(change.desired, force=True)
+    version = str(applied["metadata"]["resourceVersion"])
+    return cluster.patch_json(
+        resource,
+        ref.namespace,
+        ref.name,
+        [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": version},
+            {
+                "op": "replace",
+                "path": "/metadata/managedFields",
+                "value": without_manager(applied, REPAIR_MANAGER),
+            },
+        ],
+    )
 
 
 def _ensure_namespaces(
@@ -137,9 +167,21 @@ def _ensure_namespaces(
 def _write_inventory(
     cluster: ClusterClient, plan: TargetPlan, entries: Iterable[InventoryEntry], result: ApplyResult
 ) -> None:
-    manifest = inventory_manifest(plan.app, plan.revision, plan.instance, entries)
+    manifest = inventory_manifest(plan.app, plan.revision, plan.instance, plan.cluster, entries)
     cluster.apply(manifest, force=True)
     result.writes += 1
+    if plan.legacy_inventory:  # moved to its per-cluster name: the old one goes
+        configmaps = cluster.resource("v1", "ConfigMap")
+        if cluster.delete(
+            configmaps, SYSTEM_NAMESPACE, legacy_inventory_name(plan.app, plan.instance)
+        ):
+            result.writes += 1
+        plan.legacy_inventory = False
+
+
+def _delete_inventory(cluster: ClusterClient, name: str, result: ApplyResult) -> None:
+    if cluster.delete(cluster.resource("v1", "ConfigMap"), SYSTEM_NAMESPACE, name):
+        result.writes += 1
 
 
 def _prune(cluster: ClusterClient, prunes: list[Change], result: ApplyResult) -> None:

@@ -1,14 +1,22 @@
-"""The per-app inventory ConfigMap on each cluster: what we applied there, so it can be pruned."""
+"""The inventory ConfigMap per app and Cluster entry: what we applied there, so it can be pruned.
+
+``reconciler-system/inventory.<instance>.<app>.<cluster>``, labelled with app, instance and
+Cluster entry, so two entries reaching one API server keep separate lists. An inventory from
+before the cluster key (``inventory.<instance>.<app>``, no cluster label) is read as this
+entry's and rewritten under the new name by the next apply: nothing is pruned or re-created.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from reconciler.errors import KubeError
 from reconciler.kube.client import ClusterClient
 from reconciler.objects import Manifest, ObjectRef
 from reconciler.sync.model import (
+    CLUSTER_LABEL,
     DEFAULT_INSTANCE,
     INSTANCE_LABEL,
     INVENTORY_LABEL,
@@ -17,19 +25,37 @@ from reconciler.sync.model import (
 )
 
 
-def inventory_name(app: str, instance: str) -> str:
-    """``inventory.<instance>.<app>``: dots cannot occur in either name, so names never clash."""
+def inventory_name(app: str, instance: str, cluster: str) -> str:
+    """``inventory.<instance>.<app>.<cluster>``: instance and app hold no dots, so names never
+    clash (a cluster name may hold dots: it is the rest)."""
+    return f"inventory.{instance}.{app}.{cluster}"
+
+
+def legacy_inventory_name(app: str, instance: str) -> str:
+    """The name before inventories were kept per Cluster entry."""
     return f"inventory.{instance}.{app}"
 
 
-def read_inventory(
-    cluster: ClusterClient, app: str, instance: str = DEFAULT_INSTANCE
-) -> tuple[dict[ObjectRef, InventoryEntry], str | None]:
-    """Objects this app applied on this cluster, and the revision that wrote the list."""
+@dataclass(frozen=True)
+class Inventory:
+    entries: dict[ObjectRef, InventoryEntry]
+    revision: str | None
+    legacy: bool = False  # found under the old name
+
+
+def read_inventory(cluster: ClusterClient, app: str, instance: str = DEFAULT_INSTANCE) -> Inventory:
+    """Objects this app applied through this Cluster entry, and the revision that wrote them."""
     configmaps = cluster.resource("v1", "ConfigMap")
-    live = cluster.get(configmaps, SYSTEM_NAMESPACE, inventory_name(app, instance))
+    name = inventory_name(app, instance, cluster.name)
+    live = cluster.get(configmaps, SYSTEM_NAMESPACE, name)
+    legacy = False
     if live is None:
-        return {}, None
+        name = legacy_inventory_name(app, instance)
+        live = cluster.get(configmaps, SYSTEM_NAMESPACE, name)
+        labels = ((live or {}).get("metadata") or {}).get("labels") or {}
+        if live is None or labels.get(CLUSTER_LABEL) not in (None, cluster.name):
+            return Inventory({}, None)
+        legacy = True
     data = live.get("data") or {}
     entries = {}
     try:
@@ -38,23 +64,29 @@ def read_inventory(
             entries[ref] = InventoryEntry(raw["apiVersion"], ref, raw.get("hash", ""))
     except (ValueError, KeyError, TypeError) as err:
         raise KubeError(
-            f"inventory ConfigMap {SYSTEM_NAMESPACE}/{inventory_name(app, instance)} is corrupt "
+            f"inventory ConfigMap {SYSTEM_NAMESPACE}/{name} is corrupt "
             f"({err!r}); fix or delete it (deleting it forgets what to prune)",
             cluster=cluster.name,
         ) from err
-    return entries, data.get("revision")
+    return Inventory(entries, data.get("revision"), legacy)
 
 
 def list_inventories(cluster: ClusterClient, instance: str = DEFAULT_INSTANCE) -> list[str]:
-    """Apps of this reconciler instance that have an inventory on this cluster."""
+    """Apps of this instance with an inventory of this Cluster entry (or a pre-cluster-key one)
+    on the cluster."""
     configmaps = cluster.resource("v1", "ConfigMap")
     selector = f"{INVENTORY_LABEL},{INSTANCE_LABEL}={instance}"
     items = cluster.list_objects(configmaps, SYSTEM_NAMESPACE, label_selector=selector)
-    return sorted(str(i["metadata"]["labels"][INVENTORY_LABEL]) for i in items)
+    apps = set()
+    for item in items:
+        labels = item["metadata"]["labels"]
+        if labels.get(CLUSTER_LABEL, cluster.name) == cluster.name:
+            apps.add(str(labels[INVENTORY_LABEL]))
+    return sorted(apps)
 
 
 def inventory_manifest(
-    app: str, revision: str, instance: str, entries: Iterable[InventoryEntry]
+    app: str, revision: str, instance: str, cluster: str, entries: Iterable[InventoryEntry]
 ) -> Manifest:
     objects = [
         {
@@ -71,9 +103,14 @@ def inventory_manifest(
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": inventory_name(app, instance),
+            "name": inventory_name(app, instance, cluster),
             "namespace": SYSTEM_NAMESPACE,
-            "labels": {INVENTORY_LABEL: app, INSTANCE_LABEL: instance},
+            "labels": {INVENTORY_LABEL: app, INSTANCE_LABEL: instance, CLUSTER_LABEL: cluster},
         },
-        "data": {"app": app, "revision": revision, "objects": json.dumps(objects, indent=1)},
+        "data": {
+            "app": app,
+            "cluster": cluster,
+            "revision": revision,
+            "objects": json.dumps(objects, indent=1),
+        },
     }

@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from reconciler.diff import (
-    FieldChange,
-)
 from reconciler.errors import ReconcilerError
+from reconciler.fields import FieldChange
 from reconciler.objects import Manifest, ObjectRef
+from reconciler.sync.listrepair import ListRepair
 
 SYSTEM_NAMESPACE = "reconciler-system"
 INVENTORY_LABEL = "reconciler.io/inventory"
-INSTANCE_LABEL = "reconciler.io/instance"  # which reconciler instance owns an inventory
+INSTANCE_LABEL = "reconciler.io/instance"  # which reconciler instance owns an object/inventory
+CLUSTER_LABEL = "reconciler.io/cluster"  # which Cluster entry of the repo applied an object
 DEFAULT_INSTANCE = "default"
 CREATED_FOR_LABEL = "reconciler.io/created-for"
 PRUNE_ANNOTATION = "reconciler.io/prune"
@@ -50,6 +50,18 @@ class Change:
     managers: list[str] = field(default_factory=list)
     message: str = ""
     tracked: bool = False  # left Git but stays in the inventory (kept while sync.prune is off)
+    # With drift: the paths that drifted (None: every field). The others are Git's changes
+    # since the last apply, pending, never drift.
+    drift_paths: frozenset[str] | None = None
+    repair: ListRepair | None = None  # a list another manager re-keyed: repaired before apply
+
+    def drifted(self, f: FieldChange) -> bool:
+        """Whether a field of this change is drift (someone else's), not a pending Git change."""
+        return self.drift is not None and (self.drift_paths is None or f.path in self.drift_paths)
+
+    @property
+    def drift_fields(self) -> list[FieldChange]:
+        return [f for f in self.fields if self.drifted(f)]
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,7 @@ class TargetPlan:
     desired_inventory: dict[ObjectRef, InventoryEntry]
     instance: str = DEFAULT_INSTANCE
     live: dict[ObjectRef, Manifest] = field(default_factory=dict)  # what the plan read
+    legacy_inventory: bool = False  # read from the pre-cluster-label name: rewrite, then drop it
 
     @property
     def pending(self) -> list[Change]:
@@ -82,7 +95,7 @@ class TargetPlan:
 
     @property
     def inventory_changed(self) -> bool:
-        return self.inventory != self.desired_inventory
+        return self.legacy_inventory or self.inventory != self.desired_inventory
 
 
 @dataclass

@@ -18,16 +18,19 @@ from reconciler.diff import (
     field_changes,
     ignored_pointers,
     managers_other_than,
-    mask_changes,
     normalize,
     take_from_live,
 )
 from reconciler.errors import ConflictError, KubeError
+from reconciler.fields import FieldChange
 from reconciler.kube.client import ClusterClient, Resource, UnknownKind
+from reconciler.masking import mask_changes
 from reconciler.objects import Manifest, ObjectRef
 from reconciler.sync.inventory import read_inventory
 from reconciler.sync.isolated import bounded_map
+from reconciler.sync.listrepair import REPAIR_MANAGER, ListRepair, plan_repair
 from reconciler.sync.model import (
+    CLUSTER_LABEL,
     DEFAULT_INSTANCE,
     PRUNE_ANNOTATION,
     Action,
@@ -37,6 +40,7 @@ from reconciler.sync.model import (
     SyncError,
     TargetPlan,
 )
+from reconciler.sync.ownership import Owner, claimed_elsewhere, labels_of, owned_by, stamp
 
 
 def _crd_kinds(objects: Iterable[Manifest]) -> dict[tuple[str, str], str]:
@@ -59,7 +63,9 @@ def plan_target(
     instance: str = DEFAULT_INSTANCE,
 ) -> TargetPlan:
     """Compare desired objects with live state; read-only (dry-runs change nothing)."""
-    inventory, inventory_revision = read_inventory(cluster, app, instance)
+    read = read_inventory(cluster, app, instance)
+    inventory, inventory_revision = read.entries, read.revision
+    objects = [stamp(obj, cluster.name, instance) for obj in objects]
     if not objects and inventory and not policy.allow_empty:
         raise SyncError(
             f"app {app}, cluster {cluster.name}: renders to zero objects; refusing to prune "
@@ -87,14 +93,16 @@ def plan_target(
 
     live, listed = read_live(cluster, [(r, ref) for _, ref, r in desired if r is not None])
 
+    owner = Owner(app, cluster.name, instance)
+
     def plan_one(item: tuple[Manifest, ObjectRef, Resource | None]) -> Change:
         obj, ref, resource = item
-        return _plan_object(cluster, app, obj, ref, resource, live, inventory, policy)
+        return _plan_object(cluster, owner, obj, ref, resource, live, inventory, policy)
 
     changes: list[Change] = bounded_map(plan_one, desired)
     desired_refs = {ref for _, ref, _ in desired}
-    changes += _plan_prunes(cluster, app, inventory, desired_refs, policy)
-    changes += _find_unmanaged(cluster, app, inventory, desired, live, listed)
+    changes += _plan_prunes(cluster, owner, inventory, desired_refs, policy)
+    changes += _find_unmanaged(cluster, owner, inventory, desired, live, listed)
     changes.sort(key=lambda c: c.ref.sort_key())
     return TargetPlan(
         app,
@@ -106,6 +114,7 @@ def plan_target(
         _next_inventory(desired, changes, inventory),
         instance,
         live,
+        read.legacy,
     )
 
 
@@ -189,7 +198,7 @@ def _scope_key(scope: Scope) -> tuple[str, str, str]:
 
 def _plan_object(
     cluster: ClusterClient,
-    app: str,
+    owner: Owner,
     obj: Manifest,
     ref: ObjectRef,
     resource: Resource | None,
@@ -208,15 +217,18 @@ def _plan_object(
             change.message = "applied earlier, now missing"
         return change
 
-    owner = ((live.get("metadata") or {}).get("labels") or {}).get(APP_LABEL)
-    if owner is not None and owner != app and not policy.force:
+    claimed = claimed_elsewhere(live, owner.app, owner.cluster, owner.instance)
+    other_app = labels_of(live).get(APP_LABEL) not in (None, owner.app)
+    if claimed is not None and not (other_app and policy.force):
+        # sync.force may take an object from another app, never from another Cluster entry
+        # or instance: the two would take it back and forth on every pass.
         return Change(
             ref,
             Action.CONFLICT,
             obj,
             api_version,
             managers=managers_other_than(live, ""),
-            message=f"belongs to app {owner} (labelled {APP_LABEL}={owner})",
+            message=claimed,
         )
     # Fields we ignore are sent with their live value: we neither fight their owner (an HPA)
     # nor, by leaving them out, make the server drop them back to defaults.
@@ -226,31 +238,74 @@ def _plan_object(
         e.get("manager") for e in (live.get("metadata") or {}).get("managedFields") or []
     }
     force = False
+    repair: ListRepair | None = None
     try:
-        predicted = cluster.apply(to_apply, dry_run=True)
-    except ConflictError as conflict:
+        try:
+            predicted = cluster.apply(to_apply, dry_run=True)
+        except ConflictError as conflict:
+            if not (ours or policy.force):
+                return Change(
+                    ref,
+                    Action.CONFLICT,
+                    obj,
+                    api_version,
+                    managers=conflict.managers,
+                    message=f"fields owned by {', '.join(conflict.managers)}; set sync.force to "
+                    "take them over",
+                )
+            force = True
+            predicted = cluster.apply(to_apply, dry_run=True, force=True)
+    except ConflictError:
+        raise
+    except KubeError as err:
+        # Another manager re-keyed an entry of a list map: no apply can succeed until the
+        # list is repaired (see listrepair).
+        repair = plan_repair(err.message, live, to_apply) if err.status == 422 else None
+        if repair is None:
+            raise
         if not (ours or policy.force):
+            others = managers_other_than(live, FIELD_MANAGER)
             return Change(
                 ref,
                 Action.CONFLICT,
                 obj,
                 api_version,
-                managers=conflict.managers,
-                message=f"fields owned by {', '.join(conflict.managers)}; set sync.force to "
-                "take them over",
+                managers=others,
+                message=f"{repair.path}: an entry {', '.join(others)} changed collides with "
+                f"ours ({err.message}); set sync.force to repair it",
             )
-        predicted = cluster.apply(to_apply, dry_run=True, force=True)
+        assert resource is not None
+        predicted = cluster.patch_json(
+            resource,
+            ref.namespace,
+            ref.name,
+            repair.operations(),
+            field_manager=REPAIR_MANAGER,
+            dry_run=True,
+        )
         force = True
 
-    fields = field_changes(normalize(live), normalize(predicted))
+    fields = field_changes(normalize(predicted), normalize(live))
     if not fields:
         return Change(ref, Action.UNCHANGED, obj, api_version)
-    change = Change(ref, Action.UPDATE, to_apply, api_version, force=force)
-    # Drift: what we applied was changed since, with Git the same or fields taken from us.
+    change = Change(ref, Action.UPDATE, to_apply, api_version, force=force, repair=repair)
+    if repair is not None:
+        change.message = (
+            f"{repair.path}: an entry was re-keyed by another manager (duplicate "
+            f"{repair.field}); repaired by replacing the list"
+        )
     if applied is not None and (unchanged_in_git or force):
-        change.drift = Drift.MODIFIED
-        fields = attribute(fields, live, FIELD_MANAGER)
-        change.managers = sorted({f.manager for f in fields if f.manager})
+        # Drift: what we applied was changed since. When Git changed too, only fields another
+        # manager owns now drifted; the rest are Git's own changes, pending.
+        fields = attribute(fields, live, FIELD_MANAGER, unowned=unchanged_in_git)
+        if not unchanged_in_git:
+            change.drift_paths = frozenset(f.path for f in fields if f.manager)
+        if unchanged_in_git or change.drift_paths:
+            change.drift = Drift.MODIFIED
+            change.managers = sorted({f.manager for f in fields if f.manager})
+        else:  # fields were taken (a conflict), but none we can name: say who holds any
+            change.drift, change.drift_paths = Drift.MODIFIED, None
+            change.managers = managers_other_than(live, FIELD_MANAGER)
     elif force:
         change.managers = managers_other_than(live, FIELD_MANAGER)
         change.message = f"taking over fields from {', '.join(change.managers)} (sync.force)"
@@ -260,7 +315,7 @@ def _plan_object(
 
 def _plan_prunes(
     cluster: ClusterClient,
-    app: str,
+    owner: Owner,
     inventory: Mapping[ObjectRef, InventoryEntry],
     desired_refs: set[ObjectRef],
     policy: SyncPolicy,
@@ -278,10 +333,25 @@ def _plan_prunes(
         if live is None:
             return None
         meta = live.get("metadata") or {}
-        owner = (meta.get("labels") or {}).get(APP_LABEL)
-        if owner != app:  # taken over by another app, or unlabelled by hand: not ours now
-            why = f"now labelled {APP_LABEL}={owner}" if owner else f"no {APP_LABEL} label now"
+        labels = labels_of(live)
+        app_label = labels.get(APP_LABEL)
+        if app_label != owner.app:  # taken over by another app, or unlabelled by hand
+            why = (
+                f"now labelled {APP_LABEL}={app_label}"
+                if app_label
+                else f"no {APP_LABEL} label now"
+            )
             return Change(ref, Action.KEEP, None, entry.api_version, message=f"{why}; not pruned")
+        claimed = claimed_elsewhere(live, owner.app, owner.cluster, owner.instance)
+        if claimed is not None:
+            return Change(
+                ref, Action.KEEP, None, entry.api_version, message=f"{claimed}; not pruned"
+            )
+        if CLUSTER_LABEL not in labels:
+            # Applied before objects named their Cluster entry: another entry reaching this
+            # server may hold it. Reported, never deleted on a guess.
+            message = f"applied before {CLUSTER_LABEL} labels; not pruned (delete it by hand)"
+            return Change(ref, Action.KEEP, None, entry.api_version, message=message)
         if ref.kind == "Namespace" and not ref.group and ref.name in namespaces_in_use:
             message = "still holds objects of this app; not pruned"
             return Change(ref, Action.KEEP, None, entry.api_version, message=message)
@@ -298,7 +368,7 @@ def _plan_prunes(
 
 def _find_unmanaged(
     cluster: ClusterClient,
-    app: str,
+    owner: Owner,
     inventory: Mapping[ObjectRef, InventoryEntry],
     desired: list[tuple[Manifest, ObjectRef, Resource | None]],
     live: Mapping[ObjectRef, Manifest],
@@ -316,7 +386,7 @@ def _find_unmanaged(
         except UnknownKind:
             continue
     known = {ref for _, ref, _ in desired} | set(inventory)
-    selector = f"{APP_LABEL}={app}"
+    selector = f"{APP_LABEL}={owner.app}"
 
     def labelled(scope: Scope) -> list[Manifest]:
         resource, namespace = scope
@@ -334,17 +404,23 @@ def _find_unmanaged(
     for (resource, _), items in zip(ordered, bounded_map(labelled, ordered), strict=True):
         for item in items:
             ref = ObjectRef.of(item)
-            labels = (item.get("metadata") or {}).get("labels") or {}
-            if ref not in known and labels.get(APP_LABEL) == app:
+            if ref not in known and owned_by(item, owner):
                 found.append(
                     Change(
                         ref,
                         Action.KEEP,
                         None,
                         resource.api_version,
+                        fields=_unmanaged_fields(item, owner.app),
                         drift=Drift.UNMANAGED,
                         managers=managers_other_than(item, FIELD_MANAGER),
                         message=f"labelled {selector} but not in Git",
                     )
                 )
     return found
+
+
+def _unmanaged_fields(live: Manifest, app: str) -> list[FieldChange]:
+    """The label that makes an object Git does not hold ours, with who set it and when."""
+    label = FieldChange(f"metadata.labels[{APP_LABEL}]", git=None, live=app)
+    return attribute([label], live, FIELD_MANAGER)

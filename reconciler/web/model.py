@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.report import format_time
+from reconciler.objects import ObjectRef
+from reconciler.presentation import format_time
 from reconciler.store.rows import TargetRevision
 
 __all__ = [
@@ -409,8 +410,13 @@ def _object_health(target: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         return {}
     found = {}
     for item in health.get("objects") or ():
-        parts = [item.get("kind"), item.get("namespace"), item.get("name")]
-        name = "/".join(str(p) for p in parts if p)
+        ref = ObjectRef(
+            str(item.get("group") or ""),
+            str(item.get("kind") or ""),
+            str(item.get("namespace") or ""),
+            str(item.get("name") or ""),
+        )
+        name = str(ref)  # as the objects list names it
         ready = f"{item.get('ready') or 0}/{item['desired']}" if item.get("desired") else ""
         found[name] = {
             "health": item.get("health"),

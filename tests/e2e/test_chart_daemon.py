@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 
 from tests.chartservers import HelmRepoServer, helm_repo, package, write_chart
-from tests.e2e.test_daemon import API, ConfigRepo, config_data, reconciler, unique
+from tests.e2e.daemon_rig import API, ConfigRepo, config_data, reconciler, unique
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from kubernetes import client
 from reconciler.cli.main import cli
 from reconciler.store.db import Store
 from reconciler.store.rows import State
-from tests.e2e.test_daemon import (
+from tests.e2e.daemon_rig import (
     API,
     CLUSTERS,
     ConfigRepo,

@@ -15,7 +15,7 @@ from typing import Any
 
 from reconciler.health import Health
 from reconciler.store.db import Store
-from tests.e2e.test_daemon import API, ConfigRepo, eventually, running_daemon, unique
+from tests.e2e.daemon_rig import API, ConfigRepo, eventually, running_daemon, unique
 
 CLUSTER = "beijing-1"
 

@@ -119,7 +119,7 @@ def test_plan_live_shows_drift_on_one_cluster_that_the_merge_would_overwrite(
     section = markdown[markdown.index("### Live dry-run of head") :]
     assert f"- `us-west-1` / `{app}`: 1 change, 1 drifted" in section
     assert f"! Deployment/{ns}/web drifted: the merge would overwrite it" in section
-    assert "spec.replicas: live 7 → head 3  (live value set by kubectl-edit at " in section
+    assert "spec.replicas: git 3, live 7 (live set by kubectl-edit at " in section
     assert f"- `beijing-1` / `{app}`: no changes" in section
 
 

@@ -27,7 +27,7 @@ from reconciler.rollout.codec import state_from_data
 from reconciler.rollout.model import IN_FLIGHT, ClusterPhase, RolloutPhase, RolloutState
 from reconciler.store.db import Store
 from tests.e2e.conftest import FLEET
-from tests.e2e.test_daemon import ConfigRepo, eventually, unique
+from tests.e2e.daemon_rig import ConfigRepo, eventually, unique
 from tests.e2e.workload_waits import FAILING_IMAGE, deployment
 
 V1 = "registry.example/hello:1.0"

@@ -118,7 +118,7 @@ def test_an_edit_by_another_field_manager_is_shown_attributed_and_healed(
     assert drifted["beijing-1"] == [] and drifted["beijing-2"] == []
     [change] = drifted["us-west-1"]
     assert change.drift is Drift.MODIFIED
-    assert [(f.path, f.before, f.after, f.manager) for f in change.fields] == [
+    assert [(f.path, f.live, f.git, f.manager) for f in change.fields] == [
         ("spec.replicas", 7, 3, "kubectl-edit")
     ]
     assert change.fields[0].time is not None
@@ -152,7 +152,7 @@ def test_self_heal_off_reports_drift_and_never_touches_the_object(
     result = next(o for o in outcomes if o.cluster == "beijing-1")
     assert result.plan is not None and result.result is not None
     [change] = result.plan.drifted
-    assert [(f.path, f.after, f.before, f.manager) for f in change.fields] == [
+    assert [(f.path, f.git, f.live, f.manager) for f in change.fields] == [
         ("data.mode", "safe", "fast", "ops-script")
     ]
     assert result.result.skipped == [(change.ref, "drifted; selfHeal is off")]
@@ -431,7 +431,7 @@ def test_the_diff_command_exits_by_what_it_found_and_prints_attributed_drift(
     text = _cli("diff", str(repo_root), "--cluster", "us-west-1", *common)
     assert text.returncode == 1
     assert f"► Deployment/{ns}/web drifted" in text.stdout
-    assert "spec.replicas  3 → 7  (kubectl-edit, " in text.stdout
+    assert "spec.replicas: git 3, live 7 (live set by kubectl-edit at " in text.stdout
     assert f"► Secret/{ns}/token drifted" in text.stdout
     for output in ("text", "json", "markdown"):
         shown = _cli("diff", str(repo_root), "-o", output, *common)

@@ -1,14 +1,17 @@
-"""Shared fixtures for the desired-state stage tests (config, placement, render)."""
+"""Shared fixtures: the desired-state stage tests (config, placement, render) and the daemon's
+rig (``store``, ``rig``; test modules may define their own ``store``)."""
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from reconciler.store.db import Store
 from reconciler.toolchain import Toolchain
+from tests.unit.daemon_rig import Rig, make_rig
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_REPO = ROOT / "sample-repo"
@@ -44,3 +47,14 @@ def tools() -> Toolchain:
                 f"or set RECONCILER_{name.upper()} to its path"
             )
     return toolchain
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "state") as opened:
+        yield opened
+
+
+@pytest.fixture
+def rig(tmp_path: Path, store: Store) -> Rig:
+    return make_rig(tmp_path, store)

@@ -15,8 +15,9 @@ from click.testing import CliRunner, Result
 
 from reconciler import __version__
 from reconciler.cli.main import cli
+from reconciler.fields import FieldChange
 from reconciler.store.db import Store
-from reconciler.store.rows import FieldDrift, State, StatusRow
+from reconciler.store.rows import State, StatusRow
 from reconciler.toolchain import HELM_VERSION, KUBERNETES_VERSION
 
 
@@ -59,7 +60,7 @@ def state(tmp_path: Path) -> Path:
             "beijing-1",
             "ConfigMap/web/web",
             "modified",
-            [FieldDrift("data.value", "1", "2", "kubectl-edit", NOW)],
+            [FieldChange("data.value", "1", "2", "kubectl-edit", NOW)],
             "a" * 40,
             NOW - timedelta(minutes=10),
         )

@@ -252,3 +252,56 @@ def test_render_help_says_secret_values_are_printed_as_in_git() -> None:
     code, out, _ = run("render", "--help")
     assert code == 0
     assert "Secret values are printed as they are in Git" in " ".join(out.split())
+
+
+# ---- a patch or override that matches nothing is a located warning ------------------------
+
+NO_MATCH = {
+    "clusters/a.yaml": cluster("a", "{tier: gold}"),
+    "clusters/b.yaml": cluster("b", "{tier: gold}"),
+    "apps/x/manifests/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n",
+    "apps/x/app.yaml": app(
+        "x",
+        """
+        namespace: x
+        source: {manifests: manifests/}
+        placement: {selector: {}}
+        overrides:
+        - name: gold
+          target: {selector: {matchLabels: {tier: gold}}}
+          patches:
+          - target: {kind: ConfigMap, name: cm}
+            merge: {data: {k: v}}
+          - target: {kind: Service, name: web}
+            merge: {spec: {type: LoadBalancer}}
+        - name: silver
+          target: {selector: {matchLabels: {tier: silver}}}
+          labels: {tier: silver}
+        """,
+    ),
+}
+
+
+def test_validate_warns_of_a_patch_and_an_override_that_match_nothing(
+    make_repo: RepoFactory,
+) -> None:
+    code, _, err = run("validate", make_repo(NO_MATCH))
+    assert code == 0, err
+    assert err.splitlines() == [
+        "warning: apps/x/app.yaml:17: app x: override silver selects none of the clusters the "
+        "app is placed on",
+        "warning: apps/x/app.yaml:15: app x: override gold: patches[1] (kind=Service "
+        "name=web) matches no object on clusters a, b",
+    ]
+
+
+def test_explain_warns_of_the_patch_that_matches_nothing_on_that_cluster(
+    make_repo: RepoFactory,
+) -> None:
+    code, out, err = run("explain", make_repo(NO_MATCH), "--app", "x", "--cluster", "b")
+    assert code == 0, err
+    assert (
+        "warning: apps/x/app.yaml:15: app x: override gold: patches[1] (kind=Service name=web) "
+        "matches no object on cluster b"
+    ) in err.splitlines()
+    assert "note: patches[1] matched no object" in out

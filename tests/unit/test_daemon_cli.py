@@ -14,9 +14,10 @@ from click.testing import CliRunner
 from reconciler.cli.common import default_state_dir
 from reconciler.cli.daemon import parse_duration, parse_since
 from reconciler.cli.main import cli
-from reconciler.report import format_time
+from reconciler.fields import FieldChange
+from reconciler.presentation import format_time
 from reconciler.store.db import Store
-from reconciler.store.rows import FieldDrift, State, StatusRow
+from reconciler.store.rows import State, StatusRow
 
 NOW = datetime.now(UTC)
 
@@ -36,7 +37,7 @@ def state(tmp_path: Path) -> Iterator[Path]:
             "beijing-1",
             "ConfigMap/web/web",
             "modified",
-            [FieldDrift("data.value", "1", "2", "kubectl-edit", NOW)],
+            [FieldChange("data.value", "1", "2", "kubectl-edit", NOW)],
             "a" * 40,
             NOW - timedelta(hours=3),
         )
@@ -46,7 +47,7 @@ def state(tmp_path: Path) -> Iterator[Path]:
             "us-west-1",
             "Deployment/api/api",
             "modified",
-            [FieldDrift("spec.replicas", 2, 7, "kubectl-edit", NOW)],
+            [FieldChange("spec.replicas", 2, 7, "kubectl-edit", NOW)],
             "a" * 40,
             NOW - timedelta(minutes=10),
         )

@@ -7,8 +7,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from test_daemon import SETTINGS, FakeClusters, Rig, make_rig, repo_files, store
-
 from reconciler.config.model import Repo
 from reconciler.daemon.loop import Daemon
 from reconciler.engine import TargetOutcome
@@ -17,8 +15,7 @@ from reconciler.kube.pool import Clients
 from reconciler.objects import ObjectRef
 from reconciler.render import TargetResult
 from reconciler.store.db import Store
-
-__all__ = ["store"]  # the fixture, shared with test_daemon
+from tests.unit.daemon_rig import SETTINGS, FakeClusters, Rig, make_rig, repo_files
 
 DEPLOY = ObjectRef("apps", "Deployment", "web", "web")
 

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 import repo_snippets as snip
-from test_daemon import (
+from test_daemon_health import Workloads, judged
+
+from reconciler.daemon.loop import Daemon
+from reconciler.health import Health
+from reconciler.kube.pool import Clients
+from reconciler.rollout.codec import state_from_data
+from reconciler.rollout.model import ClusterPhase, RolloutPhase, RolloutState
+from reconciler.store.db import Store
+from tests.unit.daemon_rig import (
     CLUSTERS,
     SETTINGS,
     T0,
@@ -18,14 +26,6 @@ from test_daemon import (
     Rig,
     configmap,
 )
-from test_daemon_health import Workloads, judged
-
-from reconciler.daemon.loop import Daemon
-from reconciler.health import Health
-from reconciler.kube.pool import Clients
-from reconciler.rollout.codec import state_from_data
-from reconciler.rollout.model import ClusterPhase, RolloutPhase, RolloutState
-from reconciler.store.db import Store
 
 
 @pytest.fixture

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.config.schema import IgnoreRule
 from reconciler.diff import (
-    MASK,
-    FieldChange,
     attribute,
     content_hash,
     field_changes,
     field_owners,
     ignored_pointers,
-    mask_changes,
     normalize,
     strip_pointers,
     take_from_live,
 )
+from reconciler.fields import FieldChange
+from reconciler.masking import MASK, mask_changes
 from reconciler.objects import ObjectRef
 
 
@@ -150,7 +150,10 @@ def test_attribute_names_the_other_manager_and_time_of_a_drifted_field() -> None
         }
     }
     [change] = attribute([FieldChange("data.b", "7", "5")], live, "reconciler")
-    assert (change.manager, change.time) == ("kubectl-edit", "2026-11-22T12:03:41Z")
+    assert (change.manager, change.time) == (
+        "kubectl-edit",
+        datetime(2026, 11, 22, 12, 3, 41, tzinfo=UTC),
+    )
 
 
 def test_a_field_nobody_owns_is_attributed_to_the_latest_update() -> None:

@@ -12,9 +12,9 @@ from repo_snippets import app, cluster
 from reconciler import APP_LABEL
 from reconciler.config.load import load_repo
 from reconciler.config.model import Repo
-from reconciler.errors import RenderError
-from reconciler.render import RenderCache, render_all, render_target
-from reconciler.toolchain import Toolchain
+from reconciler.errors import ConfigError, RenderError
+from reconciler.render import Capabilities, RenderCache, render_all, render_target
+from reconciler.toolchain import KUBERNETES_VERSION, Toolchain
 
 CLUSTERS = {
     "clusters/usw-1.yaml": cluster(
@@ -349,13 +349,22 @@ def test_kustomize_builds_once_and_templates_apply_per_cluster(
     assert cm["metadata"]["labels"] == {"team": "a", APP_LABEL: "x"}
 
 
-def test_a_broken_kustomization_names_its_path(make_repo: RepoFactory, tools: Toolchain) -> None:
+def test_a_broken_kustomization_is_one_line_naming_the_app_and_file_with_repo_paths(
+    make_repo: RepoFactory, tools: Toolchain
+) -> None:
     files = {**KUSTOMIZATION, "apps/x/overlay/kustomization.yaml": "resources: [../missing]\n"}
     repo = _repo(
         make_repo, "source: {kustomize: {path: overlay}}\nplacement: {selector: {}}\n", files
     )
-    with pytest.raises(RenderError, match="kustomize build apps/x/overlay failed: Error: "):
+    with pytest.raises(RenderError) as err:
         _render(repo, "usw-1", tools)
+    message = str(err.value)
+    assert message.startswith(
+        "app x, cluster usw-1: kustomize build apps/x/overlay/kustomization.yaml failed: Error: "
+    )
+    assert "\n" not in message
+    assert str(repo.root) not in message and str(repo.root.resolve()) not in message
+    assert "apps/x/missing" in message
 
 
 def test_an_unknown_variable_in_kustomize_output_names_the_build(
@@ -524,3 +533,70 @@ def test_tools_run_with_the_network_pointed_at_a_dead_proxy(
         "no_proxy": "",
         "GIT_ALLOW_PROTOCOL": "file",
     }
+
+
+# ---- what Helm is told the cluster is -------------------------------------------------------
+
+KUBE_CHART = {
+    "apps/k/chart/Chart.yaml": (
+        'apiVersion: v2\nname: podinfo-like\nversion: 6.7.0\nkubeVersion: ">=1.23.0-0"\n'
+    ),
+    "apps/k/chart/templates/cm.yaml": (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: caps\ndata:\n"
+        "  kube: {{ .Capabilities.KubeVersion.Version | quote }}\n"
+        '  widgets: {{ .Capabilities.APIVersions.Has "example.com/v1/Widget" | quote }}\n'
+    ),
+    "apps/k/app.yaml": app(
+        "k", "namespace: k\nsource: {helm: {chart: chart/}}\nplacement: {selector: {}}"
+    ),
+}
+
+
+def _caps_repo(make_repo: RepoFactory, kube_version: str | None) -> Repo:
+    spec = f"spec:\n  kubeVersion: {kube_version}\n" if kube_version else "spec:\n"
+    files = {**KUBE_CHART, "clusters/c.yaml": cluster("c").replace("spec:\n", spec)}
+    return load_repo(make_repo(files))
+
+
+def _caps(objects: list[dict[str, Any]]) -> dict[str, str]:
+    return next(o for o in objects if o["kind"] == "ConfigMap")["data"]
+
+
+def test_a_chart_with_a_kube_version_constraint_renders_offline_with_the_pinned_version(
+    make_repo: RepoFactory, tools: Toolchain
+) -> None:
+    repo = _caps_repo(make_repo, None)
+    (result,) = render_all(repo, tools=tools)
+    assert result.rendered is not None, result.error
+    assert _caps(result.rendered.objects) == {"kube": KUBERNETES_VERSION, "widgets": "false"}
+
+
+def test_an_older_spec_kube_version_is_what_helm_checks_the_chart_against(
+    make_repo: RepoFactory, tools: Toolchain
+) -> None:
+    (result,) = render_all(_caps_repo(make_repo, "v1.20.0"), tools=tools)
+    assert result.error is not None
+    assert "chart requires kubeVersion: >=1.23.0-0" in str(result.error)
+    (newer,) = render_all(_caps_repo(make_repo, "v1.30.2"), tools=tools)
+    assert newer.rendered is not None and _caps(newer.rendered.objects)["kube"] == "v1.30.2"
+
+
+def test_capabilities_from_the_cluster_are_inputs_of_the_render(
+    make_repo: RepoFactory, tools: Toolchain
+) -> None:
+    repo = _caps_repo(make_repo, "v1.20.0")  # the cluster's own answer wins over the offline one
+    caps = {"c": Capabilities("v1.31.4", ("example.com/v1", "example.com/v1/Widget"))}
+    cache = RenderCache()
+    (result,) = render_all(repo, tools=tools, cache=cache, capabilities=caps)
+    assert result.rendered is not None, result.error
+    assert _caps(result.rendered.objects) == {"kube": "v1.31.4", "widgets": "true"}
+    render_all(repo, tools=tools, cache=cache, capabilities=caps)
+    assert cache.runs == 1  # same chart, values and capabilities: one helm run
+
+
+def test_a_cluster_kube_version_that_is_not_a_version_is_a_located_error(
+    make_repo: RepoFactory,
+) -> None:
+    files = {"clusters/c.yaml": cluster("c").replace("spec:\n", "spec:\n  kubeVersion: latest\n")}
+    with pytest.raises(ConfigError, match=r"clusters/c.yaml:\d+: spec.kubeVersion: .*'latest'"):
+        load_repo(make_repo(files))

@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from reconciler.fields import FieldChange
 from reconciler.health import Health, ObjectHealth, TargetHealth
 from reconciler.objects import ObjectRef
+from reconciler.presentation import format_value
 from reconciler.report import (
     drift_json,
     drift_markdown,
     drift_table,
-    format_value,
     health_changes_json,
     health_changes_markdown,
     health_changes_table,
@@ -25,7 +26,6 @@ from reconciler.report import (
 from reconciler.store.rows import (
     DriftKind,
     DriftRow,
-    FieldDrift,
     HealthChange,
     HealthRow,
     RevisionRow,
@@ -70,8 +70,8 @@ def drift_rows() -> list[DriftRow]:
             object="Deployment/demo/hello-world",
             kind=DriftKind.MODIFIED,
             fields=[
-                FieldDrift("spec.replicas", 5, 7, "kubectl-edit", T - timedelta(seconds=19)),
-                FieldDrift("spec.template.spec.containers[0].image", "hello:1.1", "hello:1.2"),
+                FieldChange("spec.replicas", 5, 7, "kubectl-edit", T - timedelta(seconds=19)),
+                FieldChange("spec.template.spec.containers[0].image", "hello:1.1", "hello:1.2"),
             ],
             revision="0123456789abcdef0123",
             detected_at=T,
@@ -362,8 +362,8 @@ def test_drift_markdown_is_ready_to_paste_into_an_issue() -> None:
         "Detected 2026-11-22T12:03:41Z at revision `0123456789ab`;"
         " corrected 2026-11-22T12:04:11Z.\n"
         "\n"
-        "- `spec.replicas: 5 → 7 (kubectl-edit, 2026-11-22T12:03:22Z)`\n"
-        '- `spec.template.spec.containers[0].image: "hello:1.1" → "hello:1.2"`\n'
+        "- `spec.replicas: git 5, live 7 (live set by kubectl-edit at 2026-11-22T12:03:22Z)`\n"
+        '- `spec.template.spec.containers[0].image: git "hello:1.1", live "hello:1.2"`\n'
     )
 
 
@@ -380,7 +380,7 @@ def test_drift_markdown_escapes_pipes_and_backticks() -> None:
         "c",
         "ConfigMap/demo/x",
         DriftKind.MODIFIED,
-        [FieldDrift("data.cmd", "echo `id`", "x | y")],
+        [FieldChange("data.cmd", "echo `id`", "x | y")],
         None,
         T,
         None,
@@ -389,7 +389,7 @@ def test_drift_markdown_escapes_pipes_and_backticks() -> None:
     out = drift_markdown([row])
 
     assert "| a\\|b | c |" in out
-    assert '- `` data.cmd: "echo `id`" → "x | y" ``' in out
+    assert '- ``data.cmd: git "echo `id`", live "x | y"``' in out
 
 
 def test_drift_markdown_without_rows_says_so() -> None:

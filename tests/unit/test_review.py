@@ -651,3 +651,19 @@ def test_the_plan_shows_the_rollout_a_change_starts(tmp_path: Path) -> None:
     data = json.loads(to_json(review))["apps"][0]["rollout"]
     assert [s["name"] for s in data["stages"]] == ["canary", "prod-eu"]
     assert data["atOnce"] == ["us-west-1"]
+
+
+def test_a_branch_is_planned_from_its_merge_base_as_a_pull_request_is(repo: Path) -> None:
+    """pr-1 branched off before main removed app ``old`` and changed ``web``: its plan shows
+    only its own change, whether written --base main --head pr-1 or main...pr-1."""
+    git(repo, "checkout", "--quiet", "-b", "pr-1", "HEAD~1")
+    write_app(repo, "extra", [configmap("extra", {"k": "v"})], namespace="extra")
+    commit(repo, "pr-1: add extra")
+    git(repo, "checkout", "--quiet", "main")
+    review = plan(repo, "main", "pr-1")
+    changed = [a.app for a in review.apps if a.status is not AppStatus.UNCHANGED]
+    assert changed == ["extra"]
+    code, both, _ = run(repo, "--base", "main", "--head", "pr-1", "-o", "json")
+    code_dots, dots, _ = run(repo, "--base", "main...pr-1", "-o", "json")
+    assert (code, code_dots) == (1, 1) and both == dots
+    assert '"extra"' in both

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ReconcilerError
+from reconciler.fields import FieldChange
 from reconciler.store.db import DB_NAME, Store
 from reconciler.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from reconciler.store.rows import (
     DriftKey,
     DriftKind,
     DriftRow,
-    FieldDrift,
     RevisionRow,
     SourceStatus,
     State,
@@ -37,8 +37,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
         yield opened
 
 
-def replicas(after: int, manager: str = "kubectl-edit") -> list[FieldDrift]:
-    return [FieldDrift("spec.replicas", 5, after, manager, at(-1))]
+def replicas(after: int, manager: str = "kubectl-edit") -> list[FieldChange]:
+    return [FieldChange("spec.replicas", 5, after, manager, at(-1))]
 
 
 # -- opening and migrations -------------------------------------------------------------------
@@ -329,9 +329,9 @@ def test_naive_times_are_refused(store: Store) -> None:
 
 def test_record_drift_round_trips_fields(store: Store) -> None:
     fields = [
-        FieldDrift("spec.template.spec.containers[0].image", "nginx:1.1", "nginx:1.2", None, None),
-        FieldDrift("data.password", "(masked)", "(masked, changed)", "kubectl-edit", at(-3)),
-        FieldDrift("metadata.labels", {"a": "1"}, None, "helm", at(-2)),
+        FieldChange("spec.template.spec.containers[0].image", "nginx:1.1", "nginx:1.2", None, None),
+        FieldChange("data.password", "(masked)", "(masked, changed)", "kubectl-edit", at(-3)),
+        FieldChange("metadata.labels", {"a": "1"}, None, "helm", at(-2)),
     ]
 
     row = store.record_drift("web", "c1", "Deployment/demo/web", "modified", fields, "abc", at(0))
@@ -358,8 +358,8 @@ def test_record_drift_returns_the_open_record_instead_of_a_duplicate(store: Stor
 
 
 def test_record_drift_ignores_the_order_of_field_paths(store: Store) -> None:
-    a = FieldDrift("spec.replicas", 1, 2)
-    b = FieldDrift("spec.paused", False, True)
+    a = FieldChange("spec.replicas", 1, 2)
+    b = FieldChange("spec.paused", False, True)
     first = store.record_drift("web", "c1", "Deployment/demo/web", "modified", [a, b], "x", at(0))
 
     again = store.record_drift("web", "c1", "Deployment/demo/web", "modified", [b, a], "x", at(1))
@@ -384,7 +384,7 @@ def test_record_drift_keeps_different_drifts_apart(
     )
 
     other = store.record_drift(
-        app, cluster, obj, kind, [FieldDrift(p, 1, 2) for p in paths], "a", at(1)
+        app, cluster, obj, kind, [FieldChange(p, 1, 2) for p in paths], "a", at(1)
     )
 
     assert other.id != first.id
@@ -395,7 +395,7 @@ def test_a_changed_set_of_fields_updates_the_open_record_in_place(store: Store) 
     first = store.record_drift(
         "web", "c1", "Deployment/demo/web", "modified", replicas(7), "a", at(0)
     )
-    more = [*replicas(8), FieldDrift("spec.paused", False, True, "kubectl-edit")]
+    more = [*replicas(8), FieldChange("spec.paused", False, True, "kubectl-edit")]
 
     again = store.record_drift("web", "c1", "Deployment/demo/web", "modified", more, "b", at(1))
     closed = store.close_resolved("web", "c1", [again.key], at(1))
@@ -522,7 +522,7 @@ def test_close_resolved_closes_open_drift_not_seen_in_the_latest_check(store: St
 
 
 def test_close_resolved_matches_keys_whatever_the_path_order(store: Store) -> None:
-    fields = [FieldDrift("spec.replicas", 1, 2), FieldDrift("spec.paused", False, True)]
+    fields = [FieldChange("spec.replicas", 1, 2), FieldChange("spec.paused", False, True)]
     row = store.record_drift("web", "c1", "Deployment/demo/web", "modified", fields, "a", at(0))
     key = DriftKey("Deployment/demo/web", DriftKind.MODIFIED, ("spec.replicas", "spec.paused"))
 

@@ -15,8 +15,9 @@ from prometheus_client import CollectorRegistry, Counter
 from starlette.testclient import TestClient
 
 from reconciler.cli.main import cli
+from reconciler.fields import FieldChange
 from reconciler.store.db import Store
-from reconciler.store.rows import FieldDrift, State, StatusRow
+from reconciler.store.rows import State, StatusRow
 from reconciler.web.app import create_app
 from reconciler.web.model import ClusterInfo, Fleet
 from reconciler.web.snapshot import SnapshotCache
@@ -44,7 +45,7 @@ def state(tmp_path: Path) -> Path:
             "beijing-1",
             "Secret/demo/creds",
             "modified",
-            [FieldDrift("data.password", "(masked)", "(masked)", "kubectl-edit", NOW)],
+            [FieldChange("data.password", "(masked)", "(masked)", "kubectl-edit", NOW)],
             SHA,
             NOW,
         )
@@ -53,7 +54,7 @@ def state(tmp_path: Path) -> Path:
             "us-west-1",
             "ConfigMap/demo/web",
             "modified",
-            [FieldDrift("data.v", "1", "2", "kubectl-edit", NOW)],
+            [FieldChange("data.v", "1", "2", "kubectl-edit", NOW)],
             SHA,
             NOW,
         )

@@ -288,6 +288,8 @@ def test_health_as_the_status_carries_it_gives_ready_counts_and_per_object_healt
             },
             {"group": "", "kind": "ConfigMap", "namespace": "demo", "name": "web",
              "health": "Healthy", "reason": ""},
+            {"group": "networking.k8s.io", "kind": "Ingress", "namespace": "demo", "name": "web",
+             "health": "Healthy", "reason": ""},
         ],
     }  # fmt: skip
     degraded = target("web", "beijing-1", health=health)
@@ -303,3 +305,4 @@ def test_health_as_the_status_carries_it_gives_ready_counts_and_per_object_healt
         "ready": "1/3",
     }
     assert detail["object_health"]["ConfigMap/demo/web"]["health"] == "Healthy"
+    assert "Ingress.networking.k8s.io/demo/web" in detail["object_health"]  # as ObjectRef names it
