@@ -118,6 +118,12 @@ class Rollouts:
         at = now.timestamp()
         self.strategic = {a.name for a in repo.apps.values() if strategy_of(repo, a) is not None}
         missing: set[str] = set()
+        for name, state in sorted(self.states.items()):
+            if name not in repo.apps and not state.finished:
+                stopped = replace(supersede(state, head, at), reason="the app left the repo")
+                self.states[name] = stopped
+                self._save(stopped, (), now)
+                self.log.info("rollout stopped: the app left the repo", app=name)
         for app in repo.apps.values():
             if apps is not None and app.name not in apps:
                 continue

@@ -231,3 +231,25 @@ def test_a_degraded_canary_halts_and_the_others_keep_their_revision(rig: Rig) ->
     metrics = rig.daemon.metrics.exposition().decode()
     assert 'reconciler_rollout_cluster_failures_total{app="web"} 1.0' in metrics
     assert 'reconciler_rollout_in_progress{app="web"} 0.0' in metrics
+
+
+def test_a_rollout_stops_when_its_app_leaves_the_repo(rig: Rig) -> None:
+    rig.source.commit_files(files("1"))
+    rig.tick()
+    rig.source.commit_files(files("2"))
+    rig.daemon.poke()
+    settle(rig)
+    assert rollout(rig).phase == RolloutPhase.WAITING_APPROVAL
+    gone = {k: v for k, v in files("2").items() if not k.startswith("apps/web/")}
+    gone["apps/other/app.yaml"] = snip.app(
+        "other", "source: {manifests: manifests/}\nplacement: {clusters: [beijing-1]}\n"
+    )
+    gone["apps/other/manifests/cm.yaml"] = configmap("other")
+    rig.source.commit_files(gone)
+    rig.daemon.poke()
+    settle(rig, 3)
+    state = rollout(rig)
+    assert (state.phase, state.reason) == (RolloutPhase.SUPERSEDED, "the app left the repo")
+    assert (
+        'reconciler_rollout_in_progress{app="web"} 0.0' in rig.daemon.metrics.exposition().decode()
+    )
