@@ -476,15 +476,7 @@ class Store:
         """Status rows, ordered by app then cluster; only ``cluster``'s and/or ``app``'s if
         given (filtered by the database, so one cluster's rows cost the same however many
         clusters there are)."""
-        where: list[str] = []
-        params: list[Any] = []
-        if cluster is not None:
-            where.append("cluster = ?")
-            params.append(cluster)
-        if app is not None:
-            where.append("app = ?")
-            params.append(app)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        clause, params = _target_filter(cluster, app)
         rows = self._read(
             f"SELECT {STATUS_COLUMNS} FROM status{clause} ORDER BY app, cluster", params
         )
@@ -555,15 +547,7 @@ class Store:
 
     def list_health(self, cluster: str | None = None, app: str | None = None) -> list[HealthRow]:
         """Health per target, ordered by app then cluster; only ``cluster``'s and/or ``app``'s."""
-        where: list[str] = []
-        params: list[Any] = []
-        if cluster is not None:
-            where.append("cluster = ?")
-            params.append(cluster)
-        if app is not None:
-            where.append("app = ?")
-            params.append(app)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        clause, params = _target_filter(cluster, app)
         rows = self._read(
             f"SELECT {HEALTH_COLUMNS} FROM health{clause} ORDER BY app, cluster", params
         )
@@ -849,3 +833,16 @@ class Store:
                 "DELETE FROM drift WHERE corrected_at IS NOT NULL AND corrected_at < ?", (cutoff,)
             )
             return cursor.rowcount
+
+
+def _target_filter(cluster: str | None, app: str | None) -> tuple[str, list[Any]]:
+    """A ``WHERE`` clause (or nothing) and its parameters for rows of one cluster and/or app."""
+    where: list[str] = []
+    params: list[Any] = []
+    if cluster is not None:
+        where.append("cluster = ?")
+        params.append(cluster)
+    if app is not None:
+        where.append("app = ?")
+        params.append(app)
+    return (f" WHERE {' AND '.join(where)}" if where else ""), params
