@@ -184,7 +184,7 @@ def job(obj: Obj) -> Assessment:
         cond = condition(obj, kind)
         if cond is not None and cond.get("status") == "True":
             return Assessment(Health.DEGRADED, f"failed: {explain(cond)}")
-    succeeded = number(st.get("succeeded"))
+    succeeded = number(st.get("succeeded")) + _uncounted_successes(st)
     completions = spec(obj).get("completions")
     want = f"/{number(completions)}" if completions is not None else ""
     for kind in ("Complete", "SuccessCriteriaMet"):
@@ -194,6 +194,19 @@ def job(obj: Obj) -> Assessment:
         return Assessment(Health.SUSPENDED, f"suspended, {succeeded}{want} succeeded")
     active = number(st.get("active"))
     return Assessment(Health.PROGRESSING, f"{succeeded}{want} succeeded, {active} active")
+
+
+def _uncounted_successes(st: Obj) -> int:
+    """Pods the Job controller saw succeed but has not yet added to ``status.succeeded``.
+
+    The controller first records them in ``uncountedTerminatedPods`` (and may already set
+    ``SuccessCriteriaMet``), then moves them to the counter once their finalizers are gone.
+    """
+    uncounted = st.get("uncountedTerminatedPods")
+    if not isinstance(uncounted, dict):
+        return 0
+    pods = uncounted.get("succeeded")
+    return len(pods) if isinstance(pods, list) else 0
 
 
 def _time(value: Any) -> datetime | None:
