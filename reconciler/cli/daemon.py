@@ -39,9 +39,12 @@ from reconciler.cli.common import (
     REQUEST_TIMEOUT,
     instance_option,
     kubeconfig_option,
+    management_options,
     parse_duration,
+    request_timeout_option,
     state_dir_option,
 )
+from reconciler.cli.shared import connect, read_rollouts, read_status
 from reconciler.daemon.desired import Desired
 from reconciler.daemon.guard import DEFAULT_LIMITS, PruneLimits
 from reconciler.daemon.loop import Daemon
@@ -50,6 +53,7 @@ from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.errors import ReconcilerError
 from reconciler.gitcredentials import GitCredentials
 from reconciler.health.model import Health
+from reconciler.kube.management import SharedObjects
 from reconciler.kube.pool import Clients
 from reconciler.objects import ObjectRef
 from reconciler.presentation import format_time
@@ -65,11 +69,11 @@ from reconciler.report import (
     status_json,
     status_table,
 )
-from reconciler.rollout.codec import state_from_data
+from reconciler.rollout.codec import state_from_data, state_to_data
 from reconciler.rollout.report import status_section
 from reconciler.source import GitSource
 from reconciler.store.db import DB_NAME, Store
-from reconciler.store.rows import RevisionRow, State
+from reconciler.store.rows import DriftRow, RevisionRow, RolloutRow, State, StatusRow
 from reconciler.web.app import create_app
 from reconciler.web.model import ClusterInfo, Fleet
 from reconciler.web.server import DEFAULT_LISTEN, HttpServer, parse_listen
@@ -521,9 +525,30 @@ def _echo_data(text_json: str) -> None:
     help="Exit 1 when a target is failing (Failed, Unreachable, InvalidConfig, Held) or "
     "unhealthy (Degraded, Missing).",
 )
-def status_command(state_dir: Path, output: str, exit_code: bool) -> None:
+@management_options
+@kubeconfig_option
+@instance_option
+@request_timeout_option
+def status_command(
+    state_dir: Path,
+    output: str,
+    exit_code: bool,
+    shard_namespace: str | None,
+    management_context: str | None,
+    kubeconfig: str | None,
+    instance: str,
+    request_timeout: float,
+) -> None:
     """How fetching the repo goes, the newest revision, and the state of every app on every
-    cluster, as the daemon last saw them."""
+    cluster, as the daemon last saw them (with --shard-lease-namespace: as every replica
+    published it on the management cluster)."""
+    if shard_namespace is not None:
+        _shared_status(
+            output,
+            exit_code,
+            connect(kubeconfig, management_context, shard_namespace, instance, request_timeout),
+        )
+        return
     with Store.open_readonly(state_dir) as store:
         rows = store.list_status()
         revision = store.last_revision()
@@ -562,11 +587,66 @@ def status_command(state_dir: Path, output: str, exit_code: bool) -> None:
     sys.exit(code)
 
 
+def _shared_status(output: str, exit_code: bool, shared: SharedObjects) -> None:
+    """``status`` from what the replicas published: the same table and formats, a REPLICA
+    column in wide output and a ``replica`` per target in JSON/YAML."""
+    fleet = read_status(shared)
+    shared_rollouts = read_rollouts(shared)
+    rollouts = [r.state for r in shared_rollouts if r.state is not None]
+    pin_rows = [p for r in shared_rollouts for p in r.pins]
+    failing = any(r.state in _FAILING for r in fleet.status) or any(
+        h.health.health in _UNHEALTHY for h in fleet.health.values()
+    )
+    code = EXIT_CHANGES if exit_code and failing else EXIT_OK
+    if output in ("json", "yaml"):
+        rollout_rows = [
+            RolloutRow(
+                s.app,
+                s.revision,
+                str(s.phase),
+                state_to_data(s),
+                datetime.fromtimestamp(s.started_at, UTC),
+                datetime.fromtimestamp(s.updated_at, UTC),
+            )
+            for s in rollouts
+        ]
+        document = status_json(
+            fleet.status,
+            None,
+            None,
+            None,
+            fleet.health,
+            rollout_rows,
+            pin_rows,
+            replicas=fleet.replicas,
+        )
+        click.echo(document, nl=False) if output == "json" else _echo_data(document)
+        sys.exit(code)
+    pins = [(p.app, p.cluster, p.revision, p.user, p.at.timestamp()) for p in pin_rows]
+    table = status_table(
+        fleet.status,
+        color=sys.stdout.isatty(),
+        health=fleet.health,
+        replicas=fleet.replicas if output == "wide" else None,
+    )
+    section = status_section(rollouts, pins, time.time())
+    click.echo(table + ("\n" + section if section else ""), nl=False)
+    if output == "wide":
+        for r in fleet.status:
+            if r.message:
+                click.echo(f"{r.app}/{r.cluster}: {r.message}")
+    sys.exit(code)
+
+
 def _known(store: Store, app: str | None, cluster: str | None) -> None:
     """``--app`` and ``--cluster`` must name what the daemon has seen: a typo is an error
     listing what exists, not an empty history."""
-    rows = store.list_status()
-    drift = store.list_drift()
+    _known_in(store.list_status(), store.list_drift(), app, cluster)
+
+
+def _known_in(
+    rows: list[StatusRow], drift: list[DriftRow], app: str | None, cluster: str | None
+) -> None:
     for flag, given, seen in (
         ("app", app, {r.app for r in rows} | {d.app for d in drift}),
         ("cluster", cluster, {r.cluster for r in rows} | {d.cluster for d in drift}),
@@ -600,6 +680,10 @@ def _known(store: Store, app: str | None, cluster: str | None) -> None:
     show_default=True,
     help="wide: the same table as table.",
 )
+@management_options
+@kubeconfig_option
+@instance_option
+@request_timeout_option
 def drift_command(
     state_dir: Path,
     app: str | None,
@@ -608,6 +692,11 @@ def drift_command(
     only_open: bool,
     health_changes: bool,
     output: str,
+    shard_namespace: str | None,
+    management_context: str | None,
+    kubeconfig: str | None,
+    instance: str,
+    request_timeout: float,
 ) -> None:
     """Drift history: what differed from Git, who changed it, when, and whether it was corrected.
     With --health, the history of the targets' health instead.
@@ -620,6 +709,25 @@ def drift_command(
             since_at = parse_since(since, datetime.now(UTC))
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--since") from None
+    if shard_namespace is not None:
+        if health_changes:
+            raise click.UsageError(
+                "--health reads a replica's own history: use it with --state-dir, "
+                "not --shard-lease-namespace"
+            )
+        fleet = read_status(
+            connect(kubeconfig, management_context, shard_namespace, instance, request_timeout)
+        )
+        _known_in(fleet.status, fleet.drift, app, cluster)
+        rows = [
+            r
+            for r in fleet.drift
+            if (app is None or r.app == app)
+            and (cluster is None or r.cluster == cluster)
+            and (since_at is None or r.detected_at >= since_at)
+        ]
+        _print_drift(rows, output)
+        return
     with Store.open_readonly(state_dir) as store:
         _known(store, app, cluster)
     if health_changes:
@@ -636,6 +744,10 @@ def drift_command(
         sys.exit(EXIT_OK)
     with Store.open_readonly(state_dir) as store:
         rows = store.list_drift(app=app, cluster=cluster, since=since_at, open_only=only_open)
+    _print_drift(rows, output)
+
+
+def _print_drift(rows: list[DriftRow], output: str) -> None:
     if output == "json":
         click.echo(drift_json(rows), nl=False)
     elif output == "yaml":

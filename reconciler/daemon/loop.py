@@ -57,6 +57,7 @@ from reconciler.daemon.desired import (
 from reconciler.daemon.follow import Follower, Loaded, Source, SourceFailed
 from reconciler.daemon.guard import PruneLimits, estimate, held_message
 from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.publish import StatusPublisher
 from reconciler.daemon.record import ERROR_STATES, HealthReport, PassReport, Recorder
 from reconciler.daemon.rollouts import Rollouts
 from reconciler.daemon.schedule import (
@@ -75,9 +76,11 @@ from reconciler.discovery import cluster_capabilities
 from reconciler.engine import TargetOutcome, check_health, reconcile
 from reconciler.errors import ReconcilerError
 from reconciler.health import TargetHealth
+from reconciler.kube.management import SharedObjects
 from reconciler.kube.pool import Clients
 from reconciler.objects import ObjectRef
 from reconciler.render import RenderCache, TargetResult, render_all
+from reconciler.rollout.model import Observation
 from reconciler.source import redact
 from reconciler.store.db import Store
 from reconciler.sync.model import DEFAULT_INSTANCE
@@ -142,6 +145,8 @@ class Daemon:
         check_fn: CheckFn = check_health,
         tools: Toolchain | None = None,
         rand: Callable[[], float] = random.random,
+        shared: SharedObjects | None = None,
+        replica: str | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -201,6 +206,20 @@ class Daemon:
         self._pending: Desired | None = None  # held by the prune guard until released
         self._pending_loaded: Loaded | None = None  # what it was built from (for rollouts)
         self._next_prune = self.clock.monotonic()
+        # Sharding on: the status of the clusters this replica owns is published there.
+        self.publisher = (
+            StatusPublisher(
+                store,
+                shared,
+                replica or "replica",
+                self._dispatcher,
+                self.metrics,
+                self.log,
+                observed=self._observed_on,
+            )
+            if shared is not None
+            else None
+        )
 
     # -- what others may ask or tell ------------------------------------------------------------
 
@@ -286,7 +305,25 @@ class Daemon:
             self._collect_passes()  # an inline dispatcher (tests) has finished them already
             self._dispatch_checks(now)
             self._collect_checks()
+            self._publish_status()
         return self._sleep_for(now)
+
+    def owned_clusters(self) -> set[str]:
+        """The clusters of the installed revision this daemon owns (all of them unsharded)."""
+        desired = self._desired
+        if desired is None:
+            return set()
+        return set(desired.repo.clusters) | set(desired.targets)
+
+    def _publish_status(self) -> None:
+        if self.publisher is None:
+            return
+        touched, self.recorder.touched = self.recorder.touched, set()
+        self.publisher.tick(self.owned_clusters(), touched)
+
+    def _observed_on(self, cluster: str) -> dict[str, Observation]:
+        """What the rollouts observed of each app on ``cluster`` (published for drivers)."""
+        return {app: o for (app, name), o in self.rollouts.observed.items() if name == cluster}
 
     def once_done(self) -> bool:
         """After one load, every cluster of the desired revision finished (or timed out) once."""
