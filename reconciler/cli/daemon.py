@@ -540,8 +540,10 @@ def status_command(
     request_timeout: float,
 ) -> None:
     """How fetching the repo goes, the newest revision, and the state of every app on every
-    cluster, as the daemon last saw them (with --shard-lease-namespace: as every replica
-    published it on the management cluster)."""
+    cluster, as the daemon last saw them.
+
+    With --shard-lease-namespace: as every replica published them on the management cluster.
+    """
     if shard_namespace is not None:
         _shared_status(
             output,
@@ -702,6 +704,8 @@ def drift_command(
     With --health, the history of the targets' health instead.
 
     Exit code 1 when any listed drift is still open, 0 when none is (always 0 with --health).
+    With --shard-lease-namespace: the open drift every replica published on the management
+    cluster (each replica's history stays in its own state dir).
     """
     since_at = None
     if since is not None:
