@@ -82,7 +82,10 @@ def paths_json(key: DriftKey) -> str:
     return json.dumps(list(key.paths))
 
 
-DRIFT_COLUMNS = "id, app, cluster, object, kind, fields, revision, detected_at, corrected_at"
+DRIFT_COLUMNS = (
+    "id, app, cluster, object, kind, fields, revision, detected_at, corrected_at,"
+    " healed_by, healed_at"
+)
 
 
 STATUS_COLUMNS = "app, cluster, state, message, revision, updated_at, last_synced_at"
@@ -149,6 +152,8 @@ def drift_row(row: sqlite3.Row) -> DriftRow:
         revision=row["revision"],
         detected_at=dt(row["detected_at"]),
         corrected_at=opt_dt(row["corrected_at"]),
+        healed_by=row["healed_by"],
+        healed_at=opt_dt(row["healed_at"]),
     )
 
 
