@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class Tables:
@@ -36,6 +38,21 @@ class Tables:
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return list(self._conn.execute(sql, params))
+
+    def _per_target(
+        self,
+        table: str,
+        columns: str,
+        decode: Callable[[sqlite3.Row], T],
+        cluster: str | None = None,
+        app: str | None = None,
+    ) -> list[T]:
+        """Rows of a per-target table by app then cluster; only ``cluster``'s and/or ``app``'s
+        if given (filtered by the database: one cluster's rows cost the same however many
+        clusters there are)."""
+        clause, params = where(("cluster = ?", cluster), ("app = ?", app))
+        rows = self._read(f"SELECT {columns} FROM {table}{clause} ORDER BY app, cluster", params)
+        return [decode(row) for row in rows]
 
 
 def where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:

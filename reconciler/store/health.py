@@ -82,11 +82,7 @@ class HealthTables(Tables):
 
     def list_health(self, cluster: str | None = None, app: str | None = None) -> list[HealthRow]:
         """Health per target, ordered by app then cluster; only ``cluster``'s and/or ``app``'s."""
-        clause, params = where(("cluster = ?", cluster), ("app = ?", app))
-        rows = self._read(
-            f"SELECT {HEALTH_COLUMNS} FROM health{clause} ORDER BY app, cluster", params
-        )
-        return [health_row(row) for row in rows]
+        return self._per_target("health", HEALTH_COLUMNS, health_row, cluster, app)
 
     def health_history(
         self,

@@ -15,7 +15,7 @@ from reconciler.store.codec import (
     target_revision,
     ts,
 )
-from reconciler.store.core import Tables, where
+from reconciler.store.core import Tables
 from reconciler.store.rows import (
     State,
     StatusRow,
@@ -56,11 +56,7 @@ class TargetTables(Tables):
 
     def list_targets(self, cluster: str | None = None) -> list[TargetRevision]:
         """Every target's revisions (only ``cluster``'s if given), by app then cluster."""
-        clause, params = where(("cluster = ?", cluster))
-        rows = self._read(
-            f"SELECT {TARGET_COLUMNS} FROM targets{clause} ORDER BY app, cluster", params
-        )
-        return [target_revision(row) for row in rows]
+        return self._per_target("targets", TARGET_COLUMNS, target_revision, cluster)
 
     def delete_target(self, app: str, cluster: str) -> None:
         """Forget a target: the app left the cluster and nothing of it is left there."""
@@ -95,13 +91,8 @@ class TargetTables(Tables):
 
     def list_status(self, cluster: str | None = None, app: str | None = None) -> list[StatusRow]:
         """Status rows, ordered by app then cluster; only ``cluster``'s and/or ``app``'s if
-        given (filtered by the database, so one cluster's rows cost the same however many
-        clusters there are)."""
-        clause, params = where(("cluster = ?", cluster), ("app = ?", app))
-        rows = self._read(
-            f"SELECT {STATUS_COLUMNS} FROM status{clause} ORDER BY app, cluster", params
-        )
-        return [status_row(row) for row in rows]
+        given."""
+        return self._per_target("status", STATUS_COLUMNS, status_row, cluster, app)
 
     def delete_status(self, app: str, cluster: str) -> None:
         """Forget an app on a cluster (the app no longer targets it): status and health."""
