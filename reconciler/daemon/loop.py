@@ -141,10 +141,12 @@ class Daemon(RevisionJob, ClusterPasses):
         self._next_poll = 0.0
         self._poked = False
         self._stopping = False
+        self._once = False
         self._ready = False
         self._last_tick = self.clock.monotonic()
         self._schedules = {}
         self._running = {}
+        self._dispatched = {}
         self.recorder = Recorder(store, self.metrics, self.clock, self.log)
         self._watcher = RepoWatcher(source.watch_paths, self.poke, self.log)
         self._known_clusters = set()  # the clusters of the installed repo
@@ -203,6 +205,7 @@ class Daemon(RevisionJob, ClusterPasses):
             drift_interval=self.settings.drift_interval,
             once=once,
         )
+        self._once = once
         if self.settings.watch and not once:
             self._watcher.start()
         try:
@@ -247,11 +250,9 @@ class Daemon(RevisionJob, ClusterPasses):
             return True
         for name in desired.targets:
             schedule = self._schedules.get(name)
-            if schedule is None:
+            if schedule is None or self._dispatched.get(name) != desired.generation:
                 return False
             if schedule.running and not schedule.timed_out:
-                return False
-            if not schedule.running and schedule.generation != desired.generation:
                 return False
         return True
 

@@ -44,6 +44,8 @@ class RevisionJob(LoopState):
 
     def _maybe_fetch(self, now: float) -> None:
         due = self._poked or now >= self._next_poll or bool(self._wanted)
+        if self._once and self._sources_done:
+            due = bool(self._wanted)  # one head per run: only older renders it needs are loaded
         if self._source_job is not None or not due:
             return
         self._poked = False

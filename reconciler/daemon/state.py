@@ -110,11 +110,13 @@ class LoopState:
     # passes and health checks
     _schedules: dict[str, ClusterSchedule]
     _running: dict[str, Running]
+    _dispatched: dict[str, int]  # the generation each cluster's latest pass started for
     _repass: set[str]  # clusters whose revision changed: pass them again
     _checks: dict[str, Future[HealthReport]]
     _check_started: dict[str, datetime]  # wall time each check was dispatched
 
     # the loop
+    _once: bool  # run --once: one pass per cluster, no polls after the first load
     _stopping: bool
     _last_tick: float
     _next_prune: float
