@@ -1,10 +1,12 @@
-"""What every command-line module shares: exit codes and common options."""
+"""What every command-line module shares: exit codes, durations and times, common options."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +44,35 @@ def parse_duration(text: str) -> float:
     if not value or pos != len(value):
         raise ValueError(f"{text!r} is not a duration (e.g. 30s, 5m, 1h30m)")
     return total
+
+
+def format_duration(seconds: float) -> str:
+    """``5m``, ``1m30s``, ``45s``, ``1.5s``: the way durations are written on the command line."""
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 or seconds == int(seconds) else f"{seconds:.1f}s"
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + (f"{rest}s" if rest else "")
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """A duration ago (``1h``, ``30m``) or an ISO time; a time without zone is UTC. A bare
+    number is refused: seconds, minutes or hours ago would be a guess."""
+    if re.fullmatch(r"\s*\d+(\.\d+)?\s*", text):
+        raise ValueError(
+            f"{text!r} has no unit: write a duration (90s, 30m, 1h) or an ISO time "
+            "(2026-11-22T12:00:00Z)"
+        )
+    with contextlib.suppress(ValueError):
+        return now - timedelta(seconds=parse_duration(text))
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither a duration (1h, 30m) nor an ISO time (2026-11-22T12:00:00Z)"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 class _Duration(click.ParamType[float, Any]):
@@ -98,6 +129,15 @@ instance_option = click.option(
     help="Name of this reconciler's inventories; instances sharing a cluster never prune "
     "each other's apps.",
 )
+
+
+def echo_json_as_yaml(text_json: str) -> None:
+    """A JSON document printed as YAML (``-o yaml``), keys in the same snake_case."""
+    import json
+
+    import yaml
+
+    click.echo(yaml.safe_dump(json.loads(text_json), sort_keys=False), nl=False)
 
 
 def default_state_dir() -> Path:
