@@ -52,6 +52,7 @@ from reconciler.daemon.rollouts import Rollouts
 from reconciler.daemon.schedule import (
     Clock,
     Dispatcher,
+    PoolDispatcher,
     Settings,
     SystemClock,
     ThreadDispatcher,
@@ -65,6 +66,7 @@ from reconciler.kube.pool import Clients
 from reconciler.render import RenderCache, TargetResult, render_all
 from reconciler.store.db import Store
 from reconciler.toolchain import Toolchain
+from reconciler.workers import pool
 
 _MAX_SLEEP = 10.0  # the main loop wakes at least this often (health, timeouts)
 _HEALTHY_WITHIN = 60.0  # /healthz fails when the main loop has not ticked for this long
@@ -100,7 +102,8 @@ class Daemon(RevisionJob, ClusterPasses):
         self.metrics = metrics or Metrics()
         self.clock = clock or SystemClock()
         self.waker = Waker()
-        self._dispatcher = dispatcher or ThreadDispatcher(self.waker.wake)
+        self._dispatcher = dispatcher or PoolDispatcher(pool(), self.waker.wake)
+        self._source_dispatcher = dispatcher or ThreadDispatcher(self.waker.wake)
         # Each revision renders with a fresh cache: tool output is shared within one revision.
         self._follower = Follower(
             source,

@@ -57,6 +57,8 @@ class ClusterPasses(LoopState):
             return
         for name in desired.targets:
             schedule = self._schedules.get(name)
+            if len(self._checks) >= self.settings.max_parallel:
+                break  # bounded like passes; the others are due at the next tick
             if schedule is None or name in self._checks or now < schedule.next_health:
                 continue
             if schedule.running or schedule.due(now, desired.generation):

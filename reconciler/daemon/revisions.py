@@ -28,6 +28,7 @@ from reconciler.daemon.desired import (
 )
 from reconciler.daemon.follow import Loaded, SourceFailed
 from reconciler.daemon.guard import PruneLimits, estimate, held_message
+from reconciler.daemon.openfiles import needed, too_low
 from reconciler.daemon.state import LoopState
 from reconciler.daemon.status import invalid_revision_message, short
 from reconciler.errors import ReconcilerError
@@ -64,7 +65,7 @@ class RevisionJob(LoopState):
             self._wanted |= self.rollouts.needed()
         others = sorted(r for r in self._wanted if not self.book.has(r))
         self._wanted.clear()
-        self._source_job = self._dispatcher.submit(
+        self._source_job = self._source_dispatcher.submit(
             lambda: self._follower.work(head, fallback, last_good, pins, others),
             name="reconciler-source",
         )
@@ -383,6 +384,16 @@ class RevisionJob(LoopState):
             )
         clusters = set(desired.repo.clusters) | set(desired.targets)
         known = set(self._schedules) | set(self._known_clusters)
+        if len(clusters) != len(self._known_clusters):
+            low = too_low(self.settings.open_files, len(clusters))
+            if low is not None:
+                self.log.warning(
+                    "open-file limit too low for the clusters",
+                    limit=self.settings.open_files,
+                    clusters=len(clusters),
+                    needed=needed(len(clusters)),
+                    problem=low,
+                )
         self._known_clusters = clusters
         for name in sorted(known - clusters):
             self.metrics.forget_cluster(name)

@@ -82,7 +82,8 @@ class LoopState:
     rollouts: Rollouts
     book: RenderBook  # renders of every revision some target may run
 
-    _dispatcher: Dispatcher
+    _dispatcher: Dispatcher  # passes and health checks (the worker pool)
+    _source_dispatcher: Dispatcher  # the source job (a thread of its own)
     _follower: Follower
     _reconcile: ReconcileFn
     _check: CheckFn
