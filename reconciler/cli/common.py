@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from reconciler.charts.model import ChartLock
     from reconciler.charts.resolver import ChartResolver
     from reconciler.config.model import Repo
+    from reconciler.kube.management import SharedObjects
 
 EXIT_OK = 0
 EXIT_CHANGES = 1  # diff, plan, drift: something to look at
@@ -203,3 +204,45 @@ def lock_charts(
                 f"note: app {app}: chart {chart.source} {chart.version}: {chart.note}", err=True
             )
     return charts
+
+
+def management_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--shard-lease-namespace`` and ``--management-context``: with several replicas, where
+    they share the fleet (the same flags as ``run``); commands then read and write there."""
+    command = click.option(
+        "--management-context",
+        envvar="RECONCILER_MANAGEMENT_CONTEXT",
+        default=None,
+        metavar="CTX",
+        help="kubeconfig context of the management cluster (default in a pod: its own cluster).",
+    )(command)
+    return click.option(
+        "--shard-lease-namespace",
+        "shard_namespace",
+        envvar="RECONCILER_SHARD_LEASE_NAMESPACE",
+        default=None,
+        metavar="NS",
+        help="Namespace of the replicas' Leases and shared state on the management cluster: "
+        "read (and write commands) there instead of a local state dir.",
+    )(command)
+
+
+def shared_objects(
+    kubeconfig: str | None, context: str | None, namespace: str, instance: str, timeout: float
+) -> SharedObjects:
+    """The management cluster's shared objects of ``instance`` in ``namespace``."""
+    from reconciler.kube.management import SharedObjects
+    from reconciler.kube.pool import Clients
+
+    clients = Clients(kubeconfig, timeout=timeout)
+    chosen = context or _default_management_context(clients)
+    return SharedObjects(clients.get("management", chosen), namespace, instance)
+
+
+def _default_management_context(clients: Any) -> str:
+    from reconciler.errors import ReconcilerError
+    from reconciler.kube.members import IN_CLUSTER
+
+    if IN_CLUSTER in clients.parse().contexts:
+        return IN_CLUSTER
+    raise ReconcilerError("no management cluster: give --management-context CTX")

@@ -19,9 +19,14 @@ from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_OK,
     echo_json_as_yaml,
+    instance_option,
+    kubeconfig_option,
+    management_options,
     parse_since,
+    request_timeout_option,
     state_dir_option,
 )
+from reconciler.cli.shared import connect, read_status
 from reconciler.errors import ReconcilerError
 from reconciler.report import (
     drift_json,
@@ -32,6 +37,7 @@ from reconciler.report import (
     health_changes_table,
 )
 from reconciler.store.db import Store
+from reconciler.store.rows import DriftRow, StatusRow
 
 
 def register_drift_command(cli_group: click.Group) -> None:
@@ -41,8 +47,12 @@ def register_drift_command(cli_group: click.Group) -> None:
 def _known(store: Store, app: str | None, cluster: str | None) -> None:
     """``--app`` and ``--cluster`` must name what the daemon has seen: a typo is an error
     listing what exists, not an empty history."""
-    rows = store.list_status()
-    drift = store.list_drift()
+    _known_in(store.list_status(), store.list_drift(), app, cluster)
+
+
+def _known_in(
+    rows: Sequence[StatusRow], drift: Sequence[DriftRow], app: str | None, cluster: str | None
+) -> None:
     for flag, given, seen in (
         ("app", app, {r.app for r in rows} | {d.app for d in drift}),
         ("cluster", cluster, {r.cluster for r in rows} | {d.cluster for d in drift}),
@@ -94,6 +104,10 @@ def _echo(
     show_default=True,
     help="wide: the same table as table.",
 )
+@management_options
+@kubeconfig_option
+@instance_option
+@request_timeout_option
 def drift_command(
     state_dir: Path,
     app: str | None,
@@ -102,11 +116,18 @@ def drift_command(
     only_open: bool,
     health_changes: bool,
     output: str,
+    shard_namespace: str | None,
+    management_context: str | None,
+    kubeconfig: str | None,
+    instance: str,
+    request_timeout: float,
 ) -> None:
     """Drift history: what differed from Git, who changed it, when, and whether it was corrected.
     With --health, the history of the targets' health instead.
 
     Exit code 1 when any listed drift is still open, 0 when none is (always 0 with --health).
+    With --shard-lease-namespace: the open drift every replica published on the management
+    cluster (each replica's history stays in its own state dir).
     """
     since_at = None
     if since is not None:
@@ -114,6 +135,25 @@ def drift_command(
             since_at = parse_since(since, datetime.now(UTC))
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--since") from None
+    if shard_namespace is not None:
+        if health_changes:
+            raise click.UsageError(
+                "--health reads a replica's own history: use it with --state-dir, "
+                "not --shard-lease-namespace"
+            )
+        fleet = read_status(
+            connect(kubeconfig, management_context, shard_namespace, instance, request_timeout)
+        )
+        _known_in(fleet.status, fleet.drift, app, cluster)
+        published = [
+            r
+            for r in fleet.drift
+            if (app is None or r.app == app)
+            and (cluster is None or r.cluster == cluster)
+            and (since_at is None or r.detected_at >= since_at)
+        ]
+        _echo(output, published, drift_json, drift_markdown, drift_table)
+        sys.exit(EXIT_CHANGES if published else EXIT_OK)
     with Store.open_readonly(state_dir) as store:
         _known(store, app, cluster)
         if health_changes:

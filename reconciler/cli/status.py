@@ -8,19 +8,31 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from reconciler.cli.common import EXIT_CHANGES, EXIT_OK, echo_json_as_yaml, state_dir_option
+from reconciler.cli.common import (
+    EXIT_CHANGES,
+    EXIT_OK,
+    echo_json_as_yaml,
+    instance_option,
+    kubeconfig_option,
+    management_options,
+    request_timeout_option,
+    state_dir_option,
+)
 from reconciler.cli.daemonlock import daemon_running
+from reconciler.cli.shared import Fleetwide, connect, read_rollouts, read_status
 from reconciler.health.model import Health
 from reconciler.presentation import format_time
+from reconciler.published.rollout import SharedRollout
 from reconciler.report import source_line, status_json, status_table
-from reconciler.rollout.codec import state_from_data
+from reconciler.rollout.codec import state_from_data, state_to_data
 from reconciler.rollout.report import status_section
 from reconciler.store.db import Store
-from reconciler.store.rows import RevisionRow, State
+from reconciler.store.rows import RevisionRow, RolloutRow, State
 
 _FAILING = (State.FAILED, State.UNREACHABLE, State.INVALID_CONFIG, State.HELD)
 _UNHEALTHY = (Health.DEGRADED, Health.MISSING)
@@ -60,9 +72,29 @@ def _revision_header(revision: RevisionRow | None) -> str:
     help="Exit 1 when a target is failing (Failed, Unreachable, InvalidConfig, Held) or "
     "unhealthy (Degraded, Missing).",
 )
-def status_command(state_dir: Path, output: str, exit_code: bool) -> None:
+@management_options
+@kubeconfig_option
+@instance_option
+@request_timeout_option
+def status_command(
+    state_dir: Path,
+    output: str,
+    exit_code: bool,
+    shard_namespace: str | None,
+    management_context: str | None,
+    kubeconfig: str | None,
+    instance: str,
+    request_timeout: float,
+) -> None:
     """How fetching the repo goes, the newest revision, and the state of every app on every
-    cluster, as the daemon last saw them."""
+    cluster, as the daemon last saw them.
+
+    With --shard-lease-namespace: as every replica published them on the management cluster.
+    """
+    if shard_namespace is not None:
+        shared = connect(kubeconfig, management_context, shard_namespace, instance, request_timeout)
+        _shared_status(output, exit_code, read_status(shared), read_rollouts(shared))
+        return
     with Store.open_readonly(state_dir) as store:
         rows = store.list_status()
         revision = store.last_revision()
@@ -96,6 +128,54 @@ def status_command(state_dir: Path, output: str, exit_code: bool) -> None:
     )
     if output == "wide":
         for r in rows:
+            if r.message:
+                click.echo(f"{r.app}/{r.cluster}: {r.message}")
+    sys.exit(code)
+
+
+def _shared_status(
+    output: str, exit_code: bool, fleet: Fleetwide, shared_rollouts: list[SharedRollout]
+) -> None:
+    """``status`` from what the replicas published: the same table and formats, a REPLICA
+    column in wide output and a ``replica`` per target in JSON/YAML."""
+    rollouts = [r.state for r in shared_rollouts if r.state is not None]
+    pin_rows = [p for r in shared_rollouts for p in r.pins]
+    failing = any(r.state in _FAILING for r in fleet.status) or any(
+        h.health.health in _UNHEALTHY for h in fleet.health.values()
+    )
+    code = EXIT_CHANGES if exit_code and failing else EXIT_OK
+    if output in ("json", "yaml"):
+        rollout_rows = [
+            RolloutRow(
+                s.app,
+                s.revision,
+                str(s.phase),
+                state_to_data(s),
+                datetime.fromtimestamp(s.started_at, UTC),
+                datetime.fromtimestamp(s.updated_at, UTC),
+            )
+            for s in rollouts
+        ]
+        document = status_json(
+            fleet.status,
+            health=fleet.health,
+            rollouts=rollout_rows,
+            pins=pin_rows,
+            replicas=fleet.replicas,
+        )
+        click.echo(document, nl=False) if output == "json" else echo_json_as_yaml(document)
+        sys.exit(code)
+    pins = [(p.app, p.cluster, p.revision, p.user, p.at.timestamp()) for p in pin_rows]
+    table = status_table(
+        fleet.status,
+        color=sys.stdout.isatty(),
+        health=fleet.health,
+        replicas=fleet.replicas if output == "wide" else None,
+    )
+    section = status_section(rollouts, pins, time.time())
+    click.echo(table + ("\n" + section if section else ""), nl=False)
+    if output == "wide":
+        for r in fleet.status:
             if r.message:
                 click.echo(f"{r.app}/{r.cluster}: {r.message}")
     sys.exit(code)
