@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from git import GitCommandError
 
 from reconciler import source
 from reconciler.errors import SourceError
@@ -342,7 +341,11 @@ def test_tree_leaves_nothing_under_the_sha_name_when_export_fails_halfway(
         if "checkout-index" in args:
             files = list((cache / "trees").rglob("a.yaml"))
             assert files, "the files were written somewhere before the crash"
-            raise source._GitFailed("disk full", "fatal: disk full", GitCommandError(["git"], 1))
+            raise source._GitFailed(
+                "disk full",
+                "fatal: disk full",
+                source.GitCommandFailed(["git"], 1, "fatal: disk full"),
+            )
         return out
 
     monkeypatch.setattr(source, "_git", crash_after_checkout)
