@@ -57,7 +57,7 @@ from reconciler.daemon.schedule import (
     ThreadDispatcher,
     Waker,
 )
-from reconciler.daemon.state import CheckFn, ReconcileFn
+from reconciler.daemon.state import CheckFn, ClusterGate, ReconcileFn
 from reconciler.daemon.watch import RepoWatcher
 from reconciler.discovery import cluster_capabilities
 from reconciler.engine import check_health, reconcile
@@ -92,6 +92,7 @@ class Daemon(RevisionJob, ClusterPasses):
         check_fn: CheckFn = check_health,
         tools: Toolchain | None = None,
         rand: Callable[[], float] = random.random,
+        gate: ClusterGate | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -123,6 +124,8 @@ class Daemon(RevisionJob, ClusterPasses):
         self._checks = {}
         self._check_started = {}  # wall time each check was dispatched
         self._rand = rand
+        self._gate = gate
+        self._ours = None
         self.log = structlog.get_logger("reconciler.daemon").bind(repo=source.display)
 
         self._desired = None
@@ -232,6 +235,7 @@ class Daemon(RevisionJob, ClusterPasses):
         self._maybe_prune(now)
         self._check_timeouts(now)
         if not self._stopping:
+            self._claim()
             self._dispatch(now)
             self._collect_passes()  # an inline dispatcher (tests) has finished them already
             self._dispatch_checks(now)
@@ -245,7 +249,7 @@ class Daemon(RevisionJob, ClusterPasses):
         desired = self._desired
         if desired is None:
             return True
-        for name in desired.targets:
+        for name in self._targeted(desired):
             schedule = self._schedules.get(name)
             if schedule is None:
                 return False
@@ -285,7 +289,7 @@ class Daemon(RevisionJob, ClusterPasses):
                 wake.append(now + max(0.0, at - self.clock.now().timestamp()))
         desired = self._desired
         if desired is not None:
-            for name in desired.targets:
+            for name in self._targeted(desired):
                 schedule = self._schedules.get(name)
                 if schedule is None:
                     return 0.0

@@ -20,6 +20,27 @@ from reconciler.render import TargetResult
 class ClusterPasses(LoopState):
     """The daemon's part that runs each cluster's passes and health checks."""
 
+    def _claim(self) -> None:
+        """Ask the gate (several replicas) which clusters are ours this tick. A cluster that
+        becomes ours starts with a fresh schedule, so it is passed at once; one that stops
+        being ours keeps no schedule (its pass in flight, if any, is still collected)."""
+        desired = self._desired
+        if self._gate is None or desired is None:
+            return
+        ours = self._gate.claim(desired.targets.keys(), self._running.keys())
+        before = self._ours or frozenset()
+        for name in (ours ^ before) - self._running.keys():
+            self._schedules.pop(name, None)
+        self._ours = ours
+
+    def _targeted(self, desired: Desired) -> list[str]:
+        """The clusters of ``desired`` this daemon works: all, or with several replicas the
+        ones whose Lease it holds."""
+        if self._gate is None:
+            return list(desired.targets)
+        ours = self._ours or frozenset()
+        return [name for name in desired.targets if name in ours]
+
     def _dispatch(self, now: float) -> None:
         desired = self._desired
         if desired is None:
@@ -31,7 +52,9 @@ class ClusterPasses(LoopState):
                 self._repass.discard(name)
             elif schedule is None:
                 self._repass.discard(name)
-        schedules = [self._schedules.setdefault(n, ClusterSchedule(n)) for n in desired.targets]
+        schedules = [
+            self._schedules.setdefault(n, ClusterSchedule(n)) for n in self._targeted(desired)
+        ]
         due = [
             s for s in schedules if s.due(now, desired.generation) and s.cluster not in self._checks
         ]
@@ -50,7 +73,7 @@ class ClusterPasses(LoopState):
         desired = self._desired
         if desired is None:
             return
-        for name in desired.targets:
+        for name in self._targeted(desired):
             schedule = self._schedules.get(name)
             if schedule is None or name in self._checks or now < schedule.next_health:
                 continue
