@@ -46,6 +46,7 @@ from reconciler.daemon.desired import Desired, RenderBook
 from reconciler.daemon.follow import Follower, Source
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.passes import ClusterPasses
+from reconciler.daemon.publish import StatusPublisher
 from reconciler.daemon.record import ERROR_STATES, Recorder
 from reconciler.daemon.revisions import RevisionJob
 from reconciler.daemon.rollouts import Rollouts
@@ -61,8 +62,10 @@ from reconciler.daemon.state import CheckFn, ClusterGate, ReconcileFn
 from reconciler.daemon.watch import RepoWatcher
 from reconciler.discovery import cluster_capabilities
 from reconciler.engine import check_health, reconcile
+from reconciler.kube.management import SharedObjects
 from reconciler.kube.pool import Clients
 from reconciler.render import RenderCache, TargetResult, render_all
+from reconciler.rollout.model import Observation
 from reconciler.store.db import Store
 from reconciler.toolchain import Toolchain
 
@@ -93,6 +96,8 @@ class Daemon(RevisionJob, ClusterPasses):
         tools: Toolchain | None = None,
         rand: Callable[[], float] = random.random,
         gate: ClusterGate | None = None,
+        shared: SharedObjects | None = None,
+        replica: str | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -154,6 +159,20 @@ class Daemon(RevisionJob, ClusterPasses):
         self._pending = None  # held by the prune guard until released
         self._pending_loaded = None  # what it was built from (for rollouts)
         self._next_prune = self.clock.monotonic()
+        # Sharding on: the status of the clusters this replica owns is published there.
+        self.publisher = (
+            StatusPublisher(
+                store,
+                shared,
+                replica or "replica",
+                self._dispatcher,
+                self.metrics,
+                self.log,
+                observed=self._observed_on,
+            )
+            if shared is not None
+            else None
+        )
 
     # -- what others may ask or tell ------------------------------------------------------------
 
@@ -240,7 +259,27 @@ class Daemon(RevisionJob, ClusterPasses):
             self._collect_passes()  # an inline dispatcher (tests) has finished them already
             self._dispatch_checks(now)
             self._collect_checks()
+            self._publish_status()
         return self._sleep_for(now)
+
+    def owned_clusters(self) -> set[str]:
+        """The clusters of the installed revision this daemon owns (all of them unsharded; with
+        several replicas, those whose cluster Lease it holds)."""
+        desired = self._desired
+        if desired is None:
+            return set()
+        clusters = set(desired.repo.clusters) | set(desired.targets)
+        return clusters if self._gate is None else clusters & (self._ours or frozenset())
+
+    def _publish_status(self) -> None:
+        if self.publisher is None:
+            return
+        touched, self.recorder.touched = self.recorder.touched, set()
+        self.publisher.tick(self.owned_clusters(), touched)
+
+    def _observed_on(self, cluster: str) -> dict[str, Observation]:
+        """What the rollouts observed of each app on ``cluster`` (published for drivers)."""
+        return {app: o for (app, name), o in self.rollouts.observed.items() if name == cluster}
 
     def once_done(self) -> bool:
         """After one load, every cluster of the desired revision finished (or timed out) once."""

@@ -27,7 +27,9 @@ class ClusterPasses(LoopState):
         desired = self._desired
         if self._gate is None or desired is None:
             return
-        ours = self._gate.claim(desired.targets.keys(), self._running.keys())
+        # Paused clusters too: their status is published by their owner.
+        clusters = set(desired.repo.clusters) | set(desired.targets)
+        ours = self._gate.claim(clusters, self._running.keys())
         before = self._ours or frozenset()
         for name in (ours ^ before) - self._running.keys():
             self._schedules.pop(name, None)
