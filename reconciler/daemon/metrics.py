@@ -127,17 +127,17 @@ class Metrics:
             registry=self.registry,
         )
 
-    def forget_shard_cluster(self, cluster: str, replica: str) -> None:
-        """Drop the series of a cluster this replica no longer holds."""
-        with contextlib.suppress(KeyError):
-            self.shard_cluster.remove(cluster, replica)
-
         self.status_writes = Counter(
             "reconciler_shard_status_writes",
             "Member clusters' status objects written to the management cluster (sharding on): "
             "a write happens only when a cluster's status changed.",
             registry=self.registry,
         )
+
+    def forget_shard_cluster(self, cluster: str, replica: str) -> None:
+        """Drop the series of a cluster this replica no longer holds."""
+        with contextlib.suppress(KeyError):
+            self.shard_cluster.remove(cluster, replica)
 
     def set_health(self, app: str, cluster: str, health: Health) -> None:
         for state in Health:

@@ -14,6 +14,7 @@ from reconciler.daemon.desired import Desired, crashed_rows, timed_out_rows
 from reconciler.daemon.record import HealthReport, PassReport
 from reconciler.daemon.schedule import ClusterSchedule, PassKind
 from reconciler.daemon.state import LoopState, Running
+from reconciler.daemon.status import short
 from reconciler.render import TargetResult
 
 
@@ -65,6 +66,7 @@ class ClusterPasses(LoopState):
         for schedule in due[: max(0, self.settings.max_parallel - len(self._running))]:
             name = schedule.cluster
             schedule.start(now)
+            self.log.debug("pass started", cluster=name, revision=short(desired.revision))
             job = functools.partial(self._pass, desired, name)
             future = self._dispatcher.submit(job, name=f"reconciler-{name}")
             self._running[name] = Running(future, desired)

@@ -115,6 +115,7 @@ class ReplicaLeases:
         self._live: list[str] = []
         self._unreachable = False
         self._exported: set[str] = set()
+        self._last_attempt = float("-inf")
 
     # -- the main loop's side --------------------------------------------------------------------
 
@@ -143,9 +144,10 @@ class ReplicaLeases:
                 self.log.exception("bug: lease round crashed")
             self._stop.wait(max(0.0, self.settings.renew - (self._monotonic() - started)))
 
-    def stop(self, *, release: bool = True) -> None:
-        """Stop the thread; with ``release``, give back every cluster Lease and the session,
-        so the others take over at once instead of after the lease duration."""
+    def stop(self, *, release: bool = True, keep: Collection[str] = ()) -> None:
+        """Stop the thread; with ``release``, give back every cluster Lease (except those of
+        ``keep``: passes still in flight) and the session, so the others take over at once
+        instead of after the lease duration."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.settings.renew + self.api.timeout * 2)
@@ -156,8 +158,9 @@ class ReplicaLeases:
             self._held.clear()
             self._valid_until = float("-inf")
         for cluster, lease in sorted(held.items()):
-            self._release(cluster, lease)
-        if self._session is not None:
+            if cluster not in keep:
+                self._release(cluster, lease)
+        if self._session is not None and not keep:
             try:
                 self.api.update(replace(self._session, holder=None))
             except KubeError as err:
@@ -196,9 +199,11 @@ class ReplicaLeases:
         for cluster, lease in sorted(held.items()):
             if cluster not in owned and cluster not in busy:
                 self._release(cluster, lease)
-        if valid:
-            for cluster in sorted(owned - set(held)):
-                self._acquire(cluster, sessions, now)
+                self._heartbeat()
+        for cluster in sorted(owned - set(held)):
+            if not self._heartbeat():
+                break  # our session lapsed meanwhile: take nothing more this round
+            self._acquire(cluster, sessions, self._monotonic())
         with self._lock:
             gained, lost = sorted(owned - self._owned), sorted(self._owned - owned)
             self._owned = owned
@@ -215,9 +220,16 @@ class ReplicaLeases:
             self.on_change()  # the loop may start (or must stop starting) passes
         self._export(live, held_now)
 
+    def _heartbeat(self) -> bool:
+        """Renew the session when a renew period passed since the last attempt (a round that
+        takes or gives back many cluster Leases must not starve it); True while it is valid."""
+        if self._monotonic() - self._last_attempt >= self.settings.renew:
+            return self._renew()
+        return self._still_valid()
+
     def _renew(self) -> bool:
         """Renew (or create) our session Lease; True while it is surely valid."""
-        sent = self._monotonic()
+        sent = self._last_attempt = self._monotonic()
         stamp = micro_time(self._wall())
         name = lease_name(self.settings.instance, "replica", self.me)
         try:

@@ -118,10 +118,10 @@ def test_replicas_split_the_clusters_and_a_dead_ones_clusters_move_after_the_lea
 
 def test_a_joining_replica_takes_its_share_once_the_holders_give_it_back(api: LeaseApi) -> None:
     clock = Clock()
-    a, b = replica(api, "a", clock), replica(api, "b", clock)
+    metrics, metrics_a = Metrics(), Metrics()
+    a, b = replica(api, "a", clock, metrics_a), replica(api, "b", clock)
     rounds([a, b])
     rounds([a, b])
-    metrics = Metrics()
     c = replica(api, "c", clock, metrics)
 
     claims: dict[str, set[str]] = {}
@@ -134,6 +134,8 @@ def test_a_joining_replica_takes_its_share_once_the_holders_give_it_back(api: Le
     text = metrics.exposition().decode()
     assert f'reconciler_shard_owned_clusters{{replica="c"}} {len(claims["c"])}.0' in text
     assert "reconciler_shard_replicas 3.0" in text
+    owners = metrics_a.exposition().decode()
+    assert owners.count('reconciler_shard_cluster_owner{cluster="') == len(claims["a"])
 
 
 def test_a_cleanly_stopped_replicas_clusters_move_at_once(api: LeaseApi) -> None:
