@@ -35,7 +35,11 @@ from reconciler.cli.page import serve
 from reconciler.daemon.guard import DEFAULT_LIMITS, PruneLimits
 from reconciler.daemon.loop import Daemon
 from reconciler.daemon.metrics import Metrics
+<<<<<<< HEAD
 from reconciler.daemon.replicas import ReplicaLeases, ShardSettings, default_replica_id
+=======
+from reconciler.daemon.openfiles import raise_soft_limit
+>>>>>>> main
 from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.gitcredentials import GitCredentials
 from reconciler.kube.leases import LeaseApi
@@ -45,6 +49,8 @@ from reconciler.kube.pool import Clients
 from reconciler.source import GitSource
 from reconciler.store.db import Store
 from reconciler.web.server import DEFAULT_LISTEN, parse_listen
+from reconciler.workers import DEFAULT_SIZE
+from reconciler.workers import configure as configure_workers
 
 
 @dataclass(frozen=True)
@@ -206,6 +212,7 @@ def _on_signals(daemon: Daemon) -> None:
     "(default: $RECONCILER_CHART_CREDENTIALS). Charts are cached in the state dir.",
 )
 @click.option(
+<<<<<<< HEAD
     "--shard-lease-namespace",
     "shard_namespace",
     envvar="RECONCILER_SHARD_LEASE_NAMESPACE",
@@ -241,6 +248,14 @@ def _on_signals(daemon: Daemon) -> None:
     default="5s",
     show_default=True,
     help="Renew this replica's Lease (and look at the others') this often.",
+=======
+    "--workers",
+    type=click.IntRange(min=1),
+    default=DEFAULT_SIZE,
+    show_default=True,
+    help="Threads for cluster work, whatever the number of clusters: at most this many passes "
+    "(and health checks) run at once; requests within a pass share the same threads.",
+>>>>>>> main
 )
 @click.option(
     "--log-level",
@@ -270,11 +285,15 @@ def run_command(
     max_prune_objects: int,
     max_prune_percent: float,
     chart_credentials: Path | None,
+<<<<<<< HEAD
     shard_namespace: str | None,
     management_context: str | None,
     replica_id: str | None,
     shard_lease_duration: float,
     shard_renew_period: float,
+=======
+    workers: int,
+>>>>>>> main
     log_level: str,
 ) -> None:
     """Follow REPO and keep every cluster reconciled to it (the daemon)."""
@@ -293,6 +312,10 @@ def run_command(
             )
     configure_logging(level=log_level)
     log = structlog.get_logger("reconciler.daemon")
+    configure_workers(workers)
+    limit = raise_soft_limit()
+    if limit.raised:
+        log.info("open-file limit raised", soft=limit.soft, hard=limit.hard, was=limit.before)
     settings = Settings(
         interval=interval,
         drift_interval=drift_interval,
@@ -302,6 +325,8 @@ def run_command(
         instance=instance,
         prune_limits=PruneLimits(max_prune_objects, max_prune_percent),
         health_interval=health_interval,
+        max_parallel=workers,
+        open_files=limit.soft,
     )
     with exclusive(state_dir), Store.open(state_dir) as store, contextlib.ExitStack() as web:
         git_credentials = GitCredentials(

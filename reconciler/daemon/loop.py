@@ -53,6 +53,7 @@ from reconciler.daemon.rollouts import Rollouts
 from reconciler.daemon.schedule import (
     Clock,
     Dispatcher,
+    PoolDispatcher,
     Settings,
     SystemClock,
     ThreadDispatcher,
@@ -68,6 +69,7 @@ from reconciler.render import RenderCache, TargetResult, render_all
 from reconciler.rollout.model import Observation
 from reconciler.store.db import Store
 from reconciler.toolchain import Toolchain
+from reconciler.workers import pool
 
 _MAX_SLEEP = 10.0  # the main loop wakes at least this often (health, timeouts)
 _HEALTHY_WITHIN = 60.0  # /healthz fails when the main loop has not ticked for this long
@@ -106,7 +108,8 @@ class Daemon(RevisionJob, ClusterPasses):
         self.metrics = metrics or Metrics()
         self.clock = clock or SystemClock()
         self.waker = Waker()
-        self._dispatcher = dispatcher or ThreadDispatcher(self.waker.wake)
+        self._dispatcher = dispatcher or PoolDispatcher(pool(), self.waker.wake)
+        self._source_dispatcher = dispatcher or ThreadDispatcher(self.waker.wake)
         # Each revision renders with a fresh cache: tool output is shared within one revision.
         self._follower = Follower(
             source,
@@ -149,10 +152,12 @@ class Daemon(RevisionJob, ClusterPasses):
         self._next_poll = 0.0
         self._poked = False
         self._stopping = False
+        self._once = False
         self._ready = False
         self._last_tick = self.clock.monotonic()
         self._schedules = {}
         self._running = {}
+        self._dispatched = {}
         self.recorder = Recorder(store, self.metrics, self.clock, self.log)
         self._watcher = RepoWatcher(source.watch_paths, self.poke, self.log)
         self._known_clusters = set()  # the clusters of the installed repo
@@ -225,6 +230,7 @@ class Daemon(RevisionJob, ClusterPasses):
             drift_interval=self.settings.drift_interval,
             once=once,
         )
+        self._once = once
         if self.settings.watch and not once:
             self._watcher.start()
         try:
@@ -290,11 +296,9 @@ class Daemon(RevisionJob, ClusterPasses):
             return True
         for name in self._targeted(desired):
             schedule = self._schedules.get(name)
-            if schedule is None:
+            if schedule is None or self._dispatched.get(name) != desired.generation:
                 return False
             if schedule.running and not schedule.timed_out:
-                return False
-            if not schedule.running and schedule.generation != desired.generation:
                 return False
         return True
 
