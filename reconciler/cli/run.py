@@ -35,11 +35,8 @@ from reconciler.cli.page import serve
 from reconciler.daemon.guard import DEFAULT_LIMITS, PruneLimits
 from reconciler.daemon.loop import Daemon
 from reconciler.daemon.metrics import Metrics
-<<<<<<< HEAD
-from reconciler.daemon.replicas import ReplicaLeases, ShardSettings, default_replica_id
-=======
 from reconciler.daemon.openfiles import raise_soft_limit
->>>>>>> main
+from reconciler.daemon.replicas import ReplicaLeases, ShardSettings, default_replica_id
 from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.gitcredentials import GitCredentials
 from reconciler.kube.leases import LeaseApi
@@ -212,7 +209,14 @@ def _on_signals(daemon: Daemon) -> None:
     "(default: $RECONCILER_CHART_CREDENTIALS). Charts are cached in the state dir.",
 )
 @click.option(
-<<<<<<< HEAD
+    "--workers",
+    type=click.IntRange(min=1),
+    default=DEFAULT_SIZE,
+    show_default=True,
+    help="Threads for cluster work, whatever the number of clusters: at most this many passes "
+    "(and health checks) run at once; requests within a pass share the same threads.",
+)
+@click.option(
     "--shard-lease-namespace",
     "shard_namespace",
     envvar="RECONCILER_SHARD_LEASE_NAMESPACE",
@@ -248,14 +252,6 @@ def _on_signals(daemon: Daemon) -> None:
     default="5s",
     show_default=True,
     help="Renew this replica's Lease (and look at the others') this often.",
-=======
-    "--workers",
-    type=click.IntRange(min=1),
-    default=DEFAULT_SIZE,
-    show_default=True,
-    help="Threads for cluster work, whatever the number of clusters: at most this many passes "
-    "(and health checks) run at once; requests within a pass share the same threads.",
->>>>>>> main
 )
 @click.option(
     "--log-level",
@@ -285,15 +281,12 @@ def run_command(
     max_prune_objects: int,
     max_prune_percent: float,
     chart_credentials: Path | None,
-<<<<<<< HEAD
     shard_namespace: str | None,
     management_context: str | None,
     replica_id: str | None,
     shard_lease_duration: float,
     shard_renew_period: float,
-=======
     workers: int,
->>>>>>> main
     log_level: str,
 ) -> None:
     """Follow REPO and keep every cluster reconciled to it (the daemon)."""
