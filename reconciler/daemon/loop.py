@@ -32,7 +32,7 @@ tests drive :meth:`Daemon.tick` with a fake clock and run passes inline.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -58,6 +58,7 @@ from reconciler.daemon.schedule import (
     ThreadDispatcher,
     Waker,
 )
+from reconciler.daemon.sharedrollouts import Membership, SharedRollouts
 from reconciler.daemon.state import CheckFn, ReconcileFn
 from reconciler.daemon.watch import RepoWatcher
 from reconciler.discovery import cluster_capabilities
@@ -97,6 +98,7 @@ class Daemon(RevisionJob, ClusterPasses):
         rand: Callable[[], float] = random.random,
         shared: SharedObjects | None = None,
         replica: str | None = None,
+        live: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -134,7 +136,15 @@ class Daemon(RevisionJob, ClusterPasses):
         self._head_desired = None  # head's renders, before rollouts and pins
         self._generation = 0
         self.book = RenderBook()  # renders of every revision some target may run
-        self.rollouts = Rollouts(store, self.metrics, self.log)
+        # Several replicas: rollouts are shared on the management cluster, driven by one.
+        self.rollouts = Rollouts(
+            store,
+            self.metrics,
+            self.log,
+            SharedRollouts(shared, Membership(replica or "replica", live, self._works), self.log)
+            if shared is not None and live is not None
+            else None,
+        )
         self._wanted = set()  # older revisions to load (rollout bases, pins)
         self._running_before = {}
         self._repass = set()  # clusters whose revision changed: pass them again
@@ -264,6 +274,9 @@ class Daemon(RevisionJob, ClusterPasses):
         if desired is None:
             return set()
         return set(desired.repo.clusters) | set(desired.targets)
+
+    def _works(self, cluster: str) -> bool:
+        return cluster in self.owned_clusters()
 
     def _publish_status(self) -> None:
         if self.publisher is None:
