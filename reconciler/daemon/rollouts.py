@@ -417,12 +417,9 @@ class Rollouts:
             updated_at=now,
         )
         desired = [
-            (
-                state.app,
-                c.cluster,
-                self.revision_of(state.app, c.cluster) or state.desired(c.cluster),
-            )
+            (state.app, c.cluster, pin.revision if pin is not None else state.desired(c.cluster))
             for c in state.clusters
+            for pin in (self.pin_of(state.app, c.cluster),)
         ]
         self.store.save_rollout(row, desired, ids, now)
         self._gauge(state)
