@@ -58,6 +58,7 @@ from reconciler.daemon.schedule import (
     ThreadDispatcher,
     Waker,
 )
+from reconciler.daemon.shards import owner_of
 from reconciler.daemon.sharedrollouts import Membership, SharedRollouts
 from reconciler.daemon.state import CheckFn, ReconcileFn
 from reconciler.daemon.watch import RepoWatcher
@@ -70,6 +71,7 @@ from reconciler.rollout.model import Observation
 from reconciler.store.db import Store
 from reconciler.toolchain import Toolchain
 
+_SWEEP_KEY = "reconciler.io/status-sweep"  # hashed like a cluster: the sweeping replica
 _MAX_SLEEP = 10.0  # the main loop wakes at least this often (health, timeouts)
 _HEALTHY_WITHIN = 60.0  # /healthz fails when the main loop has not ticked for this long
 _PRUNE_EVERY = 3600.0  # drift history retention is enforced at most this often
@@ -136,6 +138,7 @@ class Daemon(RevisionJob, ClusterPasses):
         self._head_desired = None  # head's renders, before rollouts and pins
         self._generation = 0
         self.book = RenderBook()  # renders of every revision some target may run
+        self._live = live  # several replicas: the live ones (from the replica Leases)
         # Several replicas: rollouts are shared on the management cluster, driven by one.
         self.rollouts = Rollouts(
             store,
@@ -282,7 +285,12 @@ class Daemon(RevisionJob, ClusterPasses):
         if self.publisher is None:
             return
         touched, self.recorder.touched = self.recorder.touched, set()
-        self.publisher.tick(self.owned_clusters(), touched)
+        desired = self._desired
+        known = set(desired.repo.clusters) if desired is not None else set()
+        # One replica deletes the status of clusters that left the repo.
+        live = self._live() if self._live is not None else []
+        sweeper = owner_of(_SWEEP_KEY, live) == self.publisher.replica
+        self.publisher.tick(self.owned_clusters(), touched, known, sweeper)
 
     def _observed_on(self, cluster: str) -> dict[str, Observation]:
         """What the rollouts observed of each app on ``cluster`` (published for drivers)."""
