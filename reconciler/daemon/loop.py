@@ -53,6 +53,7 @@ from reconciler.daemon.rollouts import Rollouts
 from reconciler.daemon.schedule import (
     Clock,
     Dispatcher,
+    PoolDispatcher,
     Settings,
     SystemClock,
     ThreadDispatcher,
@@ -70,6 +71,7 @@ from reconciler.render import RenderCache, TargetResult, render_all
 from reconciler.rollout.model import Observation
 from reconciler.store.db import Store
 from reconciler.toolchain import Toolchain
+from reconciler.workers import pool
 
 _SWEEP_KEY = "reconciler.io/status-sweep"  # hashed like a cluster: the sweeping replica
 _MAX_SLEEP = 10.0  # the main loop wakes at least this often (health, timeouts)
@@ -109,7 +111,8 @@ class Daemon(RevisionJob, ClusterPasses):
         self.metrics = metrics or Metrics()
         self.clock = clock or SystemClock()
         self.waker = Waker()
-        self._dispatcher = dispatcher or ThreadDispatcher(self.waker.wake)
+        self._dispatcher = dispatcher or PoolDispatcher(pool(), self.waker.wake)
+        self._source_dispatcher = dispatcher or ThreadDispatcher(self.waker.wake)
         # Each revision renders with a fresh cache: tool output is shared within one revision.
         self._follower = Follower(
             source,
@@ -159,10 +162,12 @@ class Daemon(RevisionJob, ClusterPasses):
         self._next_poll = 0.0
         self._poked = False
         self._stopping = False
+        self._once = False
         self._ready = False
         self._last_tick = self.clock.monotonic()
         self._schedules = {}
         self._running = {}
+        self._dispatched = {}
         self.recorder = Recorder(store, self.metrics, self.clock, self.log)
         self._watcher = RepoWatcher(source.watch_paths, self.poke, self.log)
         self._known_clusters = set()  # the clusters of the installed repo
@@ -235,6 +240,7 @@ class Daemon(RevisionJob, ClusterPasses):
             drift_interval=self.settings.drift_interval,
             once=once,
         )
+        self._once = once
         if self.settings.watch and not once:
             self._watcher.start()
         try:
@@ -305,11 +311,9 @@ class Daemon(RevisionJob, ClusterPasses):
             return True
         for name in desired.targets:
             schedule = self._schedules.get(name)
-            if schedule is None:
+            if schedule is None or self._dispatched.get(name) != desired.generation:
                 return False
             if schedule.running and not schedule.timed_out:
-                return False
-            if not schedule.running and schedule.generation != desired.generation:
                 return False
         return True
 
