@@ -368,6 +368,7 @@ def run_command(
             gate=sharing.leases if sharing else None,
             shared=sharing.shared if sharing else None,
             replica=sharing.leases.me if sharing else None,
+            live=sharing.leases.live if sharing else None,
         )
         endpoint = None
         if not once:

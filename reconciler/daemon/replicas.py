@@ -129,6 +129,14 @@ class ReplicaLeases:
                 return frozenset()
             return frozenset(c for c in self._held if c in self._owned and c in self._clusters)
 
+    def live(self) -> list[str]:
+        """The live replicas as last seen, this one included; none while this replica's own
+        session may have expired (it then drives nothing)."""
+        with self._lock:
+            if self._monotonic() >= self._valid_until:
+                return []
+            return list(self._live)
+
     # -- the lease thread -------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -185,7 +193,8 @@ class ReplicaLeases:
                 joined=sorted(set(live) - set(self._live)),
                 left=sorted(set(self._live) - set(live)),
             )
-            self._live = live
+            with self._lock:
+                self._live = live
         with self._lock:
             clusters, busy = self._clusters, self._busy
             if not valid:
