@@ -69,10 +69,10 @@ def _load_and_render(
         return _charts(repo, chart_cache, chart_credentials, apps)
 
     try:
-        repo, results, _ = load_and_render(root, apps=apps, clusters=clusters, lock=lock)
+        loaded = load_and_render(root, apps=apps, clusters=clusters, lock=lock)
     except ConfigError as err:
         _fail_config(root, err)
-    return repo, results
+    return loaded.repo, loaded.targets
 
 
 def _fail_config(root: Path, err: ConfigError) -> NoReturn:
