@@ -21,6 +21,7 @@ from reconciler.cli.common import (
     chart_options,
     chart_resolver,
     lock_charts,
+    output_option,
     repo_argument,
 )
 from reconciler.config.load import load_repo
@@ -99,9 +100,7 @@ def _check_name(kind: str, name: str | None, known: Iterable[str]) -> None:
 @repo_argument
 @click.option("--app", "app_name", help="Only this app.")
 @click.option("--cluster", "cluster_name", help="Only this cluster.")
-@click.option(
-    "-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
-)
+@output_option("yaml", "json")
 @chart_options
 def render_command(
     repo: Path,

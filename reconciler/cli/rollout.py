@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli.common import state_dir_option
+from reconciler.cli.common import output_option, state_dir_option
 from reconciler.errors import ReconcilerError
 from reconciler.rollout.codec import state_from_data
 from reconciler.rollout.model import CommandKind, RolloutPhase, RolloutState
@@ -77,9 +77,7 @@ def rollout_group() -> None:
 @rollout_group.command("status")
 @click.argument("app", required=False)
 @state_dir_option
-@click.option(
-    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@output_option("table", "json")
 def status_command(app: str | None, state_dir: Path, output: str) -> None:
     """Each app's newest rollout: stages, clusters, phases, what it waits for and until when."""
     with Store.open_readonly(state_dir) as store:
@@ -133,32 +131,31 @@ def approve_command(app: str, stage: str | None, state_dir: Path, user: str | No
     _command(app, state_dir, CommandKind.APPROVE, _user(user), stage)
 
 
-@rollout_group.command("pause")
-@click.argument("app")
-@state_dir_option
-@user_option
-def pause_command(app: str, state_dir: Path, user: str | None) -> None:
-    """Start no new batch (the one in flight finishes; failures are still handled)."""
-    _command(app, state_dir, CommandKind.PAUSE, _user(user), None)
+def _state_command(name: str, kind: CommandKind, help_text: str) -> click.Command:
+    """``rollout pause|resume|abort APP``: record ``kind`` for the app's running rollout."""
+
+    @rollout_group.command(name, help=help_text)
+    @click.argument("app")
+    @state_dir_option
+    @user_option
+    def command(app: str, state_dir: Path, user: str | None) -> None:
+        _command(app, state_dir, kind, _user(user), None)
+
+    return command
 
 
-@rollout_group.command("resume")
-@click.argument("app")
-@state_dir_option
-@user_option
-def resume_command(app: str, state_dir: Path, user: str | None) -> None:
-    """Go on after ``pause``."""
-    _command(app, state_dir, CommandKind.RESUME, _user(user), None)
-
-
-@rollout_group.command("abort")
-@click.argument("app")
-@state_dir_option
-@user_option
-def abort_command(app: str, state_dir: Path, user: str | None) -> None:
-    """Stop the rollout where it is: updated clusters keep the new revision, the others their
-    old one (``reconciler rollback`` to go back)."""
-    _command(app, state_dir, CommandKind.ABORT, _user(user), None)
+pause_command = _state_command(
+    "pause",
+    CommandKind.PAUSE,
+    "Start no new batch (the one in flight finishes; failures are still handled).",
+)
+resume_command = _state_command("resume", CommandKind.RESUME, "Go on after ``pause``.")
+abort_command = _state_command(
+    "abort",
+    CommandKind.ABORT,
+    "Stop the rollout where it is: updated clusters keep the new revision, the others their "
+    "old one (``reconciler rollback`` to go back).",
+)
 
 
 @click.command("rollback")

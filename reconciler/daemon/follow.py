@@ -78,23 +78,17 @@ class SourceFailed(Exception):
         self.at = at
 
 
+@dataclass
 class Follower:
-    """The source job: what :meth:`work` returns (or raises) the loop publishes."""
+    """The source job: what :meth:`work` returns (or raises) the loop publishes. ``load`` and
+    ``render`` are the steps of ``loading.load_and_render`` the daemon chooses."""
 
-    def __init__(
-        self,
-        source: Source,
-        clock: Clock,
-        load: Callable[[Path], PartialRepo],
-        render: Callable[[Repo, ChartLock], list[TargetResult]],
-        charts: Callable[[], ChartResolver] | None = None,
-    ) -> None:
-        self.source = source
-        self.clock = clock
-        self._load = load
-        self._render = render
-        self._charts = charts
-        self._pins: Mapping[str, Mapping[str, Pin]] = {}
+    source: Source
+    clock: Clock
+    load: Callable[[Path], PartialRepo]
+    render: Callable[[Repo, ChartLock], list[TargetResult]]
+    charts: Callable[[], ChartResolver] | None = None
+    _pins: Mapping[str, Mapping[str, Pin]] = field(default_factory=dict, init=False)
 
     def work(
         self,
@@ -164,7 +158,7 @@ class Follower:
     def _load_revision(self, sha: str, fetched_at: datetime) -> Loaded:
         commit = self.source.commit(sha)
         tree = self.source.tree(sha)
-        charts = self._charts
+        charts = self.charts
 
         def lock(repo: Repo) -> ChartLock:
             # One resolver per revision: a range is resolved against the source once, fresh
@@ -173,7 +167,7 @@ class Follower:
 
         try:
             result = load_and_render(
-                tree, partial=True, load=self._load, render=self._render, lock=lock
+                tree, partial=True, load=self.load, render=self.render, lock=lock
             )
         finally:
             self.source.drop_tree(sha)  # rendered: nothing needs its files any more

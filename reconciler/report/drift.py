@@ -9,7 +9,7 @@ from typing import Any
 from rich.text import Text
 
 from reconciler.presentation import field_line, fields_json, format_time, md_code, plural
-from reconciler.report.formats import KIND_STYLE, md_table, printed, table
+from reconciler.report.formats import KIND_STYLE, md_section, md_table, printed, table
 from reconciler.store.rows import DriftKind, DriftRow
 
 _NO_FIELDS = {
@@ -84,13 +84,12 @@ drift_json = printed(drift_document)
 
 def drift_markdown(rows: Sequence[DriftRow]) -> str:
     """A drift report ready to paste into an issue: heading, summary, table, field details."""
-    lines = ["## Drift report", ""]
     if not rows:
-        return "\n".join([*lines, "No drift recorded."]) + "\n"
+        return md_section("Drift report", ["No drift recorded."])
     ordered = _sorted_drift(rows)
     clusters = {r.cluster for r in ordered}
     still_open = sum(1 for r in ordered if r.corrected_at is None)
-    lines += [
+    lines = [
         f"{plural(len(ordered), 'drift record')} on {plural(len(clusters), 'cluster')}"
         f" ({still_open} open, {len(ordered) - still_open} corrected).",
         "",
@@ -111,7 +110,7 @@ def drift_markdown(rows: Sequence[DriftRow]) -> str:
             lines += [f"- {md_code(field_line(f))}" for f in r.fields]
         else:
             lines.append(f"- {_NO_FIELDS.get(r.kind, str(r.kind))}")
-    return "\n".join(lines) + "\n"
+    return md_section("Drift report", lines)
 
 
 def _status_phrase(row: DriftRow) -> str:

@@ -88,6 +88,11 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
     return lines + ["| " + " | ".join(md_cell(cell) for cell in row) + " |" for row in rows]
 
 
+def md_section(title: str, lines: Sequence[str]) -> str:
+    """A Markdown report: ``## title``, a blank line, then ``lines``."""
+    return "\n".join([f"## {title}", "", *lines]) + "\n"
+
+
 def render_text(text: Text) -> str:
     """One styled line with ANSI colours, never wrapped."""
     out = io.StringIO()

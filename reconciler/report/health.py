@@ -8,7 +8,15 @@ from typing import Any
 from rich.text import Text
 
 from reconciler.presentation import format_time
-from reconciler.report.formats import HEALTH_STYLE, NO_TARGET, md_table, one_line, printed, table
+from reconciler.report.formats import (
+    HEALTH_STYLE,
+    NO_TARGET,
+    md_section,
+    md_table,
+    one_line,
+    printed,
+    table,
+)
 from reconciler.store.rows import HealthChange
 
 
@@ -66,14 +74,15 @@ health_changes_json = printed(health_changes_document)
 
 
 def health_changes_markdown(rows: Sequence[HealthChange]) -> str:
-    lines = ["## Health changes", ""]
     if not rows:
-        return "\n".join([*lines, "No health changes recorded."]) + "\n"
-    lines += md_table(
-        ["at", "app", "cluster", "was", "now", "reason"],
-        [
-            [format_time(r.at), r.app, r.cluster, _was(r), str(r.health), r.reason]
-            for r in _sorted_changes(rows)
-        ],
+        return md_section("Health changes", ["No health changes recorded."])
+    return md_section(
+        "Health changes",
+        md_table(
+            ["at", "app", "cluster", "was", "now", "reason"],
+            [
+                [format_time(r.at), r.app, r.cluster, _was(r), str(r.health), r.reason]
+                for r in _sorted_changes(rows)
+            ],
+        ),
     )
-    return "\n".join(lines) + "\n"
