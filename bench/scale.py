@@ -59,6 +59,7 @@ OBJECTS_PER_APP = 5
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+_BACKGROUND = {"leases", "endpoints"}  # what the API servers do for themselves, every few seconds
 _PASSES = re.compile(
     r'^reconciler_reconcile_duration_seconds_(count|sum)\{cluster="([^"]+)"\} (\S+)$'
 )
@@ -205,6 +206,11 @@ class ApiServers:
                 verb = labels.get("verb", "?")
                 if labels.get("dry_run"):
                     verb += " (dry run)"
+                if (
+                    labels.get("resource") in _BACKGROUND
+                    or labels.get("subresource") == "openapi/v3"
+                ):
+                    verb = "background"  # the API server's own leases and endpoints
                 total[verb] += int(float(match["value"]))
         return total
 
@@ -232,6 +238,11 @@ class ApiServers:
 
 def delta(after: Counter[str], before: Counter[str]) -> dict[str, int]:
     return {k: after[k] - before[k] for k in sorted(after) if after[k] - before[k] > 0}
+
+
+def requests_of(counts: dict[str, int]) -> int:
+    """The daemon's requests (the API servers' own background traffic left out)."""
+    return sum(v for k, v in counts.items() if k != "background")
 
 
 # -- the daemon process ------------------------------------------------------------------------
@@ -419,9 +430,10 @@ def bench(n: int, args: argparse.Namespace, root: Path) -> Result:
             "--interval", "10s",
         ]  # fmt: skip
         if args.profile:
-            out = Path(args.profile) / f"daemon-{n}.svg"
+            out = Path(args.profile) / f"daemon-{n}.txt"
             out.parent.mkdir(parents=True, exist_ok=True)
-            cmd = ["py-spy", "record", "--subprocesses", "--rate", "50", "-o", str(out), "--", *cmd]
+            spy = ["py-spy", "record", "--format", "raw", "--rate", "50", "-o", str(out)]
+            cmd = [*spy, "--", *cmd]
         before = servers.requests()
         started = time.monotonic()
         with running(cmd, log) as process:
@@ -469,7 +481,7 @@ def bench(n: int, args: argparse.Namespace, root: Path) -> Result:
                 seconds = sum(counts1[c][1] - counts0.get(c, (0, 0))[1] for c in names)
                 result.no_change_pass_mean_s = seconds / passes if passes else 0.0
                 result.no_change_requests = delta(after, requests0)
-                total = sum(result.no_change_requests.values())
+                total = requests_of(result.no_change_requests)
                 result.no_change_requests_total = total
                 result.requests_per_target = total / result.targets
                 result.requests_per_object = total / result.objects
@@ -505,6 +517,9 @@ def bench(n: int, args: argparse.Namespace, root: Path) -> Result:
                 )
                 say(f"drift detected in {result.drift_to_detected_s:.1f}s")
                 result.cpu_seconds = sampler.cpu_seconds()
+            if pid != process.pid:  # py-spy writes its profile once the daemon is gone
+                os.kill(pid, signal.SIGTERM)
+                process.wait(timeout=120)
             peaks = sampler.peaks
             result.peak_rss_mib = round(peaks.rss_mib, 1)
             result.peak_fds = peaks.fds
@@ -527,7 +542,7 @@ ROWS: list[tuple[str, Callable[[Result], str]]] = [
     ("targets (apps x clusters)", lambda r: str(r.targets)),
     ("objects", lambda r: str(r.objects)),
     ("first convergence (s)", lambda r: f"{r.first_convergence_s:.1f}"),
-    ("  requests", lambda r: str(sum(r.first_convergence_requests.values()))),
+    ("  requests", lambda r: str(requests_of(r.first_convergence_requests))),
     ("no-change round (s)", lambda r: f"{r.no_change_round_s:.1f}"),
     ("  mean pass per cluster (s)", lambda r: f"{r.no_change_pass_mean_s:.3f}"),
     ("  requests", lambda r: str(r.no_change_requests_total)),
@@ -578,6 +593,8 @@ def main() -> None:
     for n in [int(x) for x in args.clusters.split(",") if x.strip()]:
         with tempfile.TemporaryDirectory(prefix=f"reconciler-bench-scale-{n}-") as tmp:
             results.append(bench(n, args, Path(tmp)))
+        if args.profile and (Path(args.profile) / f"daemon-{n}.txt").exists():
+            print(profile_summary(Path(args.profile) / f"daemon-{n}.txt"), file=sys.stderr)
         if not args.json:
             print(table(results[-1:]), flush=True)
     if args.json:
@@ -585,6 +602,24 @@ def main() -> None:
     else:
         print()
         print(table(results))
+
+
+def profile_summary(path: Path, top: int = 30) -> str:
+    """The functions of the package holding most samples (inclusive), from py-spy's raw
+    (collapsed) stacks."""
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        total += int(count)
+        frames = {f for f in stack.split(";") if "reconciler/" in f or "kubernetes/" in f}
+        for frame in frames:
+            inclusive[re.sub(r":\d+\)$", ")", frame)] += int(count)
+    lines = [f"{path.name}: {total} samples"]
+    lines += [f"{100 * c / max(1, total):5.1f}%  {f}" for f, c in inclusive.most_common(top)]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
