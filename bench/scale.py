@@ -57,6 +57,7 @@ API = "reconciler.io/v1alpha1"
 APPS = [f"app-{i}" for i in range(5)]
 OBJECTS_PER_APP = 5
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PATH = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 _SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 _BACKGROUND = {"leases", "endpoints"}  # what the API servers do for themselves, every few seconds
@@ -432,7 +433,16 @@ def bench(n: int, args: argparse.Namespace, root: Path) -> Result:
         if args.profile:
             out = Path(args.profile) / f"daemon-{n}.txt"
             out.parent.mkdir(parents=True, exist_ok=True)
-            spy = ["py-spy", "record", "--format", "raw", "--rate", "50", "-o", str(out)]
+            spy = [
+                shutil.which("py-spy", path=_PATH) or "py-spy",
+                "record",
+                "--format",
+                "raw",
+                "--rate",
+                "50",
+                "-o",
+                str(out),
+            ]
             cmd = [*spy, "--", *cmd]
         before = servers.requests()
         started = time.monotonic()
@@ -587,7 +597,7 @@ def main() -> None:
     parser.add_argument("--keep", metavar="DIR", help="copy each daemon log here")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
-    if args.profile and shutil.which("py-spy") is None:
+    if args.profile and shutil.which("py-spy", path=_PATH) is None:
         parser.error("--profile needs py-spy on PATH (pip install py-spy)")
     results = []
     for n in [int(x) for x in args.clusters.split(",") if x.strip()]:
