@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -314,9 +315,17 @@ def daemon_port(log: Path) -> int | None:
 
 
 def pass_counts(port: int) -> dict[str, tuple[float, float]]:
-    """Per cluster: (passes, seconds spent in them) from the daemon's /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as answer:
-        text = answer.read().decode()
+    """Per cluster: (passes, seconds spent in them) from the daemon's /metrics (asked again
+    while a busy daemon answers 503: its page gives up on answers slower than 10 s)."""
+    for attempt in range(10):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as answer:
+                text = answer.read().decode()
+            break
+        except (urllib.error.URLError, TimeoutError):
+            if attempt == 9:
+                raise
+            time.sleep(1.0)
     out: dict[str, list[float]] = {}
     for line in text.splitlines():
         match = _PASSES.match(line)
