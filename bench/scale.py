@@ -12,6 +12,8 @@ of its own, and ``reconciler run`` as a subprocess. Measured:
   nothing to change): its duration (first to last pass, daemon metrics) and the requests the
   API servers served meanwhile (``apiserver_request_total``, summed over the API servers, by
   verb; from the snapshot after convergence, so idle traffic such as watches is included);
+- no-op commit: a commit that changes no object (README.md) until every target runs it: every
+  cluster passes at once with nothing to change (its duration and requests);
 - one-app commit: ``git commit`` of a change to one app until every cluster serves it (one
   labelled LIST per API server, polled);
 - drift: an object edited by another field manager until the store holds the open drift;
@@ -367,6 +369,8 @@ class Result:
     no_change_requests_total: int = 0
     requests_per_target: float = 0.0
     requests_per_object: float = 0.0
+    noop_commit_s: float = 0.0
+    noop_commit_requests: dict[str, int] = field(default_factory=dict)
     commit_to_applied_s: float = 0.0
     drift_to_detected_s: float = 0.0
     peak_rss_mib: float = 0.0
@@ -506,6 +510,26 @@ def bench(n: int, args: argparse.Namespace, root: Path) -> Result:
                 result.requests_per_object = total / result.objects
                 say(f"no-change round {result.no_change_round_s:.1f}s, {total} requests")
 
+                # A commit that changes no object: every cluster passes at once, nothing to do.
+                (repo / "README.md").write_text("A commit that changes no object.\n")
+                git(repo, "add", "-A")
+                git(repo, "commit", "-q", "-m", "docs only")
+                noop = git(repo, "rev-parse", "HEAD")
+                requests1, committed = servers.requests(), time.monotonic()
+                result.noop_commit_s = (
+                    wait_for(
+                        lambda: converged_at(statuses(state), result.targets, noop),
+                        args.timeout,
+                        "the no-op commit",
+                    )
+                    - committed
+                )
+                result.noop_commit_requests = delta(servers.requests(), requests1)
+                noop_total = requests_of(result.noop_commit_requests)
+                say(
+                    f"no-op commit passed everywhere in {result.noop_commit_s:.1f}s, {noop_total} requests"
+                )
+
                 # One app changes: committed until every cluster serves it.
                 write_app(repo, APPS[0], 1)
                 git(repo, "commit", "-q", "-am", f"{APPS[0]} v1")
@@ -565,9 +589,13 @@ ROWS: list[tuple[str, Callable[[Result], str]]] = [
     ("no-change round (s)", lambda r: f"{r.no_change_round_s:.1f}"),
     ("  mean pass per cluster (s)", lambda r: f"{r.no_change_pass_mean_s:.3f}"),
     ("  requests", lambda r: str(r.no_change_requests_total)),
-    ("  by verb", lambda r: " ".join(f"{k}={v}" for k, v in r.no_change_requests.items())),
+    ("  by verb", lambda r: verbs(r.no_change_requests)),
     ("  requests per target", lambda r: f"{r.requests_per_target:.2f}"),
     ("  requests per object", lambda r: f"{r.requests_per_object:.3f}"),
+    ("no-op commit: every cluster passed (s)", lambda r: f"{r.noop_commit_s:.1f}"),
+    ("  requests", lambda r: str(requests_of(r.noop_commit_requests))),
+    ("  by verb", lambda r: verbs(r.noop_commit_requests)),
+    ("  requests per object", lambda r: f"{requests_of(r.noop_commit_requests) / r.objects:.3f}"),
     ("one-app commit applied everywhere (s)", lambda r: f"{r.commit_to_applied_s:.1f}"),
     ("drift detected (s)", lambda r: f"{r.drift_to_detected_s:.1f}"),
     ("peak RSS (MiB)", lambda r: f"{r.peak_rss_mib:.0f}"),
@@ -579,6 +607,10 @@ ROWS: list[tuple[str, Callable[[Result], str]]] = [
     ("targets not Synced at the end", lambda r: str(r.not_synced)),
     ("error log events", lambda r: str(len(r.error_events))),
 ]
+
+
+def verbs(counts: dict[str, int]) -> str:
+    return " ".join(f"{k}={v}" for k, v in counts.items() if k != "background")
 
 
 def table(results: list[Result]) -> str:
