@@ -133,7 +133,7 @@ class ClusterPasses(LoopState):
             apply=True,
             clusters=[cluster],
             instance=self.settings.instance,
-            revisions={k: r for k, r in desired.revisions.items() if k[1] == cluster},
+            revisions=desired.revisions_on(cluster),
         )
         return PassReport(cluster, desired, outcomes, self.clock.monotonic() - started)
 

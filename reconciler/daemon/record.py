@@ -55,6 +55,7 @@ class Recorder:
         self.log = log
         self.states: dict[TargetKey, State] = {}
         self.health: dict[TargetKey, TargetHealth] = {}  # the latest health of each target
+        self._unsettled: dict[str, set[str]] = {}  # per cluster, apps whose health is not final
         self.touched: set[str] = set()  # clusters whose rows changed (the publisher drains it)
 
     def show_unapplied(self, message: str, wall: datetime, *, held: bool = False) -> None:
@@ -276,6 +277,10 @@ class Recorder:
         """A target's health (after a pass or a re-check): stored, exported, and logged when
         its state changes."""
         self.health[(app, cluster)] = health
+        if health.health.final:
+            self._unsettled.get(cluster, set()).discard(app)
+        else:
+            self._unsettled.setdefault(cluster, set()).add(app)
         self.touched.add(cluster)
         self.metrics.set_health(app, cluster, health.health)
         change = self.store.set_health(app, cluster, health, revision, wall)
@@ -302,9 +307,7 @@ class Recorder:
 
     def unsettled(self, cluster: str) -> list[str]:
         """Apps on ``cluster`` whose health is not final (Progressing, Missing, Unknown)."""
-        return sorted(
-            app for (app, c), h in self.health.items() if c == cluster and not h.health.final
-        )
+        return sorted(self._unsettled.get(cluster, ()))
 
     def set_status(self, row: StatusRow) -> None:
         self.store.set_status(row)
@@ -320,4 +323,5 @@ class Recorder:
         self.touched.add(cluster)
         self.states.pop((app, cluster), None)
         self.health.pop((app, cluster), None)
+        self._unsettled.get(cluster, set()).discard(app)
         self.metrics.forget_target(app, cluster)
