@@ -66,6 +66,7 @@ def _reconcile_once(
     chart_cache: Path | None = None,
     chart_credentials: Path | None = None,
     request_timeout: float | None = None,
+    heal: bool = False,
 ) -> list[Any]:
     from reconciler.discovery import cluster_capabilities
     from reconciler.engine import reconcile
@@ -84,7 +85,7 @@ def _reconcile_once(
     try:
         clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
         # Helm renders per cluster as that cluster would be seen by helm install.
-        repo, rendered, _ = load_and_render(
+        loaded = load_and_render(
             repo_path,
             apps=apps,
             clusters=only,
@@ -92,14 +93,15 @@ def _reconcile_once(
             capabilities=lambda repo: cluster_capabilities(repo, clients, only),
         )
         return reconcile(
-            repo,
-            rendered,
+            loaded.repo,
+            loaded.targets,
             clients,
             _revision(repo_path),
             apply=apply,
             clusters=[cluster] if cluster else None,
             prune_departed=app is None,  # only a whole-repo pass knows what left a cluster
             instance=instance,
+            heal=heal,
         )
     finally:
         clients.close()
@@ -157,6 +159,19 @@ def diff(
 @repo_argument
 @click.option("--app", default=None, help="Only this app.")
 @click.option("--cluster", default=None, help="Only this cluster.")
+@click.option(
+    "--heal",
+    is_flag=True,
+    help="Also correct drift on apps with sync.selfHeal: false, this once (reported as healed).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RECONCILER_STATE_DIR",
+    default=None,
+    help="With --heal: the daemon's state; its open drift records of what was healed are "
+    "closed as healed by you.",
+)
 @kubeconfig_option
 @instance_option
 @request_timeout_option
@@ -165,6 +180,8 @@ def apply(
     repo: Path,
     app: str | None,
     cluster: str | None,
+    heal: bool,
+    state_dir: Path | None,
     kubeconfig: str | None,
     instance: str,
     request_timeout: float,
@@ -173,11 +190,15 @@ def apply(
 ) -> None:
     """One-shot sync: apply what changed, create namespaces, prune what left Git.
 
+    With --heal, drift is corrected on apps whose sync.selfHeal is false too (only this run:
+    later drift is again only recorded); each healed field is listed, live value then Git's.
+
     Exit 0: all applied; 2: any error or conflict left unapplied (every other cluster and
     object is still synced).
     """
     from reconciler import outcomes as fmt
 
+    open_drift = _open_drift(state_dir) if heal and state_dir is not None else None
     results = _reconcile_once(
         repo,
         app,
@@ -188,7 +209,49 @@ def apply(
         chart_cache,
         chart_credentials,
         request_timeout,
+        heal=heal,
     )
-    click.echo(fmt.apply_text(results, color=sys.stdout.isatty()))
+    color = sys.stdout.isatty()
+    click.echo(fmt.apply_text(results, color=color))
+    if heal:
+        click.echo(fmt.healed_text(results, color=color))
+        if state_dir is not None and open_drift is not None:
+            marked = _record_heal(state_dir, open_drift, results)
+            if marked:
+                click.echo(
+                    f"{marked} drift record{'s' if marked != 1 else ''} in {state_dir} "
+                    "marked healed by hand"
+                )
     failed = fmt.has_errors(results) or fmt.has_conflicts(results)
     sys.exit(EXIT_ERROR if failed else EXIT_OK)
+
+
+def _open_drift(state_dir: Path) -> dict[tuple[str, str, str], int]:
+    """The daemon's open drift records before healing: (app, cluster, object) -> record id.
+
+    Read first, so a record the daemon closes meanwhile (it saw the heal) is still marked."""
+    from reconciler.errors import ReconcilerError
+    from reconciler.store.db import DB_NAME, Store
+
+    if not (state_dir / DB_NAME).is_file():
+        raise ReconcilerError(f"no state in {state_dir}: is the daemon running with --state-dir?")
+    with Store.open(state_dir) as store:
+        rows = store.list_drift(open_only=True)
+    return {(r.app, r.cluster, r.object): r.id for r in rows}
+
+
+def _record_heal(
+    state_dir: Path, open_drift: dict[tuple[str, str, str], int], results: list[Any]
+) -> int:
+    """Close the healed objects' drift records as healed by this user, now; how many."""
+    import getpass
+    from datetime import UTC, datetime
+
+    from reconciler.outcomes import healed_objects
+    from reconciler.store.db import Store
+
+    ids = [open_drift[key] for key in healed_objects(results) if key in open_drift]
+    if not ids:
+        return 0
+    with Store.open(state_dir) as store:
+        return store.mark_healed(ids, getpass.getuser(), datetime.now(UTC))

@@ -133,7 +133,12 @@ source_row = decoder(
     consecutive_failures=int,
 )
 drift_row = decoder(
-    DriftRow, kind=DriftKind, fields=fields_from_json, detected_at=dt, corrected_at=opt_dt
+    DriftRow,
+    kind=DriftKind,
+    fields=fields_from_json,
+    detected_at=dt,
+    corrected_at=opt_dt,
+    healed_at=opt_dt,
 )
 health_change = decoder(HealthChange, health=Health, previous=_health_or_none, at=dt)
 rollout_row = decoder(RolloutRow, data=json.loads, started_at=dt, updated_at=dt)

@@ -88,6 +88,21 @@ class DriftTables(Tables):
             )
             return cursor.rowcount > 0
 
+    def mark_healed(self, ids: Iterable[int], user: str, at: datetime) -> int:
+        """Mark drift records as healed by ``user`` at ``at`` (a one-shot heal), closing those
+        still open; how many were marked. A record the daemon closed meanwhile (it saw the
+        heal) keeps its closing time and is marked too."""
+        with self._write() as conn:
+            marked = 0
+            for id in ids:
+                cursor = conn.execute(
+                    "UPDATE drift SET corrected_at = COALESCE(corrected_at, ?), healed_by = ?,"
+                    " healed_at = ? WHERE id = ?",
+                    (ts(at), user, ts(at), id),
+                )
+                marked += cursor.rowcount
+            return marked
+
     def close_resolved(
         self, app: str, cluster: str, still_open_keys: Iterable[DriftKey], now: datetime
     ) -> list[DriftRow]:

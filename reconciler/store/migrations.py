@@ -171,6 +171,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX health_history_at ON health_history (at DESC, id DESC);
     """,
+    # 9: drift corrected by a user's one-shot heal (`reconciler apply --heal`): who and when
+    """
+    ALTER TABLE drift ADD COLUMN healed_by TEXT;
+    ALTER TABLE drift ADD COLUMN healed_at TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
