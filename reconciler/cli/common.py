@@ -249,6 +249,15 @@ def management_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--shard-lease-namespace``, ``--management-context``, ``--kubeconfig``, ``--instance``
+    and ``--request-timeout``: where several replicas share the fleet, for the commands that
+    read (and write) it there instead of in a local state dir."""
+    for option in (request_timeout_option, instance_option, kubeconfig_option):
+        command = option(command)
+    return management_options(command)
+
+
 def shared_objects(
     kubeconfig: str | None, context: str | None, namespace: str, instance: str, timeout: float
 ) -> SharedObjects:

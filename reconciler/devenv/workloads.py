@@ -115,6 +115,17 @@ initContainerStatuses:
 {{ end }}
 """
 
+
+def _container_statuses(ready: bool, restarts: int, state: str) -> str:
+    """The ``containerStatuses`` of a pod's status template: every container ``ready`` (and
+    started) or not, restarted ``restarts`` times, in ``state`` (its YAML lines)."""
+    flag = "true" if ready else "false"
+    head = "containerStatuses:\n{{ range .spec.containers }}\n"
+    head += "- name: {{ .name | Quote }}\n  image: {{ .image | Quote }}\n"
+    head += f"  ready: {flag}\n  started: {flag}\n  restartCount: {restarts}\n"
+    return head + state + "{{ end }}\n"
+
+
 _POD_RUNNING_STATUS = (
     """\
 {{ $now := Now }}
@@ -131,18 +142,16 @@ conditions:
   status: "True"
   lastTransitionTime: {{ $now | Quote }}
 {{ end }}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: true
-  started: true
-  restartCount: 0
+"""
+    + _container_statuses(
+        ready=True,
+        restarts=0,
+        state="""\
   state:
     running:
       startedAt: {{ $now | Quote }}
-{{ end }}
-"""
+""",
+    )
     + _INIT_CONTAINERS_DONE
     + _POD_ADDRESSES
 )
@@ -159,21 +168,18 @@ phase: <phase>
   reason: <condition-reason>
   lastTransitionTime: {{ $now | Quote }}
 {{ end }}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: false
-  started: false
-  restartCount: 0
+""" + _container_statuses(
+    ready=False,
+    restarts=0,
+    state="""\
   state:
     terminated:
       exitCode: <exit-code>
       reason: <reason>
 <message>      startedAt: {{ $now | Quote }}
       finishedAt: {{ $now | Quote }}
-{{ end }}
-"""
+""",
+)
 
 
 def _pod_ended(
@@ -218,13 +224,11 @@ conditions:
   message: "containers with unready status: [{{ range $.spec.containers }}{{ .name }} {{ end }}]"
   lastTransitionTime: {{ $now | Quote }}
 {{ end }}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: false
-  started: false
-  restartCount: 5
+"""
+    + _container_statuses(
+        ready=False,
+        restarts=5,
+        state="""\
   state:
     waiting:
       reason: CrashLoopBackOff
@@ -235,8 +239,8 @@ containerStatuses:
       reason: Error
       startedAt: {{ $now | Quote }}
       finishedAt: {{ $now | Quote }}
-{{ end }}
-""".replace("FAIL_MESSAGE", _FAIL_MESSAGE)
+""".replace("FAIL_MESSAGE", _FAIL_MESSAGE),
+    )
     + _INIT_CONTAINERS_DONE
     + _POD_ADDRESSES
 )
