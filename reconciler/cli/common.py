@@ -200,6 +200,15 @@ def chart_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def live_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--kubeconfig``, ``--instance``, ``--request-timeout`` and the chart options: what a
+    command that talks to the clusters (``diff``, ``apply``) needs."""
+    command = chart_options(command)
+    for option in (request_timeout_option, instance_option, kubeconfig_option):
+        command = option(command)
+    return command
+
+
 def chart_resolver(chart_cache: Path | None, chart_credentials: Path | None) -> ChartResolver:
     """A resolver over the chart cache; a bad credentials file is a ChartError."""
     from reconciler.charts.cache import ChartCache

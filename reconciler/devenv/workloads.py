@@ -116,6 +116,37 @@ initContainerStatuses:
 """
 
 
+_FAIL_MESSAGE = f"simulated by the devenv: image tag :{FAIL_TAG}"
+
+# Each container's state in a pod's status template: running, ended (see _pod_ended), and
+# crash-looping.
+_RUNNING = """\
+  state:
+    running:
+      startedAt: {{ $now | Quote }}
+"""
+_ENDED = """\
+  state:
+    terminated:
+      exitCode: <exit-code>
+      reason: <reason>
+<message>      startedAt: {{ $now | Quote }}
+      finishedAt: {{ $now | Quote }}
+"""
+_CRASHLOOP = """\
+  state:
+    waiting:
+      reason: CrashLoopBackOff
+      message: "back-off 5m0s restarting failed container (FAIL_MESSAGE)"
+  lastState:
+    terminated:
+      exitCode: 1
+      reason: Error
+      startedAt: {{ $now | Quote }}
+      finishedAt: {{ $now | Quote }}
+""".replace("FAIL_MESSAGE", _FAIL_MESSAGE)
+
+
 def _container_statuses(ready: bool, restarts: int, state: str) -> str:
     """The ``containerStatuses`` of a pod's status template: every container ``ready`` (and
     started) or not, restarted ``restarts`` times, in ``state`` (its YAML lines)."""
@@ -143,15 +174,7 @@ conditions:
   lastTransitionTime: {{ $now | Quote }}
 {{ end }}
 """
-    + _container_statuses(
-        ready=True,
-        restarts=0,
-        state="""\
-  state:
-    running:
-      startedAt: {{ $now | Quote }}
-""",
-    )
+    + _container_statuses(True, 0, _RUNNING)
     + _INIT_CONTAINERS_DONE
     + _POD_ADDRESSES
 )
@@ -168,18 +191,7 @@ phase: <phase>
   reason: <condition-reason>
   lastTransitionTime: {{ $now | Quote }}
 {{ end }}
-""" + _container_statuses(
-    ready=False,
-    restarts=0,
-    state="""\
-  state:
-    terminated:
-      exitCode: <exit-code>
-      reason: <reason>
-<message>      startedAt: {{ $now | Quote }}
-      finishedAt: {{ $now | Quote }}
-""",
-)
+""" + _container_statuses(False, 0, _ENDED)
 
 
 def _pod_ended(
@@ -203,8 +215,6 @@ def _pod_ended(
 
 _POD_SUCCEEDED_STATUS = _pod_ended("Succeeded", "PodCompleted", 0, "Completed")
 
-_FAIL_MESSAGE = f"simulated by the devenv: image tag :{FAIL_TAG}"
-
 _POD_CRASHLOOP_STATUS = (
     """\
 {{ $now := Now }}
@@ -225,22 +235,7 @@ conditions:
   lastTransitionTime: {{ $now | Quote }}
 {{ end }}
 """
-    + _container_statuses(
-        ready=False,
-        restarts=5,
-        state="""\
-  state:
-    waiting:
-      reason: CrashLoopBackOff
-      message: "back-off 5m0s restarting failed container (FAIL_MESSAGE)"
-  lastState:
-    terminated:
-      exitCode: 1
-      reason: Error
-      startedAt: {{ $now | Quote }}
-      finishedAt: {{ $now | Quote }}
-""".replace("FAIL_MESSAGE", _FAIL_MESSAGE),
-    )
+    + _container_statuses(False, 5, _CRASHLOOP)
     + _INIT_CONTAINERS_DONE
     + _POD_ADDRESSES
 )
