@@ -15,13 +15,10 @@ from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
-    chart_options,
     chart_resolver,
-    instance_option,
-    kubeconfig_option,
+    live_options,
     lock_charts,
     repo_argument,
-    request_timeout_option,
 )
 
 if TYPE_CHECKING:
@@ -117,10 +114,7 @@ def _reconcile_once(
 @click.option("--app", default=None, help="Only this app.")
 @click.option("--cluster", default=None, help="Only this cluster.")
 @click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text")
-@kubeconfig_option
-@instance_option
-@request_timeout_option
-@chart_options
+@live_options
 def diff(
     repo: Path,
     app: str | None,
@@ -177,10 +171,7 @@ def diff(
     help="With --heal: the daemon's state; its open drift records of what was healed are "
     "closed as healed by you.",
 )
-@kubeconfig_option
-@instance_option
-@request_timeout_option
-@chart_options
+@live_options
 def apply(
     repo: Path,
     app: str | None,
