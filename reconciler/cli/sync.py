@@ -24,6 +24,8 @@ from reconciler.cli.common import (
 if TYPE_CHECKING:
     from reconciler.charts.model import ChartLock
     from reconciler.config.model import Repo
+    from reconciler.kube.client import ClusterClient
+    from reconciler.kube.pool import Clients
 
 
 def register_sync_commands(cli_group: click.Group) -> None:
@@ -65,6 +67,7 @@ def _reconcile_once(
     request_timeout: float | None = None,
     heal: bool = False,
 ) -> list[Any]:
+    from reconciler.cli import settled
     from reconciler.discovery import cluster_capabilities
     from reconciler.engine import reconcile
     from reconciler.kube.client import DEFAULT_TIMEOUT
@@ -94,19 +97,44 @@ def _reconcile_once(
             lock=lock,
             capabilities=lambda repo: cluster_capabilities(repo, clients, only),
         )
-        return reconcile(
-            loaded.repo,
-            loaded.targets,
-            clients,
-            _revision(repo_path),
-            apply=apply,
-            clusters=[cluster] if cluster else None,
-            prune_departed=app is None,  # only a whole-repo pass knows what left a cluster
-            instance=instance,
-            heal=heal,
-        )
+        remembered = _remember(clients, loaded.repo, only)
+        try:
+            return reconcile(
+                loaded.repo,
+                loaded.targets,
+                clients,
+                _revision(repo_path),
+                apply=apply,
+                clusters=[cluster] if cluster else None,
+                prune_departed=app is None,  # only a whole-repo pass knows what left a cluster
+                instance=instance,
+                heal=heal,
+            )
+        finally:
+            for client in remembered:
+                settled.save(client)
     finally:
         clients.close()
+
+
+def _remember(clients: Clients, repo: Repo, only: list[str] | None) -> list[ClusterClient]:
+    """Each cluster's memory of what earlier runs settled (``cli/settled.py``): an object
+    unchanged on both sides since needs no dry-run."""
+    from reconciler.cli import settled
+    from reconciler.errors import ReconcilerError
+
+    names = only or [n for n, c in repo.clusters.items() if not c.paused]
+    remembered = []
+    for name in names:
+        if name not in repo.clusters:
+            continue
+        try:
+            client = clients.get(name, repo.clusters[name].context)
+        except ReconcilerError:
+            continue  # the pass reports it
+        settled.load(client)
+        remembered.append(client)
+    return remembered
 
 
 @click.command()
