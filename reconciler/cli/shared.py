@@ -5,13 +5,15 @@ shared rollout (its state, commands, pins)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import click
 
 from reconciler.cli.common import shared_objects
 from reconciler.errors import ReconcilerError
+from reconciler.published.replica import ReplicaStatus
+from reconciler.published.replica import decode as decode_replica
 from reconciler.published.rollout import SharedRollout
 from reconciler.store.rows import DriftRow, HealthRow, StatusRow
 
@@ -23,12 +25,14 @@ _ATTEMPTS = 10  # conditional updates retried this often when someone wrote mean
 
 @dataclass(frozen=True)
 class Fleetwide:
-    """Every member cluster's published status, as a local store would give it."""
+    """Every member cluster's published status, as a local store would give it, and each
+    replica's own state (source, newest revision)."""
 
     status: list[StatusRow]
     health: dict[tuple[str, str], HealthRow]
     drift: list[DriftRow]
     replicas: dict[tuple[str, str], str]
+    own: list[ReplicaStatus] = field(default_factory=list)
 
 
 def connect(
@@ -51,7 +55,16 @@ def read_status(shared: SharedObjects) -> Fleetwide:
                 err=True,
             )
     status, health, drift, replicas = rows(published)
-    return Fleetwide(status, health, drift, replicas)
+    own = []
+    for item in shared.replicas():
+        try:
+            own.append(decode_replica(item.data))
+        except ValueError as err:
+            click.echo(
+                f"warning: ConfigMap {shared.namespace}/{item.name}: not readable: {err}",
+                err=True,
+            )
+    return Fleetwide(status, health, drift, replicas, sorted(own, key=lambda r: r.replica))
 
 
 def read_rollouts(shared: SharedObjects) -> list[SharedRollout]:
