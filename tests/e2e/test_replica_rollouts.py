@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from reconciler.kube.management import SharedObjects
 from reconciler.published.rollout import SharedRollout, decode
 from reconciler.rollout.model import ClusterPhase, RolloutPhase
 from tests.e2e.conftest import CLUSTERS
-from tests.e2e.daemon_rig import ConfigRepo, eventually, unique
+from tests.e2e.daemon_rig import ConfigRepo, events_of, eventually, unique
 
 MANAGEMENT = "beijing-1"
 LEASE = ["--shard-lease-duration", "4s", "--shard-renew-period", "1s"]
@@ -142,6 +143,13 @@ def live_versions(
     return out
 
 
+def metrics_of(replica: Replica) -> str:
+    """The replica's /metrics (its port is in its log's "listening" line)."""
+    port = next(e["port"] for e in events_of(replica.log) if e.get("event") == "listening")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
 def run_cli(*args: str) -> Any:
     return CliRunner().invoke(cli, list(args))
 
@@ -216,6 +224,12 @@ def test_replicas_share_status_and_a_staged_rollout_survives_killing_its_driver(
         assert before.state is not None
         one = before.state.cluster(CLUSTERS[1])
         assert one.phase == ClusterPhase.SUCCEEDED
+
+        # Metrics say who drives the rollout and who owns which cluster.
+        exposed = metrics_of(replicas[driver])
+        assert f'reconciler_shard_rollout_driver{{app="{app}",replica="{driver}"}} 1.0' in exposed
+        owner = owners[CLUSTERS[1]]
+        assert f'cluster="{CLUSTERS[1]}",replica="{owner}"}} 1.0' in metrics_of(replicas[owner])
 
         # The driver dies; the approval is given once, before anyone took over.
         replicas[driver].kill()
