@@ -225,6 +225,9 @@ def test_replicas_share_status_and_a_staged_rollout_survives_killing_its_driver(
         one = before.state.cluster(CLUSTERS[1])
         assert one.phase == ClusterPhase.SUCCEEDED
 
+        shown = json.loads(run_cli("rollout", "status", app, "-o", "json", *flags).output)
+        assert [r["phase"] for r in shown["rollouts"]] == ["WaitingApproval"]
+
         # Metrics say who drives the rollout and who owns which cluster.
         exposed = metrics_of(replicas[driver])
         assert f'reconciler_shard_rollout_driver{{app="{app}",replica="{driver}"}} 1.0' in exposed
