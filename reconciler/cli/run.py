@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -35,14 +36,48 @@ from reconciler.daemon.guard import DEFAULT_LIMITS, PruneLimits
 from reconciler.daemon.loop import Daemon
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.openfiles import raise_soft_limit
+from reconciler.daemon.replicas import ReplicaLeases, ShardSettings, default_replica_id
 from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.gitcredentials import GitCredentials
+from reconciler.kube.leases import LeaseApi
+from reconciler.kube.management import SharedObjects
+from reconciler.kube.members import IN_CLUSTER
 from reconciler.kube.pool import Clients
 from reconciler.source import GitSource
 from reconciler.store.db import Store
 from reconciler.web.server import DEFAULT_LISTEN, parse_listen
 from reconciler.workers import DEFAULT_SIZE
 from reconciler.workers import configure as configure_workers
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """With several replicas: this replica's Leases and the objects replicas share."""
+
+    leases: ReplicaLeases
+    shared: SharedObjects
+
+
+def share(
+    clients: Clients,
+    namespace: str,
+    context: str | None,
+    settings: ShardSettings,
+    metrics: Metrics,
+) -> Sharing:
+    """Reach the management cluster (``context``, or in a pod its own cluster)."""
+    credentials = clients.parse()
+    if context is None:
+        if IN_CLUSTER not in credentials.contexts:
+            raise click.UsageError(
+                "--shard-lease-namespace needs the management cluster: give --management-context "
+                "CTX (a kubeconfig context), or run in a pod"
+            )
+        context = IN_CLUSTER
+    timeout = min(clients.timeout, settings.renew)
+    api = LeaseApi(credentials, context, namespace, timeout=timeout)
+    shared = SharedObjects(clients.get("management", context), namespace, settings.instance)
+    return Sharing(ReplicaLeases(api, settings, metrics=metrics), shared)
 
 
 def register_run_command(cli_group: click.Group) -> None:
@@ -182,6 +217,43 @@ def _on_signals(daemon: Daemon) -> None:
     "(and health checks) run at once; requests within a pass share the same threads.",
 )
 @click.option(
+    "--shard-lease-namespace",
+    "shard_namespace",
+    envvar="RECONCILER_SHARD_LEASE_NAMESPACE",
+    default=None,
+    metavar="NS",
+    help="Share the fleet with other replicas through Leases in this namespace of the "
+    "management cluster: each replica reconciles only the clusters it owns.",
+)
+@click.option(
+    "--management-context",
+    envvar="RECONCILER_MANAGEMENT_CONTEXT",
+    default=None,
+    metavar="CTX",
+    help="kubeconfig context of the management cluster (default in a pod: its own cluster).",
+)
+@click.option(
+    "--replica-id",
+    envvar="RECONCILER_REPLICA_ID",
+    default=None,
+    help="This replica's name in the Leases (default: $POD_NAME, in a pod the hostname, "
+    "else hostname-pid). Unique per running replica.",
+)
+@click.option(
+    "--shard-lease-duration",
+    type=DURATION,
+    default="15s",
+    show_default=True,
+    help="A replica whose Lease is not renewed for this long is gone: its clusters move.",
+)
+@click.option(
+    "--shard-renew-period",
+    type=DURATION,
+    default="5s",
+    show_default=True,
+    help="Renew this replica's Lease (and look at the others') this often.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -209,6 +281,11 @@ def run_command(
     max_prune_objects: int,
     max_prune_percent: float,
     chart_credentials: Path | None,
+    shard_namespace: str | None,
+    management_context: str | None,
+    replica_id: str | None,
+    shard_lease_duration: float,
+    shard_renew_period: float,
     workers: int,
     log_level: str,
 ) -> None:
@@ -217,6 +294,15 @@ def run_command(
         parse_listen(listen)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--listen") from None
+    if shard_namespace is not None:
+        if once:
+            raise click.UsageError("--once cannot share the fleet (--shard-lease-namespace)")
+        if not 0 < shard_renew_period <= shard_lease_duration / 2:
+            raise click.BadParameter(
+                f"{shard_renew_period:g}s: must be at most half of --shard-lease-duration "
+                f"({shard_lease_duration:g}s), so one late renewal does not lose the Lease",
+                param_hint="--shard-renew-period",
+            )
     configure_logging(level=log_level)
     log = structlog.get_logger("reconciler.daemon")
     configure_workers(workers)
@@ -255,6 +341,23 @@ def run_command(
             ChartCredentials.load(chart_credentials) if chart_credentials else ChartCredentials()
         )
         chart_cache = ChartCache(state_dir / "charts")
+        sharing = (
+            share(
+                clients,
+                shard_namespace,
+                management_context,
+                ShardSettings(
+                    namespace=shard_namespace,
+                    replica=replica_id or default_replica_id(),
+                    instance=instance,
+                    duration=shard_lease_duration,
+                    renew=shard_renew_period,
+                ),
+                metrics,
+            )
+            if shard_namespace is not None
+            else None
+        )
         daemon = Daemon(
             source,
             store,
@@ -262,6 +365,10 @@ def run_command(
             settings=settings,
             metrics=metrics,
             charts=lambda: ChartResolver(chart_cache, credentials),
+            gate=sharing.leases if sharing else None,
+            shared=sharing.shared if sharing else None,
+            replica=sharing.leases.me if sharing else None,
+            live=sharing.leases.live if sharing else None,
         )
         endpoint = None
         if not once:
@@ -270,9 +377,22 @@ def run_command(
             log.info("listening", url=f"http://{endpoint.host}:{endpoint.port}", port=endpoint.port)
         log.info("state", state_dir=str(state_dir), repo=source.display, branch=branch)
         _on_signals(daemon)
+        if sharing is not None:
+            sharing.leases.on_change = daemon.waker.wake
+            sharing.leases.start()
+            log.info(
+                "sharing the fleet",
+                replica=sharing.leases.me,
+                namespace=shard_namespace,
+                lease_duration=shard_lease_duration,
+                renew_period=shard_renew_period,
+            )
         try:
             code = daemon.run(once=once)
         finally:
+            if sharing is not None:
+                # Passes still in flight keep their clusters' Leases until the process ends.
+                sharing.leases.stop(release=True, keep=daemon.busy)
             if endpoint is not None:
                 endpoint.stop()
             daemon.close()
