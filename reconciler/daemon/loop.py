@@ -183,7 +183,7 @@ class Daemon(RevisionJob, ClusterPasses):
                 store,
                 shared,
                 replica or "replica",
-                self._dispatcher,
+                self._source_dispatcher,  # a thread of its own: never delays a pass
                 self.metrics,
                 self.log,
                 observed=self._observed_on,

@@ -10,12 +10,17 @@ lists what is published (one request) so unchanged status is not written again. 
 own state (how fetching the repo goes, the newest revision: ``published.replica``) is written
 the same way, when it says something new.
 
+While ownership moves, the replica that lost a cluster may still have a write of it in
+flight, landing after the new owner's: so the new owner reads each cluster it gained back once,
+a few seconds after publishing it, and writes again when the object names another replica.
+
 The status of a cluster that left the repo is deleted by one replica (the ``sweeper``, chosen
 by the caller), once per set of clusters: one list request and a delete per departed cluster.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -37,6 +42,7 @@ from reconciler.rollout.model import Observation
 from reconciler.store.db import Store
 
 _SELF = ""  # the key of the replica's own document among the writes
+_CHECK_AFTER = 5.0  # seconds after gaining a cluster its published status is read back
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,10 @@ class _Write:
 class _Job:
     writes: list[_Write]
     keep: frozenset[str] | None  # sweep: delete the status of clusters not in it
+    check: list[str] = field(default_factory=list)  # gained clusters to read back
     errors: dict[str, str] = field(default_factory=dict)  # cluster (or _SELF) -> error
     sweep_error: str | None = None
+    overwritten: list[str] = field(default_factory=list)  # read back naming another replica
 
 
 class StatusPublisher:
@@ -66,6 +74,8 @@ class StatusPublisher:
         metrics: Metrics,
         log: FilteringBoundLogger,
         observed: Callable[[str], Mapping[str, Observation]] = lambda cluster: {},
+        monotonic: Callable[[], float] = time.monotonic,
+        check_after: float = _CHECK_AFTER,
     ) -> None:
         self.store = store
         self.shared = shared
@@ -82,6 +92,9 @@ class StatusPublisher:
         self._swept: frozenset[str] | None = None  # the clusters the last sweep kept
         self._sweep: frozenset[str] | None = None  # clusters to keep, for the next job
         self.writes = 0  # objects written since start
+        self._monotonic = monotonic
+        self._check_after = check_after
+        self._checks: dict[str, float] = {}  # gained cluster -> when to read it back
 
     def tick(
         self,
@@ -97,13 +110,21 @@ class StatusPublisher:
         if sweeper and known and frozenset(known) != self._swept:
             self._sweep = frozenset(known)
         owned_now = set(owned)
+        now = self._monotonic()
         for lost in self._owned - owned_now:
             self._written.pop(lost, None)
             self._due.discard(lost)
-        self._due |= (owned_now - self._owned) | (set(touched) & owned_now)
+            self._checks.pop(lost, None)
+        gained = owned_now - self._owned
+        for cluster in gained:
+            self._checks[cluster] = now + self._check_after
+        self._due |= gained | (set(touched) & owned_now)
         self._owned = owned_now
         if self._job is not None:
             return
+        check = sorted(c for c, at in self._checks.items() if at <= now and c in self._written)
+        for cluster in check:
+            del self._checks[cluster]
         if not self._seeded:
             self._seed()
         writes = [w for w in (self._own_state(),) if w is not None]
@@ -123,8 +144,8 @@ class StatusPublisher:
                 writes.append(_Write(cluster, encode(status), digest))
         self._due.clear()
         keep, self._sweep = self._sweep, None
-        if writes or keep is not None:
-            job = _Job(writes, keep)
+        if writes or keep is not None or check:
+            job = _Job(writes, keep, check)
             self._job = self.dispatcher.submit(lambda: self._send(job), name="publish-status")
 
     def busy(self) -> bool:
@@ -171,6 +192,13 @@ class StatusPublisher:
                     )
             except ReconcilerError as err:
                 job.errors[write.cluster] = str(err)
+        for cluster in job.check:
+            try:
+                found = self.shared.status(cluster)
+            except ReconcilerError:
+                continue  # read again on a later gain; the next change rewrites it anyway
+            if found is None or found.labels.get(REPLICA_LABEL) != self.replica:
+                job.overwritten.append(cluster)
         if job.keep is not None:
             try:
                 for item in self.shared.statuses():
@@ -205,6 +233,13 @@ class StatusPublisher:
                 self._written[write.cluster] = write.digest
             self.writes += 1
             self.metrics.status_writes.inc()
+        for cluster in job.overwritten:
+            if cluster in self._owned:
+                self.log.info(
+                    "status overwritten by the previous owner; writing it again", cluster=cluster
+                )
+                self._written.pop(cluster, None)
+                self._due.add(cluster)
         if job.keep is not None:
             if job.sweep_error is None:
                 self._swept = job.keep
