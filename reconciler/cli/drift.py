@@ -19,11 +19,9 @@ from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_OK,
     echo_json_as_yaml,
-    instance_option,
-    kubeconfig_option,
-    management_options,
+    output_option,
     parse_since,
-    request_timeout_option,
+    shared_options,
     state_dir_option,
 )
 from reconciler.cli.shared import connect, read_status
@@ -96,18 +94,10 @@ def _echo(
     is_flag=True,
     help="List the targets' health changes (Healthy, Progressing, Degraded, ...) instead.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "wide", "json", "yaml", "markdown"]),
-    default="table",
-    show_default=True,
-    help="wide: the same table as table.",
+@output_option(
+    "table", "wide", "json", "yaml", "markdown", help_text="wide: the same table as table."
 )
-@management_options
-@kubeconfig_option
-@instance_option
-@request_timeout_option
+@shared_options
 def drift_command(
     state_dir: Path,
     app: str | None,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import getpass
 import os
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,8 @@ from typing import Any
 import click
 
 from reconciler.cli.common import (
-    instance_option,
-    kubeconfig_option,
-    management_options,
-    request_timeout_option,
+    output_option,
+    shared_options,
     state_dir_option,
 )
 from reconciler.cli.shared import connect, read_rollouts, read_status, update_rollout
@@ -54,14 +51,6 @@ def _user(given: str | None) -> str:
         return getpass.getuser()
     except Exception:  # no login name (a container without a passwd entry)
         return f"uid-{os.getuid()}"
-
-
-def shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--shard-lease-namespace``, ``--management-context``, ``--kubeconfig``, ``--instance``
-    and ``--request-timeout``: the shared rollouts of several replicas."""
-    for option in (request_timeout_option, instance_option, kubeconfig_option):
-        command = option(command)
-    return management_options(command)
 
 
 def _shared(options: dict[str, Any]) -> Any:
@@ -118,9 +107,7 @@ def rollout_group() -> None:
 @rollout_group.command("status")
 @click.argument("app", required=False)
 @state_dir_option
-@click.option(
-    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@output_option("table", "json")
 @shared_options
 def status_command(app: str | None, state_dir: Path, output: str, **options: Any) -> None:
     """Each app's newest rollout: stages, clusters, phases, what it waits for and until when."""
@@ -215,35 +202,32 @@ def approve_command(
     _command(app, state_dir, CommandKind.APPROVE, _user(user), stage, options)
 
 
-@rollout_group.command("pause")
-@click.argument("app")
-@state_dir_option
-@user_option
-@shared_options
-def pause_command(app: str, state_dir: Path, user: str | None, **options: Any) -> None:
-    """Start no new batch (the one in flight finishes; failures are still handled)."""
-    _command(app, state_dir, CommandKind.PAUSE, _user(user), None, options)
+def _state_command(name: str, kind: CommandKind, help_text: str) -> click.Command:
+    """``rollout pause|resume|abort APP``: record ``kind`` for the app's running rollout."""
+
+    @rollout_group.command(name, help=help_text)
+    @click.argument("app")
+    @state_dir_option
+    @user_option
+    @shared_options
+    def command(app: str, state_dir: Path, user: str | None, **options: Any) -> None:
+        _command(app, state_dir, kind, _user(user), None, options)
+
+    return command
 
 
-@rollout_group.command("resume")
-@click.argument("app")
-@state_dir_option
-@user_option
-@shared_options
-def resume_command(app: str, state_dir: Path, user: str | None, **options: Any) -> None:
-    """Go on after ``pause``."""
-    _command(app, state_dir, CommandKind.RESUME, _user(user), None, options)
-
-
-@rollout_group.command("abort")
-@click.argument("app")
-@state_dir_option
-@user_option
-@shared_options
-def abort_command(app: str, state_dir: Path, user: str | None, **options: Any) -> None:
-    """Stop the rollout where it is: updated clusters keep the new revision, the others their
-    old one (``reconciler rollback`` to go back)."""
-    _command(app, state_dir, CommandKind.ABORT, _user(user), None, options)
+pause_command = _state_command(
+    "pause",
+    CommandKind.PAUSE,
+    "Start no new batch (the one in flight finishes; failures are still handled).",
+)
+resume_command = _state_command("resume", CommandKind.RESUME, "Go on after ``pause``.")
+abort_command = _state_command(
+    "abort",
+    CommandKind.ABORT,
+    "Stop the rollout where it is: updated clusters keep the new revision, the others their "
+    "old one (``reconciler rollback`` to go back).",
+)
 
 
 @click.command("rollback")

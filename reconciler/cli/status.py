@@ -18,10 +18,8 @@ from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_OK,
     echo_json_as_yaml,
-    instance_option,
-    kubeconfig_option,
-    management_options,
-    request_timeout_option,
+    output_option,
+    shared_options,
     state_dir_option,
 )
 from reconciler.cli.daemonlock import daemon_running
@@ -59,13 +57,8 @@ def _revision_header(revision: RevisionRow | None) -> str:
 
 @click.command("status")
 @state_dir_option
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "wide", "json", "yaml"]),
-    default="table",
-    show_default=True,
-    help="wide: the table with every message in full.",
+@output_option(
+    "table", "wide", "json", "yaml", help_text="wide: the table with every message in full."
 )
 @click.option(
     "--exit-code",
@@ -73,10 +66,7 @@ def _revision_header(revision: RevisionRow | None) -> str:
     help="Exit 1 when a target is failing (Failed, Unreachable, InvalidConfig, Held) or "
     "unhealthy (Degraded, Missing).",
 )
-@management_options
-@kubeconfig_option
-@instance_option
-@request_timeout_option
+@shared_options
 def status_command(
     state_dir: Path,
     output: str,

@@ -15,13 +15,10 @@ from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
-    chart_options,
     chart_resolver,
-    instance_option,
-    kubeconfig_option,
+    live_options,
     lock_charts,
     repo_argument,
-    request_timeout_option,
 )
 
 if TYPE_CHECKING:
@@ -85,7 +82,7 @@ def _reconcile_once(
     try:
         clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
         # Helm renders per cluster as that cluster would be seen by helm install.
-        repo, rendered, _ = load_and_render(
+        loaded = load_and_render(
             repo_path,
             apps=apps,
             clusters=only,
@@ -93,8 +90,8 @@ def _reconcile_once(
             capabilities=lambda repo: cluster_capabilities(repo, clients, only),
         )
         return reconcile(
-            repo,
-            rendered,
+            loaded.repo,
+            loaded.targets,
             clients,
             _revision(repo_path),
             apply=apply,
@@ -112,10 +109,7 @@ def _reconcile_once(
 @click.option("--app", default=None, help="Only this app.")
 @click.option("--cluster", default=None, help="Only this cluster.")
 @click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text")
-@kubeconfig_option
-@instance_option
-@request_timeout_option
-@chart_options
+@live_options
 def diff(
     repo: Path,
     app: str | None,
@@ -172,10 +166,7 @@ def diff(
     help="With --heal: the daemon's state; its open drift records of what was healed are "
     "closed as healed by you.",
 )
-@kubeconfig_option
-@instance_option
-@request_timeout_option
-@chart_options
+@live_options
 def apply(
     repo: Path,
     app: str | None,

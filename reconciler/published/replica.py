@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -47,7 +48,7 @@ def content_hash(status: ReplicaStatus) -> str:
     return hashlib.sha256(_dump(meaning).encode()).hexdigest()[:32]
 
 
-def decode(data: dict[str, str]) -> ReplicaStatus:
+def decode(data: Mapping[str, str]) -> ReplicaStatus:
     """The inverse of :func:`encode`. Raises ValueError on a document it cannot read."""
     if data.get("format") != FORMAT or not data.get("replica"):
         raise ValueError(f"unknown format {data.get('format')!r} or no replica")
