@@ -22,6 +22,7 @@ from reconciler.cli.common import (
     instance_option,
     kubeconfig_option,
     management_options,
+    output_option,
     parse_since,
     request_timeout_option,
     state_dir_option,
@@ -96,13 +97,8 @@ def _echo(
     is_flag=True,
     help="List the targets' health changes (Healthy, Progressing, Degraded, ...) instead.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "wide", "json", "yaml", "markdown"]),
-    default="table",
-    show_default=True,
-    help="wide: the same table as table.",
+@output_option(
+    "table", "wide", "json", "yaml", "markdown", help_text="wide: the same table as table."
 )
 @management_options
 @kubeconfig_option

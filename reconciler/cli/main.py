@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from reconciler import __version__
+from reconciler.cli.common import output_option
 
 EXIT_ERROR = 2  # reconciler.cli.common.EXIT_ERROR, without importing it
 
@@ -161,13 +162,7 @@ def cli() -> None:
 
 
 @cli.command("version")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "json", "yaml"]),
-    default="table",
-    show_default=True,
-)
+@output_option("table", "json", "yaml")
 def version_command(output: str) -> None:
     """Print the client's version and the pinned versions of the tools it runs."""
     import json

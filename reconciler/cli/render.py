@@ -21,6 +21,7 @@ from reconciler.cli.common import (
     chart_options,
     chart_resolver,
     lock_charts,
+    output_option,
     repo_argument,
 )
 from reconciler.config.load import load_repo
@@ -69,10 +70,10 @@ def _load_and_render(
         return _charts(repo, chart_cache, chart_credentials, apps)
 
     try:
-        repo, results, _ = load_and_render(root, apps=apps, clusters=clusters, lock=lock)
+        loaded = load_and_render(root, apps=apps, clusters=clusters, lock=lock)
     except ConfigError as err:
         _fail_config(root, err)
-    return repo, results
+    return loaded.repo, loaded.targets
 
 
 def _fail_config(root: Path, err: ConfigError) -> NoReturn:
@@ -99,9 +100,7 @@ def _check_name(kind: str, name: str | None, known: Iterable[str]) -> None:
 @repo_argument
 @click.option("--app", "app_name", help="Only this app.")
 @click.option("--cluster", "cluster_name", help="Only this cluster.")
-@click.option(
-    "-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
-)
+@output_option("yaml", "json")
 @chart_options
 def render_command(
     repo: Path,

@@ -20,6 +20,7 @@ from reconciler.cli.common import (
     chart_resolver,
     instance_option,
     kubeconfig_option,
+    output_option,
     repo_argument,
     request_timeout_option,
 )
@@ -43,13 +44,7 @@ def register_review_commands(cli_group: click.Group) -> None:
     "a pull request is. BASE...HEAD sets both.",
 )
 @click.option("--head", default="HEAD", show_default=True, help="Revision under review.")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["text", "markdown", "json"]),
-    default="text",
-    show_default=True,
-)
+@output_option("text", "markdown", "json")
 @click.option(
     "--live",
     is_flag=True,

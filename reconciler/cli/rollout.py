@@ -25,6 +25,7 @@ from reconciler.cli.common import (
     instance_option,
     kubeconfig_option,
     management_options,
+    output_option,
     request_timeout_option,
     state_dir_option,
 )
@@ -118,9 +119,7 @@ def rollout_group() -> None:
 @rollout_group.command("status")
 @click.argument("app", required=False)
 @state_dir_option
-@click.option(
-    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@output_option("table", "json")
 @shared_options
 def status_command(app: str | None, state_dir: Path, output: str, **options: Any) -> None:
     """Each app's newest rollout: stages, clusters, phases, what it waits for and until when."""
@@ -215,35 +214,32 @@ def approve_command(
     _command(app, state_dir, CommandKind.APPROVE, _user(user), stage, options)
 
 
-@rollout_group.command("pause")
-@click.argument("app")
-@state_dir_option
-@user_option
-@shared_options
-def pause_command(app: str, state_dir: Path, user: str | None, **options: Any) -> None:
-    """Start no new batch (the one in flight finishes; failures are still handled)."""
-    _command(app, state_dir, CommandKind.PAUSE, _user(user), None, options)
+def _state_command(name: str, kind: CommandKind, help_text: str) -> click.Command:
+    """``rollout pause|resume|abort APP``: record ``kind`` for the app's running rollout."""
+
+    @rollout_group.command(name, help=help_text)
+    @click.argument("app")
+    @state_dir_option
+    @user_option
+    @shared_options
+    def command(app: str, state_dir: Path, user: str | None, **options: Any) -> None:
+        _command(app, state_dir, kind, _user(user), None, options)
+
+    return command
 
 
-@rollout_group.command("resume")
-@click.argument("app")
-@state_dir_option
-@user_option
-@shared_options
-def resume_command(app: str, state_dir: Path, user: str | None, **options: Any) -> None:
-    """Go on after ``pause``."""
-    _command(app, state_dir, CommandKind.RESUME, _user(user), None, options)
-
-
-@rollout_group.command("abort")
-@click.argument("app")
-@state_dir_option
-@user_option
-@shared_options
-def abort_command(app: str, state_dir: Path, user: str | None, **options: Any) -> None:
-    """Stop the rollout where it is: updated clusters keep the new revision, the others their
-    old one (``reconciler rollback`` to go back)."""
-    _command(app, state_dir, CommandKind.ABORT, _user(user), None, options)
+pause_command = _state_command(
+    "pause",
+    CommandKind.PAUSE,
+    "Start no new batch (the one in flight finishes; failures are still handled).",
+)
+resume_command = _state_command("resume", CommandKind.RESUME, "Go on after ``pause``.")
+abort_command = _state_command(
+    "abort",
+    CommandKind.ABORT,
+    "Stop the rollout where it is: updated clusters keep the new revision, the others their "
+    "old one (``reconciler rollback`` to go back).",
+)
 
 
 @click.command("rollback")

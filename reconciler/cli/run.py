@@ -10,11 +10,9 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import click
 import structlog
@@ -27,6 +25,7 @@ from reconciler.cli.common import (
     REQUEST_TIMEOUT,
     instance_option,
     kubeconfig_option,
+    path_option,
     state_dir_option,
 )
 from reconciler.cli.daemonlock import exclusive
@@ -82,15 +81,6 @@ def share(
 
 def register_run_command(cli_group: click.Group) -> None:
     cli_group.add_command(run_command)
-
-
-def _file_option(
-    flag: str, envvar: str, help_text: str
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """An option naming a credential file (read when needed, never from the config repo)."""
-    return click.option(
-        flag, type=click.Path(dir_okay=False, path_type=Path), envvar=envvar, help=help_text
-    )
 
 
 def _on_signals(daemon: Daemon) -> None:
@@ -163,20 +153,23 @@ def _on_signals(daemon: Daemon) -> None:
     show_default=True,
     help="Give up one git fetch after this long (a large repo's first clone takes a while).",
 )
-@_file_option(
+@path_option(
     "--git-ssh-key-file",
     "RECONCILER_GIT_SSH_KEY_FILE",
     "Private key for an ssh:// repo (needs --git-known-hosts-file).",
+    dir_okay=False,
 )
-@_file_option(
+@path_option(
     "--git-known-hosts-file",
     "RECONCILER_GIT_KNOWN_HOSTS_FILE",
     "The ssh server's pinned host keys; nothing else is trusted.",
+    dir_okay=False,
 )
-@_file_option(
+@path_option(
     "--git-token-file",
     "RECONCILER_GIT_TOKEN_FILE",
     "Token for an https:// repo, read at each fetch (rotation needs no restart).",
+    dir_okay=False,
 )
 @click.option(
     "--git-username",
@@ -200,13 +193,13 @@ def _on_signals(daemon: Daemon) -> None:
     show_default=True,
     help="... more than this % of the objects managed, until released (reconciler.yaml wins).",
 )
-@click.option(
+@path_option(
     "--chart-credentials",
-    envvar="RECONCILER_CHART_CREDENTIALS",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="YAML file: chart source URL prefix -> username/password files, token file, CA file "
+    "RECONCILER_CHART_CREDENTIALS",
+    "YAML file: chart source URL prefix -> username/password files, token file, CA file "
     "(default: $RECONCILER_CHART_CREDENTIALS). Charts are cached in the state dir.",
+    exists=True,
+    dir_okay=False,
 )
 @click.option(
     "--workers",

@@ -20,6 +20,7 @@ from reconciler.cli.common import (
     instance_option,
     kubeconfig_option,
     management_options,
+    output_option,
     request_timeout_option,
     state_dir_option,
 )
@@ -58,13 +59,8 @@ def _revision_header(revision: RevisionRow | None) -> str:
 
 @click.command("status")
 @state_dir_option
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "wide", "json", "yaml"]),
-    default="table",
-    show_default=True,
-    help="wide: the table with every message in full.",
+@output_option(
+    "table", "wide", "json", "yaml", help_text="wide: the table with every message in full."
 )
 @click.option(
     "--exit-code",

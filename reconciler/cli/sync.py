@@ -85,7 +85,7 @@ def _reconcile_once(
     try:
         clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
         # Helm renders per cluster as that cluster would be seen by helm install.
-        repo, rendered, _ = load_and_render(
+        loaded = load_and_render(
             repo_path,
             apps=apps,
             clusters=only,
@@ -93,8 +93,8 @@ def _reconcile_once(
             capabilities=lambda repo: cluster_capabilities(repo, clients, only),
         )
         return reconcile(
-            repo,
-            rendered,
+            loaded.repo,
+            loaded.targets,
             clients,
             _revision(repo_path),
             apply=apply,
