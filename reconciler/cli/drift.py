@@ -19,12 +19,9 @@ from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_OK,
     echo_json_as_yaml,
-    instance_option,
-    kubeconfig_option,
-    management_options,
     output_option,
     parse_since,
-    request_timeout_option,
+    shared_options,
     state_dir_option,
 )
 from reconciler.cli.shared import connect, read_status
@@ -100,10 +97,7 @@ def _echo(
 @output_option(
     "table", "wide", "json", "yaml", "markdown", help_text="wide: the same table as table."
 )
-@management_options
-@kubeconfig_option
-@instance_option
-@request_timeout_option
+@shared_options
 def drift_command(
     state_dir: Path,
     app: str | None,

@@ -17,11 +17,8 @@ from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_OK,
     echo_json_as_yaml,
-    instance_option,
-    kubeconfig_option,
-    management_options,
     output_option,
-    request_timeout_option,
+    shared_options,
     state_dir_option,
 )
 from reconciler.cli.daemonlock import daemon_running
@@ -68,10 +65,7 @@ def _revision_header(revision: RevisionRow | None) -> str:
     help="Exit 1 when a target is failing (Failed, Unreachable, InvalidConfig, Held) or "
     "unhealthy (Degraded, Missing).",
 )
-@management_options
-@kubeconfig_option
-@instance_option
-@request_timeout_option
+@shared_options
 def status_command(
     state_dir: Path,
     output: str,

@@ -15,13 +15,10 @@ from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
-    chart_options,
     chart_resolver,
-    instance_option,
-    kubeconfig_option,
+    live_options,
     lock_charts,
     repo_argument,
-    request_timeout_option,
 )
 
 if TYPE_CHECKING:
@@ -78,6 +75,11 @@ def _reconcile_once(
 
     def lock(repo: Repo) -> ChartLock:
         _select(repo, app, cluster)  # names first: no chart is fetched for a typo
+        selected = [repo.apps[app]] if app else list(repo.apps.values())
+        if not any(a.source.helm is not None and a.source.helm.version for a in selected):
+            from reconciler.charts.model import ChartLock
+
+            return ChartLock()  # no remote chart: the resolver is not even imported
         return lock_charts(repo, chart_resolver(chart_cache, chart_credentials), apps)
 
     only = [cluster] if cluster else None
@@ -112,10 +114,7 @@ def _reconcile_once(
 @click.option("--app", default=None, help="Only this app.")
 @click.option("--cluster", default=None, help="Only this cluster.")
 @click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text")
-@kubeconfig_option
-@instance_option
-@request_timeout_option
-@chart_options
+@live_options
 def diff(
     repo: Path,
     app: str | None,
@@ -172,10 +171,7 @@ def diff(
     help="With --heal: the daemon's state; its open drift records of what was healed are "
     "closed as healed by you.",
 )
-@kubeconfig_option
-@instance_option
-@request_timeout_option
-@chart_options
+@live_options
 def apply(
     repo: Path,
     app: str | None,
