@@ -27,6 +27,7 @@ from reconciler.presentation import (
     md_code,
     plural,
 )
+from reconciler.rollout.codec import normalized
 from reconciler.store.rows import (
     DriftKind,
     DriftRow,
@@ -309,7 +310,7 @@ def status_document(
         "source": _source_json(source),
         "revision": newest,
         "targets": targets,
-        "rollouts": [r.data for r in sorted(rollouts, key=lambda r: r.app)],
+        "rollouts": [normalized(r.data) for r in sorted(rollouts, key=lambda r: r.app)],
         "pins": [
             {
                 "app": p.app,

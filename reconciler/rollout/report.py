@@ -106,7 +106,7 @@ def status_text(states: Sequence[RolloutState], now: float) -> str:
 
 def status_data(state: RolloutState, now: float) -> dict[str, Any]:
     data = state_to_data(state)
-    data["waitingFor"] = waiting_for(state, now)
+    data["waiting_for"] = waiting_for(state, now)
     for cluster in data["clusters"]:
         cluster["desired"] = state.desired(cluster["cluster"])
     return data
