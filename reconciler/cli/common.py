@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from reconciler.charts.model import ChartLock
     from reconciler.charts.resolver import ChartResolver
     from reconciler.config.model import Repo
+    from reconciler.kube.credentials import Credentials
 
 EXIT_OK = 0
 EXIT_CHANGES = 1  # diff, plan, drift: something to look at
@@ -76,6 +77,50 @@ kubeconfig_option = click.option(
     default=None,
     help="kubeconfig with one context per cluster (default: $KUBECONFIG).",
 )
+
+
+context_option = click.option(
+    "--context",
+    default=None,
+    metavar="CONTEXT",
+    help="Only the cluster whose kubeconfig context is CONTEXT (as kubectl --context; the "
+    "repo's cluster file names its context). With --cluster, they must agree.",
+)
+
+
+def cluster_of_context(
+    repo: Repo, context: str, cluster: str | None, credentials: Credentials | None = None
+) -> str:
+    """The one cluster of ``repo`` whose kubeconfig context is ``context`` (``--context``).
+
+    An error lists what exists: the kubeconfig's contexts when it has no such context, the
+    repo's clusters and their contexts when none of them uses it.
+    """
+    from reconciler.errors import ReconcilerError
+
+    if credentials is not None and context not in credentials.contexts:
+        known = ", ".join(credentials.contexts) or "none"
+        raise ReconcilerError(
+            f"--context {context}: {credentials.origin} has no such context (contexts: {known})"
+        )
+    if cluster is not None and cluster in repo.clusters:
+        used = repo.clusters[cluster].context
+        if used != context:
+            raise ReconcilerError(
+                f"--context {context}: cluster {cluster} uses context {used}; give one of them"
+            )
+        return cluster
+    names = sorted(c.name for c in repo.clusters.values() if c.context == context)
+    if not names:
+        known = ", ".join(f"{c.context} ({c.name})" for c in repo.clusters.values()) or "none"
+        raise ReconcilerError(
+            f"--context {context}: no cluster of the repo uses it (contexts: {known})"
+        )
+    if len(names) > 1:
+        raise ReconcilerError(
+            f"--context {context}: clusters {', '.join(names)} all use it; name one with --cluster"
+        )
+    return names[0]
 
 
 def _valid_instance(ctx: click.Context, param: click.Parameter, value: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -31,6 +33,22 @@ _dir_option = click.option(
 )
 
 
+@contextlib.contextmanager
+def _progress(first: str) -> Iterator[Callable[[str], None]]:
+    """What a long step does now (``building kube-apiserver ...``), as a status line with the
+    time elapsed on a terminal (stderr); nothing when stderr is not a terminal."""
+    from reconciler.cli.terminal import StatusLine
+
+    now = [first]
+    with StatusLine(lambda: now[0]) as line:
+
+        def progress(message: str) -> None:
+            now[0] = message
+            line.refresh()
+
+        yield progress
+
+
 @dev.command("up")
 @click.option(
     "--clusters",
@@ -50,13 +68,14 @@ def dev_up(clusters: str, port: int | None, light: bool, directory: str | None) 
     from reconciler.devenv import controlplane
 
     names = [n.strip() for n in clusters.split(",") if n.strip()]
-    result = controlplane.up(
-        _devenv_dir(directory),
-        names,
-        base_port=port,
-        workloads=not light,
-        progress=lambda msg: click.echo(msg, err=True),
-    )
+    with _progress("starting local clusters") as progress:
+        result = controlplane.up(
+            _devenv_dir(directory),
+            names,
+            base_port=port,
+            workloads=not light,
+            progress=progress,
+        )
     for what in result.restarted:
         click.echo(what, err=True)
     verb = "started" if result.fresh else "running" if result.restarted else "already running:"
@@ -70,7 +89,9 @@ def dev_provision() -> None:
     """Locate or build every pinned binary (control plane, kwok, helm, kustomize, registry)."""
     from reconciler.devenv import binaries
 
-    for name, path in binaries.ensure_all(lambda msg: click.echo(msg, err=True)).items():
+    with _progress("checking pinned binaries") as progress:
+        found = binaries.ensure_all(progress)
+    for name, path in found.items():
         click.echo(f"{name}\t{path}")
 
 

@@ -17,10 +17,11 @@ from pathlib import Path
 import click
 
 from reconciler.cli.common import state_dir_option
+from reconciler.cli.output import emit, output_option
 from reconciler.errors import ReconcilerError
 from reconciler.rollout.codec import state_from_data
 from reconciler.rollout.model import CommandKind, RolloutPhase, RolloutState
-from reconciler.rollout.report import status_json, status_text
+from reconciler.rollout.report import status_document, status_text
 from reconciler.store.db import Store
 from reconciler.store.rows import ALL_CLUSTERS, RolloutRow
 
@@ -77,9 +78,7 @@ def rollout_group() -> None:
 @rollout_group.command("status")
 @click.argument("app", required=False)
 @state_dir_option
-@click.option(
-    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@output_option()
 def status_command(app: str | None, state_dir: Path, output: str) -> None:
     """Each app's newest rollout: stages, clusters, phases, what it waits for and until when."""
     with Store.open_readonly(state_dir) as store:
@@ -88,10 +87,7 @@ def status_command(app: str | None, state_dir: Path, output: str) -> None:
         raise ReconcilerError(f"app {app}: no rollout recorded")
     states = [state_from_data(r.data) for r in rows]
     now = time.time()
-    if output == "json":
-        click.echo(status_json(states, now))
-    else:
-        click.echo(status_text(states, now))
+    emit(output, lambda: status_document(states, now), lambda: status_text(states, now))
 
 
 def _command(app: str, state_dir: Path, kind: CommandKind, user: str, stage: str | None) -> None:

@@ -17,12 +17,16 @@ from reconciler.cli.common import (
     EXIT_OK,
     chart_options,
     chart_resolver,
+    cluster_of_context,
+    context_option,
     instance_option,
     kubeconfig_option,
     lock_charts,
     repo_argument,
     request_timeout_option,
 )
+from reconciler.cli.output import WIDE, emit, output_option
+from reconciler.cli.terminal import color
 
 if TYPE_CHECKING:
     from reconciler.charts.model import ChartLock
@@ -66,23 +70,29 @@ def _reconcile_once(
     chart_cache: Path | None = None,
     chart_credentials: Path | None = None,
     request_timeout: float | None = None,
+    context: str | None = None,
 ) -> list[Any]:
+    from reconciler.cli.terminal import StatusLine
+    from reconciler.config.load import load_repo
     from reconciler.discovery import cluster_capabilities
     from reconciler.engine import reconcile
     from reconciler.kube.client import DEFAULT_TIMEOUT
     from reconciler.kube.pool import Clients
     from reconciler.loading import load_and_render
+    from reconciler.progress import PassProgress
 
     apps = [app] if app else None
-
-    def lock(repo: Repo) -> ChartLock:
-        _select(repo, app, cluster)  # names first: no chart is fetched for a typo
-        return lock_charts(repo, chart_resolver(chart_cache, chart_credentials), apps)
-
-    only = [cluster] if cluster else None
     clients = Clients(kubeconfig, request_timeout or DEFAULT_TIMEOUT)
     try:
-        clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
+        credentials = clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
+        if context is not None:
+            cluster = cluster_of_context(load_repo(repo_path), context, cluster, credentials)
+
+        def lock(repo: Repo) -> ChartLock:
+            _select(repo, app, cluster)  # names first: no chart is fetched for a typo
+            return lock_charts(repo, chart_resolver(chart_cache, chart_credentials), apps)
+
+        only = [cluster] if cluster else None
         # Helm renders per cluster as that cluster would be seen by helm install.
         repo, rendered, _ = load_and_render(
             repo_path,
@@ -91,16 +101,19 @@ def _reconcile_once(
             lock=lock,
             capabilities=lambda repo: cluster_capabilities(repo, clients, only),
         )
-        return reconcile(
-            repo,
-            rendered,
-            clients,
-            _revision(repo_path),
-            apply=apply,
-            clusters=[cluster] if cluster else None,
-            prune_departed=app is None,  # only a whole-repo pass knows what left a cluster
-            instance=instance,
-        )
+        progress = PassProgress("apply" if apply else "diff")
+        with StatusLine(progress.line):
+            return reconcile(
+                repo,
+                rendered,
+                clients,
+                _revision(repo_path),
+                apply=apply,
+                clusters=only,
+                prune_departed=app is None,  # only a whole-repo pass knows what left a cluster
+                instance=instance,
+                progress=progress,
+            )
     finally:
         clients.close()
 
@@ -109,7 +122,8 @@ def _reconcile_once(
 @repo_argument
 @click.option("--app", default=None, help="Only this app.")
 @click.option("--cluster", default=None, help="Only this cluster.")
-@click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text")
+@context_option
+@output_option("markdown", wide="the unchanged objects too", aliases={"text": "table"})
 @kubeconfig_option
 @instance_option
 @request_timeout_option
@@ -118,6 +132,7 @@ def diff(
     repo: Path,
     app: str | None,
     cluster: str | None,
+    context: str | None,
     output: str,
     kubeconfig: str | None,
     instance: str,
@@ -141,13 +156,16 @@ def diff(
         chart_cache,
         chart_credentials,
         request_timeout,
+        context,
     )
-    if output == "json":
-        click.echo(fmt.diff_json(results))
-    elif output == "markdown":
+    if output == "markdown":
         click.echo(fmt.diff_markdown(results))
     else:
-        click.echo(fmt.diff_text(results, color=sys.stdout.isatty()))
+        emit(
+            output,
+            lambda: fmt.diff_data(results),
+            lambda: fmt.diff_text(results, color=color(), wide=output == WIDE),
+        )
     if fmt.has_errors(results):
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_CHANGES if fmt.has_changes(results) else EXIT_OK)
@@ -157,6 +175,8 @@ def diff(
 @repo_argument
 @click.option("--app", default=None, help="Only this app.")
 @click.option("--cluster", default=None, help="Only this cluster.")
+@context_option
+@output_option(wide="the unchanged objects too")
 @kubeconfig_option
 @instance_option
 @request_timeout_option
@@ -165,6 +185,8 @@ def apply(
     repo: Path,
     app: str | None,
     cluster: str | None,
+    context: str | None,
+    output: str,
     kubeconfig: str | None,
     instance: str,
     request_timeout: float,
@@ -188,7 +210,12 @@ def apply(
         chart_cache,
         chart_credentials,
         request_timeout,
+        context,
     )
-    click.echo(fmt.apply_text(results, color=sys.stdout.isatty()))
+    emit(
+        output,
+        lambda: fmt.apply_data(results),
+        lambda: fmt.apply_text(results, color=color(), wide=output == WIDE),
+    )
     failed = fmt.has_errors(results) or fmt.has_conflicts(results)
     sys.exit(EXIT_ERROR if failed else EXIT_OK)

@@ -30,9 +30,9 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-class StatusLine:
+class StatusLine:  # rich's progress bars redraw with cursor escapes: NO_COLOR forbids them
     """One line of progress on stderr, rewritten in place with a carriage return (no escape
-    sequence, so ``NO_COLOR`` terminals get it too), with the time elapsed; cleared at the end.
+    sequence, so ``NO_COLOR`` terminals get it too), the time elapsed first; cleared at the end.
     Writes nothing when stderr is not a terminal: logs and pipes get the results only."""
 
     def __init__(
@@ -54,6 +54,7 @@ class StatusLine:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> StatusLine:
+        self.refresh()
         if self.active:
             self._thread = threading.Thread(target=self._tick, name="status-line", daemon=True)
             self._thread.start()
@@ -75,7 +76,7 @@ class StatusLine:
         """Rewrite the line now (the ticker also does, every ``interval``)."""
         if self.active and not self._stop.is_set():
             elapsed = self._clock() - self._start
-            self._write(f"{self._text()} ({elapsed:.0f}s)")
+            self._write(f"[{elapsed:3.0f}s] {self._text()}")
 
     def _tick(self) -> None:
         while not self._stop.wait(self._interval):
