@@ -55,12 +55,12 @@ def output_option(
 
 def dump(document: Any, output: str) -> str:
     """``document`` as JSON or YAML text, ending in a newline."""
-    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    text = json.dumps(document, indent=2, ensure_ascii=False, default=str)
     if output == JSON:
         return text + "\n"
     import yaml
 
-    return str(yaml.safe_dump(json.loads(text), sort_keys=True, allow_unicode=True, width=1000))
+    return str(yaml.safe_dump(json.loads(text), sort_keys=False, allow_unicode=True, width=1000))
 
 
 def emit(output: str, document: Callable[[], Any], table: Callable[[], str]) -> None:
