@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -64,7 +65,7 @@ def test_open_migrates_an_old_database_and_keeps_its_data(tmp_path: Path) -> Non
     old.execute("PRAGMA user_version = 1")
     old.execute(
         "INSERT INTO drift (app, cluster, object, kind, paths, fields, revision, detected_at)"
-        " VALUES ('web', 'c1', 'Deployment.apps/demo/web', 'missing', '[]', '[]', 'abc',"
+        " VALUES ('web', 'c1', 'Deployment/demo/web', 'missing', '[]', '[]', 'abc',"
         " '2026-11-22T12:00:00.000000Z')"
     )
     old.execute("INSERT INTO last_good VALUES ('web', 'abc')")
@@ -84,6 +85,44 @@ def test_open_migrates_an_old_database_and_keeps_its_data(tmp_path: Path) -> Non
             r[0] for r in sqlite3.connect(state / DB_NAME).execute("SELECT name FROM sqlite_master")
         }
     assert {"drift_open_object", "drift_detected"} <= indexes
+
+
+def test_objects_kept_by_name_get_their_group_in_the_name(tmp_path: Path) -> None:
+    """Version 9: names written before objects were always named with their group
+    (``Job/ns/j``) become ``Job.batch/ns/j``; core and dotted groups keep theirs."""
+    state = tmp_path / "state"
+    state.mkdir()
+    old = sqlite3.connect(state / DB_NAME)
+    for migration in MIGRATIONS[:8]:
+        old.executescript(migration)
+    old.execute("PRAGMA user_version = 8")
+    names = ["ConfigMap/ns/c", "CronJob/ns/n", "Job/ns/j", "Widget.example.com/ns/w"]
+    old.execute(
+        "INSERT INTO targets (app, cluster, desired, applied, applied_at, objects)"
+        " VALUES ('web', 'c1', 'abc', 'abc', '2026-11-22T12:00:00.000000Z', ?)",
+        (json.dumps(names),),
+    )
+    for name in ("Deployment/demo/web", "ClusterRole.rbac.authorization.k8s.io/view"):
+        old.execute(
+            "INSERT INTO drift (app, cluster, object, kind, paths, fields, revision, detected_at)"
+            " VALUES ('web', 'c1', ?, 'missing', '[]', '[]', 'abc', '2026-11-22T12:00:00.000000Z')",
+            (name,),
+        )
+    old.commit()
+    old.close()
+
+    with Store.open(state) as store:
+        [target] = store.list_targets()
+        assert sorted(target.objects) == [
+            "ConfigMap/ns/c",
+            "CronJob.batch/ns/n",
+            "Job.batch/ns/j",
+            "Widget.example.com/ns/w",
+        ]
+        assert sorted(r.object for r in store.list_drift()) == [
+            "ClusterRole.rbac.authorization.k8s.io/view",
+            "Deployment.apps/demo/web",
+        ]
 
 
 def test_open_migrates_a_database_at_the_previous_version_keeping_its_data(
