@@ -66,6 +66,7 @@ class StatusLine:  # rich's progress bars redraw with cursor escapes: NO_COLOR f
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self.refresh()  # the last state, however short the work was
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
