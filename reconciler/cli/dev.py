@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from reconciler.cli.output import emit, output_option
+
 
 def register_dev_commands(cli_group: click.Group) -> None:
     """Add the ``dev`` group to ``cli_group``."""
@@ -85,14 +87,18 @@ def dev_up(clusters: str, port: int | None, light: bool, directory: str | None) 
 
 
 @dev.command("provision")
-def dev_provision() -> None:
+@output_option()
+def dev_provision(output: str) -> None:
     """Locate or build every pinned binary (control plane, kwok, helm, kustomize, registry)."""
     from reconciler.devenv import binaries
 
     with _progress("checking pinned binaries") as progress:
         found = binaries.ensure_all(progress)
-    for name, path in found.items():
-        click.echo(f"{name}\t{path}")
+    emit(
+        output,
+        lambda: {"binaries": {name: str(path) for name, path in found.items()}},
+        lambda: "\n".join(f"{name}\t{path}" for name, path in found.items()),
+    )
 
 
 @dev.command("down")

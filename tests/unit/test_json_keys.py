@@ -64,6 +64,7 @@ DEPLOY = ObjectRef("apps", "Deployment", "demo", "web")
 DATA_KEYED = (
     "labels",
     "tools",
+    "binaries",
     "label_keys",
     "states",
     "phases",
@@ -176,6 +177,7 @@ def cli_documents(state: Path) -> dict[str, Any]:
         "drift --health": _cli("drift", "--health", *sd),
         "rollout status": _cli("rollout", "status", *sd),
         "version": _cli("version"),
+        "dev provision": _cli("dev", "provision"),
         "validate": _cli("validate", repo),
         "explain": _cli("explain", repo, "--app", "hello-world", "--cluster", "us-west-1"),
     }
