@@ -71,6 +71,7 @@ def reconcile(
     prune_departed: bool = True,
     instance: str = DEFAULT_INSTANCE,
     revisions: Mapping[tuple[str, str], str | None] | None = None,
+    heal: bool = False,
     progress: PassProgress | None = None,
 ) -> list[TargetOutcome]:
     """Plan (and apply) every rendered target; returns one outcome per (app, cluster).
@@ -81,8 +82,9 @@ def reconcile(
     ``instance`` names this reconciler's inventories, so two instances (or two config repos)
     sharing a cluster never prune each other's apps. ``revisions`` names, per (app, cluster),
     the revision a target's objects come from when it is not ``revision`` (a rollout or a pin
-    keeps some targets on an older one); inventories record it. ``progress`` counts targets
-    and objects as they are done (for a status line on a terminal).
+    keeps some targets on an older one); inventories record it. ``heal`` corrects drift this
+    once on apps whose ``sync.selfHeal`` is false (a user's one-shot heal). ``progress`` counts
+    targets and objects as they are done (for a status line on a terminal).
     """
     check_instance(instance)
     by_cluster: dict[str, list[TargetResult]] = {}
@@ -101,7 +103,7 @@ def reconcile(
             name,
             by_cluster[name],
             clients,
-            _Pass(revision, apply, prune_departed, instance, dict(revisions or {}), progress),
+            _Pass(revision, apply, prune_departed, instance, dict(revisions or {}), heal, progress),
         )
 
     outcomes: list[TargetOutcome] = []
@@ -127,6 +129,7 @@ class _Pass:
     prune_departed: bool
     instance: str
     revisions: Mapping[tuple[str, str], str | None] = field(default_factory=dict)
+    heal: bool = False
     progress: PassProgress | None = None
 
     def revision_of(self, app: str, cluster: str) -> str:
@@ -145,6 +148,8 @@ def _reconcile_cluster(
             outcomes.append(TargetOutcome(target.app, name, error=target.error))
             continue
         policy = repo.apps[target.app].sync
+        if run.heal and run.apply and not policy.self_heal:
+            policy = policy.model_copy(update={"self_heal": True})  # this once
         rules = repo.apps[target.app].health
         outcomes.append(_one(cluster, target.app, target.rendered.objects, policy, run, rules))
     if run.prune_departed:

@@ -100,7 +100,7 @@ def object_name(group: str, kind: str, namespace: str, name: str) -> str:
 
 
 # Built-in groups without a dot: their objects were named without the group before
-# (``Deployment/web/web``); the store renames what it kept (store/migrations.py, 9).
+# (``Deployment/web/web``); the store renames what it kept (store/migrations.py, 10).
 UNDOTTED_GROUP_KINDS: dict[str, tuple[str, ...]] = {
     "apps": ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ControllerRevision"),
     "batch": ("Job", "CronJob"),

@@ -14,8 +14,8 @@ import click
 
 from reconciler.engine import TargetOutcome
 from reconciler.fields import FieldChange
-from reconciler.presentation import field_line, fields_json
-from reconciler.sync.model import Action, Change
+from reconciler.presentation import field_line, fields_json, format_time, format_value
+from reconciler.sync.model import Action, Change, Drift
 
 _SYMBOL = {
     Action.CREATE: ("+", "green"),
@@ -171,14 +171,26 @@ def diff_json(outcomes: Sequence[TargetOutcome]) -> str:
     return json.dumps(diff_data(outcomes), indent=2, sort_keys=True, default=str)
 
 
-def apply_data(outcomes: Sequence[TargetOutcome]) -> list[dict[str, Any]]:
+def apply_data(outcomes: Sequence[TargetOutcome], heal: bool = False) -> list[dict[str, Any]]:
     """``apply -o json|yaml``: per target, the objects created, configured, unchanged, pruned,
-    skipped (why), failed (why) and whose drift was corrected."""
+    skipped (why), failed (why) and whose drift was corrected; with ``heal``, each healed
+    object with its drifted fields (``live`` what it was, ``git`` what it is again)."""
     out = []
     for o in outcomes:
         r = o.result
+        healed: dict[str, Any] = {}
+        if heal:
+            healed["healed"] = [
+                {
+                    "object": str(c.ref),
+                    "fields": fields_json(c.drift_fields, git="git", live="live"),
+                }
+                for c in (o.plan.changes if o.plan is not None else [])
+                if r is not None and c.drift is not None and c.ref in r.corrected
+            ]
         out.append(
-            {
+            healed
+            | {
                 "app": o.app,
                 "cluster": o.cluster,
                 "departed": o.departed,
@@ -269,3 +281,46 @@ def apply_text(outcomes: Sequence[TargetOutcome], color: bool, wide: bool = Fals
     tail = f"; {failures} error{'s' if failures != 1 else ''}" if failures else ""
     lines.append(f"applied {len(outcomes)} targets on {clusters} clusters: {done}{tail}")
     return "\n".join(lines)
+
+
+def healed_objects(outcomes: Iterable[TargetOutcome]) -> list[tuple[str, str, str]]:
+    """(app, cluster, object) of every drifted object the apply corrected."""
+    return [
+        (o.app, o.cluster, str(change.ref))
+        for o in outcomes
+        if o.plan is not None and o.result is not None
+        for change in o.plan.changes
+        if change.drift is not None and change.ref in o.result.corrected
+    ]
+
+
+def healed_text(outcomes: Sequence[TargetOutcome], color: bool) -> str:
+    """What ``apply --heal`` corrected: per object, each drifted field from live back to Git.
+
+    ``healed 1 field on ConfigMap/ns/web (app web, cluster us-west-1):`` then one line per field,
+    ``data.mode: live "edited" → git "git" (live set by kubectl-edit at …)``."""
+    lines: list[str] = []
+    for o in outcomes:
+        if o.plan is None or o.result is None:
+            continue
+        for change in o.plan.changes:
+            if change.drift is None or change.ref not in o.result.corrected:
+                continue
+            where = f"(app {o.app}, cluster {o.cluster})"
+            fields = change.drift_fields
+            if change.drift is Drift.MISSING or not fields:
+                lines.append(_style(f"healed {change.ref} {where}: re-created", color, "green"))
+                continue
+            count = f"{len(fields)} field{'s' if len(fields) != 1 else ''}"
+            lines.append(_style(f"healed {count} on {change.ref} {where}:", color, "green"))
+            lines += [f"  {healed_line(f)}" for f in fields]
+    return "\n".join(lines) if lines else "nothing to heal: no drift found"
+
+
+def healed_line(f: FieldChange) -> str:
+    """One healed field, live value first: what it was, then what Git made it again."""
+    line = f"{f.path}: live {format_value(f.live)} → git {format_value(f.git)}"
+    if not f.manager:
+        return line
+    when = f" at {format_time(f.time)}" if f.time else ""
+    return f"{line} (live set by {f.manager}{when})"

@@ -344,6 +344,8 @@ def _sorted_drift(rows: Iterable[DriftRow]) -> list[DriftRow]:
 
 
 def _corrected(row: DriftRow) -> str:
+    if row.healed_by is not None:
+        return f"{format_time(row.healed_at)} healed by {row.healed_by}"
     return format_time(row.corrected_at) if row.corrected_at else "open"
 
 
@@ -400,6 +402,8 @@ def drift_document(rows: Sequence[DriftRow]) -> list[dict[str, Any]]:
             "revision": r.revision,
             "detected_at": format_time(r.detected_at),
             "corrected_at": format_time(r.corrected_at) or None,
+            "healed_by": r.healed_by,
+            "healed_at": format_time(r.healed_at) or None,
         }
         for r in _sorted_drift(rows)
     ]
@@ -458,6 +462,8 @@ def drift_markdown(rows: Sequence[DriftRow]) -> str:
 def _status_phrase(row: DriftRow) -> str:
     if row.corrected_at is None:
         return "still open"
+    if row.healed_by is not None:
+        return f"healed by {row.healed_by} at {format_time(row.healed_at)}"
     return f"corrected {format_time(row.corrected_at)}"
 
 

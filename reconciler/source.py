@@ -30,12 +30,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-
-import git
+from typing import TYPE_CHECKING
 
 from reconciler.errors import SourceError
 from reconciler.gitcredentials import GitCredentials
 from reconciler.private import DIR_MODE, private_dir, private_tree
+
+if TYPE_CHECKING:
+    import git
 
 __all__ = [
     "CommitInfo",
@@ -143,6 +145,8 @@ def _git(
     timeout: float | None = None,
 ) -> str:
     """Run git; return stdout. Raise :class:`_GitFailed` with redacted output on failure."""
+    import git  # on first use: a command that never runs git does not pay for the import
+
     runner = git.Git()
     command = [str(git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git"), *args]
     try:

@@ -86,6 +86,53 @@ def dev_up(clusters: str, port: int | None, light: bool, directory: str | None) 
     click.echo(f"export KUBECONFIG={result.state.kubeconfig}")
 
 
+@dev.command("demo")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=9465,
+    show_default=True,
+    help="The daemon's page and /metrics port (checked before anything starts).",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The demo's folder: clusters, config repo, state "
+    "(default: $RECONCILER_DEMO_DIR or ~/.local/state/reconciler-demo).",
+)
+@click.option(
+    "--sample",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("sample-repo"),
+    show_default=True,
+    help="The config repo copied (once) into the demo's folder.",
+)
+def dev_demo(port: int, directory: Path | None, sample: Path) -> None:
+    """`make demo`: local clusters, then the daemon on a Git copy of sample-repo/ (^C stops it)."""
+    import os
+
+    from reconciler.devenv import binaries, controlplane, demo
+
+    demo.check_port(port)  # before anything starts
+    paths = demo.Paths(directory or demo.default_dir())
+
+    def progress(message: str) -> None:
+        click.echo(message, err=True)
+
+    binaries.ensure_all(progress)  # helm and kustomize too: sample-repo renders with both
+    result = controlplane.up(paths.devenv, progress=progress)
+    for c in result.state.clusters:
+        click.echo(f"cluster {c.name} at {c.server}", err=True)
+    demo.prepare_repo(paths, sample)
+    binary = demo.reconciler_bin()
+    argv = demo.daemon_argv(binary, paths, port, result.state.kubeconfig)
+    lines = demo.instructions(binary, paths, port, result.state.kubeconfig)
+    click.echo("\n" + "\n".join(lines) + "\n")  # click.echo flushes: nothing lost to exec
+    os.execv(argv[0], argv)
+
+
 @dev.command("provision")
 @output_option()
 def dev_provision(output: str) -> None:

@@ -34,12 +34,15 @@ from reconciler.cli.page import serve
 from reconciler.daemon.guard import DEFAULT_LIMITS, PruneLimits
 from reconciler.daemon.loop import Daemon
 from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.openfiles import raise_soft_limit
 from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.gitcredentials import GitCredentials
 from reconciler.kube.pool import Clients
 from reconciler.source import GitSource
 from reconciler.store.db import Store
 from reconciler.web.server import DEFAULT_LISTEN, parse_listen
+from reconciler.workers import DEFAULT_SIZE
+from reconciler.workers import configure as configure_workers
 
 
 def register_run_command(cli_group: click.Group) -> None:
@@ -171,6 +174,14 @@ def _on_signals(daemon: Daemon) -> None:
     "(default: $RECONCILER_CHART_CREDENTIALS). Charts are cached in the state dir.",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=DEFAULT_SIZE,
+    show_default=True,
+    help="Threads for cluster work, whatever the number of clusters: at most this many passes "
+    "(and health checks) run at once; requests within a pass share the same threads.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -198,6 +209,7 @@ def run_command(
     max_prune_objects: int,
     max_prune_percent: float,
     chart_credentials: Path | None,
+    workers: int,
     log_level: str,
 ) -> None:
     """Follow REPO and keep every cluster reconciled to it (the daemon)."""
@@ -207,6 +219,10 @@ def run_command(
         raise click.BadParameter(str(err), param_hint="--listen") from None
     configure_logging(level=log_level)
     log = structlog.get_logger("reconciler.daemon")
+    configure_workers(workers)
+    limit = raise_soft_limit()
+    if limit.raised:
+        log.info("open-file limit raised", soft=limit.soft, hard=limit.hard, was=limit.before)
     settings = Settings(
         interval=interval,
         drift_interval=drift_interval,
@@ -216,6 +232,8 @@ def run_command(
         instance=instance,
         prune_limits=PruneLimits(max_prune_objects, max_prune_percent),
         health_interval=health_interval,
+        max_parallel=workers,
+        open_files=limit.soft,
     )
     with exclusive(state_dir), Store.open(state_dir) as store, contextlib.ExitStack() as web:
         git_credentials = GitCredentials(

@@ -25,7 +25,7 @@ from reconciler.cli.common import (
     repo_argument,
     request_timeout_option,
 )
-from reconciler.cli.output import WIDE, emit, output_option
+from reconciler.cli.output import DATA, WIDE, emit, output_option
 from reconciler.cli.terminal import color
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ def _reconcile_once(
     chart_cache: Path | None = None,
     chart_credentials: Path | None = None,
     request_timeout: float | None = None,
+    heal: bool = False,
     context: str | None = None,
 ) -> list[Any]:
     from reconciler.cli.terminal import StatusLine
@@ -112,6 +113,7 @@ def _reconcile_once(
                 clusters=only,
                 prune_departed=app is None,  # only a whole-repo pass knows what left a cluster
                 instance=instance,
+                heal=heal,
                 progress=progress,
             )
     finally:
@@ -156,7 +158,7 @@ def diff(
         chart_cache,
         chart_credentials,
         request_timeout,
-        context,
+        context=context,
     )
     if output == "markdown":
         click.echo(fmt.diff_markdown(results))
@@ -177,6 +179,19 @@ def diff(
 @click.option("--cluster", default=None, help="Only this cluster.")
 @context_option
 @output_option(wide="the unchanged objects too")
+@click.option(
+    "--heal",
+    is_flag=True,
+    help="Also correct drift on apps with sync.selfHeal: false, this once (reported as healed).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RECONCILER_STATE_DIR",
+    default=None,
+    help="With --heal: the daemon's state; its open drift records of what was healed are "
+    "closed as healed by you.",
+)
 @kubeconfig_option
 @instance_option
 @request_timeout_option
@@ -187,6 +202,8 @@ def apply(
     cluster: str | None,
     context: str | None,
     output: str,
+    heal: bool,
+    state_dir: Path | None,
     kubeconfig: str | None,
     instance: str,
     request_timeout: float,
@@ -195,11 +212,15 @@ def apply(
 ) -> None:
     """One-shot sync: apply what changed, create namespaces, prune what left Git.
 
+    With --heal, drift is corrected on apps whose sync.selfHeal is false too (only this run:
+    later drift is again only recorded); each healed field is listed, live value then Git's.
+
     Exit 0: all applied; 2: any error or conflict left unapplied (every other cluster and
     object is still synced).
     """
     from reconciler import outcomes as fmt
 
+    open_drift = _open_drift(state_dir) if heal and state_dir is not None else None
     results = _reconcile_once(
         repo,
         app,
@@ -210,12 +231,54 @@ def apply(
         chart_cache,
         chart_credentials,
         request_timeout,
-        context,
+        heal=heal,
+        context=context,
     )
-    emit(
-        output,
-        lambda: fmt.apply_data(results),
-        lambda: fmt.apply_text(results, color=color(), wide=output == WIDE),
-    )
+    colored = color()
+
+    def table() -> str:
+        text = fmt.apply_text(results, color=colored, wide=output == WIDE)
+        return text + "\n" + fmt.healed_text(results, color=colored) if heal else text
+
+    emit(output, lambda: fmt.apply_data(results, heal=heal), table)
+    if heal and state_dir is not None and open_drift is not None:
+        marked = _record_heal(state_dir, open_drift, results)
+        if marked:
+            click.echo(
+                f"{marked} drift record{'s' if marked != 1 else ''} in {state_dir} "
+                "marked healed by hand",
+                err=output in DATA,  # the document alone on stdout
+            )
     failed = fmt.has_errors(results) or fmt.has_conflicts(results)
     sys.exit(EXIT_ERROR if failed else EXIT_OK)
+
+
+def _open_drift(state_dir: Path) -> dict[tuple[str, str, str], int]:
+    """The daemon's open drift records before healing: (app, cluster, object) -> record id.
+
+    Read first, so a record the daemon closes meanwhile (it saw the heal) is still marked."""
+    from reconciler.errors import ReconcilerError
+    from reconciler.store.db import DB_NAME, Store
+
+    if not (state_dir / DB_NAME).is_file():
+        raise ReconcilerError(f"no state in {state_dir}: is the daemon running with --state-dir?")
+    with Store.open(state_dir) as store:
+        rows = store.list_drift(open_only=True)
+    return {(r.app, r.cluster, r.object): r.id for r in rows}
+
+
+def _record_heal(
+    state_dir: Path, open_drift: dict[tuple[str, str, str], int], results: list[Any]
+) -> int:
+    """Close the healed objects' drift records as healed by this user, now; how many."""
+    import getpass
+    from datetime import UTC, datetime
+
+    from reconciler.outcomes import healed_objects
+    from reconciler.store.db import Store
+
+    ids = [open_drift[key] for key in healed_objects(results) if key in open_drift]
+    if not ids:
+        return 0
+    with Store.open(state_dir) as store:
+        return store.mark_healed(ids, getpass.getuser(), datetime.now(UTC))

@@ -35,11 +35,16 @@ class ClusterPasses(LoopState):
         due = [
             s for s in schedules if s.due(now, desired.generation) and s.cluster not in self._checks
         ]
+        if self._once:
+            # One pass per cluster, failed or not: a drift check or retry coming due while the
+            # round is still going (a round longer than the drift interval) never starts.
+            due = [s for s in due if self._dispatched.get(s.cluster) != desired.generation]
         # Longest waiting first, so a bounded pool serves every cluster in turn.
         due.sort(key=lambda s: (s.wake_at(desired.generation, 0.0), s.cluster))
         for schedule in due[: max(0, self.settings.max_parallel - len(self._running))]:
             name = schedule.cluster
             schedule.start(now)
+            self._dispatched[name] = desired.generation
             job = functools.partial(self._pass, desired, name)
             future = self._dispatcher.submit(job, name=f"reconciler-{name}")
             self._running[name] = Running(future, desired)
@@ -52,6 +57,8 @@ class ClusterPasses(LoopState):
             return
         for name in desired.targets:
             schedule = self._schedules.get(name)
+            if len(self._checks) >= self.settings.max_parallel:
+                break  # bounded like passes; the others are due at the next tick
             if schedule is None or name in self._checks or now < schedule.next_health:
                 continue
             if schedule.running or schedule.due(now, desired.generation):

@@ -6,6 +6,9 @@ cluster whose content hash differs from what this replica last wrote is sent, by
 at a time. An idle fleet therefore sends no writes; a failed write is retried on a later tick
 (the management cluster being down never holds back reconciling). A restarted replica first
 lists what is published (one request) so unchanged status is not written again.
+
+The status of a cluster that left the repo is deleted by one replica (the ``sweeper``, chosen
+by the caller), once per set of clusters: one list request and a delete per departed cluster.
 """
 
 from __future__ import annotations
@@ -19,7 +22,12 @@ from structlog.typing import FilteringBoundLogger
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.schedule import Dispatcher
 from reconciler.errors import ReconcilerError
-from reconciler.kube.management import HASH_ANNOTATION, REPLICA_LABEL, SharedObjects
+from reconciler.kube.management import (
+    CLUSTER_LABEL,
+    HASH_ANNOTATION,
+    REPLICA_LABEL,
+    SharedObjects,
+)
 from reconciler.published.status import build, content_hash, encode
 from reconciler.rollout.model import Observation
 from reconciler.store.db import Store
@@ -57,19 +65,30 @@ class StatusPublisher:
         self._owned: set[str] = set()
         self._job: Future[list[tuple[_Write, str | None]]] | None = None
         self._seeded = False
+        self._swept: frozenset[str] | None = None  # the clusters the last sweep kept
+        self._sweep: frozenset[str] | None = None  # clusters to keep, for the next job
         self.writes = 0  # status objects written since start
 
-    def tick(self, owned: Collection[str], touched: Collection[str]) -> None:
+    def tick(
+        self,
+        owned: Collection[str],
+        touched: Collection[str],
+        known: Collection[str] = (),
+        sweeper: bool = False,
+    ) -> None:
         """Collect the write in flight; look at ``touched`` and newly owned clusters; send what
-        changed."""
+        changed. The ``sweeper`` also deletes the status of clusters not ``known`` (in the
+        repo) any more."""
         self._collect()
+        if sweeper and known and frozenset(known) != self._swept:
+            self._sweep = frozenset(known)
         owned_now = set(owned)
         for lost in self._owned - owned_now:
             self._written.pop(lost, None)
             self._due.discard(lost)
         self._due |= (owned_now - self._owned) | (set(touched) & owned_now)
         self._owned = owned_now
-        if self._job is not None or not self._due:
+        if self._job is not None or not (self._due or self._sweep is not None):
             return
         if not self._seeded:
             self._seed()
@@ -89,8 +108,11 @@ class StatusPublisher:
             if self._written.get(cluster) != digest:
                 writes.append(_Write(cluster, encode(status), digest))
         self._due.clear()
-        if writes:
-            self._job = self.dispatcher.submit(lambda: self._send(writes), name="publish-status")
+        keep, self._sweep = self._sweep, None
+        if writes or keep is not None:
+            self._job = self.dispatcher.submit(
+                lambda: self._send(writes, keep), name="publish-status"
+            )
 
     def _seed(self) -> None:
         """What this replica wrote before a restart, as published (one list request)."""
@@ -106,9 +128,14 @@ class StatusPublisher:
             if cluster and digest and item.labels.get(REPLICA_LABEL) == self.replica:
                 self._written[cluster] = digest
 
-    def _send(self, writes: list[_Write]) -> list[tuple[_Write, str | None]]:
-        """Runs on a worker: every write, each with its error (None: written)."""
+    def _send(
+        self, writes: list[_Write], keep: frozenset[str] | None = None
+    ) -> list[tuple[_Write, str | None]]:
+        """Runs on a worker: every write, each with its error (None: written); then, with
+        ``keep``, the sweep (a cluster written as swept is marked by the empty digest)."""
         results: list[tuple[_Write, str | None]] = []
+        if keep is not None:
+            results.append(self._sweep_departed(keep))
         for write in writes:
             try:
                 self.shared.publish_status(write.cluster, self.replica, write.data, write.digest)
@@ -117,6 +144,19 @@ class StatusPublisher:
             else:
                 results.append((write, None))
         return results
+
+    def _sweep_departed(self, keep: frozenset[str]) -> tuple[_Write, str | None]:
+        """Delete the published status of clusters not in ``keep``."""
+        marker = _Write("", {}, ",".join(sorted(keep)))
+        try:
+            for item in self.shared.statuses():
+                cluster = item.data.get("cluster") or item.labels.get(CLUSTER_LABEL, "")
+                if cluster and cluster not in keep:
+                    self.shared.delete_status(cluster)
+                    self.log.info("status of a departed cluster deleted", cluster=cluster)
+        except ReconcilerError as err:
+            return marker, str(err)
+        return marker, None
 
     def _collect(self) -> None:
         job = self._job
@@ -130,6 +170,12 @@ class StatusPublisher:
             self._due |= self._owned
             return
         for write, error in results:
+            if not write.cluster:  # the sweep
+                if error is None:
+                    self._swept = frozenset(filter(None, write.digest.split(",")))
+                else:
+                    self.log.warning("departed clusters' status not deleted", error=error)
+                continue
             if error is None:
                 if write.cluster in self._owned:
                     self._written[write.cluster] = write.digest

@@ -82,7 +82,8 @@ class LoopState:
     rollouts: Rollouts
     book: RenderBook  # renders of every revision some target may run
 
-    _dispatcher: Dispatcher
+    _dispatcher: Dispatcher  # passes and health checks (the worker pool)
+    _source_dispatcher: Dispatcher  # the source job (a thread of its own)
     _follower: Follower
     _reconcile: ReconcileFn
     _check: CheckFn
@@ -110,11 +111,13 @@ class LoopState:
     # passes and health checks
     _schedules: dict[str, ClusterSchedule]
     _running: dict[str, Running]
+    _dispatched: dict[str, int]  # the generation each cluster's latest pass started for
     _repass: set[str]  # clusters whose revision changed: pass them again
     _checks: dict[str, Future[HealthReport]]
     _check_started: dict[str, datetime]  # wall time each check was dispatched
 
     # the loop
+    _once: bool  # run --once: one pass per cluster, no polls after the first load
     _stopping: bool
     _last_tick: float
     _next_prune: float

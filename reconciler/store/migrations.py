@@ -171,7 +171,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX health_history_at ON health_history (at DESC, id DESC);
     """,
-    # 9: objects are named with their group whenever they have one (Deployment.apps/web/web,
+    # 9: drift corrected by a user's one-shot heal (`reconciler apply --heal`): who and when
+    """
+    ALTER TABLE drift ADD COLUMN healed_by TEXT;
+    ALTER TABLE drift ADD COLUMN healed_at TEXT;
+    """,
+    # 10: objects are named with their group whenever they have one (Deployment.apps/web/web,
     # as kubectl's deployment.apps/web): rename what drift records and applied targets keep
     """
     UPDATE drift SET object = 'Deployment.apps' || substr(object, 11)

@@ -71,7 +71,7 @@ def test_status_and_drift_read_what_every_replica_published(
         3,
         "api",
         "beijing-2",
-        "Deployment/demo/api",
+        "Deployment.apps/demo/api",
         DriftKind.MODIFIED,
         [FieldChange("spec.replicas", 3, 7, "kubectl-scale", T0)],
         "a" * 40,
@@ -104,7 +104,7 @@ def test_status_and_drift_read_what_every_replica_published(
 
     listed = CliRunner().invoke(cli, ["drift", *flags])
     assert listed.exit_code == 1, listed.output  # open drift listed
-    assert "Deployment/demo/api" in listed.output and "kubectl-scale" in listed.output
+    assert "Deployment.apps/demo/api" in listed.output and "kubectl-scale" in listed.output
     typo = CliRunner().invoke(cli, ["drift", "--app", "nosuch", *flags])
     assert typo.exit_code == 2 and "api, web" in typo.output
 
@@ -158,3 +158,25 @@ def test_an_idle_cluster_is_published_once(shared: SharedObjects, tmp_path: Path
         assert other.writes == 1
         read = shared.status("us-west-1")
         assert read is not None and read.data["replica"] == "replica-b"
+
+
+def test_the_sweeper_deletes_the_status_of_clusters_that_left_the_repo(
+    shared: SharedObjects, tmp_path: Path
+) -> None:
+    metrics, log = Metrics(), structlog.get_logger("test")
+    for cluster in ("us-west-1", "gone-1"):
+        status = build(
+            cluster, "replica-a", [StatusRow("web", cluster, State.SYNCED, "", "a", T0)], [], []
+        )
+        shared.publish_status(cluster, "replica-a", encode_status(status), content_hash(status))
+    with Store.open(tmp_path / "state") as store:
+        other = StatusPublisher(store, shared, "replica-b", InlineDispatcher(), metrics, log)
+        other.tick(set(), set(), known={"us-west-1"}, sweeper=False)
+        assert shared.status("gone-1") is not None  # only the sweeper deletes
+
+        sweeper = StatusPublisher(store, shared, "replica-a", InlineDispatcher(), metrics, log)
+        sweeper.tick(set(), set(), known={"us-west-1"}, sweeper=True)
+        sweeper.tick(set(), set(), known={"us-west-1"}, sweeper=True)  # collects; no new sweep
+
+    assert shared.status("gone-1") is None
+    assert shared.status("us-west-1") is not None

@@ -223,6 +223,7 @@ def pure_documents() -> dict[str, Any]:
     return {
         "diff": outcomes.diff_data(_outcomes()),
         "apply": outcomes.apply_data(_outcomes()),
+        "apply --heal": outcomes.apply_data(_outcomes(), heal=True),
         "plan": json.loads(json.dumps(to_data(_review()), default=str)),
         "wait": _document("web", Goal.HEALTHY, None, "reached", verdict),
     }

@@ -84,9 +84,9 @@ def test_an_object_is_named_kind_dot_group_slash_namespace_slash_name(
 
 
 def test_every_undotted_built_in_group_is_renamed_by_the_store() -> None:
-    """The store's migration 9 renames names of exactly these kinds; a group without a dot
+    """The store's migration 10 renames names of exactly these kinds; a group without a dot
     added here needs a migration of its own."""
-    migration = MIGRATIONS[8]
+    migration = MIGRATIONS[9]
     for group, kinds in UNDOTTED_GROUP_KINDS.items():
         for kind in kinds:
             assert f"'{kind}.{group}' || substr(object, {len(kind) + 1})" in migration

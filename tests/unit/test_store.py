@@ -88,14 +88,14 @@ def test_open_migrates_an_old_database_and_keeps_its_data(tmp_path: Path) -> Non
 
 
 def test_objects_kept_by_name_get_their_group_in_the_name(tmp_path: Path) -> None:
-    """Version 9: names written before objects were always named with their group
+    """Version 10: names written before objects were always named with their group
     (``Job/ns/j``) become ``Job.batch/ns/j``; core and dotted groups keep theirs."""
     state = tmp_path / "state"
     state.mkdir()
     old = sqlite3.connect(state / DB_NAME)
-    for migration in MIGRATIONS[:8]:
+    for migration in MIGRATIONS[:9]:
         old.executescript(migration)
-    old.execute("PRAGMA user_version = 8")
+    old.execute("PRAGMA user_version = 9")
     names = ["ConfigMap/ns/c", "CronJob/ns/n", "Job/ns/j", "Widget.example.com/ns/w"]
     old.execute(
         "INSERT INTO targets (app, cluster, desired, applied, applied_at, objects)"
