@@ -193,24 +193,32 @@ state_dir_option = click.option(
 )
 
 
+def path_option(
+    flag: str, envvar: str, help_text: str, **path: bool
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An option naming a file or directory (``path``: click.Path's checks), also read from
+    ``envvar``; None when not given."""
+    return click.option(
+        flag, envvar=envvar, type=click.Path(path_type=Path, **path), default=None, help=help_text
+    )
+
+
 def chart_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--chart-cache`` and ``--chart-credentials``: where remote charts are kept and how
     their sources are reached (never from the config repo)."""
-    command = click.option(
+    command = path_option(
         "--chart-credentials",
-        envvar="RECONCILER_CHART_CREDENTIALS",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="YAML file: chart source URL prefix -> username/password files, token file, "
+        "RECONCILER_CHART_CREDENTIALS",
+        "YAML file: chart source URL prefix -> username/password files, token file, "
         "CA file (default: $RECONCILER_CHART_CREDENTIALS).",
+        dir_okay=False,
     )(command)
-    return click.option(
+    return path_option(
         "--chart-cache",
-        envvar="RECONCILER_CHART_CACHE",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        help="Cache of charts from Helm repositories and OCI registries "
+        "RECONCILER_CHART_CACHE",
+        "Cache of charts from Helm repositories and OCI registries "
         "(default: ~/.cache/reconciler/charts).",
+        file_okay=False,
     )(command)
 
 

@@ -33,10 +33,10 @@ from reconciler.report import (
     drift_document,
     drift_markdown,
     drift_table,
-    health_changes_document,
     health_changes_markdown,
     health_changes_table,
 )
+from reconciler.report.health import health_changes_document
 from reconciler.store.db import Store
 from reconciler.store.rows import DriftRow, StatusRow
 

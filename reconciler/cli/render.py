@@ -73,10 +73,10 @@ def _load_and_render(
         return _charts(repo, chart_cache, chart_credentials, apps)
 
     try:
-        repo, results, _ = load_and_render(root, apps=apps, clusters=clusters, lock=lock)
+        loaded = load_and_render(root, apps=apps, clusters=clusters, lock=lock)
     except ConfigError as err:
         _fail_config(root, err)
-    return repo, results
+    return loaded.repo, loaded.targets
 
 
 def _fail_config(root: Path, err: ConfigError) -> NoReturn:
@@ -339,7 +339,7 @@ def _validate(root: Path, chart_cache: Path | None, chart_credentials: Path | No
         return lock_charts(repo, chart_resolver(chart_cache, chart_credentials))
 
     try:
-        loaded, results, _ = load_and_render(root, lock=lock)
+        rendered = load_and_render(root, lock=lock)
     except ConfigError as err:
         document["errors"] = [str(p) for p in err.problems]
         document["summary"] = f"{len(err.problems)} problem(s) in {root}"
@@ -348,6 +348,7 @@ def _validate(root: Path, chart_cache: Path | None, chart_credentials: Path | No
         document["errors"] = [str(err)]
         document["summary"] = "1 chart could not be resolved"
         return document
+    loaded, results = rendered.repo, rendered.targets
     errors = [str(r.error) for r in results if r.error is not None]
     if errors:
         document["errors"] = errors

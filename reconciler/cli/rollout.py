@@ -211,35 +211,32 @@ def approve_command(
     _command(app, state_dir, CommandKind.APPROVE, _user(user), stage, options)
 
 
-@rollout_group.command("pause")
-@click.argument("app")
-@state_dir_option
-@user_option
-@shared_options
-def pause_command(app: str, state_dir: Path, user: str | None, **options: Any) -> None:
-    """Start no new batch (the one in flight finishes; failures are still handled)."""
-    _command(app, state_dir, CommandKind.PAUSE, _user(user), None, options)
+def _state_command(name: str, kind: CommandKind, help_text: str) -> click.Command:
+    """``rollout pause|resume|abort APP``: record ``kind`` for the app's running rollout."""
+
+    @rollout_group.command(name, help=help_text)
+    @click.argument("app")
+    @state_dir_option
+    @user_option
+    @shared_options
+    def command(app: str, state_dir: Path, user: str | None, **options: Any) -> None:
+        _command(app, state_dir, kind, _user(user), None, options)
+
+    return command
 
 
-@rollout_group.command("resume")
-@click.argument("app")
-@state_dir_option
-@user_option
-@shared_options
-def resume_command(app: str, state_dir: Path, user: str | None, **options: Any) -> None:
-    """Go on after ``pause``."""
-    _command(app, state_dir, CommandKind.RESUME, _user(user), None, options)
-
-
-@rollout_group.command("abort")
-@click.argument("app")
-@state_dir_option
-@user_option
-@shared_options
-def abort_command(app: str, state_dir: Path, user: str | None, **options: Any) -> None:
-    """Stop the rollout where it is: updated clusters keep the new revision, the others their
-    old one (``reconciler rollback`` to go back)."""
-    _command(app, state_dir, CommandKind.ABORT, _user(user), None, options)
+pause_command = _state_command(
+    "pause",
+    CommandKind.PAUSE,
+    "Start no new batch (the one in flight finishes; failures are still handled).",
+)
+resume_command = _state_command("resume", CommandKind.RESUME, "Go on after ``pause``.")
+abort_command = _state_command(
+    "abort",
+    CommandKind.ABORT,
+    "Stop the rollout where it is: updated clusters keep the new revision, the others their "
+    "old one (``reconciler rollback`` to go back).",
+)
 
 
 @click.command("rollback")

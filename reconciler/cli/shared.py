@@ -4,9 +4,9 @@ shared rollout (its state, commands, pins)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -16,8 +16,9 @@ from reconciler.published.rollout import SharedRollout
 from reconciler.store.rows import DriftRow, HealthRow, StatusRow
 
 if TYPE_CHECKING:
-    from reconciler.kube.management import SharedObjects
+    from reconciler.kube.management import SharedObjects, Versioned
 
+T = TypeVar("T")
 _ATTEMPTS = 10  # conditional updates retried this often when someone wrote meanwhile
 
 
@@ -37,29 +38,12 @@ def connect(
     return shared_objects(kubeconfig, context, namespace, instance, timeout)
 
 
-def read_status(shared: SharedObjects) -> Fleetwide:
-    """Decode every published status; one that does not decode is named on stderr, skipped."""
-    from reconciler.published.status import decode, rows
-
-    published = []
-    for item in shared.statuses():
-        try:
-            published.append(decode(item.data))
-        except ValueError as err:
-            click.echo(
-                f"warning: ConfigMap {shared.namespace}/{item.name}: not readable: {err}",
-                err=True,
-            )
-    status, health, drift, replicas = rows(published)
-    return Fleetwide(status, health, drift, replicas)
-
-
-def read_rollouts(shared: SharedObjects) -> list[SharedRollout]:
-    """Every app's shared rollout, by app (unreadable ones named on stderr)."""
-    from reconciler.published.rollout import decode
-
+def _readable(
+    shared: SharedObjects, items: Iterable[Versioned], decode: Callable[[Mapping[str, str]], T]
+) -> list[T]:
+    """Each item decoded; one that does not decode is named on stderr and skipped."""
     out = []
-    for item in shared.rollouts():
+    for item in items:
         try:
             out.append(decode(item.data))
         except ValueError as err:
@@ -67,7 +51,22 @@ def read_rollouts(shared: SharedObjects) -> list[SharedRollout]:
                 f"warning: ConfigMap {shared.namespace}/{item.name}: not readable: {err}",
                 err=True,
             )
-    return sorted(out, key=lambda r: r.app)
+    return out
+
+
+def read_status(shared: SharedObjects) -> Fleetwide:
+    """Decode every published status; one that does not decode is named on stderr, skipped."""
+    from reconciler.published.status import decode, rows
+
+    status, health, drift, replicas = rows(_readable(shared, shared.statuses(), decode))
+    return Fleetwide(status, health, drift, replicas)
+
+
+def read_rollouts(shared: SharedObjects) -> list[SharedRollout]:
+    """Every app's shared rollout, by app (unreadable ones named on stderr)."""
+    from reconciler.published.rollout import decode
+
+    return sorted(_readable(shared, shared.rollouts(), decode), key=lambda r: r.app)
 
 
 def update_rollout(

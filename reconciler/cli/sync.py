@@ -95,7 +95,7 @@ def _reconcile_once(
 
         only = [cluster] if cluster else None
         # Helm renders per cluster as that cluster would be seen by helm install.
-        repo, rendered, _ = load_and_render(
+        loaded = load_and_render(
             repo_path,
             apps=apps,
             clusters=only,
@@ -105,8 +105,8 @@ def _reconcile_once(
         progress = PassProgress("apply" if apply else "diff")
         with StatusLine(progress.line):
             return reconcile(
-                repo,
-                rendered,
+                loaded.repo,
+                loaded.targets,
                 clients,
                 _revision(repo_path),
                 apply=apply,

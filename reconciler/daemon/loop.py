@@ -61,7 +61,7 @@ from reconciler.daemon.schedule import (
 )
 from reconciler.daemon.shards import owner_of
 from reconciler.daemon.sharedrollouts import Membership, SharedRollouts
-from reconciler.daemon.state import CheckFn, ReconcileFn
+from reconciler.daemon.state import CheckFn, ClusterGate, ReconcileFn
 from reconciler.daemon.watch import RepoWatcher
 from reconciler.discovery import cluster_capabilities
 from reconciler.engine import check_health, reconcile
@@ -100,6 +100,7 @@ class Daemon(RevisionJob, ClusterPasses):
         check_fn: CheckFn = check_health,
         tools: Toolchain | None = None,
         rand: Callable[[], float] = random.random,
+        gate: ClusterGate | None = None,
         shared: SharedObjects | None = None,
         replica: str | None = None,
         live: Callable[[], Sequence[str]] | None = None,
@@ -135,6 +136,8 @@ class Daemon(RevisionJob, ClusterPasses):
         self._checks = {}
         self._check_started = {}  # wall time each check was dispatched
         self._rand = rand
+        self._gate = gate
+        self._ours = None
         self.log = structlog.get_logger("reconciler.daemon").bind(repo=source.display)
 
         self._desired = None
@@ -270,6 +273,7 @@ class Daemon(RevisionJob, ClusterPasses):
         self._maybe_prune(now)
         self._check_timeouts(now)
         if not self._stopping:
+            self._claim()
             self._dispatch(now)
             self._collect_passes()  # an inline dispatcher (tests) has finished them already
             self._dispatch_checks(now)
@@ -278,11 +282,13 @@ class Daemon(RevisionJob, ClusterPasses):
         return self._sleep_for(now)
 
     def owned_clusters(self) -> set[str]:
-        """The clusters of the installed revision this daemon owns (all of them unsharded)."""
+        """The clusters of the installed revision this daemon owns (all of them unsharded; with
+        several replicas, those whose cluster Lease it holds)."""
         desired = self._desired
         if desired is None:
             return set()
-        return set(desired.repo.clusters) | set(desired.targets)
+        clusters = set(desired.repo.clusters) | set(desired.targets)
+        return clusters if self._gate is None else clusters & (self._ours or frozenset())
 
     def _works(self, cluster: str) -> bool:
         return cluster in self.owned_clusters()
@@ -309,7 +315,7 @@ class Daemon(RevisionJob, ClusterPasses):
         desired = self._desired
         if desired is None:
             return True
-        for name in desired.targets:
+        for name in self._targeted(desired):
             schedule = self._schedules.get(name)
             if schedule is None or self._dispatched.get(name) != desired.generation:
                 return False
@@ -347,7 +353,7 @@ class Daemon(RevisionJob, ClusterPasses):
                 wake.append(now + max(0.0, at - self.clock.now().timestamp()))
         desired = self._desired
         if desired is not None:
-            for name in desired.targets:
+            for name in self._targeted(desired):
                 schedule = self._schedules.get(name)
                 if schedule is None:
                     return 0.0

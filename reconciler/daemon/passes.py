@@ -14,11 +14,35 @@ from reconciler.daemon.desired import Desired, crashed_rows, timed_out_rows
 from reconciler.daemon.record import HealthReport, PassReport
 from reconciler.daemon.schedule import ClusterSchedule, PassKind
 from reconciler.daemon.state import LoopState, Running
+from reconciler.daemon.status import short
 from reconciler.render import TargetResult
 
 
 class ClusterPasses(LoopState):
     """The daemon's part that runs each cluster's passes and health checks."""
+
+    def _claim(self) -> None:
+        """Ask the gate (several replicas) which clusters are ours this tick. A cluster that
+        becomes ours starts with a fresh schedule, so it is passed at once; one that stops
+        being ours keeps no schedule (its pass in flight, if any, is still collected)."""
+        desired = self._desired
+        if self._gate is None or desired is None:
+            return
+        # Paused clusters too: their status is published by their owner.
+        clusters = set(desired.repo.clusters) | set(desired.targets)
+        ours = self._gate.claim(clusters, self._running.keys())
+        before = self._ours or frozenset()
+        for name in (ours ^ before) - self._running.keys():
+            self._schedules.pop(name, None)
+        self._ours = ours
+
+    def _targeted(self, desired: Desired) -> list[str]:
+        """The clusters of ``desired`` this daemon works: all, or with several replicas the
+        ones whose Lease it holds."""
+        if self._gate is None:
+            return list(desired.targets)
+        ours = self._ours or frozenset()
+        return [name for name in desired.targets if name in ours]
 
     def _dispatch(self, now: float) -> None:
         desired = self._desired
@@ -31,7 +55,9 @@ class ClusterPasses(LoopState):
                 self._repass.discard(name)
             elif schedule is None:
                 self._repass.discard(name)
-        schedules = [self._schedules.setdefault(n, ClusterSchedule(n)) for n in desired.targets]
+        schedules = [
+            self._schedules.setdefault(n, ClusterSchedule(n)) for n in self._targeted(desired)
+        ]
         due = [
             s for s in schedules if s.due(now, desired.generation) and s.cluster not in self._checks
         ]
@@ -45,6 +71,7 @@ class ClusterPasses(LoopState):
             name = schedule.cluster
             schedule.start(now)
             self._dispatched[name] = desired.generation
+            self.log.debug("pass started", cluster=name, revision=short(desired.revision))
             job = functools.partial(self._pass, desired, name)
             future = self._dispatcher.submit(job, name=f"reconciler-{name}")
             self._running[name] = Running(future, desired)
@@ -55,7 +82,7 @@ class ClusterPasses(LoopState):
         desired = self._desired
         if desired is None:
             return
-        for name in desired.targets:
+        for name in self._targeted(desired):
             schedule = self._schedules.get(name)
             if len(self._checks) >= self.settings.max_parallel:
                 break  # bounded like passes; the others are due at the next tick

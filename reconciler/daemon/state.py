@@ -9,7 +9,7 @@ arguments. ``Daemon.__init__`` sets every attribute declared here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,6 +57,13 @@ class CheckFn(Protocol):
     def __call__(
         self, repo: Repo, targets: Iterable[TargetResult], clients: Clients, cluster: str
     ) -> dict[str, TargetHealth]: ...
+
+
+class ClusterGate(Protocol):
+    """Which clusters this daemon may work now, when several replicas share the fleet
+    (``replicas.ReplicaLeases``)."""
+
+    def claim(self, clusters: Collection[str], busy: Collection[str]) -> frozenset[str]: ...
 
 
 @dataclass
@@ -115,6 +122,8 @@ class LoopState:
     _repass: set[str]  # clusters whose revision changed: pass them again
     _checks: dict[str, Future[HealthReport]]
     _check_started: dict[str, datetime]  # wall time each check was dispatched
+    _gate: ClusterGate | None  # several replicas: which clusters are ours (None: all)
+    _ours: frozenset[str] | None  # what the gate said this tick
 
     # the loop
     _once: bool  # run --once: one pass per cluster, no polls after the first load

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reconciler.devenv.controlplane import DevEnvError
+from reconciler.devenv.state import DevEnvError
 
 DEFAULT_PORT = 9465
 HOST = "127.0.0.1"

@@ -147,14 +147,16 @@ containerStatuses:
     + _POD_ADDRESSES
 )
 
-_POD_SUCCEEDED_STATUS = """\
+# A pod whose containers ended: <phase>, the Ready conditions' <condition-reason>, and each
+# container terminated with <exit-code> and <reason> (and <message>, when there is one).
+_POD_ENDED_STATUS = """\
 {{ $now := Now }}
-phase: Succeeded
-conditions:
+phase: <phase>
+<start-time>conditions:
 {{ range list "Ready" "ContainersReady" }}
 - type: {{ . | Quote }}
   status: "False"
-  reason: PodCompleted
+  reason: <condition-reason>
   lastTransitionTime: {{ $now | Quote }}
 {{ end }}
 containerStatuses:
@@ -166,12 +168,34 @@ containerStatuses:
   restartCount: 0
   state:
     terminated:
-      exitCode: 0
-      reason: Completed
-      startedAt: {{ $now | Quote }}
+      exitCode: <exit-code>
+      reason: <reason>
+<message>      startedAt: {{ $now | Quote }}
       finishedAt: {{ $now | Quote }}
 {{ end }}
 """
+
+
+def _pod_ended(
+    phase: str, condition_reason: str, exit_code: int, reason: str, message: str | None = None
+) -> str:
+    """The status template of a pod whose containers ended; a failed pod (``message``) was
+    never running, so it starts now too."""
+    values = {
+        "<phase>": phase,
+        "<start-time>": "startTime: {{ $now | Quote }}\n" if message else "",
+        "<condition-reason>": condition_reason,
+        "<exit-code>": str(exit_code),
+        "<reason>": reason,
+        "<message>": f'      message: "{message}"\n' if message else "",
+    }
+    text = _POD_ENDED_STATUS
+    for token, value in values.items():
+        text = text.replace(token, value)
+    return text
+
+
+_POD_SUCCEEDED_STATUS = _pod_ended("Succeeded", "PodCompleted", 0, "Completed")
 
 _FAIL_MESSAGE = f"simulated by the devenv: image tag :{FAIL_TAG}"
 
@@ -217,33 +241,7 @@ containerStatuses:
     + _POD_ADDRESSES
 )
 
-_POD_FAILED_STATUS = """\
-{{ $now := Now }}
-phase: Failed
-startTime: {{ $now | Quote }}
-conditions:
-{{ range list "Ready" "ContainersReady" }}
-- type: {{ . | Quote }}
-  status: "False"
-  reason: PodFailed
-  lastTransitionTime: {{ $now | Quote }}
-{{ end }}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: false
-  started: false
-  restartCount: 0
-  state:
-    terminated:
-      exitCode: 1
-      reason: Error
-      message: "FAIL_MESSAGE"
-      startedAt: {{ $now | Quote }}
-      finishedAt: {{ $now | Quote }}
-{{ end }}
-""".replace("FAIL_MESSAGE", _FAIL_MESSAGE)
+_POD_FAILED_STATUS = _pod_ended("Failed", "PodFailed", 1, "Error", _FAIL_MESSAGE)
 
 
 def _stage(
