@@ -222,6 +222,15 @@ def chart_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def live_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--kubeconfig``, ``--instance``, ``--request-timeout`` and the chart options: what a
+    command that talks to the clusters (``diff``, ``apply``) needs."""
+    command = chart_options(command)
+    for option in (request_timeout_option, instance_option, kubeconfig_option):
+        command = option(command)
+    return command
+
+
 def chart_resolver(chart_cache: Path | None, chart_credentials: Path | None) -> ChartResolver:
     """A resolver over the chart cache; a bad credentials file is a ChartError."""
     from reconciler.charts.cache import ChartCache
@@ -269,6 +278,15 @@ def management_options(command: Callable[..., Any]) -> Callable[..., Any]:
         help="Namespace of the replicas' Leases and shared state on the management cluster: "
         "read (and write commands) there instead of a local state dir.",
     )(command)
+
+
+def shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--shard-lease-namespace``, ``--management-context``, ``--kubeconfig``, ``--instance``
+    and ``--request-timeout``: where several replicas share the fleet, for the commands that
+    read (and write) it there instead of in a local state dir."""
+    for option in (request_timeout_option, instance_option, kubeconfig_option):
+        command = option(command)
+    return management_options(command)
 
 
 def shared_objects(

@@ -18,11 +18,8 @@ import click
 from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_OK,
-    instance_option,
-    kubeconfig_option,
-    management_options,
     parse_since,
-    request_timeout_option,
+    shared_options,
     state_dir_option,
 )
 from reconciler.cli.output import emit, output_option
@@ -94,10 +91,7 @@ def _echo(
     help="List the targets' health changes (Healthy, Progressing, Degraded, ...) instead.",
 )
 @output_option("markdown")
-@management_options
-@kubeconfig_option
-@instance_option
-@request_timeout_option
+@shared_options
 def drift_command(
     state_dir: Path,
     app: str | None,

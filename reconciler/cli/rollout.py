@@ -14,7 +14,6 @@ from __future__ import annotations
 import getpass
 import os
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,7 @@ from typing import Any
 import click
 
 from reconciler.cli.common import (
-    instance_option,
-    kubeconfig_option,
-    management_options,
-    request_timeout_option,
+    shared_options,
     state_dir_option,
 )
 from reconciler.cli.output import emit, output_option
@@ -55,14 +51,6 @@ def _user(given: str | None) -> str:
         return getpass.getuser()
     except Exception:  # no login name (a container without a passwd entry)
         return f"uid-{os.getuid()}"
-
-
-def shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--shard-lease-namespace``, ``--management-context``, ``--kubeconfig``, ``--instance``
-    and ``--request-timeout``: the shared rollouts of several replicas."""
-    for option in (request_timeout_option, instance_option, kubeconfig_option):
-        command = option(command)
-    return management_options(command)
 
 
 def _shared(options: dict[str, Any]) -> Any:

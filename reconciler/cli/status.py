@@ -16,10 +16,7 @@ import click
 from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_OK,
-    instance_option,
-    kubeconfig_option,
-    management_options,
-    request_timeout_option,
+    shared_options,
     state_dir_option,
 )
 from reconciler.cli.daemonlock import daemon_running
@@ -66,10 +63,7 @@ def _revision_header(revision: RevisionRow | None) -> str:
     help="Exit 1 when a target is failing (Failed, Unreachable, InvalidConfig, Held) or "
     "unhealthy (Degraded, Missing).",
 )
-@management_options
-@kubeconfig_option
-@instance_option
-@request_timeout_option
+@shared_options
 def status_command(
     state_dir: Path,
     output: str,

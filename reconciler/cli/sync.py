@@ -15,15 +15,12 @@ from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
-    chart_options,
     chart_resolver,
     cluster_of_context,
     context_option,
-    instance_option,
-    kubeconfig_option,
+    live_options,
     lock_charts,
     repo_argument,
-    request_timeout_option,
 )
 from reconciler.cli.output import DATA, WIDE, emit, output_option
 from reconciler.cli.terminal import color
@@ -126,10 +123,7 @@ def _reconcile_once(
 @click.option("--cluster", default=None, help="Only this cluster.")
 @context_option
 @output_option("markdown", wide="the unchanged objects too", aliases={"text": "table"})
-@kubeconfig_option
-@instance_option
-@request_timeout_option
-@chart_options
+@live_options
 def diff(
     repo: Path,
     app: str | None,
@@ -192,10 +186,7 @@ def diff(
     help="With --heal: the daemon's state; its open drift records of what was healed are "
     "closed as healed by you.",
 )
-@kubeconfig_option
-@instance_option
-@request_timeout_option
-@chart_options
+@live_options
 def apply(
     repo: Path,
     app: str | None,

@@ -115,6 +115,48 @@ initContainerStatuses:
 {{ end }}
 """
 
+
+_FAIL_MESSAGE = f"simulated by the devenv: image tag :{FAIL_TAG}"
+
+# Each container's state in a pod's status template: running, ended (see _pod_ended), and
+# crash-looping.
+_RUNNING = """\
+  state:
+    running:
+      startedAt: {{ $now | Quote }}
+"""
+_ENDED = """\
+  state:
+    terminated:
+      exitCode: <exit-code>
+      reason: <reason>
+<message>      startedAt: {{ $now | Quote }}
+      finishedAt: {{ $now | Quote }}
+"""
+_CRASHLOOP = """\
+  state:
+    waiting:
+      reason: CrashLoopBackOff
+      message: "back-off 5m0s restarting failed container (FAIL_MESSAGE)"
+  lastState:
+    terminated:
+      exitCode: 1
+      reason: Error
+      startedAt: {{ $now | Quote }}
+      finishedAt: {{ $now | Quote }}
+""".replace("FAIL_MESSAGE", _FAIL_MESSAGE)
+
+
+def _container_statuses(ready: bool, restarts: int, state: str) -> str:
+    """The ``containerStatuses`` of a pod's status template: every container ``ready`` (and
+    started) or not, restarted ``restarts`` times, in ``state`` (its YAML lines)."""
+    flag = "true" if ready else "false"
+    head = "containerStatuses:\n{{ range .spec.containers }}\n"
+    head += "- name: {{ .name | Quote }}\n  image: {{ .image | Quote }}\n"
+    head += f"  ready: {flag}\n  started: {flag}\n  restartCount: {restarts}\n"
+    return head + state + "{{ end }}\n"
+
+
 _POD_RUNNING_STATUS = (
     """\
 {{ $now := Now }}
@@ -131,18 +173,8 @@ conditions:
   status: "True"
   lastTransitionTime: {{ $now | Quote }}
 {{ end }}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: true
-  started: true
-  restartCount: 0
-  state:
-    running:
-      startedAt: {{ $now | Quote }}
-{{ end }}
 """
+    + _container_statuses(True, 0, _RUNNING)
     + _INIT_CONTAINERS_DONE
     + _POD_ADDRESSES
 )
@@ -159,21 +191,7 @@ phase: <phase>
   reason: <condition-reason>
   lastTransitionTime: {{ $now | Quote }}
 {{ end }}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: false
-  started: false
-  restartCount: 0
-  state:
-    terminated:
-      exitCode: <exit-code>
-      reason: <reason>
-<message>      startedAt: {{ $now | Quote }}
-      finishedAt: {{ $now | Quote }}
-{{ end }}
-"""
+""" + _container_statuses(False, 0, _ENDED)
 
 
 def _pod_ended(
@@ -197,8 +215,6 @@ def _pod_ended(
 
 _POD_SUCCEEDED_STATUS = _pod_ended("Succeeded", "PodCompleted", 0, "Completed")
 
-_FAIL_MESSAGE = f"simulated by the devenv: image tag :{FAIL_TAG}"
-
 _POD_CRASHLOOP_STATUS = (
     """\
 {{ $now := Now }}
@@ -218,25 +234,8 @@ conditions:
   message: "containers with unready status: [{{ range $.spec.containers }}{{ .name }} {{ end }}]"
   lastTransitionTime: {{ $now | Quote }}
 {{ end }}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: false
-  started: false
-  restartCount: 5
-  state:
-    waiting:
-      reason: CrashLoopBackOff
-      message: "back-off 5m0s restarting failed container (FAIL_MESSAGE)"
-  lastState:
-    terminated:
-      exitCode: 1
-      reason: Error
-      startedAt: {{ $now | Quote }}
-      finishedAt: {{ $now | Quote }}
-{{ end }}
-""".replace("FAIL_MESSAGE", _FAIL_MESSAGE)
+"""
+    + _container_statuses(False, 5, _CRASHLOOP)
     + _INIT_CONTAINERS_DONE
     + _POD_ADDRESSES
 )
