@@ -257,13 +257,34 @@ class Peaks:
     rss_mib: float = 0.0
     fds: int = 0
     threads: int = 0
+    apiserver_sockets: int = 0  # TCP connections to the API servers
+
+
+def sockets_to(pid: int, ports: set[int]) -> int:
+    """The process's TCP connections whose remote port is one of ``ports``."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                cols = line.split()
+                remote_port = int(cols[2].rsplit(":", 1)[1], 16) if len(cols) > 9 else -1
+                if remote_port in ports and cols[9] in inodes:
+                    count += 1
+    return count
 
 
 class Sampler:
     """Peak open fds and threads of a process (RSS peak is the kernel's VmHWM)."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, ports: set[int]) -> None:
         self.pid = pid
+        self.ports = ports
         self.peaks = Peaks()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -288,6 +309,8 @@ class Sampler:
             self.peaks.rss_mib = int(values["VmHWM"].split()[0]) / 1024
             self.peaks.threads = max(self.peaks.threads, int(values["Threads"]))
             self.peaks.fds = max(self.peaks.fds, len(os.listdir(f"/proc/{self.pid}/fd")))
+            sockets = sockets_to(self.pid, self.ports)
+            self.peaks.apiserver_sockets = max(self.peaks.apiserver_sockets, sockets)
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -377,6 +400,7 @@ class Result:
     peak_fds: int = 0
     fds_per_cluster: float = 0.0
     peak_threads: int = 0
+    peak_apiserver_sockets: int = 0
     cpu_seconds: float = 0.0
     cpu_seconds_first_convergence: float = 0.0
     not_synced: int = 0
@@ -465,7 +489,7 @@ def bench(n: int, args: argparse.Namespace, root: Path) -> Result:
                 time.sleep(2.0)
                 children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
                 pid = int(children[0]) if children else pid
-            with Sampler(pid) as sampler:
+            with Sampler(pid, set(servers.ports)) as sampler:
                 say("waiting for first convergence ...")
                 wait_for(
                     lambda: converged_at(statuses(state), result.targets, first),
@@ -566,6 +590,7 @@ def bench(n: int, args: argparse.Namespace, root: Path) -> Result:
             result.peak_fds = peaks.fds
             result.fds_per_cluster = round(peaks.fds / n, 2)
             result.peak_threads = peaks.threads
+            result.peak_apiserver_sockets = peaks.apiserver_sockets
             final = statuses(state)
             result.not_synced = sum(1 for s, _ in final.values() if s is not State.SYNCED)
             result.error_events = error_events(log)
@@ -599,6 +624,7 @@ ROWS: list[tuple[str, Callable[[Result], str]]] = [
     ("peak RSS (MiB)", lambda r: f"{r.peak_rss_mib:.0f}"),
     ("peak open fds", lambda r: str(r.peak_fds)),
     ("  per cluster", lambda r: f"{r.fds_per_cluster:.2f}"),
+    ("peak TCP connections to the API servers", lambda r: str(r.peak_apiserver_sockets)),
     ("peak threads", lambda r: str(r.peak_threads)),
     ("CPU seconds (total)", lambda r: f"{r.cpu_seconds:.1f}"),
     ("  to first convergence", lambda r: f"{r.cpu_seconds_first_convergence:.1f}"),
