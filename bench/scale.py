@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import re
 import shutil
@@ -637,9 +638,29 @@ def verbs(counts: dict[str, int]) -> str:
     return " ".join(f"{k}={v}" for k, v in counts.items() if k != "background")
 
 
-def table(results: list[Result]) -> str:
-    header = ["N clusters", *[str(r.clusters) for r in results]]
-    rows = [header] + [[name, *[cell(r) for r in results]] for name, cell in ROWS]
+def growth(results: list[Result], cell: Callable[[Result], str]) -> str:
+    """How a figure grows with N, smallest N to largest: the exponent b of N^b."""
+    if len(results) < 2 or results[0].clusters == results[-1].clusters:
+        return ""
+    try:
+        low, high = float(cell(results[0])), float(cell(results[-1]))
+    except ValueError:
+        return ""
+    if low <= 0 or high <= 0:
+        return ""
+    b = math.log(high / low) / math.log(results[-1].clusters / results[0].clusters)
+    return f"N^{b:.2f}"
+
+
+def table(results: list[Result], markdown: bool = False) -> str:
+    header = ["N clusters", *[str(r.clusters) for r in results], "grows as"]
+    rows = [header] + [
+        [name, *[cell(r) for r in results], growth(results, cell)] for name, cell in ROWS
+    ]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(c.strip() for c in row) + " |" for row in rows[1:]]
+        return "\n".join(lines)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = []
     for row in rows:
@@ -658,12 +679,20 @@ def main() -> None:
     parser.add_argument("--drift-interval", default="60s")
     parser.add_argument("--timeout", type=float, default=900.0, help="per phase, seconds")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--markdown", action="store_true", help="the table in Markdown")
+    parser.add_argument(
+        "--from-json", metavar="FILE", nargs="+", help="print the table of earlier --json runs"
+    )
     parser.add_argument("--profile", metavar="DIR", help="py-spy flame graph of the daemon")
     parser.add_argument("--keep", metavar="DIR", help="copy each daemon log here")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     if args.profile and shutil.which("py-spy", path=_PATH) is None:
         parser.error("--profile needs py-spy on PATH (pip install py-spy)")
+    if args.from_json:
+        loaded = [Result(**r) for f in args.from_json for r in json.loads(Path(f).read_text())]
+        print(table(sorted(loaded, key=lambda r: r.clusters), markdown=args.markdown))
+        return
     results = []
     for n in [int(x) for x in args.clusters.split(",") if x.strip()]:
         with tempfile.TemporaryDirectory(prefix=f"reconciler-bench-scale-{n}-") as tmp:
@@ -676,7 +705,7 @@ def main() -> None:
         print(json.dumps([asdict(r) for r in results], indent=2))
     else:
         print()
-        print(table(results))
+        print(table(results, markdown=args.markdown))
 
 
 def profile_summary(path: Path, top: int = 30) -> str:
