@@ -6,6 +6,7 @@ Exit codes: 0; with ``--exit-code`` 1 when a target is failing or unhealthy. Err
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from reconciler.cli.shared import Fleetwide, connect, read_rollouts, read_status
 from reconciler.health.model import Health
 from reconciler.presentation import format_time
 from reconciler.published.rollout import SharedRollout
-from reconciler.report import source_line, status_json, status_table
+from reconciler.report import source_line, status_document, status_json, status_table
 from reconciler.rollout.codec import state_from_data, state_to_data
 from reconciler.rollout.report import status_section
 from reconciler.store.db import Store
@@ -146,13 +147,21 @@ def _shared_status(
             )
             for s in rollouts
         ]
-        document = status_json(
-            fleet.status,
-            health=fleet.health,
-            rollouts=rollout_rows,
-            pins=pin_rows,
-            replicas=fleet.replicas,
+        data = json.loads(
+            status_json(
+                fleet.status,
+                health=fleet.health,
+                rollouts=rollout_rows,
+                pins=pin_rows,
+                replicas=fleet.replicas,
+            )
         )
+        data["replicas"] = [
+            {"replica": r.replica, "source": own["source"], "revision": own["revision"]}
+            for r in fleet.own
+            for own in (status_document([], r.source, r.revision),)
+        ]
+        document = json.dumps(data, indent=2) + "\n"
         click.echo(document, nl=False) if output == "json" else echo_json_as_yaml(document)
         sys.exit(code)
     pins = [(p.app, p.cluster, p.revision, p.user, p.at.timestamp()) for p in pin_rows]
@@ -163,7 +172,21 @@ def _shared_status(
         replicas=fleet.replicas if output == "wide" else None,
     )
     section = status_section(rollouts, pins, time.time())
-    click.echo(table + ("\n" + section if section else ""), nl=False)
+    color = sys.stdout.isatty()
+    header = "".join(
+        f"Replica {r.replica}:\n"
+        + "".join(
+            f"  {line}\n"
+            for line in (source_line(r.source, color=color) + _revision_header(r.revision))
+            .rstrip("\n")
+            .splitlines()
+        )
+        for r in fleet.own
+    )
+    click.echo(
+        (header + "\n" if header else "") + table + ("\n" + section if section else ""),
+        nl=False,
+    )
     if output == "wide":
         for r in fleet.status:
             if r.message:
