@@ -151,17 +151,36 @@ def _shared_status(
             pins=pin_rows,
             replicas=fleet.replicas,
         )
+        document["replicas"] = [
+            {"replica": r.replica, "source": own["source"], "revision": own["revision"]}
+            for r in fleet.own
+            for own in (status_document([], r.source, r.revision),)
+        ]
         emit(output, lambda: document, str)
         sys.exit(code)
     pins = [(p.app, p.cluster, p.revision, p.user, p.at.timestamp()) for p in pin_rows]
+    colored = color()
     table = status_table(
         fleet.status,
-        color=color(),
+        color=colored,
         health=fleet.health,
         replicas=fleet.replicas if output == "wide" else None,
     )
     section = status_section(rollouts, pins, time.time())
-    click.echo(table + ("\n" + section if section else ""), nl=False)
+    header = "".join(
+        f"Replica {r.replica}:\n"
+        + "".join(
+            f"  {line}\n"
+            for line in (source_line(r.source, color=colored) + _revision_header(r.revision))
+            .rstrip("\n")
+            .splitlines()
+        )
+        for r in fleet.own
+    )
+    click.echo(
+        (header + "\n" if header else "") + table + ("\n" + section if section else ""),
+        nl=False,
+    )
     if output == "wide":
         for r in fleet.status:
             if r.message:

@@ -88,6 +88,11 @@ def _reconcile_once(
 
         def lock(repo: Repo) -> ChartLock:
             _select(repo, app, cluster)  # names first: no chart is fetched for a typo
+            selected = [repo.apps[app]] if app else list(repo.apps.values())
+            if not any(a.source.helm is not None and a.source.helm.version for a in selected):
+                from reconciler.charts.model import ChartLock
+
+                return ChartLock()  # no remote chart: the resolver is not even imported
             return lock_charts(repo, chart_resolver(chart_cache, chart_credentials), apps)
 
         only = [cluster] if cluster else None
