@@ -527,8 +527,8 @@ def _endpoint(configuration: k8s.Configuration, auth: dict[str, str]) -> Endpoin
     parts = urlsplit(str(configuration.host))
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"server {configuration.host!r} is not an http(s) URL")
-    return Endpoint(
-        origin=f"{parts.scheme}://{parts.netloc}",
+    return Endpoint.of(
+        f"{parts.scheme}://{parts.netloc}",
         ca_file=configuration.ssl_ca_cert or None,
         cert_file=configuration.cert_file or None,
         key_file=configuration.key_file or None,

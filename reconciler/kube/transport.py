@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import hashlib
 import ssl
 import threading
 from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -33,15 +35,45 @@ _LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16, keepali
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a context connects and as whom on the TLS level (what a connection is keyed by)."""
+    """Where a context connects and as whom (what a connection is keyed by). Files are compared
+    by their content: the same CA or certificate in another temporary file is the same."""
 
     origin: str  # scheme://host:port
-    ca_file: str | None
-    cert_file: str | None
-    key_file: str | None
+    ca_file: str | None = field(compare=False)
+    cert_file: str | None = field(compare=False)
+    key_file: str | None = field(compare=False)
     verify: bool
     server_name: str | None  # TLS server name when it is not the URL's host
     credentials: str  # a digest of the request credentials (never the credentials)
+    files: str = ""  # a digest of the CA, certificate and key files' content
+
+    @classmethod
+    def of(
+        cls,
+        origin: str,
+        *,
+        ca_file: str | None,
+        cert_file: str | None,
+        key_file: str | None,
+        verify: bool,
+        server_name: str | None,
+        credentials: str,
+    ) -> Endpoint:
+        """An endpoint; reads the files (OSError when one cannot be read)."""
+        digest = hashlib.sha256()
+        for path in (ca_file, cert_file, key_file):
+            digest.update(Path(path).read_bytes() if path else b"-")
+            digest.update(b"\0")
+        return cls(
+            origin,
+            ca_file,
+            cert_file,
+            key_file,
+            verify,
+            server_name,
+            credentials,
+            digest.hexdigest(),
+        )
 
     def ssl_context(self) -> ssl.SSLContext:
         """A fresh TLS context (the HTTP library sets ALPN on the one it is given)."""
