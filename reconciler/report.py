@@ -192,10 +192,12 @@ def status_table(
     rows: Sequence[StatusRow],
     color: bool,
     health: Mapping[tuple[str, str], HealthRow] | None = None,
+    replicas: Mapping[tuple[str, str], str] | None = None,
 ) -> str:
     """One line per target (app × cluster), sync and health side by side, like ``vela status``:
     ``web  beijing-1  Synced  Healthy  3/3  1a2b3c4d5e6f``; then one line per target that needs
-    attention, with its message or its health's reason."""
+    attention, with its message or its health's reason. With ``replicas`` (status read from the
+    management cluster), a last column says which replica published each target."""
     if not rows:
         return "No status recorded yet.\n"
     health = health or {}
@@ -212,8 +214,11 @@ def status_table(
                 str(judged.health.health) if judged is not None else NO_TARGET,
                 judged.health.ready_text if judged is not None else NO_TARGET,
                 (r.revision or NO_TARGET)[:12],
+                *([replicas.get((r.app, r.cluster), NO_TARGET)] if replicas is not None else []),
             ]
         )
+    if replicas is not None:
+        headers.append("REPLICA")
     if color:
         styled = []
         for r, cells in zip(ordered, plain, strict=True):
@@ -263,12 +268,15 @@ def status_json(
     health: Mapping[tuple[str, str], HealthRow] | None = None,
     rollouts: Sequence[RolloutRow] = (),
     pins: Sequence[Pin] = (),
+    replicas: Mapping[tuple[str, str], str] | None = None,
 ) -> str:
     """``{"source": …, "revision": …, "targets": [...], "rollouts": [...], "pins": [...]}``:
     how fetching the repo goes, the newest revision seen (null before the first fetch), the
     rows by app and cluster, each with its ``health`` (null until judged), each app's newest
     rollout and the pins."""
-    document = status_document(rows, source, revision, daemon_running, health, rollouts, pins)
+    document = status_document(
+        rows, source, revision, daemon_running, health, rollouts, pins, replicas
+    )
     return json.dumps(document, indent=2) + "\n"
 
 
@@ -280,8 +288,10 @@ def status_document(
     health: Mapping[tuple[str, str], HealthRow] | None = None,
     rollouts: Sequence[RolloutRow] = (),
     pins: Sequence[Pin] = (),
+    replicas: Mapping[tuple[str, str], str] | None = None,
 ) -> dict[str, Any]:
-    """What :func:`status_json` prints, as data (the web API serves the same)."""
+    """What :func:`status_json` prints, as data (the web API serves the same); with
+    ``replicas``, each target also names the replica that published it."""
     health = health or {}
     targets = [
         {
@@ -293,6 +303,7 @@ def status_document(
             "updated_at": format_time(r.updated_at),
             "last_synced_at": format_time(r.last_synced_at) or None,
             "health": _health_json(health.get((r.app, r.cluster))),
+            **({"replica": replicas.get((r.app, r.cluster))} if replicas is not None else {}),
         }
         for r in _sorted_status(rows)
     ]

@@ -1,10 +1,12 @@
-"""What every command-line module shares: exit codes and common options."""
+"""What every command-line module shares: exit codes, durations and times, common options."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +16,7 @@ if TYPE_CHECKING:
     from reconciler.charts.model import ChartLock
     from reconciler.charts.resolver import ChartResolver
     from reconciler.config.model import Repo
+    from reconciler.kube.management import SharedObjects
 
 EXIT_OK = 0
 EXIT_CHANGES = 1  # diff, plan, drift: something to look at
@@ -42,6 +45,35 @@ def parse_duration(text: str) -> float:
     if not value or pos != len(value):
         raise ValueError(f"{text!r} is not a duration (e.g. 30s, 5m, 1h30m)")
     return total
+
+
+def format_duration(seconds: float) -> str:
+    """``5m``, ``1m30s``, ``45s``, ``1.5s``: the way durations are written on the command line."""
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 or seconds == int(seconds) else f"{seconds:.1f}s"
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + (f"{rest}s" if rest else "")
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """A duration ago (``1h``, ``30m``) or an ISO time; a time without zone is UTC. A bare
+    number is refused: seconds, minutes or hours ago would be a guess."""
+    if re.fullmatch(r"\s*\d+(\.\d+)?\s*", text):
+        raise ValueError(
+            f"{text!r} has no unit: write a duration (90s, 30m, 1h) or an ISO time "
+            "(2026-11-22T12:00:00Z)"
+        )
+    with contextlib.suppress(ValueError):
+        return now - timedelta(seconds=parse_duration(text))
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither a duration (1h, 30m) nor an ISO time (2026-11-22T12:00:00Z)"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 class _Duration(click.ParamType[float, Any]):
@@ -98,6 +130,15 @@ instance_option = click.option(
     help="Name of this reconciler's inventories; instances sharing a cluster never prune "
     "each other's apps.",
 )
+
+
+def echo_json_as_yaml(text_json: str) -> None:
+    """A JSON document printed as YAML (``-o yaml``), keys in the same snake_case."""
+    import json
+
+    import yaml
+
+    click.echo(yaml.safe_dump(json.loads(text_json), sort_keys=False), nl=False)
 
 
 def default_state_dir() -> Path:
@@ -163,3 +204,45 @@ def lock_charts(
                 f"note: app {app}: chart {chart.source} {chart.version}: {chart.note}", err=True
             )
     return charts
+
+
+def management_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--shard-lease-namespace`` and ``--management-context``: with several replicas, where
+    they share the fleet (the same flags as ``run``); commands then read and write there."""
+    command = click.option(
+        "--management-context",
+        envvar="RECONCILER_MANAGEMENT_CONTEXT",
+        default=None,
+        metavar="CTX",
+        help="kubeconfig context of the management cluster (default in a pod: its own cluster).",
+    )(command)
+    return click.option(
+        "--shard-lease-namespace",
+        "shard_namespace",
+        envvar="RECONCILER_SHARD_LEASE_NAMESPACE",
+        default=None,
+        metavar="NS",
+        help="Namespace of the replicas' Leases and shared state on the management cluster: "
+        "read (and write commands) there instead of a local state dir.",
+    )(command)
+
+
+def shared_objects(
+    kubeconfig: str | None, context: str | None, namespace: str, instance: str, timeout: float
+) -> SharedObjects:
+    """The management cluster's shared objects of ``instance`` in ``namespace``."""
+    from reconciler.kube.management import SharedObjects
+    from reconciler.kube.pool import Clients
+
+    clients = Clients(kubeconfig, timeout=timeout)
+    chosen = context or _default_management_context(clients)
+    return SharedObjects(clients.get("management", chosen), namespace, instance)
+
+
+def _default_management_context(clients: Any) -> str:
+    from reconciler.errors import ReconcilerError
+    from reconciler.kube.members import IN_CLUSTER
+
+    if IN_CLUSTER in clients.parse().contexts:
+        return IN_CLUSTER
+    raise ReconcilerError("no management cluster: give --management-context CTX")

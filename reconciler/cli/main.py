@@ -55,23 +55,23 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Show what merging HEAD into BASE changes, offline from Git (no credentials).",
     ),
     "run": (
-        "reconciler.cli.daemon",
+        "reconciler.cli.run",
         "run_command",
         "Follow REPO and keep every cluster reconciled to it (the daemon).",
     ),
     "release": (
-        "reconciler.cli.daemon",
+        "reconciler.cli.release",
         "release_command",
         "Let a revision the prune guard holds apply (recorded with your user name and the time).",
     ),
     "status": (
-        "reconciler.cli.daemon",
+        "reconciler.cli.status",
         "status_command",
         "How fetching the repo goes, the newest revision, and the state of every app on "
         "every cluster, as the daemon last saw them.",
     ),
     "drift": (
-        "reconciler.cli.daemon",
+        "reconciler.cli.drift",
         "drift_command",
         "Drift history: what differed from Git, who changed it, when, and whether it was "
         "corrected.",

@@ -17,8 +17,15 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from reconciler.cli.common import DURATION, EXIT_CHANGES, EXIT_ERROR, EXIT_OK, state_dir_option
-from reconciler.cli.daemon import daemon_running, format_duration
+from reconciler.cli.common import (
+    DURATION,
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    format_duration,
+    state_dir_option,
+)
+from reconciler.cli.daemonlock import daemon_running
 from reconciler.config.load import load_repo
 from reconciler.errors import ReconcilerError
 from reconciler.placement import targets

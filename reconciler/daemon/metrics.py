@@ -109,6 +109,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.status_writes = Counter(
+            "reconciler_shard_status_writes",
+            "Member clusters' status objects written to the management cluster (sharding on): "
+            "a write happens only when a cluster's status changed.",
+            registry=self.registry,
+        )
+
     def set_health(self, app: str, cluster: str, health: Health) -> None:
         for state in Health:
             self.target_health.labels(app, cluster, state.value).set(1 if state is health else 0)

@@ -55,6 +55,7 @@ class Recorder:
         self.log = log
         self.states: dict[TargetKey, State] = {}
         self.health: dict[TargetKey, TargetHealth] = {}  # the latest health of each target
+        self.touched: set[str] = set()  # clusters whose rows changed (the publisher drains it)
 
     def show_unapplied(self, message: str, wall: datetime, *, held: bool = False) -> None:
         """Nothing valid to run (invalid or held head, no fallback on the branch): every target
@@ -275,6 +276,7 @@ class Recorder:
         """A target's health (after a pass or a re-check): stored, exported, and logged when
         its state changes."""
         self.health[(app, cluster)] = health
+        self.touched.add(cluster)
         self.metrics.set_health(app, cluster, health.health)
         change = self.store.set_health(app, cluster, health, revision, wall)
         if change is None:
@@ -307,6 +309,7 @@ class Recorder:
     def set_status(self, row: StatusRow) -> None:
         self.store.set_status(row)
         self.states[(row.app, row.cluster)] = row.state
+        self.touched.add(row.cluster)
 
     def forget(self, app: str, cluster: str) -> None:
         """The app no longer targets the cluster (or the cluster left): its open drift records
@@ -314,6 +317,7 @@ class Recorder:
         self.store.close_resolved(app, cluster, [], self.clock.now())
         self.store.delete_status(app, cluster)
         self.store.delete_target(app, cluster)
+        self.touched.add(cluster)
         self.states.pop((app, cluster), None)
         self.health.pop((app, cluster), None)
         self.metrics.forget_target(app, cluster)

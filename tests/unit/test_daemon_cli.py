@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reconciler.cli.common import default_state_dir
-from reconciler.cli.daemon import parse_duration, parse_since
+from reconciler.cli.common import default_state_dir, parse_duration, parse_since
 from reconciler.cli.main import cli
 from reconciler.fields import FieldChange
 from reconciler.presentation import format_time

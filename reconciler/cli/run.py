@@ -1,0 +1,268 @@
+"""``reconciler run``: the daemon's options, the settings they make, and its wiring (state dir
+lock, store, source, clients, chart cache, the fleet page, signals).
+
+Exit codes: 0 (stopped cleanly; with ``--once``: everything synced or only drifted), 2 errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+import structlog
+
+from reconciler.charts.cache import ChartCache
+from reconciler.charts.credentials import ChartCredentials
+from reconciler.charts.resolver import ChartResolver
+from reconciler.cli.common import (
+    DURATION,
+    REQUEST_TIMEOUT,
+    instance_option,
+    kubeconfig_option,
+    state_dir_option,
+)
+from reconciler.cli.daemonlock import exclusive
+from reconciler.cli.logsetup import configure_logging
+from reconciler.cli.page import serve
+from reconciler.daemon.guard import DEFAULT_LIMITS, PruneLimits
+from reconciler.daemon.loop import Daemon
+from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.schedule import Backoff, Settings
+from reconciler.gitcredentials import GitCredentials
+from reconciler.kube.pool import Clients
+from reconciler.source import GitSource
+from reconciler.store.db import Store
+from reconciler.web.server import DEFAULT_LISTEN, parse_listen
+
+
+def register_run_command(cli_group: click.Group) -> None:
+    cli_group.add_command(run_command)
+
+
+def _file_option(
+    flag: str, envvar: str, help_text: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An option naming a credential file (read when needed, never from the config repo)."""
+    return click.option(
+        flag, type=click.Path(dir_okay=False, path_type=Path), envvar=envvar, help=help_text
+    )
+
+
+def _on_signals(daemon: Daemon) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if daemon.stopping:  # asked twice: the user wants out now
+            os._exit(128 + signum)
+        daemon.stop()  # only sets a flag and writes one byte: safe in a signal handler
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+@click.command("run")
+@click.option(
+    "--repo",
+    required=True,
+    envvar="RECONCILER_REPO",
+    metavar="URL|PATH",
+    help="Config repo: a Git URL or path ($RECONCILER_REPO).",
+)
+@click.option(
+    "--branch", envvar="RECONCILER_BRANCH", help="Branch to follow (default: the repo's HEAD)."
+)
+@click.option(
+    "--interval", type=DURATION, default="30s", show_default=True, help="Poll the repo this often."
+)
+@click.option(
+    "--drift-interval",
+    type=DURATION,
+    default="60s",
+    show_default=True,
+    help="Check every cluster for drift this often, even without new commits.",
+)
+@click.option(
+    "--health-interval",
+    type=DURATION,
+    default="5s",
+    show_default=True,
+    help="Re-read targets whose health is not final yet (Progressing, ...) this often.",
+)
+@state_dir_option
+@kubeconfig_option
+@click.option(
+    "--listen",
+    default=DEFAULT_LISTEN,
+    show_default=True,
+    help="Address of the fleet page (/), its JSON API (/api/), /healthz, /readyz and /metrics; "
+    "loopback by default (port 0: any free port). Put it behind authentication when exposed.",
+)
+@click.option("--once", is_flag=True, help="One pass over every cluster, then exit: 0 ok, 2 error.")
+@click.option(
+    "--request-timeout",
+    type=DURATION,
+    default=REQUEST_TIMEOUT,
+    show_default=True,
+    help="Timeout of one request to a cluster.",
+)
+@click.option(
+    "--cluster-timeout",
+    type=DURATION,
+    default="5m",
+    show_default=True,
+    help="A cluster's pass running longer is reported Failed and backed off.",
+)
+@click.option("--no-watch", is_flag=True, help="Poll a local repo instead of watching its refs.")
+@click.option(
+    "--fetch-timeout",
+    type=DURATION,
+    default="10m",
+    show_default=True,
+    help="Give up one git fetch after this long (a large repo's first clone takes a while).",
+)
+@_file_option(
+    "--git-ssh-key-file",
+    "RECONCILER_GIT_SSH_KEY_FILE",
+    "Private key for an ssh:// repo (needs --git-known-hosts-file).",
+)
+@_file_option(
+    "--git-known-hosts-file",
+    "RECONCILER_GIT_KNOWN_HOSTS_FILE",
+    "The ssh server's pinned host keys; nothing else is trusted.",
+)
+@_file_option(
+    "--git-token-file",
+    "RECONCILER_GIT_TOKEN_FILE",
+    "Token for an https:// repo, read at each fetch (rotation needs no restart).",
+)
+@click.option(
+    "--git-username",
+    default="git",
+    show_default=True,
+    envvar="RECONCILER_GIT_USERNAME",
+    help="User name sent with --git-token-file (GitLab: oauth2, Bitbucket: x-token-auth).",
+)
+@instance_option
+@click.option(
+    "--max-prune-objects",
+    type=click.IntRange(min=0),
+    default=DEFAULT_LIMITS.max_objects,
+    show_default=True,
+    help="Hold a revision pruning more objects than this and ...",
+)
+@click.option(
+    "--max-prune-percent",
+    type=click.FloatRange(min=0, max=100),
+    default=DEFAULT_LIMITS.max_percent,
+    show_default=True,
+    help="... more than this % of the objects managed, until released (reconciler.yaml wins).",
+)
+@click.option(
+    "--chart-credentials",
+    envvar="RECONCILER_CHART_CREDENTIALS",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML file: chart source URL prefix -> username/password files, token file, CA file "
+    "(default: $RECONCILER_CHART_CREDENTIALS). Charts are cached in the state dir.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def run_command(
+    repo: str,
+    branch: str | None,
+    interval: float,
+    drift_interval: float,
+    health_interval: float,
+    state_dir: Path,
+    kubeconfig: str | None,
+    listen: str,
+    once: bool,
+    request_timeout: float,
+    cluster_timeout: float,
+    no_watch: bool,
+    fetch_timeout: float,
+    git_ssh_key_file: Path | None,
+    git_known_hosts_file: Path | None,
+    git_token_file: Path | None,
+    git_username: str,
+    instance: str,
+    max_prune_objects: int,
+    max_prune_percent: float,
+    chart_credentials: Path | None,
+    log_level: str,
+) -> None:
+    """Follow REPO and keep every cluster reconciled to it (the daemon)."""
+    try:
+        parse_listen(listen)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--listen") from None
+    configure_logging(level=log_level)
+    log = structlog.get_logger("reconciler.daemon")
+    settings = Settings(
+        interval=interval,
+        drift_interval=drift_interval,
+        backoff=Backoff(initial=min(2.0, drift_interval), maximum=max(10.0, 5 * drift_interval)),
+        cluster_timeout=cluster_timeout,
+        watch=not no_watch,
+        instance=instance,
+        prune_limits=PruneLimits(max_prune_objects, max_prune_percent),
+        health_interval=health_interval,
+    )
+    with exclusive(state_dir), Store.open(state_dir) as store, contextlib.ExitStack() as web:
+        git_credentials = GitCredentials(
+            ssh_key_file=git_ssh_key_file,
+            known_hosts_file=git_known_hosts_file,
+            token_file=git_token_file,
+            username=git_username,
+        )
+        source = GitSource(
+            repo,
+            branch,
+            state_dir / "source",
+            fetch_timeout=fetch_timeout,
+            credentials=git_credentials,
+        )
+        clients = Clients(kubeconfig, timeout=request_timeout)
+        metrics = Metrics()
+        credentials = (
+            ChartCredentials.load(chart_credentials) if chart_credentials else ChartCredentials()
+        )
+        chart_cache = ChartCache(state_dir / "charts")
+        daemon = Daemon(
+            source,
+            store,
+            clients,
+            settings=settings,
+            metrics=metrics,
+            charts=lambda: ChartResolver(chart_cache, credentials),
+        )
+        endpoint = None
+        if not once:
+            page_store = web.enter_context(Store.open_readonly(state_dir))
+            endpoint = serve(listen, daemon, metrics, page_store)
+            log.info("listening", url=f"http://{endpoint.host}:{endpoint.port}", port=endpoint.port)
+        log.info("state", state_dir=str(state_dir), repo=source.display, branch=branch)
+        _on_signals(daemon)
+        try:
+            code = daemon.run(once=once)
+        finally:
+            if endpoint is not None:
+                endpoint.stop()
+            daemon.close()
+    if daemon.busy:
+        # A pass is stuck on a slow cluster. The store is closed and nothing is half written;
+        # skip the interpreter's join of the client's worker threads, which would wait for it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    clients.close()
+    sys.exit(code)
