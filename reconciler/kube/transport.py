@@ -2,14 +2,18 @@
 
 Every request and every watch of every cluster context goes through one event loop thread
 (``kube-io``) for the whole process. Contexts that reach the same API server with the same TLS
-identity (server, CA, client certificate, a digest of the token) share one :class:`Transport`,
-and a transport carries everything on one HTTP/2 connection (kube-apiserver speaks h2 through
-ALPN). Long-lived watch streams are spread over
-extra connections once one carries :data:`WATCHES_PER_CONNECTION`, so requests always find a
-free stream (a client connection allows 100 concurrent streams).
+identity (server, CA, client certificate, a digest of the token) share one :class:`Transport`.
+A transport multiplexes all requests on one HTTP/2 connection (kube-apiserver speaks h2 through
+ALPN) and all watch streams on a second one (a third once that carries
+:data:`WATCHES_PER_CONNECTION`; a client connection allows 100 concurrent streams).
+
+Requests and idle watches do not share a connection: with the HTTP library used here, a request
+whose answer arrives while an idle watch stream is waiting to read may wait for that stream's
+next event (measured: up to a minute, the watch bookmark interval; never with separate
+connections).
 
 The socket count is therefore a small constant per API server, whatever the number of contexts,
-requests and watches: ``1 + watches // WATCHES_PER_CONNECTION``. Nothing here logs.
+requests and watches: ``1 + ceil(watches / WATCHES_PER_CONNECTION)``. Nothing here logs.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import httpx
 
 T = TypeVar("T")
 
-WATCHES_PER_CONNECTION = 60  # of the 100 streams a connection may carry; the rest for requests
+WATCHES_PER_CONNECTION = 90  # of the 100 streams a connection may carry
 _LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16, keepalive_expiry=60.0)
 
 
@@ -124,7 +128,7 @@ class Transport:
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self._tls = endpoint.ssl_context() if endpoint.origin.startswith("https:") else None
-        self._clients: list[httpx.AsyncClient] = []
+        self._clients: list[httpx.AsyncClient] = []  # [0] for requests, the rest for watches
         self._watches: list[int] = []  # open watch streams per client
         self.users = 0  # cluster clients holding this transport (see Transports)
 
@@ -170,10 +174,11 @@ class Transport:
     async def stream(
         self, url: str, *, headers: dict[str, str], timeout: httpx.Timeout
     ) -> AsyncIterator[httpx.Response]:
-        """A long-lived GET (a watch), on a connection that has room for one more."""
+        """A long-lived GET (a watch), on a watch connection that has room for one more."""
+        self._client(0)
         index = next(
-            (i for i, n in enumerate(self._watches) if n < WATCHES_PER_CONNECTION),
-            len(self._watches),
+            (i for i, n in enumerate(self._watches) if i > 0 and n < WATCHES_PER_CONNECTION),
+            max(1, len(self._watches)),
         )
         client = self._client(index)
         self._watches[index] += 1

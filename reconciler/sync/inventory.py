@@ -46,12 +46,22 @@ class Inventory:
 def read_inventory(cluster: ClusterClient, app: str, instance: str = DEFAULT_INSTANCE) -> Inventory:
     """Objects this app applied through this Cluster entry, and the revision that wrote them."""
     configmaps = cluster.resource("v1", "ConfigMap")
+    watched = {
+        str(item["metadata"]["name"]): item
+        for item in cluster.cached(configmaps, SYSTEM_NAMESPACE, INVENTORY_LABEL) or []
+    }
+
+    def read(name: str) -> Manifest | None:
+        # Not in the watch (none there, or one too fresh for it): asked, so no write of
+        # another process is missed and nothing is forgotten.
+        return watched.get(name) or cluster.get(configmaps, SYSTEM_NAMESPACE, name)
+
     name = inventory_name(app, instance, cluster.name)
-    live = cluster.get(configmaps, SYSTEM_NAMESPACE, name)
+    live = read(name)
     legacy = False
     if live is None:
         name = legacy_inventory_name(app, instance)
-        live = cluster.get(configmaps, SYSTEM_NAMESPACE, name)
+        live = read(name)
         labels = ((live or {}).get("metadata") or {}).get("labels") or {}
         if live is None or labels.get(CLUSTER_LABEL) not in (None, cluster.name):
             return Inventory({}, None)
@@ -75,8 +85,12 @@ def list_inventories(cluster: ClusterClient, instance: str = DEFAULT_INSTANCE) -
     """Apps of this instance with an inventory of this Cluster entry (or a pre-cluster-key one)
     on the cluster."""
     configmaps = cluster.resource("v1", "ConfigMap")
-    selector = f"{INVENTORY_LABEL},{INSTANCE_LABEL}={instance}"
-    items = cluster.list_objects(configmaps, SYSTEM_NAMESPACE, label_selector=selector)
+    watched = cluster.cached(configmaps, SYSTEM_NAMESPACE, INVENTORY_LABEL)
+    if watched is not None:
+        items = [i for i in watched if i["metadata"]["labels"].get(INSTANCE_LABEL) == instance]
+    else:
+        selector = f"{INVENTORY_LABEL},{INSTANCE_LABEL}={instance}"
+        items = cluster.list_objects(configmaps, SYSTEM_NAMESPACE, label_selector=selector)
     apps = set()
     for item in items:
         labels = item["metadata"]["labels"]

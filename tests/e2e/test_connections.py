@@ -1,46 +1,60 @@
-"""Sockets per cluster: every context reaching one API server shares one HTTP/2 connection,
-whatever the number of contexts and concurrent requests (real kube-apiservers)."""
+"""Sockets per cluster (real kube-apiservers, counted in a process of its own): every context
+reaching one API server shares one HTTP/2 connection for its requests and one for its watches,
+whatever the number of contexts, concurrent requests and watches."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-from reconciler.kube.pool import Clients
-from reconciler.sync.isolated import run_isolated
+import pytest
+
 from tests.e2e.conftest import CLUSTERS
 from tests.kubeconfigs import with_context
-from tests.sockets import connections_to
 
 ALIASES = 10  # contexts per API server
 
 
+def _probe(kubeconfig: Path, namespace: str, contexts: list[str], watch: bool) -> Any:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.socket_probe", str(kubeconfig), namespace]
+        + (["--watch"] if watch else [])
+        + contexts,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert found["errors"] == []
+    return found
+
+
+@pytest.mark.parametrize("watch", [False, True], ids=["requests", "requests-and-watches"])
 def test_contexts_reaching_one_apiserver_share_one_connection(
-    tmp_path: Path, kubeconfig: Path, devenv: Any
+    tmp_path: Path, kubeconfig: Path, namespace: str, watch: bool
 ) -> None:
     config = kubeconfig
-    contexts = {}
+    contexts = []
     for cluster in CLUSTERS:
         for i in range(ALIASES):
             name = f"{cluster}-alias-{i}"
             config = with_context(config, tmp_path / f"kc-{name}", name, like=cluster)
-            contexts[name] = cluster
-    clients = Clients(str(config))
-    try:
+            contexts.append(name)
+    found = _probe(config, namespace, contexts, watch)
+    print(f"{found['contexts']} contexts, {found['watches']} watches: {found['connections']}")
+    assert len(found["connections"]) == len(CLUSTERS)
+    assert set(found["connections"].values()) == {2 if watch else 1}
 
-        def work(name: str) -> int:
-            client = clients.get(name, name)
-            client.ping()
-            namespaces = client.resource("v1", "Namespace")
-            for _ in range(5):
-                client.list_objects(namespaces)
-            return len(client.list_objects(client.resource("v1", "ConfigMap"), "default"))
 
-        outcomes = run_isolated(sorted(contexts), work, max_workers=32)
-        assert all(o.error is None for o in outcomes), [o.error for o in outcomes if o.error]
-        ports = {c.name: c.port for c in devenv.clusters}
-        per_server = {cluster: connections_to(ports[cluster]) for cluster in CLUSTERS}
-        print(f"connections per API server with {ALIASES} contexts each: {per_server}")
-        assert per_server == dict.fromkeys(CLUSTERS, 1)
-    finally:
-        clients.close()
+def test_one_context_per_apiserver_holds_two_sockets_with_its_watches(
+    kubeconfig: Path, namespace: str
+) -> None:
+    found = _probe(kubeconfig, namespace, list(CLUSTERS), watch=True)
+    print(f"{found['contexts']} contexts, {found['watches']} watches: {found['connections']}")
+    assert len(found["connections"]) == len(CLUSTERS)
+    assert set(found["connections"].values()) == {2}  # requests; watches
