@@ -36,37 +36,19 @@ lint: setup
 	$(BIN)/mypy --strict reconciler
 	$(BIN)/lint-imports
 
-# Local clusters, then the daemon on a Git copy of sample-repo/ (a plain directory here), made
-# once in $RECONCILER_DEMO_DIR (default ~/.local/state/reconciler-demo) and kept between runs:
-# commit there and watch the daemon apply it. ^C stops the daemon; `make demo-down` the clusters.
-demo: provision
-	$(BIN)/reconciler dev up
-	@set -e; \
-	demo="$${RECONCILER_DEMO_DIR:-$$HOME/.local/state/reconciler-demo}"; \
-	if [ ! -d "$$demo/repo/.git" ]; then \
-		rm -rf "$$demo/repo"; mkdir -p "$$demo"; cp -R sample-repo "$$demo/repo"; \
-		git -C "$$demo/repo" init -q -b main; git -C "$$demo/repo" add -A; \
-		git -C "$$demo/repo" -c user.name=demo -c user.email=demo@example.invalid \
-			commit -q -m "sample-repo"; \
-	fi; \
-	kubeconfig="$$($(BIN)/reconciler dev kubeconfig)"; \
-	echo; \
-	echo "Config repo: $$demo/repo  (commit there; the daemon applies each commit: hello-world stage by stage)"; \
-	echo "In another shell:"; \
-	echo "  export KUBECONFIG=$$kubeconfig"; \
-	echo "  $(BIN)/reconciler status --state-dir $$demo/state"; \
-	echo "  $(BIN)/reconciler drift --state-dir $$demo/state      (--health: health changes)"; \
-	echo "  $(BIN)/reconciler wait --app hello-world --state-dir $$demo/state"; \
-	echo "A staged rollout: change the hello-world image in $$demo/repo and commit; then"; \
-	echo "  $(BIN)/reconciler rollout status --state-dir $$demo/state"; \
-	echo "  $(BIN)/reconciler rollout approve hello-world --state-dir $$demo/state"; \
-	echo "  curl -s 127.0.0.1:9465/metrics | grep ^reconciler_"; \
-	echo; \
-	exec $(BIN)/reconciler run --repo "$$demo/repo" --state-dir "$$demo/state" \
-		--kubeconfig "$$kubeconfig" --interval 10s --drift-interval 15s
+# Local clusters, then the daemon on a Git copy of sample-repo/ (made once in DEMO_DIR and kept
+# between runs: commit there and watch the daemon apply it). DEMO_DIR holds the demo's clusters
+# (devenv/), repo (repo/) and state (state/); DEMO_PORT is the daemon's page and /metrics port,
+# checked before anything starts. Two demos with two DEMO_DIRs and DEMO_PORTs run side by side.
+# ^C stops the daemon; `make demo-down` (same DEMO_DIR) the clusters.
+DEMO_PORT ?= 9465
+DEMO_DIR ?= $(or $(RECONCILER_DEMO_DIR),$(HOME)/.local/state/reconciler-demo)
+
+demo: setup
+	$(BIN)/reconciler dev demo --port $(DEMO_PORT) --dir "$(DEMO_DIR)" --sample sample-repo
 
 demo-down: setup
-	$(BIN)/reconciler dev down
+	$(BIN)/reconciler dev down --dir "$(DEMO_DIR)/devenv"
 
 # The container image (Dockerfile) built with buildah from Debian bases made here with debootstrap
 # (cached in the container storage; no registry needed), then smoke-tested against local clusters:

@@ -33,3 +33,19 @@ def with_context(
     config["contexts"].append({"name": name, "context": {"cluster": name, "user": context["user"]}})
     out.write_text(yaml.safe_dump(config))
     return out
+
+
+def with_contexts(base: Path, out: Path, contexts: dict[str, str]) -> Path:
+    """A copy of ``base`` with one more context per ``name -> like`` (each a new cluster entry
+    reaching the API server of context ``like``)."""
+    config: dict[str, Any] = yaml.safe_load(base.read_text())
+    by_name = {c["name"]: c["context"] for c in config["contexts"]}
+    clusters = {c["name"]: c for c in config["clusters"]}
+    for name, like in contexts.items():
+        cluster = copy.deepcopy(clusters[by_name[like]["cluster"]])
+        cluster["name"] = name
+        config["clusters"].append(cluster)
+        user = by_name[like]["user"]
+        config["contexts"].append({"name": name, "context": {"cluster": name, "user": user}})
+    out.write_text(yaml.safe_dump(config))
+    return out

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from reconciler.charts.model import ChartLock
     from reconciler.charts.resolver import ChartResolver
     from reconciler.config.model import Repo
+    from reconciler.kube.credentials import Credentials
     from reconciler.kube.management import SharedObjects
 
 EXIT_OK = 0
@@ -110,6 +111,50 @@ kubeconfig_option = click.option(
 )
 
 
+context_option = click.option(
+    "--context",
+    default=None,
+    metavar="CONTEXT",
+    help="Only the cluster whose kubeconfig context is CONTEXT (as kubectl --context; the "
+    "repo's cluster file names its context). With --cluster, they must agree.",
+)
+
+
+def cluster_of_context(
+    repo: Repo, context: str, cluster: str | None, credentials: Credentials | None = None
+) -> str:
+    """The one cluster of ``repo`` whose kubeconfig context is ``context`` (``--context``).
+
+    An error lists what exists: the kubeconfig's contexts when it has no such context, the
+    repo's clusters and their contexts when none of them uses it.
+    """
+    from reconciler.errors import ReconcilerError
+
+    if credentials is not None and context not in credentials.contexts:
+        known = ", ".join(credentials.contexts) or "none"
+        raise ReconcilerError(
+            f"--context {context}: {credentials.origin} has no such context (contexts: {known})"
+        )
+    if cluster is not None and cluster in repo.clusters:
+        used = repo.clusters[cluster].context
+        if used != context:
+            raise ReconcilerError(
+                f"--context {context}: cluster {cluster} uses context {used}; give one of them"
+            )
+        return cluster
+    names = sorted(c.name for c in repo.clusters.values() if c.context == context)
+    if not names:
+        known = ", ".join(f"{c.context} ({c.name})" for c in repo.clusters.values()) or "none"
+        raise ReconcilerError(
+            f"--context {context}: no cluster of the repo uses it (contexts: {known})"
+        )
+    if len(names) > 1:
+        raise ReconcilerError(
+            f"--context {context}: clusters {', '.join(names)} all use it; name one with --cluster"
+        )
+    return names[0]
+
+
 def _valid_instance(ctx: click.Context, param: click.Parameter, value: str) -> str:
     from reconciler.engine import check_instance
     from reconciler.errors import ReconcilerError
@@ -132,15 +177,6 @@ instance_option = click.option(
 )
 
 
-def echo_json_as_yaml(text_json: str) -> None:
-    """A JSON document printed as YAML (``-o yaml``), keys in the same snake_case."""
-    import json
-
-    import yaml
-
-    click.echo(yaml.safe_dump(json.loads(text_json), sort_keys=False), nl=False)
-
-
 def default_state_dir() -> Path:
     """``$XDG_STATE_HOME/reconciler`` or ``~/.local/state/reconciler``."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -157,25 +193,42 @@ state_dir_option = click.option(
 )
 
 
+def path_option(
+    flag: str, envvar: str, help_text: str, **path: bool
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An option naming a file or directory (``path``: click.Path's checks), also read from
+    ``envvar``; None when not given."""
+    return click.option(
+        flag, envvar=envvar, type=click.Path(path_type=Path, **path), default=None, help=help_text
+    )
+
+
 def chart_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--chart-cache`` and ``--chart-credentials``: where remote charts are kept and how
     their sources are reached (never from the config repo)."""
-    command = click.option(
+    command = path_option(
         "--chart-credentials",
-        envvar="RECONCILER_CHART_CREDENTIALS",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="YAML file: chart source URL prefix -> username/password files, token file, "
+        "RECONCILER_CHART_CREDENTIALS",
+        "YAML file: chart source URL prefix -> username/password files, token file, "
         "CA file (default: $RECONCILER_CHART_CREDENTIALS).",
+        dir_okay=False,
     )(command)
-    return click.option(
+    return path_option(
         "--chart-cache",
-        envvar="RECONCILER_CHART_CACHE",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        help="Cache of charts from Helm repositories and OCI registries "
+        "RECONCILER_CHART_CACHE",
+        "Cache of charts from Helm repositories and OCI registries "
         "(default: ~/.cache/reconciler/charts).",
+        file_okay=False,
     )(command)
+
+
+def live_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--kubeconfig``, ``--instance``, ``--request-timeout`` and the chart options: what a
+    command that talks to the clusters (``diff``, ``apply``) needs."""
+    command = chart_options(command)
+    for option in (request_timeout_option, instance_option, kubeconfig_option):
+        command = option(command)
+    return command
 
 
 def chart_resolver(chart_cache: Path | None, chart_credentials: Path | None) -> ChartResolver:
@@ -225,6 +278,15 @@ def management_options(command: Callable[..., Any]) -> Callable[..., Any]:
         help="Namespace of the replicas' Leases and shared state on the management cluster: "
         "read (and write commands) there instead of a local state dir.",
     )(command)
+
+
+def shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--shard-lease-namespace``, ``--management-context``, ``--kubeconfig``, ``--instance``
+    and ``--request-timeout``: where several replicas share the fleet, for the commands that
+    read (and write) it there instead of in a local state dir."""
+    for option in (request_timeout_option, instance_option, kubeconfig_option):
+        command = option(command)
+    return management_options(command)
 
 
 def shared_objects(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
+
+from reconciler.cli.output import emit, output_option
 
 
 def register_dev_commands(cli_group: click.Group) -> None:
@@ -31,6 +35,22 @@ _dir_option = click.option(
 )
 
 
+@contextlib.contextmanager
+def _progress(first: str) -> Iterator[Callable[[str], None]]:
+    """What a long step does now (``building kube-apiserver ...``), as a status line with the
+    time elapsed on a terminal (stderr); nothing when stderr is not a terminal."""
+    from reconciler.cli.terminal import StatusLine
+
+    now = [first]
+    with StatusLine(lambda: now[0]) as line:
+
+        def progress(message: str) -> None:
+            now[0] = message
+            line.refresh()
+
+        yield progress
+
+
 @dev.command("up")
 @click.option(
     "--clusters",
@@ -50,13 +70,14 @@ def dev_up(clusters: str, port: int | None, light: bool, directory: str | None) 
     from reconciler.devenv import controlplane
 
     names = [n.strip() for n in clusters.split(",") if n.strip()]
-    result = controlplane.up(
-        _devenv_dir(directory),
-        names,
-        base_port=port,
-        workloads=not light,
-        progress=lambda msg: click.echo(msg, err=True),
-    )
+    with _progress("starting local clusters") as progress:
+        result = controlplane.up(
+            _devenv_dir(directory),
+            names,
+            base_port=port,
+            workloads=not light,
+            progress=progress,
+        )
     for what in result.restarted:
         click.echo(what, err=True)
     verb = "started" if result.fresh else "running" if result.restarted else "already running:"
@@ -65,13 +86,66 @@ def dev_up(clusters: str, port: int | None, light: bool, directory: str | None) 
     click.echo(f"export KUBECONFIG={result.state.kubeconfig}")
 
 
+@dev.command("demo")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=9465,
+    show_default=True,
+    help="The daemon's page and /metrics port (checked before anything starts).",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The demo's folder: clusters, config repo, state "
+    "(default: $RECONCILER_DEMO_DIR or ~/.local/state/reconciler-demo).",
+)
+@click.option(
+    "--sample",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("sample-repo"),
+    show_default=True,
+    help="The config repo copied (once) into the demo's folder.",
+)
+def dev_demo(port: int, directory: Path | None, sample: Path) -> None:
+    """`make demo`: local clusters, then the daemon on a Git copy of sample-repo/ (^C stops it)."""
+    import os
+
+    from reconciler.devenv import binaries, controlplane, demo
+
+    demo.check_port(port)  # before anything starts
+    paths = demo.Paths(directory or demo.default_dir())
+
+    def progress(message: str) -> None:
+        click.echo(message, err=True)
+
+    binaries.ensure_all(progress)  # helm and kustomize too: sample-repo renders with both
+    result = controlplane.up(paths.devenv, progress=progress)
+    for c in result.state.clusters:
+        click.echo(f"cluster {c.name} at {c.server}", err=True)
+    demo.prepare_repo(paths, sample)
+    binary = demo.reconciler_bin()
+    argv = demo.daemon_argv(binary, paths, port, result.state.kubeconfig)
+    lines = demo.instructions(binary, paths, port, result.state.kubeconfig)
+    click.echo("\n" + "\n".join(lines) + "\n")  # click.echo flushes: nothing lost to exec
+    os.execv(argv[0], argv)
+
+
 @dev.command("provision")
-def dev_provision() -> None:
+@output_option()
+def dev_provision(output: str) -> None:
     """Locate or build every pinned binary (control plane, kwok, helm, kustomize, registry)."""
     from reconciler.devenv import binaries
 
-    for name, path in binaries.ensure_all(lambda msg: click.echo(msg, err=True)).items():
-        click.echo(f"{name}\t{path}")
+    with _progress("checking pinned binaries") as progress:
+        found = binaries.ensure_all(progress)
+    emit(
+        output,
+        lambda: {"binaries": {name: str(path) for name, path in found.items()}},
+        lambda: "\n".join(f"{name}\t{path}" for name, path in found.items()),
+    )
 
 
 @dev.command("down")

@@ -3,7 +3,10 @@
 
 They talk to the daemon through its store (``--state-dir``, the same directory it runs with):
 a command is a row the daemon takes on its next tick (within a couple of seconds while a
-rollout runs), written with the user and the time. Exit codes: 0 done, 2 errors.
+rollout runs), written with the user and the time. With several replicas
+(``--shard-lease-namespace``, as ``run``), they read and write the app's shared rollout on the
+management cluster instead (a conditional update, retried when a replica wrote meanwhile); the
+replica driving the app takes the command. Exit codes: 0 done, 2 errors.
 """
 
 from __future__ import annotations
@@ -13,14 +16,21 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
-from reconciler.cli.common import state_dir_option
+from reconciler.cli.common import (
+    shared_options,
+    state_dir_option,
+)
+from reconciler.cli.output import emit, output_option
+from reconciler.cli.shared import connect, read_rollouts, read_status, update_rollout
 from reconciler.errors import ReconcilerError
+from reconciler.published.rollout import SharedRollout
 from reconciler.rollout.codec import state_from_data
 from reconciler.rollout.model import CommandKind, RolloutPhase, RolloutState
-from reconciler.rollout.report import status_json, status_text
+from reconciler.rollout.report import status_document, status_text
 from reconciler.store.db import Store
 from reconciler.store.rows import ALL_CLUSTERS, RolloutRow
 
@@ -43,6 +53,19 @@ def _user(given: str | None) -> str:
         return f"uid-{os.getuid()}"
 
 
+def _shared(options: dict[str, Any]) -> Any:
+    """The management cluster's shared objects, or None without ``--shard-lease-namespace``."""
+    if options["shard_namespace"] is None:
+        return None
+    return connect(
+        options["kubeconfig"],
+        options["management_context"],
+        options["shard_namespace"],
+        options["instance"],
+        options["request_timeout"],
+    )
+
+
 user_option = click.option(
     "--user",
     default=None,
@@ -52,16 +75,23 @@ user_option = click.option(
 
 def _latest(store: Store, app: str) -> RolloutState:
     rows = store.latest_rollouts(app)
-    if not rows:
+    return _recorded(app, state_from_data(rows[0].data) if rows else None)
+
+
+def _recorded(app: str, state: RolloutState | None) -> RolloutState:
+    if state is None:
         raise ReconcilerError(
             f"app {app}: no rollout recorded (an app with spec.rollout starts one when a "
             "commit changes what it renders)"
         )
-    return state_from_data(rows[0].data)
+    return state
 
 
 def _active(store: Store, app: str) -> RolloutState:
-    state = _latest(store, app)
+    return _running(app, _latest(store, app))
+
+
+def _running(app: str, state: RolloutState) -> RolloutState:
     if state.finished:
         raise ReconcilerError(
             f"app {app}: the rollout of {state.revision[:12]} is {state.phase}, nothing to change"
@@ -77,49 +107,82 @@ def rollout_group() -> None:
 @rollout_group.command("status")
 @click.argument("app", required=False)
 @state_dir_option
-@click.option(
-    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
-def status_command(app: str | None, state_dir: Path, output: str) -> None:
+@output_option()
+@shared_options
+def status_command(app: str | None, state_dir: Path, output: str, **options: Any) -> None:
     """Each app's newest rollout: stages, clusters, phases, what it waits for and until when."""
-    with Store.open_readonly(state_dir) as store:
-        rows: list[RolloutRow] = store.latest_rollouts(app)
-    if app is not None and not rows:
-        raise ReconcilerError(f"app {app}: no rollout recorded")
-    states = [state_from_data(r.data) for r in rows]
-    now = time.time()
-    if output == "json":
-        click.echo(status_json(states, now))
+    shared = _shared(options)
+    if shared is not None:
+        states = [
+            r.state
+            for r in read_rollouts(shared)
+            if r.state is not None and (app is None or r.app == app)
+        ]
     else:
-        click.echo(status_text(states, now))
+        with Store.open_readonly(state_dir) as store:
+            rows: list[RolloutRow] = store.latest_rollouts(app)
+        states = [state_from_data(r.data) for r in rows]
+    if app is not None and not states:
+        raise ReconcilerError(f"app {app}: no rollout recorded")
+    now = time.time()
+    emit(output, lambda: status_document(states, now), lambda: status_text(states, now))
 
 
-def _command(app: str, state_dir: Path, kind: CommandKind, user: str, stage: str | None) -> None:
+def _stage(app: str, state: RolloutState, kind: CommandKind, stage: str | None) -> str | None:
+    """The stage an approval is for (the one that waits, else the one named); None otherwise."""
+    if kind != CommandKind.APPROVE:
+        return stage
+    names = [s.name for s in state.plan.stages]
+    if stage is None:
+        if state.phase != RolloutPhase.WAITING_APPROVAL:
+            gated = [s.name for s in state.plan.stages[state.stage :] if s.approval]
+            ahead = ", ".join(gated)
+            hint = f" (stages with a manual gate ahead: {ahead})" if gated else ""
+            raise ReconcilerError(
+                f"app {app}: no stage waits for approval now; name one with --stage to "
+                f"approve it ahead{hint}"
+            )
+        return names[state.stage]
+    if stage not in names:
+        raise ReconcilerError(
+            f"app {app}: the rollout of {state.revision[:12]} has no stage {stage!r} "
+            f"(stages: {', '.join(names)})"
+        )
+    return stage
+
+
+def _command(
+    app: str,
+    state_dir: Path,
+    kind: CommandKind,
+    user: str,
+    stage: str | None,
+    options: dict[str, Any],
+) -> None:
     at = datetime.now(UTC)
-    with Store.open(state_dir) as store:
-        state = _active(store, app)
-        if kind == CommandKind.APPROVE:
-            names = [s.name for s in state.plan.stages]
-            if stage is None:
-                if state.phase != RolloutPhase.WAITING_APPROVAL:
-                    gated = [s.name for s in state.plan.stages[state.stage :] if s.approval]
-                    ahead = ", ".join(gated)
-                    hint = f" (stages with a manual gate ahead: {ahead})" if gated else ""
-                    raise ReconcilerError(
-                        f"app {app}: no stage waits for approval now; name one with --stage to "
-                        f"approve it ahead{hint}"
-                    )
-                stage = names[state.stage]
-            elif stage not in names:
-                raise ReconcilerError(
-                    f"app {app}: the rollout of {state.revision[:12]} has no stage {stage!r} "
-                    f"(stages: {', '.join(names)})"
-                )
-        store.add_rollout_command(app, state.revision, str(kind), stage, user, at)
+    shared = _shared(options)
+    if shared is not None:
+        asked: list[str | None] = []
+
+        def add(current: SharedRollout) -> SharedRollout:
+            state = _running(app, _recorded(app, current.state))
+            asked[:] = [_stage(app, state, kind, stage)]
+            return current.with_command(str(kind), asked[0], user, at)[0]
+
+        changed = update_rollout(shared, app, add)
+        assert changed.state is not None
+        state, stage = changed.state, asked[0]
+        taker = "the replica driving it takes it on its next tick"
+    else:
+        with Store.open(state_dir) as store:
+            state = _active(store, app)
+            stage = _stage(app, state, kind, stage)
+            store.add_rollout_command(app, state.revision, str(kind), stage, user, at)
+        taker = "the daemon takes it on its next tick"
     what = f"{kind} of stage {stage}" if stage else str(kind)
     click.echo(
         f"{app}: {what} of the rollout of {state.revision[:12]} recorded for {user} at "
-        f"{at.strftime('%Y-%m-%dT%H:%M:%SZ')}; the daemon takes it on its next tick"
+        f"{at.strftime('%Y-%m-%dT%H:%M:%SZ')}; {taker}"
     )
 
 
@@ -128,37 +191,40 @@ def _command(app: str, state_dir: Path, kind: CommandKind, user: str, stage: str
 @click.option("--stage", help="The stage to approve (default: the stage that waits now).")
 @state_dir_option
 @user_option
-def approve_command(app: str, stage: str | None, state_dir: Path, user: str | None) -> None:
+@shared_options
+def approve_command(
+    app: str, stage: str | None, state_dir: Path, user: str | None, **options: Any
+) -> None:
     """Let a stage with `approval: manual` start."""
-    _command(app, state_dir, CommandKind.APPROVE, _user(user), stage)
+    _command(app, state_dir, CommandKind.APPROVE, _user(user), stage, options)
 
 
-@rollout_group.command("pause")
-@click.argument("app")
-@state_dir_option
-@user_option
-def pause_command(app: str, state_dir: Path, user: str | None) -> None:
-    """Start no new batch (the one in flight finishes; failures are still handled)."""
-    _command(app, state_dir, CommandKind.PAUSE, _user(user), None)
+def _state_command(name: str, kind: CommandKind, help_text: str) -> click.Command:
+    """``rollout pause|resume|abort APP``: record ``kind`` for the app's running rollout."""
+
+    @rollout_group.command(name, help=help_text)
+    @click.argument("app")
+    @state_dir_option
+    @user_option
+    @shared_options
+    def command(app: str, state_dir: Path, user: str | None, **options: Any) -> None:
+        _command(app, state_dir, kind, _user(user), None, options)
+
+    return command
 
 
-@rollout_group.command("resume")
-@click.argument("app")
-@state_dir_option
-@user_option
-def resume_command(app: str, state_dir: Path, user: str | None) -> None:
-    """Go on after ``pause``."""
-    _command(app, state_dir, CommandKind.RESUME, _user(user), None)
-
-
-@rollout_group.command("abort")
-@click.argument("app")
-@state_dir_option
-@user_option
-def abort_command(app: str, state_dir: Path, user: str | None) -> None:
-    """Stop the rollout where it is: updated clusters keep the new revision, the others their
-    old one (``reconciler rollback`` to go back)."""
-    _command(app, state_dir, CommandKind.ABORT, _user(user), None)
+pause_command = _state_command(
+    "pause",
+    CommandKind.PAUSE,
+    "Start no new batch (the one in flight finishes; failures are still handled).",
+)
+resume_command = _state_command("resume", CommandKind.RESUME, "Go on after ``pause``.")
+abort_command = _state_command(
+    "abort",
+    CommandKind.ABORT,
+    "Stop the rollout where it is: updated clusters keep the new revision, the others their "
+    "old one (``reconciler rollback`` to go back).",
+)
 
 
 @click.command("rollback")
@@ -168,6 +234,7 @@ def abort_command(app: str, state_dir: Path, user: str | None) -> None:
 @click.option("--release", is_flag=True, help="Release the pin: back to what rollouts decide.")
 @state_dir_option
 @user_option
+@shared_options
 def rollback_command(
     app: str,
     to: str | None,
@@ -175,6 +242,7 @@ def rollback_command(
     release: bool,
     state_dir: Path,
     user: str | None,
+    **options: Any,
 ) -> None:
     """Pin APP (or some of its clusters) to an older revision until ``--release``.
 
@@ -184,6 +252,10 @@ def rollback_command(
         raise click.UsageError("give exactly one of --to REV, --release")
     who = _user(user)
     at = datetime.now(UTC)
+    shared = _shared(options)
+    if shared is not None:
+        _shared_rollback(shared, app, to, clusters, who, at)
+        return
     with Store.open(state_dir) as store:
         if release:
             count = store.unpin(app, list(clusters) if clusters else None)
@@ -211,3 +283,43 @@ def rollback_command(
 
 def _on(clusters: tuple[str, ...]) -> str:
     return f" on {', '.join(clusters)}" if clusters else ""
+
+
+def _shared_rollback(
+    shared: Any, app: str, to: str | None, clusters: tuple[str, ...], who: str, at: datetime
+) -> None:
+    """``rollback`` with several replicas: the pins live in the app's shared rollout. A
+    revision is one the replicas published as running or a rollout of the app knows."""
+    if to is None:
+        released: list[int] = []
+
+        def unpin(current: SharedRollout) -> SharedRollout:
+            changed, count = current.unpinned(set(clusters) if clusters else None)
+            if count == 0:
+                raise ReconcilerError(f"app {app}: nothing pinned{_on(clusters)}")
+            released[:] = [count]
+            return changed
+
+        update_rollout(shared, app, unpin)
+        count = released[0]
+        click.echo(f"{app}: released {count} pin{'s' if count > 1 else ''}{_on(clusters)}")
+        return
+    known = {r.revision for r in read_status(shared).status if r.revision}
+    for rollout in read_rollouts(shared):
+        if rollout.state is not None:
+            known.add(rollout.state.revision)
+            known.update(c.base for c in rollout.state.clusters if c.base)
+    shas = {sha for sha in known if sha.startswith(to.lower())}
+    if not shas:
+        raise ReconcilerError(
+            f"revision {to!r}: not a revision the replicas run or a rollout knows "
+            "(reconciler status lists them)"
+        )
+    if len(shas) > 1:
+        raise ReconcilerError(f"revision {to!r} is ambiguous: {', '.join(sorted(shas))}")
+    (sha,) = shas
+    update_rollout(shared, app, lambda current: current.pinned(clusters, sha, who, at))
+    click.echo(
+        f"{app}{_on(clusters)} pinned to {sha[:12]} by {who} at "
+        f"{at.strftime('%Y-%m-%dT%H:%M:%SZ')}; release with: reconciler rollback {app} --release"
+    )

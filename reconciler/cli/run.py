@@ -10,10 +10,9 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import click
 import structlog
@@ -26,6 +25,7 @@ from reconciler.cli.common import (
     REQUEST_TIMEOUT,
     instance_option,
     kubeconfig_option,
+    path_option,
     state_dir_option,
 )
 from reconciler.cli.daemonlock import exclusive
@@ -34,25 +34,53 @@ from reconciler.cli.page import serve
 from reconciler.daemon.guard import DEFAULT_LIMITS, PruneLimits
 from reconciler.daemon.loop import Daemon
 from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.openfiles import raise_soft_limit
+from reconciler.daemon.replicas import ReplicaLeases, ShardSettings, default_replica_id
 from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.gitcredentials import GitCredentials
+from reconciler.kube.leases import LeaseApi
+from reconciler.kube.management import SharedObjects
+from reconciler.kube.members import IN_CLUSTER
 from reconciler.kube.pool import Clients
 from reconciler.source import GitSource
 from reconciler.store.db import Store
 from reconciler.web.server import DEFAULT_LISTEN, parse_listen
+from reconciler.workers import DEFAULT_SIZE
+from reconciler.workers import configure as configure_workers
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """With several replicas: this replica's Leases and the objects replicas share."""
+
+    leases: ReplicaLeases
+    shared: SharedObjects
+
+
+def share(
+    clients: Clients,
+    namespace: str,
+    context: str | None,
+    settings: ShardSettings,
+    metrics: Metrics,
+) -> Sharing:
+    """Reach the management cluster (``context``, or in a pod its own cluster)."""
+    credentials = clients.parse()
+    if context is None:
+        if IN_CLUSTER not in credentials.contexts:
+            raise click.UsageError(
+                "--shard-lease-namespace needs the management cluster: give --management-context "
+                "CTX (a kubeconfig context), or run in a pod"
+            )
+        context = IN_CLUSTER
+    timeout = min(clients.timeout, settings.renew)
+    api = LeaseApi(credentials, context, namespace, timeout=timeout)
+    shared = SharedObjects(clients.get("management", context), namespace, settings.instance)
+    return Sharing(ReplicaLeases(api, settings, metrics=metrics), shared)
 
 
 def register_run_command(cli_group: click.Group) -> None:
     cli_group.add_command(run_command)
-
-
-def _file_option(
-    flag: str, envvar: str, help_text: str
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """An option naming a credential file (read when needed, never from the config repo)."""
-    return click.option(
-        flag, type=click.Path(dir_okay=False, path_type=Path), envvar=envvar, help=help_text
-    )
 
 
 def _on_signals(daemon: Daemon) -> None:
@@ -125,20 +153,23 @@ def _on_signals(daemon: Daemon) -> None:
     show_default=True,
     help="Give up one git fetch after this long (a large repo's first clone takes a while).",
 )
-@_file_option(
+@path_option(
     "--git-ssh-key-file",
     "RECONCILER_GIT_SSH_KEY_FILE",
     "Private key for an ssh:// repo (needs --git-known-hosts-file).",
+    dir_okay=False,
 )
-@_file_option(
+@path_option(
     "--git-known-hosts-file",
     "RECONCILER_GIT_KNOWN_HOSTS_FILE",
     "The ssh server's pinned host keys; nothing else is trusted.",
+    dir_okay=False,
 )
-@_file_option(
+@path_option(
     "--git-token-file",
     "RECONCILER_GIT_TOKEN_FILE",
     "Token for an https:// repo, read at each fetch (rotation needs no restart).",
+    dir_okay=False,
 )
 @click.option(
     "--git-username",
@@ -162,13 +193,58 @@ def _on_signals(daemon: Daemon) -> None:
     show_default=True,
     help="... more than this % of the objects managed, until released (reconciler.yaml wins).",
 )
-@click.option(
+@path_option(
     "--chart-credentials",
-    envvar="RECONCILER_CHART_CREDENTIALS",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="YAML file: chart source URL prefix -> username/password files, token file, CA file "
+    "RECONCILER_CHART_CREDENTIALS",
+    "YAML file: chart source URL prefix -> username/password files, token file, CA file "
     "(default: $RECONCILER_CHART_CREDENTIALS). Charts are cached in the state dir.",
+    exists=True,
+    dir_okay=False,
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=DEFAULT_SIZE,
+    show_default=True,
+    help="Threads for cluster work, whatever the number of clusters: at most this many passes "
+    "(and health checks) run at once; requests within a pass share the same threads.",
+)
+@click.option(
+    "--shard-lease-namespace",
+    "shard_namespace",
+    envvar="RECONCILER_SHARD_LEASE_NAMESPACE",
+    default=None,
+    metavar="NS",
+    help="Share the fleet with other replicas through Leases in this namespace of the "
+    "management cluster: each replica reconciles only the clusters it owns.",
+)
+@click.option(
+    "--management-context",
+    envvar="RECONCILER_MANAGEMENT_CONTEXT",
+    default=None,
+    metavar="CTX",
+    help="kubeconfig context of the management cluster (default in a pod: its own cluster).",
+)
+@click.option(
+    "--replica-id",
+    envvar="RECONCILER_REPLICA_ID",
+    default=None,
+    help="This replica's name in the Leases (default: $POD_NAME, in a pod the hostname, "
+    "else hostname-pid). Unique per running replica.",
+)
+@click.option(
+    "--shard-lease-duration",
+    type=DURATION,
+    default="15s",
+    show_default=True,
+    help="A replica whose Lease is not renewed for this long is gone: its clusters move.",
+)
+@click.option(
+    "--shard-renew-period",
+    type=DURATION,
+    default="5s",
+    show_default=True,
+    help="Renew this replica's Lease (and look at the others') this often.",
 )
 @click.option(
     "--log-level",
@@ -198,6 +274,12 @@ def run_command(
     max_prune_objects: int,
     max_prune_percent: float,
     chart_credentials: Path | None,
+    shard_namespace: str | None,
+    management_context: str | None,
+    replica_id: str | None,
+    shard_lease_duration: float,
+    shard_renew_period: float,
+    workers: int,
     log_level: str,
 ) -> None:
     """Follow REPO and keep every cluster reconciled to it (the daemon)."""
@@ -205,8 +287,21 @@ def run_command(
         parse_listen(listen)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--listen") from None
+    if shard_namespace is not None:
+        if once:
+            raise click.UsageError("--once cannot share the fleet (--shard-lease-namespace)")
+        if not 0 < shard_renew_period <= shard_lease_duration / 2:
+            raise click.BadParameter(
+                f"{shard_renew_period:g}s: must be at most half of --shard-lease-duration "
+                f"({shard_lease_duration:g}s), so one late renewal does not lose the Lease",
+                param_hint="--shard-renew-period",
+            )
     configure_logging(level=log_level)
     log = structlog.get_logger("reconciler.daemon")
+    configure_workers(workers)
+    limit = raise_soft_limit()
+    if limit.raised:
+        log.info("open-file limit raised", soft=limit.soft, hard=limit.hard, was=limit.before)
     settings = Settings(
         interval=interval,
         drift_interval=drift_interval,
@@ -216,6 +311,8 @@ def run_command(
         instance=instance,
         prune_limits=PruneLimits(max_prune_objects, max_prune_percent),
         health_interval=health_interval,
+        max_parallel=workers,
+        open_files=limit.soft,
     )
     with exclusive(state_dir), Store.open(state_dir) as store, contextlib.ExitStack() as web:
         git_credentials = GitCredentials(
@@ -238,6 +335,23 @@ def run_command(
             ChartCredentials.load(chart_credentials) if chart_credentials else ChartCredentials()
         )
         chart_cache = ChartCache(state_dir / "charts")
+        sharing = (
+            share(
+                clients,
+                shard_namespace,
+                management_context,
+                ShardSettings(
+                    namespace=shard_namespace,
+                    replica=replica_id or default_replica_id(),
+                    instance=instance,
+                    duration=shard_lease_duration,
+                    renew=shard_renew_period,
+                ),
+                metrics,
+            )
+            if shard_namespace is not None
+            else None
+        )
         daemon = Daemon(
             source,
             store,
@@ -245,6 +359,10 @@ def run_command(
             settings=settings,
             metrics=metrics,
             charts=lambda: ChartResolver(chart_cache, credentials),
+            gate=sharing.leases if sharing else None,
+            shared=sharing.shared if sharing else None,
+            replica=sharing.leases.me if sharing else None,
+            live=sharing.leases.live if sharing else None,
         )
         endpoint = None
         if not once:
@@ -253,9 +371,22 @@ def run_command(
             log.info("listening", url=f"http://{endpoint.host}:{endpoint.port}", port=endpoint.port)
         log.info("state", state_dir=str(state_dir), repo=source.display, branch=branch)
         _on_signals(daemon)
+        if sharing is not None:
+            sharing.leases.on_change = daemon.waker.wake
+            sharing.leases.start()
+            log.info(
+                "sharing the fleet",
+                replica=sharing.leases.me,
+                namespace=shard_namespace,
+                lease_duration=shard_lease_duration,
+                renew_period=shard_renew_period,
+            )
         try:
             code = daemon.run(once=once)
         finally:
+            if sharing is not None:
+                # Passes still in flight keep their clusters' Leases until the process ends.
+                sharing.leases.stop(release=True, keep=daemon.busy)
             if endpoint is not None:
                 endpoint.stop()
             daemon.close()

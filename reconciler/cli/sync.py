@@ -15,14 +15,15 @@ from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
-    chart_options,
     chart_resolver,
-    instance_option,
-    kubeconfig_option,
+    cluster_of_context,
+    context_option,
+    live_options,
     lock_charts,
     repo_argument,
-    request_timeout_option,
 )
+from reconciler.cli.output import DATA, WIDE, emit, output_option
+from reconciler.cli.terminal import color
 
 if TYPE_CHECKING:
     from reconciler.charts.model import ChartLock
@@ -66,41 +67,57 @@ def _reconcile_once(
     chart_cache: Path | None = None,
     chart_credentials: Path | None = None,
     request_timeout: float | None = None,
+    heal: bool = False,
+    context: str | None = None,
 ) -> list[Any]:
+    from reconciler.cli.terminal import StatusLine
+    from reconciler.config.load import load_repo
     from reconciler.discovery import cluster_capabilities
     from reconciler.engine import reconcile
     from reconciler.kube.client import DEFAULT_TIMEOUT
     from reconciler.kube.pool import Clients
     from reconciler.loading import load_and_render
+    from reconciler.progress import PassProgress
 
     apps = [app] if app else None
-
-    def lock(repo: Repo) -> ChartLock:
-        _select(repo, app, cluster)  # names first: no chart is fetched for a typo
-        return lock_charts(repo, chart_resolver(chart_cache, chart_credentials), apps)
-
-    only = [cluster] if cluster else None
     clients = Clients(kubeconfig, request_timeout or DEFAULT_TIMEOUT)
     try:
-        clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
+        credentials = clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
+        if context is not None:
+            cluster = cluster_of_context(load_repo(repo_path), context, cluster, credentials)
+
+        def lock(repo: Repo) -> ChartLock:
+            _select(repo, app, cluster)  # names first: no chart is fetched for a typo
+            selected = [repo.apps[app]] if app else list(repo.apps.values())
+            if not any(a.source.helm is not None and a.source.helm.version for a in selected):
+                from reconciler.charts.model import ChartLock
+
+                return ChartLock()  # no remote chart: the resolver is not even imported
+            return lock_charts(repo, chart_resolver(chart_cache, chart_credentials), apps)
+
+        only = [cluster] if cluster else None
         # Helm renders per cluster as that cluster would be seen by helm install.
-        repo, rendered, _ = load_and_render(
+        loaded = load_and_render(
             repo_path,
             apps=apps,
             clusters=only,
             lock=lock,
             capabilities=lambda repo: cluster_capabilities(repo, clients, only),
         )
-        return reconcile(
-            repo,
-            rendered,
-            clients,
-            _revision(repo_path),
-            apply=apply,
-            clusters=[cluster] if cluster else None,
-            prune_departed=app is None,  # only a whole-repo pass knows what left a cluster
-            instance=instance,
-        )
+        progress = PassProgress("apply" if apply else "diff")
+        with StatusLine(progress.line):
+            return reconcile(
+                loaded.repo,
+                loaded.targets,
+                clients,
+                _revision(repo_path),
+                apply=apply,
+                clusters=only,
+                prune_departed=app is None,  # only a whole-repo pass knows what left a cluster
+                instance=instance,
+                heal=heal,
+                progress=progress,
+            )
     finally:
         clients.close()
 
@@ -109,15 +126,14 @@ def _reconcile_once(
 @repo_argument
 @click.option("--app", default=None, help="Only this app.")
 @click.option("--cluster", default=None, help="Only this cluster.")
-@click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text")
-@kubeconfig_option
-@instance_option
-@request_timeout_option
-@chart_options
+@context_option
+@output_option("markdown", wide="the unchanged objects too", aliases={"text": "table"})
+@live_options
 def diff(
     repo: Path,
     app: str | None,
     cluster: str | None,
+    context: str | None,
     output: str,
     kubeconfig: str | None,
     instance: str,
@@ -141,13 +157,16 @@ def diff(
         chart_cache,
         chart_credentials,
         request_timeout,
+        context=context,
     )
-    if output == "json":
-        click.echo(fmt.diff_json(results))
-    elif output == "markdown":
+    if output == "markdown":
         click.echo(fmt.diff_markdown(results))
     else:
-        click.echo(fmt.diff_text(results, color=sys.stdout.isatty()))
+        emit(
+            output,
+            lambda: fmt.diff_data(results),
+            lambda: fmt.diff_text(results, color=color(), wide=output == WIDE),
+        )
     if fmt.has_errors(results):
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_CHANGES if fmt.has_changes(results) else EXIT_OK)
@@ -157,14 +176,30 @@ def diff(
 @repo_argument
 @click.option("--app", default=None, help="Only this app.")
 @click.option("--cluster", default=None, help="Only this cluster.")
-@kubeconfig_option
-@instance_option
-@request_timeout_option
-@chart_options
+@context_option
+@output_option(wide="the unchanged objects too")
+@click.option(
+    "--heal",
+    is_flag=True,
+    help="Also correct drift on apps with sync.selfHeal: false, this once (reported as healed).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RECONCILER_STATE_DIR",
+    default=None,
+    help="With --heal: the daemon's state; its open drift records of what was healed are "
+    "closed as healed by you.",
+)
+@live_options
 def apply(
     repo: Path,
     app: str | None,
     cluster: str | None,
+    context: str | None,
+    output: str,
+    heal: bool,
+    state_dir: Path | None,
     kubeconfig: str | None,
     instance: str,
     request_timeout: float,
@@ -173,11 +208,15 @@ def apply(
 ) -> None:
     """One-shot sync: apply what changed, create namespaces, prune what left Git.
 
+    With --heal, drift is corrected on apps whose sync.selfHeal is false too (only this run:
+    later drift is again only recorded); each healed field is listed, live value then Git's.
+
     Exit 0: all applied; 2: any error or conflict left unapplied (every other cluster and
     object is still synced).
     """
     from reconciler import outcomes as fmt
 
+    open_drift = _open_drift(state_dir) if heal and state_dir is not None else None
     results = _reconcile_once(
         repo,
         app,
@@ -188,7 +227,54 @@ def apply(
         chart_cache,
         chart_credentials,
         request_timeout,
+        heal=heal,
+        context=context,
     )
-    click.echo(fmt.apply_text(results, color=sys.stdout.isatty()))
+    colored = color()
+
+    def table() -> str:
+        text = fmt.apply_text(results, color=colored, wide=output == WIDE)
+        return text + "\n" + fmt.healed_text(results, color=colored) if heal else text
+
+    emit(output, lambda: fmt.apply_data(results, heal=heal), table)
+    if heal and state_dir is not None and open_drift is not None:
+        marked = _record_heal(state_dir, open_drift, results)
+        if marked:
+            click.echo(
+                f"{marked} drift record{'s' if marked != 1 else ''} in {state_dir} "
+                "marked healed by hand",
+                err=output in DATA,  # the document alone on stdout
+            )
     failed = fmt.has_errors(results) or fmt.has_conflicts(results)
     sys.exit(EXIT_ERROR if failed else EXIT_OK)
+
+
+def _open_drift(state_dir: Path) -> dict[tuple[str, str, str], int]:
+    """The daemon's open drift records before healing: (app, cluster, object) -> record id.
+
+    Read first, so a record the daemon closes meanwhile (it saw the heal) is still marked."""
+    from reconciler.errors import ReconcilerError
+    from reconciler.store.db import DB_NAME, Store
+
+    if not (state_dir / DB_NAME).is_file():
+        raise ReconcilerError(f"no state in {state_dir}: is the daemon running with --state-dir?")
+    with Store.open(state_dir) as store:
+        rows = store.list_drift(open_only=True)
+    return {(r.app, r.cluster, r.object): r.id for r in rows}
+
+
+def _record_heal(
+    state_dir: Path, open_drift: dict[tuple[str, str, str], int], results: list[Any]
+) -> int:
+    """Close the healed objects' drift records as healed by this user, now; how many."""
+    import getpass
+    from datetime import UTC, datetime
+
+    from reconciler.outcomes import healed_objects
+    from reconciler.store.db import Store
+
+    ids = [open_drift[key] for key in healed_objects(results) if key in open_drift]
+    if not ids:
+        return 0
+    with Store.open(state_dir) as store:
+        return store.mark_healed(ids, getpass.getuser(), datetime.now(UTC))

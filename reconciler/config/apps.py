@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -55,26 +56,17 @@ def is_pointer(text: str) -> bool:
     return text == "" or text.startswith("/")
 
 
+@dataclass
 class AppLoader:
     """Semantic checks and source loading for one app.yaml."""
 
-    def __init__(
-        self,
-        loader: RepoFiles,
-        file: str,
-        doc: Document,
-        app_dir: Path,
-        clusters: dict[str, Cluster],
-        groups: dict[str, ClusterGroup],
-        known: dict[str, frozenset[str]],
-    ) -> None:
-        self.loader = loader
-        self.file = file
-        self.doc = doc
-        self.dir = app_dir
-        self.clusters = clusters
-        self.groups = groups
-        self.known = known  # label and var keys some cluster defines (template typo check)
+    loader: RepoFiles
+    file: str
+    doc: Document
+    dir: Path
+    clusters: dict[str, Cluster]
+    groups: dict[str, ClusterGroup]
+    known: dict[str, frozenset[str]]  # label and var keys some cluster defines (template typos)
 
     def problem(self, path: NodePath, message: str, file: str | None = None, line: int = 0) -> None:
         at_line = line or self.doc.line_of(path)

@@ -42,6 +42,8 @@ from reconciler.errors import ConfigError, Problem
 from reconciler.yamlsrc import Document
 
 _T = TypeVar("_T")
+_D = TypeVar("_D", ClusterDoc, GroupDoc)
+_U = TypeVar("_U", Cluster, ClusterGroup)
 ALLOW_EMPTY_HINT = "set spec.allowEmpty: true in reconciler.yaml if that is meant"
 
 
@@ -180,64 +182,68 @@ class _Loader:
             )
 
     def _load_clusters(self) -> dict[str, Cluster]:
-        files = self.files
-        clusters: dict[str, Cluster] = {}
-        for path in self._repo_wide(lambda: files.kind_files("clusters")):
-            file = files.rel(path)
-            before = len(files.problems)
-            names: set[str] = set()
-            for doc in files.documents(path, "Cluster"):
-                declared = _declared_name(doc)
-                if declared is not None:
-                    names.add(declared)
-                parsed = validate(files, ClusterDoc, doc, file, "Cluster")
-                if parsed is None:
-                    continue
-                name = parsed.metadata.name
-                line = doc.line_of(("metadata", "name"))
-                labels_problems(files, file, doc, ("metadata", "labels"), parsed.metadata.labels)
-                name_problem(files, file, doc, name, CLUSTER_NAME)
-                names.add(name)
-                if duplicate(files, "cluster", name, clusters, file, line):
-                    continue
-                spec = parsed.spec
-                clusters[name] = Cluster(
-                    name=name,
-                    labels=dict(parsed.metadata.labels),
-                    context=spec.context or name,
-                    vars=dict(spec.vars),
-                    paused=spec.paused,
-                    file=file,
-                    line=line,
-                    kube_version=spec.kube_version,
-                )
-            self._unit("Cluster", file, names, before)
-        return clusters
+        def check(file: str, doc: Document, parsed: ClusterDoc) -> None:
+            labels_problems(self.files, file, doc, ("metadata", "labels"), parsed.metadata.labels)
+            name_problem(self.files, file, doc, parsed.metadata.name, CLUSTER_NAME)
+
+        def build(parsed: ClusterDoc, file: str, line: int) -> Cluster:
+            spec = parsed.spec
+            return Cluster(
+                name=parsed.metadata.name,
+                labels=dict(parsed.metadata.labels),
+                context=spec.context or parsed.metadata.name,
+                vars=dict(spec.vars),
+                paused=spec.paused,
+                file=file,
+                line=line,
+                kube_version=spec.kube_version,
+            )
+
+        return self._load_files("clusters", "Cluster", ClusterDoc, check, build)
 
     def _load_groups(self) -> dict[str, ClusterGroup]:
+        def check(file: str, doc: Document, parsed: GroupDoc) -> None:
+            selector_problems(self.files, file, doc, ("spec", "selector"), parsed.spec.selector)
+            name_problem(self.files, file, doc, parsed.metadata.name, DNS_LABEL)
+
+        def build(parsed: GroupDoc, file: str, line: int) -> ClusterGroup:
+            return ClusterGroup(parsed.metadata.name, parsed.spec.selector, file, line)
+
+        return self._load_files("groups", "ClusterGroup", GroupDoc, check, build)
+
+    def _load_files(
+        self,
+        folder: str,
+        kind: str,
+        model: type[_D],
+        check: Callable[[str, Document, _D], None],
+        build: Callable[[_D, str, int], _U],
+    ) -> dict[str, _U]:
+        """Every ``kind`` document of the files in ``folder`` (clusters/, groups/): schema,
+        ``check``, duplicates, then ``build``; each file is one unit of a partial load."""
         files = self.files
-        groups: dict[str, ClusterGroup] = {}
-        for path in self._repo_wide(lambda: files.kind_files("groups")):
+        units: dict[str, _U] = {}
+        noun = {"Cluster": "cluster", "ClusterGroup": "group"}[kind]
+        for path in self._repo_wide(lambda: files.kind_files(folder)):
             file = files.rel(path)
             before = len(files.problems)
             names: set[str] = set()
-            for doc in files.documents(path, "ClusterGroup"):
+            for doc in files.documents(path, kind):
                 declared = _declared_name(doc)
                 if declared is not None:
                     names.add(declared)
-                parsed = validate(files, GroupDoc, doc, file, "ClusterGroup")
+                parsed = validate(files, model, doc, file, kind)
                 if parsed is None:
                     continue
                 name = parsed.metadata.name
                 line = doc.line_of(("metadata", "name"))
-                selector_problems(files, file, doc, ("spec", "selector"), parsed.spec.selector)
-                name_problem(files, file, doc, name, DNS_LABEL)
+                check(file, doc, parsed)
                 names.add(name)
-                if duplicate(files, "group", name, groups, file, line):
+                if duplicate(files, noun, name, units, file, line):
                     continue
-                groups[name] = ClusterGroup(name, parsed.spec.selector, file, line)
-            self._unit("ClusterGroup", file, names, before)
-        return groups
+                units[name] = build(parsed, file, line)
+            self._unit(kind, file, names, before)
+        return units
 
     def _load_apps(
         self, clusters: dict[str, Cluster], groups: dict[str, ClusterGroup]

@@ -2,8 +2,9 @@
 fall back to the last good revision on the branch's history. Runs on a worker thread: touches the
 source only, never the store.
 
-A revision is loaded as far as it goes (``load_partial``): broken apps, clusters and groups are
-left out and listed, and only problems no unit owns make it invalid as a whole. Older revisions
+A revision is loaded and rendered as far as it goes (``loading.load_and_render``, partial):
+broken apps, clusters and groups are left out and listed, and only problems no unit owns make
+it invalid as a whole. Older revisions
 some targets still run (``others``: after a restart, what the store says they should run) are
 loaded too, so a target held on its revision is rendered from that revision. Each exported tree
 is deleted as soon as its revision is rendered: it holds plaintext Secrets from Git.
@@ -23,6 +24,7 @@ from reconciler.charts.resolver import ChartResolver
 from reconciler.config.model import PartialRepo, Repo
 from reconciler.daemon.schedule import Clock
 from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.loading import load_and_render
 from reconciler.render import TargetResult
 from reconciler.source import CommitInfo
 
@@ -76,23 +78,17 @@ class SourceFailed(Exception):
         self.at = at
 
 
+@dataclass
 class Follower:
-    """The source job: what :meth:`work` returns (or raises) the loop publishes."""
+    """The source job: what :meth:`work` returns (or raises) the loop publishes. ``load`` and
+    ``render`` are the steps of ``loading.load_and_render`` the daemon chooses."""
 
-    def __init__(
-        self,
-        source: Source,
-        clock: Clock,
-        load: Callable[[Path], PartialRepo],
-        render: Callable[[Repo, ChartLock], list[TargetResult]],
-        charts: Callable[[], ChartResolver] | None = None,
-    ) -> None:
-        self.source = source
-        self.clock = clock
-        self._load = load
-        self._render = render
-        self._charts = charts
-        self._pins: Mapping[str, Mapping[str, Pin]] = {}
+    source: Source
+    clock: Clock
+    load: Callable[[Path], PartialRepo]
+    render: Callable[[Repo, ChartLock], list[TargetResult]]
+    charts: Callable[[], ChartResolver] | None = None
+    _pins: Mapping[str, Mapping[str, Pin]] = field(default_factory=dict, init=False)
 
     def work(
         self,
@@ -162,28 +158,31 @@ class Follower:
     def _load_revision(self, sha: str, fetched_at: datetime) -> Loaded:
         commit = self.source.commit(sha)
         tree = self.source.tree(sha)
+        charts = self.charts
+
+        def lock(repo: Repo) -> ChartLock:
+            # One resolver per revision: a range is resolved against the source once, fresh
+            # for a new commit; a revision seen before renders the charts recorded for it.
+            return lock_charts(repo, charts(), self._pins.get(sha)) if charts else ChartLock()
+
         try:
-            partial = self._load(tree)
-            if partial.repo_problems:
-                err = ConfigError(partial.problems)
-                return Loaded(sha, fetched_at, commit=commit, config_error=err, partial=partial)
-            repo = partial.repo
-            charts = ChartLock()
-            if self._charts is not None:
-                # One resolver per revision: a range is resolved against the source once, fresh
-                # for a new commit; a revision seen before renders the charts recorded for it.
-                charts = lock_charts(repo, self._charts(), self._pins.get(sha))
-            rendered = self._render(repo, charts)
+            result = load_and_render(
+                tree, partial=True, load=self.load, render=self.render, lock=lock
+            )
         finally:
             self.source.drop_tree(sha)  # rendered: nothing needs its files any more
+        if result.invalid is not None:
+            return Loaded(
+                sha, fetched_at, commit=commit, config_error=result.invalid, partial=result.partial
+            )
         return Loaded(
             sha,
             fetched_at,
             commit=commit,
-            repo=repo,
-            rendered=rendered,
-            charts=charts,
-            partial=partial,
+            repo=result.repo,
+            rendered=result.targets,
+            charts=result.charts,
+            partial=result.partial,
         )
 
     def _load_fallback(

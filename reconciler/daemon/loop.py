@@ -32,7 +32,7 @@ tests drive :meth:`Daemon.tick` with a fake clock and run passes inline.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -54,12 +54,15 @@ from reconciler.daemon.rollouts import Rollouts
 from reconciler.daemon.schedule import (
     Clock,
     Dispatcher,
+    PoolDispatcher,
     Settings,
     SystemClock,
     ThreadDispatcher,
     Waker,
 )
-from reconciler.daemon.state import CheckFn, ReconcileFn
+from reconciler.daemon.shards import owner_of
+from reconciler.daemon.sharedrollouts import Membership, SharedRollouts
+from reconciler.daemon.state import CheckFn, ClusterGate, ReconcileFn
 from reconciler.daemon.watch import RepoWatcher
 from reconciler.discovery import cluster_capabilities
 from reconciler.engine import check_health, reconcile
@@ -69,7 +72,9 @@ from reconciler.render import RenderCache, TargetResult, render_all
 from reconciler.rollout.model import Observation
 from reconciler.store.db import Store
 from reconciler.toolchain import Toolchain
+from reconciler.workers import pool
 
+_SWEEP_KEY = "reconciler.io/status-sweep"  # hashed like a cluster: the sweeping replica
 _MAX_SLEEP = 10.0  # the main loop wakes at least this often (health, timeouts)
 _HEALTHY_WITHIN = 60.0  # /healthz fails when the main loop has not ticked for this long
 _PRUNE_EVERY = 3600.0  # drift history retention is enforced at most this often
@@ -96,8 +101,10 @@ class Daemon(RevisionJob, ClusterPasses):
         check_fn: CheckFn = check_health,
         tools: Toolchain | None = None,
         rand: Callable[[], float] = random.random,
+        gate: ClusterGate | None = None,
         shared: SharedObjects | None = None,
         replica: str | None = None,
+        live: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -106,7 +113,8 @@ class Daemon(RevisionJob, ClusterPasses):
         self.metrics = metrics or Metrics()
         self.clock = clock or SystemClock()
         self.waker = Waker()
-        self._dispatcher = dispatcher or ThreadDispatcher(self.waker.wake)
+        self._dispatcher = dispatcher or PoolDispatcher(pool(), self.waker.wake)
+        self._source_dispatcher = dispatcher or ThreadDispatcher(self.waker.wake)
         # Each revision renders with a fresh cache: tool output is shared within one revision.
         self._follower = Follower(
             source,
@@ -129,13 +137,24 @@ class Daemon(RevisionJob, ClusterPasses):
         self._checks = {}
         self._check_started = {}  # wall time each check was dispatched
         self._rand = rand
+        self._gate = gate
+        self._ours = None
         self.log = structlog.get_logger("reconciler.daemon").bind(repo=source.display)
 
         self._desired = None
         self._head_desired = None  # head's renders, before rollouts and pins
         self._generation = 0
         self.book = RenderBook()  # renders of every revision some target may run
-        self.rollouts = Rollouts(store, self.metrics, self.log)
+        self._live = live  # several replicas: the live ones (from the replica Leases)
+        # Several replicas: rollouts are shared on the management cluster, driven by one.
+        self.rollouts = Rollouts(
+            store,
+            self.metrics,
+            self.log,
+            SharedRollouts(shared, Membership(replica or "replica", live, self._works), self.log)
+            if shared is not None and live is not None
+            else None,
+        )
         self._wanted = set()  # older revisions to load (rollout bases, pins)
         self._running_before = {}
         self._repass = set()  # clusters whose revision changed: pass them again
@@ -147,10 +166,12 @@ class Daemon(RevisionJob, ClusterPasses):
         self._next_poll = 0.0
         self._poked = False
         self._stopping = False
+        self._once = False
         self._ready = False
         self._last_tick = self.clock.monotonic()
         self._schedules = {}
         self._running = {}
+        self._dispatched = {}
         self.recorder = Recorder(store, self.metrics, self.clock, self.log)
         self._watcher = RepoWatcher(source.watch_paths, self.poke, self.log)
         self._known_clusters = set()  # the clusters of the installed repo
@@ -166,7 +187,7 @@ class Daemon(RevisionJob, ClusterPasses):
                 store,
                 shared,
                 replica or "replica",
-                self._dispatcher,
+                self._source_dispatcher,  # a thread of its own: never delays a pass
                 self.metrics,
                 self.log,
                 observed=self._observed_on,
@@ -226,6 +247,7 @@ class Daemon(RevisionJob, ClusterPasses):
             drift_interval=self.settings.drift_interval,
             once=once,
         )
+        self._once = once
         if self.settings.watch and not once:
             self._watcher.start()
         try:
@@ -255,6 +277,7 @@ class Daemon(RevisionJob, ClusterPasses):
         self._maybe_prune(now)
         self._check_timeouts(now)
         if not self._stopping:
+            self._claim()
             self._repass |= self.live.take(now).keys()
             self._dispatch(now)
             self._collect_passes()  # an inline dispatcher (tests) has finished them already
@@ -264,17 +287,28 @@ class Daemon(RevisionJob, ClusterPasses):
         return self._sleep_for(now)
 
     def owned_clusters(self) -> set[str]:
-        """The clusters of the installed revision this daemon owns (all of them unsharded)."""
+        """The clusters of the installed revision this daemon owns (all of them unsharded; with
+        several replicas, those whose cluster Lease it holds)."""
         desired = self._desired
         if desired is None:
             return set()
-        return set(desired.repo.clusters) | set(desired.targets)
+        clusters = set(desired.repo.clusters) | set(desired.targets)
+        return clusters if self._gate is None else clusters & (self._ours or frozenset())
+
+    def _works(self, cluster: str) -> bool:
+        """Whether this daemon works ``cluster`` now (always, unsharded)."""
+        return self._gate is None or cluster in (self._ours or frozenset())
 
     def _publish_status(self) -> None:
         if self.publisher is None:
             return
         touched, self.recorder.touched = self.recorder.touched, set()
-        self.publisher.tick(self.owned_clusters(), touched)
+        desired = self._desired
+        known = set(desired.repo.clusters) if desired is not None else set()
+        # One replica deletes the status of clusters that left the repo.
+        live = self._live() if self._live is not None else []
+        sweeper = owner_of(_SWEEP_KEY, live) == self.publisher.replica
+        self.publisher.tick(self.owned_clusters(), touched, known, sweeper)
 
     def _observed_on(self, cluster: str) -> dict[str, Observation]:
         """What the rollouts observed of each app on ``cluster`` (published for drivers)."""
@@ -287,13 +321,11 @@ class Daemon(RevisionJob, ClusterPasses):
         desired = self._desired
         if desired is None:
             return True
-        for name in desired.targets:
+        for name in self._targeted(desired):
             schedule = self._schedules.get(name)
-            if schedule is None:
+            if schedule is None or self._dispatched.get(name) != desired.generation:
                 return False
             if schedule.running and not schedule.timed_out:
-                return False
-            if not schedule.running and schedule.generation != desired.generation:
                 return False
         return True
 
@@ -330,7 +362,7 @@ class Daemon(RevisionJob, ClusterPasses):
                 wake.append(now + max(0.0, at - self.clock.now().timestamp()))
         desired = self._desired
         if desired is not None:
-            for name in desired.targets:
+            for name in self._targeted(desired):
                 schedule = self._schedules.get(name)
                 if schedule is None:
                     return 0.0

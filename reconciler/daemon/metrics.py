@@ -108,13 +108,42 @@ class Metrics:
             ["cluster"],
             registry=self.registry,
         )
+        # Several replicas (--shard-lease-namespace): each exports what it holds.
+        self.shard_replicas = Gauge(
+            "reconciler_shard_replicas",
+            "Live replicas (unexpired replica Leases) as this replica sees them.",
+            registry=self.registry,
+        )
+        self.shard_owned = Gauge(
+            "reconciler_shard_owned_clusters",
+            "Clusters this replica owns and holds the cluster Lease of (it reconciles them).",
+            ["replica"],
+            registry=self.registry,
+        )
+        self.shard_cluster = Gauge(
+            "reconciler_shard_cluster_owner",
+            "1 for each cluster this replica owns and holds the Lease of, labelled with it.",
+            ["cluster", "replica"],
+            registry=self.registry,
+        )
 
+        self.rollout_driver = Gauge(
+            "reconciler_shard_rollout_driver",
+            "1 for each app whose rollout this replica drives (several replicas).",
+            ["app", "replica"],
+            registry=self.registry,
+        )
         self.status_writes = Counter(
             "reconciler_shard_status_writes",
             "Member clusters' status objects written to the management cluster (sharding on): "
             "a write happens only when a cluster's status changed.",
             registry=self.registry,
         )
+
+    def forget_shard_cluster(self, cluster: str, replica: str) -> None:
+        """Drop the series of a cluster this replica no longer holds."""
+        with contextlib.suppress(KeyError):
+            self.shard_cluster.remove(cluster, replica)
 
     def set_health(self, app: str, cluster: str, health: Health) -> None:
         for state in Health:

@@ -14,11 +14,35 @@ from reconciler.daemon.desired import Desired, crashed_rows, timed_out_rows
 from reconciler.daemon.record import HealthReport, PassReport
 from reconciler.daemon.schedule import ClusterSchedule, PassKind
 from reconciler.daemon.state import LoopState, Running
+from reconciler.daemon.status import short
 from reconciler.render import TargetResult
 
 
 class ClusterPasses(LoopState):
     """The daemon's part that runs each cluster's passes and health checks."""
+
+    def _claim(self) -> None:
+        """Ask the gate (several replicas) which clusters are ours this tick. A cluster that
+        becomes ours starts with a fresh schedule, so it is passed at once; one that stops
+        being ours keeps no schedule (its pass in flight, if any, is still collected)."""
+        desired = self._desired
+        if self._gate is None or desired is None:
+            return
+        # Paused clusters too: their status is published by their owner.
+        clusters = set(desired.repo.clusters) | set(desired.targets)
+        ours = self._gate.claim(clusters, self._running.keys())
+        before = self._ours or frozenset()
+        for name in (ours ^ before) - self._running.keys():
+            self._schedules.pop(name, None)
+        self._ours = ours
+
+    def _targeted(self, desired: Desired) -> list[str]:
+        """The clusters of ``desired`` this daemon works: all, or with several replicas the
+        ones whose Lease it holds."""
+        if self._gate is None:
+            return list(desired.targets)
+        ours = self._ours or frozenset()
+        return [name for name in desired.targets if name in ours]
 
     def _dispatch(self, now: float) -> None:
         desired = self._desired
@@ -31,15 +55,23 @@ class ClusterPasses(LoopState):
                 self._repass.discard(name)
             elif schedule is None:
                 self._repass.discard(name)
-        schedules = [self._schedules.setdefault(n, ClusterSchedule(n)) for n in desired.targets]
+        schedules = [
+            self._schedules.setdefault(n, ClusterSchedule(n)) for n in self._targeted(desired)
+        ]
         due = [
             s for s in schedules if s.due(now, desired.generation) and s.cluster not in self._checks
         ]
+        if self._once:
+            # One pass per cluster, failed or not: a drift check or retry coming due while the
+            # round is still going (a round longer than the drift interval) never starts.
+            due = [s for s in due if self._dispatched.get(s.cluster) != desired.generation]
         # Longest waiting first, so a bounded pool serves every cluster in turn.
         due.sort(key=lambda s: (s.wake_at(desired.generation, 0.0), s.cluster))
         for schedule in due[: max(0, self.settings.max_parallel - len(self._running))]:
             name = schedule.cluster
             schedule.start(now)
+            self._dispatched[name] = desired.generation
+            self.log.debug("pass started", cluster=name, revision=short(desired.revision))
             job = functools.partial(self._pass, desired, name)
             future = self._dispatcher.submit(job, name=f"reconciler-{name}")
             self._running[name] = Running(future, desired)
@@ -50,8 +82,10 @@ class ClusterPasses(LoopState):
         desired = self._desired
         if desired is None:
             return
-        for name in desired.targets:
+        for name in self._targeted(desired):
             schedule = self._schedules.get(name)
+            if len(self._checks) >= self.settings.max_parallel:
+                break  # bounded like passes; the others are due at the next tick
             if schedule is None or name in self._checks or now < schedule.next_health:
                 continue
             if schedule.running or schedule.due(now, desired.generation):
@@ -74,6 +108,12 @@ class ClusterPasses(LoopState):
         )
 
     def _collect_checks(self) -> None:
+        if not any(f.done() for f in self._checks.values()):
+            return
+        with self.store.batch():
+            self._collect_finished_checks()
+
+    def _collect_finished_checks(self) -> None:
         for name, future in list(self._checks.items()):
             if not future.done():
                 continue
@@ -120,7 +160,7 @@ class ClusterPasses(LoopState):
             apply=True,
             clusters=[cluster],
             instance=self.settings.instance,
-            revisions={k: r for k, r in desired.revisions.items() if k[1] == cluster},
+            revisions=desired.revisions_on(cluster),
         )
         return PassReport(cluster, desired, outcomes, self.clock.monotonic() - started)
 
@@ -166,6 +206,12 @@ class ClusterPasses(LoopState):
             self.recorder.write(timed_out_rows(running.desired, name, message, self.clock.now()))
 
     def _collect_passes(self) -> None:
+        if not any(r.future.done() for r in self._running.values()):
+            return
+        with self.store.batch():  # one commit for the passes of this tick, not one per row
+            self._collect_finished_passes()
+
+    def _collect_finished_passes(self) -> None:
         for name, running in list(self._running.items()):
             if not running.future.done():
                 continue

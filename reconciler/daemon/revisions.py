@@ -28,6 +28,7 @@ from reconciler.daemon.desired import (
 )
 from reconciler.daemon.follow import Loaded, SourceFailed
 from reconciler.daemon.guard import PruneLimits, estimate, held_message
+from reconciler.daemon.openfiles import needed, too_low
 from reconciler.daemon.state import LoopState
 from reconciler.daemon.status import invalid_revision_message, short
 from reconciler.errors import ReconcilerError
@@ -44,6 +45,8 @@ class RevisionJob(LoopState):
 
     def _maybe_fetch(self, now: float) -> None:
         due = self._poked or now >= self._next_poll or bool(self._wanted)
+        if self._once and self._sources_done:
+            due = bool(self._wanted)  # one head per run: only older renders it needs are loaded
         if self._source_job is not None or not due:
             return
         self._poked = False
@@ -62,7 +65,7 @@ class RevisionJob(LoopState):
             self._wanted |= self.rollouts.needed()
         others = sorted(r for r in self._wanted if not self.book.has(r))
         self._wanted.clear()
-        self._source_job = self._dispatcher.submit(
+        self._source_job = self._source_dispatcher.submit(
             lambda: self._follower.work(head, fallback, last_good, pins, others),
             name="reconciler-source",
         )
@@ -381,6 +384,16 @@ class RevisionJob(LoopState):
             )
         clusters = set(desired.repo.clusters) | set(desired.targets)
         known = set(self._schedules) | set(self._known_clusters)
+        if len(clusters) != len(self._known_clusters):
+            low = too_low(self.settings.open_files, len(clusters))
+            if low is not None:
+                self.log.warning(
+                    "open-file limit too low for the clusters",
+                    limit=self.settings.open_files,
+                    clusters=len(clusters),
+                    needed=needed(len(clusters)),
+                    problem=low,
+                )
         self._known_clusters = clusters
         for name in sorted(known - clusters):
             self.metrics.forget_cluster(name)

@@ -7,6 +7,11 @@ it, so a daemon killed at any point resumes from exactly there: nothing done is 
 gate is skipped. A gate counts health read by a pass that started after the revision was
 applied; a soak cut short by a restart starts again (never shortened).
 
+With several replicas (``shared``), the rollouts live on the management cluster instead
+(``sharedrollouts``): each replica reads every app's rollout there, only the app's driver
+decides and steps it (a conditional write, then the local store), the others wait for the
+driver's decision on a new head before moving their clusters; commands and pins come from there.
+
 Operators reach a running daemon through the same store: ``reconciler rollout approve`` and
 the others add a command row that the next tick takes; pins (``reconciler rollback``) are read
 on every tick.
@@ -14,6 +19,7 @@ on every tick.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -23,6 +29,7 @@ from structlog.typing import FilteringBoundLogger
 from reconciler.config.model import Repo
 from reconciler.daemon.desired import RenderBook, TargetKey
 from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.sharedrollouts import SharedRollouts
 from reconciler.rollout.begin import begin
 from reconciler.rollout.codec import state_from_data, state_to_data
 from reconciler.rollout.machine import step, supersede, wake_at
@@ -45,8 +52,17 @@ _WATCHED = frozenset({ClusterPhase.PROGRESSING, ClusterPhase.SOAKING, ClusterPha
 class Rollouts:
     """Every app's latest rollout, what passes saw of its targets, and the pins."""
 
-    def __init__(self, store: Store, metrics: Metrics, log: FilteringBoundLogger) -> None:
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        log: FilteringBoundLogger,
+        shared: SharedRollouts | None = None,
+    ) -> None:
         self.store = store
+        self.shared = shared
+        self._head: str | None = None  # the head on_head decided last
+        self._head_args: tuple[Repo, RenderBook, Mapping[TargetKey, str | None]] | None = None
         self.metrics = metrics
         self.log = log
         self.states: dict[str, RolloutState] = {
@@ -116,9 +132,12 @@ class Rollouts:
         """Start (or supersede) the rollout of every app (of ``apps``) whose render changes at
         ``head``; return the revisions whose renders are needed to decide for the others."""
         at = now.timestamp()
+        self._head, self._head_args = head, (repo, book, running)
         self.strategic = {a.name for a in repo.apps.values() if strategy_of(repo, a) is not None}
         missing: set[str] = set()
         for name, state in sorted(self.states.items()):
+            if not self._decides(name):
+                continue
             if name not in repo.apps and not state.finished:
                 stopped = replace(supersede(state, head, at), reason="the app left the repo")
                 self.states[name] = stopped
@@ -131,6 +150,12 @@ class Rollouts:
             log = self.log.bind(app=app.name, revision=head[:12])
             latest = self.states.get(app.name)
             plan = plan_for(repo, app)
+            if not self._decides(app.name):
+                # Another replica drives it: its clusters stay as they run until the driver
+                # has decided on this head (``tick`` sees that in the shared object).
+                if plan is not None and self._shared_head(app.name) != head:
+                    self.pending.add(app.name)
+                continue
             if plan is None:
                 if latest is not None and not latest.finished:
                     stopped = replace(supersede(latest, head, at), reason="spec.rollout removed")
@@ -156,13 +181,24 @@ class Rollouts:
                 if (d := book.digest(rev, (app.name, c))) is not None
             }
             decided = begin(app.name, head, plan, mine, digests, latest, at)
-            if decided.superseded is not None:
+            if self.shared is not None and decided.started is None:
+                # Nothing to roll out at this head: say so, the other replicas wait for it.
+                if self._shared_head(app.name) != head and not self.shared.save(
+                    app.name, None, (), head
+                ):
+                    self.pending.add(app.name)
+                continue
+            if decided.superseded is not None and self.shared is None:
                 self._save(decided.superseded, (), now)
                 log.info("rollout superseded", superseded=decided.superseded.revision[:12])
             if decided.started is not None:
                 state = decided.started
+                if not self._save(state, (), now, head=head):
+                    self.pending.add(app.name)  # the driver tries again on a later tick
+                    continue
+                if decided.superseded is not None:
+                    log.info("rollout superseded", superseded=decided.superseded.revision[:12])
                 self.states[app.name] = state
-                self._save(state, (), now)
                 log.info(
                     "rollout started",
                     stages=[f"{s.name}: {', '.join(s.clusters)}" for s in plan.stages],
@@ -176,10 +212,13 @@ class Rollouts:
         """Read pins and operators' commands, step every running rollout; return whether some
         target's revision may have changed (pins or a step moved it)."""
         before = self.chosen_all()
-        pins = self.store.list_pins()
+        decided = self._refresh(now)
+        pins = self.store.list_pins() if self.shared is None else self.shared.pins()
         pins_moved = pins != self.pins
         self.pins = pins
-        commands = self.store.pending_rollout_commands()
+        commands = (
+            self.store.pending_rollout_commands() if self.shared is None else self.shared.commands()
+        )
         by_rollout: dict[tuple[str, str], list[RolloutCommandRow]] = {}
         stale: list[int] = []
         for row in commands:
@@ -195,11 +234,18 @@ class Rollouts:
                 stale.append(row.id)
             else:
                 by_rollout.setdefault((row.app, row.revision), []).append(row)
-        if stale:
+        if stale and self.shared is None:
             self.store.consume_rollout_commands(stale, now)
+        elif stale and self.shared is not None:
+            for app in sorted({r.app for r in commands if r.id in stale}):
+                self.shared.save(
+                    app, None, [r.id for r in commands if r.app == app and r.id in stale]
+                )
         at = now.timestamp()
         for app, state in sorted(self.states.items()):
             rows = by_rollout.get((app, state.revision), [])
+            if not self._decides(app):
+                continue  # another replica drives it
             if app in self.pending or (state.finished and not rows):
                 continue  # commands for a pending app wait until it is decided
             observations = {c.cluster: self._observation(app, c.cluster) for c in state.clusters}
@@ -209,15 +255,53 @@ class Rollouts:
             result = step(state, observations, commands_in, at)
             if not result.changed and not rows:
                 continue
+            if not self._save(result.state, [r.id for r in rows], now):
+                continue  # not written (someone wrote first): nothing of it is acted on
             self.states[app] = result.state
-            self._save(result.state, [r.id for r in rows], now)
             log = self.log.bind(app=app, revision=result.state.revision[:12])
             for event in result.events:
                 emit = log.warning if event.level == "warning" else log.info
                 emit("rollout: " + event.message, stage=event.stage, cluster=event.cluster)
                 if event.cluster is not None and event.message.startswith("failed"):
                     self.metrics.rollout_failures.labels(app).inc()
-        return pins_moved or before != self.chosen_all()
+        return decided or pins_moved or before != self.chosen_all()
+
+    def _decides(self, app: str) -> bool:
+        """Whether this daemon decides ``app``'s rollout: always alone, with several replicas
+        when it drives the app."""
+        return self.shared is None or self.shared.drives(app)
+
+    def _shared_head(self, app: str) -> str | None:
+        return self.shared.head(app) if self.shared is not None else None
+
+    def _refresh(self, now: datetime) -> bool:
+        """Several replicas: read the shared rollouts (they win over what this replica
+        remembers); decide the apps that waited, for a driver that wrote this head or (after a
+        takeover, or a failed write) by this replica now driving them. True when some app's
+        decision arrived."""
+        shared = self.shared
+        if shared is None or not shared.refresh():
+            return False
+        self.states.update(shared.states())
+        arrived = False
+        for app in sorted(self.pending):
+            if not shared.drives(app):
+                if self._head is not None and shared.head(app) == self._head:
+                    self.pending.discard(app)
+                    arrived = True
+            elif self._head is not None and self._head_args is not None:
+                repo, book, running = self._head_args
+                self.on_head(repo, self._head, book, running, now, apps={app})
+                arrived = app not in self.pending or arrived
+        for state in self.states.values():
+            self._gauge(state)
+        for app in shared.objects:
+            if shared.drives(app):
+                self.metrics.rollout_driver.labels(app, shared.me).set(1)
+            else:
+                with contextlib.suppress(KeyError):
+                    self.metrics.rollout_driver.remove(app, shared.me)
+        return arrived
 
     def chosen_all(self) -> dict[TargetKey, str]:
         keys = {(app, c.cluster) for app, s in self.states.items() for c in s.clusters}
@@ -230,6 +314,8 @@ class Rollouts:
         return min(times) if times else None
 
     def active(self) -> bool:
+        if self.shared is not None and self.pending:
+            return True  # waiting for another replica's decision: look often
         return any(
             not s.finished or s.phase == RolloutPhase.ROLLING_BACK for s in self.states.values()
         )
@@ -290,6 +376,15 @@ class Rollouts:
 
     def _observation(self, app: str, cluster: str) -> Observation:
         seen = self.observed.get((app, cluster), Observation(None, reachable=False))
+        shared = self.shared
+        if shared is not None and not shared.membership.mine(cluster):
+            # Another replica works it: what it published (read only while a gate waits).
+            state = self.states.get(app)
+            waits = state is not None and any(
+                c.cluster == cluster and c.phase in _WATCHED for c in state.clusters
+            )
+            published = shared.observation(app, cluster) if waits else None
+            seen = published or Observation(None, reachable=False)
         pinned = self.pin_of(app, cluster) is not None
         if pinned == seen.pinned:
             return seen
@@ -306,7 +401,20 @@ class Rollouts:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def _save(self, state: RolloutState, consumed: Iterable[int], now: datetime) -> None:
+    def _save(
+        self,
+        state: RolloutState,
+        consumed: Iterable[int],
+        now: datetime,
+        head: str | None = None,
+    ) -> bool:
+        """Write a rollout's state: first to the management cluster with several replicas
+        (False: not written there, so not here either), then the local store."""
+        ids = list(consumed)
+        if self.shared is not None:
+            if not self.shared.save(state.app, state, ids, head):
+                return False
+            ids = []  # shared commands are consumed there, not in the local store
         row = RolloutRow(
             app=state.app,
             revision=state.revision,
@@ -316,15 +424,13 @@ class Rollouts:
             updated_at=now,
         )
         desired = [
-            (
-                state.app,
-                c.cluster,
-                self.revision_of(state.app, c.cluster) or state.desired(c.cluster),
-            )
+            (state.app, c.cluster, pin.revision if pin is not None else state.desired(c.cluster))
             for c in state.clusters
+            for pin in (self.pin_of(state.app, c.cluster),)
         ]
-        self.store.save_rollout(row, desired, consumed, now)
+        self.store.save_rollout(row, desired, ids, now)
         self._gauge(state)
+        return True
 
     def _gauge(self, state: RolloutState) -> None:
         running = _running(state)

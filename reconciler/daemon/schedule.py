@@ -19,6 +19,7 @@ from reconciler.daemon.guard import DEFAULT_LIMITS, PruneLimits
 from reconciler.engine import TargetOutcome
 from reconciler.errors import RenderError
 from reconciler.sync.model import DEFAULT_INSTANCE
+from reconciler.workers import WorkerPool
 
 T = TypeVar("T")
 
@@ -75,8 +76,26 @@ class Waker:
                 os.close(fd)
 
 
+class PoolDispatcher:
+    """Jobs on the process's worker pool (passes and health checks: a bounded number of
+    threads whatever the number of clusters); ``on_done`` wakes the main loop when one ends."""
+
+    def __init__(self, pool: WorkerPool, on_done: Callable[[], None]) -> None:
+        self._pool = pool
+        self._on_done = on_done
+
+    def submit(self, job: Callable[[], T], name: str) -> Future[T]:
+        def run() -> T:
+            try:
+                return job()
+            finally:
+                self._on_done()
+
+        return self._pool.submit(run)
+
+
 class ThreadDispatcher:
-    """One daemon thread per job (at most one source job and one pass per cluster run at once).
+    """One daemon thread per job: the source job (one at a time), never held up by passes.
 
     Daemon threads, so a request stuck on a dead cluster never keeps the process alive after a
     stop; ``on_done`` wakes the main loop when a job finishes.
@@ -131,6 +150,7 @@ class Settings:
     # a revision pruning more is held until released (reconciler.yaml's spec.pruneGuard wins)
     prune_limits: PruneLimits = DEFAULT_LIMITS
     health_interval: float = 5.0  # re-read targets whose health is not final this often
+    open_files: int = -1  # the soft open-file limit, checked against the clusters (-1: none)
 
 
 class PassKind(Enum):

@@ -9,7 +9,7 @@ arguments. ``Daemon.__init__`` sets every attribute declared here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,6 +59,13 @@ class CheckFn(Protocol):
     ) -> dict[str, TargetHealth]: ...
 
 
+class ClusterGate(Protocol):
+    """Which clusters this daemon may work now, when several replicas share the fleet
+    (``replicas.ReplicaLeases``)."""
+
+    def claim(self, clusters: Collection[str], busy: Collection[str]) -> frozenset[str]: ...
+
+
 @dataclass
 class Running:
     """A cluster's pass in flight and the desired state it was started with."""
@@ -82,7 +89,8 @@ class LoopState:
     rollouts: Rollouts
     book: RenderBook  # renders of every revision some target may run
 
-    _dispatcher: Dispatcher
+    _dispatcher: Dispatcher  # passes and health checks (the worker pool)
+    _source_dispatcher: Dispatcher  # the source job (a thread of its own)
     _follower: Follower
     _reconcile: ReconcileFn
     _check: CheckFn
@@ -110,11 +118,15 @@ class LoopState:
     # passes and health checks
     _schedules: dict[str, ClusterSchedule]
     _running: dict[str, Running]
+    _dispatched: dict[str, int]  # the generation each cluster's latest pass started for
     _repass: set[str]  # clusters whose revision changed: pass them again
     _checks: dict[str, Future[HealthReport]]
     _check_started: dict[str, datetime]  # wall time each check was dispatched
+    _gate: ClusterGate | None  # several replicas: which clusters are ours (None: all)
+    _ours: frozenset[str] | None  # what the gate said this tick
 
     # the loop
+    _once: bool  # run --once: one pass per cluster, no polls after the first load
     _stopping: bool
     _last_tick: float
     _next_prune: float

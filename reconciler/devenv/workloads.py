@@ -115,6 +115,48 @@ initContainerStatuses:
 {{ end }}
 """
 
+
+_FAIL_MESSAGE = f"simulated by the devenv: image tag :{FAIL_TAG}"
+
+# Each container's state in a pod's status template: running, ended (see _pod_ended), and
+# crash-looping.
+_RUNNING = """\
+  state:
+    running:
+      startedAt: {{ $now | Quote }}
+"""
+_ENDED = """\
+  state:
+    terminated:
+      exitCode: <exit-code>
+      reason: <reason>
+<message>      startedAt: {{ $now | Quote }}
+      finishedAt: {{ $now | Quote }}
+"""
+_CRASHLOOP = """\
+  state:
+    waiting:
+      reason: CrashLoopBackOff
+      message: "back-off 5m0s restarting failed container (FAIL_MESSAGE)"
+  lastState:
+    terminated:
+      exitCode: 1
+      reason: Error
+      startedAt: {{ $now | Quote }}
+      finishedAt: {{ $now | Quote }}
+""".replace("FAIL_MESSAGE", _FAIL_MESSAGE)
+
+
+def _container_statuses(ready: bool, restarts: int, state: str) -> str:
+    """The ``containerStatuses`` of a pod's status template: every container ``ready`` (and
+    started) or not, restarted ``restarts`` times, in ``state`` (its YAML lines)."""
+    flag = "true" if ready else "false"
+    head = "containerStatuses:\n{{ range .spec.containers }}\n"
+    head += "- name: {{ .name | Quote }}\n  image: {{ .image | Quote }}\n"
+    head += f"  ready: {flag}\n  started: {flag}\n  restartCount: {restarts}\n"
+    return head + state + "{{ end }}\n"
+
+
 _POD_RUNNING_STATUS = (
     """\
 {{ $now := Now }}
@@ -131,49 +173,47 @@ conditions:
   status: "True"
   lastTransitionTime: {{ $now | Quote }}
 {{ end }}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: true
-  started: true
-  restartCount: 0
-  state:
-    running:
-      startedAt: {{ $now | Quote }}
-{{ end }}
 """
+    + _container_statuses(True, 0, _RUNNING)
     + _INIT_CONTAINERS_DONE
     + _POD_ADDRESSES
 )
 
-_POD_SUCCEEDED_STATUS = """\
+# A pod whose containers ended: <phase>, the Ready conditions' <condition-reason>, and each
+# container terminated with <exit-code> and <reason> (and <message>, when there is one).
+_POD_ENDED_STATUS = """\
 {{ $now := Now }}
-phase: Succeeded
-conditions:
+phase: <phase>
+<start-time>conditions:
 {{ range list "Ready" "ContainersReady" }}
 - type: {{ . | Quote }}
   status: "False"
-  reason: PodCompleted
+  reason: <condition-reason>
   lastTransitionTime: {{ $now | Quote }}
 {{ end }}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: false
-  started: false
-  restartCount: 0
-  state:
-    terminated:
-      exitCode: 0
-      reason: Completed
-      startedAt: {{ $now | Quote }}
-      finishedAt: {{ $now | Quote }}
-{{ end }}
-"""
+""" + _container_statuses(False, 0, _ENDED)
 
-_FAIL_MESSAGE = f"simulated by the devenv: image tag :{FAIL_TAG}"
+
+def _pod_ended(
+    phase: str, condition_reason: str, exit_code: int, reason: str, message: str | None = None
+) -> str:
+    """The status template of a pod whose containers ended; a failed pod (``message``) was
+    never running, so it starts now too."""
+    values = {
+        "<phase>": phase,
+        "<start-time>": "startTime: {{ $now | Quote }}\n" if message else "",
+        "<condition-reason>": condition_reason,
+        "<exit-code>": str(exit_code),
+        "<reason>": reason,
+        "<message>": f'      message: "{message}"\n' if message else "",
+    }
+    text = _POD_ENDED_STATUS
+    for token, value in values.items():
+        text = text.replace(token, value)
+    return text
+
+
+_POD_SUCCEEDED_STATUS = _pod_ended("Succeeded", "PodCompleted", 0, "Completed")
 
 _POD_CRASHLOOP_STATUS = (
     """\
@@ -194,56 +234,13 @@ conditions:
   message: "containers with unready status: [{{ range $.spec.containers }}{{ .name }} {{ end }}]"
   lastTransitionTime: {{ $now | Quote }}
 {{ end }}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: false
-  started: false
-  restartCount: 5
-  state:
-    waiting:
-      reason: CrashLoopBackOff
-      message: "back-off 5m0s restarting failed container (FAIL_MESSAGE)"
-  lastState:
-    terminated:
-      exitCode: 1
-      reason: Error
-      startedAt: {{ $now | Quote }}
-      finishedAt: {{ $now | Quote }}
-{{ end }}
-""".replace("FAIL_MESSAGE", _FAIL_MESSAGE)
+"""
+    + _container_statuses(False, 5, _CRASHLOOP)
     + _INIT_CONTAINERS_DONE
     + _POD_ADDRESSES
 )
 
-_POD_FAILED_STATUS = """\
-{{ $now := Now }}
-phase: Failed
-startTime: {{ $now | Quote }}
-conditions:
-{{ range list "Ready" "ContainersReady" }}
-- type: {{ . | Quote }}
-  status: "False"
-  reason: PodFailed
-  lastTransitionTime: {{ $now | Quote }}
-{{ end }}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: false
-  started: false
-  restartCount: 0
-  state:
-    terminated:
-      exitCode: 1
-      reason: Error
-      message: "FAIL_MESSAGE"
-      startedAt: {{ $now | Quote }}
-      finishedAt: {{ $now | Quote }}
-{{ end }}
-""".replace("FAIL_MESSAGE", _FAIL_MESSAGE)
+_POD_FAILED_STATUS = _pod_ended("Failed", "PodFailed", 1, "Error", _FAIL_MESSAGE)
 
 
 def _stage(

@@ -32,7 +32,7 @@ from reconciler.kube.credentials import Credentials
 from reconciler.kube.kubeconfig import Kubeconfig
 from reconciler.kube.transport import IO, TRANSPORTS, Endpoint
 from reconciler.kube.watches import LiveCache, LiveEvent, Scope
-from reconciler.objects import Manifest, ObjectRef, group_of
+from reconciler.objects import Manifest, ObjectRef, group_of, object_name
 
 # An SSA of a ~1 MB CRD took up to 21 s on a 2-core machine at load 15 (measured): a default
 # that leaves room for that on a busy server.
@@ -397,7 +397,7 @@ class ClusterClient:
             query=query,
             body=operations,
             content_type="application/json-patch+json",
-            obj=f"{resource.kind}/{namespace + '/' if namespace else ''}{name}",
+            obj=object_name(resource.group, resource.kind, namespace, name),
         )
         if not dry_run and self.live is not None:
             self.live.observe(resource.path(namespace), result)
@@ -407,7 +407,9 @@ class ClusterClient:
         """The live object, or None when it does not exist."""
         try:
             found: Manifest = self._request(
-                "GET", resource.path(namespace, name), obj=f"{resource.kind}/{name}"
+                "GET",
+                resource.path(namespace, name),
+                obj=object_name(resource.group, resource.kind, namespace, name),
             )
         except KubeError as err:
             if err.status != 404:
@@ -443,7 +445,7 @@ class ClusterClient:
                 "DELETE",
                 resource.path(namespace, name),
                 body=body,
-                obj=f"{resource.kind}/{namespace + '/' if namespace else ''}{name}",
+                obj=object_name(resource.group, resource.kind, namespace, name),
             )
         except KubeError as err:
             if err.status != 404:

@@ -25,13 +25,15 @@ FORMAT = "v1"
 @dataclass(frozen=True)
 class SharedRollout:
     """The shared object of ``app``: its newest rollout (None before the first), commands not
-    taken yet, pins, and which replica last wrote the state."""
+    taken yet, pins, which replica last wrote the state and the head it decided on (a head
+    that starts no rollout is decided too: other replicas wait for that before moving)."""
 
     app: str
     state: RolloutState | None = None
     commands: tuple[RolloutCommandRow, ...] = field(default=())
     pins: tuple[Pin, ...] = field(default=())
     driver: str | None = None
+    head: str | None = None  # the newest head the driver decided this app's rollout on
 
     def with_command(
         self, kind: str, stage: str | None, user: str, at: datetime
@@ -42,10 +44,23 @@ class SharedRollout:
         row = RolloutCommandRow(ident, self.app, self.state.revision, kind, stage, user, at)
         return replace(self, commands=(*self.commands, row)), row
 
-    def stepped(self, state: RolloutState, consumed: Collection[int], driver: str) -> SharedRollout:
-        """After the driver's step: the new state, the commands it took removed."""
+    def stepped(
+        self,
+        state: RolloutState | None,
+        consumed: Collection[int],
+        driver: str,
+        head: str | None = None,
+    ) -> SharedRollout:
+        """After the driver's step or decision: the new state, the commands it took removed,
+        the head it decided on (None: unchanged)."""
         left = tuple(c for c in self.commands if c.id not in consumed)
-        return replace(self, state=state, commands=left, driver=driver)
+        return replace(
+            self,
+            state=state if state is not None else self.state,
+            commands=left,
+            driver=driver,
+            head=head or self.head,
+        )
 
     def pinned(
         self, clusters: Iterable[str], revision: str, user: str, at: datetime
@@ -69,6 +84,8 @@ def encode(shared: SharedRollout) -> dict[str, str]:
         data["state"] = _dump(state_to_data(shared.state))
     if shared.driver is not None:
         data["driver"] = shared.driver
+    if shared.head is not None:
+        data["head"] = shared.head
     data["commands"] = _dump(
         [
             {
@@ -118,7 +135,9 @@ def decode(data: Mapping[str, str]) -> SharedRollout:
         )
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"app {app}: {type(err).__name__}: {err}") from None
-    return SharedRollout(app, state, commands, pins, data.get("driver") or None)
+    return SharedRollout(
+        app, state, commands, pins, data.get("driver") or None, data.get("head") or None
+    )
 
 
 def _dump(value: Any) -> str:

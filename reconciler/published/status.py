@@ -174,12 +174,21 @@ def _masked(row: DriftRow) -> DriftRow:
     )
 
 
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+def _time(value: datetime | None) -> float | int | None:
+    """Seconds since the epoch, to the millisecond (shorter than ISO text, exact enough)."""
+    if value is None:
+        return None
+    seconds = round(value.timestamp(), 3)
+    return int(seconds) if seconds == int(seconds) else seconds
 
 
 def _parse_time(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+    return datetime.fromtimestamp(float(value), UTC) if value is not None else None
+
+
+def _same(value: str | None, revision: str | None) -> str | None:
+    """A revision that is the target's own is left out (it is 40 characters each time)."""
+    return None if value == revision else value
 
 
 def _value(value: Any) -> Any:
@@ -199,12 +208,11 @@ def _target_data(target: PublishedTarget, *, with_times: bool = True) -> dict[st
             out["syncedAt"] = _time(row.last_synced_at)
     if target.health is not None:
         h = target.health
-        health: dict[str, Any] = {
-            "health": str(h.health.health),
-            "reason": h.health.reason,
-            "since": _time(h.since),
-            "revision": h.revision,
-        }
+        health: dict[str, Any] = {"health": str(h.health.health), "since": _time(h.since)}
+        if h.health.reason:
+            health["reason"] = h.health.reason
+        if h.revision != row.revision:
+            health["revision"] = h.revision
         if h.health.ready is not None or h.health.desired is not None:
             health["ready"], health["desired"] = h.health.ready, h.health.desired
         if with_times:
@@ -217,7 +225,7 @@ def _target_data(target: PublishedTarget, *, with_times: bool = True) -> dict[st
                 "id": d.id,
                 "object": d.object,
                 "kind": str(d.kind),
-                "revision": d.revision,
+                **({"revision": d.revision} if d.revision != row.revision else {}),
                 "detectedAt": _time(d.detected_at),
                 "fields": [
                     {
@@ -237,15 +245,19 @@ def _target_data(target: PublishedTarget, *, with_times: bool = True) -> dict[st
         # Fresh: health was read after the revision was applied (what a gate asks); the time
         # of the latest read itself moves on every check and is not published.
         fresh = o.health_at is not None and (o.applied_at is None or o.health_at > o.applied_at)
-        out["observed"] = {
-            "applied": o.applied,
+        observed: dict[str, Any] = {
             "appliedAt": o.applied_at,
             "health": o.health,
             "healthSince": o.health_since,
-            "reason": o.health_reason,
             "fresh": fresh,
-            "reachable": o.reachable,
         }
+        if o.applied != row.revision:
+            observed["applied"] = o.applied
+        if o.health_reason:
+            observed["reason"] = o.health_reason
+        if not o.reachable:
+            observed["reachable"] = False
+        out["observed"] = observed
     return out
 
 
@@ -270,7 +282,7 @@ def _target_from(app: str, cluster: str, raw: Mapping[str, Any]) -> PublishedTar
             health=TargetHealth(
                 Health(h["health"]), h.get("reason", ""), h.get("ready"), h.get("desired")
             ),
-            revision=h.get("revision"),
+            revision=h.get("revision", status.revision),
             assessed_at=_parse_time(h.get("assessedAt")) or since,
             since=since,
         )
@@ -291,7 +303,7 @@ def _target_from(app: str, cluster: str, raw: Mapping[str, Any]) -> PublishedTar
                 )
                 for f in d.get("fields", [])
             ],
-            revision=d.get("revision"),
+            revision=d.get("revision", status.revision),
             detected_at=_parse_time(d["detectedAt"]) or status.updated_at,
             corrected_at=None,
         )
@@ -302,7 +314,7 @@ def _target_from(app: str, cluster: str, raw: Mapping[str, Any]) -> PublishedTar
         o = raw["observed"]
         applied_at = o.get("appliedAt")
         observation = Observation(
-            applied=o.get("applied"),
+            applied=o.get("applied", status.revision),
             applied_at=applied_at,
             health=o.get("health", "Unknown"),
             health_since=o.get("healthSince"),

@@ -133,7 +133,7 @@ def _load_side(
         return lock_charts(repo, resolver) if resolver is not None else ChartLock()
 
     try:
-        repo, results, charts = load_and_render(root, tools=tools, lock=lock)
+        repo, results, charts, _ = load_and_render(root, tools=tools, lock=lock)
     except ConfigError as err:
         return None, [], [str(p) for p in err.problems], ChartLock()
     for result in results:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from reconciler.fields import FieldChange
 from reconciler.health import Health, TargetHealth
@@ -82,78 +84,66 @@ def paths_json(key: DriftKey) -> str:
     return json.dumps(list(key.paths))
 
 
-DRIFT_COLUMNS = "id, app, cluster, object, kind, fields, revision, detected_at, corrected_at"
+T = TypeVar("T")
 
 
-STATUS_COLUMNS = "app, cluster, state, message, revision, updated_at, last_synced_at"
-SOURCE_COLUMNS = (
-    "location, branch, last_success_at, last_success_sha, last_error, last_error_at,"
-    " failing_since, consecutive_failures"
-)
+def columns(row_type: type[Any]) -> str:
+    """The columns of a table whose rows are ``row_type``: one a field, named alike."""
+    return ", ".join(f.name for f in dataclasses.fields(row_type))
 
 
-def status_row(row: sqlite3.Row) -> StatusRow:
-    return StatusRow(
-        app=row["app"],
-        cluster=row["cluster"],
-        state=State(row["state"]),
-        message=row["message"],
-        revision=row["revision"],
-        updated_at=dt(row["updated_at"]),
-        last_synced_at=opt_dt(row["last_synced_at"]),
-    )
+def decoder(
+    row_type: Callable[..., T], **convert: Callable[[Any], Any]
+) -> Callable[[sqlite3.Row], T]:
+    """A row as ``row_type``: every field read from the column of its name, through its
+    converter (``updated_at=dt``) where the stored text is not the value."""
+    names = [f.name for f in dataclasses.fields(row_type)]  # type: ignore[arg-type]
+
+    def decode(row: sqlite3.Row) -> T:
+        return row_type(**{n: convert[n](row[n]) if n in convert else row[n] for n in names})
+
+    return decode
 
 
-REVISION_COLUMNS = "sha, seen_at, valid, error, held"
-TARGET_COLUMNS = "app, cluster, desired, applied, applied_at, objects"
+def _health_or_none(text: str | None) -> Health | None:
+    return Health(text) if text else None
 
 
-def revision_row(row: sqlite3.Row) -> RevisionRow:
-    return RevisionRow(
-        row["sha"], dt(row["seen_at"]), bool(row["valid"]), row["error"], row["held"]
-    )
+def _objects(text: str) -> tuple[str, ...]:
+    return tuple(json.loads(text))
 
 
-def target_revision(row: sqlite3.Row) -> TargetRevision:
-    return TargetRevision(
-        app=row["app"],
-        cluster=row["cluster"],
-        desired=row["desired"],
-        applied=row["applied"],
-        applied_at=opt_dt(row["applied_at"]),
-        objects=tuple(json.loads(row["objects"])),
-    )
-
-
-def source_row(row: sqlite3.Row) -> SourceStatus:
-    return SourceStatus(
-        location=row["location"],
-        branch=row["branch"],
-        last_success_at=opt_dt(row["last_success_at"]),
-        last_success_sha=row["last_success_sha"],
-        last_error=row["last_error"],
-        last_error_at=opt_dt(row["last_error_at"]),
-        failing_since=opt_dt(row["failing_since"]),
-        consecutive_failures=int(row["consecutive_failures"]),
-    )
-
-
-def drift_row(row: sqlite3.Row) -> DriftRow:
-    return DriftRow(
-        id=row["id"],
-        app=row["app"],
-        cluster=row["cluster"],
-        object=row["object"],
-        kind=DriftKind(row["kind"]),
-        fields=fields_from_json(row["fields"]),
-        revision=row["revision"],
-        detected_at=dt(row["detected_at"]),
-        corrected_at=opt_dt(row["corrected_at"]),
-    )
-
-
+DRIFT_COLUMNS = columns(DriftRow)
+STATUS_COLUMNS = columns(StatusRow)
+SOURCE_COLUMNS = columns(SourceStatus)
+REVISION_COLUMNS = columns(RevisionRow)
+TARGET_COLUMNS = columns(TargetRevision)
+HEALTH_HISTORY_COLUMNS = columns(HealthChange)
+# The health row keeps the whole TargetHealth as JSON in ``detail`` (its state also in ``health``).
 HEALTH_COLUMNS = "app, cluster, detail, revision, assessed_at, since"
-HEALTH_HISTORY_COLUMNS = "id, app, cluster, health, reason, previous, revision, at"
+
+status_row = decoder(StatusRow, state=State, updated_at=dt, last_synced_at=opt_dt)
+revision_row = decoder(RevisionRow, seen_at=dt, valid=bool)
+target_revision = decoder(TargetRevision, applied_at=opt_dt, objects=_objects)
+source_row = decoder(
+    SourceStatus,
+    last_success_at=opt_dt,
+    last_error_at=opt_dt,
+    failing_since=opt_dt,
+    consecutive_failures=int,
+)
+drift_row = decoder(
+    DriftRow,
+    kind=DriftKind,
+    fields=fields_from_json,
+    detected_at=dt,
+    corrected_at=opt_dt,
+    healed_at=opt_dt,
+)
+health_change = decoder(HealthChange, health=Health, previous=_health_or_none, at=dt)
+rollout_row = decoder(RolloutRow, data=json.loads, started_at=dt, updated_at=dt)
+command_row = decoder(RolloutCommandRow, at=dt, consumed_at=opt_dt)
+pin_row = decoder(Pin, at=dt)
 
 
 def health_json(health: TargetHealth) -> str:
@@ -169,44 +159,3 @@ def health_row(row: sqlite3.Row) -> HealthRow:
         assessed_at=dt(row["assessed_at"]),
         since=dt(row["since"]),
     )
-
-
-def health_change(row: sqlite3.Row) -> HealthChange:
-    return HealthChange(
-        id=row["id"],
-        app=row["app"],
-        cluster=row["cluster"],
-        health=Health(row["health"]),
-        reason=row["reason"],
-        previous=Health(row["previous"]) if row["previous"] else None,
-        revision=row["revision"],
-        at=dt(row["at"]),
-    )
-
-
-def rollout_row(row: sqlite3.Row) -> RolloutRow:
-    return RolloutRow(
-        app=row["app"],
-        revision=row["revision"],
-        phase=row["phase"],
-        data=json.loads(row["data"]),
-        started_at=dt(row["started_at"]),
-        updated_at=dt(row["updated_at"]),
-    )
-
-
-def command_row(row: sqlite3.Row) -> RolloutCommandRow:
-    return RolloutCommandRow(
-        id=row["id"],
-        app=row["app"],
-        revision=row["revision"],
-        kind=row["kind"],
-        stage=row["stage"],
-        user=row["user"],
-        at=dt(row["at"]),
-        consumed_at=opt_dt(row["consumed_at"]),
-    )
-
-
-def pin_row(row: sqlite3.Row) -> Pin:
-    return Pin(row["app"], row["cluster"], row["revision"], row["user"], dt(row["at"]))

@@ -186,6 +186,9 @@ class DriftRow:
     revision: str | None
     detected_at: datetime
     corrected_at: datetime | None
+    # Corrected by a user's one-shot heal (`reconciler apply --heal`): who, and when.
+    healed_by: str | None = None
+    healed_at: datetime | None = None
 
     @property
     def key(self) -> DriftKey:

@@ -1,15 +1,15 @@
 """Concurrency: many keys (clusters, targets) at once, each isolated from the others' failures;
-a bounded ``map`` for the objects of one target."""
+a bounded ``map`` for the objects of one target. Both run on the process's one worker pool."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from reconciler.errors import ReconcilerError
 from reconciler.sync.model import OBJECT_WORKERS
+from reconciler.workers import pool
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -32,16 +32,14 @@ def run_isolated(
     Only the project's own errors are caught: anything else is a bug and propagates.
     """
     keys = list(keys)
-    if not keys:
-        return []
-    with ThreadPoolExecutor(max_workers=min(max_workers, len(keys))) as pool:
-        futures: list[tuple[K, Future[T]]] = [(k, pool.submit(work, k)) for k in keys]
-        outcomes: list[Outcome[K, T]] = []
-        for key, future in futures:
-            try:
-                outcomes.append(Outcome(key, value=future.result()))
-            except ReconcilerError as err:
-                outcomes.append(Outcome(key, error=err))
+    outcomes: list[Outcome[K, T]] = []
+    for key, (ok, value) in zip(keys, pool().each(work, keys, max_workers), strict=True):
+        if ok:
+            outcomes.append(Outcome(key, value=value))
+        elif isinstance(value, ReconcilerError):
+            outcomes.append(Outcome(key, error=value))
+        else:
+            raise value
     return outcomes
 
 
@@ -49,8 +47,4 @@ def bounded_map(
     fn: Callable[[Any], Any], items: Iterable[Any], workers: int = OBJECT_WORKERS
 ) -> list[Any]:
     """``map`` with bounded concurrency; the first exception is re-raised."""
-    items = list(items)
-    if len(items) <= 1:
-        return [fn(i) for i in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(fn, items))
+    return pool().map(fn, items, workers)

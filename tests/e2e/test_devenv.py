@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from reconciler.devenv import controlplane
+from reconciler.devenv import controlplane, processes
 
 
 def _configmap(name: str, namespace: str, data: dict[str, str]) -> dict[str, object]:
@@ -130,7 +130,7 @@ def test_dev_up_is_idempotent_adds_workloads_and_dev_down_leaves_no_process(tmp_
     finally:
         down = _cli("dev", "down", env=env)
     assert down.returncode == 0, down.stderr
-    assert all(not controlplane._alive(pid) for pid in pids)
+    assert all(not processes.alive(pid) for pid in pids)
 
 
 def test_dev_up_on_a_port_in_use_says_so_and_leaves_nothing_running(tmp_path: Path) -> None:
@@ -172,14 +172,14 @@ def test_a_killed_test_run_leaves_no_apiserver_or_etcd_behind(tmp_path: Path) ->
         state = controlplane.DevEnvState.load(tmp_path)
         assert state is not None
         pids = state.pids()
-        assert all(controlplane._alive(pid) for pid in pids)
+        assert all(processes.alive(pid) for pid in pids)
         assert len(pids) == 5  # etcd, kube-apiserver, controller manager, scheduler, kwok
         runner.kill()  # SIGKILL: no cleanup code of the runner runs
         runner.wait(timeout=10)
         deadline = time.monotonic() + 10
-        while any(controlplane._alive(pid) for pid in pids) and time.monotonic() < deadline:
+        while any(processes.alive(pid) for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not any(controlplane._alive(pid) for pid in pids)
+        assert not any(processes.alive(pid) for pid in pids)
     finally:
         runner.kill()
         controlplane.stop(tmp_path)
@@ -222,7 +222,7 @@ def test_dev_up_restarts_only_the_apiserver_that_died_with_its_objects_and_port(
         victim = before.clusters[1]
         os.kill(victim.pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while controlplane._alive(victim.pid) and time.monotonic() < deadline:
+        while processes.alive(victim.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
 
         again = _cli("dev", "up", "--clusters", ",".join(names), env=env)
@@ -247,4 +247,4 @@ def test_dev_up_restarts_only_the_apiserver_that_died_with_its_objects_and_port(
     finally:
         down = _cli("dev", "down", env=env)
     assert down.returncode == 0, down.stderr
-    assert not any(controlplane._alive(pid) for pid in all_pids)
+    assert not any(processes.alive(pid) for pid in all_pids)

@@ -263,6 +263,7 @@ def make_rig(
     settings: Settings = SETTINGS,
     rand: Callable[[], float] = lambda: 0.5,
     source: FakeSource | None = None,
+    gate: Any = None,
 ) -> Rig:
     clock = FakeClock()
     source = source or FakeSource(tmp_path / "trees")
@@ -276,6 +277,7 @@ def make_rig(
         dispatcher=dispatcher or InlineDispatcher(),
         reconcile_fn=clusters,
         rand=rand,
+        gate=gate,
     )
     return Rig(daemon, clock, source, clusters, store)
 

@@ -3,16 +3,32 @@ slow clusters, paused clusters, departed apps, --once, crashes."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import threading
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
+import structlog.testing
 
+from reconciler.daemon.loop import Daemon
+from reconciler.daemon.openfiles import needed
 from reconciler.engine import TargetOutcome
+from reconciler.kube.pool import Clients
 from reconciler.store.db import Store
 from reconciler.store.rows import State, StatusRow
-from tests.unit.daemon_rig import CLUSTERS, SETTINGS, HeldDispatcher, Rig, make_rig, repo_files
+from tests.unit.daemon_rig import (
+    CLUSTERS,
+    SETTINGS,
+    FakeClusters,
+    FakeSource,
+    HeldDispatcher,
+    Rig,
+    make_rig,
+    repo_files,
+)
 
 
 def test_a_new_revision_is_applied_to_every_placed_cluster_and_recorded(rig: Rig) -> None:
@@ -212,3 +228,60 @@ def test_a_cluster_paused_during_its_pass_is_reconciled_again_once_unpaused(
     rig.tick()
     assert rig.clusters.passes("beijing-2") == [first, third]
     assert rig.states()[("web", "beijing-2")] is State.SYNCED
+
+
+@dataclass
+class _SlowClusters(FakeClusters):
+    """Passes that take real time: ``us-west-1`` much longer than the others."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> list[TargetOutcome]:
+        (name,) = list(kwargs["clusters"])
+        time.sleep(0.3 if name == "us-west-1" else 0.02)
+        return super().__call__(*args, **kwargs)
+
+
+def test_once_ends_after_one_pass_per_cluster_when_a_round_outlasts_the_drift_interval(
+    tmp_path: Path, store: Store
+) -> None:
+    # Real threads and clock: the first clusters come due again (drift) long before the slow
+    # one's pass returns; they must not take its place in the round over and over.
+    source = FakeSource(tmp_path / "trees")
+    sha = source.commit_files(repo_files())
+    clusters = _SlowClusters()
+    daemon = Daemon(
+        source,
+        store,
+        Clients(None),
+        settings=replace(SETTINGS, drift_interval=0.01, max_parallel=2),
+        reconcile_fn=clusters,
+    )
+    codes: list[int] = []
+    runner = threading.Thread(target=lambda: codes.append(daemon.run(once=True)), daemon=True)
+    runner.start()
+    runner.join(timeout=60)  # a bound on a hang, not on speed: it ends in about 0.3 s
+    if runner.is_alive():
+        daemon.stop()
+        runner.join(timeout=10)
+    daemon.close()
+
+    assert codes == [0]
+    assert {c: clusters.passes(c) for c in CLUSTERS} == {c: [sha] for c in CLUSTERS}
+
+
+def test_an_open_file_limit_too_low_for_the_clusters_is_logged_with_the_numbers(
+    tmp_path: Path, store: Store
+) -> None:
+    low = make_rig(tmp_path, store, settings=replace(SETTINGS, open_files=100))
+    low.source.commit_files(repo_files())
+    with structlog.testing.capture_logs() as logs:
+        low.tick()
+    (warning,) = [e for e in logs if e["event"] == "open-file limit too low for the clusters"]
+    assert (warning["limit"], warning["clusters"], warning["needed"]) == (100, 3, needed(3))
+    assert warning["log_level"] == "warning"
+
+    with Store.open(tmp_path / "enough") as other:
+        enough = make_rig(tmp_path / "e", other, settings=replace(SETTINGS, open_files=needed(3)))
+        enough.source.commit_files(repo_files())
+        with structlog.testing.capture_logs() as logs:
+            enough.tick()
+        assert not [e for e in logs if "open-file" in e["event"]]

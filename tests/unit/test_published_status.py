@@ -137,3 +137,19 @@ def test_a_document_of_another_format_is_refused() -> None:
         decode({**data, "format": "v9"})
     with pytest.raises(ValueError, match="app web"):
         decode({**data, "app.web": "{not json"})
+
+
+def test_revisions_other_than_the_targets_own_survive_the_round_trip() -> None:
+    health = replace(_health(), revision="b" * 40)
+    drift = replace(_drift(), revision=None)
+    seen = Observation(None, None, "Unknown", None, None, "not applied yet", False)
+
+    back = decode(
+        encode(build("us-west-1", "r1", [_status()], [health], [drift], {"web": seen}))
+    ).targets[0]
+
+    assert back.health is not None and back.health.revision == "b" * 40
+    assert back.drift[0].revision is None
+    assert back.observation is not None
+    assert (back.observation.applied, back.observation.reachable) == (None, False)
+    assert back.observation.health_reason == "not applied yet"

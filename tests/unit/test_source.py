@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from git import GitCommandError
 
-from reconciler import source
 from reconciler.errors import SourceError
 from reconciler.source import (
     CommitInfo,
     GitSource,
     export_rev,
+    gitcmd,
     redact,
     resolve_rev,
     strip_userinfo,
@@ -226,13 +225,13 @@ def test_url_credentials_reach_the_server_but_not_the_command_line(
     port = server.server_address[1]
     _AuthRecorder.seen.clear()
     argv_seen: list[list[str]] = []
-    real_git = source._git
+    real_git = gitcmd.run
 
     def spy(args: list[str], **kw: object) -> str:
         argv_seen.append(list(args))
         return real_git(args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(source, "_git", spy)
+    monkeypatch.setattr(gitcmd, "run", spy)
     src = GitSource(f"http://bot:hunter2-secret@127.0.0.1:{port}/x.git", None, tmp_path / "c")
     try:
         with pytest.raises(SourceError) as caught:
@@ -335,17 +334,18 @@ def test_tree_leaves_nothing_under_the_sha_name_when_export_fails_halfway(
     cache = tmp_path / "cache"
     src = GitSource(str(repo), None, cache)
     sha = src.fetch()
-    real_git = source._git
+    real_git = gitcmd.run
 
     def crash_after_checkout(args: list[str], **kw: object) -> str:
         out = real_git(args, **kw)  # type: ignore[arg-type]
         if "checkout-index" in args:
             files = list((cache / "trees").rglob("a.yaml"))
             assert files, "the files were written somewhere before the crash"
-            raise source._GitFailed("disk full", "fatal: disk full", GitCommandError(["git"], 1))
+            cause = gitcmd.GitCommandFailed(["git"], 1, "fatal: disk full")
+            raise gitcmd.GitFailed("disk full", "fatal: disk full", cause)
         return out
 
-    monkeypatch.setattr(source, "_git", crash_after_checkout)
+    monkeypatch.setattr(gitcmd, "run", crash_after_checkout)
 
     with pytest.raises(SourceError, match=f"cannot export {sha[:12]}: disk full"):
         src.tree(sha)

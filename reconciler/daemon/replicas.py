@@ -1,0 +1,382 @@
+"""Several replicas sharing the fleet: this replica's Leases on the management cluster.
+
+Each replica holds a Lease naming itself (its session), renewed every ``renew`` seconds. The
+replicas whose sessions are live decide, by rendezvous hashing (``shards``), which replica owns
+each cluster. Before working a cluster a replica takes its per-cluster Lease (holder = the
+replica), by a create or a resourceVersion-conditional update, and only when the Lease is new,
+released, already its own, or its holder's session expired (``leasing``). It gives a cluster's
+Lease back as soon as it no longer owns the cluster and no pass is in flight there. The main
+loop asks :meth:`ReplicaLeases.claim` every tick which clusters it may work: those whose Lease
+it holds, that it still owns, while its own session is surely valid.
+
+A thread of its own does the Lease I/O, so a slow management cluster never stalls the loop;
+when it cannot renew the session, the replica stops starting passes when the session may have
+expired. One renewal per replica and period, plus a read and a write per cluster that changes
+hands: the cost does not grow with the fleet.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import structlog
+from structlog.typing import FilteringBoundLogger
+
+from reconciler.daemon.leasing import (
+    Action,
+    Observer,
+    Session,
+    alive,
+    decide,
+    live_replicas,
+    valid_until,
+)
+from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.shards import owner_of
+from reconciler.errors import KubeError
+from reconciler.kube.leases import Lease, LeaseApi, LeaseConflict, lease_name, micro_time
+
+KIND_LABEL = "reconciler.io/lease"  # "replica" or "cluster"
+INSTANCE_LABEL = "reconciler.io/instance"
+CLUSTER_LABEL = "reconciler.io/cluster"
+
+
+def default_replica_id(environ: dict[str, str] | None = None) -> str:
+    """The pod's name in a pod (``$POD_NAME``, else the hostname a pod gets), else
+    hostname-pid: unique per process, stable for a pod across container restarts."""
+    env = os.environ if environ is None else environ
+    if env.get("POD_NAME"):
+        return env["POD_NAME"]
+    host = socket.gethostname().split(".")[0] or "reconciler"
+    if env.get("KUBERNETES_SERVICE_HOST"):
+        return host
+    return f"{host}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class ShardSettings:
+    """How this replica shares the fleet."""
+
+    namespace: str
+    replica: str
+    instance: str
+    duration: float = 15.0  # a session not renewed for this long has expired
+    renew: float = 5.0  # renew the session (and look at the others) this often
+
+    @property
+    def margin(self) -> float:
+        """Stop work this long before the session may have expired (a late clock tick, a
+        renewal whose answer is still on the way)."""
+        return min(self.renew, self.duration / 3)
+
+
+class ReplicaLeases:
+    """This replica's session and cluster Leases; see the module docstring. The loop calls
+    :meth:`claim` (main thread); :meth:`run` (its own thread) does the I/O."""
+
+    def __init__(
+        self,
+        api: LeaseApi,
+        settings: ShardSettings,
+        *,
+        metrics: Metrics | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.api = api
+        self.settings = settings
+        self.me = settings.replica
+        self.metrics = metrics
+        self._monotonic = monotonic
+        self._wall = wall
+        self.on_change = on_change
+        self.log: FilteringBoundLogger = structlog.get_logger("reconciler.replicas").bind(
+            replica=self.me
+        )
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._observer = Observer()
+        # Shared with the main thread (under the lock):
+        self._clusters: frozenset[str] = frozenset()
+        self._busy: frozenset[str] = frozenset()
+        self._valid_until = float("-inf")
+        self._owned: frozenset[str] = frozenset()
+        self._held: dict[str, Lease] = {}
+        # The lease thread's own:
+        self._session: Lease | None = None
+        self._live: list[str] = []
+        self._unreachable = False
+        self._exported: set[str] = set()
+        self._last_attempt = float("-inf")
+
+    # -- the main loop's side --------------------------------------------------------------------
+
+    def claim(self, clusters: Collection[str], busy: Collection[str]) -> frozenset[str]:
+        """Tell which clusters the desired revision targets and which have a pass in flight;
+        get back those this replica may start work on now."""
+        with self._lock:
+            self._clusters = frozenset(clusters)
+            self._busy = frozenset(busy)
+            if self._monotonic() >= self._valid_until:
+                return frozenset()
+            return frozenset(c for c in self._held if c in self._owned and c in self._clusters)
+
+    def live(self) -> list[str]:
+        """The live replicas as last seen, this one included; none while this replica's own
+        session may have expired (it then drives nothing)."""
+        with self._lock:
+            if self._monotonic() >= self._valid_until:
+                return []
+            return list(self._live)
+
+    # -- the lease thread -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="reconciler-leases", daemon=True)
+        self._thread.start()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            started = self._monotonic()
+            try:
+                self.step()
+            except Exception:
+                self.log.exception("bug: lease round crashed")
+            self._stop.wait(max(0.0, self.settings.renew - (self._monotonic() - started)))
+
+    def stop(self, *, release: bool = True, keep: Collection[str] = ()) -> None:
+        """Stop the thread; with ``release``, give back every cluster Lease (except those of
+        ``keep``: passes still in flight) and the session, so the others take over at once
+        instead of after the lease duration."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.settings.renew + self.api.timeout * 2)
+        if not release:
+            return
+        with self._lock:
+            held = dict(self._held)
+            self._held.clear()
+            self._valid_until = float("-inf")
+        for cluster, lease in sorted(held.items()):
+            if cluster not in keep:
+                self._release(cluster, lease)
+        if self._session is not None and not keep:
+            try:
+                self.api.update(replace(self._session, holder=None))
+            except KubeError as err:
+                self.log.warning("cannot release the replica lease", error=str(err))
+        self.log.info("replica leases released", clusters=len(held))
+
+    def step(self) -> None:
+        """One round: renew the session, see who is live, give back and take cluster Leases."""
+        valid = self._renew()
+        now = self._monotonic()
+        try:
+            sessions = self._sessions()
+        except KubeError as err:
+            self._say_unreachable(err)
+            return
+        live = live_replicas(sessions, self._observer, now, me=self.me, my_session_valid=valid)
+        self._observer.forget(10 * self.settings.duration, now)
+        if live != self._live:
+            self.log.info(
+                "replicas changed",
+                live=live,
+                joined=sorted(set(live) - set(self._live)),
+                left=sorted(set(self._live) - set(live)),
+            )
+            with self._lock:
+                self._live = live
+        with self._lock:
+            clusters, busy = self._clusters, self._busy
+            if not valid:
+                # Our session may have expired: others may take our clusters. Forget them;
+                # a Lease that still names us is adopted again once the session is back.
+                self._held.clear()
+            held = dict(self._held)
+        owned = (
+            frozenset(c for c in clusters if owner_of(c, live) == self.me) if valid else frozenset()
+        )
+        for cluster, lease in sorted(held.items()):
+            if cluster not in owned and cluster not in busy:
+                self._release(cluster, lease)
+                self._heartbeat()
+        for cluster in sorted(owned - set(held)):
+            if not self._heartbeat():
+                break  # our session lapsed meanwhile: take nothing more this round
+            self._acquire(cluster, sessions, self._monotonic())
+        with self._lock:
+            gained, lost = sorted(owned - self._owned), sorted(self._owned - owned)
+            self._owned = owned
+            held_now = sorted(c for c in self._held if c in owned)
+        if gained or lost:
+            self.log.info(
+                "shard ownership changed",
+                owned=len(owned),
+                gained=gained,
+                lost=lost,
+                replicas=len(live),
+            )
+        if gained or lost or set(held_now) != self._exported:
+            self.on_change()  # the loop may start (or must stop starting) passes
+        self._export(live, held_now)
+
+    def _heartbeat(self) -> bool:
+        """Renew the session when a renew period passed since the last attempt (a round that
+        takes or gives back many cluster Leases must not starve it); True while it is valid."""
+        if self._monotonic() - self._last_attempt >= self.settings.renew:
+            return self._renew()
+        return self._still_valid()
+
+    def _renew(self) -> bool:
+        """Renew (or create) our session Lease; True while it is surely valid."""
+        sent = self._last_attempt = self._monotonic()
+        stamp = micro_time(self._wall())
+        name = lease_name(self.settings.instance, "replica", self.me)
+        try:
+            current = self._session or self.api.get(name)
+            if current is None:
+                lease = self.api.create(
+                    Lease(
+                        name=name,
+                        holder=self.me,
+                        duration=round(self.settings.duration),
+                        acquire_time=stamp,
+                        renew_time=stamp,
+                        labels=self._labels("replica"),
+                    )
+                )
+                self.log.info("replica lease created", lease=name)
+            else:
+                lease = self.api.update(
+                    replace(
+                        current,
+                        holder=self.me,
+                        renew_time=stamp,
+                        duration=round(self.settings.duration),
+                        acquire_time=current.acquire_time if current.holder == self.me else stamp,
+                    )
+                )
+        except LeaseConflict:
+            self._session = None  # someone wrote it (or we did, and the answer was lost)
+            return self._still_valid()
+        except KubeError as err:
+            self._session = None if err.status == 404 else self._session
+            self._say_unreachable(err)
+            return self._still_valid()
+        self._session = lease
+        if self._unreachable:
+            self.log.info("management cluster reachable again")
+            self._unreachable = False
+        with self._lock:
+            self._valid_until = valid_until(sent, self.settings.duration, self.settings.margin)
+        return True
+
+    def _still_valid(self) -> bool:
+        with self._lock:
+            return self._monotonic() < self._valid_until
+
+    def _sessions(self) -> dict[str, Session]:
+        leases = self.api.list(f"{KIND_LABEL}=replica,{INSTANCE_LABEL}={self.settings.instance}")
+        return {
+            lease.holder or lease.name: Session(
+                name=lease.holder or lease.name,
+                holder=lease.holder,
+                duration=float(lease.duration or self.settings.duration),
+                fingerprint=lease.fingerprint,
+            )
+            for lease in leases
+        }
+
+    def _acquire(self, cluster: str, sessions: dict[str, Session], now: float) -> None:
+        name = lease_name(self.settings.instance, "cluster", cluster)
+        log = self.log.bind(cluster=cluster, lease=name)
+        stamp = micro_time(self._wall())
+        try:
+            lease = self.api.get(name)
+            holder = lease.holder if lease is not None else None
+            holder_alive = holder is not None and alive(
+                holder, sessions, self._observer, now, self.settings.duration
+            )
+            decision = decide(lease is not None, holder, self.me, holder_alive)
+            if decision.action is Action.WAIT:
+                log.debug("cluster lease busy", reason=decision.reason)
+                return
+            if decision.action is Action.CREATE or lease is None:
+                taken = self.api.create(
+                    Lease(
+                        name=name,
+                        holder=self.me,
+                        duration=round(self.settings.duration),
+                        acquire_time=stamp,
+                        renew_time=stamp,
+                        labels={**self._labels("cluster"), CLUSTER_LABEL: lease_name(cluster)},
+                    )
+                )
+            elif decision.action is Action.ADOPT:
+                taken = lease
+            else:
+                taken = self.api.update(
+                    replace(
+                        lease,
+                        holder=self.me,
+                        acquire_time=stamp,
+                        renew_time=stamp,
+                        duration=round(self.settings.duration),
+                        transitions=lease.transitions + 1,
+                    )
+                )
+        except LeaseConflict:
+            log.info("cluster lease taken by another replica first")
+            return
+        except KubeError as err:
+            self._say_unreachable(err)
+            return
+        with self._lock:
+            self._held[cluster] = taken
+        log.info("cluster lease taken", reason=decision.reason, previous=holder)
+
+    def _release(self, cluster: str, lease: Lease) -> None:
+        log = self.log.bind(cluster=cluster, lease=lease.name)
+        with self._lock:
+            self._held.pop(cluster, None)
+        try:
+            self.api.update(replace(lease, holder=None, renew_time=micro_time(self._wall())))
+        except LeaseConflict:
+            log.warning("cluster lease was taken over before we released it")
+            return
+        except KubeError as err:
+            if err.status != 404:
+                # Nobody else takes it before our session expires; then it is theirs anyway.
+                log.warning("cannot release the cluster lease", error=str(err))
+            return
+        log.info("cluster lease released")
+
+    def _labels(self, kind: str) -> dict[str, str]:
+        return {KIND_LABEL: kind, INSTANCE_LABEL: lease_name(self.settings.instance)}
+
+    def _say_unreachable(self, err: KubeError) -> None:
+        if not self._unreachable:
+            self.log.warning("management cluster: lease request failed", error=str(err))
+        self._unreachable = True
+
+    def _export(self, live: Iterable[str], held: list[str]) -> None:
+        metrics = self.metrics
+        if metrics is None:
+            return
+        metrics.shard_replicas.set(len(list(live)))
+        metrics.shard_owned.labels(self.me).set(len(held))
+        previous = set(self._exported)
+        for cluster in held:
+            metrics.shard_cluster.labels(cluster, self.me).set(1)
+        for cluster in previous - set(held):
+            metrics.forget_shard_cluster(cluster, self.me)
+        self._exported = set(held)
