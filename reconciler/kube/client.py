@@ -126,13 +126,16 @@ class ClusterClient:
     def server(self) -> str:
         return self._host
 
-    def cached(self, resource: Resource, namespace: str, selector: str) -> list[Manifest] | None:
+    def cached(
+        self, resource: Resource, namespace: str, selector: str, *, notify: bool = True
+    ) -> list[Manifest] | None:
         """The objects of ``resource`` in ``namespace`` matching ``selector`` as the watches
-        see them, or None when not watching (or the watch cannot tell now): read instead."""
+        see them, or None when not watching (or the watch cannot tell now): read instead.
+        ``notify``: their changes are reported to the listeners."""
         if self.live is None:
             return None
-        scope = Scope(resource.path(namespace), selector, resource.api_version, resource.kind)
-        return self.live.items(scope)
+        path = resource.path(namespace)
+        return self.live.items(Scope(path, selector, resource.api_version, resource.kind, notify))
 
     # ---- low level -----------------------------------------------------------------------
 

@@ -45,9 +45,10 @@ class Scope:
     """A collection under a label selector: what one LIST + WATCH keeps current."""
 
     path: str  # /api/v1/namespaces/demo/configmaps
-    selector: str  # "reconciler.io/app" (exists) or "k=v", comma-separated
+    selector: str  # "k" (exists), "!k" (does not exist) or "k=v", comma-separated
     api_version: str
     kind: str
+    notify: bool = True  # report its objects' changes (not for our own bookkeeping)
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,12 @@ def content_version(obj: Mapping[str, Any]) -> str:
 
 
 def matches(selector: str, labels: Mapping[str, Any]) -> bool:
-    """The subset of label-selector syntax scopes use: ``key`` and ``key=value``, ANDed."""
+    """The subset of label-selector syntax scopes use: ``key``, ``!key``, ``key=value``, ANDed."""
     for term in filter(None, selector.split(",")):
+        if term.startswith("!"):
+            if term[1:] in labels:
+                return False
+            continue
         key, eq, value = term.partition("=")
         if key not in labels or (eq and labels[key] != value):
             return False
@@ -273,6 +278,8 @@ class ScopeWatch:
         return version
 
     def _changed(self, key: tuple[str, str]) -> None:
+        if not self.scope.notify:
+            return
         namespace, name = key
         obj = f"{self.scope.kind}/{namespace + '/' if namespace else ''}{name}"
         self.cache.emit(LiveEvent(self.cache.cluster, "changed", self.label, obj=obj))

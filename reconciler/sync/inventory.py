@@ -46,10 +46,7 @@ class Inventory:
 def read_inventory(cluster: ClusterClient, app: str, instance: str = DEFAULT_INSTANCE) -> Inventory:
     """Objects this app applied through this Cluster entry, and the revision that wrote them."""
     configmaps = cluster.resource("v1", "ConfigMap")
-    watched = {
-        str(item["metadata"]["name"]): item
-        for item in cluster.cached(configmaps, SYSTEM_NAMESPACE, INVENTORY_LABEL) or []
-    }
+    watched = {str(item["metadata"]["name"]): item for item in _watched(cluster, instance) or []}
 
     def read(name: str) -> Manifest | None:
         # Not in the watch (none there, or one too fresh for it): asked, so no write of
@@ -85,9 +82,9 @@ def list_inventories(cluster: ClusterClient, instance: str = DEFAULT_INSTANCE) -
     """Apps of this instance with an inventory of this Cluster entry (or a pre-cluster-key one)
     on the cluster."""
     configmaps = cluster.resource("v1", "ConfigMap")
-    watched = cluster.cached(configmaps, SYSTEM_NAMESPACE, INVENTORY_LABEL)
+    watched = _watched(cluster, instance)
     if watched is not None:
-        items = [i for i in watched if i["metadata"]["labels"].get(INSTANCE_LABEL) == instance]
+        items = watched
     else:
         selector = f"{INVENTORY_LABEL},{INSTANCE_LABEL}={instance}"
         items = cluster.list_objects(configmaps, SYSTEM_NAMESPACE, label_selector=selector)
@@ -97,6 +94,20 @@ def list_inventories(cluster: ClusterClient, instance: str = DEFAULT_INSTANCE) -
         if labels.get(CLUSTER_LABEL, cluster.name) == cluster.name:
             apps.add(str(labels[INVENTORY_LABEL]))
     return sorted(apps)
+
+
+def _watched(cluster: ClusterClient, instance: str) -> list[Manifest] | None:
+    """This instance's inventories of this Cluster entry (and pre-cluster-key ones) as the
+    watches see them, or None when not watched. Changes are not reported: they are ours."""
+    configmaps = cluster.resource("v1", "ConfigMap")
+    found: list[Manifest] = []
+    for which in (f"{CLUSTER_LABEL}={cluster.name}", f"!{CLUSTER_LABEL}"):
+        selector = f"{INVENTORY_LABEL},{INSTANCE_LABEL}={instance},{which}"
+        items = cluster.cached(configmaps, SYSTEM_NAMESPACE, selector, notify=False)
+        if items is None:
+            return None
+        found += items
+    return found
 
 
 def inventory_manifest(

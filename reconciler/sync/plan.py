@@ -182,16 +182,18 @@ def read_live(
     listed: set[Scope] = set()
     unwatched: list[tuple[Scope, list[ObjectRef]]] = []
     for scope, refs in ordered:
-        watched = cluster.cached(scope[0], scope[1], APP_LABEL)
+        watched = cluster.cached(scope[0], scope[1], watch_selector(cluster, scope[1]))
         if watched is None:
             unwatched.append((scope, refs))
             continue
-        listed.add(scope)
+        if scope[1]:  # cluster-wide scopes hold only this entry's objects: not read whole
+            listed.add(scope)
         for item in watched:
             live[ObjectRef.of(item)] = item
     work: list[tuple[Scope, ObjectRef | None]] = []
+    polled = {scope for scope, _ in unwatched}
     for scope, refs in ordered:
-        if scope in listed:
+        if scope not in polled:
             work += [(scope, ref) for ref in refs if ref not in live]
     for scope, refs in unwatched:
         if len(refs) > _FEW:
@@ -211,6 +213,12 @@ def read_live(
         for item in items:
             live[ObjectRef.of(item)] = item
     return live, listed
+
+
+def watch_selector(cluster: ClusterClient, namespace: str) -> str:
+    """What a watched scope holds: every app's objects in a namespace; cluster-wide, only this
+    Cluster entry's (entries sharing an API server would otherwise each hold all of them)."""
+    return APP_LABEL if namespace else f"{APP_LABEL},{CLUSTER_LABEL}={cluster.name}"
 
 
 def _scope_key(scope: Scope) -> tuple[str, str, str]:
@@ -420,7 +428,7 @@ def _find_unmanaged(
         resource, namespace = scope
         if scope in listed:  # already listed whole for the plan
             return [o for ref, o in live.items() if (resource, ref.namespace) == scope]
-        watched = cluster.cached(resource, namespace, APP_LABEL)
+        watched = cluster.cached(resource, namespace, APP_LABEL) if namespace else None
         if watched is not None:
             return [o for o in watched if labels_of(o).get(APP_LABEL) == owner.app]
         try:
