@@ -24,6 +24,7 @@ from reconciler.kube.watches import LiveEvent
 from reconciler.render import render_all
 from reconciler.sync.model import Action
 from tests.apimetrics import delta, request_counts
+from tests.clusteraccess import request_token, token_kubeconfig
 from tests.configrepo import configmap, deployment, unique, write_app, write_clusters
 from tests.e2e.daemon_rig import (
     ConfigRepo,
@@ -214,3 +215,64 @@ def test_a_watch_broken_by_an_apiserver_restart_recovers(
         ]
     finally:
         clients.close()
+
+
+def test_a_cluster_that_forbids_watching_is_polled_and_still_skips_settled_dry_runs(
+    tmp_path: Path,
+    kubeconfig: Path,
+    devenv: controlplane.DevEnvState,
+    api_clients: dict[str, client.ApiClient],
+) -> None:
+    api = api_clients["us-west-1"]
+    who = unique("nowatch")
+    verbs = ["get", "list", "create", "patch", "update", "delete"]  # no "watch"
+    client.CoreV1Api(api).create_namespaced_service_account("default", {"metadata": {"name": who}})
+    rbac = client.RbacAuthorizationV1Api(api)
+    rbac.create_cluster_role(
+        {
+            "metadata": {"name": who},
+            "rules": [
+                {"apiGroups": [""], "resources": ["configmaps", "namespaces"], "verbs": verbs}
+            ],
+        }
+    )
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": who},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": who,
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": who, "namespace": "default"}],
+        }
+    )
+    token = request_token(api, "default", who)
+    limited = token_kubeconfig(
+        tmp_path / "limited", [("us-west-1", _server(devenv, "us-west-1"))], devenv.ca, token
+    )
+    root = tmp_path / "repo"
+    write_clusters(root, {"us-west-1": {}})
+    app, namespace = unique("polled"), unique("ns")
+    objects = [configmap(f"c{i}", {"v": "1"}) for i in range(3)]
+    write_app(root, app, objects, namespace=namespace, placement={"clusters": ["us-west-1"]})
+    repo = load_repo(root)
+    heard = Heard()
+    clients = Clients(str(limited), watch=True)
+    clients.subscribe(heard)
+    try:
+        first = reconcile(repo, render_all(repo), clients, "r1", apply=True)
+        assert all(o.ok for o in first), [o.error for o in first]
+        assert heard.seen("unwatchable")
+        assert all("403" in e.reason for e in heard.seen("unwatchable")), heard.events
+        before = request_counts(_server(devenv, "us-west-1"), devenv.token, devenv.ca)
+        again = reconcile(repo, render_all(repo), clients, "r1", apply=True)
+        sent = delta(request_counts(_server(devenv, "us-west-1"), devenv.token, devenv.ca), before)
+        print(f"a polled no-change pass over {len(objects)} objects sent {dict(sent)}")
+        assert all(c.action is Action.UNCHANGED for o in again for c in o.plan.changes)  # type: ignore[union-attr]
+        assert sent[("LIST", "", "configmaps")] >= 1  # read by requests: polled
+        assert _dry_runs(sent) == 0, sent  # settled: same content on both sides
+    finally:
+        clients.close()
+        rbac.delete_cluster_role_binding(who)
+        rbac.delete_cluster_role(who)
