@@ -4,6 +4,9 @@ duration plus a pass, a joining replica taking its share, every commit reaching 
 and never two replicas working one cluster at once (checked on the per-cluster Lease history,
 watched throughout, and on every replica's pass log).
 
+Waits are bounds on waiting, generous for a loaded machine (starting one `reconciler run` took
+up to a minute on 2 cores under a load of 30); the takeover time is printed, not asserted.
+
 Thirty contexts name the three devenv API servers (ten each); each cluster's objects carry its
 name, so they never collide. Short leases (3 s, renewed every 1 s) keep the test quick.
 """
@@ -240,9 +243,9 @@ def test_replicas_share_the_fleet_take_over_from_a_dead_one_and_never_overlap(
     replicas = [start(f"r{n}", repo, tmp_path, config, lease_namespace, instance) for n in range(3)]
     try:
         # 1. Three replicas split the fleet evenly; the first commit reaches every cluster.
-        eventually(lambda: everywhere(api_clients, namespace, "1", EDGE), 90, "v1 everywhere")
+        eventually(lambda: everywhere(api_clients, namespace, "1", EDGE), 300, "v1 everywhere")
         expected = {c: owner_of(c, ["r0", "r1", "r2"]) for c in EDGE}
-        eventually(lambda: holders(management, lease_namespace, instance) == expected, 30)
+        eventually(lambda: holders(management, lease_namespace, instance) == expected, 60)
         spread = Counter(expected.values())
         print(f"\nspread over 3 replicas, 30 clusters: {dict(sorted(spread.items()))}")
         assert len(spread) == 3 and all(5 <= n <= 15 for n in spread.values()), spread
@@ -255,25 +258,25 @@ def test_replicas_share_the_fleet_take_over_from_a_dead_one_and_never_overlap(
         killed = time.monotonic()
         dead.process.wait(10)
         release(repo, "2")
-        eventually(lambda: everywhere(api_clients, namespace, "2", orphans), 60, "v2 on orphans")
+        eventually(lambda: everywhere(api_clients, namespace, "2", orphans), 120, "v2 on orphans")
         takeover = time.monotonic() - killed
         print(f"takeover of {len(orphans)} clusters after SIGKILL: {takeover:.1f}s "
               f"(lease {DURATION:g}s, renew {RENEW:g}s)")  # fmt: skip
-        eventually(lambda: everywhere(api_clients, namespace, "2", EDGE), 30, "v2 everywhere")
+        eventually(lambda: everywhere(api_clients, namespace, "2", EDGE), 120, "v2 everywhere")
         survivors = {c: owner_of(c, ["r0", "r2"]) for c in EDGE}
-        eventually(lambda: holders(management, lease_namespace, instance) == survivors, 30)
+        eventually(lambda: holders(management, lease_namespace, instance) == survivors, 60)
 
         # 3. A new replica takes its share (given back by the holders), and a commit reaches
         #    every cluster again.
         replicas.append(start("r3", repo, tmp_path, config, lease_namespace, instance))
         started = time.monotonic()
         joined = {c: owner_of(c, ["r0", "r2", "r3"]) for c in EDGE}
-        eventually(lambda: holders(management, lease_namespace, instance) == joined, 60)
+        eventually(lambda: holders(management, lease_namespace, instance) == joined, 300)
         share = sorted(c for c, owner in joined.items() if owner == "r3")
         print(f"r3 joined and held its {len(share)} clusters {time.monotonic() - started:.1f}s "
               f"after its process started: {share}")  # fmt: skip
         release(repo, "3")
-        eventually(lambda: everywhere(api_clients, namespace, "3", EDGE), 60, "v3 everywhere")
+        eventually(lambda: everywhere(api_clients, namespace, "3", EDGE), 120, "v3 everywhere")
         assert any(c in passes(replicas[3]) for c in share)
     finally:
         for replica in replicas:
