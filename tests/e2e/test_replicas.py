@@ -36,6 +36,9 @@ from reconciler.daemon.shards import owner_of
 from tests.e2e.conftest import CLUSTERS as SERVERS
 from tests.e2e.daemon_rig import API, ConfigRepo, config_data, events_of, eventually
 
+# Four `reconciler run` processes: starting them alone took minutes at a load of 30 on 2 cores.
+pytestmark = pytest.mark.timeout(900)
+
 MANAGEMENT = "beijing-1"
 EDGE = [f"edge-{n:02d}" for n in range(30)]
 DURATION, RENEW = 3.0, 1.0
@@ -293,11 +296,24 @@ def test_replicas_share_the_fleet_take_over_from_a_dead_one_and_never_overlap(
             client.CoreV1Api(api_clients[server]).delete_namespace(namespace)
 
     # 4. Never two at once. (a) The Lease history: a cluster Lease went from one replica to
-    #    another without a release only from the SIGKILLed replica.
-    for cluster, sequence in history.holders(f"{instance}.cluster.").items():
-        for before, after in itertools.pairwise(sequence):
-            if before is not None and after is not None:
-                assert before == dead.name, f"{cluster}: {before} -> {after} without release"
+    #    another without a release only once the first one's session had gone unrenewed for
+    #    a lease duration (stamps from this machine's clock). Normally that is only the
+    #    SIGKILLed replica; a replica starved on a loaded machine may lose its clusters too.
+    renewed: dict[str, datetime] = {}
+    holder: dict[str, str | None] = {}
+    direct: list[tuple[str, str, str]] = []
+    for name, who, stamp, _ in history.writes:
+        if name.startswith(f"{instance}.replica.") and who is not None and stamp:
+            renewed[who] = datetime.fromisoformat(stamp)
+        elif name.startswith(f"{instance}.cluster."):
+            before = holder.get(name)
+            if before is not None and who is not None and who != before:
+                waited = (datetime.fromisoformat(stamp or "") - renewed[before]).total_seconds()
+                assert waited >= DURATION, f"{name}: {before} -> {who} {waited:.2f}s after renewal"
+                direct.append((name, before, who))
+            holder[name] = who
+    takeovers = {f"{instance}.cluster.{c}" for c in orphans}
+    assert takeovers <= {name for name, before, _ in direct if before == dead.name}
     #    (b) Every replica's passes on one cluster never overlap another replica's.
     timeline: dict[str, list[tuple[float, float, str]]] = {}
     for replica in replicas:
@@ -308,19 +324,6 @@ def test_replicas_share_the_fleet_take_over_from_a_dead_one_and_never_overlap(
         spans.sort()
         for (_, end, who), (start_, _, other) in itertools.pairwise(spans):
             assert who == other or end <= start_, f"{cluster}: {who} and {other} overlap"
-    #    (c) Each of the dead replica's clusters was taken over no earlier than one lease
-    #    duration after its last renewal (both stamps from this machine's clock).
-    session = f"{instance}.replica.{dead.name}"
-    last = max(i for i, w in enumerate(history.writes) if w[0] == session and w[1] == dead.name)
-    renewed = datetime.fromisoformat(history.writes[last][2] or "")
-    for cluster in orphans:
-        taken = next(
-            w
-            for w in history.writes[last:]
-            if w[0] == f"{instance}.cluster.{cluster}" and w[1] not in (None, dead.name)
-        )
-        waited = (datetime.fromisoformat(taken[2] or "") - renewed).total_seconds()
-        assert waited >= DURATION, f"{cluster}: taken {waited:.2f}s after the last renewal"
     assert all(r.process.returncode in (0, -signal.SIGKILL) for r in replicas), [
         (r.name, r.process.returncode) for r in replicas
     ]
