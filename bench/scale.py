@@ -436,6 +436,13 @@ def running(cmd: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield process
     finally:
+        for child in (
+            Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+            if process.poll() is None
+            else []
+        ):
+            with contextlib.suppress(OSError):
+                os.kill(int(child), signal.SIGTERM)  # the daemon under py-spy
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
@@ -687,6 +694,9 @@ def main() -> None:
     parser.add_argument("--keep", metavar="DIR", help="copy each daemon log here")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
+    # A background job ignores SIGINT: stop on SIGTERM too, through the cleanups (the daemon,
+    # then the control plane).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.profile and shutil.which("py-spy", path=_PATH) is None:
         parser.error("--profile needs py-spy on PATH (pip install py-spy)")
     if args.from_json:
