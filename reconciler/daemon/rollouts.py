@@ -280,7 +280,7 @@ class Rollouts:
         takeover, or a failed write) by this replica now driving them. True when some app's
         decision arrived."""
         shared = self.shared
-        if shared is None or not shared.refresh():
+        if shared is None or not shared.due(self.active()) or not shared.refresh():
             return False
         self.states.update(shared.states())
         arrived = False

@@ -71,7 +71,7 @@ def test_status_and_drift_read_what_every_replica_published(
         3,
         "api",
         "beijing-2",
-        "Deployment/demo/api",
+        "Deployment.apps/demo/api",
         DriftKind.MODIFIED,
         [FieldChange("spec.replicas", 3, 7, "kubectl-scale", T0)],
         "a" * 40,
@@ -104,7 +104,7 @@ def test_status_and_drift_read_what_every_replica_published(
 
     listed = CliRunner().invoke(cli, ["drift", *flags])
     assert listed.exit_code == 1, listed.output  # open drift listed
-    assert "Deployment/demo/api" in listed.output and "kubectl-scale" in listed.output
+    assert "Deployment.apps/demo/api" in listed.output and "kubectl-scale" in listed.output
     typo = CliRunner().invoke(cli, ["drift", "--app", "nosuch", *flags])
     assert typo.exit_code == 2 and "api, web" in typo.output
 
