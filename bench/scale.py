@@ -12,6 +12,8 @@ of its own, and ``reconciler run`` as a subprocess. Measured:
   nothing to change): its duration (first to last pass, daemon metrics) and the requests the
   API servers served meanwhile (``apiserver_request_total``, summed over the API servers, by
   verb; from the snapshot after convergence, so idle traffic such as watches is included);
+- no-op commit: a commit that changes no object (README.md) until every target runs it: every
+  cluster passes at once with nothing to change (its duration and requests);
 - one-app commit: ``git commit`` of a change to one app until every cluster serves it (one
   labelled LIST per API server, polled);
 - drift: an object edited by another field manager until the store holds the open drift;
@@ -40,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -57,8 +60,10 @@ API = "reconciler.io/v1alpha1"
 APPS = [f"app-{i}" for i in range(5)]
 OBJECTS_PER_APP = 5
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PATH = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 _SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+_BACKGROUND = {"leases", "endpoints"}  # what the API servers do for themselves, every few seconds
 _PASSES = re.compile(
     r'^reconciler_reconcile_duration_seconds_(count|sum)\{cluster="([^"]+)"\} (\S+)$'
 )
@@ -205,6 +210,11 @@ class ApiServers:
                 verb = labels.get("verb", "?")
                 if labels.get("dry_run"):
                     verb += " (dry run)"
+                if (
+                    labels.get("resource") in _BACKGROUND
+                    or labels.get("subresource") == "openapi/v3"
+                ):
+                    verb = "background"  # the API server's own leases and endpoints
                 total[verb] += int(float(match["value"]))
         return total
 
@@ -232,6 +242,11 @@ class ApiServers:
 
 def delta(after: Counter[str], before: Counter[str]) -> dict[str, int]:
     return {k: after[k] - before[k] for k in sorted(after) if after[k] - before[k] > 0}
+
+
+def requests_of(counts: dict[str, int]) -> int:
+    """The daemon's requests (the API servers' own background traffic left out)."""
+    return sum(v for k, v in counts.items() if k != "background")
 
 
 # -- the daemon process ------------------------------------------------------------------------
@@ -302,9 +317,17 @@ def daemon_port(log: Path) -> int | None:
 
 
 def pass_counts(port: int) -> dict[str, tuple[float, float]]:
-    """Per cluster: (passes, seconds spent in them) from the daemon's /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as answer:
-        text = answer.read().decode()
+    """Per cluster: (passes, seconds spent in them) from the daemon's /metrics (asked again
+    while a busy daemon answers 503: its page gives up on answers slower than 10 s)."""
+    for attempt in range(10):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as answer:
+                text = answer.read().decode()
+            break
+        except (urllib.error.URLError, TimeoutError):
+            if attempt == 9:
+                raise
+            time.sleep(1.0)
     out: dict[str, list[float]] = {}
     for line in text.splitlines():
         match = _PASSES.match(line)
@@ -346,6 +369,8 @@ class Result:
     no_change_requests_total: int = 0
     requests_per_target: float = 0.0
     requests_per_object: float = 0.0
+    noop_commit_s: float = 0.0
+    noop_commit_requests: dict[str, int] = field(default_factory=dict)
     commit_to_applied_s: float = 0.0
     drift_to_detected_s: float = 0.0
     peak_rss_mib: float = 0.0
@@ -419,9 +444,19 @@ def bench(n: int, args: argparse.Namespace, root: Path) -> Result:
             "--interval", "10s",
         ]  # fmt: skip
         if args.profile:
-            out = Path(args.profile) / f"daemon-{n}.svg"
+            out = Path(args.profile) / f"daemon-{n}.txt"
             out.parent.mkdir(parents=True, exist_ok=True)
-            cmd = ["py-spy", "record", "--subprocesses", "--rate", "50", "-o", str(out), "--", *cmd]
+            spy = [
+                shutil.which("py-spy", path=_PATH) or "py-spy",
+                "record",
+                "--format",
+                "raw",
+                "--rate",
+                "50",
+                "-o",
+                str(out),
+            ]
+            cmd = [*spy, "--", *cmd]
         before = servers.requests()
         started = time.monotonic()
         with running(cmd, log) as process:
@@ -469,11 +504,29 @@ def bench(n: int, args: argparse.Namespace, root: Path) -> Result:
                 seconds = sum(counts1[c][1] - counts0.get(c, (0, 0))[1] for c in names)
                 result.no_change_pass_mean_s = seconds / passes if passes else 0.0
                 result.no_change_requests = delta(after, requests0)
-                total = sum(result.no_change_requests.values())
+                total = requests_of(result.no_change_requests)
                 result.no_change_requests_total = total
                 result.requests_per_target = total / result.targets
                 result.requests_per_object = total / result.objects
                 say(f"no-change round {result.no_change_round_s:.1f}s, {total} requests")
+
+                # A commit that changes no object: every cluster passes at once, nothing to do.
+                (repo / "README.md").write_text("A commit that changes no object.\n")
+                git(repo, "add", "-A")
+                git(repo, "commit", "-q", "-m", "docs only")
+                noop = git(repo, "rev-parse", "HEAD")
+                requests1, committed = servers.requests(), time.monotonic()
+                result.noop_commit_s = (
+                    wait_for(
+                        lambda: converged_at(statuses(state), result.targets, noop),
+                        args.timeout,
+                        "the no-op commit",
+                    )
+                    - committed
+                )
+                result.noop_commit_requests = delta(servers.requests(), requests1)
+                noop_total = requests_of(result.noop_commit_requests)
+                say(f"no-op commit passed in {result.noop_commit_s:.1f}s, {noop_total} requests")
 
                 # One app changes: committed until every cluster serves it.
                 write_app(repo, APPS[0], 1)
@@ -505,6 +558,9 @@ def bench(n: int, args: argparse.Namespace, root: Path) -> Result:
                 )
                 say(f"drift detected in {result.drift_to_detected_s:.1f}s")
                 result.cpu_seconds = sampler.cpu_seconds()
+            if pid != process.pid:  # py-spy writes its profile once the daemon is gone
+                os.kill(pid, signal.SIGTERM)
+                process.wait(timeout=120)
             peaks = sampler.peaks
             result.peak_rss_mib = round(peaks.rss_mib, 1)
             result.peak_fds = peaks.fds
@@ -527,13 +583,17 @@ ROWS: list[tuple[str, Callable[[Result], str]]] = [
     ("targets (apps x clusters)", lambda r: str(r.targets)),
     ("objects", lambda r: str(r.objects)),
     ("first convergence (s)", lambda r: f"{r.first_convergence_s:.1f}"),
-    ("  requests", lambda r: str(sum(r.first_convergence_requests.values()))),
+    ("  requests", lambda r: str(requests_of(r.first_convergence_requests))),
     ("no-change round (s)", lambda r: f"{r.no_change_round_s:.1f}"),
     ("  mean pass per cluster (s)", lambda r: f"{r.no_change_pass_mean_s:.3f}"),
     ("  requests", lambda r: str(r.no_change_requests_total)),
-    ("  by verb", lambda r: " ".join(f"{k}={v}" for k, v in r.no_change_requests.items())),
+    ("  by verb", lambda r: verbs(r.no_change_requests)),
     ("  requests per target", lambda r: f"{r.requests_per_target:.2f}"),
     ("  requests per object", lambda r: f"{r.requests_per_object:.3f}"),
+    ("no-op commit: every cluster passed (s)", lambda r: f"{r.noop_commit_s:.1f}"),
+    ("  requests", lambda r: str(requests_of(r.noop_commit_requests))),
+    ("  by verb", lambda r: verbs(r.noop_commit_requests)),
+    ("  requests per object", lambda r: f"{requests_of(r.noop_commit_requests) / r.objects:.3f}"),
     ("one-app commit applied everywhere (s)", lambda r: f"{r.commit_to_applied_s:.1f}"),
     ("drift detected (s)", lambda r: f"{r.drift_to_detected_s:.1f}"),
     ("peak RSS (MiB)", lambda r: f"{r.peak_rss_mib:.0f}"),
@@ -545,6 +605,10 @@ ROWS: list[tuple[str, Callable[[Result], str]]] = [
     ("targets not Synced at the end", lambda r: str(r.not_synced)),
     ("error log events", lambda r: str(len(r.error_events))),
 ]
+
+
+def verbs(counts: dict[str, int]) -> str:
+    return " ".join(f"{k}={v}" for k, v in counts.items() if k != "background")
 
 
 def table(results: list[Result]) -> str:
@@ -572,12 +636,14 @@ def main() -> None:
     parser.add_argument("--keep", metavar="DIR", help="copy each daemon log here")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
-    if args.profile and shutil.which("py-spy") is None:
+    if args.profile and shutil.which("py-spy", path=_PATH) is None:
         parser.error("--profile needs py-spy on PATH (pip install py-spy)")
     results = []
     for n in [int(x) for x in args.clusters.split(",") if x.strip()]:
         with tempfile.TemporaryDirectory(prefix=f"reconciler-bench-scale-{n}-") as tmp:
             results.append(bench(n, args, Path(tmp)))
+        if args.profile and (Path(args.profile) / f"daemon-{n}.txt").exists():
+            print(profile_summary(Path(args.profile) / f"daemon-{n}.txt"), file=sys.stderr)
         if not args.json:
             print(table(results[-1:]), flush=True)
     if args.json:
@@ -585,6 +651,24 @@ def main() -> None:
     else:
         print()
         print(table(results))
+
+
+def profile_summary(path: Path, top: int = 30) -> str:
+    """The functions of the package holding most samples (inclusive), from py-spy's raw
+    (collapsed) stacks."""
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        total += int(count)
+        frames = {f for f in stack.split(";") if "reconciler/" in f or "kubernetes/" in f}
+        for frame in frames:
+            inclusive[re.sub(r":\d+\)$", ")", frame)] += int(count)
+    lines = [f"{path.name}: {total} samples"]
+    lines += [f"{100 * c / max(1, total):5.1f}%  {f}" for f, c in inclusive.most_common(top)]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

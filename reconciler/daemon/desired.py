@@ -21,6 +21,7 @@ import json
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 
 from reconciler.config.model import App, Cluster, Repo
 from reconciler.daemon.blast import Holds
@@ -64,6 +65,18 @@ class Desired:
     def view(self, cluster: str) -> Repo:
         """The repo a pass on ``cluster`` reconciles with."""
         return self.views.get(cluster, self.repo)
+
+    def revisions_on(self, cluster: str) -> dict[TargetKey, str | None]:
+        """``revisions`` of the targets on ``cluster`` (indexed once: a pass per cluster would
+        otherwise walk every target of the fleet)."""
+        return dict(self._revisions_by_cluster.get(cluster, {}))
+
+    @cached_property
+    def _revisions_by_cluster(self) -> dict[str, dict[TargetKey, str | None]]:
+        out: dict[str, dict[TargetKey, str | None]] = {}
+        for key, revision in self.revisions.items():
+            out.setdefault(key[1], {})[key] = revision
+        return out
 
     def runs(self, key: TargetKey) -> tuple[TargetResult, str | None, Repo] | None:
         """What target ``key`` runs: its render, revision and view, if it has a render."""

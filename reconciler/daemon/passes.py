@@ -108,6 +108,12 @@ class ClusterPasses(LoopState):
         )
 
     def _collect_checks(self) -> None:
+        if not any(f.done() for f in self._checks.values()):
+            return
+        with self.store.batch():
+            self._collect_finished_checks()
+
+    def _collect_finished_checks(self) -> None:
         for name, future in list(self._checks.items()):
             if not future.done():
                 continue
@@ -154,7 +160,7 @@ class ClusterPasses(LoopState):
             apply=True,
             clusters=[cluster],
             instance=self.settings.instance,
-            revisions={k: r for k, r in desired.revisions.items() if k[1] == cluster},
+            revisions=desired.revisions_on(cluster),
         )
         return PassReport(cluster, desired, outcomes, self.clock.monotonic() - started)
 
@@ -200,6 +206,12 @@ class ClusterPasses(LoopState):
             self.recorder.write(timed_out_rows(running.desired, name, message, self.clock.now()))
 
     def _collect_passes(self) -> None:
+        if not any(r.future.done() for r in self._running.values()):
+            return
+        with self.store.batch():  # one commit for the passes of this tick, not one per row
+            self._collect_finished_passes()
+
+    def _collect_finished_passes(self) -> None:
         for name, running in list(self._running.items()):
             if not running.future.done():
                 continue

@@ -55,6 +55,9 @@ class Recorder:
         self.log = log
         self.states: dict[TargetKey, State] = {}
         self.health: dict[TargetKey, TargetHealth] = {}  # the latest health of each target
+        self._unsettled: dict[str, set[str]] = {}  # per cluster, apps whose health is not final
+        self._refs: dict[TargetKey, tuple[object, list[str]]] = {}  # a render's object names
+        self._open_drift: dict[TargetKey, int] = {}  # open drift records after the last pass
         self.touched: set[str] = set()  # clusters whose rows changed (the publisher drains it)
 
     def show_unapplied(self, message: str, wall: datetime, *, held: bool = False) -> None:
@@ -138,11 +141,16 @@ class Recorder:
         result = outcome.result
         if revision is None or outcome.error is not None or result is None or result.failed:
             return
-        runs = desired.runs((outcome.app, outcome.cluster))
+        key = (outcome.app, outcome.cluster)
+        runs = desired.runs(key)
         if runs is None or runs[0].rendered is None:
             return
-        objects = [str(ObjectRef.of(o)) for o in runs[0].rendered.objects]
-        self.store.record_applied(outcome.app, outcome.cluster, revision, objects, wall)
+        rendered = runs[0].rendered
+        known = self._refs.get(key)
+        if known is None or known[0] is not rendered:  # named once per render, not per pass
+            known = (rendered, [str(ObjectRef.of(o)) for o in rendered.objects])
+            self._refs[key] = known
+        self.store.record_applied(outcome.app, outcome.cluster, revision, known[1], wall)
 
     def _tidy_rows(
         self, cluster: str, shown: set[str], kind: PassKind, wall: datetime, report: PassReport
@@ -227,8 +235,13 @@ class Recorder:
                 still_open.append(row.key)
                 if row.detected_at == wall:
                     log.warning("drift detected", **details)
-        for closed in self.store.close_resolved(outcome.app, outcome.cluster, still_open, wall):
-            log.info("drift gone", object=closed.object, drift_id=closed.id)
+        key = (outcome.app, outcome.cluster)
+        # Only this recorder opens drift records: none open after the last pass and none now
+        # means nothing to close (after a restart the store is asked once).
+        if still_open or self._open_drift.get(key) != 0:
+            for closed in self.store.close_resolved(*key, still_open, wall):
+                log.info("drift gone", object=closed.object, drift_id=closed.id)
+        self._open_drift[key] = len(still_open)
         self.metrics.drifted_objects.labels(outcome.app, outcome.cluster).set(len(still_open))
         return len(still_open)
 
@@ -276,6 +289,10 @@ class Recorder:
         """A target's health (after a pass or a re-check): stored, exported, and logged when
         its state changes."""
         self.health[(app, cluster)] = health
+        if health.health.final:
+            self._unsettled.get(cluster, set()).discard(app)
+        else:
+            self._unsettled.setdefault(cluster, set()).add(app)
         self.touched.add(cluster)
         self.metrics.set_health(app, cluster, health.health)
         change = self.store.set_health(app, cluster, health, revision, wall)
@@ -302,9 +319,7 @@ class Recorder:
 
     def unsettled(self, cluster: str) -> list[str]:
         """Apps on ``cluster`` whose health is not final (Progressing, Missing, Unknown)."""
-        return sorted(
-            app for (app, c), h in self.health.items() if c == cluster and not h.health.final
-        )
+        return sorted(self._unsettled.get(cluster, ()))
 
     def set_status(self, row: StatusRow) -> None:
         self.store.set_status(row)
@@ -320,4 +335,7 @@ class Recorder:
         self.touched.add(cluster)
         self.states.pop((app, cluster), None)
         self.health.pop((app, cluster), None)
+        self._refs.pop((app, cluster), None)
+        self._open_drift.pop((app, cluster), None)
+        self._unsettled.get(cluster, set()).discard(app)
         self.metrics.forget_target(app, cluster)

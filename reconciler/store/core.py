@@ -1,5 +1,6 @@
 """What every table's queries share: one connection guarded by one lock (a daemon's worker
-threads share one store), one IMMEDIATE transaction per write, and the WHERE builder."""
+threads share one store), one IMMEDIATE transaction per write (or per ``batch``), and the WHERE
+builder."""
 
 from __future__ import annotations
 
@@ -19,13 +20,45 @@ class Tables:
     def __init__(self, conn: sqlite3.Connection, path: Path, *, readonly: bool) -> None:
         self._conn = conn
         self._lock = threading.RLock()
+        self._batching = False
         self.path = path
         self.readonly = readonly
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Every write inside commits at once, in one transaction (a pass's rows: one commit
+        instead of one per row); each write stays whole (a savepoint). Other threads' calls
+        wait until the batch ends."""
+        with self._lock:
+            if self._batching:
+                yield
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._batching = True
+            try:
+                yield
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._batching = False
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; IMMEDIATE so read-then-write cannot race another writer."""
         with self._lock:
+            if self._batching:
+                self._conn.execute("SAVEPOINT write")
+                try:
+                    yield self._conn
+                    self._conn.execute("RELEASE write")
+                except BaseException:
+                    self._conn.execute("ROLLBACK TO write")
+                    self._conn.execute("RELEASE write")
+                    raise
+                return
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn

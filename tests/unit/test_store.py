@@ -185,6 +185,27 @@ def test_the_cli_reads_committed_state_while_the_daemon_is_writing(tmp_path: Pat
     daemon.close()
 
 
+def test_a_batch_commits_its_writes_at_once(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with Store.open(state) as daemon, Store.open_readonly(state) as cli:
+        with daemon.batch():
+            daemon.set_status(StatusRow("web", "c1", State.SYNCED, "", "abc", at(0), at(0)))
+            daemon.set_last_good("web", "abc")
+            assert cli.list_status() == []  # not committed yet
+            assert daemon.list_status()[0].revision == "abc"  # the daemon reads its own writes
+        assert [r.app for r in cli.list_status()] == ["web"]
+        assert cli.last_good("web") == "abc"
+
+
+def test_a_batch_that_fails_writes_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.batch():
+        store.set_status(StatusRow("web", "c1", State.SYNCED, "", "abc", at(0), at(0)))
+        raise RuntimeError("a bug while recording")
+    assert store.list_status() == []
+    store.set_last_good("web", "abc")  # the store is usable again
+    assert store.last_good("web") == "abc"
+
+
 # -- revisions, last good -------------------------------------------------------------------
 
 
