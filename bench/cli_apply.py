@@ -178,7 +178,8 @@ def write_objects(directory: Path, prefix: str, namespaces: int) -> int:
 
 
 def write_repo(repo: Path, app: str, prefix: str, namespaces: int) -> int:
-    """A config repo with one cluster and one app holding the objects."""
+    """A config repo (a Git checkout, as users run apply in) with one cluster and one app
+    holding the objects."""
     (repo / "clusters").mkdir(parents=True)
     (repo / "clusters" / f"{CLUSTER}.yaml").write_text(
         yaml.safe_dump(
@@ -205,6 +206,9 @@ def write_repo(repo: Path, app: str, prefix: str, namespaces: int) -> int:
             }
         )
     )
+    identity = ["-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], [*identity, "commit", "-qm", "r"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True)
     return count
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import re
 import shutil
@@ -257,13 +258,34 @@ class Peaks:
     rss_mib: float = 0.0
     fds: int = 0
     threads: int = 0
+    apiserver_sockets: int = 0  # TCP connections to the API servers
+
+
+def sockets_to(pid: int, ports: set[int]) -> int:
+    """The process's TCP connections whose remote port is one of ``ports``."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                cols = line.split()
+                remote_port = int(cols[2].rsplit(":", 1)[1], 16) if len(cols) > 9 else -1
+                if remote_port in ports and cols[9] in inodes:
+                    count += 1
+    return count
 
 
 class Sampler:
     """Peak open fds and threads of a process (RSS peak is the kernel's VmHWM)."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, ports: set[int]) -> None:
         self.pid = pid
+        self.ports = ports
         self.peaks = Peaks()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -288,6 +310,8 @@ class Sampler:
             self.peaks.rss_mib = int(values["VmHWM"].split()[0]) / 1024
             self.peaks.threads = max(self.peaks.threads, int(values["Threads"]))
             self.peaks.fds = max(self.peaks.fds, len(os.listdir(f"/proc/{self.pid}/fd")))
+            sockets = sockets_to(self.pid, self.ports)
+            self.peaks.apiserver_sockets = max(self.peaks.apiserver_sockets, sockets)
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -377,6 +401,7 @@ class Result:
     peak_fds: int = 0
     fds_per_cluster: float = 0.0
     peak_threads: int = 0
+    peak_apiserver_sockets: int = 0
     cpu_seconds: float = 0.0
     cpu_seconds_first_convergence: float = 0.0
     not_synced: int = 0
@@ -465,7 +490,7 @@ def bench(n: int, args: argparse.Namespace, root: Path) -> Result:
                 time.sleep(2.0)
                 children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
                 pid = int(children[0]) if children else pid
-            with Sampler(pid) as sampler:
+            with Sampler(pid, set(servers.ports)) as sampler:
                 say("waiting for first convergence ...")
                 wait_for(
                     lambda: converged_at(statuses(state), result.targets, first),
@@ -566,6 +591,7 @@ def bench(n: int, args: argparse.Namespace, root: Path) -> Result:
             result.peak_fds = peaks.fds
             result.fds_per_cluster = round(peaks.fds / n, 2)
             result.peak_threads = peaks.threads
+            result.peak_apiserver_sockets = peaks.apiserver_sockets
             final = statuses(state)
             result.not_synced = sum(1 for s, _ in final.values() if s is not State.SYNCED)
             result.error_events = error_events(log)
@@ -599,6 +625,7 @@ ROWS: list[tuple[str, Callable[[Result], str]]] = [
     ("peak RSS (MiB)", lambda r: f"{r.peak_rss_mib:.0f}"),
     ("peak open fds", lambda r: str(r.peak_fds)),
     ("  per cluster", lambda r: f"{r.fds_per_cluster:.2f}"),
+    ("peak TCP connections to the API servers", lambda r: str(r.peak_apiserver_sockets)),
     ("peak threads", lambda r: str(r.peak_threads)),
     ("CPU seconds (total)", lambda r: f"{r.cpu_seconds:.1f}"),
     ("  to first convergence", lambda r: f"{r.cpu_seconds_first_convergence:.1f}"),
@@ -611,9 +638,29 @@ def verbs(counts: dict[str, int]) -> str:
     return " ".join(f"{k}={v}" for k, v in counts.items() if k != "background")
 
 
-def table(results: list[Result]) -> str:
-    header = ["N clusters", *[str(r.clusters) for r in results]]
-    rows = [header] + [[name, *[cell(r) for r in results]] for name, cell in ROWS]
+def growth(results: list[Result], cell: Callable[[Result], str]) -> str:
+    """How a figure grows with N, smallest N to largest: the exponent b of N^b."""
+    if len(results) < 2 or results[0].clusters == results[-1].clusters:
+        return ""
+    try:
+        low, high = float(cell(results[0])), float(cell(results[-1]))
+    except ValueError:
+        return ""
+    if low <= 0 or high <= 0:
+        return ""
+    b = math.log(high / low) / math.log(results[-1].clusters / results[0].clusters)
+    return f"N^{b:.2f}"
+
+
+def table(results: list[Result], markdown: bool = False) -> str:
+    header = ["N clusters", *[str(r.clusters) for r in results], "grows as"]
+    rows = [header] + [
+        [name, *[cell(r) for r in results], growth(results, cell)] for name, cell in ROWS
+    ]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(c.strip() for c in row) + " |" for row in rows[1:]]
+        return "\n".join(lines)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = []
     for row in rows:
@@ -632,12 +679,20 @@ def main() -> None:
     parser.add_argument("--drift-interval", default="60s")
     parser.add_argument("--timeout", type=float, default=900.0, help="per phase, seconds")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--markdown", action="store_true", help="the table in Markdown")
+    parser.add_argument(
+        "--from-json", metavar="FILE", nargs="+", help="print the table of earlier --json runs"
+    )
     parser.add_argument("--profile", metavar="DIR", help="py-spy flame graph of the daemon")
     parser.add_argument("--keep", metavar="DIR", help="copy each daemon log here")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     if args.profile and shutil.which("py-spy", path=_PATH) is None:
         parser.error("--profile needs py-spy on PATH (pip install py-spy)")
+    if args.from_json:
+        loaded = [Result(**r) for f in args.from_json for r in json.loads(Path(f).read_text())]
+        print(table(sorted(loaded, key=lambda r: r.clusters), markdown=args.markdown))
+        return
     results = []
     for n in [int(x) for x in args.clusters.split(",") if x.strip()]:
         with tempfile.TemporaryDirectory(prefix=f"reconciler-bench-scale-{n}-") as tmp:
@@ -650,7 +705,7 @@ def main() -> None:
         print(json.dumps([asdict(r) for r in results], indent=2))
     else:
         print()
-        print(table(results))
+        print(table(results, markdown=args.markdown))
 
 
 def profile_summary(path: Path, top: int = 30) -> str:

@@ -18,6 +18,7 @@ from reconciler.errors import ClusterUnreachable, ReconcilerError
 from reconciler.health import NO_RULES, HealthRule, TargetHealth, target_health
 from reconciler.kube.client import ClusterClient
 from reconciler.kube.pool import Clients
+from reconciler.progress import PassProgress
 from reconciler.render import TargetResult
 from reconciler.sync.apply import apply_plan
 from reconciler.sync.inventory import list_inventories
@@ -71,6 +72,7 @@ def reconcile(
     instance: str = DEFAULT_INSTANCE,
     revisions: Mapping[tuple[str, str], str | None] | None = None,
     heal: bool = False,
+    progress: PassProgress | None = None,
 ) -> list[TargetOutcome]:
     """Plan (and apply) every rendered target; returns one outcome per (app, cluster).
 
@@ -81,7 +83,8 @@ def reconcile(
     sharing a cluster never prune each other's apps. ``revisions`` names, per (app, cluster),
     the revision a target's objects come from when it is not ``revision`` (a rollout or a pin
     keeps some targets on an older one); inventories record it. ``heal`` corrects drift this
-    once on apps whose ``sync.selfHeal`` is false (a user's one-shot heal).
+    once on apps whose ``sync.selfHeal`` is false (a user's one-shot heal). ``progress`` counts
+    targets and objects as they are done (for a status line on a terminal).
     """
     check_instance(instance)
     by_cluster: dict[str, list[TargetResult]] = {}
@@ -91,6 +94,8 @@ def reconcile(
     names = [n for n in names if n in repo.clusters and not repo.clusters[n].paused]
     for name in names:
         by_cluster.setdefault(name, [])
+    if progress is not None:
+        progress.add_targets(sum(len(targets) for targets in by_cluster.values()))
 
     def work(name: str) -> list[TargetOutcome]:
         return _reconcile_cluster(
@@ -98,7 +103,7 @@ def reconcile(
             name,
             by_cluster[name],
             clients,
-            _Pass(revision, apply, prune_departed, instance, dict(revisions or {}), heal),
+            _Pass(revision, apply, prune_departed, instance, dict(revisions or {}), heal, progress),
         )
 
     outcomes: list[TargetOutcome] = []
@@ -125,6 +130,7 @@ class _Pass:
     instance: str
     revisions: Mapping[tuple[str, str], str | None] = field(default_factory=dict)
     heal: bool = False
+    progress: PassProgress | None = None
 
     def revision_of(self, app: str, cluster: str) -> str:
         return self.revisions.get((app, cluster)) or self.revision
@@ -156,6 +162,8 @@ def _reconcile_cluster(
                 if departed is None
                 else departed.sync.model_copy(update={"allow_empty": True})
             )
+            if run.progress is not None:
+                run.progress.add_targets(1)
             outcome = _one(cluster, app_name, [], policy, run)
             outcome.departed = True
             outcomes.append(outcome)
@@ -176,11 +184,14 @@ def _one(
             cluster, app, objects, policy, run.revision_of(app, cluster.name), run.instance
         )
         if run.apply:
-            outcome.result = apply_plan(cluster, outcome.plan, policy)
+            outcome.result = apply_plan(cluster, outcome.plan, policy, run.progress)
     except ReconcilerError as err:
         outcome.error = err
         outcome.unreachable = isinstance(err, ClusterUnreachable)
         return outcome
+    finally:
+        if run.progress is not None:
+            run.progress.target_done()
     outcome.health = target_health(live_after(outcome.plan, outcome.result), rules)
     return outcome
 

@@ -93,6 +93,22 @@ def group_of(api_version: str) -> str:
     return api_version.rpartition("/")[0]
 
 
+def object_name(group: str, kind: str, namespace: str, name: str) -> str:
+    """``Kind.group/namespace/name`` (see :meth:`ObjectRef.__str__`)."""
+    kind = f"{kind}.{group}" if group else kind
+    return f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
+
+
+# Built-in groups without a dot: their objects were named without the group before
+# (``Deployment/web/web``); the store renames what it kept (store/migrations.py, 10).
+UNDOTTED_GROUP_KINDS: dict[str, tuple[str, ...]] = {
+    "apps": ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ControllerRevision"),
+    "batch": ("Job", "CronJob"),
+    "autoscaling": ("HorizontalPodAutoscaler",),
+    "policy": ("PodDisruptionBudget",),
+}
+
+
 @dataclass(frozen=True, order=True)
 class ObjectRef:
     """Identity of an object: group, kind, namespace ("" when cluster-scoped), name."""
@@ -113,9 +129,12 @@ class ObjectRef:
         )
 
     def __str__(self) -> str:
-        kind = f"{self.kind}.{self.group}" if self.group and "." in self.group else self.kind
-        parts = [kind, self.namespace, self.name] if self.namespace else [kind, self.name]
-        return "/".join(parts)
+        """The one way an object is named in every output (text, tables, Markdown, JSON
+        ``object`` fields, logs, the web page): ``Kind.group/namespace/name``, as kubectl's
+        ``kind.group/name`` with the namespace added; the core group has no suffix
+        (``ConfigMap/web/settings``); a cluster-scoped object has no namespace
+        (``ClusterRole.rbac.authorization.k8s.io/viewer``)."""
+        return object_name(self.group, self.kind, self.namespace, self.name)
 
     def sort_key(self) -> tuple[int, str, str, str, str]:
         return (kind_rank(self.kind), self.group, self.kind, self.namespace, self.name)

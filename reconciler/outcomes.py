@@ -48,10 +48,13 @@ def _headline(change: Change) -> str:
     return f"{change.ref} {verb}{extra}"
 
 
-def _shown(outcome: TargetOutcome) -> list[Change]:
+def _shown(outcome: TargetOutcome, unchanged: bool = False) -> list[Change]:
+    """The changes to show: pending ones and drift (and, ``unchanged``, every object)."""
     if outcome.plan is None:
         return []
-    return [c for c in outcome.plan.changes if c.action is not Action.UNCHANGED or c.drift]
+    return [
+        c for c in outcome.plan.changes if unchanged or c.action is not Action.UNCHANGED or c.drift
+    ]
 
 
 def has_changes(outcomes: Iterable[TargetOutcome]) -> bool:
@@ -83,8 +86,9 @@ def _cluster_error(outcomes: Sequence[TargetOutcome]) -> str | None:
     return None
 
 
-def diff_text(outcomes: Sequence[TargetOutcome], color: bool) -> str:
-    """Human diff, grouped by cluster then app; a summary line last."""
+def diff_text(outcomes: Sequence[TargetOutcome], color: bool, wide: bool = False) -> str:
+    """Human diff, grouped by cluster then app; a summary line last. ``wide`` lists the
+    unchanged objects too."""
     lines: list[str] = []
     for cluster in sorted({o.cluster for o in outcomes}):
         lines.append(_style(f"cluster {cluster}", color, "cyan", bold=True))
@@ -97,11 +101,13 @@ def diff_text(outcomes: Sequence[TargetOutcome], color: bool) -> str:
             if o.error is not None:
                 lines.append(_style(f"{label}: error: {o.error}", color, "red"))
                 continue
-            shown = _shown(o)
-            if not shown:
+            shown = _shown(o, unchanged=wide)
+            if not _shown(o):
                 lines.append(f"{label}: no changes")
-                continue
-            lines.append(label)
+                if not shown:
+                    continue
+            else:
+                lines.append(label)
             for change in shown:
                 symbol, fg = ("►", "magenta") if change.drift else _SYMBOL[change.action]
                 lines.append("    " + _style(f"{symbol} {_headline(change)}", color, fg))
@@ -139,30 +145,72 @@ def _change_json(change: Change) -> dict[str, Any]:
         "name": change.ref.name,
         "action": change.action.value,
         "drift": change.drift.value if change.drift else None,
-        "afterCRD": change.after_crd,
+        "after_crd": change.after_crd,
         "managers": change.managers,
         "message": change.message,
         "fields": fields_json(change.fields, git="desired", live="live"),
     }
 
 
+def diff_data(outcomes: Sequence[TargetOutcome]) -> list[dict[str, Any]]:
+    """``diff -o json|yaml``: per target, its pending changes and drift."""
+    return [
+        {
+            "app": o.app,
+            "cluster": o.cluster,
+            "departed": o.departed,
+            "error": str(o.error) if o.error else None,
+            "unreachable": o.unreachable,
+            "changes": [_change_json(c) for c in _shown(o)],
+        }
+        for o in outcomes
+    ]
+
+
 def diff_json(outcomes: Sequence[TargetOutcome]) -> str:
-    return json.dumps(
-        [
-            {
+    return json.dumps(diff_data(outcomes), indent=2, sort_keys=True, default=str)
+
+
+def apply_data(outcomes: Sequence[TargetOutcome], heal: bool = False) -> list[dict[str, Any]]:
+    """``apply -o json|yaml``: per target, the objects created, configured, unchanged, pruned,
+    skipped (why), failed (why) and whose drift was corrected; with ``heal``, each healed
+    object with its drifted fields (``live`` what it was, ``git`` what it is again)."""
+    out = []
+    for o in outcomes:
+        r = o.result
+        healed: dict[str, Any] = {}
+        if heal:
+            healed["healed"] = [
+                {
+                    "object": str(c.ref),
+                    "fields": fields_json(c.drift_fields, git="git", live="live"),
+                }
+                for c in (o.plan.changes if o.plan is not None else [])
+                if r is not None and c.drift is not None and c.ref in r.corrected
+            ]
+        out.append(
+            healed
+            | {
                 "app": o.app,
                 "cluster": o.cluster,
                 "departed": o.departed,
                 "error": str(o.error) if o.error else None,
                 "unreachable": o.unreachable,
-                "changes": [_change_json(c) for c in _shown(o)],
+                "revision": r.revision if r else None,
+                "created": [str(ref) for ref in r.created] if r else [],
+                "configured": [str(ref) for ref in r.configured] if r else [],
+                "unchanged": [str(ref) for ref in r.unchanged] if r else [],
+                "pruned": [str(ref) for ref in r.pruned] if r else [],
+                "corrected": [str(ref) for ref in r.corrected] if r else [],
+                "skipped": [{"object": str(ref), "reason": why} for ref, why in r.skipped]
+                if r
+                else [],
+                "failed": [{"object": str(ref), "reason": why} for ref, why in r.failed]
+                if r
+                else [],
             }
-            for o in outcomes
-        ],
-        indent=2,
-        sort_keys=True,
-        default=str,
-    )
+        )
+    return out
 
 
 def diff_markdown(outcomes: Sequence[TargetOutcome]) -> str:
@@ -185,8 +233,9 @@ def diff_markdown(outcomes: Sequence[TargetOutcome]) -> str:
     return "\n".join(lines)
 
 
-def apply_text(outcomes: Sequence[TargetOutcome], color: bool) -> str:
-    """Per cluster and app: what was created, configured, unchanged, pruned; summary last."""
+def apply_text(outcomes: Sequence[TargetOutcome], color: bool, wide: bool = False) -> str:
+    """Per cluster and app: what was created, configured, unchanged, pruned; summary last.
+    ``wide`` lists the unchanged objects too."""
     lines: list[str] = []
     totals = {"created": 0, "configured": 0, "unchanged": 0, "pruned": 0, "skipped": 0}
     failures = 0
@@ -220,6 +269,8 @@ def apply_text(outcomes: Sequence[TargetOutcome], color: bool) -> str:
                     lines.append(_style(f"    {verb} {ref}{fixed}", color, "green"))
             for ref in r.pruned:
                 lines.append(_style(f"    pruned {ref}", color, "red"))
+            for ref in r.unchanged if wide else ():
+                lines.append(f"    unchanged {ref}")
             for ref, why in r.skipped:
                 lines.append(_style(f"    skipped {ref}: {why}", color, "yellow"))
             for ref, why in r.failed:

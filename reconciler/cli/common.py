@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from reconciler.charts.model import ChartLock
     from reconciler.charts.resolver import ChartResolver
     from reconciler.config.model import Repo
+    from reconciler.kube.credentials import Credentials
     from reconciler.kube.management import SharedObjects
 
 EXIT_OK = 0
@@ -110,6 +111,50 @@ kubeconfig_option = click.option(
 )
 
 
+context_option = click.option(
+    "--context",
+    default=None,
+    metavar="CONTEXT",
+    help="Only the cluster whose kubeconfig context is CONTEXT (as kubectl --context; the "
+    "repo's cluster file names its context). With --cluster, they must agree.",
+)
+
+
+def cluster_of_context(
+    repo: Repo, context: str, cluster: str | None, credentials: Credentials | None = None
+) -> str:
+    """The one cluster of ``repo`` whose kubeconfig context is ``context`` (``--context``).
+
+    An error lists what exists: the kubeconfig's contexts when it has no such context, the
+    repo's clusters and their contexts when none of them uses it.
+    """
+    from reconciler.errors import ReconcilerError
+
+    if credentials is not None and context not in credentials.contexts:
+        known = ", ".join(credentials.contexts) or "none"
+        raise ReconcilerError(
+            f"--context {context}: {credentials.origin} has no such context (contexts: {known})"
+        )
+    if cluster is not None and cluster in repo.clusters:
+        used = repo.clusters[cluster].context
+        if used != context:
+            raise ReconcilerError(
+                f"--context {context}: cluster {cluster} uses context {used}; give one of them"
+            )
+        return cluster
+    names = sorted(c.name for c in repo.clusters.values() if c.context == context)
+    if not names:
+        known = ", ".join(f"{c.context} ({c.name})" for c in repo.clusters.values()) or "none"
+        raise ReconcilerError(
+            f"--context {context}: no cluster of the repo uses it (contexts: {known})"
+        )
+    if len(names) > 1:
+        raise ReconcilerError(
+            f"--context {context}: clusters {', '.join(names)} all use it; name one with --cluster"
+        )
+    return names[0]
+
+
 def _valid_instance(ctx: click.Context, param: click.Parameter, value: str) -> str:
     from reconciler.engine import check_instance
     from reconciler.errors import ReconcilerError
@@ -132,15 +177,6 @@ instance_option = click.option(
 )
 
 
-def echo_json_as_yaml(text_json: str) -> None:
-    """A JSON document printed as YAML (``-o yaml``), keys in the same snake_case."""
-    import json
-
-    import yaml
-
-    click.echo(yaml.safe_dump(json.loads(text_json), sort_keys=False), nl=False)
-
-
 def default_state_dir() -> Path:
     """``$XDG_STATE_HOME/reconciler`` or ``~/.local/state/reconciler``."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -155,20 +191,6 @@ state_dir_option = click.option(
     show_default="$XDG_STATE_HOME/reconciler or ~/.local/state/reconciler",
     help="Where the daemon keeps its state (SQLite) and its copy of the repo.",
 )
-
-
-def output_option(
-    *formats: str, help_text: str | None = None
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``-o/--output``: one of ``formats``, the first by default."""
-    return click.option(
-        "-o",
-        "--output",
-        type=click.Choice(list(formats)),
-        default=formats[0],
-        show_default=True,
-        help=help_text,
-    )
 
 
 def path_option(

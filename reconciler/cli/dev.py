@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
+
+from reconciler.cli.output import emit, output_option
 
 
 def register_dev_commands(cli_group: click.Group) -> None:
@@ -31,6 +35,22 @@ _dir_option = click.option(
 )
 
 
+@contextlib.contextmanager
+def _progress(first: str) -> Iterator[Callable[[str], None]]:
+    """What a long step does now (``building kube-apiserver ...``), as a status line with the
+    time elapsed on a terminal (stderr); nothing when stderr is not a terminal."""
+    from reconciler.cli.terminal import StatusLine
+
+    now = [first]
+    with StatusLine(lambda: now[0]) as line:
+
+        def progress(message: str) -> None:
+            now[0] = message
+            line.refresh()
+
+        yield progress
+
+
 @dev.command("up")
 @click.option(
     "--clusters",
@@ -50,13 +70,14 @@ def dev_up(clusters: str, port: int | None, light: bool, directory: str | None) 
     from reconciler.devenv import controlplane
 
     names = [n.strip() for n in clusters.split(",") if n.strip()]
-    result = controlplane.up(
-        _devenv_dir(directory),
-        names,
-        base_port=port,
-        workloads=not light,
-        progress=lambda msg: click.echo(msg, err=True),
-    )
+    with _progress("starting local clusters") as progress:
+        result = controlplane.up(
+            _devenv_dir(directory),
+            names,
+            base_port=port,
+            workloads=not light,
+            progress=progress,
+        )
     for what in result.restarted:
         click.echo(what, err=True)
     verb = "started" if result.fresh else "running" if result.restarted else "already running:"
@@ -113,12 +134,18 @@ def dev_demo(port: int, directory: Path | None, sample: Path) -> None:
 
 
 @dev.command("provision")
-def dev_provision() -> None:
+@output_option()
+def dev_provision(output: str) -> None:
     """Locate or build every pinned binary (control plane, kwok, helm, kustomize, registry)."""
     from reconciler.devenv import binaries
 
-    for name, path in binaries.ensure_all(lambda msg: click.echo(msg, err=True)).items():
-        click.echo(f"{name}\t{path}")
+    with _progress("checking pinned binaries") as progress:
+        found = binaries.ensure_all(progress)
+    emit(
+        output,
+        lambda: {"binaries": {name: str(path) for name, path in found.items()}},
+        lambda: "\n".join(f"{name}\t{path}" for name, path in found.items()),
+    )
 
 
 @dev.command("down")

@@ -18,22 +18,22 @@ import click
 from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_OK,
-    echo_json_as_yaml,
-    output_option,
     parse_since,
     shared_options,
     state_dir_option,
 )
+from reconciler.cli.output import emit, output_option
 from reconciler.cli.shared import connect, read_status
+from reconciler.cli.terminal import color
 from reconciler.errors import ReconcilerError
 from reconciler.report import (
-    drift_json,
+    drift_document,
     drift_markdown,
     drift_table,
-    health_changes_json,
     health_changes_markdown,
     health_changes_table,
 )
+from reconciler.report.health import health_changes_document
 from reconciler.store.db import Store
 from reconciler.store.rows import DriftRow, StatusRow
 
@@ -65,19 +65,15 @@ def _known_in(
 def _echo(
     output: str,
     rows: Sequence[Any],
-    as_json: Callable[[Any], str],
+    as_data: Callable[[Any], Any],
     as_markdown: Callable[[Any], str],
     as_table: Callable[..., str],
 ) -> None:
     """``rows`` in the ``-o`` format (wide is the table)."""
-    if output == "json":
-        click.echo(as_json(rows), nl=False)
-    elif output == "yaml":
-        echo_json_as_yaml(as_json(rows))
-    elif output == "markdown":
+    if output == "markdown":
         click.echo(as_markdown(rows), nl=False)
     else:
-        click.echo(as_table(rows, color=sys.stdout.isatty()), nl=False)
+        emit(output, lambda: as_data(rows), lambda: as_table(rows, color=color()))
 
 
 @click.command("drift")
@@ -94,9 +90,7 @@ def _echo(
     is_flag=True,
     help="List the targets' health changes (Healthy, Progressing, Degraded, ...) instead.",
 )
-@output_option(
-    "table", "wide", "json", "yaml", "markdown", help_text="wide: the same table as table."
-)
+@output_option("markdown")
 @shared_options
 def drift_command(
     state_dir: Path,
@@ -142,7 +136,7 @@ def drift_command(
             and (cluster is None or r.cluster == cluster)
             and (since_at is None or r.detected_at >= since_at)
         ]
-        _echo(output, published, drift_json, drift_markdown, drift_table)
+        _echo(output, published, drift_document, drift_markdown, drift_table)
         sys.exit(EXIT_CHANGES if published else EXIT_OK)
     with Store.open_readonly(state_dir) as store:
         _known(store, app, cluster)
@@ -151,7 +145,9 @@ def drift_command(
         else:
             rows = store.list_drift(app=app, cluster=cluster, since=since_at, open_only=only_open)
     if health_changes:
-        _echo(output, changes, health_changes_json, health_changes_markdown, health_changes_table)
+        _echo(
+            output, changes, health_changes_document, health_changes_markdown, health_changes_table
+        )
         sys.exit(EXIT_OK)
-    _echo(output, rows, drift_json, drift_markdown, drift_table)
+    _echo(output, rows, drift_document, drift_markdown, drift_table)
     sys.exit(EXIT_CHANGES if any(r.open for r in rows) else EXIT_OK)

@@ -8,11 +8,15 @@ from typing import Any, TextIO
 
 import structlog
 
+from reconciler.cli.terminal import no_color
+
 
 def configure_logging(stream: TextIO | None = None, level: str = "info") -> None:
-    """structlog to ``stream`` (stderr): console lines on a terminal, JSON lines otherwise."""
+    """structlog to ``stream`` (stderr): console lines on a terminal (in colour unless
+    ``NO_COLOR`` is set), JSON lines otherwise."""
     out = stream if stream is not None else sys.stderr
     tty = out.isatty()
+    colors = tty and not no_color()
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -20,8 +24,14 @@ def configure_logging(stream: TextIO | None = None, level: str = "info") -> None
     ]
     if tty:
         # Never show locals in tracebacks: frames hold Secret values and credentials.
-        formatter = structlog.dev.RichTracebackFormatter(show_locals=False)
-        processors.append(structlog.dev.ConsoleRenderer(colors=True, exception_formatter=formatter))
+        formatter: Any = (
+            structlog.dev.RichTracebackFormatter(show_locals=False)
+            if colors
+            else structlog.dev.plain_traceback
+        )
+        processors.append(
+            structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=formatter)
+        )
     else:
         processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     structlog.configure(

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from reconciler import __version__
-from reconciler.cli.common import output_option
+from reconciler.cli.output import emit, output_option
 
 EXIT_ERROR = 2  # reconciler.cli.common.EXIT_ERROR, without importing it
 
@@ -37,7 +37,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "render": (
         "reconciler.cli.render",
         "render_command",
-        "Print the desired objects per app and cluster, offline.",
+        "Print the desired objects per app and cluster, offline, as YAML (or JSON).",
     ),
     "explain": (
         "reconciler.cli.render",
@@ -162,27 +162,22 @@ def cli() -> None:
 
 
 @cli.command("version")
-@output_option("table", "json", "yaml")
+@output_option()
 def version_command(output: str) -> None:
     """Print the client's version and the pinned versions of the tools it runs."""
-    import json
     import platform
 
     from reconciler.devenv.binaries import BINARIES
 
     tools = {name: binary.version for name, binary in sorted(BINARIES.items())}
     data = {"reconciler": __version__, "python": platform.python_version(), "tools": tools}
-    if output == "json":
-        click.echo(json.dumps(data, indent=2))
-    elif output == "yaml":
-        click.echo(f"reconciler: {__version__}\npython: {data['python']}\ntools:")
-        for name, version in tools.items():
-            click.echo(f"  {name}: {version}")
-    else:
-        click.echo(f"reconciler {__version__} (python {data['python']})")
-        click.echo("pinned tools:")
-        for name, version in tools.items():
-            click.echo(f"  {name:24} {version}")
+
+    def table() -> str:
+        lines = [f"reconciler {__version__} (python {data['python']})", "pinned tools:"]
+        lines += [f"  {name:24} {version}" for name, version in tools.items()]
+        return "\n".join(lines)
+
+    emit(output, lambda: data, table)
 
 
 @cli.command("completion")

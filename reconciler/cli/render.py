@@ -20,15 +20,18 @@ from reconciler.cli.common import (
     EXIT_ERROR,
     chart_options,
     chart_resolver,
+    cluster_of_context,
+    context_option,
     lock_charts,
-    output_option,
     repo_argument,
 )
+from reconciler.cli.output import DATA, emit, output_option
 from reconciler.config.load import load_repo
 from reconciler.config.model import App, Repo
 from reconciler.errors import ChartError, ConfigError, RenderError
 from reconciler.loading import load_and_render
 from reconciler.masking import show_override_change
+from reconciler.objects import ObjectRef
 from reconciler.overrides import OverrideEffect, unplaced_overrides
 from reconciler.placement import place, select, targets
 from reconciler.render import TargetResult, render_target
@@ -100,21 +103,33 @@ def _check_name(kind: str, name: str | None, known: Iterable[str]) -> None:
 @repo_argument
 @click.option("--app", "app_name", help="Only this app.")
 @click.option("--cluster", "cluster_name", help="Only this cluster.")
-@output_option("yaml", "json")
+@context_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["yaml", "json"]),
+    default="yaml",
+    show_default=True,
+    help="yaml: the objects as multi-document YAML, each target under a comment naming it "
+    "(what kubectl apply -f reads); json: a list of {app, cluster, objects}.",
+)
 @chart_options
 def render_command(
     repo: Path,
     app_name: str | None,
     cluster_name: str | None,
+    context: str | None,
     output: str,
     chart_cache: Path | None,
     chart_credentials: Path | None,
 ) -> None:
-    """Print the desired objects per app and cluster, offline.
+    """Print the desired objects per app and cluster, offline, as YAML (or JSON).
 
     Secret values are printed as they are in Git (this is the repo's own content, nothing is
     read from a cluster): mind where the output goes. `explain`, `diff` and `plan` mask them.
     """
+    if context is not None:
+        cluster_name = cluster_of_context(_load(repo), context, cluster_name)
     apps = [app_name] if app_name else None
     clusters = [cluster_name] if cluster_name else None
 
@@ -154,12 +169,16 @@ def render_yaml(results: Iterable[TargetResult]) -> str:
 @click.command("explain")
 @repo_argument
 @click.option("--app", "app_name", required=True, help="The app.")
-@click.option("--cluster", "cluster_name", required=True, help="The cluster.")
+@click.option("--cluster", "cluster_name", help="The cluster (or --context).")
+@context_option
+@output_option()
 @chart_options
 def explain_command(
     repo: Path,
     app_name: str,
-    cluster_name: str,
+    cluster_name: str | None,
+    context: str | None,
+    output: str,
     chart_cache: Path | None,
     chart_credentials: Path | None,
 ) -> None:
@@ -169,26 +188,103 @@ def explain_command(
     """
     loaded = _load(repo)
     _check_name("app", app_name, loaded.apps)
+    if context is not None:
+        cluster_name = cluster_of_context(loaded, context, cluster_name)
+    if cluster_name is None:
+        raise click.UsageError("give the cluster: --cluster NAME or --context CONTEXT")
     _check_name("cluster", cluster_name, loaded.clusters)
-    app, cluster = loaded.apps[app_name], loaded.clusters[cluster_name]
-    placement = next(p for p in place(loaded, app) if p.cluster == cluster_name)
-    state = "placed" if placement.placed else "not placed"
-    if placement.placed and placement.paused:
-        state = "placed, but the cluster is paused: skipped"
-    click.echo(f"app {app_name} on cluster {cluster_name}: {state}")
-    for reason in placement.reasons:
-        click.echo(f"  - {reason}")
+    document = _explain(loaded, app_name, cluster_name, chart_cache, chart_credentials)
+    emit(output, lambda: document, lambda: _explain_text(document))
+    for warning in document["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _explain(
+    repo: Repo,
+    app_name: str,
+    cluster_name: str,
+    chart_cache: Path | None,
+    chart_credentials: Path | None,
+) -> dict[str, Any]:
+    """What ``explain`` prints, as a document: placement, rendered objects, overrides."""
+    app, cluster = repo.apps[app_name], repo.clusters[cluster_name]
+    placement = next(p for p in place(repo, app) if p.cluster == cluster_name)
+    document: dict[str, Any] = {
+        "app": app_name,
+        "cluster": cluster_name,
+        "placed": placement.placed,
+        "paused": placement.paused,
+        "reasons": list(placement.reasons),
+        "objects": None,
+        "overrides": None,
+        "warnings": [],
+    }
     if not placement.placed:
-        return
+        return document
     try:
-        charts = _charts(loaded, chart_cache, chart_credentials, [app_name])
-        rendered = render_target(loaded, app, cluster, charts=charts)
+        charts = _charts(repo, chart_cache, chart_credentials, [app_name])
+        rendered = render_target(repo, app, cluster, charts=charts)
     except RenderError as err:
         _fail([str(err)])
-    click.echo(f"renders {len(rendered.objects)} object(s)")
-    _explain_overrides(loaded, app, cluster_name, rendered.overrides_applied)
-    for warning in [*unplaced_overrides(loaded, app, targets(loaded, app)), *rendered.warnings]:
-        click.echo(f"warning: {warning}", err=True)
+    document["objects"] = [str(ObjectRef.of(o)) for o in rendered.objects]
+    document["overrides"] = _overrides(repo, app, cluster_name, rendered.overrides_applied)
+    document["warnings"] = [
+        *unplaced_overrides(repo, app, targets(repo, app)),
+        *rendered.warnings,
+    ]
+    return document
+
+
+def _overrides(
+    repo: Repo, app: App, cluster_name: str, effects: list[OverrideEffect]
+) -> list[dict[str, Any]]:
+    """Each override of the app in the order they apply: whether it applies here and why,
+    the fields it changes (Secret values masked) and its notes."""
+    applied = iter(effects)
+    cluster = repo.clusters[cluster_name]
+    out = []
+    for i, override in enumerate(app.overrides):
+        matched, reasons = select(repo, override.target, cluster, "target")
+        effect = next(applied) if matched else None
+        out.append(
+            {
+                "index": i + 1,
+                "name": override.name,
+                "where": app.override_where(i),
+                "applies": matched,
+                "reasons": list(reasons),
+                "changes": [show_override_change(c) for c in effect.changes] if effect else [],
+                "notes": list(effect.notes) if effect else [],
+            }
+        )
+    return out
+
+
+def _explain_text(document: dict[str, Any]) -> str:
+    state = "placed" if document["placed"] else "not placed"
+    if document["placed"] and document["paused"]:
+        state = "placed, but the cluster is paused: skipped"
+    lines = [f"app {document['app']} on cluster {document['cluster']}: {state}"]
+    lines += [f"  - {reason}" for reason in document["reasons"]]
+    if not document["placed"]:
+        return "\n".join(lines)
+    lines.append(f"renders {len(document['objects'])} object(s)")
+    overrides = document["overrides"]
+    if not overrides:
+        lines.append("overrides: none")
+        return "\n".join(lines)
+    lines.append("overrides, in the order they apply (later wins):")
+    for o in overrides:
+        head = f"  {o['index']}. {o['name']} ({o['where']}): "
+        if not o["applies"]:
+            lines.append(head + f"skipped, {'; '.join(o['reasons'])}")
+            continue
+        lines.append(head + f"applies, {'; '.join(o['reasons'])}")
+        lines += [f"       {change}" for change in o["changes"]]
+        lines += [f"       note: {note}" for note in o["notes"]]
+        if not o["changes"] and not o["notes"]:
+            lines.append("       (changes nothing here)")
+    return "\n".join(lines)
 
 
 def grouped_warnings(results: Iterable[TargetResult]) -> list[str]:
@@ -204,54 +300,76 @@ def grouped_warnings(results: Iterable[TargetResult]) -> list[str]:
     ]
 
 
-def _explain_overrides(
-    repo: Repo, app: App, cluster_name: str, effects: list[OverrideEffect]
-) -> None:
-    if not app.overrides:
-        click.echo("overrides: none")
-        return
-    click.echo("overrides, in the order they apply (later wins):")
-    applied = iter(effects)
-    cluster = repo.clusters[cluster_name]
-    for i, override in enumerate(app.overrides):
-        matched, reasons = select(repo, override.target, cluster, "target")
-        where = app.override_where(i)
-        if not matched:
-            click.echo(f"  {i + 1}. {override.name} ({where}): skipped, {'; '.join(reasons)}")
-            continue
-        effect = next(applied)
-        click.echo(f"  {i + 1}. {override.name} ({where}): applies, {'; '.join(reasons)}")
-        for change in effect.changes:
-            click.echo(f"       {show_override_change(change)}")
-        for note in effect.notes:
-            click.echo(f"       note: {note}")
-        if not effect.changes and not effect.notes:
-            click.echo("       (changes nothing here)")
-
-
 @click.command("validate")
 @repo_argument
+@output_option()
 @chart_options
-def validate_command(repo: Path, chart_cache: Path | None, chart_credentials: Path | None) -> None:
+def validate_command(
+    repo: Path, output: str, chart_cache: Path | None, chart_credentials: Path | None
+) -> None:
     """Check a config repo (schema, references, templates, charts, renders); exit 2 when invalid.
 
     Charts from Helm repositories and OCI registries are resolved and fetched (into the chart
-    cache) exactly as for rendering.
+    cache) exactly as for rendering. Problems, warnings and notes go to stderr with table, into
+    the document with json and yaml.
     """
-    loaded, results = _load_and_render(repo, chart_cache, chart_credentials)
+    document = _validate(repo, chart_cache, chart_credentials)
+    if output in DATA:
+        emit(output, lambda: document, str)
+    else:
+        for line in document["errors"]:
+            click.echo(f"error: {line}", err=True)
+        for line in document["warnings"]:
+            click.echo(f"warning: {line}", err=True)
+        for line in document["notes"]:
+            click.echo(f"note: {line}", err=True)
+        if document["valid"]:
+            click.echo(document["summary"])
+        else:
+            click.echo(f"error: {document['summary']}", err=True)
+    if not document["valid"]:
+        sys.exit(EXIT_ERROR)
+
+
+def _validate(root: Path, chart_cache: Path | None, chart_credentials: Path | None) -> Any:
+    """What ``validate`` found, as a document: valid, counts, errors, warnings, notes."""
+    document: dict[str, Any] = {"valid": False, "errors": [], "warnings": [], "notes": []}
+
+    def lock(repo: Repo) -> ChartLock:
+        return lock_charts(repo, chart_resolver(chart_cache, chart_credentials))
+
+    try:
+        rendered = load_and_render(root, lock=lock)
+    except ConfigError as err:
+        document["errors"] = [str(p) for p in err.problems]
+        document["summary"] = f"{len(err.problems)} problem(s) in {root}"
+        return document
+    except ChartError as err:
+        document["errors"] = [str(err)]
+        document["summary"] = "1 chart could not be resolved"
+        return document
+    loaded, results = rendered.repo, rendered.targets
     errors = [str(r.error) for r in results if r.error is not None]
     if errors:
-        _fail([*errors, f"{len(errors)} target(s) failed to render"])
+        document["errors"] = errors
+        document["summary"] = f"{len(errors)} target(s) failed to render"
+        return document
     for app in loaded.apps.values():
         placed = targets(loaded, app)
         if not placed:
-            click.echo(f"note: app {app.name} is placed on no cluster", err=True)
+            document["notes"].append(f"app {app.name} is placed on no cluster")
             continue
-        for warning in unplaced_overrides(loaded, app, placed):
-            click.echo(f"warning: {warning}", err=True)
-    for warning in grouped_warnings(results):
-        click.echo(f"warning: {warning}", err=True)
-    click.echo(
-        f"valid: {len(loaded.clusters)} cluster(s), {len(loaded.groups)} group(s), "
-        f"{len(loaded.apps)} app(s), {len(results)} target(s) rendered"
+        document["warnings"] += unplaced_overrides(loaded, app, placed)
+    document["warnings"] += grouped_warnings(results)
+    counts = {
+        "clusters": len(loaded.clusters),
+        "groups": len(loaded.groups),
+        "apps": len(loaded.apps),
+        "targets": len(results),
+    }
+    document |= counts | {"valid": True}
+    document["summary"] = (
+        f"valid: {counts['clusters']} cluster(s), {counts['groups']} group(s), "
+        f"{counts['apps']} app(s), {counts['targets']} target(s) rendered"
     )
+    return document

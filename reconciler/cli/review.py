@@ -20,11 +20,11 @@ from reconciler.cli.common import (
     chart_resolver,
     instance_option,
     kubeconfig_option,
-    output_option,
     repo_argument,
     request_timeout_option,
 )
-from reconciler.review.json import to_json
+from reconciler.cli.output import emit, output_option
+from reconciler.review.json import to_data
 from reconciler.review.markdown import DEFAULT_MAX_CHARS, to_markdown
 from reconciler.review.plan import LiveOptions, plan
 from reconciler.review.text import to_text
@@ -44,7 +44,7 @@ def register_review_commands(cli_group: click.Group) -> None:
     "a pull request is. BASE...HEAD sets both.",
 )
 @click.option("--head", default="HEAD", show_default=True, help="Revision under review.")
-@output_option("text", "markdown", "json")
+@output_option("markdown", aliases={"text": "table"})
 @click.option(
     "--live",
     is_flag=True,
@@ -92,12 +92,10 @@ def plan_command(
     options = LiveOptions(kubeconfig, instance, request_timeout) if live else None
     resolver = chart_resolver(chart_cache, chart_credentials)
     review = plan(repo, base, head, live=options, charts=resolver)
-    if output == "json":
-        click.echo(to_json(review))
-    elif output == "markdown":
+    if output == "markdown":
         click.echo(to_markdown(review, max_chars), nl=False)
     else:
-        click.echo(to_text(review))
+        emit(output, lambda: to_data(review), lambda: to_text(review))
     if review.has_errors:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_CHANGES if review.has_changes else EXIT_OK)

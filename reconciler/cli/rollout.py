@@ -21,16 +21,16 @@ from typing import Any
 import click
 
 from reconciler.cli.common import (
-    output_option,
     shared_options,
     state_dir_option,
 )
+from reconciler.cli.output import emit, output_option
 from reconciler.cli.shared import connect, read_rollouts, read_status, update_rollout
 from reconciler.errors import ReconcilerError
 from reconciler.published.rollout import SharedRollout
 from reconciler.rollout.codec import state_from_data
 from reconciler.rollout.model import CommandKind, RolloutPhase, RolloutState
-from reconciler.rollout.report import status_json, status_text
+from reconciler.rollout.report import status_document, status_text
 from reconciler.store.db import Store
 from reconciler.store.rows import ALL_CLUSTERS, RolloutRow
 
@@ -107,7 +107,7 @@ def rollout_group() -> None:
 @rollout_group.command("status")
 @click.argument("app", required=False)
 @state_dir_option
-@output_option("table", "json")
+@output_option()
 @shared_options
 def status_command(app: str | None, state_dir: Path, output: str, **options: Any) -> None:
     """Each app's newest rollout: stages, clusters, phases, what it waits for and until when."""
@@ -125,10 +125,7 @@ def status_command(app: str | None, state_dir: Path, output: str, **options: Any
     if app is not None and not states:
         raise ReconcilerError(f"app {app}: no rollout recorded")
     now = time.time()
-    if output == "json":
-        click.echo(status_json(states, now))
-    else:
-        click.echo(status_text(states, now))
+    emit(output, lambda: status_document(states, now), lambda: status_text(states, now))
 
 
 def _stage(app: str, state: RolloutState, kind: CommandKind, stage: str | None) -> str | None:

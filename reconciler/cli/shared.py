@@ -5,13 +5,14 @@ shared rollout (its state, commands, pins)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from reconciler.cli.common import shared_objects
 from reconciler.errors import ReconcilerError
+from reconciler.published.replica import ReplicaStatus
 from reconciler.published.rollout import SharedRollout
 from reconciler.store.rows import DriftRow, HealthRow, StatusRow
 
@@ -24,12 +25,14 @@ _ATTEMPTS = 10  # conditional updates retried this often when someone wrote mean
 
 @dataclass(frozen=True)
 class Fleetwide:
-    """Every member cluster's published status, as a local store would give it."""
+    """Every member cluster's published status, as a local store would give it, and each
+    replica's own state (source, newest revision)."""
 
     status: list[StatusRow]
     health: dict[tuple[str, str], HealthRow]
     drift: list[DriftRow]
     replicas: dict[tuple[str, str], str]
+    own: list[ReplicaStatus] = field(default_factory=list)
 
 
 def connect(
@@ -56,10 +59,12 @@ def _readable(
 
 def read_status(shared: SharedObjects) -> Fleetwide:
     """Decode every published status; one that does not decode is named on stderr, skipped."""
+    from reconciler.published.replica import decode as decode_replica
     from reconciler.published.status import decode, rows
 
     status, health, drift, replicas = rows(_readable(shared, shared.statuses(), decode))
-    return Fleetwide(status, health, drift, replicas)
+    own = _readable(shared, shared.replicas(), decode_replica)
+    return Fleetwide(status, health, drift, replicas, sorted(own, key=lambda r: r.replica))
 
 
 def read_rollouts(shared: SharedObjects) -> list[SharedRollout]:

@@ -16,17 +16,17 @@ import click
 from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_OK,
-    echo_json_as_yaml,
-    output_option,
     shared_options,
     state_dir_option,
 )
 from reconciler.cli.daemonlock import daemon_running
+from reconciler.cli.output import DATA, emit, output_option
 from reconciler.cli.shared import Fleetwide, connect, read_rollouts, read_status
+from reconciler.cli.terminal import color
 from reconciler.health.model import Health
 from reconciler.presentation import format_time
 from reconciler.published.rollout import SharedRollout
-from reconciler.report import source_line, status_json, status_table
+from reconciler.report import source_line, status_document, status_table
 from reconciler.rollout.codec import state_from_data, state_to_data
 from reconciler.rollout.report import status_section
 from reconciler.store.db import Store
@@ -56,9 +56,7 @@ def _revision_header(revision: RevisionRow | None) -> str:
 
 @click.command("status")
 @state_dir_option
-@output_option(
-    "table", "wide", "json", "yaml", help_text="wide: the table with every message in full."
-)
+@output_option(wide="the table with every message in full (and, shared, each target's replica)")
 @click.option(
     "--exit-code",
     is_flag=True,
@@ -97,20 +95,20 @@ def status_command(
         h.health.health in _UNHEALTHY for h in health.values()
     )
     code = EXIT_CHANGES if exit_code and failing else EXIT_OK
-    if output in ("json", "yaml"):
-        document = status_json(rows, source, revision, running, health, rollout_rows, pin_rows)
-        click.echo(document, nl=False) if output == "json" else echo_json_as_yaml(document)
+    if output in DATA:
+        document = status_document(rows, source, revision, running, health, rollout_rows, pin_rows)
+        emit(output, lambda: document, str)
         sys.exit(code)
     now = time.time()
     rollouts = [state_from_data(r.data) for r in rollout_rows]
     pins = [(p.app, p.cluster, p.revision, p.user, p.at.timestamp()) for p in pin_rows]
-    color = sys.stdout.isatty()
-    header = source_line(source, color=color) + _revision_header(revision)
+    colored = color()
+    header = source_line(source, color=colored) + _revision_header(revision)
     if not running:
         newest = max((r.updated_at for r in rows), default=None)
         note = f"Daemon not running: state as of {format_time(newest) or 'never'}\n"
-        header = (click.style(note, fg="yellow") if color else note) + header
-    table = status_table(rows, color=color, health=health)
+        header = (click.style(note, fg="yellow") if colored else note) + header
+    table = status_table(rows, color=colored, health=health)
     section = status_section(rollouts, pins, now)
     click.echo(
         (header + "\n" if header else "") + table + ("\n" + section if section else ""),
@@ -146,24 +144,43 @@ def _shared_status(
             )
             for s in rollouts
         ]
-        document = status_json(
+        document = status_document(
             fleet.status,
             health=fleet.health,
             rollouts=rollout_rows,
             pins=pin_rows,
             replicas=fleet.replicas,
         )
-        click.echo(document, nl=False) if output == "json" else echo_json_as_yaml(document)
+        document["replicas"] = [
+            {"replica": r.replica, "source": own["source"], "revision": own["revision"]}
+            for r in fleet.own
+            for own in (status_document([], r.source, r.revision),)
+        ]
+        emit(output, lambda: document, str)
         sys.exit(code)
     pins = [(p.app, p.cluster, p.revision, p.user, p.at.timestamp()) for p in pin_rows]
+    colored = color()
     table = status_table(
         fleet.status,
-        color=sys.stdout.isatty(),
+        color=colored,
         health=fleet.health,
         replicas=fleet.replicas if output == "wide" else None,
     )
     section = status_section(rollouts, pins, time.time())
-    click.echo(table + ("\n" + section if section else ""), nl=False)
+    header = "".join(
+        f"Replica {r.replica}:\n"
+        + "".join(
+            f"  {line}\n"
+            for line in (source_line(r.source, color=colored) + _revision_header(r.revision))
+            .rstrip("\n")
+            .splitlines()
+        )
+        for r in fleet.own
+    )
+    click.echo(
+        (header + "\n" if header else "") + table + ("\n" + section if section else ""),
+        nl=False,
+    )
     if output == "wide":
         for r in fleet.status:
             if r.message:

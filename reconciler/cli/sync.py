@@ -16,10 +16,14 @@ from reconciler.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     chart_resolver,
+    cluster_of_context,
+    context_option,
     live_options,
     lock_charts,
     repo_argument,
 )
+from reconciler.cli.output import DATA, WIDE, emit, output_option
+from reconciler.cli.terminal import color
 
 if TYPE_CHECKING:
     from reconciler.charts.model import ChartLock
@@ -64,23 +68,34 @@ def _reconcile_once(
     chart_credentials: Path | None = None,
     request_timeout: float | None = None,
     heal: bool = False,
+    context: str | None = None,
 ) -> list[Any]:
+    from reconciler.cli.terminal import StatusLine
+    from reconciler.config.load import load_repo
     from reconciler.discovery import cluster_capabilities
     from reconciler.engine import reconcile
     from reconciler.kube.client import DEFAULT_TIMEOUT
     from reconciler.kube.pool import Clients
     from reconciler.loading import load_and_render
+    from reconciler.progress import PassProgress
 
     apps = [app] if app else None
-
-    def lock(repo: Repo) -> ChartLock:
-        _select(repo, app, cluster)  # names first: no chart is fetched for a typo
-        return lock_charts(repo, chart_resolver(chart_cache, chart_credentials), apps)
-
-    only = [cluster] if cluster else None
     clients = Clients(kubeconfig, request_timeout or DEFAULT_TIMEOUT)
     try:
-        clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
+        credentials = clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
+        if context is not None:
+            cluster = cluster_of_context(load_repo(repo_path), context, cluster, credentials)
+
+        def lock(repo: Repo) -> ChartLock:
+            _select(repo, app, cluster)  # names first: no chart is fetched for a typo
+            selected = [repo.apps[app]] if app else list(repo.apps.values())
+            if not any(a.source.helm is not None and a.source.helm.version for a in selected):
+                from reconciler.charts.model import ChartLock
+
+                return ChartLock()  # no remote chart: the resolver is not even imported
+            return lock_charts(repo, chart_resolver(chart_cache, chart_credentials), apps)
+
+        only = [cluster] if cluster else None
         # Helm renders per cluster as that cluster would be seen by helm install.
         loaded = load_and_render(
             repo_path,
@@ -89,17 +104,20 @@ def _reconcile_once(
             lock=lock,
             capabilities=lambda repo: cluster_capabilities(repo, clients, only),
         )
-        return reconcile(
-            loaded.repo,
-            loaded.targets,
-            clients,
-            _revision(repo_path),
-            apply=apply,
-            clusters=[cluster] if cluster else None,
-            prune_departed=app is None,  # only a whole-repo pass knows what left a cluster
-            instance=instance,
-            heal=heal,
-        )
+        progress = PassProgress("apply" if apply else "diff")
+        with StatusLine(progress.line):
+            return reconcile(
+                loaded.repo,
+                loaded.targets,
+                clients,
+                _revision(repo_path),
+                apply=apply,
+                clusters=only,
+                prune_departed=app is None,  # only a whole-repo pass knows what left a cluster
+                instance=instance,
+                heal=heal,
+                progress=progress,
+            )
     finally:
         clients.close()
 
@@ -108,12 +126,14 @@ def _reconcile_once(
 @repo_argument
 @click.option("--app", default=None, help="Only this app.")
 @click.option("--cluster", default=None, help="Only this cluster.")
-@click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text")
+@context_option
+@output_option("markdown", wide="the unchanged objects too", aliases={"text": "table"})
 @live_options
 def diff(
     repo: Path,
     app: str | None,
     cluster: str | None,
+    context: str | None,
     output: str,
     kubeconfig: str | None,
     instance: str,
@@ -137,13 +157,16 @@ def diff(
         chart_cache,
         chart_credentials,
         request_timeout,
+        context=context,
     )
-    if output == "json":
-        click.echo(fmt.diff_json(results))
-    elif output == "markdown":
+    if output == "markdown":
         click.echo(fmt.diff_markdown(results))
     else:
-        click.echo(fmt.diff_text(results, color=sys.stdout.isatty()))
+        emit(
+            output,
+            lambda: fmt.diff_data(results),
+            lambda: fmt.diff_text(results, color=color(), wide=output == WIDE),
+        )
     if fmt.has_errors(results):
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_CHANGES if fmt.has_changes(results) else EXIT_OK)
@@ -153,6 +176,8 @@ def diff(
 @repo_argument
 @click.option("--app", default=None, help="Only this app.")
 @click.option("--cluster", default=None, help="Only this cluster.")
+@context_option
+@output_option(wide="the unchanged objects too")
 @click.option(
     "--heal",
     is_flag=True,
@@ -171,6 +196,8 @@ def apply(
     repo: Path,
     app: str | None,
     cluster: str | None,
+    context: str | None,
+    output: str,
     heal: bool,
     state_dir: Path | None,
     kubeconfig: str | None,
@@ -201,18 +228,23 @@ def apply(
         chart_credentials,
         request_timeout,
         heal=heal,
+        context=context,
     )
-    color = sys.stdout.isatty()
-    click.echo(fmt.apply_text(results, color=color))
-    if heal:
-        click.echo(fmt.healed_text(results, color=color))
-        if state_dir is not None and open_drift is not None:
-            marked = _record_heal(state_dir, open_drift, results)
-            if marked:
-                click.echo(
-                    f"{marked} drift record{'s' if marked != 1 else ''} in {state_dir} "
-                    "marked healed by hand"
-                )
+    colored = color()
+
+    def table() -> str:
+        text = fmt.apply_text(results, color=colored, wide=output == WIDE)
+        return text + "\n" + fmt.healed_text(results, color=colored) if heal else text
+
+    emit(output, lambda: fmt.apply_data(results, heal=heal), table)
+    if heal and state_dir is not None and open_drift is not None:
+        marked = _record_heal(state_dir, open_drift, results)
+        if marked:
+            click.echo(
+                f"{marked} drift record{'s' if marked != 1 else ''} in {state_dir} "
+                "marked healed by hand",
+                err=output in DATA,  # the document alone on stdout
+            )
     failed = fmt.has_errors(results) or fmt.has_conflicts(results)
     sys.exit(EXIT_ERROR if failed else EXIT_OK)
 

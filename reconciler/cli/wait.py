@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -26,6 +27,8 @@ from reconciler.cli.common import (
     state_dir_option,
 )
 from reconciler.cli.daemonlock import daemon_running
+from reconciler.cli.output import DATA, TABLE, emit, output_option
+from reconciler.cli.terminal import color
 from reconciler.config.load import load_repo
 from reconciler.errors import ReconcilerError
 from reconciler.placement import targets
@@ -119,6 +122,10 @@ def _problem(app: str, target: TargetProgress) -> str:
 @click.option("--revision", help="A commit (full or abbreviated) every target must have applied.")
 @click.option("--timeout", type=DURATION, default="5m", show_default=True)
 @state_dir_option
+@output_option(
+    wide="the same as table (a live table on a terminal, a line per change otherwise); json "
+    "and yaml print only the final state of every target"
+)
 def wait_command(
     repo: Path | None,
     app: str,
@@ -127,6 +134,7 @@ def wait_command(
     revision: str | None,
     timeout: float,
     state_dir: Path,
+    output: str,
 ) -> None:
     """Wait until every target of --app is synced or healthy, reading the daemon's state.
 
@@ -136,7 +144,7 @@ def wait_command(
     """
     wanted = Goal(goal)
     expected = _expected_clusters(repo, app, clusters)
-    sys.exit(_wait(state_dir, app, expected, wanted, revision, timeout, sys.stdout.isatty()))
+    sys.exit(_wait(state_dir, app, expected, wanted, revision, timeout, color(), output=output))
 
 
 def _wait(
@@ -148,13 +156,18 @@ def _wait(
     timeout: float,
     tty: bool,
     *,
+    output: str = TABLE,
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
+    """``tty``: a live table (a terminal that takes colours); otherwise a line per change."""
     deadline = monotonic() + timeout
     shown: dict[str, str] = {}
     live: Live | None = None
-    if tty:
+    data = output in DATA
+    verdict: Verdict | None = None
+    ended = "timed_out"
+    if tty and not data:
         live = Live(console=Console(), auto_refresh=False, transient=False)
         live.start()
     try:
@@ -163,20 +176,24 @@ def _wait(
             left = deadline - monotonic()
             if live is not None:
                 live.update(_table(app, goal, verdict, left), refresh=True)
-            else:
+            elif not data:
                 for t in verdict.targets:
                     line = t.line()
                     if shown.get(t.cluster) != line:
                         shown[t.cluster] = line
                         click.echo(f"{app}  {line}")
             if verdict.outcome is Outcome.REACHED:
-                click.echo(_summary(app, goal, verdict, revision))
+                ended = str(Outcome.REACHED)
+                if not data:
+                    click.echo(_summary(app, goal, verdict, revision))
                 return EXIT_OK
             if verdict.outcome is Outcome.FAILED:
+                ended = str(Outcome.FAILED)
                 for t in verdict.failures():
                     click.echo(f"error: {_problem(app, t)}", err=True)
                 return EXIT_ERROR
             if not daemon_running(state_dir):
+                ended = "no_daemon"
                 click.echo(
                     f"error: no daemon runs on {state_dir}: {app} will not become {goal.value}",
                     err=True,
@@ -201,3 +218,30 @@ def _wait(
     finally:
         if live is not None:
             live.stop()
+        if data and verdict is not None:
+            document = _document(app, goal, revision, ended, verdict)
+            emit(output, lambda: document, str)
+
+
+def _document(
+    app: str, goal: Goal, revision: str | None, outcome: str, verdict: Verdict
+) -> dict[str, Any]:
+    """``wait -o json|yaml``: how waiting ended and every target's last state."""
+    return {
+        "app": app,
+        "goal": str(goal),
+        "revision": revision,
+        "outcome": outcome,
+        "targets": [
+            {
+                "cluster": t.cluster,
+                "state": str(t.state) if t.state is not None else None,
+                "health": str(t.health) if t.health is not None else None,
+                "ready": t.ready,
+                "revision": t.revision,
+                "outcome": str(t.outcome),
+                "reason": t.reason,
+            }
+            for t in verdict.targets
+        ],
+    }

@@ -183,7 +183,7 @@ class Daemon(RevisionJob, ClusterPasses):
                 store,
                 shared,
                 replica or "replica",
-                self._dispatcher,
+                self._source_dispatcher,  # a thread of its own: never delays a pass
                 self.metrics,
                 self.log,
                 observed=self._observed_on,
@@ -291,7 +291,8 @@ class Daemon(RevisionJob, ClusterPasses):
         return clusters if self._gate is None else clusters & (self._ours or frozenset())
 
     def _works(self, cluster: str) -> bool:
-        return cluster in self.owned_clusters()
+        """Whether this daemon works ``cluster`` now (always, unsharded)."""
+        return self._gate is None or cluster in (self._ours or frozenset())
 
     def _publish_status(self) -> None:
         if self.publisher is None:

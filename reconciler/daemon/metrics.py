@@ -127,6 +127,12 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.rollout_driver = Gauge(
+            "reconciler_shard_rollout_driver",
+            "1 for each app whose rollout this replica drives (several replicas).",
+            ["app", "replica"],
+            registry=self.registry,
+        )
         self.status_writes = Counter(
             "reconciler_shard_status_writes",
             "Member clusters' status objects written to the management cluster (sharding on): "

@@ -19,6 +19,7 @@ on every tick.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -279,7 +280,7 @@ class Rollouts:
         takeover, or a failed write) by this replica now driving them. True when some app's
         decision arrived."""
         shared = self.shared
-        if shared is None or not shared.refresh():
+        if shared is None or not shared.due(self.active()) or not shared.refresh():
             return False
         self.states.update(shared.states())
         arrived = False
@@ -294,6 +295,12 @@ class Rollouts:
                 arrived = app not in self.pending or arrived
         for state in self.states.values():
             self._gauge(state)
+        for app in shared.objects:
+            if shared.drives(app):
+                self.metrics.rollout_driver.labels(app, shared.me).set(1)
+            else:
+                with contextlib.suppress(KeyError):
+                    self.metrics.rollout_driver.remove(app, shared.me)
         return arrived
 
     def chosen_all(self) -> dict[TargetKey, str]:

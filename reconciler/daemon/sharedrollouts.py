@@ -11,6 +11,7 @@ their published status (one read per cluster a gate waits on). Main thread only.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,9 @@ from reconciler.published.status import decode as decode_status
 from reconciler.published.status import observations
 from reconciler.rollout.model import Observation, RolloutState
 from reconciler.store.rows import Pin, RolloutCommandRow
+
+_BUSY_EVERY = 1.0  # seconds between reads while a rollout runs (the loop's rollout tick)
+_IDLE_EVERY = 5.0  # seconds between reads otherwise (a new rollout or a command shows up)
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,11 @@ class SharedRollouts:
     """See the module docstring."""
 
     def __init__(
-        self, shared: SharedObjects, membership: Membership, log: FilteringBoundLogger
+        self,
+        shared: SharedObjects,
+        membership: Membership,
+        log: FilteringBoundLogger,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.shared = shared
         self.membership = membership
@@ -47,6 +55,15 @@ class SharedRollouts:
         self.objects: dict[str, tuple[SharedRollout, Versioned]] = {}
         self.reachable = False  # the last refresh worked
         self._status: dict[str, dict[str, Observation]] = {}  # this tick's reads, by cluster
+        self._monotonic = monotonic
+        self._read_at = float("-inf")
+
+    def due(self, busy: bool) -> bool:
+        """Whether to read the shared rollouts again: every ``_BUSY_EVERY`` seconds while a
+        rollout runs or a decision is awaited, else every ``_IDLE_EVERY`` (the loop ticks on
+        every pass: reading on each would cost a list request per pass)."""
+        every = _BUSY_EVERY if busy else _IDLE_EVERY
+        return self._monotonic() - self._read_at >= every
 
     @property
     def me(self) -> str:
@@ -60,6 +77,7 @@ class SharedRollouts:
         """Read every app's shared rollout (one request); False when it could not be read
         (then nothing is driven and what was read last stays)."""
         self._status.clear()
+        self._read_at = self._monotonic()
         try:
             items = self.shared.rollouts()
         except ReconcilerError as err:

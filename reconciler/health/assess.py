@@ -41,7 +41,7 @@ def target_health(
     rules: tuple[HealthRule, ...] = NO_RULES,
 ) -> TargetHealth:
     """A target's health: its worst object's, with that object and reason, e.g.
-    ``Degraded: Deployment/demo/hello-world 1/3 available (ProgressDeadlineExceeded)``.
+    ``Degraded: Deployment.apps/demo/hello-world 1/3 available (ProgressDeadlineExceeded)``.
 
     ``objects`` maps each desired object to its live state (``None``: not on the cluster), or
     is already-judged objects. Pods ready/desired are summed over the workloads.

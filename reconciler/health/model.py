@@ -60,7 +60,7 @@ class ObjectHealth:
         return cls(ref, a.health, a.reason, a.ready, a.desired)
 
     def describe(self) -> str:
-        """``Deployment/demo/hello-world 1/3 available (ProgressDeadlineExceeded)``."""
+        """``Deployment.apps/demo/hello-world 1/3 available (ProgressDeadlineExceeded)``."""
         return f"{self.ref} {self.reason}".rstrip()
 
     def __str__(self) -> str:

@@ -28,7 +28,7 @@ from reconciler import FIELD_MANAGER
 from reconciler.errors import ClusterUnreachable, ConflictError, KubeError, RequestTimeout
 from reconciler.kube.credentials import Credentials
 from reconciler.kube.kubeconfig import Kubeconfig
-from reconciler.objects import Manifest, ObjectRef, group_of
+from reconciler.objects import Manifest, ObjectRef, group_of, object_name
 
 # An SSA of a ~1 MB CRD took up to 21 s on a 2-core machine at load 15 (measured): a default
 # that leaves room for that on a busy server.
@@ -346,7 +346,7 @@ class ClusterClient:
             query=query,
             body=operations,
             content_type="application/json-patch+json",
-            obj=f"{resource.kind}/{namespace + '/' if namespace else ''}{name}",
+            obj=object_name(resource.group, resource.kind, namespace, name),
         )
         return result
 
@@ -354,7 +354,9 @@ class ClusterClient:
         """The live object, or None when it does not exist."""
         try:
             found: Manifest = self._request(
-                "GET", resource.path(namespace, name), obj=f"{resource.kind}/{name}"
+                "GET",
+                resource.path(namespace, name),
+                obj=object_name(resource.group, resource.kind, namespace, name),
             )
         except KubeError as err:
             if err.status != 404:
@@ -390,7 +392,7 @@ class ClusterClient:
                 "DELETE",
                 resource.path(namespace, name),
                 body=body,
-                obj=f"{resource.kind}/{namespace + '/' if namespace else ''}{name}",
+                obj=object_name(resource.group, resource.kind, namespace, name),
             )
         except KubeError as err:
             if err.status != 404:

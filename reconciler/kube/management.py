@@ -22,7 +22,7 @@ from reconciler.kube.client import ClusterClient, Resource
 CONFIGMAPS = Resource(
     group="", version="v1", kind="ConfigMap", plural="configmaps", namespaced=True
 )
-KIND_LABEL = "shards.reconciler.io/kind"  # status | rollout
+KIND_LABEL = "shards.reconciler.io/kind"  # status | rollout | replica
 INSTANCE_LABEL = "shards.reconciler.io/instance"
 CLUSTER_LABEL = "shards.reconciler.io/cluster"
 REPLICA_LABEL = "shards.reconciler.io/replica"
@@ -47,6 +47,10 @@ class Versioned:
 
 def status_name(instance: str, cluster: str) -> str:
     return f"reconciler-status.{instance}.{cluster}"
+
+
+def replica_name(instance: str, replica: str) -> str:
+    return f"reconciler-replica.{instance}.{replica.lower()}"
 
 
 def rollout_name(instance: str, app: str) -> str:
@@ -88,6 +92,20 @@ class SharedObjects:
 
     def delete_status(self, cluster: str) -> bool:
         return self.client.delete(CONFIGMAPS, self.namespace, status_name(self.instance, cluster))
+
+    # -- each replica's own state ---------------------------------------------------------------
+
+    def publish_replica(self, replica: str, data: Mapping[str, str], digest: str) -> Versioned:
+        """Write ``replica``'s own state (source, newest revision): one server-side apply."""
+        labels = {KIND_LABEL: "replica", INSTANCE_LABEL: self.instance, REPLICA_LABEL: replica}
+        manifest = self._manifest(
+            replica_name(self.instance, replica), labels, data, {HASH_ANNOTATION: digest}
+        )
+        return _versioned(self.client.apply(manifest, force=True))
+
+    def replicas(self) -> list[Versioned]:
+        """Every replica's own state (one list request)."""
+        return self._list("replica")
 
     # -- shared rollouts ----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from reconciler.health import Health
 from reconciler.presentation import format_time
 from reconciler.report.formats import HEALTH_STYLE, NO_TARGET, STATE_STYLE, printed, table
 from reconciler.report.source import source_json
+from reconciler.rollout.codec import normalized
 from reconciler.store.rows import (
     HealthRow,
     Pin,
@@ -137,7 +138,7 @@ def status_document(
         "source": source_json(source),
         "revision": newest,
         "targets": targets,
-        "rollouts": [r.data for r in sorted(rollouts, key=lambda r: r.app)],
+        "rollouts": [normalized(r.data) for r in sorted(rollouts, key=lambda r: r.app)],
         "pins": [
             {
                 "app": p.app,

@@ -16,6 +16,11 @@ from reconciler.rollout.codec import plan_to_data
 
 def to_json(review: Review) -> str:
     """Everything in the plan as JSON (object bodies never: only masked diffs)."""
+    return json.dumps(to_data(review), indent=2, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def to_data(review: Review) -> dict[str, Any]:
+    """Everything in the plan as a document (``plan -o json|yaml``), snake_case keys."""
 
     def ref(r: ObjectRef) -> dict[str, str]:
         return {"object": str(r), **asdict(r)}
@@ -26,20 +31,20 @@ def to_json(review: Review) -> str:
         "blocking": review.blocking,
         "notes": review.notes,
         "summary": summary(review),
-        "hasChanges": review.has_changes,
-        "hasErrors": review.has_errors,
+        "has_changes": review.has_changes,
+        "has_errors": review.has_errors,
         "inventory": review.inventory,
         "apps": [
             {
                 "app": a.app,
                 "status": a.status.value,
-                "specChanges": a.spec_changes,
+                "spec_changes": a.spec_changes,
                 "rollout": None
                 if a.rollout is None
                 else {
                     "summary": describe.summary(a.rollout),
                     **plan_to_data(a.rollout),
-                    "atOnce": list(a.at_once),
+                    "at_once": list(a.at_once),
                 },
                 "clusters": [
                     {
@@ -80,7 +85,7 @@ def to_json(review: Review) -> str:
                             "drift": c.drift,
                             "message": c.message,
                             "managers": list(c.managers),
-                            "selfHeal": c.self_heal,
+                            "self_heal": c.self_heal,
                             "fields": fields_json(c.fields, git="head", live="live"),
                         }
                         for c in t.changes
@@ -89,4 +94,4 @@ def to_json(review: Review) -> str:
                 for t in review.live
             ],
         }
-    return json.dumps(data, indent=2, sort_keys=True, default=str, ensure_ascii=False)
+    return data

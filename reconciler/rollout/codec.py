@@ -1,4 +1,5 @@
-"""A rollout's state as JSON-ready data and back (what the store keeps)."""
+"""A rollout's state as JSON-ready data and back (what the store keeps), snake_case keys;
+rows stored with the camelCase keys of earlier versions are read too."""
 
 from __future__ import annotations
 
@@ -16,19 +17,32 @@ from reconciler.rollout.model import (
 )
 
 
+def _get(data: dict[str, Any], key: str) -> Any:
+    """``data[key]``; rows written before the keys were snake_case have them in camelCase."""
+    if key in data:
+        return data[key]
+    head, *rest = key.split("_")
+    return data[head + "".join(word.title() for word in rest)]
+
+
+def normalized(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored rollout state with snake_case keys, however old the row."""
+    return state_to_data(state_from_data(data))
+
+
 def plan_to_data(plan: RolloutPlan) -> dict[str, Any]:
     return {
         "stages": [
             {
                 "name": s.name,
                 "clusters": list(s.clusters),
-                "maxConcurrent": s.max_concurrent,
-                "minHealthyTime": s.min_healthy_time,
+                "max_concurrent": s.max_concurrent,
+                "min_healthy_time": s.min_healthy_time,
                 "interval": s.interval,
                 "approval": s.approval,
-                "progressDeadline": s.progress_deadline,
-                "maxFailures": s.max_failures,
-                "onFailure": str(s.on_failure),
+                "progress_deadline": s.progress_deadline,
+                "max_failures": s.max_failures,
+                "on_failure": str(s.on_failure),
             }
             for s in plan.stages
         ],
@@ -41,13 +55,13 @@ def plan_from_data(data: dict[str, Any]) -> RolloutPlan:
         PlannedStage(
             name=s["name"],
             clusters=tuple(s["clusters"]),
-            max_concurrent=int(s["maxConcurrent"]),
-            min_healthy_time=float(s["minHealthyTime"]),
+            max_concurrent=int(_get(s, "max_concurrent")),
+            min_healthy_time=float(_get(s, "min_healthy_time")),
             interval=float(s["interval"]),
             approval=bool(s["approval"]),
-            progress_deadline=float(s["progressDeadline"]),
-            max_failures=int(s["maxFailures"]),
-            on_failure=OnFailure(s["onFailure"]),
+            progress_deadline=float(_get(s, "progress_deadline")),
+            max_failures=int(_get(s, "max_failures")),
+            on_failure=OnFailure(_get(s, "on_failure")),
         )
         for s in data["stages"]
     )
@@ -66,25 +80,25 @@ def state_to_data(state: RolloutState) -> dict[str, Any]:
                 "batch": c.batch,
                 "base": c.base,
                 "phase": str(c.phase),
-                "startedAt": c.started_at,
-                "healthySince": c.healthy_since,
-                "finishedAt": c.finished_at,
+                "started_at": c.started_at,
+                "healthy_since": c.healthy_since,
+                "finished_at": c.finished_at,
                 "reason": c.reason,
                 "unchanged": c.unchanged,
             }
             for c in state.clusters
         ],
-        "startedAt": state.started_at,
-        "updatedAt": state.updated_at,
+        "started_at": state.started_at,
+        "updated_at": state.updated_at,
         "phase": str(state.phase),
         "stage": state.stage,
         "batch": state.batch,
-        "batchStarted": state.batch_started,
-        "nextAt": state.next_at,
+        "batch_started": state.batch_started,
+        "next_at": state.next_at,
         "paused": state.paused,
         "approvals": [{"stage": a.stage, "user": a.user, "at": a.at} for a in state.approvals],
         "reason": state.reason,
-        "finishedAt": state.finished_at,
+        "finished_at": state.finished_at,
     }
 
 
@@ -96,9 +110,9 @@ def state_from_data(data: dict[str, Any]) -> RolloutState:
             batch=int(c["batch"]),
             base=c["base"],
             phase=ClusterPhase(c["phase"]),
-            started_at=c["startedAt"],
-            healthy_since=c["healthySince"],
-            finished_at=c["finishedAt"],
+            started_at=_get(c, "started_at"),
+            healthy_since=_get(c, "healthy_since"),
+            finished_at=_get(c, "finished_at"),
             reason=c["reason"],
             unchanged=bool(c.get("unchanged", False)),
         )
@@ -109,15 +123,15 @@ def state_from_data(data: dict[str, Any]) -> RolloutState:
         revision=data["revision"],
         plan=plan_from_data(data["plan"]),
         clusters=clusters,
-        started_at=float(data["startedAt"]),
-        updated_at=float(data["updatedAt"]),
+        started_at=float(_get(data, "started_at")),
+        updated_at=float(_get(data, "updated_at")),
         phase=RolloutPhase(data["phase"]),
         stage=int(data["stage"]),
         batch=int(data["batch"]),
-        batch_started=bool(data["batchStarted"]),
-        next_at=data["nextAt"],
+        batch_started=bool(_get(data, "batch_started")),
+        next_at=_get(data, "next_at"),
         paused=bool(data["paused"]),
         approvals=tuple(Approval(a["stage"], a["user"], float(a["at"])) for a in data["approvals"]),
         reason=data["reason"],
-        finished_at=data["finishedAt"],
+        finished_at=_get(data, "finished_at"),
     )

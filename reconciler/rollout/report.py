@@ -106,15 +106,19 @@ def status_text(states: Sequence[RolloutState], now: float) -> str:
 
 def status_data(state: RolloutState, now: float) -> dict[str, Any]:
     data = state_to_data(state)
-    data["waitingFor"] = waiting_for(state, now)
+    data["waiting_for"] = waiting_for(state, now)
     for cluster in data["clusters"]:
         cluster["desired"] = state.desired(cluster["cluster"])
     return data
 
 
+def status_document(states: Sequence[RolloutState], now: float) -> dict[str, Any]:
+    """``rollout status -o json|yaml``: each app's newest rollout."""
+    return {"rollouts": [status_data(s, now) for s in sorted(states, key=lambda s: s.app)]}
+
+
 def status_json(states: Sequence[RolloutState], now: float) -> str:
-    items = [status_data(s, now) for s in sorted(states, key=lambda s: s.app)]
-    return json.dumps({"rollouts": items}, indent=2, sort_keys=True)
+    return json.dumps(status_document(states, now), indent=2, sort_keys=True)
 
 
 def status_section(

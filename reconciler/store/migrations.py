@@ -176,6 +176,38 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE drift ADD COLUMN healed_by TEXT;
     ALTER TABLE drift ADD COLUMN healed_at TEXT;
     """,
+    # 10: objects are named with their group whenever they have one (Deployment.apps/web/web,
+    # as kubectl's deployment.apps/web): rename what drift records and applied targets keep
+    """
+    UPDATE drift SET object = 'Deployment.apps' || substr(object, 11)
+        WHERE object GLOB 'Deployment/*';
+    UPDATE drift SET object = 'StatefulSet.apps' || substr(object, 12)
+        WHERE object GLOB 'StatefulSet/*';
+    UPDATE drift SET object = 'DaemonSet.apps' || substr(object, 10)
+        WHERE object GLOB 'DaemonSet/*';
+    UPDATE drift SET object = 'ReplicaSet.apps' || substr(object, 11)
+        WHERE object GLOB 'ReplicaSet/*';
+    UPDATE drift SET object = 'ControllerRevision.apps' || substr(object, 19)
+        WHERE object GLOB 'ControllerRevision/*';
+    UPDATE drift SET object = 'Job.batch' || substr(object, 4) WHERE object GLOB 'Job/*';
+    UPDATE drift SET object = 'CronJob.batch' || substr(object, 8) WHERE object GLOB 'CronJob/*';
+    UPDATE drift SET object = 'HorizontalPodAutoscaler.autoscaling' || substr(object, 24)
+        WHERE object GLOB 'HorizontalPodAutoscaler/*';
+    UPDATE drift SET object = 'PodDisruptionBudget.policy' || substr(object, 20)
+        WHERE object GLOB 'PodDisruptionBudget/*';
+    UPDATE targets SET objects = replace(objects, '"Deployment/', '"Deployment.apps/');
+    UPDATE targets SET objects = replace(objects, '"StatefulSet/', '"StatefulSet.apps/');
+    UPDATE targets SET objects = replace(objects, '"DaemonSet/', '"DaemonSet.apps/');
+    UPDATE targets SET objects = replace(objects, '"ReplicaSet/', '"ReplicaSet.apps/');
+    UPDATE targets SET objects = replace(objects,
+        '"ControllerRevision/', '"ControllerRevision.apps/');
+    UPDATE targets SET objects = replace(objects, '"Job/', '"Job.batch/');
+    UPDATE targets SET objects = replace(objects, '"CronJob/', '"CronJob.batch/');
+    UPDATE targets SET objects = replace(objects,
+        '"HorizontalPodAutoscaler/', '"HorizontalPodAutoscaler.autoscaling/');
+    UPDATE targets SET objects = replace(objects,
+        '"PodDisruptionBudget/', '"PodDisruptionBudget.policy/');
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -11,6 +11,7 @@ from reconciler.config.schema import SyncPolicy
 from reconciler.errors import KubeError
 from reconciler.kube.client import ClusterClient
 from reconciler.objects import Manifest, kind_rank
+from reconciler.progress import PassProgress
 from reconciler.sync.inventory import inventory_manifest, inventory_name, legacy_inventory_name
 from reconciler.sync.isolated import bounded_map
 from reconciler.sync.listrepair import REPAIR_MANAGER, ListRepair, without_manager
@@ -25,10 +26,16 @@ from reconciler.sync.model import (
 )
 
 
-def apply_plan(cluster: ClusterClient, plan: TargetPlan, policy: SyncPolicy) -> ApplyResult:
+def apply_plan(
+    cluster: ClusterClient,
+    plan: TargetPlan,
+    policy: SyncPolicy,
+    progress: PassProgress | None = None,
+) -> ApplyResult:
     """Carry out a plan: namespaces, CRDs, the rest by kind, inventory, then prune.
 
     A plan with nothing pending and an unchanged inventory sends no write request at all.
+    ``progress`` counts the objects to write and written.
     """
     result = ApplyResult(plan.app, plan.cluster, plan.revision)
     to_apply: list[Change] = []
@@ -50,17 +57,19 @@ def apply_plan(cluster: ClusterClient, plan: TargetPlan, policy: SyncPolicy) -> 
     if not to_apply and not prunes and not plan.inventory_changed and not stale_inventory:
         return result
 
+    if progress is not None:
+        progress.add_objects(len(to_apply) + len(prunes))
     _ensure_namespaces(cluster, plan, to_apply, result)
     first = [c for c in to_apply if c.ref.kind in ("CustomResourceDefinition", "Namespace")]
     rest = [c for c in to_apply if c not in first]
-    _apply_stage(cluster, first, result)
+    _apply_stage(cluster, first, result, progress)
     crds = [c.ref.name for c in first if c.ref.kind == "CustomResourceDefinition"]
     if crds and not result.failed:
         cluster.wait_established(crds)
     if result.failed:
         return result  # dependents of a failed CRD/Namespace would only fail the same way
     for _, group in groupby(sorted(rest, key=lambda c: c.ref.sort_key()), key=_rank):
-        _apply_stage(cluster, list(group), result)
+        _apply_stage(cluster, list(group), result, progress)
 
     inventory = dict(plan.desired_inventory)
     for ref, _ in result.failed:  # what failed to apply keeps its previous entry
@@ -76,6 +85,9 @@ def apply_plan(cluster: ClusterClient, plan: TargetPlan, policy: SyncPolicy) -> 
         return result  # prune only after everything desired is in place
 
     _prune(cluster, prunes, result)
+    if progress is not None:
+        for _ in prunes:
+            progress.object_done()
     for ref in result.pruned:
         inventory.pop(ref, None)
     if not inventory:  # nothing left here: forget the app on this cluster
@@ -91,7 +103,12 @@ def _rank(change: Change) -> int:
     return kind_rank(change.ref.kind)
 
 
-def _apply_stage(cluster: ClusterClient, changes: list[Change], result: ApplyResult) -> None:
+def _apply_stage(
+    cluster: ClusterClient,
+    changes: list[Change],
+    result: ApplyResult,
+    progress: PassProgress | None = None,
+) -> None:
     def apply_one(change: Change) -> tuple[Change, Manifest | str]:
         assert change.desired is not None
         try:
@@ -100,6 +117,9 @@ def _apply_stage(cluster: ClusterClient, changes: list[Change], result: ApplyRes
             return change, cluster.apply(change.desired, force=change.force)
         except KubeError as err:
             return change, err.message
+        finally:
+            if progress is not None:
+                progress.object_done()
 
     for change, answer in bounded_map(apply_one, changes):
         result.writes += 1 if change.repair is None else 3

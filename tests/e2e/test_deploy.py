@@ -114,6 +114,12 @@ def test_management_role_allows_the_reconcilers_own_calls_and_nothing_else(
     assert status_of(lambda: core.list_namespaced_secret(SYSTEM, **watch)) == 200
     lease = {"metadata": {"name": f"lease-{namespace}"}, "spec": {"holderIdentity": "r-0"}}
     assert status_of(lambda: leases.create_namespaced_lease(SYSTEM, lease)) == 200
+    assert status_of(lambda: leases.list_namespaced_lease(SYSTEM, label_selector="k=v")) == 200
+    held = leases.read_namespaced_lease(f"lease-{namespace}", SYSTEM)
+    held.spec.holder_identity = "r-1"
+    assert (
+        status_of(lambda: leases.replace_namespaced_lease(held.metadata.name, SYSTEM, held)) == 200
+    )
     assert status_of(lambda: leases.delete_namespaced_lease(f"lease-{namespace}", SYSTEM)) == 200
     status = {"metadata": {"name": f"status-{namespace}"}, "data": {"k": "v"}}
     assert status_of(lambda: core.create_namespaced_config_map(SYSTEM, status)) == 200
@@ -245,6 +251,27 @@ def test_the_readme_overlay_with_a_git_component_applies_and_mounts_the_credenti
     wanted = {"git-ssh": "RECONCILER_GIT_SSH_KEY_FILE", "git-token": "RECONCILER_GIT_TOKEN_FILE"}
     assert env[wanted[component]].startswith("/etc/reconciler/git/")
     assert container["image"] == "registry.example/r:1"
+    dry = kubectl(
+        kubeconfig, management, "apply", "--server-side", "--dry-run=server", "-k", str(tmp_path)
+    )
+    assert "deployment.apps/reconciler serverside-applied (server dry run)" in dry
+
+
+def test_the_replicas_component_runs_several_pods_sharing_through_leases(
+    management: str, kubeconfig: Path, tmp_path: Path
+) -> None:
+    base = os.path.relpath(DEPLOY, tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump({"resources": [base], "components": [f"{base}/replicas"]})
+    )
+    rendered = kubectl(kubeconfig, management, "kustomize", str(tmp_path))
+    (deployment,) = [d for d in yaml.safe_load_all(rendered) if d["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}) for e in container["env"]}
+    assert env["POD_NAME"] == {"fieldPath": "metadata.name"}
+    assert env["RECONCILER_SHARD_LEASE_NAMESPACE"] == {"fieldPath": "metadata.namespace"}
     dry = kubectl(
         kubeconfig, management, "apply", "--server-side", "--dry-run=server", "-k", str(tmp_path)
     )

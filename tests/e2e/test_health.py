@@ -187,13 +187,14 @@ def test_a_deployment_nothing_runs_stays_progressing_and_wait_times_out_with_exi
     with daemon_lock(state), running_daemon(repo, state, kubeconfig):
         row = eventually(lambda: health_of(state, app), what="health recorded")
         assert str(row.health) == (
-            f"Progressing: Deployment/{namespace}/web waiting for the controller to report status"
+            f"Progressing: Deployment.apps/{namespace}/web waiting for the controller to "
+            "report status"
         )
         late = wait("--app", app, "--state-dir", str(state), "--timeout", "2s")
         assert late.returncode == 1
         assert late.stderr.splitlines() == [
             f"timed out after 2s: {app} is not healthy on 1 of 1 cluster(s)",
-            f"  {app} on {CLUSTER}: Progressing: Deployment/{namespace}/web waiting for the "
+            f"  {app} on {CLUSTER}: Progressing: Deployment.apps/{namespace}/web waiting for the "
             "controller to report status",
         ]
         assert wait("--app", app, "--for", "synced", "--state-dir", str(state)).returncode == 0

@@ -29,6 +29,7 @@ from reconciler.kube.members import CREDENTIALS_LABEL, MemberSecrets
 from reconciler.kube.pool import Clients
 from tests import configrepo
 from tests.clusteraccess import DEPLOY, apply_kustomization, request_token, token_kubeconfig
+from tests.e2e.daemon_rig import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -211,3 +212,44 @@ def test_without_rights_to_the_secrets_the_error_says_what_to_grant(
     assert result.returncode == 2
     assert "cannot list the member cluster Secrets" in result.stderr
     assert "403" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_replica_in_a_pod_shares_through_leases_on_its_own_cluster_under_deploy_rbac(
+    pod: Pod, api_clients: dict[str, client.ApiClient], tmp_path: Path
+) -> None:
+    app, namespace = configrepo.unique("replica"), configrepo.unique("replica")
+    repo = _repo(tmp_path / "repo", app, namespace)
+    log = tmp_path / "replica.log"
+    with log.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "run", "--repo", str(repo),
+             "--state-dir", str(tmp_path / "state"), "--instance", app, "--listen",
+             "127.0.0.1:0", "--shard-lease-namespace", SYSTEM, "--shard-lease-duration", "4s",
+             "--shard-renew-period", "1s"],
+            env=pod.env | {"POD_NAME": "reconciler-7d9f-x2"}, stdout=subprocess.DEVNULL,
+            stderr=err,
+        )  # fmt: skip
+    leases = client.CoordinationV1Api(api_clients[MANAGEMENT])
+
+    def holders() -> dict[str, str | None]:
+        found = leases.list_namespaced_lease(SYSTEM, label_selector=f"reconciler.io/instance={app}")
+        return {lease.metadata.name: lease.spec.holder_identity for lease in found.items}
+
+    try:
+
+        def applied() -> bool:
+            for api in api_clients.values():
+                try:
+                    client.CoreV1Api(api).read_namespaced_config_map(app, namespace)
+                except ApiException:
+                    return False
+            return True
+
+        eventually(applied, 120, "applied by the replica")
+        held = eventually(lambda: len(holders()) == 4 and holders(), 30)
+        assert set(held.values()) == {"reconciler-7d9f-x2"}, held
+        assert f"{app}.replica.reconciler-7d9f-x2" in held
+    finally:
+        process.terminate()
+        assert process.wait(30) == 0, log.read_text()[-2000:]
+    assert set(holders().values()) == {None}, "a clean stop gives every Lease back"

@@ -101,8 +101,8 @@ def test_plan_live_shows_drift_on_one_cluster_that_the_merge_would_overwrite(
     live = live_of(data, app)
     assert live["beijing-1"]["changes"] == [] and live["beijing-2"]["changes"] == []
     [drift] = live["us-west-1"]["changes"]
-    assert (drift["object"], drift["drift"], drift["selfHeal"]) == (
-        f"Deployment/{ns}/web",
+    assert (drift["object"], drift["drift"], drift["self_heal"]) == (
+        f"Deployment.apps/{ns}/web",
         "modified",
         True,
     )
@@ -118,7 +118,7 @@ def test_plan_live_shows_drift_on_one_cluster_that_the_merge_would_overwrite(
     assert code == 1
     section = markdown[markdown.index("### Live dry-run of head") :]
     assert f"- `us-west-1` / `{app}`: 1 change, 1 drifted" in section
-    assert f"! Deployment/{ns}/web drifted: the merge would overwrite it" in section
+    assert f"! Deployment.apps/{ns}/web drifted: the merge would overwrite it" in section
     assert "spec.replicas: git 3, live 7 (live set by kubectl-edit at " in section
     assert f"- `beijing-1` / `{app}`: no changes" in section
 
@@ -154,7 +154,7 @@ def test_plan_live_marks_a_stopped_cluster_and_still_shows_the_others(tmp_path: 
         code, out = plan(root, plane.kubeconfig, "plan-test", "json")
         assert code == 2, out
         data = json.loads(out)
-        assert data["hasErrors"] is True
+        assert data["has_errors"] is True
         live = live_of(data, "greeting")
         assert live["stopped"]["unreachable"] is True
         assert f"unreachable at https://127.0.0.1:{down.port}" in live["stopped"]["error"]

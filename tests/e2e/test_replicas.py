@@ -266,10 +266,12 @@ def test_replicas_share_the_fleet_take_over_from_a_dead_one_and_never_overlap(
         # 3. A new replica takes its share (given back by the holders), and a commit reaches
         #    every cluster again.
         replicas.append(start("r3", repo, tmp_path, config, lease_namespace, instance))
+        started = time.monotonic()
         joined = {c: owner_of(c, ["r0", "r2", "r3"]) for c in EDGE}
         eventually(lambda: holders(management, lease_namespace, instance) == joined, 60)
         share = sorted(c for c, owner in joined.items() if owner == "r3")
-        print(f"r3 joined and took {len(share)} clusters: {share}")
+        print(f"r3 joined and held its {len(share)} clusters {time.monotonic() - started:.1f}s "
+              f"after its process started: {share}")  # fmt: skip
         release(repo, "3")
         eventually(lambda: everywhere(api_clients, namespace, "3", EDGE), 60, "v3 everywhere")
         assert any(c in passes(replicas[3]) for c in share)

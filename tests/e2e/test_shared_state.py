@@ -19,7 +19,7 @@ from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.publish import StatusPublisher
 from reconciler.fields import FieldChange
 from reconciler.kube.client import ClusterClient
-from reconciler.kube.management import SharedObjects, StaleWrite
+from reconciler.kube.management import REPLICA_LABEL, SharedObjects, StaleWrite
 from reconciler.published.rollout import SharedRollout, decode, encode
 from reconciler.published.status import build, content_hash
 from reconciler.published.status import encode as encode_status
@@ -71,7 +71,7 @@ def test_status_and_drift_read_what_every_replica_published(
         3,
         "api",
         "beijing-2",
-        "Deployment/demo/api",
+        "Deployment.apps/demo/api",
         DriftKind.MODIFIED,
         [FieldChange("spec.replicas", 3, 7, "kubectl-scale", T0)],
         "a" * 40,
@@ -104,7 +104,7 @@ def test_status_and_drift_read_what_every_replica_published(
 
     listed = CliRunner().invoke(cli, ["drift", *flags])
     assert listed.exit_code == 1, listed.output  # open drift listed
-    assert "Deployment/demo/api" in listed.output and "kubectl-scale" in listed.output
+    assert "Deployment.apps/demo/api" in listed.output and "kubectl-scale" in listed.output
     typo = CliRunner().invoke(cli, ["drift", "--app", "nosuch", *flags])
     assert typo.exit_code == 2 and "api, web" in typo.output
 
@@ -180,3 +180,25 @@ def test_the_sweeper_deletes_the_status_of_clusters_that_left_the_repo(
 
     assert shared.status("gone-1") is None
     assert shared.status("us-west-1") is not None
+
+
+def test_a_new_owner_rewrites_a_status_the_previous_owner_wrote_late(
+    shared: SharedObjects, tmp_path: Path
+) -> None:
+    metrics, log = Metrics(), structlog.get_logger("test")
+    with Store.open(tmp_path / "state") as store:
+        store.set_status(StatusRow("web", "us-west-1", State.SYNCED, "", "a" * 40, T0, T0))
+        new_owner = StatusPublisher(
+            store, shared, "replica-b", InlineDispatcher(), metrics, log, check_after=0.0
+        )
+        new_owner.tick({"us-west-1"}, set())  # gained: written
+        # The previous owner's write, dispatched before it lost the cluster, lands now.
+        late = build("us-west-1", "replica-a", store.list_status(), [], [])
+        shared.publish_status("us-west-1", "replica-a", encode_status(late), content_hash(late))
+        for _ in range(3):  # collect; read back and see replica-a; write again
+            new_owner.tick({"us-west-1"}, set())
+        new_owner.tick({"us-west-1"}, set())
+
+    read = shared.status("us-west-1")
+    assert read is not None and read.labels[REPLICA_LABEL] == "replica-b"
+    assert new_owner.writes == 2

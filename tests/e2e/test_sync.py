@@ -125,7 +125,9 @@ def test_an_edit_by_another_field_manager_is_shown_attributed_and_healed(
 
     healed = run(repo_root, kubeconfig, app, apply=True)
     result = next(o.result for o in healed if o.cluster == "us-west-1")
-    assert result is not None and [str(r) for r in result.corrected] == [f"Deployment/{ns}/web"]
+    assert result is not None and [str(r) for r in result.corrected] == [
+        f"Deployment.apps/{ns}/web"
+    ]
     assert apps.read_namespaced_deployment("web", ns).spec.replicas == 3
     assert changes(run(repo_root, kubeconfig, app, apply=False))[(app, "us-west-1")] == []
 
@@ -316,7 +318,7 @@ def test_an_immutable_field_change_says_which_field_and_what_to_do(
     outcomes = run(repo_root, kubeconfig, app, apply=True)
     for o in outcomes:
         message = str(o.error)
-        assert f"Deployment/{ns}/web" in message and o.cluster in message
+        assert f"Deployment.apps/{ns}/web" in message and o.cluster in message
         assert "spec.selector" in message and "immutable" in message
         assert "delete the object" in message
 
@@ -414,7 +416,7 @@ def test_the_diff_command_exits_by_what_it_found_and_prints_attributed_drift(
     )
     common = ["--kubeconfig", str(kubeconfig), "--instance", app]
     first = _cli("diff", str(repo_root), *common)
-    assert first.returncode == 1 and f"+ Deployment/{ns}/web create" in first.stdout
+    assert first.returncode == 1 and f"+ Deployment.apps/{ns}/web create" in first.stdout
     applied = _cli("apply", str(repo_root), *common)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert applied.stdout.rstrip().endswith(
@@ -430,7 +432,7 @@ def test_the_diff_command_exits_by_what_it_found_and_prints_attributed_drift(
     )
     text = _cli("diff", str(repo_root), "--cluster", "us-west-1", *common)
     assert text.returncode == 1
-    assert f"► Deployment/{ns}/web drifted" in text.stdout
+    assert f"► Deployment.apps/{ns}/web drifted" in text.stdout
     assert "spec.replicas: git 3, live 7 (live set by kubectl-edit at " in text.stdout
     assert f"► Secret/{ns}/token drifted" in text.stdout
     for output in ("text", "json", "markdown"):

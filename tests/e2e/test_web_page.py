@@ -375,7 +375,7 @@ def test_a_drift_made_with_kubectl_scale_appears_without_reload_and_secrets_stay
     wait_for(browser, lambda b: cell_state(served.web, DRIFTED_ON)(b) == "Drifted", "Drifted")
     scaled = wait_for(
         browser,
-        lambda b: drift_rows(b).get(f"Deployment/{served.namespace}/{served.web}"),
+        lambda b: drift_rows(b).get(f"Deployment.apps/{served.namespace}/{served.web}"),
         "the scale in the drift table",
     )
     assert "spec.replicas" in scaled
@@ -456,6 +456,6 @@ def test_a_synced_target_whose_workload_fails_is_visibly_degraded_with_its_reaso
     click(browser, f'.cell[data-app="{served.sick}"][data-cluster="{DEGRADED_ON}"]')
     text = wait_for(browser, detail_text(f"{served.sick} on {DEGRADED_ON}"), "the detail")
     assert "Degraded" in text
-    assert f"Deployment/{served.namespace}/{served.sick}" in text
+    assert f"Deployment.apps/{served.namespace}/{served.sick}" in text
     assert "ProgressDeadlineExceeded" in text
     screenshot(browser, "page-degraded-target.png")

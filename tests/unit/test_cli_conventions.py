@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from conftest import RepoFactory
+from repo_snippets import app, cluster
 
 from reconciler import __version__
 from reconciler.cli.main import cli
@@ -105,3 +107,32 @@ def test_status_prints_yaml_and_its_exit_code_says_when_something_fails(state: P
     assert _run(["status", "--state-dir", str(state)]).exit_code == 0
     failing = _run(["status", "--state-dir", str(state), "--exit-code", "-o", "wide"])
     assert failing.exit_code == 1 and "conflict on Service/web" in failing.output
+
+
+def test_context_names_one_cluster_of_the_repo(make_repo: RepoFactory) -> None:
+    root = make_repo(
+        {
+            "clusters/a.yaml": cluster("a"),
+            "clusters/b.yaml": cluster("b").replace("spec:\n", "spec:\n  context: shared\n"),
+            "clusters/c.yaml": cluster("c").replace("spec:\n", "spec:\n  context: shared\n"),
+            "apps/web/app.yaml": app(
+                "web", "source: {manifests: m/}\nplacement: {clusters: [a, b, c]}"
+            ),
+            "apps/web/m/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+        }
+    )
+    explain = ["explain", str(root), "--app", "web"]
+    ok = _run([*explain, "--context", "a"])
+    assert ok.exit_code == 0 and ok.output.startswith("app web on cluster a: placed"), ok.output
+    unknown = _run([*explain, "--context", "mars"])
+    assert unknown.exit_code == 2
+    assert unknown.output.strip() == (
+        "error: --context mars: no cluster of the repo uses it "
+        "(contexts: a (a), shared (b), shared (c))"
+    )
+    several = _run([*explain, "--context", "shared"])
+    assert several.exit_code == 2
+    assert "clusters b, c all use it; name one with --cluster" in several.output
+    assert _run([*explain, "--context", "shared", "--cluster", "c"]).exit_code == 0
+    rendered = _run(["render", str(root), "--context", "a", "-o", "json"])
+    assert [t["cluster"] for t in json.loads(rendered.output)] == ["a"]

@@ -102,7 +102,7 @@ def test_explain_lists_each_applied_override_with_the_fields_it_changed() -> Non
     assert out.splitlines()[-2:] == [
         "  1. aws-high-availability (apps/hello-world/app.yaml:15): applies, matches selector: "
         "provider=AWS",
-        "       Deployment/demo/hello-world spec.replicas: 3 -> 5",
+        "       Deployment.apps/demo/hello-world spec.replicas: 3 -> 5",
     ]
 
 

@@ -44,7 +44,7 @@ def state(tmp_path: Path) -> Iterator[Path]:
         store.record_drift(
             "api",
             "us-west-1",
-            "Deployment/api/api",
+            "Deployment.apps/api/api",
             "modified",
             [FieldChange("spec.replicas", 2, 7, "kubectl-edit", NOW)],
             "a" * 40,
@@ -186,7 +186,7 @@ def test_drift_exits_1_when_open_drift_is_listed(state: Path) -> None:
     code, out, _ = invoke("drift", "--state-dir", str(state))
 
     assert code == 1
-    assert "Deployment/api/api" in out
+    assert "Deployment.apps/api/api" in out
     assert "ConfigMap/web/web" in out
 
 
@@ -203,7 +203,7 @@ def test_drift_since_a_duration_hides_older_records(state: Path) -> None:
     code, out, _ = invoke("drift", "--state-dir", str(state), "--since", "1h", "-o", "json")
 
     assert code == 1
-    assert [r["object"] for r in json.loads(out)] == ["Deployment/api/api"]
+    assert [r["object"] for r in json.loads(out)] == ["Deployment.apps/api/api"]
 
 
 def test_drift_filters_by_cluster_and_writes_markdown(state: Path) -> None:
@@ -213,7 +213,7 @@ def test_drift_filters_by_cluster_and_writes_markdown(state: Path) -> None:
 
     assert code == 0
     assert out.startswith("## Drift report")
-    assert "Deployment/api/api" not in out
+    assert "Deployment.apps/api/api" not in out
 
 
 def test_drift_with_a_bad_since_is_a_usage_error(state: Path) -> None:

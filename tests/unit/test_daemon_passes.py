@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
+import structlog.testing
 
 from reconciler.daemon.loop import Daemon
+from reconciler.daemon.openfiles import needed
 from reconciler.engine import TargetOutcome
 from reconciler.kube.pool import Clients
 from reconciler.store.db import Store
@@ -263,3 +266,22 @@ def test_once_ends_after_one_pass_per_cluster_when_a_round_outlasts_the_drift_in
 
     assert codes == [0]
     assert {c: clusters.passes(c) for c in CLUSTERS} == {c: [sha] for c in CLUSTERS}
+
+
+def test_an_open_file_limit_too_low_for_the_clusters_is_logged_with_the_numbers(
+    tmp_path: Path, store: Store
+) -> None:
+    low = make_rig(tmp_path, store, settings=replace(SETTINGS, open_files=100))
+    low.source.commit_files(repo_files())
+    with structlog.testing.capture_logs() as logs:
+        low.tick()
+    (warning,) = [e for e in logs if e["event"] == "open-file limit too low for the clusters"]
+    assert (warning["limit"], warning["clusters"], warning["needed"]) == (100, 3, needed(3))
+    assert warning["log_level"] == "warning"
+
+    with Store.open(tmp_path / "enough") as other:
+        enough = make_rig(tmp_path / "e", other, settings=replace(SETTINGS, open_files=needed(3)))
+        enough.source.commit_files(repo_files())
+        with structlog.testing.capture_logs() as logs:
+            enough.tick()
+        assert not [e for e in logs if "open-file" in e["event"]]

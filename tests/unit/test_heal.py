@@ -45,12 +45,12 @@ def _outcome() -> TargetOutcome:
 def test_a_heal_lists_each_drifted_field_live_value_then_git() -> None:
     text = healed_text([_outcome()], color=False)
     assert text.splitlines() == [
-        "healed 1 field on Deployment/demo/web (app web, cluster c1):",
+        "healed 1 field on Deployment.apps/demo/web (app web, cluster c1):",
         "  spec.replicas: live 5 → git 3 (live set by kubectl-scale at 2026-11-22T12:00:00Z)",
         "healed ConfigMap/demo/gone (app web, cluster c1): re-created",
     ]
     assert healed_objects([_outcome()]) == [
-        ("web", "c1", "Deployment/demo/web"),
+        ("web", "c1", "Deployment.apps/demo/web"),
         ("web", "c1", "ConfigMap/demo/gone"),
     ]
 
@@ -64,7 +64,7 @@ def test_a_heal_with_no_drift_says_so() -> None:
 
 def test_a_healed_record_is_closed_and_names_who_healed_it_and_when(store: Store) -> None:
     fields = [FieldChange("spec.replicas", 3, 5, "kubectl-scale", T0)]
-    row = store.record_drift("web", "c1", "Deployment/demo/web", "modified", fields, "abc", T0)
+    row = store.record_drift("web", "c1", "Deployment.apps/demo/web", "modified", fields, "abc", T0)
     healed_at = T0 + timedelta(minutes=5)
 
     assert store.mark_healed([row.id], "alice", healed_at) == 1
@@ -83,7 +83,7 @@ def test_a_healed_record_is_closed_and_names_who_healed_it_and_when(store: Store
 
 
 def test_a_record_the_daemon_closed_meanwhile_keeps_its_time_and_is_marked(store: Store) -> None:
-    row = store.record_drift("web", "c1", "Deployment/demo/web", "modified", [], "abc", T0)
+    row = store.record_drift("web", "c1", "Deployment.apps/demo/web", "modified", [], "abc", T0)
     closed_at = T0 + timedelta(minutes=1)
     assert store.mark_corrected(row.id, closed_at)
 
@@ -94,7 +94,7 @@ def test_a_record_the_daemon_closed_meanwhile_keeps_its_time_and_is_marked(store
 
 
 def test_records_the_daemon_closed_by_itself_name_no_healer(store: Store) -> None:
-    row = store.record_drift("web", "c1", "Deployment/demo/web", "modified", [], "abc", T0)
+    row = store.record_drift("web", "c1", "Deployment.apps/demo/web", "modified", [], "abc", T0)
     store.mark_corrected(row.id, T0)
     (closed,) = store.list_drift()
     assert (closed.healed_by, closed.healed_at) == (None, None)

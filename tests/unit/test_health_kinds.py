@@ -60,5 +60,5 @@ def test_an_absent_object_is_missing() -> None:
     judged = object_health(ref, None)
     assert (judged.health, str(judged)) == (
         Health.MISSING,
-        "Missing: Deployment/demo/hello-world not found on the cluster",
+        "Missing: Deployment.apps/demo/hello-world not found on the cluster",
     )

@@ -39,7 +39,7 @@ SVC = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello-world"
 def test_the_worst_object_decides_and_names_itself() -> None:
     health = target_health({DEPLOY: _deployment(1, 3, deadline=True), SERVICE: SVC})
     assert str(health) == (
-        "Degraded: Deployment/demo/hello-world 1/3 available (ProgressDeadlineExceeded)"
+        "Degraded: Deployment.apps/demo/hello-world 1/3 available (ProgressDeadlineExceeded)"
     )
     assert (health.ready, health.desired, health.ready_text) == (1, 3, "1/3")
     assert [o.ref for o in health.objects] == [DEPLOY, SERVICE]
@@ -59,14 +59,15 @@ def test_missing_is_worse_than_progressing_and_degraded_worst() -> None:
     order += [Health.MISSING, Health.DEGRADED]
     assert sorted(Health, key=lambda h: h.severity) == order
     health = target_health({DEPLOY: _deployment(1, 3), JOB: None})
-    assert str(health) == "Missing: Job/demo/migrate not found on the cluster"
+    assert str(health) == "Missing: Job.batch/demo/migrate not found on the cluster"
 
 
 def test_several_objects_in_the_worst_state_are_counted() -> None:
     other = ObjectRef("apps", "Deployment", "demo", "other")
     health = target_health({DEPLOY: None, other: None})
     assert (
-        health.reason == "Deployment/demo/hello-world not found on the cluster (and 1 more Missing)"
+        health.reason
+        == "Deployment.apps/demo/hello-world not found on the cluster (and 1 more Missing)"
     )
 
 

@@ -108,8 +108,8 @@ def test_later_overrides_win_in_file_order(make_repo: RepoFactory) -> None:
     assert _obj(out, "Deployment", "web")["spec"]["replicas"] == 7
     assert [e.override for e in out.overrides_applied] == ["first", "second"]
     assert [str(c) for c in out.overrides_applied[1].changes] == [
-        "Deployment/demo/web spec.replicas: 5 -> 7",
-        "StatefulSet/demo/db spec.replicas: 5 -> 7",
+        "Deployment.apps/demo/web spec.replicas: 5 -> 7",
+        "StatefulSet.apps/demo/db spec.replicas: 5 -> 7",
     ]
 
 
@@ -318,8 +318,8 @@ def test_effects_record_every_changed_field_in_order(make_repo: RepoFactory) -> 
     )
     effects = _render(make_repo, overrides).overrides_applied
     assert [str(c) for c in effects[0].changes] == [
-        "Deployment/demo/web spec.replicas: 3 -> 5",
-        "StatefulSet/demo/db spec.replicas: <absent> -> 5",
+        "Deployment.apps/demo/web spec.replicas: 3 -> 5",
+        "StatefulSet.apps/demo/db spec.replicas: <absent> -> 5",
     ]
     assert [str(c) for c in effects[1].changes] == [
         'Service/demo/web spec.type: "ClusterIP" -> "LoadBalancer"'
@@ -366,7 +366,7 @@ def test_an_override_on_a_malformed_object_is_a_located_error(make_repo: RepoFac
         render_target(repo, repo.apps["web"], repo.clusters["usw-1"])
     assert str(err.value) == (
         "app web, cluster usw-1: apps/web/app.yaml:9: override ha: cannot apply to "
-        "Deployment/d: spec is not a mapping"
+        "Deployment.apps/d: spec is not a mapping"
     )
 
 

@@ -67,7 +67,7 @@ def drift_rows() -> list[DriftRow]:
             id=12,
             app="hello-world",
             cluster="us-west-1",
-            object="Deployment/demo/hello-world",
+            object="Deployment.apps/demo/hello-world",
             kind=DriftKind.MODIFIED,
             fields=[
                 FieldChange("spec.replicas", 5, 7, "kubectl-edit", T - timedelta(seconds=19)),
@@ -104,7 +104,7 @@ def test_status_table_has_one_line_per_target_with_sync_and_health_side_by_side(
         "\n"
         "guestbook on beijing-1: OutOfSync: 2 objects differ\n"
         "hello-world on beijing-1: Unreachable: connection refused\n"
-        "hello-world on us-west-1: Degraded: Deployment/demo/hello-world 1/3 available"
+        "hello-world on us-west-1: Degraded: Deployment.apps/demo/hello-world 1/3 available"
         " (ProgressDeadlineExceeded)\n"
     )
 
@@ -160,7 +160,7 @@ def test_status_json_carries_each_targets_health() -> None:
     health = data[3]["health"]
     assert (health["health"], health["ready"], health["desired"]) == ("Degraded", 1, 3)
     assert health["reason"] == (
-        "Deployment/demo/hello-world 1/3 available (ProgressDeadlineExceeded)"
+        "Deployment.apps/demo/hello-world 1/3 available (ProgressDeadlineExceeded)"
     )
     assert (health["since"], health["revision"]) == ("2026-11-22T12:02:41Z", "abc123")
     assert health["objects"][0]["kind"] == "Deployment"
@@ -169,7 +169,14 @@ def test_status_json_carries_each_targets_health() -> None:
 def test_health_changes_read_newest_first_in_every_format() -> None:
     changes = [
         HealthChange(
-            1, "web", "c1", Health.PROGRESSING, "Deployment/web/web 0/3 available", None, "abc", T
+            1,
+            "web",
+            "c1",
+            Health.PROGRESSING,
+            "Deployment.apps/web/web 0/3 available",
+            None,
+            "abc",
+            T,
         ),
         HealthChange(
             2,
@@ -186,7 +193,7 @@ def test_health_changes_read_newest_first_in_every_format() -> None:
         "AT                    APP  CLUSTER  WAS          NOW          REVISION  REASON\n"
         "2026-11-22T12:03:50Z  web  c1       Progressing  Healthy      abc       1 object healthy\n"
         "2026-11-22T12:03:41Z  web  c1       -            Progressing  abc       "
-        "Deployment/web/web 0/3 available\n"
+        "Deployment.apps/web/web 0/3 available\n"
     )
     assert [c["health"] for c in json.loads(health_changes_json(changes))] == [
         "Healthy",
@@ -302,7 +309,7 @@ def test_drift_table_lists_records_newest_first_aligned() -> None:
         headers,
         ["13", "guestbook", "beijing-1", "ConfigMap/demo/leftover", "unmanaged", "", "",
          "2026-11-22T12:08:41Z", "open"],
-        ["12", "hello-world", "us-west-1", "Deployment/demo/hello-world", "modified",
+        ["12", "hello-world", "us-west-1", "Deployment.apps/demo/hello-world", "modified",
          "spec.replicas, spec.template.spec.containers[0].image", "kubectl-edit",
          "2026-11-22T12:03:41Z", "2026-11-22T12:04:11Z"],
     ]  # fmt: skip
@@ -348,7 +355,7 @@ def test_drift_markdown_is_ready_to_paste_into_an_issue() -> None:
         "|---|---|---|---|---|---|\n"
         "| guestbook | beijing-1 | ConfigMap/demo/leftover | unmanaged | 2026-11-22T12:08:41Z"
         " | open |\n"
-        "| hello-world | us-west-1 | Deployment/demo/hello-world | modified"
+        "| hello-world | us-west-1 | Deployment.apps/demo/hello-world | modified"
         " | 2026-11-22T12:03:41Z | 2026-11-22T12:04:11Z |\n"
         "\n"
         "### #13 guestbook on beijing-1: `ConfigMap/demo/leftover` (unmanaged)\n"
@@ -357,7 +364,7 @@ def test_drift_markdown_is_ready_to_paste_into_an_issue() -> None:
         "\n"
         "- the object carries our label but is not in Git\n"
         "\n"
-        "### #12 hello-world on us-west-1: `Deployment/demo/hello-world` (modified)\n"
+        "### #12 hello-world on us-west-1: `Deployment.apps/demo/hello-world` (modified)\n"
         "\n"
         "Detected 2026-11-22T12:03:41Z at revision `0123456789ab`;"
         " corrected 2026-11-22T12:04:11Z.\n"

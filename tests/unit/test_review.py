@@ -158,7 +158,7 @@ def test_a_gained_cluster_lists_the_overrides_that_apply_there(repo: Path) -> No
     [override] = gained.overrides
     assert (override.name, override.status) == ("bigger-on-aws", "applies")
     assert override.where.startswith("apps/web/app.yaml:")
-    assert override.changes == ("Deployment/web/web spec.replicas: 2 -> 6",)
+    assert override.changes == ("Deployment.apps/web/web spec.replicas: 2 -> 6",)
 
 
 def test_an_override_edit_is_named_as_the_cause_where_it_applies(repo: Path) -> None:
@@ -169,8 +169,8 @@ def test_an_override_edit_is_named_as_the_cause_where_it_applies(repo: Path) -> 
         "changed",
         "its definition changed",
     )
-    assert override.changes == ("Deployment/web/web spec.replicas: 2 -> 6",)
-    assert override.before == ("Deployment/web/web spec.replicas: 2 -> 4",)
+    assert override.changes == ("Deployment.apps/web/web spec.replicas: 2 -> 6",)
+    assert override.before == ("Deployment.apps/web/web spec.replicas: 2 -> 4",)
     assert cluster_of(web, "beijing-1").overrides == []  # not an AWS cluster
     assert web.spec_changes == ["overrides[name=bigger-on-aws].replicas changed"]
 
@@ -197,7 +197,7 @@ def test_an_override_that_starts_applying_after_a_label_edit_says_which_label(
 def test_an_image_bump_is_a_unified_yaml_diff_on_every_cluster(repo: Path) -> None:
     web = app_of(plan(repo, "HEAD~1", "HEAD"), "web")
     [change] = cluster_of(web, "beijing-1").objects
-    assert (str(change.ref), change.action) == ("Deployment/web/web", ObjectAction.CHANGED)
+    assert (str(change.ref), change.action) == ("Deployment.apps/web/web", ObjectAction.CHANGED)
     assert "-      - image: crccheck/hello-world:1.0\n+      - image: crccheck/hello-world:1.1" in (
         change.diff
     )
@@ -513,12 +513,12 @@ def _json(review: Review) -> Any:
 
 def test_json_holds_the_whole_plan(repo: Path) -> None:
     data = _json(plan(repo, "HEAD~1", "HEAD"))
-    assert data["hasChanges"] is True and data["hasErrors"] is False
+    assert data["has_changes"] is True and data["has_errors"] is False
     assert data["live"] is None
     web = next(a for a in data["apps"] if a["app"] == "web")
     gained = next(c for c in web["clusters"] if c["cluster"] == "us-west-1")
     assert gained["status"] == "gained"
-    assert gained["objects"][0]["object"] == "Deployment/web/web"
+    assert gained["objects"][0]["object"] == "Deployment.apps/web/web"
     assert gained["objects"][0]["action"] == "created"
 
 
@@ -650,7 +650,7 @@ def test_the_plan_shows_the_rollout_a_change_starts(tmp_path: Path) -> None:
     ) in markdown
     data = json.loads(to_json(review))["apps"][0]["rollout"]
     assert [s["name"] for s in data["stages"]] == ["canary", "prod-eu"]
-    assert data["atOnce"] == ["us-west-1"]
+    assert data["at_once"] == ["us-west-1"]
 
 
 def test_a_branch_is_planned_from_its_merge_base_as_a_pull_request_is(repo: Path) -> None:

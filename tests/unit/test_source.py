@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from git import GitCommandError
 
 from reconciler.errors import SourceError
 from reconciler.source import (
@@ -342,7 +341,8 @@ def test_tree_leaves_nothing_under_the_sha_name_when_export_fails_halfway(
         if "checkout-index" in args:
             files = list((cache / "trees").rglob("a.yaml"))
             assert files, "the files were written somewhere before the crash"
-            raise gitcmd.GitFailed("disk full", "fatal: disk full", GitCommandError(["git"], 1))
+            cause = gitcmd.GitCommandFailed(["git"], 1, "fatal: disk full")
+            raise gitcmd.GitFailed("disk full", "fatal: disk full", cause)
         return out
 
     monkeypatch.setattr(gitcmd, "run", crash_after_checkout)

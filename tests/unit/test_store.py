@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -75,11 +76,53 @@ def test_open_migrates_an_old_database_and_keeps_its_data(tmp_path: Path) -> Non
         assert store.schema_version() == SCHEMA_VERSION
         assert store.last_good("web") == "abc"
         [row] = store.list_drift()
-        assert (row.object, row.kind, row.detected_at) == ("Deployment/demo/web", "missing", T0)
+        assert (row.object, row.kind, row.detected_at) == (
+            "Deployment.apps/demo/web",
+            "missing",
+            T0,
+        )
         indexes = {
             r[0] for r in sqlite3.connect(state / DB_NAME).execute("SELECT name FROM sqlite_master")
         }
     assert {"drift_open_object", "drift_detected"} <= indexes
+
+
+def test_objects_kept_by_name_get_their_group_in_the_name(tmp_path: Path) -> None:
+    """Version 10: names written before objects were always named with their group
+    (``Job/ns/j``) become ``Job.batch/ns/j``; core and dotted groups keep theirs."""
+    state = tmp_path / "state"
+    state.mkdir()
+    old = sqlite3.connect(state / DB_NAME)
+    for migration in MIGRATIONS[:9]:
+        old.executescript(migration)
+    old.execute("PRAGMA user_version = 9")
+    names = ["ConfigMap/ns/c", "CronJob/ns/n", "Job/ns/j", "Widget.example.com/ns/w"]
+    old.execute(
+        "INSERT INTO targets (app, cluster, desired, applied, applied_at, objects)"
+        " VALUES ('web', 'c1', 'abc', 'abc', '2026-11-22T12:00:00.000000Z', ?)",
+        (json.dumps(names),),
+    )
+    for name in ("Deployment/demo/web", "ClusterRole.rbac.authorization.k8s.io/view"):
+        old.execute(
+            "INSERT INTO drift (app, cluster, object, kind, paths, fields, revision, detected_at)"
+            " VALUES ('web', 'c1', ?, 'missing', '[]', '[]', 'abc', '2026-11-22T12:00:00.000000Z')",
+            (name,),
+        )
+    old.commit()
+    old.close()
+
+    with Store.open(state) as store:
+        [target] = store.list_targets()
+        assert sorted(target.objects) == [
+            "ConfigMap/ns/c",
+            "CronJob.batch/ns/n",
+            "Job.batch/ns/j",
+            "Widget.example.com/ns/w",
+        ]
+        assert sorted(r.object for r in store.list_drift()) == [
+            "ClusterRole.rbac.authorization.k8s.io/view",
+            "Deployment.apps/demo/web",
+        ]
 
 
 def test_open_migrates_a_database_at_the_previous_version_keeping_its_data(
@@ -355,7 +398,9 @@ def test_record_drift_round_trips_fields(store: Store) -> None:
         FieldChange("metadata.labels", {"a": "1"}, None, "helm", at(-2)),
     ]
 
-    row = store.record_drift("web", "c1", "Deployment/demo/web", "modified", fields, "abc", at(0))
+    row = store.record_drift(
+        "web", "c1", "Deployment.apps/demo/web", "modified", fields, "abc", at(0)
+    )
 
     assert (row.app, row.cluster, row.kind, row.revision) == ("web", "c1", "modified", "abc")
     assert (row.detected_at, row.corrected_at, row.open) == (at(0), None, True)
@@ -365,11 +410,17 @@ def test_record_drift_round_trips_fields(store: Store) -> None:
 
 def test_record_drift_returns_the_open_record_instead_of_a_duplicate(store: Store) -> None:
     first = store.record_drift(
-        "web", "c1", "Deployment/demo/web", "modified", replicas(7), "a", at(0)
+        "web", "c1", "Deployment.apps/demo/web", "modified", replicas(7), "a", at(0)
     )
 
     again = store.record_drift(
-        "web", "c1", "Deployment/demo/web", "modified", replicas(9, "kubectl-scale"), "b", at(5)
+        "web",
+        "c1",
+        "Deployment.apps/demo/web",
+        "modified",
+        replicas(9, "kubectl-scale"),
+        "b",
+        at(5),
     )
 
     assert again.id == first.id
@@ -381,9 +432,13 @@ def test_record_drift_returns_the_open_record_instead_of_a_duplicate(store: Stor
 def test_record_drift_ignores_the_order_of_field_paths(store: Store) -> None:
     a = FieldChange("spec.replicas", 1, 2)
     b = FieldChange("spec.paused", False, True)
-    first = store.record_drift("web", "c1", "Deployment/demo/web", "modified", [a, b], "x", at(0))
+    first = store.record_drift(
+        "web", "c1", "Deployment.apps/demo/web", "modified", [a, b], "x", at(0)
+    )
 
-    again = store.record_drift("web", "c1", "Deployment/demo/web", "modified", [b, a], "x", at(1))
+    again = store.record_drift(
+        "web", "c1", "Deployment.apps/demo/web", "modified", [b, a], "x", at(1)
+    )
 
     assert again.id == first.id
 
@@ -391,17 +446,17 @@ def test_record_drift_ignores_the_order_of_field_paths(store: Store) -> None:
 @pytest.mark.parametrize(
     ("app", "cluster", "obj", "kind", "paths"),
     [
-        ("db", "c1", "Deployment/demo/web", "modified", ["spec.replicas"]),
-        ("web", "c2", "Deployment/demo/web", "modified", ["spec.replicas"]),
-        ("web", "c1", "Deployment/demo/api", "modified", ["spec.replicas"]),
-        ("web", "c1", "Deployment/demo/web", "missing", []),
+        ("db", "c1", "Deployment.apps/demo/web", "modified", ["spec.replicas"]),
+        ("web", "c2", "Deployment.apps/demo/web", "modified", ["spec.replicas"]),
+        ("web", "c1", "Deployment.apps/demo/api", "modified", ["spec.replicas"]),
+        ("web", "c1", "Deployment.apps/demo/web", "missing", []),
     ],
 )
 def test_record_drift_keeps_different_drifts_apart(
     store: Store, app: str, cluster: str, obj: str, kind: str, paths: list[str]
 ) -> None:
     first = store.record_drift(
-        "web", "c1", "Deployment/demo/web", "modified", replicas(7), "a", at(0)
+        "web", "c1", "Deployment.apps/demo/web", "modified", replicas(7), "a", at(0)
     )
 
     other = store.record_drift(
@@ -414,11 +469,13 @@ def test_record_drift_keeps_different_drifts_apart(
 
 def test_a_changed_set_of_fields_updates_the_open_record_in_place(store: Store) -> None:
     first = store.record_drift(
-        "web", "c1", "Deployment/demo/web", "modified", replicas(7), "a", at(0)
+        "web", "c1", "Deployment.apps/demo/web", "modified", replicas(7), "a", at(0)
     )
     more = [*replicas(8), FieldChange("spec.paused", False, True, "kubectl-edit")]
 
-    again = store.record_drift("web", "c1", "Deployment/demo/web", "modified", more, "b", at(1))
+    again = store.record_drift(
+        "web", "c1", "Deployment.apps/demo/web", "modified", more, "b", at(1)
+    )
     closed = store.close_resolved("web", "c1", [again.key], at(1))
 
     assert closed == []
@@ -432,9 +489,9 @@ def test_close_resolved_keeps_a_drift_whose_fields_changed_since_the_key_was_tak
     store: Store,
 ) -> None:
     row = store.record_drift(
-        "web", "c1", "Deployment/demo/web", "modified", replicas(7), "a", at(0)
+        "web", "c1", "Deployment.apps/demo/web", "modified", replicas(7), "a", at(0)
     )
-    key = DriftKey("Deployment/demo/web", DriftKind.MODIFIED, ("spec.paused",))
+    key = DriftKey("Deployment.apps/demo/web", DriftKind.MODIFIED, ("spec.paused",))
 
     assert store.close_resolved("web", "c1", [key], at(1)) == []
     assert store.list_drift()[0].id == row.id
@@ -455,7 +512,7 @@ def test_open_migrates_version_3_closing_older_duplicates_of_one_open_drift(
     ):
         old.execute(
             "INSERT INTO drift (app, cluster, object, kind, paths, fields, revision, detected_at)"
-            " VALUES ('web', 'c1', 'Deployment/demo/web', 'modified', ?, '[]', 'abc', ?)",
+            " VALUES ('web', 'c1', 'Deployment.apps/demo/web', 'modified', ?, '[]', 'abc', ?)",
             (paths, detected),
         )
     old.commit()
@@ -467,7 +524,7 @@ def test_open_migrates_version_3_closing_older_duplicates_of_one_open_drift(
         assert newest.open and newest.detected_at == at(5)
         assert oldest.corrected_at == at(5)
         again = store.record_drift(
-            "web", "c1", "Deployment/demo/web", "modified", replicas(7), "x", at(9)
+            "web", "c1", "Deployment.apps/demo/web", "modified", replicas(7), "x", at(9)
         )
         assert again.id == newest.id
         indexes = {
@@ -503,12 +560,12 @@ def test_list_drift_can_list_only_open_records_and_at_most_a_limit(store: Store)
 
 def test_the_same_drift_after_correction_is_a_new_record(store: Store) -> None:
     first = store.record_drift(
-        "web", "c1", "Deployment/demo/web", "modified", replicas(7), "a", at(0)
+        "web", "c1", "Deployment.apps/demo/web", "modified", replicas(7), "a", at(0)
     )
     assert store.mark_corrected(first.id, at(1))
 
     again = store.record_drift(
-        "web", "c1", "Deployment/demo/web", "modified", replicas(7), "a", at(2)
+        "web", "c1", "Deployment.apps/demo/web", "modified", replicas(7), "a", at(2)
     )
 
     assert again.id != first.id
@@ -530,7 +587,7 @@ def test_mark_corrected_closes_once(store: Store) -> None:
 def test_close_resolved_closes_open_drift_not_seen_in_the_latest_check(store: Store) -> None:
     gone = store.record_drift("web", "c1", "ConfigMap/demo/x", "unmanaged", [], "a", at(0))
     kept = store.record_drift(
-        "web", "c1", "Deployment/demo/web", "modified", replicas(7), "a", at(0)
+        "web", "c1", "Deployment.apps/demo/web", "modified", replicas(7), "a", at(0)
     )
     other_cluster = store.record_drift("web", "c2", "ConfigMap/demo/x", "unmanaged", [], "a", at(0))
     other_app = store.record_drift("db", "c1", "ConfigMap/demo/x", "unmanaged", [], "a", at(0))
@@ -544,8 +601,10 @@ def test_close_resolved_closes_open_drift_not_seen_in_the_latest_check(store: St
 
 def test_close_resolved_matches_keys_whatever_the_path_order(store: Store) -> None:
     fields = [FieldChange("spec.replicas", 1, 2), FieldChange("spec.paused", False, True)]
-    row = store.record_drift("web", "c1", "Deployment/demo/web", "modified", fields, "a", at(0))
-    key = DriftKey("Deployment/demo/web", DriftKind.MODIFIED, ("spec.replicas", "spec.paused"))
+    row = store.record_drift(
+        "web", "c1", "Deployment.apps/demo/web", "modified", fields, "a", at(0)
+    )
+    key = DriftKey("Deployment.apps/demo/web", DriftKind.MODIFIED, ("spec.replicas", "spec.paused"))
 
     assert store.close_resolved("web", "c1", [key], at(1)) == []
     assert store.list_drift()[0].id == row.id
@@ -575,7 +634,7 @@ def test_threads_sharing_a_store_record_one_drift_once(store: Store) -> None:
     def worker() -> None:
         barrier.wait()
         row = store.record_drift(
-            "web", "c1", "Deployment/demo/web", "modified", replicas(7), "a", at(0)
+            "web", "c1", "Deployment.apps/demo/web", "modified", replicas(7), "a", at(0)
         )
         ids.append(row.id)
 

@@ -54,8 +54,8 @@ def test_only_a_change_of_state_is_a_transition(store: Store) -> None:
     assert (row.since, row.assessed_at, row.health.ready) == (at(9), at(9), 3)
     history = store.health_history(app="web")
     assert [(h.previous, h.health, h.reason, h.at) for h in history] == [
-        (Health.PROGRESSING, Health.HEALTHY, "Deployment/demo/web 3/3 available", at(9)),
-        (None, Health.PROGRESSING, "Deployment/demo/web 1/3 available", at(0)),
+        (Health.PROGRESSING, Health.HEALTHY, "Deployment.apps/demo/web 3/3 available", at(9)),
+        (None, Health.PROGRESSING, "Deployment.apps/demo/web 1/3 available", at(0)),
     ]
     assert [h.health for h in store.health_history(since=at(1))] == [Health.HEALTHY]
     assert len(store.health_history(limit=1)) == 1

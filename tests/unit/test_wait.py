@@ -49,7 +49,7 @@ def test_a_degraded_target_fails_the_wait_for_health_and_says_why() -> None:
     verdict = judge([status("a")], [judged("a", bad)], Goal.HEALTHY)
     assert verdict.outcome is Outcome.FAILED
     assert verdict.failures()[0].reason == (
-        "Degraded: Deployment/demo/web 1/3 available (ProgressDeadlineExceeded)"
+        "Degraded: Deployment.apps/demo/web 1/3 available (ProgressDeadlineExceeded)"
     )
     assert judge([status("a")], [judged("a", bad)], Goal.SYNCED).outcome is Outcome.REACHED
 
@@ -117,7 +117,8 @@ def test_wait_exits_2_naming_the_degraded_target(state: Path) -> None:
     code, _, err = run("--app", "web", "--state-dir", str(state))
     assert code == 2
     assert err == (
-        "error: web on a: Degraded: Deployment/demo/web 1/3 available (ProgressDeadlineExceeded)\n"
+        "error: web on a: Degraded: Deployment.apps/demo/web 1/3 available "
+        "(ProgressDeadlineExceeded)\n"
     )
 
 

@@ -168,7 +168,7 @@ def drift(app: str, cluster: str, *, corrected: bool = False) -> dict[str, Any]:
         "id": 1,
         "app": app,
         "cluster": cluster,
-        "object": "Deployment/demo/web",
+        "object": "Deployment.apps/demo/web",
         "kind": "modified",
         "fields": [],
         "corrected_at": "2026-11-22T12:00:00Z" if corrected else None,
@@ -197,14 +197,14 @@ def test_a_target_detail_has_labels_objects_and_its_own_drift_only() -> None:
         desired="2222",
         applied="1111",
         applied_at=datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
-        objects=("ConfigMap/demo/web", "Deployment/demo/web"),
+        objects=("ConfigMap/demo/web", "Deployment.apps/demo/web"),
     )
     records = [drift("web", "us-west-1"), drift("web", "beijing-1")]
 
     d = target_detail(TARGETS[2], FLEET, records, revisions)
 
     assert d["labels"] == {"region": "us-west", "provider": "AWS"}
-    assert d["objects"] == ["ConfigMap/demo/web", "Deployment/demo/web"]
+    assert d["objects"] == ["ConfigMap/demo/web", "Deployment.apps/demo/web"]
     assert (d["desired"], d["applied"], d["applied_at"]) == ("2222", "1111", "2026-11-22T12:00:00Z")
     assert [r["cluster"] for r in d["drift"]] == ["us-west-1"]
     assert d["target"]["state"] == "Drifted"
@@ -272,7 +272,7 @@ def test_rollout_phases_and_pins_join_the_targets_of_the_status_document() -> No
 def test_health_as_the_status_carries_it_gives_ready_counts_and_per_object_health() -> None:
     health = {
         "health": "Degraded",
-        "reason": "Deployment/demo/web 1/3 available (ProgressDeadlineExceeded)",
+        "reason": "Deployment.apps/demo/web 1/3 available (ProgressDeadlineExceeded)",
         "ready": 1,
         "desired": 3,
         "objects": [
@@ -297,9 +297,9 @@ def test_health_as_the_status_carries_it_gives_ready_counts_and_per_object_healt
     assert ready_of(degraded) == "1/3"
     cell = page_model([degraded], FLEET, Filters())["cells"]["web"]["beijing-1"]
     assert (cell["health"], cell["ready"]) == ("Degraded", "1/3")
-    assert cell["health_reason"].startswith("Deployment/demo/web 1/3")
+    assert cell["health_reason"].startswith("Deployment.apps/demo/web 1/3")
     detail = target_detail(degraded, FLEET, [], None)
-    assert detail["object_health"]["Deployment/demo/web"] == {
+    assert detail["object_health"]["Deployment.apps/demo/web"] == {
         "health": "Degraded",
         "reason": "1/3 available",
         "ready": "1/3",

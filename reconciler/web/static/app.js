@@ -228,7 +228,7 @@ function renderDrift(d) {
     return;
   }
   table.replaceChildren(
-    h("thead", {}, h("tr", {}, ["app", "cluster", "object", "kind", "field: Git → live, manager", "detected"].map((t) => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, ["app", "cluster", "object", "drift", "field: Git → live, manager", "detected"].map((t) => h("th", {}, t)))),
     h("tbody", {}, d.records.map((r) => h("tr", { "data-app": r.app, "data-cluster": r.cluster, "data-object": r.object },
       h("td", {}, r.app), h("td", {}, r.cluster), h("td", { class: "mono" }, r.object),
       h("td", {}, h("span", { class: `kind kind-${r.kind}` }, r.kind)), h("td", {}, fieldRows(r)),
