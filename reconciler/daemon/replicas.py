@@ -45,6 +45,7 @@ from reconciler.kube.leases import Lease, LeaseApi, LeaseConflict, lease_name, m
 KIND_LABEL = "reconciler.io/lease"  # "replica" or "cluster"
 INSTANCE_LABEL = "reconciler.io/instance"
 CLUSTER_LABEL = "reconciler.io/cluster"
+GONE_AFTER = 10  # lease durations after which a dead replica's Lease is deleted
 
 
 def default_replica_id(environ: dict[str, str] | None = None) -> str:
@@ -116,6 +117,7 @@ class ReplicaLeases:
         self._unreachable = False
         self._exported: set[str] = set()
         self._last_attempt = float("-inf")
+        self._session_leases: dict[str, Lease] = {}
 
     # -- the main loop's side --------------------------------------------------------------------
 
@@ -170,9 +172,9 @@ class ReplicaLeases:
                 self._release(cluster, lease)
         if self._session is not None and not keep:
             try:
-                self.api.update(replace(self._session, holder=None))
+                self.api.delete(self._session)  # gone: not live, and nothing left behind
             except KubeError as err:
-                self.log.warning("cannot release the replica lease", error=str(err))
+                self.log.warning("cannot delete the replica lease", error=str(err))
         self.log.info("replica leases released", clusters=len(held))
 
     def step(self) -> None:
@@ -185,7 +187,8 @@ class ReplicaLeases:
             self._say_unreachable(err)
             return
         live = live_replicas(sessions, self._observer, now, me=self.me, my_session_valid=valid)
-        self._observer.forget(10 * self.settings.duration, now)
+        self._delete_gone(sessions, now)
+        self._observer.forget(2 * GONE_AFTER * self.settings.duration, now)
         if live != self._live:
             self.log.info(
                 "replicas changed",
@@ -284,8 +287,28 @@ class ReplicaLeases:
         with self._lock:
             return self._monotonic() < self._valid_until
 
+    def _delete_gone(self, sessions: dict[str, Session], now: float) -> None:
+        """Delete the Leases of replicas gone for long (a pod's name is new at every rollout,
+        so they would pile up): unchanged for ``GONE_AFTER`` lease durations as observed here,
+        by then their clusters have moved. Conditional: a replica back meanwhile keeps its."""
+        for key, session in sessions.items():
+            if key == self.me:
+                continue
+            self._observer.observe(key, session.fingerprint, now)
+            if self._observer.unchanged_for(key, now) < GONE_AFTER * session.duration:
+                continue
+            lease = self._session_leases.get(key)
+            if lease is None:
+                continue
+            try:
+                self.api.delete(lease)
+            except KubeError:
+                continue  # renewed (409) or deleted meanwhile, or unreachable: next round
+            self.log.info("lease of a long-gone replica deleted", gone=key, lease=lease.name)
+
     def _sessions(self) -> dict[str, Session]:
         leases = self.api.list(f"{KIND_LABEL}=replica,{INSTANCE_LABEL}={self.settings.instance}")
+        self._session_leases = {lease.holder or lease.name: lease for lease in leases}
         return {
             lease.holder or lease.name: Session(
                 name=lease.holder or lease.name,

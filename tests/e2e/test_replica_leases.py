@@ -115,6 +115,13 @@ def test_replicas_split_the_clusters_and_a_dead_ones_clusters_move_after_the_lea
     assert lease is not None and lease.holder in {"a", "b"}
     assert lease.transitions == before.transitions + 1
 
+    # Long gone: its Lease is deleted (names of pods are new at every rollout).
+    assert api.get("test.replica.c") is not None
+    clock.t += 150.0
+    rounds([a, b], claims)
+    assert api.get("test.replica.c") is None
+    assert api.get("test.replica.a") is not None
+
 
 def test_a_joining_replica_takes_its_share_once_the_holders_give_it_back(api: LeaseApi) -> None:
     clock = Clock()
@@ -145,6 +152,7 @@ def test_a_cleanly_stopped_replicas_clusters_move_at_once(api: LeaseApi) -> None
     rounds([a, b])
 
     b.stop()
+    assert api.get("test.replica.b") is None  # a clean stop leaves nothing behind
     claims: dict[str, set[str]] = {}
     clock.t += 1.0
     rounds([a], claims)

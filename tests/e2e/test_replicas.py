@@ -4,6 +4,9 @@ duration plus a pass, a joining replica taking its share, every commit reaching 
 and never two replicas working one cluster at once (checked on the per-cluster Lease history,
 watched throughout, and on every replica's pass log).
 
+Waits are bounds on waiting, generous for a loaded machine (starting one `reconciler run` took
+up to a minute on 2 cores under a load of 30); the takeover time is printed, not asserted.
+
 Thirty contexts name the three devenv API servers (ten each); each cluster's objects carry its
 name, so they never collide. Short leases (3 s, renewed every 1 s) keep the test quick.
 """
@@ -32,6 +35,9 @@ from kubernetes import client, watch
 from reconciler.daemon.shards import owner_of
 from tests.e2e.conftest import CLUSTERS as SERVERS
 from tests.e2e.daemon_rig import API, ConfigRepo, config_data, events_of, eventually
+
+# Four `reconciler run` processes: starting them alone took minutes at a load of 30 on 2 cores.
+pytestmark = pytest.mark.timeout(900)
 
 MANAGEMENT = "beijing-1"
 EDGE = [f"edge-{n:02d}" for n in range(30)]
@@ -240,9 +246,9 @@ def test_replicas_share_the_fleet_take_over_from_a_dead_one_and_never_overlap(
     replicas = [start(f"r{n}", repo, tmp_path, config, lease_namespace, instance) for n in range(3)]
     try:
         # 1. Three replicas split the fleet evenly; the first commit reaches every cluster.
-        eventually(lambda: everywhere(api_clients, namespace, "1", EDGE), 90, "v1 everywhere")
+        eventually(lambda: everywhere(api_clients, namespace, "1", EDGE), 300, "v1 everywhere")
         expected = {c: owner_of(c, ["r0", "r1", "r2"]) for c in EDGE}
-        eventually(lambda: holders(management, lease_namespace, instance) == expected, 30)
+        eventually(lambda: holders(management, lease_namespace, instance) == expected, 60)
         spread = Counter(expected.values())
         print(f"\nspread over 3 replicas, 30 clusters: {dict(sorted(spread.items()))}")
         assert len(spread) == 3 and all(5 <= n <= 15 for n in spread.values()), spread
@@ -255,25 +261,25 @@ def test_replicas_share_the_fleet_take_over_from_a_dead_one_and_never_overlap(
         killed = time.monotonic()
         dead.process.wait(10)
         release(repo, "2")
-        eventually(lambda: everywhere(api_clients, namespace, "2", orphans), 60, "v2 on orphans")
+        eventually(lambda: everywhere(api_clients, namespace, "2", orphans), 120, "v2 on orphans")
         takeover = time.monotonic() - killed
         print(f"takeover of {len(orphans)} clusters after SIGKILL: {takeover:.1f}s "
               f"(lease {DURATION:g}s, renew {RENEW:g}s)")  # fmt: skip
-        eventually(lambda: everywhere(api_clients, namespace, "2", EDGE), 30, "v2 everywhere")
+        eventually(lambda: everywhere(api_clients, namespace, "2", EDGE), 120, "v2 everywhere")
         survivors = {c: owner_of(c, ["r0", "r2"]) for c in EDGE}
-        eventually(lambda: holders(management, lease_namespace, instance) == survivors, 30)
+        eventually(lambda: holders(management, lease_namespace, instance) == survivors, 60)
 
         # 3. A new replica takes its share (given back by the holders), and a commit reaches
         #    every cluster again.
         replicas.append(start("r3", repo, tmp_path, config, lease_namespace, instance))
         started = time.monotonic()
         joined = {c: owner_of(c, ["r0", "r2", "r3"]) for c in EDGE}
-        eventually(lambda: holders(management, lease_namespace, instance) == joined, 60)
+        eventually(lambda: holders(management, lease_namespace, instance) == joined, 300)
         share = sorted(c for c, owner in joined.items() if owner == "r3")
         print(f"r3 joined and held its {len(share)} clusters {time.monotonic() - started:.1f}s "
               f"after its process started: {share}")  # fmt: skip
         release(repo, "3")
-        eventually(lambda: everywhere(api_clients, namespace, "3", EDGE), 60, "v3 everywhere")
+        eventually(lambda: everywhere(api_clients, namespace, "3", EDGE), 120, "v3 everywhere")
         assert any(c in passes(replicas[3]) for c in share)
     finally:
         for replica in replicas:
@@ -281,20 +287,34 @@ def test_replicas_share_the_fleet_take_over_from_a_dead_one_and_never_overlap(
                 replica.process.send_signal(signal.SIGTERM)
         for replica in replicas:
             try:
-                replica.process.wait(15)
+                replica.process.wait(90)  # giving Leases back takes a while on a loaded machine
             except subprocess.TimeoutExpired:
                 replica.process.kill()
+                replica.process.wait(10)
         history.stop.set()
         watcher.join(5)
         for server in SERVERS:
             client.CoreV1Api(api_clients[server]).delete_namespace(namespace)
 
     # 4. Never two at once. (a) The Lease history: a cluster Lease went from one replica to
-    #    another without a release only from the SIGKILLed replica.
-    for cluster, sequence in history.holders(f"{instance}.cluster.").items():
-        for before, after in itertools.pairwise(sequence):
-            if before is not None and after is not None:
-                assert before == dead.name, f"{cluster}: {before} -> {after} without release"
+    #    another without a release only once the first one's session had gone unrenewed for
+    #    a lease duration (stamps from this machine's clock). Normally that is only the
+    #    SIGKILLed replica; a replica starved on a loaded machine may lose its clusters too.
+    renewed: dict[str, datetime] = {}
+    holder: dict[str, str | None] = {}
+    direct: list[tuple[str, str, str]] = []
+    for name, who, stamp, _ in history.writes:
+        if name.startswith(f"{instance}.replica.") and who is not None and stamp:
+            renewed[who] = datetime.fromisoformat(stamp)
+        elif name.startswith(f"{instance}.cluster."):
+            before = holder.get(name)
+            if before is not None and who is not None and who != before:
+                waited = (datetime.fromisoformat(stamp or "") - renewed[before]).total_seconds()
+                assert waited >= DURATION, f"{name}: {before} -> {who} {waited:.2f}s after renewal"
+                direct.append((name, before, who))
+            holder[name] = who
+    takeovers = {f"{instance}.cluster.{c}" for c in orphans}
+    assert takeovers <= {name for name, before, _ in direct if before == dead.name}
     #    (b) Every replica's passes on one cluster never overlap another replica's.
     timeline: dict[str, list[tuple[float, float, str]]] = {}
     for replica in replicas:
@@ -305,19 +325,6 @@ def test_replicas_share_the_fleet_take_over_from_a_dead_one_and_never_overlap(
         spans.sort()
         for (_, end, who), (start_, _, other) in itertools.pairwise(spans):
             assert who == other or end <= start_, f"{cluster}: {who} and {other} overlap"
-    #    (c) Each of the dead replica's clusters was taken over no earlier than one lease
-    #    duration after its last renewal (both stamps from this machine's clock).
-    session = f"{instance}.replica.{dead.name}"
-    last = max(i for i, w in enumerate(history.writes) if w[0] == session and w[1] == dead.name)
-    renewed = datetime.fromisoformat(history.writes[last][2] or "")
-    for cluster in orphans:
-        taken = next(
-            w
-            for w in history.writes[last:]
-            if w[0] == f"{instance}.cluster.{cluster}" and w[1] not in (None, dead.name)
-        )
-        waited = (datetime.fromisoformat(taken[2] or "") - renewed).total_seconds()
-        assert waited >= DURATION, f"{cluster}: taken {waited:.2f}s after the last renewal"
     assert all(r.process.returncode in (0, -signal.SIGKILL) for r in replicas), [
         (r.name, r.process.returncode) for r in replicas
     ]
