@@ -328,7 +328,8 @@ def run_command(
             fetch_timeout=fetch_timeout,
             credentials=git_credentials,
         )
-        clients = Clients(kubeconfig, timeout=request_timeout)
+        # --once: a single pass each, nothing to keep current.
+        clients = Clients(kubeconfig, timeout=request_timeout, watch=not once)
         metrics = Metrics()
         credentials = (
             ChartCredentials.load(chart_credentials) if chart_credentials else ChartCredentials()

@@ -44,6 +44,7 @@ from reconciler.config.load import load_partial
 from reconciler.config.model import PartialRepo, Repo
 from reconciler.daemon.desired import Desired, RenderBook
 from reconciler.daemon.follow import Follower, Source
+from reconciler.daemon.live import LiveChanges
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.passes import ClusterPasses
 from reconciler.daemon.publish import StatusPublisher
@@ -177,6 +178,9 @@ class Daemon(RevisionJob, ClusterPasses):
         self._pending = None  # held by the prune guard until released
         self._pending_loaded = None  # what it was built from (for rollouts)
         self._next_prune = self.clock.monotonic()
+        # Watched objects that changed: their clusters are passed again within seconds.
+        self.live = LiveChanges(self.waker.wake, self.log)
+        clients.subscribe(self.live.hear)
         # Sharding on: the status of the clusters this replica owns is published there.
         self.publisher = (
             StatusPublisher(
@@ -274,6 +278,7 @@ class Daemon(RevisionJob, ClusterPasses):
         self._check_timeouts(now)
         if not self._stopping:
             self._claim()
+            self._repass |= self.live.take(now).keys()
             self._dispatch(now)
             self._collect_passes()  # an inline dispatcher (tests) has finished them already
             self._dispatch_checks(now)
@@ -344,6 +349,9 @@ class Daemon(RevisionJob, ClusterPasses):
 
     def _sleep_for(self, now: float) -> float:
         wake = [now + _MAX_SLEEP]
+        held = self.live.waiting(now)  # a watched change held back a moment
+        if held is not None:
+            wake.append(held)
         if self._source_job is None:
             wake.append(now if self._poked or self._wanted else self._next_poll)
         if self.rollouts.active():

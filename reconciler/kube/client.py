@@ -9,6 +9,8 @@ the client's exception kept as the cause. Nothing here logs; callers do.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import http.client
 import json
 import re
 import ssl
@@ -18,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
-import urllib3
+import httpx
 from kubernetes import client as k8s
 from kubernetes.config.config_exception import ConfigException
 
@@ -28,6 +30,8 @@ from reconciler import FIELD_MANAGER
 from reconciler.errors import ClusterUnreachable, ConflictError, KubeError, RequestTimeout
 from reconciler.kube.credentials import Credentials
 from reconciler.kube.kubeconfig import Kubeconfig
+from reconciler.kube.transport import IO, TRANSPORTS, Endpoint
+from reconciler.kube.watches import LiveCache, LiveEvent, Scope
 from reconciler.objects import Manifest, ObjectRef, group_of, object_name
 
 # An SSA of a ~1 MB CRD took up to 21 s on a 2-core machine at load 15 (measured): a default
@@ -72,7 +76,12 @@ _CONFLICT_MANAGER = re.compile(r'conflicts? with "([^"]+)"')
 
 
 class ClusterClient:
-    """A client for one cluster (one kubeconfig context). Thread-safe."""
+    """A client for one cluster (one kubeconfig context). Thread-safe.
+
+    Requests go over the process's shared HTTP/2 transport to the context's API server
+    (``reconciler.kube.transport``): contexts reaching one server with one TLS identity share a
+    connection.
+    """
 
     def __init__(
         self,
@@ -81,8 +90,11 @@ class ClusterClient:
         context: str | None = None,
         kubeconfig: str | Credentials | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-        max_connections: int = 16,
+        watch: bool = False,
+        on_event: Callable[[LiveEvent], None] | None = None,
     ) -> None:
+        """``watch``: reads of :meth:`cached` come from watches kept current in memory (for a
+        long-running process; ``on_event`` hears what they see)."""
         self.name = name
         self.context = context or name
         self.timeout = timeout
@@ -91,16 +103,39 @@ class ClusterClient:
         configuration = k8s.Configuration()
         try:
             kubeconfig.configure(self.context, configuration)
+            self._api = k8s.ApiClient(configuration)  # credentials only (tokens, exec plugins)
+            self._transport = TRANSPORTS.acquire(_endpoint(configuration, self._auth_headers()))
         except (ConfigException, OSError, ValueError) as err:
             raise KubeError(f"{kubeconfig.origin}: {err}", cluster=name) from err
-        configuration.connection_pool_maxsize = max_connections
-        configuration.retries = False  # our own backoff decides; a dead cluster fails fast
-        self._api = k8s.ApiClient(configuration)
-        self._pool: urllib3.PoolManager = self._api.rest_client.pool_manager
+        self._host = str(configuration.host).rstrip("/")
+        self._closed = False
         self._lock = threading.Lock()
         self._groups: dict[str, str] | None = None  # group -> preferred version
         self._resources: dict[tuple[str, str], dict[str, Resource]] = {}  # (group, version)
         self._capabilities: tuple[str, tuple[str, ...]] | None = None
+        self.live = (
+            LiveCache(name, self._transport, self._host, self._auth_headers, timeout, on_event)
+            if watch
+            else None
+        )
+        # What the last plans and applies settled, per object: (digest of what we apply,
+        # content version of live). The same pair again needs no dry-run.
+        self.settled: dict[ObjectRef, tuple[str, str]] = {}
+
+    @property
+    def server(self) -> str:
+        return self._host
+
+    def cached(
+        self, resource: Resource, namespace: str, selector: str, *, notify: bool = True
+    ) -> list[Manifest] | None:
+        """The objects of ``resource`` in ``namespace`` matching ``selector`` as the watches
+        see them, or None when not watching (or the watch cannot tell now): read instead.
+        ``notify``: their changes are reported to the listeners."""
+        if self.live is None:
+            return None
+        path = resource.path(namespace)
+        return self.live.items(Scope(path, selector, resource.api_version, resource.kind, notify))
 
     # ---- low level -----------------------------------------------------------------------
 
@@ -116,54 +151,36 @@ class ClusterClient:
         read_timeout: float | None = None,
         accept: str = "application/json",
     ) -> Any:
-        host = self._api.configuration.host
+        host = self._host
         read = read_timeout or self.timeout
+        connect = min(read, 5.0)
         url = host + path + (f"?{urlencode(query)}" if query else "")
         payload = None if body is None else json.dumps(body).encode()
-        headers = {"Accept": accept, **self._auth_headers()}
-        if payload is not None:
-            headers["Content-Type"] = content_type
-        timeout = urllib3.Timeout(connect=min(read, 5.0), read=read)
         try:
+            headers = {"Accept": accept, **self._auth_headers()}
+            if payload is not None:
+                headers["Content-Type"] = content_type
             if payload is not None and len(payload) > LARGE_BODY:
-                status, data = self._send_large(method, url, payload, headers, read)
+                status, data = self._send_alone(method, url, payload, headers, read)
             else:
-                response = self._pool.request(
-                    method,
-                    url,
-                    body=payload,
-                    headers=headers,
-                    timeout=timeout,
-                    retries=False,
-                    redirect=False,
+                timeout = httpx.Timeout(read, connect=connect)
+                sent = self._transport.send(
+                    method, url, content=payload, headers=headers, timeout=timeout
                 )
-                status, data = response.status, response.data
-        except urllib3.exceptions.NewConnectionError as err:  # a subclass of the next one
-            raise ClusterUnreachable(
-                f"unreachable at {host}: {_reason(err)}", cluster=self.name
-            ) from err
-        except urllib3.exceptions.ConnectTimeoutError as err:
-            raise ClusterUnreachable(
-                f"connecting to {host} timed out after {min(read, 5.0):g}s",
-                cluster=self.name,
-            ) from err
-        except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as err:
-            raise RequestTimeout(
-                f"{method} {path} timed out after {read:g}s waiting for {host} "
-                "(raise --request-timeout for slow servers or big objects)",
-                cluster=self.name,
-                obj=obj,
-            ) from err
-        except (urllib3.exceptions.SSLError, ssl.SSLError) as err:
-            raise ClusterUnreachable(
-                f"TLS to {host} failed: {tls_reason(err)}", cluster=self.name
-            ) from err
-        except (urllib3.exceptions.HTTPError, OSError) as err:
-            raise ClusterUnreachable(
-                f"unreachable at {host}: {_reason(err)}", cluster=self.name
-            ) from err
+                # The transport's own timeouts answer first; this only guards against a stall.
+                try:
+                    status, data, _ = IO.call(sent, timeout=connect + 2 * read + 30)
+                except httpx.RemoteProtocolError as err:
+                    if "ConnectionTerminated" not in str(err):
+                        raise
+                    # The server ends an HTTP/2 connection (GOAWAY) right after a request it
+                    # refuses to authenticate, and the HTTP library may read the GOAWAY before
+                    # the answer and drop it. Once more on a connection of its own, to read it.
+                    status, data = self._send_alone(method, url, payload, headers, read)
         except ConfigException as err:  # refreshing credentials (exec plugin, token file)
             raise KubeError(f"credentials: {err}", cluster=self.name) from err
+        except (httpx.TransportError, OSError) as err:
+            raise self._transport_error(err, method, path, read, connect, obj) from err
         if not 200 <= status <= 299:
             raise self._wrap(status, data, obj)
         try:
@@ -176,30 +193,65 @@ class ClusterClient:
                 obj=obj,
             ) from err
 
-    def _send_large(
+    def _transport_error(
+        self,
+        err: BaseException,
+        method: str,
+        path: str,
+        read: float,
+        connect: float,
+        obj: str | None,
+    ) -> KubeError:
+        """A request that got no answer, named: timeout, TLS, refused, reset."""
+        host = self._host
+        tls = _ssl_cause(err)
+        if isinstance(err, httpx.ConnectTimeout):
+            return ClusterUnreachable(
+                f"connecting to {host} timed out after {connect:g}s", cluster=self.name
+            )
+        if isinstance(err, httpx.TimeoutException | TimeoutError):
+            return RequestTimeout(
+                f"{method} {path} timed out after {read:g}s waiting for {host} "
+                "(raise --request-timeout for slow servers or big objects)",
+                cluster=self.name,
+                obj=obj,
+            )
+        if tls is not None:
+            return ClusterUnreachable(f"TLS to {host} failed: {tls_reason(tls)}", cluster=self.name)
+        return ClusterUnreachable(f"unreachable at {host}: {_reason(err)}", cluster=self.name)
+
+    def _send_alone(
         self,
         method: str,
         url: str,
-        payload: bytes,
+        payload: bytes | None,
         headers: dict[str, str],
         timeout: float,
     ) -> tuple[int, bytes]:
-        """Send a big body on a connection of its own and read the answer even when the server
-        stops reading early: an API server refusing a body over its limit answers 413 and closes
-        the connection while the body is still being sent (over TLS the send then fails with an
-        EOF before the response is read)."""
-        pool = self._pool.connection_from_url(url)
-        conn = pool._new_conn()  # never pooled: it is closed below
-        conn.timeout = timeout  # connect, send and each read
+        """Send a request on an HTTP/1.1 connection of its own (closed after it) and read the
+        answer even when the server stops reading early. For big bodies: an API server
+        refusing a body over its limit answers 413 and closes the connection while the body is
+        still being sent (over TLS the send then fails with an EOF before the answer is read)."""
+        parts = urlsplit(url)
+        conn: http.client.HTTPConnection
+        if parts.scheme == "https":
+            conn = http.client.HTTPSConnection(
+                parts.hostname or "",
+                parts.port,
+                timeout=timeout,
+                context=self._transport.endpoint.ssl_context(),
+            )
+        else:
+            conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
         try:
-            target = urllib3.util.parse_url(url).request_uri
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
             # If the server closed while we were sending, its answer may still be there.
             with contextlib.suppress(
                 ssl.SSLEOFError, ssl.SSLZeroReturnError, BrokenPipeError, ConnectionResetError
             ):
                 conn.request(method, target, body=payload, headers=headers)
             response = conn.getresponse()
-            return response.status, response.data
+            return response.status, response.read()
         finally:
             conn.close()
 
@@ -324,6 +376,8 @@ class ClusterClient:
             content_type="application/apply-patch+yaml",
             obj=str(ref),
         )
+        if not dry_run and self.live is not None:
+            self.live.observe(resource.path(ref.namespace), result)
         return result
 
     def patch_json(
@@ -348,6 +402,8 @@ class ClusterClient:
             content_type="application/json-patch+json",
             obj=object_name(resource.group, resource.kind, namespace, name),
         )
+        if not dry_run and self.live is not None:
+            self.live.observe(resource.path(namespace), result)
         return result
 
     def get(self, resource: Resource, namespace: str, name: str) -> Manifest | None:
@@ -398,6 +454,9 @@ class ClusterClient:
             if err.status != 404:
                 raise
             return False
+        finally:
+            if self.live is not None:
+                self.live.forget(resource.path(namespace), namespace, name)
         return True
 
     def wait_established(
@@ -427,7 +486,13 @@ class ClusterClient:
         self.invalidate()
 
     def close(self) -> None:
-        self._api.close()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self.live is not None:
+            self.live.close()
+        TRANSPORTS.release(self._transport)
 
 
 def _status_message(status: int, data: bytes) -> str:
@@ -462,9 +527,7 @@ _TLS_CAUSES = (
 
 def tls_reason(err: BaseException) -> str:
     """Why a TLS handshake failed, named: ``certificate verify failed: unknown CA (...)``."""
-    cause: BaseException = err
-    while isinstance(cause, urllib3.exceptions.HTTPError) and cause.__context__ is not None:
-        cause = cause.__context__
+    cause: BaseException = _ssl_cause(err) or err
     text = str(getattr(cause, "verify_message", None) or cause)
     detail = re.sub(r"^\[[^\]]*\]\s*", "", text)  # "[SSL: CERTIFICATE_VERIFY_FAILED] "
     detail = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", detail).strip()
@@ -480,9 +543,54 @@ def tls_reason(err: BaseException) -> str:
     return detail[:160] or type(cause).__name__
 
 
+def _ssl_cause(err: BaseException) -> ssl.SSLError | None:
+    """The TLS error under a transport error (the HTTP library wraps it), if any."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ssl.SSLError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _endpoint(configuration: k8s.Configuration, auth: dict[str, str]) -> Endpoint:
+    """What a context's connection is keyed by: server, TLS identity and credentials (an API
+    server closes an HTTP/2 connection after a request fails authentication: a context with a
+    bad token must not break the connection of the others)."""
+    parts = urlsplit(str(configuration.host))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"server {configuration.host!r} is not an http(s) URL")
+    return Endpoint.of(
+        f"{parts.scheme}://{parts.netloc}",
+        ca_file=configuration.ssl_ca_cert or None,
+        cert_file=configuration.cert_file or None,
+        key_file=configuration.key_file or None,
+        verify=bool(configuration.verify_ssl),
+        server_name=getattr(configuration, "tls_server_name", None) or None,
+        credentials=hashlib.sha256(json.dumps(auth, sort_keys=True).encode()).hexdigest(),
+    )
+
+
 def _reason(err: BaseException) -> str:
     """A short, credential-free reason for a connection failure."""
-    text = str(getattr(err, "reason", None) or err)
+    seen: set[int] = set()
+    while id(err) not in seen:  # down to the OS's own words
+        seen.add(id(err))
+        if isinstance(err, BaseExceptionGroup) and err.exceptions:
+            err = err.exceptions[0]  # every address refused: the first one says why
+        elif isinstance(err, OSError) and type(err) is not OSError:
+            break
+        elif err.__cause__ is not None or err.__context__ is not None:
+            err = err.__cause__ or err.__context__  # type: ignore[assignment]
+        else:
+            break
+    if isinstance(err, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(err, ConnectionResetError):
+        return "connection reset"
+    text = str(getattr(err, "reason", None) or err) or type(err).__name__
     for marker in ("Connection refused", "timed out", "Name or service not known", "SSL"):
         if marker in text:
             return marker.lower()

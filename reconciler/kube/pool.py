@@ -11,6 +11,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.kube.client import DEFAULT_TIMEOUT, ClusterClient
 from reconciler.kube.credentials import Credentials, CredentialSource
 from reconciler.kube.login import credential_source
+from reconciler.kube.watches import LiveEvent
 
 
 class Clients:
@@ -37,8 +38,13 @@ class Clients:
         recheck: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
         source: CredentialSource | None = None,
+        watch: bool = False,
     ) -> None:
+        """``watch``: clients keep the live state they read current through watches (a daemon);
+        :meth:`subscribe` hears what the watches see."""
         self.kubeconfig = kubeconfig
+        self.watch = watch
+        self._listeners: list[Callable[[LiveEvent], None]] = []
         self.timeout = timeout
         self.recheck = recheck
         self._monotonic = monotonic
@@ -67,7 +73,12 @@ class Clients:
                     return client
             credentials, generation = self._current()
             client = ClusterClient(
-                name, context=context, kubeconfig=credentials, timeout=self.timeout
+                name,
+                context=context,
+                kubeconfig=credentials,
+                timeout=self.timeout,
+                watch=self.watch,
+                on_event=self._notify,
             )
             with self._lock:
                 old = self._clients.get(name)
@@ -75,6 +86,15 @@ class Clients:
                     self._retired.append(old[0])
                 self._clients[name] = (client, generation)
             return client
+
+    def subscribe(self, listener: Callable[[LiveEvent], None]) -> None:
+        """Call ``listener`` with every watch event of every client (on the I/O thread: it
+        must only hand the event over)."""
+        self._listeners.append(listener)
+
+    def _notify(self, event: LiveEvent) -> None:
+        for listener in list(self._listeners):
+            listener(event)
 
     def parse(self) -> Credentials:
         """Read the credentials now (they are read on first use otherwise)."""

@@ -8,8 +8,10 @@ from itertools import groupby
 
 from reconciler import FIELD_MANAGER
 from reconciler.config.schema import SyncPolicy
+from reconciler.diff import content_hash
 from reconciler.errors import KubeError
 from reconciler.kube.client import ClusterClient
+from reconciler.kube.watches import content_version
 from reconciler.objects import Manifest, kind_rank
 from reconciler.progress import PassProgress
 from reconciler.sync.inventory import inventory_manifest, inventory_name, legacy_inventory_name
@@ -122,11 +124,14 @@ def _apply_stage(
                 progress.object_done()
 
     for change, answer in bounded_map(apply_one, changes):
+        assert change.desired is not None
         result.writes += 1 if change.repair is None else 3
         if isinstance(answer, str):
             result.failed.append((change.ref, answer))
             continue
         result.live[change.ref] = answer
+        if change.repair is None:  # applying the same again over the answer changes nothing
+            cluster.settled[change.ref] = (content_hash(change.desired), content_version(answer))
         (result.created if change.action is Action.CREATE else result.configured).append(change.ref)
         if change.drift is not None:
             result.corrected.append(change.ref)

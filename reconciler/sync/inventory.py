@@ -46,12 +46,19 @@ class Inventory:
 def read_inventory(cluster: ClusterClient, app: str, instance: str = DEFAULT_INSTANCE) -> Inventory:
     """Objects this app applied through this Cluster entry, and the revision that wrote them."""
     configmaps = cluster.resource("v1", "ConfigMap")
+    watched = {str(item["metadata"]["name"]): item for item in _watched(cluster, instance) or []}
+
+    def read(name: str) -> Manifest | None:
+        # Not in the watch (none there, or one too fresh for it): asked, so no write of
+        # another process is missed and nothing is forgotten.
+        return watched.get(name) or cluster.get(configmaps, SYSTEM_NAMESPACE, name)
+
     name = inventory_name(app, instance, cluster.name)
-    live = cluster.get(configmaps, SYSTEM_NAMESPACE, name)
+    live = read(name)
     legacy = False
     if live is None:
         name = legacy_inventory_name(app, instance)
-        live = cluster.get(configmaps, SYSTEM_NAMESPACE, name)
+        live = read(name)
         labels = ((live or {}).get("metadata") or {}).get("labels") or {}
         if live is None or labels.get(CLUSTER_LABEL) not in (None, cluster.name):
             return Inventory({}, None)
@@ -75,14 +82,32 @@ def list_inventories(cluster: ClusterClient, instance: str = DEFAULT_INSTANCE) -
     """Apps of this instance with an inventory of this Cluster entry (or a pre-cluster-key one)
     on the cluster."""
     configmaps = cluster.resource("v1", "ConfigMap")
-    selector = f"{INVENTORY_LABEL},{INSTANCE_LABEL}={instance}"
-    items = cluster.list_objects(configmaps, SYSTEM_NAMESPACE, label_selector=selector)
+    watched = _watched(cluster, instance)
+    if watched is not None:
+        items = watched
+    else:
+        selector = f"{INVENTORY_LABEL},{INSTANCE_LABEL}={instance}"
+        items = cluster.list_objects(configmaps, SYSTEM_NAMESPACE, label_selector=selector)
     apps = set()
     for item in items:
         labels = item["metadata"]["labels"]
         if labels.get(CLUSTER_LABEL, cluster.name) == cluster.name:
             apps.add(str(labels[INVENTORY_LABEL]))
     return sorted(apps)
+
+
+def _watched(cluster: ClusterClient, instance: str) -> list[Manifest] | None:
+    """This instance's inventories of this Cluster entry (and pre-cluster-key ones) as the
+    watches see them, or None when not watched. Changes are not reported: they are ours."""
+    configmaps = cluster.resource("v1", "ConfigMap")
+    found: list[Manifest] = []
+    for which in (f"{CLUSTER_LABEL}={cluster.name}", f"!{CLUSTER_LABEL}"):
+        selector = f"{INVENTORY_LABEL},{INSTANCE_LABEL}={instance},{which}"
+        items = cluster.cached(configmaps, SYSTEM_NAMESPACE, selector, notify=False)
+        if items is None:
+            return None
+        found += items
+    return found
 
 
 def inventory_manifest(

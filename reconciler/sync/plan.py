@@ -24,6 +24,7 @@ from reconciler.diff import (
 from reconciler.errors import ConflictError, KubeError
 from reconciler.fields import FieldChange
 from reconciler.kube.client import ClusterClient, Resource, UnknownKind
+from reconciler.kube.watches import content_version
 from reconciler.masking import mask_changes
 from reconciler.objects import Manifest, ObjectRef
 from reconciler.sync.inventory import read_inventory
@@ -166,17 +167,40 @@ Scope = tuple[Resource, str]  # a kind in one namespace ("" for cluster-scoped k
 def read_live(
     cluster: ClusterClient, wanted: list[tuple[Resource, ObjectRef]]
 ) -> tuple[dict[ObjectRef, Manifest], set[Scope]]:
-    """Live objects: one LIST per (kind, namespace) with many objects, GETs for a few.
+    """Live objects: from the cluster's watches when it keeps them, else one LIST per
+    (kind, namespace) with many objects and GETs for a few.
 
-    Also returns the scopes that were listed whole (the unmanaged scan reuses those lists).
+    A watched scope holds the objects labelled as some app's: a wanted object missing from it
+    is read with a GET (it may exist unlabelled, or be too fresh for the watch). Also returns
+    the scopes read whole (the unmanaged scan reuses them).
     """
     groups: dict[Scope, list[ObjectRef]] = {}
     for resource, ref in wanted:
         groups.setdefault((resource, ref.namespace), []).append(ref)
-    listed = {scope for scope, refs in groups.items() if len(refs) > _FEW}
+    ordered = sorted(groups.items(), key=lambda kv: _scope_key(kv[0]))
+    live: dict[ObjectRef, Manifest] = {}
+    listed: set[Scope] = set()
+    unwatched: list[tuple[Scope, list[ObjectRef]]] = []
+    for scope, refs in ordered:
+        watched = cluster.cached(scope[0], scope[1], watch_selector(cluster, scope[1]))
+        if watched is None:
+            unwatched.append((scope, refs))
+            continue
+        if scope[1]:  # cluster-wide scopes hold only this entry's objects: not read whole
+            listed.add(scope)
+        for item in watched:
+            live[ObjectRef.of(item)] = item
     work: list[tuple[Scope, ObjectRef | None]] = []
-    for scope, refs in sorted(groups.items(), key=lambda kv: _scope_key(kv[0])):
-        work += [(scope, None)] if scope in listed else [(scope, ref) for ref in refs]
+    polled = {scope for scope, _ in unwatched}
+    for scope, refs in ordered:
+        if scope not in polled:
+            work += [(scope, ref) for ref in refs if ref not in live]
+    for scope, refs in unwatched:
+        if len(refs) > _FEW:
+            listed.add(scope)
+            work.append((scope, None))
+        else:
+            work += [(scope, ref) for ref in refs]
 
     def read(item: tuple[Scope, ObjectRef | None]) -> list[Manifest]:
         (resource, namespace), ref = item
@@ -185,11 +209,16 @@ def read_live(
         found = cluster.get(resource, namespace, ref.name)
         return [found] if found is not None else []
 
-    live: dict[ObjectRef, Manifest] = {}
     for items in bounded_map(read, work):
         for item in items:
             live[ObjectRef.of(item)] = item
     return live, listed
+
+
+def watch_selector(cluster: ClusterClient, namespace: str) -> str:
+    """What a watched scope holds: every app's objects in a namespace; cluster-wide, only this
+    Cluster entry's (entries sharing an API server would otherwise each hold all of them)."""
+    return APP_LABEL if namespace else f"{APP_LABEL},{CLUSTER_LABEL}={cluster.name}"
 
 
 def _scope_key(scope: Scope) -> tuple[str, str, str]:
@@ -237,6 +266,11 @@ def _plan_object(
     ours = applied is not None or FIELD_MANAGER in {
         e.get("manager") for e in (live.get("metadata") or {}).get("managedFields") or []
     }
+    # The same content applied over the same live content as a pass already found settled:
+    # a dry-run could only say "unchanged" again.
+    settled = (content_hash(to_apply), content_version(live))
+    if cluster.settled.get(ref) == settled:
+        return Change(ref, Action.UNCHANGED, obj, api_version)
     force = False
     repair: ListRepair | None = None
     try:
@@ -287,6 +321,8 @@ def _plan_object(
 
     fields = field_changes(normalize(predicted), normalize(live))
     if not fields:
+        if not force and repair is None:
+            cluster.settled[ref] = settled
         return Change(ref, Action.UNCHANGED, obj, api_version)
     change = Change(ref, Action.UPDATE, to_apply, api_version, force=force, repair=repair)
     if repair is not None:
@@ -392,6 +428,9 @@ def _find_unmanaged(
         resource, namespace = scope
         if scope in listed:  # already listed whole for the plan
             return [o for ref, o in live.items() if (resource, ref.namespace) == scope]
+        watched = cluster.cached(resource, namespace, APP_LABEL) if namespace else None
+        if watched is not None:
+            return [o for o in watched if labels_of(o).get(APP_LABEL) == owner.app]
         try:
             return cluster.list_objects(resource, namespace, label_selector=selector)
         except KubeError as err:

@@ -130,15 +130,18 @@ def running_daemon(
     *,
     instance: str | None = None,
     request_timeout: float = 5.0,
+    watch: bool = False,
+    drift_interval: float = FAST.drift_interval,
 ) -> Iterator[Daemon]:
     """A daemon in a background thread of this process, stopped (and checked) on exit.
 
     Its own inventory instance by default, so it never prunes what other tests applied.
+    ``watch``: its clients keep live state current through watches.
     """
     store = Store.open(state)
-    clients = Clients(str(kubeconfig), timeout=request_timeout)
+    clients = Clients(str(kubeconfig), timeout=request_timeout, watch=watch)
     source = GitSource(str(repo.root), None, state / "source")
-    settings = replace(FAST, instance=instance or unique("test"))
+    settings = replace(FAST, instance=instance or unique("test"), drift_interval=drift_interval)
     daemon = Daemon(source, store, clients, settings=settings)
     thread = threading.Thread(target=daemon.run, name="daemon-under-test", daemon=True)
     thread.start()

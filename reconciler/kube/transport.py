@@ -1,0 +1,229 @@
+"""HTTP/2 to API servers: one multiplexed TLS connection per API server and TLS identity.
+
+Every request and every watch of every cluster context goes through one event loop thread
+(``kube-io``) for the whole process. Contexts that reach the same API server with the same TLS
+identity (server, CA, client certificate, a digest of the token) share one :class:`Transport`.
+A transport multiplexes all requests on one HTTP/2 connection (kube-apiserver speaks h2 through
+ALPN) and all watch streams on a second one (a third once that carries
+:data:`WATCHES_PER_CONNECTION`; a client connection allows 100 concurrent streams).
+
+Requests and idle watches do not share a connection: with the HTTP library used here, a request
+whose answer arrives while an idle watch stream is waiting to read may wait for that stream's
+next event (measured: up to a minute, the watch bookmark interval; never with separate
+connections).
+
+The socket count is therefore a small constant per API server, whatever the number of contexts,
+requests and watches: ``1 + ceil(watches / WATCHES_PER_CONNECTION)``. Nothing here logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import hashlib
+import ssl
+import threading
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+WATCHES_PER_CONNECTION = 90  # of the 100 streams a connection may carry
+_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16, keepalive_expiry=60.0)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a context connects and as whom (what a connection is keyed by). Files are compared
+    by their content: the same CA or certificate in another temporary file is the same."""
+
+    origin: str  # scheme://host:port
+    ca_file: str | None = field(compare=False)
+    cert_file: str | None = field(compare=False)
+    key_file: str | None = field(compare=False)
+    verify: bool
+    server_name: str | None  # TLS server name when it is not the URL's host
+    credentials: str  # a digest of the request credentials (never the credentials)
+    files: str = ""  # a digest of the CA, certificate and key files' content
+
+    @classmethod
+    def of(
+        cls,
+        origin: str,
+        *,
+        ca_file: str | None,
+        cert_file: str | None,
+        key_file: str | None,
+        verify: bool,
+        server_name: str | None,
+        credentials: str,
+    ) -> Endpoint:
+        """An endpoint; reads the files (OSError when one cannot be read)."""
+        digest = hashlib.sha256()
+        for path in (ca_file, cert_file, key_file):
+            digest.update(Path(path).read_bytes() if path else b"-")
+            digest.update(b"\0")
+        return cls(
+            origin,
+            ca_file,
+            cert_file,
+            key_file,
+            verify,
+            server_name,
+            credentials,
+            digest.hexdigest(),
+        )
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A fresh TLS context (the HTTP library sets ALPN on the one it is given)."""
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+class IOLoop:
+    """The process's event loop for Kubernetes I/O, on a daemon thread started on first use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="kube-io", daemon=True).start()
+                self._loop = loop
+            return self._loop
+
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run ``coro`` on the loop and wait for it; TimeoutError after ``timeout`` seconds."""
+        future = self.spawn(coro)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"no answer within {timeout:g}s") from None
+
+
+IO = IOLoop()
+
+
+class Transport:
+    """HTTP/2 connections to one :class:`Endpoint`; requests share the first, watches spread."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self._tls = endpoint.ssl_context() if endpoint.origin.startswith("https:") else None
+        self._clients: list[httpx.AsyncClient] = []  # [0] for requests, the rest for watches
+        self._watches: list[int] = []  # open watch streams per client
+        self.users = 0  # cluster clients holding this transport (see Transports)
+
+    def _client(self, index: int) -> httpx.AsyncClient:
+        while len(self._clients) <= index:
+            self._clients.append(
+                httpx.AsyncClient(
+                    http2=True,
+                    verify=self._tls if self._tls is not None else True,
+                    trust_env=False,  # API servers are reached directly, never through a proxy
+                    limits=_LIMITS,
+                    follow_redirects=False,
+                )
+            )
+            self._watches.append(0)
+        return self._clients[index]
+
+    def _extensions(self) -> dict[str, Any]:
+        name = self.endpoint.server_name
+        return {"sni_hostname": name} if name else {}
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes | None,
+        headers: dict[str, str],
+        timeout: httpx.Timeout,
+    ) -> tuple[int, bytes, str]:
+        """One request: status, body and the HTTP version it went over."""
+        response = await self._client(0).request(
+            method,
+            url,
+            content=content,
+            headers=headers,
+            timeout=timeout,
+            extensions=self._extensions(),
+        )
+        return response.status_code, response.content, response.http_version
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, url: str, *, headers: dict[str, str], timeout: httpx.Timeout
+    ) -> AsyncIterator[httpx.Response]:
+        """A long-lived GET (a watch), on a watch connection that has room for one more."""
+        self._client(0)
+        index = next(
+            (i for i, n in enumerate(self._watches) if i > 0 and n < WATCHES_PER_CONNECTION),
+            max(1, len(self._watches)),
+        )
+        client = self._client(index)
+        self._watches[index] += 1
+        try:
+            async with client.stream(
+                "GET", url, headers=headers, timeout=timeout, extensions=self._extensions()
+            ) as response:
+                yield response
+        finally:
+            self._watches[index] -= 1
+
+    async def aclose(self) -> None:
+        clients, self._clients, self._watches = self._clients, [], []
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+
+class Transports:
+    """The process's transports, one per endpoint, shared by every cluster client reaching it
+    and closed when the last one lets go."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_endpoint: dict[Endpoint, Transport] = {}
+
+    def acquire(self, endpoint: Endpoint) -> Transport:
+        with self._lock:
+            transport = self._by_endpoint.get(endpoint)
+            if transport is None:
+                transport = self._by_endpoint[endpoint] = Transport(endpoint)
+            transport.users += 1
+            return transport
+
+    def release(self, transport: Transport) -> None:
+        with self._lock:
+            transport.users -= 1
+            if transport.users > 0 or self._by_endpoint.get(transport.endpoint) is not transport:
+                return
+            del self._by_endpoint[transport.endpoint]
+        IO.spawn(transport.aclose())
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._by_endpoint)
+
+
+TRANSPORTS = Transports()

@@ -1,0 +1,386 @@
+"""Live state from watches: a cluster's scopes kept current in memory.
+
+A scope is one collection (a kind, in one namespace or cluster-wide) under one label selector.
+The first read of a scope LISTs it and then WATCHes from the list's resourceVersion on the
+shared HTTP/2 transport (no socket of its own, no thread: a task on the ``kube-io`` loop).
+A watch that ends is resumed from the last resourceVersion seen (bookmarks keep it fresh); one
+that breaks (410 Gone, connection reset, an API server restart) is listed again, with a growing
+pause while the server is away, and what changed meanwhile is reported as changed. A scope the
+server will not let us list or watch (401, 403, 404, 405), or a server that does not speak
+HTTP/2 (each watch would then cost a socket), is *unwatchable*: its readers fall back to their
+own requests (polling), and it is tried again after :data:`RETRY_UNWATCHABLE` seconds.
+
+Changes are reported through a callback as :class:`LiveEvent` values (on the loop's thread:
+the callback must only hand them over). Only changes of content count: a status update (a
+Deployment's replica counts) or a new resourceVersion alone is not a change
+(:func:`content_version`). Nothing here logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import random
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from reconciler.kube.transport import IO, Transport
+from reconciler.objects import Manifest
+
+WATCH_SECONDS = 240  # the server ends a watch after about this long; it is resumed at once
+RETRY_UNWATCHABLE = 300.0
+_MAX_PAUSE = 10.0
+_PAGE = 500
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A collection under a label selector: what one LIST + WATCH keeps current."""
+
+    path: str  # /api/v1/namespaces/demo/configmaps
+    selector: str  # "k" (exists), "!k" (does not exist) or "k=v", comma-separated
+    api_version: str
+    kind: str
+    notify: bool = True  # report its objects' changes (not for our own bookkeeping)
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    """What a cluster's watches tell: an object changed, or a scope's watch changed state."""
+
+    cluster: str
+    what: str  # "changed" | "unwatchable" | "broken" | "recovered"
+    scope: str  # Kind in namespace, for messages
+    obj: str = ""  # Kind/namespace/name of a changed object
+    reason: str = ""
+
+
+def content_version(obj: Mapping[str, Any]) -> str:
+    """A digest of what an apply or a dry-run can see of a live object: everything but its
+    status, its resourceVersion and the times and status entries of its managedFields."""
+    meta = dict(obj.get("metadata") or {})
+    meta.pop("resourceVersion", None)
+    managed = [
+        {k: v for k, v in entry.items() if k != "time"}
+        for entry in meta.pop("managedFields", None) or []
+        if isinstance(entry, Mapping) and entry.get("subresource") != "status"
+    ]
+    body = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
+    text = json.dumps([body, meta, managed], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def matches(selector: str, labels: Mapping[str, Any]) -> bool:
+    """The subset of label-selector syntax scopes use: ``key``, ``!key``, ``key=value``, ANDed."""
+    for term in filter(None, selector.split(",")):
+        if term.startswith("!"):
+            if term[1:] in labels:
+                return False
+            continue
+        key, eq, value = term.partition("=")
+        if key not in labels or (eq and labels[key] != value):
+            return False
+    return True
+
+
+class _Gone(Exception):
+    """410: the resourceVersion is too old; list again."""
+
+
+class _Refused(Exception):
+    """The server will not let us list or watch this scope."""
+
+
+def _version(obj: Mapping[str, Any]) -> int | None:
+    try:
+        return int((obj.get("metadata") or {}).get("resourceVersion") or "")
+    except ValueError:
+        return None
+
+
+class ScopeWatch:
+    """One scope kept current by LIST + WATCH on the loop; read from any thread."""
+
+    def __init__(self, cache: LiveCache, scope: Scope) -> None:
+        self.cache = cache
+        self.scope = scope
+        self.state = "syncing"  # live | broken | unwatchable | closed
+        self.reason = ""
+        self.synced = threading.Event()  # the first LIST answered (or failed)
+        self._lock = threading.Lock()
+        self._objects: dict[tuple[str, str], Manifest] = {}
+        self._versions: dict[tuple[str, str], str] = {}  # content_version of each
+        self._task: asyncio.Future[None] | None = None
+
+    @property
+    def label(self) -> str:
+        where = self.scope.path.split("/namespaces/", 1)
+        namespace = where[1].split("/", 1)[0] if len(where) == 2 else ""
+        return f"{self.scope.kind} in {namespace}" if namespace else f"{self.scope.kind}"
+
+    def start(self) -> None:
+        self._task = IO.spawn(self._run())  # type: ignore[assignment]
+
+    def items(self) -> list[Manifest] | None:
+        """The scope's objects, or None while they are not known to be current."""
+        with self._lock:
+            if self.state != "live":
+                return None
+            return list(self._objects.values())
+
+    # -- our own writes -----------------------------------------------------------------------
+
+    def observe(self, obj: Manifest) -> None:
+        """An object as a write of ours answered: newer than what the watch has told yet."""
+        if not matches(self.scope.selector, (obj.get("metadata") or {}).get("labels") or {}):
+            self.forget(_key(obj))
+            return
+        key = _key(obj)
+        with self._lock:
+            known = self._objects.get(key)
+            old, new = (_version(known) if known else None), _version(obj)
+            if known is not None and old is not None and new is not None and new < old:
+                return
+            self._objects[key] = _complete(obj, self.scope)
+            self._versions[key] = content_version(obj)
+
+    def forget(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._objects.pop(key, None)
+            self._versions.pop(key, None)
+
+    # -- the loop side ------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        pause = 0.5
+        while self.state != "closed":
+            try:
+                version = await self._list()
+                pause = 0.5
+                while self.state != "closed":
+                    version = await self._watch(version)
+            except _Gone:
+                continue
+            except _Refused as err:
+                self._set_state("unwatchable", str(err))
+                await asyncio.sleep(RETRY_UNWATCHABLE)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                self._set_state("broken", _describe(err))
+                await asyncio.sleep(pause * (0.5 + random.random()))
+                pause = min(pause * 2, _MAX_PAUSE)
+
+    def _set_state(self, state: str, reason: str = "") -> None:
+        with self._lock:
+            if self.state == "closed":
+                return
+            before, self.state, self.reason = self.state, state, reason
+        self.synced.set()
+        if state != before and (state != "live" or before in ("broken", "unwatchable")):
+            what = "recovered" if state == "live" else state
+            self.cache.emit(LiveEvent(self.cache.cluster, what, self.label, reason=reason))
+
+    async def _get(self, query: dict[str, str]) -> Any:
+        url = self.cache.host + self.scope.path + "?" + urlencode(query)
+        status, data, version = await self.cache.transport.send(
+            "GET",
+            url,
+            content=None,
+            headers=self.cache.headers(),
+            timeout=httpx.Timeout(self.cache.timeout, connect=5.0),
+        )
+        _check(status, data)
+        if version != "HTTP/2":
+            raise _Refused(f"the server answers {version}: a watch would hold a socket each")
+        return json.loads(data)
+
+    async def _list(self) -> str:
+        query = {"limit": str(_PAGE)}
+        if self.scope.selector:
+            query["labelSelector"] = self.scope.selector
+        items: list[Manifest] = []
+        while True:
+            body = await self._get(query)
+            items += body.get("items") or []
+            meta = body.get("metadata") or {}
+            if not meta.get("continue"):
+                break
+            query["continue"] = str(meta["continue"])
+        fresh = {_key(item): _complete(item, self.scope) for item in items}
+        versions = {key: content_version(obj) for key, obj in fresh.items()}
+        with self._lock:
+            keys = versions.keys() | self._versions.keys()
+            changed = [k for k in keys if versions.get(k) != self._versions.get(k)]
+            first = self.state == "syncing"
+            self._objects, self._versions = fresh, versions
+        self._set_state("live")
+        if not first:  # what changed while the watch was away
+            for key in sorted(changed):
+                self._changed(key)
+        return str(meta.get("resourceVersion") or "")
+
+    async def _watch(self, version: str) -> str:
+        query = {
+            "watch": "1",
+            "resourceVersion": version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(WATCH_SECONDS + random.randrange(60)),
+        }
+        if self.scope.selector:
+            query["labelSelector"] = self.scope.selector
+        url = self.cache.host + self.scope.path + "?" + urlencode(query)
+        timeout = httpx.Timeout(WATCH_SECONDS + 90.0, connect=5.0)
+        async with self.cache.transport.stream(
+            url, headers=self.cache.headers(), timeout=timeout
+        ) as response:
+            if response.status_code != 200:
+                _check(response.status_code, await response.aread())
+            if response.http_version != "HTTP/2":
+                raise _Refused(f"the server answers {response.http_version}")
+            async for line in response.aiter_lines():
+                if line.strip():
+                    version = self._event(json.loads(line)) or version
+        return version
+
+    def _event(self, event: Mapping[str, Any]) -> str | None:
+        kind, obj = event.get("type"), event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise _Gone()
+            raise RuntimeError(f"watch error: {obj.get('message') or obj}")
+        version = str((obj.get("metadata") or {}).get("resourceVersion") or "") or None
+        if kind == "BOOKMARK":
+            return version
+        key = _key(obj)
+        with self._lock:
+            before = self._versions.get(key)
+            if kind == "DELETED":
+                self._objects.pop(key, None)
+                self._versions.pop(key, None)
+                now = None
+            else:
+                known = self._objects.get(key)
+                old, new = (_version(known) if known else None), _version(obj)
+                if old is not None and new is not None and new < old:
+                    return version  # older than what a write of ours already answered
+                self._objects[key] = _complete(obj, self.scope)
+                now = self._versions[key] = content_version(obj)
+        if now != before:
+            self._changed(key)
+        return version
+
+    def _changed(self, key: tuple[str, str]) -> None:
+        if not self.scope.notify:
+            return
+        namespace, name = key
+        obj = f"{self.scope.kind}/{namespace + '/' if namespace else ''}{name}"
+        self.cache.emit(LiveEvent(self.cache.cluster, "changed", self.label, obj=obj))
+
+    def close(self) -> None:
+        with self._lock:
+            self.state = "closed"
+        self.synced.set()
+        task = self._task
+        if task is not None:
+            task.cancel()
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def _complete(obj: Manifest, scope: Scope) -> Manifest:
+    """List and watch items omit apiVersion and kind; readers expect full objects."""
+    if obj.get("apiVersion") and obj.get("kind"):
+        return obj
+    return {"apiVersion": scope.api_version, "kind": scope.kind, **obj}
+
+
+def _check(status: int, data: bytes) -> None:
+    if 200 <= status <= 299:
+        return
+    if status == 410:
+        raise _Gone()
+    try:
+        message = str(json.loads(data or b"{}").get("message") or "")
+    except (ValueError, AttributeError):
+        message = ""
+    if status in (401, 403, 404, 405):
+        raise _Refused(f"HTTP {status}{': ' + message if message else ''}")
+    raise RuntimeError(f"HTTP {status}{': ' + message if message else ''}")
+
+
+def _describe(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text}"[:200] if text else type(err).__name__
+
+
+class LiveCache:
+    """A cluster's watched scopes."""
+
+    def __init__(
+        self,
+        cluster: str,
+        transport: Transport,
+        host: str,
+        headers: Callable[[], dict[str, str]],
+        timeout: float,
+        on_event: Callable[[LiveEvent], None] | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.transport = transport
+        self.host = host
+        self.headers = headers
+        self.timeout = timeout
+        self._on_event = on_event
+        self._lock = threading.Lock()
+        self._scopes: dict[Scope, ScopeWatch] = {}
+
+    def emit(self, event: LiveEvent) -> None:
+        if self._on_event is not None:
+            with contextlib.suppress(Exception):  # a listener's bug must not stop the watch
+                self._on_event(event)
+
+    def items(self, scope: Scope) -> list[Manifest] | None:
+        """The scope's objects (watched from now on), or None when they cannot be had from a
+        watch right now: the caller reads them itself."""
+        with self._lock:
+            watch = self._scopes.get(scope)
+            if watch is None:
+                watch = self._scopes[scope] = ScopeWatch(self, scope)
+                watch.start()
+        watch.synced.wait(self.timeout)
+        return watch.items()
+
+    def watching(self) -> dict[str, str]:
+        """Each scope's state (``live``, ``broken``, ...), for reports and tests."""
+        with self._lock:
+            return {w.label: w.state for w in self._scopes.values()}
+
+    def observe(self, path: str, obj: Manifest) -> None:
+        """A write of ours answered with ``obj`` (in the collection at ``path``)."""
+        for watch in self._watches(path):
+            watch.observe(obj)
+
+    def forget(self, path: str, namespace: str, name: str) -> None:
+        for watch in self._watches(path):
+            watch.forget((namespace, name))
+
+    def _watches(self, path: str) -> list[ScopeWatch]:
+        with self._lock:
+            return [w for s, w in self._scopes.items() if s.path == path]
+
+    def close(self) -> None:
+        with self._lock:
+            watches, self._scopes = list(self._scopes.values()), {}
+        for watch in watches:
+            watch.close()

@@ -1,0 +1,87 @@
+"""Pure parts of watch-fed live state: content versions, scope selectors, the daemon's inbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from reconciler.daemon.live import LiveChanges
+from reconciler.kube.watches import LiveEvent, content_version, matches
+
+
+def _deployment(**changes: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "web",
+            "namespace": "demo",
+            "resourceVersion": "10",
+            "labels": {"reconciler.io/app": "web"},
+            "managedFields": [
+                {"manager": "reconciler", "operation": "Apply", "time": "2026-12-02T08:00:00Z"},
+                {
+                    "manager": "kube-controller-manager",
+                    "subresource": "status",
+                    "time": "2026-12-02T08:00:01Z",
+                },
+            ],
+        },
+        "spec": {"replicas": 2},
+        "status": {"readyReplicas": 1},
+    }
+    for key, value in changes.items():
+        obj[key] = value
+    return obj
+
+
+def test_a_status_update_or_a_new_resource_version_is_not_a_change_of_content() -> None:
+    before = _deployment()
+    after = _deployment(status={"readyReplicas": 2})
+    after["metadata"] = {**after["metadata"], "resourceVersion": "11"}
+    after["metadata"]["managedFields"] = [
+        {**e, "time": "2026-12-02T09:00:00Z"} for e in after["metadata"]["managedFields"]
+    ]
+    assert content_version(before) == content_version(after)
+
+
+def test_a_spec_label_or_manager_change_is_a_change_of_content() -> None:
+    base = content_version(_deployment())
+    assert content_version(_deployment(spec={"replicas": 3})) != base
+    relabelled = _deployment()
+    relabelled["metadata"] = {**relabelled["metadata"], "labels": {}}
+    assert content_version(relabelled) != base
+    taken = _deployment()
+    taken["metadata"] = {
+        **taken["metadata"],
+        "managedFields": [{"manager": "kubectl-edit", "operation": "Update"}],
+    }
+    assert content_version(taken) != base
+
+
+def test_scope_selectors_match_exists_and_equals_terms() -> None:
+    labels = {"reconciler.io/app": "web", "reconciler.io/instance": "default"}
+    assert matches("reconciler.io/app", labels)
+    assert matches("reconciler.io/app,reconciler.io/instance=default", labels)
+    assert not matches("reconciler.io/inventory", labels)
+    assert not matches("reconciler.io/app=other", labels)
+    assert matches("reconciler.io/app,!reconciler.io/cluster", labels)
+    assert not matches("!reconciler.io/instance", labels)
+    assert matches("", {})
+
+
+def test_changed_clusters_are_handed_over_at_most_once_per_gap() -> None:
+    woken: list[int] = []
+    live = LiveChanges(lambda: woken.append(1), structlog.get_logger(), min_gap=1.0)
+    live.hear(LiveEvent("east", "changed", "ConfigMap in demo", obj="ConfigMap/demo/a"))
+    live.hear(LiveEvent("east", "changed", "ConfigMap in demo", obj="ConfigMap/demo/b"))
+    live.hear(LiveEvent("west", "broken", "ConfigMap in demo", reason="reset"))
+    assert woken == [1, 1]
+    assert live.take(100.0) == {"east": "ConfigMap/demo/a"}
+    assert live.take(100.1) == {}
+    live.hear(LiveEvent("east", "changed", "ConfigMap in demo", obj="ConfigMap/demo/c"))
+    assert live.take(100.5) == {}  # too soon after the last: held
+    assert live.waiting(100.5) == 101.0
+    assert live.take(101.0) == {"east": "ConfigMap/demo/c"}
+    assert live.waiting(101.0) is None
