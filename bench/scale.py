@@ -436,6 +436,13 @@ def running(cmd: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield process
     finally:
+        for child in (
+            Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+            if process.poll() is None
+            else []
+        ):
+            with contextlib.suppress(OSError):
+                os.kill(int(child), signal.SIGTERM)  # the daemon under py-spy
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
@@ -609,26 +616,29 @@ ROWS: list[tuple[str, Callable[[Result], str]]] = [
     ("targets (apps x clusters)", lambda r: str(r.targets)),
     ("objects", lambda r: str(r.objects)),
     ("first convergence (s)", lambda r: f"{r.first_convergence_s:.1f}"),
-    ("  requests", lambda r: str(requests_of(r.first_convergence_requests))),
-    ("no-change round (s)", lambda r: f"{r.no_change_round_s:.1f}"),
-    ("  mean pass per cluster (s)", lambda r: f"{r.no_change_pass_mean_s:.3f}"),
-    ("  requests", lambda r: str(r.no_change_requests_total)),
-    ("  by verb", lambda r: verbs(r.no_change_requests)),
-    ("  requests per target", lambda r: f"{r.requests_per_target:.2f}"),
-    ("  requests per object", lambda r: f"{r.requests_per_object:.3f}"),
+    ("first convergence: requests", lambda r: str(requests_of(r.first_convergence_requests))),
+    ("no-change drift round: first to last pass (s)", lambda r: f"{r.no_change_round_s:.1f}"),
+    ("no-change: mean pass per cluster (s)", lambda r: f"{r.no_change_pass_mean_s:.3f}"),
+    ("no-change: requests", lambda r: str(r.no_change_requests_total)),
+    ("no-change: by verb", lambda r: verbs(r.no_change_requests)),
+    ("no-change: requests per target", lambda r: f"{r.requests_per_target:.2f}"),
+    ("no-change: requests per object", lambda r: f"{r.requests_per_object:.3f}"),
     ("no-op commit: every cluster passed (s)", lambda r: f"{r.noop_commit_s:.1f}"),
-    ("  requests", lambda r: str(requests_of(r.noop_commit_requests))),
-    ("  by verb", lambda r: verbs(r.noop_commit_requests)),
-    ("  requests per object", lambda r: f"{requests_of(r.noop_commit_requests) / r.objects:.3f}"),
+    ("no-op commit: requests", lambda r: str(requests_of(r.noop_commit_requests))),
+    ("no-op commit: by verb", lambda r: verbs(r.noop_commit_requests)),
+    (
+        "no-op commit: requests per object",
+        lambda r: f"{requests_of(r.noop_commit_requests) / r.objects:.3f}",
+    ),
     ("one-app commit applied everywhere (s)", lambda r: f"{r.commit_to_applied_s:.1f}"),
     ("drift detected (s)", lambda r: f"{r.drift_to_detected_s:.1f}"),
     ("peak RSS (MiB)", lambda r: f"{r.peak_rss_mib:.0f}"),
     ("peak open fds", lambda r: str(r.peak_fds)),
-    ("  per cluster", lambda r: f"{r.fds_per_cluster:.2f}"),
+    ("peak open fds per cluster", lambda r: f"{r.fds_per_cluster:.2f}"),
     ("peak TCP connections to the API servers", lambda r: str(r.peak_apiserver_sockets)),
     ("peak threads", lambda r: str(r.peak_threads)),
     ("CPU seconds (total)", lambda r: f"{r.cpu_seconds:.1f}"),
-    ("  to first convergence", lambda r: f"{r.cpu_seconds_first_convergence:.1f}"),
+    ("CPU seconds to first convergence", lambda r: f"{r.cpu_seconds_first_convergence:.1f}"),
     ("targets not Synced at the end", lambda r: str(r.not_synced)),
     ("error log events", lambda r: str(len(r.error_events))),
 ]
@@ -687,6 +697,9 @@ def main() -> None:
     parser.add_argument("--keep", metavar="DIR", help="copy each daemon log here")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
+    # A background job ignores SIGINT: stop on SIGTERM too, through the cleanups (the daemon,
+    # then the control plane).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.profile and shutil.which("py-spy", path=_PATH) is None:
         parser.error("--profile needs py-spy on PATH (pip install py-spy)")
     if args.from_json:

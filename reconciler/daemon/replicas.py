@@ -180,12 +180,12 @@ class ReplicaLeases:
     def step(self) -> None:
         """One round: renew the session, see who is live, give back and take cluster Leases."""
         valid = self._renew()
-        now = self._monotonic()
         try:
             sessions = self._sessions()
         except KubeError as err:
             self._say_unreachable(err)
             return
+        now = self._monotonic()  # what was listed is judged as seen now, not earlier
         live = live_replicas(sessions, self._observer, now, me=self.me, my_session_valid=valid)
         self._delete_gone(sessions, now)
         self._observer.forget(2 * GONE_AFTER * self.settings.duration, now)
@@ -215,7 +215,7 @@ class ReplicaLeases:
         for cluster in sorted(owned - set(held)):
             if not self._heartbeat():
                 break  # our session lapsed meanwhile: take nothing more this round
-            self._acquire(cluster, sessions, self._monotonic())
+            self._acquire(cluster, sessions, now)  # judged as of the list, never later
         with self._lock:
             gained, lost = sorted(owned - self._owned), sorted(self._owned - owned)
             self._owned = owned
@@ -276,6 +276,11 @@ class ReplicaLeases:
             self._say_unreachable(err)
             return self._still_valid()
         self._session = lease
+        with self._lock:
+            if sent >= self._valid_until:
+                # The session had lapsed: others may have taken our clusters meanwhile. Forget
+                # them; a Lease still naming us is adopted again after a read.
+                self._held.clear()
         if self._unreachable:
             self.log.info("management cluster reachable again")
             self._unreachable = False
