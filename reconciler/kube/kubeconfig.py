@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import yaml
 from kubernetes import client as k8s
@@ -10,6 +11,11 @@ from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.kube_config import ConfigNode, KubeConfigLoader, KubeConfigMerger
 
 from reconciler.errors import ReconcilerError
+
+# The kubernetes package writes a context's certificate data to temporary files it shares by
+# content, and names a file before it has written it: contexts configured at the same time could
+# read an empty CA ("no certificate or crl found"). One context at a time.
+_CONFIGURING = threading.Lock()
 
 
 class Kubeconfig:
@@ -40,7 +46,8 @@ class Kubeconfig:
             raise ConfigException(
                 f"it has no context {context!r} (contexts: {', '.join(self.contexts) or 'none'})"
             )
-        loader = KubeConfigLoader(
-            config_dict=self._merged.config, config_base_path=None, active_context=context
-        )
-        loader.load_and_set(configuration)
+        with _CONFIGURING:
+            loader = KubeConfigLoader(
+                config_dict=self._merged.config, config_base_path=None, active_context=context
+            )
+            loader.load_and_set(configuration)
