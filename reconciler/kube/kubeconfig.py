@@ -15,7 +15,7 @@ from reconciler.errors import ReconcilerError
 # The kubernetes package writes a context's certificate data to temporary files it shares by
 # content, and names a file before it has written it: contexts configured at the same time could
 # read an empty CA ("no certificate or crl found"). One context at a time.
-_CONFIGURING = threading.Lock()
+_CONFIGURING = threading.RLock()
 
 
 class Kubeconfig:
