@@ -131,6 +131,10 @@ class Transport:
         self._clients: list[httpx.AsyncClient] = []  # [0] for requests, the rest for watches
         self._watches: list[int] = []  # open watch streams per client
         self.users = 0  # cluster clients holding this transport (see Transports)
+        # Until a client has one connection up, its requests go one at a time: concurrent first
+        # requests would each open a connection (HTTP/2 is known only after the handshake).
+        self._opened: set[int] = set()
+        self._opening: dict[int, asyncio.Lock] = {}
 
     def _client(self, index: int) -> httpx.AsyncClient:
         while len(self._clients) <= index:
@@ -146,6 +150,16 @@ class Transport:
             self._watches.append(0)
         return self._clients[index]
 
+    @contextlib.asynccontextmanager
+    async def _first(self, index: int) -> AsyncIterator[None]:
+        """Hold back a client's requests until its first one has opened the connection."""
+        if index in self._opened:
+            yield
+            return
+        async with self._opening.setdefault(index, asyncio.Lock()):
+            yield
+            self._opened.add(index)
+
     def _extensions(self) -> dict[str, Any]:
         name = self.endpoint.server_name
         return {"sni_hostname": name} if name else {}
@@ -160,14 +174,15 @@ class Transport:
         timeout: httpx.Timeout,
     ) -> tuple[int, bytes, str]:
         """One request: status, body and the HTTP version it went over."""
-        response = await self._client(0).request(
-            method,
-            url,
-            content=content,
-            headers=headers,
-            timeout=timeout,
-            extensions=self._extensions(),
-        )
+        async with self._first(0):
+            response = await self._client(0).request(
+                method,
+                url,
+                content=content,
+                headers=headers,
+                timeout=timeout,
+                extensions=self._extensions(),
+            )
         return response.status_code, response.content, response.http_version
 
     @contextlib.asynccontextmanager
@@ -183,15 +198,24 @@ class Transport:
         client = self._client(index)
         self._watches[index] += 1
         try:
-            async with client.stream(
-                "GET", url, headers=headers, timeout=timeout, extensions=self._extensions()
-            ) as response:
+            async with contextlib.AsyncExitStack() as stack:
+                async with self._first(index):
+                    response = await stack.enter_async_context(
+                        client.stream(
+                            "GET",
+                            url,
+                            headers=headers,
+                            timeout=timeout,
+                            extensions=self._extensions(),
+                        )
+                    )
                 yield response
         finally:
             self._watches[index] -= 1
 
     async def aclose(self) -> None:
         clients, self._clients, self._watches = self._clients, [], []
+        self._opened.clear()
         for client in clients:
             with contextlib.suppress(Exception):
                 await client.aclose()
