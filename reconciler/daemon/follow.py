@@ -24,9 +24,10 @@ from reconciler.charts.resolver import ChartResolver
 from reconciler.config.model import PartialRepo, Repo
 from reconciler.daemon.schedule import Clock
 from reconciler.errors import ConfigError, ReconcilerError
-from reconciler.loading import load_and_render
-from reconciler.render import TargetResult
+from reconciler.loading import Render, load_and_render
+from reconciler.render import Capabilities, RenderCache, TargetResult
 from reconciler.source import CommitInfo
+from reconciler.toolchain import Toolchain
 
 
 class Source(Protocol):
@@ -80,14 +81,18 @@ class SourceFailed(Exception):
 
 @dataclass
 class Follower:
-    """The source job: what :meth:`work` returns (or raises) the loop publishes. ``load`` and
-    ``render`` are the steps of ``loading.load_and_render`` the daemon chooses."""
+    """The source job: what :meth:`work` returns (or raises) the loop publishes. ``load``,
+    ``tools`` and ``capabilities`` are what ``loading.load_and_render`` is given (each revision
+    renders with a fresh cache: tool output is shared within one revision); ``render``, when
+    set, replaces its render step."""
 
     source: Source
     clock: Clock
     load: Callable[[Path], PartialRepo]
-    render: Callable[[Repo, ChartLock], list[TargetResult]]
+    render: Render | None = None
     charts: Callable[[], ChartResolver] | None = None
+    tools: Toolchain | None = None
+    capabilities: Callable[[Repo], Mapping[str, Capabilities]] | None = None
     _pins: Mapping[str, Mapping[str, Pin]] = field(default_factory=dict, init=False)
 
     def work(
@@ -167,7 +172,14 @@ class Follower:
 
         try:
             result = load_and_render(
-                tree, partial=True, load=self.load, render=self.render, lock=lock
+                tree,
+                partial=True,
+                load=self.load,
+                render=self.render,
+                lock=lock,
+                tools=self.tools,
+                cache=RenderCache(),
+                capabilities=self.capabilities,
             )
         finally:
             self.source.drop_tree(sha)  # rendered: nothing needs its files any more

@@ -68,7 +68,7 @@ from reconciler.discovery import cluster_capabilities
 from reconciler.engine import check_health, reconcile
 from reconciler.kube.management import SharedObjects
 from reconciler.kube.pool import Clients
-from reconciler.render import RenderCache, TargetResult, render_all
+from reconciler.render import TargetResult
 from reconciler.rollout.model import Observation
 from reconciler.store.db import Store
 from reconciler.toolchain import Toolchain
@@ -115,22 +115,14 @@ class Daemon(RevisionJob, ClusterPasses):
         self.waker = Waker()
         self._dispatcher = dispatcher or PoolDispatcher(pool(), self.waker.wake)
         self._source_dispatcher = dispatcher or ThreadDispatcher(self.waker.wake)
-        # Each revision renders with a fresh cache: tool output is shared within one revision.
         self._follower = Follower(
             source,
             self.clock,
             load,
-            render
-            or (
-                lambda repo, charts: render_all(
-                    repo,
-                    tools=tools,
-                    cache=RenderCache(),
-                    charts=charts,
-                    capabilities=cluster_capabilities(repo, clients),
-                )
-            ),
+            render,
             charts,
+            tools,
+            lambda repo: cluster_capabilities(repo, clients),
         )
         self._reconcile = reconcile_fn
         self._check = check_fn
