@@ -247,16 +247,7 @@ class ReplicaLeases:
         try:
             current = self._session or self.api.get(name)
             if current is None:
-                lease = self.api.create(
-                    Lease(
-                        name=name,
-                        holder=self.me,
-                        duration=round(self.settings.duration),
-                        acquire_time=stamp,
-                        renew_time=stamp,
-                        labels=self._labels("replica"),
-                    )
-                )
+                lease = self.api.create(self._new_lease(name, stamp, self._labels("replica")))
                 self.log.info("replica lease created", lease=name)
             else:
                 lease = self.api.update(
@@ -339,16 +330,8 @@ class ReplicaLeases:
                 log.debug("cluster lease busy", reason=decision.reason)
                 return
             if decision.action is Action.CREATE or lease is None:
-                taken = self.api.create(
-                    Lease(
-                        name=name,
-                        holder=self.me,
-                        duration=round(self.settings.duration),
-                        acquire_time=stamp,
-                        renew_time=stamp,
-                        labels={**self._labels("cluster"), CLUSTER_LABEL: lease_name(cluster)},
-                    )
-                )
+                labels = {**self._labels("cluster"), CLUSTER_LABEL: lease_name(cluster)}
+                taken = self.api.create(self._new_lease(name, stamp, labels))
             elif decision.action is Action.ADOPT:
                 taken = lease
             else:
@@ -387,6 +370,17 @@ class ReplicaLeases:
                 log.warning("cannot release the cluster lease", error=str(err))
             return
         log.info("cluster lease released")
+
+    def _new_lease(self, name: str, stamp: str, labels: dict[str, str]) -> Lease:
+        """A Lease this replica creates, held by it from ``stamp``."""
+        return Lease(
+            name=name,
+            holder=self.me,
+            duration=round(self.settings.duration),
+            acquire_time=stamp,
+            renew_time=stamp,
+            labels=labels,
+        )
 
     def _labels(self, kind: str) -> dict[str, str]:
         return {KIND_LABEL: kind, INSTANCE_LABEL: lease_name(self.settings.instance)}
