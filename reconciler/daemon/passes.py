@@ -69,6 +69,8 @@ class ClusterPasses(LoopState):
         due.sort(key=lambda s: (s.wake_at(desired.generation, 0.0), s.cluster))
         for schedule in due[: max(0, self.settings.max_parallel - len(self._running))]:
             name = schedule.cluster
+            if self._gate is not None and not self._gate.begin(name):
+                continue  # given back (or our session lapsed) since this tick's claim
             schedule.start(now)
             self._dispatched[name] = desired.generation
             self.log.debug("pass started", cluster=name, revision=short(desired.revision))

@@ -131,6 +131,18 @@ class ReplicaLeases:
                 return frozenset()
             return frozenset(c for c in self._held if c in self._owned and c in self._clusters)
 
+    def begin(self, cluster: str) -> bool:
+        """A pass is about to start on ``cluster``: True, and the cluster is busy until the next
+        :meth:`claim` (which hears of the passes in flight) when its Lease is still held. The
+        lease thread gives back no busy cluster, so no pass ever runs on a released Lease."""
+        with self._lock:
+            if self._monotonic() >= self._valid_until:
+                return False
+            if cluster not in self._held or cluster not in self._owned:
+                return False
+            self._busy = self._busy | {cluster}
+            return True
+
     def live(self) -> list[str]:
         """The live replicas as last seen, this one included; none while this replica's own
         session may have expired (it then drives nothing)."""
@@ -199,7 +211,7 @@ class ReplicaLeases:
             with self._lock:
                 self._live = live
         with self._lock:
-            clusters, busy = self._clusters, self._busy
+            clusters = self._clusters
             if not valid:
                 # Our session may have expired: others may take our clusters. Forget them;
                 # a Lease that still names us is adopted again once the session is back.
@@ -209,9 +221,14 @@ class ReplicaLeases:
             frozenset(c for c in clusters if owner_of(c, live) == self.me) if valid else frozenset()
         )
         for cluster, lease in sorted(held.items()):
-            if cluster not in owned and cluster not in busy:
-                self._release(cluster, lease)
-                self._heartbeat()
+            if cluster in owned:
+                continue
+            with self._lock:
+                if cluster in self._busy:  # a pass runs (or just began) there: keep it for now
+                    continue
+                self._held.pop(cluster, None)  # from here on no pass can begin on it
+            self._release(cluster, lease)
+            self._heartbeat()
         for cluster in sorted(owned - set(held)):
             if not self._heartbeat():
                 break  # our session lapsed meanwhile: take nothing more this round

@@ -65,6 +65,11 @@ class ClusterGate(Protocol):
 
     def claim(self, clusters: Collection[str], busy: Collection[str]) -> frozenset[str]: ...
 
+    def begin(self, cluster: str) -> bool:
+        """A pass is about to start on ``cluster``: True (and it counts as busy, so its Lease is
+        not given back under it) when the cluster is still ours at this moment."""
+        ...
+
 
 @dataclass
 class Running:

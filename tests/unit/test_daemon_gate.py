@@ -14,10 +14,14 @@ from tests.unit.daemon_rig import HeldDispatcher, make_rig, repo_files
 class FakeGate:
     ours: set[str] = field(default_factory=set)
     told: list[tuple[frozenset[str], frozenset[str]]] = field(default_factory=list)
+    given_back: set[str] = field(default_factory=set)  # released after claim, before dispatch
 
     def claim(self, clusters: Collection[str], busy: Collection[str]) -> frozenset[str]:
         self.told.append((frozenset(clusters), frozenset(busy)))
         return frozenset(self.ours) & frozenset(clusters)
+
+    def begin(self, cluster: str) -> bool:
+        return cluster in self.ours and cluster not in self.given_back
 
 
 def test_only_the_clusters_the_gate_gives_are_passed(tmp_path: Path, store: Store) -> None:
@@ -31,6 +35,18 @@ def test_only_the_clusters_the_gate_gives_are_passed(tmp_path: Path, store: Stor
     assert gate.told[-1][0] == {"beijing-1", "beijing-2", "us-west-1"}
     assert sleep > 0  # the clusters of other replicas are no reason to wake up
     assert rig.daemon.once_done()
+
+
+def test_no_pass_starts_on_a_cluster_given_back_since_the_claim(
+    tmp_path: Path, store: Store
+) -> None:
+    gate = FakeGate({"beijing-1", "beijing-2"}, given_back={"beijing-2"})
+    rig = make_rig(tmp_path, store, gate=gate)
+    sha = rig.source.commit_files(repo_files())
+
+    rig.daemon.tick()
+
+    assert rig.clusters.calls == [("beijing-1", sha, ["web"])]
 
 
 def test_a_cluster_that_becomes_ours_is_passed_at_once(tmp_path: Path, store: Store) -> None:
