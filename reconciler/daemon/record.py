@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from structlog.typing import FilteringBoundLogger
 
@@ -84,6 +84,7 @@ class Recorder:
     def record_pass(self, report: PassReport) -> PassKind:
         desired, name = report.desired, report.cluster
         wall = self.clock.now()
+        read_since = wall - timedelta(seconds=report.duration)  # when the pass began reading
         kind = classify(report.outcomes)
         self.metrics.reconcile_duration.labels(name).observe(report.duration)
         self.metrics.cluster_up.labels(name).set(0 if kind is PassKind.CLUSTER_FAILED else 1)
@@ -117,7 +118,7 @@ class Recorder:
             if outcome.health is not None:
                 self.record_health(outcome.app, name, outcome.health, row.revision, wall)
             drifted = (
-                self._record_drift(outcome, row.revision, wall, log)
+                self._record_drift(outcome, row.revision, wall, read_since, log)
                 if outcome.plan is not None
                 else None
             )
@@ -205,13 +206,22 @@ class Recorder:
         outcome: TargetOutcome,
         revision: str | None,
         wall: datetime,
+        read_since: datetime,
         log: FilteringBoundLogger,
     ) -> int:
-        """Drift findings of a plan into the store; returns how many stay open."""
+        """Drift findings of a plan into the store; returns how many stay open. A finding on an
+        object healed by hand (``apply --heal``) since the pass began reading is older than
+        the heal: it opens nothing (the next pass reads the healed object)."""
         assert outcome.plan is not None
         corrected = {str(ref) for ref in outcome.result.corrected} if outcome.result else set()
         still_open: list[DriftKey] = []
-        for finding in findings(outcome.plan):
+        found = findings(outcome.plan)
+        healed = (
+            self.store.healed_since(outcome.app, outcome.cluster, read_since) if found else set()
+        )
+        for finding in found:
+            if finding.object in healed:
+                continue
             row = self.store.record_drift(
                 outcome.app,
                 outcome.cluster,

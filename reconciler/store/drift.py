@@ -103,6 +103,16 @@ class DriftTables(Tables):
                 marked += cursor.rowcount
             return marked
 
+    def healed_since(self, app: str, cluster: str, since: datetime) -> set[str]:
+        """The objects of ``app`` on ``cluster`` whose drift was healed by hand at ``since`` or
+        later (a pass that read them before then saw what the heal has since corrected)."""
+        rows = self._read(
+            "SELECT DISTINCT object FROM drift WHERE app = ? AND cluster = ?"
+            " AND healed_at IS NOT NULL AND healed_at >= ?",
+            (app, cluster, ts(since)),
+        )
+        return {str(row["object"]) for row in rows}
+
     def close_resolved(
         self, app: str, cluster: str, still_open_keys: Iterable[DriftKey], now: datetime
     ) -> list[DriftRow]:

@@ -59,6 +59,25 @@ def test_drift_is_recorded_once_and_closed_when_it_is_gone(rig: Rig) -> None:
     assert rig.states()[("web", "beijing-1")] is State.SYNCED
 
 
+def test_a_pass_that_read_before_a_heal_by_hand_opens_no_new_record(rig: Rig) -> None:
+    change = Change(REF, Action.UPDATE, drift=Drift.MODIFIED, managers=["kubectl-edit"])
+    rig.clusters.drift[("web", "beijing-1")] = [change]
+    rig.source.commit_files(repo_files())
+    rig.tick()
+    (first,) = rig.store.list_drift()
+    rig.clock.advance(60.0)
+    # `apply --heal` closes the record while a pass that read the object earlier is running.
+    rig.store.mark_healed([first.id], "alice", rig.clock.now())
+    rig.tick()
+    assert [(r.id, r.open, r.healed_by) for r in rig.store.list_drift()] == [
+        (first.id, False, "alice")
+    ]
+
+    rig.clock.advance(60.0)  # a pass reading after the heal still sees drift: a new record
+    rig.tick()
+    assert [r.open for r in rig.store.list_drift(app="web")] == [True, False]
+
+
 def test_drift_undone_by_self_heal_is_closed_in_the_same_pass(rig: Rig) -> None:
     change = Change(REF, Action.UPDATE, drift=Drift.MODIFIED, managers=["kubectl-edit"])
     rig.clusters.drift[("web", "us-west-1")] = [change]
