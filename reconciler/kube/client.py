@@ -23,11 +23,10 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
-from kubernetes import client as k8s
-from kubernetes.config.config_exception import ConfigException
 
 from reconciler import FIELD_MANAGER
 from reconciler.errors import ClusterUnreachable, ConflictError, KubeError, RequestTimeout
+from reconciler.kube.connection import Connection, CredentialsError
 from reconciler.kube.credentials import Credentials
 from reconciler.kube.kubeconfig import Kubeconfig
 from reconciler.kube.transport import IO, TRANSPORTS, Endpoint
@@ -100,14 +99,12 @@ class ClusterClient:
         self.timeout = timeout
         if kubeconfig is None or isinstance(kubeconfig, str):
             kubeconfig = Kubeconfig(kubeconfig)
-        configuration = k8s.Configuration()
         try:
-            kubeconfig.configure(self.context, configuration)
-            self._api = k8s.ApiClient(configuration)  # credentials only (tokens, exec plugins)
-            self._transport = TRANSPORTS.acquire(_endpoint(configuration, self._auth_headers()))
-        except (ConfigException, OSError, ValueError) as err:
+            self._connection = kubeconfig.connection(self.context)
+            self._transport = TRANSPORTS.acquire(_endpoint(self._connection, self._auth_headers()))
+        except (CredentialsError, OSError, ValueError) as err:
             raise KubeError(f"{kubeconfig.origin}: {err}", cluster=name) from err
-        self._host = str(configuration.host).rstrip("/")
+        self._host = self._connection.host
         self._closed = False
         self._lock = threading.Lock()
         self._groups: dict[str, str] | None = None  # group -> preferred version
@@ -177,7 +174,7 @@ class ClusterClient:
                     # refuses to authenticate, and the HTTP library may read the GOAWAY before
                     # the answer and drop it. Once more on a connection of its own, to read it.
                     status, data = self._send_alone(method, url, payload, headers, read)
-        except ConfigException as err:  # refreshing credentials (exec plugin, token file)
+        except CredentialsError as err:  # refreshing credentials (exec plugin, token file)
             raise KubeError(f"credentials: {err}", cluster=self.name) from err
         except (httpx.TransportError, OSError) as err:
             raise self._transport_error(err, method, path, read, connect, obj) from err
@@ -256,9 +253,7 @@ class ClusterClient:
             conn.close()
 
     def _auth_headers(self) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        self._api.update_params_for_auth(headers, [], ["BearerToken"])
-        return headers
+        return self._connection.headers()
 
     def _wrap(self, status: int, data: bytes, obj: str | None) -> KubeError:
         message = _status_message(status, data)
@@ -555,20 +550,20 @@ def _ssl_cause(err: BaseException) -> ssl.SSLError | None:
     return None
 
 
-def _endpoint(configuration: k8s.Configuration, auth: dict[str, str]) -> Endpoint:
+def _endpoint(connection: Connection, auth: dict[str, str]) -> Endpoint:
     """What a context's connection is keyed by: server, TLS identity and credentials (an API
     server closes an HTTP/2 connection after a request fails authentication: a context with a
     bad token must not break the connection of the others)."""
-    parts = urlsplit(str(configuration.host))
+    parts = urlsplit(connection.host)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"server {configuration.host!r} is not an http(s) URL")
+        raise ValueError(f"server {connection.host!r} is not an http(s) URL")
     return Endpoint.of(
         f"{parts.scheme}://{parts.netloc}",
-        ca_file=configuration.ssl_ca_cert or None,
-        cert_file=configuration.cert_file or None,
-        key_file=configuration.key_file or None,
-        verify=bool(configuration.verify_ssl),
-        server_name=getattr(configuration, "tls_server_name", None) or None,
+        ca_file=connection.ca_file,
+        cert_file=connection.cert_file,
+        key_file=connection.key_file,
+        verify=connection.verify,
+        server_name=connection.server_name,
         credentials=hashlib.sha256(json.dumps(auth, sort_keys=True).encode()).hexdigest(),
     )
 

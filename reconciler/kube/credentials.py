@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Hashable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from kubernetes import client as k8s
-
+from reconciler.kube.connection import Connection
 from reconciler.kube.kubeconfig import Kubeconfig
+
+if TYPE_CHECKING:
+    from kubernetes import client as k8s
 
 
 class Credentials(Protocol):
@@ -29,8 +31,13 @@ class Credentials(Protocol):
     @property
     def contexts(self) -> list[str]: ...
 
+    def connection(self, context: str) -> Connection:
+        """Server, TLS and auth of ``context``; CredentialsError when it cannot be used."""
+        ...
+
     def configure(self, context: str, configuration: k8s.Configuration) -> None:
-        """Set host, TLS and auth of ``context``; ConfigException when it cannot."""
+        """Set host, TLS and auth of ``context`` on a ``kubernetes`` package configuration;
+        ConfigException when it cannot."""
         ...
 
 

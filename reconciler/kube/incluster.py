@@ -12,11 +12,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-from kubernetes import client as k8s
-from kubernetes.config.incluster_config import InClusterConfigLoader
+from typing import TYPE_CHECKING
 
 from reconciler.errors import ReconcilerError
+
+if TYPE_CHECKING:
+    from kubernetes import client as k8s
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 DIR_VARIABLE = "RECONCILER_SERVICE_ACCOUNT_DIR"
@@ -42,6 +43,8 @@ class ServiceAccount:
         return f"in-cluster service account ({self.directory})"
 
     def configure(self, configuration: k8s.Configuration) -> None:
+        from kubernetes.config.incluster_config import InClusterConfigLoader
+
         loader = InClusterConfigLoader(
             token_filename=str(self.directory / "token"),
             cert_filename=str(self.directory / "ca.crt"),

@@ -19,16 +19,17 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from kubernetes import client as k8s
-from kubernetes.config.config_exception import ConfigException
-from kubernetes.config.kube_config import KubeConfigLoader
 
 from reconciler.errors import ReconcilerError
 from reconciler.kube.client import ClusterClient, Resource
+from reconciler.kube.connection import Connection, configured
 from reconciler.kube.incluster import ServiceAccount
+
+if TYPE_CHECKING:
+    from kubernetes import client as k8s
 
 CREDENTIALS_LABEL = "reconciler.io/cluster-credentials"
 IN_CLUSTER = "in-cluster"
@@ -51,7 +52,13 @@ class MemberCredentials:
     def contexts(self) -> list[str]:
         return sorted({IN_CLUSTER, *self.kubeconfigs, *self.errors})
 
+    def connection(self, context: str) -> Connection:
+        return configured(lambda configuration: self.configure(context, configuration))
+
     def configure(self, context: str, configuration: k8s.Configuration) -> None:
+        from kubernetes.config.config_exception import ConfigException
+        from kubernetes.config.kube_config import KubeConfigLoader
+
         if context == IN_CLUSTER:
             self.service_account.configure(configuration)
             return
@@ -149,6 +156,9 @@ class _InClusterOnly:
         self.service_account = service_account
         self.origin = service_account.origin
         self.contexts = [IN_CLUSTER]
+
+    def connection(self, context: str) -> Connection:
+        return configured(lambda configuration: self.configure(context, configuration))
 
     def configure(self, context: str, configuration: k8s.Configuration) -> None:
         self.service_account.configure(configuration)
