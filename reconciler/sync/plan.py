@@ -171,8 +171,10 @@ def read_live(
     (kind, namespace) with many objects and GETs for a few.
 
     A watched scope holds the objects labelled as some app's: a wanted object missing from it
-    is read with a GET (it may exist unlabelled, or be too fresh for the watch). Also returns
-    the scopes read whole (the unmanaged scan reuses them).
+    is read with a GET (it may exist unlabelled, or be too fresh for the watch). Namespaces
+    wanted are read first: nothing is read in one that does not exist (it holds nothing yet;
+    a first apply creates it). Also returns the scopes read whole (the unmanaged scan reuses
+    them; a namespace that does not exist counts as read: empty).
     """
     groups: dict[Scope, list[ObjectRef]] = {}
     for resource, ref in wanted:
@@ -180,6 +182,32 @@ def read_live(
     ordered = sorted(groups.items(), key=lambda kv: _scope_key(kv[0]))
     live: dict[ObjectRef, Manifest] = {}
     listed: set[Scope] = set()
+    spaces = [(scope, refs) for scope, refs in ordered if _is_namespace(scope[0])]
+    _read_scopes(cluster, spaces, live, listed)
+    absent = {ref.name for _, refs in spaces for ref in refs if ref not in live}
+    rest = []
+    for scope, refs in ordered:
+        if _is_namespace(scope[0]):
+            continue
+        if scope[1] in absent:
+            listed.add(scope)
+        else:
+            rest.append((scope, refs))
+    _read_scopes(cluster, rest, live, listed)
+    return live, listed
+
+
+def _is_namespace(resource: Resource) -> bool:
+    return resource.kind == "Namespace" and not resource.group
+
+
+def _read_scopes(
+    cluster: ClusterClient,
+    ordered: list[tuple[Scope, list[ObjectRef]]],
+    live: dict[ObjectRef, Manifest],
+    listed: set[Scope],
+) -> None:
+    """Read the wanted objects of ``ordered`` scopes into ``live`` (see :func:`read_live`)."""
     unwatched: list[tuple[Scope, list[ObjectRef]]] = []
     for scope, refs in ordered:
         watched = cluster.cached(scope[0], scope[1], watch_selector(cluster, scope[1]))
@@ -212,7 +240,6 @@ def read_live(
     for items in bounded_map(read, work):
         for item in items:
             live[ObjectRef.of(item)] = item
-    return live, listed
 
 
 def watch_selector(cluster: ClusterClient, namespace: str) -> str:

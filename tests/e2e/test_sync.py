@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from reconciler.engine import TargetOutcome, reconcile
 from reconciler.kube.pool import Clients
 from reconciler.render import render_all
 from reconciler.sync.model import Action, Drift
+from tests.apimetrics import delta, request_counts
 from tests.configrepo import (
     configmap,
     crd_and_resource,
@@ -530,3 +532,39 @@ def test_a_cluster_scoped_custom_kind_gets_no_namespace_and_then_shows_no_diff(
     applied = run(repo_root, kubeconfig, app, apply=True)
     assert all(o.result is not None and o.result.ok for o in applied), [o.result for o in applied]
     assert changes(run(repo_root, kubeconfig, app, apply=False)) == {(app, c): [] for c in CLUSTERS}
+
+
+def test_a_first_apply_reads_nothing_in_the_namespaces_it_creates_and_the_next_reads_them(
+    repo_root: Path, kubeconfig: Path, devenv: controlplane.DevEnvState
+) -> None:
+    app, ns = unique("fresh"), unique("ns")
+    server = next(c.server for c in devenv.clusters if c.name == "us-west-1")
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+    # PodTemplates: a kind the API server's own informers never list (its ConfigMaps, Roles
+    # and quotas are listed now and then), so every LIST counted is the pass's. Many: a LIST.
+    templates = [
+        {
+            "apiVersion": "v1",
+            "kind": "PodTemplate",
+            "metadata": {"name": f"t{i}", "namespace": ns},
+            "template": {"spec": {"containers": [{"name": "main", "image": "busybox:1.36"}]}},
+        }
+        for i in range(5)
+    ]
+    write_app(repo_root, app, [namespace, *templates], placement={"clusters": ["us-west-1"]})
+
+    def counted(apply: bool) -> tuple[list[TargetOutcome], Counter[tuple[str, str, str]]]:
+        before = request_counts(server, devenv.token, devenv.ca)
+        outcomes = run(repo_root, kubeconfig, app, apply=apply)
+        return outcomes, delta(request_counts(server, devenv.token, devenv.ca), before)
+
+    first, sent = counted(apply=True)
+    assert changes(first) == {
+        (app, "us-west-1"): [(f"Namespace/{ns}", "create")]
+        + [(f"PodTemplate/{ns}/t{i}", "create") for i in range(5)]
+    }
+    assert all(o.result is not None and o.result.ok for o in first), [o.result for o in first]
+    assert sent[("LIST", "", "podtemplates")] == 0, sent  # the namespace did not exist yet
+    again, sent = counted(apply=False)
+    assert changes(again) == {(app, "us-west-1"): []}
+    assert sent[("LIST", "", "podtemplates")] >= 1, sent  # it exists now: read
