@@ -197,5 +197,14 @@ def completion_command(shell: str) -> None:
     click.echo(completion(cli, {}, "reconciler", "_RECONCILER_COMPLETE").source())
 
 
+# Optional imports a reconciler process never uses, each about a tenth of a second of start-up:
+# httpx's own command line (it loads rich and pygments) and trio (httpcore loads it whenever it
+# is installed, as test tools install it; our HTTP runs on asyncio). Marked missing, the
+# libraries take their own fallbacks.
+UNUSED_OPTIONAL_MODULES = ("httpx._main", "trio")
+
+
 def main() -> None:
+    for name in UNUSED_OPTIONAL_MODULES:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     cli(prog_name="reconciler")

@@ -15,7 +15,8 @@ HEAVY = ("kubernetes", "pydantic", "rich", "yaml", "structlog", "reconciler.revi
 
 
 def _imported_after(code: str) -> set[str]:
-    probe = f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"
+    # A module marked missing (None) is not imported.
+    probe = f"{code}\nimport sys\nprint('\\n'.join(n for n, m in sys.modules.items() if m))"
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
@@ -39,6 +40,18 @@ def test_help_and_version_import_no_heavy_library() -> None:
             f"try:\n    cli({args!r}, prog_name='reconciler')\nexcept SystemExit:\n    pass"
         )
         assert _heavy(_imported_after(code)) == [], args
+
+
+def test_a_sync_command_imports_neither_kubernetes_nor_optional_modules_it_never_uses() -> None:
+    code = (
+        "import sys\nsys.argv = ['reconciler', '--version']\n"
+        "from reconciler.cli.main import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "import reconciler.cli.sync, reconciler.engine, reconciler.kube.pool, httpx, httpcore"
+    )
+    modules = _imported_after(code)
+    assert "httpx" in modules and "httpcore" in modules
+    assert sorted(modules & {"kubernetes", "trio", "rich", "pygments"}) == []
 
 
 @pytest.mark.parametrize("name", sorted(LAZY_COMMANDS))
