@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -280,25 +282,54 @@ def management_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+@dataclass(frozen=True)
+class ManagementCluster:
+    """Where several replicas share the fleet: ``--shard-lease-namespace`` on the cluster of
+    ``--management-context``, reached like the member clusters."""
+
+    namespace: str
+    context: str | None
+    kubeconfig: str | None
+    instance: str
+    timeout: float
+
+    def connect(self) -> SharedObjects:
+        """The management cluster's shared objects of ``instance`` in ``namespace``."""
+        from reconciler.kube.management import SharedObjects
+        from reconciler.kube.pool import Clients
+
+        clients = Clients(self.kubeconfig, timeout=self.timeout)
+        chosen = self.context or _default_management_context(clients)
+        return SharedObjects(clients.get("management", chosen), self.namespace, self.instance)
+
+
 def shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--shard-lease-namespace``, ``--management-context``, ``--kubeconfig``, ``--instance``
     and ``--request-timeout``: where several replicas share the fleet, for the commands that
-    read (and write) it there instead of in a local state dir."""
+    read (and write) it there instead of in a local state dir. The command takes them as one
+    argument, ``shared``: a ManagementCluster, or None without ``--shard-lease-namespace``."""
+
+    @functools.wraps(command)
+    def with_shared(
+        *args: Any,
+        shard_namespace: str | None,
+        management_context: str | None,
+        kubeconfig: str | None,
+        instance: str,
+        request_timeout: float,
+        **kwargs: Any,
+    ) -> Any:
+        shared = None
+        if shard_namespace is not None:
+            shared = ManagementCluster(
+                shard_namespace, management_context, kubeconfig, instance, request_timeout
+            )
+        return command(*args, shared=shared, **kwargs)
+
+    wrapped: Callable[..., Any] = with_shared
     for option in (request_timeout_option, instance_option, kubeconfig_option):
-        command = option(command)
-    return management_options(command)
-
-
-def shared_objects(
-    kubeconfig: str | None, context: str | None, namespace: str, instance: str, timeout: float
-) -> SharedObjects:
-    """The management cluster's shared objects of ``instance`` in ``namespace``."""
-    from reconciler.kube.management import SharedObjects
-    from reconciler.kube.pool import Clients
-
-    clients = Clients(kubeconfig, timeout=timeout)
-    chosen = context or _default_management_context(clients)
-    return SharedObjects(clients.get("management", chosen), namespace, instance)
+        wrapped = option(wrapped)
+    return management_options(wrapped)
 
 
 def _default_management_context(clients: Any) -> str:
