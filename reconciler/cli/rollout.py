@@ -20,11 +20,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reconciler.cli.common import (
-    ManagementCluster,
-    shared_options,
-    state_dir_option,
-)
+from reconciler.cli.common import ManagementCluster, shared_options, state_dir_option
 from reconciler.cli.output import emit, output_option
 from reconciler.cli.shared import read_rollouts, read_status, update_rollout
 from reconciler.errors import ReconcilerError
