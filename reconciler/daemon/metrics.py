@@ -17,7 +17,7 @@ from prometheus_client.process_collector import ProcessCollector
 from reconciler.health import Health
 
 # Reconcile passes take from milliseconds (nothing to do) to minutes (many objects, slow API).
-_ACTIONS = ("created", "configured", "pruned", "failed")  # objects_applied's actions
+APPLIED_ACTIONS = ("created", "configured", "pruned", "failed")  # objects_applied's actions
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
@@ -153,7 +153,7 @@ class Metrics:
             self.cluster_up.remove(cluster)
         with contextlib.suppress(KeyError):
             self.reconcile_duration.remove(cluster)
-        for action in _ACTIONS:
+        for action in APPLIED_ACTIONS:
             with contextlib.suppress(KeyError):
                 self.objects_applied.remove(cluster, action)
         with contextlib.suppress(KeyError):
