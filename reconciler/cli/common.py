@@ -206,7 +206,7 @@ def path_option(
     )
 
 
-def gathered(
+def _gathered(
     command: Callable[..., Any], name: str, options: Iterable[str], make: Callable[..., Any]
 ) -> Callable[..., Any]:
     """``command`` taking the values of ``options`` as one argument, ``name``: what ``make``
@@ -245,7 +245,8 @@ class ChartSources:
 def chart_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The chart options (see ChartSources); the command takes them as one argument,
     ``chart_sources``."""
-    command = gathered(command, "chart_sources", ("chart_cache", "chart_credentials"), ChartSources)
+    options = ("chart_cache", "chart_credentials")
+    command = _gathered(command, "chart_sources", options, ChartSources)
     command = path_option(
         "--chart-credentials",
         "RECONCILER_CHART_CREDENTIALS",
@@ -273,7 +274,7 @@ def live_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command that talks to the clusters (``diff``, ``apply``) needs. The command takes them as
     two arguments, ``live`` (a LiveOptions) and ``chart_sources``."""
     options = ("kubeconfig", "instance", "request_timeout")
-    return _cluster_options(chart_options(gathered(command, "live", options, _live_options)))
+    return _cluster_options(chart_options(_gathered(command, "live", options, _live_options)))
 
 
 def _cluster_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -349,7 +350,7 @@ def shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
     and ``--request-timeout``: where several replicas share the fleet, for the commands that
     read (and write) it there instead of in a local state dir. The command takes them as one
     argument, ``shared``: a ManagementCluster, or None without ``--shard-lease-namespace``."""
-    command = gathered(
+    command = _gathered(
         command,
         "shared",
         ("shard_namespace", "management_context", "kubeconfig", "instance", "request_timeout"),
