@@ -95,7 +95,7 @@ def reconcile(
     for name in names:
         by_cluster.setdefault(name, [])
     if progress is not None:
-        progress.add_targets(sum(len(targets) for targets in by_cluster.values()))
+        progress.add(targets=sum(len(targets) for targets in by_cluster.values()))
 
     def work(name: str) -> list[TargetOutcome]:
         return _reconcile_cluster(
@@ -163,7 +163,7 @@ def _reconcile_cluster(
                 else departed.sync.model_copy(update={"allow_empty": True})
             )
             if run.progress is not None:
-                run.progress.add_targets(1)
+                run.progress.add(targets=1)
             outcome = _one(cluster, app_name, [], policy, run)
             outcome.departed = True
             outcomes.append(outcome)
@@ -191,7 +191,7 @@ def _one(
         return outcome
     finally:
         if run.progress is not None:
-            run.progress.target_done()
+            run.progress.done(targets=1)
     outcome.health = target_health(live_after(outcome.plan, outcome.result), rules)
     return outcome
 

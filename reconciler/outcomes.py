@@ -252,13 +252,7 @@ def apply_text(outcomes: Sequence[TargetOutcome], color: bool, wide: bool = Fals
                 lines.append(_style(f"  app {o.app}: error: {o.error}", color, "red"))
                 continue
             r = o.result
-            counts = {
-                "created": len(r.created),
-                "configured": len(r.configured),
-                "unchanged": len(r.unchanged),
-                "pruned": len(r.pruned),
-                "skipped": len(r.skipped),
-            }
+            counts = {action: n for action, n in r.counts().items() if action != "failed"}
             for key, n in counts.items():
                 totals[key] += n
             summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)

@@ -17,21 +17,17 @@ class PassProgress:
         self.objects_done = 0
         self._lock = threading.Lock()
 
-    def add_targets(self, count: int) -> None:
+    def add(self, *, targets: int = 0, objects: int = 0) -> None:
+        """So many more targets and objects are known to be coming."""
         with self._lock:
-            self.targets_total += count
+            self.targets_total += targets
+            self.objects_total += objects
 
-    def target_done(self) -> None:
+    def done(self, *, targets: int = 0, objects: int = 0) -> None:
+        """So many more targets and objects are finished."""
         with self._lock:
-            self.targets_done += 1
-
-    def add_objects(self, count: int) -> None:
-        with self._lock:
-            self.objects_total += count
-
-    def object_done(self) -> None:
-        with self._lock:
-            self.objects_done += 1
+            self.targets_done += targets
+            self.objects_done += objects
 
     def line(self) -> str:
         """``apply: 2/9 targets, 120/300 objects written``."""

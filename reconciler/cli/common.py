@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from reconciler.config.model import Repo
     from reconciler.kube.credentials import Credentials
     from reconciler.kube.management import SharedObjects
+    from reconciler.review.plan import LiveOptions
 
 EXIT_OK = 0
 EXIT_CHANGES = 1  # diff, plan, drift: something to look at
@@ -203,9 +206,47 @@ def path_option(
     )
 
 
-def chart_options(command: Callable[..., Any]) -> Callable[..., Any]:
+def _gathered(
+    command: Callable[..., Any], name: str, options: Iterable[str], make: Callable[..., Any]
+) -> Callable[..., Any]:
+    """``command`` taking the values of ``options`` as one argument, ``name``: what ``make``
+    makes of them (in that order)."""
+    options = tuple(options)
+
+    @functools.wraps(command)
+    def with_gathered(*args: Any, **kwargs: Any) -> Any:
+        values = [kwargs.pop(option) for option in options]
+        return command(*args, **{name: make(*values)}, **kwargs)
+
+    return with_gathered
+
+
+@dataclass(frozen=True)
+class ChartSources:
     """``--chart-cache`` and ``--chart-credentials``: where remote charts are kept and how
     their sources are reached (never from the config repo)."""
+
+    cache: Path | None
+    credentials: Path | None
+
+    def resolver(self) -> ChartResolver:
+        """A resolver over the chart cache; a bad credentials file is a ChartError."""
+        from reconciler.charts.cache import ChartCache
+        from reconciler.charts.credentials import ChartCredentials
+        from reconciler.charts.resolver import ChartResolver
+        from reconciler.toolchain import cache_root
+
+        credentials = (
+            ChartCredentials.load(self.credentials) if self.credentials else ChartCredentials()
+        )
+        return ChartResolver(ChartCache(self.cache or cache_root() / "charts"), credentials)
+
+
+def chart_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The chart options (see ChartSources); the command takes them as one argument,
+    ``chart_sources``."""
+    options = ("chart_cache", "chart_credentials")
+    command = _gathered(command, "chart_sources", options, ChartSources)
     command = path_option(
         "--chart-credentials",
         "RECONCILER_CHART_CREDENTIALS",
@@ -222,26 +263,25 @@ def chart_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def _live_options(kubeconfig: str | None, instance: str, timeout: float) -> LiveOptions:
+    from reconciler.review.plan import LiveOptions
+
+    return LiveOptions(kubeconfig, instance, timeout)
+
+
 def live_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--kubeconfig``, ``--instance``, ``--request-timeout`` and the chart options: what a
-    command that talks to the clusters (``diff``, ``apply``) needs."""
-    command = chart_options(command)
+    command that talks to the clusters (``diff``, ``apply``) needs. The command takes them as
+    two arguments, ``live`` (a LiveOptions) and ``chart_sources``."""
+    options = ("kubeconfig", "instance", "request_timeout")
+    return _cluster_options(chart_options(_gathered(command, "live", options, _live_options)))
+
+
+def _cluster_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--kubeconfig``, ``--instance`` and ``--request-timeout``, in that order in the help."""
     for option in (request_timeout_option, instance_option, kubeconfig_option):
         command = option(command)
     return command
-
-
-def chart_resolver(chart_cache: Path | None, chart_credentials: Path | None) -> ChartResolver:
-    """A resolver over the chart cache; a bad credentials file is a ChartError."""
-    from reconciler.charts.cache import ChartCache
-    from reconciler.charts.credentials import ChartCredentials
-    from reconciler.charts.resolver import ChartResolver
-    from reconciler.toolchain import cache_root
-
-    credentials = (
-        ChartCredentials.load(chart_credentials) if chart_credentials else ChartCredentials()
-    )
-    return ChartResolver(ChartCache(chart_cache or cache_root() / "charts"), credentials)
 
 
 def lock_charts(
@@ -280,25 +320,43 @@ def management_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+@dataclass(frozen=True)
+class ManagementCluster:
+    """Where several replicas share the fleet: ``--shard-lease-namespace`` on the cluster of
+    ``--management-context``, reached like the member clusters."""
+
+    namespace: str
+    context: str | None
+    kubeconfig: str | None
+    instance: str
+    timeout: float
+
+    def connect(self) -> SharedObjects:
+        """The management cluster's shared objects of ``instance`` in ``namespace``."""
+        from reconciler.kube.management import SharedObjects
+        from reconciler.kube.pool import Clients
+
+        clients = Clients(self.kubeconfig, timeout=self.timeout)
+        chosen = self.context or _default_management_context(clients)
+        return SharedObjects(clients.get("management", chosen), self.namespace, self.instance)
+
+
+def _management_cluster(namespace: str | None, *access: Any) -> ManagementCluster | None:
+    return None if namespace is None else ManagementCluster(namespace, *access)
+
+
 def shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--shard-lease-namespace``, ``--management-context``, ``--kubeconfig``, ``--instance``
     and ``--request-timeout``: where several replicas share the fleet, for the commands that
-    read (and write) it there instead of in a local state dir."""
-    for option in (request_timeout_option, instance_option, kubeconfig_option):
-        command = option(command)
-    return management_options(command)
-
-
-def shared_objects(
-    kubeconfig: str | None, context: str | None, namespace: str, instance: str, timeout: float
-) -> SharedObjects:
-    """The management cluster's shared objects of ``instance`` in ``namespace``."""
-    from reconciler.kube.management import SharedObjects
-    from reconciler.kube.pool import Clients
-
-    clients = Clients(kubeconfig, timeout=timeout)
-    chosen = context or _default_management_context(clients)
-    return SharedObjects(clients.get("management", chosen), namespace, instance)
+    read (and write) it there instead of in a local state dir. The command takes them as one
+    argument, ``shared``: a ManagementCluster, or None without ``--shard-lease-namespace``."""
+    command = _gathered(
+        command,
+        "shared",
+        ("shard_namespace", "management_context", "kubeconfig", "instance", "request_timeout"),
+        _management_cluster,
+    )
+    return management_options(_cluster_options(command))
 
 
 def _default_management_context(clients: Any) -> str:

@@ -18,12 +18,13 @@ import click
 from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_OK,
+    ManagementCluster,
     parse_since,
     shared_options,
     state_dir_option,
 )
 from reconciler.cli.output import emit, output_option
-from reconciler.cli.shared import connect, read_status
+from reconciler.cli.shared import read_status
 from reconciler.cli.terminal import color
 from reconciler.errors import ReconcilerError
 from reconciler.report import (
@@ -100,11 +101,7 @@ def drift_command(
     only_open: bool,
     health_changes: bool,
     output: str,
-    shard_namespace: str | None,
-    management_context: str | None,
-    kubeconfig: str | None,
-    instance: str,
-    request_timeout: float,
+    shared: ManagementCluster | None,
 ) -> None:
     """Drift history: what differed from Git, who changed it, when, and whether it was corrected.
     With --health, the history of the targets' health instead.
@@ -119,15 +116,13 @@ def drift_command(
             since_at = parse_since(since, datetime.now(UTC))
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--since") from None
-    if shard_namespace is not None:
+    if shared is not None:
         if health_changes:
             raise click.UsageError(
                 "--health reads a replica's own history: use it with --state-dir, "
                 "not --shard-lease-namespace"
             )
-        fleet = read_status(
-            connect(kubeconfig, management_context, shard_namespace, instance, request_timeout)
-        )
+        fleet = read_status(shared.connect())
         _known_in(fleet.status, fleet.drift, app, cluster)
         published = [
             r

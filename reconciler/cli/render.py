@@ -18,8 +18,8 @@ import yaml
 from reconciler.charts.model import ChartLock
 from reconciler.cli.common import (
     EXIT_ERROR,
+    ChartSources,
     chart_options,
-    chart_resolver,
     cluster_of_context,
     context_option,
     lock_charts,
@@ -59,8 +59,7 @@ def _load(root: Path) -> Repo:
 
 def _load_and_render(
     root: Path,
-    chart_cache: Path | None,
-    chart_credentials: Path | None,
+    chart_sources: ChartSources,
     apps: list[str] | None = None,
     clusters: list[str] | None = None,
     check: Callable[[Repo], None] | None = None,
@@ -70,7 +69,7 @@ def _load_and_render(
     def lock(repo: Repo) -> ChartLock:
         if check is not None:
             check(repo)
-        return _charts(repo, chart_cache, chart_credentials, apps)
+        return _charts(repo, chart_sources, apps)
 
     try:
         loaded = load_and_render(root, apps=apps, clusters=clusters, lock=lock)
@@ -83,11 +82,9 @@ def _fail_config(root: Path, err: ConfigError) -> NoReturn:
     _fail([*(str(p) for p in err.problems), f"{len(err.problems)} problem(s) in {root}"])
 
 
-def _charts(
-    repo: Repo, cache: Path | None, credentials: Path | None, apps: Iterable[str] | None = None
-) -> ChartLock:
+def _charts(repo: Repo, sources: ChartSources, apps: Iterable[str] | None = None) -> ChartLock:
     try:
-        return lock_charts(repo, chart_resolver(cache, credentials), apps)
+        return lock_charts(repo, sources.resolver(), apps)
     except ChartError as err:
         _fail([str(err)])
 
@@ -120,8 +117,7 @@ def render_command(
     cluster_name: str | None,
     context: str | None,
     output: str,
-    chart_cache: Path | None,
-    chart_credentials: Path | None,
+    chart_sources: ChartSources,
 ) -> None:
     """Print the desired objects per app and cluster, offline, as YAML (or JSON).
 
@@ -137,7 +133,7 @@ def render_command(
         _check_name("app", app_name, loaded.apps)
         _check_name("cluster", cluster_name, loaded.clusters)
 
-    _, results = _load_and_render(repo, chart_cache, chart_credentials, apps, clusters, check)
+    _, results = _load_and_render(repo, chart_sources, apps, clusters, check)
     good = [r for r in results if r.rendered is not None]
     if output == "json":
         click.echo(json.dumps([_as_json(r) for r in good], indent=2))
@@ -179,8 +175,7 @@ def explain_command(
     cluster_name: str | None,
     context: str | None,
     output: str,
-    chart_cache: Path | None,
-    chart_credentials: Path | None,
+    chart_sources: ChartSources,
 ) -> None:
     """Why an app is (not) placed on a cluster, and what each override changes there.
 
@@ -193,7 +188,7 @@ def explain_command(
     if cluster_name is None:
         raise click.UsageError("give the cluster: --cluster NAME or --context CONTEXT")
     _check_name("cluster", cluster_name, loaded.clusters)
-    document = _explain(loaded, app_name, cluster_name, chart_cache, chart_credentials)
+    document = _explain(loaded, app_name, cluster_name, chart_sources)
     emit(output, lambda: document, lambda: _explain_text(document))
     for warning in document["warnings"]:
         click.echo(f"warning: {warning}", err=True)
@@ -203,8 +198,7 @@ def _explain(
     repo: Repo,
     app_name: str,
     cluster_name: str,
-    chart_cache: Path | None,
-    chart_credentials: Path | None,
+    chart_sources: ChartSources,
 ) -> dict[str, Any]:
     """What ``explain`` prints, as a document: placement, rendered objects, overrides."""
     app, cluster = repo.apps[app_name], repo.clusters[cluster_name]
@@ -222,7 +216,7 @@ def _explain(
     if not placement.placed:
         return document
     try:
-        charts = _charts(repo, chart_cache, chart_credentials, [app_name])
+        charts = _charts(repo, chart_sources, [app_name])
         rendered = render_target(repo, app, cluster, charts=charts)
     except RenderError as err:
         _fail([str(err)])
@@ -304,16 +298,14 @@ def grouped_warnings(results: Iterable[TargetResult]) -> list[str]:
 @repo_argument
 @output_option()
 @chart_options
-def validate_command(
-    repo: Path, output: str, chart_cache: Path | None, chart_credentials: Path | None
-) -> None:
+def validate_command(repo: Path, output: str, chart_sources: ChartSources) -> None:
     """Check a config repo (schema, references, templates, charts, renders); exit 2 when invalid.
 
     Charts from Helm repositories and OCI registries are resolved and fetched (into the chart
     cache) exactly as for rendering. Problems, warnings and notes go to stderr with table, into
     the document with json and yaml.
     """
-    document = _validate(repo, chart_cache, chart_credentials)
+    document = _validate(repo, chart_sources)
     if output in DATA:
         emit(output, lambda: document, str)
     else:
@@ -331,12 +323,12 @@ def validate_command(
         sys.exit(EXIT_ERROR)
 
 
-def _validate(root: Path, chart_cache: Path | None, chart_credentials: Path | None) -> Any:
+def _validate(root: Path, chart_sources: ChartSources) -> Any:
     """What ``validate`` found, as a document: valid, counts, errors, warnings, notes."""
     document: dict[str, Any] = {"valid": False, "errors": [], "warnings": [], "notes": []}
 
     def lock(repo: Repo) -> ChartLock:
-        return lock_charts(repo, chart_resolver(chart_cache, chart_credentials))
+        return lock_charts(repo, chart_sources.resolver())
 
     try:
         rendered = load_and_render(root, lock=lock)

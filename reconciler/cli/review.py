@@ -16,8 +16,8 @@ from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
+    ChartSources,
     chart_options,
-    chart_resolver,
     instance_option,
     kubeconfig_option,
     repo_argument,
@@ -73,8 +73,7 @@ def plan_command(
     instance: str,
     request_timeout: float,
     max_chars: int,
-    chart_cache: Path | None,
-    chart_credentials: Path | None,
+    chart_sources: ChartSources,
 ) -> None:
     """Show what merging HEAD into BASE changes, offline from Git (no credentials).
 
@@ -90,8 +89,7 @@ def plan_command(
             )
         head = given_head
     options = LiveOptions(kubeconfig, instance, request_timeout) if live else None
-    resolver = chart_resolver(chart_cache, chart_credentials)
-    review = plan(repo, base, head, live=options, charts=resolver)
+    review = plan(repo, base, head, live=options, charts=chart_sources.resolver())
     if output == "markdown":
         click.echo(to_markdown(review, max_chars), nl=False)
     else:

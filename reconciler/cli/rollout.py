@@ -16,16 +16,13 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from reconciler.cli.common import (
-    shared_options,
-    state_dir_option,
-)
+from reconciler.cli.common import ManagementCluster, shared_options, state_dir_option
 from reconciler.cli.output import emit, output_option
-from reconciler.cli.shared import connect, read_rollouts, read_status, update_rollout
+from reconciler.cli.shared import read_rollouts, read_status, update_rollout
 from reconciler.errors import ReconcilerError
 from reconciler.published.rollout import SharedRollout
 from reconciler.rollout.codec import state_from_data
@@ -33,6 +30,9 @@ from reconciler.rollout.model import CommandKind, RolloutPhase, RolloutState
 from reconciler.rollout.report import status_document, status_text
 from reconciler.store.db import Store
 from reconciler.store.rows import ALL_CLUSTERS, RolloutRow
+
+if TYPE_CHECKING:
+    from reconciler.kube.management import SharedObjects
 
 
 def register_rollout_commands(cli_group: click.Group) -> None:
@@ -51,19 +51,6 @@ def _user(given: str | None) -> str:
         return getpass.getuser()
     except Exception:  # no login name (a container without a passwd entry)
         return f"uid-{os.getuid()}"
-
-
-def _shared(options: dict[str, Any]) -> Any:
-    """The management cluster's shared objects, or None without ``--shard-lease-namespace``."""
-    if options["shard_namespace"] is None:
-        return None
-    return connect(
-        options["kubeconfig"],
-        options["management_context"],
-        options["shard_namespace"],
-        options["instance"],
-        options["request_timeout"],
-    )
 
 
 user_option = click.option(
@@ -109,13 +96,14 @@ def rollout_group() -> None:
 @state_dir_option
 @output_option()
 @shared_options
-def status_command(app: str | None, state_dir: Path, output: str, **options: Any) -> None:
+def status_command(
+    app: str | None, state_dir: Path, output: str, shared: ManagementCluster | None
+) -> None:
     """Each app's newest rollout: stages, clusters, phases, what it waits for and until when."""
-    shared = _shared(options)
     if shared is not None:
         states = [
             r.state
-            for r in read_rollouts(shared)
+            for r in read_rollouts(shared.connect())
             if r.state is not None and (app is None or r.app == app)
         ]
     else:
@@ -157,10 +145,9 @@ def _command(
     kind: CommandKind,
     user: str,
     stage: str | None,
-    options: dict[str, Any],
+    shared: ManagementCluster | None,
 ) -> None:
     at = datetime.now(UTC)
-    shared = _shared(options)
     if shared is not None:
         asked: list[str | None] = []
 
@@ -169,7 +156,7 @@ def _command(
             asked[:] = [_stage(app, state, kind, stage)]
             return current.with_command(str(kind), asked[0], user, at)[0]
 
-        changed = update_rollout(shared, app, add)
+        changed = update_rollout(shared.connect(), app, add)
         assert changed.state is not None
         state, stage = changed.state, asked[0]
         taker = "the replica driving it takes it on its next tick"
@@ -193,10 +180,10 @@ def _command(
 @user_option
 @shared_options
 def approve_command(
-    app: str, stage: str | None, state_dir: Path, user: str | None, **options: Any
+    app: str, stage: str | None, state_dir: Path, user: str | None, shared: ManagementCluster | None
 ) -> None:
     """Let a stage with `approval: manual` start."""
-    _command(app, state_dir, CommandKind.APPROVE, _user(user), stage, options)
+    _command(app, state_dir, CommandKind.APPROVE, _user(user), stage, shared)
 
 
 def _state_command(name: str, kind: CommandKind, help_text: str) -> click.Command:
@@ -207,8 +194,10 @@ def _state_command(name: str, kind: CommandKind, help_text: str) -> click.Comman
     @state_dir_option
     @user_option
     @shared_options
-    def command(app: str, state_dir: Path, user: str | None, **options: Any) -> None:
-        _command(app, state_dir, kind, _user(user), None, options)
+    def command(
+        app: str, state_dir: Path, user: str | None, shared: ManagementCluster | None
+    ) -> None:
+        _command(app, state_dir, kind, _user(user), None, shared)
 
     return command
 
@@ -242,7 +231,7 @@ def rollback_command(
     release: bool,
     state_dir: Path,
     user: str | None,
-    **options: Any,
+    shared: ManagementCluster | None,
 ) -> None:
     """Pin APP (or some of its clusters) to an older revision until ``--release``.
 
@@ -252,9 +241,8 @@ def rollback_command(
         raise click.UsageError("give exactly one of --to REV, --release")
     who = _user(user)
     at = datetime.now(UTC)
-    shared = _shared(options)
     if shared is not None:
-        _shared_rollback(shared, app, to, clusters, who, at)
+        _shared_rollback(shared.connect(), app, to, clusters, who, at)
         return
     with Store.open(state_dir) as store:
         if release:
@@ -286,7 +274,12 @@ def _on(clusters: tuple[str, ...]) -> str:
 
 
 def _shared_rollback(
-    shared: Any, app: str, to: str | None, clusters: tuple[str, ...], who: str, at: datetime
+    shared: SharedObjects,
+    app: str,
+    to: str | None,
+    clusters: tuple[str, ...],
+    who: str,
+    at: datetime,
 ) -> None:
     """``rollback`` with several replicas: the pins live in the app's shared rollout. A
     revision is one the replicas published as running or a rollout of the app knows."""

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from reconciler.cli.common import shared_objects
 from reconciler.errors import ReconcilerError
 from reconciler.published.replica import ReplicaStatus
 from reconciler.published.rollout import SharedRollout
@@ -33,12 +32,6 @@ class Fleetwide:
     drift: list[DriftRow]
     replicas: dict[tuple[str, str], str]
     own: list[ReplicaStatus] = field(default_factory=list)
-
-
-def connect(
-    kubeconfig: str | None, context: str | None, namespace: str, instance: str, timeout: float
-) -> SharedObjects:
-    return shared_objects(kubeconfig, context, namespace, instance, timeout)
 
 
 def _readable(

@@ -16,12 +16,13 @@ import click
 from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_OK,
+    ManagementCluster,
     shared_options,
     state_dir_option,
 )
 from reconciler.cli.daemonlock import daemon_running
 from reconciler.cli.output import DATA, emit, output_option
-from reconciler.cli.shared import Fleetwide, connect, read_rollouts, read_status
+from reconciler.cli.shared import Fleetwide, read_rollouts, read_status
 from reconciler.cli.terminal import color
 from reconciler.health.model import Health
 from reconciler.presentation import format_time
@@ -68,20 +69,16 @@ def status_command(
     state_dir: Path,
     output: str,
     exit_code: bool,
-    shard_namespace: str | None,
-    management_context: str | None,
-    kubeconfig: str | None,
-    instance: str,
-    request_timeout: float,
+    shared: ManagementCluster | None,
 ) -> None:
     """How fetching the repo goes, the newest revision, and the state of every app on every
     cluster, as the daemon last saw them.
 
     With --shard-lease-namespace: as every replica published them on the management cluster.
     """
-    if shard_namespace is not None:
-        shared = connect(kubeconfig, management_context, shard_namespace, instance, request_timeout)
-        _shared_status(output, exit_code, read_status(shared), read_rollouts(shared))
+    if shared is not None:
+        objects = shared.connect()
+        _shared_status(output, exit_code, read_status(objects), read_rollouts(objects))
         return
     with Store.open_readonly(state_dir) as store:
         rows = store.list_status()

@@ -15,7 +15,7 @@ from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
-    chart_resolver,
+    ChartSources,
     cluster_of_context,
     context_option,
     live_options,
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from reconciler.config.model import Repo
     from reconciler.kube.client import ClusterClient
     from reconciler.kube.pool import Clients
+    from reconciler.review.plan import LiveOptions
 
 
 def register_sync_commands(cli_group: click.Group) -> None:
@@ -63,14 +64,12 @@ def _reconcile_once(
     repo_path: Path,
     app: str | None,
     cluster: str | None,
-    kubeconfig: str | None,
-    instance: str,
+    context: str | None,
+    live: LiveOptions,
+    chart_sources: ChartSources,
+    *,
     apply: bool,
-    chart_cache: Path | None = None,
-    chart_credentials: Path | None = None,
-    request_timeout: float | None = None,
     heal: bool = False,
-    context: str | None = None,
 ) -> list[Any]:
     from reconciler.cli import settled
     from reconciler.cli.terminal import StatusLine
@@ -83,7 +82,7 @@ def _reconcile_once(
     from reconciler.progress import PassProgress
 
     apps = [app] if app else None
-    clients = Clients(kubeconfig, request_timeout or DEFAULT_TIMEOUT)
+    clients = Clients(live.kubeconfig, live.timeout or DEFAULT_TIMEOUT)
     try:
         credentials = clients.parse()  # an unreadable kubeconfig is one error, not one per cluster
         if context is not None:
@@ -96,7 +95,7 @@ def _reconcile_once(
                 from reconciler.charts.model import ChartLock
 
                 return ChartLock()  # no remote chart: the resolver is not even imported
-            return lock_charts(repo, chart_resolver(chart_cache, chart_credentials), apps)
+            return lock_charts(repo, chart_sources.resolver(), apps)
 
         only = [cluster] if cluster else None
         # Helm renders per cluster as that cluster would be seen by helm install.
@@ -119,7 +118,7 @@ def _reconcile_once(
                     apply=apply,
                     clusters=only,
                     prune_departed=app is None,  # only a whole-repo pass knows what left a cluster
-                    instance=instance,
+                    instance=live.instance,
                     heal=heal,
                     progress=progress,
                 )
@@ -163,11 +162,8 @@ def diff(
     cluster: str | None,
     context: str | None,
     output: str,
-    kubeconfig: str | None,
-    instance: str,
-    request_timeout: float,
-    chart_cache: Path | None,
-    chart_credentials: Path | None,
+    live: LiveOptions,
+    chart_sources: ChartSources,
 ) -> None:
     """Show what apply would change on the live clusters (server-side apply dry-run).
 
@@ -175,18 +171,7 @@ def diff(
     """
     from reconciler import outcomes as fmt
 
-    results = _reconcile_once(
-        repo,
-        app,
-        cluster,
-        kubeconfig,
-        instance,
-        False,
-        chart_cache,
-        chart_credentials,
-        request_timeout,
-        context=context,
-    )
+    results = _reconcile_once(repo, app, cluster, context, live, chart_sources, apply=False)
     if output == "markdown":
         click.echo(fmt.diff_markdown(results))
     else:
@@ -228,11 +213,8 @@ def apply(
     output: str,
     heal: bool,
     state_dir: Path | None,
-    kubeconfig: str | None,
-    instance: str,
-    request_timeout: float,
-    chart_cache: Path | None,
-    chart_credentials: Path | None,
+    live: LiveOptions,
+    chart_sources: ChartSources,
 ) -> None:
     """One-shot sync: apply what changed, create namespaces, prune what left Git.
 
@@ -246,17 +228,7 @@ def apply(
 
     open_drift = _open_drift(state_dir) if heal and state_dir is not None else None
     results = _reconcile_once(
-        repo,
-        app,
-        cluster,
-        kubeconfig,
-        instance,
-        True,
-        chart_cache,
-        chart_credentials,
-        request_timeout,
-        heal=heal,
-        context=context,
+        repo, app, cluster, context, live, chart_sources, apply=True, heal=heal
     )
     colored = color()
 

@@ -40,26 +40,21 @@ class LiveChanges:
             with self._lock:
                 self._changed.setdefault(event.cluster, event.obj)
             self._wake()
-        elif event.what == "unwatchable":
+            return
+        log = self._log.bind(cluster=event.cluster, scope=event.scope)
+        if event.what == "unwatchable":
             with self._lock:
                 first = event.cluster not in self._unwatchable
                 self._unwatchable.add(event.cluster)
             if first:
-                self._log.warning(
+                log.warning(
                     "cannot watch; polling instead (drift is seen at the drift interval)",
-                    cluster=event.cluster,
-                    scope=event.scope,
                     reason=event.reason,
                 )
         elif event.what == "broken":
-            self._log.info(
-                "watch broken; listing again",
-                cluster=event.cluster,
-                scope=event.scope,
-                reason=event.reason,
-            )
+            log.info("watch broken; listing again", reason=event.reason)
         elif event.what == "recovered":
-            self._log.info("watch recovered", cluster=event.cluster, scope=event.scope)
+            log.info("watch recovered")
 
     def take(self, now: float) -> dict[str, str]:
         """Clusters to pass again now (with one changed object each); later ones wait."""

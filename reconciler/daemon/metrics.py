@@ -17,7 +17,7 @@ from prometheus_client.process_collector import ProcessCollector
 from reconciler.health import Health
 
 # Reconcile passes take from milliseconds (nothing to do) to minutes (many objects, slow API).
-_ACTIONS = ("created", "configured", "pruned", "failed")  # objects_applied's actions
+APPLIED_ACTIONS = ("created", "configured", "pruned", "failed")  # objects_applied's actions
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
@@ -36,109 +36,98 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=self.registry,
         )
-        self.objects_applied = Counter(
+        self.objects_applied = self._counter(
             "reconciler_objects_applied",
             "Objects written to clusters, by action (created, configured, pruned, failed).",
-            ["cluster", "action"],
-            registry=self.registry,
+            ("cluster", "action"),
         )
-        self.drifted_objects = Gauge(
+        self.drifted_objects = self._gauge(
             "reconciler_drifted_objects",
             "Objects whose live state differs from Git and was not corrected, per app and cluster.",
-            ["app", "cluster"],
-            registry=self.registry,
+            ("app", "cluster"),
         )
-        self.last_sync = Gauge(
+        self.last_sync = self._gauge(
             "reconciler_last_successful_sync_timestamp_seconds",
             "Unix time of the last pass that left the app in sync on the cluster.",
-            ["app", "cluster"],
-            registry=self.registry,
+            ("app", "cluster"),
         )
-        self.git_errors = Counter(
+        self.git_errors = self._counter(
             "reconciler_git_errors",
             "Failed fetches or reads of the config repo.",
-            registry=self.registry,
         )
-        self.config_errors = Counter(
+        self.config_errors = self._counter(
             "reconciler_invalid_revisions",
             "Revisions whose config failed to load or validate.",
-            registry=self.registry,
         )
-        self.cluster_up = Gauge(
+        self.cluster_up = self._gauge(
             "reconciler_cluster_reachable",
             "1 when the last pass reached the cluster's API server, 0 when it did not.",
-            ["cluster"],
-            registry=self.registry,
+            ("cluster",),
         )
 
-        self.rollout_in_progress = Gauge(
+        self.rollout_in_progress = self._gauge(
             "reconciler_rollout_in_progress",
             "1 while the app's newest rollout runs (or rolls back), else 0.",
-            ["app"],
-            registry=self.registry,
+            ("app",),
         )
-        self.rollout_stage = Gauge(
+        self.rollout_stage = self._gauge(
             "reconciler_rollout_stage",
             "The stage (1-based) the app's running rollout is at; 0 when none runs.",
-            ["app"],
-            registry=self.registry,
+            ("app",),
         )
-        self.rollout_waiting_approval = Gauge(
+        self.rollout_waiting_approval = self._gauge(
             "reconciler_rollout_waiting_approval",
             "1 while the app's rollout waits for a manual approval.",
-            ["app"],
-            registry=self.registry,
+            ("app",),
         )
-        self.rollout_failures = Counter(
+        self.rollout_failures = self._counter(
             "reconciler_rollout_cluster_failures",
             "Clusters that failed a rollout's gate (unhealthy or unreachable past the deadline).",
-            ["app"],
-            registry=self.registry,
+            ("app",),
         )
-        self.target_health = Gauge(
+        self.target_health = self._gauge(
             "reconciler_target_health",
             "1 for the health the app has on the cluster (Healthy, Progressing, Degraded, "
             "Missing, Suspended, Unknown), 0 for the others.",
-            ["app", "cluster", "health"],
-            registry=self.registry,
+            ("app", "cluster", "health"),
         )
-        self.health_checks = Counter(
+        self.health_checks = self._counter(
             "reconciler_health_checks",
             "Health re-checks of targets whose health was not final (reads only, no pass).",
-            ["cluster"],
-            registry=self.registry,
+            ("cluster",),
         )
         # Several replicas (--shard-lease-namespace): each exports what it holds.
-        self.shard_replicas = Gauge(
+        self.shard_replicas = self._gauge(
             "reconciler_shard_replicas",
             "Live replicas (unexpired replica Leases) as this replica sees them.",
-            registry=self.registry,
         )
-        self.shard_owned = Gauge(
+        self.shard_owned = self._gauge(
             "reconciler_shard_owned_clusters",
             "Clusters this replica owns and holds the cluster Lease of (it reconciles them).",
-            ["replica"],
-            registry=self.registry,
+            ("replica",),
         )
-        self.shard_cluster = Gauge(
+        self.shard_cluster = self._gauge(
             "reconciler_shard_cluster_owner",
             "1 for each cluster this replica owns and holds the Lease of, labelled with it.",
-            ["cluster", "replica"],
-            registry=self.registry,
+            ("cluster", "replica"),
         )
 
-        self.rollout_driver = Gauge(
+        self.rollout_driver = self._gauge(
             "reconciler_shard_rollout_driver",
             "1 for each app whose rollout this replica drives (several replicas).",
-            ["app", "replica"],
-            registry=self.registry,
+            ("app", "replica"),
         )
-        self.status_writes = Counter(
+        self.status_writes = self._counter(
             "reconciler_shard_status_writes",
             "Member clusters' status objects written to the management cluster (sharding on): "
             "a write happens only when a cluster's status changed.",
-            registry=self.registry,
         )
+
+    def _gauge(self, name: str, documentation: str, labels: tuple[str, ...] = ()) -> Gauge:
+        return Gauge(name, documentation, labels, registry=self.registry)
+
+    def _counter(self, name: str, documentation: str, labels: tuple[str, ...] = ()) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
 
     def forget_shard_cluster(self, cluster: str, replica: str) -> None:
         """Drop the series of a cluster this replica no longer holds."""
@@ -164,7 +153,7 @@ class Metrics:
             self.cluster_up.remove(cluster)
         with contextlib.suppress(KeyError):
             self.reconcile_duration.remove(cluster)
-        for action in _ACTIONS:
+        for action in APPLIED_ACTIONS:
             with contextlib.suppress(KeyError):
                 self.objects_applied.remove(cluster, action)
         with contextlib.suppress(KeyError):

@@ -62,39 +62,34 @@ class _Job:
     overwritten: list[str] = field(default_factory=list)  # read back naming another replica
 
 
+@dataclass(eq=False)
 class StatusPublisher:
     """See the module docstring. Main thread only, except the write job it dispatches."""
 
-    def __init__(
-        self,
-        store: Store,
-        shared: SharedObjects,
-        replica: str,
-        dispatcher: Dispatcher,
-        metrics: Metrics,
-        log: FilteringBoundLogger,
-        observed: Callable[[str], Mapping[str, Observation]] = lambda cluster: {},
-        monotonic: Callable[[], float] = time.monotonic,
-        check_after: float = _CHECK_AFTER,
-    ) -> None:
-        self.store = store
-        self.shared = shared
-        self.replica = replica
-        self.dispatcher = dispatcher
-        self.metrics = metrics
-        self.log = log.bind(replica=replica)
-        self.observed = observed
-        self._written: dict[str, str] = {}  # cluster (or _SELF) -> content hash last written
-        self._due: set[str] = set()  # owned clusters to look at again
-        self._owned: set[str] = set()
-        self._job: Future[_Job] | None = None
-        self._seeded = False
-        self._swept: frozenset[str] | None = None  # the clusters the last sweep kept
-        self._sweep: frozenset[str] | None = None  # clusters to keep, for the next job
-        self.writes = 0  # objects written since start
-        self._monotonic = monotonic
-        self._check_after = check_after
-        self._checks: dict[str, float] = {}  # gained cluster -> when to read it back
+    store: Store
+    shared: SharedObjects
+    replica: str
+    dispatcher: Dispatcher
+    metrics: Metrics
+    log: FilteringBoundLogger
+    observed: Callable[[str], Mapping[str, Observation]] = lambda cluster: {}
+    monotonic: Callable[[], float] = time.monotonic
+    check_after: float = _CHECK_AFTER  # seconds after gaining a cluster it is read back
+    writes: int = field(default=0, init=False)  # objects written since start
+    # cluster (or _SELF) -> content hash last written
+    _written: dict[str, str] = field(default_factory=dict, init=False)
+    _due: set[str] = field(default_factory=set, init=False)  # owned clusters to look at again
+    _owned: set[str] = field(default_factory=set, init=False)
+    _job: Future[_Job] | None = field(default=None, init=False)
+    _seeded: bool = field(default=False, init=False)
+    # the clusters the last sweep kept; clusters to keep, for the next job
+    _swept: frozenset[str] | None = field(default=None, init=False)
+    _sweep: frozenset[str] | None = field(default=None, init=False)
+    # gained cluster -> when to read it back
+    _checks: dict[str, float] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.log = self.log.bind(replica=self.replica)
 
     def tick(
         self,
@@ -110,14 +105,14 @@ class StatusPublisher:
         if sweeper and known and frozenset(known) != self._swept:
             self._sweep = frozenset(known)
         owned_now = set(owned)
-        now = self._monotonic()
+        now = self.monotonic()
         for lost in self._owned - owned_now:
             self._written.pop(lost, None)
             self._due.discard(lost)
             self._checks.pop(lost, None)
         gained = owned_now - self._owned
         for cluster in gained:
-            self._checks[cluster] = now + self._check_after
+            self._checks[cluster] = now + self.check_after
         self._due |= gained | (set(touched) & owned_now)
         self._owned = owned_now
         if self._job is not None:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from structlog.typing import FilteringBoundLogger
 
 from reconciler.daemon.desired import Desired, TargetKey
-from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.metrics import APPLIED_ACTIONS, Metrics
 from reconciler.daemon.schedule import Clock, PassKind, classify
 from reconciler.daemon.status import first, short, target_status
 from reconciler.drift import findings
@@ -22,6 +22,7 @@ from reconciler.health import Health, TargetHealth
 from reconciler.objects import ObjectRef
 from reconciler.store.db import Store
 from reconciler.store.rows import DriftKey, State, StatusRow
+from reconciler.sync.model import ApplyResult
 
 ERROR_STATES = frozenset({State.FAILED, State.UNREACHABLE, State.INVALID_CONFIG, State.HELD})
 
@@ -260,12 +261,7 @@ class Recorder:
         if result is None:
             return
         counter = self.metrics.objects_applied
-        for action, count in (
-            ("created", len(result.created)),
-            ("configured", len(result.configured)),
-            ("pruned", len(result.pruned)),
-            ("failed", len(result.failed)),
-        ):
+        for action, count in _writes(result).items():
             if count:
                 counter.labels(outcome.cluster, action).inc(count)
 
@@ -273,14 +269,7 @@ class Recorder:
         self, log: FilteringBoundLogger, outcome: TargetOutcome, row: StatusRow, drifted: int | None
     ) -> None:
         result = outcome.result
-        counts = {}
-        if result is not None:
-            counts = {
-                "created": len(result.created),
-                "configured": len(result.configured),
-                "pruned": len(result.pruned),
-                "failed": len(result.failed),
-            }
+        counts = _writes(result) if result is not None else {}
         wrote = any(counts.values())
         previous = self.states.get((outcome.app, outcome.cluster))
         self.states[(outcome.app, outcome.cluster)] = row.state
@@ -349,3 +338,8 @@ class Recorder:
         self._open_drift.pop((app, cluster), None)
         self._unsettled.get(cluster, set()).discard(app)
         self.metrics.forget_target(app, cluster)
+
+
+def _writes(result: ApplyResult) -> dict[str, int]:
+    """How many objects a pass wrote (or failed to write), by action."""
+    return {a: n for a, n in result.counts().items() if a in APPLIED_ACTIONS}

@@ -267,14 +267,9 @@ class ReplicaLeases:
                 lease = self.api.create(self._new_lease(name, stamp, self._labels("replica")))
                 self.log.info("replica lease created", lease=name)
             else:
+                acquired = current.acquire_time if current.holder == self.me else stamp
                 lease = self.api.update(
-                    replace(
-                        current,
-                        holder=self.me,
-                        renew_time=stamp,
-                        duration=round(self.settings.duration),
-                        acquire_time=current.acquire_time if current.holder == self.me else stamp,
-                    )
+                    self._as_holder(current, stamp, acquired, current.transitions)
                 )
         except LeaseConflict:
             self._session = None  # someone wrote it (or we did, and the answer was lost)
@@ -352,16 +347,7 @@ class ReplicaLeases:
             elif decision.action is Action.ADOPT:
                 taken = lease
             else:
-                taken = self.api.update(
-                    replace(
-                        lease,
-                        holder=self.me,
-                        acquire_time=stamp,
-                        renew_time=stamp,
-                        duration=round(self.settings.duration),
-                        transitions=lease.transitions + 1,
-                    )
-                )
+                taken = self.api.update(self._as_holder(lease, stamp, stamp, lease.transitions + 1))
         except LeaseConflict:
             log.info("cluster lease taken by another replica first")
             return
@@ -390,13 +376,18 @@ class ReplicaLeases:
 
     def _new_lease(self, name: str, stamp: str, labels: dict[str, str]) -> Lease:
         """A Lease this replica creates, held by it from ``stamp``."""
-        return Lease(
-            name=name,
+        return self._as_holder(Lease(name=name, labels=labels), stamp, stamp, 0)
+
+    def _as_holder(self, lease: Lease, stamp: str, acquired: str | None, transitions: int) -> Lease:
+        """``lease`` as this replica writes it: held by it since ``acquired``, renewed at
+        ``stamp``, for the session's duration."""
+        return replace(
+            lease,
             holder=self.me,
             duration=round(self.settings.duration),
-            acquire_time=stamp,
+            acquire_time=acquired,
             renew_time=stamp,
-            labels=labels,
+            transitions=transitions,
         )
 
     def _labels(self, kind: str) -> dict[str, str]:

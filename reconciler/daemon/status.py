@@ -44,14 +44,9 @@ def _state_of(outcome: TargetOutcome) -> tuple[State, str]:
         return State.OUT_OF_SYNC, first([str(c.ref) for c in plan.pending], "pending change")
     if result is None:
         return State.SYNCED, ""
+    counts = result.counts()
     done = [
-        f"{verb} {len(refs)}"
-        for verb, refs in (
-            ("created", result.created),
-            ("configured", result.configured),
-            ("pruned", result.pruned),
-        )
-        if refs
+        f"{verb} {counts[verb]}" for verb in ("created", "configured", "pruned") if counts[verb]
     ]
     if result.corrected:
         done.append(f"corrected drift on {len(result.corrected)}")

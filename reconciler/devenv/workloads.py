@@ -74,47 +74,23 @@ conditions:
 {{ end }}
 """
 
-_POD_ADDRESSES = """\
-{{ with NodeIPsWith .spec.nodeName }}
-hostIP: {{ index . 0 | Quote }}
-hostIPs:
-{{ range . }}
-- ip: {{ . | Quote }}
-{{ end }}
-{{ end }}
-{{ with PodIPsWith .spec.nodeName (or .spec.hostNetwork false) (or .metadata.uid "") \
-(or .metadata.name "") (or .metadata.namespace "") }}
-podIP: {{ index . 0 | Quote }}
-podIPs:
-{{ range . }}
-- ip: {{ . | Quote }}
-{{ end }}
-{{ end }}
-"""
 
-_INIT_CONTAINERS_DONE = """\
-initContainerStatuses:
-{{ range .spec.initContainers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: true
-  restartCount: 0
-  {{ if eq (or .restartPolicy "") "Always" }}
-  started: true
-  state:
-    running:
-      startedAt: {{ $now | Quote }}
-  {{ else }}
-  state:
-    terminated:
-      exitCode: 0
-      reason: Completed
-      startedAt: {{ $now | Quote }}
-      finishedAt: {{ $now | Quote }}
-  {{ end }}
-{{ end }}
-"""
+def _addresses(prefix: str, ips: str) -> str:
+    """``<prefix>IP`` and ``<prefix>IPs`` of a pod's status template, from the kwok function
+    call ``ips`` (a list of addresses)."""
+    return (
+        "{{ with " + ips + " }}\n"
+        f"{prefix}IP: {{{{ index . 0 | Quote }}}}\n"
+        f"{prefix}IPs:\n"
+        "{{ range . }}\n- ip: {{ . | Quote }}\n{{ end }}\n{{ end }}\n"
+    )
 
+
+_POD_ADDRESSES = _addresses("host", "NodeIPsWith .spec.nodeName") + _addresses(
+    "pod",
+    'PodIPsWith .spec.nodeName (or .spec.hostNetwork false) (or .metadata.uid "") '
+    '(or .metadata.name "") (or .metadata.namespace "")',
+)
 
 _FAIL_MESSAGE = f"simulated by the devenv: image tag :{FAIL_TAG}"
 
@@ -147,6 +123,31 @@ _CRASHLOOP = """\
 """.replace("FAIL_MESSAGE", _FAIL_MESSAGE)
 
 
+def _fill(template: str, values: dict[str, str]) -> str:
+    """``template`` with each <token> of ``values`` replaced by its value."""
+    for token, value in values.items():
+        template = template.replace(token, value)
+    return template
+
+
+_INIT_CONTAINERS_DONE = (
+    """\
+initContainerStatuses:
+{{ range .spec.initContainers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  ready: true
+  restartCount: 0
+  {{ if eq (or .restartPolicy "") "Always" }}
+  started: true
+"""
+    + _RUNNING
+    + "  {{ else }}\n"
+    + _fill(_ENDED, {"<exit-code>": "0", "<reason>": "Completed", "<message>": ""})
+    + "  {{ end }}\n{{ end }}\n"
+)
+
+
 def _container_statuses(ready: bool, restarts: int, state: str) -> str:
     """The ``containerStatuses`` of a pod's status template: every container ``ready`` (and
     started) or not, restarted ``restarts`` times, in ``state`` (its YAML lines)."""
@@ -157,41 +158,49 @@ def _container_statuses(ready: bool, restarts: int, state: str) -> str:
     return head + state + "{{ end }}\n"
 
 
-_POD_RUNNING_STATUS = (
-    """\
-{{ $now := Now }}
-phase: Running
-startTime: {{ $now | Quote }}
-conditions:
-{{ range list "PodScheduled" "Initialized" "ContainersReady" "Ready" }}
-- type: {{ . | Quote }}
-  status: "True"
-  lastTransitionTime: {{ $now | Quote }}
-{{ end }}
+def _conditions(status: str, *types: str, why: str = "") -> str:
+    """The pod conditions ``types`` of a status template, each with ``status`` (and ``why``:
+    its reason and message lines)."""
+    names = " ".join(f'"{t}"' for t in types)
+    return (
+        "{{ range list " + names + " }}\n"
+        "- type: {{ . | Quote }}\n"
+        f'  status: "{status}"\n' + why + "  lastTransitionTime: {{ $now | Quote }}\n"
+        "{{ end }}\n"
+    )
+
+
+def _running_pod(conditions: str, containers: str) -> str:
+    """The status template of a running pod with these ``conditions`` and ``containers``."""
+    head = "{{ $now := Now }}\nphase: Running\nstartTime: {{ $now | Quote }}\nconditions:\n"
+    return head + conditions + containers + _INIT_CONTAINERS_DONE + _POD_ADDRESSES
+
+
+_READINESS_GATES_PASSED = """\
 {{ range $.spec.readinessGates }}
 - type: {{ .conditionType | Quote }}
   status: "True"
   lastTransitionTime: {{ $now | Quote }}
 {{ end }}
 """
-    + _container_statuses(True, 0, _RUNNING)
-    + _INIT_CONTAINERS_DONE
-    + _POD_ADDRESSES
+
+_POD_RUNNING_STATUS = _running_pod(
+    _conditions("True", "PodScheduled", "Initialized", "ContainersReady", "Ready")
+    + _READINESS_GATES_PASSED,
+    _container_statuses(True, 0, _RUNNING),
 )
 
 # A pod whose containers ended: <phase>, the Ready conditions' <condition-reason>, and each
 # container terminated with <exit-code> and <reason> (and <message>, when there is one).
-_POD_ENDED_STATUS = """\
+_POD_ENDED_STATUS = (
+    """\
 {{ $now := Now }}
 phase: <phase>
 <start-time>conditions:
-{{ range list "Ready" "ContainersReady" }}
-- type: {{ . | Quote }}
-  status: "False"
-  reason: <condition-reason>
-  lastTransitionTime: {{ $now | Quote }}
-{{ end }}
-""" + _container_statuses(False, 0, _ENDED)
+"""
+    + _conditions("False", "Ready", "ContainersReady", why="  reason: <condition-reason>\n")
+    + _container_statuses(False, 0, _ENDED)
+)
 
 
 def _pod_ended(
@@ -207,37 +216,20 @@ def _pod_ended(
         "<reason>": reason,
         "<message>": f'      message: "{message}"\n' if message else "",
     }
-    text = _POD_ENDED_STATUS
-    for token, value in values.items():
-        text = text.replace(token, value)
-    return text
+    return _fill(_POD_ENDED_STATUS, values)
 
 
 _POD_SUCCEEDED_STATUS = _pod_ended("Succeeded", "PodCompleted", 0, "Completed")
 
-_POD_CRASHLOOP_STATUS = (
-    """\
-{{ $now := Now }}
-phase: Running
-startTime: {{ $now | Quote }}
-conditions:
-- type: PodScheduled
-  status: "True"
-  lastTransitionTime: {{ $now | Quote }}
-- type: Initialized
-  status: "True"
-  lastTransitionTime: {{ $now | Quote }}
-{{ range list "ContainersReady" "Ready" }}
-- type: {{ . | Quote }}
-  status: "False"
+_CONTAINERS_NOT_READY = """\
   reason: ContainersNotReady
   message: "containers with unready status: [{{ range $.spec.containers }}{{ .name }} {{ end }}]"
-  lastTransitionTime: {{ $now | Quote }}
-{{ end }}
 """
-    + _container_statuses(False, 5, _CRASHLOOP)
-    + _INIT_CONTAINERS_DONE
-    + _POD_ADDRESSES
+
+_POD_CRASHLOOP_STATUS = _running_pod(
+    _conditions("True", "PodScheduled", "Initialized")
+    + _conditions("False", "ContainersReady", "Ready", why=_CONTAINERS_NOT_READY),
+    _container_statuses(False, 5, _CRASHLOOP),
 )
 
 _POD_FAILED_STATUS = _pod_ended("Failed", "PodFailed", 1, "Error", _FAIL_MESSAGE)

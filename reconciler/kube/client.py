@@ -12,22 +12,21 @@ import contextlib
 import hashlib
 import http.client
 import json
-import re
 import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
 from reconciler import FIELD_MANAGER
-from reconciler.errors import ClusterUnreachable, ConflictError, KubeError, RequestTimeout
+from reconciler.errors import ClusterUnreachable, KubeError, RequestTimeout
 from reconciler.kube.connection import Connection, CredentialsError
 from reconciler.kube.credentials import Credentials
+from reconciler.kube.errors import answer_error, transport_error
 from reconciler.kube.kubeconfig import Kubeconfig
 from reconciler.kube.transport import IO, TRANSPORTS, Endpoint
 from reconciler.kube.watches import LiveCache, LiveEvent, Scope
@@ -71,7 +70,6 @@ class UnknownKind(KubeError):
 _AGGREGATED = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
 )
-_CONFLICT_MANAGER = re.compile(r'conflicts? with "([^"]+)"')
 
 
 class ClusterClient:
@@ -177,9 +175,9 @@ class ClusterClient:
         except CredentialsError as err:  # refreshing credentials (exec plugin, token file)
             raise KubeError(f"credentials: {err}", cluster=self.name) from err
         except (httpx.TransportError, OSError) as err:
-            raise self._transport_error(err, method, path, read, connect, obj) from err
+            raise transport_error(err, host, self.name, method, path, read, connect, obj) from err
         if not 200 <= status <= 299:
-            raise self._wrap(status, data, obj)
+            raise answer_error(status, data, self.name, obj)
         try:
             return json.loads(data) if data else None
         except ValueError as err:
@@ -189,33 +187,6 @@ class ClusterClient:
                 cluster=self.name,
                 obj=obj,
             ) from err
-
-    def _transport_error(
-        self,
-        err: BaseException,
-        method: str,
-        path: str,
-        read: float,
-        connect: float,
-        obj: str | None,
-    ) -> KubeError:
-        """A request that got no answer, named: timeout, TLS, refused, reset."""
-        host = self._host
-        tls = _ssl_cause(err)
-        if isinstance(err, httpx.ConnectTimeout):
-            return ClusterUnreachable(
-                f"connecting to {host} timed out after {connect:g}s", cluster=self.name
-            )
-        if isinstance(err, httpx.TimeoutException | TimeoutError):
-            return RequestTimeout(
-                f"{method} {path} timed out after {read:g}s waiting for {host} "
-                "(raise --request-timeout for slow servers or big objects)",
-                cluster=self.name,
-                obj=obj,
-            )
-        if tls is not None:
-            return ClusterUnreachable(f"TLS to {host} failed: {tls_reason(tls)}", cluster=self.name)
-        return ClusterUnreachable(f"unreachable at {host}: {_reason(err)}", cluster=self.name)
 
     def _send_alone(
         self,
@@ -254,24 +225,6 @@ class ClusterClient:
 
     def _auth_headers(self) -> dict[str, str]:
         return self._connection.headers()
-
-    def _wrap(self, status: int, data: bytes, obj: str | None) -> KubeError:
-        message = _status_message(status, data)
-        if status == 409 and "conflict" in message.lower() and "apply" in message.lower():
-            managers = sorted(set(_CONFLICT_MANAGER.findall(message)))
-            return ConflictError(message, cluster=self.name, obj=obj, managers=managers)
-        if status in (502, 503, 504):
-            return ClusterUnreachable(
-                f"HTTP {status}: {message}", cluster=self.name, obj=obj, status=status
-            )
-        if status == 422 and "immutable" in message:
-            message += (
-                " (immutable field: delete the object to let it be recreated, "
-                "or revert the change in Git)"
-            )
-        else:
-            message = f"HTTP {status}: {message}"
-        return KubeError(message, cluster=self.name, obj=obj, status=status)
 
     # ---- discovery -----------------------------------------------------------------------
 
@@ -490,66 +443,6 @@ class ClusterClient:
         TRANSPORTS.release(self._transport)
 
 
-def _status_message(status: int, data: bytes) -> str:
-    """The ``message`` of a Status answer, else the HTTP reason phrase."""
-    try:
-        body = json.loads(data or b"{}")
-    except (TypeError, ValueError):
-        body = None
-    message = body.get("message") if isinstance(body, dict) else None
-    if message:
-        return str(message)
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return str(status)
-
-
-_TLS_CAUSES = (
-    ("unable to get local issuer certificate", "unknown CA"),
-    ("self-signed certificate", "unknown CA"),
-    ("certificate signature failure", "unknown CA"),
-    ("self signed certificate", "unknown CA"),
-    ("unable to get issuer certificate", "unknown CA"),
-    ("hostname mismatch", "hostname mismatch"),
-    ("ip address mismatch", "hostname mismatch"),
-    ("certificate has expired", "certificate expired"),
-    ("certificate is not yet valid", "certificate not yet valid"),
-    ("wrong version number", "the server does not speak TLS"),
-    ("eof occurred in violation of protocol", "the server closed the connection"),
-)
-
-
-def tls_reason(err: BaseException) -> str:
-    """Why a TLS handshake failed, named: ``certificate verify failed: unknown CA (...)``."""
-    cause: BaseException = _ssl_cause(err) or err
-    text = str(getattr(cause, "verify_message", None) or cause)
-    detail = re.sub(r"^\[[^\]]*\]\s*", "", text)  # "[SSL: CERTIFICATE_VERIFY_FAILED] "
-    detail = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", detail).strip()
-    lowered = detail.lower()
-    for marker, name in _TLS_CAUSES:
-        if marker in lowered:
-            verify = (
-                "certificate verify failed: "
-                if "verify" in lowered or name.startswith(("unknown", "hostname", "certificate"))
-                else ""
-            )
-            return f"{verify}{name} ({detail})" if detail.lower() != name else f"{verify}{name}"
-    return detail[:160] or type(cause).__name__
-
-
-def _ssl_cause(err: BaseException) -> ssl.SSLError | None:
-    """The TLS error under a transport error (the HTTP library wraps it), if any."""
-    seen: set[int] = set()
-    cause: BaseException | None = err
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, ssl.SSLError):
-            return cause
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return None
-
-
 def _endpoint(connection: Connection, auth: dict[str, str]) -> Endpoint:
     """What a context's connection is keyed by: server, TLS identity and credentials (an API
     server closes an HTTP/2 connection after a request fails authentication: a context with a
@@ -566,27 +459,3 @@ def _endpoint(connection: Connection, auth: dict[str, str]) -> Endpoint:
         server_name=connection.server_name,
         credentials=hashlib.sha256(json.dumps(auth, sort_keys=True).encode()).hexdigest(),
     )
-
-
-def _reason(err: BaseException) -> str:
-    """A short, credential-free reason for a connection failure."""
-    seen: set[int] = set()
-    while id(err) not in seen:  # down to the OS's own words
-        seen.add(id(err))
-        if isinstance(err, BaseExceptionGroup) and err.exceptions:
-            err = err.exceptions[0]  # every address refused: the first one says why
-        elif isinstance(err, OSError) and type(err) is not OSError:
-            break
-        elif err.__cause__ is not None or err.__context__ is not None:
-            err = err.__cause__ or err.__context__  # type: ignore[assignment]
-        else:
-            break
-    if isinstance(err, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(err, ConnectionResetError):
-        return "connection reset"
-    text = str(getattr(err, "reason", None) or err) or type(err).__name__
-    for marker in ("Connection refused", "timed out", "Name or service not known", "SSL"):
-        if marker in text:
-            return marker.lower()
-    return text.split(":")[-1].strip()[:120] or type(err).__name__

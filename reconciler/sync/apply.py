@@ -60,7 +60,7 @@ def apply_plan(
         return result
 
     if progress is not None:
-        progress.add_objects(len(to_apply) + len(prunes))
+        progress.add(objects=len(to_apply) + len(prunes))
     _ensure_namespaces(cluster, plan, to_apply, result)
     first = [c for c in to_apply if c.ref.kind in ("CustomResourceDefinition", "Namespace")]
     rest = [c for c in to_apply if c not in first]
@@ -89,7 +89,7 @@ def apply_plan(
     _prune(cluster, prunes, result)
     if progress is not None:
         for _ in prunes:
-            progress.object_done()
+            progress.done(objects=1)
     for ref in result.pruned:
         inventory.pop(ref, None)
     if not inventory:  # nothing left here: forget the app on this cluster
@@ -121,7 +121,7 @@ def _apply_stage(
             return change, err.message
         finally:
             if progress is not None:
-                progress.object_done()
+                progress.done(objects=1)
 
     for change, answer in bounded_map(apply_one, changes):
         assert change.desired is not None

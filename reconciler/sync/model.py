@@ -117,6 +117,17 @@ class ApplyResult:
     def ok(self) -> bool:
         return not self.failed
 
+    def counts(self) -> dict[str, int]:
+        """How many objects each action took, in the order reports list them."""
+        return {
+            "created": len(self.created),
+            "configured": len(self.configured),
+            "unchanged": len(self.unchanged),
+            "pruned": len(self.pruned),
+            "skipped": len(self.skipped),
+            "failed": len(self.failed),
+        }
+
 
 def live_after(plan: TargetPlan, result: ApplyResult | None) -> dict[ObjectRef, Manifest | None]:
     """Every desired object's live state after a pass (``None``: not on the cluster), from

@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from reconciler.report import drift_document, status_document
@@ -39,57 +39,46 @@ class Snapshot:
         return next((t for t in self.targets if (t["app"], t["cluster"]) == (app, cluster)), None)
 
 
+@dataclass(eq=False)
 class SnapshotCache:
     """Reads the store (and the daemon's fleet) again only when something changed, and at most
     once per ``max_age`` seconds — or per three times the last read's duration, whichever is
     longer, so a large fleet's page never keeps the daemon's CPU busy."""
 
-    def __init__(
-        self,
-        store: Store,
-        fleet: Callable[[], Fleet | None] = lambda: None,
-        *,
-        daemon_running: bool | None = True,
-        max_age: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._store = store
-        self._fleet = fleet
-        self._daemon_running = daemon_running
-        self._max_age = max_age
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._current: Snapshot | None = None
-        self._seen: tuple[int, str] | None = None  # the store's data version, the fleet's
-        self._next_read = 0.0
-
-    @property
-    def store(self) -> Store:
-        return self._store
+    store: Store
+    fleet: Callable[[], Fleet | None] = lambda: None
+    _: KW_ONLY
+    daemon_running: bool | None = True
+    max_age: float = 1.0
+    clock: Callable[[], float] = time.monotonic
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _current: Snapshot | None = field(default=None, init=False)
+    _seen: tuple[int, str] | None = field(default=None, init=False)  # store's, fleet's version
+    _next_read: float = field(default=0.0, init=False)
 
     def get(self) -> Snapshot:
         """The current snapshot. Thread-safe; one reader at a time, the others wait for its
         result."""
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             if self._current is not None and now < self._next_read:
                 return self._current
-            fleet = self._fleet()
-            seen = (self._store.data_version(), fleet.version if fleet else "")
+            fleet = self.fleet()
+            seen = (self.store.data_version(), fleet.version if fleet else "")
             if self._current is None or seen != self._seen:
                 self._current = self._read(fleet)
                 self._seen = seen
-            took = self._clock() - now
-            self._next_read = now + max(self._max_age, 3 * took)
+            took = self.clock() - now
+            self._next_read = now + max(self.max_age, 3 * took)
             return self._current
 
     def _read(self, fleet: Fleet | None) -> Snapshot:
-        store = self._store
+        store = self.store
         status = status_document(
             store.list_status(),
             store.source_status(),
             store.last_revision(),
-            self._daemon_running,
+            self.daemon_running,
             {(h.app, h.cluster): h for h in store.list_health()},
             store.latest_rollouts(),
             store.list_pins(),

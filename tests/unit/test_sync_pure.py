@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 
-from reconciler.kube.client import tls_reason
+from reconciler.kube.errors import tls_reason
 from reconciler.sync.listrepair import duplicate_in, plan_repair, repaired, without_manager
 from reconciler.sync.ownership import Owner, claimed_elsewhere, owned_by, stamp
 
