@@ -24,6 +24,7 @@ import hashlib
 import json
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -350,16 +351,22 @@ class LiveCache:
             with contextlib.suppress(Exception):  # a listener's bug must not stop the watch
                 self._on_event(event)
 
-    def items(self, scope: Scope) -> list[Manifest] | None:
-        """The scope's objects (watched from now on), or None when they cannot be had from a
-        watch right now: the caller reads them itself."""
+    def items(self, scopes: list[Scope]) -> list[list[Manifest] | None]:
+        """Each scope's objects (watched from now on), or None for a scope that cannot be had
+        from a watch right now: the caller reads it itself. New scopes are all started before
+        any is waited for, so their first LISTs go out together."""
         with self._lock:
-            watch = self._scopes.get(scope)
-            if watch is None:
-                watch = self._scopes[scope] = ScopeWatch(self, scope)
-                watch.start()
-        watch.synced.wait(self.timeout)
-        return watch.items()
+            watches = []
+            for scope in scopes:
+                watch = self._scopes.get(scope)
+                if watch is None:
+                    watch = self._scopes[scope] = ScopeWatch(self, scope)
+                    watch.start()
+                watches.append(watch)
+        deadline = time.monotonic() + self.timeout
+        for watch in watches:
+            watch.synced.wait(max(0.0, deadline - time.monotonic()))
+        return [watch.items() for watch in watches]
 
     def watching(self) -> dict[str, str]:
         """Each scope's state (``live``, ``broken``, ...), for reports and tests."""
