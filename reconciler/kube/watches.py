@@ -32,6 +32,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from reconciler.kube.h2watch import NoHTTP2
 from reconciler.kube.transport import IO, Transport
 from reconciler.objects import Manifest
 
@@ -238,17 +239,20 @@ class ScopeWatch:
         if self.scope.selector:
             query["labelSelector"] = self.scope.selector
         url = self.cache.host + self.scope.path + "?" + urlencode(query)
-        timeout = httpx.Timeout(WATCH_SECONDS + 90.0, connect=5.0)
-        async with self.cache.transport.stream(
-            url, headers=self.cache.headers(), timeout=timeout
-        ) as response:
-            if response.status_code != 200:
-                _check(response.status_code, await response.aread())
-            if response.http_version != "HTTP/2":
-                raise _Refused(f"the server answers {response.http_version}")
-            async for line in response.aiter_lines():
-                if line.strip():
-                    version = self._event(json.loads(line)) or version
+        try:
+            async with self.cache.transport.stream(
+                url,
+                headers=self.cache.headers(),
+                read_timeout=WATCH_SECONDS + 90.0,
+                connect_timeout=5.0,
+            ) as response:
+                if response.status_code != 200:
+                    _check(response.status_code, await response.aread())
+                async for line in response.aiter_lines():
+                    if line.strip():
+                        version = self._event(json.loads(line)) or version
+        except NoHTTP2 as err:
+            raise _Refused(f"{err}: a watch would hold a socket each") from err
         return version
 
     def _event(self, event: Mapping[str, Any]) -> str | None:
