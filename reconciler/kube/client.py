@@ -122,15 +122,19 @@ class ClusterClient:
         return self._host
 
     def cached(
-        self, resource: Resource, namespace: str, selector: str, *, notify: bool = True
-    ) -> list[Manifest] | None:
-        """The objects of ``resource`` in ``namespace`` matching ``selector`` as the watches
-        see them, or None when not watching (or the watch cannot tell now): read instead.
-        ``notify``: their changes are reported to the listeners."""
+        self, scopes: list[tuple[Resource, str, str]], *, notify: bool = True
+    ) -> list[list[Manifest] | None]:
+        """For each (resource, namespace, selector): its objects as the watches see them, or
+        None when not watching (or the watch cannot tell now): read instead. ``notify``: their
+        changes are reported to the listeners."""
         if self.live is None:
-            return None
-        path = resource.path(namespace)
-        return self.live.items(Scope(path, selector, resource.api_version, resource.kind, notify))
+            return [None] * len(scopes)
+        return self.live.items(
+            [
+                Scope(res.path(namespace), selector, res.api_version, res.kind, notify)
+                for res, namespace, selector in scopes
+            ]
+        )
 
     # ---- low level -----------------------------------------------------------------------
 

@@ -7,10 +7,11 @@ A transport multiplexes all requests on one HTTP/2 connection (kube-apiserver sp
 ALPN) and all watch streams on a second one (a third once that carries
 :data:`WATCHES_PER_CONNECTION`; a client connection allows 100 concurrent streams).
 
-Requests and idle watches do not share a connection: with the HTTP library used here, a request
-whose answer arrives while an idle watch stream is waiting to read may wait for that stream's
-next event (measured: up to a minute, the watch bookmark interval; never with separate
-connections).
+Requests and watches do not share a connection. With the general-purpose HTTP library the
+streams of a connection take turns reading its socket, so an idle watch holding that turn kept
+others' answers and events until its own next event (up to a minute, the bookmark interval):
+requests (answered promptly) use it, watches use :class:`~reconciler.kube.h2watch.H2Connection`,
+which has one reader per connection handing every frame to its stream at once.
 
 The socket count is therefore a small constant per API server, whatever the number of contexts,
 requests and watches: ``1 + ceil(watches / WATCHES_PER_CONNECTION)``. Nothing here logs.
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+
+from reconciler.kube.h2watch import H2Connection, NoHTTP2, WatchResponse
 
 T = TypeVar("T")
 
@@ -123,49 +126,45 @@ IO = IOLoop()
 
 
 class Transport:
-    """HTTP/2 connections to one :class:`Endpoint`; requests share the first, watches spread."""
+    """HTTP/2 to one :class:`Endpoint`: requests share one client connection, watches spread
+    over connections of their own (:class:`H2Connection`)."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self._tls = endpoint.ssl_context() if endpoint.origin.startswith("https:") else None
-        self._clients: list[httpx.AsyncClient] = []  # [0] for requests, the rest for watches
-        self._pools: list[httpx.AsyncHTTPTransport] = []  # each client's connections
-        self._defaults: dict[str, str] = {}  # the headers a client adds to every request
-        self._watches: list[int] = []  # open watch streams per client
+        self._client: httpx.AsyncClient | None = None
+        self._pool: httpx.AsyncHTTPTransport | None = None  # the client's connections
+        self._defaults: dict[str, str] = {}  # the headers the client adds to every request
+        self._watch_connections: list[H2Connection] = []
         self.users = 0  # cluster clients holding this transport (see Transports)
-        # Until a client has one connection up, its requests go one at a time: concurrent first
-        # requests would each open a connection (HTTP/2 is known only after the handshake).
-        self._opened: set[int] = set()
-        self._opening: dict[int, asyncio.Lock] = {}
+        # Until the connection is up, requests go one at a time: concurrent first requests
+        # would each open a connection (HTTP/2 is known only after the handshake).
+        self._opened = False
+        self._opening = asyncio.Lock()
 
-    def _client(self, index: int) -> httpx.AsyncClient:
-        while len(self._clients) <= index:
-            pool = httpx.AsyncHTTPTransport(
+    def _requests(self) -> httpx.AsyncHTTPTransport:
+        if self._pool is None:
+            self._pool = httpx.AsyncHTTPTransport(
                 http2=True,
                 verify=self._tls if self._tls is not None else True,
                 trust_env=False,  # API servers are reached directly, never through a proxy
                 limits=_LIMITS,
             )
-            client = httpx.AsyncClient(transport=pool, trust_env=False, follow_redirects=False)
-            self._defaults = {k.lower(): v for k, v in client.headers.items()}
-            self._pools.append(pool)
-            self._clients.append(client)
-            self._watches.append(0)
-        return self._clients[index]
+            self._client = httpx.AsyncClient(
+                transport=self._pool, trust_env=False, follow_redirects=False
+            )
+            self._defaults = {k.lower(): v for k, v in self._client.headers.items()}
+        return self._pool
 
     @contextlib.asynccontextmanager
-    async def _first(self, index: int) -> AsyncIterator[None]:
-        """Hold back a client's requests until its first one has opened the connection."""
-        if index in self._opened:
+    async def _first(self) -> AsyncIterator[None]:
+        """Hold back requests until the first one has opened the connection."""
+        if self._opened:
             yield
             return
-        async with self._opening.setdefault(index, asyncio.Lock()):
+        async with self._opening:
             yield
-            self._opened.add(index)
-
-    def _extensions(self) -> dict[str, Any]:
-        name = self.endpoint.server_name
-        return {"sni_hostname": name} if name else {}
+            self._opened = True
 
     async def send(
         self,
@@ -181,16 +180,20 @@ class Transport:
         Sent on the requests client's connections directly, with the headers the client would
         add: its request handling (redirects, authentication flows, cookies, hooks), unused
         here, costs about a fifth of the CPU time of a request."""
-        self._client(0)
+        name = self.endpoint.server_name
+        pool = self._requests()
+        extensions: dict[str, Any] = {"timeout": timeout.as_dict()}
+        if name:
+            extensions["sni_hostname"] = name
         request = httpx.Request(
             method,
             url,
             content=content,
             headers={**self._defaults, **{k.lower(): v for k, v in headers.items()}},
-            extensions={"timeout": timeout.as_dict(), **self._extensions()},
+            extensions=extensions,
         )
-        async with self._first(0):
-            response = await self._pools[0].handle_async_request(request)
+        async with self._first():
+            response = await pool.handle_async_request(request)
             try:
                 body = await response.aread()
             finally:
@@ -199,39 +202,36 @@ class Transport:
 
     @contextlib.asynccontextmanager
     async def stream(
-        self, url: str, *, headers: dict[str, str], timeout: httpx.Timeout
-    ) -> AsyncIterator[httpx.Response]:
-        """A long-lived GET (a watch), on a watch connection that has room for one more."""
-        self._client(0)
-        index = next(
-            (i for i, n in enumerate(self._watches) if i > 0 and n < WATCHES_PER_CONNECTION),
-            max(1, len(self._watches)),
+        self, url: str, *, headers: dict[str, str], read_timeout: float, connect_timeout: float
+    ) -> AsyncIterator[WatchResponse]:
+        """A long-lived GET (a watch), on a watch connection that has room for one more.
+        NoHTTP2 when the server does not speak HTTP/2 (each watch would hold a socket)."""
+        if not self.endpoint.origin.startswith("https:"):
+            raise NoHTTP2("plain HTTP")
+        self._watch_connections = [c for c in self._watch_connections if c.usable]
+        connection = next(
+            (c for c in self._watch_connections if c.open_streams < WATCHES_PER_CONNECTION),
+            None,
         )
-        client = self._client(index)
-        self._watches[index] += 1
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                async with self._first(index):
-                    response = await stack.enter_async_context(
-                        client.stream(
-                            "GET",
-                            url,
-                            headers=headers,
-                            timeout=timeout,
-                            extensions=self._extensions(),
-                        )
-                    )
-                yield response
-        finally:
-            self._watches[index] -= 1
+        if connection is None:
+            connection = H2Connection(
+                self.endpoint.origin, self.endpoint.ssl_context(), self.endpoint.server_name
+            )
+            self._watch_connections.append(connection)
+        async with connection.get(
+            url, headers, read_timeout=read_timeout, connect_timeout=connect_timeout
+        ) as response:
+            yield response
 
     async def aclose(self) -> None:
-        clients, self._clients, self._watches = self._clients, [], []
-        self._pools = []
-        self._opened.clear()
-        for client in clients:
+        client, self._client, self._pool = self._client, None, None
+        connections, self._watch_connections = self._watch_connections, []
+        self._opened = False
+        if client is not None:
             with contextlib.suppress(Exception):
                 await client.aclose()
+        for connection in connections:
+            await connection.aclose()
 
 
 class Transports:

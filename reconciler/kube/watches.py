@@ -24,6 +24,7 @@ import hashlib
 import json
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from reconciler.kube.h2watch import NoHTTP2
 from reconciler.kube.transport import IO, Transport
 from reconciler.objects import Manifest
 
@@ -237,17 +239,20 @@ class ScopeWatch:
         if self.scope.selector:
             query["labelSelector"] = self.scope.selector
         url = self.cache.host + self.scope.path + "?" + urlencode(query)
-        timeout = httpx.Timeout(WATCH_SECONDS + 90.0, connect=5.0)
-        async with self.cache.transport.stream(
-            url, headers=self.cache.headers(), timeout=timeout
-        ) as response:
-            if response.status_code != 200:
-                _check(response.status_code, await response.aread())
-            if response.http_version != "HTTP/2":
-                raise _Refused(f"the server answers {response.http_version}")
-            async for line in response.aiter_lines():
-                if line.strip():
-                    version = self._event(json.loads(line)) or version
+        try:
+            async with self.cache.transport.stream(
+                url,
+                headers=self.cache.headers(),
+                read_timeout=WATCH_SECONDS + 90.0,
+                connect_timeout=5.0,
+            ) as response:
+                if response.status_code != 200:
+                    _check(response.status_code, await response.aread())
+                async for line in response.aiter_lines():
+                    if line.strip():
+                        version = self._event(json.loads(line)) or version
+        except NoHTTP2 as err:
+            raise _Refused(f"{err}: a watch would hold a socket each") from err
         return version
 
     def _event(self, event: Mapping[str, Any]) -> str | None:
@@ -350,16 +355,22 @@ class LiveCache:
             with contextlib.suppress(Exception):  # a listener's bug must not stop the watch
                 self._on_event(event)
 
-    def items(self, scope: Scope) -> list[Manifest] | None:
-        """The scope's objects (watched from now on), or None when they cannot be had from a
-        watch right now: the caller reads them itself."""
+    def items(self, scopes: list[Scope]) -> list[list[Manifest] | None]:
+        """Each scope's objects (watched from now on), or None for a scope that cannot be had
+        from a watch right now: the caller reads it itself. New scopes are all started before
+        any is waited for, so their first LISTs go out together."""
         with self._lock:
-            watch = self._scopes.get(scope)
-            if watch is None:
-                watch = self._scopes[scope] = ScopeWatch(self, scope)
-                watch.start()
-        watch.synced.wait(self.timeout)
-        return watch.items()
+            watches = []
+            for scope in scopes:
+                watch = self._scopes.get(scope)
+                if watch is None:
+                    watch = self._scopes[scope] = ScopeWatch(self, scope)
+                    watch.start()
+                watches.append(watch)
+        deadline = time.monotonic() + self.timeout
+        for watch in watches:
+            watch.synced.wait(max(0.0, deadline - time.monotonic()))
+        return [watch.items() for watch in watches]
 
     def watching(self) -> dict[str, str]:
         """Each scope's state (``live``, ``broken``, ...), for reports and tests."""

@@ -100,10 +100,13 @@ def _watched(cluster: ClusterClient, instance: str) -> list[Manifest] | None:
     """This instance's inventories of this Cluster entry (and pre-cluster-key ones) as the
     watches see them, or None when not watched. Changes are not reported: they are ours."""
     configmaps = cluster.resource("v1", "ConfigMap")
+    selectors = [
+        f"{INVENTORY_LABEL},{INSTANCE_LABEL}={instance},{which}"
+        for which in (f"{CLUSTER_LABEL}={cluster.name}", f"!{CLUSTER_LABEL}")
+    ]
+    views = cluster.cached([(configmaps, SYSTEM_NAMESPACE, s) for s in selectors], notify=False)
     found: list[Manifest] = []
-    for which in (f"{CLUSTER_LABEL}={cluster.name}", f"!{CLUSTER_LABEL}"):
-        selector = f"{INVENTORY_LABEL},{INSTANCE_LABEL}={instance},{which}"
-        items = cluster.cached(configmaps, SYSTEM_NAMESPACE, selector, notify=False)
+    for items in views:
         if items is None:
             return None
         found += items

@@ -209,8 +209,8 @@ def _read_scopes(
 ) -> None:
     """Read the wanted objects of ``ordered`` scopes into ``live`` (see :func:`read_live`)."""
     unwatched: list[tuple[Scope, list[ObjectRef]]] = []
-    for scope, refs in ordered:
-        watched = cluster.cached(scope[0], scope[1], watch_selector(cluster, scope[1]))
+    views = cluster.cached([(r, ns, watch_selector(cluster, ns)) for (r, ns), _ in ordered])
+    for (scope, refs), watched in zip(ordered, views, strict=True):
         if watched is None:
             unwatched.append((scope, refs))
             continue
@@ -455,7 +455,7 @@ def _find_unmanaged(
         resource, namespace = scope
         if scope in listed:  # already listed whole for the plan
             return [o for ref, o in live.items() if (resource, ref.namespace) == scope]
-        watched = cluster.cached(resource, namespace, APP_LABEL) if namespace else None
+        watched = cluster.cached([(resource, namespace, APP_LABEL)])[0] if namespace else None
         if watched is not None:
             return [o for o in watched if labels_of(o).get(APP_LABEL) == owner.app]
         try:

@@ -30,7 +30,7 @@ def main(argv: list[str]) -> None:
         for _ in range(3):
             client.list_objects(client.resource("v1", "Namespace"))
         for version, kind in KINDS if watch else ():
-            assert client.cached(client.resource(version, kind), namespace, APP_LABEL) == []
+            assert client.cached([(client.resource(version, kind), namespace, APP_LABEL)]) == [[]]
         if client.live is not None:
             assert set(client.live.watching().values()) == {"live"}, client.live.watching()
         return client.server

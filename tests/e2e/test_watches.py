@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
+from reconciler import APP_LABEL
 from reconciler.config.load import load_repo
 from reconciler.devenv import controlplane
 from reconciler.engine import TargetOutcome, reconcile
@@ -157,6 +158,36 @@ def test_drift_on_a_watched_object_is_healed_without_waiting_for_the_drift_inter
         records = eventually(lambda: drift_records(state, app), 30, "a drift record")
         print(f"drift healed {healed:.2f}s after the edit (drift interval 3600s)")
     assert any(r.cluster == "beijing-2" and "greeting" in str(r.fields) for r in records), records
+
+
+def test_an_edit_is_heard_at_once_while_many_idle_watches_share_its_connection(
+    kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    """Thirty idle watches and one that sees edits, all on one connection: each edit is heard
+    within seconds, not at the next event of an idle watch (a bookmark, about a minute later:
+    what happened when the streams of a connection took turns reading its socket)."""
+    heard = Heard()
+    clients = Clients(str(kubeconfig), timeout=10.0, watch=True)
+    clients.subscribe(heard)
+    try:
+        cluster = clients.get("beijing-1", "beijing-1")
+        configmaps = cluster.resource("v1", "ConfigMap")
+        namespace = unique("idle")
+        core = client.CoreV1Api(api_clients["beijing-1"])
+        core.create_namespace({"metadata": {"name": namespace}})
+        scopes = [(configmaps, namespace, f"idle-{i}") for i in range(30)]
+        assert cluster.cached([*scopes, (configmaps, namespace, APP_LABEL)]) == [[]] * 31
+        for n in range(3):
+            core.create_namespaced_config_map(
+                namespace, {"metadata": {"name": f"c{n}", "labels": {APP_LABEL: "x"}}}
+            )
+            eventually(
+                lambda n=n: heard.seen("changed", f"ConfigMap/{namespace}/c{n}"),  # type: ignore[misc]
+                10,
+                f"edit {n} heard",
+            )
+    finally:
+        clients.close()
 
 
 @pytest.fixture
