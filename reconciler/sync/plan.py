@@ -171,10 +171,11 @@ def read_live(
     (kind, namespace) with many objects and GETs for a few.
 
     A watched scope holds the objects labelled as some app's: a wanted object missing from it
-    is read with a GET (it may exist unlabelled, or be too fresh for the watch). Namespaces
-    wanted are read first: nothing is read in one that does not exist (it holds nothing yet;
-    a first apply creates it). Also returns the scopes read whole (the unmanaged scan reuses
-    them; a namespace that does not exist counts as read: empty).
+    is read with a GET (it may exist unlabelled, or be too fresh for the watch). Read by
+    requests, the Namespaces wanted come first: nothing is read in one that does not exist (it
+    holds nothing yet; a first apply creates it). Watched, every scope's watch starts at once.
+    Also returns the scopes read whole (the unmanaged scan reuses them; a namespace that does
+    not exist counts as read: empty).
     """
     groups: dict[Scope, list[ObjectRef]] = {}
     for resource, ref in wanted:
@@ -182,6 +183,9 @@ def read_live(
     ordered = sorted(groups.items(), key=lambda kv: _scope_key(kv[0]))
     live: dict[ObjectRef, Manifest] = {}
     listed: set[Scope] = set()
+    if cluster.live is not None:
+        _read_scopes(cluster, ordered, live, listed)
+        return live, listed
     spaces = [(scope, refs) for scope, refs in ordered if _is_namespace(scope[0])]
     _read_scopes(cluster, spaces, live, listed)
     absent = {ref.name for _, refs in spaces for ref in refs if ref not in live}
