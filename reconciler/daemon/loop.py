@@ -32,6 +32,7 @@ tests drive :meth:`Daemon.tick` with a fake clock and run passes inline.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -79,6 +80,9 @@ _MAX_SLEEP = 10.0  # the main loop wakes at least this often (health, timeouts)
 _HEALTHY_WITHIN = 60.0  # /healthz fails when the main loop has not ticked for this long
 _PRUNE_EVERY = 3600.0  # drift history retention is enforced at most this often
 _ROLLOUT_TICK = 1.0  # while a rollout runs, the loop reads operators' commands this often
+
+
+MIN_TICK = 0.05  # seconds: at most about 20 ticks a second, however often the loop is woken
 
 
 class Daemon(RevisionJob, ClusterPasses):
@@ -244,10 +248,16 @@ class Daemon(RevisionJob, ClusterPasses):
             self._watcher.start()
         try:
             while not self._stopping:
+                started = time.monotonic()
                 delay = self.tick()
                 if once and self.once_done():
                     break
-                self.waker.wait(delay)
+                if self.waker.wait(delay):
+                    # Woken (a pass ended, a watch saw a change): what else wakes the loop
+                    # within MIN_TICK is served by the same tick. A tick looks at every
+                    # cluster, so with many clusters a tick per wake-up would be most of the
+                    # process's work.
+                    time.sleep(max(0.0, started + MIN_TICK - time.monotonic()))
         finally:
             self._shutdown()
         return self.exit_code() if once else 0

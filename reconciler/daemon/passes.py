@@ -8,6 +8,7 @@ what it saw (``record``), tells the rollouts, and schedules the cluster's next p
 from __future__ import annotations
 
 import functools
+import heapq
 from datetime import timedelta
 
 from reconciler.daemon.desired import Desired, crashed_rows, timed_out_rows
@@ -55,6 +56,9 @@ class ClusterPasses(LoopState):
                 self._repass.discard(name)
             elif schedule is None:
                 self._repass.discard(name)
+        free = self.settings.max_parallel - len(self._running)
+        if free <= 0:
+            return  # every slot taken: nothing can start (with many clusters, most ticks)
         schedules = [
             self._schedules.setdefault(n, ClusterSchedule(n)) for n in self._targeted(desired)
         ]
@@ -66,8 +70,10 @@ class ClusterPasses(LoopState):
             # round is still going (a round longer than the drift interval) never starts.
             due = [s for s in due if self._dispatched.get(s.cluster) != desired.generation]
         # Longest waiting first, so a bounded pool serves every cluster in turn.
-        due.sort(key=lambda s: (s.wake_at(desired.generation, 0.0), s.cluster))
-        for schedule in due[: max(0, self.settings.max_parallel - len(self._running))]:
+        first = heapq.nsmallest(
+            free, due, key=lambda s: (s.wake_at(desired.generation, 0.0), s.cluster)
+        )
+        for schedule in first:
             name = schedule.cluster
             if self._gate is not None and not self._gate.begin(name):
                 continue  # given back (or our session lapsed) since this tick's claim
