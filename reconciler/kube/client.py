@@ -162,20 +162,16 @@ class ClusterClient:
             if payload is not None and len(payload) > LARGE_BODY:
                 status, data = self._send_alone(method, url, payload, headers, read)
             else:
-                timeout = httpx.Timeout(read, connect=connect)
                 sent = self._transport.send(
-                    method, url, content=payload, headers=headers, timeout=timeout
+                    method,
+                    url,
+                    content=payload,
+                    headers=headers,
+                    read_timeout=read,
+                    connect_timeout=connect,
                 )
                 # The transport's own timeouts answer first; this only guards against a stall.
-                try:
-                    status, data, _ = IO.call(sent, timeout=connect + 2 * read + 30)
-                except httpx.RemoteProtocolError as err:
-                    if "ConnectionTerminated" not in str(err):
-                        raise
-                    # The server ends an HTTP/2 connection (GOAWAY) right after a request it
-                    # refuses to authenticate, and the HTTP library may read the GOAWAY before
-                    # the answer and drop it. Once more on a connection of its own, to read it.
-                    status, data = self._send_alone(method, url, payload, headers, read)
+                status, data, _ = IO.call(sent, timeout=connect + 2 * read + 30)
         except CredentialsError as err:  # refreshing credentials (exec plugin, token file)
             raise KubeError(f"credentials: {err}", cluster=self.name) from err
         except (httpx.TransportError, OSError) as err:

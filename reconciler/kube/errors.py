@@ -12,6 +12,7 @@ from http import HTTPStatus
 import httpx
 
 from reconciler.errors import ClusterUnreachable, ConflictError, KubeError, RequestTimeout
+from reconciler.kube.h2conn import ConnectTimeout
 
 _CONFLICT_MANAGER = re.compile(r'conflicts? with "([^"]+)"')
 
@@ -49,7 +50,7 @@ def transport_error(
 ) -> KubeError:
     """A request that got no answer, named: timeout, TLS, refused, reset."""
     tls = _ssl_cause(err)
-    if isinstance(err, httpx.ConnectTimeout):
+    if isinstance(err, httpx.ConnectTimeout | ConnectTimeout):
         return ClusterUnreachable(
             f"connecting to {host} timed out after {connect:g}s", cluster=cluster
         )

@@ -4,14 +4,11 @@ Every request and every watch of every cluster context goes through one event lo
 (``kube-io``) for the whole process. Contexts that reach the same API server with the same TLS
 identity (server, CA, client certificate, a digest of the token) share one :class:`Transport`.
 A transport multiplexes all requests on one HTTP/2 connection (kube-apiserver speaks h2 through
-ALPN) and all watch streams on a second one (a third once that carries
-:data:`WATCHES_PER_CONNECTION`; a client connection allows 100 concurrent streams).
-
-Requests and watches do not share a connection. With the general-purpose HTTP library the
-streams of a connection take turns reading its socket, so an idle watch holding that turn kept
-others' answers and events until its own next event (up to a minute, the bookmark interval):
-requests (answered promptly) use it, watches use :class:`~reconciler.kube.h2watch.H2Connection`,
-which has one reader per connection handing every frame to its stream at once.
+ALPN) and the watch streams on connections of their own (one per
+:data:`WATCHES_PER_CONNECTION`), so waiting watches never take a request's stream slots. Each
+connection is a :class:`~reconciler.kube.h2conn.H2Connection`: one reader hands every frame to
+its stream at once. A server that turns HTTP/2 down gets requests over HTTP/1.1 (httpx) and no
+watches.
 
 The socket count is therefore a small constant per API server, whatever the number of contexts,
 requests and watches: ``1 + ceil(watches / WATCHES_PER_CONNECTION)``. Nothing here logs.
@@ -32,11 +29,11 @@ from typing import Any, TypeVar
 
 import httpx
 
-from reconciler.kube.h2watch import H2Connection, NoHTTP2, WatchResponse
+from reconciler.kube.h2conn import H2Connection, NoHTTP2, NotProcessed, Response
 
 T = TypeVar("T")
 
-WATCHES_PER_CONNECTION = 90  # of the 100 streams a connection may carry
+WATCHES_PER_CONNECTION = 90  # of the MAX_STREAMS a connection carries at once
 _LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16, keepalive_expiry=60.0)
 
 
@@ -126,45 +123,20 @@ IO = IOLoop()
 
 
 class Transport:
-    """HTTP/2 to one :class:`Endpoint`: requests share one client connection, watches spread
-    over connections of their own (:class:`H2Connection`)."""
+    """HTTP/2 to one :class:`Endpoint`: requests share one connection, watches spread over
+    connections of their own; a server without HTTP/2 gets requests over HTTP/1.1 (httpx)."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        self._tls = endpoint.ssl_context() if endpoint.origin.startswith("https:") else None
-        self._client: httpx.AsyncClient | None = None
-        self._pool: httpx.AsyncHTTPTransport | None = None  # the client's connections
-        self._defaults: dict[str, str] = {}  # the headers the client adds to every request
+        self._requests: H2Connection | None = None
+        self._http1: httpx.AsyncClient | None = None  # once the server turned HTTP/2 down
         self._watch_connections: list[H2Connection] = []
         self.users = 0  # cluster clients holding this transport (see Transports)
-        # Until the connection is up, requests go one at a time: concurrent first requests
-        # would each open a connection (HTTP/2 is known only after the handshake).
-        self._opened = False
-        self._opening = asyncio.Lock()
 
-    def _requests(self) -> httpx.AsyncHTTPTransport:
-        if self._pool is None:
-            self._pool = httpx.AsyncHTTPTransport(
-                http2=True,
-                verify=self._tls if self._tls is not None else True,
-                trust_env=False,  # API servers are reached directly, never through a proxy
-                limits=_LIMITS,
-            )
-            self._client = httpx.AsyncClient(
-                transport=self._pool, trust_env=False, follow_redirects=False
-            )
-            self._defaults = {k.lower(): v for k, v in self._client.headers.items()}
-        return self._pool
-
-    @contextlib.asynccontextmanager
-    async def _first(self) -> AsyncIterator[None]:
-        """Hold back requests until the first one has opened the connection."""
-        if self._opened:
-            yield
-            return
-        async with self._opening:
-            yield
-            self._opened = True
+    def _connection(self) -> H2Connection:
+        return H2Connection(
+            self.endpoint.origin, self.endpoint.ssl_context(), self.endpoint.server_name
+        )
 
     async def send(
         self,
@@ -173,37 +145,57 @@ class Transport:
         *,
         content: bytes | None,
         headers: dict[str, str],
-        timeout: httpx.Timeout,
+        read_timeout: float,
+        connect_timeout: float,
     ) -> tuple[int, bytes, str]:
-        """One request: status, body and the HTTP version it went over.
-
-        Sent on the requests client's connections directly, with the headers the client would
-        add: its request handling (redirects, authentication flows, cookies, hooks), unused
-        here, costs about a fifth of the CPU time of a request."""
+        """One request: status, body and the HTTP version it went over."""
+        for attempt in (1, 2):
+            if self._http1 is not None or not self.endpoint.origin.startswith("https:"):
+                break
+            if self._requests is None or not self._requests.usable:
+                self._requests = self._connection()
+            try:
+                status, data = await self._requests.request(
+                    method,
+                    url,
+                    headers,
+                    content,
+                    read_timeout=read_timeout,
+                    connect_timeout=connect_timeout,
+                )
+                return status, data, "HTTP/2"
+            except NoHTTP2:
+                self._http1 = self._http1_client()
+            except NotProcessed:
+                if attempt == 2:
+                    raise  # (a GOAWAY: once more on a new connection)
+        client = self._http1 or self._http1_client()
+        self._http1 = client
         name = self.endpoint.server_name
-        pool = self._requests()
-        extensions: dict[str, Any] = {"timeout": timeout.as_dict()}
-        if name:
-            extensions["sni_hostname"] = name
-        request = httpx.Request(
+        response = await client.request(
             method,
             url,
             content=content,
-            headers={**self._defaults, **{k.lower(): v for k, v in headers.items()}},
-            extensions=extensions,
+            headers=headers,
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            extensions={"sni_hostname": name} if name else {},
         )
-        async with self._first():
-            response = await pool.handle_async_request(request)
-            try:
-                body = await response.aread()
-            finally:
-                await response.aclose()
-        return response.status_code, body, response.http_version
+        return response.status_code, response.content, response.http_version
+
+    def _http1_client(self) -> httpx.AsyncClient:
+        tls = self.endpoint.ssl_context() if self.endpoint.origin.startswith("https:") else None
+        return httpx.AsyncClient(
+            http2=False,
+            verify=tls if tls is not None else True,
+            trust_env=False,  # API servers are reached directly, never through a proxy
+            limits=_LIMITS,
+            follow_redirects=False,
+        )
 
     @contextlib.asynccontextmanager
     async def stream(
         self, url: str, *, headers: dict[str, str], read_timeout: float, connect_timeout: float
-    ) -> AsyncIterator[WatchResponse]:
+    ) -> AsyncIterator[Response]:
         """A long-lived GET (a watch), on a watch connection that has room for one more.
         NoHTTP2 when the server does not speak HTTP/2 (each watch would hold a socket)."""
         if not self.endpoint.origin.startswith("https:"):
@@ -214,19 +206,17 @@ class Transport:
             None,
         )
         if connection is None:
-            connection = H2Connection(
-                self.endpoint.origin, self.endpoint.ssl_context(), self.endpoint.server_name
-            )
+            connection = self._connection()
             self._watch_connections.append(connection)
-        async with connection.get(
-            url, headers, read_timeout=read_timeout, connect_timeout=connect_timeout
+        async with connection.stream(
+            "GET", url, headers, read_timeout=read_timeout, connect_timeout=connect_timeout
         ) as response:
             yield response
 
     async def aclose(self) -> None:
-        client, self._client, self._pool = self._client, None, None
-        connections, self._watch_connections = self._watch_connections, []
-        self._opened = False
+        client, self._http1 = self._http1, None
+        connections = [c for c in (self._requests, *self._watch_connections) if c is not None]
+        self._requests, self._watch_connections = None, []
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.aclose()

@@ -30,9 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
-
-from reconciler.kube.h2watch import NoHTTP2
+from reconciler.kube.h2conn import NoHTTP2
 from reconciler.kube.transport import IO, Transport
 from reconciler.objects import Manifest
 
@@ -197,7 +195,8 @@ class ScopeWatch:
             url,
             content=None,
             headers=self.cache.headers(),
-            timeout=httpx.Timeout(self.cache.timeout, connect=5.0),
+            read_timeout=self.cache.timeout,
+            connect_timeout=5.0,
         )
         _check(status, data)
         if version != "HTTP/2":
