@@ -34,6 +34,8 @@ import h2.settings
 _READ = 65536
 _WINDOW = 1 << 24  # the connection's receive window: never the bottleneck for a reader
 MAX_STREAMS = 100  # open at once on one connection (API servers allow 250)
+PING_AFTER = 30.0  # seconds without a byte from the server: ask it for a sign of life
+PING_TIMEOUT = 30.0  # no answer to the ping by then: the connection is dead
 
 
 class NoHTTP2(Exception):
@@ -114,7 +116,9 @@ class H2Connection:
             h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
         )
         self._writer: asyncio.StreamWriter | None = None
-        self._reader_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []  # the reader and the keepalive
+        self._heard = 0.0  # when the server last sent anything (loop time)
+        self._pong = asyncio.Event()
         self._opening = asyncio.Lock()
         self._streams: dict[int, _Stream] = {}
         self._slots = asyncio.Semaphore(MAX_STREAMS)
@@ -157,7 +161,9 @@ class H2Connection:
             self._h2.increment_flow_control_window(_WINDOW)
             writer.write(self._h2.data_to_send())
             self._writer = writer
-            self._reader_task = asyncio.get_running_loop().create_task(self._read(reader))
+            loop = asyncio.get_running_loop()
+            self._heard = loop.time()
+            self._tasks = [loop.create_task(self._read(reader)), loop.create_task(self._ping())]
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         try:
@@ -165,6 +171,7 @@ class H2Connection:
                 data = await reader.read(_READ)
                 if not data:
                     raise StreamClosed("the server closed the connection")
+                self._heard = asyncio.get_running_loop().time()
                 for event in self._h2.receive_data(data):
                     self._dispatch(event)
                 self._flush()
@@ -174,7 +181,27 @@ class H2Connection:
         except Exception as err:
             self._fail(err if isinstance(err, StreamClosed) else StreamClosed(_describe(err)))
 
+    async def _ping(self) -> None:
+        """A connection that stays silent gets a ping; no answer in time fails it, so watches
+        on a connection that died without a word (a dropped route, a frozen server) notice
+        within a minute and list again, instead of trusting what they hold."""
+        loop = asyncio.get_running_loop()
+        while self.failed is None:
+            await asyncio.sleep(max(1.0, self._heard + PING_AFTER - loop.time()))
+            if self.failed is not None or loop.time() - self._heard < PING_AFTER:
+                continue
+            self._pong.clear()
+            self._h2.ping(b"reconcil")
+            self._flush()
+            try:
+                await asyncio.wait_for(self._pong.wait(), PING_TIMEOUT)
+            except TimeoutError:
+                self._fail(StreamClosed(f"no answer to a ping within {PING_TIMEOUT:g}s"))
+
     def _dispatch(self, event: h2.events.Event) -> None:
+        if isinstance(event, h2.events.PingAckReceived):
+            self._pong.set()
+            return
         if isinstance(event, h2.events.ConnectionTerminated):
             # GOAWAY: streams up to its last id may still finish; no new ones here.
             self.failed = NotProcessed(f"the server ended the connection ({event.error_code!r})")
@@ -332,8 +359,8 @@ class H2Connection:
             self._flush()
 
     async def aclose(self) -> None:
-        task, self._reader_task = self._reader_task, None
-        if task is not None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task

@@ -34,7 +34,10 @@ from reconciler.kube.h2conn import NoHTTP2
 from reconciler.kube.transport import IO, Transport
 from reconciler.objects import Manifest
 
-WATCH_SECONDS = 240  # the server ends a watch after about this long; it is resumed at once
+# The server ends a watch after this long (plus up to a half more, so watches do not all end
+# together) and it is resumed at once. As client-go's reflectors: 5 to 10 minutes; a dead
+# connection is noticed by its keepalive pings long before (kube/h2conn.py).
+WATCH_SECONDS = 600
 RETRY_UNWATCHABLE = 300.0
 _MAX_PAUSE = 10.0
 _PAGE = 500
@@ -233,7 +236,7 @@ class ScopeWatch:
             "watch": "1",
             "resourceVersion": version,
             "allowWatchBookmarks": "true",
-            "timeoutSeconds": str(WATCH_SECONDS + random.randrange(60)),
+            "timeoutSeconds": str(WATCH_SECONDS + random.randrange(WATCH_SECONDS // 2)),
         }
         if self.scope.selector:
             query["labelSelector"] = self.scope.selector
@@ -242,7 +245,7 @@ class ScopeWatch:
             async with self.cache.transport.stream(
                 url,
                 headers=self.cache.headers(),
-                read_timeout=WATCH_SECONDS + 90.0,
+                read_timeout=1.5 * WATCH_SECONDS + 90.0,
                 connect_timeout=5.0,
             ) as response:
                 if response.status_code != 200:

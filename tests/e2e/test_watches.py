@@ -20,6 +20,7 @@ from reconciler import APP_LABEL
 from reconciler.config.load import load_repo
 from reconciler.devenv import controlplane
 from reconciler.engine import TargetOutcome, reconcile
+from reconciler.kube.h2conn import PING_AFTER, PING_TIMEOUT
 from reconciler.kube.pool import Clients
 from reconciler.kube.watches import LiveEvent
 from reconciler.render import render_all
@@ -244,6 +245,40 @@ def test_a_watch_broken_by_an_apiserver_restart_recovers(
         assert [(f.path, f.git, f.live, f.manager) for f in changes[0].fields] == [
             ("data.v", "1", "edited", "kubectl-edit")
         ]
+    finally:
+        clients.close()
+
+
+def test_a_watch_on_a_server_that_froze_without_a_word_is_noticed_by_its_pings(
+    tmp_path: Path, solo: controlplane.DevEnvState
+) -> None:
+    """SIGSTOP: the socket stays open and nothing arrives (as behind a dropped route). The
+    watch's connection gets no answer to its ping and fails, so the scope is listed again once
+    the server is back, instead of trusting what it holds for the rest of a long watch."""
+    heard = Heard()
+    clients = Clients(solo.kubeconfig, timeout=10.0, watch=True)
+    clients.subscribe(heard)
+    victim = solo.clusters[0]
+    try:
+        cluster = clients.get("solo", "solo")
+        configmaps = cluster.resource("v1", "ConfigMap")
+        assert cluster.cached([(configmaps, "default", APP_LABEL)]) == [[]]
+        api = config.new_client_from_config(config_file=solo.kubeconfig, context="solo")
+        client.CoreV1Api(api).create_namespaced_config_map(
+            "default", {"metadata": {"name": "alive", "labels": {APP_LABEL: "x"}}}
+        )
+        eventually(lambda: heard.seen("changed", "alive"), 10, "the watch is open")
+        os.kill(victim.pid, signal.SIGSTOP)
+        try:
+            broken = eventually(
+                lambda: heard.seen("broken"),
+                PING_AFTER + PING_TIMEOUT + 30,
+                "the frozen server's watch is given up",
+            )
+            assert "ping" in broken[0].reason, broken
+        finally:
+            os.kill(victim.pid, signal.SIGCONT)
+        eventually(lambda: heard.seen("recovered"), 60, "the watch is listed again")
     finally:
         clients.close()
 
