@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from reconciler import FIELD_MANAGER
 from reconciler.kube.h2conn import NoHTTP2
 from reconciler.kube.transport import IO, Transport
 from reconciler.objects import Manifest
@@ -78,6 +79,29 @@ def content_version(obj: Mapping[str, Any]) -> str:
     body = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
     text = json.dumps([body, meta, managed], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def written_by_us(obj: Mapping[str, Any], before: Mapping[str, Any] | None) -> bool:
+    """Whether this version of ``obj`` is one of our own writes (a pass's apply: the pass that
+    made it knows already; telling the loop would only pass the cluster again for nothing):
+    the newest write in its managedFields is ours and newer than any in the version before.
+    A tie with another manager counts as theirs; a change that recorded no newer write (a
+    field removed by a manager that keeps none) is not ours."""
+    newest, managers = _newest_write(obj)
+    if not managers or (before is not None and newest <= _newest_write(before)[0]):
+        return False
+    return all(manager.partition("-")[0] == FIELD_MANAGER for manager in managers)
+
+
+def _newest_write(obj: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """The time of the newest managedFields entry (status aside) and who wrote then."""
+    entries = [
+        (str(entry.get("time") or ""), str(entry.get("manager") or ""))
+        for entry in (obj.get("metadata") or {}).get("managedFields") or []
+        if isinstance(entry, Mapping) and entry.get("subresource") != "status"
+    ]
+    newest = max((at for at, _ in entries), default="")
+    return newest, [manager for at, manager in entries if at == newest]
 
 
 def matches(selector: str, labels: Mapping[str, Any]) -> bool:
@@ -272,7 +296,7 @@ class ScopeWatch:
             if kind == "DELETED":
                 self._objects.pop(key, None)
                 self._versions.pop(key, None)
-                now = None
+                now, ours = None, False
             else:
                 known = self._objects.get(key)
                 old, new = (_version(known) if known else None), _version(obj)
@@ -280,7 +304,8 @@ class ScopeWatch:
                     return version  # older than what a write of ours already answered
                 self._objects[key] = _complete(obj, self.scope)
                 now = self._versions[key] = content_version(obj)
-        if now != before:
+                ours = written_by_us(obj, known)
+        if now != before and not ours:
             self._changed(key)
         return version
 

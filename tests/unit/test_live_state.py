@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 
 from reconciler.daemon.live import LiveChanges
-from reconciler.kube.watches import LiveEvent, content_version, matches
+from reconciler.kube.watches import LiveEvent, content_version, matches, written_by_us
 
 
 def _deployment(**changes: Any) -> dict[str, Any]:
@@ -85,3 +85,29 @@ def test_changed_clusters_are_handed_over_at_most_once_per_gap() -> None:
     assert live.waiting(100.5) == 101.0
     assert live.take(101.0) == {"east": "ConfigMap/demo/c"}
     assert live.waiting(101.0) is None
+
+
+def _written(*entries: tuple[str, str]) -> dict[str, Any]:
+    fields = [{"manager": manager, "operation": "Apply", "time": at} for manager, at in entries]
+    return _deployment(metadata={"name": "web", "namespace": "demo", "managedFields": fields})
+
+
+def test_only_a_newer_write_of_ours_is_our_own_write() -> None:
+    earlier = _written(("reconciler", "2026-12-02T08:00:00Z"))
+    ours = _written(("reconciler", "2026-12-02T08:00:05Z"))
+    assert written_by_us(ours, earlier)
+    assert written_by_us(ours, None)  # created by a pass
+    assert written_by_us(_written(("reconciler-repair", "2026-12-02T08:00:05Z")), earlier)
+    # another manager's edit, newest
+    edited = _written(
+        ("reconciler", "2026-12-02T08:00:00Z"), ("kubectl-edit", "2026-12-02T08:00:09Z")
+    )
+    assert not written_by_us(edited, earlier)
+    # the same second as ours: counted as theirs (the loop passes again, never misses it)
+    tie = _written(("reconciler", "2026-12-02T08:00:05Z"), ("kubectl", "2026-12-02T08:00:05Z"))
+    assert not written_by_us(tie, earlier)
+    # a change that recorded no newer write: a field removed by a manager keeping none
+    assert not written_by_us(earlier, earlier)
+    assert not written_by_us(_deployment(metadata={"name": "web"}), None)
+    # a controller's status write is not a write of the object's content
+    assert written_by_us(_deployment(), None)
