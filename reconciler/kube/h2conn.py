@@ -211,6 +211,10 @@ class H2Connection:
             return
         if isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
             self._window.set()
+        if isinstance(event, h2.events.DataReceived):
+            # Every byte received frees the connection's window, also for a stream nobody
+            # reads any more: else the window would leak until the server could send nothing.
+            self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         stream_id = getattr(event, "stream_id", None)
         stream = self._streams.get(stream_id) if stream_id is not None else None
         if stream is None:
@@ -219,7 +223,6 @@ class H2Connection:
             if not stream.headers.done():
                 stream.headers.set_result([(str(k), str(v)) for k, v in event.headers])
         elif isinstance(event, h2.events.DataReceived):
-            self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             stream.chunks.put_nowait(event.data)
         elif isinstance(event, h2.events.StreamEnded):
             self._end(event.stream_id, None)
@@ -325,7 +328,7 @@ class H2Connection:
             yield Response(int(answer.get(":status", "0")), stream, timeout)
         finally:
             del self._streams[stream_id]
-            if not stream.ended and self.failed is None:
+            if not stream.ended:  # the server may still send: tell it to stop
                 with contextlib.suppress(h2.exceptions.H2Error):
                     self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
                 self._flush()
