@@ -27,6 +27,7 @@ from reconciler.errors import ClusterUnreachable, KubeError, RequestTimeout
 from reconciler.kube.connection import Connection, CredentialsError
 from reconciler.kube.credentials import Credentials
 from reconciler.kube.errors import answer_error, transport_error
+from reconciler.kube.h2conn import AnswerLost
 from reconciler.kube.kubeconfig import Kubeconfig
 from reconciler.kube.transport import IO, TRANSPORTS, Endpoint
 from reconciler.kube.watches import LiveCache, LiveEvent, Scope
@@ -171,7 +172,13 @@ class ClusterClient:
                     connect_timeout=connect,
                 )
                 # The transport's own timeouts answer first; this only guards against a stall.
-                status, data, _ = IO.call(sent, timeout=connect + 2 * read + 30)
+                try:
+                    status, data, _ = IO.call(sent, timeout=connect + 2 * read + 30)
+                except AnswerLost:
+                    # The server ended the connection (GOAWAY) before the answer, as an API
+                    # server does after a request it does not authenticate: once more on a
+                    # connection of its own, to read the answer.
+                    status, data = self._send_alone(method, url, payload, headers, read)
         except CredentialsError as err:  # refreshing credentials (exec plugin, token file)
             raise KubeError(f"credentials: {err}", cluster=self.name) from err
         except (httpx.TransportError, OSError) as err:

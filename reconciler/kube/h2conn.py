@@ -50,6 +50,13 @@ class NotProcessed(StreamClosed):
     """The server ended the connection (GOAWAY) before it took this stream: safe to send again."""
 
 
+class AnswerLost(StreamClosed):
+    """The server took the stream, then ended the connection (GOAWAY) and sent the answer after
+    it, which the HTTP/2 library refuses to read on a connection going away (an API server does
+    so after a request it does not authenticate). The request must be sent again elsewhere to
+    read its answer."""
+
+
 class ConnectTimeout(TimeoutError):
     """The connection (TCP and TLS) was not up in time."""
 
@@ -179,7 +186,13 @@ class H2Connection:
             self._fail(StreamClosed("the connection was closed"))
             raise
         except Exception as err:
-            self._fail(err if isinstance(err, StreamClosed) else StreamClosed(_describe(err)))
+            if isinstance(err, StreamClosed):
+                self._fail(err)
+            elif self._h2.state_machine.state is h2.connection.ConnectionState.CLOSED:
+                # frames after a GOAWAY (read in the same chunk, or before): answers lost
+                self._fail(AnswerLost(f"the server ended the connection ({_describe(err)})"))
+            else:
+                self._fail(StreamClosed(_describe(err)))
 
     async def _ping(self) -> None:
         """A connection that stays silent gets a ping; no answer in time fails it, so watches
@@ -239,7 +252,7 @@ class H2Connection:
         stream.chunks.put_nowait(error)
 
     def _fail(self, error: BaseException) -> None:
-        if self.failed is None:
+        if self.failed is None or isinstance(self.failed, NotProcessed):
             self.failed = error
         self._window.set()  # a body waiting for room finds the connection gone
         for stream_id in list(self._streams):
