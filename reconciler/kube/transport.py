@@ -149,30 +149,29 @@ class Transport:
         connect_timeout: float,
     ) -> tuple[int, bytes, str]:
         """One request: status, body and the HTTP version it went over."""
-        for attempt in (1, 2):
-            if self._http1 is not None or not self.endpoint.origin.startswith("https:"):
-                break
-            if self._requests is None or not self._requests.usable:
-                self._requests = self._connection()
-            try:
-                status, data = await self._requests.request(
-                    method,
-                    url,
-                    headers,
-                    content,
-                    read_timeout=read_timeout,
-                    connect_timeout=connect_timeout,
-                )
-                return status, data, "HTTP/2"
-            except NoHTTP2:
-                self._http1 = self._http1_client()
-            except NotProcessed:
-                if attempt == 2:
-                    raise  # (a GOAWAY: once more on a new connection)
-        client = self._http1 or self._http1_client()
-        self._http1 = client
+        if self._http1 is None and self.endpoint.origin.startswith("https:"):
+            for attempt in (1, 2):
+                if self._requests is None or not self._requests.usable:
+                    self._requests = self._connection()
+                try:
+                    status, data = await self._requests.request(
+                        method,
+                        url,
+                        headers,
+                        content,
+                        read_timeout=read_timeout,
+                        connect_timeout=connect_timeout,
+                    )
+                    return status, data, "HTTP/2"
+                except NoHTTP2:
+                    break
+                except NotProcessed:
+                    if attempt == 2:
+                        raise  # (a GOAWAY: once more on a new connection)
+        if self._http1 is None:
+            self._http1 = self._http1_client()
         name = self.endpoint.server_name
-        response = await client.request(
+        response = await self._http1.request(
             method,
             url,
             content=content,
