@@ -30,11 +30,12 @@ from reconciler.health import TargetHealth
 from reconciler.kube.pool import Clients
 from reconciler.render import TargetResult
 from reconciler.store.db import Store
-from reconciler.sync.model import DEFAULT_INSTANCE
 
 
 class ReconcileFn(Protocol):
-    """``engine.reconcile``'s signature (injected so scheduling is testable without clusters)."""
+    """How a pass calls ``engine.reconcile`` (injected so scheduling is testable without
+    clusters): always on one named cluster, as this daemon's instance, with the revision each
+    target runs. A stand-in needs to accept only this."""
 
     def __call__(
         self,
@@ -44,10 +45,9 @@ class ReconcileFn(Protocol):
         revision: str,
         *,
         apply: bool,
-        clusters: Iterable[str] | None = None,
-        prune_departed: bool = True,
-        instance: str = DEFAULT_INSTANCE,
-        revisions: Mapping[tuple[str, str], str | None] | None = None,
+        clusters: Iterable[str],
+        instance: str,
+        revisions: Mapping[tuple[str, str], str | None],
     ) -> list[TargetOutcome]: ...
 
 
