@@ -30,7 +30,7 @@ from reconciler.kube.errors import answer_error, transport_error
 from reconciler.kube.h2conn import AnswerLost
 from reconciler.kube.kubeconfig import Kubeconfig
 from reconciler.kube.transport import IO, TRANSPORTS, Endpoint
-from reconciler.kube.watches import LiveCache, LiveEvent, Scope
+from reconciler.kube.watches import LiveCache, LiveEvent, Scope, View
 from reconciler.objects import Manifest, ObjectRef, group_of, object_name
 
 # An SSA of a ~1 MB CRD took up to 21 s on a 2-core machine at load 15 (measured): a default
@@ -123,19 +123,27 @@ class ClusterClient:
         return self._host
 
     def cached(
-        self, scopes: list[tuple[Resource, str, str]], *, notify: bool = True
+        self,
+        scopes: list[tuple[Resource, str, str]],
+        *,
+        notify: bool = True,
+        across_namespaces: bool = False,
     ) -> list[list[Manifest] | None]:
         """For each (resource, namespace, selector): its objects as the watches see them, or
         None when not watching (or the watch cannot tell now): read instead. ``notify``: their
-        changes are reported to the listeners."""
+        changes are reported to the listeners. ``across_namespaces``: one watch of the kind
+        across namespaces serves all its namespaces (where RBAC allows it, else one each)."""
         if self.live is None:
             return [None] * len(scopes)
-        return self.live.items(
-            [
-                Scope(res.path(namespace), selector, res.api_version, res.kind, notify)
-                for res, namespace, selector in scopes
-            ]
-        )
+        views = []
+        for res, namespace, selector in scopes:
+            own = Scope(res.path(namespace), selector, res.api_version, res.kind, notify)
+            if across_namespaces and res.namespaced and namespace:
+                wide = Scope(res.path(), selector, res.api_version, res.kind, notify)
+                views.append(View(wide, namespace, own))
+            else:
+                views.append(View(own))
+        return self.live.items(views)
 
     # ---- low level -----------------------------------------------------------------------
 
@@ -332,7 +340,7 @@ class ClusterClient:
             obj=str(ref),
         )
         if not dry_run and self.live is not None:
-            self.live.observe(resource.path(ref.namespace), result)
+            self.live.observe({resource.path(ref.namespace), resource.path()}, result)
         return result
 
     def patch_json(
@@ -358,7 +366,7 @@ class ClusterClient:
             obj=object_name(resource.group, resource.kind, namespace, name),
         )
         if not dry_run and self.live is not None:
-            self.live.observe(resource.path(namespace), result)
+            self.live.observe({resource.path(namespace), resource.path()}, result)
         return result
 
     def get(self, resource: Resource, namespace: str, name: str) -> Manifest | None:
@@ -411,7 +419,7 @@ class ClusterClient:
             return False
         finally:
             if self.live is not None:
-                self.live.forget(resource.path(namespace), namespace, name)
+                self.live.forget({resource.path(namespace), resource.path()}, namespace, name)
         return True
 
     def wait_established(

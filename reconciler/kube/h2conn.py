@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import h2.config
@@ -61,17 +60,41 @@ class ConnectTimeout(TimeoutError):
     """The connection (TCP and TLS) was not up in time."""
 
 
-@dataclass
 class _Stream:
-    headers: asyncio.Future[list[tuple[str, str]]]
-    chunks: asyncio.Queue[bytes | BaseException | None] = field(default_factory=asyncio.Queue)
-    ended: bool = False
+    """One stream's answer as the reader task hands it over: headers, then chunks of the body
+    and last None (ended) or an error. Light (a watch holds one for minutes, thousands at once):
+    a list and a future to wake the one reader, no queue."""
+
+    __slots__ = ("_waiter", "chunks", "ended", "headers")
+
+    def __init__(self, headers: asyncio.Future[list[tuple[str, str]]]) -> None:
+        self.headers = headers
+        self.chunks: list[bytes | BaseException | None] = []
+        self.ended = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, chunk: bytes | BaseException | None) -> None:
+        self.chunks.append(chunk)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def take(self, timeout: float) -> list[bytes | BaseException | None]:
+        """What came since the last call, once something did; TimeoutError after ``timeout``."""
+        if not self.chunks:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._waiter
+            except TimeoutError:
+                raise TimeoutError(f"no data for {timeout:g}s") from None
+            finally:
+                self._waiter = None
+        taken, self.chunks = self.chunks, []
+        return taken
 
 
 class Response:
     """The answer on one stream of a :class:`H2Connection`: status, then the body as it comes."""
-
-    http_version = "HTTP/2"
 
     def __init__(self, status_code: int, stream: _Stream, read_timeout: float) -> None:
         self.status_code = status_code
@@ -79,20 +102,13 @@ class Response:
         self._read_timeout = read_timeout
 
     async def _chunks(self) -> AsyncIterator[bytes]:
-        chunks = self._stream.chunks
         while True:
-            try:
-                chunk = chunks.get_nowait()
-            except asyncio.QueueEmpty:
-                try:
-                    chunk = await asyncio.wait_for(chunks.get(), self._read_timeout)
-                except TimeoutError:
-                    raise TimeoutError(f"no data for {self._read_timeout:g}s") from None
-            if chunk is None:
-                return
-            if isinstance(chunk, BaseException):
-                raise chunk
-            yield chunk
+            for chunk in await self._stream.take(self._read_timeout):
+                if chunk is None:
+                    return
+                if isinstance(chunk, BaseException):
+                    raise chunk
+                yield chunk
 
     async def aread(self) -> bytes:
         return b"".join([chunk async for chunk in self._chunks()])
@@ -236,7 +252,7 @@ class H2Connection:
             if not stream.headers.done():
                 stream.headers.set_result([(str(k), str(v)) for k, v in event.headers])
         elif isinstance(event, h2.events.DataReceived):
-            stream.chunks.put_nowait(event.data)
+            stream.put(event.data)
         elif isinstance(event, h2.events.StreamEnded):
             self._end(event.stream_id, None)
         elif isinstance(event, h2.events.StreamReset):
@@ -249,7 +265,7 @@ class H2Connection:
         stream.ended = True
         if not stream.headers.done():
             stream.headers.set_exception(error or StreamClosed("the stream ended without headers"))
-        stream.chunks.put_nowait(error)
+        stream.put(error)
 
     def _fail(self, error: BaseException) -> None:
         if self.failed is None or isinstance(self.failed, NotProcessed):

@@ -22,7 +22,7 @@ import contextlib
 import hashlib
 import ssl
 import threading
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -105,6 +105,11 @@ class IOLoop:
                 threading.Thread(target=loop.run_forever, name="kube-io", daemon=True).start()
                 self._loop = loop
             return self._loop
+
+    def soon(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on the loop's thread (a task started there needs no thread future:
+        thousands of watches each hold one)."""
+        self.loop.call_soon_threadsafe(callback)
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)

@@ -1,6 +1,10 @@
 """Live state from watches: a cluster's scopes kept current in memory.
 
-A scope is one collection (a kind, in one namespace or cluster-wide) under one label selector.
+A scope is one collection (a kind, in one namespace or across all) under one label selector.
+A reader asks for :class:`View` values: a scope's objects, or one namespace's objects of a
+scope across namespaces (one watch then serves every namespace of a kind: fewer watches and
+less memory than one per namespace); where RBAC forbids reading a kind across namespaces
+(roles bound per namespace), the namespace's own scope serves it instead.
 The first read of a scope LISTs it and then WATCHes from the list's resourceVersion on the
 shared HTTP/2 transport (no socket of its own, no thread: a task on the ``kube-io`` loop).
 A watch that ends is resumed from the last resourceVersion seen (bookmarks keep it fresh); one
@@ -25,7 +29,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -53,6 +57,17 @@ class Scope:
     api_version: str
     kind: str
     notify: bool = True  # report its objects' changes (not for our own bookkeeping)
+
+
+@dataclass(frozen=True)
+class View:
+    """What a reader asks for: the objects of ``scope``, only those in ``namespace`` when it is
+    set (``scope`` then spans namespaces), read from ``fallback`` (the namespace's own scope)
+    where the server forbids watching ``scope``."""
+
+    scope: Scope
+    namespace: str | None = None
+    fallback: Scope | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +139,10 @@ class _Gone(Exception):
 class _Refused(Exception):
     """The server will not let us list or watch this scope."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 def _version(obj: Mapping[str, Any]) -> int | None:
     try:
@@ -133,18 +152,24 @@ def _version(obj: Mapping[str, Any]) -> int | None:
 
 
 class ScopeWatch:
-    """One scope kept current by LIST + WATCH on the loop; read from any thread."""
+    """One scope kept current by LIST + WATCH on the loop; read from any thread.
+
+    Thousands of these live in a process watching a large fleet: it holds no lock, event or
+    thread future of its own (the cluster's :class:`LiveCache` lock and condition serve all)."""
+
+    __slots__ = ("_objects", "_task", "_versions", "cache", "forbidden", "reason", "scope", "state")
 
     def __init__(self, cache: LiveCache, scope: Scope) -> None:
         self.cache = cache
         self.scope = scope
         self.state = "syncing"  # live | broken | unwatchable | closed
         self.reason = ""
-        self.synced = threading.Event()  # the first LIST answered (or failed)
-        self._lock = threading.Lock()
-        self._objects: dict[tuple[str, str], Manifest] = {}
+        self.forbidden = False  # refused with 403: RBAC does not grant it
+        # namespace -> name -> the object as compact JSON (a fifth of its size as Python
+        # objects; a reader gets copies of its own)
+        self._objects: dict[str, dict[str, str]] = {}
         self._versions: dict[tuple[str, str], str] = {}  # content_version of each
-        self._task: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
 
     @property
     def label(self) -> str:
@@ -153,35 +178,56 @@ class ScopeWatch:
         return f"{self.scope.kind} in {namespace}" if namespace else f"{self.scope.kind}"
 
     def start(self) -> None:
-        self._task = IO.spawn(self._run())  # type: ignore[assignment]
+        IO.soon(self._begin)
 
-    def items(self) -> list[Manifest] | None:
-        """The scope's objects, or None while they are not known to be current."""
-        with self._lock:
-            if self.state != "live":
-                return None
-            return list(self._objects.values())
+    def _begin(self) -> None:
+        if self.state != "closed":
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def compact_items(self, namespace: str | None = None) -> list[str] | None:
+        """The scope's objects as JSON (only ``namespace``'s when given), or None while they
+        are not known to be current. Called with the cache's lock held."""
+        if self.state != "live":
+            return None
+        if namespace is not None:
+            return list(self._objects.get(namespace, {}).values())
+        return [obj for objects in self._objects.values() for obj in objects.values()]
+
+    def _put(self, key: tuple[str, str], obj: Manifest) -> str:
+        self._objects.setdefault(key[0], {})[key[1]] = _compact(_complete(obj, self.scope))
+        version = self._versions[key] = content_version(obj)
+        return version
+
+    def _known(self, key: tuple[str, str]) -> Manifest | None:
+        known = self._objects.get(key[0], {}).get(key[1])
+        return None if known is None else json.loads(known)
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        objects = self._objects.get(key[0])
+        if objects is not None:
+            objects.pop(key[1], None)
+            if not objects:
+                del self._objects[key[0]]
+        self._versions.pop(key, None)
 
     # -- our own writes -----------------------------------------------------------------------
 
     def observe(self, obj: Manifest) -> None:
         """An object as a write of ours answered: newer than what the watch has told yet."""
-        if not matches(self.scope.selector, (obj.get("metadata") or {}).get("labels") or {}):
-            self.forget(_key(obj))
-            return
         key = _key(obj)
-        with self._lock:
-            known = self._objects.get(key)
+        with self.cache.lock:
+            if not matches(self.scope.selector, (obj.get("metadata") or {}).get("labels") or {}):
+                self._drop(key)
+                return
+            known = self._known(key)
             old, new = (_version(known) if known else None), _version(obj)
             if known is not None and old is not None and new is not None and new < old:
                 return
-            self._objects[key] = _complete(obj, self.scope)
-            self._versions[key] = content_version(obj)
+            self._put(key, obj)
 
     def forget(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._objects.pop(key, None)
-            self._versions.pop(key, None)
+        with self.cache.lock:
+            self._drop(key)
 
     # -- the loop side ------------------------------------------------------------------------
 
@@ -196,6 +242,7 @@ class ScopeWatch:
             except _Gone:
                 continue
             except _Refused as err:
+                self.forbidden = err.status == 403
                 self._set_state("unwatchable", str(err))
                 await asyncio.sleep(RETRY_UNWATCHABLE)
             except asyncio.CancelledError:
@@ -206,11 +253,11 @@ class ScopeWatch:
                 pause = min(pause * 2, _MAX_PAUSE)
 
     def _set_state(self, state: str, reason: str = "") -> None:
-        with self._lock:
+        with self.cache.lock:
             if self.state == "closed":
                 return
             before, self.state, self.reason = self.state, state, reason
-        self.synced.set()
+            self.cache.synced.notify_all()
         if state != before and (state != "live" or before in ("broken", "unwatchable")):
             what = "recovered" if state == "live" else state
             self.cache.emit(LiveEvent(self.cache.cluster, what, self.label, reason=reason))
@@ -242,13 +289,17 @@ class ScopeWatch:
             if not meta.get("continue"):
                 break
             query["continue"] = str(meta["continue"])
-        fresh = {_key(item): _complete(item, self.scope) for item in items}
-        versions = {key: content_version(obj) for key, obj in fresh.items()}
-        with self._lock:
+        objects: dict[str, dict[str, str]] = {}
+        versions: dict[tuple[str, str], str] = {}
+        for item in items:
+            key = _key(item)
+            objects.setdefault(key[0], {})[key[1]] = _compact(_complete(item, self.scope))
+            versions[key] = content_version(item)
+        with self.cache.lock:
             keys = versions.keys() | self._versions.keys()
             changed = [k for k in keys if versions.get(k) != self._versions.get(k)]
             first = self.state == "syncing"
-            self._objects, self._versions = fresh, versions
+            self._objects, self._versions = objects, versions
         self._set_state("live")
         if not first:  # what changed while the watch was away
             for key in sorted(changed):
@@ -291,19 +342,17 @@ class ScopeWatch:
         if kind == "BOOKMARK":
             return version
         key = _key(obj)
-        with self._lock:
+        with self.cache.lock:
             before = self._versions.get(key)
             if kind == "DELETED":
-                self._objects.pop(key, None)
-                self._versions.pop(key, None)
+                self._drop(key)
                 now, ours = None, False
             else:
-                known = self._objects.get(key)
+                known = self._known(key)
                 old, new = (_version(known) if known else None), _version(obj)
                 if old is not None and new is not None and new < old:
                     return version  # older than what a write of ours already answered
-                self._objects[key] = _complete(obj, self.scope)
-                now = self._versions[key] = content_version(obj)
+                now = self._put(key, obj)
                 ours = written_by_us(obj, known)
         if now != before and not ours:
             self._changed(key)
@@ -317,12 +366,14 @@ class ScopeWatch:
         self.cache.emit(LiveEvent(self.cache.cluster, "changed", self.label, obj=obj))
 
     def close(self) -> None:
-        with self._lock:
+        with self.cache.lock:
             self.state = "closed"
-        self.synced.set()
-        task = self._task
-        if task is not None:
-            task.cancel()
+            self.cache.synced.notify_all()
+        IO.soon(self._cancel)
+
+    def _cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
 
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -337,6 +388,10 @@ def _complete(obj: Manifest, scope: Scope) -> Manifest:
     return {"apiVersion": scope.api_version, "kind": scope.kind, **obj}
 
 
+def _compact(obj: Manifest) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
 def _check(status: int, data: bytes) -> None:
     if 200 <= status <= 299:
         return
@@ -347,7 +402,7 @@ def _check(status: int, data: bytes) -> None:
     except (ValueError, AttributeError):
         message = ""
     if status in (401, 403, 404, 405):
-        raise _Refused(f"HTTP {status}{': ' + message if message else ''}")
+        raise _Refused(f"HTTP {status}{': ' + message if message else ''}", status)
     raise RuntimeError(f"HTTP {status}{': ' + message if message else ''}")
 
 
@@ -374,7 +429,8 @@ class LiveCache:
         self.headers = headers
         self.timeout = timeout
         self._on_event = on_event
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()  # guards the scopes and every watch's objects
+        self.synced = threading.Condition(self.lock)  # a watch left "syncing" (or closed)
         self._scopes: dict[Scope, ScopeWatch] = {}
 
     def emit(self, event: LiveEvent) -> None:
@@ -382,43 +438,64 @@ class LiveCache:
             with contextlib.suppress(Exception):  # a listener's bug must not stop the watch
                 self._on_event(event)
 
-    def items(self, scopes: list[Scope]) -> list[list[Manifest] | None]:
-        """Each scope's objects (watched from now on), or None for a scope that cannot be had
-        from a watch right now: the caller reads it itself. New scopes are all started before
-        any is waited for, so their first LISTs go out together."""
-        with self._lock:
-            watches = []
-            for scope in scopes:
-                watch = self._scopes.get(scope)
-                if watch is None:
-                    watch = self._scopes[scope] = ScopeWatch(self, scope)
-                    watch.start()
-                watches.append(watch)
+    def items(self, views: list[View]) -> list[list[Manifest] | None]:
+        """Each view's objects (watched from now on), or None for one that cannot be had from
+        a watch right now: the caller reads it itself. New scopes are all started before any
+        is waited for, so their first LISTs go out together; a view whose scope turns out to be
+        forbidden is read from its fallback."""
         deadline = time.monotonic() + self.timeout
-        for watch in watches:
-            watch.synced.wait(max(0.0, deadline - time.monotonic()))
-        return [watch.items() for watch in watches]
+        with self.lock:
+            watches = self._serve(views)
+            self._wait(watches, deadline)
+            pairs = zip(views, watches, strict=True)
+            if any(view.fallback is not None and w.forbidden for view, w in pairs):
+                watches = self._serve(views)
+                self._wait(watches, deadline)
+            pairs = zip(views, watches, strict=True)
+            found = [w.compact_items(view.namespace) for view, w in pairs]
+        return [None if items is None else [json.loads(o) for o in items] for items in found]
+
+    def _serve(self, views: list[View]) -> list[ScopeWatch]:
+        """The watch that serves each view, started if new (the lock is held)."""
+        watches = []
+        for view in views:
+            scope = view.scope
+            if view.fallback is not None:
+                wide = self._scopes.get(scope)
+                if wide is not None and wide.forbidden:
+                    scope = view.fallback
+            watch = self._scopes.get(scope)
+            if watch is None:
+                watch = self._scopes[scope] = ScopeWatch(self, scope)
+                watch.start()
+            watches.append(watch)
+        return watches
+
+    def _wait(self, watches: list[ScopeWatch], deadline: float) -> None:
+        left = max(0.0, deadline - time.monotonic())
+        self.synced.wait_for(lambda: all(w.state != "syncing" for w in watches), left)
 
     def watching(self) -> dict[str, str]:
         """Each scope's state (``live``, ``broken``, ...), for reports and tests."""
-        with self._lock:
+        with self.lock:
             return {w.label: w.state for w in self._scopes.values()}
 
-    def observe(self, path: str, obj: Manifest) -> None:
-        """A write of ours answered with ``obj`` (in the collection at ``path``)."""
-        for watch in self._watches(path):
+    def observe(self, paths: Collection[str], obj: Manifest) -> None:
+        """A write of ours answered with ``obj`` (in the collection at one of ``paths``: its
+        namespace's and its kind's across namespaces)."""
+        for watch in self._watches(paths):
             watch.observe(obj)
 
-    def forget(self, path: str, namespace: str, name: str) -> None:
-        for watch in self._watches(path):
+    def forget(self, paths: Collection[str], namespace: str, name: str) -> None:
+        for watch in self._watches(paths):
             watch.forget((namespace, name))
 
-    def _watches(self, path: str) -> list[ScopeWatch]:
-        with self._lock:
-            return [w for s, w in self._scopes.items() if s.path == path]
+    def _watches(self, paths: Collection[str]) -> list[ScopeWatch]:
+        with self.lock:
+            return [w for s, w in self._scopes.items() if s.path in paths]
 
     def close(self) -> None:
-        with self._lock:
+        with self.lock:
             watches, self._scopes = list(self._scopes.values()), {}
         for watch in watches:
             watch.close()

@@ -30,6 +30,7 @@ from reconciler.objects import Manifest, ObjectRef
 from reconciler.sync.inventory import read_inventory
 from reconciler.sync.isolated import bounded_map
 from reconciler.sync.listrepair import REPAIR_MANAGER, ListRepair, plan_repair
+from reconciler.sync.liveview import watched
 from reconciler.sync.model import (
     CLUSTER_LABEL,
     DEFAULT_INSTANCE,
@@ -213,14 +214,14 @@ def _read_scopes(
 ) -> None:
     """Read the wanted objects of ``ordered`` scopes into ``live`` (see :func:`read_live`)."""
     unwatched: list[tuple[Scope, list[ObjectRef]]] = []
-    views = cluster.cached([(r, ns, watch_selector(cluster, ns)) for (r, ns), _ in ordered])
-    for (scope, refs), watched in zip(ordered, views, strict=True):
-        if watched is None:
+    views = watched(cluster, [scope for scope, _ in ordered])
+    for (scope, refs), seen in zip(ordered, views, strict=True):
+        if seen is None:
             unwatched.append((scope, refs))
             continue
         if scope[1]:  # cluster-wide scopes hold only this entry's objects: not read whole
             listed.add(scope)
-        for item in watched:
+        for item in seen:
             live[ObjectRef.of(item)] = item
     work: list[tuple[Scope, ObjectRef | None]] = []
     polled = {scope for scope, _ in unwatched}
@@ -244,12 +245,6 @@ def _read_scopes(
     for items in bounded_map(read, work):
         for item in items:
             live[ObjectRef.of(item)] = item
-
-
-def watch_selector(cluster: ClusterClient, namespace: str) -> str:
-    """What a watched scope holds: every app's objects in a namespace; cluster-wide, only this
-    Cluster entry's (entries sharing an API server would otherwise each hold all of them)."""
-    return APP_LABEL if namespace else f"{APP_LABEL},{CLUSTER_LABEL}={cluster.name}"
 
 
 def _scope_key(scope: Scope) -> tuple[str, str, str]:
@@ -459,9 +454,9 @@ def _find_unmanaged(
         resource, namespace = scope
         if scope in listed:  # already listed whole for the plan
             return [o for ref, o in live.items() if (resource, ref.namespace) == scope]
-        watched = cluster.cached([(resource, namespace, APP_LABEL)])[0] if namespace else None
-        if watched is not None:
-            return [o for o in watched if labels_of(o).get(APP_LABEL) == owner.app]
+        seen = watched(cluster, [scope])[0] if namespace else None
+        if seen is not None:
+            return [o for o in seen if labels_of(o).get(APP_LABEL) == owner.app]
         try:
             return cluster.list_objects(resource, namespace, label_selector=selector)
         except KubeError as err:

@@ -1,0 +1,189 @@
+"""Which watches hold a cluster's live state (real kube-apiservers): one watch of a kind serves
+all its namespaces and holds only this Cluster entry's objects; where RBAC is bound per
+namespace, each namespace gets a watch of its own and passes are still served from watches."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from reconciler.config.load import load_repo
+from reconciler.devenv import controlplane
+from reconciler.engine import reconcile
+from reconciler.kube.pool import Clients
+from reconciler.render import render_all
+from reconciler.sync.liveview import watched
+from reconciler.sync.model import Action
+from tests.apimetrics import delta, request_counts
+from tests.clusteraccess import request_token, token_kubeconfig
+from tests.configrepo import configmap, unique, write, write_app
+from tests.e2e.daemon_rig import eventually
+from tests.e2e.test_watches import Heard
+from tests.kubeconfigs import with_context
+
+pytestmark = pytest.mark.e2e
+
+OURS = ("configmaps", "namespaces")
+
+
+def _server(devenv: controlplane.DevEnvState, name: str) -> str:
+    return next(c.server for c in devenv.clusters if c.name == name)
+
+
+def _counts(devenv: controlplane.DevEnvState, cluster: str) -> Counter[tuple[str, str, str]]:
+    found = request_counts(_server(devenv, cluster), devenv.token, devenv.ca)
+    return Counter({k: n for k, n in found.items() if k[2] in OURS})
+
+
+def _entries(root: Path, entries: dict[str, str]) -> None:
+    """Cluster entries: name -> kubeconfig context."""
+    for name, context in entries.items():
+        write(
+            root / "clusters" / f"{name}.yaml",
+            {
+                "apiVersion": "reconciler.io/v1alpha1",
+                "kind": "Cluster",
+                "metadata": {"name": name},
+                "spec": {"context": context},
+            },
+        )
+
+
+def _in(namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    manifest["metadata"]["namespace"] = namespace
+    return manifest
+
+
+def test_one_watch_of_a_kind_serves_every_namespace_and_only_this_entrys_objects(
+    tmp_path: Path,
+    kubeconfig: Path,
+    devenv: controlplane.DevEnvState,
+    api_clients: dict[str, client.ApiClient],
+) -> None:
+    config = with_context(kubeconfig, tmp_path / "kc", "tenant-b", like="beijing-1")
+    root = tmp_path / "repo"
+    _entries(root, {"tenant-a": "beijing-1", "tenant-b": "tenant-b"})
+    app, instance = unique("wide"), unique("i")
+    spaces = [unique("ns") for _ in range(3)]
+    objects = [
+        _in(ns, configmap("cfg-${cluster.name}", {"n": str(i)})) for i, ns in enumerate(spaces)
+    ]
+    write_app(root, app, objects, placement={"clusters": ["tenant-a", "tenant-b"]})
+    repo = load_repo(root)
+    heard = Heard()
+    clients = Clients(str(config), watch=True)
+    clients.subscribe(heard)
+    try:
+        first = reconcile(repo, render_all(repo), clients, "r1", apply=True, instance=instance)
+        assert all(o.ok for o in first), [o.error for o in first]
+
+        entry = clients.get("tenant-a", "beijing-1")
+        assert entry.live is not None
+        scopes = entry.live.watching()
+        assert scopes.get("ConfigMap") == "live", scopes
+        assert not [s for s in scopes if any(ns in s for ns in spaces)], scopes
+        configmaps = entry.resource("v1", "ConfigMap")
+        views = watched(entry, [(configmaps, ns) for ns in spaces])
+        names = [sorted(o["metadata"]["name"] for o in view or []) for view in views]
+        assert names == [["cfg-tenant-a"]] * 3  # tenant-b's objects share the namespaces
+
+        before = _counts(devenv, "beijing-1")
+        again = reconcile(repo, render_all(repo), clients, "r1", apply=True, instance=instance)
+        sent = delta(_counts(devenv, "beijing-1"), before)
+        assert all(c.action is Action.UNCHANGED for o in again for c in o.plan.changes)  # type: ignore[union-attr]
+        assert sum(sent.values()) == 0, sent
+
+        client.CoreV1Api(api_clients["beijing-1"]).patch_namespaced_config_map(
+            "cfg-tenant-a", spaces[2], {"data": {"n": "edited"}}, field_manager="kubectl-edit"
+        )
+        eventually(
+            lambda: heard.seen("changed", f"ConfigMap/{spaces[2]}/cfg-tenant-a"),
+            10,
+            "the edit in the third namespace heard",
+        )
+        assert not heard.seen("changed", "cfg-tenant-b")
+    finally:
+        clients.close()
+
+
+def test_rbac_bound_per_namespace_gets_a_watch_per_namespace(
+    tmp_path: Path,
+    devenv: controlplane.DevEnvState,
+    api_clients: dict[str, client.ApiClient],
+) -> None:
+    api = api_clients["us-west-1"]
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    who, namespace = unique("bound"), unique("ns")
+    core.create_namespace({"metadata": {"name": namespace}})
+    core.create_namespaced_service_account("default", {"metadata": {"name": who}})
+    verbs = ["get", "list", "watch", "create", "patch", "update", "delete"]
+    subject = {"kind": "ServiceAccount", "name": who, "namespace": "default"}
+    for where in (namespace, "reconciler-system"):
+        rbac.create_namespaced_role(
+            where,
+            {
+                "metadata": {"name": who},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs}],
+            },
+        )
+        rbac.create_namespaced_role_binding(
+            where,
+            {
+                "metadata": {"name": who},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": who},
+                "subjects": [subject],
+            },
+        )
+    rbac.create_cluster_role(
+        {
+            "metadata": {"name": who},
+            "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}],
+        }
+    )
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": who},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": who,
+            },
+            "subjects": [subject],
+        }
+    )
+    token = request_token(api, "default", who)
+    bound = token_kubeconfig(
+        tmp_path / "bound", [("us-west-1", _server(devenv, "us-west-1"))], devenv.ca, token
+    )
+    root = tmp_path / "repo"
+    _entries(root, {"us-west-1": "us-west-1"})
+    app, instance = unique("bound"), unique("i")
+    objects = [configmap(f"c{i}", {"v": "1"}) for i in range(3)]
+    write_app(root, app, objects, namespace=namespace, placement={"clusters": ["us-west-1"]})
+    repo = load_repo(root)
+    heard = Heard()
+    clients = Clients(str(bound), watch=True)
+    clients.subscribe(heard)
+    try:
+        first = reconcile(repo, render_all(repo), clients, "r1", apply=True, instance=instance)
+        assert all(o.ok for o in first), [o.error for o in first]
+        refused = [e for e in heard.seen("unwatchable") if e.scope == "ConfigMap"]
+        assert refused and "403" in refused[0].reason, heard.events
+        entry = clients.get("us-west-1", "us-west-1")
+        assert entry.live is not None
+        assert entry.live.watching().get(f"ConfigMap in {namespace}") == "live"
+
+        before = _counts(devenv, "us-west-1")
+        again = reconcile(repo, render_all(repo), clients, "r1", apply=True, instance=instance)
+        sent = delta(_counts(devenv, "us-west-1"), before)
+        assert all(c.action is Action.UNCHANGED for o in again for c in o.plan.changes)  # type: ignore[union-attr]
+        configmap_reads = {k: n for k, n in sent.items() if k[2] == "configmaps"}
+        assert configmap_reads == {}, sent  # served from the namespace's watch, not polled
+    finally:
+        clients.close()
+        rbac.delete_cluster_role_binding(who)
+        rbac.delete_cluster_role(who)
