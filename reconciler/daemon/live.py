@@ -7,7 +7,8 @@ interval. Events arrive on the I/O thread: :meth:`LiveChanges.hear` only records
 loop; :meth:`take` hands the clusters over on the loop's thread, each at most once per
 ``min_gap`` seconds (an object two managers fight over must not become a busy loop). A scope
 that cannot be watched (RBAC forbids it, say) is logged once per cluster: its reads fall back
-to requests on every pass (polling).
+to requests on every pass (polling). A kind RBAC lets us watch only namespace by namespace is
+watched so (logged as information).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class LiveChanges:
                     "cannot watch; polling instead (drift is seen at the drift interval)",
                     reason=event.reason,
                 )
+        elif event.what == "narrowed":
+            log.info("cannot watch across namespaces; watching each namespace", reason=event.reason)
         elif event.what == "broken":
             log.info("watch broken; listing again", reason=event.reason)
         elif event.what == "recovered":

@@ -139,7 +139,7 @@ class ClusterClient:
         for res, namespace, selector in scopes:
             own = Scope(res.path(namespace), selector, res.api_version, res.kind, notify)
             if across_namespaces and res.namespaced and namespace:
-                wide = Scope(res.path(), selector, res.api_version, res.kind, notify)
+                wide = Scope(res.path(), selector, res.api_version, res.kind, notify, True)
                 views.append(View(wide, namespace, own))
             else:
                 views.append(View(own))

@@ -57,6 +57,7 @@ class Scope:
     api_version: str
     kind: str
     notify: bool = True  # report its objects' changes (not for our own bookkeeping)
+    narrows: bool = False  # spans namespaces, each namespace watched alone where it is forbidden
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class LiveEvent:
     """What a cluster's watches tell: an object changed, or a scope's watch changed state."""
 
     cluster: str
-    what: str  # "changed" | "unwatchable" | "broken" | "recovered"
+    what: str  # "changed" | "unwatchable" | "narrowed" | "broken" | "recovered"
     scope: str  # Kind in namespace, for messages
     obj: str = ""  # Kind/namespace/name of a changed object
     reason: str = ""
@@ -236,7 +237,7 @@ class ScopeWatch:
         while self.state != "closed":
             try:
                 version = await self._list()
-                pause = 0.5
+                pause, self.forbidden = 0.5, False
                 while self.state != "closed":
                     version = await self._watch(version)
             except _Gone:
@@ -260,6 +261,8 @@ class ScopeWatch:
             self.cache.synced.notify_all()
         if state != before and (state != "live" or before in ("broken", "unwatchable")):
             what = "recovered" if state == "live" else state
+            if what == "unwatchable" and self.forbidden and self.scope.narrows:
+                what = "narrowed"  # its namespaces are watched each alone
             self.cache.emit(LiveEvent(self.cache.cluster, what, self.label, reason=reason))
 
     async def _get(self, query: dict[str, str]) -> Any:

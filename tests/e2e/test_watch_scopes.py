@@ -171,8 +171,10 @@ def test_rbac_bound_per_namespace_gets_a_watch_per_namespace(
     try:
         first = reconcile(repo, render_all(repo), clients, "r1", apply=True, instance=instance)
         assert all(o.ok for o in first), [o.error for o in first]
-        refused = [e for e in heard.seen("unwatchable") if e.scope == "ConfigMap"]
-        assert refused and "403" in refused[0].reason, heard.events
+        narrowed = heard.seen("narrowed")
+        assert {e.scope for e in narrowed} == {"ConfigMap"}, heard.events
+        assert "403" in narrowed[0].reason
+        assert not [e for e in heard.seen("unwatchable") if e.scope.startswith("ConfigMap")]
         entry = clients.get("us-west-1", "us-west-1")
         assert entry.live is not None
         assert entry.live.watching().get(f"ConfigMap in {namespace}") == "live"

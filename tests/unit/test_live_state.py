@@ -111,3 +111,21 @@ def test_only_a_newer_write_of_ours_is_our_own_write() -> None:
     assert not written_by_us(_deployment(metadata={"name": "web"}), None)
     # a controller's status write is not a write of the object's content
     assert written_by_us(_deployment(), None)
+
+
+def test_a_kind_watched_namespace_by_namespace_is_information_and_unwatchable_a_warning() -> None:
+    logged: list[tuple[str, str]] = []
+
+    def capture(_: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        logged.append((method, str(event["event"])))
+        raise structlog.DropEvent
+
+    log = structlog.wrap_logger(None, processors=[capture])
+    live = LiveChanges(lambda: None, log)
+    live.hear(LiveEvent("east", "narrowed", "ConfigMap", reason="HTTP 403"))
+    live.hear(LiveEvent("east", "unwatchable", "Namespace", reason="HTTP 403"))
+    live.hear(LiveEvent("east", "unwatchable", "Secret", reason="HTTP 403"))  # once a cluster
+    assert logged == [
+        ("info", "cannot watch across namespaces; watching each namespace"),
+        ("warning", "cannot watch; polling instead (drift is seen at the drift interval)"),
+    ]
