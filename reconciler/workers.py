@@ -79,6 +79,7 @@ class WorkerPool:
                 future.set_result(job())
             except BaseException as err:  # handed to whoever waits on the future
                 future.set_exception(err)
+            del future, job  # an idle worker must not keep its last result alive
 
     def map(self, fn: Callable[[K], T], items: Iterable[K], limit: int) -> list[T]:
         """``[fn(i) for i in items]`` with up to ``limit`` at once; every item runs, then the
