@@ -195,7 +195,8 @@ class ScopeWatch:
         return [obj for objects in self._objects.values() for obj in objects.values()]
 
     def _put(self, key: tuple[str, str], obj: Manifest) -> str:
-        self._objects.setdefault(key[0], {})[key[1]] = _compact(_complete(obj, self.scope))
+        obj = _complete(obj, self.scope)
+        self._objects.setdefault(key[0], {})[key[1]] = _compact(obj)
         version = self._versions[key] = content_version(obj)
         return version
 
@@ -295,9 +296,9 @@ class ScopeWatch:
         objects: dict[str, dict[str, str]] = {}
         versions: dict[tuple[str, str], str] = {}
         for item in items:
-            key = _key(item)
-            objects.setdefault(key[0], {})[key[1]] = _compact(_complete(item, self.scope))
-            versions[key] = content_version(item)
+            key, obj = _key(item), _complete(item, self.scope)
+            objects.setdefault(key[0], {})[key[1]] = _compact(obj)
+            versions[key] = content_version(obj)
         with self.cache.lock:
             keys = versions.keys() | self._versions.keys()
             changed = [k for k in keys if versions.get(k) != self._versions.get(k)]

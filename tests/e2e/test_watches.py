@@ -225,6 +225,7 @@ def test_a_watch_broken_by_an_apiserver_restart_recovers(
         live = clients.get("solo", "solo").live
         assert live is not None and set(live.watching().values()) == {"live"}
 
+        before = len(heard.seen("changed"))
         victim = solo.clusters[0]
         os.kill(victim.pid, signal.SIGKILL)
         eventually(lambda: heard.seen("broken"), 30, "the watch notices the server is gone")
@@ -237,6 +238,8 @@ def test_a_watch_broken_by_an_apiserver_restart_recovers(
             "c", namespace, {"data": {"v": "edited"}}, field_manager="kubectl-edit"
         )
         eventually(lambda: heard.seen("changed", f"ConfigMap/{namespace}/c"), 30, "the edit")
+        # Listed again, nothing had changed: the edit (heard after the list) is the only change.
+        assert [e.obj for e in heard.seen("changed")[before:]] == [f"ConfigMap/{namespace}/c"]
         again = reconcile(repo, render_all(repo), clients, "r1", apply=False)
         changes = [c for o in again for c in o.plan.changes]  # type: ignore[union-attr]
         assert [(str(c.ref), c.action) for c in changes] == [
