@@ -72,3 +72,28 @@ def token_kubeconfig(
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     path.chmod(0o600)
     return path
+
+
+def grant(
+    api: client.ApiClient,
+    name: str,
+    rules: list[dict[str, list[str]]],
+    subject: dict[str, str],
+    namespace: str | None = None,
+) -> None:
+    """A Role and RoleBinding called ``name`` in ``namespace`` (a ClusterRole and
+    ClusterRoleBinding without one) granting ``rules`` to ``subject``."""
+    rbac = client.RbacAuthorizationV1Api(api)
+    kind = "Role" if namespace else "ClusterRole"
+    role = {"metadata": {"name": name}, "rules": rules}
+    binding = {
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
+        "subjects": [subject],
+    }
+    if namespace:
+        rbac.create_namespaced_role(namespace, role)
+        rbac.create_namespaced_role_binding(namespace, binding)
+    else:
+        rbac.create_cluster_role(role)
+        rbac.create_cluster_role_binding(binding)

@@ -33,6 +33,20 @@ def write_clusters(root: Path, labels: dict[str, dict[str, str]] | None = None) 
         )
 
 
+def write_cluster_entries(root: Path, entries: dict[str, str]) -> None:
+    """Cluster entries: name -> kubeconfig context."""
+    for name, context in entries.items():
+        write(
+            root / "clusters" / f"{name}.yaml",
+            {
+                "apiVersion": "reconciler.io/v1alpha1",
+                "kind": "Cluster",
+                "metadata": {"name": name},
+                "spec": {"context": context},
+            },
+        )
+
+
 def write_app(
     root: Path,
     name: str,

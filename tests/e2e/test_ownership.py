@@ -14,22 +14,8 @@ from reconciler.engine import TargetOutcome, reconcile
 from reconciler.kube.pool import Clients
 from reconciler.render import render_all
 from reconciler.sync.model import Action, Drift
-from tests.configrepo import configmap, unique, write, write_app
+from tests.configrepo import configmap, unique, write_app, write_cluster_entries
 from tests.kubeconfigs import with_context
-
-
-def _clusters(root: Path, entries: dict[str, str]) -> None:
-    """Cluster entries name -> kubeconfig context."""
-    for name, context in entries.items():
-        write(
-            root / "clusters" / f"{name}.yaml",
-            {
-                "apiVersion": "reconciler.io/v1alpha1",
-                "kind": "Cluster",
-                "metadata": {"name": name},
-                "spec": {"context": context},
-            },
-        )
 
 
 def _pass(root: Path, kubeconfig: Path, instance: str) -> list[TargetOutcome]:
@@ -58,7 +44,7 @@ def test_two_cluster_entries_on_one_api_server_converge_without_pruning_each_oth
 ) -> None:
     config = with_context(kubeconfig, tmp_path / "kc", "tenant-b", like="beijing-1")
     root = tmp_path / "repo"
-    _clusters(root, {"tenant-a": "beijing-1", "tenant-b": "tenant-b"})
+    write_cluster_entries(root, {"tenant-a": "beijing-1", "tenant-b": "tenant-b"})
     app, ns, instance = unique("tenancy"), unique("ns"), unique("i")
     write_app(
         root,
@@ -87,7 +73,7 @@ def test_an_object_both_cluster_entries_render_is_a_reported_conflict(
 ) -> None:
     config = with_context(kubeconfig, tmp_path / "kc", "tenant-b", like="beijing-1")
     root = tmp_path / "repo"
-    _clusters(root, {"tenant-a": "beijing-1", "tenant-b": "tenant-b"})
+    write_cluster_entries(root, {"tenant-a": "beijing-1", "tenant-b": "tenant-b"})
     app, ns, instance = unique("shared"), unique("ns"), unique("i")
     write_app(
         root,
@@ -123,7 +109,7 @@ def test_objects_and_inventories_from_before_the_cluster_key_are_adopted_not_rec
     tmp_path: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
 ) -> None:
     root = tmp_path / "repo"
-    _clusters(root, {"beijing-1": "beijing-1"})
+    write_cluster_entries(root, {"beijing-1": "beijing-1"})
     app, ns, instance = unique("legacy"), unique("ns"), unique("i")
     write_app(
         root,

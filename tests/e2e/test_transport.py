@@ -202,7 +202,9 @@ def test_an_object_over_the_servers_limit_gets_its_413_on_every_cluster(
     repo = load_repo(root)
     clients = Clients(str(kubeconfig))
     try:
-        outcomes = reconcile(repo, render_all(repo), clients, "rev", apply=True)
+        # An instance of its own: apps other tests left under the default one are not its own.
+        instance = unique("i")
+        outcomes = reconcile(repo, render_all(repo), clients, "rev", apply=True, instance=instance)
     finally:
         clients.close()
     assert len(outcomes) == 3

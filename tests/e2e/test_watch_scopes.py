@@ -20,8 +20,8 @@ from reconciler.render import render_all
 from reconciler.sync.liveview import watched
 from reconciler.sync.model import Action
 from tests.apimetrics import delta, request_counts
-from tests.clusteraccess import request_token, token_kubeconfig
-from tests.configrepo import configmap, unique, write, write_app
+from tests.clusteraccess import grant, request_token, token_kubeconfig
+from tests.configrepo import configmap, unique, write_app, write_cluster_entries
 from tests.e2e.daemon_rig import eventually
 from tests.e2e.test_watches import Heard
 from tests.kubeconfigs import with_context
@@ -40,20 +40,6 @@ def _counts(devenv: controlplane.DevEnvState, cluster: str) -> Counter[tuple[str
     return Counter({k: n for k, n in found.items() if k[2] in OURS})
 
 
-def _entries(root: Path, entries: dict[str, str]) -> None:
-    """Cluster entries: name -> kubeconfig context."""
-    for name, context in entries.items():
-        write(
-            root / "clusters" / f"{name}.yaml",
-            {
-                "apiVersion": "reconciler.io/v1alpha1",
-                "kind": "Cluster",
-                "metadata": {"name": name},
-                "spec": {"context": context},
-            },
-        )
-
-
 def _in(namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
     manifest["metadata"]["namespace"] = namespace
     return manifest
@@ -67,7 +53,7 @@ def test_one_watch_of_a_kind_serves_every_namespace_and_only_this_entrys_objects
 ) -> None:
     config = with_context(kubeconfig, tmp_path / "kc", "tenant-b", like="beijing-1")
     root = tmp_path / "repo"
-    _entries(root, {"tenant-a": "beijing-1", "tenant-b": "tenant-b"})
+    write_cluster_entries(root, {"tenant-a": "beijing-1", "tenant-b": "tenant-b"})
     app, instance = unique("wide"), unique("i")
     spaces = [unique("ns") for _ in range(3)]
     objects = [
@@ -117,7 +103,7 @@ def test_rbac_bound_per_namespace_gets_a_watch_per_namespace(
     api_clients: dict[str, client.ApiClient],
 ) -> None:
     api = api_clients["us-west-1"]
-    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    core = client.CoreV1Api(api)
     who, namespace = unique("bound"), unique("ns")
     for space in (namespace, "reconciler-system"):
         try:
@@ -129,44 +115,20 @@ def test_rbac_bound_per_namespace_gets_a_watch_per_namespace(
     verbs = ["get", "list", "watch", "create", "patch", "update", "delete"]
     subject = {"kind": "ServiceAccount", "name": who, "namespace": "default"}
     for where in (namespace, "reconciler-system"):
-        rbac.create_namespaced_role(
+        grant(
+            api,
+            who,
+            [{"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs}],
+            subject,
             where,
-            {
-                "metadata": {"name": who},
-                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs}],
-            },
         )
-        rbac.create_namespaced_role_binding(
-            where,
-            {
-                "metadata": {"name": who},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": who},
-                "subjects": [subject],
-            },
-        )
-    rbac.create_cluster_role(
-        {
-            "metadata": {"name": who},
-            "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}],
-        }
-    )
-    rbac.create_cluster_role_binding(
-        {
-            "metadata": {"name": who},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": who,
-            },
-            "subjects": [subject],
-        }
-    )
+    grant(api, who, [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}], subject)
     token = request_token(api, "default", who)
     bound = token_kubeconfig(
         tmp_path / "bound", [("us-west-1", _server(devenv, "us-west-1"))], devenv.ca, token
     )
     root = tmp_path / "repo"
-    _entries(root, {"us-west-1": "us-west-1"})
+    write_cluster_entries(root, {"us-west-1": "us-west-1"})
     app, instance = unique("bound"), unique("i")
     objects = [configmap(f"c{i}", {"v": "1"}) for i in range(3)]
     write_app(root, app, objects, namespace=namespace, placement={"clusters": ["us-west-1"]})
@@ -193,5 +155,6 @@ def test_rbac_bound_per_namespace_gets_a_watch_per_namespace(
         assert configmap_reads == {}, sent  # served from the namespace's watch, not polled
     finally:
         clients.close()
+        rbac = client.RbacAuthorizationV1Api(api)
         rbac.delete_cluster_role_binding(who)
         rbac.delete_cluster_role(who)

@@ -26,7 +26,7 @@ from reconciler.kube.watches import LiveEvent
 from reconciler.render import render_all
 from reconciler.sync.model import Action
 from tests.apimetrics import delta, request_counts
-from tests.clusteraccess import request_token, token_kubeconfig
+from tests.clusteraccess import grant, request_token, token_kubeconfig
 from tests.configrepo import configmap, deployment, unique, write_app, write_clusters
 from tests.e2e.daemon_rig import (
     ConfigRepo,
@@ -296,26 +296,8 @@ def test_a_cluster_that_forbids_watching_is_polled_and_still_skips_settled_dry_r
     who = unique("nowatch")
     verbs = ["get", "list", "create", "patch", "update", "delete"]  # no "watch"
     client.CoreV1Api(api).create_namespaced_service_account("default", {"metadata": {"name": who}})
-    rbac = client.RbacAuthorizationV1Api(api)
-    rbac.create_cluster_role(
-        {
-            "metadata": {"name": who},
-            "rules": [
-                {"apiGroups": [""], "resources": ["configmaps", "namespaces"], "verbs": verbs}
-            ],
-        }
-    )
-    rbac.create_cluster_role_binding(
-        {
-            "metadata": {"name": who},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": who,
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": who, "namespace": "default"}],
-        }
-    )
+    rules = [{"apiGroups": [""], "resources": ["configmaps", "namespaces"], "verbs": verbs}]
+    grant(api, who, rules, {"kind": "ServiceAccount", "name": who, "namespace": "default"})
     token = request_token(api, "default", who)
     limited = token_kubeconfig(
         tmp_path / "limited", [("us-west-1", _server(devenv, "us-west-1"))], devenv.ca, token
@@ -343,5 +325,6 @@ def test_a_cluster_that_forbids_watching_is_polled_and_still_skips_settled_dry_r
         assert _dry_runs(sent) == 0, sent  # settled: same content on both sides
     finally:
         clients.close()
+        rbac = client.RbacAuthorizationV1Api(api)
         rbac.delete_cluster_role_binding(who)
         rbac.delete_cluster_role(who)
