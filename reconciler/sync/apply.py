@@ -11,7 +11,7 @@ from reconciler.config.schema import SyncPolicy
 from reconciler.diff import content_hash
 from reconciler.errors import KubeError
 from reconciler.kube.client import ClusterClient
-from reconciler.kube.watches import content_version
+from reconciler.kube.content import content_version
 from reconciler.objects import Manifest, kind_rank
 from reconciler.progress import PassProgress
 from reconciler.sync.inventory import inventory_manifest, inventory_name, legacy_inventory_name

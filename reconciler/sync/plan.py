@@ -24,7 +24,7 @@ from reconciler.diff import (
 from reconciler.errors import ConflictError, KubeError
 from reconciler.fields import FieldChange
 from reconciler.kube.client import ClusterClient, Resource, UnknownKind
-from reconciler.kube.watches import content_version
+from reconciler.kube.content import content_version
 from reconciler.masking import mask_changes
 from reconciler.objects import Manifest, ObjectRef
 from reconciler.sync.inventory import read_inventory

@@ -7,7 +7,8 @@ from typing import Any
 import structlog
 
 from reconciler.daemon.live import LiveChanges
-from reconciler.kube.watches import LiveEvent, content_version, matches, written_by_us
+from reconciler.kube.content import content_version, written_by_us
+from reconciler.kube.watches import LiveEvent, matches
 
 
 def _deployment(**changes: Any) -> dict[str, Any]:
