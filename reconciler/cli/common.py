@@ -299,16 +299,19 @@ def lock_charts(
     return charts
 
 
+management_context_option = click.option(
+    "--management-context",
+    envvar="RECONCILER_MANAGEMENT_CONTEXT",
+    default=None,
+    metavar="CTX",
+    help="kubeconfig context of the management cluster (default in a pod: its own cluster).",
+)
+
+
 def management_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--shard-lease-namespace`` and ``--management-context``: with several replicas, where
     they share the fleet (the same flags as ``run``); commands then read and write there."""
-    command = click.option(
-        "--management-context",
-        envvar="RECONCILER_MANAGEMENT_CONTEXT",
-        default=None,
-        metavar="CTX",
-        help="kubeconfig context of the management cluster (default in a pod: its own cluster).",
-    )(command)
+    command = management_context_option(command)
     return click.option(
         "--shard-lease-namespace",
         "shard_namespace",

@@ -22,10 +22,11 @@ from reconciler.charts.credentials import ChartCredentials
 from reconciler.charts.resolver import ChartResolver
 from reconciler.cli.common import (
     DURATION,
-    REQUEST_TIMEOUT,
     instance_option,
     kubeconfig_option,
+    management_context_option,
     path_option,
+    request_timeout_option,
     state_dir_option,
 )
 from reconciler.cli.daemonlock import exclusive
@@ -131,13 +132,7 @@ def _on_signals(daemon: Daemon) -> None:
     "loopback by default (port 0: any free port). Put it behind authentication when exposed.",
 )
 @click.option("--once", is_flag=True, help="One pass over every cluster, then exit: 0 ok, 2 error.")
-@click.option(
-    "--request-timeout",
-    type=DURATION,
-    default=REQUEST_TIMEOUT,
-    show_default=True,
-    help="Timeout of one request to a cluster.",
-)
+@request_timeout_option
 @click.option(
     "--cluster-timeout",
     type=DURATION,
@@ -218,13 +213,7 @@ def _on_signals(daemon: Daemon) -> None:
     help="Share the fleet with other replicas through Leases in this namespace of the "
     "management cluster: each replica reconciles only the clusters it owns.",
 )
-@click.option(
-    "--management-context",
-    envvar="RECONCILER_MANAGEMENT_CONTEXT",
-    default=None,
-    metavar="CTX",
-    help="kubeconfig context of the management cluster (default in a pod: its own cluster).",
-)
+@management_context_option
 @click.option(
     "--replica-id",
     envvar="RECONCILER_REPLICA_ID",
