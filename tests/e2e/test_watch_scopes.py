@@ -15,15 +15,14 @@ from kubernetes.client.rest import ApiException
 from reconciler.config.load import load_repo
 from reconciler.devenv import controlplane
 from reconciler.engine import reconcile
-from reconciler.kube.pool import Clients
 from reconciler.render import render_all
 from reconciler.sync.liveview import watched
 from reconciler.sync.model import Action
 from tests.apimetrics import delta, request_counts
-from tests.clusteraccess import grant, request_token, token_kubeconfig
+from tests.clusteraccess import grant
 from tests.configrepo import configmap, unique, write_app, write_cluster_entries
 from tests.e2e.daemon_rig import eventually
-from tests.e2e.test_watches import Heard
+from tests.e2e.watching import account_kubeconfig, server_of, watching_clients
 from tests.kubeconfigs import with_context
 
 pytestmark = pytest.mark.e2e
@@ -31,12 +30,8 @@ pytestmark = pytest.mark.e2e
 OURS = ("configmaps", "namespaces")
 
 
-def _server(devenv: controlplane.DevEnvState, name: str) -> str:
-    return next(c.server for c in devenv.clusters if c.name == name)
-
-
 def _counts(devenv: controlplane.DevEnvState, cluster: str) -> Counter[tuple[str, str, str]]:
-    found = request_counts(_server(devenv, cluster), devenv.token, devenv.ca)
+    found = request_counts(server_of(devenv, cluster), devenv.token, devenv.ca)
     return Counter({k: n for k, n in found.items() if k[2] in OURS})
 
 
@@ -61,9 +56,7 @@ def test_one_watch_of_a_kind_serves_every_namespace_and_only_this_entrys_objects
     ]
     write_app(root, app, objects, placement={"clusters": ["tenant-a", "tenant-b"]})
     repo = load_repo(root)
-    heard = Heard()
-    clients = Clients(str(config), watch=True)
-    clients.subscribe(heard)
+    clients, heard = watching_clients(str(config))
     try:
         first = reconcile(repo, render_all(repo), clients, "r1", apply=True, instance=instance)
         assert all(o.ok for o in first), [o.error for o in first]
@@ -111,7 +104,6 @@ def test_rbac_bound_per_namespace_gets_a_watch_per_namespace(
         except ApiException as err:
             if err.status != 409:  # reconciler-system may be there already
                 raise
-    core.create_namespaced_service_account("default", {"metadata": {"name": who}})
     verbs = ["get", "list", "watch", "create", "patch", "update", "delete"]
     subject = {"kind": "ServiceAccount", "name": who, "namespace": "default"}
     for where in (namespace, "reconciler-system"):
@@ -123,19 +115,14 @@ def test_rbac_bound_per_namespace_gets_a_watch_per_namespace(
             where,
         )
     grant(api, who, [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}], subject)
-    token = request_token(api, "default", who)
-    bound = token_kubeconfig(
-        tmp_path / "bound", [("us-west-1", _server(devenv, "us-west-1"))], devenv.ca, token
-    )
+    bound = account_kubeconfig(api, devenv, "us-west-1", who, tmp_path / "bound")
     root = tmp_path / "repo"
     write_cluster_entries(root, {"us-west-1": "us-west-1"})
     app, instance = unique("bound"), unique("i")
     objects = [configmap(f"c{i}", {"v": "1"}) for i in range(3)]
     write_app(root, app, objects, namespace=namespace, placement={"clusters": ["us-west-1"]})
     repo = load_repo(root)
-    heard = Heard()
-    clients = Clients(str(bound), watch=True)
-    clients.subscribe(heard)
+    clients, heard = watching_clients(str(bound))
     try:
         first = reconcile(repo, render_all(repo), clients, "r1", apply=True, instance=instance)
         assert all(o.ok for o in first), [o.error for o in first]

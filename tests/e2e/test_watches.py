@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,11 +21,10 @@ from reconciler.devenv import controlplane
 from reconciler.engine import TargetOutcome, reconcile
 from reconciler.kube.h2conn import PING_AFTER, PING_TIMEOUT
 from reconciler.kube.pool import Clients
-from reconciler.kube.watches import LiveEvent
 from reconciler.render import render_all
 from reconciler.sync.model import Action
 from tests.apimetrics import delta, request_counts
-from tests.clusteraccess import grant, request_token, token_kubeconfig
+from tests.clusteraccess import grant
 from tests.configrepo import configmap, deployment, unique, write_app, write_clusters
 from tests.e2e.daemon_rig import (
     ConfigRepo,
@@ -36,26 +34,7 @@ from tests.e2e.daemon_rig import (
     running_daemon,
     synced_everywhere,
 )
-
-
-class Heard:
-    """Watch events a client pool reported, in order, for tests to wait on."""
-
-    def __init__(self) -> None:
-        self.events: list[LiveEvent] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: LiveEvent) -> None:
-        with self._lock:
-            self.events.append(event)
-
-    def seen(self, what: str, obj: str = "") -> list[LiveEvent]:
-        with self._lock:
-            return [e for e in self.events if e.what == what and obj in e.obj]
-
-
-def _server(devenv: controlplane.DevEnvState, name: str) -> str:
-    return next(c.server for c in devenv.clusters if c.name == name)
+from tests.e2e.watching import account_kubeconfig, server_of, watching_clients
 
 
 def _dry_runs(sent: Counter[tuple[str, str, str]]) -> int:
@@ -83,7 +62,7 @@ def test_a_no_change_pass_sends_no_dry_run_and_a_changed_object_is_planned_exact
     placement = {"clusters": ["beijing-1"]}
     write_app(root, app, objects, namespace=namespace, placement=placement)
     repo = load_repo(root)
-    server = _server(devenv, "beijing-1")
+    server = server_of(devenv, "beijing-1")
 
     def counts() -> Counter[tuple[str, str, str]]:
         # The API server's own requests (leases, endpoints) are not ours.
@@ -167,9 +146,7 @@ def test_an_edit_is_heard_at_once_while_many_idle_watches_share_its_connection(
     """Thirty idle watches and one that sees edits, all on one connection: each edit is heard
     within seconds, not at the next event of an idle watch (a bookmark, about a minute later:
     what happened when the streams of a connection took turns reading its socket)."""
-    heard = Heard()
-    clients = Clients(str(kubeconfig), timeout=10.0, watch=True)
-    clients.subscribe(heard)
+    clients, heard = watching_clients(str(kubeconfig), timeout=10.0)
     try:
         cluster = clients.get("beijing-1", "beijing-1")
         configmaps = cluster.resource("v1", "ConfigMap")
@@ -216,9 +193,7 @@ def test_a_watch_broken_by_an_apiserver_restart_recovers(
         placement={"clusters": ["solo"]},
     )
     repo = load_repo(root)
-    heard = Heard()
-    clients = Clients(solo.kubeconfig, timeout=10.0, watch=True)
-    clients.subscribe(heard)
+    clients, heard = watching_clients(solo.kubeconfig, timeout=10.0)
     try:
         outcomes = reconcile(repo, render_all(repo), clients, "r1", apply=True)
         assert all(o.ok for o in outcomes), [o.error for o in outcomes]
@@ -258,9 +233,7 @@ def test_a_watch_on_a_server_that_froze_without_a_word_is_noticed_by_its_pings(
     """SIGSTOP: the socket stays open and nothing arrives (as behind a dropped route). The
     watch's connection gets no answer to its ping and fails, so the scope is listed again once
     the server is back, instead of trusting what it holds for the rest of a long watch."""
-    heard = Heard()
-    clients = Clients(solo.kubeconfig, timeout=10.0, watch=True)
-    clients.subscribe(heard)
+    clients, heard = watching_clients(solo.kubeconfig, timeout=10.0)
     victim = solo.clusters[0]
     try:
         cluster = clients.get("solo", "solo")
@@ -295,30 +268,26 @@ def test_a_cluster_that_forbids_watching_is_polled_and_still_skips_settled_dry_r
     api = api_clients["us-west-1"]
     who = unique("nowatch")
     verbs = ["get", "list", "create", "patch", "update", "delete"]  # no "watch"
-    client.CoreV1Api(api).create_namespaced_service_account("default", {"metadata": {"name": who}})
     rules = [{"apiGroups": [""], "resources": ["configmaps", "namespaces"], "verbs": verbs}]
     grant(api, who, rules, {"kind": "ServiceAccount", "name": who, "namespace": "default"})
-    token = request_token(api, "default", who)
-    limited = token_kubeconfig(
-        tmp_path / "limited", [("us-west-1", _server(devenv, "us-west-1"))], devenv.ca, token
-    )
+    limited = account_kubeconfig(api, devenv, "us-west-1", who, tmp_path / "limited")
     root = tmp_path / "repo"
     write_clusters(root, {"us-west-1": {}})
     app, namespace = unique("polled"), unique("ns")
     objects = [configmap(f"c{i}", {"v": "1"}) for i in range(3)]
     write_app(root, app, objects, namespace=namespace, placement={"clusters": ["us-west-1"]})
     repo = load_repo(root)
-    heard = Heard()
-    clients = Clients(str(limited), watch=True)
-    clients.subscribe(heard)
+    clients, heard = watching_clients(str(limited))
     try:
         first = reconcile(repo, render_all(repo), clients, "r1", apply=True)
         assert all(o.ok for o in first), [o.error for o in first]
         assert heard.seen("unwatchable")
         assert all("403" in e.reason for e in heard.seen("unwatchable")), heard.events
-        before = request_counts(_server(devenv, "us-west-1"), devenv.token, devenv.ca)
+        before = request_counts(server_of(devenv, "us-west-1"), devenv.token, devenv.ca)
         again = reconcile(repo, render_all(repo), clients, "r1", apply=True)
-        sent = delta(request_counts(_server(devenv, "us-west-1"), devenv.token, devenv.ca), before)
+        sent = delta(
+            request_counts(server_of(devenv, "us-west-1"), devenv.token, devenv.ca), before
+        )
         print(f"a polled no-change pass over {len(objects)} objects sent {dict(sent)}")
         assert all(c.action is Action.UNCHANGED for o in again for c in o.plan.changes)  # type: ignore[union-attr]
         assert sent[("LIST", "", "configmaps")] >= 1  # read by requests: polled
