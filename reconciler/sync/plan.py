@@ -438,8 +438,9 @@ def _find_unmanaged(
 ) -> list[Change]:
     """Objects labelled as this app's that neither Git nor the inventory knows.
 
-    Looked for in the scopes (kind × namespace) the app uses, never cluster-wide: a labelled
-    LIST across all namespaces costs the API server a scan of every object of the kind.
+    Looked for in the scopes (kind × namespace) the app uses: in what the watches hold, else
+    by a labelled LIST per scope, never one per pass across all namespaces (it costs the API
+    server a scan of every object of the kind; a watch lists across namespaces once).
     """
     scopes: set[Scope] = {(r, ref.namespace) for _, ref, r in desired if r is not None}
     for entry in inventory.values():
