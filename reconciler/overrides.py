@@ -44,7 +44,7 @@ ABSENT: Any = _Absent()
 @dataclass(frozen=True)
 class OverrideChange:
     """One field an override changed on one object (or in the Helm values): ``before`` the
-    override, ``after`` it (a different fact from a Git-vs-live ``OverrideChange``)."""
+    override, ``after`` it (a different fact from a Git-vs-live ``FieldChange``)."""
 
     object: str
     path: str

@@ -36,7 +36,10 @@ _SEVERITY = {h: i for i, h in enumerate(Health)}
 
 @dataclass(frozen=True)
 class Assessment:
-    """What a rule says of one live object; ``ready``/``desired`` count pods of workloads."""
+    """A health with a one-line reason; ``ready``/``desired`` count pods of workloads.
+
+    What a rule says of one live object; an object's and a target's health say the same and more.
+    """
 
     health: Health
     reason: str
@@ -45,19 +48,15 @@ class Assessment:
 
 
 @dataclass(frozen=True)
-class ObjectHealth:
+class ObjectHealth(Assessment):
     """One object's health with a one-line reason, e.g. ``1/3 available (...)``."""
 
-    ref: ObjectRef
-    health: Health
-    reason: str
-    ready: int | None = None
-    desired: int | None = None
+    ref: ObjectRef = field(kw_only=True)
 
     @classmethod
     def of(cls, ref: ObjectRef, assessment: Assessment) -> ObjectHealth:
         a = assessment
-        return cls(ref, a.health, a.reason, a.ready, a.desired)
+        return cls(a.health, a.reason, a.ready, a.desired, ref=ref)
 
     def describe(self) -> str:
         """``Deployment.apps/demo/hello-world 1/3 available (ProgressDeadlineExceeded)``."""
@@ -82,21 +81,19 @@ class ObjectHealth:
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> ObjectHealth:
         ref = ObjectRef(raw["group"], raw["kind"], raw["namespace"], raw["name"])
-        return cls(ref, Health(raw["health"]), raw["reason"], raw.get("ready"), raw.get("desired"))
+        return cls(
+            Health(raw["health"]), raw["reason"], raw.get("ready"), raw.get("desired"), ref=ref
+        )
 
 
 @dataclass(frozen=True)
-class TargetHealth:
+class TargetHealth(Assessment):
     """One app on one cluster: the worst object's health, with that object and its reason.
 
     ``ready``/``desired`` sum the pods of the target's workloads (``None`` without workloads);
     ``objects`` holds every assessed object, worst first.
     """
 
-    health: Health
-    reason: str
-    ready: int | None = None
-    desired: int | None = None
     objects: tuple[ObjectHealth, ...] = field(default=())
 
     def __str__(self) -> str:

@@ -21,7 +21,7 @@ DEPLOY = ObjectRef("apps", "Deployment", "web", "web")
 
 
 def judged(health: Health, ready: int) -> TargetHealth:
-    obj = ObjectHealth(DEPLOY, health, f"{ready}/3 available", ready, 3)
+    obj = ObjectHealth(health, f"{ready}/3 available", ready, 3, ref=DEPLOY)
     return TargetHealth(health, obj.describe(), ready, 3, (obj,))
 
 

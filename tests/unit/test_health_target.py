@@ -81,7 +81,7 @@ def test_without_workloads_ready_counts_healthy_objects() -> None:
 def test_target_health_round_trips_through_json() -> None:
     health = target_health({DEPLOY: _deployment(2, 3), SERVICE: SVC})
     assert TargetHealth.from_json(health.to_json()) == health
-    judged = [ObjectHealth(DEPLOY, Health.DEGRADED, "x", 0, 1)]
+    judged = [ObjectHealth(Health.DEGRADED, "x", 0, 1, ref=DEPLOY)]
     assert target_health(judged).objects == tuple(judged)
 
 

@@ -129,7 +129,7 @@ def state(tmp_path: Path) -> Path:
         "Deployment.apps/demo/web 1/3 available",
         1,
         3,
-        (ObjectHealth(DEPLOY, Health.PROGRESSING, "1/3 available", 1, 3),),
+        (ObjectHealth(Health.PROGRESSING, "1/3 available", 1, 3, ref=DEPLOY),),
     )
     with Store.open(state) as store:
         store.record_revision(SHA, NOW, True, None)

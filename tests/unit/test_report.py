@@ -55,7 +55,9 @@ def status_rows() -> list[StatusRow]:
 
 def health_rows() -> dict[tuple[str, str], HealthRow]:
     deploy = ObjectRef("apps", "Deployment", "demo", "hello-world")
-    obj = ObjectHealth(deploy, Health.DEGRADED, "1/3 available (ProgressDeadlineExceeded)", 1, 3)
+    obj = ObjectHealth(
+        Health.DEGRADED, "1/3 available (ProgressDeadlineExceeded)", 1, 3, ref=deploy
+    )
     judged = TargetHealth(Health.DEGRADED, obj.describe(), 1, 3, (obj,))
     row = HealthRow("hello-world", "us-west-1", judged, "abc123", T, T - timedelta(minutes=1))
     return {("hello-world", "us-west-1"): row}

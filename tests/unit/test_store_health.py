@@ -21,7 +21,7 @@ def at(seconds: int) -> datetime:
 
 
 def judged(health: Health, reason: str, ready: int = 0) -> TargetHealth:
-    obj = ObjectHealth(DEPLOY, health, reason, ready, 3)
+    obj = ObjectHealth(health, reason, ready, 3, ref=DEPLOY)
     return TargetHealth(health, obj.describe(), ready, 3, (obj,))
 
 

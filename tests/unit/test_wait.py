@@ -24,7 +24,7 @@ DEPLOY = ObjectRef("apps", "Deployment", "demo", "web")
 
 
 def health(state: Health, ready: int, reason: str = "") -> TargetHealth:
-    obj = ObjectHealth(DEPLOY, state, reason or f"{ready}/3 available", ready, 3)
+    obj = ObjectHealth(state, reason or f"{ready}/3 available", ready, 3, ref=DEPLOY)
     return TargetHealth(state, obj.describe(), ready, 3, (obj,))
 
 
