@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from reconciler.charts.model import ChartLock
     from reconciler.charts.resolver import ChartResolver
     from reconciler.config.model import Repo
+    from reconciler.errors import ReconcilerError
     from reconciler.kube.credentials import Credentials
     from reconciler.kube.management import SharedObjects
     from reconciler.review.plan import LiveOptions
@@ -178,6 +179,20 @@ instance_option = click.option(
     help="Name of this reconciler's inventories; instances sharing a cluster never prune "
     "each other's apps.",
 )
+
+
+def unseen(label: str, kind: str, given: str, seen: Iterable[str]) -> ReconcilerError:
+    """The error for a name (``kind``: app, cluster) the daemon has never seen: what exists,
+    and the closest name when one is close. ``label`` is how the user gave it (``--app web``)."""
+    from reconciler.config.messages import did_you_mean
+    from reconciler.errors import ReconcilerError
+
+    names = sorted(set(seen))
+    known = ", ".join(names) or "none yet"
+    return ReconcilerError(
+        f"{label}: the daemon has seen no such {kind} ({kind}s: {known})"
+        f"{did_you_mean(given, names)}"
+    )
 
 
 def default_state_dir() -> Path:
