@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from reconciler.charts.credentials import ChartCredentials
     from reconciler.charts.model import ChartLock
     from reconciler.charts.resolver import ChartResolver
     from reconciler.config.model import Repo
@@ -242,26 +243,32 @@ class ChartSources:
     their sources are reached (never from the config repo)."""
 
     cache: Path | None
-    credentials: Path | None
+    credentials: ChartCredentials
 
     def resolver(self) -> ChartResolver:
-        """A resolver over the chart cache; a bad credentials file is a ChartError."""
+        """A resolver over the chart cache."""
         from reconciler.charts.cache import ChartCache
-        from reconciler.charts.credentials import ChartCredentials
         from reconciler.charts.resolver import ChartResolver
         from reconciler.toolchain import cache_root
 
-        credentials = (
-            ChartCredentials.load(self.credentials) if self.credentials else ChartCredentials()
-        )
-        return ChartResolver(ChartCache(self.cache or cache_root() / "charts"), credentials)
+        return ChartResolver(ChartCache(self.cache or cache_root() / "charts"), self.credentials)
+
+
+def _chart_sources(cache: Path | None, credentials: Path | None) -> ChartSources:
+    """The chart options, the credentials file read at once: a file that cannot be read or
+    parsed is one error naming it, whether or not the repo has remote charts (as ``run``)."""
+    from reconciler.charts.credentials import ChartCredentials
+
+    return ChartSources(
+        cache, ChartCredentials.load(credentials) if credentials else ChartCredentials()
+    )
 
 
 def chart_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The chart options (see ChartSources); the command takes them as one argument,
     ``chart_sources``."""
     options = ("chart_cache", "chart_credentials")
-    command = _gathered(command, "chart_sources", options, ChartSources)
+    command = _gathered(command, "chart_sources", options, _chart_sources)
     command = path_option(
         "--chart-credentials",
         "RECONCILER_CHART_CREDENTIALS",
