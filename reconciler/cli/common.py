@@ -111,8 +111,9 @@ request_timeout_option = click.option(
 kubeconfig_option = click.option(
     "--kubeconfig",
     envvar="KUBECONFIG",
+    show_envvar=True,
     default=None,
-    help="kubeconfig with one context per cluster (default: $KUBECONFIG).",
+    help="kubeconfig with one context per cluster.",
 )
 
 
@@ -175,6 +176,7 @@ instance_option = click.option(
     "--instance",
     callback=_valid_instance,
     envvar="RECONCILER_INSTANCE",
+    show_envvar=True,
     default="default",
     show_default=True,
     help="Name of this reconciler's inventories; instances sharing a cluster never prune "
@@ -206,6 +208,7 @@ state_dir_option = click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="RECONCILER_STATE_DIR",
+    show_envvar=True,
     default=default_state_dir,
     show_default="$XDG_STATE_HOME/reconciler or ~/.local/state/reconciler",
     help="Where the daemon keeps its state (SQLite) and its copy of the repo.",
@@ -218,7 +221,12 @@ def path_option(
     """An option naming a file or directory (``path``: click.Path's checks), also read from
     ``envvar``; None when not given."""
     return click.option(
-        flag, envvar=envvar, type=click.Path(path_type=Path, **path), default=None, help=help_text
+        flag,
+        envvar=envvar,
+        show_envvar=True,
+        type=click.Path(path_type=Path, **path),
+        default=None,
+        help=help_text,
     )
 
 
@@ -272,8 +280,7 @@ def chart_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = path_option(
         "--chart-credentials",
         "RECONCILER_CHART_CREDENTIALS",
-        "YAML file: chart source URL prefix -> username/password files, token file, "
-        "CA file (default: $RECONCILER_CHART_CREDENTIALS).",
+        "YAML file: chart source URL prefix -> username/password files, token file, CA file.",
         dir_okay=False,
     )(command)
     return path_option(
@@ -324,6 +331,7 @@ def lock_charts(
 management_context_option = click.option(
     "--management-context",
     envvar="RECONCILER_MANAGEMENT_CONTEXT",
+    show_envvar=True,
     default=None,
     metavar="CTX",
     help="kubeconfig context of the management cluster (default in a pod: its own cluster).",
@@ -338,6 +346,7 @@ def management_options(command: Callable[..., Any]) -> Callable[..., Any]:
         "--shard-lease-namespace",
         "shard_namespace",
         envvar="RECONCILER_SHARD_LEASE_NAMESPACE",
+        show_envvar=True,
         default=None,
         metavar="NS",
         help="Namespace of the replicas' Leases and shared state on the management cluster: "

@@ -31,6 +31,7 @@ _dir_option = click.option(
     "--dir",
     "directory",
     envvar="RECONCILER_DEVENV_DIR",
+    show_envvar=True,
     help="Where the local control plane keeps its state (default: cache dir).",
 )
 

@@ -200,6 +200,7 @@ def diff(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="RECONCILER_STATE_DIR",
+    show_envvar=True,
     default=None,
     help="With --heal: the daemon's state; its open drift records of what was healed are "
     "closed as healed by you.",
