@@ -338,10 +338,9 @@ management_context_option = click.option(
 )
 
 
-def management_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--shard-lease-namespace`` and ``--management-context``: with several replicas, where
-    they share the fleet (the same flags as ``run``); commands then read and write there."""
-    command = management_context_option(command)
+def shard_namespace_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--shard-lease-namespace``: where replicas share the fleet (``run`` and the commands
+    that read it say what it means to them in ``help_text``)."""
     return click.option(
         "--shard-lease-namespace",
         "shard_namespace",
@@ -349,8 +348,17 @@ def management_options(command: Callable[..., Any]) -> Callable[..., Any]:
         show_envvar=True,
         default=None,
         metavar="NS",
-        help="Namespace of the replicas' Leases and shared state on the management cluster: "
-        "read (and write commands) there instead of a local state dir.",
+        help=help_text,
+    )
+
+
+def management_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--shard-lease-namespace`` and ``--management-context``: with several replicas, where
+    they share the fleet (the same flags as ``run``); commands then read and write there."""
+    command = management_context_option(command)
+    return shard_namespace_option(
+        "Namespace of the replicas' Leases and shared state on the management cluster: "
+        "read (and write commands) there instead of a local state dir."
     )(command)
 
 

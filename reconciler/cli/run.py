@@ -27,6 +27,7 @@ from reconciler.cli.common import (
     management_context_option,
     path_option,
     request_timeout_option,
+    shard_namespace_option,
     state_dir_option,
 )
 from reconciler.cli.daemonlock import exclusive
@@ -209,15 +210,9 @@ def _on_signals(daemon: Daemon) -> None:
     help="Threads for cluster work, whatever the number of clusters: at most this many passes "
     "(and health checks) run at once; requests within a pass share the same threads.",
 )
-@click.option(
-    "--shard-lease-namespace",
-    "shard_namespace",
-    envvar="RECONCILER_SHARD_LEASE_NAMESPACE",
-    show_envvar=True,
-    default=None,
-    metavar="NS",
-    help="Share the fleet with other replicas through Leases in this namespace of the "
-    "management cluster: each replica reconciles only the clusters it owns.",
+@shard_namespace_option(
+    "Share the fleet with other replicas through Leases in this namespace of the "
+    "management cluster: each replica reconciles only the clusters it owns."
 )
 @management_context_option
 @click.option(
