@@ -232,11 +232,19 @@ class H2Connection:
             self._pong.set()
             return
         if isinstance(event, h2.events.ConnectionTerminated):
-            # GOAWAY: streams up to its last id may still finish; no new ones here.
-            self.failed = NotProcessed(f"the server ended the connection ({event.error_code!r})")
+            # GOAWAY: streams after its last id were never taken (safe to send again). Those up
+            # to it may still finish in HTTP/2, but the h2 library reads no frame after a GOAWAY
+            # (its connection state is closed): their answers are lost now, not at the next
+            # frame, so no watch waits on a connection whose pings have stopped.
+            reason = f"the server ended the connection ({event.error_code!r})"
             last = event.last_stream_id or 0
-            for later in [s for s in self._streams if s > last]:
-                self._end(later, self.failed)
+            self.failed = NotProcessed(reason)
+            lost = AnswerLost(reason)
+            for number in list(self._streams):
+                self._end(number, self.failed if number > last else lost)
+            self._window.set()  # a body waiting for room finds the connection gone
+            if self._writer is not None:
+                self._writer.close()
             return
         if isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
             self._window.set()
