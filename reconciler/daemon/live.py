@@ -52,6 +52,8 @@ class LiveChanges:
                     "cannot watch; polling instead (drift is seen at the drift interval)",
                     reason=event.reason,
                 )
+        elif event.what == "missing":  # not RBAC: a later real refusal is still warned
+            log.info("kind no longer served; not watched", reason=event.reason)
         elif event.what == "narrowed":
             log.info("cannot watch across namespaces; watching each namespace", reason=event.reason)
         elif event.what == "broken":
