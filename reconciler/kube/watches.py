@@ -301,7 +301,7 @@ class ScopeWatch:
                 if response.status_code not in (200, 410):
                     _check_watch(response.status_code, await response.aread())
         except NoHTTP2 as err:
-            raise _Refused(f"{err}: a watch would hold a socket each") from err
+            raise _no_http2(err) from err
 
     def _vanish(self, reason: str) -> None:
         """The kind is gone: stop watching it; a later read starts again (and finds out)."""
@@ -399,9 +399,7 @@ class ScopeWatch:
                     if line.strip():
                         version = self._event(json.loads(line)) or version
         except NoHTTP2 as err:
-            refused = _Refused(f"{err}: a watch would hold a socket each")
-            refused.watching = True
-            raise refused from err
+            raise _no_http2(err) from err
         return version
 
     def _event(self, event: Mapping[str, Any]) -> str | None:
@@ -495,6 +493,12 @@ def _check_watch(status: int, data: bytes) -> None:
     except _Refused as err:
         err.watching = True
         raise
+
+
+def _no_http2(err: NoHTTP2) -> _Refused:
+    refused = _Refused(f"{err}: a watch would hold a socket each")
+    refused.watching = True
+    return refused
 
 
 def _describe(err: BaseException) -> str:
