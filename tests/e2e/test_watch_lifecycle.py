@@ -1,7 +1,8 @@
 """When watches end (real kube-apiservers): a cluster that leaves the inventory has its watches
 closed; a DELETE the server refuses leaves the object in view; a scope whose WATCH is refused
 is retried without listing it again or reporting it recovered each time; a kind whose CRD is
-removed stops being watched without counting as an RBAC problem."""
+removed stops being watched without counting as an RBAC problem; a namespace's own watch,
+needed while RBAC forbade watching across namespaces, is closed once that is allowed."""
 
 from __future__ import annotations
 
@@ -169,3 +170,42 @@ def test_a_kind_whose_crd_is_removed_is_no_longer_watched_nor_counted_as_forbidd
         except ApiException as err:
             if err.status != 404:
                 raise
+
+
+def test_a_namespaces_own_watch_is_closed_once_the_kind_may_be_watched_across_namespaces(
+    tmp_path: Path,
+    devenv: controlplane.DevEnvState,
+    api_clients: dict[str, client.ApiClient],
+    namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(watches, "RETRY_UNWATCHABLE", 0.5)
+    api = api_clients["us-west-1"]
+    who, wide = unique("narrow"), unique("wide")
+    subject = {"kind": "ServiceAccount", "name": who, "namespace": "default"}
+    verbs = ["get", "list", "watch"]
+    rules = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs}]
+    grant(api, who, rules, subject, namespace)
+    bound = account_kubeconfig(api, devenv, "us-west-1", who, tmp_path / "bound")
+    clients, heard = watching_clients(str(bound))
+    try:
+        entry = clients.get("us-west-1", "us-west-1")
+        assert entry.live is not None
+        configmaps = entry.resource("v1", "ConfigMap")
+        ask = [(configmaps, namespace, "")]
+        assert entry.cached(ask, across_namespaces=True) == [[]]
+        assert heard.seen("narrowed"), heard.events
+        assert entry.live.watching().get(f"ConfigMap in {namespace}") == "live"
+
+        grant(api, wide, rules, subject)  # now across namespaces too
+        try:
+            eventually(lambda: heard.seen("recovered"), 30, "watched across namespaces")
+            assert entry.cached(ask, across_namespaces=True) == [[]]
+            assert entry.live.watching() == {"ConfigMap": "live"}  # the namespace's own closed
+        finally:
+            _drop_grant(api, wide)
+    finally:
+        clients.close()
+        rbac = client.RbacAuthorizationV1Api(api)
+        rbac.delete_namespaced_role_binding(who, namespace)
+        rbac.delete_namespaced_role(who, namespace)
