@@ -126,12 +126,6 @@ class Clients:
                 keep.append((client, since))
         self._retired = keep
 
-    def watched(self) -> dict[str, dict[str, str]]:
-        """Each current client's scopes and their states (for reports and tests)."""
-        with self._lock:
-            clients = [client for client, _ in self._clients.values()]
-        return {c.name: c.live.watching() for c in clients if c.live is not None}
-
     def subscribe(self, listener: Callable[[LiveEvent], None]) -> None:
         """Call ``listener`` with every watch event of every client (on the I/O thread: it
         must only hand the event over)."""
