@@ -300,16 +300,18 @@ class Daemon(RevisionJob, ClusterPasses):
         return clusters if self._gate is None else clusters & (self._ours or frozenset())
 
     def _retain_clients(self) -> None:
-        """Drop the clients (and so the watches) of clusters this daemon no longer works: gone
-        from the installed revision, or (several replicas) another replica's now. A pass still
-        running on one reads for itself."""
-        if self._desired is None:
+        """Drop the clients (and so the watches) of clusters gone from the installed revision;
+        with several replicas, stop watching the clusters another replica works now. A pass
+        still running on one reads for itself."""
+        desired = self._desired
+        if desired is None:
             return
-        key = (self._desired.generation, self._ours)
+        key = (desired.generation, self._ours)
         if key == self._retained:
             return
         self._retained = key
-        self.clients.retain(self.owned_clusters())
+        clusters = set(desired.repo.clusters) | set(desired.targets)
+        self.clients.retain(clusters, watched=self.owned_clusters())
 
     def _works(self, cluster: str) -> bool:
         """Whether this daemon works ``cluster`` now (always, unsharded)."""

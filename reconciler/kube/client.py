@@ -450,10 +450,16 @@ class ClusterClient:
         self.invalidate()
 
     def stop_watching(self) -> None:
-        """Close the watches; :meth:`cached` reads nothing from now on (callers read
-        themselves), the client still answers requests."""
+        """Close the watches; :meth:`cached` reads nothing until :meth:`resume_watching`
+        (callers read themselves), the client still answers requests."""
         if self.live is not None:
             self.live.close()
+
+    def resume_watching(self) -> None:
+        with self._lock:
+            closed = self._closed
+        if self.live is not None and not closed:
+            self.live.reopen()
 
     def close(self) -> None:
         with self._lock:

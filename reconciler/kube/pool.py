@@ -29,10 +29,11 @@ class Clients:
     listed); when they did they are read again and every cached client is rebuilt on next use.
     Credentials that do not read after a change keep the previous ones.
 
-    A daemon tells which clusters it still works (:meth:`retain`): the clients of the others
-    (a cluster gone from the inventory, or now another replica's) are dropped. A replaced or
-    dropped client stops watching at once (a pass still using it reads for itself) and is
-    closed at the next change, after :data:`RETIRED_FOR` seconds, or on :meth:`close`.
+    A daemon tells which clusters are still in its inventory and which it works
+    (:meth:`retain`): the clients of clusters gone from the inventory are dropped, those of
+    clusters another replica works stop watching. A replaced or dropped client stops watching
+    at once (a pass still using it reads for itself) and is closed at the next change, after
+    :data:`RETIRED_FOR` seconds, or on :meth:`close`.
 
     Clients are built outside the shared lock, so one slow credential plugin delays only its
     own cluster.
@@ -101,15 +102,24 @@ class Clients:
                 self._clients[name] = (client, generation)
             return client
 
-    def retain(self, names: Collection[str]) -> None:
-        """Drop the clients of clusters not in ``names`` (the ones still worked): their
-        watches close now; a later :meth:`get` builds a new one."""
+    def retain(self, names: Collection[str], watched: Collection[str] | None = None) -> None:
+        """Drop the clients of clusters not in ``names`` (the inventory): their watches close
+        now; a later :meth:`get` builds a new one. Of those in ``names``, the ones not in
+        ``watched`` (default: all watched) stop watching (another replica works them: their
+        client only answers what a render asks, discovery kept), the others watch again."""
         wanted = set(names)
+        watching = wanted if watched is None else set(watched)
         with self._lock:
             gone = [n for n in self._clients if n not in wanted and n not in self._kept]
             for name in gone:
                 self._retire(self._clients.pop(name)[0])
+            kept = [(n, c) for n, (c, _) in self._clients.items() if n not in self._kept]
             self._close_retired(self._monotonic() - RETIRED_FOR)
+        for name, client in kept:
+            if name in watching:
+                client.resume_watching()
+            else:
+                client.stop_watching()
 
     def _retire(self, client: ClusterClient) -> None:
         """(The lock is held.)"""

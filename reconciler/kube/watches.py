@@ -602,6 +602,11 @@ class LiveCache:
         with self.lock:
             return [w for s, w in self._scopes.items() if s.path in paths]
 
+    def reopen(self) -> None:
+        """Watch again what is read from now on (after :meth:`close`)."""
+        with self.lock:
+            self.closed = False
+
     def close(self) -> None:
         """Close every watch; reads from now on are left to the callers (None for each)."""
         with self.lock:

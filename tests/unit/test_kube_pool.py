@@ -111,3 +111,18 @@ def test_clients_replaced_by_new_credentials_stop_watching_at_once(tmp_path: Pat
     assert one.live is not None and one.live.closed
     assert one.cached([]) == []
     clients.close()
+
+
+def test_clients_of_clusters_another_replica_works_stop_watching_until_worked_again(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(kubeconfig_text("one", "two"))
+    clients = Clients(str(path), watch=True)
+    two = clients.get("two", "two")
+    clients.retain({"one", "two"}, watched={"one"})
+    assert clients.get("two", "two") is two  # kept (its discovery too) ...
+    assert two.live is not None and two.live.closed  # ... but not watching
+    clients.retain({"one", "two"}, watched={"one", "two"})
+    assert not two.live.closed
+    clients.close()
