@@ -222,14 +222,16 @@ def diff_markdown(outcomes: Sequence[TargetOutcome]) -> str:
         lines.append(f"<details><summary><b>{o.app}</b> on <b>{o.cluster}</b></summary>")
         lines.append("")
         if o.error is not None:
-            lines.append(f"**error:** `{o.error}`")
-        lines.append("```diff")
-        for change in shown:
-            symbol = "!" if change.drift else _SYMBOL[change.action][0]
-            lines.append(f"{symbol} {_headline(change)}")
-            for f in change.fields:
-                lines.append(f"    {_line(f, change)}")
-        lines += ["```", "", "</details>", ""]
+            lines += [f"**error:** `{o.error}`", ""]
+        if shown:  # an error alone gets no empty diff block
+            lines.append("```diff")
+            for change in shown:
+                symbol = "!" if change.drift else _SYMBOL[change.action][0]
+                lines.append(f"{symbol} {_headline(change)}")
+                for f in change.fields:
+                    lines.append(f"    {_line(f, change)}")
+            lines += ["```", ""]
+        lines += ["</details>", ""]
     return "\n".join(lines)
 
 

@@ -414,7 +414,10 @@ def _run(
             check=False,
         )
     except FileNotFoundError as err:
-        raise _Failure(f"{what}: {cmd[0]} not found (set RECONCILER_{tool.upper()})") from err
+        raise _Failure(
+            f"{what}: {cmd[0]} not found (run `reconciler dev provision` to build the pinned "
+            f"{tool}, or set RECONCILER_{tool.upper()} to one)"
+        ) from err
     except subprocess.TimeoutExpired as err:
         raise _Failure(f"{what}: timed out after {tools.timeout:g}s") from err
     if proc.returncode != 0:

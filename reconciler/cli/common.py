@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from reconciler.charts.credentials import ChartCredentials
     from reconciler.charts.model import ChartLock
     from reconciler.charts.resolver import ChartResolver
     from reconciler.config.model import Repo
+    from reconciler.errors import ReconcilerError
     from reconciler.kube.credentials import Credentials
     from reconciler.kube.management import SharedObjects
     from reconciler.review.plan import LiveOptions
@@ -109,8 +111,9 @@ request_timeout_option = click.option(
 kubeconfig_option = click.option(
     "--kubeconfig",
     envvar="KUBECONFIG",
+    show_envvar=True,
     default=None,
-    help="kubeconfig with one context per cluster (default: $KUBECONFIG).",
+    help="kubeconfig with one context per cluster.",
 )
 
 
@@ -173,11 +176,26 @@ instance_option = click.option(
     "--instance",
     callback=_valid_instance,
     envvar="RECONCILER_INSTANCE",
+    show_envvar=True,
     default="default",
     show_default=True,
     help="Name of this reconciler's inventories; instances sharing a cluster never prune "
     "each other's apps.",
 )
+
+
+def unseen(label: str, kind: str, given: str, seen: Iterable[str]) -> ReconcilerError:
+    """The error for a name (``kind``: app, cluster) the daemon has never seen: what exists,
+    and the closest name when one is close. ``label`` is how the user gave it (``--app web``)."""
+    from reconciler.config.messages import did_you_mean
+    from reconciler.errors import ReconcilerError
+
+    names = sorted(set(seen))
+    known = ", ".join(names) or "none yet"
+    return ReconcilerError(
+        f"{label}: the daemon has seen no such {kind} ({kind}s: {known})"
+        f"{did_you_mean(given, names)}"
+    )
 
 
 def default_state_dir() -> Path:
@@ -190,6 +208,7 @@ state_dir_option = click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="RECONCILER_STATE_DIR",
+    show_envvar=True,
     default=default_state_dir,
     show_default="$XDG_STATE_HOME/reconciler or ~/.local/state/reconciler",
     help="Where the daemon keeps its state (SQLite) and its copy of the repo.",
@@ -202,7 +221,12 @@ def path_option(
     """An option naming a file or directory (``path``: click.Path's checks), also read from
     ``envvar``; None when not given."""
     return click.option(
-        flag, envvar=envvar, type=click.Path(path_type=Path, **path), default=None, help=help_text
+        flag,
+        envvar=envvar,
+        show_envvar=True,
+        type=click.Path(path_type=Path, **path),
+        default=None,
+        help=help_text,
     )
 
 
@@ -227,31 +251,36 @@ class ChartSources:
     their sources are reached (never from the config repo)."""
 
     cache: Path | None
-    credentials: Path | None
+    credentials: ChartCredentials
 
     def resolver(self) -> ChartResolver:
-        """A resolver over the chart cache; a bad credentials file is a ChartError."""
+        """A resolver over the chart cache."""
         from reconciler.charts.cache import ChartCache
-        from reconciler.charts.credentials import ChartCredentials
         from reconciler.charts.resolver import ChartResolver
         from reconciler.toolchain import cache_root
 
-        credentials = (
-            ChartCredentials.load(self.credentials) if self.credentials else ChartCredentials()
-        )
-        return ChartResolver(ChartCache(self.cache or cache_root() / "charts"), credentials)
+        return ChartResolver(ChartCache(self.cache or cache_root() / "charts"), self.credentials)
+
+
+def _chart_sources(cache: Path | None, credentials: Path | None) -> ChartSources:
+    """The chart options, the credentials file read at once: a file that cannot be read or
+    parsed is one error naming it, whether or not the repo has remote charts (as ``run``)."""
+    from reconciler.charts.credentials import ChartCredentials
+
+    return ChartSources(
+        cache, ChartCredentials.load(credentials) if credentials else ChartCredentials()
+    )
 
 
 def chart_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The chart options (see ChartSources); the command takes them as one argument,
     ``chart_sources``."""
     options = ("chart_cache", "chart_credentials")
-    command = _gathered(command, "chart_sources", options, ChartSources)
+    command = _gathered(command, "chart_sources", options, _chart_sources)
     command = path_option(
         "--chart-credentials",
         "RECONCILER_CHART_CREDENTIALS",
-        "YAML file: chart source URL prefix -> username/password files, token file, "
-        "CA file (default: $RECONCILER_CHART_CREDENTIALS).",
+        "YAML file: chart source URL prefix -> username/password files, token file, CA file.",
         dir_okay=False,
     )(command)
     return path_option(
@@ -302,24 +331,34 @@ def lock_charts(
 management_context_option = click.option(
     "--management-context",
     envvar="RECONCILER_MANAGEMENT_CONTEXT",
+    show_envvar=True,
     default=None,
     metavar="CTX",
     help="kubeconfig context of the management cluster (default in a pod: its own cluster).",
 )
 
 
-def management_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--shard-lease-namespace`` and ``--management-context``: with several replicas, where
-    they share the fleet (the same flags as ``run``); commands then read and write there."""
-    command = management_context_option(command)
+def shard_namespace_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--shard-lease-namespace``: where replicas share the fleet (``run`` and the commands
+    that read it say what it means to them in ``help_text``)."""
     return click.option(
         "--shard-lease-namespace",
         "shard_namespace",
         envvar="RECONCILER_SHARD_LEASE_NAMESPACE",
+        show_envvar=True,
         default=None,
         metavar="NS",
-        help="Namespace of the replicas' Leases and shared state on the management cluster: "
-        "read (and write commands) there instead of a local state dir.",
+        help=help_text,
+    )
+
+
+def management_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--shard-lease-namespace`` and ``--management-context``: with several replicas, where
+    they share the fleet (the same flags as ``run``); commands then read and write there."""
+    command = management_context_option(command)
+    return shard_namespace_option(
+        "Namespace of the replicas' Leases and shared state on the management cluster: "
+        "read (and write commands) there instead of a local state dir."
     )(command)
 
 

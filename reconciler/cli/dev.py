@@ -31,6 +31,7 @@ _dir_option = click.option(
     "--dir",
     "directory",
     envvar="RECONCILER_DEVENV_DIR",
+    show_envvar=True,
     help="Where the local control plane keeps its state (default: cache dir).",
 )
 
@@ -162,9 +163,13 @@ def dev_down(directory: str | None) -> None:
 @_dir_option
 def dev_kubeconfig(directory: str | None) -> None:
     """Print the path of the local clusters' kubeconfig."""
-    from reconciler.devenv import controlplane
+    from reconciler.devenv import controlplane, demo
 
-    state = controlplane.running(_devenv_dir(directory))
+    where = _devenv_dir(directory)
+    state = controlplane.running(where)
     if state is None:
-        raise controlplane.DevEnvError("local clusters are not running: run `reconciler dev up`")
+        raise controlplane.DevEnvError(
+            f"no local clusters running in {where}: run `reconciler dev up`, or give the --dir "
+            f"they run in (make demo's: --dir {demo.Paths(demo.default_dir()).devenv})"
+        )
     click.echo(state.kubeconfig)

@@ -22,11 +22,11 @@ from reconciler.cli.common import (
     parse_since,
     shared_options,
     state_dir_option,
+    unseen,
 )
 from reconciler.cli.output import emit, output_option
 from reconciler.cli.shared import read_status
 from reconciler.cli.terminal import color
-from reconciler.errors import ReconcilerError
 from reconciler.report import (
     drift_document,
     drift_markdown,
@@ -57,10 +57,7 @@ def _known_in(
         ("cluster", cluster, {r.cluster for r in rows} | {d.cluster for d in drift}),
     ):
         if given is not None and given not in seen:
-            known = ", ".join(sorted(seen)) or "none yet"
-            raise ReconcilerError(
-                f"--{flag} {given}: the daemon has seen no such {flag} ({flag}s: {known})"
-            )
+            raise unseen(f"--{flag} {given}", flag, given, seen)
 
 
 def _echo(

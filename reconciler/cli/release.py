@@ -11,7 +11,7 @@ import click
 from reconciler.cli.common import state_dir_option
 from reconciler.errors import ReconcilerError
 from reconciler.presentation import format_time
-from reconciler.store.db import DB_NAME, Store
+from reconciler.store.db import Store
 
 
 def register_release_command(cli_group: click.Group) -> None:
@@ -26,9 +26,7 @@ def release_command(revision: str, state_dir: Path) -> None:
 
     REVISION is its sha or a unique prefix, as `reconciler status` shows it.
     """
-    if not (state_dir / DB_NAME).is_file():
-        raise ReconcilerError(f"no state in {state_dir}: is the daemon running with --state-dir?")
-    with Store.open(state_dir) as store:
+    with Store.open_existing(state_dir) as store:
         found = store.find_revisions(revision.strip().lower())
         if not found:
             raise ReconcilerError(f"{revision}: no such revision seen by the daemon")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reconciler.cli.common import ManagementCluster, shared_options, state_dir_option
+from reconciler.cli.common import ManagementCluster, shared_options, state_dir_option, unseen
 from reconciler.cli.output import emit, output_option
 from reconciler.cli.shared import read_rollouts, read_status, update_rollout
 from reconciler.errors import ReconcilerError
@@ -161,7 +161,7 @@ def _command(
         state, stage = changed.state, asked[0]
         taker = "the replica driving it takes it on its next tick"
     else:
-        with Store.open(state_dir) as store:
+        with Store.open_existing(state_dir) as store:
             state = _active(store, app)
             stage = _stage(app, state, kind, stage)
             store.add_rollout_command(app, state.revision, str(kind), stage, user, at)
@@ -244,7 +244,8 @@ def rollback_command(
     if shared is not None:
         _shared_rollback(shared.connect(), app, to, clusters, who, at)
         return
-    with Store.open(state_dir) as store:
+    with Store.open_existing(state_dir) as store:
+        _seen_target(app, clusters, *_targets_seen(store))
         if release:
             count = store.unpin(app, list(clusters) if clusters else None)
             if count == 0:
@@ -267,6 +268,31 @@ def rollback_command(
         f"{app}{_on(clusters)} pinned to {sha[:12]} by {who} at "
         f"{at.strftime('%Y-%m-%dT%H:%M:%SZ')}; release with: reconciler rollback {app} --release"
     )
+
+
+def _targets_seen(store: Store) -> tuple[set[tuple[str, str]], set[str]]:
+    """The (app, cluster) targets the daemon's store knows (status, revisions, rollouts, pins)
+    and the apps it knows."""
+    pairs = {(r.app, r.cluster) for r in store.list_status()}
+    pairs |= {(t.app, t.cluster) for t in store.list_targets()}
+    for row in store.latest_rollouts():
+        pairs |= {(row.app, c.cluster) for c in state_from_data(row.data).clusters}
+    pins = store.list_pins()
+    pairs |= {(p.app, p.cluster) for p in pins if p.cluster != ALL_CLUSTERS}
+    return pairs, {app for app, _ in pairs} | {p.app for p in pins}
+
+
+def _seen_target(
+    app: str, clusters: tuple[str, ...], pairs: set[tuple[str, str]], apps: set[str]
+) -> None:
+    """``rollback`` names an app, and clusters of it, the daemon has seen: a typo is an error
+    naming what exists, not a pin nothing ever reads."""
+    if app not in apps:
+        raise unseen(f"app {app}", "app", app, apps)
+    of_app = {cluster for a, cluster in pairs if a == app}
+    for cluster in clusters:
+        if cluster not in of_app:
+            raise unseen(f"app {app}: --cluster {cluster}", "cluster", cluster, of_app)
 
 
 def _on(clusters: tuple[str, ...]) -> str:
@@ -297,8 +323,15 @@ def _shared_rollback(
         count = released[0]
         click.echo(f"{app}: released {count} pin{'s' if count > 1 else ''}{_on(clusters)}")
         return
-    known = {r.revision for r in read_status(shared).status if r.revision}
-    for rollout in read_rollouts(shared):
+    fleet = read_status(shared)
+    rollouts = read_rollouts(shared)
+    pairs = {(r.app, r.cluster) for r in fleet.status}
+    for rollout in rollouts:
+        if rollout.state is not None:
+            pairs |= {(rollout.app, c.cluster) for c in rollout.state.clusters}
+    _seen_target(app, clusters, pairs, {a for a, _ in pairs} | {r.app for r in rollouts})
+    known = {r.revision for r in fleet.status if r.revision}
+    for rollout in rollouts:
         if rollout.state is not None:
             known.add(rollout.state.revision)
             known.update(c.base for c in rollout.state.clusters if c.base)

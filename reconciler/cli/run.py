@@ -27,6 +27,7 @@ from reconciler.cli.common import (
     management_context_option,
     path_option,
     request_timeout_option,
+    shard_namespace_option,
     state_dir_option,
 )
 from reconciler.cli.daemonlock import exclusive
@@ -101,11 +102,15 @@ def _on_signals(daemon: Daemon) -> None:
     "--repo",
     required=True,
     envvar="RECONCILER_REPO",
+    show_envvar=True,
     metavar="URL|PATH",
-    help="Config repo: a Git URL or path ($RECONCILER_REPO).",
+    help="Config repo: a Git URL or path.",
 )
 @click.option(
-    "--branch", envvar="RECONCILER_BRANCH", help="Branch to follow (default: the repo's HEAD)."
+    "--branch",
+    envvar="RECONCILER_BRANCH",
+    show_envvar=True,
+    help="Branch to follow (default: the repo's HEAD).",
 )
 @click.option(
     "--interval", type=DURATION, default="30s", show_default=True, help="Poll the repo this often."
@@ -173,6 +178,7 @@ def _on_signals(daemon: Daemon) -> None:
     default="git",
     show_default=True,
     envvar="RECONCILER_GIT_USERNAME",
+    show_envvar=True,
     help="User name sent with --git-token-file (GitLab: oauth2, Bitbucket: x-token-auth).",
 )
 @instance_option
@@ -193,8 +199,8 @@ def _on_signals(daemon: Daemon) -> None:
 @path_option(
     "--chart-credentials",
     "RECONCILER_CHART_CREDENTIALS",
-    "YAML file: chart source URL prefix -> username/password files, token file, CA file "
-    "(default: $RECONCILER_CHART_CREDENTIALS). Charts are cached in the state dir.",
+    "YAML file: chart source URL prefix -> username/password files, token file, CA file. "
+    "Charts are cached in the state dir.",
     exists=True,
     dir_okay=False,
 )
@@ -206,19 +212,15 @@ def _on_signals(daemon: Daemon) -> None:
     help="Threads for cluster work, whatever the number of clusters: at most this many passes "
     "(and health checks) run at once; requests within a pass share the same threads.",
 )
-@click.option(
-    "--shard-lease-namespace",
-    "shard_namespace",
-    envvar="RECONCILER_SHARD_LEASE_NAMESPACE",
-    default=None,
-    metavar="NS",
-    help="Share the fleet with other replicas through Leases in this namespace of the "
-    "management cluster: each replica reconciles only the clusters it owns.",
+@shard_namespace_option(
+    "Share the fleet with other replicas through Leases in this namespace of the "
+    "management cluster: each replica reconciles only the clusters it owns."
 )
 @management_context_option
 @click.option(
     "--replica-id",
     envvar="RECONCILER_REPLICA_ID",
+    show_envvar=True,
     default=None,
     help="This replica's name in the Leases (default: $POD_NAME, in a pod the hostname, "
     "else hostname-pid). Unique per running replica.",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,10 +29,11 @@ from reconciler.health.model import Health
 from reconciler.presentation import format_time
 from reconciler.published.rollout import SharedRollout
 from reconciler.report import source_line, status_document, status_table
+from reconciler.report.status import invalid_targets
 from reconciler.rollout.codec import state_from_data, state_to_data
 from reconciler.rollout.report import status_section
 from reconciler.store.db import Store
-from reconciler.store.rows import RevisionRow, RolloutRow, State
+from reconciler.store.rows import RevisionRow, RolloutRow, State, StatusRow
 
 _FAILING = (State.FAILED, State.UNREACHABLE, State.INVALID_CONFIG, State.HELD)
 _UNHEALTHY = (Health.DEGRADED, Health.MISSING)
@@ -41,14 +43,23 @@ def register_status_command(cli_group: click.Group) -> None:
     cli_group.add_command(status_command)
 
 
-def _revision_header(revision: RevisionRow | None) -> str:
+def _revision_header(revision: RevisionRow | None, rows: Sequence[StatusRow]) -> str:
+    """The newest revision and whether it applies; ``rows``: the targets it is for (a valid
+    revision whose config does not render for some of them says how many)."""
     if revision is None:
         return ""
     seen = format_time(revision.seen_at)
     if revision.held:
         return f"Revision {revision.sha[:12]} (seen {seen}): HELD, not applied\n  {revision.held}\n"
     if revision.valid and not revision.error:
-        return f"Revision {revision.sha[:12]} (seen {seen}): valid\n"
+        broken = invalid_targets(rows)
+        verdict = (
+            f"valid, but {broken} of {len(rows)} target{'s' if len(rows) != 1 else ''} "
+            f"{'do' if broken != 1 else 'does'} not render (InvalidConfig)"
+            if broken
+            else "valid"
+        )
+        return f"Revision {revision.sha[:12]} (seen {seen}): {verdict}\n"
     verdict = "applied except where it is broken" if revision.valid else "INVALID, not applied"
     lines = [f"Revision {revision.sha[:12]} (seen {seen}): {verdict}"]
     lines += [f"  {line}" for line in (revision.error or "").splitlines()]
@@ -57,7 +68,10 @@ def _revision_header(revision: RevisionRow | None) -> str:
 
 @click.command("status")
 @state_dir_option
-@output_option(wide="the table with every message in full (and, shared, each target's replica)")
+@output_option(
+    wide="the table with the message of every target, also those in sync (and, shared, each "
+    "target's replica)"
+)
 @click.option(
     "--exit-code",
     is_flag=True,
@@ -100,22 +114,23 @@ def status_command(
     rollouts = [state_from_data(r.data) for r in rollout_rows]
     pins = [(p.app, p.cluster, p.revision, p.user, p.at.timestamp()) for p in pin_rows]
     colored = color()
-    header = source_line(source, color=colored) + _revision_header(revision)
+    header = source_line(source, color=colored) + _revision_header(revision, rows)
     if not running:
         newest = max((r.updated_at for r in rows), default=None)
         note = f"Daemon not running: state as of {format_time(newest) or 'never'}\n"
         header = (click.style(note, fg="yellow") if colored else note) + header
-    table = status_table(rows, color=colored, health=health)
+    table = status_table(rows, color=colored, health=health, every_message=output == "wide")
     section = status_section(rollouts, pins, now)
     click.echo(
         (header + "\n" if header else "") + table + ("\n" + section if section else ""),
         nl=False,
     )
-    if output == "wide":
-        for r in rows:
-            if r.message:
-                click.echo(f"{r.app}/{r.cluster}: {r.message}")
     sys.exit(code)
+
+
+def _own(fleet: Fleetwide, replica: str) -> list[StatusRow]:
+    """The status rows ``replica`` published (the targets its revision is for)."""
+    return [r for r in fleet.status if fleet.replicas.get((r.app, r.cluster)) == replica]
 
 
 def _shared_status(
@@ -151,7 +166,7 @@ def _shared_status(
         document["replicas"] = [
             {"replica": r.replica, "source": own["source"], "revision": own["revision"]}
             for r in fleet.own
-            for own in (status_document([], r.source, r.revision),)
+            for own in (status_document(_own(fleet, r.replica), r.source, r.revision),)
         ]
         emit(output, lambda: document, str)
         sys.exit(code)
@@ -162,13 +177,17 @@ def _shared_status(
         color=colored,
         health=fleet.health,
         replicas=fleet.replicas if output == "wide" else None,
+        every_message=output == "wide",
     )
     section = status_section(rollouts, pins, time.time())
     header = "".join(
         f"Replica {r.replica}:\n"
         + "".join(
             f"  {line}\n"
-            for line in (source_line(r.source, color=colored) + _revision_header(r.revision))
+            for line in (
+                source_line(r.source, color=colored)
+                + _revision_header(r.revision, _own(fleet, r.replica))
+            )
             .rstrip("\n")
             .splitlines()
         )
@@ -178,8 +197,4 @@ def _shared_status(
         (header + "\n" if header else "") + table + ("\n" + section if section else ""),
         nl=False,
     )
-    if output == "wide":
-        for r in fleet.status:
-            if r.message:
-                click.echo(f"{r.app}/{r.cluster}: {r.message}")
     sys.exit(code)

@@ -200,6 +200,7 @@ def diff(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="RECONCILER_STATE_DIR",
+    show_envvar=True,
     default=None,
     help="With --heal: the daemon's state; its open drift records of what was healed are "
     "closed as healed by you.",
@@ -253,12 +254,9 @@ def _open_drift(state_dir: Path) -> dict[tuple[str, str, str], int]:
     """The daemon's open drift records before healing: (app, cluster, object) -> record id.
 
     Read first, so a record the daemon closes meanwhile (it saw the heal) is still marked."""
-    from reconciler.errors import ReconcilerError
-    from reconciler.store.db import DB_NAME, Store
+    from reconciler.store.db import Store
 
-    if not (state_dir / DB_NAME).is_file():
-        raise ReconcilerError(f"no state in {state_dir}: is the daemon running with --state-dir?")
-    with Store.open(state_dir) as store:
+    with Store.open_existing(state_dir) as store:
         rows = store.list_drift(open_only=True)
     return {(r.app, r.cluster, r.object): r.id for r in rows}
 

@@ -35,10 +35,12 @@ def status_table(
     color: bool,
     health: Mapping[tuple[str, str], HealthRow] | None = None,
     replicas: Mapping[tuple[str, str], str] | None = None,
+    every_message: bool = False,
 ) -> str:
     """One line per target (app × cluster), sync and health side by side, like ``vela status``:
     ``web  beijing-1  Synced  Healthy  3/3  1a2b3c4d5e6f``; then one line per target that needs
-    attention, with its message or its health's reason. With ``replicas`` (status read from the
+    attention, with its message or its health's reason (with ``every_message``, the messages
+    of targets in sync too: what the last pass did). With ``replicas`` (status read from the
     management cluster), a last column says which replica published each target."""
     if not rows:
         return "No status recorded yet.\n"
@@ -69,7 +71,7 @@ def status_table(
 
     notes = []
     for r in ordered:
-        if r.message and r.state not in _QUIET_STATES:
+        if r.message and (every_message or r.state not in _QUIET_STATES):
             notes.append(f"{r.app} on {r.cluster}: {r.state}: {r.message}")
         found = judged.get((r.app, r.cluster))
         if found is not None and found.health.health is not Health.HEALTHY:
@@ -93,6 +95,12 @@ def _state_text(state: State | None) -> Text:
     if state is None:
         return Text(NO_TARGET, style="dim")
     return Text(str(state), style=STATE_STYLE.get(state, ""))
+
+
+def invalid_targets(rows: Iterable[StatusRow]) -> int:
+    """How many targets do not run the newest config because it does not load or render for
+    them (InvalidConfig): a valid revision can still fail to render on some targets."""
+    return sum(1 for r in rows if r.state is State.INVALID_CONFIG)
 
 
 def status_document(
@@ -132,6 +140,8 @@ def status_document(
             "seen_at": format_time(revision.seen_at),
             "valid": revision.valid,
             "error": revision.error,
+            "invalid_targets": invalid_targets(rows),
+            "total_targets": len(rows),
         }
     return {
         "daemon_running": daemon_running,

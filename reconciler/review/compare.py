@@ -187,10 +187,17 @@ def _compare_target(
     base_app, head_app = pair.base_app, pair.head_app
     if head is not None and head.error is not None:
         review.error = str(head.error)
+        if base is not None and base.error is not None and str(base.error) == review.error:
+            review.error_in_base = True
+            review.note = "base fails here with the same error: nothing changes"
         return
     base_objects: list[Manifest] = []
     if base is not None and base.error is not None:
-        review.note = "base does not render here: every head object is shown as created"
+        review.note = (
+            "base does not render here: every head object is shown as created"
+            if head is not None
+            else "base does not render here: what leaves the cluster is not listed"
+        )
     elif base is not None and base.rendered is not None:
         base_objects = base.rendered.objects
     head_objects = head.rendered.objects if head is not None and head.rendered else []

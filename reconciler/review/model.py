@@ -65,6 +65,7 @@ class ClusterReview:
     objects: list[ObjectDiff] = field(default_factory=list)
     error: str | None = None  # head does not render here (blocking)
     note: str | None = None
+    error_in_base: bool = False  # base fails here with the same error: not this change's doing
 
     def count(self, action: ObjectAction) -> int:
         return sum(1 for o in self.objects if o.action is action)
@@ -75,7 +76,7 @@ class ClusterReview:
             self.status in (ClusterStatus.GAINED, ClusterStatus.LOST, ClusterStatus.PAUSED)
             or self.objects
             or self.overrides
-            or self.error
+            or (self.error and not self.error_in_base)
         )
 
 

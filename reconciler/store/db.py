@@ -39,6 +39,14 @@ DB_NAME = "state.db"
 BUSY_TIMEOUT_MS = 5000
 
 
+def _require_state(state_dir: Path) -> None:
+    """A clear error when ``state_dir`` holds no daemon state (a typo, or no daemon ran there)."""
+    if not (state_dir / DB_NAME).is_file():
+        raise ReconcilerError(
+            f"no state in {state_dir}: is the daemon running with --state-dir {state_dir}?"
+        )
+
+
 class Store(
     RevisionTables,
     TargetTables,
@@ -75,13 +83,17 @@ class Store(
         return store
 
     @classmethod
+    def open_existing(cls, state_dir: Path) -> Store:
+        """Open the daemon's existing state to write to it (a CLI command the daemon takes):
+        the clear error of :meth:`open_readonly` when there is none, and nothing created."""
+        _require_state(state_dir)
+        return cls.open(state_dir)
+
+    @classmethod
     def open_readonly(cls, state_dir: Path) -> Store:
         """Open existing state for reading; a clear error when there is none."""
         path = state_dir / DB_NAME
-        if not path.is_file():
-            raise ReconcilerError(
-                f"no state in {state_dir}: is the daemon running with --state-dir {state_dir}?"
-            )
+        _require_state(state_dir)
         try:
             conn = cls._connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
             version = conn.execute("PRAGMA user_version").fetchone()[0]

@@ -6,9 +6,11 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import click
 import pytest
 import yaml
 from click.testing import CliRunner, Result
@@ -136,3 +138,27 @@ def test_context_names_one_cluster_of_the_repo(make_repo: RepoFactory) -> None:
     assert _run([*explain, "--context", "shared", "--cluster", "c"]).exit_code == 0
     rendered = _run(["render", str(root), "--context", "a", "-o", "json"])
     assert [t["cluster"] for t in json.loads(rendered.output)] == ["a"]
+
+
+def _commands(group: click.Group, ctx: click.Context) -> Iterator[click.Command]:
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
+        yield command
+        if isinstance(command, click.Group):
+            yield from _commands(command, ctx)
+
+
+def test_every_option_read_from_the_environment_says_so_in_its_help() -> None:
+    """``--help`` names the variable (``[env var: RECONCILER_STATE_DIR]``) of every option
+    that reads one, so the README's table and the help agree."""
+    ctx = click.Context(cli)
+    silent = [
+        f"{command.name} {option.opts[0]}"
+        for command in _commands(cli, ctx)
+        for option in command.params
+        if isinstance(option, click.Option) and option.envvar and not option.show_envvar
+    ]
+    assert silent == []
+    help_text = " ".join(CliRunner().invoke(cli, ["status", "--help"]).output.split())
+    assert "[env var: RECONCILER_STATE_DIR; default:" in help_text

@@ -305,3 +305,32 @@ def test_explain_warns_of_the_patch_that_matches_nothing_on_that_cluster(
         "matches no object on cluster b"
     ) in err.splitlines()
     assert "note: patches[1] matched no object" in out
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("validate",), ("render",), ("explain", "--app", "web", "--cluster", "a"), ("diff",)],
+)
+def test_a_chart_credentials_file_that_cannot_be_read_is_one_error_naming_it(
+    make_repo: RepoFactory, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """Whether or not the repo has remote charts: the same line for every command."""
+    from reconciler.cli.main import cli as main_cli
+
+    root = make_repo(
+        {
+            "clusters/a.yaml": cluster("a"),
+            "apps/web/app.yaml": app("web", "source: {manifests: m/}\nplacement: {clusters: [a]}"),
+            "apps/web/m/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+        }
+    )
+    missing = tmp_path / "nonexistent"
+    name, *rest = command
+    result = CliRunner().invoke(
+        main_cli, [name, str(root), *rest, "--chart-credentials", str(missing)]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {missing}: cannot read chart credentials: No such file or directory\n"
+    )
+    assert result.stdout == ""

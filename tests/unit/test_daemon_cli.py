@@ -118,6 +118,41 @@ def test_status_shows_the_revision_and_a_matrix_with_what_needs_attention(state:
     assert "web on us-west-1: Unreachable: connection refused" in out
 
 
+def test_status_of_a_valid_revision_says_how_many_targets_do_not_render(state: Path) -> None:
+    with Store.open(state) as store:
+        store.set_status(
+            StatusRow("api", "beijing-1", State.INVALID_CONFIG, "helm: not found", "a" * 40, NOW)
+        )
+
+    _, out, _ = invoke("status", "--state-dir", str(state))
+
+    assert out.splitlines()[0].endswith(
+        "): valid, but 1 of 3 targets does not render (InvalidConfig)"
+    ), out
+    _, out, _ = invoke("status", "--state-dir", str(state), "-o", "json")
+    revision = json.loads(out)["revision"]
+    assert (revision["valid"], revision["invalid_targets"], revision["total_targets"]) == (
+        True,
+        1,
+        3,
+    )
+
+
+def test_status_wide_adds_the_messages_of_targets_in_sync_and_repeats_none(
+    state: Path,
+) -> None:
+    with Store.open(state) as store:
+        store.set_status(
+            StatusRow("web", "beijing-1", State.SYNCED, "configured 2", "a" * 40, NOW, NOW)
+        )
+
+    _, table, _ = invoke("status", "--state-dir", str(state))
+    _, wide, _ = invoke("status", "--state-dir", str(state), "-o", "wide")
+
+    assert "configured 2" not in table
+    assert wide.count("configured 2") == 1 and wide.count("connection refused") == 1, wide
+
+
 def test_status_of_an_invalid_head_lists_every_located_problem(state: Path) -> None:
     problems = "apps/web/app.yaml:7: spec.placment: unknown field\nclusters/x.yaml:2: bad"
     with Store.open(state) as store:

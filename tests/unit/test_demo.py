@@ -119,3 +119,15 @@ def test_the_sample_repo_is_copied_and_committed_once(tmp_path: Path) -> None:
     (paths.repo / "apps" / "a.yaml").write_text("x: 2\n")  # the user's work is kept
     assert not demo.prepare_repo(paths, sample)
     assert (paths.repo / "apps" / "a.yaml").read_text() == "x: 2\n"
+
+
+def test_kubeconfig_without_clusters_names_the_dir_and_where_the_demo_keeps_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECONCILER_DEMO_DIR", str(tmp_path / "demo"))
+    result = CliRunner().invoke(cli, ["dev", "kubeconfig", "--dir", str(tmp_path / "none")])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: no local clusters running in {tmp_path / 'none'}: run `reconciler dev up`, or "
+        f"give the --dir they run in (make demo's: --dir {tmp_path / 'demo' / 'devenv'})\n"
+    )

@@ -296,7 +296,11 @@ def test_a_missing_tool_binary_is_a_clear_render_error(
 ) -> None:
     repo = _repo(make_repo, HELM_APP, CHART)
     missing = Toolchain(helm=str(tmp_path / "no-helm"), kustomize="kustomize")
-    with pytest.raises(RenderError, match="no-helm not found \\(set RECONCILER_HELM\\)"):
+    with pytest.raises(
+        RenderError,
+        match="no-helm not found \\(run `reconciler dev provision` to build the pinned helm, "
+        "or set RECONCILER_HELM to one\\)",
+    ):
         _render(repo, "usw-1", missing)
 
 

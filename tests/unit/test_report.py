@@ -259,6 +259,8 @@ def test_status_json_names_the_newest_revision_and_whether_it_is_valid() -> None
         "seen_at": "2026-11-22T12:00:00Z",
         "valid": False,
         "error": "apps/web/app.yaml:3: bad",
+        "invalid_targets": 0,
+        "total_targets": 0,
     }
 
 

@@ -327,6 +327,58 @@ def test_a_target_that_does_not_render_in_head_is_blocking(tmp_path: Path) -> No
     assert "app web, cluster beijing-1: " in out and "override bad" in out
 
 
+BAD_PATCH = {"name": "bad", "patches": [{"json": [{"op": "remove", "path": "/nope"}]}]}
+
+
+def test_a_render_error_already_in_base_is_blocking_but_no_change(tmp_path: Path) -> None:
+    root = tmp_path / "config"
+    root.mkdir()
+    git(root, "init", "--quiet")
+    write_clusters(root, BASE_LABELS)
+    write_app(root, "web", [configmap("c", {"k": "v"})], namespace="web", overrides=[BAD_PATCH])
+    write_app(root, "api", [configmap("c", {"k": "1"})], namespace="api")
+    commit(root, "base: web does not render")
+    write_app(root, "api", [configmap("c", {"k": "2"})], namespace="api")
+    head = commit(root, "head: only api changes")
+
+    review = plan(root, "HEAD~1", head)
+
+    web = app_of(review, "web")
+    assert web.status is AppStatus.UNCHANGED, web
+    assert all(c.error and c.error_in_base for c in web.clusters)
+    assert cluster_of(web, "beijing-1").note == (
+        "base fails here with the same error: nothing changes"
+    )
+    assert app_of(review, "api").status is AppStatus.CHANGED
+    assert review.has_errors  # head still does not render: blocking
+
+
+def test_a_lost_cluster_where_base_does_not_render_says_what_is_not_known(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "config"
+    root.mkdir()
+    git(root, "init", "--quiet")
+    write_clusters(root, BASE_LABELS)
+    only_us = {**BAD_PATCH, "target": {"clusters": ["us-west-1"]}}
+    write_app(root, "web", [configmap("c", {"k": "v"})], namespace="web", overrides=[only_us])
+    commit(root, "base: web does not render on us-west-1")
+    write_app(
+        root,
+        "web",
+        [configmap("c", {"k": "v"})],
+        namespace="web",
+        placement={"clusters": ["beijing-1", "beijing-2"]},
+        overrides=[only_us],
+    )
+    head = commit(root, "head: web leaves us-west-1")
+
+    lost = cluster_of(app_of(plan(root, "HEAD~1", head), "web"), "us-west-1")
+
+    assert lost.status is ClusterStatus.LOST
+    assert lost.note == "base does not render here: what leaves the cluster is not listed"
+
+
 def test_exit_code_is_1_for_changes_and_0_when_base_and_head_are_the_same(repo: Path) -> None:
     code, _, _ = run(repo, "--base", "HEAD~1", "--head", "HEAD")
     assert code == 1

@@ -104,3 +104,41 @@ def test_rollback_to_an_unknown_revision_is_an_error(state_dir: Path) -> None:
     assert code == 2 and "not a valid revision the daemon has seen" in out
     code, out = run(state_dir, "rollback", "web")
     assert code == 2 and "exactly one of --to REV, --release" in out
+
+
+def test_rollback_of_an_app_or_cluster_the_daemon_never_saw_is_an_error(state_dir: Path) -> None:
+    """A typo is refused naming what exists, and no pin is written."""
+    code, out = run(state_dir, "rollback", "wbe", "--to", "aaaa")
+    assert code == 2
+    assert "app wbe: the daemon has seen no such app (apps: web) (did you mean 'web'?)" in out
+    code, out = run(state_dir, "rollback", "web", "--to", "aaaa", "--cluster", "c3")
+    assert code == 2
+    assert "--cluster c3: the daemon has seen no such cluster (clusters: c1, c2)" in out
+    code, out = run(state_dir, "rollback", "wbe", "--release")
+    assert code == 2 and "no such app" in out
+    with Store.open_readonly(state_dir) as store:
+        assert store.list_pins() == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("rollback", "web", "--to", "aaaa"),
+        ("rollback", "web", "--release"),
+        ("rollout", "approve", "web"),
+        ("rollout", "pause", "web"),
+        ("rollout", "resume", "web"),
+        ("rollout", "abort", "web"),
+        ("release", "aaaa"),
+    ],
+)
+def test_commands_on_a_state_dir_without_state_fail_and_create_nothing(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    missing = tmp_path / "nope"
+    code, out = run(missing, *args)
+    assert code == 2
+    assert f"no state in {missing}: is the daemon running with --state-dir {missing}?" in out
+    assert not missing.exists()
+    code, out = run(missing, "status")
+    assert code == 2 and f"no state in {missing}" in out
