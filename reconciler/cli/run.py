@@ -77,7 +77,9 @@ def share(
         context = IN_CLUSTER
     timeout = min(clients.timeout, settings.renew)
     api = LeaseApi(credentials, context, namespace, timeout=timeout)
-    shared = SharedObjects(clients.get("management", context), namespace, settings.instance)
+    shared = SharedObjects(
+        clients.get("management", context, keep=True), namespace, settings.instance
+    )
     return Sharing(ReplicaLeases(api, settings, metrics=metrics), shared)
 
 

@@ -8,7 +8,8 @@ loop; :meth:`take` hands the clusters over on the loop's thread, each at most on
 ``min_gap`` seconds (an object two managers fight over must not become a busy loop). A scope
 that cannot be watched (RBAC forbids it, say) is logged once per cluster: its reads fall back
 to requests on every pass (polling). A kind RBAC lets us watch only namespace by namespace is
-watched so (logged as information).
+watched so, and a kind no longer served (its CRD removed) is not watched: both logged as
+information (a later RBAC refusal on that cluster is still warned).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class LiveChanges:
                     "cannot watch; polling instead (drift is seen at the drift interval)",
                     reason=event.reason,
                 )
+        elif event.what == "missing":  # not RBAC: a later real refusal is still warned
+            log.info("kind no longer served; not watched", reason=event.reason)
         elif event.what == "narrowed":
             log.info("cannot watch across namespaces; watching each namespace", reason=event.reason)
         elif event.what == "broken":

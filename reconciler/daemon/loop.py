@@ -171,6 +171,7 @@ class Daemon(RevisionJob, ClusterPasses):
         self.recorder = Recorder(store, self.metrics, self.clock, self.log)
         self._watcher = RepoWatcher(source.watch_paths, self.poke, self.log)
         self._known_clusters = set()  # the clusters of the installed repo
+        self._retained: tuple[int, frozenset[str] | None] | None = None  # clients kept for
         self._pending = None  # held by the prune guard until released
         self._pending_loaded = None  # what it was built from (for rollouts)
         self._next_prune = self.clock.monotonic()
@@ -280,6 +281,7 @@ class Daemon(RevisionJob, ClusterPasses):
         self._check_timeouts(now)
         if not self._stopping:
             self._claim()
+            self._retain_clients()
             self._repass |= self.live.take(now).keys()
             self._dispatch(now)
             self._collect_passes()  # an inline dispatcher (tests) has finished them already
@@ -296,6 +298,20 @@ class Daemon(RevisionJob, ClusterPasses):
             return set()
         clusters = set(desired.repo.clusters) | set(desired.targets)
         return clusters if self._gate is None else clusters & (self._ours or frozenset())
+
+    def _retain_clients(self) -> None:
+        """Drop the clients (and so the watches) of clusters gone from the installed revision;
+        with several replicas, stop watching the clusters another replica works now. A pass
+        still running on one reads for itself."""
+        desired = self._desired
+        if desired is None:
+            return
+        key = (desired.generation, self._ours)
+        if key == self._retained:
+            return
+        self._retained = key
+        clusters = set(desired.repo.clusters) | set(desired.targets)
+        self.clients.retain(clusters, watched=self.owned_clusters())
 
     def _works(self, cluster: str) -> bool:
         """Whether this daemon works ``cluster`` now (always, unsharded)."""

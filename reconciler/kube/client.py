@@ -415,12 +415,13 @@ class ClusterClient:
             )
         except KubeError as err:
             if err.status != 404:
-                raise
-            return False
-        finally:
-            if self.live is not None:
-                self.live.forget({resource.path(namespace), resource.path()}, namespace, name)
-        return True
+                raise  # (still there, as far as we know: the watches keep telling)
+            deleted = False
+        else:
+            deleted = True
+        if self.live is not None:
+            self.live.forget({resource.path(namespace), resource.path()}, namespace, name)
+        return deleted
 
     def wait_established(
         self,
@@ -448,13 +449,24 @@ class ClusterClient:
             sleep(0.1)
         self.invalidate()
 
+    def stop_watching(self) -> None:
+        """Close the watches; :meth:`cached` reads nothing until :meth:`resume_watching`
+        (callers read themselves), the client still answers requests."""
+        if self.live is not None:
+            self.live.close()
+
+    def resume_watching(self) -> None:
+        with self._lock:
+            closed = self._closed
+        if self.live is not None and not closed:
+            self.live.reopen()
+
     def close(self) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        if self.live is not None:
-            self.live.close()
+        self.stop_watching()
         TRANSPORTS.release(self._transport)
 
 

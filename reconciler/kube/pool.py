@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable
 from pathlib import Path
 
 from reconciler.errors import ReconcilerError
@@ -12,6 +12,10 @@ from reconciler.kube.client import DEFAULT_TIMEOUT, ClusterClient
 from reconciler.kube.credentials import Credentials, CredentialSource
 from reconciler.kube.login import credential_source
 from reconciler.kube.watches import LiveEvent
+
+# A replaced or dropped client keeps its connection this long at most (a pass may still be
+# using it: far longer than a pass may last); its watches are closed at once.
+RETIRED_FOR = 3600.0
 
 
 class Clients:
@@ -23,8 +27,13 @@ class Clients:
     ``recheck`` seconds and by one thread at a time (outside the shared lock, others go on with
     the clients they have), whether they changed (a kubeconfig's files stat'ed; member Secrets
     listed); when they did they are read again and every cached client is rebuilt on next use.
-    Replaced clients are closed at the next change or on :meth:`close` (a pass may still be
-    using one). Credentials that do not read after a change keep the previous ones.
+    Credentials that do not read after a change keep the previous ones.
+
+    A daemon tells which clusters are still in its inventory and which it works
+    (:meth:`retain`): the clients of clusters gone from the inventory are dropped, those of
+    clusters another replica works stop watching. A replaced or dropped client stops watching
+    at once (a pass still using it reads for itself) and is closed at the next change, after
+    :data:`RETIRED_FOR` seconds, or on :meth:`close`.
 
     Clients are built outside the shared lock, so one slow credential plugin delays only its
     own cluster.
@@ -55,12 +64,18 @@ class Clients:
         self._checked_at = 0.0
         self._refreshing = False
         self._clients: dict[str, tuple[ClusterClient, int]] = {}
-        self._retired: list[ClusterClient] = []
+        self._kept: set[str] = set()  # never dropped by retain (the management cluster's)
+        self._retired: list[tuple[ClusterClient, float]] = []  # and since when
         self._building: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str, context: str) -> ClusterClient:
+    def get(self, name: str, context: str, *, keep: bool = False) -> ClusterClient:
+        """The client of cluster ``name`` (through ``context``); ``keep``: :meth:`retain`
+        never drops it (a client of the daemon's own, not of a cluster it works)."""
         self._refresh()
+        if keep:
+            with self._lock:
+                self._kept.add(name)
         with self._lock:
             building = self._building.setdefault(name, threading.Lock())
         with building:
@@ -83,9 +98,43 @@ class Clients:
             with self._lock:
                 old = self._clients.get(name)
                 if old is not None and old[0] is not client:
-                    self._retired.append(old[0])
+                    self._retire(old[0])
                 self._clients[name] = (client, generation)
             return client
+
+    def retain(self, names: Collection[str], watched: Collection[str] | None = None) -> None:
+        """Drop the clients of clusters not in ``names`` (the inventory): their watches close
+        now; a later :meth:`get` builds a new one. Of those in ``names``, the ones not in
+        ``watched`` (default: all watched) stop watching (another replica works them: their
+        client only answers what a render asks, discovery kept), the others watch again."""
+        wanted = set(names)
+        watching = wanted if watched is None else set(watched)
+        with self._lock:
+            gone = [n for n in self._clients if n not in wanted and n not in self._kept]
+            for name in gone:
+                self._retire(self._clients.pop(name)[0])
+            kept = [(n, c) for n, (c, _) in self._clients.items() if n not in self._kept]
+            self._close_retired(self._monotonic() - RETIRED_FOR)
+        for name, client in kept:
+            if name in watching:
+                client.resume_watching()
+            else:
+                client.stop_watching()
+
+    def _retire(self, client: ClusterClient) -> None:
+        """(The lock is held.)"""
+        client.stop_watching()
+        self._retired.append((client, self._monotonic()))
+
+    def _close_retired(self, before: float) -> None:
+        """Close the clients retired before ``before`` (the lock is held)."""
+        keep = []
+        for client, since in self._retired:
+            if since < before:
+                client.close()
+            else:
+                keep.append((client, since))
+        self._retired = keep
 
     def subscribe(self, listener: Callable[[LiveEvent], None]) -> None:
         """Call ``listener`` with every watch event of every client (on the I/O thread: it
@@ -133,15 +182,15 @@ class Clients:
                 return
             self._parsed, self._stamp = parsed, stamp
             self._generation += 1
-            for client in self._retired:
-                client.close()
-            self._retired = [client for client, _ in self._clients.values()]
+            self._close_retired(float("inf"))
+            for client, _ in self._clients.values():
+                self._retire(client)
             self._clients.clear()
 
     def close(self) -> None:
         with self._lock:
-            for client in [*self._retired, *(c for c, _ in self._clients.values())]:
+            self._close_retired(float("inf"))
+            for client, _ in self._clients.values():
                 client.close()
-            self._retired.clear()
             self._clients.clear()
         self._source.close()

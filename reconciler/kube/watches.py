@@ -8,11 +8,16 @@ less memory than one per namespace); where RBAC forbids reading a kind across na
 The first read of a scope LISTs it and then WATCHes from the list's resourceVersion on the
 shared HTTP/2 transport (no socket of its own, no thread: a task on the ``kube-io`` loop).
 A watch that ends is resumed from the last resourceVersion seen (bookmarks keep it fresh); one
-that breaks (410 Gone, connection reset, an API server restart) is listed again, with a growing
-pause while the server is away, and what changed meanwhile is reported as changed. A scope the
-server will not let us list or watch (401, 403, 404, 405), or a server that does not speak
-HTTP/2 (each watch would then cost a socket), is *unwatchable*: its readers fall back to their
-own requests (polling), and it is tried again after :data:`RETRY_UNWATCHABLE` seconds.
+that breaks (410 Gone, connection reset, an API server restart) is listed again, after a pause
+that grows while tries in a row do not stay up (a watch refused right after every LIST, by
+API Priority and Fairness or a proxy, costs a LIST every half minute, not every half second),
+and what changed meanwhile is reported as changed. A scope the server will not let us list or
+watch (401, 403, 405), or a server that does not speak HTTP/2 (each watch would then cost a
+socket), is *unwatchable*: its readers fall back to their own requests (polling), and it is
+tried again after :data:`RETRY_UNWATCHABLE` seconds (where only the WATCH was refused, by
+opening the WATCH alone: no LIST, and nothing reported until it is allowed). A scope whose
+kind is no longer served (404: its CRD removed) is dropped; a later read starts it again.
+A closed cache starts no watch: its readers read for themselves.
 
 Changes are reported through a callback as :class:`LiveEvent` values (on the loop's thread:
 the callback must only hand them over). Only changes of content count: a status update (a
@@ -43,8 +48,14 @@ from reconciler.objects import Manifest
 # connection is noticed by its keepalive pings long before (kube/h2conn.py).
 WATCH_SECONDS = 600
 RETRY_UNWATCHABLE = 300.0
-_MAX_PAUSE = 10.0
+# A watch counts as having stayed up once it heard an event (a bookmark too) or lasted this
+# long: only then is the pause before the next try reset. A watch the server (APF's 429), a
+# proxy or RBAC refuses right after every successful LIST must not make a LIST a second.
+STEADY_SECONDS = 30.0
+_FIRST_PAUSE = 0.5
+_MAX_PAUSE = 30.0
 _PAGE = 500
+_TOMBSTONES = 1000  # deletions remembered per scope (until it is listed again)
 
 
 @dataclass(frozen=True)
@@ -75,7 +86,7 @@ class LiveEvent:
     """What a cluster's watches tell: an object changed, or a scope's watch changed state."""
 
     cluster: str
-    what: str  # "changed" | "unwatchable" | "narrowed" | "broken" | "recovered"
+    what: str  # "changed" | "unwatchable" | "narrowed" | "missing" | "broken" | "recovered"
     scope: str  # Kind in namespace, for messages
     obj: str = ""  # Kind/namespace/name of a changed object
     reason: str = ""
@@ -104,6 +115,26 @@ class _Refused(Exception):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.watching = False  # the WATCH was refused (its LIST was not)
+
+
+def failures_after(failures: int, *, steady: bool, ended: bool) -> int:
+    """Tries in a row that did not stay up, after one more: ``steady``, it stayed up (heard
+    something or lasted :data:`STEADY_SECONDS`); ``ended``, it ended as a watch ends (the
+    server's timeout, or 410 Gone), not broken."""
+    if steady:
+        return 0 if ended else 1
+    return failures + 1
+
+
+def retry_pause(failures: int, rand: float) -> float:
+    """How long to wait before listing (or watching) again after ``failures`` tries in a row
+    that did not stay up: at once after none, then growing exponentially up to
+    :data:`_MAX_PAUSE`, with jitter (``rand`` in [0, 1)) so scopes do not retry together."""
+    if failures <= 0:
+        return 0.0
+    pause = min(_MAX_PAUSE, _FIRST_PAUSE * 2.0 ** min(failures - 1, 32))
+    return pause * (0.5 + rand / 2)
 
 
 def _version(obj: Mapping[str, Any]) -> int | None:
@@ -119,7 +150,18 @@ class ScopeWatch:
     Thousands of these live in a process watching a large fleet: it holds no lock, event or
     thread future of its own (the cluster's :class:`LiveCache` lock and condition serve all)."""
 
-    __slots__ = ("_objects", "_task", "_versions", "cache", "forbidden", "reason", "scope", "state")
+    __slots__ = (
+        "_deleted",
+        "_heard",
+        "_objects",
+        "_task",
+        "_versions",
+        "cache",
+        "forbidden",
+        "reason",
+        "scope",
+        "state",
+    )
 
     def __init__(self, cache: LiveCache, scope: Scope) -> None:
         self.cache = cache
@@ -131,6 +173,10 @@ class ScopeWatch:
         # objects; a reader gets copies of its own)
         self._objects: dict[str, dict[str, str]] = {}
         self._versions: dict[tuple[str, str], str] = {}  # content_version of each
+        # Objects the watch told deleted since the last LIST, with the deletion's
+        # resourceVersion: a late answer to a write of ours must not bring them back.
+        self._deleted: dict[tuple[str, str], int] = {}
+        self._heard = False  # the open watch told something (a bookmark too)
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -182,9 +228,13 @@ class ScopeWatch:
             if not matches(self.scope.selector, (obj.get("metadata") or {}).get("labels") or {}):
                 self._drop(key)
                 return
+            if self.state == "closed":
+                return
             known = self._known(key)
-            old, new = (_version(known) if known else None), _version(obj)
-            if known is not None and old is not None and new is not None and new < old:
+            new = _version(obj)
+            # Older than what the watch told, or than its deletion (a tombstone): stale.
+            old = _version(known) if known is not None else self._deleted.get(key)
+            if old is not None and new is not None and new < old:
                 return
             self._put(key, obj)
 
@@ -195,25 +245,73 @@ class ScopeWatch:
     # -- the loop side ------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        pause = 0.5
+        failures, version = 0, ""
+        probe = False  # the WATCH was refused: try it alone before another LIST
         while self.state != "closed":
+            ended, opened = False, None
             try:
+                if probe:
+                    await self._probe(version or "0")
+                    probe = False
                 version = await self._list()
-                pause, self.forbidden = 0.5, False
+                self.forbidden = False
                 while self.state != "closed":
+                    self._heard, opened = False, time.monotonic()
                     version = await self._watch(version)
+                    if not self._steady(opened):
+                        ended = True  # but at once: a try that did not stay up
+                        break
+                    failures = 0
             except _Gone:
-                continue
+                ended = True
             except _Refused as err:
+                if err.status == 404:  # the kind is no longer served (its CRD removed)
+                    self._vanish(str(err))
+                    return
                 self.forbidden = err.status == 403
                 self._set_state("unwatchable", str(err))
+                probe = err.watching
                 await asyncio.sleep(RETRY_UNWATCHABLE)
+                continue
             except asyncio.CancelledError:
                 raise
             except Exception as err:
                 self._set_state("broken", _describe(err))
-                await asyncio.sleep(pause * (0.5 + random.random()))
-                pause = min(pause * 2, _MAX_PAUSE)
+            steady = opened is not None and self._steady(opened)
+            failures = failures_after(failures, steady=steady, ended=ended)
+            pause = retry_pause(failures, random.random())
+            if pause:
+                await asyncio.sleep(pause)
+
+    def _steady(self, opened: float) -> bool:
+        """Whether the watch opened at ``opened`` stayed up: heard something or lasted."""
+        return self._heard or time.monotonic() - opened >= STEADY_SECONDS
+
+    async def _probe(self, version: str) -> None:
+        """Open the WATCH a server refused and close it again: _Refused while it still is
+        (the scope stays unwatchable: no LIST, no state flip, nothing reported)."""
+        url = self.cache.host + self.scope.path + "?" + urlencode(self._watch_query(version, 1))
+        try:
+            async with self.cache.transport.stream(
+                url,
+                headers=self.cache.headers(),
+                read_timeout=self.cache.timeout,
+                connect_timeout=5.0,
+            ) as response:
+                if response.status_code not in (200, 410):
+                    _check_watch(response.status_code, await response.aread())
+        except NoHTTP2 as err:
+            raise _no_http2(err) from err
+
+    def _vanish(self, reason: str) -> None:
+        """The kind is gone: stop watching it; a later read starts again (and finds out)."""
+        with self.cache.lock:
+            if self.state == "closed":
+                return
+            self.state, self.reason = "closed", reason
+            self.cache.discard(self)
+            self.cache.synced.notify_all()
+        self.cache.emit(LiveEvent(self.cache.cluster, "missing", self.label, reason=reason))
 
     def _set_state(self, state: str, reason: str = "") -> None:
         with self.cache.lock:
@@ -264,23 +362,30 @@ class ScopeWatch:
             keys = versions.keys() | self._versions.keys()
             changed = [k for k in keys if versions.get(k) != self._versions.get(k)]
             first = self.state == "syncing"
-            self._objects, self._versions = objects, versions
+            self._objects, self._versions, self._deleted = objects, versions, {}
         self._set_state("live")
         if not first:  # what changed while the watch was away
             for key in sorted(changed):
                 self._changed(key)
         return str(meta.get("resourceVersion") or "")
 
-    async def _watch(self, version: str) -> str:
+    def _watch_query(self, version: str, seconds: int) -> dict[str, str]:
         query = {
             "watch": "1",
             "resourceVersion": version,
             "allowWatchBookmarks": "true",
-            "timeoutSeconds": str(WATCH_SECONDS + random.randrange(WATCH_SECONDS // 2)),
+            "timeoutSeconds": str(seconds),
         }
         if self.scope.selector:
             query["labelSelector"] = self.scope.selector
-        url = self.cache.host + self.scope.path + "?" + urlencode(query)
+        return query
+
+    async def _watch(self, version: str) -> str:
+        """Watch from ``version`` until the watch ends: the last version seen."""
+        seconds = WATCH_SECONDS + random.randrange(WATCH_SECONDS // 2)
+        url = (
+            self.cache.host + self.scope.path + "?" + urlencode(self._watch_query(version, seconds))
+        )
         try:
             async with self.cache.transport.stream(
                 url,
@@ -289,12 +394,12 @@ class ScopeWatch:
                 connect_timeout=5.0,
             ) as response:
                 if response.status_code != 200:
-                    _check(response.status_code, await response.aread())
+                    _check_watch(response.status_code, await response.aread())
                 async for line in response.aiter_lines():
                     if line.strip():
                         version = self._event(json.loads(line)) or version
         except NoHTTP2 as err:
-            raise _Refused(f"{err}: a watch would hold a socket each") from err
+            raise _no_http2(err) from err
         return version
 
     def _event(self, event: Mapping[str, Any]) -> str | None:
@@ -303,6 +408,7 @@ class ScopeWatch:
             if obj.get("code") == 410:
                 raise _Gone()
             raise RuntimeError(f"watch error: {obj.get('message') or obj}")
+        self._heard = True
         version = str((obj.get("metadata") or {}).get("resourceVersion") or "") or None
         if kind == "BOOKMARK":
             return version
@@ -311,6 +417,7 @@ class ScopeWatch:
             before = self._versions.get(key)
             if kind == "DELETED":
                 self._drop(key)
+                self._bury(key, _version(obj))
                 now, ours = None, False
             else:
                 known = self._known(key)
@@ -323,6 +430,14 @@ class ScopeWatch:
             self._changed(key)
         return version
 
+    def _bury(self, key: tuple[str, str], version: int | None) -> None:
+        if version is None:
+            return
+        self._deleted.pop(key, None)
+        self._deleted[key] = version
+        if len(self._deleted) > _TOMBSTONES:
+            del self._deleted[next(iter(self._deleted))]
+
     def _changed(self, key: tuple[str, str]) -> None:
         if not self.scope.notify:
             return
@@ -330,8 +445,9 @@ class ScopeWatch:
         obj = f"{self.scope.kind}/{namespace + '/' if namespace else ''}{name}"
         self.cache.emit(LiveEvent(self.cache.cluster, "changed", self.label, obj=obj))
 
-    def close(self) -> None:
-        with self.cache.lock:
+    def close(self, *, locked: bool = False) -> None:
+        """Stop watching; ``locked``: the cache's lock is held already."""
+        with contextlib.nullcontext() if locked else self.cache.lock:
             self.state = "closed"
             self.cache.synced.notify_all()
         IO.soon(self._cancel)
@@ -371,6 +487,20 @@ def _check(status: int, data: bytes) -> None:
     raise RuntimeError(f"HTTP {status}{': ' + message if message else ''}")
 
 
+def _check_watch(status: int, data: bytes) -> None:
+    try:
+        _check(status, data)
+    except _Refused as err:
+        err.watching = True
+        raise
+
+
+def _no_http2(err: NoHTTP2) -> _Refused:
+    refused = _Refused(f"{err}: a watch would hold a socket each")
+    refused.watching = True
+    return refused
+
+
 def _describe(err: BaseException) -> str:
     text = str(err).strip()
     return f"{type(err).__name__}: {text}"[:200] if text else type(err).__name__
@@ -397,6 +527,7 @@ class LiveCache:
         self.lock = threading.Lock()  # guards the scopes and every watch's objects
         self.synced = threading.Condition(self.lock)  # a watch left "syncing" (or closed)
         self._scopes: dict[Scope, ScopeWatch] = {}
+        self.closed = False  # no watch is started any more: every view is read by its caller
 
     def emit(self, event: LiveEvent) -> None:
         if self._on_event is not None:
@@ -410,6 +541,8 @@ class LiveCache:
         forbidden is read from its fallback."""
         deadline = time.monotonic() + self.timeout
         with self.lock:
+            if self.closed:
+                return [None] * len(views)
             watches = self._serve(views)
             self._wait(watches, deadline)
             pairs = zip(views, watches, strict=True)
@@ -429,12 +562,22 @@ class LiveCache:
                 wide = self._scopes.get(scope)
                 if wide is not None and wide.forbidden:
                     scope = view.fallback
+                elif wide is not None and wide.state == "live":
+                    # Allowed again: the namespace's own watch is no longer needed.
+                    narrow = self._scopes.pop(view.fallback, None)
+                    if narrow is not None:
+                        narrow.close(locked=True)
             watch = self._scopes.get(scope)
             if watch is None:
                 watch = self._scopes[scope] = ScopeWatch(self, scope)
                 watch.start()
             watches.append(watch)
         return watches
+
+    def discard(self, watch: ScopeWatch) -> None:
+        """Stop serving ``watch``'s scope (the lock is held): a later read starts it again."""
+        if self._scopes.get(watch.scope) is watch:
+            del self._scopes[watch.scope]
 
     def _wait(self, watches: list[ScopeWatch], deadline: float) -> None:
         left = max(0.0, deadline - time.monotonic())
@@ -459,8 +602,15 @@ class LiveCache:
         with self.lock:
             return [w for s, w in self._scopes.items() if s.path in paths]
 
-    def close(self) -> None:
+    def reopen(self) -> None:
+        """Watch again what is read from now on (after :meth:`close`)."""
         with self.lock:
+            self.closed = False
+
+    def close(self) -> None:
+        """Close every watch; reads from now on are left to the callers (None for each)."""
+        with self.lock:
+            self.closed = True
             watches, self._scopes = list(self._scopes.values()), {}
         for watch in watches:
             watch.close()

@@ -77,3 +77,52 @@ def test_clients_stat_every_file_of_the_kubeconfig_env_var(
     clients = Clients(None)
 
     assert clients.files() == [first, second]
+
+
+def test_clients_of_clusters_no_longer_worked_are_dropped_and_stop_watching(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(kubeconfig_text("one", "two", "mgmt"))
+    clients = Clients(str(path), watch=True)
+    one, two = clients.get("one", "one"), clients.get("two", "two")
+    management = clients.get("mgmt", "mgmt", keep=True)
+    clients.retain({"one"})
+    assert two.live is not None and two.live.closed  # its watches closed at once
+    assert one.live is not None and not one.live.closed
+    assert management.live is not None and not management.live.closed
+    assert clients.get("one", "one") is one
+    assert clients.get("mgmt", "mgmt") is management
+    again = clients.get("two", "two")  # back in the inventory: a client of its own again
+    assert again is not two and again.live is not None and not again.live.closed
+    clients.close()
+
+
+def test_clients_replaced_by_new_credentials_stop_watching_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(kubeconfig_text("one"))
+    ticker = Ticker()
+    clients = Clients(str(path), monotonic=ticker, watch=True)
+    one = clients.get("one", "one")
+    path.write_text(kubeconfig_text("one", token="t1"))
+    ticker.t = 1.5
+    renewed = clients.get("one", "one")
+    assert renewed is not one
+    assert one.live is not None and one.live.closed
+    assert one.cached([]) == []
+    clients.close()
+
+
+def test_clients_of_clusters_another_replica_works_stop_watching_until_worked_again(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(kubeconfig_text("one", "two"))
+    clients = Clients(str(path), watch=True)
+    two = clients.get("two", "two")
+    clients.retain({"one", "two"}, watched={"one"})
+    assert clients.get("two", "two") is two  # kept (its discovery too) ...
+    assert two.live is not None and two.live.closed  # ... but not watching
+    clients.retain({"one", "two"}, watched={"one", "two"})
+    assert not two.live.closed
+    clients.close()

@@ -130,3 +130,18 @@ def test_a_kind_watched_namespace_by_namespace_is_information_and_unwatchable_a_
         ("info", "cannot watch across namespaces; watching each namespace"),
         ("warning", "cannot watch; polling instead (drift is seen at the drift interval)"),
     ]
+
+
+def test_a_kind_no_longer_served_does_not_use_up_the_clusters_rbac_warning() -> None:
+    logged: list[tuple[str, str]] = []
+
+    def capture(_: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        logged.append((method, str(event["event"])))
+        raise structlog.DropEvent
+
+    live = LiveChanges(lambda: None, structlog.wrap_logger(None, processors=[capture]))
+    live.hear(LiveEvent("east", "missing", "Widget", reason="HTTP 404"))
+    live.hear(LiveEvent("east", "unwatchable", "Secret", reason="HTTP 403"))
+    assert ("warning", "cannot watch; polling instead (drift is seen at the drift interval)") in (
+        logged
+    )
