@@ -45,11 +45,16 @@ class StreamClosed(ConnectionError):
     """The stream or its connection ended before the answer did."""
 
 
-class NotProcessed(StreamClosed):
+class ServerEnded(StreamClosed):
+    """The server ended the connection (a GOAWAY, or it closed the socket): a new connection
+    may well be served (a watch resumes there from its last resourceVersion)."""
+
+
+class NotProcessed(ServerEnded):
     """The server ended the connection (GOAWAY) before it took this stream: safe to send again."""
 
 
-class AnswerLost(StreamClosed):
+class AnswerLost(ServerEnded):
     """The server took the stream, then ended the connection (GOAWAY) and sent the answer after
     it, which the HTTP/2 library refuses to read on a connection going away (an API server does
     so after a request it does not authenticate). The request must be sent again elsewhere to
@@ -193,7 +198,7 @@ class H2Connection:
             while True:
                 data = await reader.read(_READ)
                 if not data:
-                    raise StreamClosed("the server closed the connection")
+                    raise ServerEnded("the server closed the connection")
                 self._heard = asyncio.get_running_loop().time()
                 for event in self._h2.receive_data(data):
                     self._dispatch(event)

@@ -7,8 +7,10 @@ less memory than one per namespace); where RBAC forbids reading a kind across na
 (roles bound per namespace), the namespace's own scope serves it instead.
 The first read of a scope LISTs it and then WATCHes from the list's resourceVersion on the
 shared HTTP/2 transport (no socket of its own, no thread: a task on the ``kube-io`` loop).
-A watch that ends is resumed from the last resourceVersion seen (bookmarks keep it fresh); one
-that breaks (410 Gone, connection reset, an API server restart) is listed again, after a pause
+A watch that ends is resumed from the last resourceVersion seen (bookmarks keep it fresh), so
+is one that was up when the server ended its connection (a GOAWAY, a load balancer or proxy
+closing it), on a new connection; one that breaks (410 Gone, no answer to a ping, an API server
+restart: the resumed watch is not served either) is listed again, after a pause
 that grows while tries in a row do not stay up (a watch refused right after every LIST, by
 API Priority and Fairness or a proxy, costs a LIST every half minute, not every half second),
 and what changed meanwhile is reported as changed. A scope the server will not let us list or
@@ -39,7 +41,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from reconciler.kube.content import content_version, written_by_us
-from reconciler.kube.h2conn import NoHTTP2
+from reconciler.kube.h2conn import NoHTTP2, ServerEnded
 from reconciler.kube.transport import IO, Transport
 from reconciler.objects import Manifest
 
@@ -257,7 +259,16 @@ class ScopeWatch:
                 self.forbidden = False
                 while self.state != "closed":
                     self._heard, opened = False, time.monotonic()
-                    version = await self._watch(version)
+                    try:
+                        version = await self._watch(version)
+                    except ServerEnded:
+                        if not self._steady(opened):
+                            raise
+                        # The server ended the connection under a watch that was up (a
+                        # GOAWAY, a proxy or load balancer closing it): resume from the last
+                        # version on a new connection, as an informer does; listed again
+                        # only if that fails (410: the version is too old; no server).
+                        continue
                     if not self._steady(opened):
                         ended = True  # but at once: a try that did not stay up
                         break

@@ -2,12 +2,14 @@
 closed; a DELETE the server refuses leaves the object in view; a scope whose WATCH is refused
 is retried without listing it again or reporting it recovered each time; a kind whose CRD is
 removed stops being watched without counting as an RBAC problem; a namespace's own watch,
-needed while RBAC forbade watching across namespaces, is closed once that is allowed."""
+needed while RBAC forbade watching across namespaces, is closed once that is allowed; a watch
+whose connection a proxy closes resumes on a new one without listing again."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from kubernetes import client
@@ -17,10 +19,11 @@ from reconciler.devenv import controlplane
 from reconciler.errors import KubeError
 from reconciler.kube import watches
 from tests.apimetrics import open_watches, request_counts
-from tests.clusteraccess import grant
+from tests.clusteraccess import grant, token_kubeconfig
 from tests.configrepo import crd_and_resource, unique
 from tests.e2e.daemon_rig import ConfigRepo, eventually, running_daemon, synced_everywhere
 from tests.e2e.watching import account_kubeconfig, server_of, watching_clients
+from tests.tcpproxy import Proxy
 
 pytestmark = pytest.mark.e2e
 
@@ -209,3 +212,42 @@ def test_a_namespaces_own_watch_is_closed_once_the_kind_may_be_watched_across_na
         rbac = client.RbacAuthorizationV1Api(api)
         rbac.delete_namespaced_role_binding(who, namespace)
         rbac.delete_namespaced_role(who, namespace)
+
+
+def test_a_watch_whose_connection_is_closed_resumes_on_a_new_one_without_a_list(
+    tmp_path: Path,
+    devenv: controlplane.DevEnvState,
+    api_clients: dict[str, client.ApiClient],
+    namespace: str,
+) -> None:
+    server = urlsplit(server_of(devenv, "us-west-1"))
+    proxy = Proxy((server.hostname or "127.0.0.1", server.port or 443))
+    through = token_kubeconfig(
+        tmp_path / "proxied",
+        [("us-west-1", f"https://127.0.0.1:{proxy.port}")],
+        devenv.ca,
+        devenv.token,
+    )
+    core = client.CoreV1Api(api_clients["us-west-1"])
+    clients, heard = watching_clients(str(through))
+    try:
+        entry = clients.get("us-west-1", "us-west-1")
+        configmaps = entry.resource("v1", "ConfigMap")
+        ask = [(configmaps, namespace, "")]
+        assert entry.cached(ask) == [[]]
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": "before"}})
+        eventually(lambda: heard.seen("changed", "before"), 15, "the watch up")
+        lists = _lists(devenv, "us-west-1", "configmaps")
+
+        proxy.sever()  # as a load balancer closing its connections does
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": "after"}})
+        eventually(lambda: heard.seen("changed", "after"), 15, "heard on a new connection")
+        [view] = entry.cached(ask)
+        assert view is not None
+        assert sorted(o["metadata"]["name"] for o in view) == ["after", "before"]
+        assert proxy.accepted >= 2  # it did take a new connection
+        assert not heard.seen("broken"), heard.events  # resumed, never out of date
+        assert _lists(devenv, "us-west-1", "configmaps") == lists  # and not listed again
+    finally:
+        clients.close()
+        proxy.close()
