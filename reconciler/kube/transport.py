@@ -34,6 +34,9 @@ from reconciler.kube.h2conn import H2Connection, NoHTTP2, NotProcessed, Response
 T = TypeVar("T")
 
 WATCHES_PER_CONNECTION = 90  # of the MAX_STREAMS a connection carries at once
+# A server that turned HTTP/2 down (a load balancer during a failover, say) is asked again this
+# long after: until then its requests go over HTTP/1.1 (and its kinds are polled, not watched).
+RETRY_HTTP2 = 300.0
 _LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16, keepalive_expiry=60.0)
 
 
@@ -129,12 +132,14 @@ IO = IOLoop()
 
 class Transport:
     """HTTP/2 to one :class:`Endpoint`: requests share one connection, watches spread over
-    connections of their own; a server without HTTP/2 gets requests over HTTP/1.1 (httpx)."""
+    connections of their own; a server without HTTP/2 gets requests over HTTP/1.1 (httpx),
+    and is asked for HTTP/2 again after :data:`RETRY_HTTP2` seconds."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self._requests: H2Connection | None = None
         self._http1: httpx.AsyncClient | None = None  # once the server turned HTTP/2 down
+        self._http1_since: float | None = None  # when it last did (loop time)
         self._watch_connections: list[H2Connection] = []
         self.users = 0  # cluster clients holding this transport (see Transports)
 
@@ -154,7 +159,10 @@ class Transport:
         connect_timeout: float,
     ) -> tuple[int, bytes, str]:
         """One request: status, body and the HTTP version it went over."""
-        if self._http1 is None and self.endpoint.origin.startswith("https:"):
+        now = asyncio.get_running_loop().time()
+        if self._http1_since is not None and now - self._http1_since >= RETRY_HTTP2:
+            self._http1_since = None  # ask for HTTP/2 again
+        if self._http1_since is None and self.endpoint.origin.startswith("https:"):
             for attempt in (1, 2):
                 if self._requests is None or not self._requests.usable:
                     self._requests = self._connection()
@@ -169,6 +177,7 @@ class Transport:
                     )
                     return status, data, "HTTP/2"
                 except NoHTTP2:
+                    self._http1_since = now
                     break
                 except NotProcessed:
                     if attempt == 2:
