@@ -67,6 +67,17 @@ def git(cwd: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+def new_repo(tmp_path: Path, clusters: dict[str, dict[str, str]] | None = BASE_LABELS) -> Path:
+    """An empty Git work tree ``config`` on branch main, with the base clusters (``None``:
+    without)."""
+    root = tmp_path / "config"
+    root.mkdir()
+    git(root, "init", "--quiet", "--initial-branch=main")
+    if clusters is not None:
+        write_clusters(root, clusters)
+    return root
+
+
 def commit(root: Path, message: str) -> str:
     git(root, "add", "--all")
     git(root, "commit", "--quiet", "--allow-empty", "-m", message)
@@ -104,10 +115,7 @@ def creds_app(root: Path, password: str) -> None:
 def repo(tmp_path: Path) -> Path:
     """Base (HEAD~1) and head (HEAD): a label edit, an override edit, an image bump, an app
     removed and a Secret changed."""
-    root = tmp_path / "config"
-    root.mkdir()
-    git(root, "init", "--quiet", "--initial-branch=main")
-    write_clusters(root, BASE_LABELS)
+    root = new_repo(tmp_path)
     web_app(root, "crccheck/hello-world:1.0", aws_replicas=4)
     write_app(root, "old", [configmap("settings", {"a": "b"})], namespace="old")
     creds_app(root, BASE_SECRET)
@@ -178,10 +186,7 @@ def test_an_override_edit_is_named_as_the_cause_where_it_applies(repo: Path) -> 
 def test_an_override_that_starts_applying_after_a_label_edit_says_which_label(
     tmp_path: Path,
 ) -> None:
-    root = tmp_path / "config"
-    root.mkdir()
-    git(root, "init", "--quiet")
-    write_clusters(root, BASE_LABELS)
+    root = new_repo(tmp_path)
     web_app(root, "crccheck/hello-world:1.0", aws_replicas=4)
     commit(root, "base")
     write_clusters(root, {**BASE_LABELS, "beijing-1": {"region": "cn-beijing", "provider": "AWS"}})
@@ -239,10 +244,7 @@ def test_a_secret_change_is_shown_but_its_values_never_appear(repo: Path, output
 
 
 def test_a_new_secret_is_created_with_masked_values(tmp_path: Path) -> None:
-    root = tmp_path / "config"
-    root.mkdir()
-    git(root, "init", "--quiet")
-    write_clusters(root, BASE_LABELS)
+    root = new_repo(tmp_path)
     commit(root, "inventory only")
     creds_app(root, HEAD_SECRET)
     commit(root, "add creds")
@@ -256,10 +258,7 @@ def test_a_new_secret_is_created_with_masked_values(tmp_path: Path) -> None:
 def test_an_override_on_a_secret_reads_as_in_explain_with_its_value_masked(
     tmp_path: Path,
 ) -> None:
-    root = tmp_path / "config"
-    root.mkdir()
-    git(root, "init", "--quiet")
-    write_clusters(root, BASE_LABELS)
+    root = new_repo(tmp_path)
     creds_app(root, BASE_SECRET)
     commit(root, "base")
     write_app(
@@ -306,10 +305,7 @@ def test_an_invalid_head_prints_the_blocking_section_first_and_exits_2(repo: Pat
 
 
 def test_a_target_that_does_not_render_in_head_is_blocking(tmp_path: Path) -> None:
-    root = tmp_path / "config"
-    root.mkdir()
-    git(root, "init", "--quiet")
-    write_clusters(root, BASE_LABELS)
+    root = new_repo(tmp_path)
     write_app(root, "web", [configmap("c", {"k": "v"})], namespace="web")
     commit(root, "base")
     write_app(
@@ -331,10 +327,7 @@ BAD_PATCH = {"name": "bad", "patches": [{"json": [{"op": "remove", "path": "/nop
 
 
 def test_a_render_error_already_in_base_is_blocking_but_no_change(tmp_path: Path) -> None:
-    root = tmp_path / "config"
-    root.mkdir()
-    git(root, "init", "--quiet")
-    write_clusters(root, BASE_LABELS)
+    root = new_repo(tmp_path)
     write_app(root, "web", [configmap("c", {"k": "v"})], namespace="web", overrides=[BAD_PATCH])
     write_app(root, "api", [configmap("c", {"k": "1"})], namespace="api")
     commit(root, "base: web does not render")
@@ -356,10 +349,7 @@ def test_a_render_error_already_in_base_is_blocking_but_no_change(tmp_path: Path
 def test_a_lost_cluster_where_base_does_not_render_says_what_is_not_known(
     tmp_path: Path,
 ) -> None:
-    root = tmp_path / "config"
-    root.mkdir()
-    git(root, "init", "--quiet")
-    write_clusters(root, BASE_LABELS)
+    root = new_repo(tmp_path)
     only_us = {**BAD_PATCH, "target": {"clusters": ["us-west-1"]}}
     write_app(root, "web", [configmap("c", {"k": "v"})], namespace="web", overrides=[only_us])
     commit(root, "base: web does not render on us-west-1")
@@ -428,9 +418,7 @@ def test_markdown_has_one_collapsible_section_per_changed_app(repo: Path) -> Non
 def test_a_base_that_does_not_load_is_a_note_and_everything_counts_as_added(
     tmp_path: Path,
 ) -> None:
-    root = tmp_path / "config"
-    root.mkdir()
-    git(root, "init", "--quiet")
+    root = new_repo(tmp_path, None)
     (root / "clusters").mkdir()
     (root / "clusters" / "broken.yaml").write_text("kind: Cluster\nmetadata: [\n")
     (root / "reconciler.yaml").write_text(
@@ -541,10 +529,7 @@ def test_a_config_folder_missing_in_base_or_head_is_named(tmp_path: Path) -> Non
 
 
 def test_a_paused_cluster_keeps_the_app_and_changes_nothing_there(tmp_path: Path) -> None:
-    root = tmp_path / "config"
-    root.mkdir()
-    git(root, "init", "--quiet")
-    write_clusters(root, BASE_LABELS)
+    root = new_repo(tmp_path)
     write_app(root, "web", [configmap("c", {"k": "v1"})], namespace="web")
     commit(root, "base")
     cluster_file = root / "clusters" / "beijing-2.yaml"
@@ -656,10 +641,7 @@ def test_every_part_of_the_markdown_counts_against_the_size_cap(max_chars: int) 
 
 
 def test_the_plan_shows_the_rollout_a_change_starts(tmp_path: Path) -> None:
-    root = tmp_path / "config"
-    root.mkdir()
-    git(root, "init", "--quiet", "--initial-branch=main")
-    write_clusters(root, BASE_LABELS)
+    root = new_repo(tmp_path)
     strategy = {
         "canary": {"clusters": ["beijing-1"], "minHealthyTime": "1m"},
         "stages": [
