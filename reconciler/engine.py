@@ -18,14 +18,15 @@ from reconciler.errors import ClusterUnreachable, ReconcilerError
 from reconciler.health import NO_RULES, HealthRule, TargetHealth, target_health
 from reconciler.kube.client import ClusterClient
 from reconciler.kube.pool import Clients
+from reconciler.objects import ObjectRef
 from reconciler.progress import PassProgress
 from reconciler.render import TargetResult
 from reconciler.sync.apply import apply_plan
 from reconciler.sync.inventory import list_inventories
 from reconciler.sync.isolated import run_isolated
-from reconciler.sync.model import DEFAULT_INSTANCE, ApplyResult, TargetPlan, live_after
+from reconciler.sync.model import DEFAULT_INSTANCE, ApplyResult, Claims, TargetPlan, live_after
 from reconciler.sync.observe import check_target
-from reconciler.sync.plan import plan_target
+from reconciler.sync.plan import NO_CLAIMS, plan_target
 
 _INSTANCE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
@@ -143,6 +144,7 @@ def _reconcile_cluster(
     cluster.ping()
     outcomes = []
     placed = {t.app for t in targets}
+    claims = _claims(targets, whole=run.prune_departed)
     for target in sorted(targets, key=lambda t: t.app):
         if target.error is not None or target.rendered is None:
             outcomes.append(TargetOutcome(target.app, name, error=target.error))
@@ -151,7 +153,8 @@ def _reconcile_cluster(
         if run.heal and run.apply and not policy.self_heal:
             policy = policy.model_copy(update={"self_heal": True})  # this once
         rules = repo.apps[target.app].health
-        outcomes.append(_one(cluster, target.app, target.rendered.objects, policy, run, rules))
+        objects = target.rendered.objects
+        outcomes.append(_one(cluster, target.app, objects, policy, run, rules, claims))
     if run.prune_departed:
         for app_name in list_inventories(cluster, run.instance):
             if app_name in placed:
@@ -164,10 +167,33 @@ def _reconcile_cluster(
             )
             if run.progress is not None:
                 run.progress.add(targets=1)
-            outcome = _one(cluster, app_name, [], policy, run)
+            outcome = _one(cluster, app_name, [], policy, run, claims=claims)
             outcome.departed = True
             outcomes.append(outcome)
     return outcomes
+
+
+def _claims(targets: list[TargetResult], *, whole: bool) -> Claims:
+    """What each app placed on one cluster wants there in this pass (an object moving from one
+    app to another in one revision is handed over, see Claims). ``whole``: every app of the
+    repo was rendered, so an app not placed here wants nothing here."""
+    wants: dict[ObjectRef, set[str]] = {}
+    for target in targets:
+        if target.error is not None or target.rendered is None:
+            continue
+        for obj in target.rendered.objects:
+            ref = ObjectRef.of(obj)
+            wants.setdefault(ref, set()).add(target.app)
+            if ref.namespace:  # a custom kind the render did not know is cluster-scoped
+                wants.setdefault(ObjectRef(ref.group, ref.kind, "", ref.name), set()).add(
+                    target.app
+                )
+    return Claims(
+        {ref: frozenset(apps) for ref, apps in wants.items()},
+        frozenset(t.app for t in targets if t.error is None and t.rendered is not None),
+        frozenset(t.app for t in targets if t.error is not None or t.rendered is None),
+        whole,
+    )
 
 
 def _one(
@@ -177,12 +203,12 @@ def _one(
     policy: SyncPolicy,
     run: _Pass,
     rules: tuple[HealthRule, ...] = NO_RULES,
+    claims: Claims = NO_CLAIMS,
 ) -> TargetOutcome:
     outcome = TargetOutcome(app, cluster.name)
     try:
-        outcome.plan = plan_target(
-            cluster, app, objects, policy, run.revision_of(app, cluster.name), run.instance
-        )
+        revision = run.revision_of(app, cluster.name)
+        outcome.plan = plan_target(cluster, app, objects, policy, revision, run.instance, claims)
         if run.apply:
             outcome.result = apply_plan(cluster, outcome.plan, policy, run.progress)
     except ReconcilerError as err:

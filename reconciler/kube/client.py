@@ -299,6 +299,54 @@ class ClusterClient:
             self._capabilities = found
         return found
 
+    def served_kind(self, group: str, kind: str) -> Resource | None:
+        """Where ``kind`` of ``group`` is served now under any version (the preferred one
+        first), or None when no version serves it: an object stored under a version the
+        cluster no longer serves is still reached through another."""
+        path = f"/apis/{group}" if group else "/api"
+        try:
+            listing = self._request("GET", path)
+        except KubeError as err:
+            if err.status != 404:
+                raise
+            return None
+        if group:
+            preferred = str((listing.get("preferredVersion") or {}).get("version", ""))
+            versions = [str(v["version"]) for v in listing.get("versions") or []]
+            if preferred:
+                versions = [preferred] + [v for v in versions if v != preferred]
+        else:
+            versions = [str(v) for v in listing.get("versions") or []]
+        for version in versions:
+            found = self._lookup(group, version, kind, refresh=True)
+            if found is not None:
+                return found
+        return None
+
+    def listable_kinds(self, namespaced: bool = True) -> list[Resource]:
+        """Every kind the cluster lists, namespaced (or cluster-scoped), one version each (its
+        group's preferred), from aggregated discovery: two requests."""
+        found: dict[tuple[str, str], Resource] = {}
+        for path in ("/api", "/apis"):
+            listing = self._request("GET", path, accept=_AGGREGATED)
+            if (listing or {}).get("kind") != "APIGroupDiscoveryList":
+                raise KubeError(
+                    "the API server does not offer aggregated discovery", cluster=self.name
+                )
+            for group in listing.get("items") or []:
+                name = str((group.get("metadata") or {}).get("name") or "")
+                for entry in group.get("versions") or []:  # the preferred version first
+                    for res in entry.get("resources") or []:
+                        kind = str((res.get("responseKind") or {}).get("kind") or "")
+                        scoped = res.get("scope") == "Namespaced"
+                        if not kind or scoped != namespaced or "list" not in res.get("verbs", []):
+                            continue
+                        resource = Resource(
+                            name, str(entry["version"]), kind, str(res["resource"]), scoped
+                        )
+                        found.setdefault((name, kind), resource)
+        return sorted(found.values(), key=lambda r: (r.group, r.kind))
+
     def _lookup(self, group: str, version: str, kind: str, refresh: bool) -> Resource | None:
         key = (group, version)
         with self._lock:

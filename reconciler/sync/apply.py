@@ -10,9 +10,9 @@ from reconciler import FIELD_MANAGER
 from reconciler.config.schema import SyncPolicy
 from reconciler.diff import content_hash
 from reconciler.errors import KubeError
-from reconciler.kube.client import ClusterClient
+from reconciler.kube.client import ClusterClient, Resource
 from reconciler.kube.content import content_version
-from reconciler.objects import Manifest, kind_rank
+from reconciler.objects import Manifest, ObjectRef, kind_rank
 from reconciler.progress import PassProgress
 from reconciler.sync.inventory import inventory_manifest, inventory_name, legacy_inventory_name
 from reconciler.sync.isolated import bounded_map
@@ -64,23 +64,24 @@ def apply_plan(
     _ensure_namespaces(cluster, plan, to_apply, result)
     first = [c for c in to_apply if c.ref.kind in ("CustomResourceDefinition", "Namespace")]
     rest = [c for c in to_apply if c not in first]
-    _apply_stage(cluster, first, result, progress)
-    crds = [c.ref.name for c in first if c.ref.kind == "CustomResourceDefinition"]
+    if not result.failed:
+        _apply_stage(cluster, first, result, progress)
+    crds = [c.ref for c in first if c.ref.kind == "CustomResourceDefinition"]
     if crds and not result.failed:
-        cluster.wait_established(crds)
-    if result.failed:
-        return result  # dependents of a failed CRD/Namespace would only fail the same way
-    for _, group in groupby(sorted(rest, key=lambda c: c.ref.sort_key()), key=_rank):
-        _apply_stage(cluster, list(group), result, progress)
+        try:
+            cluster.wait_established([ref.name for ref in crds])
+        except KubeError as err:  # created, but nothing of its kinds can be applied
+            result.failed += [(ref, err.message) for ref in crds]
+    # Dependents of a failed CRD/Namespace would only fail the same way: stop there, but
+    # still list in the inventory what was written.
+    if not result.failed:
+        for _, group in groupby(sorted(rest, key=lambda c: c.ref.sort_key()), key=_rank):
+            _apply_stage(cluster, list(group), result, progress)
 
-    inventory = dict(plan.desired_inventory)
-    for ref, _ in result.failed:  # what failed to apply keeps its previous entry
-        if ref in plan.inventory:
-            inventory[ref] = plan.inventory[ref]
-        else:
-            inventory.pop(ref, None)
+    inventory = _written_inventory(plan, to_apply, result)
     if inventory and (inventory != plan.inventory or plan.legacy_inventory):
-        _write_inventory(cluster, plan, inventory.values(), result)  # awaiting prune: listed
+        if not _write_inventory(cluster, plan, inventory.values(), result):  # awaiting prune
+            return result  # listed: nothing is pruned that the inventory could forget
         if plan.legacy_inventory:  # now under its per-cluster name: the old one goes
             _delete_inventory(cluster, legacy_inventory_name(plan.app, plan.instance), result)
     if result.failed:
@@ -99,6 +100,23 @@ def apply_plan(
     elif result.pruned:
         _write_inventory(cluster, plan, inventory.values(), result)
     return result
+
+
+def _written_inventory(
+    plan: TargetPlan, to_apply: list[Change], result: ApplyResult
+) -> dict[ObjectRef, InventoryEntry]:
+    """The inventory after the writes: the plan's, except that an object not written (it
+    failed, or the apply stopped before it) keeps its previous entry, or none. What was
+    written is listed even when a later step failed, so it can be pruned."""
+    written = set(result.created) | set(result.configured)
+    not_written = {ref for ref, _ in result.failed} | {c.ref for c in to_apply}
+    inventory = dict(plan.desired_inventory)
+    for ref in not_written - written:
+        if ref in plan.inventory:
+            inventory[ref] = plan.inventory[ref]
+        else:
+            inventory.pop(ref, None)
+    return inventory
 
 
 def _rank(change: Change) -> int:
@@ -172,41 +190,50 @@ def _ensure_namespaces(
         needed.add(SYSTEM_NAMESPACE)
     namespaces = cluster.resource("v1", "Namespace")
     for name in sorted(needed):
-        if cluster.get(namespaces, "", name) is None:
-            cluster.apply(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Namespace",
-                    "metadata": {
-                        "name": name,
-                        "labels": {
-                            "app.kubernetes.io/managed-by": FIELD_MANAGER,
-                            CREATED_FOR_LABEL: plan.app,
-                        },
-                    },
-                }
-            )
-            result.writes += 1
+        try:
+            _ensure_namespace(cluster, plan, namespaces, name, result)
+        except KubeError as err:
+            ref = ObjectRef("", "Namespace", "", name)
+            result.failed.append((ref, f"namespace not created: {err.message}"))
+
+
+def _ensure_namespace(
+    cluster: ClusterClient, plan: TargetPlan, namespaces: Resource, name: str, result: ApplyResult
+) -> None:
+    if cluster.get(namespaces, "", name) is not None:
+        return
+    labels = {"app.kubernetes.io/managed-by": FIELD_MANAGER, CREATED_FOR_LABEL: plan.app}
+    cluster.apply(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+    )
+    result.writes += 1
 
 
 def _write_inventory(
     cluster: ClusterClient, plan: TargetPlan, entries: Iterable[InventoryEntry], result: ApplyResult
-) -> None:
+) -> bool:
+    """Write the inventory; False (and a failure in the result) when it could not be."""
     manifest = inventory_manifest(plan.app, plan.revision, plan.instance, plan.cluster, entries)
-    cluster.apply(manifest, force=True)
+    try:
+        cluster.apply(manifest, force=True)
+    except KubeError as err:
+        result.failed.append((ObjectRef.of(manifest), f"inventory not written: {err.message}"))
+        return False
     result.writes += 1
     if plan.legacy_inventory:  # moved to its per-cluster name: the old one goes
-        configmaps = cluster.resource("v1", "ConfigMap")
-        if cluster.delete(
-            configmaps, SYSTEM_NAMESPACE, legacy_inventory_name(plan.app, plan.instance)
-        ):
-            result.writes += 1
+        _delete_inventory(cluster, legacy_inventory_name(plan.app, plan.instance), result)
         plan.legacy_inventory = False
+    return True
 
 
 def _delete_inventory(cluster: ClusterClient, name: str, result: ApplyResult) -> None:
-    if cluster.delete(cluster.resource("v1", "ConfigMap"), SYSTEM_NAMESPACE, name):
-        result.writes += 1
+    configmaps = cluster.resource("v1", "ConfigMap")
+    try:
+        if cluster.delete(configmaps, SYSTEM_NAMESPACE, name):
+            result.writes += 1
+    except KubeError as err:
+        ref = ObjectRef("", "ConfigMap", SYSTEM_NAMESPACE, name)
+        result.failed.append((ref, f"inventory not deleted: {err.message}"))
 
 
 def _prune(cluster: ClusterClient, prunes: list[Change], result: ApplyResult) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -143,3 +144,30 @@ def live_after(plan: TargetPlan, result: ApplyResult | None) -> dict[ObjectRef, 
 
 class SyncError(ReconcilerError):
     """The sync of one app on one cluster was refused or failed as a whole."""
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What the apps of one instance and Cluster entry want on the cluster in one pass.
+
+    An object that moves from one app to another in one revision is handed over: the app it
+    leaves keeps it (never prunes it), the app it joins takes it over (relabels it by its
+    apply) instead of reporting a conflict. Without claims (one app alone) nothing is handed.
+    """
+
+    wants: Mapping[ObjectRef, frozenset[str]] = field(default_factory=dict)  # ref -> its apps
+    rendered: frozenset[str] = frozenset()  # apps whose objects here this pass knows
+    failed: frozenset[str] = frozenset()  # apps whose render failed: what they want is unknown
+    whole: bool = False  # the whole repo was rendered: an app not rendered wants nothing here
+
+    def wanted_elsewhere(self, ref: ObjectRef, app: str) -> str | None:
+        """Another app that wants ``ref`` in this pass, or None."""
+        others = sorted(self.wants.get(ref, frozenset()) - {app})
+        return others[0] if others else None
+
+    def released(self, ref: ObjectRef, holder: str) -> bool:
+        """Whether ``holder`` (the app a live object is labelled for) gives ``ref`` up in this
+        pass: it is known not to want it."""
+        if holder in self.failed or holder in self.wants.get(ref, frozenset()):
+            return False
+        return self.whole or holder in self.rendered

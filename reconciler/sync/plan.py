@@ -27,6 +27,7 @@ from reconciler.kube.client import ClusterClient, Resource, UnknownKind
 from reconciler.kube.content import content_version
 from reconciler.masking import mask_changes
 from reconciler.objects import Manifest, ObjectRef
+from reconciler.sync.holders import is_holder, kept_because
 from reconciler.sync.inventory import read_inventory
 from reconciler.sync.isolated import bounded_map
 from reconciler.sync.listrepair import REPAIR_MANAGER, ListRepair, plan_repair
@@ -34,15 +35,19 @@ from reconciler.sync.liveview import watched
 from reconciler.sync.model import (
     CLUSTER_LABEL,
     DEFAULT_INSTANCE,
+    INSTANCE_LABEL,
     PRUNE_ANNOTATION,
     Action,
     Change,
+    Claims,
     Drift,
     InventoryEntry,
     SyncError,
     TargetPlan,
 )
 from reconciler.sync.ownership import Owner, claimed_elsewhere, labels_of, owned_by, stamp
+
+NO_CLAIMS = Claims()
 
 
 def _crd_kinds(objects: Iterable[Manifest]) -> dict[tuple[str, str], str]:
@@ -63,8 +68,13 @@ def plan_target(
     policy: SyncPolicy,
     revision: str,
     instance: str = DEFAULT_INSTANCE,
+    claims: Claims = NO_CLAIMS,
 ) -> TargetPlan:
-    """Compare desired objects with live state; read-only (dry-runs change nothing)."""
+    """Compare desired objects with live state; read-only (dry-runs change nothing).
+
+    ``claims``: what the other apps of this instance and Cluster entry want in the same pass
+    (an object moving between them is handed over, never pruned).
+    """
     read = read_inventory(cluster, app, instance)
     inventory, inventory_revision = read.entries, read.revision
     objects = [stamp(obj, cluster.name, instance) for obj in objects]
@@ -99,11 +109,11 @@ def plan_target(
 
     def plan_one(item: tuple[Manifest, ObjectRef, Resource | None]) -> Change:
         obj, ref, resource = item
-        return _plan_object(cluster, owner, obj, ref, resource, live, inventory, policy)
+        return _plan_object(cluster, owner, obj, ref, resource, live, inventory, policy, claims)
 
     changes: list[Change] = bounded_map(plan_one, desired)
     desired_refs = {ref for _, ref, _ in desired}
-    changes += _plan_prunes(cluster, owner, inventory, desired_refs, policy)
+    changes += _plan_prunes(cluster, owner, inventory, desired_refs, policy, claims)
     changes += _find_unmanaged(cluster, owner, inventory, desired, live, listed)
     changes.sort(key=lambda c: c.ref.sort_key())
     return TargetPlan(
@@ -260,6 +270,7 @@ def _plan_object(
     live_objects: Mapping[ObjectRef, Manifest],
     inventory: Mapping[ObjectRef, InventoryEntry],
     policy: SyncPolicy,
+    claims: Claims = NO_CLAIMS,
 ) -> Change:
     api_version = str(obj["apiVersion"])
     applied = inventory.get(ref)
@@ -273,8 +284,18 @@ def _plan_object(
         return change
 
     claimed = claimed_elsewhere(live, owner.app, owner.cluster, owner.instance)
-    other_app = labels_of(live).get(APP_LABEL) not in (None, owner.app)
-    if claimed is not None and not (other_app and policy.force):
+    labels = labels_of(live)
+    holder = labels.get(APP_LABEL)
+    other_app = holder not in (None, owner.app)
+    # Moved here from another app of this instance and Cluster entry in this revision: that
+    # app gives it up (it keeps it from its prune), this one takes it over by its apply.
+    handed = (
+        other_app
+        and labels.get(INSTANCE_LABEL) in (None, owner.instance)
+        and labels.get(CLUSTER_LABEL) in (None, owner.cluster)
+        and claims.released(ref, str(holder))
+    )
+    if claimed is not None and not handed and not (other_app and policy.force):
         # sync.force may take an object from another app, never from another Cluster entry
         # or instance: the two would take it back and forth on every pass.
         return Change(
@@ -351,6 +372,8 @@ def _plan_object(
             cluster.settled[ref] = settled
         return Change(ref, Action.UNCHANGED, obj, api_version)
     change = Change(ref, Action.UPDATE, to_apply, api_version, force=force, repair=repair)
+    if handed:
+        change.message = f"moved here from app {holder}: taken over"
     if repair is not None:
         change.message = (
             f"{repair.path}: an entry was re-keyed by another manager (duplicate "
@@ -381,19 +404,39 @@ def _plan_prunes(
     inventory: Mapping[ObjectRef, InventoryEntry],
     desired_refs: set[ObjectRef],
     policy: SyncPolicy,
+    claims: Claims = NO_CLAIMS,
 ) -> list[Change]:
+    """What left Git: pruned, or kept and why. A Namespace or a CRD is decided last: it is
+    not pruned while it holds an object that stays (see holders)."""
     leaving = [e for ref, e in inventory.items() if ref not in desired_refs]
-    namespaces_in_use = {ref.namespace for ref in desired_refs}
+    lives: dict[ObjectRef, Manifest] = {}
 
     def check(entry: InventoryEntry) -> Change | None:
         ref = entry.ref
+        api_version = entry.api_version
         try:
-            resource = cluster.resource(entry.api_version, ref.kind)
+            resource = cluster.resource(api_version, ref.kind)
         except UnknownKind:
-            return None  # its CRD is gone, and with it every object of the kind
+            # No longer served under this version: maybe under another (a CRD that dropped
+            # v1beta1 for v1 still holds the object), else the kind is gone, and every object
+            # of it with it.
+            try:
+                served = cluster.served_kind(ref.group, ref.kind)
+            except KubeError as err:
+                message = f"{api_version} is not served and its kind could not be looked up "
+                message += f"({err.message}); kept in the inventory, not pruned"
+                return Change(ref, Action.KEEP, None, api_version, message=message, tracked=True)
+            if served is None:
+                return None
+            resource, api_version = served, served.api_version
         live = cluster.get(resource, ref.namespace, ref.name)
         if live is None:
             return None
+        lives[ref] = live
+        wanted_by = claims.wanted_elsewhere(ref, owner.app)
+        if wanted_by is not None:
+            message = f"moved to app {wanted_by}: handed over, not pruned"
+            return Change(ref, Action.KEEP, None, api_version, message=message)
         meta = live.get("metadata") or {}
         labels = labels_of(live)
         app_label = labels.get(APP_LABEL)
@@ -403,29 +446,33 @@ def _plan_prunes(
                 if app_label
                 else f"no {APP_LABEL} label now"
             )
-            return Change(ref, Action.KEEP, None, entry.api_version, message=f"{why}; not pruned")
+            return Change(ref, Action.KEEP, None, api_version, message=f"{why}; not pruned")
         claimed = claimed_elsewhere(live, owner.app, owner.cluster, owner.instance)
         if claimed is not None:
-            return Change(
-                ref, Action.KEEP, None, entry.api_version, message=f"{claimed}; not pruned"
-            )
+            return Change(ref, Action.KEEP, None, api_version, message=f"{claimed}; not pruned")
         if CLUSTER_LABEL not in labels:
             # Applied before objects named their Cluster entry: another entry reaching this
             # server may hold it. Reported, never deleted on a guess.
             message = f"applied before {CLUSTER_LABEL} labels; not pruned (delete it by hand)"
-            return Change(ref, Action.KEEP, None, entry.api_version, message=message)
-        if ref.kind == "Namespace" and not ref.group and ref.name in namespaces_in_use:
-            message = "still holds objects of this app; not pruned"
-            return Change(ref, Action.KEEP, None, entry.api_version, message=message)
+            return Change(ref, Action.KEEP, None, api_version, message=message)
         if (meta.get("annotations") or {}).get(PRUNE_ANNOTATION) == "disabled":
             message = "annotated prune: disabled"
-            return Change(ref, Action.KEEP, None, entry.api_version, message=message)
+            return Change(ref, Action.KEEP, None, api_version, message=message)
         if not policy.prune:
             message = "prune disabled by sync.prune"
-            return Change(ref, Action.KEEP, None, entry.api_version, message=message, tracked=True)
-        return Change(ref, Action.PRUNE, None, entry.api_version)
+            return Change(ref, Action.KEEP, None, api_version, message=message, tracked=True)
+        return Change(ref, Action.PRUNE, None, api_version)
 
-    return [c for c in bounded_map(check, leaving) if c is not None]
+    changes = [c for c in bounded_map(check, leaving) if c is not None]
+    pruned = {c.ref for c in changes if c.action is Action.PRUNE}
+    kept = {c.ref for c in changes if c.action is Action.KEEP}
+    for change in changes:
+        if change.action is Action.PRUNE and is_holder(change.ref):
+            others = pruned - {change.ref}
+            why = kept_because(cluster, change.ref, lives[change.ref], desired_refs, kept, others)
+            if why is not None:
+                change.action, change.message = Action.KEEP, why
+    return changes
 
 
 def _find_unmanaged(
