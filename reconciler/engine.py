@@ -144,7 +144,7 @@ def _reconcile_cluster(
     cluster.ping()
     outcomes = []
     placed = {t.app for t in targets}
-    claims = _claims(targets, whole=run.prune_departed)
+    claims = cluster_claims(targets, whole=run.prune_departed)
     for target in sorted(targets, key=lambda t: t.app):
         if target.error is not None or target.rendered is None:
             outcomes.append(TargetOutcome(target.app, name, error=target.error))
@@ -173,7 +173,7 @@ def _reconcile_cluster(
     return outcomes
 
 
-def _claims(targets: list[TargetResult], *, whole: bool) -> Claims:
+def cluster_claims(targets: list[TargetResult], *, whole: bool) -> Claims:
     """What each app placed on one cluster wants there in this pass (an object moving from one
     app to another in one revision is handed over, see Claims). ``whole``: every app of the
     repo was rendered, so an app not placed here wants nothing here."""
