@@ -325,27 +325,47 @@ class ClusterClient:
 
     def listable_kinds(self, namespaced: bool = True) -> list[Resource]:
         """Every kind the cluster lists, namespaced (or cluster-scoped), one version each (its
-        group's preferred), from aggregated discovery: two requests."""
+        group's preferred): from aggregated discovery (two requests), else one request per
+        group."""
         found: dict[tuple[str, str], Resource] = {}
-        for path in ("/api", "/apis"):
-            listing = self._request("GET", path, accept=_AGGREGATED)
-            if (listing or {}).get("kind") != "APIGroupDiscoveryList":
-                raise KubeError(
-                    "the API server does not offer aggregated discovery", cluster=self.name
-                )
-            for group in listing.get("items") or []:
-                name = str((group.get("metadata") or {}).get("name") or "")
-                for entry in group.get("versions") or []:  # the preferred version first
-                    for res in entry.get("resources") or []:
-                        kind = str((res.get("responseKind") or {}).get("kind") or "")
-                        scoped = res.get("scope") == "Namespaced"
-                        if not kind or scoped != namespaced or "list" not in res.get("verbs", []):
-                            continue
-                        resource = Resource(
-                            name, str(entry["version"]), kind, str(res["resource"]), scoped
-                        )
-                        found.setdefault((name, kind), resource)
+        for group, version, res in self._discovered_resources():
+            kind, plural = str(res.get("kind", "")), str(res.get("name", ""))
+            scoped = bool(res.get("namespaced"))
+            if kind and "/" not in plural and scoped == namespaced and "list" in res["verbs"]:
+                found.setdefault((group, kind), Resource(group, version, kind, plural, scoped))
         return sorted(found.values(), key=lambda r: (r.group, r.kind))
+
+    def _discovered_resources(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(group, version, resource) of every served resource, preferred versions first, each
+        resource as plain discovery has it (kind, name, namespaced, verbs)."""
+        found = []
+        for path in ("/api", "/apis"):
+            listing = self._request("GET", path, accept=_AGGREGATED) or {}
+            if listing.get("kind") == "APIGroupDiscoveryList":
+                for group in listing.get("items") or []:
+                    name = str((group.get("metadata") or {}).get("name") or "")
+                    for entry in group.get("versions") or []:
+                        for res in entry.get("resources") or []:
+                            plain = {
+                                "kind": (res.get("responseKind") or {}).get("kind", ""),
+                                "name": res.get("resource", ""),
+                                "namespaced": res.get("scope") == "Namespaced",
+                                "verbs": res.get("verbs") or [],
+                            }
+                            found.append((name, str(entry["version"]), plain))
+                continue
+            if path == "/api":
+                versions = [("", str(v)) for v in listing.get("versions") or []]
+            else:
+                versions = [
+                    (str(g["name"]), str((g.get("preferredVersion") or {}).get("version", "")))
+                    for g in listing.get("groups") or []
+                ]
+            for group_name, version in versions:
+                where = f"/apis/{group_name}/{version}" if group_name else f"/api/{version}"
+                for res in self._request("GET", where).get("resources") or []:
+                    found.append((group_name, version, {"verbs": [], **res}))
+        return found
 
     def _lookup(self, group: str, version: str, kind: str, refresh: bool) -> Resource | None:
         key = (group, version)
