@@ -103,7 +103,10 @@ def _labelled(
         namespace = holder.name
     else:
         served = cluster.served_kind(*crd_kind(crd))
-        kinds = [served] if served is not None else []
+        plural = ((crd.get("spec") or {}).get("names") or {}).get("plural")
+        # Served by this CRD (another CRD of the group may serve the kind when this one's names
+        # were never accepted: then this one serves nothing).
+        kinds = [served] if served is not None and served.plural == plural else []
         namespace = ""
 
     def read(resource: Resource) -> list[Manifest]:

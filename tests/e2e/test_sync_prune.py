@@ -125,10 +125,9 @@ def test_a_namespace_holding_a_kept_object_or_another_apps_object_is_not_pruned(
     )
     applied = on_west(run(repo_root, kubeconfig, base, apply=True))[mine].result
     assert applied is not None
-    assert sorted(str(r) for r in applied.pruned) == [
-        f"ConfigMap/{kept_ns}/x",
-        f"ConfigMap/{shared_ns}/x",
-    ]
+    assert sorted(str(r) for r in applied.pruned) == sorted(
+        [f"ConfigMap/{kept_ns}/x", f"ConfigMap/{shared_ns}/x"]
+    )
     core = client.CoreV1Api(api_clients[WEST])
     assert not is_deleted_namespace(core, kept_ns)
     assert not is_deleted_namespace(core, shared_ns)
@@ -313,6 +312,35 @@ def test_what_a_failed_first_stage_created_is_in_the_inventory_and_pruned_later(
     assert reverted.result is not None
     assert [str(r) for r in reverted.result.pruned] == [f"Namespace/{created}"]
     assert is_deleted_namespace(client.CoreV1Api(api_clients[WEST]), created)
+
+
+def test_a_crd_that_never_gets_established_is_reported_and_still_listed_for_pruning(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    app, ns, group = unique("established"), unique("ns"), f"{unique('g')}.example.com"
+    taken, _ = crd_and_resource(group, "Thing", "unused")
+    extensions = client.ApiextensionsV1Api(api_clients[WEST])
+    extensions.create_custom_resource_definition(taken)  # installed outside the app
+    # Another plural of the same group and kind: its names are never accepted.
+    clash, _ = crd_and_resource(group, "Thing", "unused")
+    clash["spec"]["names"].update(plural="otherthings", singular="otherthing")
+    clash["metadata"]["name"] = f"otherthings.{group}"
+    write_app(repo_root, app, [configmap("x", {"k": "1"})], namespace=ns, placement=ONLY_WEST)
+    run(repo_root, kubeconfig, app, apply=True)
+    write_app(
+        repo_root, app, [configmap("x", {"k": "1"}), clash], namespace=ns, placement=ONLY_WEST
+    )
+
+    outcome = on_west(run(repo_root, kubeconfig, app, apply=True))[app]
+    clash_ref = f"CustomResourceDefinition.apiextensions.k8s.io/otherthings.{group}"
+    assert outcome.error is None and outcome.result is not None
+    assert [str(r) for r in outcome.result.created] == [clash_ref]
+    assert [(str(r), why) for r, why in outcome.result.failed] == [
+        (clash_ref, f"CRD otherthings.{group} not Established after 30s")
+    ]
+    write_app(repo_root, app, [configmap("x", {"k": "1"})], namespace=ns, placement=ONLY_WEST)
+    reverted = on_west(run(repo_root, kubeconfig, app, apply=True))[app]
+    assert pending(reverted) == [(clash_ref, "prune", "")]
 
 
 def test_an_object_under_a_version_no_longer_served_is_pruned_through_a_served_one(
