@@ -453,8 +453,9 @@ def _find_unmanaged(
 
     def labelled(scope: Scope) -> list[Manifest]:
         resource, namespace = scope
-        if scope in listed:  # already listed whole for the plan
-            return [o for ref, o in live.items() if (resource, ref.namespace) == scope]
+        if scope in listed:  # already listed whole for the plan: its kind in its namespace
+            wanted = (resource.group, resource.kind, namespace)
+            return [o for ref, o in live.items() if (ref.group, ref.kind, ref.namespace) == wanted]
         seen = watched(cluster, [scope])[0] if namespace else None
         if seen is not None:
             return [o for o in seen if labels_of(o).get(APP_LABEL) == owner.app]
