@@ -282,7 +282,9 @@ def take_from_live(
 
     Fields absent live are left out. Sending the live value (rather than omitting the field)
     matters: a field we solely own and stop sending is removed, and the server's default
-    (``replicas: 1``) comes back.
+    (``replicas: 1``) comes back. Maps Git does not declare on the way are made (an annotation
+    under no ``annotations``); a list or list entry Git does not declare never is (an injected
+    init container's image): the field is not sent, and the server keeps its live value.
     """
     out = copy.deepcopy(dict(desired))
     for pointer in pointers:
@@ -291,20 +293,42 @@ def take_from_live(
         if not found:
             out = strip_pointers(out, [pointer])
             continue
-        node: Any = out
-        for part in parts[:-1]:
-            if isinstance(node, dict):
-                node = node.setdefault(part, {})
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                break
-        else:
-            if isinstance(node, dict):
-                node[parts[-1]] = copy.deepcopy(value)
-            elif isinstance(node, list) and parts[-1].isdigit() and int(parts[-1]) < len(node):
-                node[int(parts[-1])] = copy.deepcopy(value)
+        node = _holder(out, live, parts)
+        if isinstance(node, dict):
+            node[parts[-1]] = copy.deepcopy(value)
+        elif isinstance(node, list) and parts[-1].isdigit() and int(parts[-1]) < len(node):
+            node[int(parts[-1])] = copy.deepcopy(value)
     return out
+
+
+def _holder(out: Any, live: Any, parts: list[str]) -> Any:
+    """The map or list in ``out`` that is to hold the field at ``parts`` (present live), with
+    the maps Git does not declare on the way made; None when the way runs through a list or a
+    list entry Git does not declare: made up, it would be malformed (``{"0": ...}`` for a list)
+    or, copied from live, would make us an owner of entries another manager keeps."""
+    node, seen = out, live
+    for depth, part in enumerate(parts[:-1]):
+        seen = seen[int(part)] if isinstance(seen, list) else seen[part]
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, dict) and _maps_all_the_way(seen, parts[depth + 1 : -1]):
+            for name in parts[depth:-1]:
+                node = node.setdefault(name, {})
+            return node
+        else:
+            return None
+    return node
+
+
+def _maps_all_the_way(node: Any, parts: list[str]) -> bool:
+    """Whether ``node`` and each node below it along ``parts`` is a map."""
+    for part in parts:
+        if not isinstance(node, dict):
+            return False
+        node = node[part]
+    return isinstance(node, dict)
 
 
 def content_hash(obj: Mapping[str, Any]) -> str:

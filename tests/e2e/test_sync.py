@@ -306,6 +306,32 @@ def test_ignored_differences_are_neither_shown_nor_fought_over(
     assert apps.read_namespaced_deployment("web", ns).spec.replicas == 9
 
 
+def test_an_ignored_field_in_a_list_git_does_not_declare_is_left_to_its_live_value(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    app, ns = unique("inject"), unique("ns")
+    rule = {"kind": "Deployment", "jsonPointers": ["/spec/template/spec/initContainers/0/image"]}
+    write_app(
+        repo_root,
+        app,
+        [deployment("web")],
+        namespace=ns,
+        placement={"clusters": ["beijing-1"]},
+        sync={"ignoreDifferences": [rule]},
+    )
+    run(repo_root, kubeconfig, app, apply=True)
+    apps = client.AppsV1Api(api_clients["beijing-1"])
+    init = {"name": "vault-agent-init", "image": "vault:1.15"}
+    patch = {"spec": {"template": {"spec": {"initContainers": [init]}}}}
+    apps.patch_namespaced_deployment("web", ns, patch, field_manager="injector")
+
+    # Git declares no initContainers: nothing is made up for the pointer (a malformed object the
+    # dry-run rejects), and the injected container is neither drift nor touched.
+    assert changes(run(repo_root, kubeconfig, app, apply=True)) == {(app, "beijing-1"): []}
+    live = apps.read_namespaced_deployment("web", ns).spec.template.spec.init_containers
+    assert [(c.name, c.image) for c in live] == [("vault-agent-init", "vault:1.15")]
+
+
 def test_an_immutable_field_change_says_which_field_and_what_to_do(
     repo_root: Path, kubeconfig: Path
 ) -> None:

@@ -238,3 +238,64 @@ def test_ignored_fields_are_sent_with_their_live_value_or_left_out_when_absent()
     assert take_from_live(desired, live, ["/spec/replicas", "/spec/paused"]) == {
         "spec": {"replicas": 9}
     }
+
+
+def _injected() -> dict[str, Any]:
+    return {
+        "spec": {
+            "template": {
+                "spec": {
+                    "initContainers": [{"name": "vault-agent-init", "image": "vault:1.15"}],
+                    "containers": [{"name": "web", "image": "web:1"}],
+                }
+            }
+        }
+    }
+
+
+def test_an_ignored_field_in_a_list_git_does_not_declare_is_not_sent() -> None:
+    desired = {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:1"}]}}}}
+    pointer = "/spec/template/spec/initContainers/0/image"
+    # No made-up list (a map {"0": ...} the server rejects) and no copied entry: live keeps it.
+    assert take_from_live(desired, _injected(), [pointer]) == desired
+    # An entry Git does not declare in a list it does: likewise.
+    two = {"spec": {"template": {"spec": {"containers": [{"name": "web"}, {"name": "b"}]}}}}
+    desired["spec"]["template"]["spec"]["initContainers"] = []
+    assert take_from_live(desired, _injected(), [pointer]) == desired
+    assert take_from_live({}, two, ["/spec/template/spec/containers/1/name"]) == {}
+
+
+def test_an_ignored_field_in_a_list_entry_git_declares_is_sent_with_its_live_value() -> None:
+    desired = {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:2"}]}}}}
+    live = _injected()
+    live["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "1"}}
+    pointers = [
+        "/spec/template/spec/containers/0/image",
+        "/spec/template/spec/containers/0/resources/limits/cpu",
+    ]
+    assert take_from_live(desired, live, pointers) == {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "web", "image": "web:1", "resources": {"limits": {"cpu": "1"}}}
+                    ]
+                }
+            }
+        }
+    }
+
+
+def test_an_ignored_field_under_maps_git_does_not_declare_is_sent_with_its_live_value() -> None:
+    live = {"metadata": {"annotations": {"example.com/a": "1"}}, "spec": {"replicas": 9}}
+    assert take_from_live({"spec": {}}, live, ["/metadata/annotations/example.com~1a"]) == {
+        "metadata": {"annotations": {"example.com/a": "1"}},
+        "spec": {},
+    }
+    # A whole list ignored is sent as the live list.
+    whole = take_from_live(
+        {"spec": {"template": {"spec": {}}}}, _injected(), ["/spec/template/spec/initContainers"]
+    )
+    assert whole["spec"]["template"]["spec"]["initContainers"] == [
+        {"name": "vault-agent-init", "image": "vault:1.15"}
+    ]
