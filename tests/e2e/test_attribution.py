@@ -66,8 +66,8 @@ def _kubectl(kubeconfig: Path, namespace: str, *args: str) -> None:
     )
 
 
-def test_a_scale_plus_a_git_annotation_change_names_only_what_kubectl_changed(
-    repo_root: Path, kubeconfig: Path
+def test_a_scale_plus_git_changes_name_only_what_kubectl_changed(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
 ) -> None:
     app, ns = unique("attr"), unique("ns")
     web = deployment("web", replicas=2)
@@ -75,8 +75,14 @@ def test_a_scale_plus_a_git_annotation_change_names_only_what_kubectl_changed(
     write_app(repo_root, app, [web], namespace=ns, placement={"clusters": [CLUSTER]})
     _pass(repo_root, kubeconfig, app, apply=True)
 
+    # What kube-controller-manager writes on every Deployment (no controller runs here).
+    revision = {"metadata": {"annotations": {"deployment.kubernetes.io/revision": "1"}}}
+    client.AppsV1Api(api_clients[CLUSTER]).patch_namespaced_deployment(
+        "web", ns, revision, field_manager="kube-controller-manager"
+    )
     _kubectl(kubeconfig, ns, "scale", "deploy/web", "--replicas=9")
     web["metadata"]["annotations"] = {"example.com/note": "r2"}  # the next commit
+    web["spec"]["template"]["spec"]["containers"][0]["image"] = "crccheck/hello-world:2.0"
     write_app(repo_root, app, [web], namespace=ns, placement={"clusters": [CLUSTER]})
 
     outcome = _pass(repo_root, kubeconfig, app, apply=False)
@@ -89,7 +95,10 @@ def test_a_scale_plus_a_git_annotation_change_names_only_what_kubectl_changed(
     assert finding.managers == ("kubectl",)
     (change,) = outcome.plan.drifted
     pending = [f.path for f in change.fields if not change.drifted(f)]
-    assert pending == ["metadata.annotations[example.com/note]"]  # Git's change: pending
+    assert pending == [  # Git's changes: pending, whoever else wrote in spec or metadata
+        "metadata.annotations[example.com/note]",
+        "spec.template.spec.containers[name=web].image",
+    ]
 
     healed = _pass(repo_root, kubeconfig, app, apply=True)
     assert healed.result is not None and healed.result.corrected
