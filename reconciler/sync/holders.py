@@ -61,11 +61,13 @@ def kept_because(
     desired: Set[ObjectRef],
     kept: Set[ObjectRef],
     pruned: Set[ObjectRef],
+    wanted: Mapping[ObjectRef, Set[str]] | None = None,
 ) -> str | None:
     """Why the Namespace or CRD ``holder`` (``live``) must not be pruned, or None.
 
     ``desired``: this app's objects in Git; ``kept``: what this app keeps of what left Git;
-    ``pruned``: what this pass prunes.
+    ``pruned``: what this pass prunes; ``wanted``: what other apps want in this pass (maybe
+    not created yet), with the apps that want it.
     """
     if holder.kind == "Namespace" and holder.name == SYSTEM_NAMESPACE:
         return "holds the reconciler's inventories; not pruned"
@@ -79,6 +81,14 @@ def kept_because(
     if held:
         what = "holds" if crd is None else "serves the kind of"
         return f"{what} {held[0]}, which this app keeps; not pruned"
+    others = sorted(
+        (r for r, apps in (wanted or {}).items() if apps and held_by(holder, crd, r)),
+        key=lambda r: r.sort_key(),
+    )
+    if others:
+        what = "holds" if crd is None else "serves the kind of"
+        app = sorted((wanted or {})[others[0]])[0]
+        return f"{what} {others[0]}, which app {app} wants; not pruned"
     try:
         found = _labelled(cluster, holder, crd, pruned)
     except KubeError as err:

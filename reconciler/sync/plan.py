@@ -473,10 +473,12 @@ def _plan_prunes(
     changes = [c for c in bounded_map(check, leaving) if c is not None]
     pruned = {c.ref for c in changes if c.action is Action.PRUNE}
     kept = {c.ref for c in changes if c.action is Action.KEEP}
+    wanted = {ref: apps - {owner.app} for ref, apps in claims.wants.items()}
     for change in changes:
         if change.action is Action.PRUNE and is_holder(change.ref):
             others = pruned - {change.ref}
-            why = kept_because(cluster, change.ref, lives[change.ref], desired_refs, kept, others)
+            live = lives[change.ref]
+            why = kept_because(cluster, change.ref, live, desired_refs, kept, others, wanted)
             if why is not None:
                 change.action, change.message = Action.KEEP, why
     return changes

@@ -170,6 +170,48 @@ def test_a_departed_apps_namespace_is_not_pruned_while_another_app_has_objects_i
     assert core.read_namespaced_config_map("b", shared).data == {"k": "1"}
 
 
+def test_a_namespace_another_app_moves_into_in_the_same_commit_is_not_pruned(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    base, home, shared = unique("into"), unique("ns"), unique("ns")
+    leaving, arriving = f"{base}-1", f"{base}-2"  # the Namespace's app is planned first
+    write_app(
+        repo_root,
+        leaving,
+        [namespace_doc(shared), configmap("stay", {"k": "1"})],
+        namespace=home,
+        placement=ONLY_WEST,
+    )
+    write_app(
+        repo_root, arriving, [configmap("b", {"k": "1"})], namespace=home, placement=ONLY_WEST
+    )
+    run(repo_root, kubeconfig, base, apply=True)
+    # One commit: the Namespace leaves the first app's Git, the second app adds an object in it.
+    write_app(
+        repo_root, leaving, [configmap("stay", {"k": "1"})], namespace=home, placement=ONLY_WEST
+    )
+    write_app(
+        repo_root,
+        arriving,
+        [configmap("b", {"k": "1"}), configmap("new", {"k": "1"}, namespace=shared)],
+        namespace=home,
+        placement=ONLY_WEST,
+    )
+
+    outcomes = on_west(run(repo_root, kubeconfig, base, apply=True))
+    assert pending(outcomes[leaving]) == [
+        (
+            f"Namespace/{shared}",
+            "keep",
+            f"holds ConfigMap/{shared}/new, which app {arriving} wants; not pruned",
+        )
+    ]
+    assert all(o.result is not None and o.result.ok for o in outcomes.values())
+    core = client.CoreV1Api(api_clients[WEST])
+    assert not is_deleted_namespace(core, shared)
+    assert core.read_namespaced_config_map("new", shared).data == {"k": "1"}
+
+
 def test_a_crd_is_not_pruned_while_git_or_another_app_still_has_objects_of_its_kind(
     repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
 ) -> None:
