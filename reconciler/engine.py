@@ -178,6 +178,7 @@ def cluster_claims(targets: list[TargetResult], *, whole: bool) -> Claims:
     app to another in one revision is handed over, see Claims). ``whole``: every app of the
     repo was rendered, so an app not placed here wants nothing here."""
     wants: dict[ObjectRef, set[str]] = {}
+    names: dict[tuple[str, str, str], set[str]] = {}
     for target in targets:
         if target.error is not None or target.rendered is None:
             continue
@@ -185,14 +186,13 @@ def cluster_claims(targets: list[TargetResult], *, whole: bool) -> Claims:
             ref = ObjectRef.of(obj)
             wants.setdefault(ref, set()).add(target.app)
             if ref.namespace:  # a custom kind the render did not know is cluster-scoped
-                wants.setdefault(ObjectRef(ref.group, ref.kind, "", ref.name), set()).add(
-                    target.app
-                )
+                names.setdefault((ref.group, ref.kind, ref.name), set()).add(target.app)
     return Claims(
         {ref: frozenset(apps) for ref, apps in wants.items()},
         frozenset(t.app for t in targets if t.error is None and t.rendered is not None),
         frozenset(t.app for t in targets if t.error is not None or t.rendered is None),
         whole,
+        {key: frozenset(apps) for key, apps in names.items()},
     )
 
 

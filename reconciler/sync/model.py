@@ -159,15 +159,24 @@ class Claims:
     rendered: frozenset[str] = frozenset()  # apps whose objects here this pass knows
     failed: frozenset[str] = frozenset()  # apps whose render failed: what they want is unknown
     whole: bool = False  # the whole repo was rendered: an app not rendered wants nothing here
+    # (group, kind, name) -> apps, of namespaced refs: a custom kind the render took for
+    # namespaced may be cluster-scoped (its ref then has no namespace).
+    names: Mapping[tuple[str, str, str], frozenset[str]] = field(default_factory=dict)
+
+    def apps_wanting(self, ref: ObjectRef) -> frozenset[str]:
+        found = self.wants.get(ref, frozenset())
+        if not ref.namespace:
+            found |= self.names.get((ref.group, ref.kind, ref.name), frozenset())
+        return found
 
     def wanted_elsewhere(self, ref: ObjectRef, app: str) -> str | None:
         """Another app that wants ``ref`` in this pass, or None."""
-        others = sorted(self.wants.get(ref, frozenset()) - {app})
+        others = sorted(self.apps_wanting(ref) - {app})
         return others[0] if others else None
 
     def released(self, ref: ObjectRef, holder: str) -> bool:
         """Whether ``holder`` (the app a live object is labelled for) gives ``ref`` up in this
         pass: it is known not to want it."""
-        if holder in self.failed or holder in self.wants.get(ref, frozenset()):
+        if holder in self.failed or holder in self.apps_wanting(ref):
             return False
         return self.whole or holder in self.rendered

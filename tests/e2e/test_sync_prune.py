@@ -75,8 +75,7 @@ def is_deleted_namespace(core: client.CoreV1Api, name: str) -> bool:
 def test_a_namespace_holding_a_kept_object_or_another_apps_object_is_not_pruned(
     repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
 ) -> None:
-    base = unique("hold")
-    mine, theirs = f"{base}-a", f"{base}-b"
+    mine = unique("hold")
     home, kept_ns, shared_ns = unique("ns"), unique("ns"), unique("ns")
     keep = configmap("keep", {"k": "1"}, namespace=kept_ns)
     keep["metadata"]["annotations"] = {"reconciler.io/prune": "disabled"}
@@ -94,18 +93,18 @@ def test_a_namespace_holding_a_kept_object_or_another_apps_object_is_not_pruned(
         namespace=home,
         placement=ONLY_WEST,
     )
-    write_app(
-        repo_root,
-        theirs,
-        [configmap("theirs", {"k": "1"}, namespace=shared_ns)],
-        namespace=home,
-        placement=ONLY_WEST,
-    )
-    first = on_west(run(repo_root, kubeconfig, base, apply=True))
+    first = on_west(run(repo_root, kubeconfig, mine, apply=True))
     assert all(o.result is not None and o.result.ok for o in first.values())
+    core = client.CoreV1Api(api_clients[WEST])
+    theirs = configmap("theirs", {"k": "1"}, namespace=shared_ns)  # another reconciler's
+    theirs["metadata"]["labels"] = {
+        "reconciler.io/app": "web",
+        "reconciler.io/instance": "elsewhere",
+    }
+    core.create_namespaced_config_map(shared_ns, theirs)
     write_app(repo_root, mine, [configmap("stay", {"k": "1"})], namespace=home, placement=ONLY_WEST)
 
-    planned = on_west(run(repo_root, kubeconfig, base, apply=False))
+    planned = on_west(run(repo_root, kubeconfig, mine, apply=False))
     assert sorted(pending(planned[mine])) == sorted(
         [
             (
@@ -116,19 +115,18 @@ def test_a_namespace_holding_a_kept_object_or_another_apps_object_is_not_pruned(
             (
                 f"Namespace/{shared_ns}",
                 "keep",
-                f"holds ConfigMap/{shared_ns}/theirs of app {theirs}; not pruned",
+                f"holds ConfigMap/{shared_ns}/theirs of app web; not pruned",
             ),
             (f"ConfigMap/{kept_ns}/keep", "keep", "annotated prune: disabled"),
             (f"ConfigMap/{kept_ns}/x", "prune", ""),
             (f"ConfigMap/{shared_ns}/x", "prune", ""),
         ]
     )
-    applied = on_west(run(repo_root, kubeconfig, base, apply=True))[mine].result
+    applied = on_west(run(repo_root, kubeconfig, mine, apply=True))[mine].result
     assert applied is not None
     assert sorted(str(r) for r in applied.pruned) == sorted(
         [f"ConfigMap/{kept_ns}/x", f"ConfigMap/{shared_ns}/x"]
     )
-    core = client.CoreV1Api(api_clients[WEST])
     assert not is_deleted_namespace(core, kept_ns)
     assert not is_deleted_namespace(core, shared_ns)
     assert core.read_namespaced_config_map("keep", kept_ns).data == {"k": "1"}
@@ -161,7 +159,11 @@ def test_a_departed_apps_namespace_is_not_pruned_while_another_app_has_objects_i
     outcome = on_west(run(repo_root, kubeconfig, base, apply=True))[leaving]
     assert outcome.departed and outcome.result is not None
     assert pending(outcome) == [
-        (f"Namespace/{shared}", "keep", f"holds ConfigMap/{shared}/b of app {staying}; not pruned"),
+        (
+            f"Namespace/{shared}",
+            "keep",
+            f"holds ConfigMap/{shared}/b, which app {staying} wants; not pruned",
+        ),
         (f"ConfigMap/{shared}/a", "prune", ""),
     ]
     assert [str(r) for r in outcome.result.pruned] == [f"ConfigMap/{shared}/a"]
@@ -220,19 +222,33 @@ def test_a_crd_is_not_pruned_while_git_or_another_app_still_has_objects_of_its_k
     own_group, shared_group = f"{unique('g')}.example.com", f"{unique('g')}.example.com"
     own_crd, widget = crd_and_resource(own_group, "Widget", "w")
     shared_crd, gadget = crd_and_resource(shared_group, "Gadget", "g")
+    foreign_crd, foreign = crd_and_resource(shared_group, "Doohickey", "d")
     write_app(
         repo_root, same, [own_crd, widget, configmap("c", {})], namespace=ns, placement=ONLY_WEST
     )
-    write_app(repo_root, owner, [shared_crd, configmap("d", {})], namespace=ns, placement=ONLY_WEST)
+    write_app(
+        repo_root,
+        owner,
+        [shared_crd, foreign_crd, configmap("d", {})],
+        namespace=ns,
+        placement=ONLY_WEST,
+    )
     write_app(repo_root, user, [gadget], namespace=ns, placement=ONLY_WEST)
     first = on_west(run(repo_root, kubeconfig, base, apply=True))
     assert all(o.result is not None and o.result.ok for o in first.values()), first
+    custom = client.CustomObjectsApi(api_clients[WEST])
+    foreign["metadata"]["labels"] = {  # another reconciler's
+        "reconciler.io/app": "web",
+        "reconciler.io/instance": "elsewhere",
+    }
+    custom.create_namespaced_custom_object(shared_group, "v1", ns, "doohickeys", foreign)
     # Both CRDs leave Git (say, to a platform team's install); the custom objects stay.
     write_app(repo_root, same, [widget, configmap("c", {})], namespace=ns, placement=ONLY_WEST)
     write_app(repo_root, owner, [configmap("d", {})], namespace=ns, placement=ONLY_WEST)
 
     outcomes = on_west(run(repo_root, kubeconfig, base, apply=True))
     own_name, shared_name = own_crd["metadata"]["name"], shared_crd["metadata"]["name"]
+    foreign_name = foreign_crd["metadata"]["name"]
     crd_kind = "CustomResourceDefinition.apiextensions.k8s.io"
     assert pending(outcomes[same]) == [
         (
@@ -243,16 +259,20 @@ def test_a_crd_is_not_pruned_while_git_or_another_app_still_has_objects_of_its_k
     ]
     assert pending(outcomes[owner]) == [
         (
+            f"{crd_kind}/{foreign_name}",
+            "keep",
+            f"serves the kind of Doohickey.{shared_group}/{ns}/d of app web; not pruned",
+        ),
+        (
             f"{crd_kind}/{shared_name}",
             "keep",
-            f"serves the kind of Gadget.{shared_group}/{ns}/g of app {user}; not pruned",
-        )
+            f"serves the kind of Gadget.{shared_group}/{ns}/g, which app {user} wants; not pruned",
+        ),
     ]
     assert all(o.result is not None and o.result.pruned == [] for o in outcomes.values())
     extensions = client.ApiextensionsV1Api(api_clients[WEST])
-    for name in (own_name, shared_name):
+    for name in (own_name, shared_name, foreign_name):
         assert extensions.read_custom_resource_definition(name).metadata.deletion_timestamp is None
-    custom = client.CustomObjectsApi(api_clients[WEST])
     assert custom.get_namespaced_custom_object(own_group, "v1", ns, "widgets", "w")
     assert custom.get_namespaced_custom_object(shared_group, "v1", ns, "gadgets", "g")
 
