@@ -202,6 +202,65 @@ def test_a_pin_holds_targets_and_its_release_lets_them_go(rig: Rig) -> None:
     assert revisions(rig) == dict.fromkeys(CLUSTERS, second)
 
 
+def test_a_rollout_started_while_the_app_is_pinned_applies_once_the_pin_is_released(
+    rig: Rig,
+) -> None:
+    first = rig.source.commit_files(files("1"))
+    rig.tick()
+    second = rig.source.commit_files(files("2"))  # a bad change: its rollout starts
+    rig.daemon.poke()
+    settle(rig)
+    rig.store.pin("web", ["*"], first, "ops", T0)  # the whole app back to first
+    settle(rig, 3)
+    assert revisions(rig) == dict.fromkeys(CLUSTERS, first)
+    third = rig.source.commit_files(files("3"))  # the fix, rolled out while pinned
+    rig.daemon.poke()
+    settle(rig)
+    rig.store.add_rollout_command("web", third, "approve", "prod", "ops", T0)
+    settle(rig)
+    state = rollout(rig)
+    assert (state.revision, state.phase) == (third, RolloutPhase.SUCCEEDED)
+    assert revisions(rig) == dict.fromkeys(CLUSTERS, first)  # the pin wins while it exists
+    rig.store.unpin("web")
+    settle(rig, 3)
+    assert revisions(rig) == dict.fromkeys(CLUSTERS, third)
+    assert second not in revisions(rig).values()
+
+
+ONE_BY_ONE = """
+rollout:
+  stages:
+  - name: all
+    target: {clusters: [beijing-1, beijing-2, us-west-1]}
+    maxConcurrent: 1
+"""
+
+
+def test_a_cluster_pinned_through_a_rollout_gets_its_revision_once_released(
+    tmp_path: Path, store: Store
+) -> None:
+    rig = make_rig(tmp_path, store)
+    each = ONE_BY_ONE
+    first = rig.source.commit_files(files("1", strategy=each))
+    rig.tick()
+    rig.store.pin("web", ["us-west-1"], first, "ops", T0)
+    settle(rig, 3)
+    second = rig.source.commit_files(files("2", strategy=each))
+    rig.daemon.poke()
+    settle(rig)
+    state = rollout(rig)
+    assert (state.revision, state.phase) == (second, RolloutPhase.SUCCEEDED)
+    assert state.cluster("us-west-1").phase == ClusterPhase.SKIPPED
+    assert revisions(rig) == {"beijing-1": second, "beijing-2": second, "us-west-1": first}
+    rig.store.unpin("web", ["us-west-1"])
+    settle(rig, 3)
+    assert revisions(rig) == dict.fromkeys(CLUSTERS, second)
+    # A restart keeps it there (the rollout's state says so, not only memory).
+    again = restart(tmp_path, store, rig.source)
+    settle(again, 3)
+    assert revisions(again) == dict.fromkeys(CLUSTERS, second)
+
+
 def test_a_pin_to_a_revision_not_loaded_is_loaded_first(tmp_path: Path, store: Store) -> None:
     rig = make_rig(tmp_path, store)
     first = rig.source.commit_files(files("1", strategy=""))
