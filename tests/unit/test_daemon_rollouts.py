@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 import repo_snippets as snip
+from click.testing import CliRunner
 from test_daemon_health import Workloads, judged
 
+from reconciler.cli.main import cli
 from reconciler.daemon.loop import Daemon
 from reconciler.health import Health
 from reconciler.kube.pool import Clients
@@ -258,6 +260,38 @@ def test_a_cluster_pinned_through_a_rollout_gets_its_revision_once_released(
     # A restart keeps it there (the rollout's state says so, not only memory).
     again = restart(tmp_path, store, rig.source)
     settle(again, 3)
+    assert revisions(again) == dict.fromkeys(CLUSTERS, second)
+
+
+def test_a_branch_back_at_a_revision_rolled_out_before_rolls_it_out_again(
+    tmp_path: Path, store: Store
+) -> None:
+    rig = make_rig(tmp_path, store)
+    rig.source.commit_files(files("1"))
+    rig.tick()
+    second = rig.source.commit_files(files("2"))
+    rig.daemon.poke()
+    settle(rig)
+    rig.clock.advance(60)
+    third = rig.source.commit_files(files("3"))
+    rig.daemon.poke()
+    settle(rig)
+    rig.clock.advance(60)
+    rig.source.head = second  # force-pushed back
+    rig.daemon.poke()
+    settle(rig)
+    state = rollout(rig)
+    assert (state.revision, state.phase) == (second, RolloutPhase.WAITING_APPROVAL)
+    superseded = store.rollout("web", third)
+    assert superseded is not None and superseded.phase == RolloutPhase.SUPERSEDED
+    again = restart(tmp_path, store, rig.source)
+    assert again.daemon.rollouts.states["web"].revision == second
+    approved = CliRunner().invoke(
+        cli, ["rollout", "approve", "web", "--user", "ops", "--state-dir", str(tmp_path / "state")]
+    )
+    assert approved.exit_code == 0, approved.output
+    settle(again)
+    assert rollout(again).phase == RolloutPhase.SUCCEEDED
     assert revisions(again) == dict.fromkeys(CLUSTERS, second)
 
 
