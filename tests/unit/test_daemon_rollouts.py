@@ -295,6 +295,43 @@ def test_a_branch_back_at_a_revision_rolled_out_before_rolls_it_out_again(
     assert revisions(again) == dict.fromkeys(CLUSTERS, second)
 
 
+ROLL_BACK = """
+rollout:
+  stages:
+  - name: all
+    target: {clusters: [beijing-1, beijing-2]}
+    maxConcurrent: 1
+    onFailure: rollback
+"""
+
+
+def test_a_rollback_does_not_wait_for_a_cluster_the_app_left(tmp_path: Path, store: Store) -> None:
+    rig = make_rig(tmp_path, store)
+    assert isinstance(rig.clusters, Workloads)
+    first = rig.source.commit_files(files("1", ROLL_BACK))
+    rig.tick()
+    second = rig.source.commit_files(files("2", ROLL_BACK))
+    rig.daemon.poke()
+    settle(rig, 1)
+    while rollout(rig).cluster("beijing-1").phase != ClusterPhase.SUCCEEDED:
+        settle(rig, 1)
+    rig.clusters.down.add("beijing-1")  # it cannot go back
+    rig.clusters.health = judged(Health.DEGRADED, 0)  # beijing-2 fails: roll back
+    settle(rig)
+    assert rollout(rig).phase == RolloutPhase.ROLLING_BACK
+    assert revisions(rig)["beijing-2"] == first
+    # The app leaves beijing-1 (what it renders elsewhere is the same: no new rollout).
+    left = files("2", ROLL_BACK)
+    left["apps/web/app.yaml"] = left["apps/web/app.yaml"].replace("beijing-1, beijing-2, ", "")
+    rig.source.commit_files(left)
+    rig.daemon.poke()
+    settle(rig, 3)
+    state = rollout(rig)
+    assert (state.revision, state.phase) == (second, RolloutPhase.ROLLED_BACK)
+    gone = state.cluster("beijing-1")
+    assert gone.phase == ClusterPhase.ROLLED_BACK and "no longer a target" in gone.reason
+
+
 def test_a_pin_to_a_revision_not_loaded_is_loaded_first(tmp_path: Path, store: Store) -> None:
     rig = make_rig(tmp_path, store)
     first = rig.source.commit_files(files("1", strategy=""))
