@@ -71,6 +71,9 @@ class Rollouts:
         self.strategic: set[str] | None = None  # apps with a strategy at head (None: unknown)
         self.pending: set[str] = set()  # apps whose decision waits for older renders
         self.observed: dict[TargetKey, Observation] = {}
+        # The clusters each app with a strategy is placed on (unpaused) at head: a rollback
+        # does not wait for the others (an app missing here: not known yet, all count).
+        self.targets: dict[str, frozenset[str]] = {}
         for target in store.list_targets():
             if target.applied is not None and target.applied_at is not None:
                 key = (target.app, target.cluster)
@@ -135,6 +138,8 @@ class Rollouts:
         self._head, self._head_args = head, (repo, book, running)
         self.strategic = {a.name for a in repo.apps.values() if strategy_of(repo, a) is not None}
         missing: set[str] = set()
+        if apps is None:
+            self.targets = {}
         for name, state in sorted(self.states.items()):
             if not self._decides(name):
                 continue
@@ -150,6 +155,10 @@ class Rollouts:
             log = self.log.bind(app=app.name, revision=head[:12])
             latest = self.states.get(app.name)
             plan = plan_for(repo, app)
+            if plan is not None:
+                self.targets[app.name] = frozenset(plan.clusters)
+            else:
+                self.targets.pop(app.name, None)
             if not self._decides(app.name):
                 # Another replica drives it: its clusters stay as they run until the driver
                 # has decided on this head (``tick`` sees that in the shared object).
@@ -386,18 +395,11 @@ class Rollouts:
             published = shared.observation(app, cluster) if waits else None
             seen = published or Observation(None, reachable=False)
         pinned = self.pin_of(app, cluster) is not None
-        if pinned == seen.pinned:
+        placed = self.targets.get(app)
+        targeted = placed is None or cluster in placed
+        if (pinned, targeted) == (seen.pinned, seen.targeted):
             return seen
-        return Observation(
-            seen.applied,
-            seen.applied_at,
-            seen.health,
-            seen.health_since,
-            seen.health_at,
-            seen.health_reason,
-            seen.reachable,
-            pinned,
-        )
+        return replace(seen, pinned=pinned, targeted=targeted)
 
     # -- writing -----------------------------------------------------------------------------
 

@@ -85,6 +85,7 @@ def state_to_data(state: RolloutState) -> dict[str, Any]:
                 "finished_at": c.finished_at,
                 "reason": c.reason,
                 "unchanged": c.unchanged,
+                "pinned": c.pinned,
             }
             for c in state.clusters
         ],
@@ -115,6 +116,7 @@ def state_from_data(data: dict[str, Any]) -> RolloutState:
             finished_at=_get(c, "finished_at"),
             reason=c["reason"],
             unchanged=bool(c.get("unchanged", False)),
+            pinned=bool(c.get("pinned", False)),
         )
         for c in data["clusters"]
     )

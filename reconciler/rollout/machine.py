@@ -195,8 +195,7 @@ class _Run:
     def _observe_one(self, c: ClusterState, stage: PlannedStage, o: Observation) -> ClusterState:
         now = self.now
         if o.pinned:
-            self._event("pinned: skipped by the rollout", c)
-            return self._set(c, phase=ClusterPhase.SKIPPED, finished_at=now, reason="pinned")
+            return self._skip_pinned(c)
         applied = o.applied == self.state.revision
         # Health read before the apply describes the old objects.
         fresh = (
@@ -231,6 +230,20 @@ class _Run:
             return self._set(c, phase=ClusterPhase.FAILED, finished_at=now, reason=reason)
         return self._set(c, reason=why)
 
+    def _skip_pinned(self, c: ClusterState) -> ClusterState:
+        """A pin holds ``c`` when the rollout reaches it: passed over while the pin exists;
+        released, it runs the new revision (``RolloutState.desired``)."""
+        self._event(
+            f"pinned: skipped by the rollout; runs {self.state.revision[:12]} once released", c
+        )
+        return self._set(
+            c,
+            phase=ClusterPhase.SKIPPED,
+            finished_at=self.now,
+            reason=f"pinned: runs {self.state.revision[:12]} once the pin is released",
+            pinned=True,
+        )
+
     # -- failure policy -----------------------------------------------------------------------
 
     def judge(self, newly_failed: list[ClusterState]) -> None:
@@ -263,14 +276,22 @@ class _Run:
     def roll_back(self, reason: str) -> None:
         rolling = False
         for c in list(self.clusters.values()):
-            if c.phase not in REACHED or c.unchanged:
+            # A cluster passed over for a pin would run the new revision once released: it
+            # goes back too (at once if it is still pinned, see ``watch_rollback``).
+            skipped_for_pin = c.phase == ClusterPhase.SKIPPED and c.pinned
+            if (c.phase not in REACHED and not skipped_for_pin) or c.unchanged:
                 continue
             if c.base is None:
                 self._event("no earlier revision to roll back to: left as it is", c, "warning")
                 continue
             if c.base == self.state.revision:
                 continue
-            self._set(c, phase=ClusterPhase.ROLLING_BACK, reason=f"rolling back to {c.base[:12]}")
+            self._set(
+                c,
+                phase=ClusterPhase.ROLLING_BACK,
+                reason=f"rolling back to {c.base[:12]}",
+                pinned=False,
+            )
             self.actions.append(SetRevision(c.cluster, c.base, "rollback"))
             self._event(f"rolling back to {c.base[:12]}", c, "warning")
             rolling = True
@@ -281,13 +302,25 @@ class _Run:
             self._finish(RolloutPhase.ROLLED_BACK, reason)
 
     def watch_rollback(self) -> None:
+        """A cluster is rolled back once it applied its base, or at once when the rollback
+        cannot wait for that: a pin holds it elsewhere (it runs its base once released), or
+        the app is no longer placed on it."""
         for c in list(self.clusters.values()):
             if c.phase != ClusterPhase.ROLLING_BACK:
                 continue
             o = self.obs.get(c.cluster, _UNSEEN)
+            base = (c.base or "")[:12]
             if o.applied is not None and o.applied == c.base:
                 self._set(c, phase=ClusterPhase.ROLLED_BACK, finished_at=self.now, reason="")
                 self._event("rolled back", c)
+            elif o.pinned:
+                reason = f"pinned: not waited for; runs {base} once the pin is released"
+                self._set(c, phase=ClusterPhase.ROLLED_BACK, finished_at=self.now, reason=reason)
+                self._event(f"rolled back: {reason}", c, "warning")
+            elif not o.targeted:
+                reason = "no longer a target (unplaced, paused or gone): not waited for"
+                self._set(c, phase=ClusterPhase.ROLLED_BACK, finished_at=self.now, reason=reason)
+                self._event(f"rolled back: {reason}", c, "warning")
         self._sync_clusters()
         if not any(c.phase == ClusterPhase.ROLLING_BACK for c in self.clusters.values()):
             self._finish(RolloutPhase.ROLLED_BACK, self.state.reason)
@@ -345,8 +378,7 @@ class _Run:
         for c in state.batch_members(state.stage, state.batch):
             o = self.obs.get(c.cluster)
             if o is not None and o.pinned:
-                self._set(c, phase=ClusterPhase.SKIPPED, finished_at=self.now, reason="pinned")
-                self._event("pinned: skipped by the rollout", c)
+                self._skip_pinned(c)
                 continue
             self._set(c, phase=ClusterPhase.PROGRESSING, started_at=self.now, reason="applying")
             self.actions.append(SetRevision(c.cluster, state.revision, f"{stage.name} {number}"))

@@ -26,7 +26,9 @@ class ClusterPhase(StrEnum):
     FAILED = "Failed"
     ROLLING_BACK = "RollingBack"  # told to run its base revision again
     ROLLED_BACK = "RolledBack"
-    SKIPPED = "Skipped"  # pinned by `reconciler rollback`, or the rollout ended before it
+    # Passed over: pinned by `reconciler rollback` when its batch came (``ClusterState.pinned``:
+    # the pin holds it; released, it runs the rollout's revision), or it took no batch.
+    SKIPPED = "Skipped"
 
 
 class RolloutPhase(StrEnum):
@@ -112,6 +114,9 @@ class ClusterState:
     finished_at: float | None = None
     reason: str = ""
     unchanged: bool = False  # renders the same at the new revision: moved without a batch
+    # Skipped only because a pin held it: once the pin is released it runs the new revision,
+    # as the rest of its batch does (a rollback takes it back to its base like them).
+    pinned: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,10 +153,11 @@ class RolloutState:
         raise KeyError(name)
 
     def desired(self, cluster: str) -> str | None:
-        """The revision this rollout wants ``cluster`` to run: the new one once reached, its
-        base before that and after a rollback."""
+        """The revision this rollout wants ``cluster`` to run: the new one once reached (or
+        passed over only for a pin: a pin wins while it exists, see the daemon), its base
+        before that and after a rollback."""
         state = self.cluster(cluster)
-        if state.phase in REACHED:
+        if state.phase in REACHED or (state.phase == ClusterPhase.SKIPPED and state.pinned):
             return self.revision
         return state.base
 
@@ -191,6 +197,7 @@ class Observation:
     health_reason: str = ""
     reachable: bool = True
     pinned: bool = False
+    targeted: bool = True  # the app is still placed on the (unpaused) cluster at head
 
 
 class CommandKind(StrEnum):

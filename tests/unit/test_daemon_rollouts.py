@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 import repo_snippets as snip
+from click.testing import CliRunner
 from test_daemon_health import Workloads, judged
 
+from reconciler.cli.main import cli
 from reconciler.daemon.loop import Daemon
 from reconciler.health import Health
 from reconciler.kube.pool import Clients
@@ -200,6 +202,134 @@ def test_a_pin_holds_targets_and_its_release_lets_them_go(rig: Rig) -> None:
     rig.store.unpin("web")
     settle(rig, 3)
     assert revisions(rig) == dict.fromkeys(CLUSTERS, second)
+
+
+def test_a_rollout_started_while_the_app_is_pinned_applies_once_the_pin_is_released(
+    rig: Rig,
+) -> None:
+    first = rig.source.commit_files(files("1"))
+    rig.tick()
+    second = rig.source.commit_files(files("2"))  # a bad change: its rollout starts
+    rig.daemon.poke()
+    settle(rig)
+    rig.store.pin("web", ["*"], first, "ops", T0)  # the whole app back to first
+    settle(rig, 3)
+    assert revisions(rig) == dict.fromkeys(CLUSTERS, first)
+    third = rig.source.commit_files(files("3"))  # the fix, rolled out while pinned
+    rig.daemon.poke()
+    settle(rig)
+    rig.store.add_rollout_command("web", third, "approve", "prod", "ops", T0)
+    settle(rig)
+    state = rollout(rig)
+    assert (state.revision, state.phase) == (third, RolloutPhase.SUCCEEDED)
+    assert revisions(rig) == dict.fromkeys(CLUSTERS, first)  # the pin wins while it exists
+    rig.store.unpin("web")
+    settle(rig, 3)
+    assert revisions(rig) == dict.fromkeys(CLUSTERS, third)
+    assert second not in revisions(rig).values()
+
+
+ONE_BY_ONE = """
+rollout:
+  stages:
+  - name: all
+    target: {clusters: [beijing-1, beijing-2, us-west-1]}
+    maxConcurrent: 1
+"""
+
+
+def test_a_cluster_pinned_through_a_rollout_gets_its_revision_once_released(
+    tmp_path: Path, store: Store
+) -> None:
+    rig = make_rig(tmp_path, store)
+    each = ONE_BY_ONE
+    first = rig.source.commit_files(files("1", strategy=each))
+    rig.tick()
+    rig.store.pin("web", ["us-west-1"], first, "ops", T0)
+    settle(rig, 3)
+    second = rig.source.commit_files(files("2", strategy=each))
+    rig.daemon.poke()
+    settle(rig)
+    state = rollout(rig)
+    assert (state.revision, state.phase) == (second, RolloutPhase.SUCCEEDED)
+    assert state.cluster("us-west-1").phase == ClusterPhase.SKIPPED
+    assert revisions(rig) == {"beijing-1": second, "beijing-2": second, "us-west-1": first}
+    rig.store.unpin("web", ["us-west-1"])
+    settle(rig, 3)
+    assert revisions(rig) == dict.fromkeys(CLUSTERS, second)
+    # A restart keeps it there (the rollout's state says so, not only memory).
+    again = restart(tmp_path, store, rig.source)
+    settle(again, 3)
+    assert revisions(again) == dict.fromkeys(CLUSTERS, second)
+
+
+def test_a_branch_back_at_a_revision_rolled_out_before_rolls_it_out_again(
+    tmp_path: Path, store: Store
+) -> None:
+    rig = make_rig(tmp_path, store)
+    rig.source.commit_files(files("1"))
+    rig.tick()
+    second = rig.source.commit_files(files("2"))
+    rig.daemon.poke()
+    settle(rig)
+    rig.clock.advance(60)
+    third = rig.source.commit_files(files("3"))
+    rig.daemon.poke()
+    settle(rig)
+    rig.clock.advance(60)
+    rig.source.head = second  # force-pushed back
+    rig.daemon.poke()
+    settle(rig)
+    state = rollout(rig)
+    assert (state.revision, state.phase) == (second, RolloutPhase.WAITING_APPROVAL)
+    superseded = store.rollout("web", third)
+    assert superseded is not None and superseded.phase == RolloutPhase.SUPERSEDED
+    again = restart(tmp_path, store, rig.source)
+    assert again.daemon.rollouts.states["web"].revision == second
+    approved = CliRunner().invoke(
+        cli, ["rollout", "approve", "web", "--user", "ops", "--state-dir", str(tmp_path / "state")]
+    )
+    assert approved.exit_code == 0, approved.output
+    settle(again)
+    assert rollout(again).phase == RolloutPhase.SUCCEEDED
+    assert revisions(again) == dict.fromkeys(CLUSTERS, second)
+
+
+ROLL_BACK = """
+rollout:
+  stages:
+  - name: all
+    target: {clusters: [beijing-1, beijing-2]}
+    maxConcurrent: 1
+    onFailure: rollback
+"""
+
+
+def test_a_rollback_does_not_wait_for_a_cluster_the_app_left(tmp_path: Path, store: Store) -> None:
+    rig = make_rig(tmp_path, store)
+    assert isinstance(rig.clusters, Workloads)
+    first = rig.source.commit_files(files("1", ROLL_BACK))
+    rig.tick()
+    second = rig.source.commit_files(files("2", ROLL_BACK))
+    rig.daemon.poke()
+    settle(rig, 1)
+    while rollout(rig).cluster("beijing-1").phase != ClusterPhase.SUCCEEDED:
+        settle(rig, 1)
+    rig.clusters.down.add("beijing-1")  # it cannot go back
+    rig.clusters.health = judged(Health.DEGRADED, 0)  # beijing-2 fails: roll back
+    settle(rig)
+    assert rollout(rig).phase == RolloutPhase.ROLLING_BACK
+    assert revisions(rig)["beijing-2"] == first
+    # The app leaves beijing-1 (what it renders elsewhere is the same: no new rollout).
+    left = files("2", ROLL_BACK)
+    left["apps/web/app.yaml"] = left["apps/web/app.yaml"].replace("beijing-1, beijing-2, ", "")
+    rig.source.commit_files(left)
+    rig.daemon.poke()
+    settle(rig, 3)
+    state = rollout(rig)
+    assert (state.revision, state.phase) == (second, RolloutPhase.ROLLED_BACK)
+    gone = state.cluster("beijing-1")
+    assert gone.phase == ClusterPhase.ROLLED_BACK and "no longer a target" in gone.reason
 
 
 def test_a_pin_to_a_revision_not_loaded_is_loaded_first(tmp_path: Path, store: Store) -> None:

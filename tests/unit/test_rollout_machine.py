@@ -28,6 +28,7 @@ class Target:
     applied_at: float = 0.0
     reachable: bool = True
     pinned: bool = False
+    targeted: bool = True
 
 
 @dataclass
@@ -46,7 +47,9 @@ class Fleet:
         out = {}
         for name, t in self.targets.items():
             if not t.reachable:
-                out[name] = Observation(t.applied, t.applied_at, reachable=False, pinned=t.pinned)
+                out[name] = Observation(
+                    t.applied, t.applied_at, reachable=False, pinned=t.pinned, targeted=t.targeted
+                )
                 continue
             ready = now >= t.applied_at + self.delay
             health = "Progressing"
@@ -54,7 +57,14 @@ class Fleet:
                 health = "Degraded" if (name, t.applied) in self.bad else "Healthy"
             since = t.applied_at + self.delay if ready else t.applied_at
             out[name] = Observation(
-                t.applied, t.applied_at, health, since, now, "1/1 ready", pinned=t.pinned
+                t.applied,
+                t.applied_at,
+                health,
+                since,
+                now,
+                "1/1 ready",
+                pinned=t.pinned,
+                targeted=t.targeted,
             )
         return out
 
@@ -62,7 +72,7 @@ class Fleet:
         for c in state.clusters:
             t = self.targets[c.cluster]
             want = state.desired(c.cluster)
-            if t.reachable and not t.pinned and want != t.applied:
+            if t.reachable and not t.pinned and t.targeted and want != t.applied:
                 t.applied, t.applied_at = want, now
 
 
@@ -361,6 +371,90 @@ def test_pinned_clusters_are_skipped_and_never_count_as_failures() -> None:
     run = new_run(plan(stage("all", "c1 c2", max_concurrent=1)), fleet)
     run.until(RolloutPhase.SUCCEEDED)
     assert run.phase("c2") == ClusterPhase.SKIPPED and fleet.targets["c2"].applied == OLD
+
+
+def test_a_cluster_skipped_for_a_pin_runs_the_new_revision_once_the_pin_is_released() -> None:
+    fleet = Fleet(["c1", "c2"])
+    fleet.targets["c2"].pinned = True
+    run = new_run(plan(stage("all", "c1 c2", max_concurrent=1)), fleet)
+    run.until(RolloutPhase.SUCCEEDED)
+    skipped = run.state.cluster("c2")
+    assert skipped.phase == ClusterPhase.SKIPPED and skipped.pinned
+    assert "once the pin is released" in skipped.reason
+    # The pin wins while it exists (the daemon's choice); the rollout's word is the revision.
+    assert run.state.desired("c2") == NEW
+    assert codec.state_from_data(codec.state_to_data(run.state)) == run.state
+    fleet.targets["c2"].pinned = False
+    run.tick()
+    assert fleet.targets["c2"].applied == NEW
+
+
+def test_a_cluster_pinned_while_in_flight_follows_the_rollout_once_released() -> None:
+    fleet = Fleet(["c1", "c2"])
+    run = new_run(plan(stage("all", "c1 c2", max_concurrent=1)), fleet)
+    while run.phase("c1") != ClusterPhase.PROGRESSING:
+        run.tick()
+    fleet.targets["c1"].pinned = True
+    run.until(RolloutPhase.SUCCEEDED)
+    assert run.phase("c1") == ClusterPhase.SKIPPED and run.state.desired("c1") == NEW
+
+
+def test_a_rollback_takes_back_the_clusters_skipped_for_a_pin_too() -> None:
+    fleet = Fleet(["c1", "c2", "c3"], bad={("c3", NEW)})
+    fleet.targets["c1"].pinned = True
+    p = plan(stage("all", "c1 c2 c3", max_concurrent=1, on_failure=OnFailure.ROLLBACK))
+    run = new_run(p, fleet)
+    fleet.targets["c1"].applied = NEWER  # the pin holds it on another revision
+    run.until(RolloutPhase.ROLLED_BACK)
+    c1 = run.state.cluster("c1")
+    assert c1.phase == ClusterPhase.ROLLED_BACK and "pinned" in c1.reason
+    assert run.state.desired("c1") == OLD  # once released
+    assert [t.applied for t in fleet.targets.values()] == [NEWER, OLD, OLD]
+
+
+def test_a_released_cluster_skipped_for_a_pin_is_rolled_back_like_the_others() -> None:
+    fleet = Fleet(["c1", "c2", "c3"], bad={("c3", NEW)})
+    fleet.targets["c1"].pinned = True
+    p = plan(stage("all", "c1 c2 c3", max_concurrent=1, on_failure=OnFailure.ROLLBACK))
+    run = new_run(p, fleet)
+    while run.phase("c1") != ClusterPhase.SKIPPED:
+        run.tick()
+    fleet.targets["c1"].pinned = False  # released: runs NEW, then the rollback takes it back
+    run.until(RolloutPhase.ROLLED_BACK)
+    assert run.phase("c1") == ClusterPhase.ROLLED_BACK and run.state.cluster("c1").reason == ""
+    assert [t.applied for t in fleet.targets.values()] == [OLD] * 3
+
+
+def _rolling_back_with_c1_stuck(fleet: Fleet) -> Run:
+    """c1 updated, then c2 degrades: the rollback waits for c1 to apply its base."""
+    p = plan(stage("all", "c1 c2", max_concurrent=1, on_failure=OnFailure.ROLLBACK))
+    run = new_run(p, fleet)
+    while run.phase("c2") != ClusterPhase.PROGRESSING:
+        run.tick()
+    fleet.targets["c1"].reachable = False
+    run.until(RolloutPhase.ROLLING_BACK)
+    run.tick()
+    assert run.phase("c1") == ClusterPhase.ROLLING_BACK
+    fleet.targets["c1"].reachable = True
+    return run
+
+
+def test_a_rollback_does_not_wait_for_a_cluster_pinned_elsewhere() -> None:
+    fleet = Fleet(["c1", "c2"], bad={("c2", NEW)})
+    run = _rolling_back_with_c1_stuck(fleet)
+    fleet.targets["c1"].pinned = True  # the operator pins it (to NEWER, say)
+    run.until(RolloutPhase.ROLLED_BACK, limit=run.now + 3)
+    c1 = run.state.cluster("c1")
+    assert c1.phase == ClusterPhase.ROLLED_BACK and "pinned" in c1.reason
+    assert run.state.desired("c1") == OLD  # once released
+
+
+def test_a_rollback_does_not_wait_for_a_cluster_the_app_left() -> None:
+    fleet = Fleet(["c1", "c2"], bad={("c2", NEW)})
+    run = _rolling_back_with_c1_stuck(fleet)
+    fleet.targets["c1"].targeted = False  # left the inventory, or the app's placement
+    run.until(RolloutPhase.ROLLED_BACK, limit=run.now + 3)
+    assert "no longer a target" in run.state.cluster("c1").reason
 
 
 def test_unchanged_clusters_move_at_once_and_take_no_batch() -> None:
