@@ -85,6 +85,8 @@ def state_to_data(state: RolloutState) -> dict[str, Any]:
                 "finished_at": c.finished_at,
                 "reason": c.reason,
                 "unchanged": c.unchanged,
+                "left": c.left,
+                "progress_from": c.progress_from,
             }
             for c in state.clusters
         ],
@@ -115,6 +117,8 @@ def state_from_data(data: dict[str, Any]) -> RolloutState:
             finished_at=_get(c, "finished_at"),
             reason=c["reason"],
             unchanged=bool(c.get("unchanged", False)),
+            left=bool(c.get("left", False)),
+            progress_from=c.get("progress_from"),
         )
         for c in data["clusters"]
     )

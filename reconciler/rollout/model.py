@@ -26,7 +26,8 @@ class ClusterPhase(StrEnum):
     FAILED = "Failed"
     ROLLING_BACK = "RollingBack"  # told to run its base revision again
     ROLLED_BACK = "RolledBack"
-    SKIPPED = "Skipped"  # pinned by `reconciler rollback`, or the rollout ended before it
+    SKIPPED = "Skipped"  # pinned by `reconciler rollback`, left the app's targets (paused,
+    # unplaced, removed, its cluster file broken), or joined after the rollout ended
 
 
 class RolloutPhase(StrEnum):
@@ -112,6 +113,8 @@ class ClusterState:
     finished_at: float | None = None
     reason: str = ""
     unchanged: bool = False  # renders the same at the new revision: moved without a batch
+    left: bool = False  # skipped because it left the app's targets: it rejoins if it comes back
+    progress_from: float | None = None  # the progress deadline counts from here (else started_at)
 
 
 @dataclass(frozen=True)
