@@ -119,6 +119,7 @@ class Rollouts:
         for state in self.states.values():
             out.add(state.revision)
             out.update(c.base for c in state.clusters if c.base is not None)
+            out.update(c.runs for c in state.clusters if c.runs is not None)
         return out
 
     # -- a new head --------------------------------------------------------------------------

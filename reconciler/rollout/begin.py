@@ -55,14 +55,19 @@ def begin(
     ``plan`` (paused, unplaced, ...).
     """
     if latest is not None:
-        refitted = refit(latest, plan, running, digests, left or {}, now)
+        refitted = refit(latest, head, plan, running, digests, left or {}, now)
         changes = refitted if refitted.events else None
         if latest.revision == head:
             return Begin(reason="a rollout of this revision exists", refitted=changes)
         # Same render as the latest rollout (running, done or stopped): nothing new to roll
         # out, and a halt or rollback of that render stands. A cluster joining with what it
-        # ran before counts too: it waits for the rollout.
-        covered = [c for c in plan.clusters if _in(latest, c) or running.get(c) is not None]
+        # ran before counts too where the rollout's revision was rendered for it (one paused
+        # then was not): it waits for the rollout.
+        covered = [
+            c
+            for c in plan.clusters
+            if _in(latest, c) or (running.get(c) is not None and (latest.revision, c) in digests)
+        ]
         if covered and all(_same(digests, head, latest.revision, c) for c in covered):
             reason = f"renders as the rollout of {latest.revision[:12]}"
             return Begin(reason=reason, refitted=changes)

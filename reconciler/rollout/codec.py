@@ -87,6 +87,7 @@ def state_to_data(state: RolloutState) -> dict[str, Any]:
                 "unchanged": c.unchanged,
                 "left": c.left,
                 "progress_from": c.progress_from,
+                "runs": c.runs,
             }
             for c in state.clusters
         ],
@@ -119,6 +120,7 @@ def state_from_data(data: dict[str, Any]) -> RolloutState:
             unchanged=bool(c.get("unchanged", False)),
             left=bool(c.get("left", False)),
             progress_from=c.get("progress_from"),
+            runs=c.get("runs"),
         )
         for c in data["clusters"]
     )

@@ -211,7 +211,8 @@ class _Run:
         if o.pinned:
             self._event("pinned: skipped by the rollout", c)
             return self._set(c, phase=ClusterPhase.SKIPPED, finished_at=now, reason="pinned")
-        applied = o.applied == self.state.revision
+        revision = self.state.revision_of(c)
+        applied = o.applied == revision
         # Health read before the apply describes the old objects.
         fresh = (
             applied
@@ -234,7 +235,7 @@ class _Run:
                 self._event("succeeded", c)
                 return self._set(c, phase=ClusterPhase.SUCCEEDED, finished_at=now, reason="")
             return c
-        why = _waiting_for(o, applied, self.state.revision)
+        why = _waiting_for(o, applied, revision)
         if c.phase == ClusterPhase.SOAKING:
             # It was healthy: the deadline to be healthy again counts from now.
             self._event(f"no longer healthy ({why}); soak restarts", c, "warning")
@@ -371,8 +372,9 @@ class _Run:
                 progress_from=None,
                 reason="applying",
             )
-            self.actions.append(SetRevision(c.cluster, state.revision, f"{stage.name} {number}"))
-            self._event(f"{number}: applying {state.revision[:12]}", c)
+            revision = state.revision_of(c)
+            self.actions.append(SetRevision(c.cluster, revision, f"{stage.name} {number}"))
+            self._event(f"{number}: applying {revision[:12]}", c)
         self._sync_clusters()
         self.state = replace(
             self.state, batch_started=True, next_at=None, phase=RolloutPhase.PROGRESSING
@@ -386,7 +388,8 @@ class _Run:
         changed = state != before
         if changed:
             state = replace(state, updated_at=self.now)
-        return Step(state, tuple(self.actions), tuple(self.events), wake_at(state), changed)
+        wake = wake_at(state, self.watching_since)
+        return Step(state, tuple(self.actions), tuple(self.events), wake, changed)
 
 
 def _waiting_for(o: Observation, applied: bool, revision: str) -> str:

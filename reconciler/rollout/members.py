@@ -55,6 +55,7 @@ def same_render(
 
 def refit(
     state: RolloutState,
+    head: str,
     plan: RolloutPlan,
     running: Mapping[str, str | None],
     digests: Mapping[tuple[str, str], Digest],
@@ -65,7 +66,9 @@ def refit(
 
     ``running`` maps clusters of ``plan`` to what they run (None: not the app yet); ``digests``
     maps (revision, cluster) to render digests; ``left`` says why a cluster of the rollout is
-    no longer a target.
+    no longer a target. A cluster joining that the rollout's revision was not rendered for (it
+    was paused then) runs ``head`` instead once reached, which renders as the rollout's revision
+    on the rollout's clusters (else ``head`` would have started a rollout of its own).
     """
     clusters = list(state.clusters)
     stages = list(state.plan.stages)
@@ -88,20 +91,24 @@ def refit(
 
     at = {c.cluster: i for i, c in enumerate(clusters)}
     for name in plan.clusters:
-        i = at.get(name)
-        old = clusters[i] if i is not None else None
+        found = at.get(name)
+        old = clusters[found] if found is not None else None
         if old is not None and not (old.left and old.phase == ClusterPhase.SKIPPED):
             continue
         base = old.base if old is not None else running.get(name)
         if base is None:
             continue  # never ran the app: it takes the newest revision at once
+        runs = old.runs if old is not None else None
+        if runs is None and (state.revision, name) not in digests:
+            runs = head
+        revision = runs or state.revision
         if active:
             index, stage = _stage_for(stages, plan, name, state)
             if index == len(stages):
                 stages.append(stage)
         else:
             index = old.stage if old is not None else len(stages) - 1
-        if same_render(digests, state.revision, base, name):
+        if same_render(digests, revision, base, name):
             joined = ClusterState(
                 name,
                 index,
@@ -112,6 +119,7 @@ def refit(
                 finished_at=now,
                 reason="joined; renders the same: at once",
                 unchanged=True,
+                runs=runs,
             )
         elif state.phase == RolloutPhase.SUCCEEDED:
             joined = ClusterState(
@@ -123,6 +131,7 @@ def refit(
                 started_at=now,
                 finished_at=now,
                 reason="joined after the rollout succeeded: at once",
+                runs=runs,
             )
         elif not active:
             joined = ClusterState(
@@ -138,19 +147,22 @@ def refit(
             others = [c for c in clusters if c.cluster != name]
             batch = _batch_for(state, others, index, stages[index])
             joined = ClusterState(
-                name, index, batch, base, reason="joined the rollout: waits for its stage"
+                name,
+                index,
+                batch,
+                base,
+                reason="joined the rollout: waits for its stage",
+                runs=runs,
             )
-        stages = [
-            replace(s, clusters=tuple(c for c in s.clusters if c != name)) for s in stages
-        ]
+        stages = [replace(s, clusters=tuple(c for c in s.clusters if c != name)) for s in stages]
         target = stages[joined.stage]
         stages[joined.stage] = replace(target, clusters=(*target.clusters, name))
         events.append(Event(joined.reason, stages[joined.stage].name, name))
-        if i is None:
+        if found is None:
             at[name] = len(clusters)
             clusters.append(joined)
         else:
-            clusters[i] = joined
+            clusters[found] = joined
 
     if not events:
         return Refit(state)

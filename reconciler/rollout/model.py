@@ -115,6 +115,9 @@ class ClusterState:
     unchanged: bool = False  # renders the same at the new revision: moved without a batch
     left: bool = False  # skipped because it left the app's targets: it rejoins if it comes back
     progress_from: float | None = None  # the progress deadline counts from here (else started_at)
+    # What it runs once reached when the rollout's revision was not rendered for it (it joined
+    # later, paused then): a newer revision that renders as the rollout's everywhere else.
+    runs: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,8 +158,12 @@ class RolloutState:
         base before that and after a rollback."""
         state = self.cluster(cluster)
         if state.phase in REACHED:
-            return self.revision
+            return self.revision_of(state)
         return state.base
+
+    def revision_of(self, cluster: ClusterState) -> str:
+        """The revision ``cluster`` runs once this rollout reaches it."""
+        return cluster.runs or self.revision
 
     def batch_count(self, stage: int) -> int:
         return 1 + max((c.batch for c in self.clusters if c.stage == stage), default=-1)
