@@ -393,3 +393,35 @@ def test_a_restart_during_a_soak_longer_than_the_deadline_soaks_again(
     assert state.cluster("beijing-1").phase == ClusterPhase.SUCCEEDED
     assert state.phase == RolloutPhase.PROGRESSING and state.stage == 1
     assert revisions(again) == dict.fromkeys(CLUSTERS, second)
+
+
+def test_a_broken_group_the_app_names_holds_its_rollout_too(rig: Rig) -> None:
+    def grouped(value: str, broken: bool = False) -> dict[str, str]:
+        out = changed(value)
+        out["apps/web/app.yaml"] = out["apps/web/app.yaml"].replace(
+            "placement: {clusters: [beijing-1, beijing-2, us-west-1]}",
+            "placement: {clusters: [beijing-1, beijing-2], groups: [west]}",
+        )
+        out["clusters/us-west-1.yaml"] = snip.cluster("us-west-1", labels="{region: west}")
+        selector = "{matchLabels: {region: west}}" + ("\n  bogus: [" if broken else "")
+        out["groups/west.yaml"] = snip.group("west", selector)
+        return out
+
+    first = rig.source.commit_files(grouped("1"))
+    rig.tick()
+    second = rig.source.commit_files(grouped("2"))
+    rig.daemon.poke()
+    settle(rig)
+    assert rollout(rig).phase == RolloutPhase.WAITING_APPROVAL
+    rig.source.commit_files(grouped("2", broken=True))
+    rig.daemon.poke()
+    settle(rig, 3)
+    assert rollout(rig).phase == RolloutPhase.WAITING_APPROVAL
+    rig.source.commit_files(grouped("2"))
+    rig.daemon.poke()
+    settle(rig, 3)
+    rig.store.add_rollout_command("web", second, "approve", "prod", "alice", T0)
+    settle(rig)
+    assert rollout(rig).phase == RolloutPhase.SUCCEEDED
+    assert revisions(rig) == dict.fromkeys(CLUSTERS, second)
+    assert first != second
