@@ -72,6 +72,7 @@ class Rollouts:
         self.pending: set[str] = set()  # apps whose decision waits for older renders
         # Apps broken at head (held on what they run): their rollouts wait as they are.
         self.held: frozenset[str] = frozenset()
+        self.held_clusters: frozenset[str] = frozenset()  # clusters whose file is broken at head
         self.watching_since: float | None = None  # the first tick: no health known before it
         self.observed: dict[TargetKey, Observation] = {}
         for target in store.list_targets():
@@ -133,18 +134,20 @@ class Rollouts:
         now: datetime,
         apps: Collection[str] | None = None,
         held: Collection[str] | None = None,
-        held_clusters: Collection[str] = (),
+        held_clusters: Collection[str] | None = None,
     ) -> set[str]:
         """Start (or supersede) the rollout of every app (of ``apps``) whose render changes at
         ``head``; return the revisions whose renders are needed to decide for the others.
 
         ``held``: apps broken at ``head`` (their files do not load): their rollouts stay as they
         are, not stepped, until the app loads again (None: as decided last). ``held_clusters``:
-        clusters whose file is broken at ``head``."""
+        clusters whose file is broken at ``head`` (None: as decided last)."""
         at = now.timestamp()
         self._head, self._head_args = head, (repo, book, running)
         if held is not None:
             self.held = frozenset(held)
+        if held_clusters is not None:
+            self.held_clusters = frozenset(held_clusters)
         before = self.strategic or set()
         self.strategic = {a.name for a in repo.apps.values() if strategy_of(repo, a) is not None}
         self.strategic |= before & self.held
@@ -197,7 +200,7 @@ class Rollouts:
             left = {}
             if latest is not None:
                 left = {
-                    c.cluster: _why_left(repo, c.cluster, held_clusters)
+                    c.cluster: _why_left(repo, c.cluster, self.held_clusters)
                     for c in latest.clusters
                     if c.cluster not in mine
                 }

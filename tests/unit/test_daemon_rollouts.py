@@ -425,3 +425,42 @@ def test_a_broken_group_the_app_names_holds_its_rollout_too(rig: Rig) -> None:
     assert rollout(rig).phase == RolloutPhase.SUCCEEDED
     assert revisions(rig) == dict.fromkeys(CLUSTERS, second)
     assert first != second
+
+
+def test_a_cluster_whose_file_breaks_during_a_rollout_rejoins_it_when_fixed(rig: Rig) -> None:
+    by_labels = STRATEGY.replace("target: {clusters: [beijing-2]}", "target: {selector: {}}")
+
+    def labelled(value: str, broken: bool = False) -> dict[str, str]:
+        out = changed(value, by_labels)
+        out["apps/web/app.yaml"] = out["apps/web/app.yaml"].replace(
+            "placement: {clusters: [beijing-1, beijing-2, us-west-1]}",
+            "placement: {selector: {matchLabels: {web: 'yes'}}}",
+        )
+        for name in CLUSTERS:
+            labels = "{web: 'yes'}" if name != "us-west-1" else "{}"
+            out[f"clusters/{name}.yaml"] = snip.cluster(name, labels=labels)
+        if broken:
+            out["clusters/beijing-2.yaml"] += "  bogus: [\n"
+        return out
+
+    first = rig.source.commit_files(labelled("1"))
+    rig.tick()
+    second = rig.source.commit_files(labelled("2"))
+    rig.daemon.poke()
+    settle(rig)
+    assert rollout(rig).phase == RolloutPhase.WAITING_APPROVAL
+    rig.source.commit_files(labelled("2", broken=True))
+    rig.daemon.poke()
+    settle(rig, 3)
+    left = rollout(rig).cluster("beijing-2")
+    assert (left.phase, left.reason) == (ClusterPhase.SKIPPED, "its cluster file is broken")
+    rig.source.commit_files(labelled("2"))
+    rig.daemon.poke()
+    settle(rig, 3)
+    back = rollout(rig).cluster("beijing-2")
+    assert (back.phase, back.base) == (ClusterPhase.PENDING, first)
+    assert revisions(rig)["beijing-2"] == first
+    rig.store.add_rollout_command("web", second, "approve", "prod", "alice", T0)
+    settle(rig)
+    assert rollout(rig).phase == RolloutPhase.SUCCEEDED
+    assert revisions(rig) == {"beijing-1": second, "beijing-2": second}
