@@ -5,7 +5,9 @@ Main thread only. What a step decides (the rollout's state, the revisions its ta
 run, the operators' commands it took) is written in one transaction before any pass acts on
 it, so a daemon killed at any point resumes from exactly there: nothing done is redone and no
 gate is skipped. A gate counts health read by a pass that started after the revision was
-applied; a soak cut short by a restart starts again (never shortened).
+applied; a soak cut short by a restart starts again (never shortened), and a cluster in flight
+gets a whole progress deadline again from the restart (``watching_since``). An app whose files
+are broken at head is held: its rollout is not stepped until the app loads again.
 
 With several replicas (``shared``), the rollouts live on the management cluster instead
 (``sharedrollouts``): each replica reads every app's rollout there, only the app's driver
