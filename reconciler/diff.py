@@ -105,9 +105,13 @@ class Ownership:
     operation: str
     time: str | None
     status_only: bool = False  # an entry for the status subresource (controllers, not people)
+    whole: bool = False  # a leaf of managedFields: the field and all it holds (atomic)
 
 
-def _fields_paths(fields: Mapping[str, Any], prefix: str = "") -> Iterable[str]:
+def _fields_paths(fields: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, bool]]:
+    """(path, whole) of every field a managedFields entry owns: a leaf (``{}``, owned whole) or
+    a node marked ``.`` (a list entry or map itself). A node that only holds owned fields
+    (``f:spec``, ``f:metadata``) is not owned: every manager of any field in it lists it."""
     for raw, sub in fields.items():
         if raw == ".":
             continue
@@ -127,9 +131,13 @@ def _fields_paths(fields: Mapping[str, Any], prefix: str = "") -> Iterable[str]:
             path = f"{prefix}[{name}]"
         else:
             continue
-        yield path
-        if isinstance(sub, Mapping) and sub:
-            yield from _fields_paths(sub, path)
+        inner = sub if isinstance(sub, Mapping) else {}
+        if not inner:
+            yield path, True
+        elif "." in inner:
+            yield path, False
+        if inner:
+            yield from _fields_paths(inner, path)
 
 
 def field_owners(live: Mapping[str, Any]) -> dict[str, list[Ownership]]:
@@ -137,13 +145,14 @@ def field_owners(live: Mapping[str, Any]) -> dict[str, list[Ownership]]:
     owners: dict[str, list[Ownership]] = {}
     meta = live.get("metadata") or {}
     for entry in meta.get("managedFields") or []:
-        owner = Ownership(
-            manager=str(entry.get("manager", "?")),
-            operation=str(entry.get("operation", "")),
-            time=entry.get("time"),
-            status_only=entry.get("subresource") == "status",
-        )
-        for path in _fields_paths(entry.get("fieldsV1") or {}):
+        for path, whole in _fields_paths(entry.get("fieldsV1") or {}):
+            owner = Ownership(
+                manager=str(entry.get("manager", "?")),
+                operation=str(entry.get("operation", "")),
+                time=entry.get("time"),
+                status_only=entry.get("subresource") == "status",
+                whole=whole,
+            )
             owners.setdefault(path, []).append(owner)
     return owners
 
@@ -153,10 +162,13 @@ def attribute(
 ) -> list[FieldChange]:
     """Name the manager (and time) that last set each changed field, other than ``ours``.
 
-    A field we set that someone else removed is owned by nobody any more: with ``unowned`` it
-    is attributed to the most recent Update on the object, the best evidence the server keeps;
-    without, it stays unattributed (when Git changed since the last apply, an unowned field is
-    Git's change, not someone's drift).
+    A field's owners are those of its own managedFields entry, else those of the nearest field
+    holding it that a manager owns whole (an atomic map or list); a map that merely holds owned
+    fields (``spec``, ``metadata.annotations``) names nobody. A field we set that someone else
+    removed is owned by nobody any more: with ``unowned`` it is attributed to the most recent
+    Update on the object, the best evidence the server keeps. Without ``unowned`` (Git changed
+    since the last apply) it stays unattributed, and so does a field we still own: it holds
+    what we applied (another manager's write takes it from us), so its change is Git's.
     """
     owners = field_owners(live)
     updates = sorted(
@@ -171,7 +183,8 @@ def attribute(
     latest_update = updates[-1] if updates and unowned else None
     out = []
     for change in changes:
-        found = _owner_of(change.path, owners, ours) or latest_update
+        found = _owner_of(change.path, owners, ours, git_changed=not unowned)
+        found = found or latest_update
         out.append(
             FieldChange(
                 change.path,
@@ -211,13 +224,21 @@ def _lookup(owners: Mapping[str, list[Ownership]], path: str) -> list[Ownership]
     return found
 
 
-def _owner_of(path: str, owners: Mapping[str, list[Ownership]], ours: str) -> Ownership | None:
-    # The longest owned prefix wins: ``spec.replicas`` before ``spec``.
-    candidate = path
+def _owner_of(
+    path: str, owners: Mapping[str, list[Ownership]], ours: str, *, git_changed: bool
+) -> Ownership | None:
+    """The latest other manager owning ``path``: by its own entry (``spec.replicas``), else by
+    the nearest enclosing field owned whole (``spec.selector`` for ``spec.selector.matchLabels``
+    ...). None when only we own it and Git changed (Git's change), or when nobody does."""
+    candidate, exact = path, True
     while candidate:
-        others = [o for o in _lookup(owners, candidate) if o.manager != ours]
-        if others:
+        held = [o for o in _lookup(owners, candidate) if exact or o.whole]
+        others = [o for o in held if o.manager != ours]
+        if others and not (git_changed and len(others) < len(held)):
             return max(others, key=lambda o: o.time or "")
+        if held and git_changed:
+            return None  # we own it: it holds what we applied
+        exact = False
         cut = max(candidate.rfind("."), candidate.rfind("["))
         candidate = candidate[:cut] if cut > 0 else ""
     return None
@@ -282,7 +303,9 @@ def take_from_live(
 
     Fields absent live are left out. Sending the live value (rather than omitting the field)
     matters: a field we solely own and stop sending is removed, and the server's default
-    (``replicas: 1``) comes back.
+    (``replicas: 1``) comes back. Maps Git does not declare on the way are made (an annotation
+    under no ``annotations``); a list or list entry Git does not declare never is (an injected
+    init container's image): the field is not sent, and the server keeps its live value.
     """
     out = copy.deepcopy(dict(desired))
     for pointer in pointers:
@@ -291,20 +314,42 @@ def take_from_live(
         if not found:
             out = strip_pointers(out, [pointer])
             continue
-        node: Any = out
-        for part in parts[:-1]:
-            if isinstance(node, dict):
-                node = node.setdefault(part, {})
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                break
-        else:
-            if isinstance(node, dict):
-                node[parts[-1]] = copy.deepcopy(value)
-            elif isinstance(node, list) and parts[-1].isdigit() and int(parts[-1]) < len(node):
-                node[int(parts[-1])] = copy.deepcopy(value)
+        node = _holder(out, live, parts)
+        if isinstance(node, dict):
+            node[parts[-1]] = copy.deepcopy(value)
+        elif isinstance(node, list) and parts[-1].isdigit() and int(parts[-1]) < len(node):
+            node[int(parts[-1])] = copy.deepcopy(value)
     return out
+
+
+def _holder(out: Any, live: Any, parts: list[str]) -> Any:
+    """The map or list in ``out`` that is to hold the field at ``parts`` (present live), with
+    the maps Git does not declare on the way made; None when the way runs through a list or a
+    list entry Git does not declare: made up, it would be malformed (``{"0": ...}`` for a list)
+    or, copied from live, would make us an owner of entries another manager keeps."""
+    node, seen = out, live
+    for depth, part in enumerate(parts[:-1]):
+        seen = seen[int(part)] if isinstance(seen, list) else seen[part]
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, dict) and _maps_all_the_way(seen, parts[depth + 1 : -1]):
+            for name in parts[depth:-1]:
+                node = node.setdefault(name, {})
+            return node
+        else:
+            return None
+    return node
+
+
+def _maps_all_the_way(node: Any, parts: list[str]) -> bool:
+    """Whether ``node`` and each node below it along ``parts`` is a map."""
+    for part in parts:
+        if not isinstance(node, dict):
+            return False
+        node = node[part]
+    return isinstance(node, dict)
 
 
 def content_hash(obj: Mapping[str, Any]) -> str:

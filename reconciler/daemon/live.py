@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from structlog.typing import FilteringBoundLogger
 
-from reconciler.kube.watches import LiveEvent
+from reconciler.kube.scopes import LiveEvent
 
 
 class LiveChanges:

@@ -29,8 +29,9 @@ from reconciler.kube.credentials import Credentials
 from reconciler.kube.errors import answer_error, transport_error
 from reconciler.kube.h2conn import AnswerLost
 from reconciler.kube.kubeconfig import Kubeconfig
+from reconciler.kube.livecache import LiveCache
+from reconciler.kube.scopes import LiveEvent, Scope, View
 from reconciler.kube.transport import IO, TRANSPORTS, Endpoint
-from reconciler.kube.watches import LiveCache, LiveEvent, Scope, View
 from reconciler.objects import Manifest, ObjectRef, group_of, object_name
 
 # An SSA of a ~1 MB CRD took up to 21 s on a 2-core machine at load 15 (measured): a default

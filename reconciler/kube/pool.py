@@ -11,7 +11,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.kube.client import DEFAULT_TIMEOUT, ClusterClient
 from reconciler.kube.credentials import Credentials, CredentialSource
 from reconciler.kube.login import credential_source
-from reconciler.kube.watches import LiveEvent
+from reconciler.kube.scopes import LiveEvent
 
 # A replaced or dropped client keeps its connection this long at most (a pass may still be
 # using it: far longer than a pass may last); its watches are closed at once.

@@ -33,78 +33,34 @@ import asyncio
 import contextlib
 import json
 import random
-import threading
 import time
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from reconciler.kube.content import content_version, written_by_us
 from reconciler.kube.h2conn import NoHTTP2, ServerEnded
-from reconciler.kube.transport import IO, Transport
+from reconciler.kube.scopes import (
+    STEADY_SECONDS,
+    LiveEvent,
+    Scope,
+    failures_after,
+    matches,
+    retry_pause,
+)
+from reconciler.kube.transport import IO
 from reconciler.objects import Manifest
+
+if TYPE_CHECKING:
+    from reconciler.kube.livecache import LiveCache
 
 # The server ends a watch after this long (plus up to a half more, so watches do not all end
 # together) and it is resumed at once. As client-go's reflectors: 5 to 10 minutes; a dead
 # connection is noticed by its keepalive pings long before (kube/h2conn.py).
 WATCH_SECONDS = 600
 RETRY_UNWATCHABLE = 300.0
-# A watch counts as having stayed up once it heard an event (a bookmark too) or lasted this
-# long: only then is the pause before the next try reset. A watch the server (APF's 429), a
-# proxy or RBAC refuses right after every successful LIST must not make a LIST a second.
-STEADY_SECONDS = 30.0
-_FIRST_PAUSE = 0.5
-_MAX_PAUSE = 30.0
 _PAGE = 500
 _TOMBSTONES = 1000  # deletions remembered per scope (until it is listed again)
-
-
-@dataclass(frozen=True)
-class Scope:
-    """A collection under a label selector: what one LIST + WATCH keeps current."""
-
-    path: str  # /api/v1/namespaces/demo/configmaps
-    selector: str  # "k" (exists), "!k" (does not exist) or "k=v", comma-separated
-    api_version: str
-    kind: str
-    notify: bool = True  # report its objects' changes (not for our own bookkeeping)
-    narrows: bool = False  # spans namespaces, each namespace watched alone where it is forbidden
-
-
-@dataclass(frozen=True)
-class View:
-    """What a reader asks for: the objects of ``scope``, only those in ``namespace`` when it is
-    set (``scope`` then spans namespaces), read from ``fallback`` (the namespace's own scope)
-    where the server forbids watching ``scope``."""
-
-    scope: Scope
-    namespace: str | None = None
-    fallback: Scope | None = None
-
-
-@dataclass(frozen=True)
-class LiveEvent:
-    """What a cluster's watches tell: an object changed, or a scope's watch changed state."""
-
-    cluster: str
-    what: str  # "changed" | "unwatchable" | "narrowed" | "missing" | "broken" | "recovered"
-    scope: str  # Kind in namespace, for messages
-    obj: str = ""  # Kind/namespace/name of a changed object
-    reason: str = ""
-
-
-def matches(selector: str, labels: Mapping[str, Any]) -> bool:
-    """The subset of label-selector syntax scopes use: ``key``, ``!key``, ``key=value``, ANDed."""
-    for term in filter(None, selector.split(",")):
-        if term.startswith("!"):
-            if term[1:] in labels:
-                return False
-            continue
-        key, eq, value = term.partition("=")
-        if key not in labels or (eq and labels[key] != value):
-            return False
-    return True
 
 
 class _Gone(Exception):
@@ -118,25 +74,6 @@ class _Refused(Exception):
         super().__init__(message)
         self.status = status
         self.watching = False  # the WATCH was refused (its LIST was not)
-
-
-def failures_after(failures: int, *, steady: bool, ended: bool) -> int:
-    """Tries in a row that did not stay up, after one more: ``steady``, it stayed up (heard
-    something or lasted :data:`STEADY_SECONDS`); ``ended``, it ended as a watch ends (the
-    server's timeout, or 410 Gone), not broken."""
-    if steady:
-        return 0 if ended else 1
-    return failures + 1
-
-
-def retry_pause(failures: int, rand: float) -> float:
-    """How long to wait before listing (or watching) again after ``failures`` tries in a row
-    that did not stay up: at once after none, then growing exponentially up to
-    :data:`_MAX_PAUSE`, with jitter (``rand`` in [0, 1)) so scopes do not retry together."""
-    if failures <= 0:
-        return 0.0
-    pause = min(_MAX_PAUSE, _FIRST_PAUSE * 2.0 ** min(failures - 1, 32))
-    return pause * (0.5 + rand / 2)
 
 
 def _version(obj: Mapping[str, Any]) -> int | None:
@@ -515,113 +452,3 @@ def _no_http2(err: NoHTTP2) -> _Refused:
 def _describe(err: BaseException) -> str:
     text = str(err).strip()
     return f"{type(err).__name__}: {text}"[:200] if text else type(err).__name__
-
-
-class LiveCache:
-    """A cluster's watched scopes."""
-
-    def __init__(
-        self,
-        cluster: str,
-        transport: Transport,
-        host: str,
-        headers: Callable[[], dict[str, str]],
-        timeout: float,
-        on_event: Callable[[LiveEvent], None] | None = None,
-    ) -> None:
-        self.cluster = cluster
-        self.transport = transport
-        self.host = host
-        self.headers = headers
-        self.timeout = timeout
-        self._on_event = on_event
-        self.lock = threading.Lock()  # guards the scopes and every watch's objects
-        self.synced = threading.Condition(self.lock)  # a watch left "syncing" (or closed)
-        self._scopes: dict[Scope, ScopeWatch] = {}
-        self.closed = False  # no watch is started any more: every view is read by its caller
-
-    def emit(self, event: LiveEvent) -> None:
-        if self._on_event is not None:
-            with contextlib.suppress(Exception):  # a listener's bug must not stop the watch
-                self._on_event(event)
-
-    def items(self, views: list[View]) -> list[list[Manifest] | None]:
-        """Each view's objects (watched from now on), or None for one that cannot be had from
-        a watch right now: the caller reads it itself. New scopes are all started before any
-        is waited for, so their first LISTs go out together; a view whose scope turns out to be
-        forbidden is read from its fallback."""
-        deadline = time.monotonic() + self.timeout
-        with self.lock:
-            if self.closed:
-                return [None] * len(views)
-            watches = self._serve(views)
-            self._wait(watches, deadline)
-            pairs = zip(views, watches, strict=True)
-            if any(view.fallback is not None and w.forbidden for view, w in pairs):
-                watches = self._serve(views)
-                self._wait(watches, deadline)
-            pairs = zip(views, watches, strict=True)
-            found = [w.compact_items(view.namespace) for view, w in pairs]
-        return [None if items is None else [json.loads(o) for o in items] for items in found]
-
-    def _serve(self, views: list[View]) -> list[ScopeWatch]:
-        """The watch that serves each view, started if new (the lock is held)."""
-        watches = []
-        for view in views:
-            scope = view.scope
-            if view.fallback is not None:
-                wide = self._scopes.get(scope)
-                if wide is not None and wide.forbidden:
-                    scope = view.fallback
-                elif wide is not None and wide.state == "live":
-                    # Allowed again: the namespace's own watch is no longer needed.
-                    narrow = self._scopes.pop(view.fallback, None)
-                    if narrow is not None:
-                        narrow.close(locked=True)
-            watch = self._scopes.get(scope)
-            if watch is None:
-                watch = self._scopes[scope] = ScopeWatch(self, scope)
-                watch.start()
-            watches.append(watch)
-        return watches
-
-    def discard(self, watch: ScopeWatch) -> None:
-        """Stop serving ``watch``'s scope (the lock is held): a later read starts it again."""
-        if self._scopes.get(watch.scope) is watch:
-            del self._scopes[watch.scope]
-
-    def _wait(self, watches: list[ScopeWatch], deadline: float) -> None:
-        left = max(0.0, deadline - time.monotonic())
-        self.synced.wait_for(lambda: all(w.state != "syncing" for w in watches), left)
-
-    def watching(self) -> dict[str, str]:
-        """Each scope's state (``live``, ``broken``, ...), for reports and tests."""
-        with self.lock:
-            return {w.label: w.state for w in self._scopes.values()}
-
-    def observe(self, paths: Collection[str], obj: Manifest) -> None:
-        """A write of ours answered with ``obj`` (in the collection at one of ``paths``: its
-        namespace's and its kind's across namespaces)."""
-        for watch in self._watches(paths):
-            watch.observe(obj)
-
-    def forget(self, paths: Collection[str], namespace: str, name: str) -> None:
-        for watch in self._watches(paths):
-            watch.forget((namespace, name))
-
-    def _watches(self, paths: Collection[str]) -> list[ScopeWatch]:
-        with self.lock:
-            return [w for s, w in self._scopes.items() if s.path in paths]
-
-    def reopen(self) -> None:
-        """Watch again what is read from now on (after :meth:`close`)."""
-        with self.lock:
-            self.closed = False
-
-    def close(self) -> None:
-        """Close every watch; reads from now on are left to the callers (None for each)."""
-        with self.lock:
-            self.closed = True
-            watches, self._scopes = list(self._scopes.values()), {}
-        for watch in watches:
-            watch.close()

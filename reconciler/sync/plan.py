@@ -113,7 +113,7 @@ def plan_target(
         changes,
         inventory,
         inventory_revision,
-        _next_inventory(desired, changes, inventory),
+        _next_inventory(desired, changes, inventory, policy.self_heal),
         instance,
         live,
         read.legacy,
@@ -142,13 +142,20 @@ def _next_inventory(
     desired: list[tuple[Manifest, ObjectRef, Resource | None]],
     changes: list[Change],
     inventory: Mapping[ObjectRef, InventoryEntry],
+    self_heal: bool,
 ) -> dict[ObjectRef, InventoryEntry]:
     """What the inventory should list after apply: desired objects we may manage, and objects
-    that left Git but still await (or are kept from) pruning. Conflicts are not ours."""
+    that left Git but still await (or are kept from) pruning. Conflicts are not ours.
+
+    A drifted object selfHeal leaves alone keeps the content last applied: Git's changes to it
+    are not applied yet, so they stay pending (applied once the drift is gone), never drift.
+    """
     by_ref = {c.ref: c for c in changes}
     entries = {}
     for obj, ref, _ in desired:
-        if by_ref[ref].action is Action.CONFLICT:
+        change = by_ref[ref]
+        kept = change.drift is not None and not self_heal
+        if change.action is Action.CONFLICT or kept:
             if ref in inventory:
                 entries[ref] = inventory[ref]
             continue
@@ -453,8 +460,9 @@ def _find_unmanaged(
 
     def labelled(scope: Scope) -> list[Manifest]:
         resource, namespace = scope
-        if scope in listed:  # already listed whole for the plan
-            return [o for ref, o in live.items() if (resource, ref.namespace) == scope]
+        if scope in listed:  # already listed whole for the plan: its kind in its namespace
+            wanted = (resource.group, resource.kind, namespace)
+            return [o for ref, o in live.items() if (ref.group, ref.kind, ref.namespace) == wanted]
         seen = watched(cluster, [scope])[0] if namespace else None
         if seen is not None:
             return [o for o in seen if labels_of(o).get(APP_LABEL) == owner.app]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -18,7 +19,15 @@ from reconciler.engine import TargetOutcome, reconcile
 from reconciler.kube.pool import Clients
 from reconciler.render import render_all
 from reconciler.sync.model import Action, Drift
-from tests.configrepo import configmap, deployment, service, unique, write_app, write_clusters
+from tests.configrepo import (
+    configmap,
+    deployment,
+    secret,
+    service,
+    unique,
+    write_app,
+    write_clusters,
+)
 
 CLUSTER = "beijing-1"
 
@@ -57,8 +66,8 @@ def _kubectl(kubeconfig: Path, namespace: str, *args: str) -> None:
     )
 
 
-def test_a_scale_plus_a_git_annotation_change_names_only_what_kubectl_changed(
-    repo_root: Path, kubeconfig: Path
+def test_a_scale_plus_git_changes_name_only_what_kubectl_changed(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
 ) -> None:
     app, ns = unique("attr"), unique("ns")
     web = deployment("web", replicas=2)
@@ -66,8 +75,14 @@ def test_a_scale_plus_a_git_annotation_change_names_only_what_kubectl_changed(
     write_app(repo_root, app, [web], namespace=ns, placement={"clusters": [CLUSTER]})
     _pass(repo_root, kubeconfig, app, apply=True)
 
+    # What kube-controller-manager writes on every Deployment (no controller runs here).
+    revision = {"metadata": {"annotations": {"deployment.kubernetes.io/revision": "1"}}}
+    client.AppsV1Api(api_clients[CLUSTER]).patch_namespaced_deployment(
+        "web", ns, revision, field_manager="kube-controller-manager"
+    )
     _kubectl(kubeconfig, ns, "scale", "deploy/web", "--replicas=9")
     web["metadata"]["annotations"] = {"example.com/note": "r2"}  # the next commit
+    web["spec"]["template"]["spec"]["containers"][0]["image"] = "crccheck/hello-world:2.0"
     write_app(repo_root, app, [web], namespace=ns, placement={"clusters": [CLUSTER]})
 
     outcome = _pass(repo_root, kubeconfig, app, apply=False)
@@ -80,7 +95,10 @@ def test_a_scale_plus_a_git_annotation_change_names_only_what_kubectl_changed(
     assert finding.managers == ("kubectl",)
     (change,) = outcome.plan.drifted
     pending = [f.path for f in change.fields if not change.drifted(f)]
-    assert pending == ["metadata.annotations[example.com/note]"]  # Git's change: pending
+    assert pending == [  # Git's changes: pending, whoever else wrote in spec or metadata
+        "metadata.annotations[example.com/note]",
+        "spec.template.spec.containers[name=web].image",
+    ]
 
     healed = _pass(repo_root, kubeconfig, app, apply=True)
     assert healed.result is not None and healed.result.corrected
@@ -91,7 +109,11 @@ def test_an_unmanaged_object_is_reported_once_with_who_labelled_it_and_when(
     repo_root: Path, kubeconfig: Path
 ) -> None:
     app, ns = unique("unmanaged"), unique("ns")
-    objects = [configmap(f"c{i}", {"k": "v"}) for i in range(7)]
+    # Several kinds in the namespace, each with enough objects to be listed whole: the stray
+    # ConfigMap is found in the ConfigMaps' scope only, with their apiVersion.
+    objects: list[dict[str, Any]] = [configmap(f"c{i}", {"k": "v"}) for i in range(7)]
+    objects += [deployment(f"web{i}", replicas=0) for i in range(4)]
+    objects += [secret(f"s{i}", "pw") for i in range(4)]
     write_app(repo_root, app, objects, namespace=ns, placement={"clusters": [CLUSTER]})
     _pass(repo_root, kubeconfig, app, apply=True)
     _kubectl(kubeconfig, ns, "create", "configmap", "stray", "--from-literal=k=v")
@@ -101,6 +123,8 @@ def test_an_unmanaged_object_is_reported_once_with_who_labelled_it_and_when(
     assert outcome.plan is not None
     reported = [f for f in findings(outcome.plan) if f.kind is Drift.UNMANAGED]
     assert [f.object for f in reported] == [f"ConfigMap/{ns}/stray"]
+    unmanaged = [c for c in outcome.plan.changes if c.drift is Drift.UNMANAGED]
+    assert [(str(c.ref), c.api_version) for c in unmanaged] == [(f"ConfigMap/{ns}/stray", "v1")]
     (field,) = reported[0].fields
     assert field.path == "metadata.labels[reconciler.io/app]"
     assert field.manager == "kubectl-label" and field.time

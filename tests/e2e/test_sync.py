@@ -9,6 +9,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -165,6 +166,43 @@ def test_self_heal_off_reports_drift_and_never_touches_the_object(
     assert live.metadata.resource_version == before
 
 
+def test_self_heal_off_applies_a_git_change_it_skipped_once_the_drift_is_reverted(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    app, ns = unique("later"), unique("ns")
+    only_here: dict[str, Any] = {
+        "placement": {"clusters": ["beijing-1"]},
+        "sync": {"selfHeal": False},
+    }
+    write_app(
+        repo_root, app, [configmap("cfg", {"mode": "safe", "size": "s"})], namespace=ns, **only_here
+    )
+    run(repo_root, kubeconfig, app, apply=True)
+    core = client.CoreV1Api(api_clients["beijing-1"])
+    core.patch_namespaced_config_map(
+        "cfg", ns, {"data": {"mode": "fast"}}, field_manager="ops-script"
+    )
+    # The next commit changes another field of the drifted object: the object is skipped.
+    write_app(
+        repo_root, app, [configmap("cfg", {"mode": "safe", "size": "l"})], namespace=ns, **only_here
+    )
+    (skipped,) = run(repo_root, kubeconfig, app, apply=True)
+    assert skipped.plan is not None and skipped.result is not None
+    (change,) = skipped.plan.drifted
+    assert [f.path for f in change.drift_fields] == ["data.mode"]
+    assert skipped.result.skipped == [(change.ref, "drifted; selfHeal is off")]
+    assert core.read_namespaced_config_map("cfg", ns).data == {"mode": "fast", "size": "s"}
+
+    # Once the edit is reverted, Git's change it held back is applied: it was never applied.
+    core.patch_namespaced_config_map(
+        "cfg", ns, {"data": {"mode": "safe"}}, field_manager="ops-script"
+    )
+    (applied,) = run(repo_root, kubeconfig, app, apply=True)
+    assert applied.plan is not None and applied.result is not None
+    assert applied.plan.drifted == [] and applied.result.skipped == []
+    assert core.read_namespaced_config_map("cfg", ns).data == {"mode": "safe", "size": "l"}
+
+
 def test_an_object_removed_from_git_is_pruned_and_a_prune_disabled_one_is_kept(
     repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
 ) -> None:
@@ -304,6 +342,32 @@ def test_ignored_differences_are_neither_shown_nor_fought_over(
 
     assert changes(run(repo_root, kubeconfig, app, apply=True))[(app, "beijing-1")] == []
     assert apps.read_namespaced_deployment("web", ns).spec.replicas == 9
+
+
+def test_an_ignored_field_in_a_list_git_does_not_declare_is_left_to_its_live_value(
+    repo_root: Path, kubeconfig: Path, api_clients: dict[str, client.ApiClient]
+) -> None:
+    app, ns = unique("inject"), unique("ns")
+    rule = {"kind": "Deployment", "jsonPointers": ["/spec/template/spec/initContainers/0/image"]}
+    write_app(
+        repo_root,
+        app,
+        [deployment("web")],
+        namespace=ns,
+        placement={"clusters": ["beijing-1"]},
+        sync={"ignoreDifferences": [rule]},
+    )
+    run(repo_root, kubeconfig, app, apply=True)
+    apps = client.AppsV1Api(api_clients["beijing-1"])
+    init = {"name": "vault-agent-init", "image": "vault:1.15"}
+    patch = {"spec": {"template": {"spec": {"initContainers": [init]}}}}
+    apps.patch_namespaced_deployment("web", ns, patch, field_manager="injector")
+
+    # Git declares no initContainers: nothing is made up for the pointer (a malformed object the
+    # dry-run rejects), and the injected container is neither drift nor touched.
+    assert changes(run(repo_root, kubeconfig, app, apply=True)) == {(app, "beijing-1"): []}
+    live = apps.read_namespaced_deployment("web", ns).spec.template.spec.init_containers
+    assert [(c.name, c.image) for c in live] == [("vault-agent-init", "vault:1.15")]
 
 
 def test_an_immutable_field_change_says_which_field_and_what_to_do(

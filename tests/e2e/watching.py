@@ -11,7 +11,7 @@ from kubernetes import client
 from reconciler.devenv import controlplane
 from reconciler.kube.client import DEFAULT_TIMEOUT
 from reconciler.kube.pool import Clients
-from reconciler.kube.watches import LiveEvent
+from reconciler.kube.scopes import LiveEvent
 from tests.clusteraccess import request_token, token_kubeconfig
 
 

@@ -238,3 +238,148 @@ def test_ignored_fields_are_sent_with_their_live_value_or_left_out_when_absent()
     assert take_from_live(desired, live, ["/spec/replicas", "/spec/paused"]) == {
         "spec": {"replicas": 9}
     }
+
+
+def _injected() -> dict[str, Any]:
+    return {
+        "spec": {
+            "template": {
+                "spec": {
+                    "initContainers": [{"name": "vault-agent-init", "image": "vault:1.15"}],
+                    "containers": [{"name": "web", "image": "web:1"}],
+                }
+            }
+        }
+    }
+
+
+def test_an_ignored_field_in_a_list_git_does_not_declare_is_not_sent() -> None:
+    desired = {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:1"}]}}}}
+    pointer = "/spec/template/spec/initContainers/0/image"
+    # No made-up list (a map {"0": ...} the server rejects) and no copied entry: live keeps it.
+    assert take_from_live(desired, _injected(), [pointer]) == desired
+    # An entry Git does not declare in a list it does: likewise.
+    two = {"spec": {"template": {"spec": {"containers": [{"name": "web"}, {"name": "b"}]}}}}
+    desired["spec"]["template"]["spec"]["initContainers"] = []
+    assert take_from_live(desired, _injected(), [pointer]) == desired
+    assert take_from_live({}, two, ["/spec/template/spec/containers/1/name"]) == {}
+
+
+def test_an_ignored_field_in_a_list_entry_git_declares_is_sent_with_its_live_value() -> None:
+    desired = {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:2"}]}}}}
+    live = _injected()
+    live["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "1"}}
+    pointers = [
+        "/spec/template/spec/containers/0/image",
+        "/spec/template/spec/containers/0/resources/limits/cpu",
+    ]
+    assert take_from_live(desired, live, pointers) == {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "web", "image": "web:1", "resources": {"limits": {"cpu": "1"}}}
+                    ]
+                }
+            }
+        }
+    }
+
+
+def test_an_ignored_field_under_maps_git_does_not_declare_is_sent_with_its_live_value() -> None:
+    live = {"metadata": {"annotations": {"example.com/a": "1"}}, "spec": {"replicas": 9}}
+    assert take_from_live({"spec": {}}, live, ["/metadata/annotations/example.com~1a"]) == {
+        "metadata": {"annotations": {"example.com/a": "1"}},
+        "spec": {},
+    }
+    # A whole list ignored is sent as the live list.
+    whole = take_from_live(
+        {"spec": {"template": {"spec": {}}}}, _injected(), ["/spec/template/spec/initContainers"]
+    )
+    assert whole["spec"]["template"]["spec"]["initContainers"] == [
+        {"name": "vault-agent-init", "image": "vault:1.15"}
+    ]
+
+
+def _scaled_deployment() -> dict[str, Any]:
+    """A Deployment as a real API server keeps it: applied by us, its revision annotation and
+    status written by kube-controller-manager, scaled by ``kubectl scale`` (which took
+    ``spec.replicas`` from us)."""
+    web = 'k:{"name":"web"}'
+    ours = {
+        "f:metadata": {"f:annotations": {"f:example.com/note": {}}, "f:labels": {"f:tier": {}}},
+        "f:spec": {
+            "f:selector": {},
+            "f:template": {"f:spec": {"f:containers": {web: {".": {}, "f:image": {}}}}},
+        },
+    }
+    revision = {"f:annotations": {".": {}, "f:deployment.kubernetes.io/revision": {}}}
+    return {
+        "metadata": {
+            "managedFields": [
+                _managed("reconciler", "Apply", "2026-11-22T10:00:00Z", ours),
+                _managed(
+                    "kube-controller-manager",
+                    "Update",
+                    "2026-11-22T10:00:01Z",
+                    {"f:metadata": revision},
+                ),
+                _managed(
+                    "kube-controller-manager",
+                    "Update",
+                    "2026-11-22T10:00:02Z",
+                    {"f:status": {"f:replicas": {}}},
+                )
+                | {"subresource": "status"},
+                _managed(
+                    "kubectl", "Update", "2026-11-22T11:00:00Z", {"f:spec": {"f:replicas": {}}}
+                )
+                | {"subresource": "scale"},
+            ]
+        }
+    }
+
+
+def test_git_changes_to_fields_we_own_are_never_blamed_on_managers_of_their_parents() -> None:
+    changes = [
+        FieldChange("metadata.annotations[example.com/note]", "r2", "r1"),
+        FieldChange("metadata.labels.tier", "front", "web"),
+        FieldChange("spec.replicas", 2, 9),
+        FieldChange("spec.template.spec.containers[name=web].image", "web:2", "web:1"),
+    ]
+    named = attribute(changes, _scaled_deployment(), "reconciler", unowned=False)
+    assert [(f.path, f.manager) for f in named] == [
+        ("metadata.annotations[example.com/note]", None),
+        ("metadata.labels.tier", None),
+        ("spec.replicas", "kubectl"),
+        ("spec.template.spec.containers[name=web].image", None),
+    ]
+
+
+def test_a_field_inside_one_owned_whole_is_attributed_to_its_owner() -> None:
+    live = _scaled_deployment()
+    change = FieldChange("spec.selector.matchLabels.app", "web", "api")
+    # We own the (atomic) selector: with Git changed, its change is Git's.
+    assert attribute([change], live, "reconciler", unowned=False)[0].manager is None
+    # Another manager took it whole: drift, named after them.
+    selector = {"f:spec": {"f:selector": {}}}
+    live["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"].pop("f:selector")
+    live["metadata"]["managedFields"].append(
+        _managed("kubectl-edit", "Update", "2026-11-22T12:00:00Z", selector)
+    )
+    assert attribute([change], live, "reconciler", unowned=False)[0].manager == "kubectl-edit"
+
+
+def test_a_field_shared_with_another_manager_and_changed_in_git_is_gits_change() -> None:
+    live = {
+        "metadata": {
+            "managedFields": [
+                _managed("reconciler", "Apply", "2026-11-22T10:00:00Z", {"f:data": {"f:a": {}}}),
+                _managed("ops", "Apply", "2026-11-22T11:00:00Z", {"f:data": {"f:a": {}}}),
+            ]
+        }
+    }
+    change = FieldChange("data.a", "2", "1")
+    assert attribute([change], live, "reconciler", unowned=False)[0].manager is None
+    # Git unchanged: any difference is someone else's; the other owner is named.
+    assert attribute([change], live, "reconciler")[0].manager == "ops"

@@ -8,7 +8,7 @@ import structlog
 
 from reconciler.daemon.live import LiveChanges
 from reconciler.kube.content import content_version, written_by_us
-from reconciler.kube.watches import LiveEvent, matches
+from reconciler.kube.scopes import LiveEvent, matches
 
 
 def _deployment(**changes: Any) -> dict[str, Any]:

@@ -5,16 +5,10 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from reconciler.kube.livecache import LiveCache
+from reconciler.kube.scopes import _MAX_PAUSE, Scope, View, failures_after, retry_pause
 from reconciler.kube.transport import Transport
-from reconciler.kube.watches import (
-    _MAX_PAUSE,
-    LiveCache,
-    Scope,
-    ScopeWatch,
-    View,
-    failures_after,
-    retry_pause,
-)
+from reconciler.kube.watches import ScopeWatch
 
 SCOPE = Scope("/api/v1/namespaces/demo/configmaps", "", "v1", "ConfigMap")
 
