@@ -27,7 +27,9 @@ class ClusterPhase(StrEnum):
     ROLLING_BACK = "RollingBack"  # told to run its base revision again
     ROLLED_BACK = "RolledBack"
     # Passed over: pinned by `reconciler rollback` when its batch came (``ClusterState.pinned``:
-    # the pin holds it; released, it runs the rollout's revision), or it took no batch.
+    # the pin holds it; released, it runs the rollout's revision), left the app's targets
+    # (paused, unplaced, removed, its cluster file broken), joined after the rollout ended, or
+    # took no batch.
     SKIPPED = "Skipped"
 
 
@@ -117,6 +119,11 @@ class ClusterState:
     # Skipped only because a pin held it: once the pin is released it runs the new revision,
     # as the rest of its batch does (a rollback takes it back to its base like them).
     pinned: bool = False
+    left: bool = False  # skipped because it left the app's targets: it rejoins if it comes back
+    progress_from: float | None = None  # the progress deadline counts from here (else started_at)
+    # What it runs once reached when the rollout's revision was not rendered for it (it joined
+    # later, paused then): a newer revision that renders as the rollout's everywhere else.
+    runs: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,8 +165,12 @@ class RolloutState:
         before that and after a rollback."""
         state = self.cluster(cluster)
         if state.phase in REACHED or (state.phase == ClusterPhase.SKIPPED and state.pinned):
-            return self.revision
+            return self.revision_of(state)
         return state.base
+
+    def revision_of(self, cluster: ClusterState) -> str:
+        """The revision ``cluster`` runs once this rollout reaches it."""
+        return cluster.runs or self.revision
 
     def batch_count(self, stage: int) -> int:
         return 1 + max((c.batch for c in self.clusters if c.stage == stage), default=-1)

@@ -383,3 +383,214 @@ def test_a_rollout_stops_when_its_app_leaves_the_repo(rig: Rig) -> None:
     assert (
         'reconciler_rollout_in_progress{app="web"} 0.0' in rig.daemon.metrics.exposition().decode()
     )
+
+
+def changed(
+    value: str, strategy: str = STRATEGY, paused: tuple[str, ...] = (), broken: str = ""
+) -> dict[str, str]:
+    """``files(value, strategy)`` with these clusters paused, the app's app.yaml broken."""
+    out = files(value, strategy)
+    for name in paused:
+        out[f"clusters/{name}.yaml"] = snip.cluster(name, paused=True)
+    out["apps/web/app.yaml"] += broken
+    return out
+
+
+def test_a_cluster_paused_during_a_rollout_is_skipped_and_the_rollout_goes_on(rig: Rig) -> None:
+    first = rig.source.commit_files(changed("1"))
+    rig.tick()
+    second = rig.source.commit_files(changed("2"))
+    rig.daemon.poke()
+    settle(rig)
+    assert rollout(rig).phase == RolloutPhase.WAITING_APPROVAL
+    rig.source.commit_files(changed("2", paused=("beijing-2",)))
+    rig.daemon.poke()
+    settle(rig, 3)
+    skipped = rollout(rig).cluster("beijing-2")
+    assert (skipped.phase, skipped.reason) == (ClusterPhase.SKIPPED, "paused")
+    rig.store.add_rollout_command("web", second, "approve", "prod", "alice", T0)
+    settle(rig, 700)  # past the progress deadline (10m)
+    state = rollout(rig)
+    assert state.phase == RolloutPhase.SUCCEEDED
+    assert state.cluster("beijing-2").phase == ClusterPhase.SKIPPED
+    assert revisions(rig) == {"beijing-1": second, "beijing-2": first, "us-west-1": second}
+
+
+def test_a_cluster_unplaced_during_a_rollout_leaves_it(rig: Rig) -> None:
+    rig.source.commit_files(changed("1"))
+    rig.tick()
+    second = rig.source.commit_files(changed("2"))
+    rig.daemon.poke()
+    settle(rig)
+    unplaced = changed("2")
+    unplaced["apps/web/app.yaml"] = unplaced["apps/web/app.yaml"].replace(
+        "[beijing-1, beijing-2, us-west-1]", "[beijing-1, us-west-1]"
+    )
+    rig.source.commit_files(unplaced)
+    rig.daemon.poke()
+    settle(rig, 3)
+    assert rollout(rig).cluster("beijing-2").reason == "no longer placed"
+    rig.store.add_rollout_command("web", second, "approve", "prod", "alice", T0)
+    settle(rig, 700)
+    assert rollout(rig).phase == RolloutPhase.SUCCEEDED
+    assert revisions(rig)["us-west-1"] == second
+
+
+def test_a_cluster_unpaused_during_a_rollout_waits_for_its_stage(rig: Rig) -> None:
+    first = rig.source.commit_files(changed("1"))
+    rig.tick()
+    second = rig.source.commit_files(changed("2", paused=("us-west-1",)))
+    rig.daemon.poke()
+    settle(rig)
+    assert rollout(rig).phase == RolloutPhase.WAITING_APPROVAL
+    # us-west-1 back: the same render elsewhere, so no new rollout.
+    third = rig.source.commit_files(changed("2"))
+    rig.daemon.poke()
+    settle(rig, 5)
+    state = rollout(rig)
+    assert (state.revision, state.phase) == (second, RolloutPhase.WAITING_APPROVAL)
+    joined = state.cluster("us-west-1")
+    assert (joined.phase, joined.base) == (ClusterPhase.PENDING, first)
+    assert revisions(rig) == {"beijing-1": second, "beijing-2": first, "us-west-1": first}
+    rig.store.add_rollout_command("web", second, "approve", "prod", "alice", T0)
+    settle(rig)
+    assert rollout(rig).phase == RolloutPhase.SUCCEEDED
+    # second was not rendered for us-west-1 (paused then): it runs third, the same objects.
+    assert revisions(rig) == {"beijing-1": second, "beijing-2": second, "us-west-1": third}
+
+
+def test_a_cluster_unpaused_after_a_halt_keeps_its_revision(rig: Rig) -> None:
+    first = rig.source.commit_files(changed("1"))
+    rig.tick()
+    assert isinstance(rig.clusters, Workloads)
+    rig.clusters.health = judged(Health.DEGRADED, 0)
+    second = rig.source.commit_files(changed("2", paused=("us-west-1",)))
+    rig.daemon.poke()
+    settle(rig)
+    assert rollout(rig).phase == RolloutPhase.HALTED
+    rig.source.commit_files(changed("2"))
+    rig.daemon.poke()
+    settle(rig, 5)
+    assert revisions(rig) == {"beijing-1": second, "beijing-2": first, "us-west-1": first}
+
+
+def test_a_broken_app_file_holds_its_rollout_until_it_loads_again(rig: Rig) -> None:
+    first = rig.source.commit_files(changed("1"))
+    rig.tick()
+    second = rig.source.commit_files(changed("2"))
+    rig.daemon.poke()
+    settle(rig)
+    rig.source.commit_files(changed("2", broken="  bogusField: [\n"))
+    rig.daemon.poke()
+    settle(rig, 3)
+    state = rollout(rig)
+    assert (state.revision, state.phase) == (second, RolloutPhase.WAITING_APPROVAL)
+    assert revisions(rig) == {"beijing-1": second, "beijing-2": first, "us-west-1": first}
+    rig.store.add_rollout_command("web", second, "approve", "prod", "alice", T0)
+    settle(rig, 3)  # held: the approval waits for the app to load
+    assert rollout(rig).phase == RolloutPhase.WAITING_APPROVAL
+    rig.source.commit_files(changed("2"))
+    rig.daemon.poke()
+    settle(rig)
+    assert rollout(rig).phase == RolloutPhase.SUCCEEDED
+    assert revisions(rig) == dict.fromkeys(CLUSTERS, second)
+
+
+SOAK = """
+rollout:
+  canary: {clusters: [beijing-1]}
+  minHealthyTime: 20m
+  progressDeadline: 1m
+"""
+
+
+def test_a_restart_during_a_soak_longer_than_the_deadline_soaks_again(
+    tmp_path: Path, store: Store, rig: Rig
+) -> None:
+    rig.source.commit_files(changed("1", SOAK))
+    rig.tick()
+    second = rig.source.commit_files(changed("2", SOAK))
+    rig.daemon.poke()
+    settle(rig, 120)
+    assert rollout(rig).cluster("beijing-1").phase == ClusterPhase.SOAKING
+    again = make_rig(tmp_path, store, rig.source)
+    again.clock.t = rig.clock.t
+    again.tick()
+    settle(again, 5)
+    assert rollout(again).cluster("beijing-1").phase == ClusterPhase.SOAKING
+    settle(again, 20 * 60 + 5)  # the soak starts again, and is not cut short by the deadline
+    state = rollout(again)
+    assert state.cluster("beijing-1").phase == ClusterPhase.SUCCEEDED
+    assert state.phase == RolloutPhase.PROGRESSING and state.stage == 1
+    assert revisions(again) == dict.fromkeys(CLUSTERS, second)
+
+
+def test_a_broken_group_the_app_names_holds_its_rollout_too(rig: Rig) -> None:
+    def grouped(value: str, broken: bool = False) -> dict[str, str]:
+        out = changed(value)
+        out["apps/web/app.yaml"] = out["apps/web/app.yaml"].replace(
+            "placement: {clusters: [beijing-1, beijing-2, us-west-1]}",
+            "placement: {clusters: [beijing-1, beijing-2], groups: [west]}",
+        )
+        out["clusters/us-west-1.yaml"] = snip.cluster("us-west-1", labels="{region: west}")
+        selector = "{matchLabels: {region: west}}" + ("\n  bogus: [" if broken else "")
+        out["groups/west.yaml"] = snip.group("west", selector)
+        return out
+
+    first = rig.source.commit_files(grouped("1"))
+    rig.tick()
+    second = rig.source.commit_files(grouped("2"))
+    rig.daemon.poke()
+    settle(rig)
+    assert rollout(rig).phase == RolloutPhase.WAITING_APPROVAL
+    rig.source.commit_files(grouped("2", broken=True))
+    rig.daemon.poke()
+    settle(rig, 3)
+    assert rollout(rig).phase == RolloutPhase.WAITING_APPROVAL
+    rig.source.commit_files(grouped("2"))
+    rig.daemon.poke()
+    settle(rig, 3)
+    rig.store.add_rollout_command("web", second, "approve", "prod", "alice", T0)
+    settle(rig)
+    assert rollout(rig).phase == RolloutPhase.SUCCEEDED
+    assert revisions(rig) == dict.fromkeys(CLUSTERS, second)
+    assert first != second
+
+
+def test_a_cluster_whose_file_breaks_during_a_rollout_rejoins_it_when_fixed(rig: Rig) -> None:
+    by_labels = STRATEGY.replace("target: {clusters: [beijing-2]}", "target: {selector: {}}")
+
+    def labelled(value: str, broken: bool = False) -> dict[str, str]:
+        out = changed(value, by_labels)
+        out["apps/web/app.yaml"] = out["apps/web/app.yaml"].replace(
+            "placement: {clusters: [beijing-1, beijing-2, us-west-1]}",
+            "placement: {selector: {matchLabels: {web: 'yes'}}}",
+        )
+        for name in CLUSTERS:
+            labels = "{web: 'yes'}" if name != "us-west-1" else "{}"
+            out[f"clusters/{name}.yaml"] = snip.cluster(name, labels=labels)
+        if broken:
+            out["clusters/beijing-2.yaml"] += "  bogus: [\n"
+        return out
+
+    first = rig.source.commit_files(labelled("1"))
+    rig.tick()
+    second = rig.source.commit_files(labelled("2"))
+    rig.daemon.poke()
+    settle(rig)
+    assert rollout(rig).phase == RolloutPhase.WAITING_APPROVAL
+    rig.source.commit_files(labelled("2", broken=True))
+    rig.daemon.poke()
+    settle(rig, 3)
+    left = rollout(rig).cluster("beijing-2")
+    assert (left.phase, left.reason) == (ClusterPhase.SKIPPED, "its cluster file is broken")
+    rig.source.commit_files(labelled("2"))
+    rig.daemon.poke()
+    settle(rig, 3)
+    back = rollout(rig).cluster("beijing-2")
+    assert (back.phase, back.base) == (ClusterPhase.PENDING, first)
+    assert revisions(rig)["beijing-2"] == first
+    rig.store.add_rollout_command("web", second, "approve", "prod", "alice", T0)
+    settle(rig)
+    assert rollout(rig).phase == RolloutPhase.SUCCEEDED
+    assert revisions(rig) == {"beijing-1": second, "beijing-2": second}

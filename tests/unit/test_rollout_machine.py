@@ -499,3 +499,58 @@ def test_a_step_without_news_changes_nothing() -> None:
     first = step(state, {}, (), 0.0)
     again = step(first.state, {}, (), 5.0)
     assert first.changed and not again.changed and again.state == first.state
+
+
+def soaking(deadline: float = 60.0) -> RolloutState:
+    """c1 healthy since t=10, soaking 30 min with a 1 min progress deadline."""
+    soak = plan(stage("canary", "c1", min_healthy_time=1800, progress_deadline=deadline))
+    state = step(start("app", NEW, soak, {"c1": OLD}, 0.0), {}, (), 0.0).state
+    healthy = Observation(NEW, 1.0, "Healthy", 5.0, 10.0)
+    state = step(state, {"c1": healthy}, (), 10.0).state
+    assert state.cluster("c1").phase == ClusterPhase.SOAKING
+    return state
+
+
+def test_a_cluster_that_drops_out_of_its_soak_gets_the_deadline_from_then() -> None:
+    state = soaking()
+    blip = {"c1": Observation(NEW, 1.0, reachable=False)}
+    dropped = step(state, blip, (), 900.0).state  # long after started_at + deadline
+    assert dropped.cluster("c1").phase == ClusterPhase.PROGRESSING
+    assert step(dropped, blip, (), 959.0).state.cluster("c1").phase == ClusterPhase.PROGRESSING
+    failed = step(dropped, blip, (), 960.0).state
+    assert failed.cluster("c1").phase == ClusterPhase.FAILED
+    assert "unreachable after the progress deadline" in failed.cluster("c1").reason
+
+
+def test_after_a_restart_the_deadline_counts_from_when_watching_started() -> None:
+    state = soaking()
+    unread = {"c1": Observation(NEW, 1.0)}  # applied, as the store says; no health read yet
+    restarted = step(state, unread, (), 900.0, watching_since=900.0)
+    c1 = restarted.state.cluster("c1")
+    assert (c1.phase, c1.reason) == (ClusterPhase.PROGRESSING, "health not yet read")
+    assert restarted.wake_at == 960.0
+    healthy = {"c1": Observation(NEW, 1.0, "Healthy", 905.0, 905.0)}
+    again = step(restarted.state, healthy, (), 905.0, watching_since=900.0).state
+    assert again.cluster("c1").phase == ClusterPhase.SOAKING  # the soak starts again
+    assert again.cluster("c1").healthy_since == 905.0
+    late = step(restarted.state, unread, (), 960.0, watching_since=900.0).state
+    assert late.cluster("c1").phase == ClusterPhase.FAILED
+
+
+def test_after_a_restart_a_cluster_in_progress_gets_a_whole_deadline_again() -> None:
+    slow = plan(stage("canary", "c1", progress_deadline=60.0))
+    state = step(start("app", NEW, slow, {"c1": OLD}, 0.0), {}, (), 0.0).state
+    assert state.cluster("c1").phase == ClusterPhase.PROGRESSING
+    unread = {"c1": Observation(NEW, 1.0)}
+    restarted = step(state, unread, (), 900.0, watching_since=900.0)
+    assert restarted.state.cluster("c1").phase == ClusterPhase.PROGRESSING
+    assert restarted.wake_at == 960.0
+    late = step(restarted.state, unread, (), 960.0, watching_since=900.0).state
+    assert late.cluster("c1").phase == ClusterPhase.FAILED
+
+
+def test_progress_from_survives_the_codec() -> None:
+    state = soaking()
+    dropped = step(state, {"c1": Observation(NEW, 1.0, reachable=False)}, (), 900.0).state
+    assert dropped.cluster("c1").progress_from == 900.0
+    assert codec.state_from_data(codec.state_to_data(dropped)) == dropped
