@@ -206,8 +206,17 @@ class RevisionJob(LoopState):
         self.book.add(loaded.sha, loaded.rendered, loaded.repo)
         self._running_before = self._running_revisions()
         self._head_desired = desired
+        # Targets kept on their revision whose app or cluster this revision does not define
+        # (its file is broken): their rollouts wait as they are.
+        kept = desired.revisions.keys()
         missing = self.rollouts.on_head(
-            desired.repo, loaded.sha, self.book, self._running_before, wall
+            desired.repo,
+            loaded.sha,
+            self.book,
+            self._running_before,
+            wall,
+            held={app for app, _ in kept if app not in desired.repo.apps},
+            held_clusters={c for _, c in kept if c not in desired.repo.clusters},
         )
         self._want(missing, loaded.others)
         return self._choose(desired)

@@ -5,7 +5,9 @@ Main thread only. What a step decides (the rollout's state, the revisions its ta
 run, the operators' commands it took) is written in one transaction before any pass acts on
 it, so a daemon killed at any point resumes from exactly there: nothing done is redone and no
 gate is skipped. A gate counts health read by a pass that started after the revision was
-applied; a soak cut short by a restart starts again (never shortened).
+applied; a soak cut short by a restart starts again (never shortened), and a cluster in flight
+gets a whole progress deadline again from the restart (``watching_since``). An app whose files
+are broken at head is held: its rollout is not stepped until the app loads again.
 
 With several replicas (``shared``), the rollouts live on the management cluster instead
 (``sharedrollouts``): each replica reads every app's rollout there, only the app's driver
@@ -70,7 +72,14 @@ class Rollouts:
         }
         self.strategic: set[str] | None = None  # apps with a strategy at head (None: unknown)
         self.pending: set[str] = set()  # apps whose decision waits for older renders
+        # Apps broken at head (held on what they run): their rollouts wait as they are.
+        self.held: frozenset[str] = frozenset()
+        self.held_clusters: frozenset[str] = frozenset()  # clusters whose file is broken at head
+        self.watching_since: float | None = None  # the first tick: no health known before it
         self.observed: dict[TargetKey, Observation] = {}
+        # The clusters each app with a strategy is placed on (unpaused) at head: a rollback
+        # does not wait for the others (an app missing here: not known yet, all count).
+        self.targets: dict[str, frozenset[str]] = {}
         for target in store.list_targets():
             if target.applied is not None and target.applied_at is not None:
                 key = (target.app, target.cluster)
@@ -116,6 +125,7 @@ class Rollouts:
         for state in self.states.values():
             out.add(state.revision)
             out.update(c.base for c in state.clusters if c.base is not None)
+            out.update(c.runs for c in state.clusters if c.runs is not None)
         return out
 
     # -- a new head --------------------------------------------------------------------------
@@ -128,17 +138,31 @@ class Rollouts:
         running: Mapping[TargetKey, str | None],
         now: datetime,
         apps: Collection[str] | None = None,
+        held: Collection[str] | None = None,
+        held_clusters: Collection[str] | None = None,
     ) -> set[str]:
         """Start (or supersede) the rollout of every app (of ``apps``) whose render changes at
-        ``head``; return the revisions whose renders are needed to decide for the others."""
+        ``head``; return the revisions whose renders are needed to decide for the others.
+
+        ``held``: apps broken at ``head`` (their files do not load): their rollouts stay as they
+        are, not stepped, until the app loads again (None: as decided last). ``held_clusters``:
+        clusters whose file is broken at ``head`` (None: as decided last)."""
         at = now.timestamp()
         self._head, self._head_args = head, (repo, book, running)
+        if held is not None:
+            self.held = frozenset(held)
+        if held_clusters is not None:
+            self.held_clusters = frozenset(held_clusters)
+        before = self.strategic or set()
         self.strategic = {a.name for a in repo.apps.values() if strategy_of(repo, a) is not None}
+        self.strategic |= before & self.held
         missing: set[str] = set()
+        if apps is None:
+            self.targets = {}
         for name, state in sorted(self.states.items()):
             if not self._decides(name):
                 continue
-            if name not in repo.apps and not state.finished:
+            if name not in repo.apps and name not in self.held and not state.finished:
                 stopped = replace(supersede(state, head, at), reason="the app left the repo")
                 self.states[name] = stopped
                 self._save(stopped, (), now)
@@ -150,6 +174,10 @@ class Rollouts:
             log = self.log.bind(app=app.name, revision=head[:12])
             latest = self.states.get(app.name)
             plan = plan_for(repo, app)
+            if plan is not None:
+                self.targets[app.name] = frozenset(plan.clusters)
+            else:
+                self.targets.pop(app.name, None)
             if not self._decides(app.name):
                 # Another replica drives it: its clusters stay as they run until the driver
                 # has decided on this head (``tick`` sees that in the shared object).
@@ -163,7 +191,7 @@ class Rollouts:
                     self._save(stopped, (), now)
                     log.info("rollout stopped: spec.rollout removed", stopped=latest.revision[:12])
                 continue
-            mine = {c: running.get((app.name, c)) for c in plan.clusters}
+            mine = {c: self._runs(running, app.name, c) for c in plan.clusters}
             revisions = {head, *(r for r in mine.values() if r is not None)}
             if latest is not None:
                 revisions.add(latest.revision)
@@ -180,7 +208,23 @@ class Rollouts:
                 for c in plan.clusters
                 if (d := book.digest(rev, (app.name, c))) is not None
             }
-            decided = begin(app.name, head, plan, mine, digests, latest, at)
+            left = {}
+            if latest is not None:
+                left = {
+                    c.cluster: _why_left(repo, c.cluster, self.held_clusters)
+                    for c in latest.clusters
+                    if c.cluster not in mine
+                }
+            decided = begin(app.name, head, plan, mine, digests, latest, at, left)
+            if decided.refitted is not None:
+                refitted = decided.refitted.state
+                if not self._save(refitted, (), now, head=head):
+                    self.pending.add(app.name)  # the driver tries again on a later tick
+                    continue
+                self.states[app.name] = refitted
+                for event in decided.refitted.events:
+                    log.info("rollout: " + event.message, stage=event.stage, cluster=event.cluster)
+                continue
             if self.shared is not None and decided.started is None:
                 # Nothing to roll out at this head: say so, the other replicas wait for it.
                 if self._shared_head(app.name) != head and not self.shared.save(
@@ -212,6 +256,8 @@ class Rollouts:
         """Read pins and operators' commands, step every running rollout; return whether some
         target's revision may have changed (pins or a step moved it)."""
         before = self.chosen_all()
+        if self.watching_since is None:
+            self.watching_since = now.timestamp()
         decided = self._refresh(now)
         pins = self.store.list_pins() if self.shared is None else self.shared.pins()
         pins_moved = pins != self.pins
@@ -246,13 +292,13 @@ class Rollouts:
             rows = by_rollout.get((app, state.revision), [])
             if not self._decides(app):
                 continue  # another replica drives it
-            if app in self.pending or (state.finished and not rows):
-                continue  # commands for a pending app wait until it is decided
+            if app in self.pending or app in self.held or (state.finished and not rows):
+                continue  # commands for a pending or held app wait until it is decided
             observations = {c.cluster: self._observation(app, c.cluster) for c in state.clusters}
             commands_in = [
                 Command(CommandKind(r.kind), r.user, r.at.timestamp(), r.stage) for r in rows
             ]
-            result = step(state, observations, commands_in, at)
+            result = step(state, observations, commands_in, at, self.watching_since)
             if not result.changed and not rows:
                 continue
             if not self._save(result.state, [r.id for r in rows], now):
@@ -265,6 +311,17 @@ class Rollouts:
                 if event.cluster is not None and event.message.startswith("failed"):
                     self.metrics.rollout_failures.labels(app).inc()
         return decided or pins_moved or before != self.chosen_all()
+
+    def _runs(self, running: Mapping[TargetKey, str | None], app: str, cluster: str) -> str | None:
+        """What ``cluster`` runs of ``app``: as the daemon has it, else (a cluster that was not
+        a target, paused or its file broken) what the store says it should run or last ran."""
+        revision = running.get((app, cluster))
+        if revision is not None:
+            return revision
+        for target in self.store.list_targets(cluster):
+            if target.app == app:
+                return target.desired or target.applied
+        return None
 
     def _decides(self, app: str) -> bool:
         """Whether this daemon decides ``app``'s rollout: always alone, with several replicas
@@ -310,7 +367,11 @@ class Rollouts:
 
     def wake_at(self) -> float | None:
         """The next wall time (epoch seconds) a running rollout could move by the clock alone."""
-        times = [t for s in self.states.values() if (t := wake_at(s)) is not None]
+        times = [
+            t
+            for s in self.states.values()
+            if s.app not in self.held and (t := wake_at(s, self.watching_since)) is not None
+        ]
         return min(times) if times else None
 
     def active(self) -> bool:
@@ -386,18 +447,11 @@ class Rollouts:
             published = shared.observation(app, cluster) if waits else None
             seen = published or Observation(None, reachable=False)
         pinned = self.pin_of(app, cluster) is not None
-        if pinned == seen.pinned:
+        placed = self.targets.get(app)
+        targeted = placed is None or cluster in placed
+        if (pinned, targeted) == (seen.pinned, seen.targeted):
             return seen
-        return Observation(
-            seen.applied,
-            seen.applied_at,
-            seen.health,
-            seen.health_since,
-            seen.health_at,
-            seen.health_reason,
-            seen.reachable,
-            pinned,
-        )
+        return replace(seen, pinned=pinned, targeted=targeted)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -438,6 +492,18 @@ class Rollouts:
         self.metrics.rollout_stage.labels(state.app).set(state.stage + 1 if running else 0)
         waiting = state.phase == RolloutPhase.WAITING_APPROVAL
         self.metrics.rollout_waiting_approval.labels(state.app).set(1 if waiting else 0)
+
+
+def _why_left(repo: Repo, cluster: str, broken: Collection[str]) -> str:
+    """Why ``cluster`` is no longer one of an app's targets at ``repo``."""
+    if cluster in broken:
+        return "its cluster file is broken"
+    found = repo.clusters.get(cluster)
+    if found is None:
+        return "removed from the inventory"
+    if found.paused:
+        return "paused"
+    return "no longer placed"
 
 
 def _running(state: RolloutState) -> bool:

@@ -9,7 +9,9 @@ Supersede, from the start: a newer revision that changes the app again while a r
 stops that rollout where it is and starts a new one from the first stage, with each cluster's
 base being what the old rollout left it running. Canaries see every new render first; approvals
 are per rollout and asked again. A newer revision that renders the same as the running
-rollout's does not disturb it, nor does it restart a halted or rolled back one.
+rollout's does not disturb it, nor does it restart a halted or rolled back one; its clusters
+are made the app's targets again (``members``: a cluster that left is skipped, one that joins
+waits for its stage).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reconciler.rollout.machine import start, supersede
+from reconciler.rollout.members import Refit, refit, same_render
 from reconciler.rollout.model import RolloutPlan, RolloutState
 
 Digest = str  # a hash of one target's rendered objects
@@ -30,6 +33,7 @@ class Begin:
     started: RolloutState | None = None  # a new rollout to save and step
     superseded: RolloutState | None = None  # the old one, stopped, to save
     reason: str = ""
+    refitted: Refit | None = None  # the latest one, its clusters changed (left, joined), to save
 
 
 def begin(
@@ -40,22 +44,33 @@ def begin(
     digests: Mapping[tuple[str, str], Digest],
     latest: RolloutState | None,
     now: float,
+    left: Mapping[str, str] | None = None,
 ) -> Begin:
     """Decide whether ``head`` starts a rollout of ``app``.
 
     ``running`` maps each planned cluster to the revision it should run now (None: none yet),
     as the latest rollout left it; ``digests`` maps (revision, cluster) to the render digest,
     for ``head``, every revision in ``running`` and the latest rollout's; a missing digest
-    counts as different.
+    counts as different. ``left`` says why a cluster of the latest rollout is no longer in
+    ``plan`` (paused, unplaced, ...).
     """
     if latest is not None:
+        refitted = refit(latest, head, plan, running, digests, left or {}, now)
+        changes = refitted if refitted.events else None
         if latest.revision == head:
-            return Begin(reason="a rollout of this revision exists")
+            return Begin(reason="a rollout of this revision exists", refitted=changes)
         # Same render as the latest rollout (running, done or stopped): nothing new to roll
-        # out, and a halt or rollback of that render stands.
-        covered = [c for c in plan.clusters if _in(latest, c)]
+        # out, and a halt or rollback of that render stands. A cluster joining with what it
+        # ran before counts too where the rollout's revision was rendered for it (one paused
+        # then was not): it waits for the rollout.
+        covered = [
+            c
+            for c in plan.clusters
+            if _in(latest, c) or (running.get(c) is not None and (latest.revision, c) in digests)
+        ]
         if covered and all(_same(digests, head, latest.revision, c) for c in covered):
-            return Begin(reason=f"renders as the rollout of {latest.revision[:12]}")
+            reason = f"renders as the rollout of {latest.revision[:12]}"
+            return Begin(reason=reason, refitted=changes)
     bases = {c: running.get(c) for c in plan.clusters}
     # A cluster that runs no revision of the app yet gets head at once.
     changed = {
@@ -73,10 +88,4 @@ def _in(state: RolloutState, cluster: str) -> bool:
     return any(c.cluster == cluster for c in state.clusters)
 
 
-def _same(digests: Mapping[tuple[str, str], Digest], a: str, b: str | None, cluster: str) -> bool:
-    if b is None:
-        return False
-    if a == b:
-        return True
-    left, right = digests.get((a, cluster)), digests.get((b, cluster))
-    return left is not None and left == right
+_same = same_render

@@ -85,6 +85,10 @@ def state_to_data(state: RolloutState) -> dict[str, Any]:
                 "finished_at": c.finished_at,
                 "reason": c.reason,
                 "unchanged": c.unchanged,
+                "pinned": c.pinned,
+                "left": c.left,
+                "progress_from": c.progress_from,
+                "runs": c.runs,
             }
             for c in state.clusters
         ],
@@ -115,6 +119,10 @@ def state_from_data(data: dict[str, Any]) -> RolloutState:
             finished_at=_get(c, "finished_at"),
             reason=c["reason"],
             unchanged=bool(c.get("unchanged", False)),
+            pinned=bool(c.get("pinned", False)),
+            left=bool(c.get("left", False)),
+            progress_from=c.get("progress_from"),
+            runs=c.get("runs"),
         )
         for c in data["clusters"]
     )

@@ -7,6 +7,7 @@ function of the state (``RolloutState.desired``); the actions only name the chan
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -93,9 +94,15 @@ def step(
     observations: Mapping[str, Observation],
     commands: Sequence[Command],
     now: float,
+    watching_since: float | None = None,
 ) -> Step:
-    """Advance ``state`` as far as ``now`` and the observations allow."""
-    run = _Run(state, observations, now)
+    """Advance ``state`` as far as ``now`` and the observations allow.
+
+    ``watching_since``: when the caller started observing (a daemon's start). A cluster's
+    progress deadline counts from no earlier than that: health from before it is not known, so
+    a restart gives clusters in flight a whole deadline again instead of failing them at once.
+    """
+    run = _Run(state, observations, now, watching_since)
     for command in commands:
         run.command(command)
     if run.state.phase == RolloutPhase.ROLLING_BACK:
@@ -110,10 +117,17 @@ def step(
 class _Run:
     """One step's working copy of the state."""
 
-    def __init__(self, state: RolloutState, observations: Mapping[str, Observation], now: float):
+    def __init__(
+        self,
+        state: RolloutState,
+        observations: Mapping[str, Observation],
+        now: float,
+        watching_since: float | None = None,
+    ):
         self.state = state
         self.obs = observations
         self.now = now
+        self.watching_since = watching_since
         self.clusters = {c.cluster: c for c in state.clusters}
         self.actions: list[SetRevision] = []
         self.events: list[Event] = []
@@ -195,9 +209,9 @@ class _Run:
     def _observe_one(self, c: ClusterState, stage: PlannedStage, o: Observation) -> ClusterState:
         now = self.now
         if o.pinned:
-            self._event("pinned: skipped by the rollout", c)
-            return self._set(c, phase=ClusterPhase.SKIPPED, finished_at=now, reason="pinned")
-        applied = o.applied == self.state.revision
+            return self._skip_pinned(c)
+        revision = self.state.revision_of(c)
+        applied = o.applied == revision
         # Health read before the apply describes the old objects.
         fresh = (
             applied
@@ -220,16 +234,29 @@ class _Run:
                 self._event("succeeded", c)
                 return self._set(c, phase=ClusterPhase.SUCCEEDED, finished_at=now, reason="")
             return c
-        why = _waiting_for(o, applied, self.state.revision)
+        why = _waiting_for(o, applied, revision)
         if c.phase == ClusterPhase.SOAKING:
+            # It was healthy: the deadline to be healthy again counts from now.
             self._event(f"no longer healthy ({why}); soak restarts", c, "warning")
-            c = self._set(c, phase=ClusterPhase.PROGRESSING, healthy_since=None)
-        started = c.started_at if c.started_at is not None else now
-        if now >= started + stage.progress_deadline:
+            c = self._set(c, phase=ClusterPhase.PROGRESSING, healthy_since=None, progress_from=now)
+        if now >= deadline_of(c, stage, self.watching_since):
             reason = f"{why} after the progress deadline ({stage.progress_deadline:g}s)"
             self._event(f"failed: {reason}", c, "warning")
             return self._set(c, phase=ClusterPhase.FAILED, finished_at=now, reason=reason)
         return self._set(c, reason=why)
+
+    def _skip_pinned(self, c: ClusterState) -> ClusterState:
+        """A pin holds ``c`` when the rollout reaches it: passed over while the pin exists;
+        released, it runs the new revision (``RolloutState.desired``)."""
+        revision = self.state.revision_of(c)[:12]
+        self._event(f"pinned: skipped by the rollout; runs {revision} once released", c)
+        return self._set(
+            c,
+            phase=ClusterPhase.SKIPPED,
+            finished_at=self.now,
+            reason=f"pinned: runs {revision} once the pin is released",
+            pinned=True,
+        )
 
     # -- failure policy -----------------------------------------------------------------------
 
@@ -263,14 +290,22 @@ class _Run:
     def roll_back(self, reason: str) -> None:
         rolling = False
         for c in list(self.clusters.values()):
-            if c.phase not in REACHED or c.unchanged:
+            # A cluster passed over for a pin would run the new revision once released: it
+            # goes back too (at once if it is still pinned, see ``watch_rollback``).
+            skipped_for_pin = c.phase == ClusterPhase.SKIPPED and c.pinned
+            if (c.phase not in REACHED and not skipped_for_pin) or c.unchanged:
                 continue
             if c.base is None:
                 self._event("no earlier revision to roll back to: left as it is", c, "warning")
                 continue
             if c.base == self.state.revision:
                 continue
-            self._set(c, phase=ClusterPhase.ROLLING_BACK, reason=f"rolling back to {c.base[:12]}")
+            self._set(
+                c,
+                phase=ClusterPhase.ROLLING_BACK,
+                reason=f"rolling back to {c.base[:12]}",
+                pinned=False,
+            )
             self.actions.append(SetRevision(c.cluster, c.base, "rollback"))
             self._event(f"rolling back to {c.base[:12]}", c, "warning")
             rolling = True
@@ -281,13 +316,25 @@ class _Run:
             self._finish(RolloutPhase.ROLLED_BACK, reason)
 
     def watch_rollback(self) -> None:
+        """A cluster is rolled back once it applied its base, or at once when the rollback
+        cannot wait for that: a pin holds it elsewhere (it runs its base once released), or
+        the app is no longer placed on it."""
         for c in list(self.clusters.values()):
             if c.phase != ClusterPhase.ROLLING_BACK:
                 continue
             o = self.obs.get(c.cluster, _UNSEEN)
+            base = (c.base or "")[:12]
             if o.applied is not None and o.applied == c.base:
                 self._set(c, phase=ClusterPhase.ROLLED_BACK, finished_at=self.now, reason="")
                 self._event("rolled back", c)
+            elif o.pinned:
+                reason = f"pinned: not waited for; runs {base} once the pin is released"
+                self._set(c, phase=ClusterPhase.ROLLED_BACK, finished_at=self.now, reason=reason)
+                self._event(f"rolled back: {reason}", c, "warning")
+            elif not o.targeted:
+                reason = "no longer a target (unplaced, paused or gone): not waited for"
+                self._set(c, phase=ClusterPhase.ROLLED_BACK, finished_at=self.now, reason=reason)
+                self._event(f"rolled back: {reason}", c, "warning")
         self._sync_clusters()
         if not any(c.phase == ClusterPhase.ROLLING_BACK for c in self.clusters.values()):
             self._finish(RolloutPhase.ROLLED_BACK, self.state.reason)
@@ -344,13 +391,21 @@ class _Run:
         number = f"batch {state.batch + 1}/{state.batch_count(state.stage)}"
         for c in state.batch_members(state.stage, state.batch):
             o = self.obs.get(c.cluster)
+            if c.phase != ClusterPhase.PENDING:
+                continue  # skipped before its batch (it left the app's targets)
             if o is not None and o.pinned:
-                self._set(c, phase=ClusterPhase.SKIPPED, finished_at=self.now, reason="pinned")
-                self._event("pinned: skipped by the rollout", c)
+                self._skip_pinned(c)
                 continue
-            self._set(c, phase=ClusterPhase.PROGRESSING, started_at=self.now, reason="applying")
-            self.actions.append(SetRevision(c.cluster, state.revision, f"{stage.name} {number}"))
-            self._event(f"{number}: applying {state.revision[:12]}", c)
+            self._set(
+                c,
+                phase=ClusterPhase.PROGRESSING,
+                started_at=self.now,
+                progress_from=None,
+                reason="applying",
+            )
+            revision = state.revision_of(c)
+            self.actions.append(SetRevision(c.cluster, revision, f"{stage.name} {number}"))
+            self._event(f"{number}: applying {revision[:12]}", c)
         self._sync_clusters()
         self.state = replace(
             self.state, batch_started=True, next_at=None, phase=RolloutPhase.PROGRESSING
@@ -364,7 +419,8 @@ class _Run:
         changed = state != before
         if changed:
             state = replace(state, updated_at=self.now)
-        return Step(state, tuple(self.actions), tuple(self.events), wake_at(state), changed)
+        wake = wake_at(state, self.watching_since)
+        return Step(state, tuple(self.actions), tuple(self.events), wake, changed)
 
 
 def _waiting_for(o: Observation, applied: bool, revision: str) -> str:
@@ -378,7 +434,15 @@ def _waiting_for(o: Observation, applied: bool, revision: str) -> str:
     return f"{o.health}{reason}"
 
 
-def wake_at(state: RolloutState) -> float | None:
+def deadline_of(c: ClusterState, stage: PlannedStage, watching_since: float | None) -> float:
+    """When an in-flight cluster not healthy yet fails: ``progressDeadline`` after it was told
+    to update, or after it dropped out of its soak, and never before a whole deadline has
+    passed since the caller started watching (``step``'s ``watching_since``)."""
+    marks = [t for t in (c.progress_from or c.started_at, watching_since) if t is not None]
+    return (max(marks) if marks else math.inf) + stage.progress_deadline
+
+
+def wake_at(state: RolloutState, watching_since: float | None = None) -> float | None:
     """When the clock alone could next change this rollout (a deadline, a soak, an interval)."""
     if state.finished or state.phase == RolloutPhase.ROLLING_BACK:
         return None
@@ -388,7 +452,7 @@ def wake_at(state: RolloutState) -> float | None:
     for c in state.clusters:
         stage = state.plan.stages[c.stage]
         if c.phase == ClusterPhase.PROGRESSING and c.started_at is not None:
-            times.append(c.started_at + stage.progress_deadline)
+            times.append(deadline_of(c, stage, watching_since))
         elif c.phase == ClusterPhase.SOAKING and c.healthy_since is not None:
             times.append(c.healthy_since + stage.min_healthy_time)
     return min(times) if times else None

@@ -26,7 +26,11 @@ class ClusterPhase(StrEnum):
     FAILED = "Failed"
     ROLLING_BACK = "RollingBack"  # told to run its base revision again
     ROLLED_BACK = "RolledBack"
-    SKIPPED = "Skipped"  # pinned by `reconciler rollback`, or the rollout ended before it
+    # Passed over: pinned by `reconciler rollback` when its batch came (``ClusterState.pinned``:
+    # the pin holds it; released, it runs the rollout's revision), left the app's targets
+    # (paused, unplaced, removed, its cluster file broken), joined after the rollout ended, or
+    # took no batch.
+    SKIPPED = "Skipped"
 
 
 class RolloutPhase(StrEnum):
@@ -112,6 +116,14 @@ class ClusterState:
     finished_at: float | None = None
     reason: str = ""
     unchanged: bool = False  # renders the same at the new revision: moved without a batch
+    # Skipped only because a pin held it: once the pin is released it runs the new revision,
+    # as the rest of its batch does (a rollback takes it back to its base like them).
+    pinned: bool = False
+    left: bool = False  # skipped because it left the app's targets: it rejoins if it comes back
+    progress_from: float | None = None  # the progress deadline counts from here (else started_at)
+    # What it runs once reached when the rollout's revision was not rendered for it (it joined
+    # later, paused then): a newer revision that renders as the rollout's everywhere else.
+    runs: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,12 +160,17 @@ class RolloutState:
         raise KeyError(name)
 
     def desired(self, cluster: str) -> str | None:
-        """The revision this rollout wants ``cluster`` to run: the new one once reached, its
-        base before that and after a rollback."""
+        """The revision this rollout wants ``cluster`` to run: the new one once reached (or
+        passed over only for a pin: a pin wins while it exists, see the daemon), its base
+        before that and after a rollback."""
         state = self.cluster(cluster)
-        if state.phase in REACHED:
-            return self.revision
+        if state.phase in REACHED or (state.phase == ClusterPhase.SKIPPED and state.pinned):
+            return self.revision_of(state)
         return state.base
+
+    def revision_of(self, cluster: ClusterState) -> str:
+        """The revision ``cluster`` runs once this rollout reaches it."""
+        return cluster.runs or self.revision
 
     def batch_count(self, stage: int) -> int:
         return 1 + max((c.batch for c in self.clusters if c.stage == stage), default=-1)
@@ -191,6 +208,7 @@ class Observation:
     health_reason: str = ""
     reachable: bool = True
     pinned: bool = False
+    targeted: bool = True  # the app is still placed on the (unpaused) cluster at head
 
 
 class CommandKind(StrEnum):

@@ -44,7 +44,7 @@ def waiting_for(state: RolloutState, now: float) -> str:
             until = c.healthy_since + planned.min_healthy_time
             parts.append(f"{c.cluster} soaking until {_time(until)}")
         elif c.started_at is not None:
-            until = c.started_at + planned.progress_deadline
+            until = (c.progress_from or c.started_at) + planned.progress_deadline
             parts.append(f"{c.cluster} healthy by {_time(until)}")
     if parts:
         return f"stage {name}: {'; '.join(parts)}{paused}"

@@ -32,12 +32,16 @@ class RolloutTables(Tables):
         at: datetime | None = None,
     ) -> None:
         """Write a rollout's state, the revisions its targets should now run and the commands
-        it took, in one transaction: what a step decided is written before it is acted on."""
+        it took, in one transaction: what a step decided is written before it is acted on.
+
+        One row per app and revision: a new rollout of a revision rolled out before (the branch
+        went back to it) replaces that row, start time included, so it is the app's latest."""
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO rollouts (app, revision, phase, data, started_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (app, revision) DO UPDATE SET"
-                " phase = excluded.phase, data = excluded.data, updated_at = excluded.updated_at",
+                " phase = excluded.phase, data = excluded.data, started_at = excluded.started_at,"
+                " updated_at = excluded.updated_at",
                 (
                     row.app,
                     row.revision,

@@ -28,6 +28,7 @@ class Target:
     applied_at: float = 0.0
     reachable: bool = True
     pinned: bool = False
+    targeted: bool = True
 
 
 @dataclass
@@ -46,7 +47,9 @@ class Fleet:
         out = {}
         for name, t in self.targets.items():
             if not t.reachable:
-                out[name] = Observation(t.applied, t.applied_at, reachable=False, pinned=t.pinned)
+                out[name] = Observation(
+                    t.applied, t.applied_at, reachable=False, pinned=t.pinned, targeted=t.targeted
+                )
                 continue
             ready = now >= t.applied_at + self.delay
             health = "Progressing"
@@ -54,7 +57,14 @@ class Fleet:
                 health = "Degraded" if (name, t.applied) in self.bad else "Healthy"
             since = t.applied_at + self.delay if ready else t.applied_at
             out[name] = Observation(
-                t.applied, t.applied_at, health, since, now, "1/1 ready", pinned=t.pinned
+                t.applied,
+                t.applied_at,
+                health,
+                since,
+                now,
+                "1/1 ready",
+                pinned=t.pinned,
+                targeted=t.targeted,
             )
         return out
 
@@ -62,7 +72,7 @@ class Fleet:
         for c in state.clusters:
             t = self.targets[c.cluster]
             want = state.desired(c.cluster)
-            if t.reachable and not t.pinned and want != t.applied:
+            if t.reachable and not t.pinned and t.targeted and want != t.applied:
                 t.applied, t.applied_at = want, now
 
 
@@ -363,6 +373,90 @@ def test_pinned_clusters_are_skipped_and_never_count_as_failures() -> None:
     assert run.phase("c2") == ClusterPhase.SKIPPED and fleet.targets["c2"].applied == OLD
 
 
+def test_a_cluster_skipped_for_a_pin_runs_the_new_revision_once_the_pin_is_released() -> None:
+    fleet = Fleet(["c1", "c2"])
+    fleet.targets["c2"].pinned = True
+    run = new_run(plan(stage("all", "c1 c2", max_concurrent=1)), fleet)
+    run.until(RolloutPhase.SUCCEEDED)
+    skipped = run.state.cluster("c2")
+    assert skipped.phase == ClusterPhase.SKIPPED and skipped.pinned
+    assert "once the pin is released" in skipped.reason
+    # The pin wins while it exists (the daemon's choice); the rollout's word is the revision.
+    assert run.state.desired("c2") == NEW
+    assert codec.state_from_data(codec.state_to_data(run.state)) == run.state
+    fleet.targets["c2"].pinned = False
+    run.tick()
+    assert fleet.targets["c2"].applied == NEW
+
+
+def test_a_cluster_pinned_while_in_flight_follows_the_rollout_once_released() -> None:
+    fleet = Fleet(["c1", "c2"])
+    run = new_run(plan(stage("all", "c1 c2", max_concurrent=1)), fleet)
+    while run.phase("c1") != ClusterPhase.PROGRESSING:
+        run.tick()
+    fleet.targets["c1"].pinned = True
+    run.until(RolloutPhase.SUCCEEDED)
+    assert run.phase("c1") == ClusterPhase.SKIPPED and run.state.desired("c1") == NEW
+
+
+def test_a_rollback_takes_back_the_clusters_skipped_for_a_pin_too() -> None:
+    fleet = Fleet(["c1", "c2", "c3"], bad={("c3", NEW)})
+    fleet.targets["c1"].pinned = True
+    p = plan(stage("all", "c1 c2 c3", max_concurrent=1, on_failure=OnFailure.ROLLBACK))
+    run = new_run(p, fleet)
+    fleet.targets["c1"].applied = NEWER  # the pin holds it on another revision
+    run.until(RolloutPhase.ROLLED_BACK)
+    c1 = run.state.cluster("c1")
+    assert c1.phase == ClusterPhase.ROLLED_BACK and "pinned" in c1.reason
+    assert run.state.desired("c1") == OLD  # once released
+    assert [t.applied for t in fleet.targets.values()] == [NEWER, OLD, OLD]
+
+
+def test_a_released_cluster_skipped_for_a_pin_is_rolled_back_like_the_others() -> None:
+    fleet = Fleet(["c1", "c2", "c3"], bad={("c3", NEW)})
+    fleet.targets["c1"].pinned = True
+    p = plan(stage("all", "c1 c2 c3", max_concurrent=1, on_failure=OnFailure.ROLLBACK))
+    run = new_run(p, fleet)
+    while run.phase("c1") != ClusterPhase.SKIPPED:
+        run.tick()
+    fleet.targets["c1"].pinned = False  # released: runs NEW, then the rollback takes it back
+    run.until(RolloutPhase.ROLLED_BACK)
+    assert run.phase("c1") == ClusterPhase.ROLLED_BACK and run.state.cluster("c1").reason == ""
+    assert [t.applied for t in fleet.targets.values()] == [OLD] * 3
+
+
+def _rolling_back_with_c1_stuck(fleet: Fleet) -> Run:
+    """c1 updated, then c2 degrades: the rollback waits for c1 to apply its base."""
+    p = plan(stage("all", "c1 c2", max_concurrent=1, on_failure=OnFailure.ROLLBACK))
+    run = new_run(p, fleet)
+    while run.phase("c2") != ClusterPhase.PROGRESSING:
+        run.tick()
+    fleet.targets["c1"].reachable = False
+    run.until(RolloutPhase.ROLLING_BACK)
+    run.tick()
+    assert run.phase("c1") == ClusterPhase.ROLLING_BACK
+    fleet.targets["c1"].reachable = True
+    return run
+
+
+def test_a_rollback_does_not_wait_for_a_cluster_pinned_elsewhere() -> None:
+    fleet = Fleet(["c1", "c2"], bad={("c2", NEW)})
+    run = _rolling_back_with_c1_stuck(fleet)
+    fleet.targets["c1"].pinned = True  # the operator pins it (to NEWER, say)
+    run.until(RolloutPhase.ROLLED_BACK, limit=run.now + 3)
+    c1 = run.state.cluster("c1")
+    assert c1.phase == ClusterPhase.ROLLED_BACK and "pinned" in c1.reason
+    assert run.state.desired("c1") == OLD  # once released
+
+
+def test_a_rollback_does_not_wait_for_a_cluster_the_app_left() -> None:
+    fleet = Fleet(["c1", "c2"], bad={("c2", NEW)})
+    run = _rolling_back_with_c1_stuck(fleet)
+    fleet.targets["c1"].targeted = False  # left the inventory, or the app's placement
+    run.until(RolloutPhase.ROLLED_BACK, limit=run.now + 3)
+    assert "no longer a target" in run.state.cluster("c1").reason
+
+
 def test_unchanged_clusters_move_at_once_and_take_no_batch() -> None:
     fleet = Fleet(["c1", "c2", "c3"])
     p = plan(stage("all", "c1 c2 c3", max_concurrent=1, interval=100))
@@ -405,3 +499,58 @@ def test_a_step_without_news_changes_nothing() -> None:
     first = step(state, {}, (), 0.0)
     again = step(first.state, {}, (), 5.0)
     assert first.changed and not again.changed and again.state == first.state
+
+
+def soaking(deadline: float = 60.0) -> RolloutState:
+    """c1 healthy since t=10, soaking 30 min with a 1 min progress deadline."""
+    soak = plan(stage("canary", "c1", min_healthy_time=1800, progress_deadline=deadline))
+    state = step(start("app", NEW, soak, {"c1": OLD}, 0.0), {}, (), 0.0).state
+    healthy = Observation(NEW, 1.0, "Healthy", 5.0, 10.0)
+    state = step(state, {"c1": healthy}, (), 10.0).state
+    assert state.cluster("c1").phase == ClusterPhase.SOAKING
+    return state
+
+
+def test_a_cluster_that_drops_out_of_its_soak_gets_the_deadline_from_then() -> None:
+    state = soaking()
+    blip = {"c1": Observation(NEW, 1.0, reachable=False)}
+    dropped = step(state, blip, (), 900.0).state  # long after started_at + deadline
+    assert dropped.cluster("c1").phase == ClusterPhase.PROGRESSING
+    assert step(dropped, blip, (), 959.0).state.cluster("c1").phase == ClusterPhase.PROGRESSING
+    failed = step(dropped, blip, (), 960.0).state
+    assert failed.cluster("c1").phase == ClusterPhase.FAILED
+    assert "unreachable after the progress deadline" in failed.cluster("c1").reason
+
+
+def test_after_a_restart_the_deadline_counts_from_when_watching_started() -> None:
+    state = soaking()
+    unread = {"c1": Observation(NEW, 1.0)}  # applied, as the store says; no health read yet
+    restarted = step(state, unread, (), 900.0, watching_since=900.0)
+    c1 = restarted.state.cluster("c1")
+    assert (c1.phase, c1.reason) == (ClusterPhase.PROGRESSING, "health not yet read")
+    assert restarted.wake_at == 960.0
+    healthy = {"c1": Observation(NEW, 1.0, "Healthy", 905.0, 905.0)}
+    again = step(restarted.state, healthy, (), 905.0, watching_since=900.0).state
+    assert again.cluster("c1").phase == ClusterPhase.SOAKING  # the soak starts again
+    assert again.cluster("c1").healthy_since == 905.0
+    late = step(restarted.state, unread, (), 960.0, watching_since=900.0).state
+    assert late.cluster("c1").phase == ClusterPhase.FAILED
+
+
+def test_after_a_restart_a_cluster_in_progress_gets_a_whole_deadline_again() -> None:
+    slow = plan(stage("canary", "c1", progress_deadline=60.0))
+    state = step(start("app", NEW, slow, {"c1": OLD}, 0.0), {}, (), 0.0).state
+    assert state.cluster("c1").phase == ClusterPhase.PROGRESSING
+    unread = {"c1": Observation(NEW, 1.0)}
+    restarted = step(state, unread, (), 900.0, watching_since=900.0)
+    assert restarted.state.cluster("c1").phase == ClusterPhase.PROGRESSING
+    assert restarted.wake_at == 960.0
+    late = step(restarted.state, unread, (), 960.0, watching_since=900.0).state
+    assert late.cluster("c1").phase == ClusterPhase.FAILED
+
+
+def test_progress_from_survives_the_codec() -> None:
+    state = soaking()
+    dropped = step(state, {"c1": Observation(NEW, 1.0, reachable=False)}, (), 900.0).state
+    assert dropped.cluster("c1").progress_from == 900.0
+    assert codec.state_from_data(codec.state_to_data(dropped)) == dropped
