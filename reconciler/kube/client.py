@@ -16,9 +16,8 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
@@ -31,6 +30,14 @@ from reconciler.kube.h2conn import AnswerLost
 from reconciler.kube.kubeconfig import Kubeconfig
 from reconciler.kube.livecache import LiveCache
 from reconciler.kube.scopes import LiveEvent, Scope, View
+from reconciler.kube.served import (
+    AGGREGATED,
+    Resource,
+    UnknownKind,
+    aggregated_resources,
+    resources_of,
+    served_names,
+)
 from reconciler.kube.transport import IO, TRANSPORTS, Endpoint
 from reconciler.objects import Manifest, ObjectRef, group_of, object_name
 
@@ -40,38 +47,6 @@ DEFAULT_TIMEOUT = 60.0
 PING_TIMEOUT = 15.0  # /version is tiny: a server silent this long is as good as down
 LARGE_BODY = 1 << 20  # bodies above this are sent so that a refusal (413) can still be read
 LIST_PAGE = 500
-
-
-@dataclass(frozen=True)
-class Resource:
-    """Where a kind is served: ``/apis/<group>/<version>/[namespaces/<ns>/]<plural>``."""
-
-    group: str
-    version: str
-    kind: str
-    plural: str
-    namespaced: bool
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    def path(self, namespace: str = "", name: str = "") -> str:
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{quote(namespace, safe='')}"
-        base += f"/{self.plural}"
-        return base + (f"/{quote(name, safe='')}" if name else "")
-
-
-class UnknownKind(KubeError):
-    """The cluster does not serve this apiVersion/kind (yet: maybe its CRD is not installed)."""
-
-
-# Aggregated discovery (every group, version and resource in one answer), else plain JSON.
-_AGGREGATED = (
-    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
-)
 
 
 class ClusterClient:
@@ -279,22 +254,7 @@ class ClusterClient:
         version = self.ping()
         served: set[str] = set()
         for path in ("/api", "/apis"):
-            listing = self._request("GET", path, accept=_AGGREGATED)
-            if (listing or {}).get("kind") == "APIGroupDiscoveryList":
-                for group in listing.get("items") or []:
-                    name = (group.get("metadata") or {}).get("name") or ""
-                    for entry in group.get("versions") or []:
-                        gv = f"{name}/{entry['version']}" if name else str(entry["version"])
-                        served.add(gv)
-                        for res in entry.get("resources") or []:
-                            kind = (res.get("responseKind") or {}).get("kind")
-                            if kind:
-                                served.add(f"{gv}/{kind}")
-            elif path == "/api":  # a server without aggregated discovery: versions only
-                served.update(str(v) for v in (listing or {}).get("versions") or [])
-            else:
-                for group in (listing or {}).get("groups") or []:
-                    served.update(str(v["groupVersion"]) for v in group.get("versions") or [])
+            served |= served_names(self._request("GET", path, accept=AGGREGATED) or {})
         found = (version, tuple(sorted(served)))
         with self._lock:
             self._capabilities = found
@@ -341,19 +301,10 @@ class ClusterClient:
         resource as plain discovery has it (kind, name, namespaced, verbs)."""
         found = []
         for path in ("/api", "/apis"):
-            listing = self._request("GET", path, accept=_AGGREGATED) or {}
-            if listing.get("kind") == "APIGroupDiscoveryList":
-                for group in listing.get("items") or []:
-                    name = str((group.get("metadata") or {}).get("name") or "")
-                    for entry in group.get("versions") or []:
-                        for res in entry.get("resources") or []:
-                            plain = {
-                                "kind": (res.get("responseKind") or {}).get("kind", ""),
-                                "name": res.get("resource", ""),
-                                "namespaced": res.get("scope") == "Namespaced",
-                                "verbs": res.get("verbs") or [],
-                            }
-                            found.append((name, str(entry["version"]), plain))
+            listing = self._request("GET", path, accept=AGGREGATED) or {}
+            aggregated = aggregated_resources(listing)
+            if aggregated is not None:
+                found += aggregated
                 continue
             if path == "/api":
                 versions = [("", str(v)) for v in listing.get("versions") or []]
@@ -382,11 +333,7 @@ class ClusterClient:
                 if err.status != 404:
                     raise
                 listing = {"resources": []}
-            cached = {
-                r["kind"]: Resource(group, version, r["kind"], r["name"], bool(r["namespaced"]))
-                for r in listing.get("resources", [])
-                if "/" not in r["name"]  # skip subresources
-            }
+            cached = resources_of(group, version, listing)
             with self._lock:
                 self._resources[key] = cached
         return cached.get(kind)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import KubeError
-from reconciler.kube.client import ClusterClient, Resource
+from reconciler.kube.client import ClusterClient
+from reconciler.kube.served import Resource
 
 CONFIGMAPS = Resource(
     group="", version="v1", kind="ConfigMap", plural="configmaps", namespaced=True

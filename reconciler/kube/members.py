@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from reconciler.errors import ReconcilerError
-from reconciler.kube.client import ClusterClient, Resource
+from reconciler.kube.client import ClusterClient
 from reconciler.kube.connection import Connection, configured
 from reconciler.kube.incluster import ServiceAccount
+from reconciler.kube.served import Resource
 
 if TYPE_CHECKING:
     from kubernetes import client as k8s

@@ -10,8 +10,9 @@ from reconciler import FIELD_MANAGER
 from reconciler.config.schema import SyncPolicy
 from reconciler.diff import content_hash
 from reconciler.errors import KubeError
-from reconciler.kube.client import ClusterClient, Resource
+from reconciler.kube.client import ClusterClient
 from reconciler.kube.content import content_version
+from reconciler.kube.served import Resource
 from reconciler.objects import Manifest, ObjectRef, kind_rank
 from reconciler.progress import PassProgress
 from reconciler.sync.inventory import inventory_manifest, inventory_name, legacy_inventory_name

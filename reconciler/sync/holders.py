@@ -14,7 +14,8 @@ from typing import Any
 
 from reconciler import APP_LABEL
 from reconciler.errors import KubeError
-from reconciler.kube.client import ClusterClient, Resource
+from reconciler.kube.client import ClusterClient
+from reconciler.kube.served import Resource
 from reconciler.objects import Manifest, ObjectRef
 from reconciler.sync.isolated import bounded_map
 from reconciler.sync.model import SYSTEM_NAMESPACE

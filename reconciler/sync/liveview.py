@@ -11,7 +11,8 @@ wants one reads it itself. A cluster-wide scope holds only this entry's objects.
 from __future__ import annotations
 
 from reconciler import APP_LABEL
-from reconciler.kube.client import ClusterClient, Resource
+from reconciler.kube.client import ClusterClient
+from reconciler.kube.served import Resource
 from reconciler.objects import Manifest
 from reconciler.sync.model import CLUSTER_LABEL
 

@@ -1,7 +1,7 @@
 """Re-read a target's live objects to judge its health between passes.
 
 A health re-check is the plan's read step alone: one LIST per (kind, namespace) holding more
-than a few of the target's objects, a GET each below that (``plan.read_live``); no inventory
+than a few of the target's objects, a GET each below that (``reads.read_live``); no inventory
 read, no dry-run, no unmanaged scan. The daemon runs it for targets whose health is not final
 yet (Progressing, Missing, Unknown), so a fresh rollout turns Healthy or Degraded without
 waiting for the next full pass.
@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from reconciler.errors import KubeError
 from reconciler.health import HealthRule, TargetHealth, target_health
-from reconciler.kube.client import ClusterClient, Resource, UnknownKind
+from reconciler.kube.client import ClusterClient
+from reconciler.kube.served import Resource, UnknownKind
 from reconciler.objects import Manifest, ObjectRef
-from reconciler.sync.plan import read_live, scoped
+from reconciler.sync.plan import scoped
+from reconciler.sync.reads import read_live
 
 
 def read_target(

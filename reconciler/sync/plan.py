@@ -22,16 +22,15 @@ from reconciler.diff import (
     take_from_live,
 )
 from reconciler.errors import ConflictError, KubeError
-from reconciler.fields import FieldChange
-from reconciler.kube.client import ClusterClient, Resource, UnknownKind
+from reconciler.kube.client import ClusterClient
 from reconciler.kube.content import content_version
+from reconciler.kube.served import Resource, UnknownKind
 from reconciler.masking import mask_changes
 from reconciler.objects import Manifest, ObjectRef
 from reconciler.sync.holders import is_holder, kept_because
 from reconciler.sync.inventory import read_inventory
 from reconciler.sync.isolated import bounded_map
 from reconciler.sync.listrepair import REPAIR_MANAGER, ListRepair, plan_repair
-from reconciler.sync.liveview import watched
 from reconciler.sync.model import (
     CLUSTER_LABEL,
     DEFAULT_INSTANCE,
@@ -45,7 +44,9 @@ from reconciler.sync.model import (
     SyncError,
     TargetPlan,
 )
-from reconciler.sync.ownership import Owner, claimed_elsewhere, labels_of, owned_by, stamp
+from reconciler.sync.ownership import Owner, claimed_elsewhere, labels_of, stamp
+from reconciler.sync.reads import read_live
+from reconciler.sync.unmanaged import find_unmanaged
 
 NO_CLAIMS = Claims()
 
@@ -114,7 +115,7 @@ def plan_target(
     changes: list[Change] = bounded_map(plan_one, desired)
     desired_refs = {ref for _, ref, _ in desired}
     changes += _plan_prunes(cluster, owner, inventory, desired_refs, policy, claims)
-    changes += _find_unmanaged(cluster, owner, inventory, desired, live, listed)
+    changes += find_unmanaged(cluster, owner, inventory, desired, live, listed)
     changes.sort(key=lambda c: c.ref.sort_key())
     return TargetPlan(
         app,
@@ -174,98 +175,6 @@ def _next_inventory(
         if change.action is Action.PRUNE or change.tracked:
             entries[change.ref] = inventory[change.ref]
     return entries
-
-
-_FEW = 3  # up to this many objects of one kind in one namespace: GET each, not LIST all
-
-
-Scope = tuple[Resource, str]  # a kind in one namespace ("" for cluster-scoped kinds)
-
-
-def read_live(
-    cluster: ClusterClient, wanted: list[tuple[Resource, ObjectRef]]
-) -> tuple[dict[ObjectRef, Manifest], set[Scope]]:
-    """Live objects: from the cluster's watches when it keeps them, else one LIST per
-    (kind, namespace) with many objects and GETs for a few.
-
-    A watched scope holds the objects labelled as some app's: a wanted object missing from it
-    is read with a GET (it may exist unlabelled, or be too fresh for the watch). Read by
-    requests, the Namespaces wanted come first: nothing is read in one that does not exist (it
-    holds nothing yet; a first apply creates it). Watched, every scope's watch starts at once.
-    Also returns the scopes read whole (the unmanaged scan reuses them; a namespace that does
-    not exist counts as read: empty).
-    """
-    groups: dict[Scope, list[ObjectRef]] = {}
-    for resource, ref in wanted:
-        groups.setdefault((resource, ref.namespace), []).append(ref)
-    ordered = sorted(groups.items(), key=lambda kv: _scope_key(kv[0]))
-    live: dict[ObjectRef, Manifest] = {}
-    listed: set[Scope] = set()
-    if cluster.live is not None:
-        _read_scopes(cluster, ordered, live, listed)
-        return live, listed
-    spaces = [(scope, refs) for scope, refs in ordered if _is_namespace(scope[0])]
-    _read_scopes(cluster, spaces, live, listed)
-    absent = {ref.name for _, refs in spaces for ref in refs if ref not in live}
-    rest = []
-    for scope, refs in ordered:
-        if _is_namespace(scope[0]):
-            continue
-        if scope[1] in absent:
-            listed.add(scope)
-        else:
-            rest.append((scope, refs))
-    _read_scopes(cluster, rest, live, listed)
-    return live, listed
-
-
-def _is_namespace(resource: Resource) -> bool:
-    return resource.kind == "Namespace" and not resource.group
-
-
-def _read_scopes(
-    cluster: ClusterClient,
-    ordered: list[tuple[Scope, list[ObjectRef]]],
-    live: dict[ObjectRef, Manifest],
-    listed: set[Scope],
-) -> None:
-    """Read the wanted objects of ``ordered`` scopes into ``live`` (see :func:`read_live`)."""
-    unwatched: list[tuple[Scope, list[ObjectRef]]] = []
-    views = watched(cluster, [scope for scope, _ in ordered])
-    for (scope, refs), seen in zip(ordered, views, strict=True):
-        if seen is None:
-            unwatched.append((scope, refs))
-            continue
-        if scope[1]:  # cluster-wide scopes hold only this entry's objects: not read whole
-            listed.add(scope)
-        for item in seen:
-            live[ObjectRef.of(item)] = item
-    work: list[tuple[Scope, ObjectRef | None]] = []
-    polled = {scope for scope, _ in unwatched}
-    for scope, refs in ordered:
-        if scope not in polled:
-            work += [(scope, ref) for ref in refs if ref not in live]
-    for scope, refs in unwatched:
-        if len(refs) > _FEW:
-            listed.add(scope)
-            work.append((scope, None))
-        else:
-            work += [(scope, ref) for ref in refs]
-
-    def read(item: tuple[Scope, ObjectRef | None]) -> list[Manifest]:
-        (resource, namespace), ref = item
-        if ref is None:
-            return cluster.list_objects(resource, namespace)
-        found = cluster.get(resource, namespace, ref.name)
-        return [found] if found is not None else []
-
-    for items in bounded_map(read, work):
-        for item in items:
-            live[ObjectRef.of(item)] = item
-
-
-def _scope_key(scope: Scope) -> tuple[str, str, str]:
-    return (scope[0].group, scope[0].kind, scope[1])
 
 
 def _plan_object(
@@ -482,68 +391,3 @@ def _plan_prunes(
             if why is not None:
                 change.action, change.message = Action.KEEP, why
     return changes
-
-
-def _find_unmanaged(
-    cluster: ClusterClient,
-    owner: Owner,
-    inventory: Mapping[ObjectRef, InventoryEntry],
-    desired: list[tuple[Manifest, ObjectRef, Resource | None]],
-    live: Mapping[ObjectRef, Manifest],
-    listed: set[Scope],
-) -> list[Change]:
-    """Objects labelled as this app's that neither Git nor the inventory knows.
-
-    Looked for in the scopes (kind × namespace) the app uses: in what the watches hold, else
-    by a labelled LIST per scope, never one per pass across all namespaces (it costs the API
-    server a scan of every object of the kind; a watch lists across namespaces once).
-    """
-    scopes: set[Scope] = {(r, ref.namespace) for _, ref, r in desired if r is not None}
-    for entry in inventory.values():
-        try:
-            scopes.add((cluster.resource(entry.api_version, entry.ref.kind), entry.ref.namespace))
-        except UnknownKind:
-            continue
-    known = {ref for _, ref, _ in desired} | set(inventory)
-    selector = f"{APP_LABEL}={owner.app}"
-
-    def labelled(scope: Scope) -> list[Manifest]:
-        resource, namespace = scope
-        if scope in listed:  # already listed whole for the plan: its kind in its namespace
-            wanted = (resource.group, resource.kind, namespace)
-            return [o for ref, o in live.items() if (ref.group, ref.kind, ref.namespace) == wanted]
-        seen = watched(cluster, [scope])[0] if namespace else None
-        if seen is not None:
-            return [o for o in seen if labels_of(o).get(APP_LABEL) == owner.app]
-        try:
-            return cluster.list_objects(resource, namespace, label_selector=selector)
-        except KubeError as err:
-            if err.status in (401, 403):  # RBAC narrower than the app: a best-effort check
-                return []
-            raise
-
-    found = []
-    ordered = sorted(scopes, key=_scope_key)
-    for (resource, _), items in zip(ordered, bounded_map(labelled, ordered), strict=True):
-        for item in items:
-            ref = ObjectRef.of(item)
-            if ref not in known and owned_by(item, owner):
-                found.append(
-                    Change(
-                        ref,
-                        Action.KEEP,
-                        None,
-                        resource.api_version,
-                        fields=_unmanaged_fields(item, owner.app),
-                        drift=Drift.UNMANAGED,
-                        managers=managers_other_than(item, FIELD_MANAGER),
-                        message=f"labelled {selector} but not in Git",
-                    )
-                )
-    return found
-
-
-def _unmanaged_fields(live: Manifest, app: str) -> list[FieldChange]:
-    """The label that makes an object Git does not hold ours, with who set it and when."""
-    label = FieldChange(f"metadata.labels[{APP_LABEL}]", git=None, live=app)
-    return attribute([label], live, FIELD_MANAGER)
