@@ -56,15 +56,12 @@ def start(
             base = bases.get(cluster)
             if cluster in unchanged:
                 clusters.append(
-                    ClusterState(
+                    ClusterState.at_once(
                         cluster,
                         index,
-                        -1,
                         base,
-                        ClusterPhase.SUCCEEDED,
-                        started_at=now,
-                        finished_at=now,
-                        reason="renders the same: at once"
+                        now,
+                        "renders the same: at once"
                         if base is not None
                         else "not running the app yet: at once",
                         unchanged=True,

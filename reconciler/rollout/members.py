@@ -109,29 +109,18 @@ def refit(
         else:
             index = old.stage if old is not None else len(stages) - 1
         if same_render(digests, revision, base, name):
-            joined = ClusterState(
+            joined = ClusterState.at_once(
                 name,
                 index,
-                -1,
                 base,
-                ClusterPhase.SUCCEEDED,
-                started_at=now,
-                finished_at=now,
-                reason="joined; renders the same: at once",
+                now,
+                "joined; renders the same: at once",
                 unchanged=True,
                 runs=runs,
             )
         elif state.phase == RolloutPhase.SUCCEEDED:
-            joined = ClusterState(
-                name,
-                index,
-                -1,
-                base,
-                ClusterPhase.SUCCEEDED,
-                started_at=now,
-                finished_at=now,
-                reason="joined after the rollout succeeded: at once",
-                runs=runs,
+            joined = ClusterState.at_once(
+                name, index, base, now, "joined after the rollout succeeded: at once", runs=runs
             )
         elif not active:
             joined = ClusterState(

@@ -125,6 +125,33 @@ class ClusterState:
     # later, paused then): a newer revision that renders as the rollout's everywhere else.
     runs: str | None = None
 
+    @classmethod
+    def at_once(
+        cls,
+        cluster: str,
+        stage: int,
+        base: str | None,
+        now: float,
+        reason: str,
+        *,
+        unchanged: bool = False,
+        runs: str | None = None,
+    ) -> ClusterState:
+        """A cluster that needs no batch (it renders the same, or joined once the rollout had
+        succeeded): done at ``now``."""
+        return cls(
+            cluster,
+            stage,
+            -1,
+            base,
+            ClusterPhase.SUCCEEDED,
+            started_at=now,
+            finished_at=now,
+            reason=reason,
+            unchanged=unchanged,
+            runs=runs,
+        )
+
 
 @dataclass(frozen=True)
 class Approval:
