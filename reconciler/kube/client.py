@@ -39,6 +39,7 @@ from reconciler.kube.served import (
     served_names,
 )
 from reconciler.kube.transport import IO, TRANSPORTS, Endpoint
+from reconciler.kube.watches import RETRY_UNWATCHABLE
 from reconciler.objects import Manifest, ObjectRef, group_of, object_name
 
 # An SSA of a ~1 MB CRD took up to 21 s on a 2-core machine at load 15 (measured): a default
@@ -66,9 +67,11 @@ class ClusterClient:
         timeout: float = DEFAULT_TIMEOUT,
         watch: bool = False,
         on_event: Callable[[LiveEvent], None] | None = None,
+        retry_unwatchable: float = RETRY_UNWATCHABLE,
     ) -> None:
         """``watch``: reads of :meth:`cached` come from watches kept current in memory (for a
-        long-running process; ``on_event`` hears what they see)."""
+        long-running process; ``on_event`` hears what they see; a scope that cannot be watched
+        is tried again after ``retry_unwatchable`` seconds)."""
         self.name = name
         self.context = context or name
         self.timeout = timeout
@@ -86,7 +89,15 @@ class ClusterClient:
         self._resources: dict[tuple[str, str], dict[str, Resource]] = {}  # (group, version)
         self._capabilities: tuple[str, tuple[str, ...]] | None = None
         self.live = (
-            LiveCache(name, self._transport, self._host, self._auth_headers, timeout, on_event)
+            LiveCache(
+                name,
+                self._transport,
+                self._host,
+                self._auth_headers,
+                timeout,
+                on_event,
+                retry_unwatchable,
+            )
             if watch
             else None
         )

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection
 
 from reconciler.kube.scopes import LiveEvent, Scope, View
 from reconciler.kube.transport import Transport
-from reconciler.kube.watches import ScopeWatch
+from reconciler.kube.watches import RETRY_UNWATCHABLE, ScopeWatch
 from reconciler.objects import Manifest
 
 
@@ -27,13 +27,16 @@ class LiveCache:
         headers: Callable[[], dict[str, str]],
         timeout: float,
         on_event: Callable[[LiveEvent], None] | None = None,
+        retry_unwatchable: float = RETRY_UNWATCHABLE,
     ) -> None:
+        """``retry_unwatchable``: seconds before a scope that cannot be watched is tried again."""
         self.cluster = cluster
         self.transport = transport
         self.host = host
         self.headers = headers
         self.timeout = timeout
         self._on_event = on_event
+        self.retry_unwatchable = retry_unwatchable
         self.lock = threading.Lock()  # guards the scopes and every watch's objects
         self.synced = threading.Condition(self.lock)  # a watch left "syncing" (or closed)
         self._scopes: dict[Scope, ScopeWatch] = {}

@@ -12,6 +12,7 @@ from reconciler.kube.client import DEFAULT_TIMEOUT, ClusterClient
 from reconciler.kube.credentials import Credentials, CredentialSource
 from reconciler.kube.login import credential_source
 from reconciler.kube.scopes import LiveEvent
+from reconciler.kube.watches import RETRY_UNWATCHABLE
 
 # A replaced or dropped client keeps its connection this long at most (a pass may still be
 # using it: far longer than a pass may last); its watches are closed at once.
@@ -48,11 +49,14 @@ class Clients:
         monotonic: Callable[[], float] = time.monotonic,
         source: CredentialSource | None = None,
         watch: bool = False,
+        retry_unwatchable: float = RETRY_UNWATCHABLE,
     ) -> None:
         """``watch``: clients keep the live state they read current through watches (a daemon);
-        :meth:`subscribe` hears what the watches see."""
+        :meth:`subscribe` hears what the watches see; ``retry_unwatchable``: seconds before a
+        scope that cannot be watched is tried again."""
         self.kubeconfig = kubeconfig
         self.watch = watch
+        self.retry_unwatchable = retry_unwatchable
         self._listeners: list[Callable[[LiveEvent], None]] = []
         self.timeout = timeout
         self.recheck = recheck
@@ -94,6 +98,7 @@ class Clients:
                 timeout=self.timeout,
                 watch=self.watch,
                 on_event=self._notify,
+                retry_unwatchable=self.retry_unwatchable,
             )
             with self._lock:
                 old = self._clients.get(name)

@@ -133,10 +133,11 @@ IO = IOLoop()
 class Transport:
     """HTTP/2 to one :class:`Endpoint`: requests share one connection, watches spread over
     connections of their own; a server without HTTP/2 gets requests over HTTP/1.1 (httpx),
-    and is asked for HTTP/2 again after :data:`RETRY_HTTP2` seconds."""
+    and is asked for HTTP/2 again after ``retry_http2`` seconds (default :data:`RETRY_HTTP2`)."""
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, retry_http2: float = RETRY_HTTP2) -> None:
         self.endpoint = endpoint
+        self._retry_http2 = retry_http2
         self._requests: H2Connection | None = None
         self._http1: httpx.AsyncClient | None = None  # once the server turned HTTP/2 down
         self._http1_since: float | None = None  # when it last did (loop time)
@@ -160,7 +161,7 @@ class Transport:
     ) -> tuple[int, bytes, str]:
         """One request: status, body and the HTTP version it went over."""
         now = asyncio.get_running_loop().time()
-        if self._http1_since is not None and now - self._http1_since >= RETRY_HTTP2:
+        if self._http1_since is not None and now - self._http1_since >= self._retry_http2:
             self._http1_since = None  # ask for HTTP/2 again
         if self._http1_since is None and self.endpoint.origin.startswith("https:"):
             for attempt in (1, 2):

@@ -16,8 +16,9 @@ API Priority and Fairness or a proxy, costs a LIST every half minute, not every 
 and what changed meanwhile is reported as changed. A scope the server will not let us list or
 watch (401, 403, 405), or a server that does not speak HTTP/2 (each watch would then cost a
 socket), is *unwatchable*: its readers fall back to their own requests (polling), and it is
-tried again after :data:`RETRY_UNWATCHABLE` seconds (where only the WATCH was refused, by
-opening the WATCH alone: no LIST, and nothing reported until it is allowed). A scope whose
+tried again after the cache's ``retry_unwatchable`` seconds (:data:`RETRY_UNWATCHABLE` by
+default; where only the WATCH was refused, by opening the WATCH alone: no LIST, and nothing
+reported until it is allowed). A scope whose
 kind is no longer served (404: its CRD removed) is dropped; a later read starts it again.
 A closed cache starts no watch: its readers read for themselves.
 
@@ -219,7 +220,7 @@ class ScopeWatch:
                 self.forbidden = err.status == 403
                 self._set_state("unwatchable", str(err))
                 probe = err.watching
-                await asyncio.sleep(RETRY_UNWATCHABLE)
+                await asyncio.sleep(self.cache.retry_unwatchable)
                 continue
             except asyncio.CancelledError:
                 raise

@@ -15,10 +15,8 @@ from pathlib import Path
 import h2.config
 import h2.connection
 import h2.events
-import pytest
 
 from reconciler.devenv.certs import make_ca, make_serving_cert
-from reconciler.kube import transport
 from reconciler.kube.transport import Endpoint, Transport
 
 
@@ -48,10 +46,7 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     writer.close()
 
 
-def test_a_server_that_turned_http2_down_is_asked_for_it_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(transport, "RETRY_HTTP2", 0.5)
+def test_a_server_that_turned_http2_down_is_asked_for_it_again(tmp_path: Path) -> None:
     ca = make_ca(tmp_path)
     pair = make_serving_cert(ca, tmp_path, "flaky-lb")
 
@@ -70,7 +65,7 @@ def test_a_server_that_turned_http2_down_is_asked_for_it_again(
             server_name=None,
             credentials="-",
         )
-        client = Transport(endpoint)
+        client = Transport(endpoint, retry_http2=0.5)
         seen: list[str] = []
 
         async def get() -> None:
@@ -88,7 +83,7 @@ def test_a_server_that_turned_http2_down_is_asked_for_it_again(
         try:
             await get()
             server_tls.set_alpn_protocols(["h2", "http/1.1"])  # offered again
-            await get()  # within RETRY_HTTP2: still HTTP/1.1
+            await get()  # within retry_http2: still HTTP/1.1
             await asyncio.sleep(0.6)
             await get()
             await get()

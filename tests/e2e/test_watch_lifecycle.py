@@ -17,7 +17,6 @@ from kubernetes.client.rest import ApiException
 
 from reconciler.devenv import controlplane
 from reconciler.errors import KubeError
-from reconciler.kube import watches
 from tests.apimetrics import open_watches, request_counts
 from tests.clusteraccess import grant, token_kubeconfig
 from tests.configrepo import crd_and_resource, unique
@@ -26,6 +25,8 @@ from tests.e2e.watching import account_kubeconfig, server_of, watching_clients
 from tests.tcpproxy import Proxy
 
 pytestmark = pytest.mark.e2e
+
+RETRY = 0.5  # seconds before a scope that cannot be watched is tried again (300 in a daemon)
 
 
 def _watches(devenv: controlplane.DevEnvState, cluster: str) -> int:
@@ -106,22 +107,20 @@ def test_a_scope_whose_watch_is_refused_is_retried_without_a_list_or_a_flap(
     devenv: controlplane.DevEnvState,
     api_clients: dict[str, client.ApiClient],
     namespace: str,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(watches, "RETRY_UNWATCHABLE", 0.5)
     api = api_clients["us-west-1"]
     who = unique("nowatch")
     subject = {"kind": "ServiceAccount", "name": who, "namespace": "default"}
     grant(api, who, [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}], subject)
     bound = account_kubeconfig(api, devenv, "us-west-1", who, tmp_path / "bound")
-    clients, heard = watching_clients(str(bound))
+    clients, heard = watching_clients(str(bound), retry_unwatchable=RETRY)
     try:
         entry = clients.get("us-west-1", "us-west-1")
         configmaps = entry.resource("v1", "ConfigMap")
         entry.cached([(configmaps, namespace, "")])
         eventually(lambda: heard.seen("unwatchable"), 15, "the WATCH refused")
         lists = _lists(devenv, "us-west-1", "configmaps")
-        time.sleep(5 * watches.RETRY_UNWATCHABLE)  # each retry tries the WATCH alone: refused
+        time.sleep(5 * RETRY)  # each retry tries the WATCH alone: refused
         assert _lists(devenv, "us-west-1", "configmaps") == lists  # no LIST for each retry
         assert not heard.seen("recovered"), heard.events
         assert len(heard.seen("unwatchable")) == 1, heard.events
@@ -180,9 +179,7 @@ def test_a_namespaces_own_watch_is_closed_once_the_kind_may_be_watched_across_na
     devenv: controlplane.DevEnvState,
     api_clients: dict[str, client.ApiClient],
     namespace: str,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(watches, "RETRY_UNWATCHABLE", 0.5)
     api = api_clients["us-west-1"]
     who, wide = unique("narrow"), unique("wide")
     subject = {"kind": "ServiceAccount", "name": who, "namespace": "default"}
@@ -190,7 +187,7 @@ def test_a_namespaces_own_watch_is_closed_once_the_kind_may_be_watched_across_na
     rules = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs}]
     grant(api, who, rules, subject, namespace)
     bound = account_kubeconfig(api, devenv, "us-west-1", who, tmp_path / "bound")
-    clients, heard = watching_clients(str(bound))
+    clients, heard = watching_clients(str(bound), retry_unwatchable=RETRY)
     try:
         entry = clients.get("us-west-1", "us-west-1")
         assert entry.live is not None

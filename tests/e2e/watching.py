@@ -12,6 +12,7 @@ from reconciler.devenv import controlplane
 from reconciler.kube.client import DEFAULT_TIMEOUT
 from reconciler.kube.pool import Clients
 from reconciler.kube.scopes import LiveEvent
+from reconciler.kube.watches import RETRY_UNWATCHABLE
 from tests.clusteraccess import request_token, token_kubeconfig
 
 
@@ -31,10 +32,12 @@ class Heard:
             return [e for e in self.events if e.what == what and obj in e.obj]
 
 
-def watching_clients(kubeconfig: str, timeout: float = DEFAULT_TIMEOUT) -> tuple[Clients, Heard]:
+def watching_clients(
+    kubeconfig: str, timeout: float = DEFAULT_TIMEOUT, retry_unwatchable: float = RETRY_UNWATCHABLE
+) -> tuple[Clients, Heard]:
     """A watching client pool and what its watches report."""
     heard = Heard()
-    clients = Clients(kubeconfig, timeout=timeout, watch=True)
+    clients = Clients(kubeconfig, timeout=timeout, watch=True, retry_unwatchable=retry_unwatchable)
     clients.subscribe(heard)
     return clients, heard
 
