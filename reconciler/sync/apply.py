@@ -80,11 +80,11 @@ def apply_plan(
             _apply_stage(cluster, list(group), result, progress)
 
     inventory = _written_inventory(plan, to_apply, result)
-    if inventory and (inventory != plan.inventory or plan.legacy_inventory):
-        if not _write_inventory(cluster, plan, inventory.values(), result):  # awaiting prune
-            return result  # listed: nothing is pruned that the inventory could forget
-        if plan.legacy_inventory:  # now under its per-cluster name: the old one goes
-            _delete_inventory(cluster, legacy_inventory_name(plan.app, plan.instance), result)
+    # Awaiting prune: listed (and an inventory under its old name deleted once written);
+    # unwritten, nothing is pruned that the inventory could forget.
+    changed = inventory != plan.inventory or plan.legacy_inventory
+    if inventory and changed and not _write_inventory(cluster, plan, inventory.values(), result):
+        return result
     if result.failed:
         return result  # prune only after everything desired is in place
 

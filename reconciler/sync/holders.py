@@ -73,21 +73,21 @@ def kept_because(
     if holder.kind == "Namespace" and holder.name == SYSTEM_NAMESPACE:
         return "holds the reconciler's inventories; not pruned"
     crd = live if holder.kind == "CustomResourceDefinition" else None
-    in_git = sorted((r for r in desired if held_by(holder, crd, r)), key=lambda r: r.sort_key())
+    what = "holds" if crd is None else "serves the kind of"
+
+    def inside(refs: Iterable[ObjectRef]) -> list[ObjectRef]:
+        return sorted((r for r in refs if held_by(holder, crd, r)), key=lambda r: r.sort_key())
+
+    in_git = inside(desired)
     if in_git:
-        what = "still holds" if crd is None else "serves the kind of"
         more = f" and {len(in_git) - 1} more" if len(in_git) > 1 else ""
-        return f"{what} {in_git[0]}{more} in this app's Git; not pruned"
-    held = sorted((r for r in kept if held_by(holder, crd, r)), key=lambda r: r.sort_key())
+        still = "still " if crd is None else ""
+        return f"{still}{what} {in_git[0]}{more} in this app's Git; not pruned"
+    held = inside(kept)
     if held:
-        what = "holds" if crd is None else "serves the kind of"
         return f"{what} {held[0]}, which this app keeps; not pruned"
-    others = sorted(
-        (r for r, apps in (wanted or {}).items() if apps and held_by(holder, crd, r)),
-        key=lambda r: r.sort_key(),
-    )
+    others = inside(r for r, apps in (wanted or {}).items() if apps)
     if others:
-        what = "holds" if crd is None else "serves the kind of"
         app = sorted((wanted or {})[others[0]])[0]
         return f"{what} {others[0]}, which app {app} wants; not pruned"
     try:
@@ -96,7 +96,6 @@ def kept_because(
         return f"could not check what it holds ({err.message}); not pruned"
     if found:
         ref, app = found[0]
-        what = "holds" if crd is None else "serves the kind of"
         more = f" and {len(found) - 1} more" if len(found) > 1 else ""
         return f"{what} {ref} of app {app}{more}; not pruned"
     return None
