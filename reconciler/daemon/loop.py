@@ -293,11 +293,15 @@ class Daemon(RevisionJob, ClusterPasses):
     def owned_clusters(self) -> set[str]:
         """The clusters of the installed revision this daemon owns (all of them unsharded; with
         several replicas, those whose cluster Lease it holds)."""
+        clusters = self._installed_clusters()
+        return clusters if self._gate is None else clusters & (self._ours or frozenset())
+
+    def _installed_clusters(self) -> set[str]:
+        """The clusters of the installed revision: its inventory and every target's cluster."""
         desired = self._desired
         if desired is None:
             return set()
-        clusters = set(desired.repo.clusters) | set(desired.targets)
-        return clusters if self._gate is None else clusters & (self._ours or frozenset())
+        return set(desired.repo.clusters) | set(desired.targets)
 
     def _retain_clients(self) -> None:
         """Drop the clients (and so the watches) of clusters gone from the installed revision;
@@ -310,8 +314,7 @@ class Daemon(RevisionJob, ClusterPasses):
         if key == self._retained:
             return
         self._retained = key
-        clusters = set(desired.repo.clusters) | set(desired.targets)
-        self.clients.retain(clusters, watched=self.owned_clusters())
+        self.clients.retain(self._installed_clusters(), watched=self.owned_clusters())
 
     def _works(self, cluster: str) -> bool:
         """Whether this daemon works ``cluster`` now (always, unsharded)."""

@@ -20,10 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reconciler.rollout.machine import start, supersede
-from reconciler.rollout.members import Refit, refit, same_render
+from reconciler.rollout.members import Digest, Refit, refit, same_render
 from reconciler.rollout.model import RolloutPlan, RolloutState
-
-Digest = str  # a hash of one target's rendered objects
 
 
 @dataclass(frozen=True)
@@ -68,13 +66,15 @@ def begin(
             for c in plan.clusters
             if _in(latest, c) or (running.get(c) is not None and (latest.revision, c) in digests)
         ]
-        if covered and all(_same(digests, head, latest.revision, c) for c in covered):
+        if covered and all(same_render(digests, head, latest.revision, c) for c in covered):
             reason = f"renders as the rollout of {latest.revision[:12]}"
             return Begin(reason=reason, refitted=changes)
     bases = {c: running.get(c) for c in plan.clusters}
     # A cluster that runs no revision of the app yet gets head at once.
     changed = {
-        c for c in plan.clusters if bases[c] is not None and not _same(digests, head, bases[c], c)
+        c
+        for c in plan.clusters
+        if bases[c] is not None and not same_render(digests, head, bases[c], c)
     }
     if not changed:
         return Begin(reason="no cluster that runs the app renders differently")
@@ -86,6 +86,3 @@ def begin(
 
 def _in(state: RolloutState, cluster: str) -> bool:
     return any(c.cluster == cluster for c in state.clusters)
-
-
-_same = same_render
