@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from reconciler.config.schema import IgnoreRule
@@ -145,15 +145,15 @@ def field_owners(live: Mapping[str, Any]) -> dict[str, list[Ownership]]:
     owners: dict[str, list[Ownership]] = {}
     meta = live.get("metadata") or {}
     for entry in meta.get("managedFields") or []:
+        owner = Ownership(
+            manager=str(entry.get("manager", "?")),
+            operation=str(entry.get("operation", "")),
+            time=entry.get("time"),
+            status_only=entry.get("subresource") == "status",
+        )
+        kinds = {False: owner, True: replace(owner, whole=True)}  # one of each per entry
         for path, whole in _fields_paths(entry.get("fieldsV1") or {}):
-            owner = Ownership(
-                manager=str(entry.get("manager", "?")),
-                operation=str(entry.get("operation", "")),
-                time=entry.get("time"),
-                status_only=entry.get("subresource") == "status",
-                whole=whole,
-            )
-            owners.setdefault(path, []).append(owner)
+            owners.setdefault(path, []).append(kinds[whole])
     return owners
 
 
