@@ -28,6 +28,15 @@ EXIT_OK = 0
 EXIT_CHANGES = 1  # diff, plan, drift: something to look at
 EXIT_ERROR = 2
 
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def env_option(*decls: str, envvar: str, **attrs: Any) -> Decorator:
+    """An option also read from the environment variable ``envvar``, which ``--help`` names
+    (every option read from the environment says so)."""
+    return click.option(*decls, envvar=envvar, show_envvar=True, **attrs)
+
+
 repo_argument = click.argument(
     "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="REPO"
 )
@@ -99,27 +108,27 @@ class _Duration(click.ParamType[float, Any]):
 DURATION = _Duration()
 
 
+def duration_option(flag: str, default: str, help_text: str) -> Decorator:
+    """An option taking a duration (``30s``, ``5m``, ``1h30m``), its default shown in --help."""
+    return click.option(flag, type=DURATION, default=default, help=help_text)
+
+
 REQUEST_TIMEOUT = "60s"  # kube.client.DEFAULT_TIMEOUT: fits a ~1 MB CRD on a busy server
-request_timeout_option = click.option(
+request_timeout_option = duration_option(
     "--request-timeout",
-    type=DURATION,
-    default=REQUEST_TIMEOUT,
-    show_default=True,
-    help="Timeout of one request to a cluster (a big CRD on a busy server takes seconds).",
+    REQUEST_TIMEOUT,
+    "Timeout of one request to a cluster (a big CRD on a busy server takes seconds).",
 )
 
-kubeconfig_option = click.option(
+kubeconfig_option = env_option(
     "--kubeconfig",
     envvar="KUBECONFIG",
-    show_envvar=True,
-    default=None,
     help="kubeconfig with one context per cluster.",
 )
 
 
 context_option = click.option(
     "--context",
-    default=None,
     metavar="CONTEXT",
     help="Only the cluster whose kubeconfig context is CONTEXT (as kubectl --context; the "
     "repo's cluster file names its context). With --cluster, they must agree.",
@@ -172,13 +181,11 @@ def _valid_instance(ctx: click.Context, param: click.Parameter, value: str) -> s
     return value
 
 
-instance_option = click.option(
+instance_option = env_option(
     "--instance",
     callback=_valid_instance,
     envvar="RECONCILER_INSTANCE",
-    show_envvar=True,
     default="default",
-    show_default=True,
     help="Name of this reconciler's inventories; instances sharing a cluster never prune "
     "each other's apps.",
 )
@@ -204,28 +211,23 @@ def default_state_dir() -> Path:
     return Path(base) / "reconciler"
 
 
-state_dir_option = click.option(
+state_dir_option = env_option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="RECONCILER_STATE_DIR",
-    show_envvar=True,
     default=default_state_dir,
     show_default="$XDG_STATE_HOME/reconciler or ~/.local/state/reconciler",
     help="Where the daemon keeps its state (SQLite) and its copy of the repo.",
 )
 
 
-def path_option(
-    flag: str, envvar: str, help_text: str, **path: bool
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def path_option(flag: str, envvar: str, help_text: str, **path: bool) -> Decorator:
     """An option naming a file or directory (``path``: click.Path's checks), also read from
     ``envvar``; None when not given."""
-    return click.option(
+    return env_option(
         flag,
         envvar=envvar,
-        show_envvar=True,
         type=click.Path(path_type=Path, **path),
-        default=None,
         help=help_text,
     )
 
@@ -328,25 +330,21 @@ def lock_charts(
     return charts
 
 
-management_context_option = click.option(
+management_context_option = env_option(
     "--management-context",
     envvar="RECONCILER_MANAGEMENT_CONTEXT",
-    show_envvar=True,
-    default=None,
     metavar="CTX",
     help="kubeconfig context of the management cluster (default in a pod: its own cluster).",
 )
 
 
-def shard_namespace_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def shard_namespace_option(help_text: str) -> Decorator:
     """``--shard-lease-namespace``: where replicas share the fleet (``run`` and the commands
     that read it say what it means to them in ``help_text``)."""
-    return click.option(
+    return env_option(
         "--shard-lease-namespace",
         "shard_namespace",
         envvar="RECONCILER_SHARD_LEASE_NAMESPACE",
-        show_envvar=True,
-        default=None,
         metavar="NS",
         help=help_text,
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from reconciler.cli.common import env_option
 from reconciler.cli.output import emit, output_option
 
 
@@ -27,11 +28,10 @@ def _devenv_dir(value: str | None) -> Path:
     return Path(value) if value else controlplane.default_dir()
 
 
-_dir_option = click.option(
+_dir_option = env_option(
     "--dir",
     "directory",
     envvar="RECONCILER_DEVENV_DIR",
-    show_envvar=True,
     help="Where the local control plane keeps its state (default: cache dir).",
 )
 
@@ -56,7 +56,6 @@ def _progress(first: str) -> Iterator[Callable[[str], None]]:
 @click.option(
     "--clusters",
     default="beijing-1,beijing-2,us-west-1",
-    show_default=True,
     help="Comma-separated cluster names; one kube-apiserver and kubeconfig context each.",
 )
 @click.option("--port", type=int, default=None, help="First apiserver port (default: free ports).")
@@ -92,7 +91,6 @@ def dev_up(clusters: str, port: int | None, light: bool, directory: str | None) 
     "--port",
     type=click.IntRange(1, 65535),
     default=9465,
-    show_default=True,
     help="The daemon's page and /metrics port (checked before anything starts).",
 )
 @click.option(
@@ -107,7 +105,6 @@ def dev_up(clusters: str, port: int | None, light: bool, directory: str | None) 
     "--sample",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=Path("sample-repo"),
-    show_default=True,
     help="The config repo copied (once) into the demo's folder.",
 )
 def dev_demo(port: int, directory: Path | None, sample: Path) -> None:

@@ -155,7 +155,10 @@ class ReconcilerGroup(click.Group):
             sys.exit(EXIT_ERROR)
 
 
-@click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=ReconcilerGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+)
 @click.version_option(__version__, prog_name="reconciler")
 def cli() -> None:
     """GitOps delivery of the same applications to many Kubernetes clusters."""

@@ -48,7 +48,6 @@ def output_option(
         "--output",
         type=OutputChoice(names, aliases or {}),
         default=default,
-        show_default=True,
         help="json and yaml print the same document, snake_case keys; " + "; ".join(notes) + ".",
     )
 

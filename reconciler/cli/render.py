@@ -106,7 +106,6 @@ def _check_name(kind: str, name: str | None, known: Iterable[str]) -> None:
     "--output",
     type=click.Choice(["yaml", "json"]),
     default="yaml",
-    show_default=True,
     help="yaml: the objects as multi-document YAML, each target under a comment naming it "
     "(what kubectl apply -f reads); json: a list of {app, cluster, objects}.",
 )

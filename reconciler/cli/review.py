@@ -43,7 +43,7 @@ def register_review_commands(cli_group: click.Group) -> None:
     help="Revision merged into (e.g. origin/main); diffed from its merge base with --head, as "
     "a pull request is. BASE...HEAD sets both.",
 )
-@click.option("--head", default="HEAD", show_default=True, help="Revision under review.")
+@click.option("--head", default="HEAD", help="Revision under review.")
 @output_option("markdown", aliases={"text": "table"})
 @click.option(
     "--live",
@@ -58,7 +58,6 @@ def register_review_commands(cli_group: click.Group) -> None:
     "--max-chars",
     type=click.IntRange(min=2000),
     default=DEFAULT_MAX_CHARS,
-    show_default=True,
     help="Markdown size cap, blocking problems included: what does not fit loses its diffs, "
     "then its details, or is counted instead of listed, with a visible note.",
 )

@@ -21,7 +21,8 @@ from reconciler.charts.cache import ChartCache
 from reconciler.charts.credentials import ChartCredentials
 from reconciler.charts.resolver import ChartResolver
 from reconciler.cli.common import (
-    DURATION,
+    duration_option,
+    env_option,
     instance_option,
     kubeconfig_option,
     management_context_option,
@@ -98,62 +99,49 @@ def _on_signals(daemon: Daemon) -> None:
 
 
 @click.command("run")
-@click.option(
+@env_option(
     "--repo",
     required=True,
     envvar="RECONCILER_REPO",
-    show_envvar=True,
     metavar="URL|PATH",
     help="Config repo: a Git URL or path.",
 )
-@click.option(
+@env_option(
     "--branch",
     envvar="RECONCILER_BRANCH",
-    show_envvar=True,
     help="Branch to follow (default: the repo's HEAD).",
 )
-@click.option(
-    "--interval", type=DURATION, default="30s", show_default=True, help="Poll the repo this often."
-)
-@click.option(
+@duration_option("--interval", "30s", "Poll the repo this often.")
+@duration_option(
     "--drift-interval",
-    type=DURATION,
-    default="60s",
-    show_default=True,
-    help="Check every cluster for drift this often, even without new commits.",
+    "60s",
+    "Check every cluster for drift this often, even without new commits.",
 )
-@click.option(
+@duration_option(
     "--health-interval",
-    type=DURATION,
-    default="5s",
-    show_default=True,
-    help="Re-read targets whose health is not final yet (Progressing, ...) this often.",
+    "5s",
+    "Re-read targets whose health is not final yet (Progressing, ...) this often.",
 )
 @state_dir_option
 @kubeconfig_option
 @click.option(
     "--listen",
     default=DEFAULT_LISTEN,
-    show_default=True,
     help="Address of the fleet page (/), its JSON API (/api/), /healthz, /readyz and /metrics; "
     "loopback by default (port 0: any free port). Put it behind authentication when exposed.",
 )
 @click.option("--once", is_flag=True, help="One pass over every cluster, then exit: 0 ok, 2 error.")
 @request_timeout_option
-@click.option(
+@duration_option(
     "--cluster-timeout",
-    type=DURATION,
-    default="5m",
-    show_default=True,
-    help="A cluster's pass running longer is reported Failed and backed off.",
+    "5m",
+    "A cluster's pass running longer is reported Failed and backed off.",
 )
 @click.option("--no-watch", is_flag=True, help="Poll a local repo instead of watching its refs.")
-@click.option(
+@duration_option(
     "--fetch-timeout",
-    type=DURATION,
-    default="10m",
-    show_default=True,
-    help="Give up one git fetch after this long (a large repo's first clone takes a while).",
+    "10m",
+    "Give up one git fetch after this long (a large repo's first clone takes a while).",
 )
 @path_option(
     "--git-ssh-key-file",
@@ -173,12 +161,10 @@ def _on_signals(daemon: Daemon) -> None:
     "Token for an https:// repo, read at each fetch (rotation needs no restart).",
     dir_okay=False,
 )
-@click.option(
+@env_option(
     "--git-username",
     default="git",
-    show_default=True,
     envvar="RECONCILER_GIT_USERNAME",
-    show_envvar=True,
     help="User name sent with --git-token-file (GitLab: oauth2, Bitbucket: x-token-auth).",
 )
 @instance_option
@@ -186,14 +172,12 @@ def _on_signals(daemon: Daemon) -> None:
     "--max-prune-objects",
     type=click.IntRange(min=0),
     default=DEFAULT_LIMITS.max_objects,
-    show_default=True,
     help="Hold a revision pruning more objects than this and ...",
 )
 @click.option(
     "--max-prune-percent",
     type=click.FloatRange(min=0, max=100),
     default=DEFAULT_LIMITS.max_percent,
-    show_default=True,
     help="... more than this % of the objects managed, until released (reconciler.yaml wins).",
 )
 @path_option(
@@ -208,7 +192,6 @@ def _on_signals(daemon: Daemon) -> None:
     "--workers",
     type=click.IntRange(min=1),
     default=DEFAULT_SIZE,
-    show_default=True,
     help="Threads for cluster work, whatever the number of clusters: at most this many passes "
     "(and health checks) run at once; requests within a pass share the same threads.",
 )
@@ -217,33 +200,26 @@ def _on_signals(daemon: Daemon) -> None:
     "management cluster: each replica reconciles only the clusters it owns."
 )
 @management_context_option
-@click.option(
+@env_option(
     "--replica-id",
     envvar="RECONCILER_REPLICA_ID",
-    show_envvar=True,
-    default=None,
     help="This replica's name in the Leases (default: $POD_NAME, in a pod the hostname, "
     "else hostname-pid). Unique per running replica.",
 )
-@click.option(
+@duration_option(
     "--shard-lease-duration",
-    type=DURATION,
-    default="15s",
-    show_default=True,
-    help="A replica whose Lease is not renewed for this long is gone: its clusters move.",
+    "15s",
+    "A replica whose Lease is not renewed for this long is gone: its clusters move.",
 )
-@click.option(
+@duration_option(
     "--shard-renew-period",
-    type=DURATION,
-    default="5s",
-    show_default=True,
-    help="Renew this replica's Lease (and look at the others') this often.",
+    "5s",
+    "Renew this replica's Lease (and look at the others') this often.",
 )
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
-    show_default=True,
 )
 def run_command(
     repo: str,

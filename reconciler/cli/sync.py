@@ -18,6 +18,7 @@ from reconciler.cli.common import (
     ChartSources,
     cluster_of_context,
     context_option,
+    env_option,
     live_options,
     lock_charts,
     repo_argument,
@@ -196,12 +197,10 @@ def diff(
     is_flag=True,
     help="Also correct drift on apps with sync.selfHeal: false, this once (reported as healed).",
 )
-@click.option(
+@env_option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="RECONCILER_STATE_DIR",
-    show_envvar=True,
-    default=None,
     help="With --heal: the daemon's state; its open drift records of what was healed are "
     "closed as healed by you.",
 )

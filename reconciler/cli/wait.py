@@ -19,10 +19,10 @@ from rich.live import Live
 from rich.table import Table
 
 from reconciler.cli.common import (
-    DURATION,
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
+    duration_option,
     format_duration,
     state_dir_option,
 )
@@ -116,11 +116,10 @@ def _problem(app: str, target: TargetProgress) -> str:
     "goal",
     type=click.Choice([g.value for g in Goal]),
     default=Goal.HEALTHY.value,
-    show_default=True,
     help="synced: live matches Git; healthy: and its workloads work.",
 )
 @click.option("--revision", help="A commit (full or abbreviated) every target must have applied.")
-@click.option("--timeout", type=DURATION, default="5m", show_default=True)
+@duration_option("--timeout", "5m", "Give up after this long (exit 1) short of the goal.")
 @state_dir_option
 @output_option(
     wide="the same as table (a live table on a terminal, a line per change otherwise); json "
