@@ -35,6 +35,7 @@ from reconciler.daemon.sharedrollouts import SharedRollouts
 from reconciler.rollout.begin import begin
 from reconciler.rollout.codec import state_from_data, state_to_data
 from reconciler.rollout.machine import step, supersede, wake_at
+from reconciler.rollout.members import Targets
 from reconciler.rollout.model import (
     ClusterPhase,
     Command,
@@ -208,14 +209,12 @@ class Rollouts:
                 for c in plan.clusters
                 if (d := book.digest(rev, (app.name, c))) is not None
             }
-            left = {}
-            if latest is not None:
-                left = {
-                    c.cluster: _why_left(repo, c.cluster, self.held_clusters)
-                    for c in latest.clusters
-                    if c.cluster not in mine
-                }
-            decided = begin(app.name, head, plan, mine, digests, latest, at, left)
+            left = {  # why a cluster of the latest rollout is no longer a target
+                c.cluster: _why_left(repo, c.cluster, self.held_clusters)
+                for c in (latest.clusters if latest is not None else ())
+                if c.cluster not in mine
+            }
+            decided = begin(app.name, Targets(head, plan, mine, digests, left), latest, at)
             if decided.refitted is not None:
                 refitted = decided.refitted.state
                 if not self._save(refitted, (), now, head=head):

@@ -16,12 +16,11 @@ waits for its stage).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reconciler.rollout.machine import start, supersede
-from reconciler.rollout.members import Digest, Refit, refit, same_render
-from reconciler.rollout.model import RolloutPlan, RolloutState
+from reconciler.rollout.members import Refit, Targets, refit, same_render
+from reconciler.rollout.model import RolloutState
 
 
 @dataclass(frozen=True)
@@ -34,26 +33,11 @@ class Begin:
     refitted: Refit | None = None  # the latest one, its clusters changed (left, joined), to save
 
 
-def begin(
-    app: str,
-    head: str,
-    plan: RolloutPlan,
-    running: Mapping[str, str | None],
-    digests: Mapping[tuple[str, str], Digest],
-    latest: RolloutState | None,
-    now: float,
-    left: Mapping[str, str] | None = None,
-) -> Begin:
-    """Decide whether ``head`` starts a rollout of ``app``.
-
-    ``running`` maps each planned cluster to the revision it should run now (None: none yet),
-    as the latest rollout left it; ``digests`` maps (revision, cluster) to the render digest,
-    for ``head``, every revision in ``running`` and the latest rollout's; a missing digest
-    counts as different. ``left`` says why a cluster of the latest rollout is no longer in
-    ``plan`` (paused, unplaced, ...).
-    """
+def begin(app: str, targets: Targets, latest: RolloutState | None, now: float) -> Begin:
+    """Decide whether ``targets.head`` starts a rollout of ``app`` (``latest``: its newest)."""
+    head, plan, running, digests = targets.head, targets.plan, targets.running, targets.digests
     if latest is not None:
-        refitted = refit(latest, head, plan, running, digests, left or {}, now)
+        refitted = refit(latest, targets, now)
         changes = refitted if refitted.events else None
         if latest.revision == head:
             return Begin(reason="a rollout of this revision exists", refitted=changes)

@@ -18,7 +18,7 @@ app the same and starts no rollout, but the rollout's clusters are no longer the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from reconciler.rollout.model import (
     IN_FLIGHT,
@@ -32,6 +32,25 @@ from reconciler.rollout.model import (
 )
 
 Digest = str  # a hash of one target's rendered objects
+
+
+@dataclass(frozen=True)
+class Targets:
+    """An app's targets as the newest revision ``head`` places them: what a new rollout starts
+    from and an existing one is fitted to.
+
+    ``running`` maps each cluster of ``plan`` to the revision it should run now (None: not the
+    app yet), as the latest rollout left it; ``digests`` maps (revision, cluster) to the render
+    digest, for ``head``, every revision in ``running`` and the latest rollout's (a missing one
+    counts as different); ``left`` says why a cluster of the latest rollout is no longer in
+    ``plan`` (paused, unplaced, ...).
+    """
+
+    head: str
+    plan: RolloutPlan
+    running: Mapping[str, str | None]
+    digests: Mapping[tuple[str, str], Digest]
+    left: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -53,27 +72,17 @@ def same_render(
     return left is not None and left == right
 
 
-def refit(
-    state: RolloutState,
-    head: str,
-    plan: RolloutPlan,
-    running: Mapping[str, str | None],
-    digests: Mapping[tuple[str, str], Digest],
-    left: Mapping[str, str],
-    now: float,
-) -> Refit:
-    """``state`` with its clusters made the app's targets of ``plan`` again.
+def refit(state: RolloutState, targets: Targets, now: float) -> Refit:
+    """``state`` with its clusters made the app's ``targets`` again.
 
-    ``running`` maps clusters of ``plan`` to what they run (None: not the app yet); ``digests``
-    maps (revision, cluster) to render digests; ``left`` says why a cluster of the rollout is
-    no longer a target. A cluster joining that the rollout's revision was not rendered for (it
-    was paused then) runs ``head`` instead once reached, which renders as the rollout's revision
-    on the rollout's clusters (else ``head`` would have started a rollout of its own).
+    A cluster joining that the rollout's revision was not rendered for (it was paused then)
+    runs ``head`` instead once reached, which renders as the rollout's revision on the
+    rollout's clusters (else ``head`` would have started a rollout of its own).
     """
     clusters = list(state.clusters)
     stages = list(state.plan.stages)
     events: list[Event] = []
-    planned = set(plan.clusters)
+    planned = set(targets.plan.clusters)
     active = not state.finished and state.phase != RolloutPhase.ROLLING_BACK
 
     def stage_name(index: int) -> str:
@@ -83,32 +92,32 @@ def refit(
         for i, c in enumerate(clusters):
             if c.cluster in planned or c.phase not in (ClusterPhase.PENDING, *IN_FLIGHT):
                 continue
-            why = left.get(c.cluster, "no longer a target of the app")
+            why = targets.left.get(c.cluster, "no longer a target of the app")
             clusters[i] = replace(
                 c, phase=ClusterPhase.SKIPPED, finished_at=now, reason=why, left=True
             )
             events.append(Event(f"skipped: {why}", stage_name(c.stage), c.cluster))
 
     at = {c.cluster: i for i, c in enumerate(clusters)}
-    for name in plan.clusters:
+    for name in targets.plan.clusters:
         found = at.get(name)
         old = clusters[found] if found is not None else None
         if old is not None and not (old.left and old.phase == ClusterPhase.SKIPPED):
             continue
-        base = old.base if old is not None else running.get(name)
+        base = old.base if old is not None else targets.running.get(name)
         if base is None:
             continue  # never ran the app: it takes the newest revision at once
         runs = old.runs if old is not None else None
-        if runs is None and (state.revision, name) not in digests:
-            runs = head
+        if runs is None and (state.revision, name) not in targets.digests:
+            runs = targets.head
         revision = runs or state.revision
         if active:
-            index, stage = _stage_for(stages, plan, name, state)
+            index, stage = _stage_for(stages, targets.plan, name, state)
             if index == len(stages):
                 stages.append(stage)
         else:
             index = old.stage if old is not None else len(stages) - 1
-        if same_render(digests, revision, base, name):
+        if same_render(targets.digests, revision, base, name):
             joined = ClusterState.at_once(
                 name,
                 index,
