@@ -113,6 +113,11 @@ def duration_option(flag: str, default: str, help_text: str) -> Decorator:
     return click.option(flag, type=DURATION, default=default, help=help_text)
 
 
+def count_option(flag: str, default: int, help_text: str, *, minimum: int) -> Decorator:
+    """An option taking a whole number of at least ``minimum``, its default shown in --help."""
+    return click.option(flag, type=click.IntRange(min=minimum), default=default, help=help_text)
+
+
 REQUEST_TIMEOUT = "60s"  # kube.client.DEFAULT_TIMEOUT: fits a ~1 MB CRD on a busy server
 request_timeout_option = duration_option(
     "--request-timeout",

@@ -18,6 +18,7 @@ from reconciler.cli.common import (
     EXIT_OK,
     ChartSources,
     chart_options,
+    count_option,
     instance_option,
     kubeconfig_option,
     repo_argument,
@@ -54,12 +55,12 @@ def register_review_commands(cli_group: click.Group) -> None:
 @kubeconfig_option
 @instance_option
 @request_timeout_option
-@click.option(
+@count_option(
     "--max-chars",
-    type=click.IntRange(min=2000),
-    default=DEFAULT_MAX_CHARS,
-    help="Markdown size cap, blocking problems included: what does not fit loses its diffs, "
+    DEFAULT_MAX_CHARS,
+    "Markdown size cap, blocking problems included: what does not fit loses its diffs, "
     "then its details, or is counted instead of listed, with a visible note.",
+    minimum=2000,
 )
 @chart_options
 def plan_command(

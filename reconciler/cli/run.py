@@ -21,6 +21,7 @@ from reconciler.charts.cache import ChartCache
 from reconciler.charts.credentials import ChartCredentials
 from reconciler.charts.resolver import ChartResolver
 from reconciler.cli.common import (
+    count_option,
     duration_option,
     env_option,
     instance_option,
@@ -168,11 +169,11 @@ def _on_signals(daemon: Daemon) -> None:
     help="User name sent with --git-token-file (GitLab: oauth2, Bitbucket: x-token-auth).",
 )
 @instance_option
-@click.option(
+@count_option(
     "--max-prune-objects",
-    type=click.IntRange(min=0),
-    default=DEFAULT_LIMITS.max_objects,
-    help="Hold a revision pruning more objects than this and ...",
+    DEFAULT_LIMITS.max_objects,
+    "Hold a revision pruning more objects than this and ...",
+    minimum=0,
 )
 @click.option(
     "--max-prune-percent",
@@ -188,12 +189,12 @@ def _on_signals(daemon: Daemon) -> None:
     exists=True,
     dir_okay=False,
 )
-@click.option(
+@count_option(
     "--workers",
-    type=click.IntRange(min=1),
-    default=DEFAULT_SIZE,
-    help="Threads for cluster work, whatever the number of clusters: at most this many passes "
+    DEFAULT_SIZE,
+    "Threads for cluster work, whatever the number of clusters: at most this many passes "
     "(and health checks) run at once; requests within a pass share the same threads.",
+    minimum=1,
 )
 @shard_namespace_option(
     "Share the fleet with other replicas through Leases in this namespace of the "
