@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from reconciler.fields import FieldChange
+from reconciler.fields import Drift, FieldChange
 from reconciler.health import Health, TargetHealth
 from reconciler.published.rollout import SharedRollout
 from reconciler.published.rollout import encode as encode_rollout
@@ -31,7 +31,7 @@ from reconciler.rollout.model import (
     RolloutPlan,
     RolloutState,
 )
-from reconciler.store.rows import DriftKind, DriftRow, HealthRow, State, StatusRow
+from reconciler.store.rows import DriftRow, HealthRow, State, StatusRow
 
 T0 = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -69,7 +69,7 @@ def cluster_rows(
                     app,
                     "edge-0001",
                     f"Deployment/{app}/{app}",
-                    DriftKind.MODIFIED,
+                    Drift.MODIFIED,
                     fields,
                     SHA,
                     T0,
@@ -83,7 +83,7 @@ def cluster_rows(
                     app,
                     "edge-0001",
                     f"Secret/{app}/db",
-                    DriftKind.MODIFIED,
+                    Drift.MODIFIED,
                     secret,
                     SHA,
                     T0,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.fields import FieldChange
-from reconciler.sync.model import Change, Drift, TargetPlan
+from reconciler.fields import Drift, FieldChange
+from reconciler.sync.model import Change, TargetPlan
 
 
 @dataclass(frozen=True)

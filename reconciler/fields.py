@@ -1,4 +1,4 @@
-"""One fact, one type: a field where Git and the live object differ.
+"""One fact, one type: how a live object differs from Git, and a field where they differ.
 
 ``git`` is what Git says (the server-side-apply dry-run of the desired object), ``live`` what the
 cluster holds; ``manager`` is who last set the live value (from managedFields), at ``time``.
@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
+
+
+class Drift(StrEnum):
+    """How an object differs from Git: a field we declared differs live (modified, with its
+    ``FieldChange``s), an object we applied is gone (missing), or an object carries our label
+    but is not in Git (unmanaged)."""
+
+    MODIFIED = "modified"
+    MISSING = "missing"
+    UNMANAGED = "unmanaged"
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from typing import Any
 import click
 
 from reconciler.engine import TargetOutcome
-from reconciler.fields import FieldChange
+from reconciler.fields import Drift, FieldChange
 from reconciler.presentation import field_line, fields_json, format_time, format_value
-from reconciler.sync.model import Action, Change, Drift
+from reconciler.sync.model import Action, Change
 
 _SYMBOL = {
     Action.CREATE: ("+", "green"),

@@ -227,7 +227,7 @@ class Recorder:
                 outcome.app,
                 outcome.cluster,
                 finding.object,
-                finding.kind.value,
+                finding.kind,
                 finding.fields,
                 revision,
                 wall,

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.fields import FieldChange
+from reconciler.fields import Drift, FieldChange
 from reconciler.health import Health, TargetHealth
 from reconciler.masking import is_secret_name, mask_changes
 from reconciler.presentation import clip, format_compact
 from reconciler.rollout.model import Observation
-from reconciler.store.rows import DriftKind, DriftRow, HealthRow, State, StatusRow
+from reconciler.store.rows import DriftRow, HealthRow, State, StatusRow
 
 FORMAT = "v1"
 APP_PREFIX = "app."  # one data key per app: "app.<name>"
@@ -292,7 +292,7 @@ def _target_from(app: str, cluster: str, raw: Mapping[str, Any]) -> PublishedTar
             app=app,
             cluster=cluster,
             object=d["object"],
-            kind=DriftKind(d["kind"]),
+            kind=Drift(d["kind"]),
             fields=[
                 FieldChange(
                     f["path"],

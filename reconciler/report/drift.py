@@ -8,14 +8,15 @@ from typing import Any
 
 from rich.text import Text
 
+from reconciler.fields import Drift
 from reconciler.presentation import field_line, fields_json, format_time, md_code, plural
 from reconciler.report.formats import KIND_STYLE, md_section, md_table, printed, table
-from reconciler.store.rows import DriftKind, DriftRow
+from reconciler.store.rows import DriftRow
 
 _NO_FIELDS = {
-    DriftKind.MISSING: "the object is missing from the cluster",
-    DriftKind.UNMANAGED: "the object carries our label but is not in Git",
-    DriftKind.MODIFIED: "modified (no field details recorded)",
+    Drift.MISSING: "the object is missing from the cluster",
+    Drift.UNMANAGED: "the object carries our label but is not in Git",
+    Drift.MODIFIED: "modified (no field details recorded)",
 }
 
 

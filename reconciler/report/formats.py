@@ -13,9 +13,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from reconciler.fields import Drift
 from reconciler.health import Health
 from reconciler.presentation import md_cell
-from reconciler.store.rows import DriftKind, State
+from reconciler.store.rows import State
 
 NO_TARGET = "-"  # the app does not target this cluster
 
@@ -38,10 +39,10 @@ HEALTH_STYLE: dict[Health, str] = {
     Health.MISSING: "red",
     Health.DEGRADED: "bold red",
 }
-KIND_STYLE: dict[DriftKind, str] = {
-    DriftKind.MODIFIED: "yellow",
-    DriftKind.MISSING: "red",
-    DriftKind.UNMANAGED: "magenta",
+KIND_STYLE: dict[Drift, str] = {
+    Drift.MODIFIED: "yellow",
+    Drift.MISSING: "red",
+    Drift.UNMANAGED: "magenta",
 }
 
 P = ParamSpec("P")

@@ -9,11 +9,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from reconciler.fields import FieldChange
+from reconciler.fields import Drift, FieldChange
 from reconciler.health import Health, TargetHealth
 from reconciler.store.rows import (
     DriftKey,
-    DriftKind,
     DriftRow,
     HealthChange,
     HealthRow,
@@ -134,7 +133,7 @@ source_row = decoder(
 )
 drift_row = decoder(
     DriftRow,
-    kind=DriftKind,
+    kind=Drift,
     fields=fields_from_json,
     detected_at=dt,
     corrected_at=opt_dt,

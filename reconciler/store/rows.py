@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from reconciler.fields import FieldChange
+from reconciler.fields import Drift, FieldChange
 from reconciler.health import Health, TargetHealth
 
 
@@ -31,15 +31,6 @@ class State(StrEnum):
     PAUSED = "Paused"
     INVALID_CONFIG = "InvalidConfig"
     HELD = "Held"
-
-
-class DriftKind(StrEnum):
-    """Live differs from Git (modified), an object we applied is gone (missing), or an object
-    carries our label but is not in Git (unmanaged)."""
-
-    MODIFIED = "modified"
-    MISSING = "missing"
-    UNMANAGED = "unmanaged"
 
 
 @dataclass(frozen=True)
@@ -166,13 +157,13 @@ class DriftKey(NamedTuple):
     """
 
     object: str
-    kind: DriftKind
+    kind: Drift
     paths: tuple[str, ...]
 
     @property
-    def ident(self) -> tuple[str, DriftKind]:
+    def ident(self) -> tuple[str, Drift]:
         """What identifies an open drift record: object and kind (not the field paths)."""
-        return (self.object, DriftKind(self.kind))
+        return (self.object, Drift(self.kind))
 
 
 @dataclass(frozen=True)
@@ -181,7 +172,7 @@ class DriftRow:
     app: str
     cluster: str
     object: str
-    kind: DriftKind
+    kind: Drift
     fields: list[FieldChange] = field(hash=False)
     revision: str | None
     detected_at: datetime
@@ -201,7 +192,7 @@ class DriftRow:
 
 def drift_key(object: str, kind: str, fields: Iterable[FieldChange]) -> DriftKey:
     """The dedupe key of a drift observation: object, kind and the sorted set of field paths."""
-    return DriftKey(object, DriftKind(kind), tuple(sorted({f.path for f in fields})))
+    return DriftKey(object, Drift(kind), tuple(sorted({f.path for f in fields})))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from reconciler.errors import ReconcilerError
-from reconciler.fields import FieldChange
+from reconciler.fields import Drift, FieldChange
 from reconciler.objects import Manifest, ObjectRef
 from reconciler.sync.listrepair import ListRepair
 
@@ -28,12 +28,6 @@ class Action(StrEnum):
     PRUNE = "prune"
     KEEP = "keep"  # left Git but kept: prune disabled by annotation or policy
     CONFLICT = "conflict"  # another manager owns fields and the app may not take them
-
-
-class Drift(StrEnum):
-    MODIFIED = "modified"  # a field we declared differs live
-    MISSING = "missing"  # an object we applied is gone
-    UNMANAGED = "unmanaged"  # carries our label but is not in Git
 
 
 @dataclass

@@ -22,6 +22,7 @@ from reconciler.diff import (
     take_from_live,
 )
 from reconciler.errors import ConflictError, KubeError
+from reconciler.fields import Drift
 from reconciler.kube.client import ClusterClient
 from reconciler.kube.content import content_version
 from reconciler.kube.served import Resource, UnknownKind
@@ -39,7 +40,6 @@ from reconciler.sync.model import (
     Action,
     Change,
     Claims,
-    Drift,
     InventoryEntry,
     SyncError,
     TargetPlan,

@@ -8,13 +8,13 @@ from collections.abc import Mapping
 from reconciler import APP_LABEL, FIELD_MANAGER
 from reconciler.diff import attribute, managers_other_than
 from reconciler.errors import KubeError
-from reconciler.fields import FieldChange
+from reconciler.fields import Drift, FieldChange
 from reconciler.kube.client import ClusterClient
 from reconciler.kube.served import Resource, UnknownKind
 from reconciler.objects import Manifest, ObjectRef
 from reconciler.sync.isolated import bounded_map
 from reconciler.sync.liveview import watched
-from reconciler.sync.model import Action, Change, Drift, InventoryEntry
+from reconciler.sync.model import Action, Change, InventoryEntry
 from reconciler.sync.ownership import Owner, labels_of, owned_by
 from reconciler.sync.reads import Scope, scope_key
 

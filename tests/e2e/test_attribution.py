@@ -16,9 +16,10 @@ from reconciler.config.load import load_repo
 from reconciler.devenv import binaries
 from reconciler.drift import findings
 from reconciler.engine import TargetOutcome, reconcile
+from reconciler.fields import Drift
 from reconciler.kube.pool import Clients
 from reconciler.render import render_all
-from reconciler.sync.model import Action, Drift
+from reconciler.sync.model import Action
 from tests.configrepo import (
     configmap,
     deployment,

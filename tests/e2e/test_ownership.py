@@ -11,9 +11,10 @@ from kubernetes import client
 
 from reconciler.config.load import load_repo
 from reconciler.engine import TargetOutcome, reconcile
+from reconciler.fields import Drift
 from reconciler.kube.pool import Clients
 from reconciler.render import render_all
-from reconciler.sync.model import Action, Drift
+from reconciler.sync.model import Action
 from tests.configrepo import configmap, unique, write_app, write_cluster_entries
 from tests.kubeconfigs import with_context
 

@@ -17,14 +17,14 @@ from click.testing import CliRunner
 from reconciler.cli.main import cli
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.publish import StatusPublisher
-from reconciler.fields import FieldChange
+from reconciler.fields import Drift, FieldChange
 from reconciler.kube.client import ClusterClient
 from reconciler.kube.management import REPLICA_LABEL, SharedObjects, StaleWrite
 from reconciler.published.rollout import SharedRollout, decode, encode
 from reconciler.published.status import build, content_hash
 from reconciler.published.status import encode as encode_status
 from reconciler.store.db import Store
-from reconciler.store.rows import DriftKind, DriftRow, State, StatusRow
+from reconciler.store.rows import DriftRow, State, StatusRow
 
 T0 = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 T = TypeVar("T")
@@ -72,7 +72,7 @@ def test_status_and_drift_read_what_every_replica_published(
         "api",
         "beijing-2",
         "Deployment.apps/demo/api",
-        DriftKind.MODIFIED,
+        Drift.MODIFIED,
         [FieldChange("spec.replicas", 3, 7, "kubectl-scale", T0)],
         "a" * 40,
         T0,

@@ -18,9 +18,10 @@ from kubernetes.client.rest import ApiException
 from reconciler.config.load import load_repo
 from reconciler.devenv import controlplane
 from reconciler.engine import TargetOutcome, reconcile
+from reconciler.fields import Drift
 from reconciler.kube.pool import Clients
 from reconciler.render import render_all
-from reconciler.sync.model import Action, Drift
+from reconciler.sync.model import Action
 from tests.apimetrics import delta, request_counts
 from tests.configrepo import (
     configmap,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import repo_snippets as snip
 
-from reconciler.fields import FieldChange
+from reconciler.fields import Drift, FieldChange
 from reconciler.store.db import Store
 from reconciler.store.rows import State
-from reconciler.sync.model import Action, Change, Drift
+from reconciler.sync.model import Action, Change
 from tests.unit.daemon_rig import (
     CLUSTERS,
     REF,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from reconciler.daemon.status import target_status
 from reconciler.engine import TargetOutcome
 from reconciler.errors import ClusterUnreachable
+from reconciler.fields import Drift
 from reconciler.store.rows import State
-from reconciler.sync.model import Action, ApplyResult, Change, Drift
+from reconciler.sync.model import Action, ApplyResult, Change
 from tests.unit.daemon_rig import REF, T0, outcome_with
 
 

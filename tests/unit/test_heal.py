@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from reconciler.engine import TargetOutcome
-from reconciler.fields import FieldChange
+from reconciler.fields import Drift, FieldChange
 from reconciler.objects import ObjectRef
 from reconciler.outcomes import healed_objects, healed_text
 from reconciler.report import drift_document, drift_markdown, drift_table
 from reconciler.store.db import Store
-from reconciler.sync.model import Action, ApplyResult, Change, Drift, TargetPlan
+from reconciler.sync.model import Action, ApplyResult, Change, TargetPlan
 
 T0 = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 WEB = ObjectRef("apps", "Deployment", "demo", "web")

@@ -26,7 +26,7 @@ from reconciler import outcomes
 from reconciler.cli.main import cli
 from reconciler.cli.wait import _document
 from reconciler.engine import TargetOutcome
-from reconciler.fields import FieldChange
+from reconciler.fields import Drift, FieldChange
 from reconciler.health import Health, ObjectHealth, TargetHealth
 from reconciler.objects import ObjectRef
 from reconciler.review.json import to_data
@@ -48,7 +48,7 @@ from reconciler.rollout.machine import start
 from reconciler.rollout.model import PlannedStage, RolloutPlan
 from reconciler.store.db import Store
 from reconciler.store.rows import RolloutRow, State, StatusRow
-from reconciler.sync.model import Action, ApplyResult, Change, Drift, TargetPlan
+from reconciler.sync.model import Action, ApplyResult, Change, TargetPlan
 from reconciler.waiting import Goal, Outcome, TargetProgress, Verdict
 from reconciler.web.app import create_app
 from reconciler.web.model import ClusterInfo, Fleet

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reconciler.fields import FieldChange
+from reconciler.fields import Drift, FieldChange
 from reconciler.health import Health, TargetHealth
 from reconciler.published.status import (
     MAX_DRIFT_OBJECTS,
@@ -20,7 +20,7 @@ from reconciler.published.status import (
     rows,
 )
 from reconciler.rollout.model import Observation
-from reconciler.store.rows import DriftKind, DriftRow, HealthRow, State, StatusRow
+from reconciler.store.rows import DriftRow, HealthRow, State, StatusRow
 
 T0 = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 
@@ -35,9 +35,7 @@ def _health(app: str = "web", at: datetime = T0) -> HealthRow:
 
 def _drift(obj: str = "Deployment/demo/web", ident: int = 7) -> DriftRow:
     change = FieldChange("spec.replicas", 3, 7, "kubectl-edit", T0)
-    return DriftRow(
-        ident, "web", "us-west-1", obj, DriftKind.MODIFIED, [change], "a" * 40, T0, None
-    )
+    return DriftRow(ident, "web", "us-west-1", obj, Drift.MODIFIED, [change], "a" * 40, T0, None)
 
 
 def test_a_cluster_round_trips_through_configmap_data() -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from reconciler.fields import FieldChange
+from reconciler.fields import Drift, FieldChange
 from reconciler.health import Health, ObjectHealth, TargetHealth
 from reconciler.objects import ObjectRef
 from reconciler.presentation import format_value
@@ -24,7 +24,6 @@ from reconciler.report import (
     status_table,
 )
 from reconciler.store.rows import (
-    DriftKind,
     DriftRow,
     HealthChange,
     HealthRow,
@@ -70,7 +69,7 @@ def drift_rows() -> list[DriftRow]:
             app="hello-world",
             cluster="us-west-1",
             object="Deployment.apps/demo/hello-world",
-            kind=DriftKind.MODIFIED,
+            kind=Drift.MODIFIED,
             fields=[
                 FieldChange("spec.replicas", 5, 7, "kubectl-edit", T - timedelta(seconds=19)),
                 FieldChange("spec.template.spec.containers[0].image", "hello:1.1", "hello:1.2"),
@@ -84,7 +83,7 @@ def drift_rows() -> list[DriftRow]:
             app="guestbook",
             cluster="beijing-1",
             object="ConfigMap/demo/leftover",
-            kind=DriftKind.UNMANAGED,
+            kind=Drift.UNMANAGED,
             fields=[],
             revision=None,
             detected_at=T + timedelta(minutes=5),
@@ -390,7 +389,7 @@ def test_drift_markdown_escapes_pipes_and_backticks() -> None:
         "a|b",
         "c",
         "ConfigMap/demo/x",
-        DriftKind.MODIFIED,
+        Drift.MODIFIED,
         [FieldChange("data.cmd", "echo `id`", "x | y")],
         None,
         T,

@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ReconcilerError
-from reconciler.fields import FieldChange
+from reconciler.fields import Drift, FieldChange
 from reconciler.store.db import DB_NAME, Store
 from reconciler.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from reconciler.store.rows import (
     DriftKey,
-    DriftKind,
     DriftRow,
     RevisionRow,
     SourceStatus,
@@ -491,7 +490,7 @@ def test_close_resolved_keeps_a_drift_whose_fields_changed_since_the_key_was_tak
     row = store.record_drift(
         "web", "c1", "Deployment.apps/demo/web", "modified", replicas(7), "a", at(0)
     )
-    key = DriftKey("Deployment.apps/demo/web", DriftKind.MODIFIED, ("spec.paused",))
+    key = DriftKey("Deployment.apps/demo/web", Drift.MODIFIED, ("spec.paused",))
 
     assert store.close_resolved("web", "c1", [key], at(1)) == []
     assert store.list_drift()[0].id == row.id
@@ -604,7 +603,7 @@ def test_close_resolved_matches_keys_whatever_the_path_order(store: Store) -> No
     row = store.record_drift(
         "web", "c1", "Deployment.apps/demo/web", "modified", fields, "a", at(0)
     )
-    key = DriftKey("Deployment.apps/demo/web", DriftKind.MODIFIED, ("spec.replicas", "spec.paused"))
+    key = DriftKey("Deployment.apps/demo/web", Drift.MODIFIED, ("spec.replicas", "spec.paused"))
 
     assert store.close_resolved("web", "c1", [key], at(1)) == []
     assert store.list_drift()[0].id == row.id
