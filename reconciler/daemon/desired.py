@@ -238,6 +238,8 @@ class RenderBook:
 
     def add(self, revision: str, rendered: Iterable[TargetResult], repo: Repo | None) -> None:
         self.renders[revision] = {(t.app, t.cluster): t for t in rendered}
+        # A revision rendered again (its charts resolved at last): digests of its old renders go.
+        self._digests = {k: v for k, v in self._digests.items() if k[0] != revision}
         if repo is not None:
             self.repos[revision] = repo
 

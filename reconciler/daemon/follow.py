@@ -8,6 +8,10 @@ it invalid as a whole. Older revisions
 some targets still run (``others``: after a restart, what the store says they should run) are
 loaded too, so a target held on its revision is rendered from that revision. Each exported tree
 is deleted as soon as its revision is rendered: it holds plaintext Secrets from Git.
+
+The head's charts are resolved once, except those whose source could not be asked
+(``chartretry``): when the daemon asks, the head is loaded again with them resolved afresh (every
+settled chart from its pin), and rendered only if one of them resolves otherwise.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from reconciler.charts.lock import lock_charts
 from reconciler.charts.model import ChartLock, Pin
 from reconciler.charts.resolver import ChartResolver
 from reconciler.config.model import PartialRepo, Repo
+from reconciler.daemon.chartretry import Outcome, changed, told, unsettled
 from reconciler.daemon.schedule import Clock
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.loading import Render, load_and_render
@@ -68,6 +73,11 @@ class Loaded:
     fallback: Loaded | None = None  # the last good revision, loaded when nothing runs yet
     # per app whose render failed: its last good revision, if on the followed branch's history
     last_good: dict[str, str] = field(default_factory=dict)
+    # app -> why its chart is to be resolved again (the source could not be asked)
+    unsettled: dict[str, str] = field(default_factory=dict)
+    # the head loaded again to resolve its unsettled charts (``unchanged``: none resolved
+    # otherwise, ``charts`` and ``unsettled`` say how they went; nothing was rendered)
+    retried: bool = False
 
 
 class SourceFailed(Exception):
@@ -102,24 +112,43 @@ class Follower:
         last_good: Mapping[str, str] | None = None,
         pins: Mapping[str, Mapping[str, Pin]] | None = None,
         others: Collection[str] = (),
+        retry: Mapping[str, Outcome] | None = None,
     ) -> Loaded:
         """Runs on a worker thread: touches the source only, never the store.
 
         Fetching or reading the fetched commit fails with :class:`SourceFailed`; a commit
         whose config does not load is a result (``config_error``), not a failure. ``others``
         are older revisions to load and render too (those that do not load are left out).
+        ``retry``: the head's unsettled charts as they last resolved; when the fetched commit
+        is still ``head``, they are resolved again (``Loaded.retried``).
         """
         try:
             sha = self.source.fetch()
         except Exception as err:
             raise SourceFailed(err, self.clock.now()) from err
         fetched_at = self.clock.now()
-        if sha == head:
+        if sha == head and retry:
+            self._pins = pins or {}
+            try:
+                loaded = self._load_revision(sha, fetched_at, retry=retry)
+            except _Same as same:
+                loaded = Loaded(
+                    sha,
+                    fetched_at,
+                    unchanged=True,
+                    charts=same.charts,
+                    unsettled=same.unsettled,
+                    retried=True,
+                )
+            except Exception as err:
+                raise SourceFailed(err, self.clock.now()) from err
+            self._verify_last_good(loaded, sha, last_good or {})
+        elif sha == head:
             loaded = Loaded(sha, fetched_at, unchanged=True)
         else:
             self._pins = pins or {}
             try:
-                loaded = self._load_revision(sha, fetched_at)
+                loaded = self._load_revision(sha, fetched_at, head=True)
             except Exception as err:
                 raise SourceFailed(err, self.clock.now()) from err
             if loaded.config_error is not None and fallback:
@@ -160,15 +189,33 @@ class Follower:
                 if self._on_branch(sha, head):
                     result.last_good[target.app] = sha
 
-    def _load_revision(self, sha: str, fetched_at: datetime) -> Loaded:
+    def _load_revision(
+        self,
+        sha: str,
+        fetched_at: datetime,
+        head: bool = False,
+        retry: Mapping[str, Outcome] | None = None,
+    ) -> Loaded:
+        """Load and render ``sha``. ``head``: its unsettled charts are found (and their errors
+        say they are retried); ``retry``: the head again, raising :class:`_Same` before
+        rendering when none of these charts resolves otherwise."""
         commit = self.source.commit(sha)
         tree = self.source.tree(sha)
         charts = self.charts
+        pins = self._pins.get(sha)
+        found: dict[str, str] = {}
 
         def lock(repo: Repo) -> ChartLock:
             # One resolver per revision: a range is resolved against the source once, fresh
             # for a new commit; a revision seen before renders the charts recorded for it.
-            return lock_charts(repo, charts(), self._pins.get(sha)) if charts else ChartLock()
+            # Only a chart whose source could not be asked is resolved again (``retry``).
+            result = lock_charts(repo, charts(), pins) if charts else ChartLock()
+            if not (head or retry):
+                return result
+            found.update(unsettled(result, pins or {}))
+            if retry is not None and not changed(retry, result):
+                raise _Same(result, found)
+            return told(result, found)
 
         try:
             result = load_and_render(
@@ -195,6 +242,8 @@ class Follower:
             rendered=result.targets,
             charts=result.charts,
             partial=result.partial,
+            unsettled=found,
+            retried=retry is not None,
         )
 
     def _load_fallback(
@@ -211,3 +260,12 @@ class Follower:
             if loaded.repo is not None:
                 return loaded
         return None
+
+
+class _Same(Exception):
+    """Resolving the head's unsettled charts again changed none of them: nothing to render."""
+
+    def __init__(self, charts: ChartLock, unsettled: dict[str, str]) -> None:
+        super().__init__("the unsettled charts resolved as before")
+        self.charts = charts
+        self.unsettled = unsettled

@@ -174,6 +174,7 @@ class Daemon(RevisionJob, ClusterPasses):
         self._retained: tuple[int, frozenset[str] | None] | None = None  # clients kept for
         self._pending = None  # held by the prune guard until released
         self._pending_loaded = None  # what it was built from (for rollouts)
+        self._chart_retry = None  # the head's charts whose source could not be asked
         self._next_prune = self.clock.monotonic()
         # Watched objects that changed: their clusters are passed again within seconds.
         self.live = LiveChanges(self.waker.wake, self.log)

@@ -4,7 +4,8 @@ The source job (``follow``) fetches, loads and renders on a worker thread; here 
 takes its result: an invalid revision falls back to what runs (or the last good one after a
 restart), broken units hold their targets (``blast``), a revision that would prune too much is
 held until released (``guard``), rollouts and pins choose each target's revision (``desired``),
-and the outcome is installed so that every cluster gets a pass.
+and the outcome is installed so that every cluster gets a pass. The head's charts whose source
+could not be asked are resolved again on later polls (``chartretry``) until it answers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from structlog.typing import FilteringBoundLogger
 from reconciler.charts.model import Pin
 from reconciler.config.model import PartialRepo, Repo
 from reconciler.daemon.blast import holds
+from reconciler.daemon.chartretry import next_retry, settled_pins
 from reconciler.daemon.desired import (
     Desired,
     TargetKey,
@@ -58,6 +60,12 @@ class RevisionJob(LoopState):
             for sha, apps in self.store.chart_pins(limit=_FALLBACK_CANDIDATES).items()
         }
         head = self._head
+        retry = self._chart_retry
+        due_retry = (
+            retry.outcomes
+            if retry is not None and retry.revision == head and now >= retry.due
+            else None
+        )
         if self._desired is None:
             # A restart: the revisions the store says targets run, and those rollouts and pins
             # keep targets on, are loaded with head.
@@ -66,7 +74,7 @@ class RevisionJob(LoopState):
         others = sorted(r for r in self._wanted if not self.book.has(r))
         self._wanted.clear()
         self._source_job = self._source_dispatcher.submit(
-            lambda: self._follower.work(head, fallback, last_good, pins, others),
+            lambda: self._follower.work(head, fallback, last_good, pins, others, due_retry),
             name="reconciler-source",
         )
 
@@ -105,6 +113,8 @@ class RevisionJob(LoopState):
         )
         for sha, older in loaded.others.items():
             self.book.add(sha, older.rendered, older.repo)
+        if loaded.retried and loaded.unchanged:
+            self._still_unsettled(loaded)
         if not loaded.unchanged:
             self._publish(loaded)
         elif loaded.others and self._head_desired is not None:
@@ -120,9 +130,75 @@ class RevisionJob(LoopState):
             self._want(missing, loaded.others)
             self._rechoose()
 
+    def _still_unsettled(self, loaded: Loaded) -> None:
+        """The head's unsettled charts resolved as before: ask again later (backing off)."""
+        retry = self._chart_retry
+        if retry is None or retry.revision != loaded.sha:
+            return
+        self._chart_retry = next_retry(
+            retry,
+            loaded.sha,
+            loaded.charts,
+            loaded.unsettled or retry.why,
+            self.clock.monotonic(),
+            self.settings.interval,
+            self.settings.chart_retry_max,
+        )
+        upcoming = self._chart_retry
+        log = self.log.bind(revision=short(loaded.sha))
+        for app, why in sorted((upcoming.why if upcoming else {}).items()):
+            log.warning(
+                "chart source still not usable",
+                app=app,
+                reason=why,
+                attempts=upcoming.attempts if upcoming else 0,
+                retry_in=round(upcoming.due - self.clock.monotonic(), 1) if upcoming else None,
+            )
+
+    def _retry_charts(self, loaded: Loaded, log: FilteringBoundLogger) -> None:
+        """Schedule resolving the head's unsettled charts again; say which resolved now."""
+        before = self._chart_retry
+        now = self.clock.monotonic()
+        self._chart_retry = next_retry(
+            before,
+            loaded.sha,
+            loaded.charts,
+            loaded.unsettled,
+            now,
+            self.settings.interval,
+            self.settings.chart_retry_max,
+        )
+        if loaded.retried and before is not None and before.revision == loaded.sha:
+            for app in sorted(set(before.why) - set(loaded.unsettled)):
+                chart = loaded.charts.charts.get(app)
+                log.info(
+                    "chart source answered again: chart resolved",
+                    app=app,
+                    chart=str(chart.source) if chart else None,
+                    version=chart.version if chart else None,
+                    attempts=before.attempts,
+                )
+        retry = self._chart_retry
+        if retry is None:
+            return
+        for app, why in sorted(retry.why.items()):
+            chart = loaded.charts.charts.get(app)
+            log.warning(
+                "chart source not usable, resolving the chart again later"
+                if chart is None
+                else "chart source not usable, rendering the cached chart until it answers",
+                app=app,
+                chart=str(chart.source) if chart else None,
+                version=chart.version if chart else None,
+                reason=why,
+                retry_in=round(retry.due - now, 1),
+            )
+
     def _publish(self, loaded: Loaded) -> None:
         wall = self.clock.now()
         log = self.log.bind(revision=short(loaded.sha))
+        if loaded.sha != self._head or loaded.config_error is not None:
+            self._chart_retry = None
         self._head = loaded.sha
         if loaded.commit is not None:
             log = log.bind(author=loaded.commit.author, subject=loaded.commit.message_first_line)
@@ -149,6 +225,7 @@ class RevisionJob(LoopState):
         partial = loaded.partial or PartialRepo(loaded.repo or Repo(Path("."), {}, {}, {}))
         held = holds(partial, self._previous_repo(loaded))
         if held.everything is not None:
+            self._chart_retry = None  # nothing of it applies: nothing to resolve again
             self._hold_everything(loaded, held.everything, wall, log)
             return
         problems = partial.problems
@@ -156,19 +233,10 @@ class RevisionJob(LoopState):
         self.store.record_revision(loaded.sha, wall, True, error)
         for problem in problems:
             log.error("invalid config", problem=str(problem))
-        self.store.record_charts(
-            loaded.sha,
-            {a: (str(c.source), c.version, c.digest) for a, c in loaded.charts.charts.items()},
-        )
-        for app, chart in sorted(loaded.charts.charts.items()):
-            if chart.note:
-                log.warning(
-                    "chart source not usable, rendering the cached chart",
-                    app=app,
-                    chart=str(chart.source),
-                    version=chart.version,
-                    reason=chart.note,
-                )
+        # Only a chart the source answered for (or pinned) is the revision's pin: a cached
+        # fallback is replaced once the source answers.
+        self.store.record_charts(loaded.sha, settled_pins(loaded.charts))
+        self._retry_charts(loaded, log)
         stored = {(t.app, t.cluster): t.desired for t in self.store.list_targets()}
         desired = build_desired(loaded, self._desired, self._generation, held, stored)
         failed_apps = {t.app for t in loaded.rendered if t.error is not None}

@@ -151,6 +151,9 @@ class Settings:
     prune_limits: PruneLimits = DEFAULT_LIMITS
     health_interval: float = 5.0  # re-read targets whose health is not final this often
     open_files: int = -1  # the soft open-file limit, checked against the clusters (-1: none)
+    # a head's chart whose source could not be asked is resolved again after the poll
+    # interval, doubling, at most this long apart
+    chart_retry_max: float = 300.0
 
 
 class PassKind(Enum):

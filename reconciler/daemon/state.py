@@ -18,6 +18,7 @@ from typing import Protocol
 from structlog.typing import FilteringBoundLogger
 
 from reconciler.config.model import Repo
+from reconciler.daemon.chartretry import ChartRetry
 from reconciler.daemon.desired import Desired, RenderBook, TargetKey
 from reconciler.daemon.follow import Follower, Loaded, Source
 from reconciler.daemon.metrics import Metrics
@@ -119,6 +120,7 @@ class LoopState:
     _known_clusters: set[str]  # the clusters of the installed repo
     _pending: Desired | None  # held by the prune guard until released
     _pending_loaded: Loaded | None  # what it was built from (for rollouts)
+    _chart_retry: ChartRetry | None  # the head's charts whose source could not be asked
 
     # passes and health checks
     _schedules: dict[str, ClusterSchedule]
