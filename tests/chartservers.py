@@ -106,12 +106,18 @@ def free_port() -> int:
 
 @dataclass
 class HelmRepoServer:
-    """Serves ``root`` (charts + index.yaml); ``requests`` lists the paths asked for."""
+    """Serves ``root`` (charts + index.yaml); ``requests`` lists the paths asked for; while
+    ``outage`` holds a status (503...), every request is answered with it."""
 
     root: Path
     url: str
     server: ThreadingHTTPServer
     requests: list[str] = field(default_factory=list)
+    outage: list[int] = field(default_factory=list)  # [status] while failing, else []
+
+    def fail(self, status: int | None) -> None:
+        """Answer every request with ``status`` from now on (None: serve again)."""
+        self.outage[:] = [status] if status is not None else []
 
     def index(self, home: Path) -> None:
         """(Re)build index.yaml for what ``root`` holds, with relative chart URLs."""
@@ -130,6 +136,7 @@ def helm_repo(
 ) -> Iterator[HelmRepoServer]:
     root.mkdir(parents=True, exist_ok=True)
     requests: list[str] = []
+    outage: list[int] = []
     expected = (
         "Basic " + base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
         if basic_auth
@@ -139,6 +146,11 @@ def helm_repo(
     class Handler(SimpleHTTPRequestHandler):
         def do_GET(self) -> None:
             requests.append(self.path)
+            if outage:
+                self.send_response(outage[0])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if expected is not None and self.headers.get("Authorization") != expected:
                 self.send_response(401)
                 self.send_header("WWW-Authenticate", 'Basic realm="charts"')
@@ -161,6 +173,7 @@ def helm_repo(
     thread.start()
     repo = HelmRepoServer(root, f"{scheme}://127.0.0.1:{server.server_address[1]}/", server)
     repo.requests = requests
+    repo.outage = outage
     try:
         yield repo
     finally:
