@@ -213,7 +213,7 @@ class Follower:
             if not (head or retry):
                 return result
             found.update(unsettled(result, pins or {}))
-            if retry is not None and not changed(retry, result):
+            if retry is not None and not changed(retry, result) and found.keys() == retry.keys():
                 raise _Same(result, found)
             return told(result, found)
 
@@ -263,7 +263,8 @@ class Follower:
 
 
 class _Same(Exception):
-    """Resolving the head's unsettled charts again changed none of them: nothing to render."""
+    """Resolving the head's unsettled charts again changed none of them (each resolved as
+    before and is still unsettled): nothing to render."""
 
     def __init__(self, charts: ChartLock, unsettled: dict[str, str]) -> None:
         super().__init__("the unsettled charts resolved as before")

@@ -135,24 +135,27 @@ class RevisionJob(LoopState):
         retry = self._chart_retry
         if retry is None or retry.revision != loaded.sha:
             return
-        self._chart_retry = next_retry(
+        now = self.clock.monotonic()
+        upcoming = next_retry(
             retry,
             loaded.sha,
             loaded.charts,
-            loaded.unsettled or retry.why,
-            self.clock.monotonic(),
+            loaded.unsettled,
+            now,
             self.settings.interval,
             self.settings.chart_retry_max,
         )
-        upcoming = self._chart_retry
+        self._chart_retry = upcoming
+        if upcoming is None:
+            return
         log = self.log.bind(revision=short(loaded.sha))
-        for app, why in sorted((upcoming.why if upcoming else {}).items()):
+        for app, why in sorted(upcoming.why.items()):
             log.warning(
                 "chart source still not usable",
                 app=app,
                 reason=why,
-                attempts=upcoming.attempts if upcoming else 0,
-                retry_in=round(upcoming.due - self.clock.monotonic(), 1) if upcoming else None,
+                attempts=upcoming.attempts,
+                retry_in=round(upcoming.due - now, 1),
             )
 
     def _retry_charts(self, loaded: Loaded, log: FilteringBoundLogger) -> None:

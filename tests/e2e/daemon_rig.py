@@ -22,6 +22,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from reconciler.charts.resolver import ChartResolver
 from reconciler.daemon.loop import Daemon
 from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.kube.pool import Clients
@@ -132,17 +133,25 @@ def running_daemon(
     request_timeout: float = 5.0,
     watch: bool = False,
     drift_interval: float = FAST.drift_interval,
+    charts: Callable[[], ChartResolver] | None = None,
+    chart_retry_max: float = FAST.chart_retry_max,
 ) -> Iterator[Daemon]:
     """A daemon in a background thread of this process, stopped (and checked) on exit.
 
     Its own inventory instance by default, so it never prunes what other tests applied.
-    ``watch``: its clients keep live state current through watches.
+    ``watch``: its clients keep live state current through watches. ``charts``: the
+    resolver of each revision's remote charts (as ``run`` makes it).
     """
     store = Store.open(state)
     clients = Clients(str(kubeconfig), timeout=request_timeout, watch=watch)
     source = GitSource(str(repo.root), None, state / "source")
-    settings = replace(FAST, instance=instance or unique("test"), drift_interval=drift_interval)
-    daemon = Daemon(source, store, clients, settings=settings)
+    settings = replace(
+        FAST,
+        instance=instance or unique("test"),
+        drift_interval=drift_interval,
+        chart_retry_max=chart_retry_max,
+    )
+    daemon = Daemon(source, store, clients, settings=settings, charts=charts)
     thread = threading.Thread(target=daemon.run, name="daemon-under-test", daemon=True)
     thread.start()
     try:
