@@ -17,7 +17,7 @@ source is down) is unsettled too: retrying can only ever give the pinned chart.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from reconciler.charts.model import ChartLock
 from reconciler.daemon.schedule import Backoff
@@ -73,13 +73,16 @@ def settled_pins(lock: ChartLock) -> dict[str, tuple[str, str, str]]:
 
 @dataclass(frozen=True)
 class ChartRetry:
-    """The head's unsettled charts: as they last resolved, why, and when to ask again."""
+    """The head's unsettled charts: as they last resolved, why, and when to ask again.
+    ``kept``: the head's other chart errors (the source answered it has no such version, a bad
+    constraint), kept as they are when the unsettled ones are resolved again: never asked."""
 
     revision: str
     outcomes: Mapping[str, Outcome]
     why: Mapping[str, str]
     attempts: int  # resolutions so far that left them unsettled
     due: float  # monotonic seconds
+    kept: Mapping[str, str] = field(default_factory=dict)
 
 
 def delay(attempts: int, interval: float, maximum: float) -> float:
@@ -108,4 +111,5 @@ def next_retry(
         dict(why),
         attempts,
         now + delay(attempts, interval, maximum),
+        {app: error for app, error in lock.errors.items() if app not in why},
     )

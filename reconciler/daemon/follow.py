@@ -17,7 +17,7 @@ settled chart from its pin), and rendered only if one of them resolves otherwise
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -26,7 +26,7 @@ from reconciler.charts.lock import lock_charts
 from reconciler.charts.model import ChartLock, Pin
 from reconciler.charts.resolver import ChartResolver
 from reconciler.config.model import PartialRepo, Repo
-from reconciler.daemon.chartretry import Outcome, changed, told, unsettled
+from reconciler.daemon.chartretry import ChartRetry, changed, told, unsettled
 from reconciler.daemon.schedule import Clock
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.loading import Render, load_and_render
@@ -112,7 +112,7 @@ class Follower:
         last_good: Mapping[str, str] | None = None,
         pins: Mapping[str, Mapping[str, Pin]] | None = None,
         others: Collection[str] = (),
-        retry: Mapping[str, Outcome] | None = None,
+        retry: ChartRetry | None = None,
     ) -> Loaded:
         """Runs on a worker thread: touches the source only, never the store.
 
@@ -120,7 +120,8 @@ class Follower:
         whose config does not load is a result (``config_error``), not a failure. ``others``
         are older revisions to load and render too (those that do not load are left out).
         ``retry``: the head's unsettled charts as they last resolved; when the fetched commit
-        is still ``head``, they are resolved again (``Loaded.retried``).
+        is still ``head``, they are resolved again (``Loaded.retried``), the rest from their
+        pins (or as the error they were).
         """
         try:
             sha = self.source.fetch()
@@ -194,7 +195,7 @@ class Follower:
         sha: str,
         fetched_at: datetime,
         head: bool = False,
-        retry: Mapping[str, Outcome] | None = None,
+        retry: ChartRetry | None = None,
     ) -> Loaded:
         """Load and render ``sha``. ``head``: its unsettled charts are found (and their errors
         say they are retried); ``retry``: the head again, raising :class:`_Same` before
@@ -209,11 +210,21 @@ class Follower:
             # One resolver per revision: a range is resolved against the source once, fresh
             # for a new commit; a revision seen before renders the charts recorded for it.
             # Only a chart whose source could not be asked is resolved again (``retry``).
-            result = lock_charts(repo, charts(), pins) if charts else ChartLock()
+            if retry is None:
+                result = lock_charts(repo, charts(), pins) if charts else ChartLock()
+            else:  # a chart the source answered for stays as it was: never asked again
+                kept = retry.kept
+                asked = [a for a in repo.apps if a not in kept]
+                result = lock_charts(repo, charts(), pins, asked) if charts else ChartLock()
+                result = replace(result, errors={**kept, **result.errors})
             if not (head or retry):
                 return result
             found.update(unsettled(result, pins or {}))
-            if retry is not None and not changed(retry, result) and found.keys() == retry.keys():
+            if (
+                retry is not None
+                and not changed(retry.outcomes, result)
+                and found.keys() == retry.outcomes.keys()
+            ):
                 raise _Same(result, found)
             return told(result, found)
 

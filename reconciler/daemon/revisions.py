@@ -61,11 +61,7 @@ class RevisionJob(LoopState):
         }
         head = self._head
         retry = self._chart_retry
-        due_retry = (
-            retry.outcomes
-            if retry is not None and retry.revision == head and now >= retry.due
-            else None
-        )
+        due_retry = retry if retry and retry.revision == head and now >= retry.due else None
         if self._desired is None:
             # A restart: the revisions the store says targets run, and those rollouts and pins
             # keep targets on, are loaded with head.

@@ -44,9 +44,9 @@ def files(url: str, version: str) -> dict[str, str]:
 
 
 class ChartRig:
-    def __init__(self, tmp_path: Path, store: Store) -> None:
+    def __init__(self, tmp_path: Path, store: Store, source: FakeSource | None = None) -> None:
         self.clock = FakeClock()
-        self.source = FakeSource(tmp_path / "trees")
+        self.source = source or FakeSource(tmp_path / "trees")
         self.clusters = FakeClusters()
         self.store = store
         cache = ChartCache(tmp_path / "charts")
@@ -150,3 +150,77 @@ def _chart_version(rig: ChartRig, sha: str) -> str:
     assert target is not None and target.rendered is not None
     (config,) = [o for o in target.rendered.objects if o["kind"] == "ConfigMap"]
     return str(config["data"]["chartVersion"])
+
+
+def test_a_chart_the_source_then_says_it_does_not_have_waits_for_a_commit(
+    tmp_path: Path, store: Store, chart_repo: HelmRepoServer
+) -> None:
+    rig = ChartRig(tmp_path, store)
+    chart_repo.fail(503)
+    rig.source.commit_files(files(chart_repo.url, "9.9.9"))
+    rig.daemon.tick()
+    assert rig.status()[1].endswith("resolved again on later polls until the source answers")
+
+    chart_repo.fail(None)
+    rig.poll()  # the source answers: it has no 9.9.9, and the status says just that
+    state, message = rig.status()
+    assert state is State.INVALID_CONFIG
+    assert message.endswith("demo 9.9.9: no version matches (newest: 1.1.0, 1.0.0)"), message
+    asked = len(chart_repo.requests)
+    for _ in range(12):
+        rig.poll()
+    assert len(chart_repo.requests) == asked
+
+
+def test_a_restart_does_not_keep_a_cached_fallback(
+    tmp_path: Path, store: Store, chart_repo: HelmRepoServer
+) -> None:
+    rig = ChartRig(tmp_path, store)
+    rig.source.commit_files(files(chart_repo.url, "1.0.0"))
+    rig.daemon.tick()
+    chart_repo.fail(503)
+    sha = rig.source.commit_files(files(chart_repo.url, "^1.0"))
+    rig.poll()
+    assert _chart_version(rig, sha) == "1.0.0"
+
+    chart_repo.fail(None)
+    restarted = ChartRig(tmp_path, store, rig.source)
+    restarted.daemon.tick()
+    assert _chart_version(restarted, sha) == "1.1.0"
+    assert restarted.pin(sha) == "1.1.0"
+
+
+def test_only_the_unsettled_charts_are_asked_again(
+    tmp_path: Path, store: Store, chart_repo: HelmRepoServer
+) -> None:
+    with helm_repo(tmp_path / "other") as other:
+        package(write_chart(tmp_path / "src2", "demo", "1.0.0"), other.root, tmp_path / "h2")
+        other.index(tmp_path / "h2")
+        rig = ChartRig(tmp_path, store)
+        chart_repo.fail(503)
+        tree = files(chart_repo.url, "1.1.0")
+        tree["apps/api/app.yaml"] = snip.app(
+            "api",
+            f"""
+            namespace: api
+            source: {{helm: {{repo: "{other.url}", chart: demo, version: "2.0.0"}}}}
+            placement: {{clusters: [beijing-1]}}
+            """,
+        )
+        sha = rig.source.commit_files(tree)
+        rig.daemon.tick()
+        asked_other = list(other.requests)
+        assert asked_other == ["/index.yaml"]  # it answered: it has no 2.0.0
+
+        # 2.0.0 appears there, the first repository answers again: only its chart is resolved
+        # (the revision is published again), the other keeps its error until a commit.
+        package(write_chart(tmp_path / "src2", "demo", "2.0.0"), other.root, tmp_path / "h2")
+        other.index(tmp_path / "h2")
+        chart_repo.fail(None)
+        rig.poll()
+        assert rig.status()[0] is State.SYNCED
+        (api,) = [r for r in store.list_status() if r.app == "api"]
+        assert api.state is State.INVALID_CONFIG
+        assert api.message.endswith("demo 2.0.0: no version matches (newest: 1.0.0)"), api.message
+        assert other.requests == asked_other
+        assert rig.pin(sha) == "1.1.0"
