@@ -39,10 +39,9 @@ from pathlib import Path
 
 import structlog
 
-from reconciler.charts.model import ChartLock
 from reconciler.charts.resolver import ChartResolver
 from reconciler.config.load import load_partial
-from reconciler.config.model import PartialRepo, Repo
+from reconciler.config.model import PartialRepo
 from reconciler.daemon.desired import Desired, RenderBook
 from reconciler.daemon.follow import Follower, Source
 from reconciler.daemon.live import LiveChanges
@@ -69,7 +68,7 @@ from reconciler.discovery import cluster_capabilities
 from reconciler.engine import check_health, reconcile
 from reconciler.kube.management import SharedObjects
 from reconciler.kube.pool import Clients
-from reconciler.render import TargetResult
+from reconciler.loading import Render
 from reconciler.rollout.model import Observation
 from reconciler.store.db import Store
 from reconciler.toolchain import Toolchain
@@ -99,7 +98,7 @@ class Daemon(RevisionJob, ClusterPasses):
         clock: Clock | None = None,
         dispatcher: Dispatcher | None = None,
         load: Callable[[Path], PartialRepo] = load_partial,
-        render: Callable[[Repo, ChartLock], list[TargetResult]] | None = None,
+        render: Render | None = None,
         charts: Callable[[], ChartResolver] | None = None,
         reconcile_fn: ReconcileFn = reconcile,
         check_fn: CheckFn = check_health,
