@@ -8,7 +8,7 @@ Routes (all GET; nothing here changes state):
 ``/api/status``            ``reconciler status -o json``
 ``/api/drift``             ``reconciler drift -o json``; ``?app= &cluster= &open=1 &since=ISO``
 ``/api/page``              the page's matrix for ``?app= &cluster= &label=k=v &group_by=k``
-``/api/targets/A/C``       one app on one cluster: status, objects, drift
+``/api/targets/A/C``       one app on one cluster: status, objects, open drift
 ``/api/events``            server-sent events: ``change`` whenever the state changes
 """
 
@@ -33,9 +33,17 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reconciler.report import drift_document, drift_json
+from reconciler.store.db import Store
 from reconciler.web.deadline import RequestDeadline
-from reconciler.web.model import Filters, open_drift, page_model, target_detail
-from reconciler.web.snapshot import SnapshotCache
+from reconciler.web.model import (
+    MAX_DRIFT,
+    Filters,
+    drift_targets,
+    open_drift,
+    page_model,
+    target_detail,
+)
+from reconciler.web.snapshot import Snapshot, SnapshotCache
 
 __all__ = ["create_app"]
 
@@ -43,6 +51,7 @@ REQUEST_DEADLINE = 10.0  # seconds for a whole answer (streams excepted)
 STREAM_LIFETIME = 300.0  # an event stream ends after this; browsers reconnect by themselves
 STREAM_POLL = 1.0  # how often a stream looks for a change
 STREAM_PING = 15.0  # a comment line this often keeps proxies from closing an idle stream
+DRIFT_TARGET_READS = 100  # targets whose drift the page reads itself when the snapshot lacks it
 _STATIC = ("reconciler.web", "static")
 _NOT_FOUND = "not found: try /, /api/status, /api/drift, /healthz, /readyz or /metrics\n"
 # The page loads only its own files; no other origin may frame it.
@@ -136,7 +145,7 @@ def create_app(
                 "matrix": page_model(
                     snapshot.targets, snapshot.fleet, filters, rollouts=snapshot.rollouts
                 ),
-                "drift": open_drift(snapshot.open_drift, snapshot.targets, snapshot.fleet, filters),
+                "drift": _page_drift(cache.store, snapshot, filters),
             }
         )
 
@@ -147,9 +156,12 @@ def create_app(
         if row is None:
             return PlainTextResponse(f"app {app} has no status on cluster {cluster}\n", 404)
         store = cache.store
-        history = drift_document(store.list_drift(app=app, cluster=cluster, limit=20))
+        drift = drift_document(
+            store.list_drift(app=app, cluster=cluster, open_only=True, limit=MAX_DRIFT)
+        )
+        total = store.open_drift_counts(app, cluster).get((app, cluster), 0)
         revisions = next((t for t in store.list_targets(cluster) if t.app == app), None)
-        detail = target_detail(row, snapshot.fleet, history, revisions)
+        detail = target_detail(row, snapshot.fleet, drift, revisions, drift_total=total)
         rollout = {"app_rollout": snapshot.rollouts.get(app)}
         return _json({"version": snapshot.version} | detail | rollout)
 
@@ -182,6 +194,28 @@ def create_app(
         exception_handlers={404: not_found},
     )
     return _SecurityHeaders(RequestDeadline(app, request_deadline, exempt=("/api/events",)))
+
+
+def _page_drift(store: Store, snapshot: Snapshot, filters: Filters) -> dict[str, Any]:
+    """The open drift the page shows for ``filters``: the newest records of the snapshot (the
+    newest of the whole fleet), else, when the filters show older ones that it lacks, those of
+    the targets shown read from the store (up to :data:`DRIFT_TARGET_READS` targets)."""
+    counts = snapshot.open_drift_counts
+    drift = open_drift(
+        snapshot.open_drift, snapshot.targets, snapshot.fleet, filters, counts=counts
+    )
+    if len(drift["records"]) >= min(MAX_DRIFT, drift["total"]):
+        return drift
+    shown = drift_targets(counts, snapshot.targets, snapshot.fleet, filters)
+    if len(shown) > DRIFT_TARGET_READS:
+        return drift
+    rows = [
+        row
+        for app, cluster in shown
+        for row in store.list_drift(app=app, cluster=cluster, open_only=True, limit=MAX_DRIFT)
+    ]
+    rows.sort(key=lambda r: (r.detected_at, r.id), reverse=True)
+    return drift | {"records": drift_document(rows[:MAX_DRIFT])}
 
 
 def _static_file(name: str) -> str:
