@@ -9,7 +9,9 @@ Routes (all GET; nothing here changes state):
 ``/api/drift``             ``reconciler drift -o json``; ``?app= &cluster= &open=1 &since=ISO``
 ``/api/page``              the page's matrix for ``?app= &cluster= &label=k=v &group_by=k``
 ``/api/targets/A/C``       one app on one cluster: status, objects, open drift
-``/api/events``            server-sent events: ``change`` whenever the state changes
+``/api/events``            server-sent events: ``change`` whenever the state changes; at most
+                           ``max_streams`` open at once (a 503 beyond), so they never take the
+                           connections the probes need; ``HEAD`` answers at once
 """
 
 from __future__ import annotations
@@ -51,7 +53,10 @@ REQUEST_DEADLINE = 10.0  # seconds for a whole answer (streams excepted)
 STREAM_LIFETIME = 300.0  # an event stream ends after this; browsers reconnect by themselves
 STREAM_POLL = 1.0  # how often a stream looks for a change
 STREAM_PING = 15.0  # a comment line this often keeps proxies from closing an idle stream
+MAX_STREAMS = 200  # event streams open at once; the page polls when refused one
 DRIFT_TARGET_READS = 100  # targets whose drift the page reads itself when the snapshot lacks it
+STREAM_RETRY_AFTER = 30  # seconds a refused stream is told to wait
+_STREAM_HEADERS = {"cache-control": "no-store", "x-accel-buffering": "no"}
 _STATIC = ("reconciler.web", "static")
 _NOT_FOUND = "not found: try /, /api/status, /api/drift, /healthz, /readyz or /metrics\n"
 # The page loads only its own files; no other origin may frame it.
@@ -94,8 +99,10 @@ def create_app(
     request_deadline: float = REQUEST_DEADLINE,
     stream_lifetime: float = STREAM_LIFETIME,
     stream_poll: float = STREAM_POLL,
+    max_streams: int = MAX_STREAMS,
 ) -> ASGIApp:
-    """The ASGI application. ``stopping`` set ends open event streams (at the next poll)."""
+    """The ASGI application. ``stopping`` set ends open event streams (at the next poll);
+    ``max_streams`` bounds how many are open at once."""
     stop = stopping or threading.Event()
 
     async def healthz(request: Request) -> Response:
@@ -165,13 +172,6 @@ def create_app(
         rollout = {"app_rollout": snapshot.rollouts.get(app)}
         return _json({"version": snapshot.version} | detail | rollout)
 
-    async def events(request: Request) -> Response:
-        return StreamingResponse(
-            _changes(cache, stop, stream_lifetime, stream_poll),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
-        )
-
     async def index(request: Request) -> Response:
         return FileResponse(_static_file("index.html"), headers={"cache-control": "no-store"})
 
@@ -188,7 +188,12 @@ def create_app(
             Route("/api/drift", drift),
             Route("/api/page", page),
             Route("/api/targets/{app}/{cluster}", target),
-            Route("/api/events", events),
+            Route(
+                "/api/events",
+                _EventStreams(
+                    lambda: _changes(cache, stop, stream_lifetime, stream_poll), max_streams
+                ),
+            ),
             Mount("/static", StaticFiles(packages=[_STATIC]), name="static"),
         ],
         exception_handlers={404: not_found},
@@ -220,6 +225,44 @@ def _page_drift(store: Store, snapshot: Snapshot, filters: Filters) -> dict[str,
 
 def _static_file(name: str) -> str:
     return str(files(_STATIC[0]).joinpath(_STATIC[1], name))
+
+
+class _EventStreams:
+    """The ASGI endpoint of ``/api/events``: a stream of :func:`_changes` per ``GET``, at most
+    ``limit`` at once (a 503 with ``retry-after`` beyond, so streams cannot take every connection
+    the server allows); ``HEAD`` gets the headers alone, at once."""
+
+    def __init__(self, changes: Callable[[], AsyncIterator[str]], limit: int) -> None:
+        self.changes = changes
+        self.limit = limit
+        self.open = 0  # only the server's event loop changes it: no lock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        if method == "GET" and self.open < self.limit:
+            self.open += 1
+            try:
+                stream = StreamingResponse(
+                    self.changes(), media_type="text/event-stream", headers=_STREAM_HEADERS
+                )
+                await stream(scope, receive, send)
+            finally:
+                self.open -= 1
+            return
+        response: Response
+        if method == "HEAD":
+            response = Response(media_type="text/event-stream", headers=_STREAM_HEADERS)
+        elif method == "GET":
+            response = PlainTextResponse(
+                f"too many event streams ({self.limit}) open: retry later\n",
+                503,
+                headers={"retry-after": str(STREAM_RETRY_AFTER), "cache-control": "no-store"},
+            )
+        else:
+            response = PlainTextResponse(
+                "method not allowed\n", 405, headers={"allow": "GET, HEAD"}
+            )
+        await response(scope, receive, send)
 
 
 async def _changes(

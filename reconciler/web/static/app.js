@@ -336,7 +336,13 @@ function listen() {
   if (!window.EventSource) { setInterval(refresh, 5000); setLive("on", "polling"); return; }
   const source = new EventSource("/api/events");
   source.addEventListener("open", () => setLive("on", "live"));
-  source.addEventListener("error", () => setLive("off", "reconnecting"));
+  source.addEventListener("error", () => {
+    if (source.readyState !== EventSource.CLOSED) { setLive("off", "reconnecting"); return; }
+    // Refused (the daemon serves only so many streams at once): poll, try a stream again later.
+    setLive("on", "polling");
+    const poll = setInterval(() => { if (!loading) refresh(); }, 5000);
+    setTimeout(() => { clearInterval(poll); listen(); }, 30000);
+  });
   source.addEventListener("change", (e) => { if (e.data !== view.version) refresh(); });
 }
 
