@@ -83,3 +83,8 @@ class ConflictError(KubeError):
 
 class ChartError(ReconcilerError):
     """A chart from a Helm repository or OCI registry could not be resolved, fetched or verified."""
+
+
+class ChartSourceUnavailable(ChartError):
+    """The chart's source could not be asked (down, refusing, broken answers) and no cached
+    version fits: asking again later may resolve it."""

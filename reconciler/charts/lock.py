@@ -14,7 +14,7 @@ import structlog
 from reconciler.charts.model import ChartLock, ChartSource, Pin, ResolvedChart
 from reconciler.charts.resolver import ChartResolver
 from reconciler.config.model import App, Repo
-from reconciler.errors import ChartError
+from reconciler.errors import ChartError, ChartSourceUnavailable
 
 _log = structlog.get_logger("reconciler.charts")
 
@@ -41,6 +41,7 @@ def lock_charts(
     wanted = set(apps) if apps is not None else None
     charts: dict[str, ResolvedChart] = {}
     errors: dict[str, str] = {}
+    unavailable: set[str] = set()
     for app in repo.apps.values():
         source = chart_source(app)
         if source is None or (wanted is not None and app.name not in wanted):
@@ -51,10 +52,12 @@ def lock_charts(
             charts[app.name] = resolver.resolve(source, pin)
         except ChartError as err:
             errors[app.name] = f"{where}: {err}"
+            if isinstance(err, ChartSourceUnavailable):
+                unavailable.add(app.name)
         except Exception as err:  # a bug below; still this app's error alone, not every app's
             _log.error("chart resolver failed", app=app.name, chart=str(source), exc_info=True)
             errors[app.name] = (
                 f"{where}: chart {source} {source.version}: internal error "
                 f"({type(err).__name__}: {err})"
             )
-    return ChartLock(charts, errors)
+    return ChartLock(charts, errors, frozenset(unavailable))

@@ -40,10 +40,12 @@ class Pin:
 
 @dataclass(frozen=True)
 class ChartLock:
-    """Every remote chart of one revision: app -> resolved chart, or app -> located error."""
+    """Every remote chart of one revision: app -> resolved chart, or app -> located error;
+    ``unavailable``: the apps of ``errors`` whose source could not be asked (nothing cached)."""
 
     charts: dict[str, ResolvedChart] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    unavailable: frozenset[str] = frozenset()
 
     def pins(self) -> dict[str, Pin]:
         return {app: Pin(c.version, c.digest) for app, c in self.charts.items()}

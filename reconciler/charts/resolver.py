@@ -20,7 +20,7 @@ from reconciler.charts.index import IndexEntry
 from reconciler.charts.model import ChartSource, Pin, ResolvedChart
 from reconciler.charts.oci import OciClient, parse_reference, version_of
 from reconciler.charts.versions import Constraint, ConstraintError, parse_constraint, parse_version
-from reconciler.errors import ChartError
+from reconciler.errors import ChartError, ChartSourceUnavailable
 
 T = TypeVar("T")
 
@@ -57,7 +57,10 @@ class ChartResolver:
         try:
             return self._resolve(source, pin)
         except ChartError as err:
-            raise ChartError(f"chart {source} {source.version}: {err}") from err
+            located = (
+                ChartSourceUnavailable if isinstance(err, ChartSourceUnavailable) else ChartError
+            )
+            raise located(f"chart {source} {source.version}: {err}") from err
 
     def _resolve(self, source: ChartSource, pin: Pin | None) -> ResolvedChart:
         constraint = _constraint(source.version)
@@ -101,7 +104,7 @@ class ChartResolver:
         usable = {v: d for v, d in known.items() if self.cache.chart_dir(d) is not None}
         version = constraint.best(usable)
         if version is None:
-            raise ChartError(f"{err} (and no cached version matches)") from err
+            raise ChartSourceUnavailable(f"{err} (and no cached version matches)") from err
         path = self.cache.chart_dir(usable[version])
         assert path is not None
         return ResolvedChart(

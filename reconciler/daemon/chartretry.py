@@ -10,7 +10,7 @@ recorded as the revision's pin (a cached fallback never becomes one).
 
 What counts as "the source could not be asked" is what the resolver falls back on: any lookup
 failure but the source answering that it has no such version. Without a cache to fall back on,
-its error ends with :data:`NO_FALLBACK`. A pinned chart that fails (the cache lost it and the
+the lock lists the app as ``unavailable``. A pinned chart that fails (the cache lost it and the
 source is down) is unsettled too: retrying can only ever give the pinned chart.
 """
 
@@ -22,8 +22,6 @@ from dataclasses import dataclass, field, replace
 from reconciler.charts.model import ChartLock
 from reconciler.daemon.schedule import Backoff
 
-# How the resolver ends the error of a chart whose source failed with nothing cached to use.
-NO_FALLBACK = "(and no cached version matches)"
 # Added to such an error, so the app's status says it is not for good.
 RETRIED = "; resolved again on later polls until the source answers"
 
@@ -35,7 +33,7 @@ def unsettled(lock: ChartLock, pinned: Collection[str] = ()) -> dict[str, str]:
     """app -> why its chart is to be resolved again (its note or its error)."""
     out = {app: chart.note for app, chart in lock.charts.items() if chart.note is not None}
     for app, error in lock.errors.items():
-        if app in pinned or NO_FALLBACK in error:
+        if app in pinned or app in lock.unavailable:
             out[app] = error
     return out
 

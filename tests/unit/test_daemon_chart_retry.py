@@ -117,8 +117,11 @@ def test_a_pinned_chart_that_cannot_be_had_is_unsettled(
 
 
 def test_a_still_failing_chart_is_no_change_and_the_retries_back_off() -> None:
-    failing = ChartLock({}, {"web": "x: HTTP 503 (and no cached version matches)"})
-    other_error = ChartLock({}, {"web": "x: connection refused (and no cached version matches)"})
+    web = frozenset({"web"})
+    failing = ChartLock({}, {"web": "x: HTTP 503 (and no cached version matches)"}, web)
+    other_error = ChartLock(
+        {}, {"web": "x: connection refused (and no cached version matches)"}, web
+    )
     assert changed(outcomes(failing, ["web"]), other_error) == []
     assert [delay(n, 30.0, 300.0) for n in range(1, 7)] == [30, 60, 120, 240, 300, 300]
 
