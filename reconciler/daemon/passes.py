@@ -24,8 +24,10 @@ class ClusterPasses(LoopState):
 
     def _claim(self) -> None:
         """Ask the gate (several replicas) which clusters are ours this tick. A cluster that
-        becomes ours starts with a fresh schedule, so it is passed at once; one that stops
-        being ours keeps no schedule (its pass in flight, if any, is still collected)."""
+        becomes ours is passed at once (another replica may have worked it meanwhile), unless
+        it is backing off: one that was ours before keeps its schedule, backoff included, so
+        a short lapse of the session is no wave of passes on clusters that fail. One that
+        stops being ours gets no passes (its pass in flight, if any, is still collected)."""
         desired = self._desired
         if self._gate is None or desired is None:
             return
@@ -33,8 +35,10 @@ class ClusterPasses(LoopState):
         clusters = set(desired.repo.clusters) | set(desired.targets)
         ours = self._gate.claim(clusters, self._running.keys())
         before = self._ours or frozenset()
-        for name in (ours ^ before) - self._running.keys():
-            self._schedules.pop(name, None)
+        for name in (ours - before) - self._running.keys():
+            schedule = self._schedules.get(name)
+            if schedule is not None:
+                schedule.regained()
         self._ours = ours
 
     def _targeted(self, desired: Desired) -> list[str]:

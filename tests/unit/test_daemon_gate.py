@@ -63,7 +63,7 @@ def test_a_cluster_that_becomes_ours_is_passed_at_once(tmp_path: Path, store: St
     assert rig.clusters.passes("beijing-1") == [sha]  # not before its drift interval
 
 
-def test_a_cluster_we_lost_gets_no_more_passes_and_one_we_regain_starts_afresh(
+def test_a_cluster_we_lost_gets_no_more_passes_and_one_we_regain_is_passed_at_once(
     tmp_path: Path, store: Store
 ) -> None:
     gate = FakeGate({"beijing-1", "beijing-2"})
@@ -79,6 +79,27 @@ def test_a_cluster_we_lost_gets_no_more_passes_and_one_we_regain_starts_afresh(
 
     gate.ours.add("beijing-2")
     rig.clock.advance(1.0)
+    rig.tick()
+    assert rig.clusters.passes("beijing-2") == [sha, sha]
+
+
+def test_a_cluster_we_regain_keeps_its_backoff(tmp_path: Path, store: Store) -> None:
+    gate = FakeGate({"beijing-1", "beijing-2"})
+    rig = make_rig(tmp_path, store, gate=gate)
+    rig.clusters.down.add("beijing-2")
+    sha = rig.source.commit_files(repo_files())
+    rig.tick()  # unreachable: backs off for 5 s
+    assert rig.clusters.passes("beijing-2") == [sha]
+
+    gate.ours.discard("beijing-2")  # our session lapsed a moment
+    rig.clock.advance(1.0)
+    rig.tick()
+    gate.ours.add("beijing-2")
+    rig.clock.advance(1.0)
+    rig.tick()
+    assert rig.clusters.passes("beijing-2") == [sha]  # still backing off
+
+    rig.clock.advance(3.0)
     rig.tick()
     assert rig.clusters.passes("beijing-2") == [sha, sha]
 
