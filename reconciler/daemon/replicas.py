@@ -5,7 +5,8 @@ replicas whose sessions are live decide, by rendezvous hashing (``shards``), whi
 each cluster. Before working a cluster a replica takes its per-cluster Lease (holder = the
 replica), by a create or a resourceVersion-conditional update, and only when the Lease is new,
 released, already its own, or its holder's session expired (``leasing``). It gives a cluster's
-Lease back as soon as it no longer owns the cluster and no pass is in flight there. The main
+Lease back as soon as it no longer owns the cluster and no pass is in flight there, and keeps
+trying until the Lease no longer names it (also those it held when its session lapsed). The main
 loop asks :meth:`ReplicaLeases.claim` every tick which clusters it may work: those whose Lease
 it holds, that it still owns, while its own session is surely valid.
 
