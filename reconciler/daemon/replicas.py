@@ -309,6 +309,7 @@ class ReplicaLeases:
         """Renew (or create) our session Lease; True while it is surely valid. A 409 (someone
         wrote it, or we did and the answer was lost) is read again and retried at once."""
         name = lease_name(self.settings.instance, "replica", self.me)
+        self._renewed = False
         for attempt in (1, 2):
             sent = self._last_attempt = self._monotonic()
             stamp = micro_time(self._wall())
