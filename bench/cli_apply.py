@@ -278,7 +278,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-cli-apply-") as tmp_name:
         tmp = Path(tmp_name)
-        state = controlplane.start(tmp / "devenv", [CLUSTER], die_with_parent=True)
+        state = controlplane.start(
+            tmp / "devenv", [CLUSTER], controlplane.Launch(die_with_parent=True)
+        )
         try:
             env = {**os.environ, "KUBECONFIG": state.kubeconfig, "NO_COLOR": "1"}
             env.pop("RECONCILER_STATE_DIR", None)

@@ -142,7 +142,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="reconciler-bench-daemon-") as tmp:
         root = Path(tmp)
         print("starting 3 clusters ...", file=sys.stderr)
-        plane = controlplane.start(root / "cp", CLUSTERS, die_with_parent=True)
+        plane = controlplane.start(root / "cp", CLUSTERS, controlplane.Launch(die_with_parent=True))
         repo = root / "repo"
         make_repo(repo)
         cores = {

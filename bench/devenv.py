@@ -40,7 +40,9 @@ def _one(
     with tempfile.TemporaryDirectory(prefix="bench-devenv-") as tmp:
         began = time.perf_counter()
         state = controlplane.start(
-            Path(tmp), names, die_with_parent=True, workloads=workloads, timeout=300
+            Path(tmp),
+            names,
+            controlplane.Launch(die_with_parent=True, workloads=workloads, timeout=300),
         )
         took = time.perf_counter() - began
         try:
@@ -49,7 +51,11 @@ def _one(
             added = 0.0
             if not workloads:
                 began = time.perf_counter()
-                controlplane.up(Path(tmp), names, workloads=True, die_with_parent=True, timeout=300)
+                controlplane.up(
+                    Path(tmp),
+                    names,
+                    controlplane.Launch(workloads=True, die_with_parent=True, timeout=300),
+                )
                 added = time.perf_counter() - began
             return took, added, rss
         finally:

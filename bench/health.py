@@ -126,7 +126,7 @@ def main() -> None:
     requests = Requests()
     policy = SyncPolicy()
     with tempfile.TemporaryDirectory() as tmp:
-        state = controlplane.start(Path(tmp), [CLUSTER], die_with_parent=True)
+        state = controlplane.start(Path(tmp), [CLUSTER], controlplane.Launch(die_with_parent=True))
         try:
             cluster = ClusterClient(CLUSTER, kubeconfig=state.kubeconfig)
             cluster.ping()

@@ -462,7 +462,9 @@ def bench(n: int, args: argparse.Namespace, root: Path) -> Result:
             print(f"[N={n}] {message}", file=sys.stderr, flush=True)
 
     say(f"starting {len(apiservers)} API servers ...")
-    plane = controlplane.start(root / "cp", apiservers, die_with_parent=True, timeout=180)
+    plane = controlplane.start(
+        root / "cp", apiservers, controlplane.Launch(die_with_parent=True, timeout=180)
+    )
     try:
         servers = ApiServers(plane)
         kubeconfig = root / "kubeconfig"

@@ -125,7 +125,7 @@ def main() -> None:
     per_cluster = args.objects // len(CLUSTERS)
 
     with tempfile.TemporaryDirectory() as tmp:
-        state = controlplane.start(Path(tmp), CLUSTERS, die_with_parent=True)
+        state = controlplane.start(Path(tmp), CLUSTERS, controlplane.Launch(die_with_parent=True))
         try:
             kubeconfig = yaml.safe_load(Path(state.kubeconfig).read_text())
             assert kubeconfig["contexts"]

@@ -128,6 +128,7 @@ def render_all(
     app_names = set(apps) if apps is not None else None
     cluster_names = set(clusters) if clusters is not None else None
     cache = cache if cache is not None else RenderCache()
+    lock = charts or ChartLock()
     results: list[TargetResult] = []
     with _cyclic_gc_paused():
         for app in repo.apps.values():
@@ -136,9 +137,9 @@ def render_all(
             for cluster in targets(repo, app):
                 if cluster_names is not None and cluster.name not in cluster_names:
                     continue
-                caps = (capabilities or {}).get(cluster.name)
+                caps = (capabilities or {}).get(cluster.name) or offline_capabilities(cluster)
                 try:
-                    rendered = render_target(repo, app, cluster, tools, cache, charts, caps)
+                    rendered = _render(repo, app, cluster, tools, cache, lock, caps)
                     results.append(TargetResult(app.name, cluster.name, rendered=rendered))
                 except RenderError as err:
                     results.append(TargetResult(app.name, cluster.name, error=err))
@@ -167,15 +168,19 @@ def render_target(
     app: App,
     cluster: Cluster,
     tools: Toolchain | None = None,
-    cache: RenderCache | None = None,
     charts: ChartLock | None = None,
-    capabilities: Capabilities | None = None,
 ) -> RenderedTarget:
-    """Desired objects of ``app`` on ``cluster``; raises RenderError naming what failed where."""
-    cache = cache if cache is not None else RenderCache()
-    caps = capabilities or offline_capabilities(cluster)
+    """Desired objects of ``app`` on ``cluster`` as an offline render sees the cluster
+    (``offline_capabilities``); raises RenderError naming what failed where."""
+    caps = offline_capabilities(cluster)
+    return _render(repo, app, cluster, tools, RenderCache(), charts or ChartLock(), caps)
+
+
+@contextmanager
+def _located(app: App, cluster: Cluster) -> Iterator[None]:
+    """A failed render step as the RenderError of ``app`` on ``cluster``."""
     try:
-        return _render(repo, app, cluster, tools, cache, charts or ChartLock(), caps)
+        yield
     except _Failure as err:
         raise RenderError(str(err), app=app.name, cluster=cluster.name) from err
 
@@ -189,47 +194,49 @@ def _render(
     charts: ChartLock,
     caps: Capabilities,
 ) -> RenderedTarget:
-    ctx = Context(cluster.name, cluster.labels, cluster.vars)
-    overrides: list[tuple[Override, OverrideEffect]] = []
-    indexes = matching(repo, app, cluster)
-    for i in indexes:
-        try:
-            override = resolve(app, i, ctx)
-        except OverrideError as err:
-            raise _Failure(str(err)) from err
-        overrides.append((override, OverrideEffect(override.name, app.override_where(i))))
+    """``app`` on ``cluster``; a failed step raises the RenderError naming it."""
+    with _located(app, cluster):
+        ctx = Context(cluster.name, cluster.labels, cluster.vars)
+        overrides: list[tuple[Override, OverrideEffect]] = []
+        indexes = matching(repo, app, cluster)
+        for i in indexes:
+            try:
+                override = resolve(app, i, ctx)
+            except OverrideError as err:
+                raise _Failure(str(err)) from err
+            overrides.append((override, OverrideEffect(override.name, app.override_where(i))))
 
-    source = app.source
-    if source.helm is not None:
-        objects = _helm(repo, app, ctx, overrides, tools, cache, _chart(app, charts), caps)
-    elif source.kustomize is not None:
-        docs = _kustomize(repo, app, tools, cache)
-        objects = [_substitute(doc, ctx) for doc in docs]
-    else:
-        objects = [_substitute(doc, ctx) for doc in app.manifests]
-    for override, effect in overrides:
-        if override.values and source.helm is None:
-            effect.notes.append("values ignored: the app has no Helm source")
+        source = app.source
+        if source.helm is not None:
+            objects = _helm(repo, app, ctx, overrides, tools, cache, _chart(app, charts), caps)
+        elif source.kustomize is not None:
+            docs = _kustomize(repo, app, tools, cache)
+            objects = [_substitute(doc, ctx) for doc in docs]
+        else:
+            objects = [_substitute(doc, ctx) for doc in app.manifests]
+        for override, effect in overrides:
+            if override.values and source.helm is None:
+                effect.notes.append("values ignored: the app has no Helm source")
 
-    _default_namespace(app, objects)
-    for override, effect in overrides:
-        try:
-            apply(override, objects, effect)
-        except OverrideError as err:
-            raise _Failure(f"{effect.where}: {err}") from err
-    for obj in objects:
-        _label(obj, app.name)
-    warnings = []
-    for i, (override, effect) in zip(indexes, overrides, strict=True):
-        for k in effect.unmatched_patches:
-            warnings.append(
-                f"{app.patch_where(i, k)}: app {app.name}: override {override.name}: "
-                f"patches[{k}] ({describe_target(override.patches[k].target)}) matches no "
-                f"object on cluster {cluster.name}"
-            )
-    return RenderedTarget(
-        app.name, cluster.name, _in_apply_order(objects), [e for _, e in overrides], warnings
-    )
+        _default_namespace(app, objects)
+        for override, effect in overrides:
+            try:
+                apply(override, objects, effect)
+            except OverrideError as err:
+                raise _Failure(f"{effect.where}: {err}") from err
+        for obj in objects:
+            _label(obj, app.name)
+        warnings = []
+        for i, (override, effect) in zip(indexes, overrides, strict=True):
+            for k in effect.unmatched_patches:
+                warnings.append(
+                    f"{app.patch_where(i, k)}: app {app.name}: override {override.name}: "
+                    f"patches[{k}] ({describe_target(override.patches[k].target)}) matches no "
+                    f"object on cluster {cluster.name}"
+                )
+        return RenderedTarget(
+            app.name, cluster.name, _in_apply_order(objects), [e for _, e in overrides], warnings
+        )
 
 
 def _substitute(doc: SourceDocument, ctx: Context) -> Manifest:

@@ -4,7 +4,8 @@ The Helm repository is ``helm package`` + ``helm repo index`` output served by a
 http.server (optionally TLS from a test CA, optionally basic auth), in a thread of the test
 process. The OCI registry is the CNCF distribution registry binary (``registry serve``) with TLS
 from the same kind of CA, charts pushed with ``helm push``; it runs as a child process and is
-stopped by its PID.
+stopped by its PID. A scripted server answers exactly as a test says, for what real servers
+seldom do (a duplicate index entry, redirects, a challenge, pagination to another host).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -99,6 +100,66 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+# ---- a scripted server: exact answers, for what real servers seldom do -----------------------
+
+Answer = tuple[int, dict[str, str], bytes]  # status, headers, body
+Route = Callable[[BaseHTTPRequestHandler], Answer | None]
+
+
+@dataclass
+class ScriptedServer:
+    """Answers GET ``path`` (query stripped) from ``routes``: an Answer, or a function of the
+    request handler giving one (or None when it wrote the raw reply itself); 404 otherwise.
+    ``seen`` lists the (path, Authorization) of every request."""
+
+    url: str  # scheme://127.0.0.1:port (no trailing slash)
+    routes: dict[str, Answer | Route]
+    seen: list[tuple[str, str | None]]
+
+    @property
+    def host(self) -> str:
+        return self.url.split("://", 1)[1]
+
+
+@contextmanager
+def scripted_server(tls: KeyPair | None = None) -> Iterator[ScriptedServer]:
+    routes: dict[str, Answer | Route] = {}
+    seen: list[tuple[str, str | None]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("Authorization")))
+            route = routes.get(self.path.split("?", 1)[0])
+            answer = route(self) if callable(route) else route or (404, {}, b"not found")
+            if answer is None:
+                return
+            status, headers, body = answer
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            if "Content-Length" not in headers:
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    scheme = "http"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls.cert, tls.key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield ScriptedServer(f"{scheme}://127.0.0.1:{server.server_address[1]}", routes, seen)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # ---- a Helm repository ----------------------------------------------------------------------

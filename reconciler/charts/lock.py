@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import structlog
+
 from reconciler.charts.model import ChartLock, ChartSource, Pin, ResolvedChart
 from reconciler.charts.resolver import ChartResolver
 from reconciler.config.model import App, Repo
 from reconciler.errors import ChartError
+
+_log = structlog.get_logger("reconciler.charts")
 
 
 def chart_source(app: App) -> ChartSource | None:
@@ -42,8 +46,15 @@ def lock_charts(
         if source is None or (wanted is not None and app.name not in wanted):
             continue
         pin = (pins or {}).get(app.name)
+        where = f"{app.file}:{app.chart_line}"
         try:
             charts[app.name] = resolver.resolve(source, pin)
         except ChartError as err:
-            errors[app.name] = f"{app.file}:{app.chart_line}: {err}"
+            errors[app.name] = f"{where}: {err}"
+        except Exception as err:  # a bug below; still this app's error alone, not every app's
+            _log.error("chart resolver failed", app=app.name, chart=str(source), exc_info=True)
+            errors[app.name] = (
+                f"{where}: chart {source} {source.version}: internal error "
+                f"({type(err).__name__}: {err})"
+            )
     return ChartLock(charts, errors)

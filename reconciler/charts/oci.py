@@ -4,18 +4,21 @@
 a tag (``+`` written as ``_``). The manifest's chart layer
 (``application/vnd.cncf.helm.chart.content.v1.tar+gzip``) is the chart archive; its digest is
 the chart's digest. Authentication follows the registry's challenge: a configured bearer token
-is sent as is; otherwise a ``Bearer`` challenge is answered with a token from the registry's
-token service (with the configured username/password, or anonymously), a ``Basic`` one with
-the username/password.
+is sent as is (a challenge to it is a refusal, said as such); otherwise a ``Bearer`` challenge is
+answered with a token from the registry's token service (with the configured username/password,
+or anonymously), a ``Basic`` one with the username/password. Credentials and tokens go to the
+registry's own host only (not to a pagination link elsewhere), and a username/password never
+goes to a plain-http token service (unless on loopback).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import ssl
 from dataclasses import dataclass, field
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from reconciler.charts import http
 from reconciler.charts.cache import sha256_digest
@@ -71,6 +74,7 @@ class OciClient:
     credentials: SourceCredentials | None
     timeout: float = 30.0
     _authorization: str | None = field(default=None, repr=False)
+    _configured: str | None = field(default=None, repr=False)  # the tokenFile/tokenEnv token
     _context: ssl.SSLContext | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -78,7 +82,7 @@ class OciClient:
             self._context = self.credentials.ssl_context()
             token = self.credentials.token()
             if token is not None:
-                self._authorization = http.bearer_auth(token)
+                self._authorization = self._configured = http.bearer_auth(token)
 
     @property
     def _base(self) -> str:
@@ -135,9 +139,15 @@ class OciClient:
     # ---- auth ---------------------------------------------------------------------------------
 
     def _get(self, url: str, accept: str | None, limit: int) -> http.Response:
+        if not http.same_origin(url, self._base):  # e.g. a pagination link to another host
+            return http.get(
+                url, context=self._context, accept=accept, timeout=self.timeout, limit=limit
+            )
         reply = self._send(url, accept, limit)
         if reply.status != 401:
             return reply
+        if self._configured is not None:
+            return reply  # the configured token was refused: said so, not swapped for another
         challenge = reply.headers.get("WWW-Authenticate") or ""
         scheme, _, params_text = challenge.partition(" ")
         params = dict(_CHALLENGE_PARAM.findall(params_text))
@@ -166,6 +176,11 @@ class OciClient:
         realm = params["realm"]
         if not realm.startswith("https://") and not realm.startswith("http://"):
             raise ChartError("the registry names an unusable token service")
+        if basic is not None and realm.startswith("http://") and not _loopback(realm):
+            raise http.Refused(
+                f"the registry's token service {http.shown(realm)} is plain http: "
+                "refusing to send the username/password there"
+            )
         url = realm + ("&" if "?" in realm else "?") + urlencode(query)
         reply = http.get(
             url,
@@ -190,7 +205,20 @@ class OciClient:
             401: "credentials missing or refused (see --chart-credentials)",
             403: "access denied",
         }.get(reply.status, "")
-        return ChartError(f"{what}: HTTP {reply.status}" + (f" ({hint})" if hint else ""))
+        if reply.status == 401 and self._configured is not None and what != "token service":
+            hint = "the registry refused the configured token (tokenFile/tokenEnv)"
+        text = f"{what}: HTTP {reply.status}" + (f" ({hint})" if hint else "")
+        return http.Refused(text) if reply.status in (401, 403) else ChartError(text)
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _next_link(current: str, link: str | None) -> str | None:

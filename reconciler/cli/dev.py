@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -74,9 +75,7 @@ def dev_up(clusters: str, port: int | None, light: bool, directory: str | None) 
         result = controlplane.up(
             _devenv_dir(directory),
             names,
-            base_port=port,
-            workloads=not light,
-            progress=progress,
+            replace(controlplane.UP, base_port=port, workloads=not light, progress=progress),
         )
     for what in result.restarted:
         click.echo(what, err=True)
@@ -120,7 +119,7 @@ def dev_demo(port: int, directory: Path | None, sample: Path) -> None:
         click.echo(message, err=True)
 
     binaries.ensure_all(progress)  # helm and kustomize too: sample-repo renders with both
-    result = controlplane.up(paths.devenv, progress=progress)
+    result = controlplane.up(paths.devenv, launch=replace(controlplane.UP, progress=progress))
     for c in result.state.clusters:
         click.echo(f"cluster {c.name} at {c.server}", err=True)
     demo.prepare_repo(paths, sample)

@@ -24,10 +24,9 @@ from reconciler.charts.resolver import ChartResolver
 from reconciler.config.model import PartialRepo, Repo
 from reconciler.daemon.schedule import Clock
 from reconciler.errors import ConfigError, ReconcilerError
-from reconciler.loading import Render, load_and_render
+from reconciler.loading import load_and_render
 from reconciler.render import Capabilities, RenderCache, TargetResult
 from reconciler.source import CommitInfo
-from reconciler.toolchain import Toolchain
 
 
 class Source(Protocol):
@@ -81,17 +80,13 @@ class SourceFailed(Exception):
 
 @dataclass
 class Follower:
-    """The source job: what :meth:`work` returns (or raises) the loop publishes. ``load``,
-    ``tools`` and ``capabilities`` are what ``loading.load_and_render`` is given (each revision
-    renders with a fresh cache: tool output is shared within one revision); ``render``, when
-    set, replaces its render step."""
+    """The source job: what :meth:`work` returns (or raises) the loop publishes. ``charts``
+    resolves remote charts; ``capabilities`` says per cluster what Helm is told (each revision
+    renders with a fresh cache: tool output is shared within one revision)."""
 
     source: Source
     clock: Clock
-    load: Callable[[Path], PartialRepo]
-    render: Render | None = None
     charts: Callable[[], ChartResolver] | None = None
-    tools: Toolchain | None = None
     capabilities: Callable[[Repo], Mapping[str, Capabilities]] | None = None
     _pins: Mapping[str, Mapping[str, Pin]] = field(default_factory=dict, init=False)
 
@@ -174,10 +169,7 @@ class Follower:
             result = load_and_render(
                 tree,
                 partial=True,
-                load=self.load,
-                render=self.render,
                 lock=lock,
-                tools=self.tools,
                 cache=RenderCache(),
                 capabilities=self.capabilities,
             )

@@ -35,13 +35,10 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from pathlib import Path
 
 import structlog
 
 from reconciler.charts.resolver import ChartResolver
-from reconciler.config.load import load_partial
-from reconciler.config.model import PartialRepo
 from reconciler.daemon.desired import Desired, RenderBook
 from reconciler.daemon.follow import Follower, Source
 from reconciler.daemon.live import LiveChanges
@@ -68,10 +65,8 @@ from reconciler.discovery import cluster_capabilities
 from reconciler.engine import check_health, reconcile
 from reconciler.kube.management import SharedObjects
 from reconciler.kube.pool import Clients
-from reconciler.loading import Render
 from reconciler.rollout.model import Observation
 from reconciler.store.db import Store
-from reconciler.toolchain import Toolchain
 from reconciler.workers import pool
 
 _SWEEP_KEY = "reconciler.io/status-sweep"  # hashed like a cluster: the sweeping replica
@@ -97,12 +92,9 @@ class Daemon(RevisionJob, ClusterPasses):
         metrics: Metrics | None = None,
         clock: Clock | None = None,
         dispatcher: Dispatcher | None = None,
-        load: Callable[[Path], PartialRepo] = load_partial,
-        render: Render | None = None,
         charts: Callable[[], ChartResolver] | None = None,
         reconcile_fn: ReconcileFn = reconcile,
         check_fn: CheckFn = check_health,
-        tools: Toolchain | None = None,
         rand: Callable[[], float] = random.random,
         gate: ClusterGate | None = None,
         shared: SharedObjects | None = None,
@@ -119,13 +111,7 @@ class Daemon(RevisionJob, ClusterPasses):
         self._dispatcher = dispatcher or PoolDispatcher(pool(), self.waker.wake)
         self._source_dispatcher = dispatcher or ThreadDispatcher(self.waker.wake)
         self._follower = Follower(
-            source,
-            self.clock,
-            load,
-            render,
-            charts,
-            tools,
-            lambda repo: cluster_capabilities(repo, clients),
+            source, self.clock, charts, lambda repo: cluster_capabilities(repo, clients)
         )
         self._reconcile = reconcile_fn
         self._check = check_fn

@@ -17,7 +17,7 @@ import shutil
 import ssl
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,9 +45,11 @@ from reconciler.devenv.state import STATE_FILE, ClusterInfo, DevEnvError, DevEnv
 
 __all__ = [
     "DEFAULT_CLUSTERS",
+    "UP",
     "ClusterInfo",
     "DevEnvError",
     "DevEnvState",
+    "Launch",
     "UpResult",
     "default_dir",
     "rss_bytes",
@@ -67,20 +69,24 @@ def _quiet(_: str) -> None:
     pass
 
 
+@dataclass(frozen=True)
+class Launch:
+    """How local clusters are started (``start``) or brought back (``up``)."""
+
+    base_port: int | None = None  # consecutive ports from here; None: free ports
+    workloads: bool = False  # controllers, scheduler and kwok nodes: pods run
+    timeout: float = 90.0  # seconds until every cluster is ready
+    die_with_parent: bool = False  # the processes end with this one (tests)
+    progress: Progress = _quiet  # told what is built or waited for
+
+
 def start(
-    directory: Path,
-    names: list[str] | tuple[str, ...] = DEFAULT_CLUSTERS,
-    *,
-    base_port: int | None = None,
-    die_with_parent: bool = False,
-    timeout: float = 90.0,
-    progress: Progress = _quiet,
-    workloads: bool = False,
+    directory: Path, names: Sequence[str] = DEFAULT_CLUSTERS, launch: Launch = Launch()
 ) -> DevEnvState:
     """Start one etcd and one kube-apiserver per name; return once every /readyz is ok.
 
-    With ``workloads`` every cluster also gets kube-controller-manager, kube-scheduler and
-    kwok with its fake nodes, and this returns once each cluster can run pods.
+    With ``launch.workloads`` every cluster also gets kube-controller-manager, kube-scheduler
+    and kwok with its fake nodes, and this returns once each cluster can run pods.
     On any failure everything started so far is stopped and a DevEnvError names what failed
     and where its log is.
     """
@@ -89,13 +95,13 @@ def start(
         raise DevEnvError("no cluster names given")
     if len(set(names)) != len(names):
         raise DevEnvError(f"duplicate cluster names in {','.join(names)}")
-    etcd_bin = binaries.ensure("etcd", progress)
-    apiserver_bin = binaries.ensure("kube-apiserver", progress)
-    worker_bins = _worker_binaries(progress) if workloads else {}
+    etcd_bin = binaries.ensure("etcd", launch.progress)
+    apiserver_bin = binaries.ensure("kube-apiserver", launch.progress)
+    worker_bins = _worker_binaries(launch.progress) if launch.workloads else {}
 
     directory.mkdir(parents=True, exist_ok=True)
-    if base_port is not None:
-        ports = [base_port + i for i in range(len(names))]
+    if launch.base_port is not None:
+        ports = [launch.base_port + i for i in range(len(names))]
         for name, port in zip(names, ports, strict=True):
             check_port_free(port, f"cluster {name}")
     else:
@@ -121,12 +127,12 @@ def start(
         etcd_port=free_port(),
         etcd_log=str(etcd_log),
         etcd_peer_port=free_port(),
-        workloads=workloads,
+        workloads=launch.workloads,
     )
-    etcd = spawn_etcd(state, etcd_bin, die_with_parent)
+    etcd = spawn_etcd(state, etcd_bin, launch.die_with_parent)
     state.etcd_pid = etcd.pid
     state.save()
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + launch.timeout
     try:
         wait_etcd(state.etcd_port, etcd, etcd_log, deadline)
         procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -138,16 +144,16 @@ def start(
             log = directory / f"kube-apiserver-{name}.log"
             log.write_text("")
             info = ClusterInfo(name=name, port=port, pid=0, log=str(log))
-            proc = spawn_apiserver(state, info, apiserver_bin, die_with_parent)
+            proc = spawn_apiserver(state, info, apiserver_bin, launch.die_with_parent)
             info.pid = proc.pid
             state.clusters.append(info)
             state.save()
             procs[name] = proc
         write_kubeconfig(state)
-        wait_apiservers(state, procs, deadline, timeout)
-        if workloads:
-            _start_workers(state, worker_bins, die_with_parent)
-            wait_workloads(state, deadline, timeout)
+        wait_apiservers(state, procs, deadline, launch.timeout)
+        if launch.workloads:
+            _start_workers(state, worker_bins, launch.die_with_parent)
+            wait_workloads(state, deadline, launch.timeout)
     except BaseException:
         stop(directory)
         raise
@@ -226,22 +232,17 @@ class UpResult:
     restarted: list[str]  # what `up` did: "restarted kube-apiserver of west", ...
 
 
-def up(
-    directory: Path,
-    names: list[str] | tuple[str, ...] = DEFAULT_CLUSTERS,
-    *,
-    base_port: int | None = None,
-    workloads: bool = True,
-    timeout: float = 120.0,
-    die_with_parent: bool = False,
-    progress: Progress = _quiet,
-) -> UpResult:
+UP = Launch(workloads=True, timeout=120.0)  # what `reconciler dev up` starts by default
+
+
+def up(directory: Path, names: Sequence[str] = DEFAULT_CLUSTERS, launch: Launch = UP) -> UpResult:
     """Idempotent start for ``reconciler dev up``.
 
     Clusters already recorded with the same names keep running with their objects; whatever
     of them died (etcd, an apiserver, a controller, kwok) is restarted with its data,
-    certificates and port. ``workloads`` adds or removes the controllers and kwok.
+    certificates and port. ``launch.workloads`` adds or removes the controllers and kwok.
     """
+    base_port = launch.base_port
     names = list(names)
     state = DevEnvState.load(directory)
     if state is not None:
@@ -254,19 +255,10 @@ def up(
                 "run `reconciler dev down` first to change them"
             )
         if same and _restartable(state):
-            restarted = _repair(state, workloads, timeout, die_with_parent, progress)
+            restarted = _repair(state, launch)
             return UpResult(state, False, restarted)
     stop(directory)  # stale or unusable state: start anew
-    state = start(
-        directory,
-        names,
-        base_port=base_port,
-        progress=progress,
-        workloads=workloads,
-        timeout=timeout,
-        die_with_parent=die_with_parent,
-    )
-    return UpResult(state, True, [])
+    return UpResult(start(directory, names, launch), True, [])
 
 
 def _restartable(state: DevEnvState) -> bool:
@@ -279,23 +271,17 @@ def _restartable(state: DevEnvState) -> bool:
     return state.etcd_peer_port > 0 and data.is_dir() and all(f.is_file() for f in files)
 
 
-def _repair(
-    state: DevEnvState,
-    with_workloads: bool,
-    timeout: float,
-    die_with_parent: bool,
-    progress: Progress,
-) -> list[str]:
+def _repair(state: DevEnvState, launch: Launch) -> list[str]:
     """Restart what died of a recorded control plane; returns what was (re)started.
 
     Never stops a healthy cluster: on failure the error names what could not come back.
     """
     restarted: list[str] = []
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + launch.timeout
     if not running_as(state.etcd_pid, "etcd"):
         check_port_free(state.etcd_port, "etcd")
         check_port_free(state.etcd_peer_port, "etcd peers")
-        etcd = spawn_etcd(state, binaries.ensure("etcd", progress), die_with_parent)
+        etcd = spawn_etcd(state, binaries.ensure("etcd", launch.progress), launch.die_with_parent)
         state.etcd_pid = etcd.pid
         state.save()
         restarted.append("restarted etcd")
@@ -306,21 +292,23 @@ def _repair(
             continue
         terminate(list(info.workers.values()), grace=10.0)  # they come back with it
         check_port_free(info.port, f"cluster {info.name}")
-        apiserver_bin = binaries.ensure("kube-apiserver", progress)
-        proc = spawn_apiserver(state, info, apiserver_bin, die_with_parent)
+        apiserver_bin = binaries.ensure("kube-apiserver", launch.progress)
+        proc = spawn_apiserver(state, info, apiserver_bin, launch.die_with_parent)
         info.pid = proc.pid
         state.save()
         procs[info.name] = proc
         restarted.append(f"restarted kube-apiserver of {info.name}")
     write_kubeconfig(state)
-    wait_apiservers(state, procs, deadline, timeout)
-    if with_workloads:
-        restarted += _start_workers(state, _worker_binaries(progress), die_with_parent)
+    wait_apiservers(state, procs, deadline, launch.timeout)
+    if launch.workloads:
+        restarted += _start_workers(
+            state, _worker_binaries(launch.progress), launch.die_with_parent
+        )
     else:
         for info in state.clusters:
             _stop_workers(state, info)
-    state.workloads = with_workloads
+    state.workloads = launch.workloads
     state.save()
-    if with_workloads:
-        wait_workloads(state, deadline, timeout)
+    if launch.workloads:
+        wait_workloads(state, deadline, launch.timeout)
     return restarted

@@ -155,6 +155,19 @@ class DriftTables(Tables):
         rows = self._read(f"SELECT {DRIFT_COLUMNS} FROM drift{clause}", params)
         return [drift_row(row) for row in rows]
 
+    def open_drift_counts(
+        self, app: str | None = None, cluster: str | None = None
+    ) -> dict[tuple[str, str], int]:
+        """How many drift records are open per ``(app, cluster)``, whatever their number (a
+        list with a ``limit`` cannot say how many it left out)."""
+        clause, params = where(
+            ("app = ?", app), ("cluster = ?", cluster), ("corrected_at IS NULL", True)
+        )
+        rows = self._read(
+            f"SELECT app, cluster, COUNT(*) AS n FROM drift{clause} GROUP BY app, cluster", params
+        )
+        return {(str(row["app"]), str(row["cluster"])): int(row["n"]) for row in rows}
+
     def prune_drift(self, older_than: timedelta, now: datetime) -> int:
         """Delete drift records corrected before ``now - older_than``; open records are always
         kept. Returns how many were deleted."""

@@ -8,8 +8,10 @@ Routes (all GET; nothing here changes state):
 ``/api/status``            ``reconciler status -o json``
 ``/api/drift``             ``reconciler drift -o json``; ``?app= &cluster= &open=1 &since=ISO``
 ``/api/page``              the page's matrix for ``?app= &cluster= &label=k=v &group_by=k``
-``/api/targets/A/C``       one app on one cluster: status, objects, drift
-``/api/events``            server-sent events: ``change`` whenever the state changes
+``/api/targets/A/C``       one app on one cluster: status, objects, open drift
+``/api/events``            server-sent events: ``change`` whenever the state changes; at most
+                           ``max_streams`` open at once (a 503 beyond), so they never take the
+                           connections the probes need; ``HEAD`` answers at once
 """
 
 from __future__ import annotations
@@ -33,9 +35,17 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reconciler.report import drift_document, drift_json
+from reconciler.store.db import Store
 from reconciler.web.deadline import RequestDeadline
-from reconciler.web.model import Filters, open_drift, page_model, target_detail
-from reconciler.web.snapshot import SnapshotCache
+from reconciler.web.model import (
+    MAX_DRIFT,
+    Filters,
+    drift_targets,
+    open_drift,
+    page_model,
+    target_detail,
+)
+from reconciler.web.snapshot import Snapshot, SnapshotCache
 
 __all__ = ["create_app"]
 
@@ -43,6 +53,10 @@ REQUEST_DEADLINE = 10.0  # seconds for a whole answer (streams excepted)
 STREAM_LIFETIME = 300.0  # an event stream ends after this; browsers reconnect by themselves
 STREAM_POLL = 1.0  # how often a stream looks for a change
 STREAM_PING = 15.0  # a comment line this often keeps proxies from closing an idle stream
+MAX_STREAMS = 200  # event streams open at once; the page polls when refused one
+DRIFT_TARGET_READS = 100  # targets whose drift the page reads itself when the snapshot lacks it
+STREAM_RETRY_AFTER = 30  # seconds a refused stream is told to wait
+_STREAM_HEADERS = {"cache-control": "no-store", "x-accel-buffering": "no"}
 _STATIC = ("reconciler.web", "static")
 _NOT_FOUND = "not found: try /, /api/status, /api/drift, /healthz, /readyz or /metrics\n"
 # The page loads only its own files; no other origin may frame it.
@@ -85,8 +99,10 @@ def create_app(
     request_deadline: float = REQUEST_DEADLINE,
     stream_lifetime: float = STREAM_LIFETIME,
     stream_poll: float = STREAM_POLL,
+    max_streams: int = MAX_STREAMS,
 ) -> ASGIApp:
-    """The ASGI application. ``stopping`` set ends open event streams (at the next poll)."""
+    """The ASGI application. ``stopping`` set ends open event streams (at the next poll);
+    ``max_streams`` bounds how many are open at once."""
     stop = stopping or threading.Event()
 
     async def healthz(request: Request) -> Response:
@@ -136,7 +152,7 @@ def create_app(
                 "matrix": page_model(
                     snapshot.targets, snapshot.fleet, filters, rollouts=snapshot.rollouts
                 ),
-                "drift": open_drift(snapshot.open_drift, snapshot.targets, snapshot.fleet, filters),
+                "drift": _page_drift(cache.store, snapshot, filters),
             }
         )
 
@@ -147,18 +163,14 @@ def create_app(
         if row is None:
             return PlainTextResponse(f"app {app} has no status on cluster {cluster}\n", 404)
         store = cache.store
-        history = drift_document(store.list_drift(app=app, cluster=cluster, limit=20))
+        drift = drift_document(
+            store.list_drift(app=app, cluster=cluster, open_only=True, limit=MAX_DRIFT)
+        )
+        total = store.open_drift_counts(app, cluster).get((app, cluster), 0)
         revisions = next((t for t in store.list_targets(cluster) if t.app == app), None)
-        detail = target_detail(row, snapshot.fleet, history, revisions)
+        detail = target_detail(row, snapshot.fleet, drift, revisions, drift_total=total)
         rollout = {"app_rollout": snapshot.rollouts.get(app)}
         return _json({"version": snapshot.version} | detail | rollout)
-
-    async def events(request: Request) -> Response:
-        return StreamingResponse(
-            _changes(cache, stop, stream_lifetime, stream_poll),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
-        )
 
     async def index(request: Request) -> Response:
         return FileResponse(_static_file("index.html"), headers={"cache-control": "no-store"})
@@ -176,7 +188,12 @@ def create_app(
             Route("/api/drift", drift),
             Route("/api/page", page),
             Route("/api/targets/{app}/{cluster}", target),
-            Route("/api/events", events),
+            Route(
+                "/api/events",
+                _EventStreams(
+                    lambda: _changes(cache, stop, stream_lifetime, stream_poll), max_streams
+                ),
+            ),
             Mount("/static", StaticFiles(packages=[_STATIC]), name="static"),
         ],
         exception_handlers={404: not_found},
@@ -184,8 +201,68 @@ def create_app(
     return _SecurityHeaders(RequestDeadline(app, request_deadline, exempt=("/api/events",)))
 
 
+def _page_drift(store: Store, snapshot: Snapshot, filters: Filters) -> dict[str, Any]:
+    """The open drift the page shows for ``filters``: the newest records of the snapshot (the
+    newest of the whole fleet), else, when the filters show older ones that it lacks, those of
+    the targets shown read from the store (up to :data:`DRIFT_TARGET_READS` targets)."""
+    counts = snapshot.open_drift_counts
+    drift = open_drift(
+        snapshot.open_drift, snapshot.targets, snapshot.fleet, filters, counts=counts
+    )
+    if len(drift["records"]) >= min(MAX_DRIFT, drift["total"]):
+        return drift
+    shown = drift_targets(counts, snapshot.targets, snapshot.fleet, filters)
+    if len(shown) > DRIFT_TARGET_READS:
+        return drift
+    rows = [
+        row
+        for app, cluster in shown
+        for row in store.list_drift(app=app, cluster=cluster, open_only=True, limit=MAX_DRIFT)
+    ]
+    rows.sort(key=lambda r: (r.detected_at, r.id), reverse=True)
+    return drift | {"records": drift_document(rows[:MAX_DRIFT])}
+
+
 def _static_file(name: str) -> str:
     return str(files(_STATIC[0]).joinpath(_STATIC[1], name))
+
+
+class _EventStreams:
+    """The ASGI endpoint of ``/api/events``: a stream of :func:`_changes` per ``GET``, at most
+    ``limit`` at once (a 503 with ``retry-after`` beyond, so streams cannot take every connection
+    the server allows); ``HEAD`` gets the headers alone, at once."""
+
+    def __init__(self, changes: Callable[[], AsyncIterator[str]], limit: int) -> None:
+        self.changes = changes
+        self.limit = limit
+        self.open = 0  # only the server's event loop changes it: no lock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        if method == "GET" and self.open < self.limit:
+            self.open += 1
+            try:
+                stream = StreamingResponse(
+                    self.changes(), media_type="text/event-stream", headers=_STREAM_HEADERS
+                )
+                await stream(scope, receive, send)
+            finally:
+                self.open -= 1
+            return
+        response: Response
+        if method == "HEAD":
+            response = Response(media_type="text/event-stream", headers=_STREAM_HEADERS)
+        elif method == "GET":
+            response = PlainTextResponse(
+                f"too many event streams ({self.limit}) open: retry later\n",
+                503,
+                headers={"retry-after": str(STREAM_RETRY_AFTER), "cache-control": "no-store"},
+            )
+        else:
+            response = PlainTextResponse(
+                "method not allowed\n", 405, headers={"allow": "GET, HEAD"}
+            )
+        await response(scope, receive, send)
 
 
 async def _changes(

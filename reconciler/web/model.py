@@ -29,8 +29,10 @@ __all__ = [
     "ClusterInfo",
     "Filters",
     "Fleet",
+    "drift_targets",
     "health_of",
     "joined_targets",
+    "open_drift",
     "page_model",
     "phase_of",
     "ready_of",
@@ -381,17 +383,42 @@ def page_model(
     return model
 
 
+def _shown_clusters(
+    targets: Sequence[Mapping[str, Any]], fleet: Fleet | None, filters: Filters
+) -> set[str]:
+    return {c.name for c in _clusters(targets, fleet) if filters.cluster_matches(c)}
+
+
+def drift_targets(
+    counts: Mapping[tuple[str, str], int],
+    targets: Sequence[Mapping[str, Any]],
+    fleet: Fleet | None,
+    filters: Filters,
+) -> dict[tuple[str, str], int]:
+    """The ``(app, cluster)`` pairs of ``counts`` (open drift records per pair) that the
+    filters show, with their counts."""
+    shown = _shown_clusters(targets, fleet, filters)
+    return {
+        (app, cluster): n
+        for (app, cluster), n in counts.items()
+        if n and cluster in shown and filters.app_matches(app)
+    }
+
+
 def open_drift(
     drift: Sequence[Mapping[str, Any]],
     targets: Sequence[Mapping[str, Any]],
     fleet: Fleet | None,
     filters: Filters,
     *,
+    counts: Mapping[tuple[str, str], int] | None = None,
     limit: int = MAX_DRIFT,
 ) -> dict[str, Any]:
     """Open drift records (``drift -o json`` dicts) of the apps and clusters the filters show,
-    newest first, at most ``limit``, with how many there are in all."""
-    shown = {c.name for c in _clusters(targets, fleet) if filters.cluster_matches(c)}
+    newest first, at most ``limit``, with how many there are in all: the sum of ``counts``
+    (open records per ``(app, cluster)``, every one of them, while ``drift`` may hold only the
+    newest) over the targets shown, else the number of records given."""
+    shown = _shown_clusters(targets, fleet, filters)
     rows = [
         d
         for d in drift
@@ -399,7 +426,10 @@ def open_drift(
         and d["cluster"] in shown
         and filters.app_matches(str(d["app"]))
     ]
-    return {"total": len(rows), "records": list(rows[:limit])}
+    total = len(rows)
+    if counts is not None:
+        total = max(total, sum(drift_targets(counts, targets, fleet, filters).values()))
+    return {"total": total, "records": list(rows[:limit])}
 
 
 def _object_health(target: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -431,10 +461,14 @@ def target_detail(
     fleet: Fleet | None,
     drift: Sequence[Mapping[str, Any]],
     revisions: TargetRevision | None,
+    *,
+    drift_total: int | None = None,
 ) -> dict[str, Any]:
     """One app on one cluster: its status (every field of ``status -o json``), the cluster's
     labels, the revision it should run and the one it last applied, its objects (those of the
-    last apply, else those its current revision renders) and its drift records."""
+    last apply, else those its current revision renders) and its open drift records (``drift``,
+    newest first: closed ones are left out) with how many are open in all (``drift_total``, at
+    least the open records given)."""
     app, cluster = str(target["app"]), str(target["cluster"])
     info = next((c for c in (fleet.clusters if fleet else ()) if c.name == cluster), None)
     health, health_reason = health_of(target)
@@ -444,6 +478,11 @@ def target_detail(
     if not objects and fleet is not None:
         objects, objects_from = fleet.objects(app, cluster), "Git"
     object_health = _object_health(target)
+    open_records = [
+        d
+        for d in drift
+        if d["app"] == app and d["cluster"] == cluster and d.get("corrected_at") is None
+    ]
     if not objects and object_health:
         objects, objects_from = list(object_health), "health"
     return {
@@ -460,5 +499,6 @@ def target_detail(
         "objects": list(objects) if objects is not None else None,
         "objects_from": objects_from,
         "object_health": object_health,
-        "drift": [d for d in drift if d["app"] == app and d["cluster"] == cluster],
+        "drift": open_records,
+        "drift_total": max(drift_total or 0, len(open_records)),
     }

@@ -16,7 +16,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from reconciler.errors import ReconcilerError
-from reconciler.web.deadline import head_deadline_protocol
+from reconciler.web.deadline import HeadDeadlineProtocol
 
 __all__ = ["DEFAULT_LISTEN", "HttpServer", "parse_listen"]
 
@@ -25,6 +25,7 @@ BACKLOG = 1024  # connections the kernel queues before we accept them
 HEAD_TIMEOUT = 10.0  # seconds for a client to send a whole request head
 KEEP_ALIVE = 5.0  # an idle keep-alive connection is closed after this
 MAX_CONNECTIONS = 1000  # beyond this, requests get 503 (each connection costs memory, not a thread)
+UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # answered beyond that too
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -41,6 +42,28 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not 0 <= port <= 65535:
         raise ValueError(f"--listen {value!r}: port must be 0..65535")
     return host, port
+
+
+class _ProbesUnlimited(HeadDeadlineProtocol):
+    """uvicorn answers 503 to any request while ``limit_concurrency`` connections are open;
+    the probes and ``/metrics`` (no store read, microseconds each) are answered anyway, so a
+    crowd of page clients can never fail a liveness probe. uvicorn reads the limit right after
+    it has parsed a request head into ``scope``: the limit is looked up per request."""
+
+    @property
+    def limit_concurrency(self) -> int | None:
+        scope = getattr(self, "scope", None)
+        if scope is not None and scope.get("path") in UNLIMITED_PATHS:
+            return None
+        return self._limit
+
+    @limit_concurrency.setter
+    def limit_concurrency(self, value: int | None) -> None:
+        self._limit = value
+
+
+def _protocol(head_timeout: float) -> type[HeadDeadlineProtocol]:
+    return type("Http", (_ProbesUnlimited,), {"head_timeout": head_timeout})
 
 
 def _bind(listen: str, backlog: int) -> socket.socket:
@@ -76,7 +99,7 @@ class HttpServer:
         self._stopping = stopping
         config = uvicorn.Config(
             app,
-            http=head_deadline_protocol(head_timeout),
+            http=_protocol(head_timeout),
             ws="none",
             lifespan="off",
             interface="asgi3",

@@ -23,13 +23,14 @@ from reconciler.web.model import Fleet, joined_targets, rollouts_by_app
 
 __all__ = ["Snapshot", "SnapshotCache"]
 
-OPEN_DRIFT_LIMIT = 5000  # open drift records read per snapshot (newest first)
+OPEN_DRIFT_LIMIT = 5000  # open drift records read per snapshot (newest first); counts are exact
 
 
 @dataclass(frozen=True)
 class Snapshot:
     status: dict[str, Any]  # `status -o json`
-    open_drift: list[dict[str, Any]]  # `drift --open -o json`, newest first
+    open_drift: list[dict[str, Any]]  # `drift --open -o json`, newest first, the newest few
+    open_drift_counts: dict[tuple[str, str], int]  # (app, cluster) -> open drift records, all
     fleet: Fleet | None
     version: str  # changes when anything above changes
     targets: list[dict[str, Any]]  # the status targets with their rollout phase and pin
@@ -84,11 +85,15 @@ class SnapshotCache:
             store.list_pins(),
         )
         drift = drift_document(store.list_drift(open_only=True, limit=OPEN_DRIFT_LIMIT))
-        digest = hashlib.sha256(json.dumps([status, drift], separators=(",", ":")).encode())
+        counts = store.open_drift_counts()
+        digest = hashlib.sha256(
+            json.dumps([status, drift, sorted(counts.items())], separators=(",", ":")).encode()
+        )
         digest.update(b"-" if fleet is None else f"{fleet.version}/{fleet.clusters!r}".encode())
         return Snapshot(
             status=status,
             open_drift=drift,
+            open_drift_counts=counts,
             fleet=fleet,
             version=digest.hexdigest()[:16],
             targets=joined_targets(status),

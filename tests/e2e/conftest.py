@@ -28,7 +28,7 @@ CLUSTERS = ("beijing-1", "beijing-2", "us-west-1")
 def devenv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[controlplane.DevEnvState]:
     """Three real clusters sharing one etcd; killed with the test run even on SIGKILL."""
     directory = tmp_path_factory.mktemp("devenv")
-    state = controlplane.start(directory, CLUSTERS, die_with_parent=True)
+    state = controlplane.start(directory, CLUSTERS, controlplane.Launch(die_with_parent=True))
     try:
         yield state
     finally:
@@ -68,7 +68,9 @@ FLEET = ("fleet-1", "fleet-2", "fleet-3", "fleet-4", "fleet-5")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[controlplane.DevEnvState]:
     """Five clusters that run workloads; killed with the test run even on SIGKILL."""
     directory = tmp_path_factory.mktemp("fleet")
-    state = controlplane.start(directory, FLEET, die_with_parent=True, workloads=True, timeout=180)
+    state = controlplane.start(
+        directory, FLEET, controlplane.Launch(die_with_parent=True, workloads=True, timeout=180)
+    )
     try:
         yield state
     finally:

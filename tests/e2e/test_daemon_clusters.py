@@ -27,7 +27,9 @@ from tests.e2e.daemon_rig import (
 def edge_clusters(tmp_path: Path) -> Iterator[controlplane.DevEnvState]:
     """A control plane of its own: this test stops one of its API servers."""
     directory = tmp_path / "edge-controlplane"
-    state = controlplane.start(directory, ["edge-a", "edge-b"], die_with_parent=True)
+    state = controlplane.start(
+        directory, ["edge-a", "edge-b"], controlplane.Launch(die_with_parent=True)
+    )
     try:
         yield state
     finally:

@@ -149,7 +149,9 @@ def test_dev_up_on_a_port_in_use_says_so_and_leaves_nothing_running(tmp_path: Pa
 
 def test_an_apiserver_that_never_becomes_ready_is_stopped_and_named(tmp_path: Path) -> None:
     with pytest.raises(controlplane.DevEnvError) as err:
-        controlplane.start(tmp_path, ["slow"], timeout=0.5, die_with_parent=True)
+        controlplane.start(
+            tmp_path, ["slow"], controlplane.Launch(timeout=0.5, die_with_parent=True)
+        )
     message = str(err.value)
     assert "slow" in message and "log:" in message
     assert controlplane.DevEnvState.load(tmp_path) is None
@@ -159,8 +161,8 @@ def test_a_killed_test_run_leaves_no_apiserver_or_etcd_behind(tmp_path: Path) ->
     script = (
         "import sys, pathlib, time\n"
         "from reconciler.devenv import controlplane\n"
-        "controlplane.start(pathlib.Path(sys.argv[1]), ['orphan'], die_with_parent=True,\n"
-        "                   workloads=True)\n"
+        "launch = controlplane.Launch(die_with_parent=True, workloads=True)\n"
+        "controlplane.start(pathlib.Path(sys.argv[1]), ['orphan'], launch)\n"
         "print('ready', flush=True)\n"
         "time.sleep(600)\n"
     )

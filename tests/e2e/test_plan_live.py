@@ -124,7 +124,9 @@ def test_plan_live_shows_drift_on_one_cluster_that_the_merge_would_overwrite(
 
 
 def test_plan_live_marks_a_stopped_cluster_and_still_shows_the_others(tmp_path: Path) -> None:
-    plane = controlplane.start(tmp_path / "plane", ["alive", "stopped"], die_with_parent=True)
+    plane = controlplane.start(
+        tmp_path / "plane", ["alive", "stopped"], controlplane.Launch(die_with_parent=True)
+    )
     try:
         root = tmp_path / "config"
         root.mkdir()

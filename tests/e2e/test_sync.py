@@ -393,7 +393,9 @@ def test_an_immutable_field_change_says_which_field_and_what_to_do(
 def test_a_stopped_apiserver_is_a_clear_error_and_the_other_clusters_are_synced(
     tmp_path: Path,
 ) -> None:
-    plane = controlplane.start(tmp_path / "plane", ["alive", "stopped"], die_with_parent=True)
+    plane = controlplane.start(
+        tmp_path / "plane", ["alive", "stopped"], controlplane.Launch(die_with_parent=True)
+    )
     try:
         root = tmp_path / "repo"
         write_clusters(root, {"alive": {"env": "x"}, "stopped": {"env": "x"}})

@@ -172,7 +172,7 @@ def test_an_edit_is_heard_at_once_while_many_idle_watches_share_its_connection(
 def solo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[controlplane.DevEnvState]:
     """One cluster of this test's own, so its API server can be killed and restarted."""
     directory = tmp_path_factory.mktemp("solo")
-    state = controlplane.start(directory, ["solo"], die_with_parent=True)
+    state = controlplane.start(directory, ["solo"], controlplane.Launch(die_with_parent=True))
     try:
         yield state
     finally:
@@ -204,7 +204,7 @@ def test_a_watch_broken_by_an_apiserver_restart_recovers(
         victim = solo.clusters[0]
         os.kill(victim.pid, signal.SIGKILL)
         eventually(lambda: heard.seen("broken"), 30, "the watch notices the server is gone")
-        controlplane.up(Path(solo.directory), ["solo"], workloads=False, timeout=120)
+        controlplane.up(Path(solo.directory), ["solo"], controlplane.Launch(timeout=120))
         eventually(lambda: heard.seen("recovered"), 60, "the watch is listed again")
         assert set(live.watching().values()) == {"live"}
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from reconciler.charts.cache import ChartCache, sha256_digest
+from reconciler.charts.cache import STALE_TEMPORARY_SECONDS, ChartCache, sha256_digest
 from reconciler.charts.credentials import ChartCredentials
 from reconciler.charts.index import IndexFormatError, parse_index
 from reconciler.errors import ChartError
@@ -82,6 +84,42 @@ def test_resolved_versions_are_remembered_per_source_and_chart(tmp_path: Path) -
     assert cache.known_versions("https://charts.example/", "other") == {}
     with pytest.raises(ChartError, match="unsupported chart digest"):
         cache.chart_dir("md5:abc")
+
+
+def test_versions_remembered_at_once_are_all_kept(tmp_path: Path) -> None:
+    """Each thread opens its own cache, as processes sharing the directory do."""
+    start = threading.Barrier(48)
+
+    def remember(n: int) -> None:
+        cache = ChartCache(tmp_path)
+        start.wait()
+        cache.remember("https://charts.example/", "demo", f"1.0.{n}", f"sha256:{n:064x}")
+
+    threads = [threading.Thread(target=remember, args=(n,)) for n in range(48)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    known = ChartCache(tmp_path).known_versions("https://charts.example/", "demo")
+    assert known == {f"1.0.{n}": f"sha256:{n:064x}" for n in range(48)}
+
+
+def test_opening_the_cache_removes_what_a_crashed_writer_left(tmp_path: Path) -> None:
+    archive = chart_archive()
+    ChartCache(tmp_path).put(archive, sha256_digest(archive), "demo", "1.0.0")
+    left = [tmp_path / "sha256" / ".0123456789ab-x1", tmp_path / "sha256" / ".abc.tgz-x2"]
+    left[0].mkdir()
+    (left[0] / "Chart.yaml").write_text("half\n")
+    left[1].write_bytes(b"half")
+    busy = tmp_path / "sha256" / ".ba9876543210-x3"  # a writer at work right now
+    busy.mkdir()
+    old = time.time() - STALE_TEMPORARY_SECONDS - 60
+    for path in left:
+        os.utime(path, (old, old))
+    cache = ChartCache(tmp_path)
+    assert not any(p.exists() for p in left)
+    assert busy.is_dir()
+    assert cache.chart_dir(sha256_digest(archive)) is not None
 
 
 def test_an_index_lists_versions_with_digest_and_urls() -> None:

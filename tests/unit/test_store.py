@@ -557,6 +557,18 @@ def test_list_drift_can_list_only_open_records_and_at_most_a_limit(store: Store)
     assert store.list_drift(limit=0) == []
 
 
+def test_open_drift_counts_count_every_open_record_per_target(store: Store) -> None:
+    for i in range(3):
+        store.record_drift("web", "c1", f"ConfigMap/demo/{i}", "missing", [], "r", at(i))
+    store.record_drift("web", "c2", "ConfigMap/demo/a", "missing", [], "r", at(0))
+    closed = store.record_drift("db", "c1", "ConfigMap/demo/a", "missing", [], "r", at(0))
+    store.mark_corrected(closed.id, at(1))
+
+    assert store.open_drift_counts() == {("web", "c1"): 3, ("web", "c2"): 1}
+    assert store.open_drift_counts(app="web", cluster="c2") == {("web", "c2"): 1}
+    assert store.open_drift_counts(app="db") == {}
+
+
 def test_the_same_drift_after_correction_is_a_new_record(store: Store) -> None:
     first = store.record_drift(
         "web", "c1", "Deployment.apps/demo/web", "modified", replicas(7), "a", at(0)

@@ -10,6 +10,7 @@ from reconciler.web.model import (
     ClusterInfo,
     Filters,
     Fleet,
+    drift_targets,
     health_of,
     joined_targets,
     open_drift,
@@ -188,6 +189,31 @@ def test_open_drift_follows_the_filters_and_is_capped() -> None:
         open_drift([drift("web", "us-west-1", corrected=True)], TARGETS, FLEET, Filters())["total"]
         == 0
     )
+
+
+def test_open_drift_totals_come_from_the_counts_of_the_targets_shown() -> None:
+    newest = [drift("web", "us-west-1")]  # the records read: only the newest
+    counts = {("web", "us-west-1"): 4, ("web", "beijing-1"): 3, ("db", "us-west-1"): 2}
+
+    everything = open_drift(newest, TARGETS, FLEET, Filters(), counts=counts)
+    assert (everything["total"], len(everything["records"])) == (9, 1)
+    assert open_drift(newest, TARGETS, FLEET, Filters(app="db"), counts=counts)["total"] == 2
+    beijing = Filters(label="region=cn-beijing")
+    assert open_drift(newest, TARGETS, FLEET, beijing, counts=counts)["total"] == 3
+    assert drift_targets(counts, TARGETS, FLEET, Filters(app="web")) == {
+        ("web", "us-west-1"): 4,
+        ("web", "beijing-1"): 3,
+    }
+
+
+def test_a_target_detail_lists_open_drift_only_and_counts_all_of_it() -> None:
+    records = [drift("web", "us-west-1", corrected=True), drift("web", "us-west-1")]
+
+    d = target_detail(TARGETS[2], FLEET, records, None, drift_total=30)
+
+    assert [r["corrected_at"] for r in d["drift"]] == [None]
+    assert d["drift_total"] == 30
+    assert target_detail(TARGETS[2], FLEET, records, None)["drift_total"] == 1
 
 
 def test_a_target_detail_has_labels_objects_and_its_own_drift_only() -> None:

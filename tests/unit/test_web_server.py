@@ -30,10 +30,11 @@ def store(tmp_path: Path) -> Iterator[Store]:
         yield store
 
 
-def serve(store: Store, **options: float) -> HttpServer:
+def serve(store: Store, max_streams: int | None = None, **options: float) -> HttpServer:
     stopping = threading.Event()
+    limits = {} if max_streams is None else {"max_streams": max_streams}
     app = create_app(
-        SnapshotCache(store), CollectorRegistry(), ready=lambda: True, stopping=stopping
+        SnapshotCache(store), CollectorRegistry(), ready=lambda: True, stopping=stopping, **limits
     )
     return HttpServer("127.0.0.1:0", app, stopping=stopping, **options).start()  # type: ignore[arg-type]
 
@@ -245,3 +246,77 @@ def test_many_connections_at_once_are_all_accepted(server: HttpServer) -> None:
     finally:
         for sock in socks:
             sock.close()
+
+
+def open_stream(port: int) -> tuple[socket.socket, bytes]:
+    """A connection asking for the event stream, and the head of the answer."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(4096)
+        assert chunk, "closed before answering"
+        answer += chunk
+    return sock, answer
+
+
+def test_event_streams_beyond_their_cap_are_refused_with_a_503_to_retry_later(
+    store: Store,
+) -> None:
+    server = serve(store, max_streams=3)
+    socks: list[socket.socket] = []
+    try:
+        wait_served(server)
+        heads = []
+        for _ in range(5):
+            sock, head = open_stream(server.port)
+            socks.append(sock)
+            heads.append(head)
+        streaming = [h for h in heads if h.startswith(b"HTTP/1.1 200")]
+        refused = [h for h in heads if h.startswith(b"HTTP/1.1 503")]
+        assert len(streaming) == 3
+        assert all(b"text/event-stream" in h for h in streaming)
+        assert len(refused) == 2
+        assert all(b"retry-after: 30" in h.lower() for h in refused)
+        socks.pop(0).close()  # one stream ends: the next one gets its place
+        deadline = time.monotonic() + 5
+        while True:
+            sock, head = open_stream(server.port)
+            socks.append(sock)
+            if head.startswith(b"HTTP/1.1 200") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert head.startswith(b"HTTP/1.1 200"), head
+    finally:
+        for sock in socks:
+            sock.close()
+        server.stop()
+
+
+def test_probes_and_metrics_answer_while_every_connection_is_taken(store: Store) -> None:
+    server = serve(store, max_connections=20)
+    socks: list[socket.socket] = []
+    try:
+        wait_served(server)
+        for _ in range(25):
+            sock, _head = open_stream(server.port)
+            socks.append(sock)
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert get(server, path)[0] == 200, path
+        assert get(server, "/api/status")[0] == 503  # the page's requests wait for room
+    finally:
+        for sock in socks:
+            sock.close()
+        server.stop()
+
+
+def test_head_on_the_event_stream_answers_at_once(server: HttpServer) -> None:
+    wait_served(server)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"HEAD /api/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):  # the server closes the connection once it answered
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert b"text/event-stream" in answer
+    assert answer.endswith(b"\r\n\r\n")  # headers only

@@ -270,7 +270,8 @@ async function renderDetail() {
     ["Last synced", fmtTime(t.last_synced_at)],
     ["Updated", fmtTime(t.updated_at)],
   ].filter(Boolean);
-  const open = d.drift.filter((r) => !r.corrected_at);
+  const open = d.drift; // the open records only, newest first; drift_total counts them all
+  const openCount = d.drift_total > open.length ? `${open.length} newest of ${d.drift_total}` : `${open.length}`;
   panel.replaceChildren(
     h("header", {}, h("h2", {}, `${app} on ${cluster}`),
       h("button", { type: "button", class: "close", title: "Close", "aria-label": "Close",
@@ -287,7 +288,7 @@ async function renderDetail() {
         oh && oh.reason && oh.health !== "Healthy" ? h("span", { class: "count" }, ` — ${oh.reason}`) : null);
     }))
       : h("div", { class: "count" }, "none applied yet"),
-    h("h3", {}, `Open drift (${open.length})`),
+    h("h3", { id: "detail-drift-count" }, `Open drift (${openCount})`),
     open.length ? h("div", {}, open.map((r) => h("div", {}, h("div", { class: "mono" }, r.object, " ", h("span", { class: `kind kind-${r.kind}` }, r.kind)), fieldRows(r))))
       : h("div", { class: "count" }, "none"),
   );
@@ -335,7 +336,13 @@ function listen() {
   if (!window.EventSource) { setInterval(refresh, 5000); setLive("on", "polling"); return; }
   const source = new EventSource("/api/events");
   source.addEventListener("open", () => setLive("on", "live"));
-  source.addEventListener("error", () => setLive("off", "reconnecting"));
+  source.addEventListener("error", () => {
+    if (source.readyState !== EventSource.CLOSED) { setLive("off", "reconnecting"); return; }
+    // Refused (the daemon serves only so many streams at once): poll, try a stream again later.
+    setLive("on", "polling");
+    const poll = setInterval(() => { if (!loading) refresh(); }, 5000);
+    setTimeout(() => { clearInterval(poll); listen(); }, 30000);
+  });
   source.addEventListener("change", (e) => { if (e.data !== view.version) refresh(); });
 }
 
