@@ -7,6 +7,7 @@ Exit codes: 0 (stopped cleanly; with ``--once``: everything synced or only drift
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -39,7 +40,12 @@ from reconciler.daemon.guard import DEFAULT_LIMITS, PruneLimits
 from reconciler.daemon.loop import Daemon
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.openfiles import raise_soft_limit
-from reconciler.daemon.replicas import ReplicaLeases, ShardSettings, default_replica_id
+from reconciler.daemon.replicas import (
+    ReplicaLeases,
+    ShardSettings,
+    default_replica_id,
+    pass_outlives_lease,
+)
 from reconciler.daemon.schedule import Backoff, Settings
 from reconciler.gitcredentials import GitCredentials
 from reconciler.kube.leases import LeaseApi
@@ -82,7 +88,10 @@ def share(
     shared = SharedObjects(
         clients.get("management", context, keep=True), namespace, settings.instance
     )
-    return Sharing(ReplicaLeases(api, settings, metrics=metrics), shared)
+    # The session starts at the loop's first claim, once a revision is loaded: a replica that
+    # cannot load any takes no share of the fleet.
+    leases = ReplicaLeases(api, settings, metrics=metrics, start_on_claim=True)
+    return Sharing(leases, shared)
 
 
 def register_run_command(cli_group: click.Group) -> None:
@@ -260,10 +269,17 @@ def run_command(
     if shard_namespace is not None:
         if once:
             raise click.UsageError("--once cannot share the fleet (--shard-lease-namespace)")
-        if not 0 < shard_renew_period <= shard_lease_duration / 2:
+        if shard_lease_duration < 1:
+            raise click.BadParameter(
+                f"{shard_lease_duration:g}s: must be at least 1s (a Lease's duration is in "
+                "whole seconds)",
+                param_hint="--shard-lease-duration",
+            )
+        whole = math.floor(shard_lease_duration)
+        if not 0 < shard_renew_period <= whole / 2:
             raise click.BadParameter(
                 f"{shard_renew_period:g}s: must be at most half of --shard-lease-duration "
-                f"({shard_lease_duration:g}s), so one late renewal does not lose the Lease",
+                f"({whole}s in whole seconds), so one late renewal does not lose the Lease",
                 param_hint="--shard-renew-period",
             )
     configure_logging(level=log_level)
@@ -343,14 +359,16 @@ def run_command(
         _on_signals(daemon)
         if sharing is not None:
             sharing.leases.on_change = daemon.waker.wake
-            sharing.leases.start()
             log.info(
-                "sharing the fleet",
+                "sharing the fleet once a revision is loaded",
                 replica=sharing.leases.me,
                 namespace=shard_namespace,
-                lease_duration=shard_lease_duration,
+                lease_duration=sharing.leases.settings.seconds,
                 renew_period=shard_renew_period,
             )
+            problem = pass_outlives_lease(cluster_timeout, sharing.leases.settings)
+            if problem is not None:
+                log.warning("passes may outlive the lease", problem=problem)
         try:
             code = daemon.run(once=once)
         finally:

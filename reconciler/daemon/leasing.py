@@ -120,3 +120,12 @@ def decide(exists: bool, holder: str | None, me: str, holder_alive: bool) -> Dec
 def valid_until(sent_at: float, duration: float, margin: float) -> float:
     """Until when a session renewed by a request sent at ``sent_at`` may be relied on."""
     return sent_at + duration - margin
+
+
+def next_round_in(renew: float, elapsed: float, renewed: bool) -> float:
+    """How long the lease thread waits after a round that took ``elapsed`` seconds: the rest
+    of a renew period, or after a failed renewal the rest of a quarter of one. A session is
+    valid for ``duration - margin`` >= ``2/3 duration`` after a renewal and renewals are at
+    most ``duration / 2`` apart, so one failed (or lost) renewal is retried while the
+    session still holds: a single failure does not drop every cluster."""
+    return max(0.0, (renew if renewed else renew / 4) - elapsed)

@@ -8,6 +8,7 @@ collectors (``process_*``, ``python_info``, ``python_gc_*``).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.gc_collector import GCCollector
@@ -146,6 +147,15 @@ class Metrics:
         for state in Health:
             with contextlib.suppress(KeyError):
                 self.target_health.remove(app, cluster, state.value)
+
+    def forget_worked(self, cluster: str, apps: Iterable[str]) -> None:
+        """Drop the gauges of a cluster this replica no longer works (several replicas): its
+        new owner exports them, and ours would stay frozen at what we last saw. Counters and
+        durations stay (they only stop growing)."""
+        with contextlib.suppress(KeyError):
+            self.cluster_up.remove(cluster)
+        for app in apps:
+            self.forget_target(app, cluster)
 
     def forget_cluster(self, cluster: str) -> None:
         """Drop the per-cluster series of a cluster that left the repo."""

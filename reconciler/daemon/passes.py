@@ -24,8 +24,10 @@ class ClusterPasses(LoopState):
 
     def _claim(self) -> None:
         """Ask the gate (several replicas) which clusters are ours this tick. A cluster that
-        becomes ours starts with a fresh schedule, so it is passed at once; one that stops
-        being ours keeps no schedule (its pass in flight, if any, is still collected)."""
+        becomes ours is passed at once (another replica may have worked it meanwhile), unless
+        it is backing off: one that was ours before keeps its schedule, backoff included, so
+        a short lapse of the session is no wave of passes on clusters that fail. One that
+        stops being ours gets no passes (its pass in flight, if any, is still collected)."""
         desired = self._desired
         if self._gate is None or desired is None:
             return
@@ -33,9 +35,32 @@ class ClusterPasses(LoopState):
         clusters = set(desired.repo.clusters) | set(desired.targets)
         ours = self._gate.claim(clusters, self._running.keys())
         before = self._ours or frozenset()
-        for name in (ours ^ before) - self._running.keys():
-            self._schedules.pop(name, None)
+        for name in (ours - before) - self._running.keys():
+            schedule = self._schedules.get(name)
+            if schedule is not None:
+                schedule.regained()
         self._ours = ours
+        for name in sorted((before - ours) - self._running.keys() - self._checks.keys()):
+            self._forget_worked(name)
+
+    def _forget_worked(self, cluster: str) -> None:
+        """Drop the gauges of a cluster another replica works now (its pass or check in
+        flight, if any, was collected): they would stay frozen at what we last saw."""
+        desired = self._desired
+        apps = {app for app, name in self.recorder.states if name == cluster}
+        if desired is not None:
+            apps |= {target.app for target in desired.targets.get(cluster, ())}
+        self.metrics.forget_worked(cluster, sorted(apps))
+
+    def _forget_not_ours(self, collected: list[str]) -> None:
+        """After collecting passes or checks: forget the gauges of the clusters among them
+        that another replica works now."""
+        if self._gate is None:
+            return
+        ours = self._ours or frozenset()
+        for name in collected:
+            if name not in ours and name not in self._running and name not in self._checks:
+                self._forget_worked(name)
 
     def _targeted(self, desired: Desired) -> list[str]:
         """The clusters of ``desired`` this daemon works: all, or with several replicas the
@@ -118,8 +143,10 @@ class ClusterPasses(LoopState):
     def _collect_checks(self) -> None:
         if not any(f.done() for f in self._checks.values()):
             return
+        finished = [name for name, future in self._checks.items() if future.done()]
         with self.store.batch():
             self._collect_finished_checks()
+        self._forget_not_ours(finished)
 
     def _collect_finished_checks(self) -> None:
         for name, future in list(self._checks.items()):
@@ -216,8 +243,10 @@ class ClusterPasses(LoopState):
     def _collect_passes(self) -> None:
         if not any(r.future.done() for r in self._running.values()):
             return
+        finished = [name for name, running in self._running.items() if running.future.done()]
         with self.store.batch():  # one commit for the passes of this tick, not one per row
             self._collect_finished_passes()
+        self._forget_not_ours(finished)
 
     def _collect_finished_passes(self) -> None:
         for name, running in list(self._running.items()):

@@ -5,7 +5,8 @@ replicas whose sessions are live decide, by rendezvous hashing (``shards``), whi
 each cluster. Before working a cluster a replica takes its per-cluster Lease (holder = the
 replica), by a create or a resourceVersion-conditional update, and only when the Lease is new,
 released, already its own, or its holder's session expired (``leasing``). It gives a cluster's
-Lease back as soon as it no longer owns the cluster and no pass is in flight there. The main
+Lease back as soon as it no longer owns the cluster and no pass is in flight there, and keeps
+trying until the Lease no longer names it (also those it held when its session lapsed). The main
 loop asks :meth:`ReplicaLeases.claim` every tick which clusters it may work: those whose Lease
 it holds, that it still owns, while its own session is surely valid.
 
@@ -17,6 +18,7 @@ hands: the cost does not grow with the fleet.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
@@ -35,6 +37,7 @@ from reconciler.daemon.leasing import (
     alive,
     decide,
     live_replicas,
+    next_round_in,
     valid_until,
 )
 from reconciler.daemon.metrics import Metrics
@@ -71,10 +74,30 @@ class ShardSettings:
     renew: float = 5.0  # renew the session (and look at the others) this often
 
     @property
+    def seconds(self) -> int:
+        """The lease duration in whole seconds (rounded down, at least 1): what the Leases say
+        (``leaseDurationSeconds``), so what the others judge our session by, and therefore
+        what this replica judges its own session by too."""
+        return max(1, math.floor(self.duration))
+
+    @property
     def margin(self) -> float:
         """Stop work this long before the session may have expired (a late clock tick, a
         renewal whose answer is still on the way)."""
-        return min(self.renew, self.duration / 3)
+        return min(self.renew, self.seconds / 3)
+
+
+def pass_outlives_lease(cluster_timeout: float, settings: ShardSettings) -> str | None:
+    """Why a pass may go on after this replica lost its Lease (None when it cannot): a pass in
+    flight is not interrupted when the session lapses, and may run up to ``cluster_timeout``."""
+    if cluster_timeout <= settings.seconds:
+        return None
+    return (
+        f"--cluster-timeout {cluster_timeout:g}s is longer than --shard-lease-duration "
+        f"{settings.seconds}s: a pass in flight when this replica loses its Lease (the management "
+        "cluster unreachable) is not interrupted, so another replica may work that cluster "
+        "before it ends; keep passes shorter than the lease duration"
+    )
 
 
 class ReplicaLeases:
@@ -90,6 +113,7 @@ class ReplicaLeases:
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_change: Callable[[], None] = lambda: None,
+        start_on_claim: bool = False,
     ) -> None:
         self.api = api
         self.settings = settings
@@ -98,6 +122,7 @@ class ReplicaLeases:
         self._monotonic = monotonic
         self._wall = wall
         self.on_change = on_change
+        self.start_on_claim = start_on_claim
         self.log: FilteringBoundLogger = structlog.get_logger("reconciler.replicas").bind(
             replica=self.me
         )
@@ -112,6 +137,11 @@ class ReplicaLeases:
         self._owned: frozenset[str] = frozenset()
         self._held: dict[str, Lease] = {}
         # The lease thread's own:
+        # Leases that may still name us and must be given back (or adopted again, when we own
+        # the cluster): not owned any more, or held when our session lapsed. Kept until the
+        # management cluster confirms they no longer name us.
+        self._releasing: dict[str, Lease] = {}
+        self._renewed = False  # the last renewal succeeded
         self._session: Lease | None = None
         self._live: list[str] = []
         self._unreachable = False
@@ -123,7 +153,14 @@ class ReplicaLeases:
 
     def claim(self, clusters: Collection[str], busy: Collection[str]) -> frozenset[str]:
         """Tell which clusters the desired revision targets and which have a pass in flight;
-        get back those this replica may start work on now."""
+        get back those this replica may start work on now.
+
+        With ``start_on_claim``, the first call starts the lease thread: the loop claims only
+        once it has loaded a revision, and a replica that cannot load any (a broken head and
+        no earlier revision, git unreachable) must not announce a session, or the others would
+        give it a share of the fleet that nobody then works."""
+        if self.start_on_claim and self._thread is None and not self._stop.is_set():
+            self.start()
         with self._lock:
             self._clusters = frozenset(clusters)
             self._busy = frozenset(busy)
@@ -160,11 +197,13 @@ class ReplicaLeases:
     def run(self) -> None:
         while not self._stop.is_set():
             started = self._monotonic()
+            self._renewed = False
             try:
                 self.step()
             except Exception:
                 self.log.exception("bug: lease round crashed")
-            self._stop.wait(max(0.0, self.settings.renew - (self._monotonic() - started)))
+            elapsed = self._monotonic() - started
+            self._stop.wait(next_round_in(self.settings.renew, elapsed, self._renewed))
 
     def stop(self, *, release: bool = True, keep: Collection[str] = ()) -> None:
         """Stop the thread; with ``release``, give back every cluster Lease (except those of
@@ -176,9 +215,10 @@ class ReplicaLeases:
         if not release:
             return
         with self._lock:
-            held = dict(self._held)
+            held = {**self._releasing, **self._held}
             self._held.clear()
             self._valid_until = float("-inf")
+        self._releasing.clear()
         for cluster, lease in sorted(held.items()):
             if cluster not in keep:
                 self._release(cluster, lease)
@@ -213,9 +253,10 @@ class ReplicaLeases:
         with self._lock:
             clusters = self._clusters
             if not valid:
-                # Our session may have expired: others may take our clusters. Forget them;
-                # a Lease that still names us is adopted again once the session is back.
-                self._held.clear()
+                # Our session may have expired: others may take our clusters. Stop working
+                # them; once the session is back, a Lease that still names us is adopted again
+                # (we own the cluster) or given back (we do not).
+                self._lapsed()
             held = dict(self._held)
         owned = (
             frozenset(c for c in clusters if owner_of(c, live) == self.me) if valid else frozenset()
@@ -227,7 +268,15 @@ class ReplicaLeases:
                 if cluster in self._busy:  # a pass runs (or just began) there: keep it for now
                     continue
                 self._held.pop(cluster, None)  # from here on no pass can begin on it
-            self._release(cluster, lease)
+            self._releasing[cluster] = lease
+        for cluster, lease in sorted(self._releasing.items()) if valid else ():
+            if cluster in owned:
+                continue  # ours again: adopted below when it still names us
+            with self._lock:
+                if cluster in self._busy:  # a pass from before a lapse is still running
+                    continue
+            if self._release(cluster, lease):
+                del self._releasing[cluster]
             self._heartbeat()
         for cluster in sorted(owned - set(held)):
             if not self._heartbeat():
@@ -257,39 +306,51 @@ class ReplicaLeases:
         return self._still_valid()
 
     def _renew(self) -> bool:
-        """Renew (or create) our session Lease; True while it is surely valid."""
-        sent = self._last_attempt = self._monotonic()
-        stamp = micro_time(self._wall())
+        """Renew (or create) our session Lease; True while it is surely valid. A 409 (someone
+        wrote it, or we did and the answer was lost) is read again and retried at once."""
         name = lease_name(self.settings.instance, "replica", self.me)
-        try:
-            current = self._session or self.api.get(name)
-            if current is None:
-                lease = self.api.create(self._new_lease(name, stamp, self._labels("replica")))
-                self.log.info("replica lease created", lease=name)
-            else:
-                acquired = current.acquire_time if current.holder == self.me else stamp
-                lease = self.api.update(
-                    self._as_holder(current, stamp, acquired, current.transitions)
-                )
-        except LeaseConflict:
-            self._session = None  # someone wrote it (or we did, and the answer was lost)
-            return self._still_valid()
-        except KubeError as err:
-            self._session = None if err.status == 404 else self._session
-            self._say_unreachable(err)
-            return self._still_valid()
+        self._renewed = False
+        for attempt in (1, 2):
+            sent = self._last_attempt = self._monotonic()
+            stamp = micro_time(self._wall())
+            try:
+                current = self._session or self.api.get(name)
+                if current is None:
+                    lease = self.api.create(self._new_lease(name, stamp, self._labels("replica")))
+                    self.log.info("replica lease created", lease=name)
+                else:
+                    acquired = current.acquire_time if current.holder == self.me else stamp
+                    lease = self.api.update(
+                        self._as_holder(current, stamp, acquired, current.transitions)
+                    )
+            except LeaseConflict:
+                self._session = None  # read it again
+                if attempt == 1:
+                    continue
+                return self._still_valid()
+            except KubeError as err:
+                self._session = None if err.status == 404 else self._session
+                self._say_unreachable(err)
+                return self._still_valid()
+            break
         self._session = lease
+        self._renewed = True
         with self._lock:
             if sent >= self._valid_until:
-                # The session had lapsed: others may have taken our clusters meanwhile. Forget
-                # them; a Lease still naming us is adopted again after a read.
-                self._held.clear()
+                # The session had lapsed: others may have taken our clusters meanwhile.
+                self._lapsed()
         if self._unreachable:
             self.log.info("management cluster reachable again")
             self._unreachable = False
         with self._lock:
-            self._valid_until = valid_until(sent, self.settings.duration, self.settings.margin)
+            self._valid_until = valid_until(sent, self.settings.seconds, self.settings.margin)
         return True
+
+    def _lapsed(self) -> None:
+        """Our session may have expired (called under the lock): work no cluster; every Lease
+        held is to be adopted again after a read (still ours) or given back (not ours)."""
+        self._releasing.update(self._held)
+        self._held.clear()
 
     def _still_valid(self) -> bool:
         with self._lock:
@@ -321,7 +382,7 @@ class ReplicaLeases:
             lease.holder or lease.name: Session(
                 name=lease.holder or lease.name,
                 holder=lease.holder,
-                duration=float(lease.duration or self.settings.duration),
+                duration=float(lease.duration or self.settings.seconds),
                 fingerprint=lease.fingerprint,
             )
             for lease in leases
@@ -335,10 +396,11 @@ class ReplicaLeases:
             lease = self.api.get(name)
             holder = lease.holder if lease is not None else None
             holder_alive = holder is not None and alive(
-                holder, sessions, self._observer, now, self.settings.duration
+                holder, sessions, self._observer, now, self.settings.seconds
             )
             decision = decide(lease is not None, holder, self.me, holder_alive)
             if decision.action is Action.WAIT:
+                self._releasing.pop(cluster, None)  # another replica's: nothing to give back
                 log.debug("cluster lease busy", reason=decision.reason)
                 return
             if decision.action is Action.CREATE or lease is None:
@@ -349,30 +411,49 @@ class ReplicaLeases:
             else:
                 taken = self.api.update(self._as_holder(lease, stamp, stamp, lease.transitions + 1))
         except LeaseConflict:
+            self._releasing.pop(cluster, None)
             log.info("cluster lease taken by another replica first")
             return
         except KubeError as err:
             self._say_unreachable(err)
             return
+        self._releasing.pop(cluster, None)
         with self._lock:
             self._held[cluster] = taken
         log.info("cluster lease taken", reason=decision.reason, previous=holder)
 
-    def _release(self, cluster: str, lease: Lease) -> None:
+    def _release(self, cluster: str, lease: Lease) -> bool:
+        """Give a cluster's Lease back: True once it no longer names us (released, taken
+        over, deleted); False when it may still name us (the management cluster did not
+        answer), to be tried again next round: nobody else takes a Lease naming a live
+        replica, so a release that is not retried leaves the cluster to nobody."""
         log = self.log.bind(cluster=cluster, lease=lease.name)
-        with self._lock:
-            self._held.pop(cluster, None)
-        try:
-            self.api.update(replace(lease, holder=None, renew_time=micro_time(self._wall())))
-        except LeaseConflict:
-            log.warning("cluster lease was taken over before we released it")
-            return
-        except KubeError as err:
-            if err.status != 404:
-                # Nobody else takes it before our session expires; then it is theirs anyway.
-                log.warning("cannot release the cluster lease", error=str(err))
-            return
-        log.info("cluster lease released")
+        for attempt in (1, 2):
+            try:
+                self.api.update(replace(lease, holder=None, renew_time=micro_time(self._wall())))
+            except LeaseConflict:
+                # Written since we read it: taken over, or our own release whose answer was
+                # lost, or anyone's write that left it naming us. Read it again.
+                try:
+                    current = self.api.get(lease.name)
+                except KubeError as err:
+                    log.warning("cannot release the cluster lease, will retry", error=str(err))
+                    return False
+                if current is None or current.holder != self.me:
+                    log.info("cluster lease no longer ours", holder=current and current.holder)
+                    return True
+                lease = current
+                if attempt == 1:
+                    continue
+                return False
+            except KubeError as err:
+                if err.status == 404:
+                    return True
+                log.warning("cannot release the cluster lease, will retry", error=str(err))
+                return False
+            log.info("cluster lease released")
+            return True
+        return False
 
     def _new_lease(self, name: str, stamp: str, labels: dict[str, str]) -> Lease:
         """A Lease this replica creates, held by it from ``stamp``."""
@@ -384,7 +465,7 @@ class ReplicaLeases:
         return replace(
             lease,
             holder=self.me,
-            duration=round(self.settings.duration),
+            duration=self.settings.seconds,
             acquire_time=acquired,
             renew_time=stamp,
             transitions=transitions,

@@ -222,6 +222,12 @@ class ClusterSchedule:
             self.blocked_until = 0.0
             self.next_check = now + min(delay, settings.drift_interval)
 
+    def regained(self) -> None:
+        """The cluster is this replica's again (several replicas): its drift check is due at
+        once, but a retry after failures keeps its backoff."""
+        if self.failures == 0:
+            self.next_check = min(self.next_check, self.blocked_until)
+
     def time_out(self, now: float, settings: Settings) -> float:
         """The pass overran its timeout: count a failure and back off; returns the delay."""
         self.timed_out = True

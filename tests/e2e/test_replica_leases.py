@@ -4,6 +4,7 @@ expiry needs no waiting. The daemon processes themselves: ``test_replicas``."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -193,3 +194,101 @@ def test_a_cluster_with_a_pass_in_flight_is_kept_until_it_ends(api: LeaseApi) ->
     a.step()
     b.step()
     assert busy in b.claim(CLUSTERS, ())
+
+
+def holder_of(api: LeaseApi, cluster: str) -> str | None:
+    lease = api.get(f"test.cluster.{cluster}")
+    assert lease is not None
+    return lease.holder
+
+
+def test_a_release_refused_is_retried_until_the_lease_no_longer_names_us(api: LeaseApi) -> None:
+    clock = Clock()
+    a = replica(api, "a", clock)
+    rounds([a])
+    moving = sorted(c for c in CLUSTERS if owner_of(c, ["a", "b"]) == "b")
+    # Someone writes a Lease a holds (still naming a): a's release, from its older read, gets
+    # a 409 although the Lease is still a's.
+    lease = api.get(f"test.cluster.{moving[0]}")
+    assert lease is not None and lease.holder == "a"
+    api.update(replace(lease, labels={**lease.labels, "touched": "yes"}))
+
+    b = replica(api, "b", clock)
+    claims: dict[str, set[str]] = {}
+    for _ in range(4):
+        clock.t += 1.0
+        rounds([b, a], claims)
+
+    assert holder_of(api, moving[0]) == "b"
+    assert claims["b"] == set(moving)
+    assert claims["a"] | claims["b"] == set(CLUSTERS)
+
+
+def test_after_a_lapse_the_leases_no_longer_ours_are_given_back(api: LeaseApi) -> None:
+    clock = Clock()
+    a, b = replica(api, "a", clock), replica(api, "b", clock)
+    rounds([a, b])
+    rounds([a, b])
+    held_by_a = a.claim(CLUSTERS, ())
+    assert held_by_a
+
+    # a cannot renew for 12 s (its session lapses after 10 s; the others still see it live,
+    # until 15 s), and c joins meanwhile: some of a's clusters are c's now.
+    c = replica(api, "c", clock)
+    for _ in range(3):
+        clock.t += 4.0
+        rounds([b, c])
+    claims: dict[str, set[str]] = {}
+    for _ in range(3):
+        clock.t += 1.0
+        rounds([a, b, c], claims)
+
+    to_c = {x for x in held_by_a if owner_of(x, ["a", "b", "c"]) == "c"}
+    assert to_c
+    assert {x: holder_of(api, x) for x in to_c} == dict.fromkeys(to_c, "c")
+    assert to_c <= claims["c"]
+    assert set().union(*claims.values()) == set(CLUSTERS)
+
+
+def test_a_renewal_refused_for_a_stale_read_is_read_again_and_retried_at_once(
+    api: LeaseApi,
+) -> None:
+    clock = Clock()
+    a = replica(api, "a", clock)
+    rounds([a])
+    session = api.get("test.replica.a")
+    assert session is not None
+    api.update(replace(session, labels={**session.labels, "touched": "yes"}))
+
+    clock.t += 5.0
+    a.step()  # its renewal from the older read gets a 409
+    clock.t += 5.5  # past what the renewal at 100 allows (100 + 15 - 5)
+
+    assert a.claim(CLUSTERS, ()) == set(CLUSTERS)
+
+
+def test_leases_say_whole_seconds_and_the_holder_judges_itself_by_them(api: LeaseApi) -> None:
+    clock = Clock()
+    settings = ShardSettings(api.namespace, "a", "test", duration=10.9, renew=2.0)
+    a = ReplicaLeases(api, settings, monotonic=clock)
+    a.claim(CLUSTERS, ())
+    a.step()
+    session = api.get("test.replica.a")
+    assert session is not None and session.duration == 10
+
+    clock.t += 10.0 - 2.0  # renewed at 100: valid until 100 + 10 - margin (2)
+    assert a.claim(CLUSTERS, ()) == frozenset()
+
+
+def test_the_session_starts_only_once_the_loop_claims(api: LeaseApi) -> None:
+    settings = ShardSettings(api.namespace, "a", "test", duration=15.0, renew=5.0)
+    a = ReplicaLeases(api, settings, start_on_claim=True)
+    try:
+        assert api.get("test.replica.a") is None  # no revision loaded yet: no share
+        a.claim(CLUSTERS, ())
+        deadline = time.monotonic() + 30.0
+        while api.get("test.replica.a") is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert api.get("test.replica.a") is not None
+    finally:
+        a.stop()

@@ -328,3 +328,49 @@ def test_replicas_share_the_fleet_take_over_from_a_dead_one_and_never_overlap(
     assert all(r.process.returncode in (0, -signal.SIGKILL) for r in replicas), [
         (r.name, r.process.returncode) for r in replicas
     ]
+
+
+def test_a_replica_that_cannot_load_a_revision_takes_no_share(
+    tmp_path: Path,
+    kubeconfig: Path,
+    api_clients: dict[str, client.ApiClient],
+    lease_namespace: str,
+) -> None:
+    instance, namespace = f"sh{uuid.uuid4().hex[:6]}", f"edge-{uuid.uuid4().hex[:8]}"
+    config = fleet_kubeconfig(kubeconfig, tmp_path / "fleet.kubeconfig")
+    repo = fleet_repo(tmp_path / "repo", namespace)
+    release(repo, "1")
+    management = api_clients[MANAGEMENT]
+    # Its repo cannot be read (git unreachable, say): it never loads a revision.
+    unreadable = ConfigRepo(tmp_path / "unreadable")
+    replicas = [start("r0", repo, tmp_path, config, lease_namespace, instance)]
+    replicas.append(start("broken", unreadable, tmp_path, config, lease_namespace, instance))
+    broken = replicas[1]
+    cannot_read = "cannot read the config repo"
+    try:
+        eventually(
+            lambda: any(e.get("event") == cannot_read for e in broken.events()),
+            300,
+            "the broken replica tried to read its repo",
+        )
+        eventually(lambda: everywhere(api_clients, namespace, "1", EDGE), 300, "v1 everywhere")
+        eventually(
+            lambda: holders(management, lease_namespace, instance) == dict.fromkeys(EDGE, "r0"),
+            60,
+        )
+        sessions = client.CoordinationV1Api(management).list_namespaced_lease(
+            lease_namespace, label_selector="reconciler.io/lease=replica"
+        )
+        assert [lease.spec.holder_identity for lease in sessions.items] == ["r0"]
+        assert broken.process.poll() is None  # still running, still trying to load
+    finally:
+        for replica in replicas:
+            replica.process.send_signal(signal.SIGTERM)
+        for replica in replicas:
+            try:
+                replica.process.wait(90)
+            except subprocess.TimeoutExpired:
+                replica.process.kill()
+                replica.process.wait(10)
+        for server in SERVERS:
+            client.CoreV1Api(api_clients[server]).delete_namespace(namespace)

@@ -63,7 +63,7 @@ def test_a_cluster_that_becomes_ours_is_passed_at_once(tmp_path: Path, store: St
     assert rig.clusters.passes("beijing-1") == [sha]  # not before its drift interval
 
 
-def test_a_cluster_we_lost_gets_no_more_passes_and_one_we_regain_starts_afresh(
+def test_a_cluster_we_lost_gets_no_more_passes_and_one_we_regain_is_passed_at_once(
     tmp_path: Path, store: Store
 ) -> None:
     gate = FakeGate({"beijing-1", "beijing-2"})
@@ -81,6 +81,62 @@ def test_a_cluster_we_lost_gets_no_more_passes_and_one_we_regain_starts_afresh(
     rig.clock.advance(1.0)
     rig.tick()
     assert rig.clusters.passes("beijing-2") == [sha, sha]
+
+
+def test_a_cluster_we_regain_keeps_its_backoff(tmp_path: Path, store: Store) -> None:
+    gate = FakeGate({"beijing-1", "beijing-2"})
+    rig = make_rig(tmp_path, store, gate=gate)
+    rig.clusters.down.add("beijing-2")
+    sha = rig.source.commit_files(repo_files())
+    rig.tick()  # unreachable: backs off for 5 s
+    assert rig.clusters.passes("beijing-2") == [sha]
+
+    gate.ours.discard("beijing-2")  # our session lapsed a moment
+    rig.clock.advance(1.0)
+    rig.tick()
+    gate.ours.add("beijing-2")
+    rig.clock.advance(1.0)
+    rig.tick()
+    assert rig.clusters.passes("beijing-2") == [sha]  # still backing off
+
+    rig.clock.advance(3.0)
+    rig.tick()
+    assert rig.clusters.passes("beijing-2") == [sha, sha]
+
+
+def test_a_cluster_another_replica_works_now_exports_no_frozen_gauges(
+    tmp_path: Path, store: Store
+) -> None:
+    held = HeldDispatcher()
+    gate = FakeGate({"beijing-1", "beijing-2", "us-west-1"})
+    rig = make_rig(tmp_path, store, gate=gate, dispatcher=held)
+    rig.source.commit_files(repo_files())
+    rig.tick()
+    rig.tick()
+    for name in ("beijing-1", "beijing-2", "us-west-1"):
+        held.release(name)
+    rig.tick()
+    text = rig.daemon.metrics.exposition().decode()
+    assert 'reconciler_cluster_reachable{cluster="beijing-2"} 1.0' in text
+    assert 'reconciler_drifted_objects{app="web",cluster="beijing-2"}' in text
+    rig.clock.advance(120.0)
+    rig.tick()  # drift checks in flight on beijing-2 and us-west-1
+
+    gate.ours -= {"beijing-2", "us-west-1"}  # moved to another replica
+    rig.tick()
+    held.release("us-west-1")  # its pass ends after it moved
+    rig.tick()
+
+    text = rig.daemon.metrics.exposition().decode()
+    assert 'cluster="beijing-1"' in text
+    assert 'reconciler_cluster_reachable{cluster="us-west-1"}' not in text
+    assert 'reconciler_drifted_objects{app="web",cluster="us-west-1"}' not in text
+    assert 'reconciler_cluster_reachable{cluster="beijing-2"}' in text  # its pass still runs
+    held.release("beijing-2")
+    rig.tick()
+    text = rig.daemon.metrics.exposition().decode()
+    assert 'reconciler_cluster_reachable{cluster="beijing-2"}' not in text
+    assert 'reconciler_drifted_objects{app="web",cluster="beijing-2"}' not in text
 
 
 def test_the_gate_is_told_which_passes_are_in_flight_and_a_lost_one_is_still_recorded(

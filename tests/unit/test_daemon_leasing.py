@@ -9,8 +9,10 @@ from reconciler.daemon.leasing import (
     alive,
     decide,
     live_replicas,
+    next_round_in,
     valid_until,
 )
+from reconciler.daemon.replicas import ShardSettings, pass_outlives_lease
 
 
 def session(name: str, renewed: str, *, holder: str | None = "", duration: float = 15.0) -> Session:
@@ -87,3 +89,37 @@ def test_the_observer_forgets_replicas_not_looked_at_for_long() -> None:
     observer.forget(older_than=50.0, now=100.0)
 
     assert set(observer.seen) == {"new"}
+
+
+def test_one_failed_renewal_is_retried_while_the_session_still_holds() -> None:
+    for duration in (1.0, 2.0, 3.0, 3.9, 10.4, 15.0, 60.0):
+        for renew in (0.1, 0.5, 1.0, 1.5, 5.0, 30.0):
+            settings = ShardSettings("ns", "a", "i", duration=duration, renew=renew)
+            if renew > settings.seconds / 2:
+                continue  # refused by the command line
+            valid = valid_until(0.0, settings.seconds, settings.margin)  # renewed at 0
+            assert next_round_in(renew, 0.0, True) == renew
+            failed_at = renew  # the next renewal fails at once
+            retry_at = failed_at + next_round_in(renew, 0.0, False)
+            assert retry_at < valid, (duration, renew)
+
+
+def test_a_long_round_waits_less_and_never_a_negative_time() -> None:
+    assert next_round_in(5.0, 1.5, True) == 3.5
+    assert next_round_in(5.0, 9.0, True) == 0.0
+
+
+def test_the_holder_judges_its_session_by_the_whole_seconds_the_lease_says() -> None:
+    # The others read leaseDurationSeconds (whole seconds): the holder must not count longer.
+    for duration, written in ((10.4, 10), (10.9, 10), (15.0, 15), (1.5, 1)):
+        settings = ShardSettings("ns", "a", "i", duration=duration, renew=0.1)
+        assert settings.seconds == written
+        assert valid_until(0.0, settings.seconds, settings.margin) < written
+
+
+def test_a_pass_that_may_outlive_the_lease_is_named() -> None:
+    settings = ShardSettings("ns", "a", "i", duration=15.0, renew=5.0)
+
+    problem = pass_outlives_lease(300.0, settings)
+    assert problem is not None and "--cluster-timeout 300s" in problem
+    assert pass_outlives_lease(15.0, settings) is None

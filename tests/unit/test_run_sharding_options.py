@@ -37,6 +37,24 @@ def test_a_renew_period_over_half_the_lease_duration_is_refused(tmp_path: Path) 
     assert "--shard-renew-period" in output and "at most half" in output
 
 
+def test_a_lease_duration_under_one_second_is_refused(tmp_path: Path) -> None:
+    code, output = run(
+        tmp_path, "--shard-lease-duration", "0.4s", "--shard-renew-period", "0.1s"
+    )  # fmt: skip
+
+    assert code == 2
+    assert "--shard-lease-duration" in output and "at least 1s" in output
+
+
+def test_the_renew_period_is_judged_against_the_whole_seconds_of_the_lease(tmp_path: Path) -> None:
+    code, output = run(
+        tmp_path, "--shard-lease-duration", "10.9s", "--shard-renew-period", "5.2s"
+    )  # fmt: skip
+
+    assert code == 2
+    assert "--shard-renew-period" in output and "at most half" in output
+
+
 def test_outside_a_pod_the_management_context_is_needed(tmp_path: Path) -> None:
     code, output = run(tmp_path)
 
