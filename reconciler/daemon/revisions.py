@@ -20,7 +20,7 @@ from structlog.typing import FilteringBoundLogger
 from reconciler.charts.model import Pin
 from reconciler.config.model import PartialRepo, Repo
 from reconciler.daemon.blast import holds
-from reconciler.daemon.chartretry import next_retry, settled_pins
+from reconciler.daemon.chartretry import ChartRetry, next_retry, settled_pins
 from reconciler.daemon.desired import (
     Desired,
     TargetKey,
@@ -132,15 +132,7 @@ class RevisionJob(LoopState):
         if retry is None or retry.revision != loaded.sha:
             return
         now = self.clock.monotonic()
-        upcoming = next_retry(
-            retry,
-            loaded.sha,
-            loaded.charts,
-            loaded.unsettled,
-            now,
-            self.settings.interval,
-            self.settings.chart_retry_max,
-        )
+        upcoming = self._next_retry(retry, loaded, now)
         self._chart_retry = upcoming
         if upcoming is None:
             return
@@ -154,11 +146,11 @@ class RevisionJob(LoopState):
                 retry_in=round(upcoming.due - now, 1),
             )
 
-    def _retry_charts(self, loaded: Loaded, log: FilteringBoundLogger) -> None:
-        """Schedule resolving the head's unsettled charts again; say which resolved now."""
-        before = self._chart_retry
-        now = self.clock.monotonic()
-        self._chart_retry = next_retry(
+    def _next_retry(
+        self, before: ChartRetry | None, loaded: Loaded, now: float
+    ) -> ChartRetry | None:
+        """When to resolve the unsettled charts of ``loaded`` again (None: none are)."""
+        return next_retry(
             before,
             loaded.sha,
             loaded.charts,
@@ -167,6 +159,12 @@ class RevisionJob(LoopState):
             self.settings.interval,
             self.settings.chart_retry_max,
         )
+
+    def _retry_charts(self, loaded: Loaded, log: FilteringBoundLogger) -> None:
+        """Schedule resolving the head's unsettled charts again; say which resolved now."""
+        before = self._chart_retry
+        now = self.clock.monotonic()
+        self._chart_retry = self._next_retry(before, loaded, now)
         if loaded.retried and before is not None and before.revision == loaded.sha:
             for app in sorted(set(before.why) - set(loaded.unsettled)):
                 chart = loaded.charts.charts.get(app)
