@@ -37,13 +37,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reconciler.report import drift_document, drift_json
 from reconciler.store.db import Store
 from reconciler.web.deadline import RequestDeadline
+from reconciler.web.detail import target_detail
 from reconciler.web.model import (
     MAX_DRIFT,
     Filters,
     drift_targets,
     open_drift,
     page_model,
-    target_detail,
 )
 from reconciler.web.snapshot import Snapshot, SnapshotCache
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.store.rows import TargetRevision
+from reconciler.web.detail import target_detail
 from reconciler.web.model import (
     ClusterInfo,
     Filters,
@@ -18,7 +19,6 @@ from reconciler.web.model import (
     phase_of,
     ready_of,
     rollouts_by_app,
-    target_detail,
 )
 
 
