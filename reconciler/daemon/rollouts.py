@@ -35,7 +35,7 @@ from reconciler.daemon.sharedrollouts import SharedRollouts
 from reconciler.rollout.begin import begin
 from reconciler.rollout.codec import state_from_data, state_to_data
 from reconciler.rollout.machine import step, supersede, wake_at
-from reconciler.rollout.members import Targets
+from reconciler.rollout.members import Targets, why_left
 from reconciler.rollout.model import (
     ClusterPhase,
     Command,
@@ -210,7 +210,7 @@ class Rollouts:
                 if (d := book.digest(rev, (app.name, c))) is not None
             }
             left = {  # why a cluster of the latest rollout is no longer a target
-                c.cluster: _why_left(repo, c.cluster, self.held_clusters)
+                c.cluster: why_left(repo, c.cluster, self.held_clusters)
                 for c in (latest.clusters if latest is not None else ())
                 if c.cluster not in mine
             }
@@ -491,18 +491,6 @@ class Rollouts:
         self.metrics.rollout_stage.labels(state.app).set(state.stage + 1 if running else 0)
         waiting = state.phase == RolloutPhase.WAITING_APPROVAL
         self.metrics.rollout_waiting_approval.labels(state.app).set(1 if waiting else 0)
-
-
-def _why_left(repo: Repo, cluster: str, broken: Collection[str]) -> str:
-    """Why ``cluster`` is no longer one of an app's targets at ``repo``."""
-    if cluster in broken:
-        return "its cluster file is broken"
-    found = repo.clusters.get(cluster)
-    if found is None:
-        return "removed from the inventory"
-    if found.paused:
-        return "paused"
-    return "no longer placed"
 
 
 def _running(state: RolloutState) -> bool:

@@ -17,9 +17,10 @@ app the same and starts no rollout, but the rollout's clusters are no longer the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 
+from reconciler.config.model import Repo
 from reconciler.rollout.model import (
     IN_FLIGHT,
     ClusterPhase,
@@ -51,6 +52,19 @@ class Targets:
     running: Mapping[str, str | None]
     digests: Mapping[tuple[str, str], Digest]
     left: Mapping[str, str] = field(default_factory=dict)
+
+
+def why_left(repo: Repo, cluster: str, broken: Collection[str]) -> str:
+    """Why ``cluster`` is no longer one of an app's targets at ``repo`` (``broken``: clusters
+    whose file does not load there)."""
+    if cluster in broken:
+        return "its cluster file is broken"
+    found = repo.clusters.get(cluster)
+    if found is None:
+        return "removed from the inventory"
+    if found.paused:
+        return "paused"
+    return "no longer placed"
 
 
 @dataclass(frozen=True)
