@@ -22,7 +22,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -239,6 +239,17 @@ def helm_repo(
         yield repo
     finally:
         repo.stop()
+
+
+@contextmanager
+def demo_chart_repo(directory: Path, versions: Iterable[str]) -> Iterator[HelmRepoServer]:
+    """A Helm repository on loopback serving the chart ``demo`` at each of ``versions``
+    (charts written, packaged and indexed under ``directory``)."""
+    with helm_repo(directory / "served") as server:
+        for version in versions:
+            package(write_chart(directory / "src", "demo", version), server.root, directory / "h")
+        server.index(directory / "h")
+        yield server
 
 
 def make_test_ca(directory: Path) -> tuple[KeyPair, KeyPair]:

@@ -107,19 +107,21 @@ class ConfigRepo:
             f"apps/{name}/manifests/config.yaml",
             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data},
         )
+        return self.app_spec(
+            name,
+            {
+                "namespace": namespace,
+                "source": {"manifests": "manifests/"},
+                "placement": placement,
+                "sync": {"prune": True, "selfHeal": self_heal},
+            },
+        )
+
+    def app_spec(self, name: str, spec: dict[str, Any]) -> Path:
+        """Write the App ``name`` with ``spec`` as its spec."""
         return self.write(
             f"apps/{name}/app.yaml",
-            {
-                "apiVersion": API,
-                "kind": "App",
-                "metadata": {"name": name},
-                "spec": {
-                    "namespace": namespace,
-                    "source": {"manifests": "manifests/"},
-                    "placement": placement,
-                    "sync": {"prune": True, "selfHeal": self_heal},
-                },
-            },
+            {"apiVersion": API, "kind": "App", "metadata": {"name": name}, "spec": spec},
         )
 
 

@@ -17,9 +17,8 @@ from kubernetes import client
 from reconciler.charts.cache import ChartCache
 from reconciler.charts.resolver import ChartResolver
 from reconciler.store.rows import State
-from tests.chartservers import HelmRepoServer, helm_repo, package, write_chart
+from tests.chartservers import HelmRepoServer, demo_chart_repo, package, write_chart
 from tests.e2e.daemon_rig import (
-    API,
     ConfigRepo,
     config_data,
     eventually,
@@ -33,10 +32,7 @@ from tests.e2e.daemon_rig import (
 
 @pytest.fixture
 def chart_repo(tmp_path: Path) -> Iterator[HelmRepoServer]:
-    with helm_repo(tmp_path / "served") as server:
-        for version in ("1.0.0", "1.1.0", "2.0.0"):
-            package(write_chart(tmp_path / "src", "demo", version), server.root, tmp_path / "h")
-        server.index(tmp_path / "h")
+    with demo_chart_repo(tmp_path, ("1.0.0", "1.1.0", "2.0.0")) as server:
         yield server
 
 
@@ -59,24 +55,19 @@ def test_the_daemon_records_resolves_and_caches_remote_charts(
     repo.clusters(("beijing-1",))
 
     def write_app(greeting: str) -> None:
-        repo.write(
-            f"apps/{app}/app.yaml",
+        repo.app_spec(
+            app,
             {
-                "apiVersion": API,
-                "kind": "App",
-                "metadata": {"name": app},
-                "spec": {
-                    "namespace": namespace,
-                    "source": {
-                        "helm": {
-                            "repo": chart_repo.url,
-                            "chart": "demo",
-                            "version": "~1.1",
-                            "values": {"greeting": greeting},
-                        }
-                    },
-                    "placement": {"clusters": ["beijing-1"]},
+                "namespace": namespace,
+                "source": {
+                    "helm": {
+                        "repo": chart_repo.url,
+                        "chart": "demo",
+                        "version": "~1.1",
+                        "values": {"greeting": greeting},
+                    }
                 },
+                "placement": {"clusters": ["beijing-1"]},
             },
         )
 
@@ -123,17 +114,12 @@ def test_the_daemon_records_resolves_and_caches_remote_charts(
 
 
 def chart_app(repo: ConfigRepo, name: str, namespace: str, url: str, version: str) -> None:
-    repo.write(
-        f"apps/{name}/app.yaml",
+    repo.app_spec(
+        name,
         {
-            "apiVersion": API,
-            "kind": "App",
-            "metadata": {"name": name},
-            "spec": {
-                "namespace": namespace,
-                "source": {"helm": {"repo": url, "chart": "demo", "version": version}},
-                "placement": {"clusters": ["beijing-1"]},
-            },
+            "namespace": namespace,
+            "source": {"helm": {"repo": url, "chart": "demo", "version": version}},
+            "placement": {"clusters": ["beijing-1"]},
         },
     )
 

@@ -27,3 +27,40 @@ def app(name: str, spec: str) -> str:
 def settings(spec: str = "allowEmpty: true") -> str:
     """``reconciler.yaml``; ``spec`` is the YAML under ``spec:`` (flow style or one line)."""
     return f"{HEADER}kind: Settings\nspec: {{{spec}}}\n"
+
+
+def demo_chart_app(url: str, version: str) -> dict[str, str]:
+    """A repo with one cluster (beijing-1) and the app ``web`` from the chart ``demo`` at
+    ``version`` of the Helm repository at ``url``."""
+    return {
+        "clusters/beijing-1.yaml": cluster("beijing-1"),
+        "apps/web/app.yaml": app(
+            "web",
+            f"""
+            namespace: web
+            source: {{helm: {{repo: "{url}", chart: demo, version: "{version}"}}}}
+            placement: {{clusters: [beijing-1]}}
+            """,
+        ),
+    }
+
+
+def helm_app(helm: str) -> dict[str, str]:
+    """A repo with one cluster (c1) and the app ``web`` whose ``source.helm`` is ``helm``
+    (flow style)."""
+    return {
+        "clusters/c1.yaml": """
+            apiVersion: reconciler.io/v1alpha1
+            kind: Cluster
+            metadata: {name: c1}
+        """,
+        "apps/web/app.yaml": f"""
+            apiVersion: reconciler.io/v1alpha1
+            kind: App
+            metadata: {{name: web}}
+            spec:
+              source:
+                helm: {helm}
+              placement: {{clusters: [c1]}}
+        """,
+    }

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import RepoFactory
+from repo_snippets import helm_app
 
 from reconciler.charts.lock import chart_source
 from reconciler.charts.model import ChartLock, ChartSource
@@ -14,38 +15,17 @@ from reconciler.config.load import load_repo
 from reconciler.errors import ConfigError
 from reconciler.render import render_all
 
-CLUSTER = """
-apiVersion: reconciler.io/v1alpha1
-kind: Cluster
-metadata: {name: c1}
-"""
-
-
-def app_with(helm: str) -> dict[str, str]:
-    return {
-        "clusters/c1.yaml": CLUSTER,
-        "apps/web/app.yaml": f"""
-            apiVersion: reconciler.io/v1alpha1
-            kind: App
-            metadata: {{name: web}}
-            spec:
-              source:
-                helm: {helm}
-              placement: {{clusters: [c1]}}
-        """,
-    }
-
 
 def problems(make_repo: RepoFactory, helm: str) -> list[str]:
     with pytest.raises(ConfigError) as err:
-        load_repo(make_repo(app_with(helm)))
+        load_repo(make_repo(helm_app(helm)))
     return [str(p) for p in err.value.problems]
 
 
 def test_a_helm_repository_chart_loads_and_names_its_source(make_repo: RepoFactory) -> None:
     repo = load_repo(
         make_repo(
-            app_with('{repo: "https://charts.example.com/stable", chart: redis, version: ^1.2}')
+            helm_app('{repo: "https://charts.example.com/stable", chart: redis, version: ^1.2}')
         )
     )
     app = repo.apps["web"]
@@ -58,7 +38,7 @@ def test_a_helm_repository_chart_loads_and_names_its_source(make_repo: RepoFacto
 def test_an_oci_chart_loads_and_its_name_is_the_last_segment(make_repo: RepoFactory) -> None:
     repo = load_repo(
         make_repo(
-            app_with('{chart: "oci://registry.example.com:5000/team/redis", version: "1.2.3"}')
+            helm_app('{chart: "oci://registry.example.com:5000/team/redis", version: "1.2.3"}')
         )
     )
     assert chart_source(repo.apps["web"]) == ChartSource(
@@ -112,7 +92,7 @@ def test_a_remote_chart_without_a_lock_entry_fails_its_targets_with_the_lock_err
     make_repo: RepoFactory, tmp_path: Path
 ) -> None:
     repo = load_repo(
-        make_repo(app_with('{repo: "https://charts.example.com", chart: redis, version: "9"}'))
+        make_repo(helm_app('{repo: "https://charts.example.com", chart: redis, version: "9"}'))
     )
     lock = ChartLock(
         errors={"web": "apps/web/app.yaml:7: chart https://charts.example.com redis 9: gone"}

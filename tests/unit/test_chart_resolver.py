@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import repo_snippets as snip
 import yaml
 from click.testing import CliRunner
 from conftest import RepoFactory
@@ -186,24 +187,7 @@ def test_validate_reports_an_unusable_chart_cache_for_the_app(
     with scripted_server() as repo:
         repo.routes["/index.yaml"] = index(demo=[entry("demo", "1.0.0", archive)])
         repo.routes["/demo-1.0.0.tgz"] = (200, {}, archive)
-        root = make_repo(
-            {
-                "clusters/c1.yaml": """
-                    apiVersion: reconciler.io/v1alpha1
-                    kind: Cluster
-                    metadata: {name: c1}
-                """,
-                "apps/web/app.yaml": f"""
-                    apiVersion: reconciler.io/v1alpha1
-                    kind: App
-                    metadata: {{name: web}}
-                    spec:
-                      source:
-                        helm: {{repo: "{repo.url}", chart: demo, version: "1.0.0"}}
-                      placement: {{clusters: [c1]}}
-                """,
-            }
-        )
+        root = make_repo(snip.helm_app(f'{{repo: "{repo.url}", chart: demo, version: "1.0.0"}}'))
         result = CliRunner().invoke(cli, ["validate", str(root), "--chart-cache", str(cache)])
     assert result.exit_code == 2, result.output
     line = (

@@ -23,37 +23,20 @@ from reconciler.daemon.chartretry import (
     settled_pins,
     unsettled,
 )
-from tests.chartservers import HelmRepoServer, helm_repo, package, write_chart
+from tests.chartservers import HelmRepoServer, demo_chart_repo
 
 
 @pytest.fixture
 def chart_repo(tmp_path: Path) -> Iterator[HelmRepoServer]:
-    with helm_repo(tmp_path / "served") as server:
-        for version in ("1.0.0", "1.1.0"):
-            package(write_chart(tmp_path / "src", "demo", version), server.root, tmp_path / "h")
-        server.index(tmp_path / "h")
+    with demo_chart_repo(tmp_path, ("1.0.0", "1.1.0")) as server:
         yield server
-
-
-def files(url: str, version: str) -> dict[str, str]:
-    return {
-        "clusters/beijing-1.yaml": snip.cluster("beijing-1"),
-        "apps/web/app.yaml": snip.app(
-            "web",
-            f"""
-            namespace: web
-            source: {{helm: {{repo: "{url}", chart: demo, version: "{version}"}}}}
-            placement: {{clusters: [beijing-1]}}
-            """,
-        ),
-    }
 
 
 def lock_of(
     tmp_path: Path, url: str, version: str, pins: dict[str, Pin] | None = None
 ) -> ChartLock:
     root = tmp_path / f"repo-{len(list(tmp_path.glob('repo-*')))}"
-    for rel, text in files(url, version).items():
+    for rel, text in snip.demo_chart_app(url, version).items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
     repo = load_partial(root).repo

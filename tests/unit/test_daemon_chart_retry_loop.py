@@ -16,31 +16,14 @@ from reconciler.daemon.loop import Daemon
 from reconciler.kube.pool import Clients
 from reconciler.store.db import Store
 from reconciler.store.rows import State
-from tests.chartservers import HelmRepoServer, helm_repo, package, write_chart
+from tests.chartservers import HelmRepoServer, demo_chart_repo, helm_repo, package, write_chart
 from tests.unit.daemon_rig import SETTINGS, FakeClock, FakeClusters, FakeSource, InlineDispatcher
 
 
 @pytest.fixture
 def chart_repo(tmp_path: Path) -> Iterator[HelmRepoServer]:
-    with helm_repo(tmp_path / "served") as server:
-        for version in ("1.0.0", "1.1.0"):
-            package(write_chart(tmp_path / "src", "demo", version), server.root, tmp_path / "h")
-        server.index(tmp_path / "h")
+    with demo_chart_repo(tmp_path, ("1.0.0", "1.1.0")) as server:
         yield server
-
-
-def files(url: str, version: str) -> dict[str, str]:
-    return {
-        "clusters/beijing-1.yaml": snip.cluster("beijing-1"),
-        "apps/web/app.yaml": snip.app(
-            "web",
-            f"""
-            namespace: web
-            source: {{helm: {{repo: "{url}", chart: demo, version: "{version}"}}}}
-            placement: {{clusters: [beijing-1]}}
-            """,
-        ),
-    }
 
 
 class ChartRig:
@@ -80,7 +63,7 @@ def test_a_chart_whose_source_answered_503_at_the_commit_is_resolved_when_it_ans
 ) -> None:
     rig = ChartRig(tmp_path, store)
     chart_repo.fail(503)
-    sha = rig.source.commit_files(files(chart_repo.url, "1.1.0"))
+    sha = rig.source.commit_files(snip.demo_chart_app(chart_repo.url, "1.1.0"))
     rig.daemon.tick()
     state, message = rig.status()
     assert state is State.INVALID_CONFIG
@@ -121,12 +104,12 @@ def test_a_cached_fallback_is_replaced_when_the_source_answers(
     tmp_path: Path, store: Store, chart_repo: HelmRepoServer
 ) -> None:
     rig = ChartRig(tmp_path, store)
-    rig.source.commit_files(files(chart_repo.url, "1.0.0"))
+    rig.source.commit_files(snip.demo_chart_app(chart_repo.url, "1.0.0"))
     rig.daemon.tick()
     assert rig.status()[0] is State.SYNCED
 
     chart_repo.fail(503)
-    sha = rig.source.commit_files(files(chart_repo.url, "^1.0"))
+    sha = rig.source.commit_files(snip.demo_chart_app(chart_repo.url, "^1.0"))
     rig.poll()
     assert rig.status()[0] is State.SYNCED
     assert rig.daemon.book.get(sha, ("web", "beijing-1")) is not None
@@ -157,7 +140,7 @@ def test_a_chart_the_source_then_says_it_does_not_have_waits_for_a_commit(
 ) -> None:
     rig = ChartRig(tmp_path, store)
     chart_repo.fail(503)
-    rig.source.commit_files(files(chart_repo.url, "9.9.9"))
+    rig.source.commit_files(snip.demo_chart_app(chart_repo.url, "9.9.9"))
     rig.daemon.tick()
     assert rig.status()[1].endswith("resolved again on later polls until the source answers")
 
@@ -176,10 +159,10 @@ def test_a_restart_does_not_keep_a_cached_fallback(
     tmp_path: Path, store: Store, chart_repo: HelmRepoServer
 ) -> None:
     rig = ChartRig(tmp_path, store)
-    rig.source.commit_files(files(chart_repo.url, "1.0.0"))
+    rig.source.commit_files(snip.demo_chart_app(chart_repo.url, "1.0.0"))
     rig.daemon.tick()
     chart_repo.fail(503)
-    sha = rig.source.commit_files(files(chart_repo.url, "^1.0"))
+    sha = rig.source.commit_files(snip.demo_chart_app(chart_repo.url, "^1.0"))
     rig.poll()
     assert _chart_version(rig, sha) == "1.0.0"
 
@@ -198,7 +181,7 @@ def test_only_the_unsettled_charts_are_asked_again(
         other.index(tmp_path / "h2")
         rig = ChartRig(tmp_path, store)
         chart_repo.fail(503)
-        tree = files(chart_repo.url, "1.1.0")
+        tree = snip.demo_chart_app(chart_repo.url, "1.1.0")
         tree["apps/api/app.yaml"] = snip.app(
             "api",
             f"""
