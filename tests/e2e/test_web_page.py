@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -22,14 +21,12 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from reconciler.devenv import binaries
+from tests.browser import headless_chromium, wait_for
 from tests.configrepo import (
     configmap,
     secret,
@@ -45,7 +42,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("RECONCILER_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts"))
 GIT_PASSWORD = "git-s3cret-value"
 LIVE_PASSWORD = "live-s3cret-value"
-WAIT = 60.0  # the page follows the daemon within a second or two; the machine may be busy
 START = 180.0  # a daemon's start and first passes over five clusters, on a loaded machine
 
 
@@ -191,25 +187,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, fleet_kubeconfig: Path) -> 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.fail("chromium and chromedriver are needed: `make browser` installs Debian's")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1400,1000",
-        "--force-device-scale-factor=1",
-    ):
-        options.add_argument(arg)
-    chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
-    try:
+    with headless_chromium("--window-size=1400,1000", "--force-device-scale-factor=1") as chrome:
         yield chrome
-    finally:
-        chrome.quit()
 
 
 def screenshot(browser: WebDriver, name: str) -> Path:
@@ -218,15 +197,6 @@ def screenshot(browser: WebDriver, name: str) -> Path:
     browser.save_screenshot(str(path))
     print(f"screenshot: {path}")
     return path
-
-
-def wait_for(browser: WebDriver, check: Callable[[WebDriver], Any], what: str) -> Any:
-    """Poll ``check``; the page redraws on every change, so an element found a moment ago may
-    be gone (stale): that is one more poll, not a failure."""
-    wait = WebDriverWait(
-        browser, WAIT, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException]
-    )
-    return wait.until(check, message=what)
 
 
 _MATRIX_JS = """

@@ -21,6 +21,7 @@ from reconciler.store.rows import State, StatusRow
 from reconciler.web.app import create_app
 from reconciler.web.model import ClusterInfo, Fleet
 from reconciler.web.snapshot import SnapshotCache
+from tests.webstore import fetched_state
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 SHA = "1bf2028cdf11aa0000000000000000000000beef"
@@ -33,10 +34,8 @@ class Flags:
 
 @pytest.fixture
 def state(tmp_path: Path) -> Path:
-    state = tmp_path / "state"
+    state = fetched_state(tmp_path / "state", SHA, NOW)
     with Store.open(state) as store:
-        store.record_revision(SHA, NOW, True, None)
-        store.record_fetch_success("/srv/repo", "main", SHA, NOW)
         store.set_status(StatusRow("web", "beijing-1", State.SYNCED, "created 2", SHA, NOW, NOW))
         store.set_status(StatusRow("web", "us-west-1", State.FAILED, "boom", SHA, NOW))
         store.record_applied("web", "beijing-1", SHA, ["ConfigMap/demo/web"], NOW)

@@ -5,24 +5,19 @@ ones."""
 from __future__ import annotations
 
 import json
-import threading
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from reconciler.fields import FieldChange
 from reconciler.store.db import Store
 from reconciler.store.rows import State, StatusRow
-from reconciler.web.app import create_app
 from reconciler.web.model import MAX_DRIFT, ClusterInfo, Fleet
-from reconciler.web.server import HttpServer
-from reconciler.web.snapshot import OPEN_DRIFT_LIMIT, SnapshotCache
+from reconciler.web.snapshot import OPEN_DRIFT_LIMIT
+from tests.webstore import fetched_state, record_open_drift_behind_corrected, served
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 SHA = "1bf2028cdf11aa0000000000000000000000beef"
@@ -35,28 +30,7 @@ def change() -> list[FieldChange]:
 
 @pytest.fixture
 def state(tmp_path: Path) -> Path:
-    state = tmp_path / "state"
-    with Store.open(state) as store:
-        store.record_revision(SHA, T0, True, None)
-        store.record_fetch_success("/srv/repo", "main", SHA, T0)
-    return state
-
-
-@contextmanager
-def served(state: Path) -> Iterator[str]:
-    stopping = threading.Event()
-    with Store.open_readonly(state) as store:
-        app = create_app(
-            SnapshotCache(store, lambda: FLEET, max_age=0),
-            CollectorRegistry(),
-            ready=lambda: True,
-            stopping=stopping,
-        )
-        server = HttpServer("127.0.0.1:0", app, stopping=stopping).start()
-        try:
-            yield f"http://127.0.0.1:{server.port}"
-        finally:
-            server.stop()
+    return fetched_state(tmp_path / "state", SHA, T0)
 
 
 def get(url: str) -> Any:
@@ -68,16 +42,10 @@ def test_a_target_detail_shows_its_old_open_drift_behind_25_newer_corrected_ones
     state: Path,
 ) -> None:
     with Store.open(state) as store:
-        store.set_status(StatusRow("web", "c1", State.DRIFTED, "drift", SHA, T0, T0))
-        store.record_drift("web", "c1", "ConfigMap/demo/old", "modified", change(), SHA, T0)
-        for i in range(25):  # a flapping object: drifted, corrected, again and again
-            at = T0 + timedelta(minutes=i + 1)
-            row = store.record_drift(
-                "web", "c1", f"ConfigMap/demo/x{i}", "modified", change(), SHA, at
-            )
-            store.mark_corrected(row.id, at + timedelta(seconds=30))
+        # a flapping object: drifted, corrected, again and again
+        record_open_drift_behind_corrected(store, SHA, T0, change())
 
-    with served(state) as base:
+    with served(state, FLEET) as base:
         detail = get(f"{base}/api/targets/web/c1")
 
     assert detail["target"]["state"] == "Drifted"
@@ -92,7 +60,7 @@ def test_a_target_detail_counts_open_drift_beyond_what_it_lists(state: Path) -> 
             at = T0 + timedelta(seconds=i)
             store.record_drift("web", "c1", f"ConfigMap/demo/x{i}", "modified", change(), SHA, at)
 
-    with served(state) as base:
+    with served(state, FLEET) as base:
         detail = get(f"{base}/api/targets/web/c1")
 
     assert detail["drift_total"] == MAX_DRIFT + 5
@@ -110,7 +78,7 @@ def test_the_page_counts_every_open_drift_record_and_lists_the_newest(state: Pat
             at = T0 + timedelta(seconds=i + 1)
             store.record_drift(f"app{i}", "c1", "ConfigMap/demo/y", "modified", change(), SHA, at)
 
-    with served(state) as base:
+    with served(state, FLEET) as base:
         page = get(f"{base}/api/page")
         narrowed = get(f"{base}/api/page?app=web")
 
