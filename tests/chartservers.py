@@ -102,6 +102,45 @@ def free_port() -> int:
         return port
 
 
+# ---- HTTP servers on loopback ----------------------------------------------------------------
+
+
+class _Quiet:
+    """A request handler mixin: no request log on stderr."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _reply(
+    handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes = b""
+) -> None:
+    """One whole answer; Content-Length is the body's unless ``headers`` gives one."""
+    handler.send_response(status)
+    for name, value in headers.items():
+        handler.send_header(name, value)
+    if "Content-Length" not in headers:
+        handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def _serve(
+    handler: Callable[..., BaseHTTPRequestHandler], tls: KeyPair | None
+) -> tuple[ThreadingHTTPServer, str]:
+    """Serve on a free loopback port (over TLS with ``tls``) in a thread; the server and its
+    scheme://127.0.0.1:port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    scheme = "http"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls.cert, tls.key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"{scheme}://127.0.0.1:{server.server_address[1]}"
+
+
 # ---- a scripted server: exact answers, for what real servers seldom do -----------------------
 
 Answer = tuple[int, dict[str, str], bytes]  # status, headers, body
@@ -128,35 +167,17 @@ def scripted_server(tls: KeyPair | None = None) -> Iterator[ScriptedServer]:
     routes: dict[str, Answer | Route] = {}
     seen: list[tuple[str, str | None]] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_Quiet, BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             seen.append((self.path, self.headers.get("Authorization")))
             route = routes.get(self.path.split("?", 1)[0])
             answer = route(self) if callable(route) else route or (404, {}, b"not found")
-            if answer is None:
-                return
-            status, headers, body = answer
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            if "Content-Length" not in headers:
-                self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            if answer is not None:
+                _reply(self, *answer)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    scheme = "http"
-    if tls is not None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(tls.cert, tls.key)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        scheme = "https"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server, url = _serve(Handler, tls)
     try:
-        yield ScriptedServer(f"{scheme}://127.0.0.1:{server.server_address[1]}", routes, seen)
+        yield ScriptedServer(url, routes, seen)
     finally:
         server.shutdown()
         server.server_close()
@@ -204,35 +225,18 @@ def helm_repo(
         else None
     )
 
-    class Handler(SimpleHTTPRequestHandler):
+    class Handler(_Quiet, SimpleHTTPRequestHandler):
         def do_GET(self) -> None:
             requests.append(self.path)
             if outage:
-                self.send_response(outage[0])
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            if expected is not None and self.headers.get("Authorization") != expected:
-                self.send_response(401)
-                self.send_header("WWW-Authenticate", 'Basic realm="charts"')
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            super().do_GET()
+                _reply(self, outage[0], {})
+            elif expected is not None and self.headers.get("Authorization") != expected:
+                _reply(self, 401, {"WWW-Authenticate": 'Basic realm="charts"'})
+            else:
+                super().do_GET()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
-    scheme = "http"
-    if tls is not None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(tls.cert, tls.key)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        scheme = "https"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    repo = HelmRepoServer(root, f"{scheme}://127.0.0.1:{server.server_address[1]}/", server)
+    server, url = _serve(partial(Handler, directory=str(root)), tls)
+    repo = HelmRepoServer(root, f"{url}/", server)
     repo.requests = requests
     repo.outage = outage
     try:
@@ -353,33 +357,19 @@ def _token_service(signer: KeyPair, login: tuple[str, str]) -> Iterator[str]:
         r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
         return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_Quiet, BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.headers.get("Authorization") != expected:
-                self.send_response(401)
-                self.send_header("WWW-Authenticate", 'Basic realm="token"')
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                _reply(self, 401, {"WWW-Authenticate": 'Basic realm="token"'})
                 return
             query = parse_qs(urlsplit(self.path).query)
             scopes = query.get("scope", [""])
             body = json.dumps({"token": token(scopes[0])}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            _reply(self, 200, {"Content-Type": "application/json"}, body)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(signer.cert, signer.key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server, url = _serve(Handler, signer)
     try:
-        yield f"https://127.0.0.1:{server.server_address[1]}/token"
+        yield f"{url}/token"
     finally:
         server.shutdown()
         server.server_close()
