@@ -96,6 +96,16 @@ def release(repo: ConfigRepo, version: str) -> str:
     return repo.commit(f"edge {version}")
 
 
+def released_fleet(tmp_path: Path, kubeconfig: Path) -> tuple[str, str, Path, ConfigRepo]:
+    """A fresh replica instance name and edge namespace, the fleet's kubeconfig, and the config
+    repo with release 1 committed."""
+    instance, namespace = f"sh{uuid.uuid4().hex[:6]}", f"edge-{uuid.uuid4().hex[:8]}"
+    config = fleet_kubeconfig(kubeconfig, tmp_path / "fleet.kubeconfig")
+    repo = fleet_repo(tmp_path / "repo", namespace)
+    release(repo, "1")
+    return instance, namespace, config, repo
+
+
 @dataclass
 class Replica:
     name: str
@@ -237,10 +247,7 @@ def test_replicas_share_the_fleet_take_over_from_a_dead_one_and_never_overlap(
     api_clients: dict[str, client.ApiClient],
     lease_namespace: str,
 ) -> None:
-    instance, namespace = f"sh{uuid.uuid4().hex[:6]}", f"edge-{uuid.uuid4().hex[:8]}"
-    config = fleet_kubeconfig(kubeconfig, tmp_path / "fleet.kubeconfig")
-    repo = fleet_repo(tmp_path / "repo", namespace)
-    release(repo, "1")
+    instance, namespace, config, repo = released_fleet(tmp_path, kubeconfig)
     management = api_clients[MANAGEMENT]
     history, watcher = watch_leases(management, lease_namespace)
     replicas = [start(f"r{n}", repo, tmp_path, config, lease_namespace, instance) for n in range(3)]
@@ -336,10 +343,7 @@ def test_a_replica_that_cannot_load_a_revision_takes_no_share(
     api_clients: dict[str, client.ApiClient],
     lease_namespace: str,
 ) -> None:
-    instance, namespace = f"sh{uuid.uuid4().hex[:6]}", f"edge-{uuid.uuid4().hex[:8]}"
-    config = fleet_kubeconfig(kubeconfig, tmp_path / "fleet.kubeconfig")
-    repo = fleet_repo(tmp_path / "repo", namespace)
-    release(repo, "1")
+    instance, namespace, config, repo = released_fleet(tmp_path, kubeconfig)
     management = api_clients[MANAGEMENT]
     # Its repo cannot be read (git unreachable, say): it never loads a revision.
     unreadable = ConfigRepo(tmp_path / "unreadable")
