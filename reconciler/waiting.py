@@ -12,6 +12,8 @@ from reconciler.store.rows import HealthRow, State, StatusRow
 
 # A target in one of these states will not get anywhere without a change: waiting fails.
 _FAILED_STATES = frozenset({State.FAILED, State.INVALID_CONFIG})
+# Healthy, or deliberately not running (a suspended CronJob): a target is its worst object.
+PASSING = frozenset({Health.HEALTHY, Health.SUSPENDED})
 
 
 class Goal(StrEnum):
@@ -131,6 +133,6 @@ def _judge_one(
         return progress(Outcome.WAITING, "health not judged yet")
     if health.health is Health.DEGRADED:
         return progress(Outcome.FAILED, str(health))
-    if health.health is not Health.HEALTHY:
+    if health.health not in PASSING:
         return progress(Outcome.WAITING, str(health))
     return progress(Outcome.REACHED, "")

@@ -54,6 +54,13 @@ def test_a_degraded_target_fails_the_wait_for_health_and_says_why() -> None:
     assert judge([status("a")], [judged("a", bad)], Goal.SYNCED).outcome is Outcome.REACHED
 
 
+def test_a_target_whose_worst_object_is_suspended_is_reached() -> None:
+    """A suspended CronJob beside a healthy Deployment: deliberately not running, as in
+    `reconciler status` and the rollout gate."""
+    verdict = judge([status("a")], [judged("a", health(Health.SUSPENDED, 3))], Goal.HEALTHY)
+    assert verdict.outcome is Outcome.REACHED
+
+
 def test_failed_and_invalid_config_fail_the_wait() -> None:
     verdict = judge([status("a", State.FAILED)], [], Goal.SYNCED)
     assert verdict.outcome is Outcome.FAILED
