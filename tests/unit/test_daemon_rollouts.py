@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -388,17 +388,20 @@ def test_degraded_from_before_the_revision_does_not_fail_its_gate_at_once(rig: R
     assert rollout(rig).cluster("beijing-1").phase == ClusterPhase.SUCCEEDED
 
 
-def test_the_pass_that_applies_a_revision_does_not_pass_its_gate(rig: Rig) -> None:
-    """Its health of objects the revision left alone was read before the apply."""
-    assert isinstance(rig.clusters, Workloads)
-    rig.source.commit_files(files("1"))
-    rig.tick()
-    rig.clusters.rollout = [judged(Health.PROGRESSING, 0)] * 100
-    rig.source.commit_files(files("2"))
-    rig.daemon.poke()
-    rig.tick()
-    canary = rollout(rig).cluster("beijing-1")
-    assert canary.phase == ClusterPhase.PROGRESSING, canary
+def test_the_pass_that_applies_a_revision_does_not_count_for_its_gate(rig: Rig) -> None:
+    """It judges the objects the revision left alone on what it read before the apply: the
+    revision counts as applied when the pass ended, its health as read when it started."""
+    rollouts, key = rig.daemon.rollouts, ("web", "beijing-1")
+    t0 = datetime(2026, 12, 2, 22, 0, tzinfo=UTC)
+    t1, t2 = t0 + timedelta(seconds=3), t0 + timedelta(seconds=10)
+    rollouts.observe(key, "b" * 40, t0, t1, True, False, "Healthy")
+    seen = rollouts.observed[key]
+    assert seen.applied_at == t1.timestamp()
+    assert seen.health_at is not None and seen.health_at <= seen.applied_at
+    rollouts.observe(key, "b" * 40, t2, t2 + timedelta(seconds=1), True, False, "Healthy")
+    seen = rollouts.observed[key]
+    assert seen.applied_at == t1.timestamp()  # applied once, by the first pass
+    assert seen.health_at == t2.timestamp()  # read by a pass that started after it
 
 
 def test_a_rollout_stops_when_its_app_leaves_the_repo(rig: Rig) -> None:
