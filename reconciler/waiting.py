@@ -3,7 +3,7 @@ is it still on its way? Pure: callers read the rows from the store and act on th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -12,6 +12,8 @@ from reconciler.store.rows import HealthRow, State, StatusRow
 
 # A target in one of these states will not get anywhere without a change: waiting fails.
 _FAILED_STATES = frozenset({State.FAILED, State.INVALID_CONFIG})
+# Healthy, or deliberately not running (a suspended CronJob): a target is its worst object.
+PASSING = frozenset({Health.HEALTHY, Health.SUSPENDED})
 
 
 class Goal(StrEnum):
@@ -68,19 +70,30 @@ def judge(
     *,
     clusters: Iterable[str] | None = None,
     revision: str | None = None,
+    degraded_on: Mapping[str, str | None] | None = None,
 ) -> Verdict:
     """Judge one app's targets (the rows of that app only).
 
     ``clusters``: the targets to wait for (from the repo's placement, or ``--cluster``); by
     default those the daemon recorded. ``revision``: a full or abbreviated commit each target
     must have applied; any when None. A target Failed or InvalidConfig fails the wait; so does
-    one Degraded on the awaited revision when waiting for health.
+    one Degraded on the awaited revision when waiting for health, unless it turned Degraded on
+    another revision (``degraded_on``: the revision each cluster's Degraded began on): that is
+    a state the new revision may fix, waited on like Progressing.
     """
     by_cluster = {row.cluster: row for row in status}
     health_of = {row.cluster: row for row in health}
+    began = {c: r for c, r in (degraded_on or {}).items() if c in health_of}
     names = sorted(set(clusters) if clusters is not None else set(by_cluster))
     targets = tuple(
-        _judge_one(name, by_cluster.get(name), health_of.get(name), goal, revision)
+        _judge_one(
+            name,
+            by_cluster.get(name),
+            health_of.get(name),
+            goal,
+            revision,
+            name in began and began[name] != health_of[name].revision,
+        )
         for name in names
     )
     if any(t.outcome is Outcome.FAILED for t in targets):
@@ -98,6 +111,7 @@ def _judge_one(
     judged: HealthRow | None,
     goal: Goal,
     revision: str | None,
+    inherited: bool,
 ) -> TargetProgress:
     if row is None:
         return TargetProgress(
@@ -130,7 +144,9 @@ def _judge_one(
     if health is None:
         return progress(Outcome.WAITING, "health not judged yet")
     if health.health is Health.DEGRADED:
+        if inherited:
+            return progress(Outcome.WAITING, f"{health} (since before this revision)")
         return progress(Outcome.FAILED, str(health))
-    if health.health is not Health.HEALTHY:
+    if health.health not in PASSING:
         return progress(Outcome.WAITING, str(health))
     return progress(Outcome.REACHED, "")

@@ -31,6 +31,7 @@ from reconciler.cli.output import DATA, TABLE, emit, output_option
 from reconciler.cli.terminal import color
 from reconciler.config.load import load_repo
 from reconciler.errors import ReconcilerError
+from reconciler.health import Health
 from reconciler.placement import targets
 from reconciler.report import HEALTH_STYLE, STATE_STYLE
 from reconciler.store.db import Store
@@ -69,7 +70,14 @@ def _read(
     with Store.open_readonly(state_dir) as store:
         status = store.list_status(app=app)
         health = store.list_health(app=app)
-    return judge(status, health, goal, clusters=clusters, revision=revision)
+        # Where a target turned Degraded: on another revision than the one it runs now?
+        began = {
+            row.cluster: changes[0].revision
+            for row in health
+            if row.health.health is Health.DEGRADED
+            and (changes := store.health_history(app, row.cluster, limit=1))
+        }
+    return judge(status, health, goal, clusters=clusters, revision=revision, degraded_on=began)
 
 
 def _table(app: str, goal: Goal, verdict: Verdict, left: float) -> Table:

@@ -404,16 +404,22 @@ class Rollouts:
         health_reason: str = "",
     ) -> None:
         """A pass from ``started`` to ``ended`` reconciled ``key`` at ``revision``: ``applied``
-        when all of it is applied; ``health`` as judged after its apply (None: not judged)."""
+        when all of it is applied; ``health`` as judged on what it read and the apply answered
+        (None: not judged).
+
+        The revision counts as applied when the pass ended; its health counts as read when the
+        pass started (it judges objects the revision left alone on what it read before the
+        apply), so the pass that applies a revision never passes or fails its gate: a later
+        pass or health check does."""
         old = self.observed.get(key, Observation(None))
         applied_rev, applied_at = old.applied, old.applied_at
         if applied and revision is not None and revision != applied_rev:
-            applied_rev, applied_at = revision, started.timestamp()
+            applied_rev, applied_at = revision, ended.timestamp()
         self.observed[key] = replace(
             old, applied=applied_rev, applied_at=applied_at, reachable=not unreachable
         )
         if health is not None and not unreachable and revision == applied_rev:
-            self.observe_health(key, revision, health, health_reason, ended)
+            self.observe_health(key, revision, health, health_reason, started)
 
     def observe_health(
         self, key: TargetKey, revision: str | None, health: str, reason: str, read_after: datetime

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reconciler.health.conditions import from_conditions
+from reconciler.health.conditions import from_conditions, generation_pending
 from reconciler.health.kinds import builtin_rule
 from reconciler.health.model import Assessment, Health, ObjectHealth, TargetHealth, worst
 from reconciler.health.rules import HealthRule, evaluate, find_rule
@@ -17,15 +17,16 @@ NO_RULES: tuple[HealthRule, ...] = ()
 def assess(
     ref: ObjectRef, live: Mapping[str, Any] | None, rules: tuple[HealthRule, ...]
 ) -> Assessment:
-    """One object: Missing when absent; a user's rule for its kind first, then the built-in
-    rule, then its conditions."""
+    """One object: Missing when absent; Progressing while being deleted or while its
+    controller has not observed its spec; then a user's rule for its kind, the built-in rule,
+    its conditions."""
     if live is None:
         return Assessment(Health.MISSING, "not found on the cluster")
-    rule = find_rule(rules, ref.group, ref.kind)
-    if rule is not None:
-        return evaluate(rule, live)
     if (live.get("metadata") or {}).get("deletionTimestamp"):
         return Assessment(Health.PROGRESSING, "being deleted")
+    rule = find_rule(rules, ref.group, ref.kind)
+    if rule is not None:
+        return generation_pending(live) or evaluate(rule, live)
     builtin = builtin_rule(ref.group, ref.kind)
     return builtin(live) if builtin is not None else from_conditions(live)
 

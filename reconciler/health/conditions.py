@@ -77,13 +77,28 @@ def generation_pending(obj: Obj) -> Assessment | None:
     return None
 
 
+def stale(obj: Obj, cond: Mapping[str, Any]) -> bool:
+    """A condition written for an older generation (its own ``observedGeneration``, when it
+    has one, is below ``metadata.generation``): it says nothing about the current spec."""
+    observed = cond.get("observedGeneration")
+    generation = (obj.get("metadata") or {}).get("generation")
+    if observed is None or generation is None:
+        return False
+    return number(observed) < number(generation)
+
+
 def from_conditions(obj: Obj) -> Assessment:
-    """Any object: generation, then Stalled / Reconciling / Ready / Available; else it exists."""
+    """Any object: generation, then Stalled / Reconciling / Ready / Available; else it exists.
+
+    A condition whose own ``observedGeneration`` is older than the object's generation is not
+    believed: the object is Progressing until its controller reports on the current spec.
+    """
     pending = generation_pending(obj)
     if pending is not None:
         return pending
+    generation = (obj.get("metadata") or {}).get("generation")
     stalled = condition(obj, "Stalled")
-    if stalled is not None and stalled.get("status") == "True":
+    if stalled is not None and stalled.get("status") == "True" and not stale(obj, stalled):
         return Assessment(Health.DEGRADED, f"Stalled: {explain(stalled)}")
     reconciling = condition(obj, "Reconciling")
     if reconciling is not None and reconciling.get("status") == "True":
@@ -92,7 +107,19 @@ def from_conditions(obj: Obj) -> Assessment:
         cond = condition(obj, kind)
         if cond is None:
             continue
+        if stale(obj, cond):
+            return _unobserved(generation, cond)
         if cond.get("status") == "True":
             return Assessment(Health.HEALTHY, kind)
         return Assessment(Health.PROGRESSING, f"{kind}={cond.get('status')}: {explain(cond)}")
+    if stalled is not None and stalled.get("status") == "True":  # stalled on an older spec
+        return _unobserved(generation, stalled)
     return Assessment(Health.HEALTHY, "")
+
+
+def _unobserved(generation: Any, cond: Mapping[str, Any]) -> Assessment:
+    return Assessment(
+        Health.PROGRESSING,
+        f"waiting for the controller to observe generation {generation}"
+        f" ({cond.get('type')} saw {cond.get('observedGeneration')})",
+    )

@@ -13,7 +13,11 @@ The only module that imports ``cel`` (common-expression-language). An app declar
 The object is the variable ``object``. ``degraded`` is checked first, then ``suspended``, then
 ``healthy`` (Progressing while it is false; Healthy when it is left out). Reading a field the
 object does not have counts as false, so a rule does not need ``has()`` before the status
-exists; any other evaluation error makes the object Unknown, with the error as its reason.
+exists; in ``exists()``/``all()`` over a list, a field some elements omit reads as null in
+those, so another element can decide (as CEL's error rules say). Any other evaluation error
+makes the object Unknown, with the error as its reason. The generic checks come first: an
+object being deleted, or whose ``status.observedGeneration`` is behind its generation, is
+Progressing whatever the rule says.
 """
 
 from __future__ import annotations
@@ -128,13 +132,32 @@ def _check(name: str, expr: Expression | None, context: Mapping[str, Any]) -> bo
     if expr is None:
         return None
     try:
-        value = expr.program.execute(dict(context))
+        try:
+            value = expr.program.execute(dict(context))
+        except (KeyError, IndexError):
+            # The library stops at the first element of exists()/all() that lacks a field,
+            # where CEL lets another element decide: read such fields as null and try again.
+            value = expr.program.execute({k: _fill_lists(v) for k, v in context.items()})
     except (KeyError, IndexError):
         return False  # a field the object does not have (yet)
     except Exception as err:  # the library raises plain Python errors
         raise _Failed(f"health rule {name} failed: {_one_line(str(err))}") from None
     if not isinstance(value, bool):
         raise _Failed(f"health rule {name} gave {type(value).__name__} {value!r}, not a bool")
+    return value
+
+
+def _fill_lists(value: Any) -> Any:
+    """``value`` with each map in a list of maps given, as null, the fields its siblings have
+    (the API server omits empty fields: a condition without ``reason``)."""
+    if isinstance(value, Mapping):
+        return {k: _fill_lists(v) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [_fill_lists(v) for v in value]
+        if items and all(isinstance(v, dict) for v in items):
+            keys = {k for v in items for k in v}
+            return [{**dict.fromkeys(keys), **v} for v in items]
+        return items
     return value
 
 

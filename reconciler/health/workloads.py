@@ -65,6 +65,10 @@ def deployment(obj: Obj) -> Assessment:
     if old > 0:
         text = f"{_plural(old, 'old replica')} pending termination"
         return Assessment(Health.PROGRESSING, text, **counts)
+    terminating = number(st.get("terminatingReplicas"))  # Kubernetes 1.33+
+    if terminating > 0:
+        text = f"{_plural(terminating, 'replica')} terminating"
+        return Assessment(Health.PROGRESSING, text, **counts)
     if available < updated:
         return Assessment(Health.PROGRESSING, f"{available}/{desired} available", **counts)
     return Assessment(Health.HEALTHY, f"{available}/{desired} available", **counts)
@@ -80,6 +84,10 @@ def stateful_set(obj: Obj) -> Assessment:
         return Assessment(pending.health, pending.reason, **counts)
     if ready < desired:
         return Assessment(Health.PROGRESSING, f"{ready}/{desired} ready", **counts)
+    extra = number(st.get("replicas")) - desired
+    if extra > 0:  # scaling down: the pods above spec.replicas are still there
+        text = f"scaling down to {desired}: {_plural(extra, 'replica')} pending termination"
+        return Assessment(Health.PROGRESSING, text, **counts)
     strategy = spec(obj).get("updateStrategy") or {}
     if strategy.get("type") == "OnDelete":
         return Assessment(Health.HEALTHY, f"{ready}/{desired} ready (OnDelete updates)", **counts)

@@ -32,6 +32,9 @@ from reconciler.rollout.model import (
 
 HEALTHY = "Healthy"
 DEGRADED = "Degraded"
+# A gate passes when every object works or is deliberately not running (a suspended CronJob,
+# a paused Deployment): a target's health is its worst object's, so Suspended means that.
+PASSING = frozenset({HEALTHY, "Suspended"})
 _UNSEEN = Observation(applied=None, reachable=False, health_reason="no observation")
 
 
@@ -216,11 +219,11 @@ class _Run:
             and o.health_at is not None
             and (o.applied_at is None or o.health_at > o.applied_at)
         )
-        if fresh and o.health == DEGRADED:
+        if fresh and o.health == DEGRADED and not _inherited(o):
             reason = f"Degraded: {o.health_reason}".rstrip(": ")
             self._event(f"failed: {reason}", c, "warning")
             return self._set(c, phase=ClusterPhase.FAILED, finished_at=now, reason=reason)
-        if fresh and o.health == HEALTHY:
+        if fresh and o.health in PASSING:
             marks = [t for t in (o.health_since, o.applied_at, c.started_at) if t is not None]
             since = max(marks) if marks else now
             if c.phase != ClusterPhase.SOAKING:
@@ -420,6 +423,15 @@ class _Run:
         return Step(state, tuple(self.actions), tuple(self.events), wake, changed)
 
 
+def _inherited(o: Observation) -> bool:
+    """Degraded since before the revision was applied: the state the revision may fix (a
+    Deployment past its deadline for want of the ConfigMap this revision adds). Like any state
+    short of healthy it fails the cluster at the progress deadline, not at once."""
+    return (
+        o.health_since is not None and o.applied_at is not None and o.health_since <= o.applied_at
+    )
+
+
 def _waiting_for(o: Observation, applied: bool, revision: str) -> str:
     if not o.reachable:
         return "unreachable"
@@ -428,6 +440,8 @@ def _waiting_for(o: Observation, applied: bool, revision: str) -> str:
     if o.health_at is None or (o.applied_at is not None and o.health_at <= o.applied_at):
         return "health not yet read"
     reason = f": {o.health_reason}" if o.health_reason else ""
+    if o.health == DEGRADED and _inherited(o):
+        return f"{o.health} since before the apply{reason}"
     return f"{o.health}{reason}"
 
 

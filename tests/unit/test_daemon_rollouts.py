@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -349,7 +349,10 @@ def test_a_degraded_canary_halts_and_the_others_keep_their_revision(rig: Rig) ->
     first = rig.source.commit_files(files("1"))
     rig.tick()
     assert isinstance(rig.clusters, Workloads)
-    rig.clusters.health = judged(Health.DEGRADED, 0)
+    # The revision breaks it: the pass that applies it reads it still rolling out, a re-check
+    # after the apply finds it Degraded.
+    rig.clusters.health = judged(Health.PROGRESSING, 0)
+    rig.clusters.rollout = [judged(Health.DEGRADED, 0)]
     second = rig.source.commit_files(files("2"))
     rig.daemon.poke()
     settle(rig)
@@ -361,6 +364,44 @@ def test_a_degraded_canary_halts_and_the_others_keep_their_revision(rig: Rig) ->
     metrics = rig.daemon.metrics.exposition().decode()
     assert 'reconciler_rollout_cluster_failures_total{app="web"} 1.0' in metrics
     assert 'reconciler_rollout_in_progress{app="web"} 0.0' in metrics
+
+
+def test_degraded_from_before_the_revision_does_not_fail_its_gate_at_once(rig: Rig) -> None:
+    """Revision 1 is Degraded (a ConfigMap key missing); revision 2 adds it. The pass that
+    applies 2 judges the Deployment it left alone on what it read before the apply: still
+    Degraded. That fails nothing; the gate waits for the Deployment to recover."""
+    assert isinstance(rig.clusters, Workloads)
+    rig.clusters.health = judged(Health.DEGRADED, 0)
+    rig.source.commit_files(files("1"))
+    rig.tick()
+    rig.clusters.rollout = [judged(Health.DEGRADED, 0)] * 2 + [judged(Health.HEALTHY, 3)]
+    rig.source.commit_files(files("2"))
+    rig.daemon.poke()
+    settle(rig, 8)
+    assert rig.clusters.checks  # Degraded re-read after the apply
+    state = rollout(rig)
+    assert state.phase == RolloutPhase.PROGRESSING
+    canary = state.cluster("beijing-1")
+    assert canary.phase == ClusterPhase.PROGRESSING
+    assert "since before the apply" in canary.reason
+    settle(rig, 30)
+    assert rollout(rig).cluster("beijing-1").phase == ClusterPhase.SUCCEEDED
+
+
+def test_the_pass_that_applies_a_revision_does_not_count_for_its_gate(rig: Rig) -> None:
+    """It judges the objects the revision left alone on what it read before the apply: the
+    revision counts as applied when the pass ended, its health as read when it started."""
+    rollouts, key = rig.daemon.rollouts, ("web", "beijing-1")
+    t0 = datetime(2026, 12, 2, 22, 0, tzinfo=UTC)
+    t1, t2 = t0 + timedelta(seconds=3), t0 + timedelta(seconds=10)
+    rollouts.observe(key, "b" * 40, t0, t1, True, False, "Healthy")
+    seen = rollouts.observed[key]
+    assert seen.applied_at == t1.timestamp()
+    assert seen.health_at is not None and seen.health_at <= seen.applied_at
+    rollouts.observe(key, "b" * 40, t2, t2 + timedelta(seconds=1), True, False, "Healthy")
+    seen = rollouts.observed[key]
+    assert seen.applied_at == t1.timestamp()  # applied once, by the first pass
+    assert seen.health_at == t2.timestamp()  # read by a pass that started after it
 
 
 def test_a_rollout_stops_when_its_app_leaves_the_repo(rig: Rig) -> None:
@@ -463,7 +504,8 @@ def test_a_cluster_unpaused_after_a_halt_keeps_its_revision(rig: Rig) -> None:
     first = rig.source.commit_files(changed("1"))
     rig.tick()
     assert isinstance(rig.clusters, Workloads)
-    rig.clusters.health = judged(Health.DEGRADED, 0)
+    rig.clusters.health = judged(Health.PROGRESSING, 0)
+    rig.clusters.rollout = [judged(Health.DEGRADED, 0)]  # read after the apply
     second = rig.source.commit_files(changed("2", paused=("us-west-1",)))
     rig.daemon.poke()
     settle(rig)

@@ -108,3 +108,44 @@ def test_a_rule_that_does_not_compile_is_an_error(fields: dict[str, str], error:
         compile_rule("Widget", "example.com", **fields)
     assert str(raised.value).startswith(error)
     assert "\n" not in str(raised.value)
+
+
+def test_a_spec_the_controller_has_not_observed_is_progressing_whatever_the_rule_says() -> None:
+    widget = _widget("Ready", observedGeneration=1)
+    widget["metadata"]["generation"] = 2
+    judged = object_health(WIDGET, widget, (RULE,))
+    assert judged.health is Health.PROGRESSING
+    assert judged.reason == "waiting for the controller to observe generation 2 (saw 1)"
+    widget["status"]["observedGeneration"] = 2
+    assert object_health(WIDGET, widget, (RULE,)).health is Health.HEALTHY
+
+
+def test_an_object_being_deleted_is_progressing_whatever_the_rule_says() -> None:
+    widget = _widget("Ready")
+    widget["metadata"]["deletionTimestamp"] = "2026-12-02T22:00:00Z"
+    judged = object_health(WIDGET, widget, (RULE,))
+    assert (judged.health, judged.reason) == (Health.PROGRESSING, "being deleted")
+
+
+@pytest.mark.parametrize(
+    ("degraded", "health"),
+    [
+        ("object.status.conditions.exists(c, c.reason == 'Failed')", Health.DEGRADED),
+        ("!object.status.conditions.all(c, c.reason != 'Failed')", Health.DEGRADED),
+        ("object.status.conditions.exists(c, c.reason == 'Other')", Health.HEALTHY),
+        # A field no element has still reads as false.
+        ("object.status.conditions.exists(c, c.nothere == 'x')", Health.HEALTHY),
+    ],
+)
+def test_in_a_list_an_element_without_the_field_does_not_hide_one_that_has_it(
+    degraded: str, health: Health
+) -> None:
+    rule = compile_rule("Widget", "example.com", degraded=degraded)
+    widget = _widget(
+        "Running",
+        conditions=[
+            {"type": "Synced", "status": "True"},  # no reason: omitted when empty
+            {"type": "Ready", "status": "False", "reason": "Failed", "message": "boom"},
+        ],
+    )
+    assert object_health(WIDGET, widget, (rule,)).health is health

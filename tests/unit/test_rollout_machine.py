@@ -292,6 +292,36 @@ def test_health_read_before_the_apply_does_not_count() -> None:
     assert result.state.phase == RolloutPhase.SUCCEEDED
 
 
+def test_a_suspended_target_passes_the_gate() -> None:
+    """Its worst object is deliberately not running (a suspended CronJob), the rest healthy."""
+    state = start("app", NEW, plan(stage("all", "c1", progress_deadline=20)), {"c1": OLD}, 0.0)
+    state = step(state, {}, (), 0.0).state
+    suspended = Observation(NEW, 1.0, "Suspended", 2.0, 3.0, "CronJob.batch/demo/backup")
+    assert step(state, {"c1": suspended}, (), 3.0).state.phase == RolloutPhase.SUCCEEDED
+
+
+def test_degraded_since_before_the_apply_waits_for_the_deadline_not_fails_at_once() -> None:
+    """Revision 1 left the Deployment past its deadline (a ConfigMap key missing); revision 2
+    adds the key. Until the Deployment recovers it reads Degraded, as it did before the apply:
+    that is the state the revision may fix, not one it caused."""
+    state = start("app", NEW, plan(stage("all", "c1", progress_deadline=20)), {"c1": OLD}, 0.0)
+    state = step(state, {}, (), 0.0).state
+    inherited = Observation(NEW, 1.0, "Degraded", 0.5, 3.0, "ProgressDeadlineExceeded")
+    state = step(state, {"c1": inherited}, (), 3.0).state
+    c1 = state.cluster("c1")
+    assert c1.phase == ClusterPhase.PROGRESSING
+    assert c1.reason == "Degraded since before the apply: ProgressDeadlineExceeded"
+    healthy = Observation(NEW, 1.0, "Healthy", 8.0, 9.0)
+    assert step(state, {"c1": healthy}, (), 9.0).state.phase == RolloutPhase.SUCCEEDED
+    # Never recovers: it fails at the deadline.
+    halted = step(state, {"c1": inherited}, (), 20.0).state
+    assert halted.phase == RolloutPhase.HALTED
+    assert "Degraded since before the apply" in halted.cluster("c1").reason
+    # Degraded anew after the apply still fails at once.
+    anew = Observation(NEW, 1.0, "Degraded", 4.0, 4.0, "CrashLoopBackOff")
+    assert step(state, {"c1": anew}, (), 4.0).state.phase == RolloutPhase.HALTED
+
+
 def test_soak_restarts_when_health_drops_and_a_degraded_soak_fails() -> None:
     state = start("app", NEW, plan(stage("all", "c1", min_healthy_time=10)), {"c1": OLD}, 0.0)
     state = step(state, {}, (), 0.0).state

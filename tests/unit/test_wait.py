@@ -54,6 +54,25 @@ def test_a_degraded_target_fails_the_wait_for_health_and_says_why() -> None:
     assert judge([status("a")], [judged("a", bad)], Goal.SYNCED).outcome is Outcome.REACHED
 
 
+def test_a_target_whose_worst_object_is_suspended_is_reached() -> None:
+    """A suspended CronJob beside a healthy Deployment: deliberately not running, as in
+    `reconciler status` and the rollout gate."""
+    verdict = judge([status("a")], [judged("a", health(Health.SUSPENDED, 3))], Goal.HEALTHY)
+    assert verdict.outcome is Outcome.REACHED
+
+
+def test_degraded_since_an_older_revision_is_waited_on_not_failed() -> None:
+    """Revision 1 left it Degraded; the pass that applied 2 still judged it so (the Deployment
+    2 did not change, read before the apply): 2 may fix it."""
+    bad = health(Health.DEGRADED, 1, "1/3 available (ProgressDeadlineExceeded)")
+    rows, judged_rows = [status("a")], [judged("a", bad)]
+    verdict = judge(rows, judged_rows, Goal.HEALTHY, degraded_on={"a": "old" + "0" * 37})
+    assert verdict.outcome is Outcome.WAITING
+    assert verdict.waiting()[0].reason.endswith("(since before this revision)")
+    again = judge(rows, judged_rows, Goal.HEALTHY, degraded_on={"a": REV})
+    assert again.outcome is Outcome.FAILED
+
+
 def test_failed_and_invalid_config_fail_the_wait() -> None:
     verdict = judge([status("a", State.FAILED)], [], Goal.SYNCED)
     assert verdict.outcome is Outcome.FAILED
@@ -120,6 +139,20 @@ def test_wait_exits_2_naming_the_degraded_target(state: Path) -> None:
         "error: web on a: Degraded: Deployment.apps/demo/web 1/3 available "
         "(ProgressDeadlineExceeded)\n"
     )
+
+
+def test_wait_times_out_on_a_target_degraded_since_the_revision_before(state: Path) -> None:
+    """Degraded on revision 1; the pass that applied 2 judged it Degraded still: not a failure
+    of 2, which may fix it (it times out if it does not)."""
+    old = "def456" + "0" * 34
+    with Store.open(state) as store:
+        store.set_status(status("a"))
+        bad = health(Health.DEGRADED, 1, "1/3 available (ProgressDeadlineExceeded)")
+        store.set_health("web", "a", bad, old, T)
+        store.set_health("web", "a", bad, REV, T)
+    code, out, _ = run("--app", "web", "--state-dir", str(state), "--timeout", "1s")
+    assert code == 1
+    assert "(since before this revision)" in out
 
 
 def test_wait_exits_1_on_timeout_saying_what_is_missing(state: Path) -> None:
