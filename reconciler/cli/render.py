@@ -134,7 +134,7 @@ def render_command(
         _check_name("app", app_name, loaded.apps)
         _check_name("cluster", cluster_name, loaded.clusters)
 
-    _, results = _load_and_render(repo, chart_sources, apps, clusters, check)
+    loaded, results = _load_and_render(repo, chart_sources, apps, clusters, check)
     good = [r for r in results if r.rendered is not None]
     if output == "json":
         click.echo(json.dumps([_as_json(r) for r in good], indent=2))
@@ -142,7 +142,7 @@ def render_command(
         click.echo(render_yaml(good), nl=False)
     if not results and app_name and cluster_name:
         click.echo(f"note: app {app_name} is not deployed to cluster {cluster_name}", err=True)
-    errors = grouped_errors(results) + shared_objects(results)
+    errors = grouped_errors(results) + shared_objects(loaded, results)
     if errors:
         _fail(errors)
 
@@ -301,15 +301,23 @@ def grouped_errors(results: Iterable[TargetResult]) -> list[str]:
     )
 
 
-def shared_objects(results: Iterable[TargetResult]) -> list[str]:
+def shared_objects(repo: Repo, results: Iterable[TargetResult]) -> list[str]:
     """Objects two or more apps render on one cluster (apply would refuse the second owner),
-    one line per object and apps however many clusters."""
+    one line per object and apps however many clusters, naming each app's file."""
     owners: dict[tuple[str, ObjectRef], list[str]] = {}
     for result in results:
         for obj in result.rendered.objects if result.rendered else []:
             owners.setdefault((result.cluster, ObjectRef.of(obj)), []).append(result.app)
+
+    def named(app: str) -> str:
+        found = repo.apps.get(app)
+        return f"{app} ({found.file}:{found.line})" if found else app
+
     return once_per_message(
-        (f"object {ref} is rendered by apps {' and '.join(apps)} on {CLUSTERS}", cluster)
+        (
+            f"object {ref} is rendered by apps {' and '.join(map(named, apps))} on {CLUSTERS}",
+            cluster,
+        )
         for (cluster, ref), apps in owners.items()
         if len(apps) > 1
     )
@@ -365,10 +373,10 @@ def _validate(root: Path, chart_sources: ChartSources) -> Any:
     errors = grouped_errors(results)
     if errors:
         failed = sum(1 for r in results if r.error is not None)
-        document["errors"] = errors + shared_objects(results)
+        document["errors"] = errors + shared_objects(loaded, results)
         document["summary"] = f"{failed} target(s) failed to render"
         return document
-    shared = shared_objects(results)
+    shared = shared_objects(loaded, results)
     if shared:
         document["errors"] = shared
         document["summary"] = f"{len(shared)} object(s) rendered by more than one app"

@@ -161,9 +161,10 @@ def test_two_apps_rendering_one_object_on_a_cluster_is_one_error(
     )
     code, _, err = run(command, root)
     assert code == 2
-    assert "error: object Service/x/web is rendered by apps x and y on clusters a, b" in (
-        err.splitlines()
-    )
+    assert (
+        "error: object Service/x/web is rendered by apps x (apps/x/app.yaml:4) and y "
+        "(apps/y/app.yaml:4) on clusters a, b"
+    ) in err.splitlines()
     assert err.count("Service/x/web") == 1
 
 
