@@ -64,6 +64,7 @@ class OverrideEffect:
     changes: list[OverrideChange] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unmatched_patches: list[int] = field(default_factory=list)  # patches that matched nothing
+    unmatched_images: list[int] = field(default_factory=list)  # images no container runs
 
 
 class OverrideError(Exception):
@@ -169,8 +170,10 @@ def apply(override: Override, objects: list[Manifest], effect: OverrideEffect) -
     """
     if override.replicas is not None:
         _replicas(override.replicas, objects, effect)
-    for image in override.images:
-        _image(image, objects, effect)
+    for k, image in enumerate(override.images):
+        if not _image(image, objects, effect):
+            effect.notes.append(f"images[{k}] ({image.name}) matched no container")
+            effect.unmatched_images.append(k)
     for section, entries in (("labels", override.labels), ("annotations", override.annotations)):
         if entries:
             _metadata(section, entries, objects, effect)
@@ -228,7 +231,9 @@ def pod_specs(obj: Manifest) -> Iterator[tuple[Path, dict[str, Any]]]:
             yield path, node
 
 
-def _image(image: ImageOverride, objects: list[Manifest], effect: OverrideEffect) -> None:
+def _image(image: ImageOverride, objects: list[Manifest], effect: OverrideEffect) -> bool:
+    """Rewrite the containers running ``image.name``; whether any does."""
+    found = False
     for obj in objects:
         for path, spec in pod_specs(obj):
             for list_name in _CONTAINER_LISTS:
@@ -238,10 +243,12 @@ def _image(image: ImageOverride, objects: list[Manifest], effect: OverrideEffect
                 for i, container in enumerate(containers):
                     old = container.get("image") if isinstance(container, dict) else None
                     new = rewrite_image(old, image) if isinstance(old, str) else None
+                    found = found or new is not None
                     if new is not None and new != old:
                         container["image"] = new
                         where = format_path((*path, list_name, i, "image"))
                         effect.changes.append(OverrideChange(_name(obj), where, old, new))
+    return found
 
 
 def _metadata(

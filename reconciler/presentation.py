@@ -107,3 +107,27 @@ def md_cell(text: str) -> str:
 def html(text: str) -> str:
     """Text safe inside HTML (``<details>`` summaries) and Markdown prose."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+CLUSTERS = "\x00clusters\x00"  # where ``once_per_message`` writes the clusters into a line
+_LISTED = 5  # clusters named in one line; more are counted
+
+
+def clusters_phrase(names: Iterable[str]) -> str:
+    """``cluster a``, ``clusters a, b`` or ``12 clusters (a, b, c, d, e and 7 more)``."""
+    unique = sorted(set(names))
+    if len(unique) == 1:
+        return f"cluster {unique[0]}"
+    if len(unique) <= _LISTED:
+        return f"clusters {', '.join(unique)}"
+    shown = ", ".join(unique[:_LISTED])
+    return f"{len(unique)} clusters ({shown} and {len(unique) - _LISTED} more)"
+
+
+def once_per_message(lines: Iterable[tuple[str, str]]) -> list[str]:
+    """Per-cluster lines that say the same thing, once: each ``(template, cluster)`` whose
+    template holds ``CLUSTERS`` where the cluster(s) go; the templates in first-seen order."""
+    clusters: dict[str, list[str]] = {}
+    for template, cluster in lines:
+        clusters.setdefault(template, []).append(cluster)
+    return [t.replace(CLUSTERS, clusters_phrase(names)) for t, names in clusters.items()]

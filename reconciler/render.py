@@ -207,13 +207,13 @@ def _render(
             overrides.append((override, OverrideEffect(override.name, app.override_where(i))))
 
         source = app.source
+        origins: list[str] = []  # file:line of each object, when the source has them
         if source.helm is not None:
             objects = _helm(repo, app, ctx, overrides, tools, cache, _chart(app, charts), caps)
-        elif source.kustomize is not None:
-            docs = _kustomize(repo, app, tools, cache)
-            objects = [_substitute(doc, ctx) for doc in docs]
         else:
-            objects = [_substitute(doc, ctx) for doc in app.manifests]
+            docs = _kustomize(repo, app, tools, cache) if source.kustomize else app.manifests
+            objects = [_substitute(doc, ctx) for doc in docs]
+            origins = [f"{doc.file}:{doc.line}" for doc in docs]
         for override, effect in overrides:
             if override.values and source.helm is None:
                 effect.notes.append("values ignored: the app has no Helm source")
@@ -228,14 +228,29 @@ def _render(
             _label(obj, app.name)
         warnings = []
         for i, (override, effect) in zip(indexes, overrides, strict=True):
+            head = f"app {app.name}: override {override.name}"
             for k in effect.unmatched_patches:
                 warnings.append(
-                    f"{app.patch_where(i, k)}: app {app.name}: override {override.name}: "
-                    f"patches[{k}] ({describe_target(override.patches[k].target)}) matches no "
+                    f"{app.patch_where(i, k)}: {head}: patches[{k}] "
+                    f"({describe_target(override.patches[k].target)}) matches no "
                     f"object on cluster {cluster.name}"
                 )
+            for k in effect.unmatched_images:
+                warnings.append(
+                    f"{app.override_where(i)}: {head}: images[{k}] "
+                    f"({override.images[k].name}) matches no container on cluster {cluster.name}"
+                )
+            if override.values and source.helm is None:
+                warnings.append(
+                    f"{app.override_where(i)}: {head}: values ignored, the app has no Helm "
+                    f"source (use patches) on cluster {cluster.name}"
+                )
         return RenderedTarget(
-            app.name, cluster.name, _in_apply_order(objects), [e for _, e in overrides], warnings
+            app.name,
+            cluster.name,
+            _in_apply_order(objects, origins),
+            [e for _, e in overrides],
+            warnings,
         )
 
 
@@ -275,10 +290,11 @@ def _label(obj: Manifest, app: str) -> None:
     labels[APP_LABEL] = app
 
 
-def _in_apply_order(objects: list[Manifest]) -> list[Manifest]:
-    """``sorted_for_apply`` order; also rejects two objects with one identity."""
-    seen: set[ObjectRef] = set()
-    for obj in objects:
+def _in_apply_order(objects: list[Manifest], origins: list[str]) -> list[Manifest]:
+    """``sorted_for_apply`` order; also rejects two objects with one identity, naming the
+    file:line of both when ``origins`` (aligned with ``objects``) has them."""
+    seen: dict[ObjectRef, int] = {}
+    for index, obj in enumerate(objects):
         meta = obj.get("metadata")
         if not isinstance(meta, dict) or not all(
             isinstance(v, str) and v
@@ -289,8 +305,11 @@ def _in_apply_order(objects: list[Manifest]) -> list[Manifest]:
         if ref.group == OWN_GROUP:
             raise _Failure(f"{ref}: {obj['apiVersion']} {NOT_DEPLOYABLE}")
         if ref in seen:
+            if len(origins) == len(objects):
+                where = f"{origins[seen[ref]]} and {origins[index]}"
+                raise _Failure(f"duplicate object {ref}: defined in {where}")
             raise _Failure(f"duplicate object {ref} in the render")
-        seen.add(ref)
+        seen[ref] = index
     return sorted_for_apply(objects)
 
 
@@ -405,6 +424,10 @@ def _kustomize(
     return cache.kustomize[key]
 
 
+# Helm's advice after a template error, about a flag reconciler does not have.
+_HELM_DEBUG_ADVICE = "Use --debug flag to render out invalid YAML"
+
+
 def _run(
     cmd: list[str], tools: Toolchain, what: str, env: dict[str, str], root: Path | None = None
 ) -> str:
@@ -428,7 +451,11 @@ def _run(
     except subprocess.TimeoutExpired as err:
         raise _Failure(f"{what}: timed out after {tools.timeout:g}s") from err
     if proc.returncode != 0:
-        detail = "; ".join(line.strip() for line in proc.stderr.splitlines() if line.strip())
+        detail = "; ".join(
+            line.strip()
+            for line in proc.stderr.splitlines()
+            if line.strip() and line.strip() != _HELM_DEBUG_ADVICE
+        )
         if root is not None:
             for prefix in {str(root.resolve()), str(root)}:
                 detail = detail.replace(prefix + "/", "").replace(prefix, ".")

@@ -26,6 +26,7 @@ from reconciler.cli.common import (
     repo_argument,
 )
 from reconciler.cli.output import DATA, emit, output_option
+from reconciler.cli.stagewarnings import rollout_warnings
 from reconciler.config.load import load_repo
 from reconciler.config.model import App, Repo
 from reconciler.errors import ChartError, ConfigError, RenderError
@@ -34,6 +35,7 @@ from reconciler.masking import show_override_change
 from reconciler.objects import ObjectRef
 from reconciler.overrides import OverrideEffect, unplaced_overrides
 from reconciler.placement import place, select, targets
+from reconciler.presentation import CLUSTERS, once_per_message
 from reconciler.render import TargetResult, render_target
 
 
@@ -132,7 +134,7 @@ def render_command(
         _check_name("app", app_name, loaded.apps)
         _check_name("cluster", cluster_name, loaded.clusters)
 
-    _, results = _load_and_render(repo, chart_sources, apps, clusters, check)
+    loaded, results = _load_and_render(repo, chart_sources, apps, clusters, check)
     good = [r for r in results if r.rendered is not None]
     if output == "json":
         click.echo(json.dumps([_as_json(r) for r in good], indent=2))
@@ -140,9 +142,9 @@ def render_command(
         click.echo(render_yaml(good), nl=False)
     if not results and app_name and cluster_name:
         click.echo(f"note: app {app_name} is not deployed to cluster {cluster_name}", err=True)
-    errors = [r.error for r in results if r.error is not None]
+    errors = grouped_errors(results) + shared_objects(loaded, results)
     if errors:
-        _fail(str(e) for e in errors)
+        _fail(errors)
 
 
 def _as_json(result: TargetResult) -> dict[str, Any]:
@@ -281,16 +283,44 @@ def _explain_text(document: dict[str, Any]) -> str:
 
 
 def grouped_warnings(results: Iterable[TargetResult]) -> list[str]:
-    """Render warnings, one line per patch however many clusters it misses on."""
-    clusters: dict[str, list[str]] = {}
+    """Render warnings, one line per warning however many clusters it is given on."""
+    lines = []
     for result in results:
         for warning in result.rendered.warnings if result.rendered else []:
             head, _, cluster = warning.rpartition(" on cluster ")
-            clusters.setdefault(head, []).append(cluster)
-    return [
-        f"{head} on cluster{'s' if len(names) > 1 else ''} {', '.join(sorted(names))}"
-        for head, names in sorted(clusters.items())
-    ]
+            lines.append((f"{head} on {CLUSTERS}", cluster))
+    return sorted(once_per_message(lines))
+
+
+def grouped_errors(results: Iterable[TargetResult]) -> list[str]:
+    """Render errors, one line per error however many clusters it is raised on."""
+    return once_per_message(
+        (f"app {r.error.app}, {CLUSTERS}: {r.error.message}", r.error.cluster)
+        for r in results
+        if r.error is not None
+    )
+
+
+def shared_objects(repo: Repo, results: Iterable[TargetResult]) -> list[str]:
+    """Objects two or more apps render on one cluster (apply would refuse the second owner),
+    one line per object and apps however many clusters, naming each app's file."""
+    owners: dict[tuple[str, ObjectRef], list[str]] = {}
+    for result in results:
+        for obj in result.rendered.objects if result.rendered else []:
+            owners.setdefault((result.cluster, ObjectRef.of(obj)), []).append(result.app)
+
+    def named(app: str) -> str:
+        found = repo.apps.get(app)
+        return f"{app} ({found.file}:{found.line})" if found else app
+
+    return once_per_message(
+        (
+            f"object {ref} is rendered by apps {' and '.join(map(named, apps))} on {CLUSTERS}",
+            cluster,
+        )
+        for (cluster, ref), apps in owners.items()
+        if len(apps) > 1
+    )
 
 
 @click.command("validate")
@@ -340,10 +370,16 @@ def _validate(root: Path, chart_sources: ChartSources) -> Any:
         document["summary"] = "1 chart could not be resolved"
         return document
     loaded, results = rendered.repo, rendered.targets
-    errors = [str(r.error) for r in results if r.error is not None]
+    errors = grouped_errors(results)
     if errors:
-        document["errors"] = errors
-        document["summary"] = f"{len(errors)} target(s) failed to render"
+        failed = sum(1 for r in results if r.error is not None)
+        document["errors"] = errors + shared_objects(loaded, results)
+        document["summary"] = f"{failed} target(s) failed to render"
+        return document
+    shared = shared_objects(loaded, results)
+    if shared:
+        document["errors"] = shared
+        document["summary"] = f"{len(shared)} object(s) rendered by more than one app"
         return document
     for app in loaded.apps.values():
         placed = targets(loaded, app)
@@ -351,6 +387,7 @@ def _validate(root: Path, chart_sources: ChartSources) -> Any:
             document["notes"].append(f"app {app.name} is placed on no cluster")
             continue
         document["warnings"] += unplaced_overrides(loaded, app, placed)
+        document["warnings"] += rollout_warnings(loaded, app)
     document["warnings"] += grouped_warnings(results)
     counts = {
         "clusters": len(loaded.clusters),

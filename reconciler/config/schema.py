@@ -65,6 +65,10 @@ class ClusterTarget(SchemaModel):
     exclude: list[str] = []
 
 
+# Helm's own rule for a release name (``helm template`` rejects anything else).
+_RELEASE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
 class HelmSource(SchemaModel):
     """A chart in the config repo (``chart: path``), in a Helm repository (``repo`` + ``chart``
     name + ``version``) or in an OCI registry (``chart: oci://host/path/name`` + ``version``)."""
@@ -75,6 +79,16 @@ class HelmSource(SchemaModel):
     release_name: str | None = None
     values: dict[str, Any] = {}
     values_files: list[str] = []
+
+    @field_validator("release_name")
+    @classmethod
+    def _release_name(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 53 or not _RELEASE_NAME.fullmatch(value)):
+            raise ValueError(
+                f"{value!r} is not a Helm release name (lowercase letters, digits, '-' and "
+                "'.', starting and ending with a letter or digit; at most 53 characters)"
+            )
+        return value
 
     @property
     def remote(self) -> bool:
@@ -254,6 +268,13 @@ class RolloutGates(SchemaModel):
     progress_deadline: Duration | None = None
     max_failures: Quantity | None = None
     on_failure: Literal["halt", "rollback", "continue"] | None = None
+
+    @field_validator("max_concurrent")
+    @classmethod
+    def _some_at_a_time(cls, value: int | str | None) -> int | str | None:
+        if value in (0, "0%"):
+            raise ValueError(f"{value!r} would update no cluster: give at least 1 (or 1%)")
+        return value
 
 
 CANARY = "canary"  # the name of the stage ``spec.rollout.canary`` makes
