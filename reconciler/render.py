@@ -16,7 +16,7 @@ import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +28,7 @@ from reconciler.config.files import KUSTOMIZATION_FILES
 from reconciler.config.model import NOT_DEPLOYABLE, OWN_GROUP, App, Cluster, Repo, SourceDocument
 from reconciler.config.schema import Override
 from reconciler.errors import RenderError
+from reconciler.manifestcheck import object_problem
 from reconciler.objects import Manifest, ObjectRef, group_of, is_cluster_scoped, sorted_for_apply
 from reconciler.overrides import (
     OverrideEffect,
@@ -207,13 +208,16 @@ def _render(
             overrides.append((override, OverrideEffect(override.name, app.override_where(i))))
 
         source = app.source
+        origin = ""  # where an object came from when no file:line says it
+        docs: Sequence[SourceDocument] = ()
         if source.helm is not None:
-            objects = _helm(repo, app, ctx, overrides, tools, cache, _chart(app, charts), caps)
-        elif source.kustomize is not None:
-            docs = _kustomize(repo, app, tools, cache)
-            objects = [_substitute(doc, ctx) for doc in docs]
+            chart_at = _chart(app, charts)
+            origin = f"helm template {chart_at[1] or _rel(repo, chart_at[0])}"
+            objects = _helm(repo, app, ctx, overrides, tools, cache, chart_at, caps)
         else:
-            objects = [_substitute(doc, ctx) for doc in app.manifests]
+            docs = _kustomize(repo, app, tools, cache) if source.kustomize else app.manifests
+            objects = [_substitute(doc, ctx) for doc in docs]
+        origins = {id(o): f"{d.file}:{d.line}" for o, d in zip(objects, docs, strict=False)}
         for override, effect in overrides:
             if override.values and source.helm is None:
                 effect.notes.append("values ignored: the app has no Helm source")
@@ -226,6 +230,7 @@ def _render(
                 raise _Failure(f"{effect.where}: {err}") from err
         for obj in objects:
             _label(obj, app.name)
+        _check_objects(objects, origins, origin)
         warnings = []
         for i, (override, effect) in zip(indexes, overrides, strict=True):
             for k in effect.unmatched_patches:
@@ -273,6 +278,17 @@ def _label(obj: Manifest, app: str) -> None:
     if not isinstance(labels, dict):
         labels = meta["labels"] = {}
     labels[APP_LABEL] = app
+
+
+def _check_objects(objects: list[Manifest], origins: Mapping[int, str], origin: str) -> None:
+    """What the API server would reject (``manifestcheck``), said where the object came from:
+    its file:line, else the tool that made it."""
+    for obj in objects:
+        problem = object_problem(obj)
+        if problem is not None:
+            where = origins.get(id(obj)) or origin
+            prefix = f"{where}: " if where else ""
+            raise _Failure(f"{prefix}{ObjectRef.of(obj)}: {problem}")
 
 
 def _in_apply_order(objects: list[Manifest]) -> list[Manifest]:

@@ -43,6 +43,7 @@ from reconciler.config.schema import (
 )
 from reconciler.health import HealthRule, RuleError, compile_rule
 from reconciler.health.rules import compile_expression
+from reconciler.manifestcheck import image_override_problems
 from reconciler.objects import group_of
 from reconciler.templates import Site, find_sites
 from reconciler.yamlsrc import Document
@@ -176,6 +177,8 @@ class AppLoader:
                     self.problem((*at, "images", j), "set at least one of newName, newTag, digest")
                 if image.new_tag is not None and image.digest is not None:
                     self.problem((*at, "images", j), "set newTag or digest, not both")
+                for field, problem in image_override_problems(image.new_name, image.digest):
+                    self.problem((*at, "images", j, field), problem)
             labels_problems(self.loader, self.file, self.doc, (*at, "labels"), ov.labels)
             for j, patch in enumerate(ov.patches):
                 for k, op in enumerate(patch.json_ or []):

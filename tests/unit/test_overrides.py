@@ -151,12 +151,13 @@ def test_image_override_reaches_init_containers(make_repo: RepoFactory) -> None:
 
 
 def test_image_override_by_digest_replaces_the_tag(make_repo: RepoFactory) -> None:
+    digest = "sha256:" + "b" * 64  # a digest the schema accepts (algorithm:hex)
     out = _render(
         make_repo,
-        "- name: pin\n  images: [{name: registry.local:5000/team/postgres, digest: 'sha256:bbb'}]",
+        f"- name: pin\n  images: [{{name: registry.local:5000/team/postgres, digest: '{digest}'}}]",
     )
     assert _images(_obj(out, "StatefulSet", "db")) == [
-        "registry.local:5000/team/postgres@sha256:bbb"
+        f"registry.local:5000/team/postgres@{digest}"
     ]
 
 
