@@ -117,7 +117,7 @@ class AppLoader:
             ok = True
             for name, source in check.expressions.items():
                 try:
-                    compile_expression(source)
+                    compile_expression(source, boolean=name != "message")
                 except RuleError as err:
                     self.problem(("spec", "health", i, name), f"CEL: {err}")
                     ok = False
