@@ -33,6 +33,7 @@ from reconciler.objects import Manifest, ObjectRef, group_of, is_cluster_scoped,
 from reconciler.overrides import (
     OverrideEffect,
     OverrideError,
+    PatchOpError,
     apply,
     deep_merge,
     describe_target,
@@ -223,9 +224,11 @@ def _render(
                 effect.notes.append("values ignored: the app has no Helm source")
 
         _default_namespace(app, objects)
-        for override, effect in overrides:
+        for i, (override, effect) in zip(indexes, overrides, strict=True):
             try:
                 apply(override, objects, effect)
+            except PatchOpError as err:
+                raise _Failure(f"{app.op_where(i, err.patch, err.op)}: {err}") from err
             except OverrideError as err:
                 raise _Failure(f"{effect.where}: {err}") from err
         for obj in objects:

@@ -295,7 +295,8 @@ def test_a_patch_that_cannot_apply_names_override_object_and_cluster(
     with pytest.raises(RenderError) as err:
         _render(make_repo, patch)
     message = str(err.value)
-    assert message.startswith("app web, cluster usw-1: apps/web/app.yaml:10: override broken: ")
+    # located at the failing op (line 13), not at the override (line 10)
+    assert message.startswith("app web, cluster usw-1: apps/web/app.yaml:13: override broken: ")
     assert "patches[0].json[0] (replace /spec/nope/x) cannot apply to Service/demo/web" in message
 
 
