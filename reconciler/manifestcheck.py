@@ -89,6 +89,8 @@ def _labels_problem(labels: Any) -> str | None:
     if not isinstance(labels, Mapping):
         return f"metadata.labels: must be a mapping, got {type(labels).__name__}"
     for key, value in labels.items():
+        if value is None:
+            continue  # JSON null: the API reads an empty value
         if not isinstance(value, str):
             return f"metadata.labels.{key}: {_not_a_string(value)}"
         for why in (label_key_problem(str(key)), label_value_problem(value)):
@@ -104,6 +106,8 @@ def _annotations_problem(annotations: Any) -> str | None:
         return f"metadata.annotations: must be a mapping, got {type(annotations).__name__}"
     total = 0
     for key, value in annotations.items():
+        if value is None:
+            continue
         if not isinstance(value, str):
             return f"metadata.annotations.{key}: {_not_a_string(value)}"
         why = label_key_problem(str(key))
@@ -121,8 +125,11 @@ def _secret_problem(obj: Mapping[str, Any]) -> str | None:
         if values is not None and not isinstance(values, Mapping):
             return f"{field}: must be a mapping, got {type(values).__name__}"
     for key, value in (data or {}).items():
+        if value is None:
+            continue
         if not isinstance(value, str):
             return f"data.{key}: {_not_a_string(value)} (base64 of the bytes)"
+        value = value.replace("\r", "").replace("\n", "")  # the API skips line breaks
         if len(value) % 4 or not _BASE64.match(value):
             return f"data.{key}: not base64 (put plain text under stringData)"
         try:
@@ -130,7 +137,7 @@ def _secret_problem(obj: Mapping[str, Any]) -> str | None:
         except binascii.Error:
             return f"data.{key}: not base64 (put plain text under stringData)"
     for key, value in (string_data or {}).items():
-        if not isinstance(value, str):
+        if value is not None and not isinstance(value, str):
             return f"stringData.{key}: {_not_a_string(value)}"
     return None
 
