@@ -71,6 +71,15 @@ class OverrideError(Exception):
     """An override could not be resolved or applied; the message names override and object."""
 
 
+class PatchOpError(OverrideError):
+    """JSON-patch op ``op`` of patch ``patch`` could not be applied (located at the op)."""
+
+    def __init__(self, message: str, *, patch: int, op: int) -> None:
+        super().__init__(message)
+        self.patch = patch
+        self.op = op
+
+
 def _show(value: Any) -> str:
     return "<absent>" if value is ABSENT else format_compact(value)
 
@@ -349,9 +358,11 @@ def _patch(
             KeyError,
             IndexError,
         ) as err:
-            raise OverrideError(
+            raise PatchOpError(
                 f"override {override.name}: patches[{index}].json[{k}] "
-                f"({op.op} {op.path}) cannot apply to {name}: {_patch_failure(err)}"
+                f"({op.op} {op.path}) cannot apply to {name}: {_patch_failure(err)}",
+                patch=index,
+                op=k,
             ) from err
         if op.op == "test":
             continue

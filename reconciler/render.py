@@ -28,10 +28,12 @@ from reconciler.config.files import KUSTOMIZATION_FILES
 from reconciler.config.model import NOT_DEPLOYABLE, OWN_GROUP, App, Cluster, Repo, SourceDocument
 from reconciler.config.schema import Override
 from reconciler.errors import RenderError
+from reconciler.manifestcheck import object_problem
 from reconciler.objects import Manifest, ObjectRef, group_of, is_cluster_scoped, sorted_for_apply
 from reconciler.overrides import (
     OverrideEffect,
     OverrideError,
+    PatchOpError,
     apply,
     deep_merge,
     describe_target,
@@ -208,8 +210,11 @@ def _render(
 
         source = app.source
         origins: list[str] = []  # file:line of each object, when the source has them
+        origin = ""  # where the objects came from when no file:line says it
         if source.helm is not None:
-            objects = _helm(repo, app, ctx, overrides, tools, cache, _chart(app, charts), caps)
+            chart_at = _chart(app, charts)
+            origin = f"helm template {chart_at[1] or _rel(repo, chart_at[0])}"
+            objects = _helm(repo, app, ctx, overrides, tools, cache, chart_at, caps)
         else:
             docs = _kustomize(repo, app, tools, cache) if source.kustomize else app.manifests
             objects = [_substitute(doc, ctx) for doc in docs]
@@ -219,13 +224,16 @@ def _render(
                 effect.notes.append("values ignored: the app has no Helm source")
 
         _default_namespace(app, objects)
-        for override, effect in overrides:
+        for i, (override, effect) in zip(indexes, overrides, strict=True):
             try:
                 apply(override, objects, effect)
+            except PatchOpError as err:
+                raise _Failure(f"{app.op_where(i, err.patch, err.op)}: {err}") from err
             except OverrideError as err:
                 raise _Failure(f"{effect.where}: {err}") from err
         for obj in objects:
             _label(obj, app.name)
+        _check_objects(objects, origins, origin)
         warnings = []
         for i, (override, effect) in zip(indexes, overrides, strict=True):
             head = f"app {app.name}: override {override.name}"
@@ -288,6 +296,18 @@ def _label(obj: Manifest, app: str) -> None:
     if not isinstance(labels, dict):
         labels = meta["labels"] = {}
     labels[APP_LABEL] = app
+
+
+def _check_objects(objects: list[Manifest], origins: list[str], origin: str) -> None:
+    """What the API server would reject (``manifestcheck``), said where the object came from:
+    its file:line (``origins``, aligned with ``objects`` when the source has them), else the
+    tool that made it."""
+    for index, obj in enumerate(objects):
+        problem = object_problem(obj)
+        if problem is not None:
+            where = origins[index] if index < len(origins) else origin
+            prefix = f"{where}: " if where else ""
+            raise _Failure(f"{prefix}{ObjectRef.of(obj)}: {problem}")
 
 
 def _in_apply_order(objects: list[Manifest], origins: list[str]) -> list[Manifest]:

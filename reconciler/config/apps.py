@@ -43,6 +43,7 @@ from reconciler.config.schema import (
 )
 from reconciler.health import HealthRule, RuleError, compile_rule
 from reconciler.health.rules import compile_expression
+from reconciler.manifestcheck import image_override_problems
 from reconciler.objects import group_of
 from reconciler.templates import Site, find_sites
 from reconciler.yamlsrc import Document
@@ -52,8 +53,20 @@ _OCI_CHART = re.compile(r"^oci://[A-Za-z0-9.-]+(:\d+)?/[a-z0-9._-]+(/[a-z0-9._-]
 _CHART_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+_BAD_ESCAPE = re.compile(r"~(?![01])")
+
+
+def pointer_problem(text: str) -> str | None:
+    """Why ``text`` is not a JSON pointer (RFC 6901), or None."""
+    if text != "" and not text.startswith("/"):
+        return f"not a JSON pointer: {text!r} (must start with /)"
+    if _BAD_ESCAPE.search(text):
+        return f"not a JSON pointer: {text!r} (~ must be written ~0, and / inside a key ~1)"
+    return None
+
+
 def is_pointer(text: str) -> bool:
-    return text == "" or text.startswith("/")
+    return pointer_problem(text) is None
 
 
 @dataclass
@@ -116,7 +129,7 @@ class AppLoader:
             ok = True
             for name, source in check.expressions.items():
                 try:
-                    compile_expression(source)
+                    compile_expression(source, boolean=name != "message")
                 except RuleError as err:
                     self.problem(("spec", "health", i, name), f"CEL: {err}")
                     ok = False
@@ -176,25 +189,33 @@ class AppLoader:
                     self.problem((*at, "images", j), "set at least one of newName, newTag, digest")
                 if image.new_tag is not None and image.digest is not None:
                     self.problem((*at, "images", j), "set newTag or digest, not both")
+                for field, problem in image_override_problems(image.new_name, image.digest):
+                    self.problem((*at, "images", j, field), problem)
             labels_problems(self.loader, self.file, self.doc, (*at, "labels"), ov.labels)
             for j, patch in enumerate(ov.patches):
                 for k, op in enumerate(patch.json_ or []):
                     self._json_op((*at, "patches", j, "json", k), op)
 
     def _json_op(self, at: NodePath, op: JsonOp) -> None:
-        if not is_pointer(op.path):
-            self.problem((*at, "path"), f"not a JSON pointer: {op.path!r} (must start with /)")
+        why = pointer_problem(op.path)
+        if why is not None:
+            self.problem((*at, "path"), why)
         if op.op in ("add", "replace", "test") and "value" not in op.model_fields_set:
             self.problem(at, f"op {op.op} needs a value")
         if op.op in ("move", "copy") and (op.from_ is None or not is_pointer(op.from_)):
             self.problem(at, f"op {op.op} needs 'from' (a JSON pointer)")
+        if op.op not in ("add", "replace", "test") and "value" in op.model_fields_set:
+            self.problem((*at, "value"), f"op {op.op} takes no value")
+        if op.op not in ("move", "copy") and op.from_ is not None:
+            self.problem((*at, "from"), f"op {op.op} takes no 'from'")
 
     def _ignore_rules(self, rules: list[IgnoreRule]) -> None:
         for i, rule in enumerate(rules):
             for j, pointer in enumerate(rule.json_pointers):
-                if not is_pointer(pointer):
+                why = pointer_problem(pointer)
+                if why is not None:
                     at = ("spec", "sync", "ignoreDifferences", i, "jsonPointers", j)
-                    self.problem(at, f"not a JSON pointer: {pointer!r} (must start with /)")
+                    self.problem(at, why)
 
     # sources
 
@@ -372,7 +393,15 @@ class AppLoader:
             patches = tuple(
                 self.doc.line_of((*at, "patches", j)) for j in range(len(override.patches))
             )
-            out.append(OverrideSource(raw_list[i], self.doc.line_of(at), sites, patches))
+            ops = tuple(
+                tuple(
+                    self.doc.line_of((*at, "patches", j, "json", k))
+                    for k in range(len(patch.json_ or []))
+                )
+                for j, patch in enumerate(override.patches)
+            )
+            line = self.doc.line_of(at)
+            out.append(OverrideSource(raw_list[i], line, sites, patches, op_lines=ops))
         return out
 
     def _sites(self, file: str, doc: Document, base: NodePath = ()) -> tuple[Site, ...]:

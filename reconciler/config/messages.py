@@ -59,6 +59,8 @@ def schema_message(model: type[BaseModel], error: Any) -> str:
         return f"expected {_EXPECTED[kind]}, got {type_name(error['input'])}"
     if kind == "greater_than_equal":
         return f"must be >= {error['ctx']['ge']}"
+    if kind == "less_than_equal":
+        return f"must be <= {error['ctx']['le']}"
     if kind == "literal_error":
         return f"must be one of {error['ctx']['expected']}, got {error['input']!r}"
     if kind == "value_error":

@@ -71,6 +71,7 @@ class OverrideSource:
     line: int
     sites: tuple[Site, ...] = ()
     patch_lines: tuple[int, ...] = ()  # of each entry of its patches
+    op_lines: tuple[tuple[int, ...], ...] = ()  # of each JSON-patch op, per patch
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,14 @@ class App:
         if source is None or patch >= len(source.patch_lines):
             return self.override_where(index)
         return f"{self.file}:{source.patch_lines[patch]}"
+
+    def op_where(self, index: int, patch: int, op: int) -> str:
+        """``apps/x/app.yaml:38`` of JSON-patch op ``op`` of patch ``patch`` of override
+        ``index``."""
+        source = self.override_sources[index] if self.override_sources else None
+        if source is None or patch >= len(source.op_lines) or op >= len(source.op_lines[patch]):
+            return self.patch_where(index, patch)
+        return f"{self.file}:{source.op_lines[patch][op]}"
 
 
 @dataclass(frozen=True)

@@ -167,7 +167,7 @@ class Patch(SchemaModel):
 class Override(SchemaModel):
     name: str
     target: ClusterTarget | None = None
-    replicas: int | None = Field(default=None, ge=0)
+    replicas: int | None = Field(default=None, ge=0, le=2**31 - 1)  # int32, as the API
     images: list[ImageOverride] = []
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}

@@ -22,6 +22,8 @@ Progressing whatever the rule says.
 
 from __future__ import annotations
 
+import copy
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -47,8 +49,10 @@ class Expression:
     program: cel.Program = field(compare=False, repr=False)
 
 
-def compile_expression(source: str) -> Expression:
-    """Compile once at load time; a syntax error or an unknown variable is a ``RuleError``."""
+def compile_expression(source: str, *, boolean: bool = False) -> Expression:
+    """Compile once at load time; a syntax error, an unknown variable, a type error whatever
+    the object holds, or (``boolean``: a condition) a result that is not a bool is a
+    ``RuleError``."""
     if not isinstance(source, str) or not source.strip():
         raise RuleError("must be a non-empty CEL expression")
     import cel  # on first use: importing it costs a command without rules ~0.2 s
@@ -57,13 +61,57 @@ def compile_expression(source: str) -> Expression:
         program = cel.compile(source)
     except ValueError as err:
         raise RuleError(_one_line(str(err))) from None
+    _trial(program, boolean)
+    return Expression(source, program)
+
+
+def _trial(program: cel.Program, boolean: bool) -> None:
+    """Run ``program`` on an empty object, then on objects holding each field it reads (as a
+    bool, number, string, list, map): an undefined name or an operator applied to the wrong
+    types on the empty object is an error; a condition none of whose successful runs gives a
+    bool is one (``size(object.spec.rules)``, ``'yes'``). Missing fields are judged live."""
     try:
-        program.execute(_TRIAL)
+        result = program.execute(_TRIAL)
     except RuntimeError as err:  # undefined variable or function: a typo, not missing data
         raise RuleError(_one_line(str(err))) from None
-    except Exception:  # missing fields, types: judged on the live object
-        pass
-    return Expression(source, program)
+    except TypeError as err:  # no such overload, with no field read: wrong whatever the object
+        raise RuleError(_one_line(str(err)).split(". ")[0]) from None
+    except Exception:  # missing fields: try them filled in below
+        results = []
+        leaves: tuple[Any, ...] = (True, 0, "", [], {})
+        for leaf in leaves:
+            try:
+                results.append(program.execute({VARIABLE: _filled(program.source, leaf)}))
+            except Exception:  # a leaf of the wrong type for this expression
+                continue
+    else:
+        results = [result]
+    if boolean and results and not any(isinstance(r, bool) for r in results):
+        raise RuleError(f"must give a bool (true or false), got {_cel_type(results[0])}")
+
+
+_FIELD_PATH = re.compile(rf"\b{VARIABLE}((?:\.[A-Za-z_][A-Za-z0-9_]*)+)(?!\s*\()")
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def _filled(source: str, leaf: Any) -> dict[str, Any]:
+    """The trial object with every ``object.a.b`` the expression reads set to ``leaf``."""
+    obj: dict[str, Any] = copy.deepcopy(_TRIAL[VARIABLE])
+    for path in sorted(_FIELD_PATH.findall(_STRING.sub("''", source)), key=len, reverse=True):
+        parts = path.strip(".").split(".")
+        node = obj
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node.setdefault(parts[-1], copy.deepcopy(leaf))
+    return obj
+
+
+def _cel_type(value: Any) -> str:
+    names = {str: "string", int: "int", float: "double", list: "list", dict: "map", bytes: "bytes"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _one_line(message: str) -> str:
@@ -109,7 +157,8 @@ def compile_rule(
         ("message", message),
     ):
         try:
-            compiled[name] = None if source is None else compile_expression(source)
+            boolean = name != "message"
+            compiled[name] = None if source is None else compile_expression(source, boolean=boolean)
         except RuleError as err:
             raise RuleError(f"{name}: {err}") from None
     return HealthRule(kind, group, **compiled)

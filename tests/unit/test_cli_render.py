@@ -191,9 +191,10 @@ def test_validate_also_fails_on_render_errors(make_repo: RepoFactory) -> None:
     )
     code, _, err = run("validate", root)
     assert code == 2
+    # located at the op (line 11), not at the override (line 9)
     assert err.splitlines()[0].startswith(
-        "error: app x, cluster a: apps/x/app.yaml:9: override o: patches[0].json[0] (remove /spec) "
-        "cannot apply to ConfigMap/c"
+        "error: app x, cluster a: apps/x/app.yaml:11: override o: patches[0].json[0] "
+        "(remove /spec) cannot apply to ConfigMap/c"
     )
 
 

@@ -151,12 +151,13 @@ def test_image_override_reaches_init_containers(make_repo: RepoFactory) -> None:
 
 
 def test_image_override_by_digest_replaces_the_tag(make_repo: RepoFactory) -> None:
+    digest = "sha256:" + "b" * 64  # a digest the schema accepts (algorithm:hex)
     out = _render(
         make_repo,
-        "- name: pin\n  images: [{name: registry.local:5000/team/postgres, digest: 'sha256:bbb'}]",
+        f"- name: pin\n  images: [{{name: registry.local:5000/team/postgres, digest: '{digest}'}}]",
     )
     assert _images(_obj(out, "StatefulSet", "db")) == [
-        "registry.local:5000/team/postgres@sha256:bbb"
+        f"registry.local:5000/team/postgres@{digest}"
     ]
 
 
@@ -294,7 +295,8 @@ def test_a_patch_that_cannot_apply_names_override_object_and_cluster(
     with pytest.raises(RenderError) as err:
         _render(make_repo, patch)
     message = str(err.value)
-    assert message.startswith("app web, cluster usw-1: apps/web/app.yaml:10: override broken: ")
+    # located at the failing op (line 13), not at the override (line 10)
+    assert message.startswith("app web, cluster usw-1: apps/web/app.yaml:13: override broken: ")
     assert "patches[0].json[0] (replace /spec/nope/x) cannot apply to Service/demo/web" in message
 
 
