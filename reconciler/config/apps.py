@@ -17,7 +17,7 @@ from reconciler.config.checks import (
     selector_problems,
     validate,
 )
-from reconciler.config.files import KUSTOMIZATION_FILES, MANIFEST_SUFFIXES, RepoFiles
+from reconciler.config.files import KUSTOMIZATION_FILES, OBJECT_SUFFIXES, RepoFiles
 from reconciler.config.kustomize import KustomizeScan
 from reconciler.config.messages import did_you_mean, os_error, type_name, unknown
 from reconciler.config.model import (
@@ -230,11 +230,19 @@ class AppLoader:
                 files.append(path)
                 continue
             # A directory holding app.yaml itself (`manifests: ./`) does not deploy the App.
-            files.extend(
+            found = [
                 p
                 for _, p in self.loader.tree(path, hidden=False)
-                if p.suffix in MANIFEST_SUFFIXES and os.path.realpath(p) != own
-            )
+                if p.suffix in OBJECT_SUFFIXES and os.path.realpath(p) != own
+            ]
+            if not found:
+                # An emptied folder must not quietly remove the objects it held.
+                self.problem(
+                    ("spec", "source", "manifests", i),
+                    f"no manifest files ({', '.join(OBJECT_SUFFIXES)}) in "
+                    f"{self.loader.rel(self.dir)}/{rel}",
+                )
+            files.extend(found)
         return files
 
     def _manifests(self, entries: list[str]) -> list[SourceDocument]:
@@ -242,7 +250,8 @@ class AppLoader:
         for path in self._manifest_files(entries):
             file = self.loader.rel(path)
             # After a YAML error, the documents before it are still checked.
-            for doc in self.loader.documents(path):
+            # An emptied file must not quietly remove the objects it defined (and prune them).
+            for doc in self.loader.documents(path, "Kubernetes object"):
                 if self._manifest_ok(file, doc):
                     out.append(SourceDocument(file, doc.line, doc.value, self._sites(file, doc)))
         return out

@@ -27,7 +27,7 @@ from reconciler.config.checks import (
     selector_problems,
     validate,
 )
-from reconciler.config.files import APP_FILES, SETTINGS_FILES, RepoFiles
+from reconciler.config.files import APP_FILES, OBJECT_SUFFIXES, SETTINGS_FILES, RepoFiles
 from reconciler.config.model import (
     App,
     Broken,
@@ -134,7 +134,7 @@ class _Loader:
 
     def _load_settings(self) -> RepoSettings:
         files = self.files
-        path = next((self.root / n for n in SETTINGS_FILES if (self.root / n).is_file()), None)
+        path = files.only_one(self.root, SETTINGS_FILES)
         if path is None:
             return RepoSettings()
         file = files.rel(path)
@@ -224,6 +224,7 @@ class _Loader:
         files = self.files
         units: dict[str, _U] = {}
         noun = {"Cluster": "cluster", "ClusterGroup": "group"}[kind]
+        self._repo_wide(lambda: files.unread_entries(folder, folders=True, suffixes=()))
         for path in self._repo_wide(lambda: files.kind_files(folder)):
             file = files.rel(path)
             before = len(files.problems)
@@ -258,6 +259,9 @@ class _Loader:
             scope: frozenset(k for c in clusters.values() for k in getattr(c, scope))
             for scope in ("labels", "vars")
         }
+        self._repo_wide(
+            lambda: files.unread_entries("apps", folders=False, suffixes=OBJECT_SUFFIXES)
+        )
         for app_dir in sorted(p for p in base.iterdir() if p.is_dir()):
             before = len(files.problems)
             names: set[str] = set()
@@ -280,7 +284,7 @@ class _Loader:
         files = self.files
         if not files.contained(app_dir):
             return None
-        path = next((app_dir / n for n in APP_FILES if (app_dir / n).is_file()), None)
+        path = files.only_one(app_dir, APP_FILES)
         if path is None:
             files.problem(files.rel(app_dir), None, "", "app directory has no app.yaml")
             return None

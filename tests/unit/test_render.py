@@ -171,7 +171,7 @@ def test_render_all_can_be_narrowed_to_apps_and_clusters(make_repo: RepoFactory)
 def test_paused_clusters_are_not_rendered(make_repo: RepoFactory) -> None:
     files = {
         "clusters/bj-2.yaml": cluster("bj-2", "{region: cn-beijing}", paused=True),
-        "apps/x/m/.keep": "",
+        "apps/x/m/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n",
     }
     repo = _repo(make_repo, "source: {manifests: m/}\nplacement: {selector: {}}\n", files)
     assert [r.cluster for r in render_all(repo)] == ["bj-1", "usw-1"]

@@ -1,0 +1,100 @@
+"""Nothing in the config repo that looks like config is silently left unread: a file or folder
+the loader would skip is a located error, and an emptied manifest file or folder does not
+quietly remove (and prune) the objects it held."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import RepoFactory
+from repo_snippets import app, cluster
+from repo_snippets import settings as snip_settings
+
+from reconciler.config.load import load_repo
+from reconciler.errors import ConfigError
+
+CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n"
+BASE = {
+    "clusters/a.yaml": cluster("a"),
+    "apps/x/app.yaml": app("x", "source: {manifests: m/}\n"),
+    "apps/x/m/cm.yaml": CM,
+}
+
+
+def _problems(root: Path) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        load_repo(root)
+    return [str(p) for p in err.value.problems]
+
+
+def test_a_json_manifest_is_read(make_repo: RepoFactory) -> None:
+    svc = '{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}}\n'
+    root = make_repo({**BASE, "apps/x/m/svc.json": svc})
+    objects = load_repo(root).apps["x"].manifests
+    assert sorted((m.file, m.value["kind"]) for m in objects) == [
+        ("apps/x/m/cm.yaml", "ConfigMap"),
+        ("apps/x/m/svc.json", "Service"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        pytest.param(
+            {"clusters/eu/eu-1.yaml": cluster("eu-1")},
+            "clusters/eu: a folder in clusters/ is not read: put its files directly in clusters/",
+            id="cluster subfolder",
+        ),
+        pytest.param(
+            {"groups/eu/g.yaml": "x: 1\n"},
+            "groups/eu: a folder in groups/ is not read: put its files directly in groups/",
+            id="group subfolder",
+        ),
+        pytest.param(
+            {"apps/y.yaml": app("y", "source: {manifests: m/}\n")},
+            "apps/y.yaml: a file in apps/ is not read: each app is a folder apps/<name>/ "
+            "holding app.yaml",
+            id="stray file in apps",
+        ),
+        pytest.param(
+            {"apps/x/app.yml": app("x", "source: {manifests: n/}\n")},
+            "apps/x/app.yml: both app.yaml and app.yml: app.yml is not read; keep one",
+            id="app.yml beside app.yaml",
+        ),
+        pytest.param(
+            {"reconciler.yaml": snip_settings(), "reconciler.yml": snip_settings()},
+            "reconciler.yml: both reconciler.yaml and reconciler.yml: reconciler.yml is not "
+            "read; keep one",
+            id="reconciler.yml beside reconciler.yaml",
+        ),
+        pytest.param(
+            {"apps/x/m/svc.yaml": ""},
+            "apps/x/m/svc.yaml: no Kubernetes object document",
+            id="emptied manifest file",
+        ),
+        pytest.param(
+            {"apps/x/m/svc.yaml": "# nothing left\n---\n"},
+            "apps/x/m/svc.yaml: no Kubernetes object document",
+            id="manifest file of comments only",
+        ),
+        pytest.param(
+            {
+                "apps/z/app.yaml": app("z", "source: {manifests: m/}\n"),
+                "apps/z/m/.keep": "",
+            },
+            "apps/z/app.yaml:6: spec.source.manifests[0]: no manifest files (.yaml, .yml, .json) "
+            "in apps/z/m/",
+            id="emptied manifests folder",
+        ),
+    ],
+)
+def test_what_would_be_skipped_is_a_located_error(
+    make_repo: RepoFactory, extra: dict[str, str], expected: str
+) -> None:
+    assert _problems(make_repo({**BASE, **extra})) == [expected]
+
+
+def test_dot_files_and_other_files_in_apps_are_not_reported(make_repo: RepoFactory) -> None:
+    root = make_repo({**BASE, "apps/README.md": "# apps\n", "apps/.hidden.yaml": "x: 1\n"})
+    assert set(load_repo(root).apps) == {"x"}
