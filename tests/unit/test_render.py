@@ -356,7 +356,12 @@ def test_kustomize_builds_once_and_templates_apply_per_cluster(
 def test_a_broken_kustomization_is_one_line_naming_the_app_and_file_with_repo_paths(
     make_repo: RepoFactory, tools: Toolchain
 ) -> None:
-    files = {**KUSTOMIZATION, "apps/x/overlay/kustomization.yaml": "resources: [../missing]\n"}
+    # A folder with no kustomization in it (a missing path is a load error, see test_config).
+    files = {
+        **KUSTOMIZATION,
+        "apps/x/overlay/kustomization.yaml": "resources: [../missing]\n",
+        "apps/x/missing/notes.txt": "no kustomization here\n",
+    }
     repo = _repo(
         make_repo, "source: {kustomize: {path: overlay}}\nplacement: {selector: {}}\n", files
     )
