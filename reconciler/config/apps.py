@@ -7,7 +7,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from reconciler.config.checks import (
@@ -263,6 +263,10 @@ class AppLoader:
                 (), f"expected a Kubernetes object, got {type_name(value)}", file, doc.line
             )
             return False
+        unsupported = _unsupported_manifest(file, value)
+        if unsupported is not None:
+            self.problem((), unsupported, file, doc.line)
+            return False
         ok = True
         for key in ("apiVersion", "kind"):
             if not isinstance(value.get(key), str) or not value[key]:
@@ -399,3 +403,22 @@ class AppLoader:
                     msg = f"unknown variable {ref}: no cluster defines {what} {ref.key!r}{hint}"
                     self.problem((*base, *site.path), msg, file, site.line)
         return tuple(sites)
+
+
+def _unsupported_manifest(file: str, value: dict[str, Any]) -> str | None:
+    """Why a document of a manifest file is not an object to apply, for the kinds of file
+    met there by mistake; None for anything else (checked as an object)."""
+    kind, api = value.get("kind"), value.get("apiVersion")
+    if Path(file).name in KUSTOMIZATION_FILES or (
+        kind == "Kustomization" and str(api).startswith("kustomize.config.k8s.io/")
+    ):
+        return (
+            "a kustomization is not supported among manifests (they are applied as written): "
+            "point source.kustomize.path at its folder instead"
+        )
+    if kind == "List" and api == "v1":
+        return (
+            "kind List is not supported in a manifest file: write its items as separate "
+            "documents (separated by ---)"
+        )
+    return None

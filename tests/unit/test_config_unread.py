@@ -98,3 +98,36 @@ def test_what_would_be_skipped_is_a_located_error(
 def test_dot_files_and_other_files_in_apps_are_not_reported(make_repo: RepoFactory) -> None:
     root = make_repo({**BASE, "apps/README.md": "# apps\n", "apps/.hidden.yaml": "x: 1\n"})
     assert set(load_repo(root).apps) == {"x"}
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        pytest.param(
+            "kustomization.yaml",
+            "resources: [cm.yaml]\n",
+            "apps/x/m/kustomization.yaml:1: a kustomization is not supported among manifests "
+            "(they are applied as written): point source.kustomize.path at its folder instead",
+            id="kustomization.yaml",
+        ),
+        pytest.param(
+            "kust.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            "resources: [cm.yaml]\n",
+            "apps/x/m/kust.yaml:1: a kustomization is not supported among manifests "
+            "(they are applied as written): point source.kustomize.path at its folder instead",
+            id="Kustomization document",
+        ),
+        pytest.param(
+            "list.yaml",
+            "apiVersion: v1\nkind: List\nitems:\n- " + CM.replace("\n", "\n  "),
+            "apps/x/m/list.yaml:1: kind List is not supported in a manifest file: write its "
+            "items as separate documents (separated by ---)",
+            id="kind List",
+        ),
+    ],
+)
+def test_a_file_that_is_not_objects_to_apply_is_one_error_saying_what_it_is(
+    make_repo: RepoFactory, name: str, text: str, expected: str
+) -> None:
+    assert _problems(make_repo({**BASE, f"apps/x/m/{name}": text})) == [expected]
