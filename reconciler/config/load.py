@@ -229,7 +229,8 @@ class _Loader:
             file = files.rel(path)
             before = len(files.problems)
             names: set[str] = set()
-            for doc in files.documents(path, kind):
+            docs = files.documents(path, kind)
+            for doc in docs:
                 declared = _declared_name(doc)
                 if declared is not None:
                     names.add(declared)
@@ -242,6 +243,15 @@ class _Loader:
                 names.add(name)
                 if duplicate(files, noun, name, units, file, line):
                     continue
+                if len(docs) == 1 and path.stem != name and len(files.problems) == before:
+                    # The documented layout is clusters/<name>.yaml, groups/<name>.yaml (said
+                    # when nothing else is wrong with the file: a wrong kind says more).
+                    files.problem(
+                        file,
+                        line,
+                        "metadata.name",
+                        f"{noun} {name!r} is in {path.name}: name the file {name}{path.suffix}",
+                    )
                 units[name] = build(parsed, file, line)
             self._unit(kind, file, names, before)
         return units
@@ -303,4 +313,12 @@ class _Loader:
         names.add(app.name)
         if duplicate(files, "app", app.name, apps, file, app.line):
             return None
+        if app.name != app_dir.name:
+            # The documented layout is apps/<app>/app.yaml.
+            files.problem(
+                file,
+                app.line,
+                "metadata.name",
+                f"app {app.name!r} is in folder {app_dir.name}/: name the folder {app.name}/",
+            )
         return app
