@@ -185,6 +185,13 @@ class _Loader:
         def check(file: str, doc: Document, parsed: ClusterDoc) -> None:
             labels_problems(self.files, file, doc, ("metadata", "labels"), parsed.metadata.labels)
             name_problem(self.files, file, doc, parsed.metadata.name, CLUSTER_NAME)
+            if parsed.spec.context is not None and not parsed.spec.context.strip():
+                self.files.problem(
+                    file,
+                    doc.line_of(("spec", "context")),
+                    "spec.context",
+                    "empty context: leave spec.context out to use the cluster's name",
+                )
 
         def build(parsed: ClusterDoc, file: str, line: int) -> Cluster:
             spec = parsed.spec

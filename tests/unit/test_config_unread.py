@@ -162,3 +162,12 @@ def test_a_name_that_differs_from_its_file_or_folder_is_an_error(
 def test_a_file_of_several_clusters_is_not_held_to_one_name(make_repo: RepoFactory) -> None:
     root = make_repo({**BASE, "clusters/edge.yaml": cluster("e-1") + "---\n" + cluster("e-2")})
     assert set(load_repo(root).clusters) == {"a", "e-1", "e-2"}
+
+
+@pytest.mark.parametrize("context", ['""', "' '"])
+def test_an_empty_context_is_an_error_not_unset(make_repo: RepoFactory, context: str) -> None:
+    text = cluster("b") + f"  context: {context}\n"
+    assert _problems(make_repo({**BASE, "clusters/b.yaml": text})) == [
+        "clusters/b.yaml:9: spec.context: empty context: leave spec.context out to use the "
+        "cluster's name"
+    ]
