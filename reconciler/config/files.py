@@ -72,9 +72,18 @@ class RepoFiles:
             if size > MAX_FILE_BYTES:
                 self.problem(rel, None, "", f"file is larger than {size_text(MAX_FILE_BYTES)}")
                 return None
-            return path.read_text(encoding="utf-8")
-        except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
+            data = path.read_bytes()
+        except OSError as err:
             self.problem(rel, None, "", f"cannot read: {os_error(err)}")
+            return None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = data[: err.start].count(b"\n") + 1
+            byte = data[err.start : err.start + 1].hex()
+            self.problem(
+                rel, line, "", f"not UTF-8: byte 0x{byte} can not be read; save the file as UTF-8"
+            )
             return None
 
     def documents(self, path: Path, kind: str | None = None) -> list[Document]:

@@ -171,3 +171,21 @@ def test_an_empty_context_is_an_error_not_unset(make_repo: RepoFactory, context:
         "clusters/b.yaml:9: spec.context: empty context: leave spec.context out to use the "
         "cluster's name"
     ]
+
+
+def test_a_file_not_in_utf8_is_an_error_at_the_line_of_the_first_bad_byte(
+    make_repo: RepoFactory,
+) -> None:
+    root = make_repo(BASE)
+    (root / "apps/x/m/cm.yaml").write_bytes(CM.encode() + b"data: {city: Montr\xe9al}\n")
+    assert _problems(root) == [
+        "apps/x/m/cm.yaml:4: not UTF-8: byte 0xe9 can not be read; save the file as UTF-8"
+    ]
+
+
+def test_a_tab_in_indentation_is_said_to_be_a_tab(make_repo: RepoFactory) -> None:
+    root = make_repo({**BASE, "apps/x/m/cm.yaml": CM + "data:\n\ta: b\n"})
+    assert _problems(root) == [
+        "apps/x/m/cm.yaml:5: invalid YAML: a tab (column 1): YAML does not allow tabs for "
+        "indentation; use spaces"
+    ]
