@@ -155,21 +155,33 @@ def _load_all(
                 continue
             out.append((line, builder, value))
     except yaml.MarkedYAMLError as err:
-        issues.append(_syntax_issue(err))
+        issues.append(_syntax_issue(err, text))
     except yaml.YAMLError as err:
         issues.append(YamlIssue(1, f"invalid YAML: {err}"))
     return out
 
 
-def _syntax_issue(err: yaml.MarkedYAMLError) -> YamlIssue:
+def _syntax_issue(err: yaml.MarkedYAMLError, text: str) -> YamlIssue:
     mark = err.problem_mark or err.context_mark
     line = mark.line + 1 if mark is not None else 1
     message = f"invalid YAML: {err.problem or 'syntax error'}"
+    if mark is not None and _char_at(text, mark.line, mark.column) == "\t":
+        return YamlIssue(
+            line,
+            f"invalid YAML: a tab (column {mark.column + 1}): YAML does not allow tabs for "
+            "indentation; use spaces",
+        )
     if err.context and err.context_mark is not None and err.context_mark.line + 1 != line:
         message += f" ({err.context} at line {err.context_mark.line + 1})"
     elif err.context:
         message += f" ({err.context})"
     return YamlIssue(line, message)
+
+
+def _char_at(text: str, line: int, column: int) -> str:
+    """The character at 0-based ``line`` and ``column`` of ``text``; "" past its end."""
+    lines = text.split("\n")
+    return lines[line][column : column + 1] if line < len(lines) else ""
 
 
 _EXCESSIVE_ALIASING = "document contains excessive aliasing (anchors expand to too many nodes)"

@@ -7,7 +7,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from reconciler.config.checks import (
@@ -17,7 +17,7 @@ from reconciler.config.checks import (
     selector_problems,
     validate,
 )
-from reconciler.config.files import KUSTOMIZATION_FILES, MANIFEST_SUFFIXES, RepoFiles
+from reconciler.config.files import KUSTOMIZATION_FILES, OBJECT_SUFFIXES, RepoFiles
 from reconciler.config.kustomize import KustomizeScan
 from reconciler.config.messages import did_you_mean, os_error, type_name, unknown
 from reconciler.config.model import (
@@ -251,11 +251,19 @@ class AppLoader:
                 files.append(path)
                 continue
             # A directory holding app.yaml itself (`manifests: ./`) does not deploy the App.
-            files.extend(
+            found = [
                 p
                 for _, p in self.loader.tree(path, hidden=False)
-                if p.suffix in MANIFEST_SUFFIXES and os.path.realpath(p) != own
-            )
+                if p.suffix in OBJECT_SUFFIXES and os.path.realpath(p) != own
+            ]
+            if not found:
+                # An emptied folder must not quietly remove the objects it held.
+                self.problem(
+                    ("spec", "source", "manifests", i),
+                    f"no manifest files ({', '.join(OBJECT_SUFFIXES)}) in "
+                    f"{self.loader.rel(self.dir)}/{rel}",
+                )
+            files.extend(found)
         return files
 
     def _manifests(self, entries: list[str]) -> list[SourceDocument]:
@@ -263,7 +271,8 @@ class AppLoader:
         for path in self._manifest_files(entries):
             file = self.loader.rel(path)
             # After a YAML error, the documents before it are still checked.
-            for doc in self.loader.documents(path):
+            # An emptied file must not quietly remove the objects it defined (and prune them).
+            for doc in self.loader.documents(path, "Kubernetes object"):
                 if self._manifest_ok(file, doc):
                     out.append(SourceDocument(file, doc.line, doc.value, self._sites(file, doc)))
         return out
@@ -274,6 +283,10 @@ class AppLoader:
             self.problem(
                 (), f"expected a Kubernetes object, got {type_name(value)}", file, doc.line
             )
+            return False
+        unsupported = _unsupported_manifest(file, value)
+        if unsupported is not None:
+            self.problem((), unsupported, file, doc.line)
             return False
         ok = True
         for key in ("apiVersion", "kind"):
@@ -419,3 +432,22 @@ class AppLoader:
                     msg = f"unknown variable {ref}: no cluster defines {what} {ref.key!r}{hint}"
                     self.problem((*base, *site.path), msg, file, site.line)
         return tuple(sites)
+
+
+def _unsupported_manifest(file: str, value: dict[str, Any]) -> str | None:
+    """Why a document of a manifest file is not an object to apply, for the kinds of file
+    met there by mistake; None for anything else (checked as an object)."""
+    kind, api = value.get("kind"), value.get("apiVersion")
+    if Path(file).name in KUSTOMIZATION_FILES or (
+        kind == "Kustomization" and str(api).startswith("kustomize.config.k8s.io/")
+    ):
+        return (
+            "a kustomization is not supported among manifests (they are applied as written): "
+            "point source.kustomize.path at its folder instead"
+        )
+    if kind == "List" and api == "v1":
+        return (
+            "kind List is not supported in a manifest file: write its items as separate "
+            "documents (separated by ---)"
+        )
+    return None

@@ -41,18 +41,23 @@ def validate(files: RepoFiles, model: type[_M], doc: Document, file: str, kind: 
         got = value.get("kind")
         files.problem(file, doc.line_of(("kind",)), "kind", f"must be {kind} here, got {got!r}")
     data: Any = value
-    for attempt in range(5):
+    dropped: list[tuple[Any, ...]] = []
+    for _ in range(5):
         try:
             return model.model_validate(data)
         except ValidationError as err:
             errors = err.errors()
         for e in errors:
-            # After the first pass, "missing" means we dropped a bad required field.
-            if attempt == 0 or e["type"] != "missing":
-                loc = tuple(e["loc"])
-                line = doc.line_of(loc) if e["type"] != "missing" else doc.line_of(loc[:-1])
-                files.problem(file, line, loc, schema_message(model, e))
-        data = without(data, [tuple(e["loc"]) for e in errors])
+            loc = tuple(e["loc"])
+            # A field we dropped, or a check of a mapping above one (a model validator's
+            # "set exactly one of ..."), fails only because of the drop: already reported.
+            if any(loc == d[: len(loc)] for d in dropped):
+                continue
+            line = doc.line_of(loc) if e["type"] != "missing" else doc.line_of(loc[:-1])
+            files.problem(file, line, loc, schema_message(model, e))
+        locs = [tuple(e["loc"]) for e in errors]
+        dropped += locs
+        data = without(data, locs)
         if data is None:
             break
     meta = value.get("metadata")

@@ -14,7 +14,8 @@ from reconciler.errors import Problem
 from reconciler.yamlsrc import Document, YamlError, format_path, load_documents
 from reconciler.yamlsrc import Path as NodePath
 
-MANIFEST_SUFFIXES = (".yaml", ".yml")
+MANIFEST_SUFFIXES = (".yaml", ".yml")  # cluster and group files
+OBJECT_SUFFIXES = (".yaml", ".yml", ".json")  # manifest files (as kubectl apply -f reads them)
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 APP_FILES = ("app.yaml", "app.yml")
 SETTINGS_FILES = ("reconciler.yaml", "reconciler.yml")
@@ -71,9 +72,18 @@ class RepoFiles:
             if size > MAX_FILE_BYTES:
                 self.problem(rel, None, "", f"file is larger than {size_text(MAX_FILE_BYTES)}")
                 return None
-            return path.read_text(encoding="utf-8")
-        except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
+            data = path.read_bytes()
+        except OSError as err:
             self.problem(rel, None, "", f"cannot read: {os_error(err)}")
+            return None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = data[: err.start].count(b"\n") + 1
+            byte = data[err.start : err.start + 1].hex()
+            self.problem(
+                rel, line, "", f"not UTF-8: byte 0x{byte} can not be read; save the file as UTF-8"
+            )
             return None
 
     def documents(self, path: Path, kind: str | None = None) -> list[Document]:
@@ -150,3 +160,45 @@ class RepoFiles:
             self.problem(subdir, None, "", f"cannot read: {os_error(err)}")
             return []
         return [p for p in names if self.contained(p) and p.is_file()]
+
+    def unread_entries(self, subdir: str, *, folders: bool, suffixes: tuple[str, ...]) -> None:
+        """Report what in ``subdir`` looks like config but is not read: its sub-folders
+        (``folders``) or its files ending in ``suffixes`` (dot names are skipped)."""
+        base = self.root / subdir
+        if not base.is_dir():
+            return
+        try:
+            entries = sorted(base.iterdir())
+        except OSError:
+            return  # kind_files reports it
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if folders and entry.is_dir():
+                self.problem(
+                    self.rel(entry),
+                    None,
+                    "",
+                    f"a folder in {subdir}/ is not read: put its files directly in {subdir}/",
+                )
+            elif not folders and entry.is_file() and entry.suffix in suffixes:
+                self.problem(
+                    self.rel(entry),
+                    None,
+                    "",
+                    f"a file in {subdir}/ is not read: each app is a folder {subdir}/<name>/ "
+                    "holding app.yaml",
+                )
+
+    def only_one(self, folder: Path, names: tuple[str, ...]) -> Path | None:
+        """The one of ``names`` present in ``folder``; two present is a problem (the second
+        would be silently ignored), reported on the one not read."""
+        present = [folder / n for n in names if (folder / n).is_file()]
+        for extra in present[1:]:
+            self.problem(
+                self.rel(extra),
+                None,
+                "",
+                f"both {present[0].name} and {extra.name}: {extra.name} is not read; keep one",
+            )
+        return present[0] if present else None

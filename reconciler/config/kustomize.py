@@ -105,7 +105,10 @@ class KustomizeScan:
         if not exists and _HOSTED.match(entry):
             self.loader.problem(file, line, where, f"remote {entry!r} is not allowed: {OFFLINE}")
             return None
-        return Path(real) if exists else None  # a missing local path: kustomize reports it
+        if not exists and not _INLINE.match(entry):
+            # kustomize would say so too, but once per cluster and without the line.
+            self.loader.problem(file, line, where, f"{entry!r} not found")
+        return Path(real) if exists else None
 
 
 OFFLINE = "rendering never uses the network; vendor it into the repo"
@@ -113,6 +116,9 @@ OFFLINE = "rendering never uses the network; vendor it into the repo"
 _REMOTE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*::|[a-zA-Z][a-zA-Z0-9+.-]*://|[\w.-]+@[\w.-]+:)")
 # What kustomize takes for a git host when no such local path exists (github.com/org/repo).
 _HOSTED = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+(:[0-9]+)?/|.*(\?|&)(ref|version|timeout)=|.*//")
+
+# A one-line inline patch (patchesStrategicMerge takes YAML as well as file names).
+_INLINE = re.compile(r"^\s*[{\[]|.*: ")
 
 
 def _as_list(value: Any) -> list[Any]:

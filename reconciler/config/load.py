@@ -27,7 +27,7 @@ from reconciler.config.checks import (
     selector_problems,
     validate,
 )
-from reconciler.config.files import APP_FILES, SETTINGS_FILES, RepoFiles
+from reconciler.config.files import APP_FILES, OBJECT_SUFFIXES, SETTINGS_FILES, RepoFiles
 from reconciler.config.model import (
     App,
     Broken,
@@ -134,7 +134,7 @@ class _Loader:
 
     def _load_settings(self) -> RepoSettings:
         files = self.files
-        path = next((self.root / n for n in SETTINGS_FILES if (self.root / n).is_file()), None)
+        path = files.only_one(self.root, SETTINGS_FILES)
         if path is None:
             return RepoSettings()
         file = files.rel(path)
@@ -185,6 +185,13 @@ class _Loader:
         def check(file: str, doc: Document, parsed: ClusterDoc) -> None:
             labels_problems(self.files, file, doc, ("metadata", "labels"), parsed.metadata.labels)
             name_problem(self.files, file, doc, parsed.metadata.name, CLUSTER_NAME)
+            if parsed.spec.context is not None and not parsed.spec.context.strip():
+                self.files.problem(
+                    file,
+                    doc.line_of(("spec", "context")),
+                    "spec.context",
+                    "empty context: leave spec.context out to use the cluster's name",
+                )
 
         def build(parsed: ClusterDoc, file: str, line: int) -> Cluster:
             spec = parsed.spec
@@ -224,11 +231,13 @@ class _Loader:
         files = self.files
         units: dict[str, _U] = {}
         noun = {"Cluster": "cluster", "ClusterGroup": "group"}[kind]
+        self._repo_wide(lambda: files.unread_entries(folder, folders=True, suffixes=()))
         for path in self._repo_wide(lambda: files.kind_files(folder)):
             file = files.rel(path)
             before = len(files.problems)
             names: set[str] = set()
-            for doc in files.documents(path, kind):
+            docs = files.documents(path, kind)
+            for doc in docs:
                 declared = _declared_name(doc)
                 if declared is not None:
                     names.add(declared)
@@ -241,6 +250,15 @@ class _Loader:
                 names.add(name)
                 if duplicate(files, noun, name, units, file, line):
                     continue
+                if len(docs) == 1 and path.stem != name and len(files.problems) == before:
+                    # The documented layout is clusters/<name>.yaml, groups/<name>.yaml (said
+                    # when nothing else is wrong with the file: a wrong kind says more).
+                    files.problem(
+                        file,
+                        line,
+                        "metadata.name",
+                        f"{noun} {name!r} is in {path.name}: name the file {name}{path.suffix}",
+                    )
                 units[name] = build(parsed, file, line)
             self._unit(kind, file, names, before)
         return units
@@ -258,6 +276,9 @@ class _Loader:
             scope: frozenset(k for c in clusters.values() for k in getattr(c, scope))
             for scope in ("labels", "vars")
         }
+        self._repo_wide(
+            lambda: files.unread_entries("apps", folders=False, suffixes=OBJECT_SUFFIXES)
+        )
         for app_dir in sorted(p for p in base.iterdir() if p.is_dir()):
             before = len(files.problems)
             names: set[str] = set()
@@ -280,7 +301,7 @@ class _Loader:
         files = self.files
         if not files.contained(app_dir):
             return None
-        path = next((app_dir / n for n in APP_FILES if (app_dir / n).is_file()), None)
+        path = files.only_one(app_dir, APP_FILES)
         if path is None:
             files.problem(files.rel(app_dir), None, "", "app directory has no app.yaml")
             return None
@@ -299,4 +320,12 @@ class _Loader:
         names.add(app.name)
         if duplicate(files, "app", app.name, apps, file, app.line):
             return None
+        if app.name != app_dir.name:
+            # The documented layout is apps/<app>/app.yaml.
+            files.problem(
+                file,
+                app.line,
+                "metadata.name",
+                f"app {app.name!r} is in folder {app_dir.name}/: name the folder {app.name}/",
+            )
         return app

@@ -43,8 +43,20 @@ _EXPECTED = {
     "bool_type": "a boolean",
     "dict_type": "a mapping",
     "list_type": "a list",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
+}
+
+# pydantic's bound errors: the comparison and the ctx key holding the limit.
+_BOUNDS = {
+    "greater_than_equal": (">=", "ge"),
+    "greater_than": (">", "gt"),
+    "less_than_equal": ("<=", "le"),
+    "less_than": ("<", "lt"),
 }
 
 
@@ -57,10 +69,12 @@ def schema_message(model: type[BaseModel], error: Any) -> str:
         return "required field is missing"
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, got {type_name(error['input'])}"
-    if kind == "greater_than_equal":
-        return f"must be >= {error['ctx']['ge']}"
-    if kind == "less_than_equal":
-        return f"must be <= {error['ctx']['le']}"
+    if kind in _BOUNDS:
+        op, key = _BOUNDS[kind]
+        limit = error["ctx"][key]
+        if isinstance(limit, float) and limit.is_integer():
+            limit = int(limit)
+        return f"must be {op} {limit}"
     if kind == "literal_error":
         return f"must be one of {error['ctx']['expected']}, got {error['input']!r}"
     if kind == "value_error":

@@ -24,6 +24,9 @@ health:
 """
 
 
+CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n"
+
+
 def _problems(root: Path) -> list[str]:
     with pytest.raises(ConfigError) as err:
         load_repo(root)
@@ -33,6 +36,7 @@ def _problems(root: Path) -> list[str]:
 def test_an_apps_health_rules_are_loaded_compiled(make_repo: RepoFactory) -> None:
     root = make_repo({"clusters/a.yaml": cluster("a"), "apps/x/app.yaml": app("x", RULES)})
     (root / "apps/x/m").mkdir()
+    (root / "apps/x/m/cm.yaml").write_text(CONFIGMAP)
     rules = load_repo(root).apps["x"].health
     widget = {"kind": "Widget", "status": {"phase": "Failed", "message": "part 2 broke"}}
     ref = ObjectRef("example.com", "Widget", "demo", "blue")
@@ -76,6 +80,7 @@ def test_a_bad_health_rule_is_a_located_error(
         }
     )
     (root / "apps/x/m").mkdir()
+    (root / "apps/x/m/cm.yaml").write_text(CONFIGMAP)
     problems = _problems(root)
     assert len(problems) == 1
     assert problems[0].startswith(expected), problems

@@ -171,7 +171,7 @@ def test_render_all_can_be_narrowed_to_apps_and_clusters(make_repo: RepoFactory)
 def test_paused_clusters_are_not_rendered(make_repo: RepoFactory) -> None:
     files = {
         "clusters/bj-2.yaml": cluster("bj-2", "{region: cn-beijing}", paused=True),
-        "apps/x/m/.keep": "",
+        "apps/x/m/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n",
     }
     repo = _repo(make_repo, "source: {manifests: m/}\nplacement: {selector: {}}\n", files)
     assert [r.cluster for r in render_all(repo)] == ["bj-1", "usw-1"]
@@ -356,7 +356,12 @@ def test_kustomize_builds_once_and_templates_apply_per_cluster(
 def test_a_broken_kustomization_is_one_line_naming_the_app_and_file_with_repo_paths(
     make_repo: RepoFactory, tools: Toolchain
 ) -> None:
-    files = {**KUSTOMIZATION, "apps/x/overlay/kustomization.yaml": "resources: [../missing]\n"}
+    # A folder with no kustomization in it (a missing path is a load error, see test_config).
+    files = {
+        **KUSTOMIZATION,
+        "apps/x/overlay/kustomization.yaml": "resources: [../missing]\n",
+        "apps/x/missing/notes.txt": "no kustomization here\n",
+    }
     repo = _repo(
         make_repo, "source: {kustomize: {path: overlay}}\nplacement: {selector: {}}\n", files
     )
