@@ -60,8 +60,10 @@ def test_a_non_bool_condition_is_located_at_app_yaml(make_repo: RepoFactory) -> 
         "source: {manifests: m/}\nhealth:\n- kind: Ingress\n"
         '  healthy: "size(object.spec.rules)"\n  degraded: "\'yes\'"\n'
     )
-    root = make_repo({"clusters/a.yaml": cluster("a"), "apps/x/app.yaml": app("x", spec)})
-    (root / "apps/x/m").mkdir()
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+    root = make_repo(
+        {"clusters/a.yaml": cluster("a"), "apps/x/app.yaml": app("x", spec), "apps/x/m/c.yaml": cm}
+    )
     with pytest.raises(ConfigError) as err:
         load_repo(root)
     assert {str(p) for p in err.value.problems} == {

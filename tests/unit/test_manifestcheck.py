@@ -13,6 +13,7 @@ from reconciler.render import render_target
 
 A = cluster("a")
 SPEC = "source: {manifests: m/}\nnamespace: demo\n"
+CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
 
 
 def _render_error(make_repo: RepoFactory, manifest: str) -> str:
@@ -168,7 +169,7 @@ def test_image_override_fields_are_schema_errors_at_app_yaml(
 ) -> None:
     spec = f"source: {{manifests: m/}}\noverrides:\n- name: o\n  images: [{image}]\n"
     root = make_repo(
-        {"clusters/a.yaml": A, "apps/x/m/.keep": "", "apps/x/app.yaml": app("x", spec)}
+        {"clusters/a.yaml": A, "apps/x/m/c.yaml": CM, "apps/x/app.yaml": app("x", spec)}
     )
     with pytest.raises(ConfigError) as err:
         load_repo(root)
@@ -178,7 +179,7 @@ def test_image_override_fields_are_schema_errors_at_app_yaml(
 def test_replicas_beyond_int32_is_a_schema_error_at_app_yaml(make_repo: RepoFactory) -> None:
     spec = "source: {manifests: m/}\noverrides:\n- name: o\n  replicas: 99999999999999999999\n"
     root = make_repo(
-        {"clusters/a.yaml": A, "apps/x/m/.keep": "", "apps/x/app.yaml": app("x", spec)}
+        {"clusters/a.yaml": A, "apps/x/m/c.yaml": CM, "apps/x/app.yaml": app("x", spec)}
     )
     with pytest.raises(ConfigError) as err:
         load_repo(root)
