@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from reconciler.selectors import label_key_problem, label_value_problem
@@ -84,39 +84,47 @@ def _namespace_problem(namespace: Any) -> str | None:
 
 
 def _labels_problem(labels: Any) -> str | None:
-    if labels is None:
-        return None
-    if not isinstance(labels, Mapping):
-        return f"metadata.labels: must be a mapping, got {type(labels).__name__}"
-    for key, value in labels.items():
-        if value is None:
-            continue  # JSON null: the API reads an empty value
-        if not isinstance(value, str):
-            return f"metadata.labels.{key}: {_not_a_string(value)}"
-        for why in (label_key_problem(str(key)), label_value_problem(value)):
-            if why is not None:
-                return f"metadata.labels.{key}: {why}"
-    return None
+    return _string_map_problem("labels", labels, _label_problem)
 
 
 def _annotations_problem(annotations: Any) -> str | None:
-    if annotations is None:
-        return None
-    if not isinstance(annotations, Mapping):
-        return f"metadata.annotations: must be a mapping, got {type(annotations).__name__}"
-    total = 0
-    for key, value in annotations.items():
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            return f"metadata.annotations.{key}: {_not_a_string(value)}"
-        why = label_key_problem(str(key))
-        if why is not None:
-            return f"metadata.annotations.{key}: {why.replace('label key', 'annotation key')}"
-        total += len(str(key).encode()) + len(value.encode())
+    why = _string_map_problem("annotations", annotations, _annotation_problem)
+    if why is not None or not isinstance(annotations, Mapping):
+        return why
+    total = sum(
+        len(str(key).encode()) + len(value.encode())
+        for key, value in annotations.items()
+        if isinstance(value, str)
+    )
     if total > MAX_ANNOTATIONS_BYTES:
         return f"metadata.annotations: {total} bytes, over the API's {MAX_ANNOTATIONS_BYTES}"
     return None
+
+
+def _string_map_problem(
+    field: str, entries: Any, entry_problem: Callable[[str, str], str | None]
+) -> str | None:
+    """``metadata.<field>``: a mapping of strings, each entry passing ``entry_problem``."""
+    if entries is None:
+        return None
+    if not isinstance(entries, Mapping):
+        return f"metadata.{field}: must be a mapping, got {type(entries).__name__}"
+    for key, value in entries.items():
+        if value is None:
+            continue  # JSON null: the API reads an empty value
+        why = entry_problem(str(key), value) if isinstance(value, str) else _not_a_string(value)
+        if why is not None:
+            return f"metadata.{field}.{key}: {why}"
+    return None
+
+
+def _label_problem(key: str, value: str) -> str | None:
+    return label_key_problem(key) or label_value_problem(value)
+
+
+def _annotation_problem(key: str, value: str) -> str | None:
+    why = label_key_problem(key)
+    return None if why is None else why.replace("label key", "annotation key")
 
 
 def _secret_problem(obj: Mapping[str, Any]) -> str | None:

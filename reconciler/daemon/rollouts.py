@@ -403,14 +403,10 @@ class Rollouts:
         health: str | None,
         health_reason: str = "",
     ) -> None:
-        """A pass from ``started`` to ``ended`` reconciled ``key`` at ``revision``: ``applied``
-        when all of it is applied; ``health`` as judged on what it read and the apply answered
-        (None: not judged).
-
-        The revision counts as applied when the pass ended; its health counts as read when the
-        pass started (it judges objects the revision left alone on what it read before the
-        apply), so the pass that applies a revision never passes or fails its gate: a later
-        pass or health check does."""
+        """A pass from ``started`` to ``ended`` reconciled ``key`` at ``revision`` (``applied``:
+        all of it; ``health``: as judged, None if not). The revision counts as applied at
+        ``ended``, its health as read at ``started`` (objects it left alone were read before the
+        apply), so the applying pass never decides a gate: a later read does."""
         old = self.observed.get(key, Observation(None))
         applied_rev, applied_at = old.applied, old.applied_at
         if applied and revision is not None and revision != applied_rev:
