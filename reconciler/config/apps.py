@@ -99,7 +99,7 @@ class AppLoader:
         self._ignore_rules(spec.sync.ignore_differences)
         if spec.rollout is not None:
             self.check_rollout(spec.rollout)
-        manifests = self._manifests(spec.source.manifests or [])
+        manifests = self._manifests(spec.source.manifests or [], spec.sync.allow_empty)
         helm_values = self._helm(spec.source.helm)
         if spec.source.kustomize is not None:
             self._kustomize(spec.source.kustomize)
@@ -240,7 +240,7 @@ class AppLoader:
             return None
         return path
 
-    def _manifest_files(self, entries: list[str]) -> list[Path]:
+    def _manifest_files(self, entries: list[str], allow_empty: bool) -> list[Path]:
         files: list[Path] = []
         own = os.path.realpath(self.loader.root / self.file)
         for i, rel in enumerate(entries):
@@ -256,23 +256,26 @@ class AppLoader:
                 for _, p in self.loader.tree(path, hidden=False)
                 if p.suffix in OBJECT_SUFFIXES and os.path.realpath(p) != own
             ]
-            if not found:
+            if not found and not allow_empty:
                 # An emptied folder must not quietly remove the objects it held.
                 self.problem(
                     ("spec", "source", "manifests", i),
                     f"no manifest files ({', '.join(OBJECT_SUFFIXES)}) in "
-                    f"{self.loader.rel(self.dir)}/{rel}",
+                    f"{self.loader.rel(self.dir)}/{rel} (set spec.sync.allowEmpty: true if "
+                    "the app is meant to deploy nothing)",
                 )
             files.extend(found)
         return files
 
-    def _manifests(self, entries: list[str]) -> list[SourceDocument]:
+    def _manifests(self, entries: list[str], allow_empty: bool) -> list[SourceDocument]:
+        """The object documents of ``entries``; an emptied file or folder is a problem unless
+        the app allows an empty render (it must not quietly remove, and prune, what it held)."""
         out: list[SourceDocument] = []
-        for path in self._manifest_files(entries):
+        required = None if allow_empty else "Kubernetes object"
+        for path in self._manifest_files(entries, allow_empty):
             file = self.loader.rel(path)
             # After a YAML error, the documents before it are still checked.
-            # An emptied file must not quietly remove the objects it defined (and prune them).
-            for doc in self.loader.documents(path, "Kubernetes object"):
+            for doc in self.loader.documents(path, required):
                 if self._manifest_ok(file, doc):
                     out.append(SourceDocument(file, doc.line, doc.value, self._sites(file, doc)))
         return out

@@ -274,7 +274,8 @@ def test_render_and_validate_take_a_chart_from_a_helm_repository_and_then_the_ca
     app_yaml = (root / "apps" / "web" / "app.yaml").read_text().splitlines()
     at = next(i for i, text in enumerate(app_yaml, 1) if text.strip().startswith("version:"))
     line = (
-        f"error: app web, cluster edge-1: apps/web/app.yaml:{at}: chart {repo.url} demo >=1.1 <2: "
+        f"error: app web, clusters edge-1, edge-2: apps/web/app.yaml:{at}: chart {repo.url} "
+        f"demo >=1.1 <2: "
         f"{repo.url}index.yaml: Connection refused (and no cached version matches)"
     )
     assert line in failed.stderr.splitlines(), failed.stderr

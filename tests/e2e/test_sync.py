@@ -18,6 +18,7 @@ from kubernetes.client.rest import ApiException
 from reconciler.config.load import load_repo
 from reconciler.devenv import controlplane
 from reconciler.engine import TargetOutcome, reconcile
+from reconciler.errors import ConfigError
 from reconciler.fields import Drift
 from reconciler.kube.pool import Clients
 from reconciler.render import render_all
@@ -262,8 +263,17 @@ def test_an_empty_render_does_not_prune_everything_unless_allowed(
     write_app(repo_root, app, [configmap("a", {"k": "1"})], namespace=ns)
     run(repo_root, kubeconfig, app, apply=True)
     write_app(repo_root, app, [], namespace=ns)
+    with pytest.raises(ConfigError, match="no Kubernetes object document"):
+        load_repo(repo_root)  # an emptied manifest file is refused before any render
 
+    # A source that renders nothing (here an empty kustomization) reaches the sync guard.
+    app_yaml = repo_root / "apps" / app / "app.yaml"
+    manifests_app = app_yaml.read_text()
+    app_yaml.write_text(manifests_app.replace("manifests: manifests/", "kustomize: {path: k/}"))
+    (repo_root / "apps" / app / "k").mkdir()
+    (repo_root / "apps" / app / "k" / "kustomization.yaml").write_text("resources: []\n")
     refused = run(repo_root, kubeconfig, app, apply=True)
+    assert len(refused) == 3
     assert all("renders to zero objects" in str(o.error) for o in refused)
     core = client.CoreV1Api(api_clients["beijing-1"])
     assert core.read_namespaced_config_map("a", ns).data == {"k": "1"}

@@ -84,7 +84,7 @@ def test_a_json_manifest_is_read(make_repo: RepoFactory) -> None:
                 "apps/z/m/.keep": "",
             },
             "apps/z/app.yaml:6: spec.source.manifests[0]: no manifest files (.yaml, .yml, .json) "
-            "in apps/z/m/",
+            "in apps/z/m/ (set spec.sync.allowEmpty: true if the app is meant to deploy nothing)",
             id="emptied manifests folder",
         ),
         pytest.param(
@@ -108,6 +108,16 @@ def test_what_would_be_skipped_or_is_misnamed_is_a_located_error(
     make_repo: RepoFactory, extra: dict[str, str], expected: str
 ) -> None:
     assert _problems(make_repo({**BASE, **extra})) == [expected]
+
+
+def test_an_app_that_allows_an_empty_render_may_have_empty_manifests(
+    make_repo: RepoFactory,
+) -> None:
+    spec = "source: {manifests: [m/, n/]}\nsync: {allowEmpty: true}\n"
+    root = make_repo(
+        {**BASE, "apps/z/app.yaml": app("z", spec), "apps/z/m/all.yaml": "", "apps/z/n/.keep": ""}
+    )
+    assert not load_repo(root).apps["z"].manifests
 
 
 def test_dot_files_and_other_files_in_apps_are_not_reported(make_repo: RepoFactory) -> None:
