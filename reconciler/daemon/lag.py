@@ -61,9 +61,10 @@ class HeadLag:
         if decided is None or decided == head:
             return False
         self.learn((decided,))
-        fetched = self._fetched  # a fetch started since it learned of ``decided``, at ``head``?
-        refetched = fetched is not None and fetched == (head, fetched[1])
-        refetched = refetched and fetched is not None and fetched[1] > self._learned[decided]
+        fetched = self._fetched  # a fetch started since it learned of ``decided`` says ``head``
+        refetched = fetched is not None and (
+            fetched[0] == head and fetched[1] > self._learned[decided]
+        )
         behind = None if refetched else self._behind(head, decided)
         if may_supersede(behind, refetched):
             return False

@@ -128,9 +128,9 @@ class Daemon(RevisionJob, ClusterPasses):
         self._generation = 0
         self.book = RenderBook()  # renders of every revision some target may run
         self._live = live  # several replicas: the live ones (from the replica Leases)
-        # Several replicas: rollouts are shared on the management cluster, driven by one.
         # Whether this replica's head is behind an app's rollout (from its fetches and its Git).
         self.lag = HeadLag(source.ancestry, self.log)
+        # Several replicas: rollouts are shared on the management cluster, driven by one.
         self.rollouts = Rollouts(
             store,
             self.metrics,

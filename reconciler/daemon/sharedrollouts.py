@@ -97,7 +97,7 @@ class SharedRollouts:
         self.objects = found
         self.reachable = True
         if self.lag is not None:
-            decided = {r for obj, _ in found.values() for r in _decided(obj)}
+            decided = {d for obj, _ in found.values() if (d := _decided(obj)) is not None}
             self.lag.learn(decided)
             self.lag.keep(decided)
         return True
@@ -116,8 +116,7 @@ class SharedRollouts:
         held = self.objects.get(app)
         if self.lag is None or held is None:
             return False
-        decided = _decided(held[0])
-        return self.lag.behind(app, head, decided[0] if decided else None)
+        return self.lag.behind(app, head, _decided(held[0]))
 
     def states(self) -> dict[str, RolloutState]:
         return {app: s for app, (obj, _) in self.objects.items() if (s := obj.state) is not None}
@@ -188,9 +187,9 @@ class SharedRollouts:
             self.objects[app] = (decode(item.data), item)
 
 
-def _decided(obj: SharedRollout) -> tuple[str, ...]:
+def _decided(obj: SharedRollout) -> str | None:
     """The revision an app's rollout was decided on last: the driver's head, else (an object
     written before heads were) its rollout's revision."""
     if obj.head is not None:
-        return (obj.head,)
-    return (obj.state.revision,) if obj.state is not None else ()
+        return obj.head
+    return obj.state.revision if obj.state is not None else None
