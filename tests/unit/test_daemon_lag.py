@@ -3,10 +3,14 @@ Git's ancestry and the order of its fetches."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import structlog
+from daemon_rig import make_rig, repo_files
 from structlog.testing import capture_logs
 
 from reconciler.daemon.lag import HeadLag
+from reconciler.store.db import Store
 
 H0, H1, H2 = "0" * 40, "1" * 40, "2" * 40
 HISTORY = {H1: H0, H2: H1}  # each commit's parent
@@ -77,3 +81,17 @@ def test_the_wait_is_said_once_per_head() -> None:
         True,
     )
     assert said["log_level"] == "info"
+
+
+def test_the_daemon_tells_its_lag_when_each_fetch_starts_and_what_it_returned(
+    tmp_path: Path, store: Store
+) -> None:
+    rig = make_rig(tmp_path, store)
+    head = rig.source.commit_files(repo_files())
+    rig.tick()
+    elsewhere = "e" * 40  # decided by another replica, never fetched here
+    rig.daemon.lag.learn([elsewhere])
+    assert rig.daemon.lag.behind("web", head, elsewhere)  # the fetch was before it learned
+    rig.daemon.poke()
+    rig.tick()  # a fetch started since: the branch is at head
+    assert not rig.daemon.lag.behind("web", head, elsewhere)
