@@ -50,6 +50,8 @@ class Source(Protocol):
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool: ...
 
+    def ancestry(self, older: str, newer: str) -> bool | None: ...  # None: one not fetched here
+
     def drop_tree(self, sha: str) -> None: ...
 
 

@@ -41,6 +41,7 @@ import structlog
 from reconciler.charts.resolver import ChartResolver
 from reconciler.daemon.desired import Desired, RenderBook
 from reconciler.daemon.follow import Follower, Source
+from reconciler.daemon.lag import HeadLag
 from reconciler.daemon.live import LiveChanges
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.passes import ClusterPasses
@@ -127,12 +128,19 @@ class Daemon(RevisionJob, ClusterPasses):
         self._generation = 0
         self.book = RenderBook()  # renders of every revision some target may run
         self._live = live  # several replicas: the live ones (from the replica Leases)
+        # Whether this replica's head is behind an app's rollout (from its fetches and its Git).
+        self.lag = HeadLag(source.ancestry, self.log)
         # Several replicas: rollouts are shared on the management cluster, driven by one.
         self.rollouts = Rollouts(
             store,
             self.metrics,
             self.log,
-            SharedRollouts(shared, Membership(replica or "replica", live, self._works), self.log)
+            SharedRollouts(
+                shared,
+                Membership(replica or "replica", live, self._works),
+                self.log,
+                lag=self.lag,
+            )
             if shared is not None and live is not None
             else None,
         )

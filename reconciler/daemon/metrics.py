@@ -16,6 +16,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from reconciler.health import Health
+from reconciler.rollout.model import RolloutPhase, RolloutState
 
 # Reconcile passes take from milliseconds (nothing to do) to minutes (many objects, slow API).
 APPLIED_ACTIONS = ("created", "configured", "pruned", "failed")  # objects_applied's actions
@@ -134,6 +135,14 @@ class Metrics:
         """Drop the series of a cluster this replica no longer holds."""
         with contextlib.suppress(KeyError):
             self.shard_cluster.remove(cluster, replica)
+
+    def show_rollout(self, state: RolloutState) -> None:
+        """The gauges of an app's newest rollout."""
+        running = state.running
+        self.rollout_in_progress.labels(state.app).set(1 if running else 0)
+        self.rollout_stage.labels(state.app).set(state.stage + 1 if running else 0)
+        waiting = state.phase == RolloutPhase.WAITING_APPROVAL
+        self.rollout_waiting_approval.labels(state.app).set(1 if waiting else 0)
 
     def set_health(self, app: str, cluster: str, health: Health) -> None:
         for state in Health:

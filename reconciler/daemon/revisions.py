@@ -69,6 +69,7 @@ class RevisionJob(LoopState):
             self._wanted |= self.rollouts.needed()
         others = sorted(r for r in self._wanted if not self.book.has(r))
         self._wanted.clear()
+        self.lag.fetch_started()
         self._source_job = self._source_dispatcher.submit(
             lambda: self._follower.work(head, fallback, last_good, pins, others, due_retry),
             name="reconciler-source",
@@ -104,6 +105,7 @@ class RevisionJob(LoopState):
             self.store.record_fetch_failure(self.source.display, self.source.branch, message, at)
             return
         self._source_error = None
+        self.lag.fetched(loaded.sha)
         self.store.record_fetch_success(
             self.source.display, self.source.branch, loaded.sha, loaded.fetched_at
         )

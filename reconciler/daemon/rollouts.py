@@ -41,7 +41,6 @@ from reconciler.rollout.model import (
     Command,
     CommandKind,
     Observation,
-    RolloutPhase,
     RolloutState,
 )
 from reconciler.rollout.strategy import plan_for, strategy_of
@@ -87,7 +86,7 @@ class Rollouts:
                 self.observed[key] = Observation(target.applied, target.applied_at.timestamp())
         self.pins: list[Pin] = store.list_pins()
         for state in self.states.values():
-            self._gauge(state)
+            self.metrics.show_rollout(state)
 
     # -- which revision each target runs ----------------------------------------------------
 
@@ -163,7 +162,8 @@ class Rollouts:
         for name, state in sorted(self.states.items()):
             if not self._decides(name):
                 continue
-            if name not in repo.apps and name not in self.held and not state.finished:
+            gone = name not in repo.apps and name not in self.held and not state.finished
+            if gone and not self._waits(name, head):
                 stopped = replace(supersede(state, head, at), reason="the app left the repo")
                 self.states[name] = stopped
                 self._save(stopped, (), now)
@@ -185,6 +185,8 @@ class Rollouts:
                 if plan is not None and self._shared_head(app.name) != head:
                     self.pending.add(app.name)
                 continue
+            if self._waits(app.name, head):
+                continue  # this replica's head is behind the app's rollout: after its fetch
             if plan is None:
                 if latest is not None and not latest.finished:
                     stopped = replace(supersede(latest, head, at), reason="spec.rollout removed")
@@ -327,6 +329,12 @@ class Rollouts:
         when it drives the app."""
         return self.shared is None or self.shared.drives(app)
 
+    def _waits(self, app: str, head: str) -> bool:
+        """Several replicas: ``app`` stays pending while ``head`` is behind its rollout."""
+        waits = self.shared is not None and self.shared.behind(app, head)
+        (self.pending.add if waits else self.pending.discard)(app)
+        return waits
+
     def _shared_head(self, app: str) -> str | None:
         return self.shared.head(app) if self.shared is not None else None
 
@@ -350,7 +358,7 @@ class Rollouts:
                 self.on_head(repo, self._head, book, running, now, apps={app})
                 arrived = app not in self.pending or arrived
         for state in self.states.values():
-            self._gauge(state)
+            self.metrics.show_rollout(state)
         for app in shared.objects:
             if shared.drives(app):
                 self.metrics.rollout_driver.labels(app, shared.me).set(1)
@@ -376,16 +384,14 @@ class Rollouts:
     def active(self) -> bool:
         if self.shared is not None and self.pending:
             return True  # waiting for another replica's decision: look often
-        return any(
-            not s.finished or s.phase == RolloutPhase.ROLLING_BACK for s in self.states.values()
-        )
+        return any(s.running for s in self.states.values())
 
     def watched(self) -> set[TargetKey]:
         """Targets a gate waits on: they want passes, to read whether they are healthy."""
         return {
             (app, c.cluster)
             for app, state in self.states.items()
-            if _running(state)
+            if state.running
             for c in state.clusters
             if c.phase in _WATCHED
         }
@@ -484,16 +490,5 @@ class Rollouts:
             for pin in (self.pin_of(state.app, c.cluster),)
         ]
         self.store.save_rollout(row, desired, ids, now)
-        self._gauge(state)
+        self.metrics.show_rollout(state)
         return True
-
-    def _gauge(self, state: RolloutState) -> None:
-        running = _running(state)
-        self.metrics.rollout_in_progress.labels(state.app).set(1 if running else 0)
-        self.metrics.rollout_stage.labels(state.app).set(state.stage + 1 if running else 0)
-        waiting = state.phase == RolloutPhase.WAITING_APPROVAL
-        self.metrics.rollout_waiting_approval.labels(state.app).set(1 if waiting else 0)
-
-
-def _running(state: RolloutState) -> bool:
-    return not state.finished or state.phase == RolloutPhase.ROLLING_BACK

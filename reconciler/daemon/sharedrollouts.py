@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from structlog.typing import FilteringBoundLogger
 
+from reconciler.daemon.lag import HeadLag
 from reconciler.daemon.shards import owner_of
 from reconciler.errors import ReconcilerError
 from reconciler.kube.management import SharedObjects, StaleWrite, Versioned
@@ -48,9 +49,11 @@ class SharedRollouts:
         membership: Membership,
         log: FilteringBoundLogger,
         monotonic: Callable[[], float] = time.monotonic,
+        lag: HeadLag | None = None,
     ) -> None:
         self.shared = shared
         self.membership = membership
+        self.lag = lag  # whether this replica's head is behind an app's rollout (None: never)
         self.log = log.bind(replica=membership.me)
         self.objects: dict[str, tuple[SharedRollout, Versioned]] = {}
         self.reachable = False  # the last refresh worked
@@ -93,6 +96,10 @@ class SharedRollouts:
                 self.log.error("shared rollout not readable", object=item.name, error=str(err))
         self.objects = found
         self.reachable = True
+        if self.lag is not None:
+            decided = {d for obj, _ in found.values() if (d := _decided(obj)) is not None}
+            self.lag.learn(decided)
+            self.lag.keep(decided)
         return True
 
     def state(self, app: str) -> RolloutState | None:
@@ -102,6 +109,14 @@ class SharedRollouts:
     def head(self, app: str) -> str | None:
         held = self.objects.get(app)
         return held[0].head if held is not None else None
+
+    def behind(self, app: str, head: str) -> bool:
+        """Whether this replica's ``head`` is behind what ``app``'s rollout was decided on last
+        (``lag``): the replica has not fetched that commit yet, so it does not decide yet."""
+        held = self.objects.get(app)
+        if self.lag is None or held is None:
+            return False
+        return self.lag.behind(app, head, _decided(held[0]))
 
     def states(self) -> dict[str, RolloutState]:
         return {app: s for app, (obj, _) in self.objects.items() if (s := obj.state) is not None}
@@ -170,3 +185,11 @@ class SharedRollouts:
             self.objects.pop(app, None)
         else:
             self.objects[app] = (decode(item.data), item)
+
+
+def _decided(obj: SharedRollout) -> str | None:
+    """The revision an app's rollout was decided on last: the driver's head, else (an object
+    written before heads were) its rollout's revision."""
+    if obj.head is not None:
+        return obj.head
+    return obj.state.revision if obj.state is not None else None

@@ -21,6 +21,7 @@ from reconciler.config.model import Repo
 from reconciler.daemon.chartretry import ChartRetry
 from reconciler.daemon.desired import Desired, RenderBook, TargetKey
 from reconciler.daemon.follow import Follower, Loaded, Source
+from reconciler.daemon.lag import HeadLag
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.record import HealthReport, PassReport, Recorder
 from reconciler.daemon.rollouts import Rollouts
@@ -93,6 +94,7 @@ class LoopState:
     log: FilteringBoundLogger
     recorder: Recorder
     rollouts: Rollouts
+    lag: HeadLag  # several replicas: whether this one's head is behind an app's rollout
     book: RenderBook  # renders of every revision some target may run
 
     _dispatcher: Dispatcher  # passes and health checks (the worker pool)

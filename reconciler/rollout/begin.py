@@ -70,3 +70,18 @@ def begin(app: str, targets: Targets, latest: RolloutState | None, now: float) -
 
 def _in(state: RolloutState, cluster: str) -> bool:
     return any(c.cluster == cluster for c in state.clusters)
+
+
+def may_supersede(head_behind: bool | None, refetched: bool) -> bool:
+    """Whether a replica at ``head`` may decide an app whose rollout another replica decided
+    last at another revision (several replicas: each fetches on its own).
+
+    ``head_behind``: whether ``head`` is in that revision's history (None: that revision is not
+    known to this replica's Git, not fetched yet). ``refetched``: a fetch this replica started
+    after it learned of that revision still returned ``head``. A head behind (or not known to
+    be ahead) may be a replica that has not fetched yet: deciding there would take the app back
+    to an older commit. It decides once its fetch says the branch really is at ``head`` (taken
+    back by a force-push: that revision is rolled out again). A newer head (a descendant) or one
+    on another history decides at once.
+    """
+    return refetched or head_behind is False

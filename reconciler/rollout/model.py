@@ -213,6 +213,11 @@ class RolloutState:
         return self.phase in FINISHED
 
     @property
+    def running(self) -> bool:
+        """Not finished, or rolling back (clusters still move)."""
+        return not self.finished or self.phase == RolloutPhase.ROLLING_BACK
+
+    @property
     def current_stage(self) -> PlannedStage | None:
         if self.stage < len(self.plan.stages):
             return self.plan.stages[self.stage]

@@ -36,6 +36,7 @@ from reconciler.source.plumbing import (
     commit_info,
     current_branch,
     export_tree,
+    is_ancestor,
     is_local_path,
     rev_parse,
 )
@@ -202,11 +203,12 @@ class GitSource:
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """Whether ``ancestor`` is in the history of ``descendant`` (both fetched)."""
-        try:
-            gitcmd.run([*self._mirror_args, "merge-base", "--is-ancestor", ancestor, descendant])
-        except gitcmd.GitFailed:
-            return False
-        return True
+        return self.ancestry(ancestor, descendant) is True
+
+    def ancestry(self, older: str, newer: str) -> bool | None:
+        """Whether ``older`` is in the history of ``newer``; None when either is not fetched
+        here (yet)."""
+        return is_ancestor(self._mirror_args, older, newer)
 
     def resolve(self, rev: str) -> str:
         """Resolve a rev-ish among fetched commits to a full sha."""

@@ -1,5 +1,6 @@
-"""Reading commits of any git dir: resolve a revision, a commit's author and subject, a folder's
-tree, and export a tree atomically (throwaway index and work tree, renamed into place)."""
+"""Reading commits of any git dir: resolve a revision, whether a commit is in another's history,
+a commit's author and subject, a folder's tree, and export a tree atomically (throwaway index
+and work tree, renamed into place)."""
 
 from __future__ import annotations
 
@@ -104,6 +105,16 @@ def rev_parse(git_args: Sequence[str], rev: str, *, where: str) -> str:
             raise SourceError(f"{where}: {failed.line}") from failed.cause
         raise SourceError(f"{where}: unknown revision '{rev}'") from failed.cause
     return out.strip()
+
+
+def is_ancestor(git_args: Sequence[str], older: str, newer: str) -> bool | None:
+    """Whether commit ``older`` is in the history of ``newer`` (a commit is in its own); None
+    when either is not a commit known here (not fetched yet) or git could not tell."""
+    try:
+        gitcmd.run([*git_args, "merge-base", "--is-ancestor", older, newer], timeout=30)
+    except gitcmd.GitFailed as failed:
+        return False if failed.cause.status == 1 else None
+    return True
 
 
 def tree_path(subdir: str | Path) -> str:

@@ -142,6 +142,11 @@ class FakeSource:
     def drop_tree(self, sha: str) -> None:
         self.dropped.append(sha)  # the test's own directories stay
 
+    def ancestry(self, older: str, newer: str) -> bool | None:
+        if older not in self.parents or newer not in self.parents:
+            return None
+        return self.is_ancestor(older, newer)
+
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         current: str | None = descendant
         while current is not None:

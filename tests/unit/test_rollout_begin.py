@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from reconciler.rollout.begin import begin
+import pytest
+
+from reconciler.rollout.begin import begin, may_supersede
 from reconciler.rollout.machine import start, step
 from reconciler.rollout.members import Targets
 from reconciler.rollout.model import ClusterPhase, PlannedStage, RolloutPhase, RolloutPlan
@@ -84,3 +86,19 @@ def test_a_cluster_that_runs_no_revision_yet_gets_head_at_once() -> None:
     assert result.started is not None
     c2 = result.started.cluster("c2")
     assert c2.unchanged and result.started.desired("c2") == R2
+
+
+@pytest.mark.parametrize(
+    ("head_behind", "refetched", "decides"),
+    [
+        (False, False, True),  # a newer head (a descendant), or one on another history
+        (True, False, False),  # behind: a replica that has not fetched the newer commit yet
+        (None, False, False),  # that revision is not fetched here: not known to be ahead
+        (True, True, True),  # a fetch since says the branch is back there (a force-push)
+        (None, True, True),
+    ],
+)
+def test_a_head_behind_the_rollout_supersedes_it_only_once_a_fetch_says_the_branch_is_there(
+    head_behind: bool | None, refetched: bool, decides: bool
+) -> None:
+    assert may_supersede(head_behind, refetched) is decides

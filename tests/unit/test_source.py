@@ -568,6 +568,21 @@ def test_a_local_repo_follows_the_branch_checked_out_at_start_not_head(tmp_path:
     assert src.is_ancestor(first, second) and not src.is_ancestor(second, first)
 
 
+def test_ancestry_is_unknown_for_a_commit_not_fetched_yet(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "--quiet", "-b", "main")
+    first = commit_files(repo, {"f": "1"}, "one")
+    src = GitSource(str(repo), None, tmp_path / "cache")
+    assert src.fetch() == first
+    second = commit_files(repo, {"f": "2"}, "two")
+    assert src.ancestry(first, second) is None and src.ancestry(second, first) is None
+    assert not src.is_ancestor(first, second)
+    assert src.fetch() == second
+    assert src.ancestry(first, second) is True and src.ancestry(second, first) is False
+    assert src.ancestry(first, first) is True
+
+
 def test_a_relative_cache_dir_still_exports_the_whole_tree(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
