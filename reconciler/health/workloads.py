@@ -3,7 +3,9 @@
 In the spirit of kstatus (sigs.k8s.io/cli-utils) and Argo CD's checks: a status written for an
 older generation says nothing; a rollout is Progressing until every replica is updated and
 available; only what the controller itself calls failed (a Deployment past its progress
-deadline, a failed Job or Pod, a container that cannot start) is Degraded.
+deadline, a failed Job or Pod, a container crash looping or that cannot start without a change)
+is Degraded: what the kubelet retries and often clears by itself (an image not pulled yet) is
+Progressing, which a rollout gate waits on until its deadline.
 """
 
 from __future__ import annotations
@@ -142,19 +144,21 @@ def replica_set(obj: Obj) -> Assessment:
     return Assessment(Health.HEALTHY, f"{available}/{desired} available", **counts)
 
 
-# Waiting reasons of a container that will not start without a change (or a fix elsewhere).
+# Waiting reasons of a container that will not start without a change (or a fix elsewhere):
+# it crashed again and again, or its image name or runtime config cannot work.
 _STUCK = frozenset(
     {
         "CrashLoopBackOff",
-        "ImagePullBackOff",
-        "ErrImagePull",
         "ErrImageNeverPull",
         "InvalidImageName",
-        "CreateContainerConfigError",
         "CreateContainerError",
         "RunContainerError",
     }
 )
+# Any other waiting reason is retried by the kubelet and often clears by itself: an image pushed
+# moments after the apply or a registry hiccup (ErrImagePull, ImagePullBackOff), a Secret or
+# ConfigMap created just after the pod (CreateContainerConfigError), ContainerCreating. The pod is
+# Progressing with that reason; a rollout gate fails it at its progress deadline if it stays.
 
 
 def _containers(st: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
@@ -164,7 +168,27 @@ def _containers(st: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
                 yield item
 
 
+def _waiting(st: Mapping[str, Any]) -> tuple[str, bool] | None:
+    """``container NAME: REASON (message)`` of the first stuck container, else of the first
+    waiting one; with whether it is stuck."""
+    found: tuple[str, bool] | None = None
+    for item in _containers(st):
+        waiting = (item.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if not reason:
+            continue
+        why = f"container {item.get('name')}: {reason}"
+        message = " ".join(str(waiting.get("message") or "").split())
+        text = f"{why} ({message})" if message else why
+        if reason in _STUCK:
+            return text, True
+        found = found or (text, False)
+    return found
+
+
 def pod(obj: Obj) -> Assessment:
+    """Succeeded is Healthy and Failed Degraded whatever ``restartPolicy`` (a run that ended, or
+    a pod evicted or past its ``activeDeadlineSeconds``, which is never restarted)."""
     st = status(obj)
     phase = str(st.get("phase") or "Pending")
     if phase == "Succeeded":
@@ -172,17 +196,16 @@ def pod(obj: Obj) -> Assessment:
     if phase == "Failed":
         why = " ".join(str(st.get(k) or "") for k in ("reason", "message")).strip()
         return Assessment(Health.DEGRADED, f"Failed: {why}" if why else "Failed")
-    for item in _containers(st):
-        waiting = (item.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in _STUCK:
-            why = f"container {item.get('name')}: {waiting['reason']}"
-            message = " ".join(str(waiting.get("message") or "").split())
-            return Assessment(Health.DEGRADED, f"{why} ({message})" if message else why)
+    waiting = _waiting(st)
+    if waiting is not None and waiting[1]:
+        return Assessment(Health.DEGRADED, waiting[0])
     if phase == "Running" and is_true(obj, "Ready"):
         return Assessment(Health.HEALTHY, "Running, ready")
     scheduled = condition(obj, "PodScheduled")
     if scheduled is not None and scheduled.get("status") == "False":
         return Assessment(Health.PROGRESSING, f"not scheduled: {explain(scheduled)}")
+    if waiting is not None:
+        return Assessment(Health.PROGRESSING, waiting[0])
     return Assessment(Health.PROGRESSING, f"{phase}, not ready")
 
 
@@ -225,6 +248,14 @@ def _time(value: Any) -> datetime | None:
 
 
 def cron_job(obj: Obj) -> Assessment:
+    """Suspended when suspended; else Healthy, its last run told in the reason.
+
+    A CronJob has no rollout of its own: once applied it is what Git says until its next run,
+    which may be hours away. A failed last run is therefore not Degraded (kstatus counts every
+    CronJob current; Argo CD's Degraded for it failed promotions for a run that predated the
+    sync): it would fail a rollout gate for a run of the previous revision, which the new one
+    cannot redo before the next schedule. A user's health rule for CronJob can make it Degraded.
+    """
     schedule = spec(obj).get("schedule", "")
     if spec(obj).get("suspend"):
         return Assessment(Health.SUSPENDED, f"suspended (schedule {schedule})")
@@ -237,7 +268,7 @@ def cron_job(obj: Obj) -> Assessment:
         return Assessment(Health.HEALTHY, f"not run yet (schedule {schedule})")
     succeeded = _time(st.get("lastSuccessfulTime"))
     if succeeded is None or succeeded < scheduled:
-        return Assessment(
-            Health.DEGRADED, f"the run scheduled at {st['lastScheduleTime']} did not succeed"
-        )
+        last = f", last success at {st['lastSuccessfulTime']}" if succeeded is not None else ""
+        text = f"the run scheduled at {st['lastScheduleTime']} did not succeed{last}"
+        return Assessment(Health.HEALTHY, text)
     return Assessment(Health.HEALTHY, f"last run succeeded at {st['lastSuccessfulTime']}")

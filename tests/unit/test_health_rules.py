@@ -149,3 +149,30 @@ def test_in_a_list_an_element_without_the_field_does_not_hide_one_that_has_it(
         ],
     )
     assert object_health(WIDGET, widget, (rule,)).health is health
+
+
+def test_a_rule_can_make_a_cron_job_whose_last_run_failed_degraded() -> None:
+    """The built-in rule keeps it Healthy (no rollout of its own); a team that wants the failure
+    to count (in ``status --exit-code``, in gates) says so for its apps."""
+    failed_run = (
+        "has(object.status.lastScheduleTime) && !has(object.status.active)"
+        " && (!has(object.status.lastSuccessfulTime)"
+        " || timestamp(object.status.lastSuccessfulTime)"
+        " < timestamp(object.status.lastScheduleTime))"
+    )
+    rule = compile_rule("CronJob", "batch", degraded=failed_run, suspended="object.spec.suspend")
+    cron = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "backup", "namespace": "demo"},
+        "spec": {"schedule": "0 * * * *", "suspend": False},
+        "status": {
+            "lastScheduleTime": "2026-12-02T05:00:00Z",
+            "lastSuccessfulTime": "2026-12-02T04:00:07Z",
+        },
+    }
+    ref = ObjectRef.of(cron)
+    assert object_health(ref, cron).health is Health.HEALTHY
+    assert object_health(ref, cron, (rule,)).health is Health.DEGRADED
+    cron["status"]["lastSuccessfulTime"] = "2026-12-02T05:00:07Z"
+    assert object_health(ref, cron, (rule,)).health is Health.HEALTHY
