@@ -1,4 +1,5 @@
-"""What every output format of a plan says the same way: the summary line and headlines."""
+"""What every output format of a plan says the same way: the summary line, headlines, and what
+several clusters share (blocking render errors, base's render errors, details) said once."""
 
 from __future__ import annotations
 
