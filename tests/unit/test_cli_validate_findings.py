@@ -61,62 +61,36 @@ def test_lines_identical_but_for_the_cluster_are_given_once_naming_or_counting_t
 # ---- overrides that match nothing ----------------------------------------------------------
 
 
-def test_validate_warns_once_of_an_image_override_matching_no_container(
-    make_repo: RepoFactory,
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        pytest.param(
+            "- name: mirror\n  target: {selector: {}}\n"
+            '  images: [{name: nginx, newTag: "1.26"}, {name: ngnix, newTag: "1.26"}]\n',
+            "app x: override mirror: images[1] (ngnix) matches no container on clusters a, b",
+            id="image override matching no container",
+        ),
+        pytest.param(
+            "- name: big\n  target: {selector: {}}\n  values: {replicaCount: 4}\n",
+            "app x: override big: values ignored, the app has no Helm source (use patches) on "
+            "clusters a, b",
+            id="values on an app without a Helm source",
+        ),
+    ],
+)
+def test_validate_warns_once_of_an_override_part_that_takes_no_effect(
+    make_repo: RepoFactory, override: str, expected: str
 ) -> None:
+    spec = (
+        "namespace: x\nsource: {manifests: manifests/}\nplacement: {selector: {}}\n"
+        f"overrides:\n{override}"
+    )
     root = make_repo(
-        {
-            **CLUSTERS_AB,
-            "apps/x/manifests/web.yaml": DEPLOYMENT,
-            "apps/x/app.yaml": app(
-                "x",
-                """
-                namespace: x
-                source: {manifests: manifests/}
-                placement: {selector: {}}
-                overrides:
-                - name: mirror
-                  target: {selector: {}}
-                  images: [{name: nginx, newTag: "1.26"}, {name: ngnix, newTag: "1.26"}]
-                """,
-            ),
-        }
+        {**CLUSTERS_AB, "apps/x/manifests/web.yaml": DEPLOYMENT, "apps/x/app.yaml": app("x", spec)}
     )
     code, _, err = run("validate", root)
     assert code == 0, err
-    assert err.splitlines() == [
-        "warning: apps/x/app.yaml:10: app x: override mirror: images[1] (ngnix) matches no "
-        "container on clusters a, b",
-    ]
-
-
-def test_validate_warns_once_of_values_on_an_app_without_a_helm_source(
-    make_repo: RepoFactory,
-) -> None:
-    root = make_repo(
-        {
-            **CLUSTERS_AB,
-            "apps/x/manifests/web.yaml": DEPLOYMENT,
-            "apps/x/app.yaml": app(
-                "x",
-                """
-                namespace: x
-                source: {manifests: manifests/}
-                placement: {selector: {}}
-                overrides:
-                - name: big
-                  target: {selector: {}}
-                  values: {replicaCount: 4}
-                """,
-            ),
-        }
-    )
-    code, _, err = run("validate", root)
-    assert code == 0, err
-    assert err.splitlines() == [
-        "warning: apps/x/app.yaml:10: app x: override big: values ignored, the app has no Helm "
-        "source (use patches) on clusters a, b",
-    ]
+    assert err.splitlines() == [f"warning: apps/x/app.yaml:10: {expected}"]
 
 
 # ---- duplicate objects ---------------------------------------------------------------------

@@ -87,9 +87,24 @@ def test_a_json_manifest_is_read(make_repo: RepoFactory) -> None:
             "in apps/z/m/",
             id="emptied manifests folder",
         ),
+        pytest.param(
+            {"clusters/b.yaml": cluster("b-9")},
+            "clusters/b.yaml:4: metadata.name: cluster 'b-9' is in b.yaml: name the file b-9.yaml",
+            id="cluster file",
+        ),
+        pytest.param(
+            {"groups/g.yaml": group("north", "{matchLabels: {region: north}}")},
+            "groups/g.yaml:4: metadata.name: group 'north' is in g.yaml: name the file north.yaml",
+            id="group file",
+        ),
+        pytest.param(
+            {"apps/y/app.yaml": app("y2", "source: {manifests: m/}\n"), "apps/y/m/c.yaml": CM},
+            "apps/y/app.yaml:4: metadata.name: app 'y2' is in folder y/: name the folder y2/",
+            id="app folder",
+        ),
     ],
 )
-def test_what_would_be_skipped_is_a_located_error(
+def test_what_would_be_skipped_or_is_misnamed_is_a_located_error(
     make_repo: RepoFactory, extra: dict[str, str], expected: str
 ) -> None:
     assert _problems(make_repo({**BASE, **extra})) == [expected]
@@ -131,32 +146,6 @@ def test_a_file_that_is_not_objects_to_apply_is_one_error_saying_what_it_is(
     make_repo: RepoFactory, name: str, text: str, expected: str
 ) -> None:
     assert _problems(make_repo({**BASE, f"apps/x/m/{name}": text})) == [expected]
-
-
-@pytest.mark.parametrize(
-    ("extra", "expected"),
-    [
-        pytest.param(
-            {"clusters/b.yaml": cluster("b-9")},
-            "clusters/b.yaml:4: metadata.name: cluster 'b-9' is in b.yaml: name the file b-9.yaml",
-            id="cluster file",
-        ),
-        pytest.param(
-            {"groups/g.yaml": group("north", "{matchLabels: {region: north}}")},
-            "groups/g.yaml:4: metadata.name: group 'north' is in g.yaml: name the file north.yaml",
-            id="group file",
-        ),
-        pytest.param(
-            {"apps/y/app.yaml": app("y2", "source: {manifests: m/}\n"), "apps/y/m/c.yaml": CM},
-            "apps/y/app.yaml:4: metadata.name: app 'y2' is in folder y/: name the folder y2/",
-            id="app folder",
-        ),
-    ],
-)
-def test_a_name_that_differs_from_its_file_or_folder_is_an_error(
-    make_repo: RepoFactory, extra: dict[str, str], expected: str
-) -> None:
-    assert _problems(make_repo({**BASE, **extra})) == [expected]
 
 
 def test_a_file_of_several_clusters_is_not_held_to_one_name(make_repo: RepoFactory) -> None:

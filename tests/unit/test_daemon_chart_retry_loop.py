@@ -93,11 +93,7 @@ def test_a_chart_whose_source_answered_503_at_the_commit_is_resolved_when_it_ans
     assert rig.pin(sha) == "1.1.0"
     assert rig.clusters.passes("beijing-1")[-1] == sha
 
-    # Resolved: never asked again for this commit.
-    asked = len(chart_repo.requests)
-    for _ in range(12):
-        rig.poll()
-    assert len(chart_repo.requests) == asked
+    _never_asked_again(rig, chart_repo)  # resolved for this commit
 
 
 def test_a_cached_fallback_is_replaced_when_the_source_answers(
@@ -128,6 +124,14 @@ def test_a_cached_fallback_is_replaced_when_the_source_answers(
     assert rig.pin(sha) == "1.1.0"
 
 
+def _never_asked_again(rig: ChartRig, chart_repo: HelmRepoServer) -> None:
+    """Twelve polls (over six minutes of the rig's clock, past the longest retry) ask nothing."""
+    asked = len(chart_repo.requests)
+    for _ in range(12):
+        rig.poll()
+    assert len(chart_repo.requests) == asked
+
+
 def _chart_version(rig: ChartRig, sha: str) -> str:
     target = rig.daemon.book.get(sha, ("web", "beijing-1"))
     assert target is not None and target.rendered is not None
@@ -149,10 +153,7 @@ def test_a_chart_the_source_then_says_it_does_not_have_waits_for_a_commit(
     state, message = rig.status()
     assert state is State.INVALID_CONFIG
     assert message.endswith("demo 9.9.9: no version matches (newest: 1.1.0, 1.0.0)"), message
-    asked = len(chart_repo.requests)
-    for _ in range(12):
-        rig.poll()
-    assert len(chart_repo.requests) == asked
+    _never_asked_again(rig, chart_repo)
 
 
 def test_a_restart_does_not_keep_a_cached_fallback(
