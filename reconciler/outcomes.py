@@ -13,8 +13,16 @@ from typing import Any
 import click
 
 from reconciler.engine import TargetOutcome
+from reconciler.errors import RenderError
 from reconciler.fields import Drift, FieldChange
-from reconciler.presentation import field_line, fields_json, format_time, format_value
+from reconciler.presentation import (
+    by_message,
+    clusters_phrase,
+    field_line,
+    fields_json,
+    format_time,
+    format_value,
+)
 from reconciler.sync.model import Action, Change
 
 _SYMBOL = {
@@ -86,13 +94,33 @@ def _cluster_error(outcomes: Sequence[TargetOutcome]) -> str | None:
     return None
 
 
+def _unrendered(outcomes: Iterable[TargetOutcome]) -> list[tuple[tuple[str, str], list[str]]]:
+    """Targets that do not render, once per app and error: ``((app, error), clusters)``."""
+    return by_message(
+        ((o.error.app, o.error.message), o.cluster)
+        for o in outcomes
+        if isinstance(o.error, RenderError)
+    )
+
+
+def _render_error(app: str, message: str, clusters: Sequence[str]) -> str:
+    """``app web, clusters a, b: <error>``, as ``validate`` says it."""
+    return f"app {app}, {clusters_phrase(clusters)}: {message}"
+
+
+def _rendered(outcomes: Sequence[TargetOutcome]) -> list[TargetOutcome]:
+    """The outcomes listed per cluster: all but render errors (said once for all clusters)."""
+    return [o for o in outcomes if not isinstance(o.error, RenderError)]
+
+
 def diff_text(outcomes: Sequence[TargetOutcome], color: bool, wide: bool = False) -> str:
-    """Human diff, grouped by cluster then app; a summary line last. ``wide`` lists the
-    unchanged objects too."""
+    """Human diff, grouped by cluster then app; render errors once across clusters; a summary
+    line last. ``wide`` lists the unchanged objects too."""
     lines: list[str] = []
-    for cluster in sorted({o.cluster for o in outcomes}):
+    listed = _rendered(outcomes)
+    for cluster in sorted({o.cluster for o in listed}):
         lines.append(_style(f"cluster {cluster}", color, "cyan", bold=True))
-        mine = [o for o in outcomes if o.cluster == cluster]
+        mine = [o for o in listed if o.cluster == cluster]
         if (shared := _cluster_error(mine)) is not None:
             lines.append(_style(f"  {shared}", color, "red"))
             continue
@@ -113,6 +141,8 @@ def diff_text(outcomes: Sequence[TargetOutcome], color: bool, wide: bool = False
                 lines.append("    " + _style(f"{symbol} {_headline(change)}", color, fg))
                 for f in change.fields:
                     lines.append("        " + _line(f, change))
+    for (app, message), clusters in _unrendered(outcomes):
+        lines.append(_style(f"error: {_render_error(app, message, clusters)}", color, "red"))
     lines.append(diff_summary(outcomes))
     return "\n".join(lines)
 
@@ -214,8 +244,14 @@ def apply_data(outcomes: Sequence[TargetOutcome], heal: bool = False) -> list[di
 
 
 def diff_markdown(outcomes: Sequence[TargetOutcome]) -> str:
+    """One collapsible section per target with changes or an error; a render error once for
+    every cluster where the app fails with it."""
     lines = ["## reconciler diff", "", diff_summary(outcomes), ""]
-    for o in outcomes:
+    for (app, message), clusters in _unrendered(outcomes):
+        where = clusters_phrase(clusters)
+        lines += [f"<details><summary><b>{app}</b> on <b>{where}</b></summary>", ""]
+        lines += [f"**error:** `{_render_error(app, message, clusters)}`", "", "</details>", ""]
+    for o in _rendered(outcomes):
         shown = _shown(o)
         if o.error is None and not shown:
             continue
@@ -240,10 +276,12 @@ def apply_text(outcomes: Sequence[TargetOutcome], color: bool, wide: bool = Fals
     ``wide`` lists the unchanged objects too."""
     lines: list[str] = []
     totals = {"created": 0, "configured": 0, "unchanged": 0, "pruned": 0, "skipped": 0}
-    failures = 0
-    for cluster in sorted({o.cluster for o in outcomes}):
+    unrendered = _unrendered(outcomes)
+    failures = sum(len(clusters) for _, clusters in unrendered)
+    listed = _rendered(outcomes)
+    for cluster in sorted({o.cluster for o in listed}):
         lines.append(_style(f"cluster {cluster}", color, "cyan", bold=True))
-        mine = [o for o in outcomes if o.cluster == cluster]
+        mine = [o for o in listed if o.cluster == cluster]
         if (shared := _cluster_error(mine)) is not None:
             failures += len(mine)
             lines.append(_style(f"  {shared}", color, "red"))
@@ -272,6 +310,8 @@ def apply_text(outcomes: Sequence[TargetOutcome], color: bool, wide: bool = Fals
             for ref, why in r.failed:
                 failures += 1
                 lines.append(_style(f"    failed {ref}: {why}", color, "red"))
+    for (app, message), names in unrendered:
+        lines.append(_style(f"error: {_render_error(app, message, names)}", color, "red"))
     clusters = len({o.cluster for o in outcomes})
     done = ", ".join(f"{n} {k}" for k, n in totals.items())
     tail = f"; {failures} error{'s' if failures != 1 else ''}" if failures else ""

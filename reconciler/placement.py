@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from reconciler.config.model import App, Cluster, Repo
 from reconciler.config.schema import ClusterTarget
+from reconciler.presentation import clusters_phrase
 from reconciler.selectors import Requirement
 
 
@@ -87,3 +88,24 @@ def place(repo: Repo, app: App) -> list[Placement]:
 def targets(repo: Repo, app: App) -> list[Cluster]:
     """Clusters the app is rendered and synced for: placed and not paused."""
     return [repo.clusters[p.cluster] for p in place(repo, app) if p.is_target]
+
+
+def no_target_reason(repo: Repo, app: App) -> str:
+    """Why ``app`` has no target (``targets`` is empty): ``its clusters a, b are paused``,
+    ``its clusters a, b are excluded by placement.exclude``, ``no cluster matches its
+    placement``, ``its placement names no clusters, groups or selector``, or ``the inventory
+    has no clusters``."""
+    placements = place(repo, app)
+    placed = [p.cluster for p in placements if p.placed]
+    if placed:
+        return f"its {clusters_phrase(placed)} {'is' if len(placed) == 1 else 'are'} paused"
+    excluded = [p.cluster for p in placements if "excluded by placement.exclude" in p.reasons]
+    if excluded:
+        verb = "is" if len(excluded) == 1 else "are"
+        return f"its {clusters_phrase(excluded)} {verb} excluded by placement.exclude"
+    if not placements:
+        return "the inventory has no clusters"
+    target = app.placement
+    if not (target.clusters or target.groups or target.selector is not None):
+        return "its placement names no clusters, groups or selector"
+    return "no cluster matches its placement"

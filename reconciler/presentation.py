@@ -5,9 +5,9 @@ that survive backticks and pipes in the text. Pure; no reconciler imports but ``
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler.fields import FieldChange
 
@@ -109,13 +109,16 @@ def html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+_K = TypeVar("_K", bound=Hashable)
+
 CLUSTERS = "\x00clusters\x00"  # where ``once_per_message`` writes the clusters into a line
 _LISTED = 5  # clusters named in one line; more are counted
 
 
-def clusters_phrase(names: Iterable[str]) -> str:
-    """``cluster a``, ``clusters a, b`` or ``12 clusters (a, b, c, d, e and 7 more)``."""
-    unique = sorted(set(names))
+def clusters_phrase(names: Iterable[str], quote: Callable[[str], str] = str) -> str:
+    """``cluster a``, ``clusters a, b`` or ``12 clusters (a, b, c, d, e and 7 more)``; each
+    name through ``quote`` (``md_code`` for Markdown)."""
+    unique = [quote(n) for n in sorted(set(names))]
     if len(unique) == 1:
         return f"cluster {unique[0]}"
     if len(unique) <= _LISTED:
@@ -124,10 +127,18 @@ def clusters_phrase(names: Iterable[str]) -> str:
     return f"{len(unique)} clusters ({shown} and {len(unique) - _LISTED} more)"
 
 
-def once_per_message(lines: Iterable[tuple[str, str]]) -> list[str]:
+def by_message(lines: Iterable[tuple[_K, str]]) -> list[tuple[_K, list[str]]]:
+    """Per-cluster ``(message, cluster)`` pairs grouped by message, in first-seen order: each
+    message once with the clusters it was given on (``message`` is any hashable key)."""
+    clusters: dict[_K, list[str]] = {}
+    for message, cluster in lines:
+        clusters.setdefault(message, []).append(cluster)
+    return list(clusters.items())
+
+
+def once_per_message(
+    lines: Iterable[tuple[str, str]], quote: Callable[[str], str] = str
+) -> list[str]:
     """Per-cluster lines that say the same thing, once: each ``(template, cluster)`` whose
     template holds ``CLUSTERS`` where the cluster(s) go; the templates in first-seen order."""
-    clusters: dict[str, list[str]] = {}
-    for template, cluster in lines:
-        clusters.setdefault(template, []).append(cluster)
-    return [t.replace(CLUSTERS, clusters_phrase(names)) for t, names in clusters.items()]
+    return [t.replace(CLUSTERS, clusters_phrase(names, quote)) for t, names in by_message(lines)]

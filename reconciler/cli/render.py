@@ -34,7 +34,7 @@ from reconciler.loading import load_and_render
 from reconciler.masking import show_override_change
 from reconciler.objects import ObjectRef
 from reconciler.overrides import OverrideEffect, unplaced_overrides
-from reconciler.placement import place, select, targets
+from reconciler.placement import no_target_reason, place, select, targets
 from reconciler.presentation import CLUSTERS, once_per_message
 from reconciler.render import TargetResult, render_target
 
@@ -141,7 +141,11 @@ def render_command(
     else:
         click.echo(render_yaml(good), nl=False)
     if not results and app_name and cluster_name:
-        click.echo(f"note: app {app_name} is not deployed to cluster {cluster_name}", err=True)
+        placed = next(p for p in place(loaded, loaded.apps[app_name]) if p.cluster == cluster_name)
+        why = "the cluster is paused" if placed.placed else "it is not placed there"
+        click.echo(
+            f"note: app {app_name} is not deployed to cluster {cluster_name}: {why}", err=True
+        )
     errors = grouped_errors(results) + shared_objects(loaded, results)
     if errors:
         _fail(errors)
@@ -384,7 +388,8 @@ def _validate(root: Path, chart_sources: ChartSources) -> Any:
     for app in loaded.apps.values():
         placed = targets(loaded, app)
         if not placed:
-            document["notes"].append(f"app {app.name} is placed on no cluster")
+            why = no_target_reason(loaded, app)
+            document["notes"].append(f"app {app.name} is placed on no cluster: {why}")
             continue
         document["warnings"] += unplaced_overrides(loaded, app, placed)
         document["warnings"] += rollout_warnings(loaded, app)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from reconciler.config.load import load_repo
 from reconciler.errors import ReconcilerError
 from reconciler.health import Health
 from reconciler.placement import targets
+from reconciler.presentation import CLUSTERS, once_per_message
 from reconciler.report import HEALTH_STYLE, STATE_STYLE
 from reconciler.store.db import Store
 from reconciler.waiting import Goal, Outcome, TargetProgress, Verdict, judge
@@ -109,8 +110,13 @@ def _summary(app: str, goal: Goal, verdict: Verdict, revision: str | None) -> st
     return f"{app} is {goal.value}{at} on {len(verdict.targets)} cluster(s): {names}"
 
 
-def _problem(app: str, target: TargetProgress) -> str:
-    return f"{app} on {target.cluster}: {target.reason}"
+def _problems(app: str, shown: Iterable[TargetProgress]) -> list[str]:
+    """``web on clusters a, b: <reason>``: the same reason once for all its clusters."""
+    lines = []
+    for t in shown:
+        reason = t.reason.replace(f"app {app}, cluster {t.cluster}: ", "", 1)
+        lines.append((f"{app} on {CLUSTERS}: {reason}", t.cluster))
+    return once_per_message(lines)
 
 
 @click.command("wait")
@@ -196,8 +202,8 @@ def _wait(
                 return EXIT_OK
             if verdict.outcome is Outcome.FAILED:
                 ended = str(Outcome.FAILED)
-                for t in verdict.failures():
-                    click.echo(f"error: {_problem(app, t)}", err=True)
+                for problem in _problems(app, verdict.failures()):
+                    click.echo(f"error: {problem}", err=True)
                 return EXIT_ERROR
             if not daemon_running(state_dir):
                 ended = "no_daemon"
@@ -218,8 +224,8 @@ def _wait(
                     f"{what}",
                     err=True,
                 )
-                for t in waiting:
-                    click.echo(f"  {_problem(app, t)}", err=True)
+                for problem in _problems(app, waiting):
+                    click.echo(f"  {problem}", err=True)
                 return EXIT_TIMEOUT
             sleep(min(POLL, max(0.0, left)))
     finally:

@@ -9,7 +9,7 @@ from typing import Any
 from rich.text import Text
 
 from reconciler.health import Health
-from reconciler.presentation import format_time
+from reconciler.presentation import CLUSTERS, format_time, once_per_message
 from reconciler.report.formats import HEALTH_STYLE, NO_TARGET, STATE_STYLE, printed, table
 from reconciler.report.source import source_json
 from reconciler.rollout.codec import normalized
@@ -39,8 +39,9 @@ def status_table(
 ) -> str:
     """One line per target (app × cluster), sync and health side by side, like ``vela status``:
     ``web  beijing-1  Synced  Healthy  3/3  1a2b3c4d5e6f``; then one line per target that needs
-    attention, with its message or its health's reason (with ``every_message``, the messages
-    of targets in sync too: what the last pass did). With ``replicas`` (status read from the
+    attention, with its message or its health's reason, the same one said once for all its
+    clusters (with ``every_message``, the messages of targets in sync too: what the last pass
+    did). With ``replicas`` (status read from the
     management cluster), a last column says which replica published each target."""
     if not rows:
         return "No status recorded yet.\n"
@@ -69,13 +70,15 @@ def status_table(
         found = judged.get((r.app, r.cluster))
         line[3].stylize(HEALTH_STYLE.get(found.health.health, "") if found is not None else "dim")
 
-    notes = []
+    said: list[tuple[str, str]] = []  # (template, cluster): the same note once for all clusters
     for r in ordered:
         if r.message and (every_message or r.state not in _QUIET_STATES):
-            notes.append(f"{r.app} on {r.cluster}: {r.state}: {r.message}")
+            message = r.message.removeprefix(f"app {r.app}, cluster {r.cluster}: ")
+            said.append((f"{r.app} on {CLUSTERS}: {r.state}: {message}", r.cluster))
         found = judged.get((r.app, r.cluster))
         if found is not None and found.health.health is not Health.HEALTHY:
-            notes.append(f"{r.app} on {r.cluster}: {found.health}")
+            said.append((f"{r.app} on {CLUSTERS}: {found.health}", r.cluster))
+    notes = once_per_message(said)
     text = table(headers, ordered, plain, color, style)
     return text + ("\n" + "\n".join(notes) + "\n" if notes else "")
 

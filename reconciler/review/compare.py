@@ -57,9 +57,7 @@ def compare(
     if head_repo is None:
         return review
     review.blocking += [str(r.error) for r in head_results if r.error is not None]
-    for r in base_results:
-        if r.error is not None:
-            review.notes.append(f"base {base.short} does not render: {r.error}")
+    review.base_errors = [r.error for r in base_results if r.error is not None]
     if base_repo is not None:
         review.inventory = _inventory_changes(base_repo, head_repo)
     base_by = {(r.app, r.cluster): r for r in base_results}

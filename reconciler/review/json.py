@@ -29,7 +29,11 @@ def to_data(review: Review) -> dict[str, Any]:
         "base": {"rev": review.base.rev, "sha": review.base.sha},
         "head": {"rev": review.head.rev, "sha": review.head.sha},
         "blocking": review.blocking,
-        "notes": review.notes,
+        # one note per target that does not render in base, as released (text groups them)
+        "notes": [
+            *review.notes,
+            *(f"base {review.base.short} does not render: {e}" for e in review.base_errors),
+        ],
         "summary": summary(review),
         "has_changes": review.has_changes,
         "has_errors": review.has_errors,

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
-from reconciler.presentation import html, md_code, md_fence, plural
+from reconciler.presentation import CLUSTERS, html, md_code, md_fence, once_per_message, plural
 from reconciler.review.model import AppReview, AppStatus, ClusterReview, ClusterStatus, Review
-from reconciler.review.summary import app_headline, live_by_cluster, live_lines, summary
+from reconciler.review.summary import (
+    Problem,
+    app_headline,
+    blocking_problems,
+    error_message,
+    live_by_cluster,
+    live_lines,
+    notes,
+    same_details,
+    summary,
+)
 from reconciler.rollout import describe
 
 # GitHub rejects comments over 65536 characters; leave room for a CI's own header.
 DEFAULT_MAX_CHARS = 60_000
 MARKER = "<!-- reconciler-plan -->"
-_MAX_NAMES = 20  # clusters named on one grouped error in Markdown; the rest are counted
 _MAX_LINE = 2000  # one problem or note in Markdown is cut here (text and JSON keep it whole)
 _RESERVE = 600  # Markdown: the truncation note and the "... more" lines
 
@@ -41,18 +48,19 @@ def _md_app(app: AppReview, full: bool) -> str:
     if moved:
         lines.append("**Placement**")
         lines.append("")
-        for c in moved:
-            lines.append(f"- **{c.status}** {md_code(c.cluster)}" + _md_why(c))
+        why = ((f"- **{c.status}** {CLUSTERS}" + _md_why(c), c.cluster) for c in moved)
+        lines += once_per_message(why, md_code)
         lines.append("")
     same = [c.cluster for c in app.clusters if c.status is ClusterStatus.UNCHANGED]
     if same:
         lines.append("Unchanged on " + ", ".join(md_code(c) for c in same) + ".")
         lines.append("")
-    for names, c in _same_details(app.app, app.clusters):
+    detailed = [c for c in app.clusters if c.differs and c.status is not ClusterStatus.PAUSED]
+    for names, c in same_details(app.app, detailed):
         lines.append(f"#### {', '.join(md_code(n) for n in names)} · {c.status}")
         lines.append("")
         if c.error:
-            lines += [f"**render error:** {md_code(_clip(_error_message(app.app, c)))}", ""]
+            lines += [f"**render error:** {md_code(_clip(error_message(app.app, c)))}", ""]
         if c.note:
             lines += [f"_Note: {html(c.note)}_", ""]
         for o in c.overrides:
@@ -77,20 +85,6 @@ def _md_app(app: AppReview, full: bool) -> str:
     return "\n".join(lines)
 
 
-def _same_details(
-    app: str, clusters: Sequence[ClusterReview]
-) -> list[tuple[list[str], ClusterReview]]:
-    """Clusters with identical details, shown once: 100 edge clusters, one diff."""
-    groups: dict[Any, tuple[list[str], ClusterReview]] = {}
-    for c in clusters:
-        if not c.differs or c.status is ClusterStatus.PAUSED:
-            continue
-        error = _error_message(app, c) if c.error else None
-        key = (c.status, tuple(c.objects), tuple(c.overrides), error, c.note)
-        groups.setdefault(key, ([], c))[0].append(c.cluster)
-    return list(groups.values())
-
-
 def _md_why(c: ClusterReview) -> str:
     parts = []
     if c.reasons:
@@ -102,13 +96,6 @@ def _md_why(c: ClusterReview) -> str:
     if c.note:
         parts.append(f" _{html(c.note)}_")
     return "".join(parts)
-
-
-def _error_message(app: str, c: ClusterReview) -> str:
-    """A cluster's render error without the ``app A, cluster C:`` that its heading says."""
-    error = c.error or ""
-    prefix = f"app {app}, cluster {c.cluster}: "
-    return error[len(prefix) :] if error.startswith(prefix) else error
 
 
 def _clip(text: str, limit: int = _MAX_LINE) -> str:
@@ -132,55 +119,24 @@ def _fit(items: Sequence[str], budget: int) -> tuple[list[str], int]:
     return shown, len(items) - len(shown)
 
 
-@dataclass(frozen=True)
-class _Problem:
-    """A blocking problem in Markdown: one config problem, or one render error of an app on
-    every cluster where it is the same."""
-
-    text: str
-    app: str | None = None
-    clusters: tuple[str, ...] = ()
-
-    @property
-    def count(self) -> int:
-        return max(1, len(self.clusters))
-
-    def line(self, limit: int) -> str:
-        if self.app is None:
-            return f"- {md_code(_clip(self.text, limit))}"
-        names = ", ".join(md_code(c) for c in self.clusters[:_MAX_NAMES])
-        if len(self.clusters) > _MAX_NAMES:
-            names += f" and {len(self.clusters) - _MAX_NAMES} more clusters"
-        return f"- app {md_code(self.app)} on {names}: {md_code(_clip(self.text, limit))}"
-
-
-def _blocking_problems(review: Review) -> list[_Problem]:
-    """``review.blocking`` in order, identical render errors of an app grouped across clusters."""
-    render: dict[str, tuple[str, str, str]] = {}
-    for a in review.apps:
-        for c in a.clusters:
-            if c.error:
-                render[c.error] = (a.app, c.cluster, _error_message(a.app, c))
-    groups: dict[tuple[str | None, str], list[str]] = {}
-    for problem in review.blocking:
-        if problem in render:
-            app, cluster, message = render[problem]
-            groups.setdefault((app, message), []).append(cluster)
-        else:
-            groups.setdefault((None, problem), [])
-    return [_Problem(text, app, tuple(clusters)) for (app, text), clusters in groups.items()]
+def _md_problem(problem: Problem, limit: int) -> str:
+    """``- app `web` on clusters a, b: `<error>``` (clusters named as ``validate`` does)."""
+    text = md_code(_clip(problem.text, limit))
+    if problem.app is None:
+        return f"- {text}"
+    return f"- app {md_code(problem.app)} on {problem.where(md_code)}: {text}"
 
 
 def _md_blocking(review: Review, budget: int) -> tuple[list[str], int]:
     """The blocking section within ``budget``, and how many problems it does not list."""
-    problems = _blocking_problems(review)
+    problems = blocking_problems(review)
     lines = [
         f"### :x: Blocking: head does not validate ({plural(len(review.blocking), 'problem')})",
         "",
     ]
     room = budget - _size(lines)
     limit = min(_MAX_LINE, max(80, room // 4))  # a small cap still shows a few problems
-    shown, missing = _fit([p.line(limit) for p in problems], room)
+    shown, missing = _fit([_md_problem(p, limit) for p in problems], room)
     lines += shown
     hidden = sum(p.count for p in problems[len(shown) :]) if missing else 0
     if hidden:
@@ -261,9 +217,9 @@ def to_markdown(review: Review, max_chars: int = DEFAULT_MAX_CHARS) -> str:
         budget -= _size(blocking)
     head += summary_lines
     limit = min(_MAX_LINE, max(80, budget // 8))  # a small cap still shows a note
-    notes = [f"> **Note:** {html(_clip(n, limit))}\n" for n in review.notes]
+    noted = [f"> **Note:** {html(_clip(n, limit))}\n" for n in notes(review)]
     more = "> **Note:** … {} (size cap)\n"
-    shown, missing = _md_capped(notes, budget // 4, more, "note")
+    shown, missing = _md_capped(noted, budget // 4, more, "note")
     if missing:
         left_out.append(f"{plural(missing, 'note')} not listed")
     head += shown

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from reconciler.errors import RenderError
 from reconciler.fields import FieldChange
 from reconciler.objects import ObjectRef
 from reconciler.rollout.model import RolloutPlan
@@ -130,12 +131,16 @@ class LiveTarget:
 
 @dataclass
 class Review:
-    """The whole plan: base and head, blocking problems, notes, per-app review, live results."""
+    """The whole plan: base and head, blocking problems, notes, per-app review, live results.
+
+    ``blocking`` has one entry per problem and per target that does not render in head;
+    ``base_errors`` are the targets that do not render in base (notes, not blocking)."""
 
     base: Revision
     head: Revision
     blocking: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    base_errors: list[RenderError] = field(default_factory=list)
     inventory: list[str] = field(default_factory=list)
     apps: list[AppReview] = field(default_factory=list)
     live: list[LiveTarget] | None = None

@@ -1,10 +1,20 @@
-"""What every output format of a plan says the same way: the summary line and headlines."""
+"""What every output format of a plan says the same way: the summary line, headlines, and what
+several clusters share (blocking render errors, base's render errors, details) said once."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from reconciler.presentation import field_line, plural
+from reconciler.presentation import (
+    CLUSTERS,
+    by_message,
+    clusters_phrase,
+    field_line,
+    once_per_message,
+    plural,
+)
 from reconciler.review.model import (
     AppReview,
     AppStatus,
@@ -66,8 +76,10 @@ def app_headline(app: AppReview) -> str:
     return " · ".join(bits)
 
 
-def placement_line(c: ClusterReview) -> str:
-    text = f"{c.status} {c.cluster}"
+def placement_line(c: ClusterReview, names: Sequence[str] = ()) -> str:
+    """``gained clusters a, b: <reasons> — because <edits> (before: <reasons>)``; ``names``
+    are the clusters that share ``c``'s placement (``c``'s own cluster when none)."""
+    text = f"{c.status} {clusters_phrase(names or [c.cluster])}"
     if c.reasons:
         text += ": " + "; ".join(c.reasons)
     if c.causes:
@@ -75,6 +87,79 @@ def placement_line(c: ClusterReview) -> str:
     if c.before:
         text += " (before: " + "; ".join(c.before) + ")"
     return text
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A blocking problem: one config problem, or one render error of an app on every cluster
+    where it is the same."""
+
+    text: str
+    app: str | None = None
+    clusters: tuple[str, ...] = ()
+
+    @property
+    def count(self) -> int:
+        """How many entries of ``Review.blocking`` this stands for."""
+        return max(1, len(self.clusters))
+
+    def where(self, quote: Callable[[str], str] = str) -> str:
+        """``cluster a``, ``clusters a, b`` or ``12 clusters (a, … and 7 more)``."""
+        return clusters_phrase(self.clusters, quote)
+
+    def line(self) -> str:
+        """``app web, clusters a, b: <error>``, as ``validate`` says it; or the problem."""
+        return self.text if self.app is None else f"app {self.app}, {self.where()}: {self.text}"
+
+
+def blocking_problems(review: Review) -> list[Problem]:
+    """``review.blocking`` in order, a render error of an app on several clusters once."""
+    render: dict[str, tuple[str, str, str]] = {}
+    for a in review.apps:
+        for c in a.clusters:
+            if c.error:
+                render[c.error] = (a.app, c.cluster, error_message(a.app, c))
+    keyed: list[tuple[tuple[str | None, str], str]] = []
+    for problem in review.blocking:
+        app, cluster, text = render.get(problem, (None, "", problem))
+        keyed.append(((app, text), cluster))
+    return [
+        Problem(text, app, tuple(clusters) if app is not None else ())
+        for (app, text), clusters in by_message(keyed)
+    ]
+
+
+def notes(review: Review) -> list[str]:
+    """The plan's notes for people: base's render errors once across clusters."""
+    head = f"base {review.base.short} does not render: app"
+    failed = ((f"{head} {e.app}, {CLUSTERS}: {e.message}", e.cluster) for e in review.base_errors)
+    return [*review.notes, *once_per_message(failed)]
+
+
+def error_message(app: str, c: ClusterReview) -> str:
+    """A cluster's render error without the ``app A, cluster C:`` that its heading says."""
+    error = c.error or ""
+    prefix = f"app {app}, cluster {c.cluster}: "
+    return error[len(prefix) :] if error.startswith(prefix) else error
+
+
+def same_details(
+    app: str, clusters: Sequence[ClusterReview], *, placement: bool = False
+) -> list[tuple[list[str], ClusterReview]]:
+    """Clusters with identical details (status, objects, overrides, error, note) once, each
+    with the first such cluster: 100 edge clusters, one diff. ``placement``: also the same
+    placement reasons and causes (for output that says them in the group)."""
+    by_name = {c.cluster: c for c in clusters}
+
+    def details(c: ClusterReview) -> Any:
+        if not c.differs:
+            return c.status
+        error = error_message(app, c) if c.error else None
+        why = (tuple(c.reasons), tuple(c.before), tuple(c.causes)) if placement else ()
+        return (c.status, tuple(c.objects), tuple(c.overrides), error, c.note, why)
+
+    groups = by_message((details(c), c.cluster) for c in clusters)
+    return [(names, by_name[names[0]]) for _, names in groups]
 
 
 def override_headline(o: OverrideDiff) -> str:

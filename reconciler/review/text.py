@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reconciler.presentation import plural
+from reconciler.presentation import clusters_phrase, plural
 from reconciler.review.model import AppStatus, ClusterStatus, LiveTarget, Review
 from reconciler.review.summary import (
     app_headline,
+    blocking_problems,
+    error_message,
     live_by_cluster,
     live_lines,
+    notes,
     object_headline,
     override_headline,
     placement_line,
     rollout_lines,
+    same_details,
     summary,
 )
 
@@ -25,9 +29,9 @@ def to_text(review: Review) -> str:
         lines.append(
             f"BLOCKING: head does not validate ({plural(len(review.blocking), 'problem')})"
         )
-        lines += [f"  {p}" for p in review.blocking]
+        lines += [f"  {p.line()}" for p in blocking_problems(review)]
     lines.append(summary(review))
-    lines += [f"note: {n}" for n in review.notes]
+    lines += [f"note: {n}" for n in notes(review)]
     if review.inventory:
         lines.append("cluster inventory:")
         lines += [f"  {i}" for i in review.inventory]
@@ -35,15 +39,16 @@ def to_text(review: Review) -> str:
         lines.append(f"app {app.app}: {app_headline(app)}")
         lines += [f"  app.yaml: {s}" for s in app.spec_changes]
         lines += [f"  {line}" for line in rollout_lines(app)]
-        for c in app.clusters:
+        for names, c in same_details(app.app, app.clusters, placement=True):
+            where = clusters_phrase(names)
             if not c.differs:
-                lines.append(f"  cluster {c.cluster}: unchanged")
+                lines.append(f"  {where}: unchanged")
                 continue
-            lines.append(f"  cluster {c.cluster}: {c.status}")
+            lines.append(f"  {where}: {c.status}")
             if c.status in (ClusterStatus.GAINED, ClusterStatus.LOST, ClusterStatus.PAUSED):
-                lines.append(f"    placement: {placement_line(c)}")
+                lines.append(f"    placement: {placement_line(c, names)}")
             if c.error:
-                lines.append(f"    error: {c.error}")
+                lines.append(f"    error: {error_message(app.app, c)}")
             if c.note:
                 lines.append(f"    note: {c.note}")
             for o in c.overrides:

@@ -135,7 +135,7 @@ def test_a_cel_rule_decides_a_custom_resource_and_wait_exits_0_then_2(
         failed = wait("--app", app, "--state-dir", str(state), "--revision", second)
         assert failed.returncode == 2
         assert failed.stderr == (
-            f"error: {app} on {CLUSTER}: Degraded: Widget.{group}/{namespace}/blue"
+            f"error: {app} on cluster {CLUSTER}: Degraded: Widget.{group}/{namespace}/blue"
             " widget is failed\n"
         )
         # Synced it is, though: sync and health are separate.
@@ -194,8 +194,8 @@ def test_a_deployment_nothing_runs_stays_progressing_and_wait_times_out_with_exi
         assert late.returncode == 1
         assert late.stderr.splitlines() == [
             f"timed out after 2s: {app} is not healthy on 1 of 1 cluster(s)",
-            f"  {app} on {CLUSTER}: Progressing: Deployment.apps/{namespace}/web waiting for the "
-            "controller to report status",
+            f"  {app} on cluster {CLUSTER}: Progressing: Deployment.apps/{namespace}/web waiting "
+            "for the controller to report status",
         ]
         assert wait("--app", app, "--for", "synced", "--state-dir", str(state)).returncode == 0
         status = subprocess.run(

@@ -208,7 +208,51 @@ def test_an_app_without_targets_is_a_note_not_an_error(
     code, _, err = run(command, root)
     assert code == 0
     if command == "validate":
-        assert err == "note: app x is placed on no cluster\n"
+        assert err == (
+            "note: app x is placed on no cluster: its placement names no clusters, groups or "
+            "selector\n"
+        )
+
+
+@pytest.mark.parametrize(
+    ("placement", "why"),
+    [
+        ("{selector: {matchLabels: {env: prod}}}", "its clusters a, b are paused"),
+        ("{clusters: [b]}", "its cluster b is paused"),
+        ("{clusters: [c], exclude: [c]}", "its cluster c is excluded by placement.exclude"),
+        ("{selector: {matchLabels: {env: dev}}}", "no cluster matches its placement"),
+    ],
+)
+def test_an_app_without_targets_is_a_note_saying_why(
+    make_repo: RepoFactory, placement: str, why: str
+) -> None:
+    root = make_repo(
+        {
+            "clusters/a.yaml": cluster("a", labels="{env: prod}", paused=True),
+            "clusters/b.yaml": cluster("b", labels="{env: prod}", paused=True),
+            "clusters/c.yaml": cluster("c", labels="{env: staging}"),
+            "apps/x/app.yaml": app("x", f"source: {{manifests: []}}\nplacement: {placement}"),
+        }
+    )
+    code, _, err = run("validate", root)
+    assert code == 0
+    assert err == f"note: app x is placed on no cluster: {why}\n"
+
+
+def test_render_of_an_app_on_a_paused_cluster_says_the_cluster_is_paused(
+    make_repo: RepoFactory,
+) -> None:
+    root = make_repo(
+        {
+            "clusters/a.yaml": cluster("a", paused=True),
+            "clusters/b.yaml": cluster("b"),
+            "apps/x/app.yaml": app("x", "source: {manifests: []}\nplacement: {clusters: [a]}"),
+        }
+    )
+    _, _, on_a = run("render", root, "--app", "x", "--cluster", "a")
+    _, _, on_b = run("render", root, "--app", "x", "--cluster", "b")
+    assert on_a == "note: app x is not deployed to cluster a: the cluster is paused\n"
+    assert on_b == "note: app x is not deployed to cluster b: it is not placed there\n"
 
 
 def test_explain_masks_secret_values_an_override_changes(make_repo: RepoFactory) -> None:

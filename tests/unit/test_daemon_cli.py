@@ -115,7 +115,7 @@ def test_status_shows_the_revision_and_a_matrix_with_what_needs_attention(state:
     assert lines[2].split() == ["APP", "CLUSTER", "SYNC", "HEALTH", "READY", "REVISION"]
     assert lines[3].split()[:3] == ["web", "beijing-1", "Synced"]
     assert lines[4].split()[:3] == ["web", "us-west-1", "Unreachable"]
-    assert "web on us-west-1: Unreachable: connection refused" in out
+    assert "web on cluster us-west-1: Unreachable: connection refused" in out
 
 
 def test_status_of_a_valid_revision_says_how_many_targets_do_not_render(state: Path) -> None:

@@ -103,11 +103,29 @@ def test_status_table_has_one_line_per_target_with_sync_and_health_side_by_side(
         "hello-world  beijing-1  Unreachable  -         -      abc\n"
         "hello-world  us-west-1  Synced       Degraded  1/3    abc123\n"
         "\n"
-        "guestbook on beijing-1: OutOfSync: 2 objects differ\n"
-        "hello-world on beijing-1: Unreachable: connection refused\n"
-        "hello-world on us-west-1: Degraded: Deployment.apps/demo/hello-world 1/3 available"
+        "guestbook on cluster beijing-1: OutOfSync: 2 objects differ\n"
+        "hello-world on cluster beijing-1: Unreachable: connection refused\n"
+        "hello-world on cluster us-west-1: Degraded: Deployment.apps/demo/hello-world 1/3 available"
         " (ProgressDeadlineExceeded)\n"
     )
+
+
+def test_status_table_says_a_note_shared_by_several_clusters_once() -> None:
+    invalid = "apps/web/app.yaml:9: spec.placment: unknown field 'placment'; abc stays applied"
+    rows = [
+        StatusRow("web", c, State.INVALID_CONFIG, invalid, "abc", T) for c in ("b-1", "a-1")
+    ] + [
+        StatusRow(
+            "api", f"edge-{i}", State.INVALID_CONFIG, f"app api, cluster edge-{i}: boom", "abc", T
+        )
+        for i in range(7)
+    ]
+    notes = status_table(rows, color=False).split("\n\n")[1].splitlines()
+    assert notes == [
+        "api on 7 clusters (edge-0, edge-1, edge-2, edge-3, edge-4 and 2 more): InvalidConfig: "
+        "boom",
+        f"web on clusters a-1, b-1: InvalidConfig: {invalid}",
+    ]
 
 
 def test_status_table_does_not_depend_on_row_order() -> None:
@@ -126,7 +144,7 @@ def test_status_table_in_color_paints_each_state_and_keeps_the_same_text() -> No
     plain = ANSI.sub("", out)
     assert re.search(r"^guestbook\s+beijing-1\s+OutOfSync\s+-\s+-\s+abc$", plain, re.M)
     assert re.search(r"^hello-world\s+us-west-1\s+Synced\s+-\s+-\s+abc123$", plain, re.M)
-    assert "hello-world on beijing-1: Unreachable: connection refused" in plain
+    assert "hello-world on cluster beijing-1: Unreachable: connection refused" in plain
 
 
 def test_status_table_without_rows_says_so() -> None:

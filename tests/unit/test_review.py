@@ -155,7 +155,7 @@ def test_a_cluster_label_edit_moves_an_app_and_the_plan_says_why(repo: Path) -> 
     assert [o.action for o in gained.objects] == [ObjectAction.CREATED]
     assert "cluster us-west-1 labels: region: us-west → cn-beijing" in review.inventory
     markdown = to_markdown(review)
-    assert "**gained** `us-west-1`" in markdown
+    assert "**gained** cluster `us-west-1`" in markdown
     assert "**because** labels of cluster us-west-1 changed: region: us-west → cn-beijing" in (
         markdown
     )
@@ -319,8 +319,47 @@ def test_a_target_that_does_not_render_in_head_is_blocking(tmp_path: Path) -> No
 
     code, out, _ = run(root, "--base", "HEAD~1", "-o", "text")
     assert code == 2
-    assert out.splitlines()[1] == "BLOCKING: head does not validate (3 problems)"
-    assert "app web, cluster beijing-1: " in out and "override bad" in out
+    lines = out.splitlines()
+    assert lines[1] == "BLOCKING: head does not validate (3 problems)"
+    assert lines[2].startswith("  app web, clusters beijing-1, beijing-2, us-west-1: ")
+    assert "override bad" in lines[2]
+
+
+def test_a_render_error_on_many_clusters_is_said_once_for_people_and_per_cluster_in_json(
+    tmp_path: Path,
+) -> None:
+    root = new_repo(tmp_path)
+    write_app(root, "web", [configmap("c", {"k": "v"})], namespace="web", overrides=[BAD_PATCH])
+    commit(root, "base: web does not render")
+    worse = {**BAD_PATCH, "name": "worse"}
+    write_app(root, "web", [configmap("c", {"k": "w"})], namespace="web", overrides=[worse])
+    commit(root, "head: web still does not render, another override")
+    review = plan(root, "HEAD~1", "HEAD")
+    clusters = "clusters beijing-1, beijing-2, us-west-1"
+
+    text = to_text(review)
+    [blocking] = [x for x in text.splitlines() if "override worse" in x and "error" not in x]
+    assert blocking.startswith(f"  app web, {clusters}: apps/web/app.yaml:")
+    [note] = [x for x in text.splitlines() if x.startswith("note: ")]
+    assert note.startswith(f"note: base {review.base.short} does not render: app web, {clusters}: ")
+    assert f"  {clusters}: changed" in text.splitlines()
+    [error] = [x for x in text.splitlines() if x.startswith("    error: ")]
+    assert error.startswith("    error: apps/web/app.yaml:") and "override worse" in error
+    assert "cluster beijing-2" not in text  # nothing said once per cluster
+
+    markdown = to_markdown(review)
+    [blocking] = [x for x in markdown.splitlines() if x.startswith("- app `web` on ")]
+    assert blocking.startswith("- app `web` on clusters `beijing-1`, `beijing-2`, `us-west-1`: ")
+    [note] = [x for x in markdown.splitlines() if x.startswith("> **Note:**")]
+    assert f"does not render: app web, {clusters}: " in note
+
+    data = _json(review)  # machine-readable: one entry per cluster, as released
+    assert [x.split(":")[0] for x in data["blocking"]] == [
+        f"app web, cluster {c}" for c in ("beijing-1", "beijing-2", "us-west-1")
+    ]
+    assert [x.split(": ")[1] for x in data["notes"]] == [
+        f"app web, cluster {c}" for c in ("beijing-1", "beijing-2", "us-west-1")
+    ]
 
 
 BAD_PATCH = {"name": "bad", "patches": [{"json": [{"op": "remove", "path": "/nope"}]}]}
@@ -344,6 +383,28 @@ def test_a_render_error_already_in_base_is_blocking_but_no_change(tmp_path: Path
     )
     assert app_of(review, "api").status is AppStatus.CHANGED
     assert review.has_errors  # head still does not render: blocking
+
+
+def test_clusters_gained_for_the_same_reason_are_said_once(tmp_path: Path) -> None:
+    root = new_repo(tmp_path)
+    cm = [configmap("c", {"k": "v"})]
+    write_app(root, "web", cm, namespace="web", placement={"clusters": ["beijing-1"]})
+    commit(root, "base")
+    everywhere = {"clusters": ["beijing-1", "beijing-2", "us-west-1"]}
+    write_app(root, "web", cm, namespace="web", placement=everywhere)
+    review = plan(root, "HEAD~1", commit(root, "head: web on every cluster"))
+
+    text = to_text(review).splitlines()
+    assert "  clusters beijing-2, us-west-1: gained" in text
+    [placement] = [x for x in text if x.startswith("    placement: ")]
+    assert placement.startswith(
+        "    placement: gained clusters beijing-2, us-west-1: listed in placement.clusters — "
+        "because the placement of app web changed"
+    )
+    assert sum(1 for x in text if x.strip() == "ConfigMap/web/c created") == 1
+    markdown = to_markdown(review).splitlines()
+    [gained] = [x for x in markdown if x.startswith("- **gained**")]
+    assert gained.startswith("- **gained** clusters `beijing-2`, `us-west-1`: listed in ")
 
 
 def test_a_lost_cluster_where_base_does_not_render_says_what_is_not_known(
@@ -598,9 +659,9 @@ def test_markdown_groups_one_error_shared_by_many_clusters() -> None:
     lines = [x for x in markdown.splitlines() if x.startswith("- app `app-")]
     assert len(lines) == 3
     assert lines[0].startswith(
-        "- app `app-0` on `beijing-0`, `beijing-1`, `beijing-2`, `beijing-3`, "
+        "- app `app-0` on 100 clusters (`beijing-0`, `beijing-1`, `beijing-10`, `beijing-11`, "
+        "`beijing-12` and 95 more): `helm template apps/app-0/chart: xxx"
     )
-    assert " and 80 more clusters: `helm template apps/app-0/chart: xxx" in lines[0]
     assert "Truncated" not in markdown.split("**Summary:**")[0]
 
 

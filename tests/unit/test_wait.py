@@ -136,7 +136,21 @@ def test_wait_exits_2_naming_the_degraded_target(state: Path) -> None:
     code, _, err = run("--app", "web", "--state-dir", str(state))
     assert code == 2
     assert err == (
-        "error: web on a: Degraded: Deployment.apps/demo/web 1/3 available "
+        "error: web on cluster a: Degraded: Deployment.apps/demo/web 1/3 available "
+        "(ProgressDeadlineExceeded)\n"
+    )
+
+
+def test_wait_names_the_clusters_failing_for_the_same_reason_once(state: Path) -> None:
+    with Store.open(state) as store:
+        for cluster in ("b", "a"):
+            store.set_status(status(cluster))
+            bad = health(Health.DEGRADED, 1, "1/3 available (ProgressDeadlineExceeded)")
+            store.set_health("web", cluster, bad, REV, T)
+    code, _, err = run("--app", "web", "--state-dir", str(state))
+    assert code == 2
+    assert err == (
+        "error: web on clusters a, b: Degraded: Deployment.apps/demo/web 1/3 available "
         "(ProgressDeadlineExceeded)\n"
     )
 
