@@ -37,6 +37,16 @@ class ConfigError(ReconcilerError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+def target_prefix(app: str, cluster: str) -> str:
+    """How a message about one app on one cluster starts."""
+    return f"app {app}, cluster {cluster}: "
+
+
+def without_target(message: str, app: str, cluster: str) -> str:
+    """``message`` without the ``target_prefix`` that its heading or line already says."""
+    return message.removeprefix(target_prefix(app, cluster))
+
+
 class RenderError(ReconcilerError):
     """Rendering one app for one cluster failed (template, helm, kustomize, override, patch)."""
 
@@ -44,7 +54,7 @@ class RenderError(ReconcilerError):
         self.app = app
         self.cluster = cluster
         self.message = message
-        super().__init__(f"app {app}, cluster {cluster}: {message}")
+        super().__init__(target_prefix(app, cluster) + message)
 
 
 class SourceError(ReconcilerError):

@@ -30,7 +30,7 @@ from reconciler.cli.daemonlock import daemon_running
 from reconciler.cli.output import DATA, TABLE, emit, output_option
 from reconciler.cli.terminal import color
 from reconciler.config.load import load_repo
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, without_target
 from reconciler.health import Health
 from reconciler.placement import targets
 from reconciler.presentation import CLUSTERS, once_per_message
@@ -114,7 +114,7 @@ def _problems(app: str, shown: Iterable[TargetProgress]) -> list[str]:
     """``web on clusters a, b: <reason>``: the same reason once for all its clusters."""
     lines = []
     for t in shown:
-        reason = t.reason.replace(f"app {app}, cluster {t.cluster}: ", "", 1)
+        reason = without_target(t.reason, app, t.cluster)
         lines.append((f"{app} on {CLUSTERS}: {reason}", t.cluster))
     return once_per_message(lines)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.text import Text
 
+from reconciler.errors import without_target
 from reconciler.health import Health
 from reconciler.presentation import CLUSTERS, format_time, once_per_message
 from reconciler.report.formats import HEALTH_STYLE, NO_TARGET, STATE_STYLE, printed, table
@@ -73,7 +74,7 @@ def status_table(
     said: list[tuple[str, str]] = []  # (template, cluster): the same note once for all clusters
     for r in ordered:
         if r.message and (every_message or r.state not in _QUIET_STATES):
-            message = r.message.removeprefix(f"app {r.app}, cluster {r.cluster}: ")
+            message = without_target(r.message, r.app, r.cluster)
             said.append((f"{r.app} on {CLUSTERS}: {r.state}: {message}", r.cluster))
         found = judged.get((r.app, r.cluster))
         if found is not None and found.health.health is not Health.HEALTHY:

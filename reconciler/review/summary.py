@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.errors import without_target
 from reconciler.presentation import (
     CLUSTERS,
     by_message,
@@ -138,9 +139,7 @@ def notes(review: Review) -> list[str]:
 
 def error_message(app: str, c: ClusterReview) -> str:
     """A cluster's render error without the ``app A, cluster C:`` that its heading says."""
-    error = c.error or ""
-    prefix = f"app {app}, cluster {c.cluster}: "
-    return error[len(prefix) :] if error.startswith(prefix) else error
+    return without_target(c.error or "", app, c.cluster)
 
 
 def same_details(

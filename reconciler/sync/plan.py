@@ -21,7 +21,7 @@ from reconciler.diff import (
     normalize,
     take_from_live,
 )
-from reconciler.errors import ConflictError, KubeError
+from reconciler.errors import ConflictError, KubeError, target_prefix
 from reconciler.fields import Drift
 from reconciler.kube.client import ClusterClient
 from reconciler.kube.content import content_version
@@ -81,7 +81,7 @@ def plan_target(
     objects = [stamp(obj, cluster.name, instance) for obj in objects]
     if not objects and inventory and not policy.allow_empty:
         raise SyncError(
-            f"app {app}, cluster {cluster.name}: renders to zero objects; refusing to prune "
+            f"{target_prefix(app, cluster.name)}renders to zero objects; refusing to prune "
             f"{len(inventory)} applied objects (set sync.allowEmpty: true to allow)"
         )
     crd_kinds = _crd_kinds(objects)
