@@ -37,9 +37,15 @@ class ConfigError(ReconcilerError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+def app_prefix(app: str, where: str) -> str:
+    """How a message about an app somewhere starts (``where``: ``cluster c``, ``clusters a,
+    b``, as ``presentation.clusters_phrase`` says them)."""
+    return f"app {app}, {where}: "
+
+
 def target_prefix(app: str, cluster: str) -> str:
     """How a message about one app on one cluster starts."""
-    return f"app {app}, cluster {cluster}: "
+    return app_prefix(app, f"cluster {cluster}")
 
 
 def without_target(message: str, app: str, cluster: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from reconciler.engine import TargetOutcome
-from reconciler.errors import RenderError
+from reconciler.errors import RenderError, app_prefix
 from reconciler.fields import Drift, FieldChange
 from reconciler.presentation import (
     by_message,
@@ -105,7 +105,7 @@ def _unrendered(outcomes: Iterable[TargetOutcome]) -> list[tuple[tuple[str, str]
 
 def _render_error(app: str, message: str, clusters: Sequence[str]) -> str:
     """``app web, clusters a, b: <error>``, as ``validate`` says it."""
-    return f"app {app}, {clusters_phrase(clusters)}: {message}"
+    return app_prefix(app, clusters_phrase(clusters)) + message
 
 
 def _rendered(outcomes: Sequence[TargetOutcome]) -> list[TargetOutcome]:

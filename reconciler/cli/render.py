@@ -29,7 +29,7 @@ from reconciler.cli.output import DATA, emit, output_option
 from reconciler.cli.stagewarnings import rollout_warnings
 from reconciler.config.load import load_repo
 from reconciler.config.model import App, Repo
-from reconciler.errors import ChartError, ConfigError, RenderError
+from reconciler.errors import ChartError, ConfigError, RenderError, app_prefix
 from reconciler.loading import load_and_render
 from reconciler.masking import show_override_change
 from reconciler.objects import ObjectRef
@@ -299,7 +299,7 @@ def grouped_warnings(results: Iterable[TargetResult]) -> list[str]:
 def grouped_errors(results: Iterable[TargetResult]) -> list[str]:
     """Render errors, one line per error however many clusters it is raised on."""
     return once_per_message(
-        (f"app {r.error.app}, {CLUSTERS}: {r.error.message}", r.error.cluster)
+        (app_prefix(r.error.app, CLUSTERS) + r.error.message, r.error.cluster)
         for r in results
         if r.error is not None
     )

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.errors import without_target
+from reconciler.errors import app_prefix, without_target
 from reconciler.presentation import (
     CLUSTERS,
     by_message,
@@ -110,7 +110,7 @@ class Problem:
 
     def line(self) -> str:
         """``app web, clusters a, b: <error>``, as ``validate`` says it; or the problem."""
-        return self.text if self.app is None else f"app {self.app}, {self.where()}: {self.text}"
+        return self.text if self.app is None else app_prefix(self.app, self.where()) + self.text
 
 
 def blocking_problems(review: Review) -> list[Problem]:
